@@ -1,0 +1,72 @@
+/**
+ * Every error class the library throws on purpose. Each sets `name` to its
+ * class name (so `err.name === 'QueueFullError'` works across realms and
+ * after crossing a process) and accepts `{ cause }`.
+ *
+ * Bad arguments are plain `TypeError` / `RangeError`, as in Node's own APIs.
+ */
+
+export class MultiprocError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    Object.defineProperty(this, 'name', { value: new.target.name, enumerable: false, configurable: true, writable: true });
+  }
+}
+
+/** A non-blocking put on a full queue. */
+export class QueueFullError extends MultiprocError {}
+/** A non-blocking get on an empty queue. */
+export class QueueEmptyError extends MultiprocError {}
+/** put/get on a queue that was closed (by any process). */
+export class QueueClosedError extends MultiprocError {}
+/** A wait whose timeout passed, where the method does not return a boolean. */
+export class TimeoutError extends MultiprocError {}
+/** A Barrier that was aborted, reset while waited on, or timed out. */
+export class BrokenBarrierError extends MultiprocError {}
+/** A Pipe/Connection whose other end is closed or whose peer died. */
+export class EOFError extends MultiprocError {}
+/** A value that cannot be encoded for another process, or bytes that cannot be decoded. */
+export class SerializationError extends MultiprocError {}
+/** Wrong use of a Process (start twice, join before start, ...), or a failure to start one. */
+export class ProcessError extends MultiprocError {}
+/** Work was cancelled because the pool (or process) is shutting down, e.g. on SIGINT. */
+export class AbortError extends MultiprocError {}
+
+/** A pool worker died while running a task. */
+export class WorkerExitError extends MultiprocError {
+  readonly pid: number | undefined;
+  readonly exitCode: number | null;
+  readonly signal: NodeJS.Signals | null;
+  constructor(
+    message: string,
+    info: { pid?: number; exitCode?: number | null; signal?: NodeJS.Signals | null },
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.pid = info.pid;
+    this.exitCode = info.exitCode ?? null;
+    this.signal = info.signal ?? null;
+  }
+}
+
+/** Maps a native errno error to the clearest JS error for a shared memory call. */
+export function shmError(err: unknown, name: string, action: string): Error {
+  const e = err as NodeJS.ErrnoException;
+  switch (e?.code) {
+    case 'ENOENT':
+      return Object.assign(new Error(`No shared memory segment named '${name}' exists (${action})`), { code: e.code, cause: err });
+    case 'EEXIST':
+      return Object.assign(new Error(`A shared memory segment named '${name}' already exists; pick another name or attach to it`), { code: e.code, cause: err });
+    case 'ENAMETOOLONG':
+      return Object.assign(new RangeError(`Shared memory name '${name}' is too long for this OS (macOS allows 30 characters)`), { code: e.code, cause: err });
+    case 'ENOSPC':
+    case 'ENOMEM':
+      return Object.assign(new RangeError(`Not enough shared memory to ${action} '${name}' (is /dev/shm full or too small?)`), { code: e.code, cause: err });
+    case 'EACCES':
+      return Object.assign(new Error(`Permission denied to ${action} shared memory segment '${name}'`), { code: e.code, cause: err });
+    case 'EINVAL':
+      return Object.assign(new Error(`Shared memory segment '${name}' cannot be mapped (is it empty?)`), { code: e.code, cause: err });
+    default:
+      return err instanceof Error ? err : new Error(String(err));
+  }
+}

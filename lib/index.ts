@@ -1,0 +1,21 @@
+/**
+ * multiproc: Python's multiprocessing for Node.js.
+ * The public surface; see docs/api.md and ../CONTRACT.md.
+ */
+export {
+  MultiprocError, QueueFullError, QueueEmptyError, QueueClosedError, TimeoutError, BrokenBarrierError,
+  EOFError, SerializationError, ProcessError, AbortError, WorkerExitError,
+} from './errors';
+
+// Shared memory and shared values
+export { SharedMemory, type SharedMemoryOptions } from './shared-memory';
+export {
+  Value, RawValue, SharedArray, RawArray, typecodes, SharedValue, SharedArrayObject,
+  type Typecode, type BigTypecode, type NumberTypecode, type ElementOf, type TypedArrayOf, type LockLike, type SharedOptions,
+} from './sharedctypes';
+export { reduce, rebuild, toHandle, fromHandle, isHandle, isShareable, type Handle, type Shareable } from './reduction';
+
+// @section synchronize (issue 3)
+// @section process (issue 4)
+// @section queues (issue 5)
+// @section pool (issue 6)

@@ -1,0 +1,50 @@
+/**
+ * The header every library-owned segment starts with (Value, arrays, locks,
+ * queues...). Raw `SharedMemory` segments have no header, so that other
+ * programs (Python's shared_memory) can share them byte for byte.
+ *
+ *   offset  size  field
+ *   0       4     magic        kMagic ('MPRO' little-endian)
+ *   4       2     version      kLayoutVersion; a mismatch refuses to attach
+ *   6       2     kind         Kind.* below; attaching a Lock as a Queue fails
+ *   8       8     payloadBytes bytes after the header (u32 lo, u32 hi)
+ *   16      4     refcount     live attachments + handles in flight (Atomics)
+ *   20      4     flags        kind-specific
+ *   24      8     params       two kind-specific u32 (typecode, length, ...)
+ *   32      32    reserved     zero
+ *   64      ...   payload      64-byte aligned, so it starts on its own cache line
+ */
+
+export const kMagic = 0x4f52504d; // bytes 'M' 'P' 'R' 'O'
+export const kLayoutVersion = 1;
+export const kHeaderBytes = 64;
+
+/** Int32 indices into the header (byte offset / 4). */
+export const kMagicIndex = 0;
+export const kVersionKindIndex = 1; // u16 version | u16 kind << 16
+export const kPayloadLoIndex = 2;
+export const kPayloadHiIndex = 3;
+export const kRefcountIndex = 4;
+export const kFlagsIndex = 5;
+export const kParam0Index = 6;
+export const kParam1Index = 7;
+
+export const enum Kind {
+  Value = 1,
+  Array = 2,
+  Lock = 3,
+  RLock = 4,
+  Semaphore = 5,
+  Condition = 6,
+  Event = 7,
+  Barrier = 8,
+  Queue = 9,
+  Pipe = 10,
+  Pool = 11,
+  Blob = 12, // one large item carried outside a ring
+}
+
+export const kindNames: Record<number, string> = {
+  1: 'Value', 2: 'SharedArray', 3: 'Lock', 4: 'RLock', 5: 'Semaphore', 6: 'Condition',
+  7: 'Event', 8: 'Barrier', 9: 'Queue', 10: 'Pipe', 11: 'Pool', 12: 'Blob',
+};

@@ -1,0 +1,59 @@
+/**
+ * The only module that loads the compiled addon (through node-gyp-build: a
+ * prebuild in prebuilds/ when one matches, else build/Release). Everything
+ * native is typed here; no other file touches a `.node` file.
+ */
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+import nodeGypBuild = require('node-gyp-build');
+
+/** Result of a wait: woken (or spurious), timed out, or the word had changed. */
+export const enum WaitResult {
+  Woken = 0,
+  TimedOut = 1,
+  NotEqual = 2,
+}
+
+export interface ExitStatus {
+  pid: number;
+  code: number | null;
+  signal: number | null;
+}
+
+export interface NativeBinding {
+  shmCreate(name: string, size: number): ArrayBuffer;
+  shmAttach(name: string): ArrayBuffer;
+  shmUnlink(name: string): boolean;
+  detach(buffer: ArrayBuffer): void;
+
+  futexWait(buffer: ArrayBuffer, byteOffset: number, expected: number, timeoutMs: number): WaitResult;
+  futexWake(buffer: ArrayBuffer, byteOffset: number, count: number): number;
+  futexWaitAsync(buffer: ArrayBuffer, byteOffset: number, expected: number, timeoutMs: number, id: number): void;
+  setWaitCallback(fn: (ids: number[], results: WaitResult[]) => void): void;
+  waiterThreads(): number;
+
+  getpid(): number;
+  getppid(): number;
+  isAlive(pid: number): boolean;
+  setParentDeathSignal(signal: number): boolean;
+  exitNow(code: number): never;
+  pipe(): [number, number];
+  closeFd(fd: number): void;
+  setCloexec(fd: number, on: boolean): void;
+  fork(): number;
+  waitpid(pid: number, block: boolean): ExitStatus | null;
+}
+
+/** The package root: the nearest directory above us that holds binding.gyp. */
+export function packageRoot(): string {
+  let dir = __dirname;
+  while (!existsSync(join(dir, 'binding.gyp'))) {
+    const up = dirname(dir);
+    if (up === dir) throw new Error(`multiproc: cannot find the package root above ${__dirname}`);
+    dir = up;
+  }
+  return dir;
+}
+
+export const native: NativeBinding = nodeGypBuild(packageRoot()) as NativeBinding;

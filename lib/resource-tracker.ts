@@ -1,0 +1,110 @@
+/**
+ * Unlinks shared memory segments that their owners could not unlink
+ * themselves (a crash, a SIGKILL, an object never closed).
+ *
+ * As in CPython, one tracker process serves a whole process tree: the first
+ * process that creates a segment starts it (lib/entry/tracker-main.ts) with a
+ * pipe on its stdin, and every child started by this library inherits the
+ * pipe's write end (its number travels in MULTIPROC_TRACKER_FD). Creators
+ * write `REGISTER:<name>:<type>\n` / `UNREGISTER:<name>:<type>\n` lines, each
+ * well under PIPE_BUF so writes from many processes never interleave, with a
+ * blocking write so that a segment is registered before create() returns.
+ * When the last write end closes, i.e. every process of the tree is gone,
+ * the tracker unlinks whatever is still registered and exits.
+ *
+ * Unlike CPython's tracker (cpython#82300), attaching never registers: only
+ * the creator's tree owns a segment, so a foreign process that attached one
+ * can never cause it to be unlinked under its owner.
+ */
+import { spawn } from 'node:child_process';
+import { fstatSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { native } from './native';
+
+export const kTrackerFdEnv = 'MULTIPROC_TRACKER_FD';
+
+/** Segment types the tracker knows (it unlinks both the same way). */
+export type TrackedType = 'shared_memory' | 'object';
+
+let trackerFd = -1;
+let trackerPid = 0;
+
+function inheritedFd(): number {
+  const v = process.env[kTrackerFdEnv];
+  if (v === undefined || v === '') return -1;
+  const fd = Number(v);
+  return Number.isInteger(fd) && fd > 2 ? fd : -1;
+}
+
+/** Starts the tracker if this process has none; returns the write fd. */
+export function ensureRunning(): number {
+  if (trackerFd >= 0) return trackerFd;
+  const inherited = inheritedFd();
+  if (inherited >= 0) {
+    trackerFd = inherited;
+    // Keep it out of unrelated exec'd programs; our own children get it explicitly.
+    try {
+      if (!fstatSync(trackerFd).isFIFO()) throw new Error('not a pipe');
+      native.setCloexec(trackerFd, true);
+      return trackerFd;
+    } catch {
+      trackerFd = -1; // stale variable from an unrelated parent: start our own
+    }
+  }
+  const [r, w] = native.pipe();
+  const child = spawn(process.execPath, [join(__dirname, 'entry', 'tracker-main.js')], {
+    stdio: [r, 'ignore', 'inherit'],
+    env: process.env,
+  });
+  native.closeFd(r);
+  child.unref();
+  child.on('error', () => {});
+  trackerPid = child.pid ?? 0;
+  trackerFd = w;
+  // Not exported through process.env: an unrelated child would inherit the
+  // number without the fd. Our own children get both (see trackerFdForChild).
+  return w;
+}
+
+function send(line: string): void {
+  const fd = ensureRunning();
+  const buf = Buffer.from(line);
+  let off = 0;
+  while (off < buf.length) {
+    try {
+      off += writeSync(fd, buf, off);
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code !== 'EAGAIN' && code !== 'EINTR') return; // tracker gone: nothing left to tell
+    }
+  }
+}
+
+function checkName(name: string): void {
+  if (name.includes('\n') || name.includes(':') || name.length > 255) {
+    throw new RangeError(`Segment name ${JSON.stringify(name)} cannot be tracked (no ':' or newlines, at most 255 characters)`);
+  }
+}
+
+export function register(name: string, type: TrackedType): void {
+  checkName(name);
+  send(`REGISTER:${name}:${type}\n`);
+}
+
+export function unregister(name: string, type: TrackedType): void {
+  checkName(name);
+  send(`UNREGISTER:${name}:${type}\n`);
+}
+
+/**
+ * The fd a child must inherit to share this tree's tracker; the child must
+ * find its number in MULTIPROC_TRACKER_FD (popen code sets both).
+ */
+export function trackerFdForChild(): number {
+  return ensureRunning();
+}
+
+/** pid of the tracker this process started (0 if it uses an inherited one). */
+export function trackerProcessId(): number {
+  return trackerPid;
+}

@@ -1,0 +1,215 @@
+/**
+ * Segments that hold library objects (Value, SharedArray, locks, queues...):
+ * a POSIX shm segment with the header of layout.ts, reference counted so that
+ * the name is unlinked as soon as the last user is done with it.
+ *
+ * Reference counting across processes: the header's refcount counts live
+ * attachments plus handles in flight. Turning an object into a handle (to put
+ * it on a queue, pass it to a child...) adds one; attaching from that handle
+ * adopts it instead of adding another. close() (or GC of the owning object)
+ * subtracts one; whoever brings it to zero unlinks the name. A handle that is
+ * never received, or a process killed before close(), leaves the count high:
+ * then the tree's resource tracker unlinks the segment when the tree ends.
+ */
+import { randomBytes } from 'node:crypto';
+import { shmError } from './errors';
+import {
+  Kind, kHeaderBytes, kindNames, kLayoutVersion, kMagic, kMagicIndex, kParam0Index, kParam1Index,
+  kPayloadHiIndex, kPayloadLoIndex, kRefcountIndex, kVersionKindIndex,
+} from './layout';
+import { native } from './native';
+import { register, unregister } from './resource-tracker';
+
+/** Prefix of generated names; MULTIPROC_SHM_PREFIX (1-8 chars of [A-Za-z0-9_]) overrides it. */
+function namePrefix(): string {
+  const p = process.env.MULTIPROC_SHM_PREFIX;
+  return p !== undefined && /^[A-Za-z0-9_]{1,8}$/.test(p) ? p : 'mp';
+}
+
+/**
+ * An unguessable segment name of at most 30 characters (macOS's limit is 31
+ * with the leading '/'): prefix, '-', 16 characters (96 random bits).
+ */
+export function generateName(): string {
+  return `${namePrefix()}-${randomBytes(12).toString('base64url')}`;
+}
+
+/** The name as the OS wants it: one leading '/'. */
+export function osName(name: string): string {
+  return name.startsWith('/') ? name : `/${name}`;
+}
+
+const finalizer = new FinalizationRegistry<SegmentState>((state) => releaseState(state));
+
+interface SegmentState {
+  name: string;
+  header: Int32Array;
+  released: boolean;
+}
+
+function releaseState(state: SegmentState): void {
+  if (state.released) return;
+  state.released = true;
+  const header = state.header;
+  if (header.length === 0) return; // already detached
+  if (Atomics.sub(header, kRefcountIndex, 1) === 1) {
+    native.shmUnlink(osName(state.name));
+    unregister(osName(state.name), 'object');
+  }
+}
+
+export class Segment {
+  readonly name: string;
+  readonly kind: Kind;
+  readonly buffer: ArrayBuffer;
+  readonly payloadBytes: number;
+  /** Int32 view over the 64-byte header. */
+  readonly header: Int32Array;
+  readonly #state: SegmentState;
+
+  private constructor(name: string, kind: Kind, buffer: ArrayBuffer, payloadBytes: number) {
+    this.name = name;
+    this.kind = kind;
+    this.buffer = buffer;
+    this.payloadBytes = payloadBytes;
+    this.header = new Int32Array(buffer, 0, kHeaderBytes / 4);
+    this.#state = { name, header: this.header, released: false };
+  }
+
+  /** Creates a fresh segment with `payloadBytes` after the header; refcount 1. */
+  static create(kind: Kind, payloadBytes: number, params: [number, number] = [0, 0]): Segment {
+    const name = generateName();
+    let buffer: ArrayBuffer;
+    try {
+      buffer = native.shmCreate(osName(name), kHeaderBytes + Math.max(payloadBytes, 0));
+    } catch (e) {
+      throw shmError(e, name, `create a ${kindNames[kind]}`);
+    }
+    register(osName(name), 'object');
+    const seg = new Segment(name, kind, buffer, payloadBytes);
+    const h = seg.header;
+    h[kVersionKindIndex] = kLayoutVersion | (kind << 16);
+    h[kPayloadLoIndex] = payloadBytes >>> 0;
+    h[kPayloadHiIndex] = Math.floor(payloadBytes / 2 ** 32);
+    h[kParam0Index] = params[0];
+    h[kParam1Index] = params[1];
+    Atomics.store(h, kRefcountIndex, 1);
+    Atomics.store(h, kMagicIndex, kMagic); // last: a half-made segment fails the magic check
+    return seg;
+  }
+
+  /**
+   * Attaches to an existing segment and checks that it is what the caller
+   * expects. `adopt` takes over the reference of a handle in flight instead
+   * of adding one.
+   */
+  static attach(name: string, kind: Kind, adopt: boolean): Segment {
+    let buffer: ArrayBuffer;
+    try {
+      buffer = native.shmAttach(osName(name));
+    } catch (e) {
+      throw shmError(e, name, `attach a ${kindNames[kind]}`);
+    }
+    const fail = (why: string): never => {
+      native.detach(buffer);
+      throw new Error(`Shared memory segment '${name}' is not a multiproc ${kindNames[kind]}: ${why}`);
+    };
+    if (buffer.byteLength < kHeaderBytes) fail(`it is ${buffer.byteLength} bytes, smaller than the ${kHeaderBytes}-byte header`);
+    const h = new Int32Array(buffer, 0, kHeaderBytes / 4);
+    if (Atomics.load(h, kMagicIndex) !== kMagic) fail('bad magic number (foreign or unfinished segment)');
+    const version = h[kVersionKindIndex] & 0xffff;
+    if (version !== kLayoutVersion) fail(`layout version ${version}, this build reads version ${kLayoutVersion} (mixed multiproc versions?)`);
+    const actualKind = h[kVersionKindIndex] >>> 16;
+    if (actualKind !== kind) fail(`it holds a ${kindNames[actualKind] ?? `kind ${actualKind}`}`);
+    const payloadBytes = (h[kPayloadLoIndex] >>> 0) + (h[kPayloadHiIndex] >>> 0) * 2 ** 32;
+    if (kHeaderBytes + payloadBytes > buffer.byteLength) fail(`truncated: header says ${payloadBytes} payload bytes, segment has ${buffer.byteLength - kHeaderBytes}`);
+    const seg = new Segment(name, kind, buffer, payloadBytes);
+    if (!adopt) Atomics.add(h, kRefcountIndex, 1);
+    return seg;
+  }
+
+  param(i: 0 | 1): number {
+    return this.header[i === 0 ? kParam0Index : kParam1Index];
+  }
+
+  /** Byte offset of the payload inside `buffer`. */
+  get payloadOffset(): number {
+    return kHeaderBytes;
+  }
+
+  get closed(): boolean {
+    return this.#state.released;
+  }
+
+  /** Current reference count (attachments + handles in flight, all processes). */
+  refcount(): number {
+    return this.#state.released ? 0 : Atomics.load(this.header, kRefcountIndex);
+  }
+
+  /** One more reference, for a handle about to travel to another process. */
+  retain(): void {
+    if (this.#state.released) throw new Error(`${kindNames[this.kind]} '${this.name}' is closed`);
+    Atomics.add(this.header, kRefcountIndex, 1);
+  }
+
+  /** Drops a reference taken by retain() whose handle will never be received. */
+  unretain(): void {
+    if (Atomics.sub(this.header, kRefcountIndex, 1) === 1) {
+      native.shmUnlink(osName(this.name));
+      unregister(osName(this.name), 'object');
+    }
+  }
+
+  /** Releases this attachment when `owner` is garbage collected. */
+  bindTo(owner: object): void {
+    finalizer.register(owner, this.#state, this);
+  }
+
+  /** Drops this attachment's reference (unlinking at zero) and detaches the buffer. Idempotent. */
+  close(): void {
+    if (this.#state.released) return;
+    finalizer.unregister(this);
+    releaseState(this.#state);
+    native.detach(this.buffer);
+  }
+}
+
+/*
+ * Per-process cache of attached objects by segment name, so that receiving
+ * the same Value a thousand times maps it once. Entries hold the object
+ * weakly and vanish when it is collected.
+ */
+interface CacheEntry {
+  ref: WeakRef<object>;
+  segment: Segment;
+}
+const attached = new Map<string, CacheEntry>();
+const attachedCleanup = new FinalizationRegistry<string>((name) => {
+  const e = attached.get(name);
+  if (e !== undefined && e.ref.deref() === undefined) attached.delete(name);
+});
+
+/**
+ * Attaches the object a handle names, adopting the handle's reference; if
+ * this process already has that object, returns it and drops the reference.
+ * `build` wraps a freshly attached segment (and must call segment.bindTo).
+ */
+export function attachShared<T extends object>(name: string, kind: Kind, build: (segment: Segment) => T): T {
+  const hit = attached.get(name);
+  const obj = hit?.ref.deref();
+  if (hit !== undefined && obj !== undefined && !hit.segment.closed) {
+    hit.segment.unretain();
+    return obj as T;
+  }
+  const segment = Segment.attach(name, kind, true);
+  let made: T;
+  try {
+    made = build(segment);
+  } catch (e) {
+    segment.close();
+    throw e;
+  }
+  attached.set(name, { ref: new WeakRef(made), segment });
+  attachedCleanup.register(made, name);
+  return made;
+}

@@ -1,0 +1,126 @@
+/**
+ * SharedMemory: a named POSIX shared memory segment of raw bytes, with no
+ * header of ours, so that any other program can share it (Python's
+ * `multiprocessing.shared_memory.SharedMemory(name=...)` attaches to ours and
+ * we attach to Python's).
+ *
+ * Ownership follows the creator: a segment made by create() is registered
+ * with the resource tracker and unlinked by the tracker if nobody in the
+ * creator's process tree called unlink() before the tree ended. attach()
+ * never registers, so attaching can never unlink a segment under its owner.
+ *
+ * Exports: SharedMemory.
+ */
+import { shmError } from './errors';
+import { native } from './native';
+import { registerKind, type Handle } from './reduction';
+import { register, unregister } from './resource-tracker';
+import { generateName, osName } from './segment';
+import { kHandleTag, kToHandle } from './symbols';
+import { checkInteger, describeValue } from './validate';
+
+function checkName(name: unknown): string {
+  if (typeof name !== 'string') throw new TypeError(`Expected "name" to be a string, got ${describeValue(name)}`);
+  const bare = name.startsWith('/') ? name.slice(1) : name;
+  if (bare.length === 0) throw new TypeError('Expected "name" to be a non-empty string');
+  if (bare.includes('/')) throw new TypeError(`Shared memory names cannot contain '/' after the first character, got ${JSON.stringify(name)}`);
+  if (bare.includes('\0') || bare.includes('\n') || bare.includes(':')) {
+    throw new TypeError(`Shared memory names cannot contain NUL, newline or ':', got ${JSON.stringify(name)}`);
+  }
+  if (bare.length > 254) throw new RangeError(`Shared memory names are at most 255 characters with the leading '/', got ${bare.length + 1}`);
+  return name;
+}
+
+export interface SharedMemoryOptions {
+  /** The segment's name; generated (unguessable, <= 30 chars) when omitted. */
+  name?: string;
+}
+
+export class SharedMemory {
+  /** The name as given by the user (or generated); the OS name has one leading '/'. */
+  readonly name: string;
+  /** Size in bytes: as asked at create(); the segment's real size at attach(). */
+  readonly size: number;
+  #buffer: ArrayBuffer | null;
+  #created: boolean;
+  #unlinked = false;
+
+  private constructor(name: string, buffer: ArrayBuffer, size: number, created: boolean) {
+    this.name = name;
+    this.#buffer = buffer;
+    this.size = size;
+    this.#created = created;
+  }
+
+  /** Creates a new segment of `size` bytes (zero-filled, mode 0600); fails if the name exists. */
+  static create(size: number, options: SharedMemoryOptions = {}): SharedMemory {
+    checkInteger('size', size, 1);
+    if (typeof options !== 'object' || options === null) throw new TypeError('Expected options to be an object like { name }');
+    const name = options.name === undefined ? generateName() : checkName(options.name);
+    let buffer: ArrayBuffer;
+    try {
+      buffer = native.shmCreate(osName(name), size);
+    } catch (e) {
+      throw shmError(e, name, 'create');
+    }
+    register(osName(name), 'shared_memory');
+    return new SharedMemory(name, buffer, size, true);
+  }
+
+  /** Maps an existing segment (made by multiproc, Python or anything else). */
+  static attach(name: string): SharedMemory {
+    checkName(name);
+    let buffer: ArrayBuffer;
+    try {
+      buffer = native.shmAttach(osName(name));
+    } catch (e) {
+      throw shmError(e, name, 'attach');
+    }
+    return new SharedMemory(name, buffer, buffer.byteLength, false);
+  }
+
+  /** The mapped bytes. Views made from it become empty after close(). */
+  get buffer(): ArrayBuffer {
+    if (this.#buffer === null) throw new Error(`SharedMemory '${this.name}' is closed; attach it again to use it`);
+    return this.#buffer;
+  }
+
+  get closed(): boolean {
+    return this.#buffer === null;
+  }
+
+  /** Unmaps this process's view. The segment itself lives on until unlink(). */
+  close(): void {
+    if (this.#buffer === null) return;
+    native.detach(this.#buffer);
+    this.#buffer = null;
+  }
+
+  /** Removes the name, so nobody can attach any more; mappings stay valid until closed. */
+  unlink(): void {
+    if (this.#unlinked) return;
+    let existed: boolean;
+    try {
+      existed = native.shmUnlink(osName(this.name));
+    } catch (e) {
+      throw shmError(e, this.name, 'unlink');
+    }
+    this.#unlinked = true;
+    if (this.#created) unregister(osName(this.name), 'shared_memory');
+    if (!existed) throw new Error(`No shared memory segment named '${this.name}' exists (already unlinked?)`);
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  [kToHandle](): Handle {
+    return { [kHandleTag]: 'SharedMemory', name: this.name };
+  }
+
+  toString(): string {
+    return `SharedMemory(name=${JSON.stringify(this.name)}, size=${this.size})`;
+  }
+}
+
+registerKind('SharedMemory', (h) => SharedMemory.attach(h.name));

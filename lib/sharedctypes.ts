@@ -1,0 +1,389 @@
+/**
+ * Value, RawValue, SharedArray and RawArray: typed numbers in shared memory
+ * (CPython's multiprocessing.sharedctypes).
+ *
+ * Reads and writes of one element are single machine accesses on an aligned
+ * word (Atomics for integer kinds), so they never tear, and do not take the
+ * lock; as in Python, a compound update such as `v.value += 1` must hold
+ * `getLock()`. The lock (an RLock unless one is given) lives in its own
+ * segment and travels with the value's handle.
+ *
+ * `a[i]` goes through a Proxy; `a.view` is the typed array over the same
+ * memory, for bulk and hot-loop access (see BENCHMARKS.md for the cost).
+ *
+ * Exports: Value, RawValue, SharedArray, RawArray, typecodes, Typecode.
+ */
+import { Kind } from './layout';
+import { fromHandle, isHandle, registerKind, type Handle } from './reduction';
+import { attachShared, Segment } from './segment';
+import { kHandleTag, kToHandle } from './symbols';
+import { checkInteger, describeValue } from './validate';
+
+export type BigTypecode = 'l' | 'L' | 'q' | 'Q' | 'int64' | 'uint64';
+export type NumberTypecode =
+  | 'b' | 'B' | 'h' | 'H' | 'i' | 'I' | 'f' | 'd'
+  | 'int8' | 'uint8' | 'int16' | 'uint16' | 'int32' | 'uint32' | 'float32' | 'float64';
+export type Typecode = NumberTypecode | BigTypecode;
+/** The JS type a typecode holds: bigint for the 64-bit integer kinds, else number. */
+export type ElementOf<C extends Typecode> = C extends BigTypecode ? bigint : number;
+
+type AnyTypedArray =
+  | Int8Array | Uint8Array | Int16Array | Uint16Array | Int32Array | Uint32Array
+  | BigInt64Array | BigUint64Array | Float32Array | Float64Array;
+/** The typed array class behind each typecode. */
+export type TypedArrayOf<C extends Typecode> = C extends BigTypecode
+  ? C extends 'L' | 'Q' | 'uint64' ? BigUint64Array : BigInt64Array
+  : C extends 'f' | 'float32' ? Float32Array
+  : C extends 'd' | 'float64' ? Float64Array
+  : C extends 'b' | 'int8' ? Int8Array
+  : C extends 'B' | 'uint8' ? Uint8Array
+  : C extends 'h' | 'int16' ? Int16Array
+  : C extends 'H' | 'uint16' ? Uint16Array
+  : C extends 'I' | 'uint32' ? Uint32Array
+  : Int32Array;
+
+interface TypeInfo {
+  id: number;
+  name: string;
+  ctor: { new (buffer: ArrayBuffer, byteOffset: number, length: number): AnyTypedArray; BYTES_PER_ELEMENT: number };
+  bigint: boolean;
+  atomic: boolean; // integer kinds: Atomics.load/store apply
+}
+
+const kinds: TypeInfo[] = [
+  { id: 0, name: 'int8', ctor: Int8Array, bigint: false, atomic: true },
+  { id: 1, name: 'uint8', ctor: Uint8Array, bigint: false, atomic: true },
+  { id: 2, name: 'int16', ctor: Int16Array, bigint: false, atomic: true },
+  { id: 3, name: 'uint16', ctor: Uint16Array, bigint: false, atomic: true },
+  { id: 4, name: 'int32', ctor: Int32Array, bigint: false, atomic: true },
+  { id: 5, name: 'uint32', ctor: Uint32Array, bigint: false, atomic: true },
+  { id: 6, name: 'int64', ctor: BigInt64Array, bigint: true, atomic: true },
+  { id: 7, name: 'uint64', ctor: BigUint64Array, bigint: true, atomic: true },
+  { id: 8, name: 'float32', ctor: Float32Array, bigint: false, atomic: false },
+  { id: 9, name: 'float64', ctor: Float64Array, bigint: false, atomic: false },
+];
+
+/** Every accepted typecode and the element type it names. */
+export const typecodes: Readonly<Record<Typecode, string>> = Object.freeze({
+  b: 'int8', B: 'uint8', h: 'int16', H: 'uint16', i: 'int32', I: 'uint32',
+  l: 'int64', L: 'uint64', q: 'int64', Q: 'uint64', f: 'float32', d: 'float64',
+  int8: 'int8', uint8: 'uint8', int16: 'int16', uint16: 'uint16', int32: 'int32', uint32: 'uint32',
+  int64: 'int64', uint64: 'uint64', float32: 'float32', float64: 'float64',
+});
+
+function typeInfo(typecode: unknown): TypeInfo {
+  const name = typeof typecode === 'string' && Object.hasOwn(typecodes, typecode) ? typecodes[typecode as Typecode] : undefined;
+  if (name === undefined) {
+    throw new TypeError(`Unknown typecode ${describeValue(typecode)}; expected one of ${Object.keys(typecodes).map((c) => `'${c}'`).join(', ')}`);
+  }
+  return kinds.find((k) => k.name === name)!;
+}
+
+/** Converts and checks one element value for the given kind. */
+function coerce(info: TypeInfo, v: unknown, what: string): number | bigint {
+  if (info.bigint) {
+    if (typeof v === 'bigint') return v;
+    if (typeof v === 'number' && Number.isSafeInteger(v)) return BigInt(v);
+    throw new TypeError(`${what} of a ${info.name} must be a bigint (or a safe integer number), got ${describeValue(v)}`);
+  }
+  if (typeof v !== 'number') throw new TypeError(`${what} of a ${info.name} must be a number, got ${describeValue(v)}`);
+  return v;
+}
+
+/** What Value/SharedArray accept as `lock`: true (a new RLock), false (none) or a lock object. */
+export interface LockLike {
+  acquire(options?: { timeout?: number; signal?: AbortSignal }): Promise<boolean>;
+  acquireSync(timeoutMs?: number): boolean;
+  tryAcquire(): boolean;
+  release(): void;
+}
+
+export interface SharedOptions {
+  lock?: boolean | LockLike;
+}
+
+/** Makes the default lock of a synchronized Value/SharedArray (an RLock, as in Python). */
+let defaultLockFactory: (() => LockLike) | undefined;
+/** synchronize.ts installs the RLock factory here (keeps the import graph acyclic). */
+export function setDefaultLockFactory(factory: () => LockLike): void {
+  defaultLockFactory = factory;
+}
+
+function resolveLock(lock: SharedOptions['lock'], what: string): LockLike | null {
+  if (lock === undefined || lock === true) {
+    if (defaultLockFactory === undefined) {
+      throw new Error(`${what}: process-shared locks are not available yet in this build; pass { lock: false } or use Raw${what}`);
+    }
+    return defaultLockFactory();
+  }
+  if (lock === false) return null;
+  if (typeof lock === 'object' && lock !== null && typeof lock.acquire === 'function' && typeof lock.release === 'function') return lock;
+  throw new TypeError(`Expected "lock" to be true, false or a Lock/RLock, got ${describeValue(lock)}`);
+}
+
+function lockHandle(lock: LockLike | null): Handle | null {
+  if (lock === null) return null;
+  const h = (lock as Partial<{ [kToHandle](): Handle }>)[kToHandle];
+  if (typeof h !== 'function') throw new TypeError('The lock of a shared value must be a multiproc lock to cross processes');
+  return h.call(lock);
+}
+
+abstract class SharedCtype {
+  protected readonly segment: Segment;
+  protected readonly info: TypeInfo;
+  protected readonly lock: LockLike | null;
+  readonly typecode: Typecode;
+
+  protected constructor(segment: Segment, info: TypeInfo, typecode: Typecode, lock: LockLike | null) {
+    this.segment = segment;
+    this.info = info;
+    this.typecode = typecode;
+    this.lock = lock;
+    segment.bindTo(this);
+  }
+
+  /** The lock guarding compound updates (Python's get_lock()). Throws for Raw* objects. */
+  getLock(): LockLike {
+    if (this.lock === null) {
+      throw new TypeError(`This ${this.constructor.name === 'SharedValue' ? 'RawValue' : 'RawArray'} has no lock; create it with Value()/SharedArray() or pass { lock }`);
+    }
+    return this.lock;
+  }
+
+  /** Name of the segment holding the data. */
+  get segmentName(): string {
+    return this.segment.name;
+  }
+
+  /** Releases this process's mapping; the memory is freed when every process has. */
+  close(): void {
+    this.segment.close();
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  protected closedError(): Error {
+    return new Error(`This shared ${this.info.name} (segment '${this.segment.name}') is closed`);
+  }
+
+  protected handle(kind: string): Handle {
+    const lock = lockHandle(this.lock);
+    this.segment.retain();
+    return { [kHandleTag]: kind, name: this.segment.name, typecode: this.typecode, lock };
+  }
+}
+
+export class SharedValue<C extends Typecode = Typecode> extends SharedCtype {
+  private readonly view: TypedArrayOf<C>;
+
+  /** @internal use Value() / RawValue() */
+  constructor(segment: Segment, info: TypeInfo, typecode: C, lock: LockLike | null) {
+    super(segment, info, typecode, lock);
+    this.view = new info.ctor(segment.buffer, segment.payloadOffset, 1) as TypedArrayOf<C>;
+  }
+
+  get value(): ElementOf<C> {
+    if (this.view.length === 0) throw this.closedError();
+    return (this.info.atomic ? Atomics.load(this.view as Int32Array, 0) : this.view[0]) as ElementOf<C>;
+  }
+
+  set value(v: ElementOf<C>) {
+    const x = coerce(this.info, v, 'The value');
+    if (this.view.length === 0) throw this.closedError();
+    if (this.info.atomic) Atomics.store(this.view as Int32Array, 0, x as number);
+    else (this.view as Float64Array)[0] = x as number;
+  }
+
+  /** The typed array (length 1) over the value's memory. */
+  toTypedArray(): TypedArrayOf<C> {
+    return this.view;
+  }
+
+  [kToHandle](): Handle {
+    return this.handle('Value');
+  }
+
+  override toString(): string {
+    return `${this.lock ? 'Value' : 'RawValue'}('${this.typecode}', ${String(this.value)})`;
+  }
+}
+
+function createValue<C extends Typecode>(typecode: C, initial: unknown, lock: LockLike | null): SharedValue<C> {
+  const info = typeInfo(typecode);
+  const init = initial === undefined ? (info.bigint ? 0n : 0) : coerce(info, initial, 'The initial value');
+  const seg = Segment.create(Kind.Value, 8, [info.id, 1]);
+  const v = new SharedValue(seg, info, typecode, lock);
+  v.value = init as ElementOf<C>;
+  return v;
+}
+
+/** A number (or bigint) in shared memory, with a lock for compound updates. Called without `new`. */
+export function Value<C extends Typecode>(typecode: C, initial?: ElementOf<C>, options: SharedOptions = {}): SharedValue<C> {
+  const info = typeInfo(typecode);
+  const init = initial === undefined ? undefined : coerce(info, initial, 'The initial value');
+  return createValue(typecode, init, resolveLock(options?.lock, 'Value'));
+}
+
+/** A number (or bigint) in shared memory with no lock. Called without `new`. */
+export function RawValue<C extends Typecode>(typecode: C, initial?: ElementOf<C>): SharedValue<C> {
+  return createValue(typecode, initial, null);
+}
+
+export class SharedArrayObject<C extends Typecode = Typecode> extends SharedCtype {
+  /** The typed array over the shared elements: the fastest way in. */
+  readonly view: TypedArrayOf<C>;
+  readonly length: number;
+
+  /** @internal use SharedArray() / RawArray() */
+  constructor(segment: Segment, info: TypeInfo, typecode: C, length: number, lock: LockLike | null) {
+    super(segment, info, typecode, lock);
+    this.view = new info.ctor(segment.buffer, segment.payloadOffset, length) as TypedArrayOf<C>;
+    this.length = length;
+  }
+
+  get(i: number): ElementOf<C> {
+    if (!(i >= 0 && i < this.length) || !Number.isInteger(i)) throw this.indexError(i);
+    const v = this.view[i];
+    if (v === undefined) throw this.closedError();
+    return v as ElementOf<C>;
+  }
+
+  set(i: number, v: ElementOf<C>): void {
+    if (!(i >= 0 && i < this.length) || !Number.isInteger(i)) throw this.indexError(i);
+    const x = coerce(this.info, v, 'An element');
+    if (this.view.length === 0) throw this.closedError();
+    (this.view as Float64Array)[i] = x as number;
+  }
+
+  toTypedArray(): TypedArrayOf<C> {
+    return this.view;
+  }
+
+  /** A plain JS array copy of the elements. */
+  toArray(): ElementOf<C>[] {
+    return Array.from(this.view as unknown as ArrayLike<ElementOf<C>>);
+  }
+
+  toJSON(): ElementOf<C>[] {
+    return this.toArray();
+  }
+
+  *[Symbol.iterator](): IterableIterator<ElementOf<C>> {
+    for (let i = 0; i < this.length; i++) yield this.get(i);
+  }
+
+  [kToHandle](): Handle {
+    return this.handle('SharedArray');
+  }
+
+  indexError(i: unknown): RangeError {
+    return new RangeError(`Index ${describeValue(i)} is out of range for a SharedArray of length ${this.length}`);
+  }
+}
+
+/** SharedArray elements are reachable as `a[i]`. */
+export type SharedArray<C extends Typecode = Typecode> = SharedArrayObject<C> & { [index: number]: ElementOf<C> };
+
+function indexOf(p: string): number {
+  const c = p.charCodeAt(0);
+  if (!(c >= 48 && c <= 57) && c !== 45 /* - */) return -2;
+  const n = Number(p);
+  return Number.isInteger(n) && String(n) === p ? n : -2;
+}
+
+const proxyHandler: ProxyHandler<SharedArrayObject> = {
+  get(target, p) {
+    if (typeof p === 'string') {
+      const i = indexOf(p);
+      if (i !== -2) return target.get(i);
+    }
+    return Reflect.get(target, p, target);
+  },
+  set(target, p, value) {
+    if (typeof p === 'string') {
+      const i = indexOf(p);
+      if (i !== -2) {
+        target.set(i, value as never);
+        return true;
+      }
+    }
+    return Reflect.set(target, p, value, target);
+  },
+  has(target, p) {
+    if (typeof p === 'string') {
+      const i = indexOf(p);
+      if (i !== -2) return i >= 0 && i < target.length;
+    }
+    return Reflect.has(target, p);
+  },
+};
+
+function createArray<C extends Typecode>(typecode: C, lengthOrValues: unknown, lock: LockLike | null): SharedArray<C> {
+  const info = typeInfo(typecode);
+  let values: unknown[] | undefined;
+  let length: number;
+  if (typeof lengthOrValues === 'number') {
+    length = checkInteger('length', lengthOrValues, 0, 2 ** 31 - 1);
+  } else if (typeof lengthOrValues === 'object' && lengthOrValues !== null && Symbol.iterator in lengthOrValues) {
+    values = Array.from(lengthOrValues as Iterable<unknown>);
+    length = values.length;
+    values = values.map((v, i) => coerce(info, v, `Element ${i}`));
+  } else {
+    throw new TypeError(`Expected a length or an iterable of initial values, got ${describeValue(lengthOrValues)}`);
+  }
+  const seg = Segment.create(Kind.Array, Math.max(length * info.ctor.BYTES_PER_ELEMENT, 8), [info.id, length]);
+  const arr = new SharedArrayObject(seg, info, typecode, length, lock);
+  if (values) (arr.view as unknown as { set(a: ArrayLike<unknown>): void }).set(values);
+  return new Proxy(arr, proxyHandler as ProxyHandler<SharedArrayObject<C>>) as SharedArray<C>;
+}
+
+/** A fixed-length typed array in shared memory, with a lock. Called without `new`. */
+export function SharedArray<C extends Typecode>(
+  typecode: C,
+  lengthOrValues: number | Iterable<ElementOf<C>>,
+  options: SharedOptions = {},
+): SharedArray<C> {
+  typeInfo(typecode);
+  const lock = resolveLock(options?.lock, 'Array');
+  return createArray(typecode, lengthOrValues, lock);
+}
+
+/** A fixed-length typed array in shared memory with no lock. Called without `new`. */
+export function RawArray<C extends Typecode>(typecode: C, lengthOrValues: number | Iterable<ElementOf<C>>): SharedArray<C> {
+  return createArray(typecode, lengthOrValues, null);
+}
+
+function rebuildLock(h: Handle): LockLike | null {
+  const l = h.lock;
+  if (l === null || l === undefined) return null;
+  if (!isHandle(l)) throw new TypeError('Malformed shared value handle: bad lock');
+  return fromHandle(l) as LockLike;
+}
+
+registerKind('Value', (h) => {
+  const lock = rebuildLock(h);
+  return attachShared(h.name, Kind.Value, (seg) => {
+    const info = kinds[seg.param(0)];
+    if (info === undefined) throw new Error(`Segment '${h.name}' holds an unknown element type ${seg.param(0)}`);
+    return new SharedValue(seg, info, h.typecode as Typecode, lock);
+  });
+});
+
+registerKind('SharedArray', (h) => {
+  const lock = rebuildLock(h);
+  return attachShared(h.name, Kind.Array, (seg) => {
+    const info = kinds[seg.param(0)];
+    const length = seg.param(1);
+    if (info === undefined || length * info.ctor.BYTES_PER_ELEMENT > seg.payloadBytes) {
+      throw new Error(`Segment '${h.name}' does not hold a valid SharedArray`);
+    }
+    const arr = new SharedArrayObject(seg, info, h.typecode as Typecode, length, lock);
+    return new Proxy(arr, proxyHandler) as SharedArray;
+  });
+});
+
+export function isSharedArray(v: unknown): v is SharedArray {
+  return v instanceof SharedArrayObject;
+}

@@ -1,0 +1,8 @@
+/** Internal symbols shared between modules; none is part of the public API. */
+
+/** Method that turns a shared object into a plain, cloneable handle (see reduction.ts). */
+export const kToHandle: unique symbol = Symbol('multiproc.toHandle');
+/** Property of every handle object naming its kind; a string key so it survives structured clone. */
+export const kHandleTag = '__multiproc__';
+/** Method that closes an object's mapping (used by dispose helpers). */
+export const kSegment: unique symbol = Symbol('multiproc.segment');

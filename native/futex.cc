@@ -1,0 +1,288 @@
+// Wait/wake on a 32-bit word in (shared) memory, synchronously and
+// asynchronously.
+//
+// Async waits never run on libuv's thread pool: a handful of blocked waits
+// would starve fs and dns (NATIVE-NOTES.md measured a 1 s readFile with five).
+// Each env owns a small pool of dedicated waiter threads that grows on
+// demand; a finished wait is queued and the loop is woken with uv_async_send,
+// so completions are delivered in batches to one JS callback. The TS side
+// coalesces waiters (one native wait per word per process), so the number of
+// threads tracks the number of distinct words being waited on, not the number
+// of pending promises.
+#include <pthread.h>
+#include <uv.h>
+
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+#include <vector>
+
+#include "platform.h"
+#include "util.h"
+
+namespace multiproc {
+
+namespace {
+
+struct Job {
+  double id;
+  int32_t* addr;
+  int32_t expected;
+  double timeout_ms;
+  int result;
+};
+
+// State shared with waiter threads. Heap-allocated and never freed while a
+// thread may still touch it (threads hold a pointer; see Shutdown).
+struct Shared {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::deque<Job> queue;          // jobs not yet taken by a thread
+  std::vector<Job> done;          // finished, not yet delivered
+  std::vector<Job*> running;      // jobs being waited on right now
+  int idle = 0;
+  int threads = 0;
+  bool stopping = false;
+  uv_async_t* async = nullptr;
+};
+
+constexpr int kMaxIdleThreads = 4;
+
+void* WaiterMain(void* arg) {
+  Shared* s = static_cast<Shared*>(arg);
+  std::unique_lock<std::mutex> lock(s->mu);
+  for (;;) {
+    while (s->queue.empty() && !s->stopping) {
+      s->idle++;
+      s->cv.wait(lock);
+      s->idle--;
+    }
+    if (s->stopping) break;
+    Job job = s->queue.front();
+    s->queue.pop_front();
+    s->running.push_back(&job);
+    lock.unlock();
+    job.result = platform::WaitOnAddress(job.addr, job.expected, job.timeout_ms);
+    lock.lock();
+    for (size_t i = 0; i < s->running.size(); i++) {
+      if (s->running[i] == &job) {
+        s->running.erase(s->running.begin() + i);
+        break;
+      }
+    }
+    if (s->stopping) break;
+    s->done.push_back(job);
+    uv_async_send(s->async);
+    if (s->idle >= kMaxIdleThreads) break;  // enough spares; let this one go
+  }
+  s->threads--;
+  return nullptr;
+}
+
+class WaitService;
+std::vector<WaitService*>& Services() {
+  static std::vector<WaitService*> services;
+  return services;
+}
+std::mutex& servicesMu() {
+  static std::mutex mu;
+  return mu;
+}
+
+class WaitService {
+ public:
+  explicit WaitService(Napi::Env env) : env_(env), shared_(new Shared()), context_(env, "multiproc:wait") {
+    uv_loop_t* loop = nullptr;
+    napi_get_uv_event_loop(env, &loop);
+    shared_->async = new uv_async_t;
+    shared_->async->data = this;
+    uv_async_init(loop, shared_->async, OnAsync);
+    uv_unref(reinterpret_cast<uv_handle_t*>(shared_->async));
+  }
+
+  ~WaitService() {
+    {
+      std::lock_guard<std::mutex> lock(servicesMu());
+      auto& v = Services();
+      for (size_t i = 0; i < v.size(); i++)
+        if (v[i] == this) { v.erase(v.begin() + i); break; }
+    }
+    {
+      std::lock_guard<std::mutex> lock(shared_->mu);
+      shared_->stopping = true;
+      // Blocked threads only notice after their wait returns; wake them.
+      for (Job* j : shared_->running) platform::WakeAddress(j->addr, -1);
+    }
+    shared_->cv.notify_all();
+    uv_close(reinterpret_cast<uv_handle_t*>(shared_->async),
+             [](uv_handle_t* h) { delete reinterpret_cast<uv_async_t*>(h); });
+    // shared_ is intentionally leaked: a thread may still be returning from a
+    // wait and must find its mutex alive.
+  }
+
+  void SetCallback(Napi::Function fn) { callback_ = Napi::Persistent(fn); }
+
+  void Submit(const Job& job, Napi::Value keepAlive) {
+    keepAlive_.emplace_back(job.id, Napi::Persistent(keepAlive.As<Napi::Object>()));
+    if (pending_++ == 0) uv_ref(reinterpret_cast<uv_handle_t*>(shared_->async));
+    bool spawn;
+    {
+      std::lock_guard<std::mutex> lock(shared_->mu);
+      shared_->queue.push_back(job);
+      spawn = shared_->idle < static_cast<int>(shared_->queue.size());
+      if (spawn) shared_->threads++;
+    }
+    if (spawn) {
+      pthread_attr_t attr;
+      pthread_attr_init(&attr);
+      pthread_attr_setstacksize(&attr, 256 * 1024);
+      pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+      pthread_t t;
+      if (pthread_create(&t, &attr, WaiterMain, shared_) != 0) {
+        std::lock_guard<std::mutex> lock(shared_->mu);
+        shared_->threads--;
+      }
+      pthread_attr_destroy(&attr);
+    }
+    shared_->cv.notify_one();
+  }
+
+  int Threads() {
+    std::lock_guard<std::mutex> lock(shared_->mu);
+    return shared_->threads;
+  }
+
+  // After fork() only the calling thread exists: forget the others.
+  void AfterForkChild() {
+    new (&shared_->mu) std::mutex();
+    new (&shared_->cv) std::condition_variable();
+    shared_->threads = 0;
+    shared_->idle = 0;
+    shared_->running.clear();
+  }
+
+ private:
+  static void OnAsync(uv_async_t* handle) {
+    static_cast<WaitService*>(handle->data)->Deliver();
+  }
+
+  void Deliver() {
+    std::vector<Job> done;
+    {
+      std::lock_guard<std::mutex> lock(shared_->mu);
+      done.swap(shared_->done);
+    }
+    if (done.empty()) return;
+    Napi::HandleScope scope(env_);
+    Napi::Array ids = Napi::Array::New(env_, done.size());
+    Napi::Array results = Napi::Array::New(env_, done.size());
+    for (size_t i = 0; i < done.size(); i++) {
+      ids.Set(static_cast<uint32_t>(i), Napi::Number::New(env_, done[i].id));
+      results.Set(static_cast<uint32_t>(i), Napi::Number::New(env_, done[i].result));
+      for (size_t k = 0; k < keepAlive_.size(); k++) {
+        if (keepAlive_[k].first == done[i].id) {
+          keepAlive_.erase(keepAlive_.begin() + k);
+          break;
+        }
+      }
+    }
+    pending_ -= static_cast<int>(done.size());
+    if (pending_ == 0) uv_unref(reinterpret_cast<uv_handle_t*>(shared_->async));
+    if (callback_.IsEmpty()) return;
+    callback_.MakeCallback(env_.Global(), {ids, results}, context_);
+    if (env_.IsExceptionPending()) {
+      napi_value err;
+      napi_get_and_clear_last_exception(env_, &err);
+      napi_fatal_exception(env_, err);
+    }
+  }
+
+  Napi::Env env_;
+  Shared* shared_;
+  Napi::AsyncContext context_;
+  Napi::FunctionReference callback_;
+  // Keeps each waited-on ArrayBuffer alive (so not unmapped) until its wait ends.
+  std::vector<std::pair<double, Napi::ObjectReference>> keepAlive_;
+  int pending_ = 0;
+};
+
+void AtForkChild() {
+  for (WaitService* s : Services()) s->AfterForkChild();
+}
+
+WaitService* ServiceOf(Napi::Env env) {
+  WaitService* s = env.GetInstanceData<WaitService>();
+  if (s == nullptr) {
+    s = new WaitService(env);
+    env.SetInstanceData<WaitService>(s);
+    std::lock_guard<std::mutex> lock(servicesMu());
+    Services().push_back(s);
+  }
+  return s;
+}
+
+double TimeoutArg(const Napi::Value& v) {
+  if (!v.IsNumber()) return -1;
+  double t = v.As<Napi::Number>().DoubleValue();
+  return t != t ? -1 : t;  // NaN: wait forever
+}
+
+// futexWait(buf, byteOffset, expected, timeoutMs) -> 0 woken, 1 timeout, 2 value differed
+Napi::Value FutexWait(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int32_t* addr = WordAt(env, info[0], info[1]);
+  if (addr == nullptr) return env.Undefined();
+  MP_REQUIRE(info[2].IsNumber(), "expected must be a number");
+  int r = platform::WaitOnAddress(addr, info[2].As<Napi::Number>().Int32Value(), TimeoutArg(info[3]));
+  if (r < 0) return ThrowErrno(env, "futex_wait", -r);
+  return Napi::Number::New(env, r);
+}
+
+// futexWake(buf, byteOffset, count) -> number woken (count < 0: all)
+Napi::Value FutexWake(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int32_t* addr = WordAt(env, info[0], info[1]);
+  if (addr == nullptr) return env.Undefined();
+  int count = info[2].IsNumber() ? info[2].As<Napi::Number>().Int32Value() : -1;
+  int r = platform::WakeAddress(addr, count);
+  if (r < 0) return ThrowErrno(env, "futex_wake", -r);
+  return Napi::Number::New(env, r);
+}
+
+// futexWaitAsync(buf, byteOffset, expected, timeoutMs, id): the result comes
+// to the callback set by setWaitCallback as (ids[], results[]).
+Napi::Value FutexWaitAsync(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int32_t* addr = WordAt(env, info[0], info[1]);
+  if (addr == nullptr) return env.Undefined();
+  MP_REQUIRE(info[2].IsNumber() && info[4].IsNumber(), "futexWaitAsync(buf, off, expected, timeoutMs, id)");
+  Job job{info[4].As<Napi::Number>().DoubleValue(), addr, info[2].As<Napi::Number>().Int32Value(),
+          TimeoutArg(info[3]), 0};
+  ServiceOf(env)->Submit(job, info[0]);
+  return env.Undefined();
+}
+
+Napi::Value SetWaitCallback(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  MP_REQUIRE(info.Length() >= 1 && info[0].IsFunction(), "setWaitCallback(fn)");
+  ServiceOf(env)->SetCallback(info[0].As<Napi::Function>());
+  return env.Undefined();
+}
+
+Napi::Value WaiterThreads(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), ServiceOf(info.Env())->Threads());
+}
+
+}  // namespace
+
+void InitFutex(Napi::Env env, Napi::Object exports) {
+  static std::once_flag once;
+  std::call_once(once, [] { pthread_atfork(nullptr, nullptr, AtForkChild); });
+  exports.Set("futexWait", Napi::Function::New(env, FutexWait, "futexWait"));
+  exports.Set("futexWake", Napi::Function::New(env, FutexWake, "futexWake"));
+  exports.Set("futexWaitAsync", Napi::Function::New(env, FutexWaitAsync, "futexWaitAsync"));
+  exports.Set("setWaitCallback", Napi::Function::New(env, SetWaitCallback, "setWaitCallback"));
+  exports.Set("waiterThreads", Napi::Function::New(env, WaiterThreads, "waiterThreads"));
+}
+
+}  // namespace multiproc

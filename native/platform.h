@@ -1,0 +1,39 @@
+// The one seam between operating systems. Each function has one definition
+// per OS, in platform_linux.cc or platform_darwin.cc (chosen by binding.gyp).
+#ifndef MULTIPROC_NATIVE_PLATFORM_H_
+#define MULTIPROC_NATIVE_PLATFORM_H_
+
+#include <cstddef>
+#include <cstdint>
+
+namespace multiproc {
+namespace platform {
+
+// Blocks while *addr == expected, until woken or timeout_ms passes
+// (timeout_ms < 0: no timeout). The word may be shared between processes.
+// Returns 0 when woken (or spuriously), 1 on timeout, 2 if *addr != expected,
+// -errno on other failure.
+int WaitOnAddress(int32_t* addr, int32_t expected, double timeout_ms);
+
+// Wakes up to count waiters (count < 0: all). Returns how many, or -errno.
+int WakeAddress(int32_t* addr, int count);
+
+// Reserves the backing store of a fresh segment so that running out of space
+// fails here (ENOSPC) and never later as SIGBUS. Returns 0 or an errno.
+int ReserveSegment(int fd, size_t size);
+
+// Asks the kernel to signal this process when its parent dies; false where
+// the OS has no such thing (the pipe watchdog in TS covers that case).
+bool SetParentDeathSignal(int sig);
+
+// True if pid exists and is not a zombie.
+bool ProcessAlive(int pid);
+
+// Makes every mapping of this process inheritable again before fork():
+// V8 marks its heap MADV_DONTFORK (see NATIVE-NOTES.md). Returns 0 or errno.
+int PrepareFork();
+
+}  // namespace platform
+}  // namespace multiproc
+
+#endif  // MULTIPROC_NATIVE_PLATFORM_H_

@@ -1,0 +1,62 @@
+// macOS side of platform.h. __ulock_wait/__ulock_wake with the SHARED
+// operation are what libc++'s std::atomic::wait uses for process-shared
+// words; there is no parent-death signal, so TS relies on a pipe watchdog.
+#include <errno.h>
+#include <signal.h>
+#include <sys/sysctl.h>
+#include <unistd.h>
+
+#include <cstdint>
+
+#include "platform.h"
+
+extern "C" int __ulock_wait(uint32_t operation, void* addr, uint64_t value, uint32_t timeout_us);
+extern "C" int __ulock_wake(uint32_t operation, void* addr, uint64_t wake_value);
+
+namespace multiproc {
+namespace platform {
+
+namespace {
+constexpr uint32_t kUlCompareAndWaitShared = 3;
+constexpr uint32_t kUlfWakeAll = 0x00000100;
+}  // namespace
+
+int WaitOnAddress(int32_t* addr, int32_t expected, double timeout_ms) {
+  if (__atomic_load_n(addr, __ATOMIC_SEQ_CST) != expected) return 2;
+  uint32_t us = 0;  // 0 = no timeout for __ulock_wait
+  if (timeout_ms >= 0) {
+    double t = timeout_ms * 1000.0;
+    us = t >= 4294967295.0 ? 4294967295u : (t < 1 ? 1 : static_cast<uint32_t>(t));
+  }
+  int r = __ulock_wait(kUlCompareAndWaitShared, addr, static_cast<uint32_t>(expected), us);
+  if (r >= 0) return 0;
+  if (errno == ETIMEDOUT) return 1;
+  if (errno == EINTR || errno == EFAULT) return 0;
+  return -errno;
+}
+
+int WakeAddress(int32_t* addr, int count) {
+  uint32_t op = kUlCompareAndWaitShared | (count == 1 ? 0 : kUlfWakeAll);
+  int r = __ulock_wake(op, addr, 0);
+  if (r < 0 && errno == ENOENT) return 0;  // nobody waiting
+  return r < 0 ? -errno : 1;
+}
+
+int ReserveSegment(int fd, size_t size) { return 0; }  // macOS shm is not sparse-backed
+
+bool SetParentDeathSignal(int sig) { return false; }
+
+bool ProcessAlive(int pid) {
+  if (pid <= 0) return false;
+  if (kill(pid, 0) != 0 && errno == ESRCH) return false;
+  struct kinfo_proc kp;
+  size_t len = sizeof kp;
+  int mib[4] = {CTL_KERN, KERN_PROC, KERN_PROC_PID, pid};
+  if (sysctl(mib, 4, &kp, &len, nullptr, 0) != 0 || len == 0) return true;
+  return kp.kp_proc.p_stat != SZOMB;
+}
+
+int PrepareFork() { return 0; }
+
+}  // namespace platform
+}  // namespace multiproc

@@ -1,0 +1,120 @@
+// Process primitives: pids, liveness, parent-death signal, pipes, fork.
+// Which of them to use, and when, is decided in lib/ (popen/*, process.ts).
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "platform.h"
+#include "util.h"
+
+namespace multiproc {
+
+namespace {
+
+Napi::Value GetPid(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), getpid()); }
+Napi::Value GetPpid(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), getppid()); }
+
+Napi::Value IsAlive(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  MP_REQUIRE(info.Length() >= 1 && info[0].IsNumber(), "isAlive(pid)");
+  return Napi::Boolean::New(env, platform::ProcessAlive(info[0].As<Napi::Number>().Int32Value()));
+}
+
+// setParentDeathSignal(sig) -> false where the OS has no such feature.
+Napi::Value SetPdeathsig(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  MP_REQUIRE(info.Length() >= 1 && info[0].IsNumber(), "setParentDeathSignal(signal)");
+  return Napi::Boolean::New(env, platform::SetParentDeathSignal(info[0].As<Napi::Number>().Int32Value()));
+}
+
+// exitNow(code): _exit without running Node's shutdown (needed in forked
+// children, whose platform threads do not exist; see NATIVE-NOTES.md).
+Napi::Value ExitNow(const Napi::CallbackInfo& info) {
+  int code = info.Length() >= 1 && info[0].IsNumber() ? info[0].As<Napi::Number>().Int32Value() : 0;
+  _exit(code);
+}
+
+// pipe() -> [readFd, writeFd], both close-on-exec.
+Napi::Value Pipe(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fds[2];
+  if (pipe(fds) != 0) return ThrowErrno(env, "pipe", errno);
+  fcntl(fds[0], F_SETFD, FD_CLOEXEC);
+  fcntl(fds[1], F_SETFD, FD_CLOEXEC);
+  Napi::Array a = Napi::Array::New(env, 2);
+  a.Set(0u, Napi::Number::New(env, fds[0]));
+  a.Set(1u, Napi::Number::New(env, fds[1]));
+  return a;
+}
+
+Napi::Value CloseFd(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  MP_REQUIRE(info.Length() >= 1 && info[0].IsNumber(), "closeFd(fd)");
+  close(info[0].As<Napi::Number>().Int32Value());
+  return env.Undefined();
+}
+
+// setCloexec(fd, on)
+Napi::Value SetCloexec(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  MP_REQUIRE(info.Length() >= 2 && info[0].IsNumber(), "setCloexec(fd, on)");
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  int flags = fcntl(fd, F_GETFD);
+  if (flags < 0) return ThrowErrno(env, "fcntl", errno);
+  flags = info[1].ToBoolean() ? (flags | FD_CLOEXEC) : (flags & ~FD_CLOEXEC);
+  fcntl(fd, F_SETFD, flags);
+  return env.Undefined();
+}
+
+// fork() -> pid in the parent, 0 in the child. Only safe in a process whose
+// V8 runs single-threaded (the forkserver zygote); see lib/popen/fork.ts.
+Napi::Value Fork(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int err = platform::PrepareFork();
+  if (err) return ThrowErrno(env, "madvise", err);
+  pid_t pid = fork();
+  if (pid < 0) return ThrowErrno(env, "fork", errno);
+  if (pid == 0) {
+    uv_loop_t* loop = nullptr;
+    napi_get_uv_event_loop(env, &loop);
+    if (loop != nullptr) uv_loop_fork(loop);
+  }
+  return Napi::Number::New(env, pid);
+}
+
+// waitpid(pid, block) -> null while running, else { code, signal }.
+Napi::Value WaitPid(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  MP_REQUIRE(info.Length() >= 1 && info[0].IsNumber(), "waitpid(pid, block)");
+  int status = 0;
+  pid_t r;
+  do {
+    r = waitpid(info[0].As<Napi::Number>().Int32Value(), &status, info[1].ToBoolean() ? 0 : WNOHANG);
+  } while (r < 0 && errno == EINTR);
+  if (r < 0) return ThrowErrno(env, "waitpid", errno);
+  if (r == 0) return env.Null();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("pid", Napi::Number::New(env, r));
+  o.Set("code", WIFEXITED(status) ? Napi::Number::New(env, WEXITSTATUS(status)) : env.Null());
+  o.Set("signal", WIFSIGNALED(status) ? Napi::Number::New(env, WTERMSIG(status)) : env.Null());
+  return o;
+}
+
+}  // namespace
+
+void InitProcess(Napi::Env env, Napi::Object exports) {
+  exports.Set("getpid", Napi::Function::New(env, GetPid, "getpid"));
+  exports.Set("getppid", Napi::Function::New(env, GetPpid, "getppid"));
+  exports.Set("isAlive", Napi::Function::New(env, IsAlive, "isAlive"));
+  exports.Set("setParentDeathSignal", Napi::Function::New(env, SetPdeathsig, "setParentDeathSignal"));
+  exports.Set("exitNow", Napi::Function::New(env, ExitNow, "exitNow"));
+  exports.Set("pipe", Napi::Function::New(env, Pipe, "pipe"));
+  exports.Set("closeFd", Napi::Function::New(env, CloseFd, "closeFd"));
+  exports.Set("setCloexec", Napi::Function::New(env, SetCloexec, "setCloexec"));
+  exports.Set("fork", Napi::Function::New(env, Fork, "fork"));
+  exports.Set("waitpid", Napi::Function::New(env, WaitPid, "waitpid"));
+}
+
+}  // namespace multiproc

@@ -1,0 +1,129 @@
+// POSIX shared memory segments exposed as external ArrayBuffers.
+//
+// The mapping is unmapped by the ArrayBuffer's finalizer (when V8 frees its
+// backing store), never by an explicit call: a JS view that outlives close()
+// would otherwise touch unmapped memory and crash. close() detaches the
+// buffer instead, which makes every view zero-length at once.
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "platform.h"
+#include "util.h"
+
+namespace multiproc {
+
+namespace {
+
+struct Mapping {
+  void* addr;
+  size_t len;
+};
+
+void FinalizeMapping(napi_env, void*, void* hint) {
+  Mapping* m = static_cast<Mapping*>(hint);
+  munmap(m->addr, m->len);
+  delete m;
+}
+
+Napi::Value MapFd(Napi::Env env, int fd, size_t size, const std::string& name) {
+  void* addr = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  int err = errno;
+  close(fd);
+  if (addr == MAP_FAILED) return ThrowErrno(env, "mmap", err, name);
+  Mapping* m = new Mapping{addr, size};
+  napi_value result;
+  napi_status st = napi_create_external_arraybuffer(env, addr, size, FinalizeMapping, m, &result);
+  if (st != napi_ok) {
+    munmap(addr, size);
+    delete m;
+    if (st == 22 /* napi_no_external_buffers_allowed */) {
+      Napi::Error e = Napi::Error::New(
+          env,
+          "This Node.js build refuses externally backed ArrayBuffers (V8 sandbox, e.g. Electron), "
+          "so shared memory cannot be mapped into JavaScript here. Use a plain Node.js build.");
+      e.Set("code", Napi::String::New(env, "ERR_MULTIPROC_NO_EXTERNAL_BUFFERS"));
+      e.ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    Napi::Error::New(env, "napi_create_external_arraybuffer failed").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  return Napi::Value(env, result);
+}
+
+// shmCreate(name, size): O_CREAT|O_EXCL, mode 0600, space reserved up front.
+Napi::Value ShmCreate(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  MP_REQUIRE(info.Length() >= 2 && info[0].IsString() && info[1].IsNumber(), "shmCreate(name, size)");
+  std::string name = info[0].As<Napi::String>().Utf8Value();
+  double dsize = info[1].As<Napi::Number>().DoubleValue();
+  MP_REQUIRE(dsize > 0 && dsize <= 9007199254740991.0, "size must be a positive integer");
+  size_t size = static_cast<size_t>(dsize);
+  int fd = shm_open(name.c_str(), O_CREAT | O_EXCL | O_RDWR, S_IRUSR | S_IWUSR);
+  if (fd < 0) return ThrowErrno(env, "shm_open", errno, name);
+  fchmod(fd, S_IRUSR | S_IWUSR);  // umask may only narrow; make 0600 explicit
+  int err = 0;
+  if (ftruncate(fd, static_cast<off_t>(size)) != 0) err = errno;
+  if (!err) err = platform::ReserveSegment(fd, size);
+  if (err) {
+    close(fd);
+    shm_unlink(name.c_str());
+    return ThrowErrno(env, err == ENOSPC ? "posix_fallocate" : "ftruncate", err, name);
+  }
+  Napi::Value buf = MapFd(env, fd, size, name);
+  if (env.IsExceptionPending()) shm_unlink(name.c_str());
+  return buf;
+}
+
+// shmAttach(name): maps an existing segment at its full size.
+Napi::Value ShmAttach(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  MP_REQUIRE(info.Length() >= 1 && info[0].IsString(), "shmAttach(name)");
+  std::string name = info[0].As<Napi::String>().Utf8Value();
+  int fd = shm_open(name.c_str(), O_RDWR, 0);
+  if (fd < 0) return ThrowErrno(env, "shm_open", errno, name);
+  struct stat st;
+  if (fstat(fd, &st) != 0) {
+    int err = errno;
+    close(fd);
+    return ThrowErrno(env, "fstat", err, name);
+  }
+  if (st.st_size <= 0) {
+    close(fd);
+    return ThrowErrno(env, "mmap", EINVAL, name);
+  }
+  return MapFd(env, fd, static_cast<size_t>(st.st_size), name);
+}
+
+// shmUnlink(name) -> true if removed, false if it did not exist.
+Napi::Value ShmUnlink(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  MP_REQUIRE(info.Length() >= 1 && info[0].IsString(), "shmUnlink(name)");
+  std::string name = info[0].As<Napi::String>().Utf8Value();
+  if (shm_unlink(name.c_str()) == 0) return Napi::Boolean::New(env, true);
+  if (errno == ENOENT) return Napi::Boolean::New(env, false);
+  return ThrowErrno(env, "shm_unlink", errno, name);
+}
+
+// detach(arrayBuffer): every view over it becomes empty; unmapped at GC.
+Napi::Value Detach(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  MP_REQUIRE(info.Length() >= 1 && info[0].IsArrayBuffer(), "detach(arrayBuffer)");
+  bool detached = false;
+  napi_is_detached_arraybuffer(env, info[0], &detached);
+  if (!detached) napi_detach_arraybuffer(env, info[0]);
+  return env.Undefined();
+}
+
+}  // namespace
+
+void InitShm(Napi::Env env, Napi::Object exports) {
+  exports.Set("shmCreate", Napi::Function::New(env, ShmCreate, "shmCreate"));
+  exports.Set("shmAttach", Napi::Function::New(env, ShmAttach, "shmAttach"));
+  exports.Set("shmUnlink", Napi::Function::New(env, ShmUnlink, "shmUnlink"));
+  exports.Set("detach", Napi::Function::New(env, Detach, "detach"));
+}
+
+}  // namespace multiproc

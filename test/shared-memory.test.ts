@@ -1,0 +1,129 @@
+import { spawn } from 'node:child_process';
+import { statSync, existsSync } from 'node:fs';
+import * as mp from 'multiproc';
+import { describe, expect, it } from 'vitest';
+import { collect, fixture, hasPython, isLinux, runNode, sleep } from './helpers';
+
+describe('SharedMemory', () => {
+  it('creates a zeroed segment, mode 0600, with an unguessable short name', () => {
+    const a = mp.SharedMemory.create(1000);
+    const b = mp.SharedMemory.create(1000);
+    try {
+      expect(a.size).toBe(1000);
+      expect(a.buffer.byteLength).toBe(1000);
+      expect(new Uint8Array(a.buffer).every((x) => x === 0)).toBe(true);
+      expect(a.name.length).toBeLessThanOrEqual(30);
+      expect(a.name).not.toBe(b.name);
+      expect(a.name).toMatch(/^[A-Za-z0-9_]+-[A-Za-z0-9_-]{16}$/);
+      if (isLinux) expect(statSync(`/dev/shm/${a.name}`).mode & 0o777).toBe(0o600);
+    } finally {
+      a.close(); a.unlink(); b.close(); b.unlink();
+    }
+  });
+
+  it('is shared with another process that attaches by name', async () => {
+    const shm = mp.SharedMemory.create(8192);
+    try {
+      new Uint8Array(shm.buffer)[0] = 42;
+      const r = await runNode(fixture('shm-child.mjs'), [shm.name, '42']);
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(0);
+      expect(JSON.parse(r.stdout)).toEqual({ size: 8192 });
+      const bytes = new Uint8Array(shm.buffer);
+      expect(bytes[1]).toBe(0xab);
+      expect(bytes[8191]).toBe(0xcd);
+    } finally {
+      shm.close();
+      shm.unlink();
+    }
+  });
+
+  it('keeps the name the user gave and refuses a name that exists', () => {
+    const name = `${process.env.MULTIPROC_SHM_PREFIX}-given-${process.pid}`;
+    const shm = mp.SharedMemory.create(16, { name });
+    try {
+      expect(shm.name).toBe(name);
+      expect(() => mp.SharedMemory.create(16, { name })).toThrow(/already exists/);
+      const again = mp.SharedMemory.attach(name);
+      expect(again.size).toBe(16);
+      again.close();
+    } finally {
+      shm.close();
+      shm.unlink();
+    }
+    expect(() => mp.SharedMemory.attach(name)).toThrow(/No shared memory segment named/);
+  });
+
+  it('rejects bad input with clear errors', () => {
+    expect(() => mp.SharedMemory.create(-1)).toThrow(RangeError);
+    expect(() => mp.SharedMemory.create(0)).toThrow(RangeError);
+    expect(() => mp.SharedMemory.create(1.5)).toThrow(/integer/);
+    expect(() => mp.SharedMemory.create('10' as unknown as number)).toThrow(TypeError);
+    expect(() => mp.SharedMemory.create(10, { name: 'a/b' })).toThrow(/cannot contain '\/'/);
+    expect(() => mp.SharedMemory.attach('')).toThrow(TypeError);
+    expect(() => mp.SharedMemory.attach('mp-does-not-exist-xyz')).toThrow(/No shared memory segment named 'mp-does-not-exist-xyz'/);
+  });
+
+  it('makes use after close() an error, and views empty, never a crash', () => {
+    const shm = mp.SharedMemory.create(64);
+    const view = new Uint8Array(shm.buffer);
+    shm.close();
+    expect(view.length).toBe(0);
+    expect(() => shm.buffer).toThrow(/closed/);
+    shm.unlink();
+    expect(() => mp.SharedMemory.attach(shm.name)).toThrow(/No shared memory/);
+  });
+
+  it('shares bytes with Python multiprocessing.shared_memory both ways', async () => {
+    // python3 is on every machine this project targets (Linux CI, macOS runners).
+    expect(await hasPython()).toBe(true);
+    const ours = mp.SharedMemory.create(256);
+    try {
+      new Uint8Array(ours.buffer).set([1, 2, 3]);
+      const py = `
+import sys
+from multiprocessing import shared_memory, resource_tracker
+a = shared_memory.SharedMemory(name=sys.argv[1])
+resource_tracker.unregister(a._name, "shared_memory")  # we do not own it
+print(bytes(a.buf[:3]).hex())
+a.buf[3] = 99
+a.close()
+b = shared_memory.SharedMemory(create=True, size=100, name=sys.argv[2])
+b.buf[:4] = b"pyok"
+resource_tracker.unregister(b._name, "shared_memory")  # the JS side unlinks it
+b.close()
+`;
+      const pyName = `${process.env.MULTIPROC_SHM_PREFIX}-py${process.pid}`;
+      const r = await collect(spawn('python3', ['-c', py, ours.name, pyName], { stdio: ['ignore', 'pipe', 'pipe'] }));
+      expect(r.stderr).toBe('');
+      expect(r.stdout.trim()).toBe('010203');
+      expect(new Uint8Array(ours.buffer)[3]).toBe(99);
+      const theirs = mp.SharedMemory.attach(pyName);
+      expect(Buffer.from(theirs.buffer, 0, 4).toString()).toBe('pyok');
+      theirs.close();
+      theirs.unlink();
+    } finally {
+      ours.close();
+      ours.unlink();
+    }
+  });
+
+  it('survives its creator being SIGKILLed: the tracker unlinks every segment', async () => {
+    const child = spawn(process.execPath, [fixture('create-and-die.mjs')], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+      // This test kills the creator on purpose: its leak is expected, not a test bug.
+      env: { ...process.env, MULTIPROC_LEAK_REPORT: '' },
+    });
+    const line = await new Promise<string>((resolve) => child.stdout!.once('data', (d: Buffer) => resolve(d.toString())));
+    const { names } = JSON.parse(line) as { names: string[] };
+    expect(names).toHaveLength(3);
+    for (const n of names) expect(existsSync(`/dev/shm/${n}`)).toBe(isLinux);
+    child.kill('SIGKILL');
+    let left = names;
+    for (let i = 0; i < 50 && left.length > 0; i++) {
+      await sleep(100);
+      left = names.filter((n) => existsSync(`/dev/shm/${n}`));
+    }
+    expect(left).toEqual([]);
+  });
+});

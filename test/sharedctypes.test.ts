@@ -1,0 +1,150 @@
+import * as mp from 'multiproc';
+import { describe, expect, it } from 'vitest';
+import { fixture, runNode } from './helpers';
+
+const numberCodes = ['b', 'B', 'h', 'H', 'i', 'I', 'f', 'd', 'int8', 'uint8', 'int16', 'uint16', 'int32', 'uint32', 'float32', 'float64'] as const;
+const bigCodes = ['l', 'L', 'q', 'Q', 'int64', 'uint64'] as const;
+
+describe('Value / RawValue', () => {
+  it('holds every typecode with its initial value and default 0', () => {
+    for (const c of numberCodes) {
+      const v = mp.RawValue(c, 5);
+      expect(v.value).toBe(5);
+      v.value = 7;
+      expect(v.value).toBe(7);
+      expect(mp.RawValue(c).value).toBe(0);
+      v.close();
+    }
+    for (const c of bigCodes) {
+      const v = mp.RawValue(c, 5n);
+      expect(v.value).toBe(5n);
+      v.value = 2n ** 40n;
+      expect(v.value).toBe(2n ** 40n);
+      expect(mp.RawValue(c).value).toBe(0n);
+      v.close();
+    }
+  });
+
+  it('wraps like C and keeps float precision', () => {
+    expect(mp.RawValue('b', 200).value).toBe(-56);
+    expect(mp.RawValue('B', -1).value).toBe(255);
+    expect(mp.RawValue('Q', -1n).value).toBe(2n ** 64n - 1n);
+    expect(mp.RawValue('d', Math.PI).value).toBe(Math.PI);
+    expect(mp.RawValue('f', 0.1).value).toBe(Math.fround(0.1));
+  });
+
+  it('rejects unknown typecodes listing the valid ones, and values of the wrong type', () => {
+    expect(() => mp.RawValue('x' as 'i')).toThrow(TypeError);
+    expect(() => mp.RawValue('x' as 'i')).toThrow(/'b', 'B'.*'float64'/);
+    expect(() => mp.RawValue('q', 1.5 as unknown as bigint)).toThrow(/bigint/);
+    expect(() => mp.RawValue('i', 'a' as unknown as number)).toThrow(/must be a number/);
+    const v = mp.RawValue('i', 3);
+    expect(() => { v.value = '4' as unknown as number; }).toThrow(TypeError);
+    expect(v.value).toBe(3);
+    expect(() => v.getLock()).toThrow(/no lock/);
+    v.close();
+    expect(() => v.value).toThrow(/closed/);
+  });
+
+  it('accepts { lock: false } and refuses a lock that is not a lock', () => {
+    const v = mp.Value('i', 1, { lock: false });
+    expect(() => v.getLock()).toThrow(/no lock/);
+    expect(() => mp.Value('i', 1, { lock: 42 as unknown as boolean })).toThrow(/Expected "lock"/);
+  });
+});
+
+describe('SharedArray / RawArray', () => {
+  it('supports a[i], length, iteration, view and bounds checks', () => {
+    const a = mp.RawArray('i', [1, 2, 3]);
+    expect(a.length).toBe(3);
+    expect(a[0]).toBe(1);
+    a[1] = 20;
+    expect([...a]).toEqual([1, 20, 3]);
+    expect(a.view).toBeInstanceOf(Int32Array);
+    a.view[2] = 30;
+    expect(a[2]).toBe(30);
+    expect(() => a[3]).toThrow(RangeError);
+    expect(() => { a[-1] = 1; }).toThrow(RangeError);
+    expect(1 in a).toBe(true);
+    expect(3 in a).toBe(false);
+    expect(JSON.stringify(a)).toBe('[1,20,30]');
+    const z = mp.RawArray('Q', 4);
+    expect(z.toArray()).toEqual([0n, 0n, 0n, 0n]);
+    expect(() => mp.RawArray('i', -1)).toThrow(RangeError);
+    expect(() => mp.RawArray('i', 'abc' as unknown as number)).toThrow(/iterable|length/);
+    a.close(); z.close();
+  });
+
+  it('round-trips through a handle inside the same process to the same memory', () => {
+    const a = mp.RawArray('d', [1.5, 2.5]);
+    const h = mp.toHandle(a);
+    const b = mp.fromHandle(JSON.parse(JSON.stringify(h))) as typeof a;
+    b[0] = 9.25;
+    expect(a[0]).toBe(9.25);
+    a.close();
+  });
+});
+
+describe('across processes', () => {
+  it('a child attaches by handle and sees and changes every typecode', async () => {
+    const values: Record<string, unknown> = {};
+    const objs: Record<string, mp.SharedValue> = {};
+    for (const c of numberCodes) {
+      const init = c.startsWith('f') || c === 'd' ? 1.25 : 100;
+      objs[c] = mp.RawValue(c, init);
+      values[c] = mp.toHandle(objs[c]);
+    }
+    for (const c of bigCodes) {
+      objs[c] = mp.RawValue(c, 2n ** 62n + 5n);
+      values[c] = mp.toHandle(objs[c]);
+    }
+    const arr = mp.RawArray('i', [1, 2, 3]);
+    const r = await runNode(fixture('values-child.mjs'), [JSON.stringify({ values, array: mp.toHandle(arr) })]);
+    expect(r.stderr).toBe('');
+    const seen = JSON.parse(r.stdout) as Record<string, unknown>;
+    for (const c of numberCodes) {
+      const float = c.startsWith('f') || c === 'd';
+      expect(seen[c]).toBe(float ? 1.25 : 100);
+      expect(objs[c].value).toBe(float ? 2.5 : 99);
+    }
+    for (const c of bigCodes) {
+      expect(seen[c]).toBe(`${2n ** 62n + 5n}n`);
+      expect(objs[c].value).toBe(2n ** 62n + 4n);
+    }
+    expect(seen.array).toEqual([1, 2, 3]);
+    expect([...arr]).toEqual([10, 20, 30]);
+    for (const o of Object.values(objs)) o.close();
+    arr.close();
+  });
+
+  it('refuses to attach a foreign, mismatched or truncated segment', () => {
+    const raw = mp.SharedMemory.create(4096);
+    try {
+      expect(() => mp.fromHandle({ __multiproc__: 'Value', name: raw.name, typecode: 'i', lock: null })).toThrow(/bad magic/);
+      const tiny = mp.SharedMemory.create(10);
+      expect(() => mp.fromHandle({ __multiproc__: 'Value', name: tiny.name, typecode: 'i', lock: null })).toThrow(/smaller than the 64-byte header/);
+      tiny.close(); tiny.unlink();
+      const arr = mp.RawArray('i', 3);
+      const h = mp.toHandle(arr);
+      expect(() => mp.fromHandle({ ...h, __multiproc__: 'Value' })).toThrow(/holds a SharedArray/);
+      mp.fromHandle(h); // consume the reference the handle took
+      arr.close();
+    } finally {
+      raw.close();
+      raw.unlink();
+    }
+  });
+
+  it('unlinks an object segment when the last reference closes', async () => {
+    const { existsSync } = await import('node:fs');
+    const v = mp.RawValue('i', 1);
+    const name = v.segmentName;
+    const h = mp.toHandle(v); // a handle in flight holds a reference
+    v.close();
+    expect(existsSync(`/dev/shm/${name}`)).toBe(process.platform === 'linux');
+    const again = mp.fromHandle(h) as mp.SharedValue<'i'>;
+    expect(again.value).toBe(1);
+    again.close();
+    expect(existsSync(`/dev/shm/${name}`)).toBe(false);
+  });
+});

@@ -1,0 +1,58 @@
+// The foundation's wait/wake primitive, on a word in a shared segment.
+import { spawn } from 'node:child_process';
+import { promises as fsp } from 'node:fs';
+import * as mp from 'multiproc';
+import { describe, expect, it } from 'vitest';
+import { collect, fixture } from './helpers';
+
+// Internal module: the primitive that locks and queues are built on.
+const wait = await import('../dist/cjs/wait.js');
+
+describe('wait / wake', () => {
+  it('waitSync returns NotEqual, TimedOut, or Woken', () => {
+    const shm = mp.SharedMemory.create(64);
+    const w = new Int32Array(shm.buffer);
+    expect(wait.waitSync(shm.buffer, 0, 1, 10)).toBe(2);
+    expect(wait.waitSync(shm.buffer, 0, 0, 20)).toBe(1);
+    shm.close(); shm.unlink();
+    void w;
+  });
+
+  it('a child process wakes an async waiter in the parent', async () => {
+    const shm = mp.SharedMemory.create(64);
+    const w = new Int32Array(shm.buffer);
+    const pending = wait.waitAsync(shm.buffer, 4, 0);
+    const child = spawn(process.execPath, [fixture('wake-child.mjs'), shm.name], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const r = await collect(child);
+    expect(r.stderr).toBe('');
+    expect(await pending).toBe(0);
+    expect(Atomics.load(w, 1)).toBe(1);
+    shm.close(); shm.unlink();
+  });
+
+  it('500 async waiters share native threads, time out, abort, and do not starve fs', async () => {
+    const shm = mp.SharedMemory.create(64);
+    const words = new Int32Array(shm.buffer);
+    const waits: Promise<number>[] = [];
+    for (let i = 0; i < 500; i++) waits.push(wait.waitAsync(shm.buffer, (i % 8) * 4, 0));
+    // 8 distinct words: at most 8 native waits, whatever the number of promises.
+    expect(wait.waiterThreads()).toBeLessThanOrEqual(8 + 4);
+    const t0 = performance.now();
+    const text = await fsp.readFile(new URL(import.meta.url), 'utf8');
+    expect(text.length).toBeGreaterThan(0);
+    expect(performance.now() - t0).toBeLessThan(1000);
+    const timed = await wait.waitAsync(shm.buffer, 40, 0, 30);
+    expect(timed).toBe(1);
+    const ac = new AbortController();
+    const aborted = wait.waitAsync(shm.buffer, 44, 0, Infinity, ac.signal);
+    ac.abort(new Error('stop'));
+    await expect(aborted).rejects.toThrow('stop');
+    for (let k = 0; k < 8; k++) {
+      Atomics.store(words, k, 1);
+      wait.wake(shm.buffer, k * 4);
+    }
+    const results = await Promise.all(waits);
+    expect(results.every((r) => r === 0)).toBe(true);
+    shm.close(); shm.unlink();
+  });
+});
