@@ -73,6 +73,8 @@ export function waitSync(buffer: ArrayBuffer, byteOffset: number, expected: numb
 /**
  * Resolves when the word may have changed (Woken / NotEqual) or when
  * timeoutMs passes (TimedOut). Rejects with signal.reason if signal fires.
+ * With ref = false the wait does not keep the process alive (like
+ * timer.unref()): for background readers such as a pool's result loop.
  */
 export function waitAsync(
   buffer: ArrayBuffer,
@@ -80,6 +82,7 @@ export function waitAsync(
   expected: number,
   timeoutMs = Infinity,
   signal?: AbortSignal,
+  ref = true,
 ): Promise<WaitResult> {
   if (signal?.aborted) return Promise.reject(signal.reason);
   const view = new Int32Array(buffer, byteOffset, 1);
@@ -88,13 +91,13 @@ export function waitAsync(
   return new Promise<WaitResult>((resolve, reject) => {
     let words = byWord.get(buffer);
     if (words === undefined) byWord.set(buffer, (words = new Map()));
-    const key = `${byteOffset}:${expected}`;
+    const key = `${byteOffset}:${expected}:${ref ? 1 : 0}`;
     let w = words.get(key);
     if (w === undefined) {
       w = { id: nextId++, buffer, byteOffset, key, waiters: new Set() };
       words.set(key, w);
       byId.set(w.id, w);
-      native.futexWaitAsync(buffer, byteOffset, expected, -1, w.id);
+      native.futexWaitAsync(buffer, byteOffset, expected, -1, w.id, ref);
     }
     const nw = w;
     const waiter: Waiter = { resolve, reject };
@@ -105,6 +108,7 @@ export function waitAsync(
         leave(nw, waiter);
         resolve(WaitResult.TimedOut);
       }, timeoutMs);
+      if (!ref) waiter.timer.unref();
     }
     if (signal !== undefined) {
       waiter.signal = signal;

@@ -30,6 +30,7 @@ struct Job {
   int32_t expected;
   double timeout_ms;
   int result;
+  bool ref;  // keeps the event loop alive while pending
 };
 
 // State shared with waiter threads. Heap-allocated and never freed while a
@@ -124,7 +125,7 @@ class WaitService {
 
   void Submit(const Job& job, Napi::Value keepAlive) {
     keepAlive_.emplace_back(job.id, Napi::Persistent(keepAlive.As<Napi::Object>()));
-    if (pending_++ == 0) uv_ref(reinterpret_cast<uv_handle_t*>(shared_->async));
+    if (job.ref && refs_++ == 0) uv_ref(reinterpret_cast<uv_handle_t*>(shared_->async));
     bool spawn;
     {
       std::lock_guard<std::mutex> lock(shared_->mu);
@@ -186,8 +187,9 @@ class WaitService {
         }
       }
     }
-    pending_ -= static_cast<int>(done.size());
-    if (pending_ == 0) uv_unref(reinterpret_cast<uv_handle_t*>(shared_->async));
+    int refs = 0;
+    for (const Job& j : done) refs += j.ref ? 1 : 0;
+    if (refs > 0 && (refs_ -= refs) == 0) uv_unref(reinterpret_cast<uv_handle_t*>(shared_->async));
     if (callback_.IsEmpty()) return;
     callback_.MakeCallback(env_.Global(), {ids, results}, context_);
     if (env_.IsExceptionPending()) {
@@ -203,7 +205,7 @@ class WaitService {
   Napi::FunctionReference callback_;
   // Keeps each waited-on ArrayBuffer alive (so not unmapped) until its wait ends.
   std::vector<std::pair<double, Napi::ObjectReference>> keepAlive_;
-  int pending_ = 0;
+  int refs_ = 0;  // pending waits that keep the loop alive
 };
 
 void AtForkChild() {
@@ -249,15 +251,16 @@ Napi::Value FutexWake(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, r);
 }
 
-// futexWaitAsync(buf, byteOffset, expected, timeoutMs, id): the result comes
-// to the callback set by setWaitCallback as (ids[], results[]).
+// futexWaitAsync(buf, byteOffset, expected, timeoutMs, id, ref = true): the
+// result comes to the callback set by setWaitCallback as (ids[], results[]).
+// An unref'd wait does not keep the event loop alive (like timer.unref()).
 Napi::Value FutexWaitAsync(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int32_t* addr = WordAt(env, info[0], info[1]);
   if (addr == nullptr) return env.Undefined();
   MP_REQUIRE(info[2].IsNumber() && info[4].IsNumber(), "futexWaitAsync(buf, off, expected, timeoutMs, id)");
   Job job{info[4].As<Napi::Number>().DoubleValue(), addr, info[2].As<Napi::Number>().Int32Value(),
-          TimeoutArg(info[3]), 0};
+          TimeoutArg(info[3]), 0, info.Length() < 6 || info[5].ToBoolean()};
   ServiceOf(env)->Submit(job, info[0]);
   return env.Undefined();
 }
