@@ -1,6 +1,12 @@
 /**
- * Condition: a condition variable over a process-shared Lock or RLock
- * (an RLock of its own by default, as in Python).
+ * Condition: a condition variable over a process-shared Lock or RLock.
+ *
+ * Its default lock is a new Lock, where Python's is an RLock: an RLock's
+ * owner is a process + thread, and the async tasks of one thread are all
+ * that one owner, so with an RLock two async tasks of a process would not
+ * exclude each other inside `await cond.acquire()`. Pass an RLock to get
+ * Python's re-entrant behaviour (wait() then releases every level and
+ * restores the depth).
  *
  * Payload (Int32 words from the segment's payload offset):
  *
@@ -76,7 +82,7 @@ export class Condition extends Acquirable {
   readonly #ownsLock: boolean;
   readonly #maxWaiters: number;
 
-  /** `lock`: a multiproc Lock or RLock to use (default: a new RLock). */
+  /** `lock`: a multiproc Lock or RLock to use (default: a new Lock; see the module comment). */
   constructor(lock?: Lock | RLock, options: ConditionOptions = {}) {
     super();
     if (lock !== undefined && lock !== null && !(lock instanceof Lock) && !(lock instanceof RLock)) {
@@ -91,7 +97,7 @@ export class Condition extends Acquirable {
     this.#off = segment.payloadOffset;
     this.#w = new Int32Array(segment.buffer, segment.payloadOffset, kSlotsAt + this.#maxWaiters * kSlotWords);
     this.#ownsLock = lock === undefined || lock === null;
-    this.#lock = lock ?? new RLock();
+    this.#lock = lock ?? new Lock();
     segment.bindTo(this);
   }
 

@@ -274,8 +274,12 @@ abstract class MutexObject extends Acquirable {
 
   /** Waits without blocking the event loop; false if `timeout` passed, rejects with signal.reason on abort. */
   acquire(options?: AcquireOptions): Promise<boolean> {
-    const { deadline, signal } = parseAcquireOptions(options);
-    return this.#m().acquire(deadline, signal);
+    try {
+      const { deadline, signal } = parseAcquireOptions(options);
+      return this.#m().acquire(deadline, signal);
+    } catch (e) {
+      return Promise.reject(e);
+    }
   }
 
   /** Blocks the calling thread, and so its event loop, until acquired (true) or `timeoutMs` passes (false). */
