@@ -10,6 +10,7 @@
 // threads tracks the number of distinct words being waited on, not the number
 // of pending promises.
 #include <pthread.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include <condition_variable>
@@ -222,8 +223,20 @@ class WaitService {
   int pending_ = 0;
 };
 
+// This process's pid where JS reads it without a call (lock words hold the
+// owner's pid, read on every acquire). The atfork child handler refreshes it,
+// so a child made by fork() never sees its parent's pid.
+int32_t g_pid = 0;
+
 void AtForkChild() {
+  g_pid = static_cast<int32_t>(getpid());
   for (WaitService* s : Services()) s->AfterForkChild();
+}
+
+// pidCell() -> ArrayBuffer of 4 bytes over g_pid (process-wide, never freed).
+Napi::Value PidCell(const Napi::CallbackInfo& info) {
+  if (g_pid == 0) g_pid = static_cast<int32_t>(getpid());
+  return Napi::ArrayBuffer::New(info.Env(), &g_pid, sizeof g_pid, [](Napi::Env, void*) {});
 }
 
 WaitService* ServiceOf(Napi::Env env) {
@@ -299,6 +312,7 @@ void InitFutex(Napi::Env env, Napi::Object exports) {
   exports.Set("futexWaitAsync", Napi::Function::New(env, FutexWaitAsync, "futexWaitAsync"));
   exports.Set("setWaitCallback", Napi::Function::New(env, SetWaitCallback, "setWaitCallback"));
   exports.Set("waiterThreads", Napi::Function::New(env, WaiterThreads, "waiterThreads"));
+  exports.Set("pidCell", Napi::Function::New(env, PidCell, "pidCell"));
 }
 
 }  // namespace multiproc

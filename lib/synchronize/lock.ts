@@ -203,7 +203,13 @@ export class Mutex {
     const w = this.#w;
     const c = Atomics.load(w, STATE);
     if ((c & kPidMask) !== myPid() || w[TID] !== kTid) throw this.#notOwner(c);
-    if (this.#recursive && --w[COUNT] > 0) return;
+    if (this.#recursive) {
+      const depth = w[COUNT] - 1;
+      if (depth > 0) {
+        w[COUNT] = depth;
+        return;
+      }
+    }
     w[TID] = 0;
     if ((Atomics.exchange(w, STATE, 0) & kWaitersBit) !== 0) wake(this.#buf, this.#off, 1);
   }

@@ -70,6 +70,13 @@ export class Semaphore extends Acquirable {
 
   /** Takes a permit if one is available right now. */
   tryAcquire(): boolean {
+    const w = this.#w;
+    const v = w.length === 0 ? 0 : Atomics.load(w, VALUE);
+    if (v > 0 && Atomics.compareExchange(w, VALUE, v, v - 1) === v) return true;
+    return this.#tryAcquireSlow();
+  }
+
+  #tryAcquireSlow(): boolean {
     const w = this.#words();
     let v = Atomics.load(w, VALUE);
     while (v > 0) {
@@ -129,16 +136,21 @@ export class Semaphore extends Acquirable {
   release(): void {
     const w = this.#words();
     const max = w[MAX];
-    let v = Atomics.load(w, VALUE);
-    for (;;) {
-      if (max >= 0 ? v >= max : v >= kMaxValue) {
-        throw new Error(max >= 0
-          ? `BoundedSemaphore.release(): released too many times (its value is already ${v}, the value it was created with)`
-          : `Semaphore.release(): the value cannot exceed ${kMaxValue}`);
+    if (max < 0) {
+      if (Atomics.add(w, VALUE, 1) === kMaxValue) {
+        Atomics.sub(w, VALUE, 1);
+        throw new Error(`Semaphore.release(): the value cannot exceed ${kMaxValue}`);
       }
-      const seen = Atomics.compareExchange(w, VALUE, v, v + 1);
-      if (seen === v) break;
-      v = seen;
+    } else {
+      let v = Atomics.load(w, VALUE);
+      for (;;) {
+        if (v >= max) {
+          throw new Error(`BoundedSemaphore.release(): released too many times (its value is already ${v}, the value it was created with)`);
+        }
+        const seen = Atomics.compareExchange(w, VALUE, v, v + 1);
+        if (seen === v) break;
+        v = seen;
+      }
     }
     if (Atomics.load(w, WAITERS) > 0) wake(this.#buf, this.#off, 1);
   }
