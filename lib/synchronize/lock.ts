@@ -38,7 +38,7 @@ import { Kind } from '../layout';
 import { registerKind, type Handle } from '../reduction';
 import { attachShared, type Segment } from '../segment';
 import { kHandleTag, kToHandle } from '../symbols';
-import { remaining } from '../validate';
+import { deadlineFrom, remaining } from '../validate';
 import { waitAsync, waitSync, wake } from '../wait';
 import {
   Acquirable, adopt, closedError, kAcquireRestore, kIsMine, kPidMask, kReleaseSave, kSliceMs, kTid, kWaitersBit,
@@ -290,8 +290,9 @@ abstract class MutexObject extends Acquirable {
 
   /** Blocks the calling thread, and so its event loop, until acquired (true) or `timeoutMs` passes (false). */
   acquireSync(timeoutMs?: number): boolean {
-    const { deadline } = parseAcquireOptions({ timeout: timeoutMs });
-    return this.#m().acquireSync(deadline);
+    const m = this.#m();
+    if (timeoutMs === undefined) return m.acquireSync(Infinity);
+    return m.acquireSync(deadlineFrom('timeoutMs', timeoutMs));
   }
 
   /** Acquires if free right now (pure Atomics when uncontended). */
