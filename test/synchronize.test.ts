@@ -27,12 +27,12 @@ function stdoutHas(child: ChildProcess, text: string): Promise<void> {
 }
 
 /** 4 children x n read-modify-write increments, the read and write `window` spins apart. */
-async function countWith(lock: mp.Lock | null, n: number, window: number): Promise<number> {
+async function countWith(lock: mp.Lock | mp.RLock | null, n: number, window: number, async = false): Promise<number> {
   const counter = mp.RawValue('i', 0);
   const ready = mp.RawValue('i', 0);
   const go = new mp.Event();
   const kids = [0, 1, 2, 3].map(() => start('sync-counter.mjs', {
-    counter: mp.toHandle(counter), lock: lock ? mp.toHandle(lock) : null, ready: mp.toHandle(ready), go: mp.toHandle(go), n, window,
+    counter: mp.toHandle(counter), lock: lock ? mp.toHandle(lock) : null, ready: mp.toHandle(ready), go: mp.toHandle(go), n, window, async,
   }));
   while (Atomics.load(ready.toTypedArray(), 0) < 4) await sleep(5);
   go.set();
@@ -51,6 +51,12 @@ describe('Lock across processes', () => {
     const lock = new mp.Lock();
     expect(await countWith(lock, 10_000, 50)).toBe(40_000);
     expect(lock.locked()).toBe(false);
+    lock.close();
+  });
+
+  it('async acquire() in 4 children (woken across processes) loses no update either', async () => {
+    const lock = new mp.RLock();
+    expect(await countWith(lock, 3000, 50, true)).toBe(12_000);
     lock.close();
   });
 
