@@ -249,6 +249,28 @@ describe('Lock and RLock in one process', () => {
   });
 });
 
+describe('close()', () => {
+  it('rejects the waits pending in this process instead of leaving them asleep', async () => {
+    const lock = new mp.Lock();
+    lock.acquireSync();
+    const sem = new mp.Semaphore(0);
+    const ev = new mp.Event();
+    const b = new mp.Barrier(2);
+    const cond = new mp.Condition();
+    await cond.acquire();
+    const pending = [lock.acquire(), sem.acquire(), ev.wait(), b.wait(), cond.wait()];
+    await sleep(20);
+    for (const o of [lock, sem, ev, b, cond]) o.close();
+    const results = await Promise.allSettled(pending);
+    for (const r of results) {
+      expect(r.status).toBe('rejected');
+      expect(((r as PromiseRejectedResult).reason as Error).message).toMatch(/is closed/);
+    }
+    expect(() => ev.set()).toThrow(/closed/);
+    expect(() => sem.release()).toThrow(/closed/);
+  });
+});
+
 describe('dispose idioms', () => {
   it('withLock, lock() and lockSync() release however the block ends', async () => {
     const lock = new mp.Lock();

@@ -41,7 +41,7 @@ import { attachShared, type Segment } from '../segment';
 import { kHandleTag, kToHandle } from '../symbols';
 import { checkInteger, deadlineFrom, describeValue, remaining } from '../validate';
 import { waitAsync, wake } from '../wait';
-import { adopt, closedError, isAdopting, segmentFor } from './common';
+import { adopt, closedError, closeWaking, isAdopting, segmentFor } from './common';
 import { Mutex } from './lock';
 
 const SEQ = 4;
@@ -87,7 +87,7 @@ export class Barrier {
     this.#off = segment.payloadOffset;
     this.#w = new Int32Array(segment.buffer, segment.payloadOffset, 16);
     if (fresh) this.#w[PARTIES] = parties;
-    this.#mutex = new Mutex(segment.buffer, segment.payloadOffset, false, 'Barrier');
+    this.#mutex = new Mutex(segment.buffer, segment.payloadOffset, false, 'Barrier', segment.name);
     this.action = action ?? undefined;
     this.#timeout = timeout ?? undefined;
     segment.bindTo(this);
@@ -123,12 +123,10 @@ export class Barrier {
     const seq = Atomics.load(w, SEQ);
     Atomics.add(w, SLEEPERS, 1);
     this.#mutex.release();
-    try {
-      await waitAsync(this.#buf, this.#off + SEQ * 4, seq, remaining(deadline));
-    } finally {
-      Atomics.sub(w, SLEEPERS, 1);
-      await this.#mutex.acquire(Infinity, undefined);
-    }
+    await waitAsync(this.#buf, this.#off + SEQ * 4, seq, remaining(deadline));
+    if (w.length === 0) throw closedError('Barrier', this.#segment.name);
+    Atomics.sub(w, SLEEPERS, 1);
+    await this.#mutex.acquire(Infinity, undefined);
   }
 
   #break(w: Int32Array): void {
@@ -168,7 +166,7 @@ export class Barrier {
         return index;
       } finally {
         // The last one out of a draining or resetting round makes it fresh.
-        if (Atomics.sub(w, COUNT, 1) === 1) {
+        if (w.length !== 0 && Atomics.sub(w, COUNT, 1) === 1) {
           const s = Atomics.load(w, STATE);
           if (s === DRAINING || s === RESETTING) {
             Atomics.store(w, STATE, FILLING);
@@ -177,7 +175,7 @@ export class Barrier {
         }
       }
     } finally {
-      this.#mutex.release();
+      if (!this.#mutex.detached) this.#mutex.release();
     }
   }
 
@@ -232,8 +230,9 @@ export class Barrier {
     return this.#segment.name;
   }
 
+  /** Releases this process's mapping; pending wait()s here reject. */
   close(): void {
-    this.#segment.close();
+    closeWaking(this.#segment, [0, SEQ]);
   }
 
   [Symbol.dispose](): void {

@@ -9,6 +9,7 @@ import type { Kind } from '../layout';
 import { native } from '../native';
 import { Segment } from '../segment';
 import { checkSignal, deadlineFrom, describeValue } from '../validate';
+import { wake } from '../wait';
 
 /** Owner pid bits of a lock word; Linux pids fit in 22 bits, macOS's in 17. */
 export const kPidMask = 0x3fffffff;
@@ -92,6 +93,18 @@ export function segmentFor(kind: Kind, payloadBytes: number, params: [number, nu
     return { segment: s, fresh: false };
   }
   return { segment: Segment.create(kind, payloadBytes, params), fresh: true };
+}
+
+/**
+ * Closes `segment` after waking every sleeper on the given payload words, so
+ * that waits pending in this process end (rejecting with closedError) instead
+ * of sleeping on memory that is no longer mapped. Sleepers in other processes
+ * see a spurious wake-up and sleep again.
+ */
+export function closeWaking(segment: Segment, words: number[]): void {
+  if (segment.closed) return;
+  for (const i of words) wake(segment.buffer, segment.payloadOffset + i * 4, -1);
+  segment.close();
 }
 
 export function closedError(what: string, name: string): Error {

@@ -47,7 +47,7 @@ import { kHandleTag, kToHandle } from '../symbols';
 import { checkInteger, describeValue, remaining } from '../validate';
 import { waitAsync, wake } from '../wait';
 import {
-  Acquirable, adopt, closedError, isAdopting, kAcquireRestore, kIsMine, kReleaseSave, kTid, myPid, segmentFor,
+  Acquirable, adopt, closedError, closeWaking, isAdopting, kAcquireRestore, kIsMine, kReleaseSave, kTid, myPid, segmentFor,
   type AcquireOptions,
 } from './common';
 import { parseWaitOptions, type WaitOptions } from './event';
@@ -186,9 +186,14 @@ export class Condition extends Acquirable {
         const left = remaining(deadline);
         if (left === 0) break;
         await waitAsync(this.#buf, this.#off + SEQ * 4, seq, left, signal);
+        if (w.length === 0) throw closedError('Condition', this.#segment.name);
       }
     } catch (error) {
       failure = { error };
+    }
+    if (w.length === 0) {
+      await this.#lock[kAcquireRestore](depth);
+      throw closedError('Condition', this.#segment.name);
     }
     if (!notified && Atomics.compareExchange(w, at + S_STATE, WAITING, FREE) === WAITING) {
       Atomics.sub(w, USED, 1);
@@ -270,7 +275,7 @@ export class Condition extends Acquirable {
 
   /** Releases this process's mapping (and of the lock, if the condition made its own). */
   close(): void {
-    this.#segment.close();
+    closeWaking(this.#segment, [SEQ]);
     if (this.#ownsLock) this.#lock.close();
   }
 

@@ -21,7 +21,7 @@ import { attachShared, type Segment } from '../segment';
 import { kHandleTag, kToHandle } from '../symbols';
 import { checkSignal, deadlineFrom, describeValue, remaining } from '../validate';
 import { waitAsync, waitSync, wake } from '../wait';
-import { adopt, closedError, segmentFor, type AcquireOptions, type ParsedWait } from './common';
+import { adopt, closedError, closeWaking, segmentFor, type AcquireOptions, type ParsedWait } from './common';
 
 const FLAG = 0;
 const WAITERS = 1;
@@ -93,9 +93,10 @@ export class Event {
         const left = remaining(deadline);
         if (left === 0) return false;
         await waitAsync(this.#buf, this.#off, 0, left, signal);
+        if (w.length === 0) throw closedError('Event', this.#segment.name);
       }
     } finally {
-      Atomics.sub(w, WAITERS, 1);
+      if (w.length !== 0) Atomics.sub(w, WAITERS, 1);
     }
   }
 
@@ -121,8 +122,9 @@ export class Event {
     return this.#segment.name;
   }
 
+  /** Releases this process's mapping; pending wait()s here reject. */
   close(): void {
-    this.#segment.close();
+    closeWaking(this.#segment, [FLAG]);
   }
 
   [Symbol.dispose](): void {

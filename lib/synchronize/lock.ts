@@ -41,7 +41,7 @@ import { kHandleTag, kToHandle } from '../symbols';
 import { deadlineFrom, remaining } from '../validate';
 import { waitAsync, waitSync, wake } from '../wait';
 import {
-  Acquirable, adopt, closedError, kAcquireRestore, kIsMine, kPidMask, kReleaseSave, kSliceMs, kTid, kWaitersBit,
+  Acquirable, adopt, closedError, closeWaking, kAcquireRestore, kIsMine, kPidMask, kReleaseSave, kSliceMs, kTid, kWaitersBit,
   myPid, parseAcquireOptions, segmentFor, type AcquireOptions,
 } from './common';
 
@@ -62,11 +62,13 @@ export class Mutex {
   readonly #off: number;
   readonly #recursive: boolean;
   readonly #what: string;
+  readonly #name: string;
   #lastLivenessCheck = 0;
   /** True after an acquire that took the lock over from a dead owner. */
   ownerDied = false;
 
-  constructor(buffer: ArrayBuffer, byteOffset: number, recursive: boolean, what: string) {
+  constructor(buffer: ArrayBuffer, byteOffset: number, recursive: boolean, what: string, segmentName: string) {
+    this.#name = segmentName;
     this.#buf = buffer;
     this.#off = byteOffset;
     this.#w = new Int32Array(buffer, byteOffset, kMutexWords);
@@ -192,9 +194,10 @@ export class Mutex {
       try {
         r = await waitAsync(this.#buf, this.#off, c, Math.min(kSliceMs, left), signal);
       } catch (e) {
-        this.#passOn();
+        if (!this.detached) this.#passOn();
         throw e;
       }
+      if (this.detached) throw closedError(this.#what, this.#name);
       if (r === WaitResult.TimedOut && this.#tookOver(c, me)) return this.#won(true);
     }
   }
@@ -268,7 +271,7 @@ abstract class MutexObject extends Acquirable {
     const { segment } = segmentFor(kind, 64);
     this.#segment = segment;
     this.#what = what;
-    this.#mutex = new Mutex(segment.buffer, segment.payloadOffset, kind === Kind.RLock, what);
+    this.#mutex = new Mutex(segment.buffer, segment.payloadOffset, kind === Kind.RLock, what, segment.name);
     segment.bindTo(this);
   }
 
@@ -334,9 +337,12 @@ abstract class MutexObject extends Acquirable {
     return this.#segment.name;
   }
 
-  /** Releases this process's mapping; the memory goes when every process has closed it. */
+  /**
+   * Releases this process's mapping; the memory goes when every process has
+   * closed it. Pending acquire()s of this process reject (closed).
+   */
   close(): void {
-    this.#segment.close();
+    closeWaking(this.#segment, [STATE]);
   }
 
   [Symbol.dispose](): void {

@@ -31,7 +31,7 @@ import { attachShared, type Segment } from '../segment';
 import { kHandleTag, kToHandle } from '../symbols';
 import { checkInteger, remaining } from '../validate';
 import { waitAsync, waitSync, wake } from '../wait';
-import { Acquirable, adopt, closedError, isAdopting, kSliceMs, parseAcquireOptions, segmentFor, type AcquireOptions } from './common';
+import { Acquirable, adopt, closedError, closeWaking, isAdopting, kSliceMs, parseAcquireOptions, segmentFor, type AcquireOptions } from './common';
 
 const VALUE = 0;
 const WAITERS = 1;
@@ -107,10 +107,13 @@ export class Semaphore extends Acquirable {
       try {
         await waitAsync(this.#buf, this.#off, 0, Math.min(kSliceMs, left), signal);
       } catch (e) {
-        Atomics.sub(w, WAITERS, 1);
-        this.#passOn(w);
+        if (w.length !== 0) {
+          Atomics.sub(w, WAITERS, 1);
+          this.#passOn(w);
+        }
         throw e;
       }
+      if (w.length === 0) throw closedError(this.constructor.name, this.#segment.name);
       Atomics.sub(w, WAITERS, 1);
     }
   }
@@ -165,9 +168,9 @@ export class Semaphore extends Acquirable {
     return this.#segment.name;
   }
 
-  /** Releases this process's mapping; the memory goes when every process has closed it. */
+  /** Releases this process's mapping; the memory goes when every process has closed it. Pending acquire()s here reject. */
   close(): void {
-    this.#segment.close();
+    closeWaking(this.#segment, [VALUE]);
   }
 
   [Symbol.dispose](): void {
