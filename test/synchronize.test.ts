@@ -285,6 +285,19 @@ describe('dispose idioms', () => {
       g[Symbol.dispose](); // idempotent
     }
     expect(lock.locked()).toBe(false);
+    {
+      using guard = lock.lockSync();
+      expect(lock.locked()).toBe(true);
+      void guard;
+    }
+    expect(lock.locked()).toBe(false);
+    try {
+      await using guard = await lock.lock({ timeout: 1000 });
+      void guard;
+      throw new Error('leaving the block by an exception');
+    } catch {
+      expect(lock.locked()).toBe(false);
+    }
     const g2 = await lock.lock();
     expect(lock.locked()).toBe(true);
     await g2[Symbol.asyncDispose]();
