@@ -43,7 +43,7 @@ import { setDefaultLockFactory } from './sharedctypes';
 import { RLock } from './synchronize/lock';
 
 export { Lock, RLock } from './synchronize/lock';
-export { Semaphore, BoundedSemaphore } from './synchronize/semaphore';
+export { Semaphore, BoundedSemaphore, type SemaphoreOptions } from './synchronize/semaphore';
 export { Condition, type ConditionOptions } from './synchronize/condition';
 export { Event, type WaitOptions } from './synchronize/event';
 export { Barrier, type BarrierAction } from './synchronize/barrier';

@@ -316,21 +316,54 @@ describe('dispose idioms', () => {
 });
 
 describe('Semaphore', () => {
-  it('bounds concurrency to N across processes, and reaches N', async () => {
-    const N = 2;
-    const sem = new mp.Semaphore(N);
-    const stats = mp.RawArray('i', 3);
-    const kids = [0, 1, 2, 3, 4].map((i) => start('sync-semaphore.mjs', {
-      sem: mp.toHandle(sem), stats: mp.toHandle(stats), rounds: 4, holdMs: 25, sync: i % 2 === 1,
-    }));
-    const results = await Promise.all(kids.map((k) => k.done));
-    for (const r of results) expect(r.stderr + r.stdout).toBe('ok');
-    expect(stats[2]).toBe(20);
-    expect(stats[1]).toBeLessThanOrEqual(N);
-    expect(stats[1]).toBe(N);
-    expect(stats[0]).toBe(0);
-    expect(sem.getValue()).toBe(N);
-    sem.close(); stats.close();
+  it('bounds concurrency to N across processes, and reaches N (untracked and tracked holders)', async () => {
+    for (const trackHolders of [false, true]) {
+      const N = 2;
+      const sem = new mp.Semaphore(N, { trackHolders });
+      const stats = mp.RawArray('i', 3);
+      const kids = [0, 1, 2, 3, 4].map((i) => start('sync-semaphore.mjs', {
+        sem: mp.toHandle(sem), stats: mp.toHandle(stats), rounds: 4, holdMs: 25, sync: i % 2 === 1,
+      }));
+      const results = await Promise.all(kids.map((k) => k.done));
+      for (const r of results) expect(r.stderr + r.stdout).toBe('ok');
+      expect(stats[2]).toBe(20);
+      expect(stats[1]).toBeLessThanOrEqual(N);
+      expect(stats[1]).toBe(N);
+      expect(stats[0]).toBe(0);
+      expect(sem.getValue()).toBe(N);
+      expect(sem.recoveredPermits).toBe(0);
+      sem.close(); stats.close();
+    }
+  });
+
+  it('with trackHolders, the permits of a SIGKILLed holder come back within 2 s', async () => {
+    const sem = new mp.BoundedSemaphore(2, { trackHolders: true, maxHolders: 4 });
+    const { child, done } = start('sync-holder.mjs', { lock: mp.toHandle(sem), twice: true });
+    await stdoutHas(child, 'held');
+    expect(sem.getValue()).toBe(0);
+    expect(() => sem.release()).toThrow(/this process holds no permit/);
+    const waiting = sem.acquire({ timeout: 2000 });
+    await sleep(50);
+    child.kill('SIGKILL');
+    expect(await waiting).toBe(true);
+    expect(sem.recoveredPermits).toBe(2);
+    expect(sem.getValue()).toBe(1);
+    expect(sem.tryAcquire()).toBe(true);
+    sem.release();
+    sem.release();
+    expect(() => sem.release()).toThrow(/released too many times|holds no permit/);
+    expect(sem.getValue()).toBe(2);
+    expect((await done).signal).toBe('SIGKILL');
+    sem.close();
+    // Without tracking (Python's semantics) a dead holder's permits stay taken.
+    const plain = new mp.Semaphore(1);
+    const again = start('sync-holder.mjs', { lock: mp.toHandle(plain) });
+    await stdoutHas(again.child, 'held');
+    again.child.kill('SIGKILL');
+    await again.done;
+    expect(await plain.acquire({ timeout: 300 })).toBe(false);
+    expect(plain.getValue()).toBe(0);
+    plain.close();
   });
 
   it('BoundedSemaphore refuses to go past its start value; Semaphore does not', () => {
@@ -534,6 +567,7 @@ describe('bad input', () => {
     expect(() => new mp.Semaphore(-1)).toThrow(RangeError);
     expect(() => new mp.Semaphore(-1)).toThrow(/Semaphore value.*-1/);
     expect(() => new mp.BoundedSemaphore(1.5)).toThrow(TypeError);
+    expect(() => new mp.Semaphore(1, { trackHolders: true, maxHolders: 0 })).toThrow(RangeError);
     expect(() => new mp.Barrier(0)).toThrow(RangeError);
     expect(() => new mp.Barrier(0)).toThrow(/parties/);
     expect(() => new mp.Barrier(2, 'x' as unknown as () => void)).toThrow(/action to be a function/);
