@@ -198,8 +198,10 @@ describe('Lock and RLock in one process', () => {
     let inside = 0;
     let maxInside = 0;
     let completed = 0;
-    const tasks = Array.from({ length: 500 }, async () => {
+    const order: number[] = [];
+    const tasks = Array.from({ length: 500 }, async (_, i) => {
       expect(await lock.acquire()).toBe(true);
+      order.push(i);
       inside++;
       maxInside = Math.max(maxInside, inside);
       await Promise.resolve();
@@ -216,6 +218,8 @@ describe('Lock and RLock in one process', () => {
     await Promise.all(tasks);
     expect(completed).toBe(500);
     expect(maxInside).toBe(1);
+    // The async waiters of one process are served first come, first served.
+    expect(order).toEqual(Array.from({ length: 500 }, (_, i) => i));
     expect(lock.locked()).toBe(false);
     lock.close();
   });

@@ -41,7 +41,7 @@ import { kHandleTag, kToHandle } from '../symbols';
 import { deadlineFrom, remaining } from '../validate';
 import { waitAsync, waitSync, wake } from '../wait';
 import {
-  Acquirable, adopt, closedError, closeWaking, kAcquireRestore, kIsMine, kPidMask, kReleaseSave, kSliceMs, kTid, kWaitersBit,
+  Acquirable, adopt, closedError, closeWaking, kAcquireRestore, LocalQueue, kIsMine, kPidMask, kReleaseSave, kSliceMs, kTid, kWaitersBit,
   myPid, parseAcquireOptions, segmentFor, type AcquireOptions,
 } from './common';
 
@@ -64,6 +64,7 @@ export class Mutex {
   readonly #what: string;
   readonly #name: string;
   #lastLivenessCheck = 0;
+  readonly #local = new LocalQueue();
   /** True after an acquire that took the lock over from a dead owner. */
   ownerDied = false;
 
@@ -180,9 +181,26 @@ export class Mutex {
 
   async acquire(deadline: number, signal: AbortSignal | undefined): Promise<boolean> {
     if (signal?.aborted) throw signal.reason;
-    if (this.tryAcquire()) return true;
+    if (this.#local.empty && this.tryAcquire()) return true;
+    const { turn, ready } = this.#local.enter(deadline, signal);
+    try {
+      if (!(await ready)) return false;
+      if (this.detached) throw closedError(this.#what, this.#name);
+      return await this.#acquireContended(deadline, signal);
+    } finally {
+      this.#local.leave(turn);
+    }
+  }
+
+  /** The async slow path, run by the head of this process's local queue only. */
+  async #acquireContended(deadline: number, signal: AbortSignal | undefined): Promise<boolean> {
     const me = myPid();
+    const w = this.#w;
     for (;;) {
+      if (this.#recursive && this.isMine()) {
+        w[COUNT]++;
+        return true;
+      }
       const c = this.#contend(me);
       if (c === -1) return this.#won(false);
       const left = remaining(deadline);

@@ -45,7 +45,7 @@ import { kHandleTag, kToHandle } from '../symbols';
 import { checkInteger, describeValue, remaining } from '../validate';
 import { waitAsync, waitSync, wake } from '../wait';
 import {
-  Acquirable, adopt, closedError, closeWaking, isAdopting, kSliceMs, myPid, parseAcquireOptions, segmentFor, type AcquireOptions,
+  Acquirable, adopt, closedError, closeWaking, isAdopting, kSliceMs, LocalQueue, myPid, parseAcquireOptions, segmentFor, type AcquireOptions,
 } from './common';
 
 const VALUE = 0;
@@ -78,6 +78,7 @@ export class Semaphore extends Acquirable {
   readonly #nSlots: number;
   #mySlot = -1;
   #lastReclaim = 0;
+  readonly #local = new LocalQueue();
 
   /** `value`: the number of permits to start with (an integer >= 0). */
   constructor(value = 1, options: SemaphoreOptions = {}) {
@@ -220,7 +221,20 @@ export class Semaphore extends Acquirable {
     const { deadline, signal } = parseAcquireOptions(options);
     if (signal?.aborted) throw signal.reason;
     const w = this.#words();
+    if (this.#local.empty && this.tryAcquire()) return true;
+    const { turn, ready } = this.#local.enter(deadline, signal);
+    try {
+      if (!(await ready)) return false;
+      return await this.#acquireContended(w, deadline, signal);
+    } finally {
+      this.#local.leave(turn);
+    }
+  }
+
+  /** The async slow path, run by the head of this process's local queue only. */
+  async #acquireContended(w: Int32Array, deadline: number, signal: AbortSignal | undefined): Promise<boolean> {
     for (;;) {
+      if (w.length === 0) throw closedError(this.constructor.name, this.#segment.name);
       if (this.tryAcquire()) return true;
       const left = remaining(deadline);
       if (left === 0) {
