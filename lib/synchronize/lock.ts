@@ -19,7 +19,8 @@
  * Contention (Drepper's "futexes are tricky" mutex with the owner in the
  * word): a waiter sets WAITERS with a CAS and sleeps on the exact word it
  * saw; whoever later takes the lock from the slow path takes it with WAITERS
- * set, as it cannot know whether others still sleep.
+ * set, as it cannot know whether others still sleep. The async waiters of
+ * one process line up in a LocalQueue (common.ts) and only its head sleeps.
  *
  * Holder death: a waiter sleeps at most kSliceMs at a time. When a slice
  * times out and the word is unchanged, it asks the OS whether the owner pid
