@@ -545,6 +545,42 @@ describe('Condition', () => {
   });
 });
 
+describe('handles', () => {
+  it('every primitive crosses reduce()/rebuild() (JSON) to the same shared state', async () => {
+    const lock = new mp.RLock();
+    const objs = { lock, sem: new mp.BoundedSemaphore(3), ev: new mp.Event(), cond: new mp.Condition(lock), bar: new mp.Barrier(2) };
+    const copy = mp.rebuild(JSON.parse(JSON.stringify(mp.reduce(objs)))) as typeof objs;
+    expect(copy.lock).toBeInstanceOf(mp.RLock);
+    expect(copy.sem).toBeInstanceOf(mp.BoundedSemaphore);
+    expect(copy.sem.tryAcquire()).toBe(true);
+    expect(objs.sem.getValue()).toBe(2);
+    copy.ev.set();
+    expect(objs.ev.isSet()).toBe(true);
+    expect(copy.cond.getLock()).toBeInstanceOf(mp.RLock);
+    objs.lock.acquireSync();
+    expect(copy.cond.getLock().locked()).toBe(true);
+    objs.lock.release();
+    expect(copy.bar.parties).toBe(2);
+    expect((await Promise.all([objs.bar.wait(), copy.bar.wait()])).sort()).toEqual([0, 1]);
+    for (const o of [...Object.values(copy), ...Object.values(objs)]) o.close();
+    copy.cond.getLock().close();
+  });
+
+  it('a Condition refuses more pending waits than maxWaiters, keeping the lock held', async () => {
+    const cond = new mp.Condition(undefined, { maxWaiters: 1 });
+    await cond.acquire();
+    const first = cond.wait(2000);
+    await cond.acquire();
+    await expect(cond.wait()).rejects.toThrow(/1 waits are already pending.*maxWaiters/);
+    expect(cond.getLock().locked()).toBe(true);
+    cond.notify();
+    cond.release();
+    expect(await first).toBe(true);
+    cond.release();
+    cond.close();
+  });
+});
+
 describe('Value and SharedArray get an RLock by default', () => {
   it('4 children increment a Value under v.getLock() without losing one', async () => {
     const v = mp.Value('i', 0);
