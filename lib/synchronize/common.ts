@@ -36,10 +36,10 @@ export const kTid = threadId + 1;
  * handler refreshes, and reading it is a typed-array load (reading
  * `process.pid` costs ~10 ns, as much as the whole lock fast path).
  */
-const pidCell = new Int32Array(native.pidCell());
-export function myPid(): number {
-  return pidCell[0];
-}
+const pidCell: Int32Array | null = typeof native.pidCell === 'function' ? new Int32Array(native.pidCell()) : null;
+export const myPid: () => number = pidCell !== null
+  ? () => pidCell[0]
+  : () => process.pid; // an addon built before pidCell existed: slower, still right after fork (the fork code patches process.pid)
 
 const aliveAt = new Map<number, number>();
 
