@@ -16,6 +16,10 @@ export {
 export { reduce, rebuild, toHandle, fromHandle, isHandle, isShareable, type Handle, type Shareable } from './reduction';
 
 // @section synchronize (issue 3)
+export {
+  Lock, RLock, Semaphore, BoundedSemaphore, Condition, Event, Barrier,
+  type AcquireOptions, type LockGuard, type WaitOptions, type ConditionOptions, type BarrierAction, type SemaphoreOptions,
+} from './synchronize';
 // @section process (issue 4)
 // @section queues (issue 5)
 // @section pool (issue 6)

@@ -32,6 +32,8 @@ export interface NativeBinding {
   futexWaitAsync(buffer: ArrayBuffer, byteOffset: number, expected: number, timeoutMs: number, id: number, ref?: boolean): void;
   setWaitCallback(fn: (ids: number[], results: WaitResult[]) => void): void;
   waiterThreads(): number;
+  /** 4 bytes holding this process's pid, refreshed in a fork()ed child: read it without a call. */
+  pidCell(): ArrayBuffer;
 
   getpid(): number;
   getppid(): number;
