@@ -18,4 +18,7 @@ export { reduce, rebuild, toHandle, fromHandle, isHandle, isShareable, type Hand
 // @section synchronize (issue 3)
 // @section process (issue 4)
 // @section queues (issue 5)
+export { Queue, JoinableQueue, SimpleQueue, type QueueOptions, type PutOptions, type GetOptions } from './queues';
+export { Pipe, Connection, type PipeOptions } from './connection';
+export { BrokenPipeError } from './errors';
 // @section pool (issue 6)
