@@ -50,6 +50,13 @@ function turn(prev: Promise<void>, signal: AbortSignal | undefined): Promise<voi
   });
 }
 
+interface Arm {
+  word: number;
+  expected: number;
+  lock: boolean;
+  slice: number;
+}
+
 type Decoder = (offset: number, length: number) => unknown;
 
 const enum Mode {
@@ -158,7 +165,6 @@ export class Channel {
 
   #putLoop(enc: Encoded, mode: Mode, deadline: number, signal: AbortSignal | undefined): void | Promise<void> {
     const ring = this.ring;
-    const ctl = ring.ctl;
     for (;;) {
       let r = this.#tryPut(enc);
       if (r === 0) return;
@@ -167,31 +173,16 @@ export class Channel {
         discard(enc);
         throw err;
       }
-      let word: number;
-      let expected: number;
-      let waiters: number;
-      let slice: number;
-      if (r === kBusy) {
-        word = ring.busyWord;
-        expected = ring.busyValue;
-        waiters = word + 1;
-        slice = kLockSliceMs;
-        Atomics.add(ctl, waiters, 1);
-      } else {
-        word = kSpaceSeq;
-        waiters = kProducersWaiting;
-        slice = kSliceMs;
-        expected = Atomics.load(ctl, word);
-        Atomics.add(ctl, waiters, 1);
+      let arm: Arm;
+      if (r === kBusy) arm = this.#armLock();
+      else {
+        arm = this.#armSeq(kSpaceSeq, kProducersWaiting);
         r = this.#tryPut(enc);
-        if (r === 0) {
-          Atomics.sub(ctl, waiters, 1);
-          return;
-        }
+        if (r === 0) return;
       }
-      if (mode === Mode.Async) return this.#putAsync(enc, deadline, signal, word, expected, waiters, slice);
-      const res = waitSync(ring.buffer, ring.byteOffset(word), expected, Math.min(slice, remaining(deadline)));
-      Atomics.sub(ctl, waiters, 1);
+      if (mode === Mode.Async) return this.#putAsync(enc, deadline, signal, arm);
+      const res = waitSync(ring.buffer, ring.byteOffset(arm.word), arm.expected, Math.min(arm.slice, remaining(deadline)));
+      this.#disarm(arm);
       if (res === WaitResult.TimedOut) {
         err = this.#hooks.writerIdle?.(true) ?? null;
         if (err !== null) {
@@ -202,19 +193,15 @@ export class Channel {
     }
   }
 
-  async #putAsync(
-    enc: Encoded, deadline: number, signal: AbortSignal | undefined,
-    word: number, expected: number, waiters: number, slice: number,
-  ): Promise<void> {
+  async #putAsync(enc: Encoded, deadline: number, signal: AbortSignal | undefined, arm: Arm): Promise<void> {
     const ring = this.ring;
-    const ctl = ring.ctl;
     try {
       for (;;) {
         let res: WaitResult;
         try {
-          res = await waitAsync(ring.buffer, ring.byteOffset(word), expected, Math.min(slice, remaining(deadline)), signal);
+          res = await waitAsync(ring.buffer, ring.byteOffset(arm.word), arm.expected, Math.min(arm.slice, remaining(deadline)), signal);
         } finally {
-          Atomics.sub(ctl, waiters, 1);
+          this.#disarm(arm);
         }
         if (res === WaitResult.TimedOut) {
           const err = this.#hooks.writerIdle?.(true) ?? null;
@@ -224,29 +211,40 @@ export class Channel {
         if (r === 0) return;
         const err = this.#putFailed(enc, r, Mode.Async, deadline);
         if (err !== null) throw err;
-        if (r === kBusy) {
-          word = ring.busyWord;
-          expected = ring.busyValue;
-          waiters = word + 1;
-          slice = kLockSliceMs;
-          Atomics.add(ctl, waiters, 1);
-        } else {
-          word = kSpaceSeq;
-          waiters = kProducersWaiting;
-          slice = kSliceMs;
-          expected = Atomics.load(ctl, word);
-          Atomics.add(ctl, waiters, 1);
+        if (r === kBusy) arm = this.#armLock();
+        else {
+          arm = this.#armSeq(kSpaceSeq, kProducersWaiting);
           r = this.#tryPut(enc);
-          if (r === 0) {
-            Atomics.sub(ctl, waiters, 1);
-            return;
-          }
+          if (r === 0) return;
         }
       }
     } catch (e) {
       discard(enc);
       throw e;
     }
+  }
+
+  /**
+   * Before sleeping on a lock word: count ourselves so the holder wakes us.
+   * Before sleeping on a sequence word: read it, then raise the side's
+   * "someone sleeps" flag (the other side clears it when it wakes everyone),
+   * then the caller re-checks once before the wait.
+   */
+  #armLock(): Arm {
+    const word = this.ring.busyWord;
+    Atomics.add(this.ring.ctl, word + 1, 1);
+    return { word, expected: this.ring.busyValue, lock: true, slice: kLockSliceMs };
+  }
+
+  #armSeq(seqWord: number, flagWord: number): Arm {
+    const ctl = this.ring.ctl;
+    const expected = Atomics.load(ctl, seqWord);
+    Atomics.store(ctl, flagWord, 1);
+    return { word: seqWord, expected, lock: false, slice: kSliceMs };
+  }
+
+  #disarm(arm: Arm): void {
+    if (arm.lock) Atomics.sub(this.ring.ctl, arm.word + 1, 1);
   }
 
   // ---- get ---------------------------------------------------------------------
@@ -318,76 +316,44 @@ export class Channel {
 
   #getLoop(mode: Mode, deadline: number, signal: AbortSignal | undefined, decode: Decoder): unknown {
     const ring = this.ring;
-    const ctl = ring.ctl;
     let deep = false;
     for (;;) {
       let v = this.#tryGet(decode);
       if (v !== kEmpty && v !== kWaitCommit && v !== kBusyTake) return v;
       const err = this.#getFailed(v, mode, deadline, deep);
       if (err !== null) return this.#recheck(err, decode);
-      let word: number;
-      let expected: number;
-      let waiters: number;
-      let slice: number;
-      if (v === kBusyTake) {
-        word = ring.busyWord;
-        expected = ring.busyValue;
-        waiters = word + 1;
-        slice = kLockSliceMs;
-        Atomics.add(ctl, waiters, 1);
-      } else {
-        word = kDataSeq;
-        waiters = kConsumersWaiting;
-        slice = kSliceMs;
-        expected = Atomics.load(ctl, word);
-        Atomics.add(ctl, waiters, 1);
+      let arm: Arm;
+      if (v === kBusyTake) arm = this.#armLock();
+      else {
+        arm = this.#armSeq(kDataSeq, kConsumersWaiting);
         v = ring.tryTake(decode);
-        if (v !== kEmpty && v !== kWaitCommit && v !== kBusyTake) {
-          Atomics.sub(ctl, waiters, 1);
-          return v;
-        }
+        if (v !== kEmpty && v !== kWaitCommit && v !== kBusyTake) return v;
       }
-      if (mode === Mode.Async) return this.#getAsync(deadline, signal, decode, word, expected, waiters, slice);
-      const res = waitSync(ring.buffer, ring.byteOffset(word), expected, Math.min(slice, remaining(deadline)));
-      Atomics.sub(ctl, waiters, 1);
+      if (mode === Mode.Async) return this.#getAsync(deadline, signal, decode, arm);
+      const res = waitSync(ring.buffer, ring.byteOffset(arm.word), arm.expected, Math.min(arm.slice, remaining(deadline)));
+      this.#disarm(arm);
       deep = res === WaitResult.TimedOut;
     }
   }
 
-  async #getAsync(
-    deadline: number, signal: AbortSignal | undefined, decode: Decoder,
-    word: number, expected: number, waiters: number, slice: number,
-  ): Promise<unknown> {
+  async #getAsync(deadline: number, signal: AbortSignal | undefined, decode: Decoder, arm: Arm): Promise<unknown> {
     const ring = this.ring;
-    const ctl = ring.ctl;
     for (;;) {
       let res: WaitResult;
       try {
-        res = await waitAsync(ring.buffer, ring.byteOffset(word), expected, Math.min(slice, remaining(deadline)), signal);
+        res = await waitAsync(ring.buffer, ring.byteOffset(arm.word), arm.expected, Math.min(arm.slice, remaining(deadline)), signal);
       } finally {
-        Atomics.sub(ctl, waiters, 1);
+        this.#disarm(arm);
       }
       let v = this.#tryGet(decode);
       if (v !== kEmpty && v !== kWaitCommit && v !== kBusyTake) return v;
       const err = this.#getFailed(v, Mode.Async, deadline, res === WaitResult.TimedOut);
       if (err !== null) return this.#recheck(err, decode);
-      if (v === kBusyTake) {
-        word = ring.busyWord;
-        expected = ring.busyValue;
-        waiters = word + 1;
-        slice = kLockSliceMs;
-        Atomics.add(ctl, waiters, 1);
-      } else {
-        word = kDataSeq;
-        waiters = kConsumersWaiting;
-        slice = kSliceMs;
-        expected = Atomics.load(ctl, word);
-        Atomics.add(ctl, waiters, 1);
+      if (v === kBusyTake) arm = this.#armLock();
+      else {
+        arm = this.#armSeq(kDataSeq, kConsumersWaiting);
         v = ring.tryTake(decode);
-        if (v !== kEmpty && v !== kWaitCommit && v !== kBusyTake) {
-          Atomics.sub(ctl, waiters, 1);
-          return v;
-        }
+        if (v !== kEmpty && v !== kWaitCommit && v !== kBusyTake) return v;
       }
     }
   }

@@ -82,7 +82,9 @@ const kMaxI64 = 2n ** 63n - 1n;
 
 /** An encoded item: `head` then `body` (if any) are the record's bytes. */
 export interface Encoded {
+  /** The first headLen bytes of `head` (often the shared scratch buffer; see detach()). */
   head: Uint8Array;
+  headLen: number;
   body: Uint8Array | null;
   size: number;
   /** Holds references (handles, a blob segment) that must be released if never delivered. */
@@ -339,21 +341,21 @@ export function encode(item: unknown): Encoded {
     if (Buffer.isBuffer(item) && proto === Buffer.prototype) {
       out[0] = Tag.Buffer;
       outView.setUint32(1, item.length, true);
-      return { head: out.subarray(0, 5), body: item, size: 5 + item.length, refs: false };
+      return { head: out, headLen: 5, body: item, size: 5 + item.length, refs: false };
     }
     const kind = typedKindOf.get(proto);
     if (kind !== undefined) {
       out[0] = Tag.TypedArray;
       out[1] = kind;
       outView.setUint32(2, item.byteLength, true);
-      return { head: out.subarray(0, 6), body: bytesOf(item), size: 6 + item.byteLength, refs: false };
+      return { head: out, headLen: 6, body: bytesOf(item), size: 6 + item.byteLength, refs: false };
     }
   }
   try {
     writeValue(item);
     resetVisited();
     taken.length = 0;
-    return { head: out.subarray(0, pos), body: null, size: pos, refs };
+    return { head: out, headLen: pos, body: null, size: pos, refs };
   } catch (e) {
     resetVisited();
     releaseTaken();
@@ -382,25 +384,29 @@ function encodeV8(item: unknown): Encoded {
   ensure(2);
   out[0] = Tag.V8;
   out[1] = hasRefs ? 1 : 0; // rebuild() only when needed: it would fill array holes
-  return { head: out.subarray(0, 2), body: bytes, size: 2 + bytes.length, refs: hasRefs };
+  return { head: out, headLen: 2, body: bytes, size: 2 + bytes.length, refs: hasRefs };
 }
 
 /** Raw bytes (sendBytes): delivered as a Buffer, never serialized. */
 export function encodeBytes(bytes: Uint8Array): Encoded {
   out[0] = Tag.Bytes;
-  return { head: out.subarray(0, 1), body: bytes, size: 1 + bytes.length, refs: false };
+  return { head: out, headLen: 1, body: bytes, size: 1 + bytes.length, refs: false };
 }
 
 /** A copy of `enc` that no later encode() overwrites (for puts that must wait). */
 export function detach(enc: Encoded): Encoded {
-  const head = Uint8Array.prototype.slice.call(enc.head);
-  return { head, body: enc.body, size: enc.size, refs: enc.refs };
+  if (enc.head !== out) return enc;
+  return { head: out.slice(0, enc.headLen), headLen: enc.headLen, body: enc.body, size: enc.size, refs: enc.refs };
 }
 
 /** Copies an encoded item to dst[offset...]. */
 export function writeTo(enc: Encoded, dst: Uint8Array, offset: number): void {
-  dst.set(enc.head, offset);
-  if (enc.body !== null) dst.set(enc.body, offset + enc.head.length);
+  const n = enc.headLen;
+  const head = enc.head;
+  // Small records: a loop beats allocating the subarray that set() needs.
+  if (n <= 64) for (let i = 0; i < n; i++) dst[offset + i] = head[i];
+  else dst.set(n === head.length ? head : head.subarray(0, n), offset);
+  if (enc.body !== null) dst.set(enc.body, offset + n);
 }
 
 /** Releases what an encoded item holds when it will never be delivered. */
@@ -437,7 +443,7 @@ function releaseTaken(): void {
 export function toBlob(enc: Encoded): Encoded {
   const headTag = enc.head[0];
   const raw = headTag === Tag.Buffer || headTag === Tag.TypedArray || headTag === Tag.Bytes;
-  const skip = raw ? enc.head.length : 0;
+  const skip = raw ? enc.headLen : 0;
   const rawKind = headTag === Tag.TypedArray ? enc.head[1] : headTag === Tag.Bytes ? 254 : kBufferKind;
   const seg = Segment.create(Kind.Blob, enc.size - skip, [raw ? rawKind : -1, 0]);
   const dst = new Uint8Array(seg.buffer, seg.payloadOffset, enc.size - skip);
@@ -452,7 +458,7 @@ export function toBlob(enc: Encoded): Encoded {
   head[1] = raw ? 0 : 1;
   head.writeUInt32LE(name.length, 2);
   name.copy(head, 6);
-  return { head, body: null, size: head.length, refs: true };
+  return { head, headLen: head.length, body: null, size: head.length, refs: true };
 }
 
 function readBlob(): unknown {
@@ -501,8 +507,41 @@ function readString(t: number): string {
   return src.ucs2Slice(start, rpos);
 }
 
+// Object keys repeat from message to message: decoding them to the same
+// string objects saves both the allocation and V8's internalization on store.
+const kKeyCacheSize = 4096;
+const keyCache: (string | undefined)[] = new Array(kKeyCacheSize);
+
 function readKey(): string {
-  const t = src[rpos++];
+  const t = src[rpos];
+  if (t === Tag.Latin1) {
+    const n = srcView.getUint32(rpos + 1, true);
+    if (n > 0 && n <= 24) {
+      const start = rpos + 5;
+      let h = n;
+      for (let i = 0; i < n; i++) h = (Math.imul(h, 31) + src[start + i]) | 0;
+      const slot = (h ^ (h >>> 15)) & (kKeyCacheSize - 1);
+      const hit = keyCache[slot];
+      if (hit !== undefined && hit.length === n) {
+        let same = true;
+        for (let i = 0; i < n; i++) {
+          if (hit.charCodeAt(i) !== src[start + i]) {
+            same = false;
+            break;
+          }
+        }
+        if (same) {
+          rpos = start + n;
+          return hit;
+        }
+      }
+      rpos++;
+      const k = readString(Tag.Latin1);
+      keyCache[slot] = k;
+      return k;
+    }
+  }
+  rpos++;
   if (t !== Tag.Latin1 && t !== Tag.Utf16) throw new Error(`multiproc codec: bad key tag ${t}`);
   return readString(t);
 }

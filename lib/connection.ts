@@ -257,13 +257,9 @@ export class Connection<T = unknown> {
       const left = remaining(deadline);
       if (left <= 0) return false;
       const seq = Atomics.load(ctl, kDataSeq);
-      Atomics.add(ctl, kConsumersWaiting, 1);
+      Atomics.store(ctl, kConsumersWaiting, 1);
       let res: WaitResult = WaitResult.NotEqual;
-      try {
-        if (!ring.hasData()) res = await waitAsync(ring.buffer, ring.byteOffset(kDataSeq), seq, Math.min(kPollSliceMs, left));
-      } finally {
-        Atomics.sub(ctl, kConsumersWaiting, 1);
-      }
+      if (!ring.hasData()) res = await waitAsync(ring.buffer, ring.byteOffset(kDataSeq), seq, Math.min(kPollSliceMs, left));
       deep = res === WaitResult.TimedOut;
     }
   }

@@ -19,9 +19,9 @@
  *         18    getLock           consumers (CAS)      consumers
  *         19    getLockWaiters    consumers            consumers
  *   2     32    dataSeq           producers, close()   consumers sleep on it
- *         33    consumersWaiting  consumers            producers after a commit
+ *         33    consumersWaiting  consumers set 1      producers after a commit (clear + wake)
  *   3     48    spaceSeq          consumers, close()   producers sleep on it
- *         49    producersWaiting  producers            consumers after a take
+ *         49    producersWaiting  producers set 1      consumers after a take (clear + wake)
  *   4     64    capacity          creator              everyone (checked on attach)
  *         65    maxsize           creator              producers
  *         66    closed            close()              everyone
@@ -63,13 +63,15 @@
  * - Only the lock holder writes tail (head); the other side reads it only when
  *   its cached copy says there is no room (no data), so the two hot lines are
  *   not bounced per record.
- * - Sleeping: a side that must wait reads the sequence word, adds itself to
- *   the waiters count, re-checks, and only then futex-waits on the sequence
- *   word. The other side, after its own sequentially consistent store, reads
- *   the waiters count and bumps + wakes only when it is non-zero (Dekker:
- *   one of the two always sees the other). Producers are woken once half the
- *   ring (or half of maxsize) is free, not per freed record: waking per
- *   record halves throughput (NATIVE-NOTES).
+ * - Sleeping: a side that must wait reads the sequence word, stores 1 in its
+ *   "waiting" flag, re-checks, and only then futex-waits on the sequence word
+ *   (expecting the value it read). The other side, after its own sequentially
+ *   consistent store (commit / head), reads the flag; if set, it exchanges it
+ *   to 0, bumps the sequence and wakes every sleeper (Dekker: one of the two
+ *   always sees the other). Clearing the flag makes that one syscall per
+ *   sleep, not one per record while the sleeper is still waking up. Producers
+ *   are woken once half the ring (or half of maxsize) is free, not per freed
+ *   record: waking per record halves throughput (NATIVE-NOTES).
  *
  * Crash safety (a process SIGKILLed at any instruction):
  * - in putLock before tail moved: the next producer finds the lock held by a
@@ -278,8 +280,9 @@ export class Ring {
   /** Publishes the reserved record (its payload must be written). */
   commit(): void {
     Atomics.store(this.data, this.#resState, tag(this.#resPos));
-    if (Atomics.load(this.ctl, kConsumersWaiting) > 0) {
-      Atomics.add(this.ctl, kDataSeq, 1);
+    const ctl = this.ctl;
+    if (Atomics.load(ctl, kConsumersWaiting) !== 0 && Atomics.exchange(ctl, kConsumersWaiting, 0) !== 0) {
+      Atomics.add(ctl, kDataSeq, 1);
       wake(this.buffer, this.byteOffset(kDataSeq), -1);
     }
   }
@@ -331,7 +334,7 @@ export class Ring {
           const nh = (h + recordBytes(lenWord)) | 0;
           Atomics.store(ctl, kHead, nh);
           ctl[kGetCount] = (ctl[kGetCount] + 1) | 0;
-          if (Atomics.load(ctl, kProducersWaiting) > 0) this.#maybeWakeProducers(nh);
+          if (Atomics.load(ctl, kProducersWaiting) !== 0) this.#maybeWakeProducers(nh);
         }
       }
     } finally {
@@ -350,7 +353,9 @@ export class Ring {
     const ctl = this.ctl;
     const used = (Atomics.load(ctl, kTail) - head) >>> 0;
     const count = (ctl[kPutCount] - ctl[kGetCount]) | 0;
-    if (used * 2 <= this.capacity || (this.#maxsize > 0 && count * 2 <= this.#maxsize)) this.wakeProducers();
+    if (used * 2 <= this.capacity || (this.#maxsize > 0 && count * 2 <= this.#maxsize)) {
+      if (Atomics.exchange(ctl, kProducersWaiting, 0) !== 0) this.wakeProducers();
+    }
   }
 
   /** JoinableQueue: one task finished. Returns false (and changes nothing) when none was unfinished. */
