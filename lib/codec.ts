@@ -396,7 +396,7 @@ export function encodeBytes(bytes: Uint8Array): Encoded {
 /** A copy of `enc` that no later encode() overwrites (for puts that must wait). */
 export function detach(enc: Encoded): Encoded {
   if (enc.head !== out) return enc;
-  return { head: out.slice(0, enc.headLen), headLen: enc.headLen, body: enc.body, size: enc.size, refs: enc.refs };
+  return { head: Uint8Array.prototype.slice.call(out, 0, enc.headLen), headLen: enc.headLen, body: enc.body, size: enc.size, refs: enc.refs };
 }
 
 /** Copies an encoded item to dst[offset...]. */

@@ -303,9 +303,11 @@ export class Ring {
       const d = this.data;
       for (;;) {
         const h = Atomics.load(ctl, kHead);
-        if (h === this.#cachedTail) {
+        // The cached tail is only a lower bound, and other consumers may have
+        // moved head past it: reload unless head is strictly below it.
+        if (((this.#cachedTail - h) | 0) <= 0) {
           this.#cachedTail = Atomics.load(ctl, kTail);
-          if (h === this.#cachedTail) return kEmpty;
+          if (this.#cachedTail === h) return kEmpty;
         }
         const off = h & this.#mask;
         const s = off >> 2;
