@@ -81,7 +81,8 @@ class PipeCore {
       this.rings.push(ring);
       this.channels.push(new Channel(ring, {
         closedError: () => new EOFError('The other end of the pipe was closed'),
-        readerIdle: (deep) => this.peerGone(this.writerOf(e), deep),
+        readerIdle: (deep) => this.peerGone(this.writerOf(e), deep, EOFError),
+        writerIdle: (deep) => this.peerGone(e, deep, BrokenPipeError),
       }, Math.min(kBlobThreshold, cap / 4)));
     }
     segment.bindTo(this);
@@ -97,12 +98,12 @@ class PipeCore {
     return this.duplex ? 1 - e : e === 1 ? 0 : -1;
   }
 
-  peerGone(peer: number, deep: boolean): Error | null {
-    if (Atomics.load(this.words, kOpen + peer) <= 0) return new EOFError('The other end of the pipe was closed');
+  peerGone(peer: number, deep: boolean, Err: typeof EOFError = EOFError): Error | null {
+    if (Atomics.load(this.words, kOpen + peer) <= 0) return new Err('The other end of the pipe was closed');
     if (deep) {
       const pid = Atomics.load(this.words, kPid + peer);
       if (pid !== 0 && pid !== process.pid && !native.isAlive(pid)) {
-        return new EOFError(`The process at the other end of the pipe (pid ${pid}) died`);
+        return new Err(`The process at the other end of the pipe (pid ${pid}) died`);
       }
     }
     return null;
