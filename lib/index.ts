@@ -22,4 +22,7 @@ export {
 } from './synchronize';
 // @section process (issue 4)
 // @section queues (issue 5)
+export { Queue, JoinableQueue, SimpleQueue, type QueueOptions, type PutOptions, type GetOptions } from './queues';
+export { Pipe, Connection, type PipeOptions } from './connection';
+export { BrokenPipeError } from './errors';
 // @section pool (issue 6)
