@@ -13,8 +13,6 @@ import { wake } from '../wait';
 
 /** Owner pid bits of a lock word; Linux pids fit in 22 bits, macOS's in 17. */
 export const kPidMask = 0x3fffffff;
-/** Set in a lock word when some process may be sleeping on it. */
-export const kWaitersBit = 0x40000000;
 /**
  * Longest single sleep of a waiter whose wake-up depends on another party
  * (a lock owner, a semaphore releaser): after each slice the waiter re-checks
