@@ -9,7 +9,7 @@
  * The topic module interface and the row format are in bench/README.md.
  */
 import { spawn, execFileSync } from 'node:child_process';
-import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -228,17 +228,9 @@ function runTopic(topic, opts, display) {
       display.log(line);
     });
 
-    const killGroup = (sig) => {
-      try {
-        process.kill(-child.pid, sig);
-      } catch {
-        // already gone
-      }
-    };
     const timer = setTimeout(() => {
       timedOut = true;
-      killGroup('SIGTERM');
-      setTimeout(() => killGroup('SIGKILL'), 3000).unref();
+      child.kill('SIGKILL'); // the rest of its group is ended by reapGroup on 'exit'
     }, opts.timeout * 1000);
 
     let settled = false;
@@ -247,8 +239,6 @@ function runTopic(topic, opts, display) {
       settled = true;
       clearTimeout(timer);
       current = null;
-      // Descendants the topic left behind (it has exited) must not run into the next topic.
-      killGroup('SIGKILL');
       for (const s of [child.stdout, child.stderr, child.stdio[3]]) s?.destroy();
       const base = { durationSec: (Date.now() - started) / 1000, loadavg: [load0, os.loadavg()[0]] };
       if (result && !error) {
@@ -261,13 +251,17 @@ function runTopic(topic, opts, display) {
       else message = `the topic process exited (${signal ? `signal ${signal}` : `code ${code}`}) without a result`;
       resolve({ ...base, status: 'failed', error: message, stack: error?.stack, stderr: stderrTail.join('\n') });
     };
-    let exitInfo = null;
-    child.on('exit', (code, signal) => {
-      exitInfo = [code, signal];
-      // Pipes can still hold the last lines, or stay open in a grandchild: wait for 'close', but not forever.
-      setTimeout(() => finish(code, signal), 1000).unref();
+    let closed = false;
+    child.on('close', () => {
+      closed = true;
     });
-    child.on('close', (code, signal) => finish(exitInfo?.[0] ?? code, exitInfo?.[1] ?? signal));
+    child.on('exit', async (code, signal) => {
+      // Whatever the topic left running must end before the next topic starts (see reapGroup).
+      await reapGroup(child.pid);
+      // Let the pipes deliver their last lines.
+      for (let i = 0; i < 20 && !closed; i++) await sleep(50);
+      finish(code, signal);
+    });
     child.on('error', (e) => {
       error = { message: `could not start the topic process: ${e.message}` };
       finish(null, null);
@@ -275,16 +269,85 @@ function runTopic(topic, opts, display) {
   });
 }
 
-let current = null;
-function onSignal(sig) {
-  if (current) {
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+function signalGroup(pgid, sig) {
+  try {
+    process.kill(-pgid, sig);
+    return true;
+  } catch {
+    return false; // no process left in the group
+  }
+}
+
+/** pids in process group `pgid` (Linux /proc; elsewhere an empty list). */
+function groupMembers(pgid) {
+  let entries;
+  try {
+    entries = readdirSync('/proc');
+  } catch {
+    return [];
+  }
+  const pids = [];
+  for (const e of entries) {
+    if (!/^\d+$/.test(e)) continue;
     try {
-      process.kill(-current.pid, 'SIGKILL');
+      const stat = readFileSync(`/proc/${e}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // state ppid pgrp ...
+      if (Number(fields[2]) === pgid) pids.push(Number(e));
     } catch {
-      // gone
+      // exited meanwhile
     }
   }
-  process.stderr.write(`\nbench: interrupted (${sig})\n`);
+  return pids;
+}
+
+function isResourceTracker(pid) {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes('tracker-main');
+  } catch {
+    return false;
+  }
+}
+
+async function waitGroupGone(pgid, ms) {
+  for (let t = 0; t < ms; t += 50) {
+    if (!signalGroup(pgid, 0)) return true;
+    await sleep(50);
+  }
+  return !signalGroup(pgid, 0);
+}
+
+/**
+ * Ends what a finished (or timed-out) topic left in its process group, without leaking shared memory:
+ * multiproc's resource tracker lives in the group too and unlinks the tree's leftover segments once every
+ * other process of the tree is gone. It must not be killed, not even by a SIGTERM it had no time yet to
+ * ignore (it may have started a moment ago), so signals go to everyone but the tracker.
+ */
+async function reapGroup(pgid) {
+  // Usually the group ends by itself: the topic has exited and the tracker finishes its cleanup.
+  if (await waitGroupGone(pgid, 1000)) return;
+  for (const sig of ['SIGTERM', 'SIGKILL']) {
+    const members = groupMembers(pgid);
+    if (members.length === 0 && !signalGroup(pgid, 0)) return;
+    if (members.length === 0) signalGroup(pgid, sig); // no /proc: cannot spare the tracker
+    for (const pid of members) {
+      if (isResourceTracker(pid)) continue;
+      try {
+        process.kill(pid, sig);
+      } catch {
+        // gone
+      }
+    }
+    if (await waitGroupGone(pgid, 3000)) return;
+  }
+  signalGroup(pgid, 'SIGKILL');
+}
+
+let current = null;
+async function onSignal(sig) {
+  process.stderr.write(`\nbench: interrupted (${sig}); stopping the running topic\n`);
+  if (current) await reapGroup(current.pid);
   process.exit(130);
 }
 
