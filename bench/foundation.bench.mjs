@@ -3,7 +3,8 @@
  *
  * Value / RawValue `.value` and SharedArray / RawArray element access (through the `a[i]` Proxy, the `.get(i)`
  * method and the `.view` typed array), in ns/op, beside a plain (unshared) JS Int32Array as the baseline,
- * `Atomics.load/store` on a SharedArrayBuffer (what a hand-written shared word costs), and Python's
+ * `Atomics.load/store` on a SharedArrayBuffer (what a hand-written shared word costs), a Proxy with no traps
+ * over an Int32Array (what any Proxy costs on this engine, the floor under `a[i]`), and Python's
  * multiprocessing Value / Array (lock=False and the default locked ones) measured by bench/py/foundation.py
  * in the same run. All int32 ('i').
  *
@@ -16,7 +17,7 @@ import { fileURLToPath } from 'node:url';
 import * as mp from 'multiproc';
 import { nsPerOp, runPython, settings } from './lib/measure.mjs';
 
-export const title = 'Shared values and arrays (foundation)';
+export const title = 'Shared values and arrays';
 
 const N = 1024;
 const MASK = N - 1;
@@ -102,6 +103,8 @@ export async function run(ctx) {
 
   // ---- SharedArray ----
   const plainN = new Int32Array(N).map((_, i) => i);
+  // What any Proxy costs on this engine, whatever its traps do: the floor under `a[i]`.
+  const bareProxy = new Proxy(new Int32Array(N), {});
   const rawArr = mp.RawArray('i', plainN);
   const lockedArr = tryLocked(() => mp.SharedArray('i', plainN));
 
@@ -121,6 +124,12 @@ export async function run(ctx) {
     const a = rawArr;
     let s = 0;
     for (let i = 0; i < n; i++) s = (s + a.get(i & MASK)) | 0;
+    return s;
+  });
+  add(G.arrayRead, 'JS Proxy with no traps over an Int32Array, p[i]', (n) => {
+    const p = bareProxy;
+    let s = 0;
+    for (let i = 0; i < n; i++) s = (s + p[i & MASK]) | 0;
     return s;
   });
   add(G.arrayRead, 'multiproc RawArray a[i] (Proxy)', (n) => {
@@ -152,6 +161,11 @@ export async function run(ctx) {
     const a = rawArr;
     for (let i = 0; i < n; i++) a.set(i & MASK, i);
     return a.view[n & MASK];
+  });
+  add(G.arrayWrite, 'JS Proxy with no traps over an Int32Array, p[i] = x', (n) => {
+    const p = bareProxy;
+    for (let i = 0; i < n; i++) p[i & MASK] = i;
+    return p[n & MASK];
   });
   add(G.arrayWrite, 'multiproc RawArray a[i] = x (Proxy)', (n) => {
     const a = rawArr;

@@ -21,7 +21,7 @@ import Tinypool from 'tinypool';
 import workerpool from 'workerpool';
 import { median, runPython, spreadOf } from './lib/measure.mjs';
 
-export const title = 'Pools: peers (multiproc Pool rows come with issue 6)';
+export const title = 'Pool peers (multiproc Pool rows come with issue 6)';
 
 const WORKERS = 2;
 const taskModule = fileURLToPath(new URL('./peers/task-double.mjs', import.meta.url));
