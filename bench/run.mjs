@@ -29,10 +29,11 @@ const USAGE = `usage: npm run bench -- [topic ...] [options]
   --no-python    run without the Python peers
   --python=PATH  the python3 to use (default: python3 on PATH, or $MULTIPROC_BENCH_PYTHON)
   --timeout=SEC  give up on a topic after SEC seconds (default 300, 120 with --quick)
-  --out=DIR      where latest.json / latest.md go (default bench/results)`;
+  --out=DIR      where latest.json / latest.md go (default bench/results)
+  --dir=DIR      look for <topic>.bench.mjs in DIR instead of bench/`;
 
 function parseArgs(argv) {
-  const o = { topics: [], quick: false, list: false, chart: true, python: undefined, timeout: undefined, out: join(benchDir, 'results') };
+  const o = { topics: [], quick: false, list: false, chart: true, python: undefined, timeout: undefined, out: join(benchDir, 'results'), dir: benchDir };
   for (const a of argv) {
     if (a === '--quick') o.quick = true;
     else if (a === '--list') o.list = true;
@@ -43,6 +44,7 @@ function parseArgs(argv) {
       o.timeout = Number(a.slice(10));
       if (!(o.timeout > 0)) usageError(`--timeout wants a positive number of seconds, got '${a.slice(10)}'`);
     } else if (a.startsWith('--out=')) o.out = a.slice(6);
+    else if (a.startsWith('--dir=')) o.dir = a.slice(6);
     else if (a === '--help' || a === '-h') {
       console.log(USAGE);
       process.exit(0);
@@ -58,11 +60,11 @@ function usageError(msg) {
   process.exit(2);
 }
 
-function discover() {
-  return readdirSync(benchDir)
+function discover(dir) {
+  return readdirSync(dir)
     .filter((f) => f.endsWith('.bench.mjs'))
     .sort()
-    .map((f) => ({ name: f.slice(0, -'.bench.mjs'.length), file: join(benchDir, f) }));
+    .map((f) => ({ name: f.slice(0, -'.bench.mjs'.length), file: join(dir, f) }));
 }
 
 function select(all, wanted) {
@@ -242,7 +244,7 @@ function runTopic(topic, opts, display) {
       for (const s of [child.stdout, child.stderr, child.stdio[3]]) s?.destroy();
       const base = { durationSec: (Date.now() - started) / 1000, loadavg: [load0, os.loadavg()[0]] };
       if (result && !error) {
-        resolve({ ...base, status: 'ok', title: result.title, rows: result.rows });
+        resolve({ ...base, status: 'ok', title: result.title, rows: result.rows, hostWarnings: result.warnings ?? [] });
         return;
       }
       let message;
@@ -406,12 +408,12 @@ function markdown(report, chart) {
 async function main() {
   const argv = process.argv.slice(2);
   const opts = parseArgs(argv);
-  const all = discover();
+  const all = discover(opts.dir);
   if (opts.list) {
     for (const t of all) console.log(t.name);
     return 0;
   }
-  if (all.length === 0) usageError(`no bench/*.bench.mjs found in ${benchDir}`);
+  if (all.length === 0) usageError(`no *.bench.mjs found in ${opts.dir}`);
   const topics = select(all, opts.topics);
   const python = detectPython(opts.python);
   opts.pythonPath = python.path;
@@ -441,12 +443,13 @@ async function main() {
     } finally {
       display.stop();
     }
-    const entry = { name: topic.name, file: relative(rootDir, topic.file), ...t, warnings: [] };
+    const { hostWarnings = [], ...rest } = t;
+    const entry = { name: topic.name, file: relative(rootDir, topic.file), ...rest, warnings: [] };
     if (entry.status === 'ok') {
       try {
         const { rows, warnings } = normalizeRows(entry.rows);
         entry.rows = rows;
-        entry.warnings = [...warnings, ...compare(rows)];
+        entry.warnings = [...hostWarnings, ...warnings, ...compare(rows)];
       } catch (e) {
         Object.assign(entry, { status: 'failed', error: `bad rows: ${e.message}`, rows: undefined });
       }

@@ -7,6 +7,7 @@
  */
 import { writeSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
+import { normalizeRows } from './report.mjs';
 
 const [file, optionsJson] = process.argv.slice(2);
 const options = JSON.parse(optionsJson);
@@ -38,8 +39,9 @@ let code = 0;
 try {
   const mod = await import(pathToFileURL(file).href);
   if (typeof mod.run !== 'function') throw new TypeError(`${file} does not export run(ctx)`);
-  const rows = await mod.run(ctx);
-  send({ type: 'result', title: typeof mod.title === 'string' ? mod.title : undefined, rows });
+  // Checked here, before JSON turns NaN into null ("not measured") and drops undefined fields.
+  const { rows, warnings } = normalizeRows(await mod.run(ctx));
+  send({ type: 'result', title: typeof mod.title === 'string' ? mod.title : undefined, rows, warnings });
 } catch (e) {
   send({ type: 'error', message: e instanceof Error ? e.message : String(e), stack: e instanceof Error ? e.stack : undefined });
   code = 1;
