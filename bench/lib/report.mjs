@@ -92,7 +92,8 @@ export function compare(rows) {
         r.ratio = r.value / base.value;
         const gain = r.better === 'lower' ? base.value / r.value : r.value / base.value;
         const [up, down] = words(r.unit, r.better);
-        r.verdict = gain >= 1 ? `${fmtFactor(gain)}x ${up}` : `${fmtFactor(1 / gain)}x ${down}`;
+        if (fmtFactor(gain) === '1.00' || fmtFactor(1 / gain) === '1.00') r.verdict = 'same';
+        else r.verdict = gain >= 1 ? `${fmtFactor(gain)}x ${up}` : `${fmtFactor(1 / gain)}x ${down}`;
       }
       evaluateTarget(r, members, rows, warnings);
     }
