@@ -347,7 +347,10 @@ async function reapGroup(pgid) {
 }
 
 let current = null;
+let interrupted = false;
 async function onSignal(sig) {
+  if (interrupted) return;
+  interrupted = true;
   process.stderr.write(`\nbench: interrupted (${sig}); stopping the running topic\n`);
   if (current) await reapGroup(current.pid);
   process.exit(130);
@@ -443,6 +446,8 @@ async function main() {
     } finally {
       display.stop();
     }
+    // An interrupted run writes no report; onSignal exits once the topic's processes are gone.
+    if (interrupted) await new Promise(() => {});
     const { hostWarnings = [], ...rest } = t;
     const entry = { name: topic.name, file: relative(rootDir, topic.file), ...rest, warnings: [] };
     if (entry.status === 'ok') {
