@@ -282,27 +282,35 @@ function signalGroup(pgid, sig) {
   }
 }
 
-/** pids in process group `pgid` (Linux /proc; elsewhere an empty list). */
-function groupMembers(pgid) {
-  let entries;
+const hasProc = (() => {
   try {
-    entries = readdirSync('/proc');
+    readFileSync('/proc/self/stat');
+    return true;
   } catch {
-    return [];
+    return false;
   }
+})();
+
+/**
+ * Live (non-zombie) pids in process group `pgid`, from /proc. Zombies do not count: orphans are reaped by
+ * init, which on some VMs takes a second or more.
+ */
+function groupMembers(pgid) {
   const pids = [];
-  for (const e of entries) {
+  for (const e of readdirSync('/proc')) {
     if (!/^\d+$/.test(e)) continue;
     try {
       const stat = readFileSync(`/proc/${e}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // state ppid pgrp ...
-      if (Number(fields[2]) === pgid) pids.push(Number(e));
+      const [state, , pgrp] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      if (Number(pgrp) === pgid && state !== 'Z' && state !== 'X') pids.push(Number(e));
     } catch {
       // exited meanwhile
     }
   }
   return pids;
 }
+
+const groupAlive = (pgid) => (hasProc ? groupMembers(pgid).length > 0 : signalGroup(pgid, 0));
 
 function isResourceTracker(pid) {
   try {
@@ -313,11 +321,11 @@ function isResourceTracker(pid) {
 }
 
 async function waitGroupGone(pgid, ms) {
-  for (let t = 0; t < ms; t += 50) {
-    if (!signalGroup(pgid, 0)) return true;
-    await sleep(50);
+  for (let t = 0; t < ms; t += 20) {
+    if (!groupAlive(pgid)) return true;
+    await sleep(20);
   }
-  return !signalGroup(pgid, 0);
+  return !groupAlive(pgid);
 }
 
 /**
@@ -330,10 +338,12 @@ async function reapGroup(pgid) {
   // Usually the group ends by itself: the topic has exited and the tracker finishes its cleanup.
   if (await waitGroupGone(pgid, 1000)) return;
   for (const sig of ['SIGTERM', 'SIGKILL']) {
-    const members = groupMembers(pgid);
-    if (members.length === 0 && !signalGroup(pgid, 0)) return;
-    if (members.length === 0) signalGroup(pgid, sig); // no /proc: cannot spare the tracker
-    for (const pid of members) {
+    if (!hasProc) {
+      signalGroup(pgid, sig); // no /proc: cannot tell the tracker apart
+      if (await waitGroupGone(pgid, 3000)) return;
+      continue;
+    }
+    for (const pid of groupMembers(pgid)) {
       if (isResourceTracker(pid)) continue;
       try {
         process.kill(pid, sig);
