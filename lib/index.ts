@@ -17,5 +17,12 @@ export { reduce, rebuild, toHandle, fromHandle, isHandle, isShareable, type Hand
 
 // @section synchronize (issue 3)
 // @section process (issue 4)
+export {
+  Process, currentProcess, parentProcess, activeChildren, cpuCount, ForkChildExit,
+  type ProcessOptions, type ProcessTarget, type ModuleTarget, type ProcessInfo,
+} from './process';
+export {
+  BaseContext, getContext, getAllStartMethods, getStartMethod, setStartMethod, setForkserverPreload, type StartMethod,
+} from './context';
 // @section queues (issue 5)
 // @section pool (issue 6)

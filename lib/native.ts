@@ -43,6 +43,8 @@ export interface NativeBinding {
   setCloexec(fd: number, on: boolean): void;
   fork(): number;
   waitpid(pid: number, block: boolean): ExitStatus | null;
+  /** Like waitpid(pid, false) but leaves the child unreaped (waitid WNOWAIT). */
+  peekExitStatus(pid: number): ExitStatus | null;
 }
 
 /** The package root: the nearest directory above us that holds binding.gyp. */
