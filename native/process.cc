@@ -124,6 +124,16 @@ Napi::Value PeekExitStatus(const Napi::CallbackInfo& info) {
   return o;
 }
 
+// loopAlive() -> whether this thread's libuv loop has anything keeping it
+// alive. A forked child uses it to end itself before the loop drains for
+// real (see lib/entry/bootstrap.ts exitWhenIdle).
+Napi::Value LoopAlive(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uv_loop_t* loop = nullptr;
+  napi_get_uv_event_loop(env, &loop);
+  return Napi::Boolean::New(env, loop != nullptr && uv_loop_alive(loop) != 0);
+}
+
 }  // namespace
 
 void InitProcess(Napi::Env env, Napi::Object exports) {
@@ -137,6 +147,7 @@ void InitProcess(Napi::Env env, Napi::Object exports) {
   exports.Set("setCloexec", Napi::Function::New(env, SetCloexec, "setCloexec"));
   exports.Set("fork", Napi::Function::New(env, Fork, "fork"));
   exports.Set("waitpid", Napi::Function::New(env, WaitPid, "waitpid"));
+  exports.Set("loopAlive", Napi::Function::New(env, LoopAlive, "loopAlive"));
   exports.Set("peekExitStatus", Napi::Function::New(env, PeekExitStatus, "peekExitStatus"));
 }
 

@@ -187,6 +187,38 @@ export async function runSpec(spec: ChildSpec, forked: boolean): Promise<void> {
   }
   await runTarget(fn, args, spec.name, spec.startMethod, spec.target.kind === 'source');
   // Success: the process ends when its event loop drains, as a `node` script does.
+  if (forked) exitWhenIdle();
+}
+
+/**
+ * A forked child must not let its loop drain for real: Node then calls
+ * NodePlatform::DrainTasks, which waits for V8 worker tasks that no thread
+ * of the child will ever run (measured: ~25% of GC-heavy forkserver children
+ * hung there, even with --single-threaded). So we keep the loop alive with
+ * one interval of our own, watch what else keeps it alive, and when nothing
+ * does, emit 'beforeExit' as Node would and exit through process.exit().
+ */
+function exitWhenIdle(): void {
+  let delay = 1;
+  const keeper = setInterval(() => check(), 1 << 30);
+  const othersAlive = (): boolean => {
+    keeper.unref();
+    const alive = native.loopAlive();
+    keeper.ref();
+    return alive;
+  };
+  const check = (): void => {
+    if (!othersAlive()) {
+      const code = typeof process.exitCode === 'number' ? process.exitCode : 0;
+      process.emit('beforeExit', code);
+      if (!othersAlive()) process.exit(code);
+      delay = 1;
+    }
+    // Something else is pending: look again later, backing off to 50 ms.
+    setTimeout(check, delay).unref();
+    delay = Math.min(delay * 2, 50);
+  };
+  setImmediate(check);
 }
 
 /** Entry for a child forked by the zygote (called in the child right after fork()). */
@@ -226,8 +258,8 @@ function detachInheritedHandles(): void {
  * inside the parent's start(). A synchronous function target runs here and
  * the child exits here; otherwise this returns and the caller throws
  * ForkChildExit to leave the parent's code, and the child exits as soon as
- * the target settles. Lifecycle listeners ('exit', signals...) are the
- * parent's and are dropped.
+ * the target settles. Lifecycle listeners ('exit', 'uncaughtException'...)
+ * are the parent's and are dropped; signal listeners are inherited, as in C.
  */
 export function runInForkChild(
   target: ((...args: unknown[]) => unknown) | ChildTarget,
@@ -237,9 +269,9 @@ export function runInForkChild(
 ): void {
   patchPid();
   dieWithParent(info.parentPid);
-  for (const ev of ['exit', 'beforeExit', 'uncaughtException', 'unhandledRejection', 'SIGINT', 'SIGTERM', 'SIGHUP', 'SIGCHLD']) {
-    process.removeAllListeners(ev);
-  }
+  // Signal listeners stay (removing one can spin forever, see
+  // forkserver-main.ts); lifecycle listeners are the parent's business.
+  for (const ev of ['exit', 'beforeExit', 'uncaughtException', 'unhandledRejection']) process.removeAllListeners(ev);
   detachInheritedHandles();
   if (watchdogFd >= 0) watchParentFd(watchdogFd);
   enterChild({ ...info, startMethod: 'fork' });

@@ -34,6 +34,7 @@ export function forkUnavailableReason(): string | null {
 
 // Our fork children are not libuv's: we reap them on SIGCHLD by pid.
 const live = new Map<number, ForkPopen>();
+let reaping = false;
 function reapForkChildren(): void {
   for (const [pid, p] of live) {
     let st;
@@ -47,7 +48,6 @@ function reapForkChildren(): void {
       p.finish(exitCodeOf(st.code, st.signal));
     }
   }
-  if (live.size === 0) process.removeListener('SIGCHLD', reapForkChildren);
 }
 
 // The portable watchdog: one pipe for all fork children; only this process
@@ -62,7 +62,6 @@ export function forkWatchdog(): [number, number] {
 export function forgetForkState(): void {
   for (const [, p] of live) p.orphan();
   live.clear();
-  process.removeListener('SIGCHLD', reapForkChildren);
   if (watchdog !== null) {
     native.closeFd(watchdog[1]);
     watchdog = null; // the read end stays open: it is our own watchdog
@@ -86,7 +85,12 @@ export class ForkPopen implements Popen {
     const pid = native.fork();
     if (pid === 0) inChild(r);
     this.pid = pid;
-    if (live.size === 0) process.on('SIGCHLD', reapForkChildren);
+    // Installed once and never removed: closing a signal handle with a caught,
+    // undispatched signal spins forever in a fork child (see forkserver-main.ts).
+    if (!reaping) {
+      reaping = true;
+      process.on('SIGCHLD', reapForkChildren);
+    }
     live.set(pid, this);
     // SIGCHLD may already have come and gone.
     setImmediate(reapForkChildren);
