@@ -76,7 +76,14 @@ export class SpawnPopen implements Popen {
   poll(): number | null {
     if (this.#returncode === null) {
       // libuv reaps on its next turn; a status visible now is final already.
-      const st = native.peekExitStatus(this.pid);
+      let st;
+      try {
+        st = native.peekExitStatus(this.pid);
+      } catch {
+        // ECHILD: libuv reaped it already; ChildProcess holds the status.
+        const c = this.#child;
+        st = c.exitCode !== null || c.signalCode !== null ? { code: c.exitCode, signal: c.signalCode } : null;
+      }
       if (st !== null) this.#finish(exitCodeOf(st.code, st.signal));
     }
     return this.#returncode;
