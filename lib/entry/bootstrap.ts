@@ -16,7 +16,7 @@
 import { Socket } from 'node:net';
 import { createRequire } from 'node:module';
 import { readSync } from 'node:fs';
-import { deserialize } from 'node:v8';
+import { deserialize, serialize } from 'node:v8';
 import { native } from '../native';
 import { decodeSpec, type ChildSpec, type ChildTarget, type StartMethod } from '../popen/popen';
 import { isShareable, rebuild } from '../reduction';
@@ -219,6 +219,38 @@ function exitWhenIdle(): void {
     delay = Math.min(delay * 2, 50);
   };
   setImmediate(check);
+}
+
+/**
+ * Runs, in the zygote, the code paths every forked child runs, so that V8
+ * has compiled them before the fork: code compiled lazily in a child is
+ * compiled again in every child (measured: destroying the inherited request
+ * socket cost ~20-50 ms per child cold, ~2 ms warm). No side effects remain.
+ */
+export async function warmUp(): Promise<void> {
+  const [r, w] = native.pipe();
+  const s = new Socket({ fd: r, readable: true, writable: false });
+  const nop = (): void => {};
+  s.on('end', nop);
+  s.on('close', nop);
+  s.on('error', nop);
+  s.on('data', nop);
+  s.unref();
+  native.closeFd(w);
+  await new Promise<void>((done) => s.once('close', () => done()).destroy());
+  const spec = decodeSpec(serialize({ target: { kind: 'source', source: '() => 1' }, args: serialize([1, { a: [2] }]) }));
+  const args = rebuild(deserialize(spec.args)) as unknown[];
+  const fn = await loadTarget(spec.target, process.cwd());
+  await runTarget(fn, args, 'warm-up', 'forkserver', true);
+  releaseArgs(args);
+  explainReferenceError(new ReferenceError('x'), 'forkserver');
+  const keeper = setInterval(nop, 1 << 30);
+  keeper.unref();
+  native.loopAlive();
+  keeper.ref();
+  clearInterval(keeper);
+  setTimeout(nop, 0).unref();
+  await new Promise((done) => setImmediate(done));
 }
 
 /** Entry for a child forked by the zygote (called in the child right after fork()). */

@@ -20,7 +20,7 @@ import { waitSync, wake } from '../wait';
 import {
   kBoardEnv, kPreloadEnv, kReplyPid, kReplySeq, kRingCapacity, kRingRead, kRingRecordInts, kRingStart, kRingWrite,
 } from '../popen/forkserver-layout';
-import { dieWithParent, runForked } from './bootstrap';
+import { dieWithParent, runForked, warmUp } from './bootstrap';
 
 const kRequestFd = 3;
 const kDoorbellFd = 4;
@@ -155,6 +155,7 @@ async function main(): Promise<void> {
       process.stderr.write(`multiproc forkserver: preloading ${m} failed: ${(e as Error).message}\n`);
     }
   }
+  await warmUp();
   requests = new Socket({ fd: kRequestFd, readable: true, writable: false });
   requests.on('data', onData);
   requests.on('end', () => process.exit(0));
