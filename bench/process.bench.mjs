@@ -131,7 +131,11 @@ export async function run(ctx) {
     row('multiproc fork (node --single-threaded)', forkInSingleThreadedNode(n), { target: { ratio: 2, vs: 'Python multiprocessing fork' } });
     ctx.log('python');
     const py = python(ctx, ctx.quick ? 5 : 20);
-    if (py) {
+    if (!py) {
+      for (const m of ['spawn', 'forkserver', 'fork']) {
+        rows.push({ group, name: `Python multiprocessing ${m}`, value: null, unit: 'ms', better: 'lower', note: ctx.python ? 'python3 failed' : 'python3 not found' });
+      }
+    } else {
       row('Python multiprocessing spawn', py.spawn);
       row('Python multiprocessing forkserver', py.forkserver);
       row('Python multiprocessing fork', py.fork);
@@ -150,7 +154,6 @@ export async function run(ctx) {
     rows.push({ group: g, name: 'multiproc spawn', value: Number(spawned.toFixed(2)), unit: 'MB', better: 'lower', baseline: true });
     rows.push({ group: g, name: 'multiproc forkserver', value: Number(forked.toFixed(2)), unit: 'MB', better: 'lower', target: { ratio: 1 / 3, vs: 'multiproc spawn' } });
   }
-  mp.getContext(); // keep the import used when USS is skipped
   return rows;
 }
 

@@ -215,6 +215,17 @@ describe.each(['spawn', 'forkserver', 'fork'])('scenarios in a separate parent (
   });
 });
 
+describe('a parent started with node -e', () => {
+  it.each(['spawn', 'forkserver'])('does not pass -e on to %s children (they run the target, not the parent script)', async (method) => {
+    const code = `import * as mp from 'multiproc';
+      const p = new mp.Process({ target: () => console.log('child ran'), startMethod: '${method}' });
+      p.start(); await p.join(); console.log('parent exit', p.exitCode);`;
+    const child = spawn(process.execPath, ['--input-type=module', '-e', code], { stdio: ['ignore', 'pipe', 'pipe'], cwd: fixture('..') });
+    const r = await collect(child, 30_000);
+    expect(r.stdout.split('\n').filter(Boolean)).toEqual(['child ran', 'parent exit 0']);
+  });
+});
+
 function descendants(root: number): number[] {
   const kids = new Map<number, number[]>();
   for (const d of readdirSync('/proc')) {

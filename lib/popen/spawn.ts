@@ -22,9 +22,25 @@ import { deferred, encodeSpec, exitCodeOf, sleepSync, type ChildSpec, type Popen
 export const kSpecFd = 3;
 const kTrackerFd = 4;
 
-/** execArgv for children: the parent's, minus flags that cannot be shared (debugger ports). */
+// Flags of the parent that must not reach a child: they name what to run
+// (the child runs our bootstrap instead), or a debugger port two processes cannot share.
+const kDropWithValue = new Set(['-e', '--eval', '-p', '--print', '--input-type']);
+const kDrop = /^(-i|--interactive|-c|--check|--test|--test-.*|--watch|--watch-path=.*|--watch-preserve-output|--inspect(-brk|-port|-publish-uid)?(=.*)?|--debug-port(=.*)?|--eval=.*|--print=.*|--input-type=.*)$/;
+
+/** execArgv for children: the parent's (loaders such as `--import tsx` carry over), minus the flags above. */
 export function childExecArgv(): string[] {
-  return process.execArgv.filter((a) => !/^--inspect(-brk|-port|-publish-uid)?(=|$)/.test(a) && !/^--debug-port(=|$)/.test(a));
+  const out: string[] = [];
+  const argv = process.execArgv;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (kDropWithValue.has(a)) {
+      i++; // and its value
+      continue;
+    }
+    if (kDrop.test(a)) continue;
+    out.push(a);
+  }
+  return out;
 }
 
 export class SpawnPopen implements Popen {
