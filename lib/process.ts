@@ -387,5 +387,6 @@ function installExitHook(): void {
       }
       p.joinSync();
     }
+    (require('./popen/forkserver') as typeof import('./popen/forkserver')).stopForkserver();
   });
 }

@@ -226,6 +226,15 @@ describe('a parent started with node -e', () => {
   });
 });
 
+describe('process.exit() in the parent', () => {
+  it.each(['spawn', 'forkserver', 'fork'])('joins non-daemon %s children first and terminates daemon ones', async (method) => {
+    const flags = method === 'fork' ? ['--single-threaded'] : [];
+    const r = await collect(spawn(process.execPath, [...flags, fixture('process-exit-join.mjs'), method], { stdio: ['ignore', 'pipe', 'pipe'] }), 30_000);
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout.trim())).toEqual({ slow: 0, daemon: -15, wrote: 1 });
+  });
+});
+
 function descendants(root: number): number[] {
   const kids = new Map<number, number[]>();
   for (const d of readdirSync('/proc')) {

@@ -214,25 +214,24 @@ class Zygote {
   /** Closes the request pipe: the zygote exits (and its remaining children with it). */
   shutdown(): void {
     if (this.#dead) return;
+    this.drain();
     this.#dead = true;
     if (current === this) current = null;
     this.#unlinkBoard();
     native.closeFd(this.#reqFd);
     this.#doorbell.destroy();
+    // Whatever still runs gets SIGKILL when the zygote exits (PR_SET_PDEATHSIG).
+    for (const [, p] of this.popens) p.finish(-9);
+    this.popens.clear();
   }
 }
 
 let current: Zygote | null = null;
-let exitHook = false;
 
+// Stopped from process.ts's exit hook, after the children were joined (the
+// zygote must outlive them: it reports their exits).
 function zygote(): Zygote {
-  if (current === null || !current.alive) {
-    current = new Zygote();
-    if (!exitHook) {
-      exitHook = true;
-      process.on('exit', stopForkserver);
-    }
-  }
+  if (current === null || !current.alive) current = new Zygote();
   return current;
 }
 
