@@ -33,8 +33,8 @@ export interface ModuleTarget {
   export?: string;
 }
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-export type ProcessTarget = ((...args: any[]) => unknown) | ModuleTarget;
+/** A function (any parameters: `never[]` accepts them all without `any`) or a module export. */
+export type ProcessTarget = ((...args: never[]) => unknown) | ModuleTarget;
 
 export interface ProcessOptions {
   target: ProcessTarget;
