@@ -65,12 +65,14 @@ interface Identity {
 let identity: Identity = { name: 'MainProcess', daemon: false, startMethod: null, parentPid: 0, parentName: '' };
 let counter = 0;
 const children = new Set<Process>();
+let exitHookInstalled = false;
 
 /** Called by the child bootstrap: this process is now a child. */
 export function enterChild(info: Identity): void {
   identity = { ...info };
   counter = 0;
   children.clear();
+  exitHookInstalled = false; // a fork child dropped the parent's 'exit' listeners
 }
 
 export function currentProcess(): ProcessInfo {
@@ -372,7 +374,6 @@ export class Process {
   }
 }
 
-let exitHookInstalled = false;
 function installExitHook(): void {
   if (exitHookInstalled) return;
   exitHookInstalled = true;
