@@ -207,14 +207,22 @@ function exitWhenIdle(): void {
     keeper.ref();
     return alive;
   };
+  let spins = 0;
   const check = (): void => {
     if (!othersAlive()) {
       const code = typeof process.exitCode === 'number' ? process.exitCode : 0;
       process.emit('beforeExit', code);
       if (!othersAlive()) process.exit(code);
       delay = 1;
+      spins = 0;
     }
-    // Something else is pending: look again later, backing off to 50 ms.
+    // Something else is pending. Handles closed by the target finish within
+    // a loop turn or two, so look again on the next turns first, then back
+    // off to a timer (up to 50 ms) for real pending work.
+    if (spins++ < 4) {
+      setImmediate(check);
+      return;
+    }
     setTimeout(check, delay).unref();
     delay = Math.min(delay * 2, 50);
   };
