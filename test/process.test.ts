@@ -226,6 +226,27 @@ describe('a parent started with node -e', () => {
   });
 });
 
+describe('the default start method', () => {
+  it("is 'forkserver', or 'spawn' when the process runs ESM loader hooks (--import)", async () => {
+    const code = "import * as mp from 'multiproc'; console.log(mp.getStartMethod(), mp.getAllStartMethods().join(','));";
+    const plain = await collect(spawn(process.execPath, ['--input-type=module', '-e', code], { stdio: ['ignore', 'pipe', 'pipe'], cwd: fixture('..') }), 30_000);
+    expect(plain.stdout.trim()).toBe('forkserver forkserver,spawn,fork');
+    const hooked = await collect(spawn(process.execPath, ['--import', 'data:text/javascript,0', '--input-type=module', '-e', code], { stdio: ['ignore', 'pipe', 'pipe'], cwd: fixture('..') }), 30_000);
+    expect(hooked.stdout.trim()).toBe('spawn spawn,forkserver,fork');
+  });
+});
+
+describe('setForkserverPreload', () => {
+  it('imports the modules once in the zygote, and children inherit them', async () => {
+    const r = await runNode(fixture('process-preload.mjs'));
+    const res = JSON.parse(r.stdout.trim());
+    expect(res.exitCode).toBe(0);
+    expect(res.preloadedIn).toBe(res.zygote);
+    expect(res.preloadedIn).not.toBe(res.child);
+    expect(() => mp.setForkserverPreload('x' as never)).toThrow(TypeError);
+  });
+});
+
 describe('process.exit() in the parent', () => {
   it.each(['spawn', 'forkserver', 'fork'])('joins non-daemon %s children first and terminates daemon ones', async (method) => {
     const flags = method === 'fork' ? ['--single-threaded'] : [];
