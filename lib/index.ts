@@ -21,6 +21,13 @@ export {
   type AcquireOptions, type LockGuard, type WaitOptions, type ConditionOptions, type BarrierAction, type SemaphoreOptions,
 } from './synchronize';
 // @section process (issue 4)
+export {
+  Process, currentProcess, parentProcess, activeChildren, cpuCount, ForkChildExit,
+  type ProcessOptions, type ProcessTarget, type ModuleTarget, type ProcessInfo,
+} from './process';
+export {
+  BaseContext, getContext, getAllStartMethods, getStartMethod, setStartMethod, setForkserverPreload, type StartMethod,
+} from './context';
 // @section queues (issue 5)
 export { Queue, JoinableQueue, SimpleQueue, type QueueOptions, type PutOptions, type GetOptions } from './queues';
 export { Pipe, Connection, type PipeOptions } from './connection';

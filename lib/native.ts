@@ -45,6 +45,10 @@ export interface NativeBinding {
   setCloexec(fd: number, on: boolean): void;
   fork(): number;
   waitpid(pid: number, block: boolean): ExitStatus | null;
+  /** Like waitpid(pid, false) but leaves the child unreaped (waitid WNOWAIT). */
+  peekExitStatus(pid: number): ExitStatus | null;
+  /** uv_loop_alive() of this thread's loop. */
+  loopAlive(): boolean;
 }
 
 /** The package root: the nearest directory above us that holds binding.gyp. */

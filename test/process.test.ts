@@ -1,0 +1,328 @@
+/**
+ * Process and the three start methods. 'spawn' and 'forkserver' run here,
+ * in the vitest worker; 'fork' is only offered in a `node --single-threaded`
+ * process, so its scenarios run in test/fixtures/process-scenarios.mjs under
+ * that flag (the same fixture also runs under the other two methods, for the
+ * children's stderr).
+ */
+import { readdirSync, readFileSync, existsSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { describe, expect, it } from 'vitest';
+import * as mp from 'multiproc';
+import { collect, fixture, runNode } from './helpers';
+
+type Method = 'spawn' | 'forkserver';
+const forever = (): Promise<never> => new Promise(() => setInterval(() => {}, 1 << 30));
+
+async function run(method: Method, target: mp.ProcessTarget, args: unknown[] = []): Promise<mp.Process> {
+  const p = new mp.Process({ target, args, startMethod: method });
+  p.start();
+  await p.join();
+  return p;
+}
+
+describe.each<Method>(['spawn', 'forkserver'])('Process (%s)', (method) => {
+  it('exit codes: 0 on return, 1 on throw and on rejection', async () => {
+    expect((await run(method, () => {})).exitCode).toBe(0);
+    expect((await run(method, () => { throw new Error('fails on purpose'); })).exitCode).toBe(1);
+    expect((await run(method, async () => { await null; throw new Error('rejects on purpose'); })).exitCode).toBe(1);
+    expect((await run(method, () => process.exit(7))).exitCode).toBe(7);
+  });
+
+  it('exit codes: -9 after kill(), -15 after terminate()', async () => {
+    const a = new mp.Process({ target: forever, startMethod: method });
+    const b = new mp.Process({ target: forever, startMethod: method });
+    a.start();
+    b.start();
+    expect(a.isAlive()).toBe(true);
+    expect(a.exitCode).toBeNull();
+    a.kill();
+    b.terminate();
+    await Promise.all([a.join(), b.join()]);
+    expect(a.exitCode).toBe(-9);
+    expect(b.exitCode).toBe(-15);
+    expect(a.isAlive()).toBe(false);
+  });
+
+  it('awaits an async target, and args and shared values reach the child', async () => {
+    const out = mp.RawArray('i', 4);
+    const v = mp.Value('d', 1.5, { lock: false });
+    // LOCK: when lib/synchronize.ts lands, pass an mp.Lock here too and have the child acquire/release it.
+    const p = await run(method, async (o: number[], val: { value: number }, n: number, obj: { s: string }) => {
+      await new Promise((r) => setTimeout(r, 30));
+      o[0] = n;
+      o[1] = obj.s.length;
+      val.value *= 4;
+    }, [out, v, 42, { s: 'hello' }]);
+    expect(p.exitCode).toBe(0);
+    expect([out[0], out[1]]).toEqual([42, 5]);
+    expect(v.value).toBe(6);
+    out.close();
+    v.close();
+  });
+
+  it('runs module targets: ESM default and named, CJS named and async, relative to this file', async () => {
+    const out = mp.RawArray('i', 8);
+    const targets: [mp.ModuleTarget, number][] = [
+      [{ module: './fixtures/process-targets.mjs' }, 10],
+      [{ module: './fixtures/process-targets.mjs', export: 'later' }, 11],
+      [{ module: new URL('./fixtures/process-targets.cjs', import.meta.url), export: 'record' }, 12],
+      [{ module: fixture('process-targets.cjs'), export: 'recordAsync' }, 13],
+    ];
+    const procs = targets.map(([t, n]) => new mp.Process({ target: t, args: [out, n], startMethod: method }));
+    for (const p of procs) p.start();
+    for (const p of procs) await p.join();
+    expect(procs.map((p) => p.exitCode)).toEqual([0, 0, 0, 0]);
+    expect([...out].slice(0, 4)).toEqual([10, 11, 12, 13]);
+    out.close();
+  });
+
+  it('tells the child its name and its parent', async () => {
+    const out = mp.RawArray('i', 8);
+    const p = new mp.Process({ target: { module: './fixtures/process-targets.mjs', export: 'identity' }, args: [out], name: 'named-child', startMethod: method });
+    p.start();
+    await p.join();
+    expect(p.exitCode).toBe(0);
+    expect([out[6], out[7]]).toEqual([1, process.pid]);
+    out.close();
+  });
+
+  it('join(timeout) and joinSync(timeout) return at the timeout while the child runs; joinSync waits for the exit', async () => {
+    const p = new mp.Process({ target: forever, startMethod: method, daemon: true });
+    p.start();
+    await p.join(50);
+    expect(p.exitCode).toBeNull();
+    p.joinSync(50);
+    expect(p.isAlive()).toBe(true);
+    p.terminate();
+    p.joinSync();
+    expect(p.exitCode).toBe(-15);
+    const q = new mp.Process({ target: () => process.exit(3), startMethod: method });
+    q.start();
+    q.joinSync(20_000);
+    expect(q.exitCode).toBe(3);
+  });
+
+  it('activeChildren() lists the running children only', async () => {
+    const a = new mp.Process({ target: forever, startMethod: method });
+    const b = new mp.Process({ target: forever, startMethod: method });
+    a.start();
+    b.start();
+    expect(mp.activeChildren()).toEqual(expect.arrayContaining([a, b]));
+    a.kill();
+    await a.join();
+    expect(mp.activeChildren()).toContain(b);
+    expect(mp.activeChildren()).not.toContain(a);
+    b.kill();
+    await b.join();
+    expect(mp.activeChildren()).not.toContain(b);
+  });
+
+  it('refuses misuse with clear errors', async () => {
+    const p = new mp.Process({ target: forever, startMethod: method });
+    expect(p.pid).toBeNull();
+    await expect(p.join()).rejects.toThrow(mp.ProcessError);
+    expect(() => p.joinSync()).toThrow(/never started/);
+    expect(() => p.terminate()).toThrow(mp.ProcessError);
+    p.start();
+    expect(() => p.start()).toThrow(/already started/);
+    expect(() => p.close()).toThrow(/still running/);
+    p.kill();
+    await p.join();
+    p.close();
+    expect(() => p.isAlive()).toThrow(/closed/);
+    expect(p.exitCode).toBe(-9);
+  });
+});
+
+describe('Process options and the context API', () => {
+  it('rejects bad targets, args, names and start methods', () => {
+    expect(() => new mp.Process({ target: 42 as never })).toThrow(TypeError);
+    expect(() => new mp.Process({ target: { module: 7 } as never })).toThrow(/target.module/);
+    expect(() => new mp.Process({ target: Math.max })).toThrow(/native or bound/);
+    expect(() => new mp.Process({ target: () => {}, args: 'x' as never })).toThrow(/"args" to be an array/);
+    expect(() => new mp.Process({ target: () => {}, startMethod: 'vfork' as never })).toThrow(/'spawn', 'forkserver', 'fork'/);
+    expect(() => mp.getContext('threads' as never)).toThrow(TypeError);
+  });
+
+  it('names processes Process-N by default and keeps given names', () => {
+    const a = new mp.Process({ target: () => {} });
+    const b = new mp.Process({ target: () => {} });
+    const c = new mp.Process({ target: () => {}, name: 'mine' });
+    expect(a.name).toMatch(/^Process-\d+$/);
+    expect(b.name).toMatch(/^Process-\d+$/);
+    expect(a.name).not.toBe(b.name);
+    expect(c.name).toBe('mine');
+    expect(mp.currentProcess().name).toBe('MainProcess');
+    expect(mp.parentProcess()).toBeNull();
+    expect(mp.cpuCount()).toBeGreaterThan(0);
+  });
+
+  it('getContext(m).Process uses m; setStartMethod is set once unless forced', async () => {
+    expect(mp.getAllStartMethods().sort()).toEqual(['fork', 'forkserver', 'spawn']);
+    expect(mp.getAllStartMethods()[0]).toBe(mp.getStartMethod());
+    const ctx = mp.getContext('spawn');
+    expect(ctx.getStartMethod()).toBe('spawn');
+    const p = new ctx.Process({ target: () => {} });
+    expect(p.startMethod).toBe('spawn');
+    p.start();
+    await p.join();
+    expect(p.exitCode).toBe(0);
+    const v = ctx.RawValue('i', 3);
+    expect(v.value).toBe(3);
+    v.close();
+    const before = mp.getStartMethod();
+    mp.setStartMethod('spawn', { force: true });
+    try {
+      expect(() => mp.setStartMethod('forkserver')).toThrow(/already set/);
+      expect(new mp.Process({ target: () => {} }).startMethod).toBe('spawn');
+      expect(mp.getContext().getStartMethod()).toBe('spawn');
+    } finally {
+      mp.setStartMethod(null, { force: true });
+    }
+    expect(mp.getStartMethod()).toBe(before);
+  });
+
+  it("'fork' refuses to start in a process not started with --single-threaded, naming forkserver", () => {
+    const p = new mp.Process({ target: () => {}, startMethod: 'fork' });
+    expect(() => p.start()).toThrow(mp.ProcessError);
+    expect(() => p.start()).toThrow(/--single-threaded.*'forkserver'|'forkserver'.*--single-threaded/s);
+    expect(p.pid).toBeNull();
+  });
+});
+
+describe.each(['spawn', 'forkserver', 'fork'])('scenarios in a separate parent (%s)', (method) => {
+  it('exit codes, async and module targets, shared args, identity, closures, activeChildren, stderr', async () => {
+    const flags = method === 'fork' ? ['--single-threaded'] : [];
+    const child = spawn(process.execPath, [...flags, fixture('process-scenarios.mjs'), method], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const r = await collect(child, 60_000);
+    expect(r.code).toBe(0);
+    const res = JSON.parse(r.stdout.trim().split('\n').pop()!);
+    expect(res).toMatchObject({ ok: 0, throws: 1, rejects: 1, killed: -9, terminated: -15, async: 0, esm: 0, esmNamed: 0, cjs: 0, cjsAsync: 0, shared: 0, identity: 0 });
+    expect(res.values).toEqual([10, 11, 12, 13, 44, 55, 1, res.parentPid]);
+    expect(res.value).toBe(3);
+    expect(res.activeDuring).toEqual([true]);
+    expect(res.activeAfter).toBe(0);
+    // The error and its stack reach the child's stderr.
+    expect(r.stderr).toMatch(/Error: sync failure on purpose\n\s+at /);
+    expect(r.stderr).toMatch(/TypeError: async failure on purpose\n\s+at /);
+    if (method === 'fork') {
+      expect(res.closure).toBe(0); // fork runs the very closure
+    } else {
+      expect(res.closure).toBe(1);
+      expect(r.stderr).toContain(`results is not defined. Under the '${method}' start method a function target is sent to the child as source text, so it must be self-contained`);
+    }
+  });
+});
+
+describe('a parent started with node -e', () => {
+  it.each(['spawn', 'forkserver'])('does not pass -e on to %s children (they run the target, not the parent script)', async (method) => {
+    const code = `import * as mp from 'multiproc';
+      const p = new mp.Process({ target: () => console.log('child ran'), startMethod: '${method}' });
+      p.start(); await p.join(); console.log('parent exit', p.exitCode);`;
+    const child = spawn(process.execPath, ['--input-type=module', '-e', code], { stdio: ['ignore', 'pipe', 'pipe'], cwd: fixture('..') });
+    const r = await collect(child, 30_000);
+    expect(r.stdout.split('\n').filter(Boolean)).toEqual(['child ran', 'parent exit 0']);
+  });
+});
+
+describe('the default start method', () => {
+  it("is 'forkserver', or 'spawn' when the process runs ESM loader hooks (--import)", async () => {
+    const code = "import * as mp from 'multiproc'; console.log(mp.getStartMethod(), mp.getAllStartMethods().join(','));";
+    const plain = await collect(spawn(process.execPath, ['--input-type=module', '-e', code], { stdio: ['ignore', 'pipe', 'pipe'], cwd: fixture('..') }), 30_000);
+    expect(plain.stdout.trim()).toBe('forkserver forkserver,spawn,fork');
+    const hooked = await collect(spawn(process.execPath, ['--import', 'data:text/javascript,0', '--input-type=module', '-e', code], { stdio: ['ignore', 'pipe', 'pipe'], cwd: fixture('..') }), 30_000);
+    expect(hooked.stdout.trim()).toBe('spawn spawn,forkserver,fork');
+  });
+});
+
+describe('setForkserverPreload', () => {
+  it('imports the modules once in the zygote, and children inherit them', async () => {
+    const r = await runNode(fixture('process-preload.mjs'));
+    const res = JSON.parse(r.stdout.trim());
+    expect(res.exitCode).toBe(0);
+    expect(res.preloadedIn).toBe(res.zygote);
+    expect(res.preloadedIn).not.toBe(res.child);
+    expect(() => mp.setForkserverPreload('x' as never)).toThrow(TypeError);
+  });
+});
+
+describe('process.exit() in the parent', () => {
+  it.each(['spawn', 'forkserver', 'fork'])('joins non-daemon %s children first and terminates daemon ones', async (method) => {
+    const flags = method === 'fork' ? ['--single-threaded'] : [];
+    const r = await collect(spawn(process.execPath, [...flags, fixture('process-exit-join.mjs'), method], { stdio: ['ignore', 'pipe', 'pipe'] }), 30_000);
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout.trim())).toEqual({ slow: 0, daemon: -15, wrote: 1 });
+  });
+});
+
+function descendants(root: number): number[] {
+  const kids = new Map<number, number[]>();
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      if (!kids.has(ppid)) kids.set(ppid, []);
+      kids.get(ppid)!.push(Number(d));
+    } catch {
+      // gone
+    }
+  }
+  const out: number[] = [];
+  const walk = (p: number): void => {
+    for (const c of kids.get(p) ?? []) {
+      out.push(c);
+      walk(c);
+    }
+  };
+  walk(root);
+  return out;
+}
+
+function alive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return !/\) [ZX] /.test(stat);
+  } catch {
+    return false;
+  }
+}
+
+describe('parent death', () => {
+  it.runIf(process.platform === 'linux')('a SIGKILLed parent leaves no child, zygote, tracker or segment behind within 3 s', async () => {
+    const child = spawn(process.execPath, ['--single-threaded', fixture('process-orphans.mjs'), 'spawn', 'forkserver', 'fork'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const line = await new Promise<string>((resolve, reject) => {
+      let buf = '';
+      child.stdout!.setEncoding('utf8').on('data', (d: string) => {
+        buf += d;
+        if (buf.includes('\n')) resolve(buf.split('\n')[0]);
+      });
+      child.on('exit', () => reject(new Error(`fixture exited early: ${buf}`)));
+    });
+    const info = JSON.parse(line) as { pids: number[]; segment: string };
+    const tree = descendants(child.pid!);
+    expect(tree).toEqual(expect.arrayContaining(info.pids));
+    expect(tree.length).toBeGreaterThanOrEqual(info.pids.length + 2); // + zygote + tracker
+    expect(existsSync(`/dev/shm/${info.segment}`)).toBe(true);
+    const exited = new Promise((r) => child.on('exit', r));
+    child.kill('SIGKILL');
+    await exited;
+    const deadline = Date.now() + 3000;
+    let left = tree.filter(alive);
+    while ((left.length > 0 || existsSync(`/dev/shm/${info.segment}`)) && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 20));
+      left = tree.filter(alive);
+    }
+    expect(left).toEqual([]);
+    expect(existsSync(`/dev/shm/${info.segment}`)).toBe(false);
+  });
+});
+
+describe('forkserver under load', () => {
+  it('200 GC-heavy children with async fs and a timer all exit 0', async () => {
+    const r = await runNode(fixture('process-stress.mjs'), ['200', '8'], { timeoutMs: 110_000 });
+    expect(r.stderr).toBe('');
+    expect(JSON.parse(r.stdout.trim())).toEqual({ codes: { 0: 200 }, done: 200 });
+  }, 120_000);
+});
