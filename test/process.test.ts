@@ -47,16 +47,25 @@ describe.each<Method>(['spawn', 'forkserver'])('Process (%s)', (method) => {
   it('awaits an async target, and args and shared values reach the child', async () => {
     const out = mp.RawArray('i', 4);
     const v = mp.Value('d', 1.5, { lock: false });
-    // LOCK: when lib/synchronize.ts lands, pass an mp.Lock here too and have the child acquire/release it.
-    const p = await run(method, async (o: number[], val: { value: number }, n: number, obj: { s: string }) => {
-      await new Promise((r) => setTimeout(r, 30));
+    const lock = new mp.Lock();
+    lock.acquireSync();
+    const p = run(method, async (o: number[], val: { value: number }, n: number, obj: { s: string }, l: mp.Lock) => {
+      o[2] = l.tryAcquire() ? 1 : 2; // the parent holds the very same lock
+      await l.acquire();
+      o[3] = 1;
+      l.release();
       o[0] = n;
       o[1] = obj.s.length;
       val.value *= 4;
-    }, [out, v, 42, { s: 'hello' }]);
-    expect(p.exitCode).toBe(0);
-    expect([out[0], out[1]]).toEqual([42, 5]);
+    }, [out, v, 42, { s: 'hello' }, lock]);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(out[3]).toBe(0);
+    lock.release();
+    const child = await p;
+    expect(child.exitCode).toBe(0);
+    expect([out[0], out[1], out[2], out[3]]).toEqual([42, 5, 2, 1]);
     expect(v.value).toBe(6);
+    lock.close();
     out.close();
     v.close();
   });
