@@ -70,3 +70,6 @@ export function shmError(err: unknown, name: string, action: string): Error {
       return err instanceof Error ? err : new Error(String(err));
   }
 }
+
+/** A send on a Pipe whose reading end is closed (or whose reader died). */
+export class BrokenPipeError extends EOFError {}

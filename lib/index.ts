@@ -16,6 +16,20 @@ export {
 export { reduce, rebuild, toHandle, fromHandle, isHandle, isShareable, type Handle, type Shareable } from './reduction';
 
 // @section synchronize (issue 3)
+export {
+  Lock, RLock, Semaphore, BoundedSemaphore, Condition, Event, Barrier,
+  type AcquireOptions, type LockGuard, type WaitOptions, type ConditionOptions, type BarrierAction,
+} from './synchronize';
 // @section process (issue 4)
+export {
+  Process, currentProcess, parentProcess, activeChildren, cpuCount, ForkChildExit,
+  type ProcessOptions, type ProcessTarget, type ModuleTarget, type ProcessInfo,
+} from './process';
+export {
+  BaseContext, getContext, getAllStartMethods, getStartMethod, setStartMethod, setForkserverPreload, type StartMethod,
+} from './context';
 // @section queues (issue 5)
+export { Queue, JoinableQueue, SimpleQueue, type QueueOptions, type PutOptions, type GetOptions } from './queues';
+export { Pipe, Connection, type PipeOptions } from './connection';
+export { BrokenPipeError } from './errors';
 // @section pool (issue 6)

@@ -32,6 +32,8 @@ export interface NativeBinding {
   futexWaitAsync(buffer: ArrayBuffer, byteOffset: number, expected: number, timeoutMs: number, id: number, ref?: boolean): void;
   setWaitCallback(fn: (ids: number[], results: WaitResult[]) => void): void;
   waiterThreads(): number;
+  /** 4 bytes holding this process's pid, refreshed in a fork()ed child: read it without a call. */
+  pidCell(): ArrayBuffer;
 
   getpid(): number;
   getppid(): number;
@@ -43,6 +45,8 @@ export interface NativeBinding {
   setCloexec(fd: number, on: boolean): void;
   fork(): number;
   waitpid(pid: number, block: boolean): ExitStatus | null;
+  /** Like waitpid(pid, false) but leaves the child unreaped (waitid WNOWAIT). */
+  peekExitStatus(pid: number): ExitStatus | null;
 }
 
 /** The package root: the nearest directory above us that holds binding.gyp. */

@@ -61,7 +61,8 @@ function leave(w: NativeWait, waiter: Waiter): void {
     // Other waiters of the word (other processes) see a spurious wake and re-wait.
     byId.delete(w.id);
     byWord.get(w.buffer)?.delete(w.key);
-    native.futexWake(w.buffer, w.byteOffset, -1);
+    // A detached buffer: its segment was closed, and closing woke the word's waiters.
+    if (w.buffer.byteLength !== 0) native.futexWake(w.buffer, w.byteOffset, -1);
   }
 }
 

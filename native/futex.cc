@@ -10,6 +10,7 @@
 // threads tracks the number of distinct words being waited on, not the number
 // of pending promises.
 #include <pthread.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include <condition_variable>
@@ -174,14 +175,9 @@ class WaitService {
       done.swap(shared_->done);
     }
     if (done.empty()) return;
-    Napi::HandleScope scope(env_);
-    Napi::Array ids = Napi::Array::New(env_, done.size());
-    Napi::Array results = Napi::Array::New(env_, done.size());
-    for (size_t i = 0; i < done.size(); i++) {
-      ids.Set(static_cast<uint32_t>(i), Napi::Number::New(env_, done[i].id));
-      results.Set(static_cast<uint32_t>(i), Napi::Number::New(env_, done[i].result));
+    for (const Job& j : done) {
       for (size_t k = 0; k < keepAlive_.size(); k++) {
-        if (keepAlive_[k].first == done[i].id) {
+        if (keepAlive_[k].first == j.id) {
           keepAlive_.erase(keepAlive_.begin() + k);
           break;
         }
@@ -191,12 +187,33 @@ class WaitService {
     for (const Job& j : done) refs += j.ref ? 1 : 0;
     if (refs > 0 && (refs_ -= refs) == 0) uv_unref(reinterpret_cast<uv_handle_t*>(shared_->async));
     if (callback_.IsEmpty()) return;
-    callback_.MakeCallback(env_.Global(), {ids, results}, context_);
-    if (env_.IsExceptionPending()) {
-      napi_value err;
-      napi_get_and_clear_last_exception(env_, &err);
-      napi_fatal_exception(env_, err);
+    // Raw N-API calls with their status checked: while a worker thread is
+    // being terminated, JS cannot run and node-addon-api's wrappers would
+    // turn the failed call into a fatal error. Then the results are dropped.
+    napi_env env = env_;
+    napi_handle_scope scope;
+    if (napi_open_handle_scope(env, &scope) != napi_ok) return;
+    napi_value ids, results, global, ret;
+    bool ok = napi_create_array_with_length(env, done.size(), &ids) == napi_ok &&
+              napi_create_array_with_length(env, done.size(), &results) == napi_ok &&
+              napi_get_global(env, &global) == napi_ok;
+    for (size_t i = 0; ok && i < done.size(); i++) {
+      napi_value id, result;
+      ok = napi_create_double(env, done[i].id, &id) == napi_ok &&
+           napi_create_int32(env, done[i].result, &result) == napi_ok &&
+           napi_set_element(env, ids, static_cast<uint32_t>(i), id) == napi_ok &&
+           napi_set_element(env, results, static_cast<uint32_t>(i), result) == napi_ok;
     }
+    if (ok) {
+      napi_value argv[2] = {ids, results};
+      napi_make_callback(env, context_, global, callback_.Value(), 2, argv, &ret);
+    }
+    bool pending = false;
+    if (napi_is_exception_pending(env, &pending) == napi_ok && pending) {
+      napi_value err;
+      if (napi_get_and_clear_last_exception(env, &err) == napi_ok) napi_fatal_exception(env, err);
+    }
+    napi_close_handle_scope(env, scope);
   }
 
   Napi::Env env_;
@@ -208,8 +225,20 @@ class WaitService {
   int refs_ = 0;  // pending waits that keep the loop alive
 };
 
+// This process's pid where JS reads it without a call (lock words hold the
+// owner's pid, read on every acquire). The atfork child handler refreshes it,
+// so a child made by fork() never sees its parent's pid.
+int32_t g_pid = 0;
+
 void AtForkChild() {
+  g_pid = static_cast<int32_t>(getpid());
   for (WaitService* s : Services()) s->AfterForkChild();
+}
+
+// pidCell() -> ArrayBuffer of 4 bytes over g_pid (process-wide, never freed).
+Napi::Value PidCell(const Napi::CallbackInfo& info) {
+  if (g_pid == 0) g_pid = static_cast<int32_t>(getpid());
+  return Napi::ArrayBuffer::New(info.Env(), &g_pid, sizeof g_pid, [](Napi::Env, void*) {});
 }
 
 WaitService* ServiceOf(Napi::Env env) {
@@ -286,6 +315,7 @@ void InitFutex(Napi::Env env, Napi::Object exports) {
   exports.Set("futexWaitAsync", Napi::Function::New(env, FutexWaitAsync, "futexWaitAsync"));
   exports.Set("setWaitCallback", Napi::Function::New(env, SetWaitCallback, "setWaitCallback"));
   exports.Set("waiterThreads", Napi::Function::New(env, WaiterThreads, "waiterThreads"));
+  exports.Set("pidCell", Napi::Function::New(env, PidCell, "pidCell"));
 }
 
 }  // namespace multiproc

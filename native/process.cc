@@ -102,6 +102,28 @@ Napi::Value WaitPid(const Napi::CallbackInfo& info) {
   return o;
 }
 
+// peekExitStatus(pid) -> null while running, else { code, signal }, without
+// reaping: libuv (or whoever owns the child) still gets its waitpid. Lets a
+// blocking join read a spawned child's status while the event loop is parked.
+Napi::Value PeekExitStatus(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  MP_REQUIRE(info.Length() >= 1 && info[0].IsNumber(), "peekExitStatus(pid)");
+  siginfo_t si;
+  si.si_pid = 0;
+  int r;
+  do {
+    r = waitid(P_PID, static_cast<id_t>(info[0].As<Napi::Number>().Int32Value()), &si, WEXITED | WNOHANG | WNOWAIT);
+  } while (r < 0 && errno == EINTR);
+  if (r < 0) return ThrowErrno(env, "waitid", errno);
+  if (si.si_pid == 0) return env.Null();
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("pid", Napi::Number::New(env, si.si_pid));
+  bool exited = si.si_code == CLD_EXITED;
+  o.Set("code", exited ? Napi::Number::New(env, si.si_status) : env.Null());
+  o.Set("signal", exited ? env.Null() : Napi::Number::New(env, si.si_status));
+  return o;
+}
+
 }  // namespace
 
 void InitProcess(Napi::Env env, Napi::Object exports) {
@@ -115,6 +137,7 @@ void InitProcess(Napi::Env env, Napi::Object exports) {
   exports.Set("setCloexec", Napi::Function::New(env, SetCloexec, "setCloexec"));
   exports.Set("fork", Napi::Function::New(env, Fork, "fork"));
   exports.Set("waitpid", Napi::Function::New(env, WaitPid, "waitpid"));
+  exports.Set("peekExitStatus", Napi::Function::New(env, PeekExitStatus, "peekExitStatus"));
 }
 
 }  // namespace multiproc

@@ -46,6 +46,31 @@ describe('Value / RawValue', () => {
     expect(() => v.value).toThrow(/closed/);
   });
 
+  it('Value and SharedArray get a process-shared RLock by default, carried by their handle', () => {
+    const v = mp.Value('i', 1);
+    const lock = v.getLock();
+    expect(lock).toBeInstanceOf(mp.RLock);
+    expect(lock.tryAcquire()).toBe(true);
+    v.value += 1;
+    const h = JSON.parse(JSON.stringify(mp.toHandle(v)));
+    expect(h.lock.__multiproc__).toBe('RLock');
+    const again = mp.fromHandle(h) as typeof v;
+    expect(again.value).toBe(2);
+    const lock2 = again.getLock() as mp.RLock;
+    expect(lock2).toBeInstanceOf(mp.RLock);
+    expect(lock2.locked()).toBe(true); // the same lock word
+    expect(lock2.depth).toBe(1); // and this thread owns it through either object
+    lock.release();
+    expect(lock2.locked()).toBe(false);
+    again.close(); lock2.close();
+    const a = mp.SharedArray('i', 2);
+    expect(a.getLock()).toBeInstanceOf(mp.RLock);
+    const own = new mp.Lock();
+    const b = mp.SharedArray('i', 2, { lock: own });
+    expect(b.getLock()).toBe(own);
+    v.close(); a.close(); b.close(); own.close(); (lock as mp.RLock).close(); (a.getLock() as mp.RLock).close();
+  });
+
   it('accepts { lock: false } and refuses a lock that is not a lock', () => {
     const v = mp.Value('i', 1, { lock: false });
     expect(() => v.getLock()).toThrow(/no lock/);

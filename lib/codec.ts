@@ -1,0 +1,696 @@
+/**
+ * The item codec of queues and pipes: a tag byte per value, fast paths in
+ * plain JS for the shapes messages are made of, `v8.serialize` (structured
+ * clone) for everything else, and shared objects as handles.
+ *
+ *   tag   value                      bytes after the tag
+ *   0x00  undefined                  -
+ *   0x01  null                       -
+ *   0x02  false / 0x03 true          -
+ *   0x04  int32 (not -0)             int32 LE
+ *   0x05  other number               float64 LE (-0, NaN, Infinity exact)
+ *   0x06  bigint in int64 range      int64 LE
+ *   0x07  other bigint               u8 sign, u32 n, n hex digits (magnitude)
+ *   0x08  string, all chars < 256    u32 n, n latin1 bytes
+ *   0x09  string, any                u32 n, 2n UTF-16LE bytes (lone surrogates exact)
+ *   0x0a  array (dense, plain)       u32 n, n values
+ *   0x0b  plain object               u32 n, n x (key string value, value)
+ *   0x0c  Buffer                     u32 n, n bytes
+ *   0x0d  typed array                u8 kind, u32 byteLength, bytes
+ *   0x0e  ArrayBuffer                u32 n, n bytes
+ *   0x0f  Date                       float64 LE (time value)
+ *   0x10  shared object              its handle, as a plain-object value
+ *   0xf0  (top level) structured clone: u8 hasHandles, then v8.serialize(reduce(item))
+ *   0xf1  (top level) raw bytes from sendBytes: the rest is the bytes
+ *   0xf2  (top level) big item in its own segment: u8 form, u32 n, n name bytes
+ *         form 0: the segment holds raw bytes (Buffer / typed array kind in param0)
+ *         form 1: the segment holds an encoded item (this table)
+ *
+ * The fast encoder bails out to structured clone as soon as it meets anything
+ * else (Map, Set, RegExp, Error, class instances, holes, DataView...) or an
+ * object it already visited (cycles and shared references, which structured
+ * clone preserves). Functions and symbols make structured clone throw, which
+ * becomes a TypeError before anything was written to the queue.
+ *
+ * Known differences from structured clone, by design: a typed array carries
+ * only its own bytes (byteOffset 0 in a fresh buffer on the other side, not the
+ * whole underlying ArrayBuffer); two views of one ArrayBuffer in one item
+ * arrive as two copies; extra non-index properties of arrays are dropped.
+ * Buffers arrive as Buffers.
+ */
+import * as v8 from 'node:v8';
+import { Kind } from './layout';
+import { fromHandle, isShareable, rebuild, reduce, toHandle, type Handle } from './reduction';
+import { Segment } from './segment';
+import { describeValue } from './validate';
+
+export const enum Tag {
+  Undefined = 0x00,
+  Null = 0x01,
+  False = 0x02,
+  True = 0x03,
+  Int32 = 0x04,
+  Float64 = 0x05,
+  BigInt64 = 0x06,
+  BigIntHex = 0x07,
+  Latin1 = 0x08,
+  Utf16 = 0x09,
+  Array = 0x0a,
+  Object = 0x0b,
+  Buffer = 0x0c,
+  TypedArray = 0x0d,
+  ArrayBuffer = 0x0e,
+  Date = 0x0f,
+  Shared = 0x10,
+  V8 = 0xf0,
+  Bytes = 0xf1,
+  Blob = 0xf2,
+}
+
+type TypedArrayCtor = new (buffer: ArrayBuffer, byteOffset: number, length: number) => ArrayBufferView;
+const typedKinds: TypedArrayCtor[] = [
+  Int8Array, Uint8Array, Uint8ClampedArray, Int16Array, Uint16Array, Int32Array, Uint32Array,
+  Float32Array, Float64Array, BigInt64Array, BigUint64Array,
+];
+const typedKindOf = new Map<unknown, number>(typedKinds.map((c, i) => [c.prototype, i]));
+const kBufferKind = 255;
+
+const kBail = new Error('multiproc codec: fall back to structured clone');
+const kWide = /[^\x00-\xff]/;
+const kMinI64 = -(2n ** 63n);
+const kMaxI64 = 2n ** 63n - 1n;
+
+/** An encoded item: `head` then `body` (if any) are the record's bytes. */
+export interface Encoded {
+  /** The first headLen bytes of `head` (often the shared scratch buffer; see detach()). */
+  head: Uint8Array;
+  headLen: number;
+  body: Uint8Array | null;
+  size: number;
+  /** Holds references (handles, a blob segment) that must be released if never delivered. */
+  refs: boolean;
+}
+
+/** Buffer's undocumented single-encoding fast paths (no encoding lookup per call). */
+interface FastBuffer extends Buffer {
+  latin1Write(s: string, offset: number, length?: number): number;
+  ucs2Write(s: string, offset: number, length?: number): number;
+  latin1Slice(start: number, end: number): string;
+  ucs2Slice(start: number, end: number): string;
+}
+const fast = (b: Buffer): FastBuffer => b as FastBuffer;
+
+// ---- encoder (one scratch buffer per thread, reused) ------------------------
+
+let out = fast(Buffer.allocUnsafeSlow(64 * 1024));
+let outView = new DataView(out.buffer, out.byteOffset, out.byteLength);
+let pos = 0;
+let refs = false;
+const taken: Handle[] = [];
+const visited: object[] = [];
+let nVisited = 0;
+let visitedSet: Set<object> | null = null;
+
+function ensure(n: number): void {
+  if (pos + n <= out.length) return;
+  let size = out.length * 2;
+  while (size < pos + n) size *= 2;
+  const bigger = fast(Buffer.allocUnsafeSlow(size));
+  out.copy(bigger, 0, 0, pos);
+  out = bigger;
+  outView = new DataView(out.buffer, out.byteOffset, out.byteLength);
+}
+
+function visit(o: object): void {
+  if (visitedSet !== null) {
+    if (visitedSet.has(o)) throw kBail;
+    visitedSet.add(o);
+    return;
+  }
+  for (let i = 0; i < nVisited; i++) if (visited[i] === o) throw kBail;
+  visited[nVisited++] = o;
+  if (nVisited === 32) visitedSet = new Set(visited);
+}
+
+function resetVisited(): void {
+  for (let i = 0; i < nVisited; i++) visited[i] = undefined as unknown as object;
+  nVisited = 0;
+  visitedSet = null;
+}
+
+function writeString(s: string): void {
+  const n = s.length;
+  ensure(5 + n * 2);
+  const start = pos;
+  if (n < 64) {
+    let p = start + 5;
+    for (let i = 0; i < n; i++) {
+      const c = s.charCodeAt(i);
+      if (c > 0xff) {
+        p = -1;
+        break;
+      }
+      out[p++] = c;
+    }
+    if (p >= 0) {
+      out[start] = Tag.Latin1;
+      outView.setUint32(start + 1, n, true);
+      pos = p;
+      return;
+    }
+  } else if (!kWide.test(s)) {
+    out[start] = Tag.Latin1;
+    outView.setUint32(start + 1, n, true);
+    pos = start + 5 + out.latin1Write(s, start + 5, n);
+    return;
+  }
+  out[start] = Tag.Utf16;
+  outView.setUint32(start + 1, n, true);
+  pos = start + 5 + out.ucs2Write(s, start + 5, n * 2);
+}
+
+function writeRaw(tagByte: number, bytes: Uint8Array): void {
+  ensure(5 + bytes.length);
+  out[pos] = tagByte;
+  outView.setUint32(pos + 1, bytes.length, true);
+  out.set(bytes, pos + 5);
+  pos += 5 + bytes.length;
+}
+
+function bytesOf(v: ArrayBufferView): Uint8Array {
+  return new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
+}
+
+function writeValue(v: unknown): void {
+  switch (typeof v) {
+    case 'number':
+      ensure(9);
+      if ((v | 0) === v && (v !== 0 || 1 / v > 0)) {
+        out[pos] = Tag.Int32;
+        outView.setInt32(pos + 1, v, true);
+        pos += 5;
+      } else {
+        out[pos] = Tag.Float64;
+        outView.setFloat64(pos + 1, v, true);
+        pos += 9;
+      }
+      return;
+    case 'string':
+      writeString(v);
+      return;
+    case 'boolean':
+      ensure(1);
+      out[pos++] = v ? Tag.True : Tag.False;
+      return;
+    case 'undefined':
+      ensure(1);
+      out[pos++] = Tag.Undefined;
+      return;
+    case 'bigint':
+      if (v >= kMinI64 && v <= kMaxI64) {
+        ensure(9);
+        out[pos] = Tag.BigInt64;
+        outView.setBigInt64(pos + 1, v, true);
+        pos += 9;
+      } else {
+        const hex = (v < 0n ? -v : v).toString(16);
+        ensure(6 + hex.length);
+        out[pos] = Tag.BigIntHex;
+        out[pos + 1] = v < 0n ? 1 : 0;
+        outView.setUint32(pos + 2, hex.length, true);
+        out.latin1Write(hex, pos + 6);
+        pos += 6 + hex.length;
+      }
+      return;
+    case 'object':
+      if (v === null) {
+        ensure(1);
+        out[pos++] = Tag.Null;
+        return;
+      }
+      writeObject(v);
+      return;
+    default:
+      throw kBail; // function, symbol: structured clone reports them
+  }
+}
+
+function writeObject(v: object): void {
+  const proto = Object.getPrototypeOf(v);
+  if (proto === Array.prototype) {
+    const a = v as unknown[];
+    visit(a);
+    const n = a.length;
+    ensure(5);
+    out[pos] = Tag.Array;
+    outView.setUint32(pos + 1, n, true);
+    pos += 5;
+    for (let i = 0; i < n; i++) {
+      const x = a[i];
+      if (x === undefined && !(i in a)) throw kBail; // a hole
+      writeValue(x);
+    }
+    return;
+  }
+  if (proto === Object.prototype || proto === null) {
+    if (isShareable(v)) {
+      writeShared(v);
+      return;
+    }
+    visit(v);
+    const keys = Object.keys(v);
+    const n = keys.length;
+    ensure(5);
+    out[pos] = Tag.Object;
+    outView.setUint32(pos + 1, n, true);
+    pos += 5;
+    for (let i = 0; i < n; i++) {
+      const k = keys[i];
+      writeString(k);
+      writeValue((v as Record<string, unknown>)[k]);
+    }
+    return;
+  }
+  if (ArrayBuffer.isView(v)) {
+    visit(v);
+    if (Buffer.isBuffer(v) && proto === Buffer.prototype) {
+      writeRaw(Tag.Buffer, v);
+      return;
+    }
+    const kind = typedKindOf.get(proto);
+    if (kind === undefined) throw kBail; // DataView, subclasses
+    ensure(6 + v.byteLength);
+    out[pos] = Tag.TypedArray;
+    out[pos + 1] = kind;
+    outView.setUint32(pos + 2, v.byteLength, true);
+    out.set(bytesOf(v), pos + 6);
+    pos += 6 + v.byteLength;
+    return;
+  }
+  if (proto === ArrayBuffer.prototype) {
+    visit(v);
+    writeRaw(Tag.ArrayBuffer, new Uint8Array(v as ArrayBuffer));
+    return;
+  }
+  if (proto === Date.prototype) {
+    visit(v);
+    ensure(9);
+    out[pos] = Tag.Date;
+    outView.setFloat64(pos + 1, (v as Date).getTime(), true);
+    pos += 9;
+    return;
+  }
+  if (isShareable(v)) {
+    writeShared(v);
+    return;
+  }
+  throw kBail;
+}
+
+function writeShared(v: object): void {
+  const h = toHandle(v as Parameters<typeof toHandle>[0]);
+  taken.push(h);
+  refs = true;
+  ensure(1);
+  out[pos++] = Tag.Shared;
+  writeValue(h);
+}
+
+function cloneError(item: unknown, cause: unknown): TypeError {
+  const what = typeof item === 'function' || typeof item === 'symbol' ? describeValue(item) : 'a value';
+  return new TypeError(
+    `Cannot send ${what} to another process: it is not structured-cloneable (functions, symbols, and objects holding them cannot travel). ${
+      cause instanceof Error ? cause.message : String(cause)
+    }`,
+    { cause },
+  );
+}
+
+/**
+ * Encodes `item` into the thread's scratch buffer (valid until the next
+ * encode; see detach()). Throws TypeError for what structured clone refuses,
+ * having released any reference it took.
+ */
+export function encode(item: unknown): Encoded {
+  pos = 0;
+  refs = false;
+  // Top-level Buffers and typed arrays are not copied into the scratch buffer:
+  // the record is a 5/6-byte head plus the caller's bytes.
+  if (typeof item === 'object' && item !== null && ArrayBuffer.isView(item)) {
+    const proto = Object.getPrototypeOf(item);
+    if (Buffer.isBuffer(item) && proto === Buffer.prototype) {
+      out[0] = Tag.Buffer;
+      outView.setUint32(1, item.length, true);
+      return { head: out, headLen: 5, body: item, size: 5 + item.length, refs: false };
+    }
+    const kind = typedKindOf.get(proto);
+    if (kind !== undefined) {
+      out[0] = Tag.TypedArray;
+      out[1] = kind;
+      outView.setUint32(2, item.byteLength, true);
+      return { head: out, headLen: 6, body: bytesOf(item), size: 6 + item.byteLength, refs: false };
+    }
+  }
+  try {
+    writeValue(item);
+    resetVisited();
+    taken.length = 0;
+    return { head: out, headLen: pos, body: null, size: pos, refs };
+  } catch (e) {
+    resetVisited();
+    releaseTaken();
+    if (e !== kBail && !(e instanceof RangeError)) throw e; // RangeError: too deep for the fast path
+  }
+  return encodeV8(item);
+}
+
+function encodeV8(item: unknown): Encoded {
+  const reduced = reduce(item);
+  const hasRefs = reduced !== item;
+  let bytes: Buffer;
+  try {
+    bytes = v8.serialize(reduced);
+  } catch (e) {
+    if (hasRefs) {
+      try {
+        rebuild(reduced); // re-attaching releases the references the handles took
+      } catch {
+        // nothing more to release
+      }
+    }
+    throw cloneError(item, e);
+  }
+  pos = 0;
+  ensure(2);
+  out[0] = Tag.V8;
+  out[1] = hasRefs ? 1 : 0; // rebuild() only when needed: it would fill array holes
+  return { head: out, headLen: 2, body: bytes, size: 2 + bytes.length, refs: hasRefs };
+}
+
+/** Raw bytes (sendBytes): delivered as a Buffer, never serialized. */
+export function encodeBytes(bytes: Uint8Array): Encoded {
+  out[0] = Tag.Bytes;
+  return { head: out, headLen: 1, body: bytes, size: 1 + bytes.length, refs: false };
+}
+
+/** A copy of `enc` that no later encode() overwrites (for puts that must wait). */
+export function detach(enc: Encoded): Encoded {
+  if (enc.head !== out) return enc;
+  return { head: Uint8Array.prototype.slice.call(out, 0, enc.headLen), headLen: enc.headLen, body: enc.body, size: enc.size, refs: enc.refs };
+}
+
+/** Copies an encoded item to dst[offset...]. */
+export function writeTo(enc: Encoded, dst: Uint8Array, offset: number): void {
+  const n = enc.headLen;
+  const head = enc.head;
+  // Small records: a loop beats allocating the subarray that set() needs.
+  if (n <= 64) for (let i = 0; i < n; i++) dst[offset + i] = head[i];
+  else dst.set(n === head.length ? head : head.subarray(0, n), offset);
+  if (enc.body !== null) dst.set(enc.body, offset + n);
+}
+
+/** Releases what an encoded item holds when it will never be delivered. */
+export function discard(enc: Encoded): void {
+  if (!enc.refs) return;
+  enc.refs = false; // once
+  const buf = Buffer.alloc(enc.size);
+  writeTo(enc, buf, 0);
+  try {
+    decodeFrom(buf, 0, buf.length); // receiving it ourselves adopts and drops every reference
+  } catch {
+    // the references it could release are released
+  }
+}
+
+function releaseTaken(): void {
+  for (const h of taken) {
+    try {
+      fromHandle(h); // this process has the object: re-attaching drops the handle's reference
+    } catch {
+      // already gone
+    }
+  }
+  taken.length = 0;
+}
+
+// ---- big items ---------------------------------------------------------------
+
+/**
+ * Moves an encoded item into its own segment (Kind.Blob) and returns the
+ * small record that names it. Raw Buffers / typed arrays are stored as their
+ * bytes, so the receiver gets a view over the mapping without another copy.
+ */
+export function toBlob(enc: Encoded): Encoded {
+  const headTag = enc.head[0];
+  const raw = headTag === Tag.Buffer || headTag === Tag.TypedArray || headTag === Tag.Bytes;
+  const skip = raw ? enc.headLen : 0;
+  const rawKind = headTag === Tag.TypedArray ? enc.head[1] : headTag === Tag.Bytes ? 254 : kBufferKind;
+  const seg = Segment.create(Kind.Blob, enc.size - skip, [raw ? rawKind : -1, 0]);
+  const dst = new Uint8Array(seg.buffer, seg.payloadOffset, enc.size - skip);
+  if (raw) dst.set(enc.body!, 0);
+  else writeTo(enc, dst, 0);
+  // The reference create() gave us travels with the record; drop our mapping only.
+  seg.retain();
+  seg.close();
+  const name = Buffer.from(seg.name, 'latin1');
+  const head = Buffer.allocUnsafe(6 + name.length);
+  head[0] = Tag.Blob;
+  head[1] = raw ? 0 : 1;
+  head.writeUInt32LE(name.length, 2);
+  name.copy(head, 6);
+  return { head, headLen: head.length, body: null, size: head.length, refs: true };
+}
+
+function readBlob(): unknown {
+  const form = src[rpos++];
+  const n = srcView.getUint32(rpos, true);
+  const name = src.latin1Slice(rpos + 4, rpos + 4 + n);
+  rpos += 4 + n;
+  const seg = Segment.attach(name, Kind.Blob, true);
+  if (form === 0) {
+    // Zero copy: the view keeps the mapping alive; the name goes now.
+    const kind = seg.param(0);
+    seg.unretain();
+    if (kind === kBufferKind || kind === 254) return Buffer.from(seg.buffer, seg.payloadOffset, seg.payloadBytes);
+    const ctor = typedKinds[kind] as unknown as { new (b: ArrayBuffer, o: number, l: number): unknown; BYTES_PER_ELEMENT: number };
+    return new ctor(seg.buffer, seg.payloadOffset, seg.payloadBytes / ctor.BYTES_PER_ELEMENT);
+  }
+  try {
+    const buf = Buffer.from(seg.buffer, seg.payloadOffset, seg.payloadBytes);
+    return decodeFrom(buf, 0, buf.length);
+  } finally {
+    seg.close();
+  }
+}
+
+// ---- decoder -------------------------------------------------------------------
+
+let src: FastBuffer = out;
+let srcView: DataView = outView;
+let rpos = 0;
+
+function readString(t: number): string {
+  const n = srcView.getUint32(rpos, true);
+  rpos += 4;
+  if (t === Tag.Latin1) {
+    const start = rpos;
+    rpos += n;
+    if (n < 16) {
+      let s = '';
+      for (let i = start; i < rpos; i++) s += String.fromCharCode(src[i]);
+      return s;
+    }
+    return src.latin1Slice(start, rpos);
+  }
+  const start = rpos;
+  rpos += n * 2;
+  return src.ucs2Slice(start, rpos);
+}
+
+// Object keys repeat from message to message: decoding them to the same
+// string objects saves both the allocation and V8's internalization on store.
+const kKeyCacheSize = 4096;
+const keyCache: (string | undefined)[] = new Array(kKeyCacheSize);
+
+function readKey(): string {
+  const t = src[rpos];
+  if (t === Tag.Latin1) {
+    const n = srcView.getUint32(rpos + 1, true);
+    if (n > 0 && n <= 24) {
+      const start = rpos + 5;
+      let h = n;
+      for (let i = 0; i < n; i++) h = (Math.imul(h, 31) + src[start + i]) | 0;
+      const slot = (h ^ (h >>> 15)) & (kKeyCacheSize - 1);
+      const hit = keyCache[slot];
+      if (hit !== undefined && hit.length === n) {
+        let same = true;
+        for (let i = 0; i < n; i++) {
+          if (hit.charCodeAt(i) !== src[start + i]) {
+            same = false;
+            break;
+          }
+        }
+        if (same) {
+          rpos = start + n;
+          return hit;
+        }
+      }
+      rpos++;
+      const k = readString(Tag.Latin1);
+      keyCache[slot] = k;
+      return k;
+    }
+  }
+  rpos++;
+  if (t !== Tag.Latin1 && t !== Tag.Utf16) throw new Error(`multiproc codec: bad key tag ${t}`);
+  return readString(t);
+}
+
+function copyOut(n: number): ArrayBuffer {
+  const ab = new ArrayBuffer(n);
+  new Uint8Array(ab).set(src.subarray(rpos, rpos + n));
+  rpos += n;
+  return ab;
+}
+
+function readValue(): unknown {
+  const t = src[rpos++];
+  switch (t) {
+    case Tag.Undefined:
+      return undefined;
+    case Tag.Null:
+      return null;
+    case Tag.False:
+      return false;
+    case Tag.True:
+      return true;
+    case Tag.Int32: {
+      const v = srcView.getInt32(rpos, true);
+      rpos += 4;
+      return v;
+    }
+    case Tag.Float64: {
+      const v = srcView.getFloat64(rpos, true);
+      rpos += 8;
+      return v;
+    }
+    case Tag.BigInt64: {
+      const v = srcView.getBigInt64(rpos, true);
+      rpos += 8;
+      return v;
+    }
+    case Tag.BigIntHex: {
+      const neg = src[rpos] === 1;
+      const n = srcView.getUint32(rpos + 1, true);
+      const mag = BigInt(`0x${src.latin1Slice(rpos + 5, rpos + 5 + n)}`);
+      rpos += 5 + n;
+      return neg ? -mag : mag;
+    }
+    case Tag.Latin1:
+    case Tag.Utf16:
+      return readString(t);
+    case Tag.Array: {
+      const n = srcView.getUint32(rpos, true);
+      rpos += 4;
+      const a = new Array(n);
+      for (let i = 0; i < n; i++) a[i] = readValue();
+      return a;
+    }
+    case Tag.Object: {
+      const n = srcView.getUint32(rpos, true);
+      rpos += 4;
+      const o: Record<string, unknown> = {};
+      for (let i = 0; i < n; i++) {
+        const k = readKey();
+        const v = readValue();
+        if (k === '__proto__') Object.defineProperty(o, k, { value: v, enumerable: true, writable: true, configurable: true });
+        else o[k] = v;
+      }
+      return o;
+    }
+    case Tag.Buffer: {
+      const n = srcView.getUint32(rpos, true);
+      rpos += 4;
+      const b = Buffer.allocUnsafe(n);
+      src.copy(b, 0, rpos, rpos + n);
+      rpos += n;
+      return b;
+    }
+    case Tag.TypedArray: {
+      const kind = src[rpos];
+      const n = srcView.getUint32(rpos + 1, true);
+      rpos += 5;
+      const ctor = typedKinds[kind] as unknown as { new (b: ArrayBuffer): unknown } | undefined;
+      if (ctor === undefined) throw new Error(`multiproc codec: bad typed array kind ${kind}`);
+      return new ctor(copyOut(n));
+    }
+    case Tag.ArrayBuffer: {
+      const n = srcView.getUint32(rpos, true);
+      rpos += 4;
+      return copyOut(n);
+    }
+    case Tag.Date: {
+      const v = srcView.getFloat64(rpos, true);
+      rpos += 8;
+      return new Date(v);
+    }
+    case Tag.Shared:
+      return fromHandle(readValue() as Handle);
+    default:
+      throw new Error(`multiproc codec: unknown tag 0x${t.toString(16)} at ${rpos - 1}`);
+  }
+}
+
+/**
+ * Decodes the record at buf[offset, offset+length). Everything returned is
+ * copied out of `buf` (the ring is reused at once), except a big item's
+ * zero-copy view of its own segment.
+ */
+export function decodeFrom(buf: Buffer, offset: number, length: number, view?: DataView): unknown {
+  const t = buf[offset];
+  if (t === Tag.V8) {
+    // Node's deserializer may return views into its input: give it a copy.
+    const copy = Buffer.from(buf.subarray(offset + 2, offset + length));
+    const v = v8.deserialize(copy);
+    return buf[offset + 1] === 1 ? rebuild(v) : v;
+  }
+  if (t === Tag.Bytes) {
+    const b = Buffer.allocUnsafe(length - 1);
+    buf.copy(b, 0, offset + 1, offset + length);
+    return b;
+  }
+  src = fast(buf);
+  srcView = view ?? new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  rpos = offset;
+  if (t === Tag.Blob) {
+    rpos++;
+    return readBlob();
+  }
+  const v = readValue();
+  if (rpos !== offset + length) throw new Error(`multiproc codec: record of ${length} bytes decoded ${rpos - offset}`);
+  return v;
+}
+
+/**
+ * The raw bytes of a record, for recvBytes: the bytes themselves for what was
+ * sent as bytes (sendBytes, or a Buffer / typed array), else the encoded item.
+ */
+export function recordBytes(buf: Buffer, offset: number, length: number): Buffer {
+  const t = buf[offset];
+  if (t === Tag.Bytes || t === Tag.Buffer || t === Tag.TypedArray || (t === Tag.Blob && buf[offset + 1] === 0)) {
+    const v = decodeFrom(buf, offset, length) as ArrayBufferView;
+    return Buffer.isBuffer(v) ? v : Buffer.from(v.buffer, v.byteOffset, v.byteLength);
+  }
+  if (t === Tag.Blob) {
+    const n = buf.readUInt32LE(offset + 2);
+    const seg = Segment.attach(fast(buf).latin1Slice(offset + 6, offset + 6 + n), Kind.Blob, true);
+    try {
+      return Buffer.from(new Uint8Array(seg.buffer, seg.payloadOffset, seg.payloadBytes));
+    } finally {
+      seg.close();
+    }
+  }
+  const b = Buffer.allocUnsafe(length);
+  buf.copy(b, 0, offset, offset + length);
+  return b;
+}

@@ -1,0 +1,325 @@
+/**
+ * Pipe and Connection (CPython's multiprocessing.connection), over one ring
+ * buffer per direction in one segment. Each direction has one writer end and
+ * one reader end, so its ring runs without the producer/consumer locks
+ * (`exclusive`): as in Python, two processes using the same end at the same
+ * time corrupt the stream.
+ *
+ * Segment payload (Kind.Pipe; param0 = ring capacity, param1 = 1 if duplex):
+ *
+ *   offset         size   what
+ *   0              64     end words: open[0], open[1], pid[0], pid[1]
+ *   64             384    ring 0 control  (end 0 reads it; end 1 writes it)
+ *   448            C      ring 0 data
+ *   448 + C        384    ring 1 control  (duplex only: end 1 reads, end 0 writes)
+ *   832 + C        C      ring 1 data
+ *
+ * open[e] counts the Connection objects for end e in every process plus its
+ * handles in flight; when it reaches 0 the end is closed for good: the ring it
+ * writes is closed (its reader drains, then gets EOFError) and a writer to the
+ * ring it reads gets BrokenPipeError. pid[e] is the last process that attached
+ * end e: a reader waiting on an empty ring checks every 200 ms whether that
+ * process is still alive, so a peer killed by SIGKILL ends recv() with EOFError.
+ *
+ * Exports: Pipe, Connection, PipeOptions.
+ */
+import { encodeBytes, recordBytes, type Encoded } from './codec';
+import { Channel } from './channel';
+import { BrokenPipeError, EOFError } from './errors';
+import { Kind } from './layout';
+import { native } from './native';
+import { registerKind, type Handle } from './reduction';
+import { kConsumersWaiting, kControlBytes, kDataSeq, Ring } from './ring-buffer';
+import { roundCapacity } from './queues';
+import { attachShared, Segment } from './segment';
+import { kHandleTag, kToHandle } from './symbols';
+import { checkInteger, deadlineFrom, describeValue, remaining } from './validate';
+import { waitAsync, WaitResult } from './wait';
+
+export interface PipeOptions {
+  /** Bytes of ring buffer per direction (rounded up to a power of two); default 256 KiB. */
+  capacityBytes?: number;
+}
+
+const kDefaultPipeCapacity = 256 * 1024;
+const kBlobThreshold = 256 * 1024;
+const kWords = 64;
+const kOpen = 0; // + end
+const kPid = 2; // + end
+const kPollSliceMs = 200;
+
+const endFinalizer = new FinalizationRegistry<{ words: Int32Array; end: number; core: PipeCore }>((h) => h.core.release(h.end));
+
+class PipeCore {
+  readonly segment: Segment;
+  readonly words: Int32Array;
+  readonly duplex: boolean;
+  /** rings[e]: the ring end e reads. */
+  readonly rings: (Ring | null)[];
+  readonly channels: (Channel | null)[];
+  readonly conns: (WeakRef<Connection> | null)[] = [null, null];
+
+  constructor(segment: Segment) {
+    this.segment = segment;
+    const cap = segment.param(0);
+    this.duplex = segment.param(1) === 1;
+    const size = kWords + (this.duplex ? 2 : 1) * (kControlBytes + cap);
+    if (cap < 4096 || (cap & (cap - 1)) !== 0 || size > segment.payloadBytes) {
+      throw new Error(`Segment '${segment.name}' does not hold a valid pipe`);
+    }
+    this.words = new Int32Array(segment.buffer, segment.payloadOffset, kWords / 4);
+    this.rings = [];
+    this.channels = [];
+    for (let e = 0; e < 2; e++) {
+      if (e === 1 && !this.duplex) {
+        this.rings.push(null);
+        this.channels.push(null);
+        continue;
+      }
+      const ctl = segment.payloadOffset + kWords + e * (kControlBytes + cap);
+      const ring = new Ring(segment.buffer, ctl, ctl + kControlBytes, cap, true);
+      this.rings.push(ring);
+      this.channels.push(new Channel(ring, {
+        closedError: () => new EOFError('The other end of the pipe was closed'),
+        readerIdle: (deep) => this.peerGone(this.writerOf(e), deep, EOFError),
+        writerIdle: (deep) => this.peerGone(e, deep, BrokenPipeError),
+      }, Math.min(kBlobThreshold, cap / 4)));
+    }
+    segment.bindTo(this);
+  }
+
+  /** The end that writes the ring end e reads. */
+  writerOf(e: number): number {
+    return this.duplex ? 1 - e : 1;
+  }
+
+  /** The ring end e writes, if any. */
+  ringWrittenBy(e: number): number {
+    return this.duplex ? 1 - e : e === 1 ? 0 : -1;
+  }
+
+  peerGone(peer: number, deep: boolean, Err: typeof EOFError = EOFError): Error | null {
+    if (Atomics.load(this.words, kOpen + peer) <= 0) return new Err('The other end of the pipe was closed');
+    if (deep) {
+      const pid = Atomics.load(this.words, kPid + peer);
+      if (pid !== 0 && pid !== process.pid && !native.isAlive(pid)) {
+        return new Err(`The process at the other end of the pipe (pid ${pid}) died`);
+      }
+    }
+    return null;
+  }
+
+  connection(end: number): Connection {
+    const existing = this.conns[end]?.deref();
+    if (existing !== undefined && !existing.closed) {
+      Atomics.sub(this.words, kOpen + end, 1); // one object per end per process: the handle's count is surplus
+      return existing;
+    }
+    Atomics.store(this.words, kPid + end, process.pid);
+    const c = new Connection(this, end);
+    this.conns[end] = new WeakRef(c);
+    endFinalizer.register(c, { words: this.words, end, core: this }, c);
+    return c;
+  }
+
+  /** One reference to `end` is gone (close, GC, or a handle that was not needed). */
+  release(end: number): void {
+    if (Atomics.sub(this.words, kOpen + end, 1) !== 1) return;
+    const w = this.ringWrittenBy(end);
+    if (w >= 0) this.rings[w]!.close(); // its reader drains, then EOF
+    this.rings[end]?.wakeProducers(); // a writer blocked on a full ring sees the reader gone
+  }
+
+  unregister(c: Connection): void {
+    endFinalizer.unregister(c);
+  }
+}
+
+export class Connection<T = unknown> {
+  readonly #core: PipeCore;
+  readonly #end: number;
+  #closed = false;
+  readonly #reader: Channel | null;
+  readonly #writer: Channel | null;
+  readonly #peer: number;
+  readonly #rawDecode: ((offset: number, length: number) => unknown) | null;
+
+  /** @internal use Pipe() */
+  constructor(core: PipeCore, end: number) {
+    this.#core = core;
+    this.#end = end;
+    const readable = core.duplex || end === 0;
+    const w = core.ringWrittenBy(end);
+    this.#reader = readable ? core.channels[end] : null;
+    this.#writer = w >= 0 ? core.channels[w] : null;
+    this.#peer = 1 - end;
+    this.#rawDecode = this.#reader?.decoder(recordBytes) ?? null;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  get readable(): boolean {
+    return this.#reader !== null;
+  }
+
+  get writable(): boolean {
+    return this.#writer !== null;
+  }
+
+  #checkOpen(): void {
+    if (this.#closed) throw new EOFError('This connection is closed');
+  }
+
+  #writeChannel(): Channel {
+    this.#checkOpen();
+    if (this.#writer === null) throw new TypeError('This connection is the read end of a simplex pipe: it cannot send');
+    if (Atomics.load(this.#core.words, kOpen + this.#peer) <= 0) throw new BrokenPipeError('The other end of the pipe is closed');
+    return this.#writer;
+  }
+
+  #readChannel(): Channel {
+    this.#checkOpen();
+    if (this.#reader === null) throw new TypeError('This connection is the write end of a simplex pipe: it cannot receive');
+    return this.#reader;
+  }
+
+  #send(enc: () => Encoded): Promise<void> {
+    let ch: Channel;
+    let e: Encoded;
+    try {
+      ch = this.#writeChannel();
+      e = ch.encode(undefined, enc());
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return ch.put(e, Infinity, undefined);
+  }
+
+  /** Sends `obj`; resolves once it is in the pipe (waits while the pipe is full). */
+  send(obj: T): Promise<void> {
+    return this.#send(() => this.#writer!.encode(obj));
+  }
+
+  /** send() that blocks this thread while the pipe is full. */
+  sendSync(obj: T): void {
+    const ch = this.#writeChannel();
+    ch.putSync(ch.encode(obj), Infinity);
+  }
+
+  /** Sends raw bytes (buf[offset, offset + size)), received as a Buffer by recvBytes() or recv(). */
+  sendBytes(buf: ArrayBufferView | ArrayBuffer, offset = 0, size?: number): Promise<void> {
+    let bytes: Uint8Array;
+    try {
+      bytes = sliceBytes(buf, offset, size);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return this.#send(() => encodeBytes(bytes));
+  }
+
+  /** Resolves with the next message; rejects EOFError once the other end is closed or dead and nothing is left. */
+  recv(): Promise<T> {
+    let ch: Channel;
+    try {
+      ch = this.#readChannel();
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return ch.get(Infinity, undefined) as Promise<T>;
+  }
+
+  /** recv() that blocks this thread; TimeoutError if timeoutMs passes. */
+  recvSync(timeoutMs?: number): T {
+    return this.#readChannel().getSync(deadlineFrom('timeoutMs', timeoutMs)) as T;
+  }
+
+  /** The next message as bytes (what sendBytes sent, or a Buffer / typed array's bytes, or the encoded message). */
+  recvBytes(): Promise<Buffer> {
+    let ch: Channel;
+    try {
+      ch = this.#readChannel();
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return ch.get(Infinity, undefined, this.#rawDecode!) as Promise<Buffer>;
+  }
+
+  /** Whether a message (or the end of the stream) is ready, waiting up to timeoutMs (default 0). */
+  async poll(timeoutMs = 0): Promise<boolean> {
+    const ch = this.#readChannel();
+    const deadline = deadlineFrom('timeoutMs', timeoutMs);
+    const ring = ch.ring;
+    const ctl = ring.ctl;
+    for (let deep = false; ; ) {
+      if (ring.hasData() || ring.closed) return true;
+      if (this.#core.peerGone(this.#core.writerOf(this.#end), deep) !== null) return true;
+      const left = remaining(deadline);
+      if (left <= 0) return false;
+      const seq = Atomics.load(ctl, kDataSeq);
+      Atomics.store(ctl, kConsumersWaiting, 1);
+      let res: WaitResult = WaitResult.NotEqual;
+      if (!ring.hasData()) res = await waitAsync(ring.buffer, ring.byteOffset(kDataSeq), seq, Math.min(kPollSliceMs, left));
+      deep = res === WaitResult.TimedOut;
+    }
+  }
+
+  /** Closes this end in this process; when no process holds the end any more, the peer sees EOF. Idempotent. */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#core.unregister(this);
+    this.#core.release(this.#end);
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  [kToHandle](): Handle {
+    this.#checkOpen();
+    this.#core.segment.retain();
+    Atomics.add(this.#core.words, kOpen + this.#end, 1);
+    return { [kHandleTag]: 'Connection', name: this.#core.segment.name, end: this.#end };
+  }
+}
+
+function sliceBytes(buf: ArrayBufferView | ArrayBuffer, offset: number, size: number | undefined): Uint8Array {
+  let bytes: Uint8Array;
+  if (buf instanceof ArrayBuffer) bytes = new Uint8Array(buf);
+  else if (ArrayBuffer.isView(buf)) bytes = new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
+  else throw new TypeError(`Expected "buf" to be a Buffer, typed array, DataView or ArrayBuffer, got ${describeValue(buf)}`);
+  checkInteger('offset', offset, 0, bytes.length);
+  const n = size === undefined ? bytes.length - offset : checkInteger('size', size, 0, bytes.length - offset);
+  return bytes.subarray(offset, offset + n);
+}
+
+/**
+ * A connected pair. Duplex (default): both ends send and receive. Simplex:
+ * `[readEnd, writeEnd]`, as Python's `Pipe(False)`.
+ */
+export function Pipe<T = unknown>(duplex = true, options: PipeOptions = {}): [Connection<T>, Connection<T>] {
+  if (typeof duplex !== 'boolean') throw new TypeError(`Expected "duplex" to be a boolean, got ${describeValue(duplex)}`);
+  const cap = roundCapacity('capacityBytes', options.capacityBytes, kDefaultPipeCapacity);
+  const seg = Segment.create(Kind.Pipe, kWords + (duplex ? 2 : 1) * (kControlBytes + cap), [cap, duplex ? 1 : 0]);
+  for (let e = 0; e < (duplex ? 2 : 1); e++) Ring.init(seg.buffer, seg.payloadOffset + kWords + e * (kControlBytes + cap), cap, 0);
+  const words = new Int32Array(seg.buffer, seg.payloadOffset, kWords / 4);
+  Atomics.store(words, kOpen, 1);
+  Atomics.store(words, kOpen + 1, 1);
+  let core: PipeCore;
+  try {
+    core = new PipeCore(seg);
+  } catch (e) {
+    seg.close();
+    throw e;
+  }
+  return [core.connection(0) as Connection<T>, core.connection(1) as Connection<T>];
+}
+
+registerKind('Connection', (h) => {
+  const end = h.end;
+  if (end !== 0 && end !== 1) throw new TypeError('Malformed Connection handle: bad end');
+  const core = attachShared(h.name, Kind.Pipe, (seg) => new PipeCore(seg));
+  return core.connection(end);
+});

@@ -1,0 +1,118 @@
+/**
+ * Start methods and contexts (CPython's context.py): one factory surface per
+ * start method. `getContext(m)` returns a context whose `Process` starts
+ * children with `m`; its other factories are the package's own (shared
+ * objects do not depend on how a process was started).
+ *
+ * Exports: BaseContext, getContext, getAllStartMethods, getStartMethod,
+ * setStartMethod, setForkserverPreload, checkStartMethod, defaultStartMethod.
+ *
+ * Default: 'forkserver' on Linux and macOS, unless this process runs with
+ * ESM loader hooks (`--import`, `--loader`, `--experimental-loader`): those
+ * hooks run on a loader thread a forked child does not have, so then the
+ * default is 'spawn'. See docs/process.md for why.
+ */
+import { SharedMemory } from './shared-memory';
+import { RawArray, RawValue, SharedArray, Value } from './sharedctypes';
+import { Process, type ProcessOptions } from './process';
+import type { StartMethod } from './popen/popen';
+import { setForkserverPreload as setPreload } from './popen/forkserver';
+import { describeValue } from './validate';
+import { ProcessError } from './errors';
+
+export type { StartMethod };
+
+const kMethods: readonly StartMethod[] = ['spawn', 'forkserver', 'fork'];
+
+export function checkStartMethod(m: unknown): StartMethod {
+  if (typeof m !== 'string' || !(kMethods as readonly string[]).includes(m)) {
+    throw new TypeError(`Expected a start method, one of 'spawn', 'forkserver', 'fork', got ${describeValue(m)}`);
+  }
+  return m as StartMethod;
+}
+
+function usesLoaderHooks(): boolean {
+  const flags = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)];
+  return flags.some((f) => /^--(import|loader|experimental-loader)(=|$)/.test(f));
+}
+
+/** The start method used when none was set: see the module comment. */
+export function defaultStartMethod(): StartMethod {
+  if (process.platform === 'win32') return 'spawn';
+  return usesLoaderHooks() ? 'spawn' : 'forkserver';
+}
+
+export class BaseContext {
+  readonly #method: StartMethod | null;
+  /** `new ctx.Process({...})` starts with this context's method. */
+  readonly Process: typeof Process;
+
+  constructor(method: StartMethod | null) {
+    this.#method = method;
+    const ctx = this;
+    this.Process = class extends Process {
+      constructor(options: ProcessOptions) {
+        super({ ...options, startMethod: options?.startMethod ?? ctx.getStartMethod() });
+      }
+    };
+  }
+
+  /** This context's start method (for the default context: the current default). */
+  getStartMethod(): StartMethod {
+    return this.#method ?? getStartMethod();
+  }
+
+  getContext(m?: StartMethod): BaseContext {
+    return getContext(m);
+  }
+
+  getAllStartMethods(): StartMethod[] {
+    return getAllStartMethods();
+  }
+
+  setForkserverPreload(modules: readonly string[]): void {
+    setPreload(modules);
+  }
+
+  readonly SharedMemory = SharedMemory;
+  readonly Value = Value;
+  readonly RawValue = RawValue;
+  readonly SharedArray = SharedArray;
+  readonly RawArray = RawArray;
+  // Lock, RLock, Semaphore, ..., Queue, Pipe and Pool factories are added here as they land.
+}
+
+let chosen: StartMethod | null = null;
+const contexts = new Map<StartMethod, BaseContext>();
+let defaultContext: BaseContext | null = null; // lazy: process.ts and this module import each other
+
+export function getStartMethod(): StartMethod {
+  return chosen ?? defaultStartMethod();
+}
+
+/** Sets the default start method; a second call throws unless { force: true }, as in Python. */
+export function setStartMethod(method: StartMethod | null, options: { force?: boolean } = {}): void {
+  if (chosen !== null && options?.force !== true) {
+    throw new ProcessError(`The start method was already set to '${chosen}'; pass { force: true } to change it`);
+  }
+  chosen = method === null ? null : checkStartMethod(method);
+}
+
+/** Every valid start method, the default first ('fork' is listed but refuses to start where unsafe). */
+export function getAllStartMethods(): StartMethod[] {
+  const d = defaultStartMethod();
+  return [d, ...kMethods.filter((m) => m !== d)];
+}
+
+/** A context bound to `method` (or the default context, which follows setStartMethod). */
+export function getContext(method?: StartMethod | null): BaseContext {
+  if (method === undefined || method === null) return (defaultContext ??= new BaseContext(null));
+  const m = checkStartMethod(method);
+  let c = contexts.get(m);
+  if (c === undefined) contexts.set(m, (c = new BaseContext(m)));
+  return c;
+}
+
+export function setForkserverPreload(modules: readonly string[]): void {
+  setPreload(modules);
+}

@@ -1,0 +1,294 @@
+/**
+ * The child's main, for every start method:
+ * - spawn: this file is the script `node` runs; the spec arrives on fd 3;
+ * - forkserver: the zygote (forkserver-main.ts) calls runForked() in the
+ *   fork child, with the spec it received;
+ * - fork: lib/popen/fork.ts calls runInForkChild() with the very closure.
+ *
+ * In every case: die with the parent (PR_SET_PDEATHSIG plus an EOF watchdog),
+ * rebuild the args (shared objects re-attach), run the target, await it,
+ * and exit 0, or 1 with the error and its stack on stderr.
+ *
+ * A forked child must never go through Node's normal shutdown (it joins V8
+ * platform threads that do not exist after fork: a hang or a crash), so for
+ * those the exit path ends in native.exitNow (see installForkedExit).
+ */
+import { Socket } from 'node:net';
+import { createRequire } from 'node:module';
+import { readSync } from 'node:fs';
+import { deserialize } from 'node:v8';
+import { native } from '../native';
+import { decodeSpec, type ChildSpec, type ChildTarget, type StartMethod } from '../popen/popen';
+import { isShareable, rebuild } from '../reduction';
+import { ProcessError } from '../errors';
+import { enterChild } from '../process';
+import '../index'; // registers every shareable kind, so handles in args rebuild
+
+const kSigKill = 9;
+
+/** First thing in a child: the kernel kills us if `expectedParent` dies (Linux). */
+export function dieWithParent(expectedParent: number): void {
+  native.setParentDeathSignal(kSigKill);
+  // The parent may have died before the prctl: then we were re-parented already.
+  if (expectedParent > 0 && native.getppid() !== expectedParent) native.exitNow(1);
+}
+
+/**
+ * The portable half: EOF on `fd` (whose write side only the parent holds)
+ * means the parent is gone; needed on macOS, and a second line of defence.
+ */
+export function watchParentFd(fd: number): void {
+  const s = new Socket({ fd, readable: true, writable: false });
+  const die = (): void => {
+    process.kill(native.getpid(), 'SIGKILL');
+  };
+  s.on('end', die);
+  s.on('close', die);
+  s.on('error', die);
+  s.on('data', () => {}); // nothing is ever sent after the spec
+  s.unref();
+}
+
+/**
+ * Makes every way out of a forked child end in _exit: process.exit() (via
+ * reallyExit), a drained loop ('exit' listener appended last, on each
+ * 'beforeExit'), and uncaught errors (handled, then process.exit).
+ */
+export function installForkedExit(beforeExit: () => void): void {
+  const proc = process as unknown as { reallyExit(code?: number): never };
+  proc.reallyExit = (code?: number): never => {
+    beforeExit();
+    native.exitNow(code ?? 0);
+  };
+  const onExit = (code: number): void => {
+    beforeExit();
+    native.exitNow(typeof code === 'number' ? code : 0);
+  };
+  process.on('beforeExit', () => {
+    process.removeListener('exit', onExit);
+    process.on('exit', onExit);
+  });
+}
+
+function explainReferenceError(err: unknown, method: StartMethod): unknown {
+  if (!(err instanceof ReferenceError)) return err;
+  return new ProcessError(
+    `${err.message}. Under the '${method}' start method a function target is sent to the child as source text, ` +
+      `so it must be self-contained: it cannot use variables, imports or functions from outside its own body. ` +
+      `Import what it needs inside the function (await import('...') or require('...')), pass values through args, ` +
+      `or use a module target { module: import.meta.url, export: 'name' }.`,
+    { cause: err },
+  );
+}
+
+function compileSource(source: string, cwd: string): (...args: unknown[]) => unknown {
+  const req = createRequire(`${cwd}/`);
+  let fn: unknown;
+  try {
+    fn = new Function('require', `return (${source}\n);`)(req);
+  } catch {
+    // Method shorthand (`name(a) { ... }`) is not an expression; as an object member it is.
+    try {
+      const holder = new Function('require', `return ({ ${source}\n });`)(req) as Record<string, unknown>;
+      fn = Object.values(holder)[0];
+    } catch (e) {
+      throw new ProcessError(`The target's source text does not compile in the child: ${(e as Error).message}`, { cause: e });
+    }
+  }
+  if (typeof fn !== 'function') throw new ProcessError('The target\'s source text did not evaluate to a function');
+  return fn as (...args: unknown[]) => unknown;
+}
+
+async function loadTarget(target: ChildTarget, cwd: string): Promise<(...args: unknown[]) => unknown> {
+  if (target.kind === 'source') return compileSource(target.source, cwd);
+  const ns = (await import(target.url)) as Record<string, unknown>;
+  let fn = ns[target.export];
+  if (typeof fn !== 'function' && typeof ns.default === 'object' && ns.default !== null) {
+    fn = (ns.default as Record<string, unknown>)[target.export]; // CJS exports the lexer missed
+  }
+  if (typeof fn !== 'function') {
+    const names = Object.keys(ns).join(', ') || 'none';
+    throw new ProcessError(`Module ${target.url} has no function export '${target.export}' (exports: ${names})`);
+  }
+  return fn as (...args: unknown[]) => unknown;
+}
+
+function report(name: string, err: unknown): void {
+  const body = err instanceof Error ? (err.stack ?? `${err.name}: ${err.message}`) : String(err);
+  let text = `Process ${name} (pid ${native.getpid()}) failed:\n${body}\n`;
+  const cause = err instanceof Error ? err.cause : undefined;
+  if (cause instanceof Error && cause.stack) text += `Caused by: ${cause.stack}\n`;
+  process.stderr.write(text);
+}
+
+function installErrorExit(name: string): void {
+  process.on('uncaughtException', (err) => {
+    if ((err as { forkChild?: unknown } | null)?.forkChild === true) return; // ForkChildExit leaving the parent's code
+    report(name, err);
+    process.exit(1);
+  });
+}
+
+/** Closes the shared objects the args brought, so their segments can be unlinked by refcount. */
+function releaseArgs(args: unknown): void {
+  const seen = new Set<object>();
+  const visit = (v: unknown): void => {
+    if (typeof v !== 'object' || v === null || seen.has(v)) return;
+    seen.add(v);
+    if (isShareable(v)) {
+      const close = (v as { close?: () => void }).close;
+      if (typeof close === 'function') {
+        try {
+          close.call(v);
+        } catch {
+          // already closed by the target
+        }
+      }
+      return;
+    }
+    if (Array.isArray(v)) v.forEach(visit);
+    else if (v instanceof Map) v.forEach((val, k) => (visit(k), visit(val)));
+    else if (v instanceof Set) v.forEach(visit);
+    else if (Object.getPrototypeOf(v) === Object.prototype) Object.values(v).forEach(visit);
+  };
+  visit(args);
+}
+
+async function runTarget(fn: (...args: unknown[]) => unknown, args: unknown[], name: string, method: StartMethod, fromSource: boolean): Promise<void> {
+  try {
+    await fn(...args);
+  } catch (err) {
+    report(name, fromSource ? explainReferenceError(err, method) : err);
+    process.exit(1);
+  }
+}
+
+/** Runs a decoded spec (spawn and forkserver children). */
+export async function runSpec(spec: ChildSpec, forked: boolean): Promise<void> {
+  enterChild({ name: spec.name, daemon: spec.daemon, startMethod: spec.startMethod, parentPid: spec.parentPid, parentName: spec.parentName });
+  installErrorExit(spec.name);
+  let args: unknown[] = [];
+  let released = false;
+  const release = (): void => {
+    if (released) return;
+    released = true;
+    releaseArgs(args);
+  };
+  if (forked) installForkedExit(release);
+  else process.on('exit', release);
+  let fn: (...args: unknown[]) => unknown;
+  try {
+    if (forked && process.cwd() !== spec.cwd) process.chdir(spec.cwd);
+    args = rebuild(deserialize(spec.args)) as unknown[];
+    fn = await loadTarget(spec.target, spec.cwd);
+  } catch (err) {
+    report(spec.name, err);
+    process.exit(1);
+  }
+  await runTarget(fn, args, spec.name, spec.startMethod, spec.target.kind === 'source');
+  // Success: the process ends when its event loop drains, as a `node` script does.
+}
+
+/** Entry for a child forked by the zygote (called in the child right after fork()). */
+export function runForked(specBytes: Uint8Array, zygotePid: number, watchdogFd: number): void {
+  patchPid();
+  dieWithParent(zygotePid);
+  watchParentFd(watchdogFd);
+  void runSpec(decodeSpec(specBytes), true);
+}
+
+function isThenable(v: unknown): v is PromiseLike<unknown> {
+  return (typeof v === 'object' || typeof v === 'function') && v !== null && typeof (v as PromiseLike<unknown>).then === 'function';
+}
+
+/** A fork copies the parent's stale pid into process.pid. */
+function patchPid(): void {
+  Object.defineProperty(process, 'pid', { value: native.getpid(), configurable: true, enumerable: true, writable: false });
+}
+
+/**
+ * The parent's open handles were copied by fork(): sockets are closed (only
+ * this copy), everything else stops keeping the loop alive. Servers are not
+ * closed: closing a unix-socket server would unlink its path for the parent.
+ */
+function detachInheritedHandles(): void {
+  const getHandles = (process as unknown as { _getActiveHandles?: () => object[] })._getActiveHandles;
+  for (const h of getHandles?.call(process) ?? []) {
+    if (h === process.stdout || h === process.stderr || h === process.stdin) continue;
+    const any = h as { destroy?: () => void; unref?: () => void; listen?: unknown };
+    if (h instanceof Socket && typeof any.destroy === 'function') any.destroy();
+    else if (typeof any.unref === 'function') any.unref();
+  }
+}
+
+/**
+ * Entry for a child of the 'fork' start method, called right after fork()
+ * inside the parent's start(). A synchronous function target runs here and
+ * the child exits here; otherwise this returns and the caller throws
+ * ForkChildExit to leave the parent's code, and the child exits as soon as
+ * the target settles. Lifecycle listeners ('exit', signals...) are the
+ * parent's and are dropped.
+ */
+export function runInForkChild(
+  target: ((...args: unknown[]) => unknown) | ChildTarget,
+  args: unknown[],
+  info: { name: string; daemon: boolean; parentPid: number; parentName: string },
+  watchdogFd: number,
+): void {
+  patchPid();
+  dieWithParent(info.parentPid);
+  for (const ev of ['exit', 'beforeExit', 'uncaughtException', 'unhandledRejection', 'SIGINT', 'SIGTERM', 'SIGHUP', 'SIGCHLD']) {
+    process.removeAllListeners(ev);
+  }
+  detachInheritedHandles();
+  if (watchdogFd >= 0) watchParentFd(watchdogFd);
+  enterChild({ ...info, startMethod: 'fork' });
+  installErrorExit(info.name);
+  installForkedExit(() => {});
+  const fail = (e: unknown): never => {
+    report(info.name, e);
+    native.exitNow(1);
+  };
+  if (typeof target === 'function') {
+    let result: unknown;
+    try {
+      result = target(...args);
+    } catch (e) {
+      fail(e);
+    }
+    if (!isThenable(result)) native.exitNow(0);
+    void Promise.resolve(result).then(() => native.exitNow(0), fail);
+    return;
+  }
+  void loadTarget(target, process.cwd())
+    .then((fn) => fn(...args))
+    .then(() => native.exitNow(0), fail);
+}
+
+function readExactly(fd: number, n: number): Buffer {
+  const buf = Buffer.alloc(n);
+  let off = 0;
+  while (off < n) {
+    let got: number;
+    try {
+      got = readSync(fd, buf, off, n - off, null);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'EAGAIN' || (e as NodeJS.ErrnoException).code === 'EINTR') continue;
+      throw e;
+    }
+    if (got === 0) native.exitNow(1); // the parent died before sending the spec
+    off += got;
+  }
+  return buf;
+}
+
+function spawnMain(): void {
+  dieWithParent(Number(process.env.MULTIPROC_PARENT_PID ?? 0));
+  delete process.env.MULTIPROC_PARENT_PID;
+  const len = readExactly(3, 4).readUInt32LE(0);
+  const spec = decodeSpec(readExactly(3, len));
+  watchParentFd(3);
+  void runSpec(spec, false);
+}
+
+if (require.main === module) spawnMain();

@@ -1,0 +1,154 @@
+/**
+ * fork: a real fork() of the calling process, running the very closure.
+ *
+ * Offered only where it is safe (see forkUnavailableReason): a Node process
+ * forks cleanly only when V8 runs without platform worker threads, i.e. the
+ * process was started with `node --single-threaded` (NATIVE-NOTES.md: with
+ * default flags 65% of GC-heavy fork children hung), and only from the main
+ * thread (a fork from a Worker would copy a thread that is not the process's
+ * main one, and PR_SET_PDEATHSIG would follow that Worker's thread).
+ *
+ * The child never returns to the caller's code the normal way: a
+ * synchronous target runs inside start() and the child exits there; for an
+ * async target start() throws a ForkChildExit in the child (see
+ * process.ts) so that the parent's code after start() does not run in it,
+ * and the child exits as soon as the target settles.
+ */
+import { isMainThread } from 'node:worker_threads';
+import { native } from '../native';
+import { deferred, exitCodeOf, sleepSync, type Popen } from './popen';
+
+/** Why fork is not offered here, or null when it is. */
+export function forkUnavailableReason(): string | null {
+  if (process.platform === 'win32') return 'fork() does not exist on Windows';
+  const single = process.execArgv.includes('--single-threaded') ||
+    /(^|\s)--single-threaded(\s|$)/.test(process.env.NODE_OPTIONS ?? '');
+  if (!single) {
+    return 'this process was not started with `node --single-threaded`, and forking a Node process whose V8 has ' +
+      'worker threads leaves the child without them (GC hangs or crashes). Use the \'forkserver\' start method, which ' +
+      'forks from a single-threaded zygote, or start this program with `node --single-threaded`';
+  }
+  if (!isMainThread) return 'fork() is only safe from the main thread, not from a worker thread; use \'forkserver\'';
+  return null;
+}
+
+// Our fork children are not libuv's: we reap them on SIGCHLD by pid.
+const live = new Map<number, ForkPopen>();
+function reapForkChildren(): void {
+  for (const [pid, p] of live) {
+    let st;
+    try {
+      st = native.waitpid(pid, false);
+    } catch {
+      st = { pid, code: null, signal: 9 }; // ECHILD: someone else reaped it
+    }
+    if (st !== null) {
+      live.delete(pid);
+      p.finish(exitCodeOf(st.code, st.signal));
+    }
+  }
+  if (live.size === 0) process.removeListener('SIGCHLD', reapForkChildren);
+}
+
+// The portable watchdog: one pipe for all fork children; only this process
+// holds the write end (each child closes its copy first thing).
+let watchdog: [number, number] | null = null;
+export function forkWatchdog(): [number, number] {
+  watchdog ??= native.pipe();
+  return watchdog;
+}
+
+/** In a fork child: drop the parent's bookkeeping (its children are not ours). */
+export function forgetForkState(): void {
+  for (const [, p] of live) p.orphan();
+  live.clear();
+  process.removeListener('SIGCHLD', reapForkChildren);
+  if (watchdog !== null) {
+    native.closeFd(watchdog[1]);
+    watchdog = null; // the read end stays open: it is our own watchdog
+  }
+}
+
+export class ForkPopen implements Popen {
+  readonly method = 'fork' as const;
+  readonly pid: number;
+  readonly exited: Promise<number>;
+  #returncode: number | null = null;
+  #resolve: (code: number) => void;
+  #keepAlive: NodeJS.Timeout | null = null;
+
+  /** Forks; in the child, `inChild` runs and never returns normally. */
+  constructor(inChild: (watchdogRead: number) => never) {
+    const d = deferred<number>();
+    this.exited = d.promise;
+    this.#resolve = d.resolve;
+    const [r] = forkWatchdog();
+    const pid = native.fork();
+    if (pid === 0) inChild(r);
+    this.pid = pid;
+    if (live.size === 0) process.on('SIGCHLD', reapForkChildren);
+    live.set(pid, this);
+    // SIGCHLD may already have come and gone.
+    setImmediate(reapForkChildren);
+  }
+
+  get returncode(): number | null {
+    return this.#returncode;
+  }
+
+  finish(code: number): void {
+    if (this.#returncode !== null) return;
+    this.#returncode = code;
+    this.setRef(false);
+    this.#resolve(code);
+  }
+
+  /** In a fork child, copies of the parent's children are nobody's business. */
+  orphan(): void {
+    this.setRef(false);
+  }
+
+  poll(): number | null {
+    if (this.#returncode === null) {
+      const st = native.waitpid(this.pid, false);
+      if (st !== null) {
+        live.delete(this.pid);
+        this.finish(exitCodeOf(st.code, st.signal));
+      }
+    }
+    return this.#returncode;
+  }
+
+  waitSync(timeoutMs: number): number | null {
+    const deadline = performance.now() + timeoutMs;
+    let nap = 0.25;
+    while (this.poll() === null) {
+      const left = deadline - performance.now();
+      if (left <= 0) break;
+      sleepSync(Math.min(nap, left));
+      nap = Math.min(nap * 2, 10);
+    }
+    return this.#returncode;
+  }
+
+  signal(sig: NodeJS.Signals): void {
+    if (this.poll() !== null) return;
+    try {
+      process.kill(this.pid, sig);
+    } catch {
+      // exited between poll and kill
+    }
+  }
+
+  setRef(ref: boolean): void {
+    // A SIGCHLD listener does not keep the loop alive; a long timer does.
+    if (ref && this.#keepAlive === null && this.#returncode === null) {
+      this.#keepAlive = setInterval(() => {}, 1 << 30);
+    } else if (!ref && this.#keepAlive !== null) {
+      clearInterval(this.#keepAlive);
+      this.#keepAlive = null;
+    }
+  }
+
+  close(): void {}
+}

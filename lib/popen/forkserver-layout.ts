@@ -1,0 +1,29 @@
+/**
+ * The forkserver board: a small shared memory segment between one parent
+ * and its zygote (Int32 indices; byte offset = index * 4).
+ *
+ *   index  field        writer  meaning
+ *   0      replySeq     zygote  seq of the last request handled
+ *   1      replyPid     zygote  pid forked for it (-1: fork failed)
+ *   16     ringWrite    zygote  exit records written so far (own cache line)
+ *   32     ringRead     parent  exit records consumed so far (own cache line)
+ *   64..   ring         zygote  kRingCapacity records of [pid, code|-1, signal|0, 0]
+ *
+ * The parent waits on replySeq (futex) after each request, so start() is
+ * synchronous and p.pid is known when it returns. The ring is single
+ * producer (the zygote's SIGCHLD reaper) / single consumer (the parent);
+ * a full ring makes the zygote wait on ringRead. The parent learns of new
+ * records from a doorbell byte on a socket (async) or by waiting on
+ * ringWrite (joinSync), so a blocked event loop never loses an exit.
+ */
+export const kReplySeq = 0;
+export const kReplyPid = 1;
+export const kRingWrite = 16;
+export const kRingRead = 32;
+export const kRingStart = 64;
+export const kRingRecordInts = 4;
+export const kRingCapacity = 1024;
+export const kBoardBytes = (kRingStart + kRingCapacity * kRingRecordInts) * 4;
+
+export const kBoardEnv = 'MULTIPROC_FORKSERVER_BOARD';
+export const kPreloadEnv = 'MULTIPROC_FORKSERVER_PRELOAD';

@@ -1,0 +1,315 @@
+/**
+ * forkserver: children forked copy-on-write from a zygote
+ * (lib/entry/forkserver-main.ts) that this process starts on first use and
+ * that exits with it (EOF on its request pipe, and PR_SET_PDEATHSIG).
+ *
+ * Protocol and shared board: see forkserver-layout.ts. A request is written
+ * with a blocking write to a pipe only we hold the write end of, and the pid
+ * comes back through the board, so start() is synchronous like Python's.
+ * Exits come back as ring records; the zygote is the children's parent and
+ * reaps them on SIGCHLD.
+ *
+ * Exports: ForkserverPopen, setForkserverPreload, getForkserverPreload,
+ * forkserverPid, stopForkserver.
+ */
+import { spawn as spawnChild, type ChildProcess } from 'node:child_process';
+import { writeSync } from 'node:fs';
+import type { Socket } from 'node:net';
+import { join } from 'node:path';
+import { ProcessError } from '../errors';
+import { native } from '../native';
+import { kTrackerFdEnv, register, trackerFdForChild, unregister } from '../resource-tracker';
+import { generateName, osName } from '../segment';
+import { waitSync, wake } from '../wait';
+import {
+  kBoardBytes, kBoardEnv, kPreloadEnv, kReplyPid, kReplySeq, kRingCapacity, kRingRead, kRingRecordInts, kRingStart, kRingWrite,
+} from './forkserver-layout';
+import { deferred, encodeSpec, exitCodeOf, type ChildSpec, type Popen } from './popen';
+import { childExecArgv } from './spawn';
+
+let preload: string[] = [];
+
+export function setForkserverPreload(modules: readonly string[]): void {
+  if (!Array.isArray(modules) || modules.some((m) => typeof m !== 'string' && !(m instanceof URL))) {
+    throw new TypeError('Expected "modules" to be an array of module names, absolute paths or file URLs');
+  }
+  preload = modules.map((m) => String(m));
+}
+
+export function getForkserverPreload(): string[] {
+  return [...preload];
+}
+
+class Zygote {
+  readonly pid: number;
+  readonly #child: ChildProcess;
+  readonly #reqFd: number;
+  readonly #buffer: ArrayBuffer;
+  readonly #board: Int32Array;
+  readonly #doorbell: Socket;
+  #boardName: string | null;
+  #seq = 0;
+  #dead = false;
+  #refs = 0;
+  readonly popens = new Map<number, ForkserverPopen>();
+  readonly #early = new Map<number, number>();
+
+  constructor() {
+    const name = osName(generateName());
+    this.#buffer = native.shmCreate(name, kBoardBytes);
+    register(name, 'object');
+    this.#boardName = name;
+    this.#board = new Int32Array(this.#buffer);
+    const [r, w] = native.pipe();
+    const main = join(__dirname, '..', 'entry', 'forkserver-main.js');
+    let child: ChildProcess;
+    try {
+      child = spawnChild(process.execPath, ['--single-threaded', ...childExecArgv(), main], {
+        stdio: ['ignore', 'inherit', 'inherit', r, 'pipe', trackerFdForChild()],
+        env: {
+          ...process.env,
+          [kTrackerFdEnv]: '5',
+          MULTIPROC_PARENT_PID: String(process.pid),
+          [kBoardEnv]: name,
+          [kPreloadEnv]: JSON.stringify(preload),
+        },
+      });
+    } finally {
+      native.closeFd(r);
+    }
+    if (child.pid === undefined) {
+      native.closeFd(w);
+      this.#unlinkBoard();
+      throw new ProcessError('Could not start the forkserver process');
+    }
+    this.pid = child.pid;
+    this.#child = child;
+    this.#reqFd = w;
+    child.unref();
+    child.on('error', () => {});
+    child.on('exit', () => this.#died());
+    this.#doorbell = child.stdio[4] as Socket;
+    this.#doorbell.on('data', () => this.drain());
+    this.#doorbell.on('error', () => {});
+    this.#doorbell.unref();
+  }
+
+  #unlinkBoard(): void {
+    if (this.#boardName === null) return;
+    native.shmUnlink(this.#boardName);
+    unregister(this.#boardName, 'object');
+    this.#boardName = null;
+  }
+
+  get alive(): boolean {
+    return !this.#dead;
+  }
+
+  /** Forks a child for spec; returns its pid. Blocks until the zygote answers. */
+  request(spec: ChildSpec): number {
+    if (this.#dead) throw new ProcessError('The forkserver process has exited');
+    const body = encodeSpec(spec);
+    const seq = (this.#seq = (this.#seq + 1) >>> 0);
+    const frame = Buffer.allocUnsafe(8 + body.length);
+    frame.writeUInt32LE(seq, 0);
+    frame.writeUInt32LE(body.length, 4);
+    body.copy(frame, 8);
+    let off = 0;
+    while (off < frame.length) {
+      try {
+        off += writeSync(this.#reqFd, frame, off);
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        if (code === 'EAGAIN' || code === 'EINTR') continue;
+        this.#died();
+        throw new ProcessError(`The forkserver process is gone (${code ?? String(e)})`, { cause: e });
+      }
+    }
+    for (;;) {
+      const now = Atomics.load(this.#board, kReplySeq);
+      if (now === (seq | 0)) break;
+      waitSync(this.#buffer, kReplySeq * 4, now, 100);
+      if (Atomics.load(this.#board, kReplySeq) !== (seq | 0) && !native.isAlive(this.pid)) {
+        this.#died();
+        throw new ProcessError('The forkserver process died while starting a child (see its stderr above)');
+      }
+    }
+    // The zygote has attached the board by now: the name is no longer needed.
+    this.#unlinkBoard();
+    const pid = Atomics.load(this.#board, kReplyPid);
+    if (pid <= 0) throw new ProcessError('The forkserver could not fork a child (see its stderr above)');
+    return pid;
+  }
+
+  /** Delivers every exit record the zygote has written. */
+  drain(): void {
+    if (this.#board.length === 0) return;
+    let r = Atomics.load(this.#board, kRingRead);
+    const w = Atomics.load(this.#board, kRingWrite);
+    if (r === w) return;
+    while (r !== w) {
+      const at = kRingStart + (r % kRingCapacity) * kRingRecordInts;
+      const pid = this.#board[at];
+      const code = this.#board[at + 1];
+      const signal = this.#board[at + 2];
+      this.#deliver(pid, exitCodeOf(signal !== 0 ? null : code, signal !== 0 ? signal : null));
+      r++;
+    }
+    Atomics.store(this.#board, kRingRead, r);
+    wake(this.#buffer, kRingRead * 4);
+  }
+
+  #deliver(pid: number, code: number): void {
+    const p = this.popens.get(pid);
+    if (p === undefined) {
+      this.#early.set(pid, code);
+      return;
+    }
+    this.popens.delete(pid);
+    p.finish(code);
+  }
+
+  /** Blocks until a new exit record may be there, or ms passes. */
+  waitForRecord(ms: number): void {
+    if (this.#dead) return;
+    const w = Atomics.load(this.#board, kRingWrite);
+    if (w !== Atomics.load(this.#board, kRingRead)) return;
+    waitSync(this.#buffer, kRingWrite * 4, w, Math.min(ms, 100));
+    if (!native.isAlive(this.pid)) this.#died();
+  }
+
+  adopt(pid: number, p: ForkserverPopen): void {
+    const early = this.#early.get(pid);
+    if (early !== undefined) {
+      this.#early.delete(pid);
+      p.finish(early);
+      return;
+    }
+    this.popens.set(pid, p);
+  }
+
+  ref(delta: number): void {
+    this.#refs += delta;
+    if (this.#refs > 0) this.#doorbell.ref();
+    else this.#doorbell.unref();
+  }
+
+  #died(): void {
+    if (this.#dead) return;
+    this.drain();
+    this.#dead = true;
+    if (current === this) current = null;
+    this.#unlinkBoard();
+    try {
+      native.closeFd(this.#reqFd);
+    } catch {
+      // closed already
+    }
+    // Its children got SIGKILL from the kernel (PR_SET_PDEATHSIG) or its watchdog.
+    for (const [, p] of this.popens) p.finish(-9);
+    this.popens.clear();
+    this.#doorbell.destroy();
+  }
+
+  /** Closes the request pipe: the zygote exits (and its remaining children with it). */
+  shutdown(): void {
+    if (this.#dead) return;
+    this.#dead = true;
+    if (current === this) current = null;
+    this.#unlinkBoard();
+    native.closeFd(this.#reqFd);
+    this.#doorbell.destroy();
+  }
+}
+
+let current: Zygote | null = null;
+let exitHook = false;
+
+function zygote(): Zygote {
+  if (current === null || !current.alive) {
+    current = new Zygote();
+    if (!exitHook) {
+      exitHook = true;
+      process.on('exit', stopForkserver);
+    }
+  }
+  return current;
+}
+
+/** pid of this process's zygote, or null if none is running. */
+export function forkserverPid(): number | null {
+  return current !== null && current.alive ? current.pid : null;
+}
+
+/** Stops the zygote now (it is restarted on next use). */
+export function stopForkserver(): void {
+  current?.shutdown();
+  current = null;
+}
+
+/** In a fork child: the parent's zygote is not ours to use. */
+export function forgetForkserver(): void {
+  current = null;
+}
+
+export class ForkserverPopen implements Popen {
+  readonly method = 'forkserver' as const;
+  readonly pid: number;
+  readonly exited: Promise<number>;
+  #returncode: number | null = null;
+  #resolve: (code: number) => void;
+  #zygote: Zygote;
+  #ref = false;
+
+  constructor(spec: ChildSpec) {
+    const d = deferred<number>();
+    this.exited = d.promise;
+    this.#resolve = d.resolve;
+    this.#zygote = zygote();
+    this.pid = this.#zygote.request(spec);
+    this.#zygote.adopt(this.pid, this);
+  }
+
+  get returncode(): number | null {
+    return this.#returncode;
+  }
+
+  finish(code: number): void {
+    if (this.#returncode !== null) return;
+    this.#returncode = code;
+    this.setRef(false);
+    this.#resolve(code);
+  }
+
+  poll(): number | null {
+    if (this.#returncode === null) this.#zygote.drain();
+    return this.#returncode;
+  }
+
+  waitSync(timeoutMs: number): number | null {
+    const deadline = performance.now() + timeoutMs;
+    while (this.poll() === null) {
+      const left = deadline - performance.now();
+      if (left <= 0) break;
+      this.#zygote.waitForRecord(left);
+    }
+    return this.#returncode;
+  }
+
+  signal(sig: NodeJS.Signals): void {
+    if (this.poll() !== null) return;
+    try {
+      process.kill(this.pid, sig);
+    } catch {
+      // exited and not yet reported
+    }
+  }
+
+  setRef(ref: boolean): void {
+    if (ref === this.#ref || (ref && this.#returncode !== null)) return;
+    this.#ref = ref;
+    this.#zygote.ref(ref ? 1 : -1);
+  }
+
+  close(): void {}
+}

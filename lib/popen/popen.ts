@@ -1,0 +1,79 @@
+/**
+ * The one interface every start method implements (CPython's popen_*.py):
+ * a started child, as the parent sees it. Process (lib/process.ts) owns the
+ * policy (names, daemons, validation); a Popen only launches and watches.
+ *
+ * Exports: Popen, StartMethod, ChildSpec, ChildTarget, exitCodeOf,
+ * encodeSpec/decodeSpec, sleepSync.
+ */
+import { constants } from 'node:os';
+import { deserialize, serialize } from 'node:v8';
+
+export type StartMethod = 'spawn' | 'forkserver' | 'fork';
+
+export interface Popen {
+  readonly method: StartMethod;
+  readonly pid: number;
+  /** null while running; the exit code, or -N when killed by signal N. */
+  readonly returncode: number | null;
+  /** Settles (never rejects) with returncode as soon as the parent learns of the exit. */
+  readonly exited: Promise<number>;
+  /** Non-blocking check; returns returncode. */
+  poll(): number | null;
+  /** Blocks the thread until the child exits or timeoutMs passes; returns returncode. */
+  waitSync(timeoutMs: number): number | null;
+  /** Sends a signal unless the child is known to have exited. */
+  signal(sig: NodeJS.Signals): void;
+  /** Whether this child keeps the parent's event loop alive (non-daemon children do). */
+  setRef(ref: boolean): void;
+  /** Releases parent-side resources (the child must have exited). */
+  close(): void;
+}
+
+/** What a child runs: a function's source text or a module export. */
+export type ChildTarget =
+  | { kind: 'source'; source: string }
+  | { kind: 'module'; url: string; export: string };
+
+/** Everything a spawn/forkserver child needs, sent as one v8-serialized message. */
+export interface ChildSpec {
+  target: ChildTarget;
+  /** v8.serialize(reduce(args)): stays opaque until the child rebuilds it. */
+  args: Uint8Array;
+  name: string;
+  daemon: boolean;
+  parentPid: number;
+  parentName: string;
+  startMethod: StartMethod;
+  cwd: string;
+}
+
+export function encodeSpec(spec: ChildSpec): Buffer {
+  return serialize(spec);
+}
+
+export function decodeSpec(buf: Uint8Array): ChildSpec {
+  return deserialize(buf) as ChildSpec;
+}
+
+/** 0..255 for a normal exit, -N for death by signal N (as Python's Process.exitcode). */
+export function exitCodeOf(code: number | null, signal: number | NodeJS.Signals | null): number {
+  if (signal !== null && signal !== undefined) {
+    const n = typeof signal === 'number' ? signal : constants.signals[signal];
+    return -(n ?? 0);
+  }
+  return code ?? 0;
+}
+
+const sleeper = new Int32Array(new SharedArrayBuffer(4));
+/** Blocks the thread for ms (used only by the *Sync paths). */
+export function sleepSync(ms: number): void {
+  Atomics.wait(sleeper, 0, 0, ms);
+}
+
+/** A promise plus its resolver, for `exited`. */
+export function deferred<T>(): { promise: Promise<T>; resolve(v: T): void } {
+  let resolve!: (v: T) => void;
+  const promise = new Promise<T>((r) => (resolve = r));
+  return { promise, resolve };
+}

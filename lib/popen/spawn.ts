@@ -1,0 +1,119 @@
+/**
+ * spawn: a fresh `node` running lib/entry/bootstrap.js, with the parent's
+ * execArgv (so `--import tsx` and similar carry over).
+ *
+ * Child fds:
+ *   0      /dev/null (as Python: children do not fight over the terminal)
+ *   1, 2   the parent's stdout/stderr
+ *   3      a socket to the parent: the parent writes [u32 length][ChildSpec]
+ *          and then never writes or closes it again, so EOF on it means the
+ *          parent is gone (the portable parent-death watchdog)
+ *   4      the resource tracker's pipe (MULTIPROC_TRACKER_FD=4), so the whole
+ *          tree shares one tracker
+ */
+import { spawn as spawnChild, type ChildProcess } from 'node:child_process';
+import { join } from 'node:path';
+import type { Writable } from 'node:stream';
+import { ProcessError } from '../errors';
+import { native } from '../native';
+import { kTrackerFdEnv, trackerFdForChild } from '../resource-tracker';
+import { deferred, encodeSpec, exitCodeOf, sleepSync, type ChildSpec, type Popen } from './popen';
+
+export const kSpecFd = 3;
+const kTrackerFd = 4;
+
+/** execArgv for children: the parent's, minus flags that cannot be shared (debugger ports). */
+export function childExecArgv(): string[] {
+  return process.execArgv.filter((a) => !/^--inspect(-brk|-port|-publish-uid)?(=|$)/.test(a) && !/^--debug-port(=|$)/.test(a));
+}
+
+export class SpawnPopen implements Popen {
+  readonly method = 'spawn' as const;
+  readonly pid: number;
+  readonly exited: Promise<number>;
+  #returncode: number | null = null;
+  #resolve: (code: number) => void;
+  #child: ChildProcess;
+  #channel: Writable & { ref?(): void; unref?(): void };
+
+  constructor(spec: ChildSpec) {
+    const d = deferred<number>();
+    this.exited = d.promise;
+    this.#resolve = d.resolve;
+    const bootstrap = join(__dirname, '..', 'entry', 'bootstrap.js');
+    const child = spawnChild(process.execPath, [...childExecArgv(), bootstrap], {
+      stdio: ['ignore', 'inherit', 'inherit', 'pipe', trackerFdForChild()],
+      env: { ...process.env, [kTrackerFdEnv]: String(kTrackerFd), MULTIPROC_PARENT_PID: String(process.pid) },
+      cwd: spec.cwd,
+    });
+    if (child.pid === undefined) {
+      throw new ProcessError(`Could not spawn ${process.execPath} for ${spec.name}`);
+    }
+    this.pid = child.pid;
+    this.#child = child;
+    child.on('error', () => {}); // reported through 'exit'
+    child.on('exit', (code, signal) => this.#finish(exitCodeOf(code, signal)));
+    const channel = child.stdio[kSpecFd] as Writable & { ref?(): void; unref?(): void };
+    this.#channel = channel;
+    channel.on('error', () => {}); // EPIPE when the child died early: 'exit' reports it
+    const body = encodeSpec(spec);
+    const head = Buffer.alloc(4);
+    head.writeUInt32LE(body.length);
+    channel.write(Buffer.concat([head, body]));
+    // Keep the socket open (it is the child's watchdog) but never read it.
+  }
+
+  get returncode(): number | null {
+    return this.#returncode;
+  }
+
+  #finish(code: number): void {
+    if (this.#returncode !== null) return;
+    this.#returncode = code;
+    this.#resolve(code);
+  }
+
+  poll(): number | null {
+    if (this.#returncode === null) {
+      // libuv reaps on its next turn; a status visible now is final already.
+      const st = native.peekExitStatus(this.pid);
+      if (st !== null) this.#finish(exitCodeOf(st.code, st.signal));
+    }
+    return this.#returncode;
+  }
+
+  waitSync(timeoutMs: number): number | null {
+    const deadline = performance.now() + timeoutMs;
+    let nap = 0.25;
+    while (this.poll() === null) {
+      const left = deadline - performance.now();
+      if (left <= 0) break;
+      sleepSync(Math.min(nap, left));
+      nap = Math.min(nap * 2, 10);
+    }
+    return this.#returncode;
+  }
+
+  signal(sig: NodeJS.Signals): void {
+    if (this.poll() !== null) return;
+    try {
+      process.kill(this.pid, sig);
+    } catch {
+      // exited between poll and kill
+    }
+  }
+
+  setRef(ref: boolean): void {
+    if (ref) {
+      this.#child.ref();
+      this.#channel.ref?.();
+    } else {
+      this.#child.unref();
+      this.#channel.unref?.();
+    }
+  }
+
+  close(): void {
+    this.#channel.destroy();
+  }
+}

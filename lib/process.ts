@@ -1,0 +1,391 @@
+/**
+ * Process: a real OS process running a target, started by one of the three
+ * start methods (lib/popen/*). CPython's process.py.
+ *
+ * Exports: Process, ProcessOptions, ProcessTarget, ModuleTarget, ProcessInfo,
+ * currentProcess, parentProcess, activeChildren, cpuCount.
+ *
+ * Lifetime rules (as in Python, said for Node): a non-daemon child keeps the
+ * parent's event loop alive until it exits, and if the parent ends through
+ * process.exit() its non-daemon children are joined first (blocking), daemon
+ * children are terminated (SIGTERM, then SIGKILL after 1 s). Whatever the
+ * parent dies of, even SIGKILL, its children die with it (see bootstrap.ts).
+ */
+import { availableParallelism } from 'node:os';
+import { createRequire } from 'node:module';
+import { dirname, isAbsolute, resolve as resolvePath, sep } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { serialize } from 'node:v8';
+import { ProcessError } from './errors';
+import { native } from './native';
+import type { ChildSpec, ChildTarget, Popen, StartMethod } from './popen/popen';
+import { reduce } from './reduction';
+import { deadlineFrom, describeValue } from './validate';
+import * as context from './context';
+
+export type { StartMethod };
+
+/** A module export to run: `{ module: import.meta.url, export: 'work' }`. */
+export interface ModuleTarget {
+  /** Absolute path, file URL, package name, or a path relative to the file that creates the Process. */
+  module: string | URL;
+  /** Export name; defaults to 'default'. */
+  export?: string;
+}
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type ProcessTarget = ((...args: any[]) => unknown) | ModuleTarget;
+
+export interface ProcessOptions {
+  target: ProcessTarget;
+  args?: readonly unknown[];
+  name?: string;
+  daemon?: boolean;
+  startMethod?: StartMethod;
+}
+
+/** What currentProcess() / parentProcess() describe. */
+export interface ProcessInfo {
+  readonly name: string;
+  readonly pid: number;
+  readonly daemon: boolean;
+  /** How this process was started (null for the main process). */
+  readonly startMethod: StartMethod | null;
+  isAlive(): boolean;
+}
+
+interface Identity {
+  name: string;
+  daemon: boolean;
+  startMethod: StartMethod | null;
+  parentPid: number;
+  parentName: string;
+}
+
+let identity: Identity = { name: 'MainProcess', daemon: false, startMethod: null, parentPid: 0, parentName: '' };
+let counter = 0;
+const children = new Set<Process>();
+
+/** Called by the child bootstrap: this process is now a child. */
+export function enterChild(info: Identity): void {
+  identity = { ...info };
+  counter = 0;
+  children.clear();
+}
+
+export function currentProcess(): ProcessInfo {
+  const me = identity;
+  return Object.freeze({
+    name: me.name,
+    pid: native.getpid(),
+    daemon: me.daemon,
+    startMethod: me.startMethod,
+    isAlive: () => true,
+  });
+}
+
+/** The process that started this one, or null in the main process. */
+export function parentProcess(): ProcessInfo | null {
+  const me = identity;
+  if (me.startMethod === null) return null;
+  const pid = me.parentPid;
+  return Object.freeze({
+    name: me.parentName,
+    pid,
+    daemon: false,
+    startMethod: null,
+    isAlive: () => native.isAlive(pid),
+  });
+}
+
+/** The children of this process that are still running. */
+export function activeChildren(): Process[] {
+  const out: Process[] = [];
+  for (const p of children) {
+    if (p.isAlive()) out.push(p);
+    else children.delete(p);
+  }
+  return out;
+}
+
+export function cpuCount(): number {
+  return availableParallelism();
+}
+
+const libDir = __dirname;
+
+/** The file of the first caller outside this library (for relative module targets). */
+function callerFile(): string | null {
+  const stack = new Error().stack ?? '';
+  for (const line of stack.split('\n').slice(1)) {
+    const m = /\(?((?:file:\/\/)?\/[^():]*?|[A-Za-z]:\\[^():]*?):\d+:\d+\)?\s*$/.exec(line.trim());
+    if (m === null) continue;
+    const file = m[1].startsWith('file://') ? fileURLToPath(m[1]) : m[1];
+    if (file.startsWith(libDir + sep) || file.includes(`${sep}dist${sep}esm${sep}index.mjs`)) continue;
+    return file;
+  }
+  return null;
+}
+
+function resolveModule(spec: string | URL, caller: string | null): string {
+  if (spec instanceof URL) return spec.href;
+  if (/^(file|data|node):/.test(spec)) return spec;
+  if (isAbsolute(spec)) return pathToFileURL(spec).href;
+  if (spec.startsWith('./') || spec.startsWith('../')) {
+    if (caller === null) {
+      throw new TypeError(`Cannot resolve the relative module target ${JSON.stringify(spec)}: the calling file is unknown; pass an absolute path or a URL (new URL('${spec}', import.meta.url))`);
+    }
+    return pathToFileURL(resolvePath(dirname(caller), spec)).href;
+  }
+  try {
+    return pathToFileURL(createRequire(caller ?? `${process.cwd()}/`).resolve(spec)).href;
+  } catch {
+    return spec; // an ESM-only package require.resolve cannot see: let import() resolve it in the child
+  }
+}
+
+function checkTarget(target: unknown, caller: string | null): { fn?: (...args: unknown[]) => unknown; child: ChildTarget } {
+  if (typeof target === 'function') {
+    const source = Function.prototype.toString.call(target);
+    if (/\{\s*\[native code\]\s*\}\s*$/.test(source)) {
+      throw new TypeError('Expected "target" to be a function written in JavaScript; a native or bound function has no source text to send to the child');
+    }
+    if (/^class\b/.test(source)) throw new TypeError('Expected "target" to be a function, got a class');
+    return { fn: target as (...args: unknown[]) => unknown, child: { kind: 'source', source } };
+  }
+  if (typeof target === 'object' && target !== null && 'module' in target) {
+    const t = target as ModuleTarget;
+    if (typeof t.module !== 'string' && !(t.module instanceof URL)) {
+      throw new TypeError(`Expected "target.module" to be a path, package name or URL, got ${describeValue(t.module)}`);
+    }
+    const exp = t.export ?? 'default';
+    if (typeof exp !== 'string' || exp === '') throw new TypeError(`Expected "target.export" to be an export name, got ${describeValue(t.export)}`);
+    return { child: { kind: 'module', url: resolveModule(t.module, caller), export: exp } };
+  }
+  throw new TypeError(`Expected "target" to be a function or { module, export? }, got ${describeValue(target)}`);
+}
+
+/** Thrown in a 'fork' child by start() so the parent's code after start() never runs there. */
+export class ForkChildExit extends Error {
+  readonly forkChild = true;
+  constructor() {
+    super('multiproc: the fork child of a Process is leaving its parent\'s code (rethrow errors with .forkChild === true)');
+  }
+}
+
+export class Process {
+  #target: { fn?: (...args: unknown[]) => unknown; child: ChildTarget };
+  #args: readonly unknown[];
+  #name: string;
+  #daemon: boolean;
+  #method: StartMethod | undefined;
+  #popen: Popen | null = null;
+  #closed = false;
+
+  constructor(options: ProcessOptions) {
+    if (typeof options !== 'object' || options === null) {
+      throw new TypeError(`Expected Process options { target, args?, name?, daemon?, startMethod? }, got ${describeValue(options)}`);
+    }
+    this.#target = checkTarget(options.target, callerFile());
+    const args = options.args ?? [];
+    if (!Array.isArray(args)) throw new TypeError(`Expected "args" to be an array, got ${describeValue(args)}`);
+    this.#args = args;
+    if (options.name !== undefined && typeof options.name !== 'string') {
+      throw new TypeError(`Expected "name" to be a string, got ${describeValue(options.name)}`);
+    }
+    this.#name = options.name ?? `Process-${++counter}`;
+    if (options.daemon !== undefined && typeof options.daemon !== 'boolean') {
+      throw new TypeError(`Expected "daemon" to be a boolean, got ${describeValue(options.daemon)}`);
+    }
+    this.#daemon = options.daemon ?? identity.daemon;
+    if (options.startMethod !== undefined) context.checkStartMethod(options.startMethod);
+    this.#method = options.startMethod;
+  }
+
+  get name(): string {
+    return this.#name;
+  }
+
+  set name(v: string) {
+    if (typeof v !== 'string') throw new TypeError(`Expected "name" to be a string, got ${describeValue(v)}`);
+    this.#name = v;
+  }
+
+  get daemon(): boolean {
+    return this.#daemon;
+  }
+
+  set daemon(v: boolean) {
+    if (this.#popen !== null) throw new ProcessError('daemon can only be set before start()');
+    this.#daemon = Boolean(v);
+  }
+
+  /** The start method this process uses (the default one unless given). */
+  get startMethod(): StartMethod {
+    return this.#method ?? context.getStartMethod();
+  }
+
+  get pid(): number | null {
+    return this.#popen?.pid ?? null;
+  }
+
+  /** null while running (or before start); the exit code, or -N when killed by signal N. */
+  get exitCode(): number | null {
+    return this.#popen?.poll() ?? null;
+  }
+
+  #check(what: string): void {
+    if (this.#closed) throw new ProcessError(`Cannot ${what} ${this.#name}: the Process object is closed`);
+  }
+
+  start(): void {
+    this.#check('start');
+    if (this.#popen !== null) throw new ProcessError(`${this.#name} was already started (pid ${this.#popen.pid}); a Process can only be started once`);
+    const method = this.startMethod;
+    const popen = method === 'fork' ? this.#startFork() : this.#startWithSpec(method);
+    this.#popen = popen;
+    children.add(this);
+    popen.setRef(!this.#daemon);
+    void popen.exited.then(() => children.delete(this));
+    installExitHook();
+  }
+
+  #spec(method: StartMethod): ChildSpec {
+    let args: Uint8Array;
+    try {
+      args = serialize(reduce(this.#args));
+    } catch (e) {
+      throw new TypeError(`The args of ${this.#name} cannot be sent to another process (${(e as Error).message}); ` +
+        'use values structured clone carries, or shared objects (Value, SharedArray, Lock, Queue...)', { cause: e });
+    }
+    return {
+      target: this.#target.child,
+      args,
+      name: this.#name,
+      daemon: this.#daemon,
+      parentPid: native.getpid(),
+      parentName: identity.name,
+      startMethod: method,
+      cwd: process.cwd(),
+    };
+  }
+
+  #startWithSpec(method: 'spawn' | 'forkserver'): Popen {
+    const spec = this.#spec(method);
+    if (method === 'spawn') {
+      const { SpawnPopen } = require('./popen/spawn') as typeof import('./popen/spawn');
+      return new SpawnPopen(spec);
+    }
+    const { ForkserverPopen } = require('./popen/forkserver') as typeof import('./popen/forkserver');
+    return new ForkserverPopen(spec);
+  }
+
+  #startFork(): Popen {
+    const fork = require('./popen/fork') as typeof import('./popen/fork');
+    const reason = fork.forkUnavailableReason();
+    if (reason !== null) throw new ProcessError(`The 'fork' start method is not available: ${reason}`);
+    const { runInForkChild } = require('./entry/bootstrap') as typeof import('./entry/bootstrap');
+    const info = { name: this.#name, daemon: this.#daemon, parentPid: native.getpid(), parentName: identity.name };
+    const target = this.#target;
+    const args = [...this.#args];
+    return new fork.ForkPopen((watchdogRead) => {
+      fork.forgetForkState();
+      (require('./popen/forkserver') as typeof import('./popen/forkserver')).forgetForkserver();
+      runInForkChild(target.fn ?? target.child, args, info, watchdogRead);
+      throw new ForkChildExit();
+    });
+  }
+
+  /** Resolves when the process has exited, or when timeoutMs passes (check exitCode). */
+  async join(timeoutMs?: number): Promise<void> {
+    this.#check('join');
+    const deadline = deadlineFrom('timeoutMs', timeoutMs);
+    const popen = this.#popen;
+    if (popen === null) throw new ProcessError(`Cannot join ${this.#name}: it was never started`);
+    if (popen.poll() !== null) return;
+    // While someone waits, even a daemon child keeps the loop alive.
+    popen.setRef(true);
+    try {
+      if (deadline === Infinity) {
+        await popen.exited;
+        return;
+      }
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([
+        popen.exited,
+        new Promise<void>((r) => (timer = setTimeout(r, Math.max(0, deadline - performance.now())))),
+      ]);
+      clearTimeout(timer);
+    } finally {
+      popen.setRef(!this.#daemon && popen.returncode === null);
+    }
+  }
+
+  /** Blocks the thread (and the event loop) until the process exits or timeoutMs passes. */
+  joinSync(timeoutMs?: number): void {
+    this.#check('join');
+    const deadline = deadlineFrom('timeoutMs', timeoutMs);
+    const popen = this.#popen;
+    if (popen === null) throw new ProcessError(`Cannot join ${this.#name}: it was never started`);
+    popen.waitSync(deadline === Infinity ? Infinity : Math.max(0, deadline - performance.now()));
+  }
+
+  isAlive(): boolean {
+    this.#check('query');
+    return this.#popen !== null && this.#popen.poll() === null;
+  }
+
+  #signal(sig: NodeJS.Signals, what: string): void {
+    this.#check(what);
+    if (this.#popen === null) throw new ProcessError(`Cannot ${what} ${this.#name}: it was never started`);
+    this.#popen.signal(sig);
+  }
+
+  /** Sends SIGTERM (no-op once the process has exited). */
+  terminate(): void {
+    this.#signal('SIGTERM', 'terminate');
+  }
+
+  /** Sends SIGKILL (no-op once the process has exited). */
+  kill(): void {
+    this.#signal('SIGKILL', 'kill');
+  }
+
+  /** Releases the parent's resources for a finished process; later calls other than exitCode throw. */
+  close(): void {
+    if (this.#closed) return;
+    if (this.#popen !== null && this.#popen.poll() === null) {
+      throw new ProcessError(`Cannot close ${this.#name}: it is still running (join, terminate or kill it first)`);
+    }
+    this.#popen?.close();
+    this.#closed = true;
+    children.delete(this);
+  }
+
+  get [Symbol.toStringTag](): string {
+    return 'Process';
+  }
+
+  toString(): string {
+    const state = this.#popen === null ? 'initial' : this.#popen.returncode === null ? 'started' : `stopped exitcode=${this.#popen.returncode}`;
+    return `<Process name='${this.#name}' ${state}${this.#daemon ? ' daemon' : ''}>`;
+  }
+}
+
+let exitHookInstalled = false;
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.on('exit', () => {
+    // Python's _exit_function: terminate daemons, then join everyone.
+    const live = activeChildren();
+    for (const p of live) if (p.daemon) p.terminate();
+    for (const p of live) {
+      if (p.daemon) {
+        p.joinSync(1000);
+        if (p.isAlive()) p.kill();
+      }
+      p.joinSync();
+    }
+  });
+}

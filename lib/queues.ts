@@ -1,0 +1,341 @@
+/**
+ * Queue, JoinableQueue and SimpleQueue (CPython's multiprocessing.queues),
+ * each one ring buffer (lib/ring-buffer.ts) in its own segment. No feeder
+ * thread: put() either lands in shared memory or waits for room, so nothing is
+ * ever buffered in a process that might exit.
+ *
+ * Segment payload (Kind.Queue; param0 = ring capacity, param1 = flags):
+ *
+ *   offset   size          what
+ *   0        384           ring control block (see ring-buffer.ts)
+ *   384      capacity      ring data area (records)
+ *
+ * Semantics worth knowing:
+ * - close() closes the queue for every process: puts fail with
+ *   QueueClosedError, gets drain what is left, then fail with QueueClosedError;
+ *   the async iterator ends.
+ * - A get with no timeout on an open, empty queue waits, even if every process
+ *   that ever put is dead: a queue has no fixed set of producers (any process
+ *   holding it may put), so there is no one whose death means "end". Close it,
+ *   or use a timeout. A producer killed in the middle of a put loses that one
+ *   item and nothing else.
+ * - Items larger than a quarter of the ring (256 KiB at most) travel in their
+ *   own segment; see docs/queues.md.
+ *
+ * Exports: Queue, JoinableQueue, SimpleQueue, QueueOptions, GetOptions, PutOptions.
+ */
+import { type Encoded } from './codec';
+import { Channel } from './channel';
+import { QueueClosedError, TimeoutError } from './errors';
+import { Kind } from './layout';
+import { registerKind, type Handle } from './reduction';
+import { kControlBytes, kJoinWaiters, kUnfinished, Ring } from './ring-buffer';
+import { attachShared, Segment } from './segment';
+import { kHandleTag, kToHandle } from './symbols';
+import { checkSignal, deadlineFrom, describeValue, remaining } from './validate';
+import { waitAsync, waitSync, WaitResult } from './wait';
+
+export interface QueueOptions {
+  /** Most items the queue holds; 0 (default) = bounded only by capacityBytes. */
+  maxsize?: number;
+  /** Bytes of ring buffer (rounded up to a power of two); default 1 MiB. */
+  capacityBytes?: number;
+}
+
+export interface PutOptions {
+  /** Milliseconds to wait for room; default: forever. */
+  timeout?: number;
+  signal?: AbortSignal;
+}
+export type GetOptions = PutOptions;
+
+export const kDefaultCapacity = 1 << 20;
+export const kMinCapacity = 4096;
+export const kMaxCapacity = 1 << 30;
+const kMaxMaxsize = 0x7fffffff;
+/** Items encoding to more than this (or a quarter of the ring) go in their own segment. */
+export const kBlobThreshold = 256 * 1024;
+const kFlagJoinable = 1;
+const kJoinSliceMs = 1000;
+
+export function roundCapacity(name: string, v: unknown, dflt: number): number {
+  if (v === undefined) return dflt;
+  if (typeof v !== 'number' || !Number.isInteger(v)) {
+    throw new TypeError(`Expected "${name}" to be an integer number of bytes, got ${describeValue(v)}`);
+  }
+  if (v < kMinCapacity || v > kMaxCapacity) {
+    throw new RangeError(`Expected "${name}" to be between ${kMinCapacity} and ${kMaxCapacity} bytes, got ${v}`);
+  }
+  return 2 ** Math.ceil(Math.log2(v));
+}
+
+function parseOptions(arg: unknown): { maxsize: number; capacity: number } {
+  let maxsize: unknown = 0;
+  let capacity: unknown;
+  if (typeof arg === 'number' || arg === undefined) maxsize = arg ?? 0;
+  else if (typeof arg === 'object' && arg !== null) {
+    maxsize = (arg as QueueOptions).maxsize ?? 0;
+    capacity = (arg as QueueOptions).capacityBytes;
+  } else {
+    throw new TypeError(`Expected a maxsize number or { maxsize, capacityBytes }, got ${describeValue(arg)}`);
+  }
+  if (typeof maxsize !== 'number' || !Number.isInteger(maxsize)) {
+    throw new TypeError(`Expected "maxsize" to be an integer, got ${describeValue(maxsize)}`);
+  }
+  if (maxsize < 0 || maxsize > kMaxMaxsize) {
+    throw new RangeError(`Expected "maxsize" to be between 0 (unbounded) and ${kMaxMaxsize}, got ${maxsize}`);
+  }
+  return { maxsize, capacity: roundCapacity('capacityBytes', capacity, kDefaultCapacity) };
+}
+
+function putOptions(opts: unknown): { deadline: number; signal: AbortSignal | undefined } {
+  if (opts === undefined || opts === null) return { deadline: Infinity, signal: undefined };
+  if (typeof opts !== 'object') throw new TypeError(`Expected an options object { timeout?, signal? }, got ${describeValue(opts)}`);
+  const o = opts as PutOptions;
+  return { deadline: deadlineFrom('timeout', o.timeout), signal: checkSignal(o.signal) };
+}
+
+const closedError = (): Error => new QueueClosedError('The queue is closed');
+
+/** Set while a handle is being attached, so that the constructors adopt this segment. */
+let attaching: Segment | null = null;
+
+export class Queue<T = unknown> {
+  readonly #segment: Segment;
+  readonly #ring: Ring;
+  readonly #channel: Channel;
+
+  constructor(maxsize: number | QueueOptions = 0) {
+    let seg = attaching;
+    attaching = null;
+    if (seg === null) {
+      const { maxsize: m, capacity } = parseOptions(maxsize);
+      seg = Segment.create(Kind.Queue, kControlBytes + capacity, [capacity, this instanceof JoinableQueue ? kFlagJoinable : 0]);
+      Ring.init(seg.buffer, seg.payloadOffset, capacity, m);
+    }
+    const capacity = seg.param(0);
+    if (capacity < kMinCapacity || capacity > kMaxCapacity || kControlBytes + capacity > seg.payloadBytes) {
+      seg.close();
+      throw new Error(`Segment '${seg.name}' does not hold a valid queue`);
+    }
+    this.#segment = seg;
+    this.#ring = new Ring(seg.buffer, seg.payloadOffset, seg.payloadOffset + kControlBytes, capacity, false);
+    this.#ring.joinable = (seg.param(1) & kFlagJoinable) !== 0;
+    this.#channel = new Channel(this.#ring, { closedError }, Math.min(kBlobThreshold, capacity / 4));
+    seg.bindTo(this);
+  }
+
+  /** Waits for room (forever unless `timeout`), then adds `item`. Rejects TypeError for an uncloneable item. */
+  put(item: T, opts?: PutOptions): Promise<void> {
+    let enc: Encoded;
+    let deadline: number;
+    let signal: AbortSignal | undefined;
+    try {
+      ({ deadline, signal } = putOptions(opts));
+      enc = this.#channel.encode(item);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return this.#channel.put(enc, deadline, signal);
+  }
+
+  /** put() that blocks this thread (and its event loop) while the queue is full. */
+  putSync(item: T, timeoutMs?: number): void {
+    const deadline = deadlineFrom('timeoutMs', timeoutMs);
+    this.#channel.putSync(this.#channel.encode(item), deadline);
+  }
+
+  /** Adds `item` or throws QueueFullError. */
+  putNowait(item: T): void {
+    this.#channel.putNowait(this.#channel.encode(item));
+  }
+
+  /** Waits for an item (forever unless `timeout`); rejects QueueClosedError once closed and drained. */
+  get(opts?: GetOptions): Promise<T> {
+    let deadline: number;
+    let signal: AbortSignal | undefined;
+    try {
+      ({ deadline, signal } = putOptions(opts));
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    return this.#channel.get(deadline, signal) as Promise<T>;
+  }
+
+  /** get() that blocks this thread while the queue is empty. */
+  getSync(timeoutMs?: number): T {
+    return this.#channel.getSync(deadlineFrom('timeoutMs', timeoutMs)) as T;
+  }
+
+  /** Takes an item or throws QueueEmptyError. */
+  getNowait(): T {
+    return this.#channel.getNowait() as T;
+  }
+
+  /** Items in the queue at one instant (including puts in progress); stale as soon as it returns. */
+  qsize(): number {
+    return Math.max(0, this.#ring.size());
+  }
+
+  empty(): boolean {
+    return this.qsize() === 0;
+  }
+
+  /** Whether maxsize items are queued (a queue bounded only by bytes is never "full" here). */
+  full(): boolean {
+    const m = this.#ring.maxsize;
+    return m > 0 && this.qsize() >= m;
+  }
+
+  get maxsize(): number {
+    return this.#ring.maxsize;
+  }
+
+  /** Ring buffer size in bytes. */
+  get capacityBytes(): number {
+    return this.#ring.capacity;
+  }
+
+  /** Closes the queue for every process (see the module comment). Idempotent. */
+  close(): void {
+    if (!this.#ring.closed) this.#ring.close();
+  }
+
+  get closed(): boolean {
+    return this.#ring.closed;
+  }
+
+  /** Yields items until the queue is closed and drained. */
+  async *[Symbol.asyncIterator](): AsyncGenerator<T, void, undefined> {
+    for (;;) {
+      let item: T;
+      try {
+        item = await this.get();
+      } catch (e) {
+        if (e instanceof QueueClosedError) return;
+        throw e;
+      }
+      yield item;
+    }
+  }
+
+  /** Drops this process's mapping (the queue lives on in other processes). */
+  [Symbol.dispose](): void {
+    this.#segment.close();
+  }
+
+  [kToHandle](): Handle {
+    this.#segment.retain();
+    return { [kHandleTag]: this.constructor === JoinableQueue ? 'JoinableQueue' : 'Queue', name: this.#segment.name };
+  }
+
+  /** @internal */
+  get ring(): Ring {
+    return this.#ring;
+  }
+}
+
+export class JoinableQueue<T = unknown> extends Queue<T> {
+  /** Marks one item taken with get() as processed; throws RangeError when called more often than items were put. */
+  taskDone(): void {
+    if (!this.ring.taskDone()) throw new RangeError('taskDone() called more times than there were items put on the queue');
+  }
+
+  /** Number of items put and not yet marked done. */
+  get unfinishedTasks(): number {
+    return Atomics.load(this.ring.ctl, kUnfinished);
+  }
+
+  /** Resolves once every item put has been marked done with taskDone() (by any process). */
+  async join(opts?: { timeout?: number; signal?: AbortSignal }): Promise<void> {
+    const { deadline, signal } = putOptions(opts);
+    const ring = this.ring;
+    const ctl = ring.ctl;
+    for (;;) {
+      const v = Atomics.load(ctl, kUnfinished);
+      if (v <= 0) return;
+      if (deadline !== Infinity && remaining(deadline) <= 0) throw new TimeoutError('join timed out: tasks still unfinished');
+      Atomics.add(ctl, kJoinWaiters, 1);
+      try {
+        if (Atomics.load(ctl, kUnfinished) !== v) continue;
+        await waitAsync(ring.buffer, ring.byteOffset(kUnfinished), v, Math.min(kJoinSliceMs, remaining(deadline)), signal);
+      } finally {
+        Atomics.sub(ctl, kJoinWaiters, 1);
+      }
+    }
+  }
+
+  /** join() that blocks this thread. Returns false if the timeout passed. */
+  joinSync(timeoutMs?: number): boolean {
+    const deadline = deadlineFrom('timeoutMs', timeoutMs);
+    const ring = this.ring;
+    const ctl = ring.ctl;
+    for (;;) {
+      const v = Atomics.load(ctl, kUnfinished);
+      if (v <= 0) return true;
+      if (deadline !== Infinity && remaining(deadline) <= 0) return false;
+      Atomics.add(ctl, kJoinWaiters, 1);
+      if (Atomics.load(ctl, kUnfinished) === v) {
+        waitSync(ring.buffer, ring.byteOffset(kUnfinished), v, Math.min(kJoinSliceMs, remaining(deadline))) satisfies WaitResult;
+      }
+      Atomics.sub(ctl, kJoinWaiters, 1);
+    }
+  }
+}
+
+/** An unbounded queue with only put, get, empty and close (CPython's SimpleQueue). */
+export class SimpleQueue<T = unknown> {
+  readonly #q: Queue<T>;
+
+  constructor(options?: { capacityBytes?: number }) {
+    this.#q = attaching !== null ? new Queue<T>() : new Queue<T>({ capacityBytes: options?.capacityBytes });
+  }
+
+  put(item: T): Promise<void> {
+    return this.#q.put(item);
+  }
+
+  putSync(item: T): void {
+    this.#q.putSync(item);
+  }
+
+  get(): Promise<T> {
+    return this.#q.get();
+  }
+
+  getSync(): T {
+    return this.#q.getSync();
+  }
+
+  empty(): boolean {
+    return this.#q.empty();
+  }
+
+  close(): void {
+    this.#q.close();
+  }
+
+  [Symbol.asyncIterator](): AsyncGenerator<T, void, undefined> {
+    return this.#q[Symbol.asyncIterator]();
+  }
+
+  [kToHandle](): Handle {
+    const h = this.#q[kToHandle]();
+    return { ...h, [kHandleTag]: 'SimpleQueue' };
+  }
+}
+
+function attachQueue<Q extends object>(h: Handle, make: () => Q): Q {
+  return attachShared(h.name, Kind.Queue, (seg) => {
+    attaching = seg;
+    try {
+      return make();
+    } finally {
+      attaching = null;
+    }
+  });
+}
+
+registerKind('Queue', (h) => attachQueue(h, () => new Queue()));
+registerKind('JoinableQueue', (h) => attachQueue(h, () => new JoinableQueue()));
+registerKind('SimpleQueue', (h) => attachQueue(h, () => new SimpleQueue()));

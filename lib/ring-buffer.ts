@@ -1,0 +1,391 @@
+/**
+ * A ring of variable-length records in shared memory, usable from any number
+ * of processes: the transport under Queue, JoinableQueue, SimpleQueue and
+ * each direction of a Pipe. No C++ on the fast path: indices, locks and
+ * commit words are plain `Atomics` on the mapping; the futex is touched only
+ * by a side that has to sleep, or to wake a side that sleeps.
+ *
+ * Control block (Int32 words, `controlOffset` + 4*i), one 64-byte line per
+ * group so that producers and consumers never write the same line on the
+ * fast path:
+ *
+ *   line  word  name              written by           read by
+ *   0     0     tail              producers (in lock)  producers, consumers (on empty only)
+ *         1     putCount          producers (in lock)  qsize, full checks
+ *         2     putLock           producers (CAS)      producers
+ *         3     putLockWaiters    producers            producers
+ *   1     16    head              consumers (in lock)  producers (when short of room)
+ *         17    getCount          consumers (in lock)  qsize, full checks
+ *         18    getLock           consumers (CAS)      consumers
+ *         19    getLockWaiters    consumers            consumers
+ *   2     32    dataSeq           producers, close()   consumers sleep on it
+ *         33    consumersWaiting  consumers set 1      producers after a commit (clear + wake)
+ *   3     48    spaceSeq          consumers, close()   producers sleep on it
+ *         49    producersWaiting  producers set 1      consumers after a take (clear + wake)
+ *   4     64    capacity          creator              everyone (checked on attach)
+ *         65    maxsize           creator              producers
+ *         66    closed            close()              everyone
+ *         67    unfinished        JoinableQueue: put (+1), taskDone (-1)
+ *         68    joinWaiters       JoinableQueue.join
+ *   5     80..  owner words       free for the owner (Pipe: end pids / open counts)
+ *
+ * Data area (`dataOffset`, `capacity` bytes, a power of two): records, each
+ * 8-byte aligned, never split across the end of the area:
+ *
+ *   +0  state   int32: -pid while reserved (being written by that process),
+ *                      tag(pos) > 0 once committed, where tag(pos) =
+ *                      ((pos >>> 3) & 0x3fffffff) + 1
+ *   +4  length  int32: payload bytes; bit 30 set = padding up to the end of the area
+ *   +8  payload length bytes, then zero to 7 bytes of alignment slack
+ *
+ * Positions (head, tail, pos) are byte counters that wrap at 2^32; the offset
+ * of a position is `pos & (capacity - 1)`, and since 2^32 is a multiple of the
+ * capacity a position names the same offset on every lap.
+ *
+ * The protocol, folly-style:
+ * - Cardinality: many producers and many consumers (a Pipe direction is
+ *   created with `exclusive` and skips both locks: one producer, one consumer).
+ * - Empty when head === tail; full when a record of n bytes (plus padding to
+ *   the end of the area if it does not fit before it) would make
+ *   tail - head exceed capacity, or when maxsize > 0 and
+ *   putCount - getCount >= maxsize. No slot is wasted.
+ * - Producers reserve under putLock (a CAS of 0 -> pid): check room and
+ *   maxsize and closed, write the record's length and state = -pid, then
+ *   Atomics.store(tail) and putCount, release the lock. The payload is then
+ *   copied OUTSIDE the lock (producers copy in parallel) and published by
+ *   Atomics.store(state, tag(pos)): the store is sequentially consistent, so
+ *   a consumer whose Atomics.load sees the tag also sees every payload byte.
+ * - Consumers take under getLock: a record is visible only below tail, and a
+ *   header below tail was always written inside putLock in this lap, so the
+ *   stale bytes of an earlier lap are never read as a header. The consumer
+ *   decodes the payload in place (copying out what it keeps), then
+ *   Atomics.store(head, pos + n) frees the room, then releases the lock.
+ * - Only the lock holder writes tail (head); the other side reads it only when
+ *   its cached copy says there is no room (no data), so the two hot lines are
+ *   not bounced per record.
+ * - Sleeping: a side that must wait reads the sequence word, stores 1 in its
+ *   "waiting" flag, re-checks, and only then futex-waits on the sequence word
+ *   (expecting the value it read). The other side, after its own sequentially
+ *   consistent store (commit / head), reads the flag; if set, it exchanges it
+ *   to 0, bumps the sequence and wakes every sleeper (Dekker: one of the two
+ *   always sees the other). Clearing the flag makes that one syscall per
+ *   sleep, not one per record while the sleeper is still waking up. Producers
+ *   are woken once half the ring (or half of maxsize) is free, not per freed
+ *   record: waking per record halves throughput (NATIVE-NOTES).
+ *
+ * Crash safety (a process SIGKILLed at any instruction):
+ * - in putLock before tail moved: the next producer finds the lock held by a
+ *   dead pid (native.isAlive), steals it, and rewrites the same position;
+ *   whatever the dead one wrote is beyond tail, i.e. free space.
+ * - between reserve and commit: the record says -pid. A consumer that finds
+ *   it at head checks whether pid is alive; if dead, it skips the record
+ *   (head += n, getCount += 1). Committed records after it stay readable.
+ * - in getLock before head moved: the next consumer steals the lock and
+ *   reads the same record again (the dead one never returned it).
+ * No step leaves a half-written record that a reader could take for a whole one.
+ *
+ * What qsize() promises: putCount - getCount read at one instant, which
+ * includes records reserved but not yet committed and can be stale as soon as
+ * it returns (as Python's). empty()/full() are as approximate.
+ */
+import { native } from './native';
+import { wake } from './wait';
+
+export const kLine = 64;
+/** Bytes of control block before the data area. */
+export const kControlBytes = 6 * kLine;
+export const kRecordHeader = 8;
+
+// Control words (Int32 index).
+export const kTail = 0;
+export const kPutCount = 1;
+export const kPutLock = 2;
+export const kPutLockWaiters = 3;
+export const kHead = 16;
+export const kGetCount = 17;
+export const kGetLock = 18;
+export const kGetLockWaiters = 19;
+export const kDataSeq = 32;
+export const kConsumersWaiting = 33;
+export const kSpaceSeq = 48;
+export const kProducersWaiting = 49;
+export const kCapacity = 64;
+export const kMaxsize = 65;
+export const kClosed = 66;
+export const kUnfinished = 67;
+export const kJoinWaiters = 68;
+export const kOwnerWords = 80;
+
+const kPadFlag = 0x40000000;
+const kLenMask = 0x3fffffff;
+const kSpins = 64;
+
+/** Results of tryReserve / tryTake other than success. */
+export const kFull = -1;
+export const kClosedRing = -2;
+/** A lock is held by a live process; `busyWord`/`busyPid` say what to wait on. */
+export const kBusy = -3;
+export const kEmpty: unique symbol = Symbol('empty');
+export const kWaitCommit: unique symbol = Symbol('waitCommit');
+export const kBusyTake: unique symbol = Symbol('busy');
+
+function tag(pos: number): number {
+  return ((pos >>> 3) & kLenMask) + 1;
+}
+
+export function recordBytes(len: number): number {
+  return kRecordHeader + ((len + 7) & ~7);
+}
+
+export type Decode<T> = (offset: number, length: number) => T;
+
+export class Ring {
+  readonly buffer: ArrayBuffer;
+  readonly ctl: Int32Array;
+  readonly data: Int32Array;
+  readonly capacity: number;
+  readonly controlOffset: number;
+  readonly dataOffset: number;
+  readonly exclusive: boolean;
+  /** JoinableQueue: every reservation counts one unfinished task. */
+  joinable = false;
+  readonly #mask: number;
+  /** Largest payload a record can hold (a record must fit in half the ring, see padding). */
+  readonly maxPayload: number;
+  #maxsize: number;
+  #cachedHead = 0;
+  #cachedTail = 0;
+  #resState = 0; // Int32 index of the reserved record's state word
+  #resPos = 0;
+  /** After kBusy: the control word index to wait on and the value it held. */
+  busyWord = 0;
+  busyValue = 0;
+
+  constructor(buffer: ArrayBuffer, controlOffset: number, dataOffset: number, capacity: number, exclusive: boolean) {
+    this.buffer = buffer;
+    this.controlOffset = controlOffset;
+    this.dataOffset = dataOffset;
+    this.capacity = capacity;
+    this.exclusive = exclusive;
+    this.ctl = new Int32Array(buffer, controlOffset, kControlBytes / 4);
+    this.data = new Int32Array(buffer, dataOffset, capacity / 4);
+    this.#mask = capacity - 1;
+    this.maxPayload = capacity / 2 - kRecordHeader;
+    this.#maxsize = Atomics.load(this.ctl, kMaxsize);
+    this.#cachedHead = Atomics.load(this.ctl, kHead);
+    this.#cachedTail = Atomics.load(this.ctl, kTail);
+  }
+
+  /** Writes the configuration words of a fresh (zeroed) control block. */
+  static init(buffer: ArrayBuffer, controlOffset: number, capacity: number, maxsize: number): void {
+    const ctl = new Int32Array(buffer, controlOffset, kControlBytes / 4);
+    ctl[kMaxsize] = maxsize;
+    Atomics.store(ctl, kCapacity, capacity);
+  }
+
+  byteOffset(word: number): number {
+    return this.controlOffset + word * 4;
+  }
+
+  get maxsize(): number {
+    return this.#maxsize;
+  }
+
+  get closed(): boolean {
+    return Atomics.load(this.ctl, kClosed) !== 0;
+  }
+
+  size(): number {
+    return (Atomics.load(this.ctl, kPutCount) - Atomics.load(this.ctl, kGetCount)) | 0;
+  }
+
+  usedBytes(): number {
+    return (Atomics.load(this.ctl, kTail) - Atomics.load(this.ctl, kHead)) >>> 0;
+  }
+
+  // ---- locks -------------------------------------------------------------
+
+  /**
+   * CAS 0 -> pid, spinning a little. A holder that is dead is replaced. When
+   * a live process holds it, returns false with busyWord/busyValue set so the
+   * caller can sleep on the lock word.
+   */
+  #lock(word: number): boolean {
+    const ctl = this.ctl;
+    const pid = process.pid;
+    for (let i = 0; ; i++) {
+      const held = Atomics.compareExchange(ctl, word, 0, pid);
+      if (held === 0) return true;
+      if (i < kSpins) continue;
+      if (held !== pid && !native.isAlive(held)) {
+        // Its owner died inside the critical section; the state it guards is
+        // consistent at every step (see the header), so take it over.
+        if (Atomics.compareExchange(ctl, word, held, pid) === held) return true;
+        continue;
+      }
+      this.busyWord = word;
+      this.busyValue = held;
+      return false;
+    }
+  }
+
+  #unlock(word: number): void {
+    Atomics.store(this.ctl, word, 0);
+    if (Atomics.load(this.ctl, word + 1) > 0) wake(this.buffer, this.byteOffset(word), -1);
+  }
+
+  // ---- producer side -----------------------------------------------------
+
+  /**
+   * Reserves a record for `len` payload bytes. Returns the payload's offset in
+   * the data area (bytes), or kFull / kClosedRing / kBusy. A successful
+   * reservation must be followed by commit() before anything else is reserved.
+   */
+  tryReserve(len: number): number {
+    if (!this.exclusive && !this.#lock(kPutLock)) return kBusy;
+    try {
+      const ctl = this.ctl;
+      if (Atomics.load(ctl, kClosed) !== 0) return kClosedRing;
+      if (this.#maxsize > 0 && ((ctl[kPutCount] - Atomics.load(ctl, kGetCount)) | 0) >= this.#maxsize) return kFull;
+      const cap = this.capacity;
+      const n = recordBytes(len);
+      let t = Atomics.load(ctl, kTail);
+      let off = t & this.#mask;
+      const pad = n > cap - off ? cap - off : 0;
+      if (((t - this.#cachedHead) >>> 0) + pad + n > cap) {
+        this.#cachedHead = Atomics.load(ctl, kHead);
+        if (((t - this.#cachedHead) >>> 0) + pad + n > cap) return kFull;
+      }
+      const d = this.data;
+      if (pad > 0) {
+        d[(off >> 2) + 1] = kPadFlag;
+        Atomics.store(d, off >> 2, tag(t));
+        t = (t + pad) | 0;
+        off = 0;
+      }
+      const s = off >> 2;
+      d[s + 1] = len;
+      Atomics.store(d, s, -process.pid);
+      this.#resState = s;
+      this.#resPos = t;
+      Atomics.store(ctl, kTail, (t + n) | 0);
+      ctl[kPutCount] = (ctl[kPutCount] + 1) | 0;
+      if (this.joinable) Atomics.add(ctl, kUnfinished, 1);
+      return off + kRecordHeader;
+    } finally {
+      if (!this.exclusive) this.#unlock(kPutLock);
+    }
+  }
+
+  /** Publishes the reserved record (its payload must be written). */
+  commit(): void {
+    Atomics.store(this.data, this.#resState, tag(this.#resPos));
+    const ctl = this.ctl;
+    if (Atomics.load(ctl, kConsumersWaiting) !== 0 && Atomics.exchange(ctl, kConsumersWaiting, 0) !== 0) {
+      Atomics.add(ctl, kDataSeq, 1);
+      wake(this.buffer, this.byteOffset(kDataSeq), -1);
+    }
+  }
+
+  // ---- consumer side -----------------------------------------------------
+
+  /**
+   * Takes the record at head: decode(offset, length) runs on its payload in
+   * place and its result is returned. Otherwise kEmpty, kWaitCommit (the
+   * record at head is being written by a live process) or kBusyTake (another
+   * consumer holds the lock; see busyWord). If decode throws, the record is
+   * still consumed and the error propagates.
+   */
+  tryTake<T>(decode: Decode<T>): T | typeof kEmpty | typeof kWaitCommit | typeof kBusyTake {
+    if (!this.exclusive && !this.#lock(kGetLock)) return kBusyTake;
+    try {
+      const ctl = this.ctl;
+      const d = this.data;
+      for (;;) {
+        const h = Atomics.load(ctl, kHead);
+        // The cached tail is only a lower bound, and other consumers may have
+        // moved head past it: reload unless head is strictly below it.
+        if (((this.#cachedTail - h) | 0) <= 0) {
+          this.#cachedTail = Atomics.load(ctl, kTail);
+          if (this.#cachedTail === h) return kEmpty;
+        }
+        const off = h & this.#mask;
+        const s = off >> 2;
+        let state = Atomics.load(d, s);
+        const lenWord = d[s + 1];
+        // Its producer is copying the payload right now (usually well under a µs).
+        for (let i = 0; state < 0 && i < kSpins * 4; i++) state = Atomics.load(d, s);
+        if (state < 0) {
+          if (native.isAlive(-state)) return kWaitCommit;
+          // Its producer died before committing: skip the record.
+          Atomics.store(ctl, kHead, (h + recordBytes(lenWord & kLenMask)) | 0);
+          ctl[kGetCount] = (ctl[kGetCount] + 1) | 0;
+          if (this.joinable) this.taskDone(); // nobody will ever get it, so nobody will call taskDone
+          continue;
+        }
+        if (state !== tag(h)) {
+          throw new Error(`multiproc: ring buffer corrupted at position ${h >>> 0} (state ${state}, expected ${tag(h)})`);
+        }
+        if ((lenWord & kPadFlag) !== 0) {
+          Atomics.store(ctl, kHead, (h + this.capacity - off) | 0);
+          continue;
+        }
+        try {
+          return decode(off + kRecordHeader, lenWord);
+        } finally {
+          const nh = (h + recordBytes(lenWord)) | 0;
+          Atomics.store(ctl, kHead, nh);
+          ctl[kGetCount] = (ctl[kGetCount] + 1) | 0;
+          if (Atomics.load(ctl, kProducersWaiting) !== 0) this.#maybeWakeProducers(nh);
+        }
+      }
+    } finally {
+      if (!this.exclusive) this.#unlock(kGetLock);
+    }
+  }
+
+  /** Whether a record is ready at head (for poll); no lock taken, no state changed. */
+  hasData(): boolean {
+    const ctl = this.ctl;
+    const h = Atomics.load(ctl, kHead);
+    return h !== Atomics.load(ctl, kTail);
+  }
+
+  #maybeWakeProducers(head: number): void {
+    const ctl = this.ctl;
+    const used = (Atomics.load(ctl, kTail) - head) >>> 0;
+    const count = (ctl[kPutCount] - ctl[kGetCount]) | 0;
+    if (used * 2 <= this.capacity || (this.#maxsize > 0 && count * 2 <= this.#maxsize)) {
+      if (Atomics.exchange(ctl, kProducersWaiting, 0) !== 0) this.wakeProducers();
+    }
+  }
+
+  /** JoinableQueue: one task finished. Returns false (and changes nothing) when none was unfinished. */
+  taskDone(): boolean {
+    const ctl = this.ctl;
+    for (;;) {
+      const v = Atomics.load(ctl, kUnfinished);
+      if (v <= 0) return false;
+      if (Atomics.compareExchange(ctl, kUnfinished, v, v - 1) !== v) continue;
+      if (v === 1 && Atomics.load(ctl, kJoinWaiters) > 0) wake(this.buffer, this.byteOffset(kUnfinished), -1);
+      return true;
+    }
+  }
+
+  wakeProducers(): void {
+    Atomics.add(this.ctl, kSpaceSeq, 1);
+    wake(this.buffer, this.byteOffset(kSpaceSeq), -1);
+  }
+
+  wakeConsumers(): void {
+    Atomics.add(this.ctl, kDataSeq, 1);
+    wake(this.buffer, this.byteOffset(kDataSeq), -1);
+  }
+
+  /** Marks the ring closed for every process and wakes every sleeper. */
+  close(): void {
+    Atomics.store(this.ctl, kClosed, 1);
+    this.wakeConsumers();
+    this.wakeProducers();
+  }
+}

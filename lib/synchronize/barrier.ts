@@ -1,0 +1,252 @@
+/**
+ * Barrier: `parties` waiters meet, then all go on (Python's threading.Barrier
+ * algorithm, on shared words instead of a threading.Condition).
+ *
+ * Payload (Int32 words from the segment's payload offset; 64 bytes):
+ *
+ *   word  byte  field    meaning
+ *   0-3   0     MUTEX    an embedded Mutex (see lock.ts) guarding STATE and COUNT
+ *   4     16    SEQ      bumped by every notifyAll; waiters sleep on it
+ *   5     20    STATE    FILLING 0 | DRAINING 1 | RESETTING -1 | BROKEN -2
+ *   6     24    COUNT    parties inside wait() now
+ *   7     28    PARTIES  constant
+ *   8     32    SLEEPERS waiters sleeping or about to sleep on SEQ
+ *   9-15  36    reserved
+ *
+ * A party arriving while the previous round drains (or a reset completes)
+ * waits for COUNT to reach 0 first; its index is its arrival order in the
+ * round, 0..parties-1. The last to arrive (index parties-1) runs the action
+ * and moves the barrier to DRAINING, waking everyone. A wait whose timeout
+ * passes, abort(), or an action that throws, moves it to BROKEN: every
+ * current and later wait rejects with BrokenBarrierError until reset().
+ * reset() while parties wait breaks their wait (BrokenBarrierError) and
+ * leaves the barrier fresh once they have left.
+ *
+ * The action is a plain function of the object, and functions do not cross
+ * processes: the party that completes a round runs the action of *its own*
+ * Barrier object, if that object has one. Give the action to the Barrier in
+ * every process (`new Barrier(n, action)` there, or set `barrier.action`
+ * after receiving it) to have it run once per round wherever the round
+ * completes; give it only in one process and it runs only in rounds that
+ * process completes.
+ *
+ * A party killed inside wait() stays counted: the others wait until their
+ * timeout breaks the barrier (as with threads in Python). The embedded mutex
+ * recovers from a holder killed inside it, like a Lock.
+ */
+import { BrokenBarrierError } from '../errors';
+import { Kind } from '../layout';
+import { registerKind, type Handle } from '../reduction';
+import { attachShared, type Segment } from '../segment';
+import { kHandleTag, kToHandle } from '../symbols';
+import { checkInteger, deadlineFrom, describeValue, remaining } from '../validate';
+import { waitAsync, wake } from '../wait';
+import { adopt, closedError, closeWaking, isAdopting, segmentFor } from './common';
+import { Mutex } from './lock';
+
+const SEQ = 4;
+const STATE = 5;
+const COUNT = 6;
+const PARTIES = 7;
+const SLEEPERS = 8;
+const FILLING = 0;
+const DRAINING = 1;
+const RESETTING = -1;
+const BROKEN = -2;
+
+export type BarrierAction = () => unknown;
+
+export class Barrier {
+  readonly #segment: Segment;
+  readonly #w: Int32Array;
+  readonly #buf: ArrayBuffer;
+  readonly #off: number;
+  readonly #mutex: Mutex;
+  readonly #timeout: number | undefined;
+  /** True while this object's action runs (it holds the mutex: abort/reset from inside must not re-take it). */
+  #inAction = false;
+  /** Run by the party that completes a round, if it is this process's object (see the module comment). */
+  action: BarrierAction | undefined;
+
+  /**
+   * `parties`: how many waits make a round (integer >= 1). `action`: run by
+   * the party completing a round, before any party is released. `timeout`:
+   * default for wait() in milliseconds.
+   */
+  constructor(parties: number, action?: BarrierAction, timeout?: number) {
+    if (!isAdopting()) {
+      checkInteger('parties', parties, 1, 0x7fffffff);
+      if (action !== undefined && action !== null && typeof action !== 'function') {
+        throw new TypeError(`Expected the Barrier's action to be a function, got ${describeValue(action)}`);
+      }
+      deadlineFrom('timeout', timeout);
+    }
+    const { segment, fresh } = segmentFor(Kind.Barrier, 64, [parties, 0]);
+    this.#segment = segment;
+    this.#buf = segment.buffer;
+    this.#off = segment.payloadOffset;
+    this.#w = new Int32Array(segment.buffer, segment.payloadOffset, 16);
+    if (fresh) this.#w[PARTIES] = parties;
+    this.#mutex = new Mutex(segment.buffer, segment.payloadOffset, false, 'Barrier', segment.name);
+    this.action = action ?? undefined;
+    this.#timeout = timeout ?? undefined;
+    segment.bindTo(this);
+  }
+
+  #words(): Int32Array {
+    const w = this.#w;
+    if (w.length === 0) throw closedError('Barrier', this.#segment.name);
+    return w;
+  }
+
+  get parties(): number {
+    return this.#words()[PARTIES];
+  }
+
+  /** Parties waiting in the current round (a snapshot). */
+  get nWaiting(): number {
+    const w = this.#words();
+    return Atomics.load(w, STATE) === FILLING ? Atomics.load(w, COUNT) : 0;
+  }
+
+  get broken(): boolean {
+    return Atomics.load(this.#words(), STATE) === BROKEN;
+  }
+
+  #notifyAll(w: Int32Array): void {
+    Atomics.add(w, SEQ, 1);
+    if (Atomics.load(w, SLEEPERS) > 0) wake(this.#buf, this.#off + SEQ * 4, -1);
+  }
+
+  /** Python's Condition.wait on the barrier's state: drop the mutex, sleep on SEQ, take the mutex back. */
+  async #sleep(w: Int32Array, deadline: number): Promise<void> {
+    const seq = Atomics.load(w, SEQ);
+    Atomics.add(w, SLEEPERS, 1);
+    this.#mutex.release();
+    await waitAsync(this.#buf, this.#off + SEQ * 4, seq, remaining(deadline));
+    if (w.length === 0) throw closedError('Barrier', this.#segment.name);
+    Atomics.sub(w, SLEEPERS, 1);
+    await this.#mutex.acquire(Infinity, undefined);
+  }
+
+  #break(w: Int32Array): void {
+    Atomics.store(w, STATE, BROKEN);
+    this.#notifyAll(w);
+  }
+
+  /**
+   * Waits for the round to fill; resolves with this party's index
+   * (0..parties-1). Rejects with BrokenBarrierError if the barrier is or
+   * becomes broken, or if `timeoutMs` passes (which breaks it for everyone).
+   */
+  async wait(timeoutMs?: number): Promise<number> {
+    const w = this.#words();
+    const deadline = deadlineFrom('timeoutMs', timeoutMs ?? this.#timeout);
+    await this.#mutex.acquire(Infinity, undefined);
+    try {
+      // Wait while the previous round drains or a reset completes.
+      while (Atomics.load(w, STATE) === DRAINING || Atomics.load(w, STATE) === RESETTING) {
+        await this.#sleep(w, Infinity);
+      }
+      if (Atomics.load(w, STATE) < 0) throw new BrokenBarrierError('The barrier is broken');
+      const index = Atomics.add(w, COUNT, 1);
+      try {
+        if (index + 1 === w[PARTIES]) {
+          await this.#complete(w);
+        } else {
+          while (Atomics.load(w, STATE) === FILLING) {
+            if (remaining(deadline) === 0) {
+              this.#break(w);
+              throw new BrokenBarrierError(`Barrier.wait(): timed out after ${timeoutMs ?? this.#timeout} ms with ${Atomics.load(w, COUNT)} of ${w[PARTIES]} parties; the barrier is now broken`);
+            }
+            await this.#sleep(w, deadline);
+          }
+          if (Atomics.load(w, STATE) < 0) throw new BrokenBarrierError('The barrier was broken (aborted, reset, or another party timed out) while waiting');
+        }
+        return index;
+      } finally {
+        // The last one out of a draining or resetting round makes it fresh.
+        if (w.length !== 0 && Atomics.sub(w, COUNT, 1) === 1) {
+          const s = Atomics.load(w, STATE);
+          if (s === DRAINING || s === RESETTING) {
+            Atomics.store(w, STATE, FILLING);
+            this.#notifyAll(w);
+          }
+        }
+      }
+    } finally {
+      if (!this.#mutex.detached) this.#mutex.release();
+    }
+  }
+
+  async #complete(w: Int32Array): Promise<void> {
+    const action = this.action;
+    if (action !== undefined) {
+      this.#inAction = true;
+      try {
+        await action();
+      } catch (e) {
+        this.#break(w);
+        throw e;
+      } finally {
+        this.#inAction = false;
+      }
+    }
+    Atomics.store(w, STATE, DRAINING);
+    this.#notifyAll(w);
+  }
+
+  /** Runs `fn` holding the barrier's mutex (blocking briefly if another process holds it). */
+  #locked(fn: (w: Int32Array) => void): void {
+    const w = this.#words();
+    if (this.#inAction) return fn(w);
+    this.#mutex.acquireSync(Infinity);
+    try {
+      fn(w);
+    } finally {
+      this.#mutex.release();
+    }
+  }
+
+  /** Breaks the barrier: every current and later wait rejects with BrokenBarrierError until reset(). */
+  abort(): void {
+    this.#locked((w) => this.#break(w));
+  }
+
+  /** Returns the barrier to its fresh state; parties waiting now get BrokenBarrierError. */
+  reset(): void {
+    this.#locked((w) => {
+      if (Atomics.load(w, COUNT) > 0) {
+        const s = Atomics.load(w, STATE);
+        if (s === FILLING || s === BROKEN) Atomics.store(w, STATE, RESETTING);
+      } else {
+        Atomics.store(w, STATE, FILLING);
+      }
+      this.#notifyAll(w);
+    });
+  }
+
+  get segmentName(): string {
+    return this.#segment.name;
+  }
+
+  /** Releases this process's mapping; pending wait()s here reject. */
+  close(): void {
+    closeWaking(this.#segment, [0, SEQ]);
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  [kToHandle](): Handle {
+    this.#segment.retain();
+    return { [kHandleTag]: 'Barrier', name: this.#segment.name };
+  }
+
+  toString(): string {
+    return this.#w.length === 0 ? 'Barrier(closed)' : `Barrier(parties=${this.parties}, waiting=${this.nWaiting}${this.broken ? ', broken' : ''})`;
+  }
+}
+
+registerKind('Barrier', (h) => attachShared(h.name, Kind.Barrier, (seg) => adopt(seg, () => new Barrier(seg.param(0)))));

@@ -1,0 +1,301 @@
+/**
+ * Condition: a condition variable over a process-shared Lock or RLock.
+ *
+ * Its default lock is a new Lock, where Python's is an RLock: an RLock's
+ * owner is a process + thread, and the async tasks of one thread are all
+ * that one owner, so with an RLock two async tasks of a process would not
+ * exclude each other inside `await cond.acquire()`. Pass an RLock to get
+ * Python's re-entrant behaviour (wait() then releases every level and
+ * restores the depth).
+ *
+ * Payload (Int32 words from the segment's payload offset):
+ *
+ *   word        byte        field    meaning
+ *   0           0           SEQ      bumped by every notify that marked someone; waiters sleep on it
+ *   1           4           NEXT     ticket counter: waiters are served first come, first served
+ *   2           8           USED     slots not FREE (lets notify return at once when nobody waits)
+ *   3           12          HIGH     1 + highest slot index ever claimed (bounds notify's scan)
+ *   4-15        16          reserved
+ *   16 + 4k     64 + 16k    slot k   STATE (FREE 0 | WAITING 1 | NOTIFIED 2 | CLAIMING 3),
+ *                                    TICKET, PID, TID of the waiter using it
+ *
+ * maxWaiters slots (segment param 0, default 1024) bound how many waits may
+ * be pending at once over all processes.
+ *
+ * wait(): with the lock held, claim a slot (WAITING, next ticket), release
+ * the lock fully (an RLock's depth is saved), then sleep on SEQ until the
+ * slot reads NOTIFIED. notify(n), also with the lock held, marks the n
+ * WAITING slots with the lowest tickets NOTIFIED, bumps SEQ and wakes the
+ * sleepers on SEQ; those not marked go back to sleep. A per-waiter slot,
+ * rather than a bare sequence number, is what makes notify(1) wake exactly
+ * one waiter even though the waiters of one process share one native wait.
+ *
+ * A waiter that times out or is aborted CASes its slot WAITING -> FREE. If
+ * that fails, a notify picked it in the meantime: a timeout then reports
+ * true (it was notified); an abort hands the notification on to the next
+ * waiter, so that an abort leaves the condition as it was. Either way the
+ * lock is re-acquired before wait() settles, as Python's `with cond:`
+ * expects. A waiter whose process died leaves a WAITING slot behind:
+ * notify checks the pid of a slot it is about to mark and frees the slot
+ * of a dead process instead of spending the notification on it.
+ */
+import { Kind } from '../layout';
+import { native } from '../native';
+import { fromHandle, isHandle, registerKind, toHandle, type Handle } from '../reduction';
+import { attachShared, type Segment } from '../segment';
+import { kHandleTag, kToHandle } from '../symbols';
+import { checkInteger, describeValue, remaining } from '../validate';
+import { waitAsync, wake } from '../wait';
+import {
+  Acquirable, adopt, closedError, closeWaking, isAdopting, kAcquireRestore, kIsMine, kReleaseSave, kTid, myPid, segmentFor,
+  type AcquireOptions,
+} from './common';
+import { parseWaitOptions, type WaitOptions } from './event';
+import { Lock, RLock } from './lock';
+
+const SEQ = 0;
+const NEXT = 1;
+const USED = 2;
+const HIGH = 3;
+const kSlotsAt = 16;
+const kSlotWords = 4;
+const FREE = 0;
+const WAITING = 1;
+const NOTIFIED = 2;
+const CLAIMING = 3;
+const S_STATE = 0;
+const S_TICKET = 1;
+const S_PID = 2;
+const S_TID = 3;
+
+export interface ConditionOptions {
+  /** Most waits that may be pending at once over all processes (default 1024). */
+  maxWaiters?: number;
+}
+
+export class Condition extends Acquirable {
+  readonly #segment: Segment;
+  readonly #w: Int32Array;
+  readonly #buf: ArrayBuffer;
+  readonly #off: number;
+  readonly #lock: Lock | RLock;
+  readonly #ownsLock: boolean;
+  readonly #maxWaiters: number;
+
+  /** `lock`: a multiproc Lock or RLock to use (default: a new Lock; see the module comment). */
+  constructor(lock?: Lock | RLock, options: ConditionOptions = {}) {
+    super();
+    if (lock !== undefined && lock !== null && !(lock instanceof Lock) && !(lock instanceof RLock)) {
+      throw new TypeError(`Expected the Condition's lock to be a multiproc Lock or RLock, got ${describeValue(lock)}`);
+    }
+    let max = 1024;
+    if (!isAdopting() && options?.maxWaiters !== undefined) max = checkInteger('maxWaiters', options.maxWaiters, 1, 1 << 20);
+    const { segment, fresh } = segmentFor(Kind.Condition, (kSlotsAt + max * kSlotWords) * 4, [max, 0]);
+    this.#segment = segment;
+    this.#maxWaiters = fresh ? max : segment.param(0);
+    this.#buf = segment.buffer;
+    this.#off = segment.payloadOffset;
+    this.#w = new Int32Array(segment.buffer, segment.payloadOffset, kSlotsAt + this.#maxWaiters * kSlotWords);
+    this.#ownsLock = lock === undefined || lock === null;
+    this.#lock = lock ?? new Lock();
+    segment.bindTo(this);
+  }
+
+  #words(): Int32Array {
+    const w = this.#w;
+    if (w.length === 0) throw closedError('Condition', this.#segment.name);
+    return w;
+  }
+
+  /** The lock this condition uses. */
+  getLock(): Lock | RLock {
+    return this.#lock;
+  }
+
+  acquire(options?: AcquireOptions): Promise<boolean> {
+    return this.#lock.acquire(options);
+  }
+
+  acquireSync(timeoutMs?: number): boolean {
+    return this.#lock.acquireSync(timeoutMs);
+  }
+
+  tryAcquire(): boolean {
+    return this.#lock.tryAcquire();
+  }
+
+  release(): void {
+    this.#lock.release();
+  }
+
+  #mustHold(method: string): void {
+    if (!this.#lock[kIsMine]()) {
+      throw new Error(`Condition.${method}(): the condition's lock is not held by this thread; acquire it first`);
+    }
+  }
+
+  #claim(w: Int32Array): number {
+    const max = this.#maxWaiters;
+    for (let k = 0; k < max; k++) {
+      const at = kSlotsAt + k * kSlotWords;
+      if (Atomics.load(w, at + S_STATE) !== FREE) continue;
+      if (Atomics.compareExchange(w, at + S_STATE, FREE, CLAIMING) !== FREE) continue;
+      w[at + S_TICKET] = Atomics.add(w, NEXT, 1);
+      w[at + S_PID] = myPid();
+      w[at + S_TID] = kTid;
+      Atomics.add(w, USED, 1);
+      let high = Atomics.load(w, HIGH);
+      while (high < k + 1) {
+        const seen = Atomics.compareExchange(w, HIGH, high, k + 1);
+        if (seen === high) break;
+        high = seen;
+      }
+      Atomics.store(w, at + S_STATE, WAITING);
+      return at;
+    }
+    throw new RangeError(`Condition.wait(): ${max} waits are already pending (over all processes); create the Condition with a larger { maxWaiters }`);
+  }
+
+  #free(w: Int32Array, at: number): void {
+    Atomics.store(w, at + S_STATE, FREE);
+    Atomics.sub(w, USED, 1);
+  }
+
+  /**
+   * Releases the lock, waits to be notified, re-acquires the lock. Resolves
+   * true if notified, false if the timeout passed; with { signal }, aborting
+   * rejects with signal.reason (after re-acquiring the lock). Never blocks
+   * the event loop. The lock must be held.
+   */
+  async wait(options?: WaitOptions): Promise<boolean> {
+    const { deadline, signal } = parseWaitOptions(options);
+    const w = this.#words();
+    this.#mustHold('wait');
+    if (signal?.aborted) throw signal.reason;
+    const at = this.#claim(w);
+    const depth = this.#lock[kReleaseSave]();
+    let notified = false;
+    let failure: { error: unknown } | undefined;
+    try {
+      for (;;) {
+        const seq = Atomics.load(w, SEQ);
+        if (Atomics.load(w, at + S_STATE) === NOTIFIED) {
+          notified = true;
+          break;
+        }
+        const left = remaining(deadline);
+        if (left === 0) break;
+        await waitAsync(this.#buf, this.#off + SEQ * 4, seq, left, signal);
+        if (w.length === 0) throw closedError('Condition', this.#segment.name);
+      }
+    } catch (error) {
+      failure = { error };
+    }
+    if (w.length === 0) {
+      await this.#lock[kAcquireRestore](depth);
+      throw closedError('Condition', this.#segment.name);
+    }
+    if (!notified && Atomics.compareExchange(w, at + S_STATE, WAITING, FREE) === WAITING) {
+      Atomics.sub(w, USED, 1);
+    } else {
+      notified = true;
+      this.#free(w, at);
+    }
+    await this.#lock[kAcquireRestore](depth);
+    if (failure !== undefined) {
+      if (notified) this.#notify(w, 1);
+      throw failure.error;
+    }
+    return notified;
+  }
+
+  /**
+   * Waits until `predicate()` (which may be async) returns a truthy value,
+   * and returns that value (falsy if the timeout passed first). The lock
+   * must be held; the predicate runs with the lock held.
+   */
+  async waitFor<T>(predicate: () => T | PromiseLike<T>, options?: WaitOptions): Promise<T> {
+    if (typeof predicate !== 'function') throw new TypeError(`Expected waitFor's predicate to be a function, got ${describeValue(predicate)}`);
+    const { deadline, signal } = parseWaitOptions(options);
+    let result = await predicate();
+    while (!result) {
+      const left = remaining(deadline);
+      if (left === 0) break;
+      await this.wait({ timeout: left, signal });
+      result = await predicate();
+    }
+    return result;
+  }
+
+  /** Wakes up to `n` waiters (the longest waiting first). The lock must be held. */
+  notify(n = 1): void {
+    checkInteger('n', n, 0);
+    const w = this.#words();
+    this.#mustHold('notify');
+    this.#notify(w, n);
+  }
+
+  /** Wakes every waiter. The lock must be held. */
+  notifyAll(): void {
+    const w = this.#words();
+    this.#mustHold('notifyAll');
+    this.#notify(w, Infinity);
+  }
+
+  #notify(w: Int32Array, n: number): void {
+    if (n === 0 || Atomics.load(w, USED) === 0) return;
+    const next = Atomics.load(w, NEXT);
+    const high = Math.min(Atomics.load(w, HIGH), this.#maxWaiters);
+    const waiting: { at: number; age: number }[] = [];
+    for (let k = 0; k < high; k++) {
+      const at = kSlotsAt + k * kSlotWords;
+      if (Atomics.load(w, at + S_STATE) === WAITING) waiting.push({ at, age: (w[at + S_TICKET] - next) | 0 });
+    }
+    if (n < waiting.length) waiting.sort((a, b) => a.age - b.age);
+    const me = myPid();
+    let marked = 0;
+    for (const { at } of waiting) {
+      if (marked >= n) break;
+      const pid = w[at + S_PID];
+      if (pid !== me && !native.isAlive(pid)) {
+        if (Atomics.compareExchange(w, at + S_STATE, WAITING, FREE) === WAITING) Atomics.sub(w, USED, 1);
+        continue;
+      }
+      if (Atomics.compareExchange(w, at + S_STATE, WAITING, NOTIFIED) === WAITING) marked++;
+    }
+    if (marked > 0) {
+      Atomics.add(w, SEQ, 1);
+      wake(this.#buf, this.#off + SEQ * 4, -1);
+    }
+  }
+
+  get segmentName(): string {
+    return this.#segment.name;
+  }
+
+  /** Releases this process's mapping (and of the lock, if the condition made its own). */
+  close(): void {
+    closeWaking(this.#segment, [SEQ]);
+    if (this.#ownsLock) this.#lock.close();
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  [kToHandle](): Handle {
+    const lock = toHandle(this.#lock);
+    this.#segment.retain();
+    return { [kHandleTag]: 'Condition', name: this.#segment.name, lock };
+  }
+
+  override toString(): string {
+    return this.#w.length === 0 ? 'Condition(closed)' : `Condition(${this.#lock.toString()}, waiting=${Atomics.load(this.#w, USED)})`;
+  }
+}
+
+registerKind('Condition', (h) => {
+  if (!isHandle(h.lock)) throw new TypeError('Malformed Condition handle: bad lock');
+  const lock = fromHandle(h.lock) as Lock | RLock;
+  return attachShared(h.name, Kind.Condition, (seg) => adopt(seg, () => new Condition(lock)));
+});

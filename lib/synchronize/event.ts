@@ -1,0 +1,144 @@
+/**
+ * Event: a flag in shared memory that waiters sleep on.
+ *
+ * Payload (Int32 words from the segment's payload offset; 64 bytes):
+ *
+ *   word  byte  field    meaning
+ *   0     0     FLAG     0 clear, 1 set; waiters sleep on this word while it is 0
+ *   1     4     WAITERS  threads sleeping or about to sleep on FLAG
+ *   2-15  8     reserved
+ *
+ * set() stores FLAG = 1 and wakes every sleeper only if WAITERS > 0, so an
+ * Event nobody waits on never calls native code. A waiter bumps WAITERS,
+ * then the kernel re-checks FLAG == 0 before sleeping; set() writes FLAG
+ * before reading WAITERS (sequentially consistent Atomics on both sides):
+ * either the waiter sees the flag or set() sees the waiter. A wake-all
+ * cannot be absorbed by a waiter that leaves, so waits need no slicing.
+ */
+import { Kind } from '../layout';
+import { registerKind, type Handle } from '../reduction';
+import { attachShared, type Segment } from '../segment';
+import { kHandleTag, kToHandle } from '../symbols';
+import { checkSignal, deadlineFrom, describeValue, remaining } from '../validate';
+import { waitAsync, waitSync, wake } from '../wait';
+import { adopt, closedError, closeWaking, segmentFor, type AcquireOptions, type ParsedWait } from './common';
+
+const FLAG = 0;
+const WAITERS = 1;
+
+/** Event.wait and Condition.wait take a number of milliseconds or { timeout, signal }. */
+export type WaitOptions = number | AcquireOptions;
+
+export function parseWaitOptions(options: unknown): ParsedWait {
+  if (options === undefined || options === null || typeof options === 'number') {
+    return { deadline: deadlineFrom('timeoutMs', options), signal: undefined };
+  }
+  if (typeof options !== 'object') {
+    throw new TypeError(`Expected a timeout in milliseconds or { timeout, signal }, got ${describeValue(options)}`);
+  }
+  const o = options as AcquireOptions;
+  return { deadline: deadlineFrom('timeout', o.timeout), signal: checkSignal(o.signal) };
+}
+
+export class Event {
+  readonly #segment: Segment;
+  readonly #w: Int32Array;
+  readonly #buf: ArrayBuffer;
+  readonly #off: number;
+
+  constructor() {
+    const { segment } = segmentFor(Kind.Event, 64);
+    this.#segment = segment;
+    this.#buf = segment.buffer;
+    this.#off = segment.payloadOffset;
+    this.#w = new Int32Array(segment.buffer, segment.payloadOffset, 16);
+    segment.bindTo(this);
+  }
+
+  #words(): Int32Array {
+    const w = this.#w;
+    if (w.length === 0) throw closedError('Event', this.#segment.name);
+    return w;
+  }
+
+  isSet(): boolean {
+    return Atomics.load(this.#words(), FLAG) === 1;
+  }
+
+  /** Sets the flag and wakes every waiter in every process. */
+  set(): void {
+    const w = this.#words();
+    if (Atomics.exchange(w, FLAG, 1) === 1) return;
+    if (Atomics.load(w, WAITERS) > 0) wake(this.#buf, this.#off, -1);
+  }
+
+  clear(): void {
+    Atomics.store(this.#words(), FLAG, 0);
+  }
+
+  /**
+   * Resolves true once the flag is set, false if the timeout passes first
+   * (Python's wait returns the flag). Never blocks the event loop; with
+   * { signal }, aborting rejects with signal.reason.
+   */
+  async wait(options?: WaitOptions): Promise<boolean> {
+    const { deadline, signal } = parseWaitOptions(options);
+    if (signal?.aborted) throw signal.reason;
+    const w = this.#words();
+    if (Atomics.load(w, FLAG) === 1) return true;
+    Atomics.add(w, WAITERS, 1);
+    try {
+      for (;;) {
+        if (Atomics.load(w, FLAG) === 1) return true;
+        const left = remaining(deadline);
+        if (left === 0) return false;
+        await waitAsync(this.#buf, this.#off, 0, left, signal);
+        if (w.length === 0) throw closedError('Event', this.#segment.name);
+      }
+    } finally {
+      if (w.length !== 0) Atomics.sub(w, WAITERS, 1);
+    }
+  }
+
+  /** As wait(), blocking the calling thread (and its event loop) meanwhile. */
+  waitSync(timeoutMs?: number): boolean {
+    const deadline = deadlineFrom('timeoutMs', timeoutMs);
+    const w = this.#words();
+    if (Atomics.load(w, FLAG) === 1) return true;
+    Atomics.add(w, WAITERS, 1);
+    try {
+      for (;;) {
+        if (Atomics.load(w, FLAG) === 1) return true;
+        const left = remaining(deadline);
+        if (left === 0) return false;
+        waitSync(this.#buf, this.#off, 0, left);
+      }
+    } finally {
+      Atomics.sub(w, WAITERS, 1);
+    }
+  }
+
+  get segmentName(): string {
+    return this.#segment.name;
+  }
+
+  /** Releases this process's mapping; pending wait()s here reject. */
+  close(): void {
+    closeWaking(this.#segment, [FLAG]);
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  [kToHandle](): Handle {
+    this.#segment.retain();
+    return { [kHandleTag]: 'Event', name: this.#segment.name };
+  }
+
+  toString(): string {
+    return this.#w.length === 0 ? 'Event(closed)' : `Event(${this.isSet() ? 'set' : 'clear'})`;
+  }
+}
+
+registerKind('Event', (h) => attachShared(h.name, Kind.Event, (seg) => adopt(seg, () => new Event())));

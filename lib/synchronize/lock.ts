@@ -1,0 +1,406 @@
+/**
+ * Lock and RLock: a futex mutex whose word names its owner.
+ *
+ * Payload (Int32 words from the segment's payload offset; 64 bytes):
+ *
+ *   word  byte  field    meaning
+ *   0     0     STATE    0 = free; else owner pid (bits 0-29) | WAITERS (bit 30)
+ *   1     4     TID      owner's worker_threads threadId + 1 (0 while free)
+ *   2     8     COUNT    RLock recursion depth (owner-only; unused by Lock)
+ *   3     12    DEATHS   times an acquirer took the lock over from a dead owner
+ *   4-15  16    reserved
+ *
+ * Acquire: one compareExchange STATE 0 -> pid, then a plain store of TID.
+ * Release: check owner (pid and TID), TID = 0, exchange STATE -> 0; only if
+ * the old word had WAITERS is there a native wake (of one waiter). Clearing
+ * TID *before* freeing STATE means a thread of the same process can never
+ * read its own thread id next to somebody else's acquisition of the word.
+ *
+ * Contention (Drepper's "futexes are tricky" mutex with the owner in the
+ * word): a waiter sets WAITERS with a CAS and sleeps on the exact word it
+ * saw; whoever later takes the lock from the slow path takes it with WAITERS
+ * set, as it cannot know whether others still sleep.
+ *
+ * Holder death: a waiter sleeps at most kSliceMs at a time. When a slice
+ * times out and the word is unchanged, it asks the OS whether the owner pid
+ * still runs (native.isAlive: kill(pid, 0) and not a zombie). If not, it
+ * CASes the word from the dead owner's value to its own: exactly one waiter
+ * wins, gets the lock, and sees `ownerDied === true`; DEATHS counts these
+ * recoveries for every process. A pid in the word rather than a robust futex
+ * list (Linux-only, needs the kernel's cooperation per thread) or a pidfd
+ * (Linux-only, per waiter) works the same on macOS. Limits: a recycled pid
+ * looks alive (pid reuse within a lock's lifetime is rare but possible); a
+ * worker thread that exits holding the lock while its process lives is not
+ * detected (the process is alive).
+ */
+import { native, WaitResult } from '../native';
+import { Kind } from '../layout';
+import { registerKind, type Handle } from '../reduction';
+import { attachShared, type Segment } from '../segment';
+import { kHandleTag, kToHandle } from '../symbols';
+import { deadlineFrom, remaining } from '../validate';
+import { waitAsync, waitSync, wake } from '../wait';
+import {
+  Acquirable, adopt, closedError, closeWaking, kAcquireRestore, kIsMine, kPidMask, kReleaseSave, kSliceMs, kTid, kWaitersBit,
+  myPid, parseAcquireOptions, segmentFor, type AcquireOptions,
+} from './common';
+
+const STATE = 0;
+const TID = 1;
+const COUNT = 2;
+const DEATHS = 3;
+/** Words a mutex occupies (Barrier embeds one). */
+export const kMutexWords = 4;
+
+/**
+ * The mutex algorithm over four words of some segment (Lock and RLock own a
+ * whole segment; Barrier embeds one for its internal state).
+ */
+export class Mutex {
+  readonly #w: Int32Array;
+  readonly #buf: ArrayBuffer;
+  readonly #off: number;
+  readonly #recursive: boolean;
+  readonly #what: string;
+  readonly #name: string;
+  #lastLivenessCheck = 0;
+  /** True after an acquire that took the lock over from a dead owner. */
+  ownerDied = false;
+
+  constructor(buffer: ArrayBuffer, byteOffset: number, recursive: boolean, what: string, segmentName: string) {
+    this.#name = segmentName;
+    this.#buf = buffer;
+    this.#off = byteOffset;
+    this.#w = new Int32Array(buffer, byteOffset, kMutexWords);
+    this.#recursive = recursive;
+    this.#what = what;
+  }
+
+  get detached(): boolean {
+    return this.#w.length === 0;
+  }
+
+  tryAcquire(): boolean {
+    const w = this.#w;
+    if (Atomics.compareExchange(w, STATE, 0, myPid()) === 0) {
+      w[TID] = kTid;
+      if (this.#recursive) w[COUNT] = 1;
+      this.ownerDied = false;
+      return true;
+    }
+    return this.#tryAcquireSlow();
+  }
+
+  #tryAcquireSlow(): boolean {
+    const w = this.#w;
+    const me = myPid();
+    const c = Atomics.load(w, STATE);
+    if (c === 0) return Atomics.compareExchange(w, STATE, 0, me) === 0 && this.#won(false);
+    if (this.#recursive && (c & kPidMask) === me && w[TID] === kTid) {
+      w[COUNT]++;
+      return true;
+    }
+    // A holder that died is noticed here too, at most once per slice per object,
+    // so that code that only ever polls with tryAcquire() recovers as well.
+    const now = performance.now();
+    if (now - this.#lastLivenessCheck >= kSliceMs) {
+      this.#lastLivenessCheck = now;
+      if (this.#ownerDead(c, me) && Atomics.compareExchange(w, STATE, c, me | kWaitersBit) === c) return this.#won(true);
+    }
+    return false;
+  }
+
+  #won(died: boolean): true {
+    const w = this.#w;
+    w[TID] = kTid;
+    if (this.#recursive) w[COUNT] = 1;
+    this.ownerDied = died;
+    if (died) Atomics.add(w, DEATHS, 1);
+    return true;
+  }
+
+  #ownerDead(c: number, me: number): boolean {
+    const pid = c & kPidMask;
+    return pid !== me && pid !== 0 && !native.isAlive(pid);
+  }
+
+  /** Owned by this process and thread. */
+  isMine(): boolean {
+    const w = this.#w;
+    return (Atomics.load(w, STATE) & kPidMask) === myPid() && w[TID] === kTid;
+  }
+
+  /** One step of the contended path: take the lock if free, else make sure WAITERS is set; returns the word to sleep on, or -1 if acquired. */
+  #contend(me: number): number {
+    const w = this.#w;
+    for (;;) {
+      const c = Atomics.load(w, STATE);
+      if (c === 0) {
+        if (Atomics.compareExchange(w, STATE, 0, me | kWaitersBit) === 0) return -1;
+        continue;
+      }
+      if ((c & kWaitersBit) !== 0) return c;
+      if (Atomics.compareExchange(w, STATE, c, c | kWaitersBit) === c) return c | kWaitersBit;
+    }
+  }
+
+  /** After a slice timed out on word `c`: the owner is dead and we took over. */
+  #tookOver(c: number, me: number): boolean {
+    return Atomics.load(this.#w, STATE) === c && this.#ownerDead(c, me) &&
+      Atomics.compareExchange(this.#w, STATE, c, me | kWaitersBit) === c;
+  }
+
+  /** A waiter leaving without the lock passes on a wake-up it may have absorbed. */
+  #passOn(): void {
+    if (Atomics.load(this.#w, STATE) === 0) wake(this.#buf, this.#off, 1);
+  }
+
+  #deadlockCheck(deadline: number): void {
+    if (!this.#recursive && deadline === Infinity && this.isMine()) {
+      throw new Error(`${this.#what}.acquireSync() would deadlock: this thread already holds it (use an RLock to re-enter)`);
+    }
+  }
+
+  acquireSync(deadline: number): boolean {
+    if (this.tryAcquire()) return true;
+    this.#deadlockCheck(deadline);
+    const me = myPid();
+    for (;;) {
+      const c = this.#contend(me);
+      if (c === -1) return this.#won(false);
+      const left = remaining(deadline);
+      if (left === 0) {
+        this.#passOn();
+        return false;
+      }
+      const r = waitSync(this.#buf, this.#off, c, Math.min(kSliceMs, left));
+      if (r === WaitResult.TimedOut && this.#tookOver(c, me)) return this.#won(true);
+    }
+  }
+
+  async acquire(deadline: number, signal: AbortSignal | undefined): Promise<boolean> {
+    if (signal?.aborted) throw signal.reason;
+    if (this.tryAcquire()) return true;
+    const me = myPid();
+    for (;;) {
+      const c = this.#contend(me);
+      if (c === -1) return this.#won(false);
+      const left = remaining(deadline);
+      if (left === 0) {
+        this.#passOn();
+        return false;
+      }
+      let r: WaitResult;
+      try {
+        r = await waitAsync(this.#buf, this.#off, c, Math.min(kSliceMs, left), signal);
+      } catch (e) {
+        if (!this.detached) this.#passOn();
+        throw e;
+      }
+      if (this.detached) throw closedError(this.#what, this.#name);
+      if (r === WaitResult.TimedOut && this.#tookOver(c, me)) return this.#won(true);
+    }
+  }
+
+  release(): void {
+    const w = this.#w;
+    const c = Atomics.load(w, STATE);
+    if ((c & kPidMask) !== myPid() || w[TID] !== kTid) throw this.#notOwner(c);
+    if (this.#recursive) {
+      const depth = w[COUNT] - 1;
+      if (depth > 0) {
+        w[COUNT] = depth;
+        return;
+      }
+    }
+    w[TID] = 0;
+    if ((Atomics.exchange(w, STATE, 0) & kWaitersBit) !== 0) wake(this.#buf, this.#off, 1);
+  }
+
+  #notOwner(c: number): Error {
+    if (c === 0) return new Error(`${this.#what}.release(): the ${this.#what} is not held`);
+    const pid = c & kPidMask;
+    const who = pid === myPid() ? `another thread of this process (threadId ${this.#w[TID] - 1})` : `process ${pid}`;
+    return new Error(`${this.#what}.release(): the ${this.#what} is held by ${who}, not by this thread; only the owner may release it`);
+  }
+
+  /** Fully releases (whatever the recursion depth) and returns the depth to restore. */
+  releaseSave(): number {
+    const w = this.#w;
+    const c = Atomics.load(w, STATE);
+    if ((c & kPidMask) !== myPid() || w[TID] !== kTid) throw this.#notOwner(c);
+    const depth = this.#recursive ? w[COUNT] : 1;
+    if (this.#recursive) w[COUNT] = 1;
+    this.release();
+    return depth;
+  }
+
+  async acquireRestore(depth: number): Promise<void> {
+    await this.acquire(Infinity, undefined);
+    if (this.#recursive) this.#w[COUNT] = depth;
+  }
+
+  /** Recursion depth held by this thread (0 if not the owner). */
+  depth(): number {
+    if (!this.isMine()) return 0;
+    return this.#recursive ? this.#w[COUNT] : 1;
+  }
+
+  locked(): boolean {
+    return Atomics.load(this.#w, STATE) !== 0;
+  }
+
+  ownerPid(): number {
+    return Atomics.load(this.#w, STATE) & kPidMask;
+  }
+
+  deaths(): number {
+    return Atomics.load(this.#w, DEATHS);
+  }
+}
+
+abstract class MutexObject extends Acquirable {
+  readonly #segment: Segment;
+  readonly #mutex: Mutex;
+  readonly #what: 'Lock' | 'RLock';
+
+  /** @internal */
+  constructor(kind: Kind.Lock | Kind.RLock) {
+    super();
+    const what = kind === Kind.Lock ? 'Lock' : 'RLock';
+    const { segment } = segmentFor(kind, 64);
+    this.#segment = segment;
+    this.#what = what;
+    this.#mutex = new Mutex(segment.buffer, segment.payloadOffset, kind === Kind.RLock, what, segment.name);
+    segment.bindTo(this);
+  }
+
+  #m(): Mutex {
+    const m = this.#mutex;
+    if (m.detached) throw closedError(this.#what, this.#segment.name);
+    return m;
+  }
+
+  /** Waits without blocking the event loop; false if `timeout` passed, rejects with signal.reason on abort. */
+  acquire(options?: AcquireOptions): Promise<boolean> {
+    try {
+      const { deadline, signal } = parseAcquireOptions(options);
+      return this.#m().acquire(deadline, signal);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  /** Blocks the calling thread, and so its event loop, until acquired (true) or `timeoutMs` passes (false). */
+  acquireSync(timeoutMs?: number): boolean {
+    const m = this.#m();
+    if (timeoutMs === undefined) return m.acquireSync(Infinity);
+    return m.acquireSync(deadlineFrom('timeoutMs', timeoutMs));
+  }
+
+  /** Acquires if free right now (pure Atomics when uncontended). */
+  tryAcquire(): boolean {
+    if (this.#mutex.detached) throw closedError(this.#what, this.#segment.name);
+    return this.#mutex.tryAcquire();
+  }
+
+  /** Releases; throws unless this process and thread hold it. */
+  release(): void {
+    if (this.#mutex.detached) throw closedError(this.#what, this.#segment.name);
+    this.#mutex.release();
+  }
+
+  /**
+   * True when the most recent acquire through this object took the lock over
+   * from a holder that had died holding it: what it protected may be half-updated.
+   */
+  get ownerDied(): boolean {
+    return this.#mutex.ownerDied;
+  }
+
+  /** How many times, in all processes, the lock was taken over from a dead owner. */
+  get ownerDeaths(): number {
+    return this.#m().deaths();
+  }
+
+  protected heldDepth(): number {
+    return this.#m().depth();
+  }
+
+  /** Whether any process or thread holds it (a snapshot). */
+  locked(): boolean {
+    return this.#m().locked();
+  }
+
+  /** Name of the segment holding the lock word. */
+  get segmentName(): string {
+    return this.#segment.name;
+  }
+
+  /**
+   * Releases this process's mapping; the memory goes when every process has
+   * closed it. Pending acquire()s of this process reject (closed).
+   */
+  close(): void {
+    closeWaking(this.#segment, [STATE]);
+  }
+
+  [Symbol.dispose](): void {
+    this.close();
+  }
+
+  [kToHandle](): Handle {
+    this.#segment.retain();
+    return { [kHandleTag]: this.#what, name: this.#segment.name };
+  }
+
+  /** @internal */
+  [kIsMine](): boolean {
+    return this.#m().isMine();
+  }
+
+  /** @internal */
+  [kReleaseSave](): number {
+    return this.#m().releaseSave();
+  }
+
+  /** @internal */
+  [kAcquireRestore](depth: number): Promise<void> {
+    return this.#m().acquireRestore(depth);
+  }
+
+  override toString(): string {
+    const m = this.#mutex;
+    return m.detached ? `${this.#what}(closed)` : `${this.#what}(${m.locked() ? `held by pid ${m.ownerPid()}` : 'free'})`;
+  }
+}
+
+/**
+ * A process-shared mutex (multiprocessing.Lock). Owned by one process and
+ * thread at a time: two async acquire()s in one process contend; release()
+ * by anyone else throws.
+ */
+export class Lock extends MutexObject {
+  constructor() {
+    super(Kind.Lock);
+  }
+}
+
+/**
+ * A re-entrant process-shared mutex (multiprocessing.RLock): its owner (same
+ * process and thread) may acquire it again and must release it as many times.
+ * The default lock of Value and SharedArray.
+ */
+export class RLock extends MutexObject {
+  constructor() {
+    super(Kind.RLock);
+  }
+
+  /** Recursion depth held by the calling thread (0 if it does not hold it). */
+  get depth(): number {
+    return this.heldDepth();
+  }
+}
+
+registerKind('Lock', (h) => attachShared(h.name, Kind.Lock, (seg) => adopt(seg, () => new Lock())));
+registerKind('RLock', (h) => attachShared(h.name, Kind.RLock, (seg) => adopt(seg, () => new RLock())));

@@ -1,0 +1,122 @@
+import { deepStrictEqual } from 'node:assert';
+import * as v8 from 'node:v8';
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import * as mp from 'multiproc';
+// The codec is internal; the built module is the one the package runs.
+import { decodeFrom, encode, writeTo } from '../dist/cjs/codec.js';
+import { collect, fixture } from './helpers';
+import { spawnChild } from './queue-helpers';
+
+function roundTrip(v: unknown): unknown {
+  const enc = encode(v);
+  const buf = Buffer.alloc(enc.size + 16);
+  writeTo(enc, buf, 8);
+  buf.fill(0xee, 0, 8); // neighbours must not matter
+  buf.fill(0xee, 8 + enc.size);
+  return decodeFrom(buf, 8, enc.size);
+}
+
+/** What Node's structured-clone serializer gives back: the reference every round trip must match. */
+function expected(v: unknown): unknown {
+  return v8.deserialize(v8.serialize(v));
+}
+
+const items = fc.anything({
+  withBigInt: true,
+  withDate: true,
+  withMap: true,
+  withSet: true,
+  withTypedArray: true,
+  withSparseArray: true,
+  withBoxedValues: false, // structuredClone and v8.serialize disagree on boxed strings' extra props
+  withNullPrototype: true,
+  withObjectString: false,
+  maxDepth: 4,
+});
+
+const weirdStrings = fc.oneof(
+  fc.string({ unit: 'binary', maxLength: 80 }),
+  fc.string({ unit: 'binary-ascii', minLength: 60, maxLength: 300 }),
+  fc.constantFrom('\ud800', 'a\udc00b', '\u00ff\u0100', 'x'.repeat(100) + '\u20ac', ''),
+);
+
+describe('codec', () => {
+  it('round-trips every structured-cloneable shape exactly (property)', () => {
+    fc.assert(
+      fc.property(fc.oneof(items, weirdStrings, fc.bigInt(), fc.double(), fc.array(fc.double())), (v) => {
+        deepStrictEqual(roundTrip(v), expected(v));
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
+  it('keeps the values fast paths are known to get wrong', () => {
+    const cases: unknown[] = [
+      -0, NaN, Infinity, -Infinity, 2 ** 31, -(2 ** 31), 2 ** 53 + 2, 0.1,
+      2n ** 64n, -(2n ** 64n) - 1n, -(2n ** 63n), 2n ** 63n - 1n, 0n,
+      '\ud800', '\udfff\ud800', 'é'.repeat(70), '€',
+      JSON.parse('{"__proto__": {"x": 1}, "a": 2}'),
+      [1, , 3], // eslint-disable-line no-sparse-arrays
+      new Date(8.64e15), new Date(-1),
+      { a: undefined, b: null },
+      new Uint8ClampedArray([1, 255]), new BigInt64Array([-1n]), new Float32Array([NaN, -0]),
+      new ArrayBuffer(5), Buffer.from('buf'),
+      new Map<unknown, unknown>([[{ k: 1 }, new Set([1])]]), /re+/gi, new Error('boom'), new RangeError('r'),
+    ];
+    for (const v of cases) deepStrictEqual(roundTrip(v), expected(v));
+    expect(Object.is(roundTrip(-0), -0)).toBe(true);
+    expect(Number.isNaN((roundTrip(new Date(NaN)) as Date).getTime())).toBe(true);
+    const proto = roundTrip(JSON.parse('{"__proto__": {"x": 1}}')) as object;
+    expect(Object.getPrototypeOf(proto)).toBe(Object.prototype);
+    expect(Object.keys(proto)).toEqual(['__proto__']);
+    expect(Buffer.isBuffer(roundTrip(Buffer.from('b')))).toBe(true);
+  });
+
+  it('keeps shared references and cycles (through structured clone)', () => {
+    const shared = { s: 1 };
+    const v = roundTrip({ a: shared, b: shared }) as { a: object; b: object };
+    expect(v.a).toBe(v.b);
+    const cyc: { self?: unknown; n: number } = { n: 1 };
+    cyc.self = cyc;
+    const c = roundTrip(cyc) as typeof cyc;
+    expect(c.self).toBe(c);
+    expect(c.n).toBe(1);
+  });
+
+  it('refuses what structured clone refuses, with a TypeError', () => {
+    for (const bad of [() => 1, Symbol('s'), { f: () => 1 }, [1, Symbol.iterator], new Map([[1, () => 2]]), { get x() { return () => 1; } }]) {
+      expect(() => encode(bad)).toThrow(TypeError);
+    }
+  });
+});
+
+describe('codec between processes', () => {
+  it('random items of random shapes and sizes round-trip through a queue and a child (property)', async () => {
+    const toChild = new mp.Queue<unknown>({ capacityBytes: 64 * 1024 });
+    const back = new mp.Queue<unknown>({ capacityBytes: 64 * 1024 });
+    const child = collect(
+      spawnChild(fixture('q-producer.mjs'), [JSON.stringify(mp.toHandle(toChild)), 'echo', '0', JSON.stringify(mp.toHandle(back))]),
+      120_000,
+    );
+    const big = fc.oneof(
+      fc.integer({ min: 0, max: 300_000 }).map((n) => Buffer.alloc(n, n & 255)),
+      fc.integer({ min: 10_000, max: 200_000 }).map((n) => ({ s: 'é'.repeat(n), n })),
+      fc.integer({ min: 1, max: 50_000 }).map((n) => new Float64Array(n).map((_, i) => i * 1.5)),
+    );
+    try {
+      await fc.assert(
+        fc.asyncProperty(fc.oneof({ weight: 4, arbitrary: items }, { weight: 1, arbitrary: weirdStrings }, { weight: 1, arbitrary: big }), async (v) => {
+          await toChild.put(v);
+          deepStrictEqual(await back.get({ timeout: 30_000 }), expected(v));
+        }),
+        { numRuns: 300 },
+      );
+    } finally {
+      toChild.close();
+    }
+    const r = await child;
+    expect(r.code, r.stderr).toBe(0);
+    expect(back.empty()).toBe(true);
+  });
+});

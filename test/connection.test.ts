@@ -1,0 +1,124 @@
+import { describe, expect, it } from 'vitest';
+import * as mp from 'multiproc';
+import { collect, fixture } from './helpers';
+import { spawnChild } from './queue-helpers';
+
+const handle = (c: object): string => JSON.stringify(mp.toHandle(c as mp.Shareable));
+
+describe('Pipe between processes', () => {
+  it('duplex: messages go both ways, in order, until EOF', async () => {
+    const [mine, theirs] = mp.Pipe();
+    const child = collect(spawnChild(fixture('q-pipe.mjs'), [handle(theirs), 'echo']));
+    theirs.close(); // the child holds its own reference to that end now
+    const msgs: unknown[] = [1, 'two', { three: [3] }, null, Buffer.from('five'), 2n ** 70n, new Map([[1, 'a']])];
+    for (let i = 0; i < 2000; i++) msgs.push({ i });
+    for (const m of msgs) await mine.send(m);
+    for (const m of msgs) expect(await mine.recv()).toEqual(m);
+    mine.close();
+    const r = await child;
+    expect(r.code, r.stderr).toBe(0);
+  });
+
+  it('sendBytes / recvBytes carry raw bytes, with offset and size', async () => {
+    const [mine, theirs] = mp.Pipe();
+    const child = collect(spawnChild(fixture('q-pipe.mjs'), [handle(theirs), 'bytes']));
+    theirs.close();
+    const src = Buffer.from('0123456789');
+    await mine.sendBytes(src, 2, 5);
+    expect((await mine.recvBytes()).toString()).toBe('23456');
+    await mine.sendBytes(new Uint16Array([1, 2]));
+    expect([...(await mine.recvBytes())]).toEqual([1, 0, 2, 0]);
+    const big = Buffer.alloc(4 << 20, 9);
+    await mine.sendBytes(big);
+    expect((await mine.recvBytes()).equals(big)).toBe(true);
+    await expect(mine.sendBytes(src, 11)).rejects.toBeInstanceOf(RangeError);
+    await expect(mine.sendBytes('abc' as unknown as Buffer)).rejects.toBeInstanceOf(TypeError);
+    mine.close();
+    expect((await child).code).toBe(0);
+  });
+
+  it('simplex: [readEnd, writeEnd]; the wrong operation is rejected, here and in a child', async () => {
+    const [r, w] = mp.Pipe(false);
+    expect(r.readable && !r.writable).toBe(true);
+    expect(w.writable && !w.readable).toBe(true);
+    await expect(r.send(1)).rejects.toThrow(/read end of a simplex pipe/);
+    await expect(w.recv()).rejects.toThrow(/write end of a simplex pipe/);
+    expect(() => w.recvSync(0)).toThrow(TypeError);
+    await w.send('hello');
+    expect(await r.recv()).toBe('hello');
+    for (const end of [r, w]) {
+      const res = await collect(spawnChild(fixture('q-pipe.mjs'), [handle(end), 'misuse']));
+      expect(res.code, res.stderr).toBe(0);
+      const out = JSON.parse(res.stdout) as { wrong: string; message: string };
+      expect(out.wrong).toBe('TypeError');
+      expect(out.message).toMatch(/simplex pipe/);
+    }
+    r.close();
+    w.close();
+  });
+
+  it('recv after the peer process is SIGKILLed rejects with EOFError within 2 s', async () => {
+    const [mine, theirs] = mp.Pipe();
+    const kid = spawnChild(fixture('q-pipe.mjs'), [handle(theirs), 'hang']);
+    const done = collect(kid);
+    theirs.close();
+    expect(await mine.recv()).toBe('ready');
+    const pending = mine.recv();
+    kid.kill('SIGKILL');
+    const t0 = performance.now();
+    await expect(pending).rejects.toBeInstanceOf(mp.EOFError);
+    expect(performance.now() - t0).toBeLessThan(2000);
+    expect((await done).signal).toBe('SIGKILL');
+    // And a send to the dead peer's full pipe does not hang either: fill it.
+    let sendErr: unknown;
+    try {
+      for (let i = 0; i < 100_000; i++) await mine.send(Buffer.alloc(1000));
+    } catch (e) {
+      sendErr = e;
+    }
+    expect(sendErr).toBeInstanceOf(mp.BrokenPipeError);
+    mine.close();
+  });
+});
+
+describe('Pipe in one process', () => {
+  it('close: the peer drains what was sent, then gets EOFError; sending to a closed end is BrokenPipeError', async () => {
+    const [a, b] = mp.Pipe();
+    await a.send(1);
+    await a.send(2);
+    a.close();
+    expect(a.closed).toBe(true);
+    await expect(a.send(3)).rejects.toBeInstanceOf(mp.EOFError);
+    expect(await b.poll()).toBe(true);
+    expect(await b.recv()).toBe(1);
+    expect(b.recvSync()).toBe(2);
+    expect(await b.poll()).toBe(true); // the end of the stream is "ready" too, as in Python
+    await expect(b.recv()).rejects.toBeInstanceOf(mp.EOFError);
+    await expect(b.send('x')).rejects.toBeInstanceOf(mp.BrokenPipeError);
+    b.close();
+  });
+
+  it('poll waits up to its timeout; recvSync times out with TimeoutError', async () => {
+    const [a, b] = mp.Pipe();
+    expect(await b.poll()).toBe(false);
+    expect(await b.poll(30)).toBe(false);
+    const later = b.poll(5000);
+    await a.send('x');
+    expect(await later).toBe(true);
+    expect(b.recvSync(100)).toBe('x');
+    expect(() => b.recvSync(20)).toThrow(mp.TimeoutError);
+    a.close();
+    b.close();
+  });
+
+  it('an uncloneable message is a TypeError and nothing is sent', async () => {
+    const [a, b] = mp.Pipe();
+    await expect(a.send(() => 1)).rejects.toBeInstanceOf(TypeError);
+    await a.send('ok');
+    expect(await b.recv()).toBe('ok');
+    expect(await b.poll()).toBe(false);
+    expect(() => mp.Pipe('yes' as unknown as boolean)).toThrow(TypeError);
+    a.close();
+    b.close();
+  });
+});

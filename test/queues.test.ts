@@ -1,0 +1,262 @@
+import { describe, expect, it } from 'vitest';
+import * as mp from 'multiproc';
+import { collect, fixture, sleep } from './helpers';
+import { pattern, sha, spawnChild } from './queue-helpers';
+
+const handle = (q: object): string => JSON.stringify(mp.toHandle(q as mp.Shareable));
+
+describe('Queue between processes', () => {
+  it('producer child -> consumer parent: 100,000 items, each exactly once, in order', async () => {
+    const q = new mp.Queue<number>();
+    const child = collect(spawnChild(fixture('q-producer.mjs'), [handle(q), 'ints', '100000']));
+    let expected = 0;
+    for (; expected < 100_000; expected++) {
+      const v = await q.get();
+      if (v !== expected) throw new Error(`item ${expected}: got ${v}`);
+    }
+    expect(expected).toBe(100_000);
+    expect(q.empty()).toBe(true);
+    const r = await child;
+    expect(r.code, r.stderr).toBe(0);
+  });
+
+  it('3 producers + 3 consumers: every item exactly once (counts and checksums)', async () => {
+    const q = new mp.Queue({ capacityBytes: 64 * 1024 });
+    const n = 20_000;
+    const producers = [0, 1, 2].map((p) => collect(spawnChild(fixture('q-producer.mjs'), [handle(q), 'tagged', String(n), String(p)])));
+    const consumers = [0, 1, 2].map(() => collect(spawnChild(fixture('q-consumer.mjs'), [handle(q)])));
+    for (const r of await Promise.all(producers)) expect(r.code, r.stderr).toBe(0);
+    q.close();
+    const results = await Promise.all(consumers);
+    const seen = new Set<string>();
+    let count = 0;
+    let checksum = 0;
+    for (const r of results) {
+      expect(r.code, r.stderr).toBe(0);
+      const { count: c, ids } = JSON.parse(r.stdout) as { count: number; ids: string[] };
+      expect(ids.length).toBe(c);
+      count += c;
+      // Per consumer, each producer's items arrive in increasing order.
+      const last = [-1, -1, -1];
+      for (const id of ids) {
+        const [p, i, len] = id.split(':').map(Number);
+        expect(len).toBe(i % 50);
+        expect(i).toBeGreaterThan(last[p]);
+        last[p] = i;
+        seen.add(`${p}:${i}`);
+        checksum += p * n + i;
+      }
+    }
+    expect(count).toBe(3 * n);
+    expect(seen.size).toBe(3 * n);
+    const total = 3 * n;
+    expect(checksum).toBe((total * (total - 1)) / 2);
+  });
+
+  it('4 MB and 64 MB Buffer items arrive intact', async () => {
+    const q = new mp.Queue<Buffer>();
+    const sizes = [4 << 20, 64 << 20, 1000];
+    const child = collect(spawnChild(fixture('q-producer.mjs'), [handle(q), 'buffers', '3', sizes.join(',')]));
+    const got: string[] = [];
+    for (const size of sizes) {
+      const b = await q.get();
+      expect(Buffer.isBuffer(b)).toBe(true);
+      expect(b.length).toBe(size);
+      got.push(sha(b));
+    }
+    const r = await child;
+    expect(r.code, r.stderr).toBe(0);
+    expect(got).toEqual(JSON.parse(r.stdout));
+    expect(got[0]).toBe(sha(pattern(4 << 20, 4 << 20)));
+  });
+
+  it('async iteration yields everything, then ends when another process closes the queue', async () => {
+    const q = new mp.Queue<number>({ maxsize: 10 });
+    const child = collect(spawnChild(fixture('q-producer.mjs'), [handle(q), 'close', '1000']));
+    const got: number[] = [];
+    for await (const v of q) got.push(v);
+    expect(got).toEqual(Array.from({ length: 1000 }, (_, i) => i));
+    expect(q.closed).toBe(true);
+    await expect(q.get()).rejects.toBeInstanceOf(mp.QueueClosedError);
+    expect((await child).code).toBe(0);
+  });
+
+  it('JoinableQueue.join waits for taskDone from a child', async () => {
+    const q = new mp.JoinableQueue<number>();
+    for (let i = 0; i < 20; i++) await q.put(i);
+    expect(q.unfinishedTasks).toBe(20);
+    let childDone = false;
+    const child = spawnChild(fixture('q-joinable.mjs'), [handle(q), '20']);
+    child.stdout!.on('data', () => (childDone = true));
+    const res = collect(child);
+    await q.join();
+    expect(q.unfinishedTasks).toBe(0);
+    expect(q.empty()).toBe(true);
+    const r = await res;
+    expect(r.code, r.stderr).toBe(0);
+    expect(childDone || r.stdout.includes('done')).toBe(true);
+    expect(() => q.taskDone()).toThrow(RangeError);
+  });
+
+  it('producers SIGKILLed mid-stream (many times, under load) leave the queue usable and every committed item readable', async () => {
+    const q = new mp.Queue<{ pid: number; i: number; pad: string; sum: number }>({ capacityBytes: 256 * 1024 });
+    const next = new Map<number, number>();
+    let received = 0;
+    const check = (v: { pid: number; i: number; pad: string; sum: number }): void => {
+      expect(v.sum).toBe(v.pid + v.i + v.pad.length);
+      expect(v.i).toBe(next.get(v.pid) ?? 0); // contiguous per producer: nothing lost but the last, nothing twice
+      next.set(v.pid, v.i + 1);
+      received++;
+    };
+    for (let round = 0; round < 6; round++) {
+      const kids = [0, 1].map(() => spawnChild(fixture('q-producer.mjs'), [handle(q), 'forever', '0']));
+      const done = kids.map((k) => collect(k));
+      // Consume while they produce, then kill them at a point they do not expect.
+      const until = Date.now() + 150 + round * 40;
+      while (Date.now() < until) {
+        const v = await q.get({ timeout: 5000 });
+        check(v);
+      }
+      for (const k of kids) k.kill('SIGKILL');
+      for (const r of await Promise.all(done)) expect(r.signal).toBe('SIGKILL');
+      for (;;) {
+        let v;
+        try {
+          v = q.getNowait();
+        } catch (e) {
+          expect(e).toBeInstanceOf(mp.QueueEmptyError);
+          break;
+        }
+        check(v);
+      }
+      expect(q.qsize()).toBe(0);
+    }
+    expect(received).toBeGreaterThan(100);
+    // Still a working queue.
+    for (let i = 0; i < 100; i++) await q.put({ pid: 0, i, pad: '', sum: i });
+    next.set(0, 0);
+    for (let i = 0; i < 100; i++) check(await q.get());
+  });
+
+  it('a queue travels as an item of another queue', async () => {
+    const outer = new mp.Queue<mp.Queue<number>>();
+    const inner = new mp.Queue<number>();
+    await inner.put(42);
+    await outer.put(inner);
+    const again = await outer.get();
+    expect(again).toBeInstanceOf(mp.Queue); // the same shared queue, attached again
+    expect(await again.get()).toBe(42);
+    const results = new mp.Queue<number>();
+    // Through a child: it receives a handle inside an item and uses it.
+    await outer.put(inner);
+    const child = collect(spawnChild(fixture('q-producer.mjs'), [handle(outer), 'echo', '1', handle(results)]));
+    const q2 = await results.get();
+    expect(q2).toBeInstanceOf(mp.Queue);
+    await inner.put(7);
+    expect(await q2.get()).toBe(7); // the same shared queue
+    expect((await child).code).toBe(0);
+  });
+});
+
+describe('Queue in one process', () => {
+  it('an uncloneable item is a TypeError and the queue is unchanged', async () => {
+    const q = new mp.Queue();
+    await q.put(1);
+    await expect(q.put(() => 1)).rejects.toBeInstanceOf(TypeError);
+    await expect(q.put({ a: [1, Symbol('x')] })).rejects.toBeInstanceOf(TypeError);
+    expect(() => q.putNowait({ f() {} })).toThrow(TypeError);
+    expect(() => q.putSync(Symbol('s'))).toThrow(TypeError);
+    expect(q.qsize()).toBe(1);
+    expect(await q.get()).toBe(1);
+    expect(q.empty()).toBe(true);
+  });
+
+  it('close: puts fail, gets drain then fail, a blocked get is released', async () => {
+    const q = new mp.Queue<number>();
+    await q.put(1);
+    await q.put(2);
+    const blocked = new mp.Queue<number>();
+    const pending = blocked.get();
+    q.close();
+    await expect(q.put(3)).rejects.toBeInstanceOf(mp.QueueClosedError);
+    expect(() => q.putNowait(3)).toThrow(mp.QueueClosedError);
+    expect(await q.get()).toBe(1);
+    expect(q.getSync()).toBe(2);
+    await expect(q.get()).rejects.toBeInstanceOf(mp.QueueClosedError);
+    expect(() => q.getNowait()).toThrow(mp.QueueClosedError);
+    blocked.close();
+    await expect(pending).rejects.toBeInstanceOf(mp.QueueClosedError);
+  });
+
+  it('non-blocking forms, timeouts and AbortSignal', async () => {
+    const q = new mp.Queue<string>(2);
+    expect(q.maxsize).toBe(2);
+    expect(() => q.getNowait()).toThrow(mp.QueueEmptyError);
+    q.putNowait('a');
+    await q.put('b');
+    expect(q.full()).toBe(true);
+    expect(q.qsize()).toBe(2);
+    expect(() => q.putNowait('c')).toThrow(mp.QueueFullError);
+    await expect(q.put('c', { timeout: 30 })).rejects.toBeInstanceOf(mp.TimeoutError);
+    expect(() => q.putSync('c', 20)).toThrow(mp.TimeoutError);
+    const ac = new AbortController();
+    const p = q.put('c', { signal: ac.signal });
+    const reason = new Error('stop');
+    ac.abort(reason);
+    await expect(p).rejects.toBe(reason);
+    expect(q.qsize()).toBe(2);
+    expect(q.getNowait()).toBe('a');
+    expect(q.getSync()).toBe('b');
+    await expect(q.get({ timeout: 30 })).rejects.toBeInstanceOf(mp.TimeoutError);
+    expect(() => q.getSync(10)).toThrow(mp.TimeoutError);
+    const ac2 = new AbortController();
+    const g = q.get({ signal: ac2.signal });
+    ac2.abort();
+    await expect(g).rejects.toBe(ac2.signal.reason);
+    await q.put('d');
+    expect(await q.get()).toBe('d');
+  });
+
+  it('a put waiting for room resumes when a get frees it; puts keep their order', async () => {
+    const q = new mp.Queue<number>(1);
+    await q.put(0);
+    const puts = [q.put(1), q.put(2), q.put(3)];
+    const got: number[] = [];
+    for (let i = 0; i < 4; i++) got.push(await q.get());
+    await Promise.all(puts);
+    expect(got).toEqual([0, 1, 2, 3]);
+  });
+
+  it('bad constructor arguments: RangeError / TypeError', () => {
+    expect(() => new mp.Queue(-1)).toThrow(RangeError);
+    expect(() => new mp.Queue(2 ** 31)).toThrow(RangeError);
+    expect(() => new mp.Queue(1.5)).toThrow(TypeError);
+    expect(() => new mp.Queue({ capacityBytes: 100 })).toThrow(RangeError);
+    expect(() => new mp.Queue({ capacityBytes: 2 ** 31 })).toThrow(RangeError);
+    expect(() => new mp.Queue({ maxsize: -5 })).toThrow(RangeError);
+    expect(() => new mp.Queue('x' as unknown as number)).toThrow(TypeError);
+    expect(new mp.Queue({ capacityBytes: 5000 }).capacityBytes).toBe(8192);
+  });
+
+  it('items bigger than the ring go in their own segment', async () => {
+    const q = new mp.Queue<unknown>({ capacityBytes: 4096 });
+    const big = { s: 'z'.repeat(100_000), arr: Array.from({ length: 5000 }, (_, i) => i) };
+    const f64 = new Float64Array(100_000).map((_, i) => i / 3);
+    await q.put(big);
+    await q.put(f64);
+    expect(await q.get()).toEqual(big);
+    const back = (await q.get()) as Float64Array;
+    expect(back).toBeInstanceOf(Float64Array);
+    expect(back).toEqual(f64);
+  });
+
+  it('SimpleQueue: put, get, empty, close', async () => {
+    const q = new mp.SimpleQueue<{ a: number }>();
+    expect(q.empty()).toBe(true);
+    await q.put({ a: 1 });
+    expect(q.empty()).toBe(false);
+    expect(await q.get()).toEqual({ a: 1 });
+    q.close();
+    await expect(q.get()).rejects.toBeInstanceOf(mp.QueueClosedError);
+  });
+});

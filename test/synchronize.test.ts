@@ -1,0 +1,544 @@
+// Process-shared Lock, RLock, Semaphore, BoundedSemaphore, Condition, Event, Barrier
+// across real processes (plain child_process, handles as JSON on argv).
+import { spawn, type ChildProcess } from 'node:child_process';
+import { promises as fsp } from 'node:fs';
+import { Worker } from 'node:worker_threads';
+import * as mp from 'multiproc';
+import { describe, expect, it } from 'vitest';
+import { collect, fixture, runNode, sleep, type ChildResult } from './helpers';
+
+const json = (v: unknown): string => JSON.stringify(v);
+
+function start(name: string, args: unknown): { child: ChildProcess; done: Promise<ChildResult> } {
+  const child = spawn(process.execPath, [fixture(name), json(args)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  return { child, done: collect(child) };
+}
+
+/** Resolves once the child has written `text` to stdout. */
+function stdoutHas(child: ChildProcess, text: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let seen = '';
+    child.stdout!.on('data', (d: Buffer | string) => {
+      seen += d.toString();
+      if (seen.includes(text)) resolve();
+    });
+    child.on('exit', () => reject(new Error(`child exited before writing ${text}: ${seen}`)));
+  });
+}
+
+/** 4 children x n read-modify-write increments, the read and write `window` spins apart. */
+async function countWith(lock: mp.Lock | mp.RLock | null, n: number, window: number, async = false): Promise<number> {
+  const counter = mp.RawValue('i', 0);
+  const ready = mp.RawValue('i', 0);
+  const go = new mp.Event();
+  const kids = [0, 1, 2, 3].map(() => start('sync-counter.mjs', {
+    counter: mp.toHandle(counter), lock: lock ? mp.toHandle(lock) : null, ready: mp.toHandle(ready), go: mp.toHandle(go), n, window, async,
+  }));
+  while (Atomics.load(ready.toTypedArray(), 0) < 4) await sleep(5);
+  go.set();
+  const results = await Promise.all(kids.map((k) => k.done));
+  for (const r of results) {
+    expect(r.stderr).toBe('');
+    expect(JSON.parse(r.stdout).done).toBe(n);
+  }
+  const total = counter.value;
+  counter.close(); ready.close(); go.close();
+  return total;
+}
+
+describe('Lock across processes', () => {
+  it('4 children x 10,000 increments under a Lock give exactly 40,000', async () => {
+    const lock = new mp.Lock();
+    expect(await countWith(lock, 10_000, 50)).toBe(40_000);
+    expect(lock.locked()).toBe(false);
+    lock.close();
+  });
+
+  it('async acquire() in 4 children (woken across processes) loses no update either', async () => {
+    const lock = new mp.RLock();
+    expect(await countWith(lock, 3000, 50, true)).toBe(12_000);
+    lock.close();
+  });
+
+  it('the same children without the lock lose updates (so the test above can fail)', async () => {
+    let worst = 40_000;
+    for (let attempt = 0; attempt < 5 && worst === 40_000; attempt++) worst = Math.min(worst, await countWith(null, 10_000, 50));
+    expect(worst).toBeLessThan(40_000);
+  });
+
+  it('a holder SIGKILLed while holding: another process acquires within 2 s and sees ownerDied', async () => {
+    for (const Kind of [mp.Lock, mp.RLock]) {
+      const lock = new Kind();
+      const { child, done } = start('sync-holder.mjs', { lock: mp.toHandle(lock), twice: Kind === mp.RLock });
+      await stdoutHas(child, 'held');
+      expect(lock.tryAcquire()).toBe(false);
+      const waiting = lock.acquire({ timeout: 2000 }); // asleep before the holder dies
+      await sleep(50);
+      child.kill('SIGKILL');
+      expect(await waiting).toBe(true);
+      expect(lock.ownerDied).toBe(true);
+      expect(lock.ownerDeaths).toBe(1);
+      lock.release();
+      expect(lock.locked()).toBe(false);
+      // An ordinary acquire afterwards is not a recovery.
+      expect(lock.acquireSync(2000)).toBe(true);
+      expect(lock.ownerDied).toBe(false);
+      lock.release();
+      expect((await done).signal).toBe('SIGKILL');
+      lock.close();
+    }
+  });
+
+  it('acquireSync and tryAcquire also recover from a dead holder', async () => {
+    const lock = new mp.Lock();
+    const { child, done } = start('sync-holder.mjs', { lock: mp.toHandle(lock) });
+    await stdoutHas(child, 'held');
+    child.kill('SIGKILL');
+    await done;
+    expect(lock.acquireSync(2000)).toBe(true);
+    expect(lock.ownerDied).toBe(true);
+    lock.release();
+    const again = start('sync-holder.mjs', { lock: mp.toHandle(lock) });
+    await stdoutHas(again.child, 'held');
+    again.child.kill('SIGKILL');
+    await again.done;
+    let got = false;
+    const deadline = Date.now() + 2000;
+    while (!got && Date.now() < deadline) {
+      got = lock.tryAcquire();
+      if (!got) await sleep(20);
+    }
+    expect(got).toBe(true);
+    expect(lock.ownerDied).toBe(true);
+    lock.release();
+    lock.close();
+  });
+
+  it('release() by another process throws and leaves the lock held', async () => {
+    const lock = new mp.Lock();
+    expect(lock.tryAcquire()).toBe(true);
+    const r = await runNode(fixture('sync-holder.mjs'), [json({ lock: mp.toHandle(lock), release: true })]);
+    const out = JSON.parse(r.stdout);
+    expect(out.error).toMatch(new RegExp(`held by process ${process.pid}, not by this thread`));
+    expect(out.tryAcquire).toBe(false);
+    expect(lock.locked()).toBe(true);
+    lock.release();
+    lock.close();
+  });
+});
+
+describe('Lock and RLock in one process', () => {
+  it('two async acquire()s contend; release by the holder lets the other in', async () => {
+    const lock = new mp.Lock();
+    const order: string[] = [];
+    const a = lock.acquire().then((ok) => order.push(`a:${ok}`));
+    const b = lock.acquire().then((ok) => order.push(`b:${ok}`));
+    await a;
+    await sleep(20);
+    expect(order).toEqual(['a:true']);
+    lock.release();
+    await b;
+    expect(order).toEqual(['a:true', 'b:true']);
+    lock.release();
+    expect(() => lock.release()).toThrow(/not held/);
+    lock.close();
+  });
+
+  it('acquireSync on a Lock this thread holds throws instead of deadlocking', () => {
+    const lock = new mp.Lock();
+    lock.acquireSync();
+    expect(() => lock.acquireSync()).toThrow(/would deadlock.*RLock/);
+    expect(lock.acquireSync(20)).toBe(false);
+    lock.release();
+    lock.close();
+  });
+
+  it('an RLock re-enters for its owner only, counting depth', () => {
+    const r = new mp.RLock();
+    expect(r.tryAcquire()).toBe(true);
+    expect(r.acquireSync()).toBe(true);
+    expect(r.tryAcquire()).toBe(true);
+    expect(r.depth).toBe(3);
+    r.release(); r.release();
+    expect(r.locked()).toBe(true);
+    r.release();
+    expect(r.locked()).toBe(false);
+    expect(r.depth).toBe(0);
+    expect(() => r.release()).toThrow(/not held/);
+    r.close();
+  });
+
+  it('a worker thread of the same process is another owner', async () => {
+    const r = new mp.RLock();
+    r.acquireSync();
+    const worker = new Worker(fixture('sync-thread.mjs'), { workerData: { lock: mp.toHandle(r) } });
+    const messages: Record<string, unknown>[] = [];
+    const finished = new Promise<void>((resolve, reject) => {
+      worker.on('message', (m: Record<string, unknown>) => {
+        messages.push(m);
+        if (m.stage === 'tried') r.release();
+        if (m.stage === 'done') resolve();
+      });
+      worker.on('error', reject);
+    });
+    await finished;
+    await worker.terminate();
+    const done = messages[1];
+    expect(done.tryAcquire).toBe(false);
+    expect(done.release).toMatch(/another thread of this process/);
+    expect(done.acquired).toBe(true);
+    expect(done.depth).toBe(2);
+    expect(r.locked()).toBe(false);
+    r.close();
+  });
+
+  it('500 concurrent acquire() calls all complete and fs stays responsive', async () => {
+    const lock = new mp.Lock();
+    lock.acquireSync();
+    let inside = 0;
+    let maxInside = 0;
+    let completed = 0;
+    const tasks = Array.from({ length: 500 }, async () => {
+      expect(await lock.acquire()).toBe(true);
+      inside++;
+      maxInside = Math.max(maxInside, inside);
+      await Promise.resolve();
+      inside--;
+      completed++;
+      lock.release();
+    });
+    const t0 = performance.now();
+    const text = await fsp.readFile(fixture('sync-counter.mjs'), 'utf8');
+    const readMs = performance.now() - t0;
+    expect(text).toContain('lost updates');
+    expect(readMs).toBeLessThan(1000);
+    lock.release();
+    await Promise.all(tasks);
+    expect(completed).toBe(500);
+    expect(maxInside).toBe(1);
+    expect(lock.locked()).toBe(false);
+    lock.close();
+  });
+
+  it('timeout resolves false and abort rejects with the reason, leaving the lock as it was', async () => {
+    const lock = new mp.Lock();
+    lock.acquireSync();
+    expect(await lock.acquire({ timeout: 30 })).toBe(false);
+    expect(await lock.acquire({ timeout: 0 })).toBe(false);
+    const ac = new AbortController();
+    const pending = lock.acquire({ signal: ac.signal });
+    ac.abort(new Error('stop waiting'));
+    await expect(pending).rejects.toThrow('stop waiting');
+    await expect(lock.acquire({ signal: AbortSignal.abort(new Error('already')) })).rejects.toThrow('already');
+    // Still held by us, and still works: another waiter gets it after release.
+    expect(lock.locked()).toBe(true);
+    const next = lock.acquire({ timeout: 2000 });
+    lock.release();
+    expect(await next).toBe(true);
+    lock.release();
+    const sem = new mp.Semaphore(0);
+    expect(await sem.acquire({ timeout: 20 })).toBe(false);
+    const ac2 = new AbortController();
+    const p2 = sem.acquire({ signal: ac2.signal });
+    ac2.abort(new Error('no'));
+    await expect(p2).rejects.toThrow('no');
+    expect(sem.getValue()).toBe(0);
+    sem.release();
+    expect(sem.getValue()).toBe(1);
+    lock.close(); sem.close();
+  });
+});
+
+describe('close()', () => {
+  it('rejects the waits pending in this process instead of leaving them asleep', async () => {
+    const lock = new mp.Lock();
+    lock.acquireSync();
+    const sem = new mp.Semaphore(0);
+    const ev = new mp.Event();
+    const b = new mp.Barrier(2);
+    const cond = new mp.Condition();
+    await cond.acquire();
+    const pending = [lock.acquire(), sem.acquire(), ev.wait(), b.wait(), cond.wait()];
+    await sleep(20);
+    for (const o of [lock, sem, ev, b, cond]) o.close();
+    const results = await Promise.allSettled(pending);
+    for (const r of results) {
+      expect(r.status).toBe('rejected');
+      expect(((r as PromiseRejectedResult).reason as Error).message).toMatch(/is closed/);
+    }
+    expect(() => ev.set()).toThrow(/closed/);
+    expect(() => sem.release()).toThrow(/closed/);
+  });
+});
+
+describe('dispose idioms', () => {
+  it('withLock, lock() and lockSync() release however the block ends', async () => {
+    const lock = new mp.Lock();
+    expect(await lock.withLock(async () => { expect(lock.locked()).toBe(true); return 7; })).toBe(7);
+    expect(lock.locked()).toBe(false);
+    await expect(lock.withLock(() => { throw new Error('inside'); })).rejects.toThrow('inside');
+    expect(lock.locked()).toBe(false);
+    {
+      const g = lock.lockSync();
+      expect(lock.locked()).toBe(true);
+      g[Symbol.dispose]();
+      g[Symbol.dispose](); // idempotent
+    }
+    expect(lock.locked()).toBe(false);
+    const g2 = await lock.lock();
+    expect(lock.locked()).toBe(true);
+    await g2[Symbol.asyncDispose]();
+    expect(lock.locked()).toBe(false);
+    lock.acquireSync();
+    await expect(lock.lock({ timeout: 10 })).rejects.toBeInstanceOf(mp.TimeoutError);
+    expect(() => lock.lockSync(10)).toThrow(mp.TimeoutError);
+    lock.release();
+    const sem = new mp.BoundedSemaphore(1);
+    await sem.withLock(() => expect(sem.getValue()).toBe(0));
+    expect(sem.getValue()).toBe(1);
+    sem.close();
+    lock.close();
+    expect(() => lock.tryAcquire()).toThrow(/closed/);
+  });
+});
+
+describe('Semaphore', () => {
+  it('bounds concurrency to N across processes, and reaches N', async () => {
+    const N = 2;
+    const sem = new mp.Semaphore(N);
+    const stats = mp.RawArray('i', 3);
+    const kids = [0, 1, 2, 3, 4].map((i) => start('sync-semaphore.mjs', {
+      sem: mp.toHandle(sem), stats: mp.toHandle(stats), rounds: 4, holdMs: 25, sync: i % 2 === 1,
+    }));
+    const results = await Promise.all(kids.map((k) => k.done));
+    for (const r of results) expect(r.stderr + r.stdout).toBe('ok');
+    expect(stats[2]).toBe(20);
+    expect(stats[1]).toBeLessThanOrEqual(N);
+    expect(stats[1]).toBe(N);
+    expect(stats[0]).toBe(0);
+    expect(sem.getValue()).toBe(N);
+    sem.close(); stats.close();
+  });
+
+  it('BoundedSemaphore refuses to go past its start value; Semaphore does not', () => {
+    const b = new mp.BoundedSemaphore(2);
+    expect(() => b.release()).toThrow(/released too many times/);
+    expect(b.tryAcquire()).toBe(true);
+    b.release();
+    expect(b.getValue()).toBe(2);
+    const s = new mp.Semaphore(0);
+    s.release(); s.release();
+    expect(s.getValue()).toBe(2);
+    expect(s.acquireSync(0)).toBe(true);
+    expect(s.acquireSync()).toBe(true);
+    expect(s.acquireSync(10)).toBe(false);
+    b.close(); s.close();
+  });
+});
+
+describe('Event', () => {
+  it('set in a child wakes a parent waiting async', async () => {
+    const armed = new mp.Event();
+    const event = new mp.Event();
+    const { done } = start('sync-event.mjs', { armed: mp.toHandle(armed), event: mp.toHandle(event), pauseMs: 50 });
+    const waiting = event.wait(10_000);
+    armed.set();
+    expect(await waiting).toBe(true);
+    expect(event.isSet()).toBe(true);
+    expect((await done).stdout).toBe('set');
+    armed.close(); event.close();
+  });
+
+  it('set in a child wakes a parent waiting sync', async () => {
+    const armed = new mp.Event();
+    const event = new mp.Event();
+    const { done } = start('sync-event.mjs', { armed: mp.toHandle(armed), event: mp.toHandle(event), pauseMs: 200 });
+    armed.set();
+    expect(event.waitSync(10_000)).toBe(true);
+    expect((await done).stdout).toBe('set');
+    event.clear();
+    expect(event.isSet()).toBe(false);
+    expect(event.waitSync(20)).toBe(false);
+    expect(await event.wait(20)).toBe(false);
+    const ac = new AbortController();
+    const p = event.wait({ signal: ac.signal });
+    ac.abort(new Error('gone'));
+    await expect(p).rejects.toThrow('gone');
+    expect(event.isSet()).toBe(false);
+    armed.close(); event.close();
+  });
+});
+
+describe('Barrier', () => {
+  it('Barrier(3) across 2 children and the parent gives indices 0, 1, 2', async () => {
+    let actions = 0;
+    const b = new mp.Barrier(3, () => { actions++; });
+    const kids = [0, 1].map(() => start('sync-barrier.mjs', { barrier: mp.toHandle(b) }));
+    const mine = await b.wait(20_000);
+    const outs = await Promise.all(kids.map(async (k) => JSON.parse((await k.done).stdout)));
+    const all = [mine, ...outs.map((o) => o.indices[0])].sort();
+    expect(all).toEqual([0, 1, 2]);
+    expect(outs[0].parties).toBe(3);
+    // The action ran once if this process completed the round, else not here.
+    expect(actions).toBe(mine === 2 ? 1 : 0);
+    expect(b.nWaiting).toBe(0);
+    expect(b.broken).toBe(false);
+    b.close();
+  });
+
+  it('runs the action once per round, in the completing party, before releasing anyone', async () => {
+    const log: string[] = [];
+    const b = new mp.Barrier(3, async () => { await sleep(10); log.push('action'); });
+    const idx = await Promise.all([0, 1, 2].map(async () => { const i = await b.wait(); log.push(`out${i}`); return i; }));
+    expect(idx.sort()).toEqual([0, 1, 2]);
+    expect(log[0]).toBe('action');
+    expect(log.filter((x) => x === 'action')).toHaveLength(1);
+    // A second round works the same.
+    expect((await Promise.all([b.wait(), b.wait(), b.wait()])).sort()).toEqual([0, 1, 2]);
+    b.close();
+  });
+
+  it('a timeout breaks the barrier for everyone; reset() makes it usable again', async () => {
+    const b = new mp.Barrier(3);
+    const child = start('sync-barrier.mjs', { barrier: mp.toHandle(b) });
+    await expect(b.wait(300)).rejects.toBeInstanceOf(mp.BrokenBarrierError);
+    expect(b.broken).toBe(true);
+    expect(JSON.parse((await child.done).stdout).error).toBe('BrokenBarrierError');
+    await expect(b.wait()).rejects.toThrow(/broken/);
+    b.reset();
+    expect(b.broken).toBe(false);
+    const waiting = b.wait();
+    await sleep(20);
+    expect(b.nWaiting).toBe(1);
+    b.abort();
+    await expect(waiting).rejects.toBeInstanceOf(mp.BrokenBarrierError);
+    b.reset();
+    const w2 = b.wait();
+    await sleep(20);
+    b.reset(); // with a party waiting: it gets BrokenBarrierError, the barrier is fresh
+    await expect(w2).rejects.toBeInstanceOf(mp.BrokenBarrierError);
+    expect(b.broken).toBe(false);
+    expect((await Promise.all([b.wait(), b.wait(), b.wait()])).sort()).toEqual([0, 1, 2]);
+    const failing = new mp.Barrier(2, () => { throw new Error('action failed'); });
+    const results = await Promise.allSettled([failing.wait(), failing.wait()]);
+    const reasons = results.map((r) => (r.status === 'rejected' ? (r.reason as Error).message : 'ok'));
+    expect(reasons).toContain('action failed');
+    expect(reasons.find((m) => m !== 'action failed')).toMatch(/broken/);
+    expect(failing.broken).toBe(true);
+    b.close(); failing.close();
+  });
+});
+
+describe('Condition', () => {
+  it('producer/consumer across processes: every item consumed exactly once', async () => {
+    const lock = new mp.Lock();
+    const notEmpty = new mp.Condition(lock);
+    const notFull = new mp.Condition(lock);
+    const ring = mp.RawArray('i', 3 + 4);
+    const items = Array.from({ length: 300 }, (_, i) => i + 1);
+    const args = (role: string): unknown => ({
+      lock: mp.toHandle(lock), notEmpty: mp.toHandle(notEmpty), notFull: mp.toHandle(notFull), ring: mp.toHandle(ring), role, items, consumers: 2,
+    });
+    const consumers = [start('sync-condition.mjs', args('consumer')), start('sync-condition.mjs', args('consumer'))];
+    const producer = start('sync-condition.mjs', args('producer'));
+    const p = await producer.done;
+    expect(p.stderr).toBe('');
+    expect(JSON.parse(p.stdout).produced).toBe(302);
+    const got = (await Promise.all(consumers.map((c) => c.done))).flatMap((r) => JSON.parse(r.stdout).got as number[]);
+    expect(got.sort((a, b) => a - b)).toEqual(items);
+    expect(ring[2]).toBe(0);
+    lock.close(); notEmpty.close(); notFull.close(); ring.close();
+  });
+
+  it('notify(1) wakes exactly one waiter, in arrival order; notifyAll wakes the rest', async () => {
+    const cond = new mp.Condition();
+    const woke: number[] = [];
+    const waiters = [0, 1, 2].map(async (i) => {
+      await sleep(i * 10);
+      await cond.acquire();
+      const ok = await cond.wait(5000);
+      woke.push(i);
+      cond.release();
+      return ok;
+    });
+    await sleep(80);
+    cond.acquireSync();
+    cond.notify(1);
+    cond.release();
+    await sleep(80);
+    expect(woke).toEqual([0]);
+    await cond.withLock(() => cond.notifyAll());
+    expect(await Promise.all(waiters)).toEqual([true, true, true]);
+    expect(woke).toEqual([0, 1, 2]);
+    cond.close();
+  });
+
+  it('wait times out with false, abort passes a notification on, and the lock is held again', async () => {
+    const cond = new mp.Condition(new mp.RLock());
+    await cond.acquire();
+    await cond.acquire(); // depth 2: wait releases fully and restores it
+    expect(await cond.wait(30)).toBe(false);
+    expect((cond.getLock() as mp.RLock).depth).toBe(2);
+    cond.release(); cond.release();
+    expect(() => cond.notify()).toThrow(/not held/);
+    await expect(cond.wait()).rejects.toThrow(/not held/);
+    expect(await cond.withLock(() => cond.waitFor(() => 42))).toBe(42);
+    expect(await cond.withLock(() => cond.waitFor(() => 0, 20))).toBe(0);
+    const ac = new AbortController();
+    await cond.acquire();
+    const aborted = cond.wait({ signal: ac.signal }).finally(() => cond.release());
+    await sleep(10);
+    ac.abort(new Error('bye'));
+    await expect(aborted).rejects.toThrow('bye');
+    cond.getLock().close();
+    cond.close();
+  });
+});
+
+describe('Value and SharedArray get an RLock by default', () => {
+  it('4 children increment a Value under v.getLock() without losing one', async () => {
+    const v = mp.Value('i', 0);
+    const lock = v.getLock();
+    expect(lock).toBeInstanceOf(mp.RLock);
+    const ready = mp.RawValue('i', 0);
+    const go = new mp.Event();
+    // The Value's handle carries its lock: the children use counter.getLock(), the same lock memory.
+    const kids = [0, 1, 2, 3].map(() => start('sync-counter.mjs', {
+      counter: mp.toHandle(v), valueLock: true, ready: mp.toHandle(ready), go: mp.toHandle(go), n: 5000, window: 50,
+    }));
+    while (Atomics.load(ready.toTypedArray(), 0) < 4) await sleep(5);
+    go.set();
+    for (const r of await Promise.all(kids.map((k) => k.done))) expect(r.stderr).toBe('');
+    expect(v.value).toBe(20_000);
+    const a = mp.SharedArray('d', [1, 2]);
+    expect(a.getLock()).toBeInstanceOf(mp.RLock);
+    v.close(); a.close(); ready.close(); go.close();
+  });
+});
+
+describe('bad input', () => {
+  it('throws typed errors with clear messages', async () => {
+    expect(() => new mp.Semaphore(-1)).toThrow(RangeError);
+    expect(() => new mp.Semaphore(-1)).toThrow(/Semaphore value.*-1/);
+    expect(() => new mp.BoundedSemaphore(1.5)).toThrow(TypeError);
+    expect(() => new mp.Barrier(0)).toThrow(RangeError);
+    expect(() => new mp.Barrier(0)).toThrow(/parties/);
+    expect(() => new mp.Barrier(2, 'x' as unknown as () => void)).toThrow(/action to be a function/);
+    expect(() => new mp.Condition({} as mp.Lock)).toThrow(/Lock or RLock/);
+    const lock = new mp.Lock();
+    expect(() => lock.acquireSync(-5)).toThrow(TypeError);
+    expect(() => lock.acquireSync('10' as unknown as number)).toThrow(/milliseconds/);
+    await expect(lock.acquire({ timeout: Number.NaN })).rejects.toThrow(/milliseconds/);
+    await expect(lock.acquire({ signal: 'x' as unknown as AbortSignal })).rejects.toThrow(/AbortSignal/);
+    await expect(lock.acquire(5 as unknown as mp.AcquireOptions)).rejects.toThrow(/options/);
+    const b = new mp.Barrier(2);
+    await expect(b.wait(-1)).rejects.toThrow(TypeError);
+    b.close();
+    const ev = new mp.Event();
+    await expect(ev.wait(-1)).rejects.toThrow(TypeError);
+    const cond = new mp.Condition();
+    expect(() => cond.notify(-1)).toThrow(RangeError);
+    expect(() => cond.notify(1.5)).toThrow(TypeError);
+    lock.close(); ev.close(); cond.close();
+  });
+});
