@@ -207,7 +207,7 @@ export class Pool {
 
   /** Calls fn(item) for every item; results in input order. Rejects (after all finish) with the first error. */
   map<T, R>(fn: TaskRef<[T], R>, iterable: Iterable<T>, options: MapOptions = {}): Promise<R[]> {
-    return this.#mapLike(fn, iterable, false, options, 'map');
+    return this.#mapLike(fn as TaskRef, iterable, false, options, "map") as Promise<R[]>;
   }
 
   /** Calls fn(...args) for every args array; results in input order. */
@@ -406,7 +406,8 @@ export class Pool {
     const completion: { values?: unknown[]; error?: Error }[] = [];
     let nextStart = 0; // next input index to read
     let nextYield = 0; // next job start to yield (ordered)
-    let inFlight = 0;
+    let inFlight = 0; // jobs sent and not yet answered
+    let outstanding = 0; // jobs made and not yet yielded: what bounds memory
     let exhausted = false;
     let stopped = false;
     let failure: Error | undefined;
@@ -462,7 +463,7 @@ export class Pool {
       if (reading) return;
       reading = true;
       try {
-        while (!stopped && !exhausted && inFlight < maxInFlight) {
+        while (!stopped && !exhausted && outstanding < maxInFlight) {
           const r = await source.next();
           if (stopped) break;
           if (r.done) {
@@ -476,6 +477,7 @@ export class Pool {
             nextStart += pending.length;
             pending = [];
             inFlight++;
+            outstanding++;
             pool.#queue.push(job);
             pool.#dispatch();
           }
@@ -489,11 +491,15 @@ export class Pool {
     };
 
     const take = (): { values?: unknown[]; error?: Error } | undefined => {
-      if (!ordered) return completion.shift();
-      const r = ready.get(nextYield);
-      if (r === undefined) return undefined;
-      ready.delete(nextYield);
-      nextYield += (r.values?.length ?? 0) || (r.error ? chunksize : 0);
+      let r: { values?: unknown[]; error?: Error } | undefined;
+      if (!ordered) r = completion.shift();
+      else {
+        r = ready.get(nextYield);
+        if (r === undefined) return undefined;
+        ready.delete(nextYield);
+        nextYield += (r.values?.length ?? 0) || (r.error ? chunksize : 0);
+      }
+      if (r !== undefined) outstanding--;
       return r;
     };
 
@@ -596,16 +602,18 @@ export class Pool {
       msg.def = job.def;
       w.known.add(job.fnKey);
     }
-    try {
-      w.conn.send(msg);
-    } catch (e) {
-      // The items could not be encoded (a function, a symbol...): only this call fails.
-      w.inflight.pop();
+    w.conn.send(msg).catch((e: unknown) => {
+      // The items could not be encoded (a function, a symbol...) or the worker
+      // is gone. An encoding failure fails only this call; a dead worker is
+      // handled by #onExit.
+      if (w.dead || !(e instanceof TypeError || e instanceof RangeError)) return;
+      const i = w.inflight.indexOf(job);
+      if (i >= 0) w.inflight.splice(i, 1);
       if (msg.def) w.known.delete(job.fnKey);
-      if (w.exclusive && w.inflight.length === 0) w.exclusive = false;
+      if (w.inflight.length === 0) w.exclusive = false;
       this.#settleError(job, e as Error);
-      return;
-    }
+      this.#dispatch();
+    });
     if (job.timeoutMs !== Infinity) {
       job.timer = setTimeout(() => {
         if (job.settled) return;
@@ -715,11 +723,7 @@ export class Pool {
   }
 
   #stopWorker(w: Worker): void {
-    try {
-      w.conn.send({ t: 'stop' } satisfies ToWorker);
-    } catch {
-      this.#kill(w);
-    }
+    w.conn.send({ t: 'stop' } satisfies ToWorker).catch(() => this.#kill(w));
   }
 
   #kill(w: Worker): void {
