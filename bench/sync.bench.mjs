@@ -116,6 +116,28 @@ async function eventPingPong(rounds, async) {
   return us;
 }
 
+/** Two processes each doing n acquireSync()+release() on one Lock; ns per acquire+release overall. */
+async function contended(n) {
+  const lock = new mp.Lock();
+  const counter = mp.RawValue('i', 0);
+  const ready = mp.RawValue('i', 0);
+  const go = new mp.Event();
+  const kids = [0, 1].map(() => {
+    const child = spawn(process.execPath, [join(here, 'sync-contend.child.mjs'), JSON.stringify({
+      lock: mp.toHandle(lock), counter: mp.toHandle(counter), go: mp.toHandle(go), ready: mp.toHandle(ready), n,
+    })], { stdio: ['ignore', 'inherit', 'inherit'] });
+    return new Promise((resolve) => child.on('exit', resolve));
+  });
+  while (Atomics.load(ready.toTypedArray(), 0) < 2) await new Promise((r) => setTimeout(r, 2));
+  const t0 = process.hrtime.bigint();
+  go.set();
+  await Promise.all(kids);
+  const ns = Number(process.hrtime.bigint() - t0) / (2 * n);
+  if (counter.value !== 2 * n) throw new Error(`contended Lock lost updates: ${counter.value} of ${2 * n}`);
+  lock.close(); counter.close(); ready.close(); go.close();
+  return ns;
+}
+
 /** Main thread and a worker alternating with Atomics.wait/notify on a SharedArrayBuffer. */
 async function workerPingPong(rounds) {
   const warm = 200;
@@ -181,6 +203,10 @@ export async function run(ctx) {
   rows.push({ group: UNCONTENDED, name: PY_LOCK, value: py ? py.uncontended_ns : null, unit: 'ns/op', better: 'lower', ...pyNote });
 
   const rounds = ctx.quick ? 2_000 : 10_000;
+  progress(0.5, 'contended');
+  const CONTENDED = 'contended Lock, 2 processes (acquire+release, overall)';
+  rows.push({ group: CONTENDED, name: 'multiproc Lock acquireSync()+release()', value: await contended(ctx.quick ? 200_000 : 1_000_000), unit: 'ns/op', better: 'lower' });
+  rows.push({ group: CONTENDED, name: 'Python multiprocessing.Lock acquire()+release()', value: py ? py.contended_ns : null, unit: 'ns/op', better: 'lower', baseline: true, ...pyNote });
   progress(0.6, 'ping-pong');
   const c = cPingPong(rounds, ctx.log);
   const workers = await workerPingPong(rounds);

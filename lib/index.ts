@@ -18,7 +18,7 @@ export { reduce, rebuild, toHandle, fromHandle, isHandle, isShareable, type Hand
 // @section synchronize (issue 3)
 export {
   Lock, RLock, Semaphore, BoundedSemaphore, Condition, Event, Barrier,
-  type AcquireOptions, type LockGuard, type WaitOptions, type ConditionOptions, type BarrierAction,
+  type AcquireOptions, type LockGuard, type WaitOptions, type ConditionOptions, type BarrierAction, type SemaphoreOptions,
 } from './synchronize';
 // @section process (issue 4)
 export {

@@ -52,9 +52,12 @@ export function ensureRunning(): number {
     }
   }
   const [r, w] = native.pipe();
+  // detached: its own process group, so a signal sent to ours (Ctrl-C, a
+  // supervisor's SIGTERM to the group) cannot kill it before it has cleaned up.
   const child = spawn(process.execPath, [join(__dirname, 'entry', 'tracker-main.js')], {
     stdio: [r, 'ignore', 'inherit'],
     env: process.env,
+    detached: true,
   });
   native.closeFd(r);
   child.unref();

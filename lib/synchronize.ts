@@ -17,7 +17,7 @@
  * Common design:
  * - Uncontended paths are Atomics on an Int32Array over the mapped segment:
  *   no call into the addon. Only a waiter goes native, through lib/wait.ts
- *   (futex), and a releaser wakes only when a waiter is recorded in the word.
+ *   (futex), and a releaser wakes only when a sleeper is counted beside the word.
  * - `acquire()`/`wait()` never block the event loop (wait.ts's waiter
  *   threads, one per waited word per process, never libuv's pool); `*Sync`
  *   methods block the calling thread. AbortSignal rejects with
@@ -43,7 +43,7 @@ import { setDefaultLockFactory } from './sharedctypes';
 import { RLock } from './synchronize/lock';
 
 export { Lock, RLock } from './synchronize/lock';
-export { Semaphore, BoundedSemaphore } from './synchronize/semaphore';
+export { Semaphore, BoundedSemaphore, type SemaphoreOptions } from './synchronize/semaphore';
 export { Condition, type ConditionOptions } from './synchronize/condition';
 export { Event, type WaitOptions } from './synchronize/event';
 export { Barrier, type BarrierAction } from './synchronize/barrier';

@@ -175,9 +175,22 @@ class WaitService {
       done.swap(shared_->done);
     }
     if (done.empty()) return;
-    for (const Job& j : done) {
+    Napi::HandleScope scope(env_);
+    // Raw N-API with statuses checked: while a worker thread is being
+    // terminated JS cannot run, and node-addon-api would make a failed call
+    // fatal. Then the results are dropped (nobody is left to receive them).
+    napi_env env = env_;
+    napi_value ids, results;
+    bool ok = napi_create_array_with_length(env, done.size(), &ids) == napi_ok &&
+              napi_create_array_with_length(env, done.size(), &results) == napi_ok;
+    for (size_t i = 0; i < done.size(); i++) {
+      napi_value id, result;
+      ok = ok && napi_create_double(env, done[i].id, &id) == napi_ok &&
+           napi_create_int32(env, done[i].result, &result) == napi_ok &&
+           napi_set_element(env, ids, static_cast<uint32_t>(i), id) == napi_ok &&
+           napi_set_element(env, results, static_cast<uint32_t>(i), result) == napi_ok;
       for (size_t k = 0; k < keepAlive_.size(); k++) {
-        if (keepAlive_[k].first == j.id) {
+        if (keepAlive_[k].first == done[i].id) {
           keepAlive_.erase(keepAlive_.begin() + k);
           break;
         }
@@ -187,33 +200,14 @@ class WaitService {
     for (const Job& j : done) refs += j.ref ? 1 : 0;
     if (refs > 0 && (refs_ -= refs) == 0) uv_unref(reinterpret_cast<uv_handle_t*>(shared_->async));
     if (callback_.IsEmpty()) return;
-    // Raw N-API calls with their status checked: while a worker thread is
-    // being terminated, JS cannot run and node-addon-api's wrappers would
-    // turn the failed call into a fatal error. Then the results are dropped.
-    napi_env env = env_;
-    napi_handle_scope scope;
-    if (napi_open_handle_scope(env, &scope) != napi_ok) return;
-    napi_value ids, results, global, ret;
-    bool ok = napi_create_array_with_length(env, done.size(), &ids) == napi_ok &&
-              napi_create_array_with_length(env, done.size(), &results) == napi_ok &&
-              napi_get_global(env, &global) == napi_ok;
-    for (size_t i = 0; ok && i < done.size(); i++) {
-      napi_value id, result;
-      ok = napi_create_double(env, done[i].id, &id) == napi_ok &&
-           napi_create_int32(env, done[i].result, &result) == napi_ok &&
-           napi_set_element(env, ids, static_cast<uint32_t>(i), id) == napi_ok &&
-           napi_set_element(env, results, static_cast<uint32_t>(i), result) == napi_ok;
-    }
-    if (ok) {
-      napi_value argv[2] = {ids, results};
-      napi_make_callback(env, context_, global, callback_.Value(), 2, argv, &ret);
-    }
+    napi_value global, ret, argv[2] = {ids, results};
+    if (!ok || napi_get_global(env, &global) != napi_ok) return;
+    napi_make_callback(env, context_, global, callback_.Value(), 2, argv, &ret);
     bool pending = false;
     if (napi_is_exception_pending(env, &pending) == napi_ok && pending) {
       napi_value err;
       if (napi_get_and_clear_last_exception(env, &err) == napi_ok) napi_fatal_exception(env, err);
     }
-    napi_close_handle_scope(env, scope);
   }
 
   Napi::Env env_;

@@ -198,8 +198,10 @@ describe('Lock and RLock in one process', () => {
     let inside = 0;
     let maxInside = 0;
     let completed = 0;
-    const tasks = Array.from({ length: 500 }, async () => {
+    const order: number[] = [];
+    const tasks = Array.from({ length: 500 }, async (_, i) => {
       expect(await lock.acquire()).toBe(true);
+      order.push(i);
       inside++;
       maxInside = Math.max(maxInside, inside);
       await Promise.resolve();
@@ -216,6 +218,8 @@ describe('Lock and RLock in one process', () => {
     await Promise.all(tasks);
     expect(completed).toBe(500);
     expect(maxInside).toBe(1);
+    // The async waiters of one process are served first come, first served.
+    expect(order).toEqual(Array.from({ length: 500 }, (_, i) => i));
     expect(lock.locked()).toBe(false);
     lock.close();
   });
@@ -285,6 +289,19 @@ describe('dispose idioms', () => {
       g[Symbol.dispose](); // idempotent
     }
     expect(lock.locked()).toBe(false);
+    {
+      using guard = lock.lockSync();
+      expect(lock.locked()).toBe(true);
+      void guard;
+    }
+    expect(lock.locked()).toBe(false);
+    try {
+      await using guard = await lock.lock({ timeout: 1000 });
+      void guard;
+      throw new Error('leaving the block by an exception');
+    } catch {
+      expect(lock.locked()).toBe(false);
+    }
     const g2 = await lock.lock();
     expect(lock.locked()).toBe(true);
     await g2[Symbol.asyncDispose]();
@@ -303,21 +320,54 @@ describe('dispose idioms', () => {
 });
 
 describe('Semaphore', () => {
-  it('bounds concurrency to N across processes, and reaches N', async () => {
-    const N = 2;
-    const sem = new mp.Semaphore(N);
-    const stats = mp.RawArray('i', 3);
-    const kids = [0, 1, 2, 3, 4].map((i) => start('sync-semaphore.mjs', {
-      sem: mp.toHandle(sem), stats: mp.toHandle(stats), rounds: 4, holdMs: 25, sync: i % 2 === 1,
-    }));
-    const results = await Promise.all(kids.map((k) => k.done));
-    for (const r of results) expect(r.stderr + r.stdout).toBe('ok');
-    expect(stats[2]).toBe(20);
-    expect(stats[1]).toBeLessThanOrEqual(N);
-    expect(stats[1]).toBe(N);
-    expect(stats[0]).toBe(0);
-    expect(sem.getValue()).toBe(N);
-    sem.close(); stats.close();
+  it('bounds concurrency to N across processes, and reaches N (untracked and tracked holders)', async () => {
+    for (const trackHolders of [false, true]) {
+      const N = 2;
+      const sem = new mp.Semaphore(N, { trackHolders });
+      const stats = mp.RawArray('i', 3);
+      const kids = [0, 1, 2, 3, 4].map((i) => start('sync-semaphore.mjs', {
+        sem: mp.toHandle(sem), stats: mp.toHandle(stats), rounds: 4, holdMs: 25, sync: i % 2 === 1,
+      }));
+      const results = await Promise.all(kids.map((k) => k.done));
+      for (const r of results) expect(r.stderr + r.stdout).toBe('ok');
+      expect(stats[2]).toBe(20);
+      expect(stats[1]).toBeLessThanOrEqual(N);
+      expect(stats[1]).toBe(N);
+      expect(stats[0]).toBe(0);
+      expect(sem.getValue()).toBe(N);
+      expect(sem.recoveredPermits).toBe(0);
+      sem.close(); stats.close();
+    }
+  });
+
+  it('with trackHolders, the permits of a SIGKILLed holder come back within 2 s', async () => {
+    const sem = new mp.BoundedSemaphore(2, { trackHolders: true, maxHolders: 4 });
+    const { child, done } = start('sync-holder.mjs', { lock: mp.toHandle(sem), twice: true });
+    await stdoutHas(child, 'held');
+    expect(sem.getValue()).toBe(0);
+    expect(() => sem.release()).toThrow(/this process holds no permit/);
+    const waiting = sem.acquire({ timeout: 2000 });
+    await sleep(50);
+    child.kill('SIGKILL');
+    expect(await waiting).toBe(true);
+    expect(sem.recoveredPermits).toBe(2);
+    expect(sem.getValue()).toBe(1);
+    expect(sem.tryAcquire()).toBe(true);
+    sem.release();
+    sem.release();
+    expect(() => sem.release()).toThrow(/released too many times|holds no permit/);
+    expect(sem.getValue()).toBe(2);
+    expect((await done).signal).toBe('SIGKILL');
+    sem.close();
+    // Without tracking (Python's semantics) a dead holder's permits stay taken.
+    const plain = new mp.Semaphore(1);
+    const again = start('sync-holder.mjs', { lock: mp.toHandle(plain) });
+    await stdoutHas(again.child, 'held');
+    again.child.kill('SIGKILL');
+    await again.done;
+    expect(await plain.acquire({ timeout: 300 })).toBe(false);
+    expect(plain.getValue()).toBe(0);
+    plain.close();
   });
 
   it('BoundedSemaphore refuses to go past its start value; Semaphore does not', () => {
@@ -495,6 +545,42 @@ describe('Condition', () => {
   });
 });
 
+describe('handles', () => {
+  it('every primitive crosses reduce()/rebuild() (JSON) to the same shared state', async () => {
+    const lock = new mp.RLock();
+    const objs = { lock, sem: new mp.BoundedSemaphore(3), ev: new mp.Event(), cond: new mp.Condition(lock), bar: new mp.Barrier(2) };
+    const copy = mp.rebuild(JSON.parse(JSON.stringify(mp.reduce(objs)))) as typeof objs;
+    expect(copy.lock).toBeInstanceOf(mp.RLock);
+    expect(copy.sem).toBeInstanceOf(mp.BoundedSemaphore);
+    expect(copy.sem.tryAcquire()).toBe(true);
+    expect(objs.sem.getValue()).toBe(2);
+    copy.ev.set();
+    expect(objs.ev.isSet()).toBe(true);
+    expect(copy.cond.getLock()).toBeInstanceOf(mp.RLock);
+    objs.lock.acquireSync();
+    expect(copy.cond.getLock().locked()).toBe(true);
+    objs.lock.release();
+    expect(copy.bar.parties).toBe(2);
+    expect((await Promise.all([objs.bar.wait(), copy.bar.wait()])).sort()).toEqual([0, 1]);
+    for (const o of [...Object.values(copy), ...Object.values(objs)]) o.close();
+    copy.cond.getLock().close();
+  });
+
+  it('a Condition refuses more pending waits than maxWaiters, keeping the lock held', async () => {
+    const cond = new mp.Condition(undefined, { maxWaiters: 1 });
+    await cond.acquire();
+    const first = cond.wait(2000);
+    await cond.acquire();
+    await expect(cond.wait()).rejects.toThrow(/1 waits are already pending.*maxWaiters/);
+    expect(cond.getLock().locked()).toBe(true);
+    cond.notify();
+    cond.release();
+    expect(await first).toBe(true);
+    cond.release();
+    cond.close();
+  });
+});
+
 describe('Value and SharedArray get an RLock by default', () => {
   it('4 children increment a Value under v.getLock() without losing one', async () => {
     const v = mp.Value('i', 0);
@@ -521,6 +607,7 @@ describe('bad input', () => {
     expect(() => new mp.Semaphore(-1)).toThrow(RangeError);
     expect(() => new mp.Semaphore(-1)).toThrow(/Semaphore value.*-1/);
     expect(() => new mp.BoundedSemaphore(1.5)).toThrow(TypeError);
+    expect(() => new mp.Semaphore(1, { trackHolders: true, maxHolders: 0 })).toThrow(RangeError);
     expect(() => new mp.Barrier(0)).toThrow(RangeError);
     expect(() => new mp.Barrier(0)).toThrow(/parties/);
     expect(() => new mp.Barrier(2, 'x' as unknown as () => void)).toThrow(/action to be a function/);

@@ -1,6 +1,7 @@
 """Python peers for bench/sync.bench.mjs; prints one JSON object.
 
   uncontended: multiprocessing.Lock acquire()+release() in one process, ns/op
+  contended:   two processes each doing n acquire()+release() on one Lock, ns per pair overall
   pingpong:    two processes alternating on two multiprocessing.Events, us/round trip
 """
 import json
@@ -14,6 +15,35 @@ def partner(a, b, rounds):
         a.wait()
         a.clear()
         b.set()
+
+
+def contender(lock, counter, ready, go, n):
+    with ready.get_lock():
+        ready.value += 1
+    go.wait()
+    for _ in range(n):
+        lock.acquire()
+        counter.value += 1
+        lock.release()
+
+
+def contended(n):
+    lock = mp.Lock()
+    counter = mp.RawValue('i', 0)
+    ready = mp.Value('i', 0)
+    go = mp.Event()
+    procs = [mp.Process(target=contender, args=(lock, counter, ready, go, n)) for _ in range(2)]
+    for p in procs:
+        p.start()
+    while ready.value < 2:
+        time.sleep(0.002)
+    t0 = time.perf_counter_ns()
+    go.set()
+    for p in procs:
+        p.join()
+    ns = (time.perf_counter_ns() - t0) / (2 * n)
+    assert counter.value == 2 * n, counter.value
+    return ns
 
 
 def main():
@@ -41,7 +71,8 @@ def main():
         b.clear()
     pingpong = (time.perf_counter_ns() - t0) / rounds / 1000
     p.join()
-    print(json.dumps({'uncontended_ns': best, 'pingpong_us': pingpong}))
+    print(json.dumps({'uncontended_ns': best, 'pingpong_us': pingpong,
+                      'contended_ns': contended(100_000 if quick else 500_000)}))
 
 
 if __name__ == '__main__':

@@ -5,13 +5,13 @@
  * Payload (Int32 words from the segment's payload offset; 64 bytes):
  *
  *   word  byte  field    meaning
- *   0-3   0     MUTEX    an embedded Mutex (see lock.ts) guarding STATE and COUNT
- *   4     16    SEQ      bumped by every notifyAll; waiters sleep on it
- *   5     20    STATE    FILLING 0 | DRAINING 1 | RESETTING -1 | BROKEN -2
- *   6     24    COUNT    parties inside wait() now
- *   7     28    PARTIES  constant
- *   8     32    SLEEPERS waiters sleeping or about to sleep on SEQ
- *   9-15  36    reserved
+ *   0-4   0     MUTEX    an embedded Mutex (see lock.ts) guarding STATE and COUNT
+ *   5     20    SEQ      bumped by every notifyAll; waiters sleep on it
+ *   6     24    STATE    FILLING 0 | DRAINING 1 | RESETTING -1 | BROKEN -2
+ *   7     28    COUNT    parties inside wait() now
+ *   8     32    PARTIES  constant
+ *   9     36    SLEEPERS waiters sleeping or about to sleep on SEQ
+ *   10-15 40    reserved
  *
  * A party arriving while the previous round drains (or a reset completes)
  * waits for COUNT to reach 0 first; its index is its arrival order in the
@@ -42,13 +42,13 @@ import { kHandleTag, kToHandle } from '../symbols';
 import { checkInteger, deadlineFrom, describeValue, remaining } from '../validate';
 import { waitAsync, wake } from '../wait';
 import { adopt, closedError, closeWaking, isAdopting, segmentFor } from './common';
-import { Mutex } from './lock';
+import { kMutexWords, Mutex } from './lock';
 
-const SEQ = 4;
-const STATE = 5;
-const COUNT = 6;
-const PARTIES = 7;
-const SLEEPERS = 8;
+const SEQ = kMutexWords;
+const STATE = SEQ + 1;
+const COUNT = SEQ + 2;
+const PARTIES = SEQ + 3;
+const SLEEPERS = SEQ + 4;
 const FILLING = 0;
 const DRAINING = 1;
 const RESETTING = -1;

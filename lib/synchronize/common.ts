@@ -13,8 +13,6 @@ import { wake } from '../wait';
 
 /** Owner pid bits of a lock word; Linux pids fit in 22 bits, macOS's in 17. */
 export const kPidMask = 0x3fffffff;
-/** Set in a lock word when some process may be sleeping on it. */
-export const kWaitersBit = 0x40000000;
 /**
  * Longest single sleep of a waiter whose wake-up depends on another party
  * (a lock owner, a semaphore releaser): after each slice the waiter re-checks
@@ -36,9 +34,96 @@ export const kTid = threadId + 1;
  * handler refreshes, and reading it is a typed-array load (reading
  * `process.pid` costs ~10 ns, as much as the whole lock fast path).
  */
-const pidCell = new Int32Array(native.pidCell());
-export function myPid(): number {
-  return pidCell[0];
+const pidCell: Int32Array | null = typeof native.pidCell === 'function' ? new Int32Array(native.pidCell()) : null;
+export const myPid: () => number = pidCell !== null
+  ? () => pidCell[0]
+  : () => process.pid; // an addon built before pidCell existed: slower, still right after fork (the fork code patches process.pid)
+
+const aliveAt = new Map<number, number>();
+
+/**
+ * Whether `pid` runs, trusting a "yes" for kSliceMs: the check reads
+ * /proc (~25 µs here), too slow for every notify. A process that died in
+ * the last kSliceMs may so still count as alive once.
+ */
+export function recentlyAlive(pid: number): boolean {
+  const now = performance.now();
+  const seen = aliveAt.get(pid);
+  if (seen !== undefined && now - seen < kSliceMs) return true;
+  if (!native.isAlive(pid)) {
+    aliveAt.delete(pid);
+    return false;
+  }
+  if (aliveAt.size >= 4096) aliveAt.clear();
+  aliveAt.set(pid, now);
+  return true;
+}
+
+interface Turn {
+  prev: Turn | undefined;
+  next: Turn | undefined;
+  resolve: ((ready: boolean) => void) | undefined;
+}
+
+/**
+ * A FIFO of this process's async waiters on one object. Only the head sleeps
+ * on the shared word; the others wait for their turn here. Without it, a
+ * wake-up of the word would wake every async waiter of the process (they
+ * share one native wait) and all but one would go back to sleep: O(n) work
+ * per hand-over, O(n^2) for n waiters. It also makes hand-overs between the
+ * async waiters of one process first come, first served.
+ */
+export class LocalQueue {
+  #head: Turn | undefined;
+  #tail: Turn | undefined;
+
+  get empty(): boolean {
+    return this.#head === undefined;
+  }
+
+  /**
+   * Joins the queue. `ready` resolves true once this turn is at the head,
+   * false if the deadline passes first, and rejects with signal.reason on
+   * abort. The caller must leave(turn) whatever happens.
+   */
+  enter(deadline: number, signal: AbortSignal | undefined): { turn: Turn; ready: Promise<boolean> } {
+    const turn: Turn = { prev: this.#tail, next: undefined, resolve: undefined };
+    if (this.#tail !== undefined) this.#tail.next = turn;
+    else this.#head = turn;
+    this.#tail = turn;
+    if (this.#head === turn) return { turn, ready: Promise.resolve(true) };
+    const ready = new Promise<boolean>((resolve, reject) => {
+      let timer: NodeJS.Timeout | undefined;
+      const done = (): void => {
+        if (timer !== undefined) clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+        turn.resolve = undefined;
+      };
+      const onAbort = (): void => {
+        done();
+        reject(signal!.reason);
+      };
+      turn.resolve = (v) => {
+        done();
+        resolve(v);
+      };
+      if (deadline !== Infinity) timer = setTimeout(() => turn.resolve?.(false), Math.max(0, deadline - performance.now()));
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
+    return { turn, ready };
+  }
+
+  /** Leaves the queue; if `turn` was the head, the next waiter's turn comes. */
+  leave(turn: Turn): void {
+    const wasHead = this.#head === turn;
+    if (turn.prev !== undefined) turn.prev.next = turn.next;
+    else if (wasHead) this.#head = turn.next;
+    else return; // already left
+    if (turn.next !== undefined) turn.next.prev = turn.prev;
+    else this.#tail = turn.prev;
+    turn.prev = turn.next = undefined;
+    if (wasHead) this.#head?.resolve?.(true);
+  }
 }
 
 /** Internal methods Condition needs from its lock. */

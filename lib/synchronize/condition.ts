@@ -37,17 +37,18 @@
  * lock is re-acquired before wait() settles, as Python's `with cond:`
  * expects. A waiter whose process died leaves a WAITING slot behind:
  * notify checks the pid of a slot it is about to mark and frees the slot
- * of a dead process instead of spending the notification on it.
+ * of a dead process instead of spending the notification on it (a "yes"
+ * is trusted for kSliceMs, as the check reads /proc: a waiter that died in
+ * the last 200 ms can still absorb one notification).
  */
 import { Kind } from '../layout';
-import { native } from '../native';
 import { fromHandle, isHandle, registerKind, toHandle, type Handle } from '../reduction';
 import { attachShared, type Segment } from '../segment';
 import { kHandleTag, kToHandle } from '../symbols';
 import { checkInteger, describeValue, remaining } from '../validate';
 import { waitAsync, wake } from '../wait';
 import {
-  Acquirable, adopt, closedError, closeWaking, isAdopting, kAcquireRestore, kIsMine, kReleaseSave, kTid, myPid, segmentFor,
+  Acquirable, adopt, closedError, closeWaking, isAdopting, kAcquireRestore, kIsMine, kReleaseSave, kTid, myPid, recentlyAlive, segmentFor,
   type AcquireOptions,
 } from './common';
 import { parseWaitOptions, type WaitOptions } from './event';
@@ -257,7 +258,7 @@ export class Condition extends Acquirable {
     for (const { at } of waiting) {
       if (marked >= n) break;
       const pid = w[at + S_PID];
-      if (pid !== me && !native.isAlive(pid)) {
+      if (pid !== me && !recentlyAlive(pid)) {
         if (Atomics.compareExchange(w, at + S_STATE, WAITING, FREE) === WAITING) Atomics.sub(w, USED, 1);
         continue;
       }

@@ -3,23 +3,29 @@
  *
  * Payload (Int32 words from the segment's payload offset; 64 bytes):
  *
- *   word  byte  field    meaning
- *   0     0     STATE    0 = free; else owner pid (bits 0-29) | WAITERS (bit 30)
- *   1     4     TID      owner's worker_threads threadId + 1 (0 while free)
- *   2     8     COUNT    RLock recursion depth (owner-only; unused by Lock)
- *   3     12    DEATHS   times an acquirer took the lock over from a dead owner
- *   4-15  16    reserved
+ *   word  byte  field     meaning
+ *   0     0     STATE     0 = free; else the owner's pid (< 2^30)
+ *   1     4     TID       owner's worker_threads threadId + 1 (0 while free)
+ *   2     8     COUNT     RLock recursion depth (owner-only; unused by Lock)
+ *   3     12    SLEEPERS  threads sleeping, or about to sleep, on STATE
+ *   4     16    DEATHS    times an acquirer took the lock over from a dead owner
+ *   5-15  20    reserved
  *
  * Acquire: one compareExchange STATE 0 -> pid, then a plain store of TID.
- * Release: check owner (pid and TID), TID = 0, exchange STATE -> 0; only if
- * the old word had WAITERS is there a native wake (of one waiter). Clearing
- * TID *before* freeing STATE means a thread of the same process can never
- * read its own thread id next to somebody else's acquisition of the word.
+ * Release: check owner (pid and TID), TID = 0, store STATE = 0, and only if
+ * SLEEPERS > 0 a native wake of one sleeper. Clearing TID *before* freeing
+ * STATE means a thread of the same process can never read its own thread
+ * id next to somebody else's acquisition of the word.
  *
- * Contention (Drepper's "futexes are tricky" mutex with the owner in the
- * word): a waiter sets WAITERS with a CAS and sleeps on the exact word it
- * saw; whoever later takes the lock from the slow path takes it with WAITERS
- * set, as it cannot know whether others still sleep.
+ * Contention: a waiter counts itself in SLEEPERS, then sleeps on STATE
+ * expecting the owner's pid it saw. The releaser stores STATE before it
+ * reads SLEEPERS and the sleeper counts itself before the kernel compares
+ * STATE (all sequentially consistent): either the releaser sees the sleeper
+ * or the kernel sees the changed word. An exact count rather than Drepper's
+ * WAITERS bit in the word (which stays set after contention until the lock
+ * is free of waiters again) spares a wake syscall on most releases under
+ * contention. The async waiters of one process line up in a LocalQueue
+ * (common.ts) and only its head sleeps.
  *
  * Holder death: a waiter sleeps at most kSliceMs at a time. When a slice
  * times out and the word is unchanged, it asks the OS whether the owner pid
@@ -41,16 +47,17 @@ import { kHandleTag, kToHandle } from '../symbols';
 import { deadlineFrom, remaining } from '../validate';
 import { waitAsync, waitSync, wake } from '../wait';
 import {
-  Acquirable, adopt, closedError, closeWaking, kAcquireRestore, kIsMine, kPidMask, kReleaseSave, kSliceMs, kTid, kWaitersBit,
+  Acquirable, adopt, closedError, closeWaking, kAcquireRestore, LocalQueue, kIsMine, kPidMask, kReleaseSave, kSliceMs, kTid,
   myPid, parseAcquireOptions, segmentFor, type AcquireOptions,
 } from './common';
 
 const STATE = 0;
 const TID = 1;
 const COUNT = 2;
-const DEATHS = 3;
+const SLEEPERS = 3;
+const DEATHS = 4;
 /** Words a mutex occupies (Barrier embeds one). */
-export const kMutexWords = 4;
+export const kMutexWords = 5;
 
 /**
  * The mutex algorithm over four words of some segment (Lock and RLock own a
@@ -64,6 +71,7 @@ export class Mutex {
   readonly #what: string;
   readonly #name: string;
   #lastLivenessCheck = 0;
+  readonly #local = new LocalQueue();
   /** True after an acquire that took the lock over from a dead owner. */
   ownerDied = false;
 
@@ -105,7 +113,7 @@ export class Mutex {
     const now = performance.now();
     if (now - this.#lastLivenessCheck >= kSliceMs) {
       this.#lastLivenessCheck = now;
-      if (this.#ownerDead(c, me) && Atomics.compareExchange(w, STATE, c, me | kWaitersBit) === c) return this.#won(true);
+      if (this.#ownerDead(c, me) && Atomics.compareExchange(w, STATE, c, me) === c) return this.#won(true);
     }
     return false;
   }
@@ -130,29 +138,25 @@ export class Mutex {
     return (Atomics.load(w, STATE) & kPidMask) === myPid() && w[TID] === kTid;
   }
 
-  /** One step of the contended path: take the lock if free, else make sure WAITERS is set; returns the word to sleep on, or -1 if acquired. */
+  /** Takes the lock if it is free (-1), else returns the word to sleep on (the owner's pid). */
   #contend(me: number): number {
     const w = this.#w;
     for (;;) {
       const c = Atomics.load(w, STATE);
-      if (c === 0) {
-        if (Atomics.compareExchange(w, STATE, 0, me | kWaitersBit) === 0) return -1;
-        continue;
-      }
-      if ((c & kWaitersBit) !== 0) return c;
-      if (Atomics.compareExchange(w, STATE, c, c | kWaitersBit) === c) return c | kWaitersBit;
+      if (c !== 0) return c;
+      if (Atomics.compareExchange(w, STATE, 0, me) === 0) return -1;
     }
   }
 
   /** After a slice timed out on word `c`: the owner is dead and we took over. */
   #tookOver(c: number, me: number): boolean {
     return Atomics.load(this.#w, STATE) === c && this.#ownerDead(c, me) &&
-      Atomics.compareExchange(this.#w, STATE, c, me | kWaitersBit) === c;
+      Atomics.compareExchange(this.#w, STATE, c, me) === c;
   }
 
   /** A waiter leaving without the lock passes on a wake-up it may have absorbed. */
   #passOn(): void {
-    if (Atomics.load(this.#w, STATE) === 0) wake(this.#buf, this.#off, 1);
+    if (Atomics.load(this.#w, STATE) === 0 && Atomics.load(this.#w, SLEEPERS) > 0) wake(this.#buf, this.#off, 1);
   }
 
   #deadlockCheck(deadline: number): void {
@@ -165,6 +169,7 @@ export class Mutex {
     if (this.tryAcquire()) return true;
     this.#deadlockCheck(deadline);
     const me = myPid();
+    const w = this.#w;
     for (;;) {
       const c = this.#contend(me);
       if (c === -1) return this.#won(false);
@@ -173,16 +178,35 @@ export class Mutex {
         this.#passOn();
         return false;
       }
+      Atomics.add(w, SLEEPERS, 1);
       const r = waitSync(this.#buf, this.#off, c, Math.min(kSliceMs, left));
+      Atomics.sub(w, SLEEPERS, 1);
       if (r === WaitResult.TimedOut && this.#tookOver(c, me)) return this.#won(true);
     }
   }
 
   async acquire(deadline: number, signal: AbortSignal | undefined): Promise<boolean> {
     if (signal?.aborted) throw signal.reason;
-    if (this.tryAcquire()) return true;
+    if (this.#local.empty && this.tryAcquire()) return true;
+    const { turn, ready } = this.#local.enter(deadline, signal);
+    try {
+      if (!(await ready)) return false;
+      if (this.detached) throw closedError(this.#what, this.#name);
+      return await this.#acquireContended(deadline, signal);
+    } finally {
+      this.#local.leave(turn);
+    }
+  }
+
+  /** The async slow path, run by the head of this process's local queue only. */
+  async #acquireContended(deadline: number, signal: AbortSignal | undefined): Promise<boolean> {
     const me = myPid();
+    const w = this.#w;
     for (;;) {
+      if (this.#recursive && this.isMine()) {
+        w[COUNT]++;
+        return true;
+      }
       const c = this.#contend(me);
       if (c === -1) return this.#won(false);
       const left = remaining(deadline);
@@ -191,13 +215,18 @@ export class Mutex {
         return false;
       }
       let r: WaitResult;
+      Atomics.add(w, SLEEPERS, 1);
       try {
         r = await waitAsync(this.#buf, this.#off, c, Math.min(kSliceMs, left), signal);
       } catch (e) {
-        if (!this.detached) this.#passOn();
+        if (!this.detached) {
+          Atomics.sub(w, SLEEPERS, 1);
+          this.#passOn();
+        }
         throw e;
       }
       if (this.detached) throw closedError(this.#what, this.#name);
+      Atomics.sub(w, SLEEPERS, 1);
       if (r === WaitResult.TimedOut && this.#tookOver(c, me)) return this.#won(true);
     }
   }
@@ -214,7 +243,8 @@ export class Mutex {
       }
     }
     w[TID] = 0;
-    if ((Atomics.exchange(w, STATE, 0) & kWaitersBit) !== 0) wake(this.#buf, this.#off, 1);
+    Atomics.store(w, STATE, 0);
+    if (Atomics.load(w, SLEEPERS) > 0) wake(this.#buf, this.#off, 1);
   }
 
   #notOwner(c: number): Error {

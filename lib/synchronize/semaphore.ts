@@ -1,13 +1,17 @@
 /**
  * Semaphore and BoundedSemaphore: a counter of permits in shared memory.
  *
- * Payload (Int32 words from the segment's payload offset; 64 bytes):
+ * Payload (Int32 words from the segment's payload offset):
  *
- *   word  byte  field    meaning
- *   0     0     VALUE    permits available (>= 0); waiters sleep on this word while it is 0
- *   1     4     WAITERS  processes/threads sleeping or about to sleep on VALUE
- *   2     8     MAX      BoundedSemaphore: the initial value, the most VALUE may reach; -1 unbounded
- *   3-15  12    reserved
+ *   word      byte      field      meaning
+ *   0         0         VALUE      permits available (>= 0); waiters sleep on this word while it is 0
+ *   1         4         WAITERS    threads sleeping or about to sleep on VALUE
+ *   2         8         MAX        BoundedSemaphore: the initial value, the most VALUE may reach; -1 unbounded
+ *   3         12        FLAGS      bit 0: holders are tracked (the trackHolders option)
+ *   4         16        NSLOTS     holder slots that follow (0 unless tracked)
+ *   5         20        RECOVERED  permits given back from holders that died
+ *   6-15      24        reserved
+ *   16 + 2k   64 + 8k   slot k     PID of a process holding permits (0 free, -1 being reclaimed), COUNT it holds
  *
  * Acquire: CAS VALUE v -> v-1 while v > 0 (no native call). Otherwise
  * WAITERS++, sleep on VALUE expecting 0, WAITERS--, retry. Release: CAS
@@ -20,45 +24,87 @@
  * every sleep is at most kSliceMs, so a wake-up absorbed by a waiter that
  * was killed costs the others one slice, not forever.
  *
- * Holder death: as in Python, a semaphore has no owner: acquire and release
- * may happen in different processes (a permit handed over is the normal
- * use), so a permit taken by a process that dies is not returned. Known
- * limitation; use a Lock when the holder must be recoverable.
+ * Holder death: as in Python, a semaphore has no owner by default: acquire
+ * and release may happen in different processes (handing a permit over is a
+ * normal use), so the permits of a process that dies are not returned.
+ * With `{ trackHolders: true }` each process's permits are counted in a
+ * holder slot (permit taken first, then counted; uncounted first, then
+ * released: a death in between loses that one permit rather than making
+ * one up). release() then requires this process to hold a permit, and a
+ * waiter whose slice times out (or a failing tryAcquire, once per slice)
+ * scans the slots: the count of a pid that no longer runs goes back into
+ * VALUE and RECOVERED. Slots stay with their process until it dies (freeing
+ * a slot at count 0 would race with another thread of the same process
+ * counting into it); a full table first reclaims the slots of dead pids.
  */
 import { Kind } from '../layout';
+import { native, WaitResult } from '../native';
 import { registerKind, type Handle } from '../reduction';
 import { attachShared, type Segment } from '../segment';
 import { kHandleTag, kToHandle } from '../symbols';
-import { checkInteger, remaining } from '../validate';
+import { checkInteger, describeValue, remaining } from '../validate';
 import { waitAsync, waitSync, wake } from '../wait';
-import { Acquirable, adopt, closedError, closeWaking, isAdopting, kSliceMs, parseAcquireOptions, segmentFor, type AcquireOptions } from './common';
+import {
+  Acquirable, adopt, closedError, closeWaking, isAdopting, kSliceMs, LocalQueue, myPid, parseAcquireOptions, segmentFor, type AcquireOptions,
+} from './common';
 
 const VALUE = 0;
 const WAITERS = 1;
 const MAX = 2;
+const FLAGS = 3;
+const NSLOTS = 4;
+const RECOVERED = 5;
+const kSlotsAt = 16;
+const kTracked = 1;
 const kMaxValue = 0x7fffffff;
+
+export interface SemaphoreOptions {
+  /**
+   * Count the permits each process holds, so that those of a process that
+   * dies are given back (see `recoveredPermits`). release() must then come
+   * from a process that holds a permit.
+   */
+  trackHolders?: boolean;
+  /** With trackHolders: how many processes may hold permits at once (default 64). */
+  maxHolders?: number;
+}
 
 export class Semaphore extends Acquirable {
   readonly #segment: Segment;
   readonly #w: Int32Array;
   readonly #buf: ArrayBuffer;
   readonly #off: number;
+  readonly #tracked: boolean;
+  readonly #nSlots: number;
+  #mySlot = -1;
+  #lastReclaim = 0;
+  readonly #local = new LocalQueue();
 
   /** `value`: the number of permits to start with (an integer >= 0). */
-  constructor(value = 1) {
+  constructor(value = 1, options: SemaphoreOptions = {}) {
     super();
     const bounded = new.target === BoundedSemaphore;
     const kind = bounded ? 'BoundedSemaphore' : 'Semaphore';
-    if (!isAdopting()) checkInteger(`${kind} value`, value, 0, kMaxValue);
-    const { segment, fresh } = segmentFor(Kind.Semaphore, 64);
+    let nSlots = 0;
+    if (!isAdopting()) {
+      checkInteger(`${kind} value`, value, 0, kMaxValue);
+      if (options === null || typeof options !== 'object') throw new TypeError(`Expected the ${kind} options to be an object, got ${describeValue(options)}`);
+      if (options.trackHolders) nSlots = options.maxHolders === undefined ? 64 : checkInteger('maxHolders', options.maxHolders, 1, 1 << 16);
+    }
+    const { segment, fresh } = segmentFor(Kind.Semaphore, 64 + nSlots * 8, [nSlots, 0]);
     this.#segment = segment;
     this.#buf = segment.buffer;
     this.#off = segment.payloadOffset;
-    this.#w = new Int32Array(segment.buffer, segment.payloadOffset, 16);
+    const head = new Int32Array(segment.buffer, segment.payloadOffset, 16);
     if (fresh) {
-      this.#w[VALUE] = value;
-      this.#w[MAX] = bounded ? value : -1;
+      head[VALUE] = value;
+      head[MAX] = bounded ? value : -1;
+      head[FLAGS] = nSlots > 0 ? kTracked : 0;
+      head[NSLOTS] = nSlots;
     }
+    this.#tracked = (head[FLAGS] & kTracked) !== 0;
+    this.#nSlots = head[NSLOTS];
+    this.#w = new Int32Array(segment.buffer, segment.payloadOffset, kSlotsAt + 2 * this.#nSlots);
     segment.bindTo(this);
   }
 
@@ -72,19 +118,98 @@ export class Semaphore extends Acquirable {
   tryAcquire(): boolean {
     const w = this.#w;
     const v = w.length === 0 ? 0 : Atomics.load(w, VALUE);
-    if (v > 0 && Atomics.compareExchange(w, VALUE, v, v - 1) === v) return true;
+    if (v > 0 && Atomics.compareExchange(w, VALUE, v, v - 1) === v) {
+      if (this.#tracked) this.#count(w);
+      return true;
+    }
     return this.#tryAcquireSlow();
   }
 
   #tryAcquireSlow(): boolean {
     const w = this.#words();
-    let v = Atomics.load(w, VALUE);
-    while (v > 0) {
-      const seen = Atomics.compareExchange(w, VALUE, v, v - 1);
-      if (seen === v) return true;
-      v = seen;
+    for (let round = 0; round < 2; round++) {
+      let v = Atomics.load(w, VALUE);
+      while (v > 0) {
+        const seen = Atomics.compareExchange(w, VALUE, v, v - 1);
+        if (seen === v) {
+          if (this.#tracked) this.#count(w);
+          return true;
+        }
+        v = seen;
+      }
+      if (!this.#tracked || this.#reclaimDead(w, false) === 0) return false;
     }
     return false;
+  }
+
+  /** This process's holder slot (claiming a free one if `claim`), or -1. */
+  #slotOf(w: Int32Array, me: number, claim: boolean): number {
+    const cached = this.#mySlot;
+    if (cached >= 0 && Atomics.load(w, cached) === me) return cached;
+    const end = kSlotsAt + 2 * this.#nSlots;
+    for (let at = kSlotsAt; at < end; at += 2) {
+      if (Atomics.load(w, at) === me) return (this.#mySlot = at);
+    }
+    if (!claim) return -1;
+    for (let at = kSlotsAt; at < end; at += 2) {
+      if (Atomics.compareExchange(w, at, 0, me) === 0) return (this.#mySlot = at);
+    }
+    return -1;
+  }
+
+  /** Counts a permit just taken against this process. */
+  #count(w: Int32Array): void {
+    const me = myPid();
+    let at = this.#slotOf(w, me, true);
+    if (at < 0) {
+      this.#reclaimDead(w, true);
+      at = this.#slotOf(w, me, true);
+    }
+    if (at < 0) {
+      this.#giveBack(w, 1);
+      throw new RangeError(`${this.constructor.name}: ${this.#nSlots} processes already hold permits; create it with a larger { maxHolders }`);
+    }
+    Atomics.add(w, at + 1, 1);
+  }
+
+  /** Uncounts a permit this process is about to release; throws if it holds none. */
+  #uncount(w: Int32Array): void {
+    const at = this.#slotOf(w, myPid(), false);
+    let c = at < 0 ? 0 : Atomics.load(w, at + 1);
+    for (;;) {
+      if (c <= 0) throw new Error(`${this.constructor.name}.release(): this process holds no permit (the semaphore tracks its holders)`);
+      const seen = Atomics.compareExchange(w, at + 1, c, c - 1);
+      if (seen === c) return;
+      c = seen;
+    }
+  }
+
+  #giveBack(w: Int32Array, n: number): void {
+    Atomics.add(w, VALUE, n);
+    if (Atomics.load(w, WAITERS) > 0) wake(this.#buf, this.#off, n);
+  }
+
+  /** Returns the permits of holders that died; scans at most once per slice unless forced. */
+  #reclaimDead(w: Int32Array, force: boolean): number {
+    const now = performance.now();
+    if (!force && now - this.#lastReclaim < kSliceMs) return 0;
+    this.#lastReclaim = now;
+    const me = myPid();
+    const end = kSlotsAt + 2 * this.#nSlots;
+    let total = 0;
+    for (let at = kSlotsAt; at < end; at += 2) {
+      const pid = Atomics.load(w, at);
+      if (pid <= 0 || pid === me || native.isAlive(pid)) continue;
+      if (Atomics.compareExchange(w, at, pid, -1) !== pid) continue;
+      const n = Atomics.exchange(w, at + 1, 0);
+      Atomics.store(w, at, 0);
+      if (n > 0) {
+        Atomics.add(w, RECOVERED, n);
+        total += n;
+      }
+    }
+    if (total > 0) this.#giveBack(w, total);
+    return total;
   }
 
   #passOn(w: Int32Array): void {
@@ -96,7 +221,20 @@ export class Semaphore extends Acquirable {
     const { deadline, signal } = parseAcquireOptions(options);
     if (signal?.aborted) throw signal.reason;
     const w = this.#words();
+    if (this.#local.empty && this.tryAcquire()) return true;
+    const { turn, ready } = this.#local.enter(deadline, signal);
+    try {
+      if (!(await ready)) return false;
+      return await this.#acquireContended(w, deadline, signal);
+    } finally {
+      this.#local.leave(turn);
+    }
+  }
+
+  /** The async slow path, run by the head of this process's local queue only. */
+  async #acquireContended(w: Int32Array, deadline: number, signal: AbortSignal | undefined): Promise<boolean> {
     for (;;) {
+      if (w.length === 0) throw closedError(this.constructor.name, this.#segment.name);
       if (this.tryAcquire()) return true;
       const left = remaining(deadline);
       if (left === 0) {
@@ -104,8 +242,9 @@ export class Semaphore extends Acquirable {
         return false;
       }
       Atomics.add(w, WAITERS, 1);
+      let r: WaitResult;
       try {
-        await waitAsync(this.#buf, this.#off, 0, Math.min(kSliceMs, left), signal);
+        r = await waitAsync(this.#buf, this.#off, 0, Math.min(kSliceMs, left), signal);
       } catch (e) {
         if (w.length !== 0) {
           Atomics.sub(w, WAITERS, 1);
@@ -115,6 +254,7 @@ export class Semaphore extends Acquirable {
       }
       if (w.length === 0) throw closedError(this.constructor.name, this.#segment.name);
       Atomics.sub(w, WAITERS, 1);
+      if (r === WaitResult.TimedOut && this.#tracked) this.#reclaimDead(w, false);
     }
   }
 
@@ -130,8 +270,9 @@ export class Semaphore extends Acquirable {
         return false;
       }
       Atomics.add(w, WAITERS, 1);
-      waitSync(this.#buf, this.#off, 0, Math.min(kSliceMs, left));
+      const r = waitSync(this.#buf, this.#off, 0, Math.min(kSliceMs, left));
       Atomics.sub(w, WAITERS, 1);
+      if (r === WaitResult.TimedOut && this.#tracked) this.#reclaimDead(w, false);
     }
   }
 
@@ -139,6 +280,12 @@ export class Semaphore extends Acquirable {
   release(): void {
     const w = this.#words();
     const max = w[MAX];
+    if (this.#tracked) {
+      if (max >= 0 && Atomics.load(w, VALUE) >= max) {
+        throw new Error(`BoundedSemaphore.release(): released too many times (its value is already ${max}, the value it was created with)`);
+      }
+      this.#uncount(w);
+    }
     if (max < 0) {
       if (Atomics.add(w, VALUE, 1) === kMaxValue) {
         Atomics.sub(w, VALUE, 1);
@@ -156,6 +303,11 @@ export class Semaphore extends Acquirable {
       }
     }
     if (Atomics.load(w, WAITERS) > 0) wake(this.#buf, this.#off, 1);
+  }
+
+  /** With trackHolders: permits given back so far (all processes) because their holder died. */
+  get recoveredPermits(): number {
+    return Atomics.load(this.#words(), RECOVERED);
   }
 
   /** Permits available right now (a snapshot). */

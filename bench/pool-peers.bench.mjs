@@ -1,0 +1,147 @@
+/**
+ * Issue 6's pool benchmark, peer side: how fast the pools users compare against run trivial tasks.
+ *
+ * Rows: throughput (tasks/s) of 100,000 `x => x * 2` tasks, and pool start + first result + shutdown (ms),
+ * for piscina, tinypool and workerpool (thread pools: in-process, no isolation; 2 threads each, task files in
+ * bench/peers/) and Python's multiprocessing.Pool(2) (bench/py/pool.py; map with chunksize=1 and with its
+ * automatic chunksize; start-up with fork, forkserver and spawn).
+ *
+ * The multiproc rows come when Pool lands (issue 6): add one adapter to `contenders` below (see the sketch
+ * next to it); it is then measured the same way as the thread pools, in the same groups, beside the peers.
+ *
+ * Method: throughput is timed on a started pool after 1,000 warm-up tasks, submitting every task at once
+ * (Promise.all over pool.run, or one map call for adapters that have `map`), median of 3 runs (fewer when
+ * the runs so far took over 8 s; 1 with --quick, on 20,000 tasks). Start-up is timed from `create()` to `close()` resolved, one untimed warm-up,
+ * median of 7 runs (3 with --quick).
+ */
+import { availableParallelism } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import { Piscina } from 'piscina';
+import Tinypool from 'tinypool';
+import workerpool from 'workerpool';
+import { median, runPython, spreadOf } from './lib/measure.mjs';
+
+export const title = 'Pool peers (multiproc Pool rows come with issue 6)';
+
+const WORKERS = 2;
+const taskModule = fileURLToPath(new URL('./peers/task-double.mjs', import.meta.url));
+const workerpoolScript = fileURLToPath(new URL('./peers/task-double.workerpool.cjs', import.meta.url));
+
+/** Group names: the multiproc rows must use the same ones. */
+export const groups = {
+  throughput: (tasks) => `throughput, ${tasks.toLocaleString('en-US')} trivial tasks (x => x * 2), ${WORKERS} workers`,
+  startup: `pool start + first result + shutdown, ${WORKERS} workers`,
+};
+
+/**
+ * A contender is { name, baseline?, targets?, create(): Promise<PoolAdapter> } where
+ * PoolAdapter = { run(x): Promise<number>, map?(xs: number[]): Promise<number[]>, close(): Promise<void> }.
+ * `run` doubles one number in a worker; `map`, when present, is used for throughput instead of
+ * Promise.all(xs.map(run)). `targets` = { throughput?, startup? } row targets (see bench/README.md).
+ */
+export const contenders = [
+  {
+    name: 'piscina',
+    baseline: true,
+    async create() {
+      const pool = new Piscina({ filename: taskModule, minThreads: WORKERS, maxThreads: WORKERS });
+      return { run: (x) => pool.run(x), close: () => pool.destroy() };
+    },
+  },
+  {
+    name: 'tinypool',
+    async create() {
+      const pool = new Tinypool({ filename: taskModule, minThreads: WORKERS, maxThreads: WORKERS });
+      return { run: (x) => pool.run(x), close: () => pool.destroy() };
+    },
+  },
+  {
+    name: 'workerpool',
+    async create() {
+      const pool = workerpool.pool(workerpoolScript, { minWorkers: WORKERS, maxWorkers: WORKERS, workerType: 'thread' });
+      return { run: (x) => pool.exec('double', [x]), close: () => pool.terminate() };
+    },
+  },
+  // When multiproc's Pool lands, one entry per row, e.g. (API per CONTRACT.md; adjust to what ships):
+  // {
+  //   name: 'multiproc Pool.map (chunksize 1)',
+  //   targets: { throughput: { ratio: 3, vs: 'piscina' }, startup: { max: 10, text: '≤ 10 ms (forkserver warm)' } },
+  //   async create() {
+  //     const pool = new mp.Pool(WORKERS);
+  //     const double = new URL('./peers/task-double.mjs', import.meta.url);  // or however Pool names a task
+  //     return { run: (x) => pool.apply(double, [x]), map: (xs) => pool.map(double, xs, { chunksize: 1 }), close: () => pool.close() };
+  //   },
+  // },
+];
+
+async function throughputOf(c, tasks, runs, budgetMs) {
+  const pool = await c.create();
+  try {
+    const warm = Array.from({ length: 1000 }, (_, i) => i);
+    await Promise.all(warm.map((x) => pool.run(x)));
+    const items = Array.from({ length: tasks }, (_, i) => i);
+    const rates = [];
+    const t0 = performance.now();
+    // Slow pools get fewer runs, so that the topic stays near a minute on a busy 2-core machine.
+    for (let r = 0; r < runs && (r === 0 || performance.now() - t0 < budgetMs); r++) {
+      const t = performance.now();
+      const out = pool.map ? await pool.map(items) : await Promise.all(items.map((x) => pool.run(x)));
+      const dt = (performance.now() - t) / 1000;
+      if (out.length !== tasks || out[tasks - 1] !== 2 * (tasks - 1)) throw new Error(`${c.name} returned wrong results`);
+      rates.push(tasks / dt);
+    }
+    return { value: median(rates), spread: rates.length >= 3 ? spreadOf(rates) : undefined, runs: rates.length };
+  } finally {
+    await pool.close();
+  }
+}
+
+async function startupOf(c, runs) {
+  const once = async () => {
+    const t = performance.now();
+    const pool = await c.create();
+    const x = await pool.run(21);
+    await pool.close();
+    if (x !== 42) throw new Error(`${c.name} returned ${x} for 21`);
+    return performance.now() - t;
+  };
+  await once();
+  const samples = [];
+  for (let r = 0; r < runs; r++) samples.push(await once());
+  return { value: median(samples), spread: spreadOf(samples), runs };
+}
+
+export async function run(ctx) {
+  const tasks = ctx.quick ? 20_000 : 100_000;
+  const tputRuns = ctx.quick ? 1 : 3;
+  const startRuns = ctx.quick ? 3 : 7;
+  const G = { throughput: groups.throughput(tasks), startup: groups.startup };
+  const rows = [];
+  const steps = contenders.length * 2 + 1;
+  let step = 0;
+
+  for (const c of contenders) {
+    ctx.progress(step++ / steps, `${c.name}: throughput`);
+    const t = await throughputOf(c, tasks, tputRuns, ctx.quick ? 2000 : 8000);
+    rows.push({ group: G.throughput, name: c.name, value: t.value, unit: 'tasks/s', better: 'higher', spread: t.spread, baseline: c.baseline === true, ...(c.targets?.throughput ? { target: c.targets.throughput } : {}), params: { tasks, runs: t.runs } });
+    ctx.progress(step++ / steps, `${c.name}: start + first result + shutdown`);
+    const s = await startupOf(c, startRuns);
+    rows.push({ group: G.startup, name: c.name, value: s.value, unit: 'ms', better: 'lower', spread: s.spread, baseline: c.baseline === true, ...(c.targets?.startup ? { target: c.targets.startup } : {}), params: { runs: s.runs } });
+  }
+
+  ctx.progress(step / steps, 'Python multiprocessing.Pool');
+  const py = ctx.python ? await runPython(ctx, fileURLToPath(new URL('./py/pool.py', import.meta.url)), ctx.quick ? ['--quick'] : []) : null;
+  const pyRow = (group, name, r, unit, better) =>
+    rows.push(r ? { group, name, value: r.value, unit, better, ...(r.runs >= 3 ? { spread: r.spread } : {}), params: { runs: r.runs } } : { group, name, value: null, unit, better, note: ctx.python ? 'not available' : 'python3 not found' });
+  if (py && py.tasks !== tasks) throw new Error(`bench/py/pool.py ran ${py.tasks} tasks, expected ${tasks}`);
+  const dm = py?.default_method ?? 'fork';
+  pyRow(G.throughput, `Python Pool.map, chunksize=1 (${dm})`, py?.throughput.chunksize_1, 'tasks/s', 'higher');
+  pyRow(G.throughput, `Python Pool.map, automatic chunksize (${dm})`, py?.throughput.chunksize_auto, 'tasks/s', 'higher');
+  for (const m of ['fork', 'forkserver', 'spawn']) pyRow(G.startup, `Python Pool(2), ${m} (with-block: terminate)`, py?.startup[m], 'ms', 'lower');
+  ctx.progress(1, 'done');
+
+  if (availableParallelism() < WORKERS) ctx.log(`only ${availableParallelism()} CPU(s): ${WORKERS} workers share them`);
+  // Rows grouped for reading: every throughput row, then every start-up row.
+  const order = [G.throughput, G.startup];
+  return rows.sort((a, b) => order.indexOf(a.group) - order.indexOf(b.group));
+}
