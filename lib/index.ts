@@ -33,3 +33,4 @@ export { Queue, JoinableQueue, SimpleQueue, type QueueOptions, type PutOptions, 
 export { Pipe, Connection, type PipeOptions } from './connection';
 export { BrokenPipeError } from './errors';
 // @section pool (issue 6)
+export { Pool, type PoolOptions, type TaskRef, type MapOptions, type ImapOptions, type ApplyOptions, type PoolStats, type WorkerStats } from './pool';

@@ -1,13 +1,13 @@
 /**
- * Issue 6's pool benchmark, peer side: how fast the pools users compare against run trivial tasks.
+ * Issue 6's pool benchmark: multiproc's Pool beside the pools users would otherwise pick, on the same tasks.
  *
  * Rows: throughput (tasks/s) of 100,000 `x => x * 2` tasks, and pool start + first result + shutdown (ms),
  * for piscina, tinypool and workerpool (thread pools: in-process, no isolation; 2 threads each, task files in
  * bench/peers/) and Python's multiprocessing.Pool(2) (bench/py/pool.py; map with chunksize=1 and with its
  * automatic chunksize; start-up with fork, forkserver and spawn).
  *
- * The multiproc rows come when Pool lands (issue 6): add one adapter to `contenders` below (see the sketch
- * next to it); it is then measured the same way as the thread pools, in the same groups, beside the peers.
+ * multiproc's rows are adapters in `contenders` too (map with chunksize 1, map with automatic chunking), so
+ * they are measured exactly as the peers are. A third group measures a CPU-bound map (2 workers vs serial).
  *
  * Method: throughput is timed on a started pool after 1,000 warm-up tasks, submitting every task at once
  * (Promise.all over pool.run, or one map call for adapters that have `map`), median of 3 runs (fewer when
@@ -16,12 +16,13 @@
  */
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
+import * as mp from 'multiproc';
 import { Piscina } from 'piscina';
 import Tinypool from 'tinypool';
 import workerpool from 'workerpool';
 import { median, runPython, spreadOf } from './lib/measure.mjs';
 
-export const title = 'Pool peers (multiproc Pool rows come with issue 6)';
+export const title = 'Pool';
 
 const WORKERS = 2;
 const taskModule = fileURLToPath(new URL('./peers/task-double.mjs', import.meta.url));
@@ -62,16 +63,24 @@ export const contenders = [
       return { run: (x) => pool.exec('double', [x]), close: () => pool.terminate() };
     },
   },
-  // When multiproc's Pool lands, one entry per row, e.g. (API per CONTRACT.md; adjust to what ships):
-  // {
-  //   name: 'multiproc Pool.map (chunksize 1)',
-  //   targets: { throughput: { ratio: 3, vs: 'piscina' }, startup: { max: 10, text: '≤ 10 ms (forkserver warm)' } },
-  //   async create() {
-  //     const pool = new mp.Pool(WORKERS);
-  //     const double = new URL('./peers/task-double.mjs', import.meta.url);  // or however Pool names a task
-  //     return { run: (x) => pool.apply(double, [x]), map: (xs) => pool.map(double, xs, { chunksize: 1 }), close: () => pool.close() };
-  //   },
-  // },
+  {
+    name: 'multiproc Pool.map, chunksize 1',
+    targets: { throughput: { ratio: 3, vs: 'piscina' }, startup: { max: 10, text: '<= 10 ms (forkserver warm)' } },
+    async create() {
+      const pool = new mp.Pool({ processes: WORKERS });
+      const double = { module: taskModule, export: 'default' };
+      return { run: (x) => pool.apply(double, [x]), map: (xs) => pool.map(double, xs, { chunksize: 1 }), close: () => pool.terminate() };
+    },
+  },
+  {
+    name: 'multiproc Pool.map, automatic chunksize',
+    targets: { throughput: { ratio: 1, vs: 'Python Pool.map, automatic chunksize (fork)' } },
+    async create() {
+      const pool = new mp.Pool({ processes: WORKERS });
+      const double = { module: taskModule, export: 'default' };
+      return { run: (x) => pool.apply(double, [x]), map: (xs) => pool.map(double, xs), close: () => pool.terminate() };
+    },
+  },
 ];
 
 async function throughputOf(c, tasks, runs, budgetMs) {
@@ -111,6 +120,37 @@ async function startupOf(c, runs) {
   return { value: median(samples), spread: spreadOf(samples), runs };
 }
 
+const fibModule = fileURLToPath(new URL('./peers/task-fib.mjs', import.meta.url));
+
+/** Speed-up of a CPU-bound map on WORKERS processes over the same calls made serially in this process. */
+async function cpuBound(ctx) {
+  const { default: fib } = await import(fibModule);
+  const items = Array.from({ length: ctx.quick ? 16 : 48 }, () => 29);
+  const group = `CPU-bound map (${items.length} x fib(29)), ${WORKERS} workers vs serial`;
+  const serial = [];
+  const parallel = [];
+  const pool = new mp.Pool({ processes: WORKERS });
+  try {
+    await pool.map({ module: fibModule }, [20, 20]);
+    for (let r = 0; r < (ctx.quick ? 1 : 3); r++) {
+      let t = performance.now();
+      let sum = 0;
+      for (const n of items) sum += fib(n);
+      serial.push(performance.now() - t);
+      t = performance.now();
+      const out = await pool.map({ module: fibModule }, items);
+      parallel.push(performance.now() - t);
+      if (out.reduce((a, b) => a + b, 0) !== sum) throw new Error('Pool returned wrong fib results');
+    }
+  } finally {
+    await pool.terminate();
+  }
+  return [
+    { group, name: 'serial, one process', value: median(serial), unit: 'ms', better: 'lower', baseline: true },
+    { group, name: `multiproc Pool(${WORKERS}).map`, value: median(parallel), unit: 'ms', better: 'lower', target: { ratio: 1 / 1.8, vs: 'serial, one process', text: '>= 1.8x speed-up' } },
+  ];
+}
+
 export async function run(ctx) {
   const tasks = ctx.quick ? 20_000 : 100_000;
   const tputRuns = ctx.quick ? 1 : 3;
@@ -128,6 +168,9 @@ export async function run(ctx) {
     const s = await startupOf(c, startRuns);
     rows.push({ group: G.startup, name: c.name, value: s.value, unit: 'ms', better: 'lower', spread: s.spread, baseline: c.baseline === true, ...(c.targets?.startup ? { target: c.targets.startup } : {}), params: { runs: s.runs } });
   }
+
+  ctx.progress(step / steps, 'CPU-bound map: serial vs Pool');
+  rows.push(...(await cpuBound(ctx)));
 
   ctx.progress(step / steps, 'Python multiprocessing.Pool');
   const py = ctx.python ? await runPython(ctx, fileURLToPath(new URL('./py/pool.py', import.meta.url)), ctx.quick ? ['--quick'] : []) : null;

@@ -1,0 +1,857 @@
+/**
+ * Pool: a set of worker processes that run tasks (CPython's Pool, without
+ * its hangs).
+ *
+ * Design, and why:
+ * - No shared task queue. Each worker has its own duplex Pipe (a pair of
+ *   SPSC rings in shared memory) and the parent schedules: it picks a worker
+ *   and sends it a job. CPython's Pool hangs forever when a worker dies while
+ *   holding the shared queue's lock (cpython#96062); with one channel per
+ *   worker there is no lock a worker can take with it, and the parent always
+ *   knows exactly which jobs a dead worker held.
+ * - A job is a chunk of calls of one task function. Workers run their jobs in
+ *   the order received, so when a worker dies the oldest job it held is the
+ *   one it was running: that job's call rejects with WorkerExitError, the
+ *   jobs queued behind it go back to the front of the queue, a replacement
+ *   worker starts and every other task still completes.
+ * - Jobs are pipelined: a worker may hold a few jobs at once so it never
+ *   sleeps between short tasks. How many adapts to the measured job time
+ *   (about 1 ms of queued work per worker, 1..32 jobs), so long tasks still
+ *   spread evenly over the workers.
+ * - A task function travels once per worker (source text or module export)
+ *   and is compiled and cached there under a key; later jobs name the key.
+ * - Per-call `timeout` is enforced by killing the worker (it stops any code,
+ *   even `while (true) {}` or a native call), so a job with a timeout goes
+ *   only to an idle worker and nothing is queued behind it.
+ * - Workers report their RSS with results: a worker over
+ *   `maxWorkerMemoryMb` retires between tasks; `maxTasksPerChild` likewise.
+ * - SIGINT/SIGTERM while calls are pending, when the user has no handler of
+ *   their own: every pending call rejects with AbortError, the workers are
+ *   killed quietly (they ignore the terminal's SIGINT), and nothing is left.
+ *
+ * Exports: Pool, PoolOptions, TaskRef, MapOptions, ImapOptions, ApplyOptions, PoolStats.
+ */
+import { availableParallelism, constants as osConstants } from 'node:os';
+import { join } from 'node:path';
+import { AbortError, MultiprocError, ProcessError, TimeoutError, WorkerExitError } from './errors';
+import { describeTask, type TaskTarget } from './task';
+import { checkInteger, checkSignal, describeValue } from './validate';
+import { Pipe, type Connection } from './connection';
+import { Process } from './process';
+import type { StartMethod } from './popen/popen';
+
+/** A task: a self-contained function (sent as source) or a module export. */
+export type TaskRef<A extends unknown[] = unknown[], R = unknown> =
+  | ((...args: A) => R | Promise<R>)
+  | { module: string | URL; export?: string };
+
+export interface PoolOptions {
+  /** Number of workers; default cpuCount(). */
+  processes?: number;
+  /** Runs once in each worker before its first task. */
+  initializer?: TaskRef;
+  initargs?: unknown[];
+  /** Recycle a worker after this many jobs (CPython's maxtasksperchild). */
+  maxTasksPerChild?: number;
+  /** Recycle a worker (between tasks) whose resident memory exceeds this. */
+  maxWorkerMemoryMb?: number;
+  startMethod?: StartMethod;
+  /** Turn SIGINT/SIGTERM into AbortError for pending calls (default true; skipped if you have your own handler). */
+  handleSignals?: boolean;
+}
+
+export interface CallOptions {
+  signal?: AbortSignal;
+  /** Per-call limit in ms; a task still running then is stopped by killing its worker. */
+  timeout?: number;
+}
+export interface MapOptions extends CallOptions {
+  chunksize?: number;
+}
+export interface ImapOptions extends MapOptions {
+  /** Jobs of this call in flight at once (default 4 per worker): bounds memory for endless inputs. */
+  maxInFlight?: number;
+}
+export type ApplyOptions = CallOptions;
+
+export interface WorkerStats {
+  pid: number;
+  jobsInFlight: number;
+  jobsDone: number;
+  rssBytes: number;
+}
+export interface PoolStats {
+  state: 'running' | 'closed' | 'terminated';
+  processes: number;
+  workers: WorkerStats[];
+  tasks: { queued: number; running: number; done: number; failed: number };
+}
+
+/** Serialized error from a worker. */
+interface WireError {
+  name: string;
+  message: string;
+  stack?: string;
+  props?: Record<string, unknown>;
+}
+
+type ToWorker =
+  | { t: 'job'; id: number; fn: string; def?: TaskTarget; star: boolean; items: unknown[] }
+  | { t: 'stop' };
+type FromWorker =
+  | { t: 'ready'; pid: number }
+  | { t: 'done'; id: number; ok: true; values: unknown[]; ms: number; rss?: number }
+  | { t: 'done'; id: number; ok: false; index: number; error: WireError; ms: number; rss?: number }
+  | { t: 'init-failed'; error: WireError };
+
+interface Job {
+  id: number;
+  call: Call;
+  fnKey: string;
+  def: TaskTarget;
+  star: boolean;
+  items: unknown[];
+  /** Index of items[0] in the call's input. */
+  start: number;
+  timeoutMs: number;
+  worker?: Worker;
+  timer?: NodeJS.Timeout;
+  settled: boolean;
+}
+
+/** One public call (map, imap, apply...): receives the results of its jobs. */
+interface Call {
+  onResult(job: Job, values: unknown[]): void;
+  onError(job: Job, err: Error): void;
+  /** The whole call fails now (terminate, signal, crash loop). */
+  fail(err: Error): void;
+  done: boolean;
+}
+
+interface Worker {
+  proc: Process;
+  conn: Connection;
+  pid: number;
+  ready: boolean;
+  retiring: boolean;
+  dead: boolean;
+  exclusive: boolean;
+  inflight: Job[];
+  known: Set<string>;
+  jobsDone: number;
+  rss: number;
+  everFinishedJob: boolean;
+}
+
+const kWorkerEntry = join(__dirname, 'entry', 'pool-worker.js');
+/** Aim for about this much queued work per worker before it asks for more. */
+const kTargetQueuedMs = 1;
+const kMaxWindow = 32;
+/** Consecutive worker deaths before any job finished: stop and report instead of looping. */
+const kCrashLoopLimit = 5;
+
+let poolIds = 0;
+
+function remoteError(e: WireError, pid: number): Error {
+  const err = new Error(e.message);
+  Object.defineProperty(err, 'name', { value: e.name, enumerable: false, configurable: true, writable: true });
+  if (e.stack) err.stack = e.stack;
+  if (e.props) Object.assign(err, e.props);
+  Object.assign(err, { workerPid: pid });
+  return err;
+}
+
+function toArray<T>(iterable: Iterable<T> | AsyncIterable<T>, what: string): Iterable<T> {
+  if (iterable === null || typeof iterable !== 'object' || typeof (iterable as Iterable<T>)[Symbol.iterator] !== 'function') {
+    throw new TypeError(`Expected "${what}" to be an iterable (array, Set, generator...), got ${describeValue(iterable)}`);
+  }
+  return iterable as Iterable<T>;
+}
+
+export class Pool {
+  readonly #processes: number;
+  readonly #options: PoolOptions;
+  readonly #initializer: TaskTarget | undefined;
+  readonly #workers = new Set<Worker>();
+  readonly #queue: Job[] = [];
+  #state: 'running' | 'closed' | 'terminated' = 'running';
+  #nextJob = 1;
+  #avgJobMs = -1;
+  #crashes = 0;
+  #done = 0;
+  #failed = 0;
+  #fatal: Error | undefined;
+  readonly #calls = new Set<Call>();
+  readonly #signalHandler: ((sig: NodeJS.Signals) => void) | undefined;
+  readonly #id = ++poolIds;
+  #keepAlive: NodeJS.Timeout | undefined;
+
+  constructor(options: PoolOptions = {}) {
+    if (typeof options !== 'object' || options === null) throw new TypeError(`Expected Pool options to be an object, got ${describeValue(options)}`);
+    this.#options = options;
+    this.#processes = options.processes === undefined ? availableParallelism() : checkInteger('processes', options.processes, 1, 4096);
+    if (options.maxTasksPerChild !== undefined) checkInteger('maxTasksPerChild', options.maxTasksPerChild, 1);
+    if (options.maxWorkerMemoryMb !== undefined && !(typeof options.maxWorkerMemoryMb === 'number' && options.maxWorkerMemoryMb > 0)) {
+      throw new RangeError(`Expected "maxWorkerMemoryMb" to be a positive number, got ${describeValue(options.maxWorkerMemoryMb)}`);
+    }
+    if (options.initargs !== undefined && !Array.isArray(options.initargs)) throw new TypeError('Expected "initargs" to be an array');
+    this.#initializer = options.initializer === undefined ? undefined : describeTask(options.initializer, 'initializer');
+    for (let i = 0; i < this.#processes; i++) this.#startWorker();
+    if (options.handleSignals !== false) {
+      this.#signalHandler = (sig) => this.#onSignal(sig);
+      poolHandlerSet.add(this.#signalHandler);
+      process.on('SIGINT', this.#signalHandler);
+      process.on('SIGTERM', this.#signalHandler);
+    }
+  }
+
+  /** Calls fn(item) for every item; results in input order. Rejects (after all finish) with the first error. */
+  map<T, R>(fn: TaskRef<[T], R>, iterable: Iterable<T>, options: MapOptions = {}): Promise<R[]> {
+    return this.#mapLike(fn as TaskRef, iterable, false, options, "map") as Promise<R[]>;
+  }
+
+  /** Calls fn(...args) for every args array; results in input order. */
+  starmap<A extends unknown[], R>(fn: TaskRef<A, R>, iterable: Iterable<A>, options: MapOptions = {}): Promise<R[]> {
+    return this.#mapLike(fn as TaskRef, iterable, true, options, 'starmap') as Promise<R[]>;
+  }
+
+  /** Calls fn(...args) once in a worker. */
+  apply<A extends unknown[], R>(fn: TaskRef<A, R>, args: A = [] as unknown as A, options: ApplyOptions = {}): Promise<R> {
+    try {
+      this.#checkOpen();
+      if (!Array.isArray(args)) throw new TypeError(`Expected "args" to be an array, got ${describeValue(args)}`);
+      const def = describeTask(fn as TaskRef, 'fn');
+      const { signal, timeoutMs } = this.#callOptions(options);
+      return this.#collect(def, [args], true, 1, signal, timeoutMs).then((r) => r[0] as R);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  /** Like map, lazily: reads the input as results are consumed, yields in input order. */
+  imap<T, R>(fn: TaskRef<[T], R>, iterable: Iterable<T> | AsyncIterable<T>, options: ImapOptions = {}): AsyncIterableIterator<R> {
+    return this.#imap(fn as TaskRef, iterable as Iterable<unknown>, true, options) as AsyncIterableIterator<R>;
+  }
+
+  /** Like imap, yielding results as they complete. */
+  imapUnordered<T, R>(fn: TaskRef<[T], R>, iterable: Iterable<T> | AsyncIterable<T>, options: ImapOptions = {}): AsyncIterableIterator<R> {
+    return this.#imap(fn as TaskRef, iterable as Iterable<unknown>, false, options) as AsyncIterableIterator<R>;
+  }
+
+  /** No new calls; workers exit once the queued work is done (await join()). */
+  close(): void {
+    if (this.#state !== 'running') return;
+    this.#state = 'closed';
+    this.#maybeFinish();
+  }
+
+  /** Stops now: pending calls reject, workers are killed. Resolves when they are gone. */
+  async terminate(): Promise<void> {
+    if (this.#state === 'terminated') return this.join();
+    this.#state = 'terminated';
+    this.#failAll(new AbortError('The pool was terminated'));
+    for (const w of this.#workers) this.#kill(w);
+    return this.join();
+  }
+
+  /** Resolves when every worker has exited (after close() or terminate()). */
+  async join(): Promise<void> {
+    if (this.#state === 'running') throw new ProcessError('Pool.join() needs close() or terminate() first');
+    while (this.#workers.size > 0) {
+      await Promise.all([...this.#workers].map((w) => w.proc.join()));
+      for (const w of [...this.#workers]) if (w.proc.exitCode !== null) this.#workers.delete(w);
+    }
+    this.#removeSignalHandlers();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    if (this.#state === 'running') {
+      this.close();
+    }
+    await this.join();
+  }
+
+  stats(): PoolStats {
+    let running = 0;
+    const workers: WorkerStats[] = [];
+    for (const w of this.#workers) {
+      if (w.dead) continue;
+      running += w.inflight.length;
+      workers.push({ pid: w.pid, jobsInFlight: w.inflight.length, jobsDone: w.jobsDone, rssBytes: w.rss });
+    }
+    return {
+      state: this.#state,
+      processes: this.#processes,
+      workers,
+      tasks: { queued: this.#queue.reduce((n, j) => n + j.items.length, 0), running, done: this.#done, failed: this.#failed },
+    };
+  }
+
+  // ---- calls --------------------------------------------------------------
+
+  #checkOpen(): void {
+    if (this.#fatal) throw this.#fatal;
+    if (this.#state !== 'running') throw new ProcessError(`Pool is ${this.#state}; create a new Pool to run more tasks`);
+  }
+
+  #callOptions(options: CallOptions): { signal: AbortSignal | undefined; timeoutMs: number } {
+    if (typeof options !== 'object' || options === null) throw new TypeError(`Expected options to be an object, got ${describeValue(options)}`);
+    const signal = checkSignal(options.signal);
+    let timeoutMs = Infinity;
+    if (options.timeout !== undefined) {
+      if (typeof options.timeout !== 'number' || !(options.timeout > 0)) {
+        throw new TypeError(`Expected "timeout" to be a number of milliseconds > 0, got ${describeValue(options.timeout)}`);
+      }
+      timeoutMs = options.timeout;
+    }
+    signal?.throwIfAborted();
+    return { signal, timeoutMs };
+  }
+
+  #chunksize(options: MapOptions, length: number | undefined): number {
+    if (options.chunksize !== undefined) return checkInteger('chunksize', options.chunksize, 1);
+    if (length === undefined) return 1;
+    // CPython's rule: about four chunks per worker.
+    let c = Math.floor(length / (this.#processes * 4));
+    if (length % (this.#processes * 4) !== 0) c += 1;
+    return Math.max(1, c);
+  }
+
+  #mapLike(fn: TaskRef, iterable: Iterable<unknown>, star: boolean, options: MapOptions, what: string): Promise<unknown[]> {
+    try {
+      this.#checkOpen();
+      const def = describeTask(fn, 'fn');
+      const items = Array.from(toArray(iterable, 'iterable'));
+      if (star) {
+        items.forEach((a, i) => {
+          if (!Array.isArray(a)) throw new TypeError(`${what}: item ${i} must be an array of arguments, got ${describeValue(a)}`);
+        });
+      }
+      const { signal, timeoutMs } = this.#callOptions(options);
+      return this.#collect(def, items, star, this.#chunksize(options, items.length), signal, timeoutMs);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  /** Runs all items, resolves with every result in order, or rejects with the first error once all settle. */
+  #collect(def: TaskTarget, items: unknown[], star: boolean, chunksize: number, signal: AbortSignal | undefined, timeoutMs: number): Promise<unknown[]> {
+    return new Promise((resolve, reject) => {
+      const results = new Array<unknown>(items.length);
+      let left = items.length;
+      let firstError: Error | undefined;
+      const jobs: Job[] = [];
+      const finish = (): void => {
+        if (call.done) return;
+        call.done = true;
+        this.#removeCall(call);
+        signal?.removeEventListener('abort', onAbort);
+        if (firstError) reject(firstError);
+        else resolve(results);
+      };
+      const call: Call = {
+        done: false,
+        onResult: (job, values) => {
+          for (let i = 0; i < values.length; i++) results[job.start + i] = values[i];
+          left -= job.items.length;
+          if (left === 0) finish();
+        },
+        onError: (job, err) => {
+          firstError ??= err;
+          left -= job.items.length;
+          if (left === 0) finish();
+        },
+        fail: (err) => {
+          firstError ??= err;
+          this.#dropQueued(call);
+          finish();
+        },
+      };
+      const onAbort = (): void => {
+        this.#dropQueued(call);
+        firstError = signal!.reason as Error;
+        left = 0;
+        finish();
+      };
+      if (items.length === 0) {
+        resolve([]);
+        return;
+      }
+      this.#addCall(call);
+      signal?.addEventListener('abort', onAbort, { once: true });
+      const fnKey = this.#fnKey(def);
+      for (let start = 0; start < items.length; start += chunksize) {
+        jobs.push(this.#makeJob(call, fnKey, def, star, items.slice(start, start + chunksize), start, timeoutMs));
+      }
+      this.#queue.push(...jobs);
+      this.#dispatch();
+    });
+  }
+
+  #imap(fn: TaskRef, iterable: Iterable<unknown> | AsyncIterable<unknown>, ordered: boolean, options: ImapOptions): AsyncIterableIterator<unknown> {
+    this.#checkOpen();
+    const def = describeTask(fn, 'fn');
+    const isAsync = iterable !== null && typeof iterable === 'object' && typeof (iterable as AsyncIterable<unknown>)[Symbol.asyncIterator] === 'function';
+    const source: Iterator<unknown> | AsyncIterator<unknown> = isAsync
+      ? (iterable as AsyncIterable<unknown>)[Symbol.asyncIterator]()
+      : toArray(iterable as Iterable<unknown>, 'iterable')[Symbol.iterator]();
+    const { signal, timeoutMs } = this.#callOptions(options);
+    const chunksize = this.#chunksize(options, undefined);
+    const maxInFlight = options.maxInFlight === undefined ? this.#processes * 4 : checkInteger('maxInFlight', options.maxInFlight, 1);
+    const fnKey = this.#fnKey(def);
+    const pool = this;
+
+    // Results wait here until the consumer takes them (ordered: by job start index).
+    const ready = new Map<number, { values?: unknown[]; error?: Error }>();
+    const completion: { values?: unknown[]; error?: Error }[] = [];
+    let nextStart = 0; // next input index to read
+    let nextYield = 0; // next job start to yield (ordered)
+    let inFlight = 0; // jobs sent and not yet answered
+    let outstanding = 0; // jobs made and not yet yielded: what bounds memory
+    let exhausted = false;
+    let stopped = false;
+    let failure: Error | undefined;
+    let wake: (() => void) | undefined;
+    let pending: unknown[] = [];
+    let reading = false;
+    const notify = (): void => {
+      const w = wake;
+      wake = undefined;
+      w?.();
+    };
+
+    const call: Call = {
+      done: false,
+      onResult: (job, values) => {
+        inFlight--;
+        if (ordered) ready.set(job.start, { values });
+        else completion.push({ values });
+        notify();
+      },
+      onError: (job, err) => {
+        inFlight--;
+        if (ordered) ready.set(job.start, { error: err });
+        else completion.push({ error: err });
+        notify();
+      },
+      fail: (err) => {
+        failure ??= err;
+        stop();
+        notify();
+      },
+    };
+    this.#addCall(call);
+    const onAbort = (): void => {
+      failure = signal!.reason as Error;
+      stop();
+      notify();
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+
+    const stop = (): void => {
+      if (stopped) return;
+      stopped = true;
+      call.done = true;
+      pool.#dropQueued(call);
+      pool.#removeCall(call);
+      signal?.removeEventListener('abort', onAbort);
+      void source.return?.();
+    };
+
+    // Reads input while fewer than maxInFlight jobs of this call are out.
+    const fill = async (): Promise<void> => {
+      if (reading) return;
+      reading = true;
+      try {
+        while (!stopped && !exhausted && outstanding < maxInFlight) {
+          const r = await source.next();
+          if (stopped) break;
+          if (r.done) {
+            exhausted = true;
+          } else {
+            pending.push(r.value);
+            if (pending.length < chunksize) continue;
+          }
+          if (pending.length > 0) {
+            const job = pool.#makeJob(call, fnKey, def, false, pending, nextStart, timeoutMs);
+            nextStart += pending.length;
+            pending = [];
+            inFlight++;
+            outstanding++;
+            pool.#queue.push(job);
+            pool.#dispatch();
+          }
+        }
+      } catch (e) {
+        failure ??= e as Error;
+        stop();
+      } finally {
+        reading = false;
+      }
+    };
+
+    const take = (): { values?: unknown[]; error?: Error } | undefined => {
+      let r: { values?: unknown[]; error?: Error } | undefined;
+      if (!ordered) r = completion.shift();
+      else {
+        r = ready.get(nextYield);
+        if (r === undefined) return undefined;
+        ready.delete(nextYield);
+        nextYield += (r.values?.length ?? 0) || (r.error ? chunksize : 0);
+      }
+      if (r !== undefined) outstanding--;
+      return r;
+    };
+
+    let buffered: unknown[] = [];
+    const iterator: AsyncIterableIterator<unknown> = {
+      async next(): Promise<IteratorResult<unknown>> {
+        for (;;) {
+          if (buffered.length > 0) return { value: buffered.shift(), done: false };
+          if (failure) {
+            const f = failure;
+            failure = undefined;
+            stop();
+            throw f;
+          }
+          if (stopped) return { value: undefined, done: true };
+          const r = take();
+          if (r !== undefined) {
+            if (r.error) {
+              stop();
+              throw r.error;
+            }
+            buffered = r.values!;
+            void fill();
+            continue;
+          }
+          if (exhausted && inFlight === 0 && pending.length === 0) {
+            stop();
+            return { value: undefined, done: true };
+          }
+          void fill();
+          await new Promise<void>((res) => (wake = res));
+        }
+      },
+      async return(): Promise<IteratorResult<unknown>> {
+        stop();
+        return { value: undefined, done: true };
+      },
+      [Symbol.asyncIterator]() {
+        return this;
+      },
+    };
+    void fill();
+    return iterator;
+  }
+
+  #fnKey(def: TaskTarget): string {
+    return def.kind === 'source' ? `s:${def.source}` : `m:${def.url}#${def.export}`;
+  }
+
+  #makeJob(call: Call, fnKey: string, def: TaskTarget, star: boolean, items: unknown[], start: number, timeoutMs: number): Job {
+    return { id: this.#nextJob++, call, fnKey, def, star, items, start, timeoutMs, settled: false };
+  }
+
+  /** Removes a call's jobs that no worker has yet. */
+  #dropQueued(call: Call): void {
+    for (let i = this.#queue.length - 1; i >= 0; i--) {
+      if (this.#queue[i].call === call) {
+        this.#queue[i].settled = true;
+        this.#queue.splice(i, 1);
+      }
+    }
+  }
+
+  // ---- scheduling -----------------------------------------------------------
+
+  #window(): number {
+    if (this.#avgJobMs < 0) return 2;
+    return Math.max(1, Math.min(kMaxWindow, Math.floor(kTargetQueuedMs / Math.max(this.#avgJobMs, 1e-3))));
+  }
+
+  #dispatch(): void {
+    if (this.#queue.length === 0) return;
+    const window = this.#window();
+    // Least-loaded first, so work spreads before it stacks.
+    const workers = [...this.#workers].filter((w) => w.ready && !w.retiring && !w.dead && !w.exclusive);
+    workers.sort((a, b) => a.inflight.length - b.inflight.length);
+    for (const w of workers) {
+      while (this.#queue.length > 0) {
+        const job = this.#queue[0];
+        if (job.timeoutMs !== Infinity) {
+          if (w.inflight.length > 0) break; // timed jobs run alone on an idle worker
+          this.#queue.shift();
+          w.exclusive = true;
+          this.#send(w, job);
+          break;
+        }
+        if (w.inflight.length >= window) break;
+        this.#queue.shift();
+        this.#send(w, job);
+      }
+      if (this.#queue.length === 0) return;
+    }
+  }
+
+  #send(w: Worker, job: Job): void {
+    job.worker = w;
+    w.inflight.push(job);
+    const msg: ToWorker = { t: 'job', id: job.id, fn: job.fnKey, star: job.star, items: job.items };
+    if (!w.known.has(job.fnKey)) {
+      msg.def = job.def;
+      w.known.add(job.fnKey);
+    }
+    w.conn.send(msg).catch((e: unknown) => {
+      // The items could not be encoded (a function, a symbol...) or the worker
+      // is gone. An encoding failure fails only this call; a dead worker is
+      // handled by #onExit.
+      if (w.dead || !(e instanceof TypeError || e instanceof RangeError)) return;
+      const i = w.inflight.indexOf(job);
+      if (i >= 0) w.inflight.splice(i, 1);
+      if (msg.def) w.known.delete(job.fnKey);
+      if (w.inflight.length === 0) w.exclusive = false;
+      this.#settleError(job, e as Error);
+      this.#dispatch();
+    });
+    if (job.timeoutMs !== Infinity) {
+      job.timer = setTimeout(() => {
+        if (job.settled) return;
+        this.#settleError(job, new TimeoutError(`Task did not finish within ${job.timeoutMs} ms; its worker (pid ${w.pid}) was killed and replaced`));
+        this.#kill(w);
+      }, job.timeoutMs);
+    }
+  }
+
+  #settleError(job: Job, err: Error): void {
+    if (job.settled) return;
+    job.settled = true;
+    if (job.timer) clearTimeout(job.timer);
+    this.#failed += job.items.length;
+    if (!job.call.done) job.call.onError(job, err);
+  }
+
+  // ---- workers --------------------------------------------------------------
+
+  #startWorker(): void {
+    const [parentEnd, childEnd] = Pipe(true);
+    const proc = new Process({
+      target: { module: kWorkerEntry, export: 'poolWorkerMain' },
+      args: [childEnd, { initializer: this.#initializer, initargs: this.#options.initargs ?? [] }],
+      name: `Pool-${this.#id}-Worker`,
+      daemon: true,
+      startMethod: this.#options.startMethod,
+    });
+    const w: Worker = {
+      proc, conn: parentEnd, pid: 0, ready: false, retiring: false, dead: false, exclusive: false,
+      inflight: [], known: new Set(), jobsDone: 0, rss: 0, everFinishedJob: false,
+    };
+    this.#workers.add(w);
+    try {
+      proc.start();
+    } catch (e) {
+      this.#workers.delete(w);
+      parentEnd.close();
+      childEnd.close();
+      this.#fail(new ProcessError(`Pool could not start a worker: ${(e as Error).message}`, { cause: e }));
+      return;
+    }
+    childEnd.close(); // the child holds its own attachment now
+    w.pid = proc.pid ?? 0;
+    void this.#readLoop(w);
+    void proc.join().then(() => this.#onExit(w));
+  }
+
+  async #readLoop(w: Worker): Promise<void> {
+    for (;;) {
+      let msg: FromWorker;
+      try {
+        msg = (await w.conn.recv()) as FromWorker;
+      } catch {
+        return; // EOF: the worker is gone; #onExit handles its jobs
+      }
+      if (msg.t === 'done') this.#onDone(w, msg);
+      else if (msg.t === 'ready') {
+        w.ready = true;
+        w.pid = msg.pid;
+        this.#dispatch();
+      } else if (msg.t === 'init-failed') {
+        this.#crashes++;
+        const err = remoteError(msg.error, w.pid);
+        if (this.#crashes >= kCrashLoopLimit) {
+          this.#fail(new ProcessError(`Pool initializer failed in ${this.#crashes} workers in a row: ${err.message}`, { cause: err }));
+        }
+      }
+    }
+  }
+
+  #onDone(w: Worker, msg: Extract<FromWorker, { t: 'done' }>): void {
+    const job = w.inflight.shift();
+    if (job === undefined || job.id !== msg.id) return; // cannot happen: the ring is ordered
+    w.exclusive = false;
+    w.jobsDone++;
+    w.everFinishedJob = true;
+    this.#crashes = 0;
+    if (msg.rss !== undefined) w.rss = msg.rss;
+    this.#avgJobMs = this.#avgJobMs < 0 ? msg.ms : this.#avgJobMs * 0.8 + msg.ms * 0.2;
+    if (job.timer) clearTimeout(job.timer);
+    if (!job.settled) {
+      job.settled = true;
+      if (msg.ok) {
+        this.#done += job.items.length;
+        if (!job.call.done) job.call.onResult(job, msg.values);
+      } else {
+        this.#done += msg.index;
+        this.#failed += job.items.length - msg.index;
+        if (!job.call.done) job.call.onError(job, remoteError(msg.error, w.pid));
+      }
+    }
+    const max = this.#options.maxTasksPerChild;
+    const cap = this.#options.maxWorkerMemoryMb;
+    if ((max !== undefined && w.jobsDone >= max) || (cap !== undefined && w.rss > cap * 1024 * 1024)) this.#retire(w);
+    else if (w.retiring && w.inflight.length === 0) this.#stopWorker(w);
+    this.#dispatch();
+    this.#maybeFinish();
+  }
+
+  /** No more jobs for w; it exits once its queue drains, and a fresh worker takes its place. */
+  #retire(w: Worker): void {
+    if (w.retiring) return;
+    w.retiring = true;
+    if (this.#state === 'running' || this.#queue.length > 0) this.#startWorker();
+    if (w.inflight.length === 0) this.#stopWorker(w);
+  }
+
+  #stopWorker(w: Worker): void {
+    w.conn.send({ t: 'stop' } satisfies ToWorker).catch(() => this.#kill(w));
+  }
+
+  #kill(w: Worker): void {
+    try {
+      w.proc.kill();
+    } catch {
+      // already exited
+    }
+  }
+
+  #onExit(w: Worker): void {
+    if (w.dead) return;
+    w.dead = true;
+    w.conn.close();
+    const code = w.proc.exitCode;
+    const [running, ...queued] = w.inflight;
+    w.inflight = [];
+    if (running !== undefined && !running.settled) {
+      const how = code !== null && code < 0 ? `was killed by signal ${-code}` : `exited with code ${code}`;
+      const signal = code !== null && code < 0 ? signalName(-code) : null;
+      this.#settleError(
+        running,
+        new WorkerExitError(`Pool worker (pid ${w.pid}) ${how} while running a task`, {
+          pid: w.pid,
+          exitCode: code !== null && code >= 0 ? code : null,
+          signal,
+        }),
+      );
+    }
+    // Jobs the worker had not started go back to the front of the queue.
+    for (let i = queued.length - 1; i >= 0; i--) {
+      const job = queued[i];
+      if (job.settled) continue;
+      if (job.timer) clearTimeout(job.timer);
+      job.worker = undefined;
+      this.#queue.unshift(job);
+    }
+    if (!w.everFinishedJob && !w.retiring && this.#state !== 'terminated') {
+      this.#crashes++;
+      if (this.#crashes >= kCrashLoopLimit) {
+        this.#fail(new ProcessError(`Pool workers keep dying before finishing any task (${this.#crashes} in a row, last exit code ${code}); see their stderr`));
+      }
+    }
+    const replace = this.#state === 'terminated' || this.#fatal ? false : this.#state === 'running' || this.#queue.length > 0 || this.#busy();
+    if (replace && !w.retiring) this.#startWorker();
+    this.#dispatch();
+    this.#maybeFinish();
+  }
+
+  #busy(): boolean {
+    for (const w of this.#workers) if (!w.dead && w.inflight.length > 0) return true;
+    return false;
+  }
+
+  /** After close(): once no work is left, ask every worker to exit. */
+  #maybeFinish(): void {
+    if (this.#state !== 'closed' || this.#queue.length > 0) return;
+    for (const w of this.#workers) {
+      if (!w.dead && w.inflight.length === 0 && !w.retiring) {
+        w.retiring = true;
+        this.#stopWorker(w);
+      }
+    }
+  }
+
+  /** A pool that cannot go on (crash loop, start failure): fail everything. */
+  #fail(err: Error): void {
+    if (this.#fatal) return;
+    this.#fatal = err;
+    this.#state = 'terminated';
+    this.#failAll(err);
+    for (const w of this.#workers) this.#kill(w);
+  }
+
+  #failAll(err: Error): void {
+    const jobs = [...this.#queue];
+    this.#queue.length = 0;
+    for (const w of this.#workers) jobs.push(...w.inflight);
+    for (const job of jobs) {
+      job.settled = true;
+      if (job.timer) clearTimeout(job.timer);
+    }
+    for (const call of [...this.#calls]) call.fail(err);
+  }
+
+  // Pending calls keep the process alive (as a pending timer would); an idle
+  // pool does not, so forgetting close() never hangs a script at its end.
+  #addCall(call: Call): void {
+    this.#calls.add(call);
+    this.#keepAlive ??= setInterval(() => {}, 1 << 30);
+  }
+
+  #removeCall(call: Call): void {
+    this.#calls.delete(call);
+    if (this.#calls.size === 0 && this.#keepAlive !== undefined) {
+      clearInterval(this.#keepAlive);
+      this.#keepAlive = undefined;
+    }
+  }
+
+  #onSignal(sig: NodeJS.Signals): void {
+    // Someone else listens too: the signal is theirs to handle.
+    if (process.listenerCount(sig) > countPoolHandlers(sig)) return;
+    const busy = this.#calls.size > 0;
+    this.#state = 'terminated';
+    this.#failAll(new AbortError(`Interrupted by ${sig}: the pool was stopped`));
+    for (const w of this.#workers) this.#kill(w);
+    this.#removeSignalHandlers();
+    // An idle pool must not swallow Ctrl-C: do what Node would have done.
+    if (!busy && process.listenerCount(sig) === 0) process.kill(process.pid, sig);
+    else process.exitCode = 128 + (sig === 'SIGINT' ? 2 : 15);
+  }
+
+  #removeSignalHandlers(): void {
+    if (this.#signalHandler === undefined) return;
+    process.removeListener('SIGINT', this.#signalHandler);
+    process.removeListener('SIGTERM', this.#signalHandler);
+  }
+}
+
+function countPoolHandlers(sig: NodeJS.Signals): number {
+  return process.listeners(sig).filter((l) => poolHandlerSet.has(l)).length;
+}
+const poolHandlerSet = new WeakSet<(...args: never[]) => unknown>();
+
+function signalName(n: number): NodeJS.Signals | null {
+  for (const [name, num] of Object.entries(osConstants.signals)) if (num === n) return name as NodeJS.Signals;
+  return null;
+}
+
+export { MultiprocError };

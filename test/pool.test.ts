@@ -1,0 +1,309 @@
+import { createRequire } from 'node:module';
+const require = createRequire(import.meta.url);
+import { spawn } from 'node:child_process';
+import * as mp from 'multiproc';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { collect, fixture, sleep } from './helpers';
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  try {
+    const stat = require('node:fs').readFileSync(`/proc/${pid}/stat`, 'latin1') as string;
+    return !/\) [ZX] /.test(stat);
+  } catch {
+    return process.platform !== 'linux';
+  }
+}
+
+const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
+
+describe('Pool', () => {
+  let pool: mp.Pool;
+  beforeAll(() => {
+    pool = new mp.Pool({ processes: 2 });
+  });
+  afterAll(async () => {
+    pool.close();
+    await pool.join();
+  });
+
+  it('map returns every value in input order (10,000 items)', async () => {
+    const out = await pool.map((x: number) => x * 2, range(10_000));
+    expect(out).toEqual(range(10_000).map((x) => x * 2));
+  });
+
+  it('map with chunksize 1 and an empty input', async () => {
+    expect(await pool.map((x: number) => x + 1, [1, 2, 3], { chunksize: 1 })).toEqual([2, 3, 4]);
+    expect(await pool.map((x: number) => x, [])).toEqual([]);
+  });
+
+  it('imap yields in input order even when later tasks finish first', async () => {
+    const seen: number[] = [];
+    const slowFirst = async (x: number): Promise<number> => {
+      await new Promise((r) => setTimeout(r, x < 4 ? 40 - x * 10 : 0));
+      return x;
+    };
+    for await (const v of pool.imap(slowFirst, range(20))) seen.push(v as number);
+    expect(seen).toEqual(range(20));
+  });
+
+  it('imapUnordered yields every result once', async () => {
+    const seen: number[] = [];
+    for await (const v of pool.imapUnordered((x: number) => x * x, range(200), { chunksize: 7 })) seen.push(v as number);
+    expect(seen.sort((a, b) => a - b)).toEqual(range(200).map((x) => x * x).sort((a, b) => a - b));
+  });
+
+  it('starmap and apply pass argument lists', async () => {
+    expect(await pool.starmap((a: number, b: number) => a + b, [[1, 2], [3, 4], [5, 6]])).toEqual([3, 7, 11]);
+    expect(await pool.apply((a: string, b: string) => a + b, ['x', 'y'])).toBe('xy');
+    expect(await pool.apply(() => 42)).toBe(42);
+  });
+
+  it('runs async tasks', async () => {
+    const out = await pool.map(async (x: number) => {
+      await new Promise((r) => setTimeout(r, 1));
+      return x + 0.5;
+    }, [1, 2, 3]);
+    expect(out).toEqual([1.5, 2.5, 3.5]);
+  });
+
+  it('a throwing task rejects with its name, message and stack; the pool goes on', async () => {
+    const err = await pool
+      .map((x: number) => {
+        if (x === 7) throw new RangeError(`boom ${x}`);
+        return x;
+      }, range(20), { chunksize: 3 })
+      .catch((e: unknown) => e as Error);
+    expect(err).toBeInstanceOf(Error);
+    expect((err as Error).name).toBe('RangeError');
+    expect((err as Error).message).toBe('boom 7');
+    expect((err as Error).stack).toMatch(/boom 7/);
+    expect(typeof (err as Error & { workerPid: number }).workerPid).toBe('number');
+    expect(await pool.apply(() => 'still fine')).toBe('still fine');
+  });
+
+  it('a closure over outer variables fails with a message that says why', async () => {
+    const outer = 5;
+    const err = await pool.apply(() => outer).catch((e: unknown) => e as Error);
+    expect((err as Error).message).toMatch(/self-contained/);
+  });
+
+  it('module tasks (ESM and CJS) work', async () => {
+    expect(await pool.map({ module: fixture('pool-tasks.mjs'), export: 'square' }, [1, 2, 3])).toEqual([1, 4, 9]);
+    expect(await pool.apply({ module: fixture('pool-tasks.cjs'), export: 'greet' }, ['Ada'])).toBe('hello Ada');
+  });
+
+  it('an uncloneable argument rejects that call only', async () => {
+    await expect(pool.apply((f: unknown) => f, [() => 1])).rejects.toThrow(TypeError);
+    expect(await pool.apply(() => 1)).toBe(1);
+  });
+
+  it('an aborted map rejects with the reason and the pool stays usable', async () => {
+    const ac = new AbortController();
+    const p = pool.map(async (x: number) => {
+      await new Promise((r) => setTimeout(r, 20));
+      return x;
+    }, range(200), { chunksize: 1, signal: ac.signal });
+    setTimeout(() => ac.abort(new Error('stop it')), 50);
+    await expect(p).rejects.toThrow('stop it');
+    expect(await pool.map((x: number) => -x, [1, 2])).toEqual([-1, -2]);
+  });
+
+  it('imap over an endless generator stops reading input after an early exit', async () => {
+    let pulled = 0;
+    function* endless(): Generator<number> {
+      for (let i = 0; ; i++) {
+        pulled++;
+        yield i;
+      }
+    }
+    const got: number[] = [];
+    for await (const v of pool.imap((x: number) => x, endless(), { maxInFlight: 4 })) {
+      got.push(v as number);
+      if (got.length === 10) break;
+    }
+    expect(got).toEqual(range(10));
+    const after = pulled;
+    expect(after).toBeLessThanOrEqual(10 + 4 + 1); // what was taken + maxInFlight + one read ahead
+    await sleep(100);
+    expect(pulled).toBe(after);
+  });
+
+  it('reports stats', async () => {
+    const s = pool.stats();
+    expect(s.state).toBe('running');
+    expect(s.workers).toHaveLength(2);
+    for (const w of s.workers) {
+      expect(w.pid).toBeGreaterThan(0);
+      expect(w.rssBytes).toBeGreaterThan(0);
+    }
+    expect(s.tasks.done).toBeGreaterThan(10_000);
+  });
+});
+
+describe('Pool workers', () => {
+  it('runs the initializer exactly once in each worker', async () => {
+    const log = mp.RawArray('i', 16);
+    const pool = new mp.Pool({
+      processes: 2,
+      initializer: (arr: mp.SharedArray<'i'>) => {
+        const i = Atomics.add(arr.view, 0, 1);
+        arr.view[1 + i] = process.pid;
+      },
+      initargs: [log],
+    });
+    const pids = new Set(await pool.map(() => process.pid, range(50), { chunksize: 1 }));
+    pool.close();
+    await pool.join();
+    expect(log[0]).toBe(2);
+    const recorded = [log[1], log[2]];
+    expect(new Set(recorded).size).toBe(2);
+    for (const p of pids) expect(recorded).toContain(p);
+    log.close();
+  });
+
+  it('maxTasksPerChild: 2 recycles workers', async () => {
+    const pool = new mp.Pool({ processes: 1, maxTasksPerChild: 2 });
+    const pids = await pool.map(() => process.pid, range(6), { chunksize: 1 });
+    pool.close();
+    await pool.join();
+    const counts = new Map<number, number>();
+    for (const p of pids) counts.set(p, (counts.get(p) ?? 0) + 1);
+    expect(counts.size).toBe(3);
+    for (const c of counts.values()) expect(c).toBe(2);
+  });
+
+  it('a task that SIGKILLs its worker rejects with WorkerExitError; the other 99 resolve', async () => {
+    const pool = new mp.Pool({ processes: 2 });
+    const calls = range(100).map((i) =>
+      pool.apply((n: number) => {
+        if (n === 50) process.kill(process.pid, 'SIGKILL');
+        return n;
+      }, [i]),
+    );
+    const settled = await Promise.allSettled(calls);
+    const rejected = settled.filter((s) => s.status === 'rejected') as PromiseRejectedResult[];
+    expect(rejected).toHaveLength(1);
+    expect(rejected[0].reason).toBeInstanceOf(mp.WorkerExitError);
+    expect((rejected[0].reason as mp.WorkerExitError).signal).toBe('SIGKILL');
+    const values = settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
+    expect(values.sort((a, b) => a - b)).toEqual(range(100).filter((i) => i !== 50));
+    await pool.terminate();
+  });
+
+  it('never hangs when workers are killed during heavy traffic, again and again', async () => {
+    const pool = new mp.Pool({ processes: 2 });
+    let killed = 0;
+    for (let round = 0; round < 15; round++) {
+      const work = pool.map((x: number) => x + 1, range(3000), { chunksize: 1 });
+      await sleep(5 + (round % 5) * 3);
+      const victims = pool.stats().workers;
+      if (victims.length > 0) {
+        process.kill(victims[round % victims.length].pid, 'SIGKILL');
+        killed++;
+      }
+      const r = await work.then(
+        (v) => ({ ok: true as const, v }),
+        (e: unknown) => ({ ok: false as const, e }),
+      );
+      if (r.ok) expect(r.v).toEqual(range(3000).map((x) => x + 1));
+      else expect(r.e).toBeInstanceOf(mp.WorkerExitError);
+    }
+    expect(killed).toBeGreaterThan(10);
+    expect(await pool.map((x: number) => x * 3, range(100))).toEqual(range(100).map((x) => x * 3));
+    await pool.terminate();
+  });
+
+  it('terminate() during long tasks returns within 1 s and leaves no process', async () => {
+    const pool = new mp.Pool({ processes: 2 });
+    const spin = (): never => {
+      for (;;);
+    };
+    const a = pool.apply(spin).catch((e: unknown) => e);
+    const b = pool.apply(spin).catch((e: unknown) => e);
+    const pids = pool.stats().workers.map((w) => w.pid);
+    await sleep(300);
+    const t0 = Date.now();
+    await pool.terminate();
+    expect(Date.now() - t0).toBeLessThan(1000);
+    expect(await a).toBeInstanceOf(mp.AbortError);
+    expect(await b).toBeInstanceOf(mp.AbortError);
+    for (const pid of pids) expect(alive(pid)).toBe(false);
+  });
+
+  it('a timeout stops a task stuck in while (true) {} and the pool goes on', async () => {
+    const pool = new mp.Pool({ processes: 1 });
+    const err = await pool.apply(() => { for (;;); }, [], { timeout: 300 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(mp.TimeoutError);
+    expect(await pool.apply(() => 'next')).toBe('next');
+    await pool.terminate();
+  });
+
+  it('replaces a worker that grows past its memory cap', async () => {
+    const pool = new mp.Pool({ processes: 1, maxWorkerMemoryMb: 150 });
+    const first = await pool.apply(() => {
+      const g = globalThis as { hog?: Buffer[] };
+      g.hog = [];
+      for (let i = 0; i < 25; i++) g.hog.push(Buffer.alloc(10 * 1024 * 1024, 1));
+      return process.pid;
+    });
+    const second = await pool.apply(() => process.pid);
+    expect(second).not.toBe(first);
+    await pool.terminate();
+  });
+
+  it('an initializer that always fails rejects calls instead of looping forever', async () => {
+    const pool = new mp.Pool({ processes: 1, initializer: () => { throw new Error('bad init'); } });
+    await expect(pool.apply(() => 1)).rejects.toThrow(/bad init|keep dying/);
+    await pool.terminate();
+  });
+
+  it('await using disposes the pool and its workers', async () => {
+    let pids: number[];
+    {
+      await using pool = new mp.Pool({ processes: 2 });
+      expect(await pool.apply(() => 7)).toBe(7);
+      pids = pool.stats().workers.map((w) => w.pid);
+    }
+    for (const pid of pids) expect(alive(pid)).toBe(false);
+  });
+
+  it('rejects bad input clearly', async () => {
+    expect(() => new mp.Pool({ processes: 0 })).toThrow(RangeError);
+    const pool = new mp.Pool({ processes: 1 });
+    await expect(pool.map(42 as unknown as () => 1, [1])).rejects.toThrow(/function or \{ module, export \}/);
+    await expect(pool.map((x: number) => x, 5 as unknown as number[])).rejects.toThrow(/iterable/);
+    await expect(pool.map((x: number) => x, [1], { chunksize: 0 })).rejects.toThrow(RangeError);
+    pool.close();
+    await expect(pool.apply(() => 1)).rejects.toThrow(/closed/);
+    await pool.join();
+  });
+});
+
+describe('Pool and signals', () => {
+  it('SIGINT during a big map ends the script promptly, quietly, with no orphan', async () => {
+    const child = spawn(process.execPath, [fixture('pool-sigint.mjs')], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    const pidsLine = await new Promise<string>((resolve) => {
+      child.stdout!.on('data', (d: Buffer) => {
+        out += d.toString();
+        if (out.includes('\n')) resolve(out.split('\n')[0]);
+      });
+    });
+    const { pids } = JSON.parse(pidsLine) as { pids: number[] };
+    expect(pids.length).toBe(2);
+    const t0 = Date.now();
+    child.kill('SIGINT');
+    const r = await collect(child, 10_000);
+    expect(Date.now() - t0).toBeLessThan(3000);
+    expect(r.code).not.toBe(0);
+    expect(r.stdout + out).toContain('AbortError');
+    // One report from the parent, none from the workers.
+    expect((r.stderr.match(/at /g) ?? []).length).toBeLessThan(40);
+    for (const pid of pids) expect(alive(pid)).toBe(false);
+  });
+});
