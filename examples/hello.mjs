@@ -22,8 +22,16 @@ await Promise.all(workers.map((w) => w.join()));
 console.log(`joined ${workers.length} workers (${mp.getStartMethod()}) in ${(performance.now() - t0).toFixed(0)} ms;`,
   `exit codes ${workers.map((w) => w.exitCode).join(', ')}; pids seen through shared memory: ${[...pids].join(', ')}`);
 
-// POOL: when the Pool lands (issue 6), map over the three names here:
-//   await using pool = new mp.Pool({ processes: 3 });
-//   console.log(await pool.map((name) => `hello, ${name}`, ['ada', 'grace', 'linus']));
+// Then the same three names through a Pool: map sends the function once per
+// worker and returns results in input order.
+// (In TypeScript, or on Node >= 24, `await using pool = new mp.Pool()` closes it for you.)
+const pool = new mp.Pool({ processes: 3 });
+try {
+  const greetings = await pool.map((name) => `hello, ${name}, from pid ${process.pid}`, ['ada', 'grace', 'linus']);
+  for (const g of greetings) console.log(g);
+} finally {
+  pool.close();
+  await pool.join();
+}
 
 pids.close();

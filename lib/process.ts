@@ -12,14 +12,12 @@
  * parent dies of, even SIGKILL, its children die with it (see bootstrap.ts).
  */
 import { availableParallelism } from 'node:os';
-import { createRequire } from 'node:module';
-import { dirname, isAbsolute, resolve as resolvePath, sep } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
 import { serialize } from 'node:v8';
 import { ProcessError } from './errors';
 import { native } from './native';
 import type { ChildSpec, ChildTarget, Popen, StartMethod } from './popen/popen';
 import { reduce } from './reduction';
+import { describeTask } from './task';
 import { deadlineFrom, describeValue } from './validate';
 import * as context from './context';
 
@@ -114,57 +112,9 @@ export function cpuCount(): number {
   return availableParallelism();
 }
 
-const libDir = __dirname;
-
-/** The file of the first caller outside this library (for relative module targets). */
-function callerFile(): string | null {
-  const stack = new Error().stack ?? '';
-  for (const line of stack.split('\n').slice(1)) {
-    const m = /\(?((?:file:\/\/)?\/[^():]*?|[A-Za-z]:\\[^():]*?):\d+:\d+\)?\s*$/.exec(line.trim());
-    if (m === null) continue;
-    const file = m[1].startsWith('file://') ? fileURLToPath(m[1]) : m[1];
-    if (file.startsWith(libDir + sep) || file.includes(`${sep}dist${sep}esm${sep}index.mjs`)) continue;
-    return file;
-  }
-  return null;
-}
-
-function resolveModule(spec: string | URL, caller: string | null): string {
-  if (spec instanceof URL) return spec.href;
-  if (/^(file|data|node):/.test(spec)) return spec;
-  if (isAbsolute(spec)) return pathToFileURL(spec).href;
-  if (spec.startsWith('./') || spec.startsWith('../')) {
-    if (caller === null) {
-      throw new TypeError(`Cannot resolve the relative module target ${JSON.stringify(spec)}: the calling file is unknown; pass an absolute path or a URL (new URL('${spec}', import.meta.url))`);
-    }
-    return pathToFileURL(resolvePath(dirname(caller), spec)).href;
-  }
-  try {
-    return pathToFileURL(createRequire(caller ?? `${process.cwd()}/`).resolve(spec)).href;
-  } catch {
-    return spec; // an ESM-only package require.resolve cannot see: let import() resolve it in the child
-  }
-}
-
-function checkTarget(target: unknown, caller: string | null): { fn?: (...args: unknown[]) => unknown; child: ChildTarget } {
-  if (typeof target === 'function') {
-    const source = Function.prototype.toString.call(target);
-    if (/\{\s*\[native code\]\s*\}\s*$/.test(source)) {
-      throw new TypeError('Expected "target" to be a function written in JavaScript; a native or bound function has no source text to send to the child');
-    }
-    if (/^class\b/.test(source)) throw new TypeError('Expected "target" to be a function, got a class');
-    return { fn: target as (...args: unknown[]) => unknown, child: { kind: 'source', source } };
-  }
-  if (typeof target === 'object' && target !== null && 'module' in target) {
-    const t = target as ModuleTarget;
-    if (typeof t.module !== 'string' && !(t.module instanceof URL)) {
-      throw new TypeError(`Expected "target.module" to be a path, package name or URL, got ${describeValue(t.module)}`);
-    }
-    const exp = t.export ?? 'default';
-    if (typeof exp !== 'string' || exp === '') throw new TypeError(`Expected "target.export" to be an export name, got ${describeValue(t.export)}`);
-    return { child: { kind: 'module', url: resolveModule(t.module, caller), export: exp } };
-  }
-  throw new TypeError(`Expected "target" to be a function or { module, export? }, got ${describeValue(target)}`);
+function checkTarget(target: unknown): { fn?: (...args: unknown[]) => unknown; child: ChildTarget } {
+  const child = describeTask(target, 'target');
+  return child.kind === 'source' ? { fn: target as (...args: unknown[]) => unknown, child } : { child };
 }
 
 /** Thrown in a 'fork' child by start() so the parent's code after start() never runs there. */
@@ -188,7 +138,7 @@ export class Process {
     if (typeof options !== 'object' || options === null) {
       throw new TypeError(`Expected Process options { target, args?, name?, daemon?, startMethod? }, got ${describeValue(options)}`);
     }
-    this.#target = checkTarget(options.target, callerFile());
+    this.#target = checkTarget(options.target);
     const args = options.args ?? [];
     if (!Array.isArray(args)) throw new TypeError(`Expected "args" to be an array, got ${describeValue(args)}`);
     this.#args = args;

@@ -1,73 +1,80 @@
 /**
- * Task references: what a Pool (or Process) runs in another process.
+ * Targets and tasks: what a Process or a Pool runs in another process.
  *
- * A function travels as its source text and is compiled once in the worker,
- * so it must be self-contained (no closure over outer variables; import what
- * it needs inside its body). `{ module, export }` names a module export
- * instead: the worker imports the module (ESM or CJS) and calls the export.
+ * A function travels as its source text and is compiled in the child, so it
+ * must be self-contained (no closure over outer variables; import what it
+ * needs inside its body). `{ module, export }` names a module export
+ * instead: the child imports the module (ESM or CJS) and calls the export.
  * A relative module path resolves against the file of the caller, as an
  * `import` in that file would.
  *
- * Exports: TaskTarget, describeTask, loadTask, explainReferenceError, callerFile.
+ * Exports: TaskTarget, describeTask, loadTask, explainReferenceError.
  */
 import { createRequire } from 'node:module';
-import { dirname, isAbsolute, resolve as resolvePath } from 'node:path';
+import { dirname, isAbsolute, resolve as resolvePath, sep } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { ProcessError } from './errors';
 import { describeValue } from './validate';
 
+/** What travels: a function's source text, or a module URL and export name. */
 export type TaskTarget = { kind: 'source'; source: string } | { kind: 'module'; url: string; export: string };
 
-const libDir = resolvePath(__dirname);
+const libDir = __dirname;
 
-/** The file of the first stack frame outside this library. */
-export function callerFile(): string | undefined {
+/** The file of the first caller outside this library (for relative module targets). */
+function callerFile(): string | null {
   const stack = new Error().stack ?? '';
   for (const line of stack.split('\n').slice(1)) {
-    const m = /\(?((?:file:\/\/)?\/[^():]+)(?::\d+){0,2}\)?\s*$/.exec(line);
+    const m = /\(?((?:file:\/\/)?\/[^():]*?|[A-Za-z]:\\[^():]*?):\d+:\d+\)?\s*$/.exec(line.trim());
     if (m === null) continue;
-    const file = m[1].startsWith('file:') ? fileURLToPath(m[1]) : m[1];
-    if (file.startsWith(libDir)) continue;
+    const file = m[1].startsWith('file://') ? fileURLToPath(m[1]) : m[1];
+    if (file.startsWith(libDir + sep) || file.includes(`${sep}dist${sep}esm${sep}index.mjs`)) continue;
     return file;
   }
-  return undefined;
+  return null;
 }
 
-function moduleUrl(spec: string | URL, what: string): string {
+function resolveModule(spec: string | URL, caller: string | null, what: string): string {
   if (spec instanceof URL) return spec.href;
-  if (typeof spec !== 'string' || spec === '') throw new TypeError(`Expected "${what}.module" to be a path, file URL or package name, got ${describeValue(spec)}`);
-  if (/^[a-z][a-z0-9+.-]*:/i.test(spec)) return spec; // file:, data:, node:
+  if (/^(file|data|node):/.test(spec)) return spec;
   if (isAbsolute(spec)) return pathToFileURL(spec).href;
-  const from = callerFile() ?? resolvePath('index.js');
-  if (spec.startsWith('./') || spec.startsWith('../')) return pathToFileURL(resolvePath(dirname(from), spec)).href;
+  if (spec.startsWith('./') || spec.startsWith('../')) {
+    if (caller === null) {
+      throw new TypeError(`Cannot resolve the relative module in "${what}" (${JSON.stringify(spec)}): the calling file is unknown; pass an absolute path or a URL (new URL('${spec}', import.meta.url))`);
+    }
+    return pathToFileURL(resolvePath(dirname(caller), spec)).href;
+  }
   try {
-    return pathToFileURL(createRequire(from).resolve(spec)).href;
-  } catch (e) {
-    throw new TypeError(`Cannot resolve module ${JSON.stringify(spec)} from ${from}; pass an absolute path or a file URL (e.g. new URL('./tasks.js', import.meta.url))`, { cause: e });
+    return pathToFileURL(createRequire(caller ?? `${process.cwd()}/`).resolve(spec)).href;
+  } catch {
+    return spec; // an ESM-only package require.resolve cannot see: let import() resolve it in the child
   }
 }
 
-/** Validates a task reference and turns it into something that can travel. */
-export function describeTask(fn: unknown, what: string): TaskTarget {
-  if (typeof fn === 'function') {
-    const source = Function.prototype.toString.call(fn);
+/** Validates a target (a function or { module, export }) and turns it into something that can travel. */
+export function describeTask(target: unknown, what: string): TaskTarget {
+  if (typeof target === 'function') {
+    const source = Function.prototype.toString.call(target);
     if (/\{\s*\[native code\]\s*\}\s*$/.test(source)) {
-      throw new TypeError(`"${what}" is a built-in or bound function, which cannot be sent to another process; wrap it: (x) => ...`);
+      throw new TypeError(`Expected "${what}" to be a function written in JavaScript; a native or bound function has no source text to send to another process (wrap it: (x) => ...)`);
     }
-    if (/^class[\s{]/.test(source)) throw new TypeError(`"${what}" is a class; pass a function or { module, export }`);
+    if (/^class\b/.test(source)) throw new TypeError(`Expected "${what}" to be a function, got a class`);
     return { kind: 'source', source };
   }
-  if (typeof fn === 'object' && fn !== null && 'module' in fn) {
-    const ref = fn as { module: string | URL; export?: unknown };
-    const exp = ref.export ?? 'default';
-    if (typeof exp !== 'string' || exp === '') throw new TypeError(`Expected "${what}.export" to be an export name, got ${describeValue(exp)}`);
-    return { kind: 'module', url: moduleUrl(ref.module, what), export: exp };
+  if (typeof target === 'object' && target !== null && 'module' in target) {
+    const t = target as { module: unknown; export?: unknown };
+    if (typeof t.module !== 'string' && !(t.module instanceof URL)) {
+      throw new TypeError(`Expected "${what}.module" to be a path, package name or URL, got ${describeValue(t.module)}`);
+    }
+    const exp = t.export ?? 'default';
+    if (typeof exp !== 'string' || exp === '') throw new TypeError(`Expected "${what}.export" to be an export name, got ${describeValue(t.export)}`);
+    return { kind: 'module', url: resolveModule(t.module as string | URL, callerFile(), what), export: exp };
   }
-  throw new TypeError(`Expected "${what}" to be a function or { module, export }, got ${describeValue(fn)}`);
+  throw new TypeError(`Expected "${what}" to be a function or { module, export }, got ${describeValue(target)}`);
 }
 
-function compileSource(source: string): (...args: unknown[]) => unknown {
-  const req = createRequire(resolvePath(process.cwd(), 'index.js'));
+function compileSource(source: string, cwd: string): (...args: unknown[]) => unknown {
+  const req = createRequire(`${cwd}/`);
   let fn: unknown;
   try {
     fn = new Function('require', `return (${source}\n);`)(req);
@@ -76,16 +83,16 @@ function compileSource(source: string): (...args: unknown[]) => unknown {
     try {
       fn = Object.values(new Function('require', `return ({ ${source}\n });`)(req) as Record<string, unknown>)[0];
     } catch (e) {
-      throw new ProcessError(`The task's source text does not compile in the worker: ${(e as Error).message}`, { cause: e });
+      throw new ProcessError(`The function's source text does not compile in the child: ${(e as Error).message}`, { cause: e });
     }
   }
-  if (typeof fn !== 'function') throw new ProcessError("The task's source text did not evaluate to a function");
+  if (typeof fn !== 'function') throw new ProcessError("The function's source text did not evaluate to a function");
   return fn as (...args: unknown[]) => unknown;
 }
 
-/** In the worker: the callable a target names. */
-export async function loadTask(target: TaskTarget): Promise<(...args: unknown[]) => unknown> {
-  if (target.kind === 'source') return compileSource(target.source);
+/** In the child: the callable a target names. */
+export async function loadTask(target: TaskTarget, cwd = process.cwd()): Promise<(...args: unknown[]) => unknown> {
+  if (target.kind === 'source') return compileSource(target.source, cwd);
   const ns = (await import(target.url)) as Record<string, unknown>;
   let fn = ns[target.export];
   if (typeof fn !== 'function' && typeof ns.default === 'object' && ns.default !== null) {
@@ -97,14 +104,18 @@ export async function loadTask(target: TaskTarget): Promise<(...args: unknown[])
   return fn as (...args: unknown[]) => unknown;
 }
 
-/** A ReferenceError from a function sent as source almost always means it used an outer variable. */
-export function explainReferenceError(err: unknown): unknown {
+/**
+ * A ReferenceError from a function sent as source almost always means it
+ * used an outer variable: say so. `how` names the mechanism, e.g. "Under the
+ * 'spawn' start method a function target".
+ */
+export function explainReferenceError(err: unknown, how: string): unknown {
   if (!(err instanceof ReferenceError)) return err;
-  const e = new ReferenceError(
-    `${err.message}. The task function was sent to another process as source text, so it must be self-contained: ` +
-      'it cannot use variables, imports or functions from outside its own body. Import what it needs inside the ' +
-      "function (await import('...')), pass values as arguments, or use { module, export }.",
+  return new ProcessError(
+    `${err.message}. ${how} is sent to the child as source text, so it must be self-contained: ` +
+      'it cannot use variables, imports or functions from outside its own body. ' +
+      "Import what it needs inside the function (await import('...') or require('...')), pass values as arguments, " +
+      "or use a module target { module: import.meta.url, export: 'name' }.",
+    { cause: err },
   );
-  e.stack = `${e.name}: ${e.message}\n${(err.stack ?? '').split('\n').slice(1).join('\n')}`;
-  return e;
 }

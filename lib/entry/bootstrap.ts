@@ -14,13 +14,12 @@
  * those the exit path ends in native.exitNow (see installForkedExit).
  */
 import { Socket } from 'node:net';
-import { createRequire } from 'node:module';
 import { readSync } from 'node:fs';
 import { deserialize, serialize } from 'node:v8';
 import { native } from '../native';
 import { decodeSpec, type ChildSpec, type ChildTarget, type StartMethod } from '../popen/popen';
 import { isShareable, rebuild } from '../reduction';
-import { ProcessError } from '../errors';
+import { explainReferenceError, loadTask } from '../task';
 import { enterChild } from '../process';
 import '../index'; // registers every shareable kind, so handles in args rebuild
 
@@ -70,49 +69,6 @@ export function installForkedExit(beforeExit: () => void): void {
   });
 }
 
-function explainReferenceError(err: unknown, method: StartMethod): unknown {
-  if (!(err instanceof ReferenceError)) return err;
-  return new ProcessError(
-    `${err.message}. Under the '${method}' start method a function target is sent to the child as source text, ` +
-      `so it must be self-contained: it cannot use variables, imports or functions from outside its own body. ` +
-      `Import what it needs inside the function (await import('...') or require('...')), pass values through args, ` +
-      `or use a module target { module: import.meta.url, export: 'name' }.`,
-    { cause: err },
-  );
-}
-
-function compileSource(source: string, cwd: string): (...args: unknown[]) => unknown {
-  const req = createRequire(`${cwd}/`);
-  let fn: unknown;
-  try {
-    fn = new Function('require', `return (${source}\n);`)(req);
-  } catch {
-    // Method shorthand (`name(a) { ... }`) is not an expression; as an object member it is.
-    try {
-      const holder = new Function('require', `return ({ ${source}\n });`)(req) as Record<string, unknown>;
-      fn = Object.values(holder)[0];
-    } catch (e) {
-      throw new ProcessError(`The target's source text does not compile in the child: ${(e as Error).message}`, { cause: e });
-    }
-  }
-  if (typeof fn !== 'function') throw new ProcessError('The target\'s source text did not evaluate to a function');
-  return fn as (...args: unknown[]) => unknown;
-}
-
-async function loadTarget(target: ChildTarget, cwd: string): Promise<(...args: unknown[]) => unknown> {
-  if (target.kind === 'source') return compileSource(target.source, cwd);
-  const ns = (await import(target.url)) as Record<string, unknown>;
-  let fn = ns[target.export];
-  if (typeof fn !== 'function' && typeof ns.default === 'object' && ns.default !== null) {
-    fn = (ns.default as Record<string, unknown>)[target.export]; // CJS exports the lexer missed
-  }
-  if (typeof fn !== 'function') {
-    const names = Object.keys(ns).join(', ') || 'none';
-    throw new ProcessError(`Module ${target.url} has no function export '${target.export}' (exports: ${names})`);
-  }
-  return fn as (...args: unknown[]) => unknown;
-}
-
 function report(name: string, err: unknown): void {
   const body = err instanceof Error ? (err.stack ?? `${err.name}: ${err.message}`) : String(err);
   let text = `Process ${name} (pid ${native.getpid()}) failed:\n${body}\n`;
@@ -158,7 +114,7 @@ async function runTarget(fn: (...args: unknown[]) => unknown, args: unknown[], n
   try {
     await fn(...args);
   } catch (err) {
-    report(name, fromSource ? explainReferenceError(err, method) : err);
+    report(name, fromSource ? explainReferenceError(err, `Under the '${method}' start method a function target`) : err);
     process.exit(1);
   }
 }
@@ -180,7 +136,7 @@ export async function runSpec(spec: ChildSpec, forked: boolean): Promise<void> {
   try {
     if (forked && process.cwd() !== spec.cwd) process.chdir(spec.cwd);
     args = rebuild(deserialize(spec.args)) as unknown[];
-    fn = await loadTarget(spec.target, spec.cwd);
+    fn = await loadTask(spec.target, spec.cwd);
   } catch (err) {
     report(spec.name, err);
     process.exit(1);
@@ -248,7 +204,7 @@ export async function warmUp(): Promise<void> {
   await new Promise<void>((done) => s.once('close', () => done()).destroy());
   const spec = decodeSpec(serialize({ target: { kind: 'source', source: '() => 1' }, args: serialize([1, { a: [2] }]) }));
   const args = rebuild(deserialize(spec.args)) as unknown[];
-  const fn = await loadTarget(spec.target, process.cwd());
+  const fn = await loadTask(spec.target, process.cwd());
   await runTarget(fn, args, 'warm-up', 'forkserver', true);
   releaseArgs(args);
   explainReferenceError(new ReferenceError('x'), 'forkserver');
@@ -332,7 +288,7 @@ export function runInForkChild(
     void Promise.resolve(result).then(() => native.exitNow(0), fail);
     return;
   }
-  void loadTarget(target, process.cwd())
+  void loadTask(target, process.cwd())
     .then((fn) => fn(...args))
     .then(() => native.exitNow(0), fail);
 }

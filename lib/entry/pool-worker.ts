@@ -51,7 +51,7 @@ export async function poolWorkerMain(conn: Connection, init: WorkerInit): Promis
       await f(...init.initargs);
     }
   } catch (e) {
-    conn.send({ t: 'init-failed', error: wire(init.initializer?.kind === 'source' ? explainReferenceError(e) : e) });
+    conn.send({ t: 'init-failed', error: wire(init.initializer?.kind === 'source' ? explainReferenceError(e, 'A pool task function') : e) });
     process.exit(1);
   }
   conn.send({ t: 'ready', pid: process.pid });
@@ -86,7 +86,7 @@ export async function poolWorkerMain(conn: Connection, init: WorkerInit): Promis
           if (r !== null && typeof r === 'object' && typeof (r as PromiseLike<unknown>).then === 'function') r = await r;
           values.push(r);
         } catch (e) {
-          failed = { index: i, error: wire(source ? explainReferenceError(e) : e) };
+          failed = { index: i, error: wire(source ? explainReferenceError(e, 'A pool task function') : e) };
           break;
         }
       }

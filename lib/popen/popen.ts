@@ -31,9 +31,8 @@ export interface Popen {
 }
 
 /** What a child runs: a function's source text or a module export. */
-export type ChildTarget =
-  | { kind: 'source'; source: string }
-  | { kind: 'module'; url: string; export: string };
+export type { TaskTarget as ChildTarget } from '../task';
+import type { TaskTarget as ChildTarget } from '../task';
 
 /** Everything a spawn/forkserver child needs, sent as one v8-serialized message. */
 export interface ChildSpec {
