@@ -20,7 +20,8 @@ import { remaining } from './validate';
 
 const kSliceMs = 200;
 const kLockSliceMs = 5;
-const kSpinChecks = 400;
+/** How long an empty get polls the ring before it sleeps. */
+const kSpinMs = 0.03;
 const kResolved = Promise.resolve();
 
 export interface ChannelHooks {
@@ -253,10 +254,15 @@ export class Channel {
   #tryGet(decode: Decoder): unknown {
     const v = this.ring.tryTake(decode);
     if (v !== kEmpty) return v;
-    for (let i = 0; i < kSpinChecks; i++) {
-      if (this.ring.hasData()) return this.ring.tryTake(decode);
+    // A reply is often a few µs away (a round trip through a pipe); waking
+    // from a futex through a waiter thread and the event loop costs tens of
+    // µs. Poll a bounded moment first.
+    const ring = this.ring;
+    const until = performance.now() + kSpinMs;
+    for (let i = 1; ; i++) {
+      if (ring.hasData()) return ring.tryTake(decode);
+      if ((i & 63) === 0 && performance.now() > until) return v;
     }
-    return v;
   }
 
   /** Why a get that found nothing must end now, if it must. */

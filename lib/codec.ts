@@ -353,8 +353,8 @@ export function encode(item: unknown): Encoded {
   }
   try {
     writeValue(item);
-    resetVisited();
-    taken.length = 0;
+    if (nVisited !== 0) resetVisited();
+    if (taken.length !== 0) taken.length = 0;
     return { head: out, headLen: pos, body: null, size: pos, refs };
   } catch (e) {
     resetVisited();
@@ -489,18 +489,33 @@ let src: FastBuffer = out;
 let srcView: DataView = outView;
 let rpos = 0;
 
+const fcc = String.fromCharCode;
+
+/** One string allocation for short strings (no native call, no per-char concatenation). */
+function shortLatin1(p: number, n: number): string {
+  const b = src;
+  switch (n) {
+    case 0: return '';
+    case 1: return fcc(b[p]);
+    case 2: return fcc(b[p], b[p + 1]);
+    case 3: return fcc(b[p], b[p + 1], b[p + 2]);
+    case 4: return fcc(b[p], b[p + 1], b[p + 2], b[p + 3]);
+    case 5: return fcc(b[p], b[p + 1], b[p + 2], b[p + 3], b[p + 4]);
+    case 6: return fcc(b[p], b[p + 1], b[p + 2], b[p + 3], b[p + 4], b[p + 5]);
+    case 7: return fcc(b[p], b[p + 1], b[p + 2], b[p + 3], b[p + 4], b[p + 5], b[p + 6]);
+    case 8: return fcc(b[p], b[p + 1], b[p + 2], b[p + 3], b[p + 4], b[p + 5], b[p + 6], b[p + 7]);
+    default:
+      return fcc(b[p], b[p + 1], b[p + 2], b[p + 3], b[p + 4], b[p + 5], b[p + 6], b[p + 7]) + shortLatin1(p + 8, n - 8);
+  }
+}
+
 function readString(t: number): string {
   const n = srcView.getUint32(rpos, true);
   rpos += 4;
   if (t === Tag.Latin1) {
     const start = rpos;
     rpos += n;
-    if (n < 16) {
-      let s = '';
-      for (let i = start; i < rpos; i++) s += String.fromCharCode(src[i]);
-      return s;
-    }
-    return src.latin1Slice(start, rpos);
+    return n <= 12 ? shortLatin1(start, n) : src.latin1Slice(start, rpos);
   }
   const start = rpos;
   rpos += n * 2;
