@@ -40,6 +40,7 @@
  */
 import * as v8 from 'node:v8';
 import { Kind } from './layout';
+import { native } from './native';
 import { fromHandle, isShareable, rebuild, reduce, toHandle, type Handle } from './reduction';
 import { Segment } from './segment';
 import { describeValue } from './validate';
@@ -449,9 +450,9 @@ export function toBlob(enc: Encoded): Encoded {
   const dst = new Uint8Array(seg.buffer, seg.payloadOffset, enc.size - skip);
   if (raw) dst.set(enc.body!, 0);
   else writeTo(enc, dst, 0);
-  // The reference create() gave us travels with the record; drop our mapping only.
-  seg.retain();
-  seg.close();
+  // The reference create() gave us travels with the record; drop our mapping
+  // now (no one waits on a blob), not when the GC gets to it.
+  native.unmap(seg.buffer);
   const name = Buffer.from(seg.name, 'latin1');
   const head = Buffer.allocUnsafe(6 + name.length);
   head[0] = Tag.Blob;
@@ -479,7 +480,8 @@ function readBlob(): unknown {
     const buf = Buffer.from(seg.buffer, seg.payloadOffset, seg.payloadBytes);
     return decodeFrom(buf, 0, buf.length);
   } finally {
-    seg.close();
+    seg.unretain(); // the last reference: unlinks the name
+    native.unmap(seg.buffer);
   }
 }
 
@@ -702,7 +704,8 @@ export function recordBytes(buf: Buffer, offset: number, length: number): Buffer
     try {
       return Buffer.from(new Uint8Array(seg.buffer, seg.payloadOffset, seg.payloadBytes));
     } finally {
-      seg.close();
+      seg.unretain();
+      native.unmap(seg.buffer);
     }
   }
   const b = Buffer.allocUnsafe(length);

@@ -1,8 +1,10 @@
 // POSIX shared memory segments exposed as external ArrayBuffers.
 //
-// The mapping is unmapped by detach() (after napi_detach_arraybuffer has made
-// every JS view zero-length, so nothing can touch it any more) or else by the
-// ArrayBuffer's finalizer when V8 frees the backing store. Mapped bytes are
+// The mapping is unmapped by the ArrayBuffer's finalizer (when V8 frees its
+// backing store): a JS view that outlives close() would otherwise touch
+// unmapped memory, and a futex wait may still sleep on it. close() detaches
+// the buffer instead, which makes every view zero-length at once. unmap()
+// also unmaps at once, for buffers nobody can wait on. Mapped bytes are
 // reported to V8 as external memory, so that views kept only by garbage (big
 // queue items received without a copy) are collected before the mappings
 // exhaust /dev/shm or the process's map count.
@@ -129,11 +131,23 @@ Napi::Value ShmUnlink(const Napi::CallbackInfo& info) {
   return ThrowErrno(env, "shm_unlink", errno, name);
 }
 
-// detach(arrayBuffer): every view over it becomes empty, and a mapping made
-// here is unmapped now (not at GC).
+// detach(arrayBuffer): every view over it becomes empty; unmapped at GC
+// (a futex wait may still sleep on it: see unmap()).
 Napi::Value Detach(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   MP_REQUIRE(info.Length() >= 1 && info[0].IsArrayBuffer(), "detach(arrayBuffer)");
+  bool detached = false;
+  napi_is_detached_arraybuffer(env, info[0], &detached);
+  if (!detached) napi_detach_arraybuffer(env, info[0]);
+  return env.Undefined();
+}
+
+// unmap(arrayBuffer): detach, and unmap a mapping made here right away rather
+// than at GC. Only for buffers nobody waits on (a queue's big-item segments):
+// a futex wait sleeping on unmapped memory would never be woken.
+Napi::Value Unmap(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  MP_REQUIRE(info.Length() >= 1 && info[0].IsArrayBuffer(), "unmap(arrayBuffer)");
   bool detached = false;
   napi_is_detached_arraybuffer(env, info[0], &detached);
   if (detached) return env.Undefined();
@@ -167,6 +181,7 @@ void InitShm(Napi::Env env, Napi::Object exports) {
   exports.Set("shmAttach", Napi::Function::New(env, ShmAttach, "shmAttach"));
   exports.Set("shmUnlink", Napi::Function::New(env, ShmUnlink, "shmUnlink"));
   exports.Set("detach", Napi::Function::New(env, Detach, "detach"));
+  exports.Set("unmap", Napi::Function::New(env, Unmap, "unmap"));
 }
 
 }  // namespace multiproc
