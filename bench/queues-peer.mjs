@@ -1,6 +1,6 @@
 // The other process of bench/queues.bench.mjs: node queues-peer.mjs <transport> <role> <kind> <n> [handle]
 //   transport: queue | pipe | ipc (child_process) ; worker_threads peers run from the same file
-//   role: produce (send n items) | echo (send back what arrives, n times) | big (put n items of <kind> bytes)
+//   role: produce (send n items) | echo / echosync (send back what arrives, n times) | big (put n items of <kind> bytes)
 import { isMainThread, parentPort, workerData } from 'node:worker_threads';
 import * as mp from 'multiproc';
 
@@ -19,6 +19,7 @@ if (transport === 'queue' || transport === 'pipe') {
   const get = transport === 'queue' ? () => back.get() : () => ch.recv();
   if (role === 'produce') for (let i = 0; i < n; i++) await put(make(i));
   else if (role === 'echo') for (let i = 0; i < n; i++) await put(await get());
+  else if (role === 'echosync') for (let i = 0; i < n; i++) ch.sendSync(ch.recvSync());
   else if (role === 'big') {
     const size = Number(kind);
     const b = Buffer.alloc(size, 1);

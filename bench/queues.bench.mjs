@@ -78,18 +78,25 @@ async function oneWayWorker(kind, n) {
   return rate;
 }
 
-/** µs per round trip of a small message. */
-async function rttPipe(n) {
+/** µs per round trip of a small message; sync: both sides use sendSync/recvSync (they block their thread). */
+async function rttPipe(n, sync = false) {
   const [a, b] = mp.Pipe();
-  const child = spawn(process.execPath, [peer, 'pipe', 'echo', 'obj', String(n), JSON.stringify(mp.toHandle(b))], { stdio: 'inherit' });
+  const child = spawn(process.execPath, [peer, 'pipe', sync ? 'echosync' : 'echo', 'obj', String(n), JSON.stringify(mp.toHandle(b))], { stdio: 'inherit' });
   const done = exited(child);
   b.close();
   await a.send(0);
   await a.recv();
   const t0 = performance.now();
-  for (let i = 1; i < n; i++) {
-    await a.send(i);
-    await a.recv();
+  if (sync) {
+    for (let i = 1; i < n; i++) {
+      a.sendSync(i);
+      a.recvSync();
+    }
+  } else {
+    for (let i = 1; i < n; i++) {
+      await a.send(i);
+      await a.recv();
+    }
   }
   const us = ((performance.now() - t0) / (n - 1)) * 1000;
   await a.send('done');
@@ -231,6 +238,7 @@ export async function run(ctx) {
     group: rttG, name: 'multiproc Pipe', value: await step('rttPipe rt', () => rttPipe(rt)), unit: 'µs', better: 'lower',
     target: { ratio: 0.2, vs: 'child_process IPC (advanced)' },
   });
+  rows.push({ group: rttG, name: 'multiproc Pipe (sendSync/recvSync)', value: await step('rttPipe sync', () => rttPipe(rt, true)), unit: 'µs', better: 'lower' });
 
   ctx.log?.('queues: 64 MB items');
   rows.push({ group: bigG, name: 'Buffer.copy into a new Buffer (ceiling)', value: copyCeiling(big, bigCount), unit: 'GB/s', better: 'higher', baseline: true });
