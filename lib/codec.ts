@@ -405,7 +405,7 @@ export function writeTo(enc: Encoded, dst: Uint8Array, offset: number): void {
   const n = enc.headLen;
   const head = enc.head;
   // Small records: a loop beats allocating the subarray that set() needs.
-  if (n <= 64) for (let i = 0; i < n; i++) dst[offset + i] = head[i];
+  if (n <= 192) for (let i = 0; i < n; i++) dst[offset + i] = head[i];
   else dst.set(n === head.length ? head : head.subarray(0, n), offset);
   if (enc.body !== null) dst.set(enc.body, offset + n);
 }
