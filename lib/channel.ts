@@ -20,7 +20,9 @@ import { remaining } from './validate';
 
 const kSliceMs = 200;
 const kLockSliceMs = 5;
-const kSpinChecks = 400;
+/** How long an empty get polls the ring before it sleeps (ms, adapted per channel between these). */
+const kSpinMaxMs = 0.05;
+const kSpinMinMs = 0.002;
 const kResolved = Promise.resolve();
 
 export interface ChannelHooks {
@@ -73,6 +75,7 @@ export class Channel {
   readonly #decode: Decoder;
   /** Items whose encoding is larger than this go in their own segment. */
   readonly maxInline: number;
+  #spinMs = 0.02;
   #pendingPuts = 0;
   #putTail: Promise<void> = kResolved;
   #pendingGets = 0;
@@ -253,10 +256,24 @@ export class Channel {
   #tryGet(decode: Decoder): unknown {
     const v = this.ring.tryTake(decode);
     if (v !== kEmpty) return v;
-    for (let i = 0; i < kSpinChecks; i++) {
-      if (this.ring.hasData()) return this.ring.tryTake(decode);
+    // A reply is often a few µs away (a round trip through a pipe); waking
+    // from a futex through a waiter thread and the event loop costs tens of
+    // µs. Poll a bounded moment first.
+    // Adaptive: a poll that pays off polls a bit longer next time, one that
+    // does not (the other side is slow, or the CPUs are oversubscribed and
+    // polling only steals time from it) halves the next one.
+    const ring = this.ring;
+    const until = performance.now() + this.#spinMs;
+    for (let i = 1; ; i++) {
+      if (ring.hasData()) {
+        this.#spinMs = Math.min(kSpinMaxMs, this.#spinMs * 1.25 + 0.001);
+        return ring.tryTake(decode);
+      }
+      if ((i & 63) === 0 && performance.now() > until) {
+        this.#spinMs = Math.max(kSpinMinMs, this.#spinMs / 2);
+        return v;
+      }
     }
-    return v;
   }
 
   /** Why a get that found nothing must end now, if it must. */

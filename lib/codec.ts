@@ -40,6 +40,7 @@
  */
 import * as v8 from 'node:v8';
 import { Kind } from './layout';
+import { native } from './native';
 import { fromHandle, isShareable, rebuild, reduce, toHandle, type Handle } from './reduction';
 import { Segment } from './segment';
 import { describeValue } from './validate';
@@ -353,8 +354,8 @@ export function encode(item: unknown): Encoded {
   }
   try {
     writeValue(item);
-    resetVisited();
-    taken.length = 0;
+    if (nVisited !== 0) resetVisited();
+    if (taken.length !== 0) taken.length = 0;
     return { head: out, headLen: pos, body: null, size: pos, refs };
   } catch (e) {
     resetVisited();
@@ -404,7 +405,7 @@ export function writeTo(enc: Encoded, dst: Uint8Array, offset: number): void {
   const n = enc.headLen;
   const head = enc.head;
   // Small records: a loop beats allocating the subarray that set() needs.
-  if (n <= 64) for (let i = 0; i < n; i++) dst[offset + i] = head[i];
+  if (n <= 192) for (let i = 0; i < n; i++) dst[offset + i] = head[i];
   else dst.set(n === head.length ? head : head.subarray(0, n), offset);
   if (enc.body !== null) dst.set(enc.body, offset + n);
 }
@@ -449,9 +450,9 @@ export function toBlob(enc: Encoded): Encoded {
   const dst = new Uint8Array(seg.buffer, seg.payloadOffset, enc.size - skip);
   if (raw) dst.set(enc.body!, 0);
   else writeTo(enc, dst, 0);
-  // The reference create() gave us travels with the record; drop our mapping only.
-  seg.retain();
-  seg.close();
+  // The reference create() gave us travels with the record; drop our mapping
+  // now (no one waits on a blob), not when the GC gets to it.
+  native.unmap(seg.buffer);
   const name = Buffer.from(seg.name, 'latin1');
   const head = Buffer.allocUnsafe(6 + name.length);
   head[0] = Tag.Blob;
@@ -479,7 +480,8 @@ function readBlob(): unknown {
     const buf = Buffer.from(seg.buffer, seg.payloadOffset, seg.payloadBytes);
     return decodeFrom(buf, 0, buf.length);
   } finally {
-    seg.close();
+    seg.unretain(); // the last reference: unlinks the name
+    native.unmap(seg.buffer);
   }
 }
 
@@ -489,18 +491,33 @@ let src: FastBuffer = out;
 let srcView: DataView = outView;
 let rpos = 0;
 
+const fcc = String.fromCharCode;
+
+/** One string allocation for short strings (no native call, no per-char concatenation). */
+function shortLatin1(p: number, n: number): string {
+  const b = src;
+  switch (n) {
+    case 0: return '';
+    case 1: return fcc(b[p]);
+    case 2: return fcc(b[p], b[p + 1]);
+    case 3: return fcc(b[p], b[p + 1], b[p + 2]);
+    case 4: return fcc(b[p], b[p + 1], b[p + 2], b[p + 3]);
+    case 5: return fcc(b[p], b[p + 1], b[p + 2], b[p + 3], b[p + 4]);
+    case 6: return fcc(b[p], b[p + 1], b[p + 2], b[p + 3], b[p + 4], b[p + 5]);
+    case 7: return fcc(b[p], b[p + 1], b[p + 2], b[p + 3], b[p + 4], b[p + 5], b[p + 6]);
+    case 8: return fcc(b[p], b[p + 1], b[p + 2], b[p + 3], b[p + 4], b[p + 5], b[p + 6], b[p + 7]);
+    default:
+      return fcc(b[p], b[p + 1], b[p + 2], b[p + 3], b[p + 4], b[p + 5], b[p + 6], b[p + 7]) + shortLatin1(p + 8, n - 8);
+  }
+}
+
 function readString(t: number): string {
   const n = srcView.getUint32(rpos, true);
   rpos += 4;
   if (t === Tag.Latin1) {
     const start = rpos;
     rpos += n;
-    if (n < 16) {
-      let s = '';
-      for (let i = start; i < rpos; i++) s += String.fromCharCode(src[i]);
-      return s;
-    }
-    return src.latin1Slice(start, rpos);
+    return n <= 12 ? shortLatin1(start, n) : src.latin1Slice(start, rpos);
   }
   const start = rpos;
   rpos += n * 2;
@@ -687,7 +704,8 @@ export function recordBytes(buf: Buffer, offset: number, length: number): Buffer
     try {
       return Buffer.from(new Uint8Array(seg.buffer, seg.payloadOffset, seg.payloadBytes));
     } finally {
-      seg.close();
+      seg.unretain();
+      native.unmap(seg.buffer);
     }
   }
   const b = Buffer.allocUnsafe(length);

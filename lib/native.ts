@@ -26,6 +26,8 @@ export interface NativeBinding {
   shmAttach(name: string): ArrayBuffer;
   shmUnlink(name: string): boolean;
   detach(buffer: ArrayBuffer): void;
+  /** detach() plus munmap now (not at GC); only for buffers no wait can be pending on. */
+  unmap(buffer: ArrayBuffer): void;
 
   futexWait(buffer: ArrayBuffer, byteOffset: number, expected: number, timeoutMs: number): WaitResult;
   futexWake(buffer: ArrayBuffer, byteOffset: number, count: number): number;

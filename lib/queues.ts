@@ -128,10 +128,10 @@ export class Queue<T = unknown> {
   /** Waits for room (forever unless `timeout`), then adds `item`. Rejects TypeError for an uncloneable item. */
   put(item: T, opts?: PutOptions): Promise<void> {
     let enc: Encoded;
-    let deadline: number;
+    let deadline = Infinity;
     let signal: AbortSignal | undefined;
     try {
-      ({ deadline, signal } = putOptions(opts));
+      if (opts !== undefined) ({ deadline, signal } = putOptions(opts));
       enc = this.#channel.encode(item);
     } catch (e) {
       return Promise.reject(e);
@@ -152,6 +152,7 @@ export class Queue<T = unknown> {
 
   /** Waits for an item (forever unless `timeout`); rejects QueueClosedError once closed and drained. */
   get(opts?: GetOptions): Promise<T> {
+    if (opts === undefined) return this.#channel.get(Infinity, undefined) as Promise<T>;
     let deadline: number;
     let signal: AbortSignal | undefined;
     try {

@@ -79,13 +79,16 @@ export class Segment {
   /** Creates a fresh segment with `payloadBytes` after the header; refcount 1. */
   static create(kind: Kind, payloadBytes: number, params: [number, number] = [0, 0]): Segment {
     const name = generateName();
+    // Registered before it exists: a process killed between the two would
+    // otherwise leave a segment no tracker knows about.
+    register(osName(name), 'object');
     let buffer: ArrayBuffer;
     try {
       buffer = native.shmCreate(osName(name), kHeaderBytes + Math.max(payloadBytes, 0));
     } catch (e) {
+      unregister(osName(name), 'object');
       throw shmError(e, name, `create a ${kindNames[kind]}`);
     }
-    register(osName(name), 'object');
     const seg = new Segment(name, kind, buffer, payloadBytes);
     const h = seg.header;
     h[kVersionKindIndex] = kLayoutVersion | (kind << 16);

@@ -1,13 +1,20 @@
 // POSIX shared memory segments exposed as external ArrayBuffers.
 //
 // The mapping is unmapped by the ArrayBuffer's finalizer (when V8 frees its
-// backing store), never by an explicit call: a JS view that outlives close()
-// would otherwise touch unmapped memory and crash. close() detaches the
-// buffer instead, which makes every view zero-length at once.
+// backing store): a JS view that outlives close() would otherwise touch
+// unmapped memory, and a futex wait may still sleep on it. close() detaches
+// the buffer instead, which makes every view zero-length at once. unmap()
+// also unmaps at once, for buffers nobody can wait on. Mapped bytes are
+// reported to V8 as external memory, so that views kept only by garbage (big
+// queue items received without a copy) are collected before the mappings
+// exhaust /dev/shm or the process's map count.
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include <mutex>
+#include <unordered_map>
 
 #include "platform.h"
 #include "util.h"
@@ -17,13 +24,24 @@ namespace multiproc {
 namespace {
 
 struct Mapping {
-  void* addr;
+  void* addr;  // nullptr once detach() unmapped it
   size_t len;
 };
 
+// Live mappings by address, so detach() can unmap the one behind a buffer.
+// Finalizers may run off the JS thread: guard with a mutex.
+std::mutex g_mutex;
+std::unordered_map<void*, Mapping*> g_live;
+
 void FinalizeMapping(napi_env, void*, void* hint) {
   Mapping* m = static_cast<Mapping*>(hint);
-  munmap(m->addr, m->len);
+  {
+    std::lock_guard<std::mutex> lock(g_mutex);
+    if (m->addr != nullptr) {
+      g_live.erase(m->addr);
+      munmap(m->addr, m->len);
+    }
+  }
   delete m;
 }
 
@@ -50,6 +68,12 @@ Napi::Value MapFd(Napi::Env env, int fd, size_t size, const std::string& name) {
     Napi::Error::New(env, "napi_create_external_arraybuffer failed").ThrowAsJavaScriptException();
     return env.Undefined();
   }
+  {
+    std::lock_guard<std::mutex> lock(g_mutex);
+    g_live[addr] = m;
+  }
+  int64_t total = 0;
+  napi_adjust_external_memory(env, static_cast<int64_t>(size), &total);
   return Napi::Value(env, result);
 }
 
@@ -107,13 +131,46 @@ Napi::Value ShmUnlink(const Napi::CallbackInfo& info) {
   return ThrowErrno(env, "shm_unlink", errno, name);
 }
 
-// detach(arrayBuffer): every view over it becomes empty; unmapped at GC.
+// detach(arrayBuffer): every view over it becomes empty; unmapped at GC
+// (a futex wait may still sleep on it: see unmap()).
 Napi::Value Detach(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   MP_REQUIRE(info.Length() >= 1 && info[0].IsArrayBuffer(), "detach(arrayBuffer)");
   bool detached = false;
   napi_is_detached_arraybuffer(env, info[0], &detached);
   if (!detached) napi_detach_arraybuffer(env, info[0]);
+  return env.Undefined();
+}
+
+// unmap(arrayBuffer): detach, and unmap a mapping made here right away rather
+// than at GC. Only for buffers nobody waits on (a queue's big-item segments):
+// a futex wait sleeping on unmapped memory would never be woken.
+Napi::Value Unmap(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  MP_REQUIRE(info.Length() >= 1 && info[0].IsArrayBuffer(), "unmap(arrayBuffer)");
+  bool detached = false;
+  napi_is_detached_arraybuffer(env, info[0], &detached);
+  if (detached) return env.Undefined();
+  void* data = nullptr;
+  size_t len = 0;
+  napi_get_arraybuffer_info(env, info[0], &data, &len);
+  napi_detach_arraybuffer(env, info[0]);
+  size_t unmapped = 0;
+  {
+    std::lock_guard<std::mutex> lock(g_mutex);
+    auto it = data != nullptr ? g_live.find(data) : g_live.end();
+    if (it != g_live.end()) {
+      Mapping* m = it->second;
+      munmap(m->addr, m->len);
+      unmapped = m->len;
+      m->addr = nullptr;
+      g_live.erase(it);
+    }
+  }
+  if (unmapped > 0) {
+    int64_t total = 0;
+    napi_adjust_external_memory(env, -static_cast<int64_t>(unmapped), &total);
+  }
   return env.Undefined();
 }
 
@@ -124,6 +181,7 @@ void InitShm(Napi::Env env, Napi::Object exports) {
   exports.Set("shmAttach", Napi::Function::New(env, ShmAttach, "shmAttach"));
   exports.Set("shmUnlink", Napi::Function::New(env, ShmUnlink, "shmUnlink"));
   exports.Set("detach", Napi::Function::New(env, Detach, "detach"));
+  exports.Set("unmap", Napi::Function::New(env, Unmap, "unmap"));
 }
 
 }  // namespace multiproc

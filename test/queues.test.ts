@@ -270,6 +270,24 @@ describe('Queue in one process', () => {
     expect(back).toEqual(f64);
   });
 
+  it('connections and simple queues travel as queue items too', async () => {
+    const q = new mp.Queue<unknown>();
+    const [a, b] = mp.Pipe();
+    const sq = new mp.SimpleQueue<number>();
+    await q.put({ conn: b, sq });
+    const { conn, sq: sq2 } = (await q.get()) as { conn: mp.Connection; sq: mp.SimpleQueue<number> };
+    expect(conn).toBeInstanceOf(mp.Connection);
+    expect(sq2).toBeInstanceOf(mp.SimpleQueue);
+    await a.send('through the received end');
+    expect(await conn.recv()).toBe('through the received end');
+    await sq2.put(5);
+    expect(await sq.get()).toBe(5);
+    b.close();
+    conn.close(); // the last holder of that end: now the peer sees EOF
+    await expect(a.recv()).rejects.toBeInstanceOf(mp.EOFError);
+    a.close();
+  });
+
   it('SimpleQueue: put, get, empty, close', async () => {
     const q = new mp.SimpleQueue<{ a: number }>();
     expect(q.empty()).toBe(true);

@@ -1,0 +1,83 @@
+"""Python multiprocessing peers for bench/queues.bench.mjs; prints one JSON object.
+
+usage: python3 queues.py <n_items> <n_roundtrips>
+"""
+import json
+import multiprocessing as mp
+import sys
+import time
+
+BUF = b"\x07" * 1024
+
+
+def make(kind, i):
+    return BUF if kind == "buf" else {"id": i, "name": f"item-{i}", "tags": ["red", "green", "blue"]}
+
+
+def q_producer(q, kind, n):
+    for i in range(n):
+        q.put(make(kind, i))
+
+
+def p_producer(conn, kind, n):
+    for i in range(n):
+        conn.send(make(kind, i))
+
+
+def p_echo(conn, n):
+    for _ in range(n):
+        conn.send(conn.recv())
+
+
+def one_way_queue(kind, n):
+    q = mp.Queue()
+    p = mp.Process(target=q_producer, args=(q, kind, n))
+    p.start()
+    q.get()
+    t0 = time.perf_counter()
+    for _ in range(n - 1):
+        q.get()
+    dt = time.perf_counter() - t0
+    p.join()
+    return (n - 1) / dt
+
+
+def one_way_pipe(kind, n):
+    a, b = mp.Pipe()
+    p = mp.Process(target=p_producer, args=(b, kind, n))
+    p.start()
+    a.recv()
+    t0 = time.perf_counter()
+    for _ in range(n - 1):
+        a.recv()
+    dt = time.perf_counter() - t0
+    p.join()
+    return (n - 1) / dt
+
+
+def pipe_rtt(n):
+    a, b = mp.Pipe()
+    p = mp.Process(target=p_echo, args=(b, n))
+    p.start()
+    a.send(0)
+    a.recv()
+    t0 = time.perf_counter()
+    for i in range(n - 1):
+        a.send(i)
+        a.recv()
+    dt = time.perf_counter() - t0
+    p.join()
+    return dt / (n - 1) * 1e6
+
+
+if __name__ == "__main__":
+    mp.set_start_method("fork")
+    n = int(sys.argv[1])
+    rt = int(sys.argv[2])
+    print(json.dumps({
+        "queue_small": one_way_queue("obj", n),
+        "queue_buf": one_way_queue("buf", n),
+        "pipe_small": one_way_pipe("obj", n),
+        "pipe_buf": one_way_pipe("buf", n),
+        "pipe_rtt_us": pipe_rtt(rt),
+    }))

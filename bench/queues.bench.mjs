@@ -1,0 +1,264 @@
+// Queues and pipes vs Node's IPC options and Python's multiprocessing.
+// One-way throughput (small objects, 1 KB Buffers), Pipe round trip, 64 MB items.
+// Standalone: node bench/queues.bench.mjs [--quick]  (prints the rows as JSON)
+import { fork, spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import * as mp from 'multiproc';
+
+export const title = 'Queues and pipes';
+
+const peer = fileURLToPath(new URL('./queues-peer.mjs', import.meta.url));
+const pyScript = fileURLToPath(new URL('./py/queues.py', import.meta.url));
+
+function exited(child) {
+  return new Promise((resolve, reject) => {
+    child.on('error', reject);
+    child.on('exit', (code, signal) => (code === 0 ? resolve() : reject(new Error(`peer exited with ${code ?? signal}`))));
+  });
+}
+
+/** items/s seen by the receiver, from the first item to the last. */
+async function oneWayMultiproc(transport, kind, n) {
+  let rx, tx, obj;
+  let done2;
+  if (transport === 'queue') {
+    obj = new mp.Queue();
+    done2 = new mp.Queue();
+    rx = () => obj.get();
+    tx = [obj, done2];
+  } else {
+    const [a, b] = mp.Pipe();
+    obj = a;
+    rx = () => a.recv();
+    tx = b;
+  }
+  const child = spawn(process.execPath, [peer, transport, 'produce', kind, String(n), JSON.stringify(Array.isArray(tx) ? tx.map((x) => mp.toHandle(x)) : mp.toHandle(tx))], { stdio: 'inherit' });
+  const done = exited(child);
+  if (transport === 'pipe') tx.close();
+  await rx();
+  const t0 = performance.now();
+  for (let i = 1; i < n; i++) await rx();
+  const dt = performance.now() - t0;
+  if (transport === 'queue') await done2.put('done');
+  else await obj.send('done');
+  await done;
+  if (transport === 'pipe') obj.close();
+  else obj.close();
+  return ((n - 1) / dt) * 1000;
+}
+
+async function oneWayIpc(kind, n) {
+  const child = fork(peer, ['ipc', 'produce', kind, String(n)], { serialization: 'advanced', stdio: 'inherit' });
+  let got = 0;
+  let t0 = 0;
+  const rate = await new Promise((resolve, reject) => {
+    child.on('message', () => {
+      if (got++ === 0) t0 = performance.now();
+      if (got === n) resolve(((n - 1) / (performance.now() - t0)) * 1000);
+    });
+    child.on('exit', (code) => reject(new Error(`IPC peer exited (${code}) after ${got} of ${n} messages`)));
+  });
+  child.kill();
+  return rate;
+}
+
+async function oneWayWorker(kind, n) {
+  const w = new Worker(peer, { workerData: ['worker', 'produce', kind, String(n)] });
+  let got = 0;
+  let t0 = 0;
+  const rate = await new Promise((resolve, reject) => {
+    w.on('message', () => {
+      if (got++ === 0) t0 = performance.now();
+      if (got === n) resolve(((n - 1) / (performance.now() - t0)) * 1000);
+    });
+    w.on('error', reject);
+  });
+  await w.terminate();
+  return rate;
+}
+
+/** µs per round trip of a small message; sync: both sides use sendSync/recvSync (they block their thread). */
+async function rttPipe(n, sync = false) {
+  const [a, b] = mp.Pipe();
+  const child = spawn(process.execPath, [peer, 'pipe', sync ? 'echosync' : 'echo', 'obj', String(n), JSON.stringify(mp.toHandle(b))], { stdio: 'inherit' });
+  const done = exited(child);
+  b.close();
+  await a.send(0);
+  await a.recv();
+  const t0 = performance.now();
+  if (sync) {
+    for (let i = 1; i < n; i++) {
+      a.sendSync(i);
+      a.recvSync();
+    }
+  } else {
+    for (let i = 1; i < n; i++) {
+      await a.send(i);
+      await a.recv();
+    }
+  }
+  const us = ((performance.now() - t0) / (n - 1)) * 1000;
+  await a.send('done');
+  await done;
+  a.close();
+  return us;
+}
+
+async function rttEmitter(target, send, n) {
+  let left = n;
+  let t0 = 0;
+  return new Promise((resolve, reject) => {
+    target.on('error', reject);
+    target.on('exit', () => {
+      if (left > 0) reject(new Error('echo peer exited early'));
+    });
+    target.on('message', (m) => {
+      if (m === 0) t0 = performance.now();
+      if (--left === 0) resolve(((performance.now() - t0) / (n - 1)) * 1000);
+      else send(m + 1);
+    });
+    send(0);
+  });
+}
+
+async function rttIpc(n) {
+  const child = fork(peer, ['ipc', 'echo', 'obj', String(n)], { serialization: 'advanced', stdio: 'inherit' });
+  const us = await rttEmitter(child, (m) => child.send(m), n);
+  child.kill();
+  return us;
+}
+
+async function rttWorker(n) {
+  const w = new Worker(peer, { workerData: ['worker', 'echo', 'obj', String(n)] });
+  const us = await rttEmitter(w, (m) => w.postMessage(m), n);
+  await w.terminate();
+  return us;
+}
+
+/** GB/s for `count` items of `size` bytes from a child, as the receiver sees them. */
+async function bigItems(transport, size, count) {
+  let rx, tx, obj;
+  let done2;
+  if (transport === 'queue') {
+    obj = new mp.Queue();
+    done2 = new mp.Queue();
+    rx = () => obj.get();
+    tx = [obj, done2];
+  } else {
+    const [a, b] = mp.Pipe();
+    obj = a;
+    rx = () => a.recv();
+    tx = b;
+  }
+  const child = spawn(process.execPath, [peer, transport, 'big', String(size), String(count + 1), JSON.stringify(Array.isArray(tx) ? tx.map((x) => mp.toHandle(x)) : mp.toHandle(tx))], { stdio: 'inherit' });
+  const done = exited(child);
+  if (transport === 'pipe') tx.close();
+  let b = await rx();
+  if (b.length !== size) throw new Error('bad size');
+  const t0 = performance.now();
+  for (let i = 0; i < count; i++) {
+    b = await rx();
+    if (b.length !== size || b[size - 1] !== 1) throw new Error('bad item');
+  }
+  const s = (performance.now() - t0) / 1000;
+  if (transport === 'queue') await done2.put('done');
+  else await obj.send('done');
+  await done;
+  obj.close();
+  done2?.close();
+  return (size * count) / s / 1e9;
+}
+
+function copyCeiling(size, count) {
+  const src = Buffer.alloc(size, 1);
+  let best = 0;
+  for (let r = 0; r < 3; r++) {
+    const t0 = performance.now();
+    for (let i = 0; i < count; i++) {
+      const dst = Buffer.allocUnsafeSlow(size);
+      src.copy(dst);
+    }
+    best = Math.max(best, (size * count) / ((performance.now() - t0) / 1000) / 1e9);
+  }
+  return best;
+}
+
+async function python(ctx, n, rt) {
+  if (!ctx.python) return null;
+  const child = spawn(ctx.python, [pyScript, String(n), String(rt)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  child.stdout.on('data', (d) => (out += d));
+  await exited(child);
+  return JSON.parse(out);
+}
+
+export async function run(ctx) {
+  const step = async (what, p) => {
+    ctx.log?.(`  ${what}`);
+    return p();
+  };
+  const n = ctx.quick ? 50_000 : 300_000;
+  const rt = ctx.quick ? 2_000 : 10_000;
+  const pyN = ctx.quick ? 20_000 : 100_000;
+  const big = 64 << 20;
+  const bigCount = ctx.quick ? 3 : 8;
+  const rows = [];
+  const small = 'one-way small objects {id, name, tags} (items/s)';
+  const kb = 'one-way 1 KB Buffers (items/s)';
+  const rttG = 'Pipe round trip, small message (µs)';
+  const bigG = '64 MB Buffer item (GB/s)';
+  ctx.log?.('queues: python');
+  const py = await python(ctx, pyN, rt);
+
+  ctx.log?.('queues: small objects');
+  rows.push({ group: small, name: 'child_process IPC (advanced)', value: await step('oneWayIpc obj, n', () => oneWayIpc('obj', n)), unit: 'items/s', better: 'higher', baseline: true });
+  rows.push({ group: small, name: 'worker_threads postMessage', value: await step('oneWayWorker obj, n', () => oneWayWorker('obj', n)), unit: 'items/s', better: 'higher' });
+  if (py) rows.push({ group: small, name: 'Python multiprocessing.Queue', value: py.queue_small, unit: 'items/s', better: 'higher' });
+  if (py) rows.push({ group: small, name: 'Python multiprocessing.Pipe', value: py.pipe_small, unit: 'items/s', better: 'higher' });
+  rows.push({
+    group: small, name: 'multiproc Queue', value: await step('oneWayMultiproc queue, obj, n', () => oneWayMultiproc('queue', 'obj', n)), unit: 'items/s', better: 'higher',
+    target: py ? { ratio: 10, vs: 'Python multiprocessing.Queue' } : '>= 2.3M items/s',
+  });
+  rows.push({ group: small, name: 'multiproc Pipe', value: await step('oneWayMultiproc pipe, obj, n', () => oneWayMultiproc('pipe', 'obj', n)), unit: 'items/s', better: 'higher' });
+
+  ctx.log?.('queues: 1 KB buffers');
+  rows.push({ group: kb, name: 'child_process IPC (advanced)', value: await step('oneWayIpc buf, n', () => oneWayIpc('buf', n)), unit: 'items/s', better: 'higher', baseline: true });
+  rows.push({ group: kb, name: 'worker_threads postMessage', value: await step('oneWayWorker buf, n', () => oneWayWorker('buf', n)), unit: 'items/s', better: 'higher' });
+  if (py) rows.push({ group: kb, name: 'Python multiprocessing.Queue', value: py.queue_buf, unit: 'items/s', better: 'higher' });
+  if (py) rows.push({ group: kb, name: 'Python multiprocessing.Pipe', value: py.pipe_buf, unit: 'items/s', better: 'higher' });
+  rows.push({ group: kb, name: 'multiproc Queue', value: await step('oneWayMultiproc queue, buf, n', () => oneWayMultiproc('queue', 'buf', n)), unit: 'items/s', better: 'higher', target: '>= 1M items/s' });
+  rows.push({ group: kb, name: 'multiproc Pipe', value: await step('oneWayMultiproc pipe, buf, n', () => oneWayMultiproc('pipe', 'buf', n)), unit: 'items/s', better: 'higher' });
+
+  ctx.log?.('queues: round trips');
+  rows.push({ group: rttG, name: 'child_process IPC (advanced)', value: await step('rttIpc rt', () => rttIpc(rt)), unit: 'µs', better: 'lower', baseline: true });
+  rows.push({ group: rttG, name: 'worker_threads postMessage', value: await step('rttWorker rt', () => rttWorker(rt)), unit: 'µs', better: 'lower' });
+  if (py) rows.push({ group: rttG, name: 'Python multiprocessing.Pipe', value: py.pipe_rtt_us, unit: 'µs', better: 'lower' });
+  rows.push({
+    group: rttG, name: 'multiproc Pipe', value: await step('rttPipe rt', () => rttPipe(rt)), unit: 'µs', better: 'lower',
+    target: { ratio: 0.2, vs: 'child_process IPC (advanced)' },
+  });
+  rows.push({ group: rttG, name: 'multiproc Pipe (sendSync/recvSync)', value: await step('rttPipe sync', () => rttPipe(rt, true)), unit: 'µs', better: 'lower' });
+
+  ctx.log?.('queues: 64 MB items');
+  rows.push({ group: bigG, name: 'Buffer.copy into a new Buffer (ceiling)', value: copyCeiling(big, bigCount), unit: 'GB/s', better: 'higher', baseline: true });
+  rows.push({
+    group: bigG, name: 'multiproc Queue', value: await step('bigItems queue, big, bigCount', () => bigItems('queue', big, bigCount)), unit: 'GB/s', better: 'higher',
+    target: { ratio: 1 / 3, vs: 'Buffer.copy into a new Buffer (ceiling)' },
+  });
+  rows.push({ group: bigG, name: 'multiproc Pipe', value: await step('bigItems pipe, big, bigCount', () => bigItems('pipe', big, bigCount)), unit: 'GB/s', better: 'higher' });
+  return rows;
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  const { execFileSync } = await import('node:child_process');
+  let python = null;
+  try {
+    execFileSync('python3', ['-c', 'import multiprocessing'], { stdio: 'ignore' });
+    python = 'python3';
+  } catch {
+    // no python here
+  }
+  const rows = await run({ quick: process.argv.includes('--quick'), python, log: (m) => process.stderr.write(`${m}\n`) });
+  console.log(JSON.stringify(rows, null, 1));
+}
