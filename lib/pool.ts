@@ -576,17 +576,20 @@ export class Pool {
     // Least-loaded first, so work spreads before it stacks.
     const workers = [...this.#workers].filter((w) => w.ready && !w.retiring && !w.dead && !w.exclusive);
     workers.sort((a, b) => a.inflight.length - b.inflight.length);
+    const max = this.#options.maxTasksPerChild ?? Infinity;
     for (const w of workers) {
+      // A worker recycled after `max` jobs is never sent more than that.
+      const room = Math.min(window, max - w.jobsDone);
       while (this.#queue.length > 0) {
         const job = this.#queue[0];
         if (job.timeoutMs !== Infinity) {
-          if (w.inflight.length > 0) break; // timed jobs run alone on an idle worker
+          if (w.inflight.length > 0 || room < 1) break; // timed jobs run alone on an idle worker
           this.#queue.shift();
           w.exclusive = true;
           this.#send(w, job);
           break;
         }
-        if (w.inflight.length >= window) break;
+        if (w.inflight.length >= room) break;
         this.#queue.shift();
         this.#send(w, job);
       }

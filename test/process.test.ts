@@ -58,8 +58,9 @@ describe.each<Method>(['spawn', 'forkserver'])('Process (%s)', (method) => {
       o[1] = obj.s.length;
       val.value *= 4;
     }, [out, v, 42, { s: 'hello' }, lock]);
-    await new Promise((r) => setTimeout(r, 100));
-    expect(out[3]).toBe(0);
+    while (out[2] === 0) await new Promise((r) => setTimeout(r, 5)); // the child has tried the lock
+    await new Promise((r) => setTimeout(r, 50));
+    expect(out[3]).toBe(0); // and waits for it
     lock.release();
     const child = await p;
     expect(child.exitCode).toBe(0);
