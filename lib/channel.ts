@@ -81,6 +81,9 @@ export class Channel {
   #pendingGets = 0;
   #getTail: Promise<void> = kResolved;
 
+  /** Whether a pending async put/get keeps the process alive (Connection.unref() clears it). */
+  keepAlive = true;
+
   constructor(ring: Ring, hooks: ChannelHooks, blobThreshold: number) {
     this.ring = ring;
     this.#hooks = hooks;
@@ -202,7 +205,7 @@ export class Channel {
       for (;;) {
         let res: WaitResult;
         try {
-          res = await waitAsync(ring.buffer, ring.byteOffset(arm.word), arm.expected, Math.min(arm.slice, remaining(deadline)), signal);
+          res = await waitAsync(ring.buffer, ring.byteOffset(arm.word), arm.expected, Math.min(arm.slice, remaining(deadline)), signal, this.keepAlive);
         } finally {
           this.#disarm(arm);
         }
@@ -358,7 +361,7 @@ export class Channel {
     for (;;) {
       let res: WaitResult;
       try {
-        res = await waitAsync(ring.buffer, ring.byteOffset(arm.word), arm.expected, Math.min(arm.slice, remaining(deadline)), signal);
+        res = await waitAsync(ring.buffer, ring.byteOffset(arm.word), arm.expected, Math.min(arm.slice, remaining(deadline)), signal, this.keepAlive);
       } finally {
         this.#disarm(arm);
       }

@@ -265,6 +265,21 @@ export class Connection<T = unknown> {
     }
   }
 
+  /**
+   * A pending recv() no longer keeps the process alive (like socket.unref()):
+   * for background readers that should not stop a script from ending.
+   */
+  unref(): this {
+    if (this.#reader !== null) this.#reader.keepAlive = false;
+    return this;
+  }
+
+  /** Undoes unref(). */
+  ref(): this {
+    if (this.#reader !== null) this.#reader.keepAlive = true;
+    return this;
+  }
+
   /** Closes this end in this process; when no process holds the end any more, the peer sees EOF. Idempotent. */
   close(): void {
     if (this.#closed) return;

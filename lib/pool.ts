@@ -661,8 +661,10 @@ export class Pool {
     }
     childEnd.close(); // the child holds its own attachment now
     w.pid = proc.pid ?? 0;
+    // The result reader must not keep the process alive: pending calls do (#addCall).
+    parentEnd.unref();
     void this.#readLoop(w);
-    void proc.join().then(() => this.#onExit(w));
+    void proc.whenExited().then(() => this.#onExit(w));
   }
 
   async #readLoop(w: Worker): Promise<void> {

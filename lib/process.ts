@@ -248,6 +248,17 @@ export class Process {
     });
   }
 
+  /**
+   * Resolves with exitCode once the process has exited. Unlike join(), it
+   * does not keep the event loop alive: for watchers (a pool noticing a dead
+   * worker) rather than for waiting on completion.
+   */
+  whenExited(): Promise<number> {
+    const popen = this.#popen;
+    if (popen === null) return Promise.reject(new ProcessError(`${this.#name} was never started`));
+    return popen.exited;
+  }
+
   /** Resolves when the process has exited, or when timeoutMs passes (check exitCode). */
   async join(timeoutMs?: number): Promise<void> {
     this.#check('join');

@@ -284,6 +284,19 @@ describe('Pool workers', () => {
   });
 });
 
+describe('Pool lifetime', () => {
+  it('an idle pool never keeps a script alive, and its workers end with it', async () => {
+    const r = await collect(spawn(process.execPath, [fixture('pool-forgotten.mjs')], { stdio: ['ignore', 'pipe', 'pipe'] }), 15_000);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const { out, pids } = JSON.parse(r.stdout) as { out: number[]; pids: number[] };
+    expect(out).toEqual([2, 3, 4]);
+    expect(pids).toHaveLength(2);
+    for (let i = 0; i < 30 && pids.some(alive); i++) await sleep(100);
+    for (const pid of pids) expect(alive(pid)).toBe(false);
+  });
+});
+
 describe('Pool and signals', () => {
   it('SIGINT during a big map ends the script promptly, quietly, with no orphan', async () => {
     const child = spawn(process.execPath, [fixture('pool-sigint.mjs')], { stdio: ['ignore', 'pipe', 'pipe'] });
