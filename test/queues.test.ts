@@ -112,8 +112,9 @@ describe('Queue between processes', () => {
       const kids = [0, 1].map(() => spawnChild(fixture('q-producer.mjs'), [handle(q), 'forever', '0']));
       const done = kids.map((k) => collect(k));
       // Consume while they produce, then kill them at a point they do not expect.
+      // (at least 40 items a round: a slow start under load must not make the test vacuous)
       const until = Date.now() + 150 + round * 40;
-      while (Date.now() < until) {
+      for (let got = 0; Date.now() < until || got < 40; got++) {
         const v = await q.get({ timeout: 5000 });
         check(v);
       }
