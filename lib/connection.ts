@@ -48,7 +48,10 @@ const kOpen = 0; // + end
 const kPid = 2; // + end
 const kPollSliceMs = 200;
 
-const endFinalizer = new FinalizationRegistry<{ words: Int32Array; end: number; core: PipeCore }>((h) => h.core.release(h.end));
+const endFinalizer = new FinalizationRegistry<{ words: Int32Array; end: number; core: PipeCore }>((h) => {
+  h.core.release(h.end);
+  h.core.dropLocal();
+});
 
 class PipeCore {
   readonly segment: Segment;
@@ -58,6 +61,8 @@ class PipeCore {
   readonly rings: (Ring | null)[];
   readonly channels: (Channel | null)[];
   readonly conns: (WeakRef<Connection> | null)[] = [null, null];
+  /** Open Connection objects of this core in this process. */
+  #local = 0;
 
   constructor(segment: Segment) {
     this.segment = segment;
@@ -116,6 +121,7 @@ class PipeCore {
       return existing;
     }
     Atomics.store(this.words, kPid + end, process.pid);
+    this.#local++;
     const c = new Connection(this, end);
     this.conns[end] = new WeakRef(c);
     endFinalizer.register(c, { words: this.words, end, core: this }, c);
@@ -132,6 +138,15 @@ class PipeCore {
 
   unregister(c: Connection): void {
     endFinalizer.unregister(c);
+  }
+
+  /**
+   * A Connection object of this process is gone: when none is left, this
+   * process's reference to the segment goes too, so a pipe is unlinked as
+   * soon as no process holds an end (not only when the tree ends).
+   */
+  dropLocal(): void {
+    if (--this.#local === 0) this.segment.close();
   }
 }
 
@@ -286,6 +301,7 @@ export class Connection<T = unknown> {
     this.#closed = true;
     this.#core.unregister(this);
     this.#core.release(this.#end);
+    this.#core.dropLocal();
   }
 
   [Symbol.dispose](): void {

@@ -143,6 +143,59 @@ interface Worker {
   everFinishedJob: boolean;
 }
 
+/** FIFO of jobs with O(1) shift (Array#shift is O(n): a 100k-task map was quadratic). */
+class JobQueue {
+  #jobs: (Job | undefined)[] = [];
+  #head = 0;
+
+  get length(): number {
+    return this.#jobs.length - this.#head;
+  }
+
+  peek(): Job | undefined {
+    return this.#jobs[this.#head];
+  }
+
+  push(job: Job): void {
+    this.#jobs.push(job);
+  }
+
+  shift(): Job | undefined {
+    if (this.#head >= this.#jobs.length) return undefined;
+    const job = this.#jobs[this.#head];
+    this.#jobs[this.#head++] = undefined;
+    if (this.#head >= 1024 && this.#head * 2 >= this.#jobs.length) {
+      this.#jobs = this.#jobs.slice(this.#head);
+      this.#head = 0;
+    }
+    return job;
+  }
+
+  unshift(job: Job): void {
+    if (this.#head > 0) this.#jobs[--this.#head] = job;
+    else this.#jobs.unshift(job);
+  }
+
+  removeWhere(pred: (job: Job) => boolean): void {
+    this.#jobs = this.drain().filter((j) => !pred(j));
+  }
+
+  /** Takes every job out, in order. */
+  drain(): Job[] {
+    const out = this.#jobs.slice(this.#head) as Job[];
+    this.#jobs = [];
+    this.#head = 0;
+    return out;
+  }
+
+  /** Number of task items (not jobs) waiting. */
+  items(): number {
+    let n = 0;
+    for (let i = this.#head; i < this.#jobs.length; i++) n += this.#jobs[i]!.items.length;
+    return n;
+  }
+}
+
 const kWorkerEntry = join(__dirname, 'entry', 'pool-worker.js');
 /** Aim for about this much queued work per worker before it asks for more. */
 const kTargetQueuedMs = 1;
@@ -173,7 +226,8 @@ export class Pool {
   readonly #options: PoolOptions;
   readonly #initializer: TaskTarget | undefined;
   readonly #workers = new Set<Worker>();
-  readonly #queue: Job[] = [];
+  /** Workers asked to stop or killed, until their exit is seen (join() waits for them). */
+  readonly #queue = new JobQueue();
   #state: 'running' | 'closed' | 'terminated' = 'running';
   #nextJob = 1;
   #avgJobMs = -1;
@@ -258,8 +312,8 @@ export class Pool {
   async join(): Promise<void> {
     if (this.#state === 'running') throw new ProcessError('Pool.join() needs close() or terminate() first');
     while (this.#workers.size > 0) {
-      await Promise.all([...this.#workers].map((w) => w.proc.join()));
-      for (const w of [...this.#workers]) if (w.proc.exitCode !== null) this.#workers.delete(w);
+      await Promise.all([...this.#workers].map((w) => w.proc.whenExited()));
+      await new Promise((r) => setImmediate(r)); // let #onExit run for each
     }
     this.#removeSignalHandlers();
   }
@@ -283,7 +337,7 @@ export class Pool {
       state: this.#state,
       processes: this.#processes,
       workers,
-      tasks: { queued: this.#queue.reduce((n, j) => n + j.items.length, 0), running, done: this.#done, failed: this.#failed },
+      tasks: { queued: this.#queue.items(), running, done: this.#done, failed: this.#failed },
     };
   }
 
@@ -383,7 +437,7 @@ export class Pool {
       for (let start = 0; start < items.length; start += chunksize) {
         jobs.push(this.#makeJob(call, fnKey, def, star, items.slice(start, start + chunksize), start, timeoutMs));
       }
-      this.#queue.push(...jobs);
+      for (const job of jobs) this.#queue.push(job);
       this.#dispatch();
     });
   }
@@ -555,12 +609,11 @@ export class Pool {
 
   /** Removes a call's jobs that no worker has yet. */
   #dropQueued(call: Call): void {
-    for (let i = this.#queue.length - 1; i >= 0; i--) {
-      if (this.#queue[i].call === call) {
-        this.#queue[i].settled = true;
-        this.#queue.splice(i, 1);
-      }
-    }
+    this.#queue.removeWhere((job) => {
+      if (job.call !== call) return false;
+      job.settled = true;
+      return true;
+    });
   }
 
   // ---- scheduling -----------------------------------------------------------
@@ -581,7 +634,7 @@ export class Pool {
       // A worker recycled after `max` jobs is never sent more than that.
       const room = Math.min(window, max - w.jobsDone);
       while (this.#queue.length > 0) {
-        const job = this.#queue[0];
+        const job = this.#queue.peek()!;
         if (job.timeoutMs !== Infinity) {
           if (w.inflight.length > 0 || room < 1) break; // timed jobs run alone on an idle worker
           this.#queue.shift();
@@ -743,6 +796,13 @@ export class Pool {
     if (w.dead) return;
     w.dead = true;
     w.conn.close();
+    // Forget it at once: a long-lived pool that recycles workers must not pile them up.
+    this.#workers.delete(w);
+    try {
+      w.proc.close();
+    } catch {
+      // close() refuses only a running process; this one has exited
+    }
     const code = w.proc.exitCode;
     const [running, ...queued] = w.inflight;
     w.inflight = [];
@@ -804,8 +864,7 @@ export class Pool {
   }
 
   #failAll(err: Error): void {
-    const jobs = [...this.#queue];
-    this.#queue.length = 0;
+    const jobs = this.#queue.drain();
     for (const w of this.#workers) jobs.push(...w.inflight);
     for (const job of jobs) {
       job.settled = true;

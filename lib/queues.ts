@@ -316,6 +316,11 @@ export class SimpleQueue<T = unknown> {
     this.#q.close();
   }
 
+  /** Drops this process's mapping (the queue lives on in other processes). */
+  [Symbol.dispose](): void {
+    this.#q[Symbol.dispose]();
+  }
+
   [Symbol.asyncIterator](): AsyncGenerator<T, void, undefined> {
     return this.#q[Symbol.asyncIterator]();
   }

@@ -299,3 +299,26 @@ describe('Queue in one process', () => {
     await expect(q.get()).rejects.toBeInstanceOf(mp.QueueClosedError);
   });
 });
+
+describe('Queue through Process args', () => {
+  it('a child that exits does not close the queues it was given', async () => {
+    const q = new mp.Queue<string>();
+    const s = new mp.SimpleQueue<string>();
+    const p = new mp.Process({
+      target: async (qq: mp.Queue<string>, ss: mp.SimpleQueue<string>) => {
+        await qq.put('from child');
+        await ss.put('simple from child');
+      },
+      args: [q, s],
+    });
+    p.start();
+    await p.join();
+    expect(p.exitCode).toBe(0);
+    await q.put('after the child exited');
+    expect(await q.get()).toBe('from child');
+    expect(await q.get()).toBe('after the child exited');
+    expect(await s.get()).toBe('simple from child');
+    q.close();
+    s.close();
+  });
+});

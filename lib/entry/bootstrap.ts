@@ -92,12 +92,13 @@ function releaseArgs(args: unknown): void {
     if (typeof v !== 'object' || v === null || seen.has(v)) return;
     seen.add(v);
     if (isShareable(v)) {
-      const close = (v as { close?: () => void }).close;
-      if (typeof close === 'function') {
+      // Dispose, never close(): a Queue's close() closes it for every process.
+      const dispose = (v as { [Symbol.dispose]?: () => void })[Symbol.dispose];
+      if (typeof dispose === 'function') {
         try {
-          close.call(v);
+          dispose.call(v);
         } catch {
-          // already closed by the target
+          // already released by the target
         }
       }
       return;
