@@ -1,8 +1,8 @@
 /**
  * Start methods and contexts (CPython's context.py): one factory surface per
- * start method. `getContext(m)` returns a context whose `Process` starts
- * children with `m`; its other factories are the package's own (shared
- * objects do not depend on how a process was started).
+ * start method. `getContext(m)` returns a context whose `Process` and
+ * `Pool` start children with `m`; its other factories are the package's own
+ * (shared objects do not depend on how a process was started).
  *
  * Exports: BaseContext, getContext, getAllStartMethods, getStartMethod,
  * setStartMethod, setForkserverPreload, checkStartMethod, defaultStartMethod.
@@ -15,6 +15,10 @@
 import { SharedMemory } from './shared-memory';
 import { RawArray, RawValue, SharedArray, Value } from './sharedctypes';
 import { Process, type ProcessOptions } from './process';
+import { Pool, type PoolOptions } from './pool';
+import { Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore } from './synchronize';
+import { JoinableQueue, Queue, SimpleQueue } from './queues';
+import { Pipe } from './connection';
 import type { StartMethod } from './popen/popen';
 import { setForkserverPreload as setPreload } from './popen/forkserver';
 import { describeValue } from './validate';
@@ -46,12 +50,19 @@ export class BaseContext {
   readonly #method: StartMethod | null;
   /** `new ctx.Process({...})` starts with this context's method. */
   readonly Process: typeof Process;
+  /** `new ctx.Pool({...})` starts its workers with this context's method. */
+  readonly Pool: typeof Pool;
 
   constructor(method: StartMethod | null) {
     this.#method = method;
     const ctx = this;
     this.Process = class extends Process {
       constructor(options: ProcessOptions) {
+        super({ ...options, startMethod: options?.startMethod ?? ctx.getStartMethod() });
+      }
+    };
+    this.Pool = class extends Pool {
+      constructor(options: PoolOptions = {}) {
         super({ ...options, startMethod: options?.startMethod ?? ctx.getStartMethod() });
       }
     };
@@ -79,7 +90,17 @@ export class BaseContext {
   readonly RawValue = RawValue;
   readonly SharedArray = SharedArray;
   readonly RawArray = RawArray;
-  // Lock, RLock, Semaphore, ..., Queue, Pipe and Pool factories are added here as they land.
+  readonly Lock = Lock;
+  readonly RLock = RLock;
+  readonly Semaphore = Semaphore;
+  readonly BoundedSemaphore = BoundedSemaphore;
+  readonly Condition = Condition;
+  readonly Event = Event;
+  readonly Barrier = Barrier;
+  readonly Queue = Queue;
+  readonly JoinableQueue = JoinableQueue;
+  readonly SimpleQueue = SimpleQueue;
+  readonly Pipe = Pipe;
 }
 
 let chosen: StartMethod | null = null;

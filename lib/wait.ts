@@ -32,6 +32,8 @@ interface NativeWait {
 }
 
 let nextId = 1;
+/** Longest a native async wait sleeps before its thread re-checks (a spurious wake for the waiters). */
+const kNativeSliceMs = 1000;
 const byId = new Map<number, NativeWait>();
 // Per buffer, per "offset:expected": the native wait now in flight.
 const byWord = new WeakMap<ArrayBuffer, Map<string, NativeWait>>();
@@ -98,7 +100,9 @@ export function waitAsync(
       w = { id: nextId++, buffer, byteOffset, key, waiters: new Set() };
       words.set(key, w);
       byId.set(w.id, w);
-      native.futexWaitAsync(buffer, byteOffset, expected, -1, w.id, ref);
+      // Bounded, so that a cancel wake that comes before the thread sleeps
+      // (leave() below) is never lost for good: the wait then ends by itself.
+      native.futexWaitAsync(buffer, byteOffset, expected, kNativeSliceMs, w.id, ref);
     }
     const nw = w;
     const waiter: Waiter = { resolve, reject };

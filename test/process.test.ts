@@ -181,6 +181,14 @@ describe('Process options and the context API', () => {
     const v = ctx.RawValue('i', 3);
     expect(v.value).toBe(3);
     v.close();
+    // Every factory of the contract is on the context.
+    for (const f of ['Lock', 'RLock', 'Semaphore', 'BoundedSemaphore', 'Condition', 'Event', 'Barrier', 'Queue',
+      'JoinableQueue', 'SimpleQueue', 'Pipe', 'Pool', 'SharedMemory', 'Value', 'RawValue', 'SharedArray', 'RawArray'] as const) {
+      expect(typeof ctx[f], f).toBe('function');
+    }
+    const pool = new ctx.Pool({ processes: 1 });
+    expect(await pool.apply(() => require('multiproc').currentProcess().startMethod)).toBe('spawn');
+    await pool.terminate();
     const before = mp.getStartMethod();
     mp.setStartMethod('spawn', { force: true });
     try {
