@@ -96,7 +96,7 @@ interface WireError {
 }
 
 type ToWorker =
-  | { t: 'job'; id: number; fn: string; def?: TaskTarget; star: boolean; items: unknown[] }
+  | { t: 'job'; id: number; fn: number; def?: TaskTarget; star: boolean; items: unknown[] }
   | { t: 'stop' };
 type FromWorker =
   | { t: 'ready'; pid: number }
@@ -107,7 +107,8 @@ type FromWorker =
 interface Job {
   id: number;
   call: Call;
-  fnKey: string;
+  /** Small per-pool id of the task function (the source text travels once per worker). */
+  fnKey: number;
   def: TaskTarget;
   star: boolean;
   items: unknown[];
@@ -137,7 +138,7 @@ interface Worker {
   dead: boolean;
   exclusive: boolean;
   inflight: Job[];
-  known: Set<string>;
+  known: Set<number>;
   jobsDone: number;
   rss: number;
   everFinishedJob: boolean;
@@ -226,6 +227,7 @@ export class Pool {
   readonly #options: PoolOptions;
   readonly #initializer: TaskTarget | undefined;
   readonly #workers = new Set<Worker>();
+  readonly #fnIds = new Map<string, number>();
   /** Workers asked to stop or killed, until their exit is seen (join() waits for them). */
   readonly #queue = new JobQueue();
   #state: 'running' | 'closed' | 'terminated' = 'running';
@@ -599,11 +601,14 @@ export class Pool {
     return iterator;
   }
 
-  #fnKey(def: TaskTarget): string {
-    return def.kind === 'source' ? `s:${def.source}` : `m:${def.url}#${def.export}`;
+  #fnKey(def: TaskTarget): number {
+    const key = def.kind === 'source' ? `s:${def.source}` : `m:${def.url}#${def.export}`;
+    let id = this.#fnIds.get(key);
+    if (id === undefined) this.#fnIds.set(key, (id = this.#fnIds.size + 1));
+    return id;
   }
 
-  #makeJob(call: Call, fnKey: string, def: TaskTarget, star: boolean, items: unknown[], start: number, timeoutMs: number): Job {
+  #makeJob(call: Call, fnKey: number, def: TaskTarget, star: boolean, items: unknown[], start: number, timeoutMs: number): Job {
     return { id: this.#nextJob++, call, fnKey, def, star, items, start, timeoutMs, settled: false };
   }
 
@@ -654,18 +659,18 @@ export class Pool {
     job.worker = w;
     w.inflight.push(job);
     const msg: ToWorker = { t: 'job', id: job.id, fn: job.fnKey, star: job.star, items: job.items };
-    if (!w.known.has(job.fnKey)) {
-      msg.def = job.def;
-      w.known.add(job.fnKey);
-    }
-    w.conn.send(msg).catch((e: unknown) => {
+    // The definition rides along until a send that carried it has succeeded:
+    // marking it known before would strand later jobs if this send fails.
+    if (!w.known.has(job.fnKey)) msg.def = job.def;
+    w.conn.send(msg).then(() => {
+      if (msg.def) w.known.add(job.fnKey);
+    }, (e: unknown) => {
       // The items could not be encoded (a function, a symbol...) or the worker
       // is gone. An encoding failure fails only this call; a dead worker is
       // handled by #onExit.
       if (w.dead || !(e instanceof TypeError || e instanceof RangeError)) return;
       const i = w.inflight.indexOf(job);
       if (i >= 0) w.inflight.splice(i, 1);
-      if (msg.def) w.known.delete(job.fnKey);
       if (w.inflight.length === 0) w.exclusive = false;
       this.#settleError(job, e as Error);
       this.#dispatch();

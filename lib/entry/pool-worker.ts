@@ -19,7 +19,7 @@ interface WorkerInit {
 interface JobMsg {
   t: 'job';
   id: number;
-  fn: string;
+  fn: number;
   def?: TaskTarget;
   star: boolean;
   items: unknown[];
@@ -55,7 +55,7 @@ export async function poolWorkerMain(conn: Connection, init: WorkerInit): Promis
     process.exit(1);
   }
   conn.send({ t: 'ready', pid: process.pid });
-  const fns = new Map<string, { fn: (...args: unknown[]) => unknown; source: boolean }>();
+  const fns = new Map<number, { fn: (...args: unknown[]) => unknown; source: boolean }>();
   let lastRss = 0;
   for (;;) {
     let msg: JobMsg | { t: 'stop' };
@@ -71,7 +71,7 @@ export async function poolWorkerMain(conn: Connection, init: WorkerInit): Promis
     const values: unknown[] = [];
     try {
       if (entry === undefined) {
-        if (msg.def === undefined) throw new Error(`Internal error: task ${msg.fn.slice(0, 40)} was never sent to this worker`);
+        if (msg.def === undefined) throw new Error(`Internal error: task #${msg.fn} was never sent to this worker`);
         entry = { fn: await loadTask(msg.def), source: msg.def.kind === 'source' };
         fns.set(msg.fn, entry);
       }

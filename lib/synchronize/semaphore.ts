@@ -331,7 +331,8 @@ export class Semaphore extends Acquirable {
 
   [kToHandle](): Handle {
     this.#segment.retain();
-    return { [kHandleTag]: this.constructor.name, name: this.#segment.name };
+    // A fixed tag, not constructor.name: a user subclass or a minifier must not change the wire format.
+    return { [kHandleTag]: this instanceof BoundedSemaphore ? 'BoundedSemaphore' : 'Semaphore', name: this.#segment.name };
   }
 
   override toString(): string {
