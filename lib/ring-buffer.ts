@@ -355,7 +355,11 @@ export class Ring {
     const ctl = this.ctl;
     const used = (Atomics.load(ctl, kTail) - head) >>> 0;
     const count = (ctl[kPutCount] - ctl[kGetCount]) | 0;
-    if (used * 2 <= this.capacity || (this.#maxsize > 0 && count * 2 <= this.#maxsize)) {
+    // Batched: a producer is woken once half the ring is free (waking it per
+    // record halves throughput). A small maxsize is a hand-off, where latency
+    // matters more: there, any free slot wakes it.
+    const maxsize = this.#maxsize;
+    if (used * 2 <= this.capacity || (maxsize > 0 && (count * 2 <= maxsize || (maxsize <= 64 && count < maxsize)))) {
       if (Atomics.exchange(ctl, kProducersWaiting, 0) !== 0) this.wakeProducers();
     }
   }
