@@ -314,7 +314,8 @@ export class Pool {
   async join(): Promise<void> {
     if (this.#state === 'running') throw new ProcessError('Pool.join() needs close() or terminate() first');
     while (this.#workers.size > 0) {
-      await Promise.all([...this.#workers].map((w) => w.proc.whenExited()));
+      // join(), not whenExited(): waiting for the workers must keep the process alive.
+      await Promise.all([...this.#workers].map((w) => w.proc.join().catch(() => {})));
       await new Promise((r) => setImmediate(r)); // let #onExit run for each
     }
     this.#removeSignalHandlers();
