@@ -16,7 +16,7 @@
  */
 import { isMainThread } from 'node:worker_threads';
 import { native } from '../native';
-import { deferred, exitCodeOf, sleepSync, type Popen } from './popen';
+import { deferred, exitCodeOf, signalChild, waitSyncByPolling, type Popen } from './popen';
 
 /** Why fork is not offered here, or null when it is. */
 export function forkUnavailableReason(): string | null {
@@ -124,24 +124,11 @@ export class ForkPopen implements Popen {
   }
 
   waitSync(timeoutMs: number): number | null {
-    const deadline = performance.now() + timeoutMs;
-    let nap = 0.25;
-    while (this.poll() === null) {
-      const left = deadline - performance.now();
-      if (left <= 0) break;
-      sleepSync(Math.min(nap, left));
-      nap = Math.min(nap * 2, 10);
-    }
-    return this.#returncode;
+    return waitSyncByPolling(() => this.poll(), timeoutMs);
   }
 
   signal(sig: NodeJS.Signals): void {
-    if (this.poll() !== null) return;
-    try {
-      process.kill(this.pid, sig);
-    } catch {
-      // exited between poll and kill
-    }
+    signalChild(() => this.poll(), this.pid, sig);
   }
 
   setRef(ref: boolean): void {

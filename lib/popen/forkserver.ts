@@ -24,7 +24,7 @@ import { waitSync, wake } from '../wait';
 import {
   kBoardBytes, kBoardEnv, kPreloadEnv, kReplyPid, kReplySeq, kRingCapacity, kRingRead, kRingRecordInts, kRingStart, kRingWrite,
 } from './forkserver-layout';
-import { deferred, encodeSpec, exitCodeOf, type ChildSpec, type Popen } from './popen';
+import { deferred, encodeSpec, exitCodeOf, signalChild, type ChildSpec, type Popen } from './popen';
 import { childExecArgv } from './spawn';
 
 let preload: string[] = [];
@@ -296,12 +296,7 @@ export class ForkserverPopen implements Popen {
   }
 
   signal(sig: NodeJS.Signals): void {
-    if (this.poll() !== null) return;
-    try {
-      process.kill(this.pid, sig);
-    } catch {
-      // exited and not yet reported
-    }
+    signalChild(() => this.poll(), this.pid, sig);
   }
 
   setRef(ref: boolean): void {

@@ -76,3 +76,27 @@ export function deferred<T>(): { promise: Promise<T>; resolve(v: T): void } {
   const promise = new Promise<T>((r) => (resolve = r));
   return { promise, resolve };
 }
+
+/** waitSync by polling, with a nap that grows to 10 ms (spawn and fork children). */
+export function waitSyncByPolling(poll: () => number | null, timeoutMs: number): number | null {
+  const deadline = performance.now() + timeoutMs;
+  let nap = 0.25;
+  let code: number | null;
+  while ((code = poll()) === null) {
+    const left = deadline - performance.now();
+    if (left <= 0) break;
+    sleepSync(Math.min(nap, left));
+    nap = Math.min(nap * 2, 10);
+  }
+  return code;
+}
+
+/** Sends `sig` unless the child is known to have exited (its pid may be reused by then). */
+export function signalChild(poll: () => number | null, pid: number, sig: NodeJS.Signals): void {
+  if (poll() !== null) return;
+  try {
+    process.kill(pid, sig);
+  } catch {
+    // exited between poll and kill
+  }
+}

@@ -17,7 +17,7 @@ import type { Writable } from 'node:stream';
 import { ProcessError } from '../errors';
 import { native } from '../native';
 import { kTrackerFdEnv, trackerFdForChild } from '../resource-tracker';
-import { deferred, encodeSpec, exitCodeOf, sleepSync, type ChildSpec, type Popen } from './popen';
+import { deferred, encodeSpec, exitCodeOf, signalChild, waitSyncByPolling, type ChildSpec, type Popen } from './popen';
 
 export const kSpecFd = 3;
 const kTrackerFd = 4;
@@ -106,24 +106,11 @@ export class SpawnPopen implements Popen {
   }
 
   waitSync(timeoutMs: number): number | null {
-    const deadline = performance.now() + timeoutMs;
-    let nap = 0.25;
-    while (this.poll() === null) {
-      const left = deadline - performance.now();
-      if (left <= 0) break;
-      sleepSync(Math.min(nap, left));
-      nap = Math.min(nap * 2, 10);
-    }
-    return this.#returncode;
+    return waitSyncByPolling(() => this.poll(), timeoutMs);
   }
 
   signal(sig: NodeJS.Signals): void {
-    if (this.poll() !== null) return;
-    try {
-      process.kill(this.pid, sig);
-    } catch {
-      // exited between poll and kill
-    }
+    signalChild(() => this.poll(), this.pid, sig);
   }
 
   setRef(ref: boolean): void {
