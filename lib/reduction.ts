@@ -128,7 +128,9 @@ export function rebuild(value: unknown, seen = new Set<object>()): unknown {
   if (seen.has(value)) return value;
   seen.add(value);
   if (Array.isArray(value)) {
-    for (let i = 0; i < value.length; i++) value[i] = rebuild(value[i], seen);
+    for (let i = 0; i < value.length; i++) {
+      if (i in value) value[i] = rebuild(value[i], seen); // a hole stays a hole
+    }
   } else if (value instanceof Map) {
     const entries = [...value];
     value.clear();

@@ -75,7 +75,7 @@
  *
  * Crash safety (a process SIGKILLed at any instruction):
  * - in putLock before tail moved: the next producer finds the lock held by a
- *   dead pid (native.isAlive), steals it, and rewrites the same position;
+ *   dead pid (recentlyAlive), steals it, and rewrites the same position;
  *   whatever the dead one wrote is beyond tail, i.e. free space.
  * - between reserve and commit: the record says -pid. A consumer that finds
  *   it at head checks whether pid is alive; if dead, it skips the record
@@ -88,7 +88,7 @@
  * includes records reserved but not yet committed and can be stale as soon as
  * it returns (as Python's). empty()/full() are as approximate.
  */
-import { native } from './native';
+import { recentlyAlive } from './liveness';
 import { wake } from './wait';
 
 export const kLine = 64;
@@ -217,7 +217,7 @@ export class Ring {
       const held = Atomics.compareExchange(ctl, word, 0, pid);
       if (held === 0) return true;
       if (i < kSpins) continue;
-      if (held !== pid && !native.isAlive(held)) {
+      if (held !== pid && !recentlyAlive(held)) {
         // Its owner died inside the critical section; the state it guards is
         // consistent at every step (see the header), so take it over.
         if (Atomics.compareExchange(ctl, word, held, pid) === held) return true;
@@ -316,7 +316,7 @@ export class Ring {
         // Its producer is copying the payload right now (usually well under a µs).
         for (let i = 0; state < 0 && i < kSpins * 4; i++) state = Atomics.load(d, s);
         if (state < 0) {
-          if (native.isAlive(-state)) return kWaitCommit;
+          if (recentlyAlive(-state)) return kWaitCommit;
           // Its producer died before committing: skip the record.
           Atomics.store(ctl, kHead, (h + recordBytes(lenWord & kLenMask)) | 0);
           ctl[kGetCount] = (ctl[kGetCount] + 1) | 0;

@@ -39,25 +39,7 @@ export const myPid: () => number = pidCell !== null
   ? () => pidCell[0]
   : () => process.pid; // an addon built before pidCell existed: slower, still right after fork (the fork code patches process.pid)
 
-const aliveAt = new Map<number, number>();
-
-/**
- * Whether `pid` runs, trusting a "yes" for kSliceMs: the check reads
- * /proc (~25 µs here), too slow for every notify. A process that died in
- * the last kSliceMs may so still count as alive once.
- */
-export function recentlyAlive(pid: number): boolean {
-  const now = performance.now();
-  const seen = aliveAt.get(pid);
-  if (seen !== undefined && now - seen < kSliceMs) return true;
-  if (!native.isAlive(pid)) {
-    aliveAt.delete(pid);
-    return false;
-  }
-  if (aliveAt.size >= 4096) aliveAt.clear();
-  aliveAt.set(pid, now);
-  return true;
-}
+export { recentlyAlive } from '../liveness';
 
 interface Turn {
   prev: Turn | undefined;
