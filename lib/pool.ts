@@ -632,27 +632,27 @@ export class Pool {
   #dispatch(): void {
     if (this.#queue.length === 0) return;
     const window = this.#window();
-    // Least-loaded first, so work spreads before it stacks.
-    const workers = [...this.#workers].filter((w) => w.ready && !w.retiring && !w.dead && !w.exclusive);
-    workers.sort((a, b) => a.inflight.length - b.inflight.length);
     const max = this.#options.maxTasksPerChild ?? Infinity;
-    for (const w of workers) {
-      // A worker recycled after `max` jobs is never sent more than that.
-      const room = Math.min(window, max - w.jobsDone);
-      while (this.#queue.length > 0) {
-        const job = this.#queue.peek()!;
-        if (job.timeoutMs !== Infinity) {
-          if (w.inflight.length > 0 || room < 1) break; // timed jobs run alone on an idle worker
-          this.#queue.shift();
-          w.exclusive = true;
-          this.#send(w, job);
-          break;
-        }
-        if (w.inflight.length >= room) break;
-        this.#queue.shift();
-        this.#send(w, job);
+    const workers: Worker[] = [];
+    for (const w of this.#workers) if (w.ready && !w.retiring && !w.dead && !w.exclusive) workers.push(w);
+    // One job at a time to the least-loaded worker, so work spreads before it
+    // stacks (filling one worker to its window first left the others idle).
+    while (this.#queue.length > 0) {
+      const job = this.#queue.peek()!;
+      const timed = job.timeoutMs !== Infinity;
+      let best: Worker | undefined;
+      for (const w of workers) {
+        if (w.exclusive) continue;
+        // A worker recycled after `max` jobs is never sent more than that;
+        // a timed job runs alone on an idle worker.
+        const room = timed ? (w.inflight.length === 0 ? 1 : 0) : Math.min(window, max - w.jobsDone);
+        if (w.inflight.length >= room || w.jobsDone + w.inflight.length >= max) continue;
+        if (best === undefined || w.inflight.length < best.inflight.length) best = w;
       }
-      if (this.#queue.length === 0) return;
+      if (best === undefined) return;
+      this.#queue.shift();
+      if (timed) best.exclusive = true;
+      this.#send(best, job);
     }
   }
 
