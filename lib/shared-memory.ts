@@ -57,13 +57,16 @@ export class SharedMemory {
     checkInteger('size', size, 1);
     if (typeof options !== 'object' || options === null) throw new TypeError('Expected options to be an object like { name }');
     const name = options.name === undefined ? generateName() : checkName(options.name);
+    // Registered first: a kill between create and register must not leak it.
+    // The tracker's unlink of a name that was never created is harmless.
+    register(osName(name), 'shared_memory');
     let buffer: ArrayBuffer;
     try {
       buffer = native.shmCreate(osName(name), size);
     } catch (e) {
+      unregister(osName(name), 'shared_memory');
       throw shmError(e, name, 'create');
     }
-    register(osName(name), 'shared_memory');
     return new SharedMemory(name, buffer, size, true);
   }
 

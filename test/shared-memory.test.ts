@@ -108,6 +108,19 @@ b.close()
     }
   });
 
+  it('a failed second create does not drop the first one from the tracker', async () => {
+    const name = `${process.env.MULTIPROC_SHM_PREFIX}-twice${process.pid}`;
+    // The child leaves the segment for its tracker on purpose: no leak report for it.
+    const r = await runNode(fixture('shm-create-twice.mjs'), [name], { env: { MULTIPROC_LEAK_REPORT: '' } });
+    expect(r.stdout.trim()).toBe('refused');
+    let gone = false;
+    for (let i = 0; i < 50 && !gone; i++) {
+      gone = !existsSync(`/dev/shm/${name}`);
+      if (!gone) await sleep(100);
+    }
+    expect(gone).toBe(true);
+  });
+
   it('survives its creator being SIGKILLed: the tracker unlinks every segment', async () => {
     const child = spawn(process.execPath, [fixture('create-and-die.mjs')], {
       stdio: ['ignore', 'pipe', 'inherit'],

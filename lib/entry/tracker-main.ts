@@ -17,7 +17,7 @@ process.on('SIGINT', () => {});
 process.on('SIGTERM', () => {});
 process.on('SIGHUP', () => {});
 
-const live = new Map<string, string>();
+const live = new Map<string, { type: string; count: number }>();
 let pending = '';
 
 process.stdin.setEncoding('utf8');
@@ -28,14 +28,21 @@ process.stdin.on('data', (chunk: string) => {
     const line = pending.slice(0, nl);
     pending = pending.slice(nl + 1);
     const [cmd, name, type] = line.split(':');
-    if (cmd === 'REGISTER' && name) live.set(name, type ?? 'object');
-    else if (cmd === 'UNREGISTER' && name) live.delete(name);
+    if (!name) continue;
+    // Counted: a create that failed (EEXIST) registers and unregisters a name
+    // that may belong to an earlier create, or to someone else.
+    const entry = live.get(name);
+    if (cmd === 'REGISTER') live.set(name, { type: type ?? 'object', count: (entry?.count ?? 0) + 1 });
+    else if (cmd === 'UNREGISTER' && entry !== undefined) {
+      if (entry.count <= 1) live.delete(name);
+      else entry.count--;
+    }
   }
 });
 
 process.stdin.on('end', () => {
   const leaked: string[] = [];
-  for (const [name, type] of live) {
+  for (const [name, { type }] of live) {
     let removed = false;
     try {
       removed = native.shmUnlink(name);
