@@ -18,21 +18,20 @@ function exited(child) {
   });
 }
 
+/** The receiving side (rx, obj) and what the child gets (tx) for a queue or a pipe run. */
+function transportPair(transport) {
+  if (transport === 'queue') {
+    const obj = new mp.Queue();
+    const done2 = new mp.Queue();
+    return { obj, done2, rx: () => obj.get(), tx: [obj, done2] };
+  }
+  const [a, b] = mp.Pipe();
+  return { obj: a, done2: undefined, rx: () => a.recv(), tx: b };
+}
+
 /** items/s seen by the receiver, from the first item to the last. */
 async function oneWayMultiproc(transport, kind, n) {
-  let rx, tx, obj;
-  let done2;
-  if (transport === 'queue') {
-    obj = new mp.Queue();
-    done2 = new mp.Queue();
-    rx = () => obj.get();
-    tx = [obj, done2];
-  } else {
-    const [a, b] = mp.Pipe();
-    obj = a;
-    rx = () => a.recv();
-    tx = b;
-  }
+  const { rx, tx, obj, done2 } = transportPair(transport);
   const child = spawn(process.execPath, [peer, transport, 'produce', kind, String(n), JSON.stringify(Array.isArray(tx) ? tx.map((x) => mp.toHandle(x)) : mp.toHandle(tx))], { stdio: 'inherit' });
   const done = exited(child);
   if (transport === 'pipe') tx.close();
@@ -138,19 +137,7 @@ async function rttWorker(n) {
 
 /** GB/s for `count` items of `size` bytes from a child, as the receiver sees them. */
 async function bigItems(transport, size, count) {
-  let rx, tx, obj;
-  let done2;
-  if (transport === 'queue') {
-    obj = new mp.Queue();
-    done2 = new mp.Queue();
-    rx = () => obj.get();
-    tx = [obj, done2];
-  } else {
-    const [a, b] = mp.Pipe();
-    obj = a;
-    rx = () => a.recv();
-    tx = b;
-  }
+  const { rx, tx, obj, done2 } = transportPair(transport);
   const child = spawn(process.execPath, [peer, transport, 'big', String(size), String(count + 1), JSON.stringify(Array.isArray(tx) ? tx.map((x) => mp.toHandle(x)) : mp.toHandle(tx))], { stdio: 'inherit' });
   const done = exited(child);
   if (transport === 'pipe') tx.close();

@@ -199,16 +199,20 @@ export class Channel {
     }
   }
 
-  async #putAsync(enc: Encoded, deadline: number, signal: AbortSignal | undefined, arm: Arm): Promise<void> {
+  /** One async sleep on an armed word (at most one slice), then disarm. */
+  async #sleep(arm: Arm, deadline: number, signal: AbortSignal | undefined): Promise<WaitResult> {
     const ring = this.ring;
     try {
+      return await waitAsync(ring.buffer, ring.byteOffset(arm.word), arm.expected, Math.min(arm.slice, remaining(deadline)), signal, this.keepAlive);
+    } finally {
+      this.#disarm(arm);
+    }
+  }
+
+  async #putAsync(enc: Encoded, deadline: number, signal: AbortSignal | undefined, arm: Arm): Promise<void> {
+    try {
       for (;;) {
-        let res: WaitResult;
-        try {
-          res = await waitAsync(ring.buffer, ring.byteOffset(arm.word), arm.expected, Math.min(arm.slice, remaining(deadline)), signal, this.keepAlive);
-        } finally {
-          this.#disarm(arm);
-        }
+        const res = await this.#sleep(arm, deadline, signal);
         if (res === WaitResult.TimedOut) {
           const err = this.#hooks.writerIdle?.(true) ?? null;
           if (err !== null) throw err;
@@ -359,12 +363,7 @@ export class Channel {
   async #getAsync(deadline: number, signal: AbortSignal | undefined, decode: Decoder, arm: Arm): Promise<unknown> {
     const ring = this.ring;
     for (;;) {
-      let res: WaitResult;
-      try {
-        res = await waitAsync(ring.buffer, ring.byteOffset(arm.word), arm.expected, Math.min(arm.slice, remaining(deadline)), signal, this.keepAlive);
-      } finally {
-        this.#disarm(arm);
-      }
+      const res = await this.#sleep(arm, deadline, signal);
       let v = this.#tryGet(decode);
       if (v !== kEmpty && v !== kWaitCommit && v !== kBusyTake) return v;
       const err = this.#getFailed(v, Mode.Async, deadline, res === WaitResult.TimedOut);
