@@ -5,7 +5,7 @@
  * (shared objects do not depend on how a process was started).
  *
  * Exports: BaseContext, getContext, getAllStartMethods, getStartMethod,
- * setStartMethod, setForkserverPreload, checkStartMethod, defaultStartMethod.
+ * setStartMethod, setForkserverPreload, setForkserverSpares, checkStartMethod, defaultStartMethod.
  *
  * Default: 'forkserver' on Linux and macOS, unless this process runs with
  * ESM loader hooks (`--import`, `--loader`, `--experimental-loader`): those
@@ -20,7 +20,7 @@ import { Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore } f
 import { JoinableQueue, Queue, SimpleQueue } from './queues';
 import { Pipe } from './connection';
 import type { StartMethod } from './popen/popen';
-import { setForkserverPreload as setPreload } from './popen/forkserver';
+import { setForkserverPreload as setPreload, setForkserverSpares as setSpares } from './popen/forkserver';
 import { describeValue } from './validate';
 import { ProcessError } from './errors';
 
@@ -85,6 +85,10 @@ export class BaseContext {
     setPreload(modules);
   }
 
+  setForkserverSpares(n: number): void {
+    setSpares(n);
+  }
+
   readonly SharedMemory = SharedMemory;
   readonly Value = Value;
   readonly RawValue = RawValue;
@@ -136,4 +140,9 @@ export function getContext(method?: StartMethod | null): BaseContext {
 
 export function setForkserverPreload(modules: readonly string[]): void {
   setPreload(modules);
+}
+
+/** How many children the forkserver keeps forked ahead of demand (default: CPU count, at most 4; 0 = none). */
+export function setForkserverSpares(n: number): void {
+  setSpares(n);
 }

@@ -26,7 +26,7 @@ export {
   type ProcessOptions, type ProcessTarget, type ModuleTarget, type ProcessInfo,
 } from './process';
 export {
-  BaseContext, getContext, getAllStartMethods, getStartMethod, setStartMethod, setForkserverPreload, type StartMethod,
+  BaseContext, getContext, getAllStartMethods, getStartMethod, setStartMethod, setForkserverPreload, setForkserverSpares, type StartMethod,
 } from './context';
 // @section queues (issue 5)
 export { Queue, JoinableQueue, SimpleQueue, type QueueOptions, type PutOptions, type GetOptions } from './queues';

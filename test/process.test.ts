@@ -265,6 +265,27 @@ describe('setForkserverPreload', () => {
   });
 });
 
+describe('forkserver spares', () => {
+  it.runIf(process.platform === 'linux')('hands starts to pre-forked children, refills, skips dead spares, and leaves none behind', async () => {
+    const r = await runNode(fixture('process-spares.mjs'));
+    expect(r.code).toBe(0);
+    const res = JSON.parse(r.stdout.trim());
+    expect(res).toMatchObject({
+      badCount: 'RangeError', spares: 2, handedToSpare: true, p1: [0, 41], refilled: 2,
+      afterKill: [0, 0, 7, 8, true], big: [0, 256], long: 0,
+    });
+    expect(res.sparesAtEnd).toHaveLength(2);
+    // The parent is gone: its zygote and the zygote's spares follow it.
+    const deadline = Date.now() + 3000;
+    let left = [res.zygote, ...res.sparesAtEnd].filter(alive);
+    while (left.length > 0 && Date.now() < deadline) {
+      await new Promise((done) => setTimeout(done, 20));
+      left = left.filter(alive);
+    }
+    expect(left).toEqual([]);
+  });
+});
+
 describe('process.exit() in the parent', () => {
   it.each(['spawn', 'forkserver', 'fork'])('joins non-daemon %s children first and terminates daemon ones', async (method) => {
     const flags = method === 'fork' ? ['--single-threaded'] : [];

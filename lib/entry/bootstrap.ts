@@ -226,6 +226,22 @@ export function runForked(specBytes: Uint8Array, zygotePid: number, watchdogFd: 
   void runSpec(decodeSpec(specBytes), true);
 }
 
+/**
+ * Entry for a spare (see forkserver-main.ts): everything runForked does
+ * before the spec, then block until the zygote writes [u32 len][spec] to
+ * `specFd`. Blocking is right: nothing else may run in a spare. EOF means the
+ * zygote is gone or retired us: leave without a word.
+ */
+export function runSpare(specFd: number, zygotePid: number, watchdogFd: number): void {
+  patchPid();
+  dieWithParent(zygotePid);
+  watchParentFd(watchdogFd);
+  const len = readExactly(specFd, 4, 0).readUInt32LE(0);
+  const spec = readExactly(specFd, len, 0);
+  native.closeFd(specFd);
+  void runSpec(decodeSpec(spec), true);
+}
+
 function isThenable(v: unknown): v is PromiseLike<unknown> {
   return (typeof v === 'object' || typeof v === 'function') && v !== null && typeof (v as PromiseLike<unknown>).then === 'function';
 }
@@ -294,7 +310,8 @@ export function runInForkChild(
     .then(() => native.exitNow(0), fail);
 }
 
-function readExactly(fd: number, n: number): Buffer {
+/** Reads n bytes from fd, blocking; at EOF the process ends with `eofCode`. */
+function readExactly(fd: number, n: number, eofCode: number): Buffer {
   const buf = Buffer.alloc(n);
   let off = 0;
   while (off < n) {
@@ -305,7 +322,7 @@ function readExactly(fd: number, n: number): Buffer {
       if ((e as NodeJS.ErrnoException).code === 'EAGAIN' || (e as NodeJS.ErrnoException).code === 'EINTR') continue;
       throw e;
     }
-    if (got === 0) native.exitNow(1); // the parent died before sending the spec
+    if (got === 0) native.exitNow(eofCode); // the parent died before sending the spec
     off += got;
   }
   return buf;
@@ -314,8 +331,8 @@ function readExactly(fd: number, n: number): Buffer {
 function spawnMain(): void {
   dieWithParent(Number(process.env.MULTIPROC_PARENT_PID ?? 0));
   delete process.env.MULTIPROC_PARENT_PID;
-  const len = readExactly(3, 4).readUInt32LE(0);
-  const spec = decodeSpec(readExactly(3, len));
+  const len = readExactly(3, 4, 1).readUInt32LE(0);
+  const spec = decodeSpec(readExactly(3, len, 1));
   watchParentFd(3);
   void runSpec(spec, false);
 }

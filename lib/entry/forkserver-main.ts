@@ -18,13 +18,15 @@ import { pathToFileURL } from 'node:url';
 import { native } from '../native';
 import { waitSync, wake } from '../wait';
 import {
-  kBoardEnv, kPreloadEnv, kReplyPid, kReplySeq, kRingCapacity, kRingRead, kRingRecordInts, kRingStart, kRingWrite,
+  kBoardEnv, kPreloadEnv, kSparesEnv, kReplyPid, kReplySeq, kRingCapacity, kRingRead, kRingRecordInts, kRingStart, kRingWrite,
 } from '../popen/forkserver-layout';
 import { join } from 'node:path';
-import { dieWithParent, runForked, warmUp } from './bootstrap';
+import { dieWithParent, runForked, runSpare, warmUp } from './bootstrap';
 
 const kRequestFd = 3;
 const kDoorbellFd = 4;
+/** Specs up to this size go through a spare's pipe; a write never blocks below the pipe's 64 KiB buffer. */
+const kMaxSpareSpec = 60 * 1024;
 
 const parentPid = Number(process.env.MULTIPROC_PARENT_PID ?? 0);
 dieWithParent(parentPid);
@@ -65,6 +67,14 @@ function reap(): void {
       break; // ECHILD: no children left
     }
     if (st === null) break;
+    const spare = spares.findIndex((x) => x.pid === st.pid);
+    if (spare >= 0) {
+      // Never handed out: the parent never heard of this pid.
+      native.closeFd(spares[spare].specFd);
+      spares.splice(spare, 1);
+      scheduleRefill();
+      continue;
+    }
     pushExit(st.pid, st.code, st.signal);
     any = true;
   }
@@ -82,32 +92,118 @@ let requests: Socket;
 process.on('SIGCHLD', reap);
 
 
-function forkOne(seq: number, spec: Uint8Array): void {
-  let pid: number;
+/**
+ * Spares: children forked ahead of demand that have done everything a child
+ * does before it knows its task (dropping the zygote's fds and sockets,
+ * parent-death wiring, the page faults of that path) and now block reading
+ * their spec from a pipe only the zygote writes. On this VM a fork and a
+ * child's first steps are dominated by page-table work (~8 ms in the zygote,
+ * ~10 ms in the child), so handing a request to a spare takes both off the
+ * path of start(). The zygote refills after each hand-off; a burst beyond the
+ * spares forks on demand as before.
+ */
+interface Spare {
+  pid: number;
+  specFd: number;
+}
+const spares: Spare[] = [];
+const targetSpares = Math.max(0, Math.min(64, Number(process.env[kSparesEnv] ?? 0) | 0));
+delete process.env[kSparesEnv];
+let refillScheduled = false;
+
+/** The fork child's side of every fork: drop what belongs to the zygote. */
+function becomeChild(): void {
+  isChild = true;
+  requests.destroy();
+  native.closeFd(kDoorbellFd);
+  native.closeFd(watchWrite);
+  for (const s of spares) native.closeFd(s.specFd);
+  spares.length = 0;
+  // The SIGCHLD listener stays (reap() is a no-op here): closing a uv
+  // signal handle whose signal was caught but not yet dispatched when we
+  // forked never finishes in the child (libuv re-queues it forever, and
+  // uv_loop_fork dropped the pending byte): a 100% CPU spin we measured in
+  // ~3% of children under load.
+  native.detach(buffer);
+}
+
+function fork(): number {
   try {
-    pid = native.fork();
+    return native.fork();
   } catch (e) {
     process.stderr.write(`multiproc forkserver: fork failed: ${(e as Error).message}\n`);
-    pid = -1;
+    return -1;
   }
-  if (pid === 0) {
-    isChild = true;
-    // Drop everything that belongs to the zygote.
-    requests.destroy();
-    native.closeFd(kDoorbellFd);
-    native.closeFd(watchWrite);
-    // The SIGCHLD listener stays (reap() is a no-op here): closing a uv
-    // signal handle whose signal was caught but not yet dispatched when we
-    // forked never finishes in the child (libuv re-queues it forever, and
-    // uv_loop_fork dropped the pending byte): a 100% CPU spin we measured in
-    // ~3% of children under load.
-    native.detach(buffer);
-    runForked(spec, zygotePid, watchRead);
-    return;
-  }
+}
+
+function reply(seq: number, pid: number): void {
   Atomics.store(board, kReplyPid, pid);
   Atomics.store(board, kReplySeq, seq);
   wake(buffer, kReplySeq * 4);
+}
+
+function forkOne(seq: number, spec: Uint8Array): void {
+  const pid = fork();
+  if (pid === 0) {
+    becomeChild();
+    runForked(spec, zygotePid, watchRead);
+    return;
+  }
+  reply(seq, pid);
+}
+
+/** Hands spec to a spare; false if none could take it. */
+function handToSpare(seq: number, spec: Uint8Array): boolean {
+  if (spec.length > kMaxSpareSpec) return false;
+  const frame = Buffer.allocUnsafe(4 + spec.length);
+  frame.writeUInt32LE(spec.length, 0);
+  frame.set(spec, 4);
+  while (spares.length > 0) {
+    const s = spares.shift()!;
+    let ok = false;
+    try {
+      ok = writeSync(s.specFd, frame) === frame.length;
+    } catch {
+      // it died (EPIPE): reap() drops its exit
+    }
+    native.closeFd(s.specFd);
+    if (ok) {
+      reply(seq, s.pid);
+      return true;
+    }
+  }
+  return false;
+}
+
+function forkSpare(): void {
+  const [r, w] = native.pipe();
+  const pid = fork();
+  if (pid === 0) {
+    native.closeFd(w);
+    becomeChild();
+    runSpare(r, zygotePid, watchRead);
+    return;
+  }
+  native.closeFd(r);
+  if (pid < 0) {
+    native.closeFd(w);
+    return;
+  }
+  spares.push({ pid, specFd: w });
+}
+
+function scheduleRefill(): void {
+  if (refillScheduled || isChild || spares.length >= targetSpares) return;
+  refillScheduled = true;
+  setImmediate(refill);
+}
+
+/** One spare per loop turn, so a request that arrives meanwhile waits for one fork at most. */
+function refill(): void {
+  refillScheduled = false;
+  if (isChild || queue.length > 0 || spares.length >= targetSpares) return;
+  forkSpare();
+  scheduleRefill();
 }
 
 let pending: Buffer = Buffer.alloc(0);
@@ -140,8 +236,9 @@ function forkQueued(): void {
   scheduled = false;
   while (queue.length > 0 && !isChild) {
     const { seq, spec } = queue.shift()!;
-    forkOne(seq, spec);
+    if (!handToSpare(seq, spec)) forkOne(seq, spec);
   }
+  scheduleRefill();
 }
 
 async function main(): Promise<void> {
@@ -164,6 +261,7 @@ async function main(): Promise<void> {
   requests.on('data', onData);
   requests.on('end', () => process.exit(0));
   requests.on('error', () => process.exit(0));
+  scheduleRefill();
 }
 
 void main();

@@ -27,3 +27,4 @@ export const kBoardBytes = (kRingStart + kRingCapacity * kRingRecordInts) * 4;
 
 export const kBoardEnv = 'MULTIPROC_FORKSERVER_BOARD';
 export const kPreloadEnv = 'MULTIPROC_FORKSERVER_PRELOAD';
+export const kSparesEnv = 'MULTIPROC_FORKSERVER_SPARES';
