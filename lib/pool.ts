@@ -127,6 +127,10 @@ interface Call {
   /** The whole call fails now (terminate, signal, crash loop). */
   fail(err: Error): void;
   done: boolean;
+  /** Measured ms per item of this call's jobs (-1 until its first job is done). */
+  itemMs: number;
+  /** Whether the call is a single job (apply): it needs no slow start. */
+  single: boolean;
 }
 
 interface Worker {
@@ -232,7 +236,8 @@ export class Pool {
   readonly #queue = new JobQueue();
   #state: 'running' | 'closed' | 'terminated' = 'running';
   #nextJob = 1;
-  #avgJobMs = -1;
+  /** Measured ms per item, per task function (fnKey): the estimate for a new call's jobs. */
+  readonly #fnItemMs = new Map<number, number>();
   #crashes = 0;
   #done = 0;
   #failed = 0;
@@ -278,7 +283,7 @@ export class Pool {
       if (!Array.isArray(args)) throw new TypeError(`Expected "args" to be an array, got ${describeValue(args)}`);
       const def = describeTask(fn as TaskRef, 'fn');
       const { signal, timeoutMs } = this.#callOptions(options);
-      return this.#collect(def, [args], true, 1, signal, timeoutMs).then((r) => r[0] as R);
+      return this.#collect(def, [args], true, 1, false, signal, timeoutMs).then((r) => r[0] as R);
     } catch (e) {
       return Promise.reject(e);
     }
@@ -385,14 +390,28 @@ export class Pool {
         });
       }
       const { signal, timeoutMs } = this.#callOptions(options);
-      return this.#collect(def, items, star, this.#chunksize(options, items.length), signal, timeoutMs);
+      const guided = options.chunksize === undefined;
+      return this.#collect(def, items, star, this.#chunksize(options, items.length), guided, signal, timeoutMs);
     } catch (e) {
       return Promise.reject(e);
     }
   }
 
+  /**
+   * Size of the next chunk when the user gave no chunksize: CPython's size
+   * while more than half the input is left, then smaller and smaller
+   * (guided self-scheduling: a share of what is left per worker), down to
+   * single items. Workers that finish early then take the last items
+   * instead of idling while one worker runs a whole chunk: with CPython's
+   * fixed chunks, one worker slowed down by anything (another process on
+   * its core) held the whole map up by up to a chunk (a quarter of its share).
+   */
+  #guidedSize(left: number, chunksize: number): number {
+    return Math.max(1, Math.min(chunksize, Math.ceil(left / (2 * this.#processes))));
+  }
+
   /** Runs all items, resolves with every result in order, or rejects with the first error once all settle. */
-  #collect(def: TaskTarget, items: unknown[], star: boolean, chunksize: number, signal: AbortSignal | undefined, timeoutMs: number): Promise<unknown[]> {
+  #collect(def: TaskTarget, items: unknown[], star: boolean, chunksize: number, guided: boolean, signal: AbortSignal | undefined, timeoutMs: number): Promise<unknown[]> {
     return new Promise((resolve, reject) => {
       const results = new Array<unknown>(items.length);
       let left = items.length;
@@ -408,6 +427,8 @@ export class Pool {
       };
       const call: Call = {
         done: false,
+        itemMs: -1,
+        single: items.length <= chunksize,
         onResult: (job, values) => {
           for (let i = 0; i < values.length; i++) results[job.start + i] = values[i];
           left -= job.items.length;
@@ -437,8 +458,10 @@ export class Pool {
       this.#addCall(call);
       signal?.addEventListener('abort', onAbort, { once: true });
       const fnKey = this.#fnKey(def);
-      for (let start = 0; start < items.length; start += chunksize) {
-        jobs.push(this.#makeJob(call, fnKey, def, star, items.slice(start, start + chunksize), start, timeoutMs));
+      for (let start = 0; start < items.length; ) {
+        const size = guided ? this.#guidedSize(items.length - start, chunksize) : chunksize;
+        jobs.push(this.#makeJob(call, fnKey, def, star, items.slice(start, start + size), start, timeoutMs));
+        start += size;
       }
       for (const job of jobs) this.#queue.push(job);
       this.#dispatch();
@@ -479,6 +502,8 @@ export class Pool {
 
     const call: Call = {
       done: false,
+      itemMs: -1,
+      single: false,
       onResult: (job, values) => {
         inFlight--;
         if (ordered) ready.set(job.start, { values });
@@ -624,14 +649,25 @@ export class Pool {
 
   // ---- scheduling -----------------------------------------------------------
 
-  #window(): number {
-    if (this.#avgJobMs < 0) return 2;
-    return Math.max(1, Math.min(kMaxWindow, Math.floor(kTargetQueuedMs / Math.max(this.#avgJobMs, 1e-3))));
+  /**
+   * How many jobs a worker may hold when `job` is next: about kTargetQueuedMs
+   * of work, estimated from this call's measured time per item, else from
+   * the task function's. A call of several jobs starts at 2 until one of
+   * its own jobs has been timed: the same function may be 1000x slower now
+   * (fib(20) for a warm-up, then fib(29)), and a window sized from the old
+   * time would hand out every chunk at once, with no balancing left.
+   */
+  #window(job: Job): number {
+    const call = job.call;
+    const fnMs = this.#fnItemMs.get(job.fnKey);
+    const perItem = call.itemMs >= 0 ? call.itemMs : fnMs;
+    if (perItem === undefined) return 2;
+    const w = Math.max(1, Math.min(kMaxWindow, Math.floor(kTargetQueuedMs / Math.max(perItem * job.items.length, 1e-3))));
+    return call.itemMs < 0 && !call.single ? Math.min(2, w) : w;
   }
 
   #dispatch(): void {
     if (this.#queue.length === 0) return;
-    const window = this.#window();
     const max = this.#options.maxTasksPerChild ?? Infinity;
     const workers: Worker[] = [];
     for (const w of this.#workers) if (w.ready && !w.retiring && !w.dead && !w.exclusive) workers.push(w);
@@ -640,6 +676,7 @@ export class Pool {
     while (this.#queue.length > 0) {
       const job = this.#queue.peek()!;
       const timed = job.timeoutMs !== Infinity;
+      const window = this.#window(job);
       let best: Worker | undefined;
       for (const w of workers) {
         if (w.exclusive) continue;
@@ -757,7 +794,13 @@ export class Pool {
     w.everFinishedJob = true;
     this.#crashes = 0;
     if (msg.rss !== undefined) w.rss = msg.rss;
-    this.#avgJobMs = this.#avgJobMs < 0 ? msg.ms : this.#avgJobMs * 0.8 + msg.ms * 0.2;
+    if (job.items.length > 0) {
+      const per = msg.ms / job.items.length;
+      const call = job.call;
+      call.itemMs = call.itemMs < 0 ? per : call.itemMs * 0.8 + per * 0.2;
+      const fnMs = this.#fnItemMs.get(job.fnKey);
+      this.#fnItemMs.set(job.fnKey, fnMs === undefined ? per : fnMs * 0.8 + per * 0.2);
+    }
     if (job.timer) clearTimeout(job.timer);
     if (!job.settled) {
       job.settled = true;

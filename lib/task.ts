@@ -20,6 +20,9 @@ import { describeValue } from './validate';
 export type TaskTarget = { kind: 'source'; source: string } | { kind: 'module'; url: string; export: string };
 
 const libDir = __dirname;
+// With source maps on (tsx, --enable-source-maps) this library's frames name
+// its TypeScript sources (dist/cjs/x.js maps to lib/x.ts), not dist/cjs.
+const libSourceDir = resolvePath(libDir, '..', '..', 'lib');
 
 /** The file of the first caller outside this library (for relative module targets). */
 function callerFile(): string | null {
@@ -28,7 +31,7 @@ function callerFile(): string | null {
     const m = /\(?((?:file:\/\/)?\/[^():]*?|[A-Za-z]:\\[^():]*?):\d+:\d+\)?\s*$/.exec(line.trim());
     if (m === null) continue;
     const file = m[1].startsWith('file://') ? fileURLToPath(m[1]) : m[1];
-    if (file.startsWith(libDir + sep) || file.includes(`${sep}dist${sep}esm${sep}index.mjs`)) continue;
+    if (file.startsWith(libDir + sep) || file.startsWith(libSourceDir + sep) || file.includes(`${sep}dist${sep}esm${sep}index.mjs`)) continue;
     return file;
   }
   return null;

@@ -1,0 +1,40 @@
+/**
+ * Issue 4: a program run under an ESM loader (`node --import tsx main.ts`)
+ * starts children whose targets are TypeScript modules. The default start
+ * method is then 'spawn', which passes the parent's execArgv on, so the
+ * children load `.ts` files through the same loader.
+ */
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { collect, fixture } from './helpers';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+
+function runTsx(args: string[]): ReturnType<typeof collect> {
+  const child = spawn(process.execPath, ['--import', 'tsx', fixture('ts-loader/main.ts'), ...args], {
+    cwd: root,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  return collect(child, 30_000);
+}
+
+describe('children of a program run with --import tsx', () => {
+  for (const method of [undefined, 'spawn'] as const) {
+    it(`run TypeScript module targets (${method ?? 'default start method'})`, async () => {
+      const r = await runTsx(method === undefined ? [] : [method]);
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(0);
+      const out = JSON.parse(r.stdout.trim()) as Record<string, unknown>;
+      // The default switches to spawn under loader hooks (forked children have no loader thread).
+      expect(out.defaultMethod).toBe('spawn');
+      const proc = out.process as { input: number; value: number; pid: number; execArgv: string[] };
+      expect(proc.input).toBe(14);
+      expect(proc.value).toBe(42); // computed by util.ts (a const enum: really compiled TypeScript)
+      expect(proc.execArgv).toEqual(['--import', 'tsx']);
+      expect(out.exitCode).toBe(0);
+      expect(out.map).toEqual([3, 6, 9, 12, 15]);
+      expect(out.mapDefault).toEqual([36, 49]);
+    });
+  }
+});
