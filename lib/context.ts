@@ -22,6 +22,7 @@ import { Pipe } from './connection';
 import type { StartMethod } from './popen/popen';
 import { setForkserverPreload as setPreload, setForkserverSpares as setSpares } from './popen/forkserver';
 import { describeValue } from './validate';
+import { usesLoaderHooks } from './task';
 import { ProcessError } from './errors';
 
 export type { StartMethod };
@@ -33,11 +34,6 @@ export function checkStartMethod(m: unknown): StartMethod {
     throw new TypeError(`Expected a start method, one of 'spawn', 'forkserver', 'fork', got ${describeValue(m)}`);
   }
   return m as StartMethod;
-}
-
-function usesLoaderHooks(): boolean {
-  const flags = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)];
-  return flags.some((f) => /^--(import|loader|experimental-loader)(=|$)/.test(f));
 }
 
 /** The start method used when none was set: see the module comment. */

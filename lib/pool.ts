@@ -34,10 +34,11 @@
 import { availableParallelism, constants as osConstants } from 'node:os';
 import { join } from 'node:path';
 import { AbortError, MultiprocError, ProcessError, TimeoutError, WorkerExitError } from './errors';
-import { describeTask, type TaskTarget } from './task';
+import { checkForkedImport, describeTask, type TaskTarget } from './task';
 import { checkInteger, checkSignal, describeValue } from './validate';
 import { Pipe, type Connection } from './connection';
 import { Process } from './process';
+import * as context from './context';
 import type { StartMethod } from './popen/popen';
 
 /** A task: a self-contained function (sent as source) or a module export. */
@@ -246,6 +247,8 @@ export class Pool {
   readonly #signalHandler: ((sig: NodeJS.Signals) => void) | undefined;
   readonly #id = ++poolIds;
   #keepAlive: NodeJS.Timeout | undefined;
+  /** Whether workers are forked (forkserver/fork), which limits module tasks under loader hooks. */
+  #forked = false;
 
   constructor(options: PoolOptions = {}) {
     if (typeof options !== 'object' || options === null) throw new TypeError(`Expected Pool options to be an object, got ${describeValue(options)}`);
@@ -256,7 +259,9 @@ export class Pool {
       throw new RangeError(`Expected "maxWorkerMemoryMb" to be a positive number, got ${describeValue(options.maxWorkerMemoryMb)}`);
     }
     if (options.initargs !== undefined && !Array.isArray(options.initargs)) throw new TypeError('Expected "initargs" to be an array');
+    this.#forked = (options.startMethod ?? context.getStartMethod()) !== 'spawn';
     this.#initializer = options.initializer === undefined ? undefined : describeTask(options.initializer, 'initializer');
+    if (this.#initializer !== undefined) checkForkedImport(this.#initializer, this.#forked, 'The pool initializer');
     for (let i = 0; i < this.#processes; i++) this.#startWorker();
     if (options.handleSignals !== false) {
       this.#signalHandler = (sig) => this.#onSignal(sig);
@@ -281,7 +286,7 @@ export class Pool {
     try {
       this.#checkOpen();
       if (!Array.isArray(args)) throw new TypeError(`Expected "args" to be an array, got ${describeValue(args)}`);
-      const def = describeTask(fn as TaskRef, 'fn');
+      const def = this.#describe(fn as TaskRef);
       const { signal, timeoutMs } = this.#callOptions(options);
       return this.#collect(def, [args], true, 1, false, signal, timeoutMs).then((r) => r[0] as R);
     } catch (e) {
@@ -382,7 +387,7 @@ export class Pool {
   #mapLike(fn: TaskRef, iterable: Iterable<unknown>, star: boolean, options: MapOptions, what: string): Promise<unknown[]> {
     try {
       this.#checkOpen();
-      const def = describeTask(fn, 'fn');
+      const def = this.#describe(fn);
       const items = Array.from(toArray(iterable, 'iterable'));
       if (star) {
         items.forEach((a, i) => {
@@ -470,7 +475,7 @@ export class Pool {
 
   #imap(fn: TaskRef, iterable: Iterable<unknown> | AsyncIterable<unknown>, ordered: boolean, options: ImapOptions): AsyncIterableIterator<unknown> {
     this.#checkOpen();
-    const def = describeTask(fn, 'fn');
+    const def = this.#describe(fn);
     const isAsync = iterable !== null && typeof iterable === 'object' && typeof (iterable as AsyncIterable<unknown>)[Symbol.asyncIterator] === 'function';
     const source: Iterator<unknown> | AsyncIterator<unknown> = isAsync
       ? (iterable as AsyncIterable<unknown>)[Symbol.asyncIterator]()
@@ -731,6 +736,12 @@ export class Pool {
   }
 
   // ---- workers --------------------------------------------------------------
+
+  #describe(fn: TaskRef): TaskTarget {
+    const def = describeTask(fn, 'fn');
+    checkForkedImport(def, this.#forked, 'The task');
+    return def;
+  }
 
   #startWorker(): void {
     const [parentEnd, childEnd] = Pipe(true);

@@ -17,7 +17,7 @@ import { ProcessError } from './errors';
 import { native } from './native';
 import type { ChildSpec, ChildTarget, Popen, StartMethod } from './popen/popen';
 import { reduce } from './reduction';
-import { describeTask } from './task';
+import { checkForkedImport, describeTask } from './task';
 import { deadlineFrom, describeValue } from './validate';
 import * as context from './context';
 
@@ -194,6 +194,8 @@ export class Process {
     this.#check('start');
     if (this.#popen !== null) throw new ProcessError(`${this.#name} was already started (pid ${this.#popen.pid}); a Process can only be started once`);
     const method = this.startMethod;
+    // A fork-method child runs a function itself (the closure), so only a module target can hit this.
+    checkForkedImport(this.#target.child, method !== 'spawn', `The target of ${this.#name}`);
     const popen = method === 'fork' ? this.#startFork() : this.#startWithSpec(method);
     this.#popen = popen;
     children.add(this);

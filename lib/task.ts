@@ -8,7 +8,8 @@
  * A relative module path resolves against the file of the caller, as an
  * `import` in that file would.
  *
- * Exports: TaskTarget, describeTask, loadTask, explainReferenceError.
+ * Exports: TaskTarget, describeTask, loadTask, explainReferenceError,
+ * usesLoaderHooks, checkForkedImport.
  */
 import { createRequire } from 'node:module';
 import { dirname, isAbsolute, resolve as resolvePath, sep } from 'node:path';
@@ -93,10 +94,38 @@ function compileSource(source: string, cwd: string): (...args: unknown[]) => unk
   return fn as (...args: unknown[]) => unknown;
 }
 
+/** Whether this process runs ESM loader hooks (`--import`, `--loader`, `--experimental-loader`). */
+export function usesLoaderHooks(): boolean {
+  const flags = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)];
+  return flags.some((f) => /^--(import|loader|experimental-loader)(=|$)/.test(f));
+}
+
+const libUrl = `${pathToFileURL(libDir).href}/`;
+
+/** This library's own entry modules (CommonJS): loaded with require, which needs no loader hooks. */
+function isLibraryModule(url: string): boolean {
+  return url.startsWith(libUrl) && url.endsWith('.js');
+}
+
+/**
+ * Refuses, in the parent, a module target that a forked child could not
+ * import: with ESM loader hooks in use, import() goes through the hooks'
+ * thread, which a fork child does not have, and waits forever.
+ */
+export function checkForkedImport(target: TaskTarget, forked: boolean, what: string): void {
+  if (!forked || target.kind !== 'module' || isLibraryModule(target.url) || !usesLoaderHooks()) return;
+  throw new ProcessError(
+    `${what} is a module target (${target.url}), which a forkserver or fork child cannot import while ESM loader hooks ` +
+      'are in use (--import/--loader in execArgv or NODE_OPTIONS): the hooks run on a loader thread that a forked child ' +
+      "does not have, so import() would wait forever. Use the 'spawn' start method (the default when loader hooks are in use), " +
+      'or a function target.',
+  );
+}
+
 /** In the child: the callable a target names. */
 export async function loadTask(target: TaskTarget, cwd = process.cwd()): Promise<(...args: unknown[]) => unknown> {
   if (target.kind === 'source') return compileSource(target.source, cwd);
-  const ns = (await import(target.url)) as Record<string, unknown>;
+  const ns = (isLibraryModule(target.url) ? require(fileURLToPath(target.url)) : await import(target.url)) as Record<string, unknown>;
   let fn = ns[target.export];
   if (typeof fn !== 'function' && typeof ns.default === 'object' && ns.default !== null) {
     fn = (ns.default as Record<string, unknown>)[target.export]; // CJS exports the lexer missed

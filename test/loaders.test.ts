@@ -37,4 +37,16 @@ describe('children of a program run with --import tsx', () => {
       expect(out.mapDefault).toEqual([36, 49]);
     });
   }
+
+  it('under forkserver: function targets and function tasks run, module targets are refused with a clear error', async () => {
+    const r = await runTsx(['forkserver']);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout.trim())).toEqual({
+      fnTarget: [0, 5],
+      moduleTarget: ['ProcessError', true],
+      poolFn: [2, 3, 4],
+      poolModule: ['ProcessError', true],
+    });
+  });
 });
