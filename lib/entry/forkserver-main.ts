@@ -13,6 +13,7 @@
  * reply (pid) of each request and a ring of exit records.
  */
 import { writeSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { Socket } from 'node:net';
 import { pathToFileURL } from 'node:url';
 import { native } from '../native';
@@ -75,10 +76,12 @@ function reap(): void {
       scheduleRefill();
       continue;
     }
+    running.delete(st.pid);
     pushExit(st.pid, st.code, st.signal);
     any = true;
   }
   if (any) {
+    scheduleRefill();
     wake(buffer, kRingWrite * 4);
     try {
       writeSync(kDoorbellFd, Buffer.from([1]));
@@ -110,6 +113,9 @@ const spares: Spare[] = [];
 const targetSpares = Math.max(0, Math.min(64, Number(process.env[kSparesEnv] ?? 0) | 0));
 delete process.env[kSparesEnv];
 let refillScheduled = false;
+/** Children handed out and not yet reaped. */
+const running = new Set<number>();
+const cpus = availableParallelism();
 
 /** The fork child's side of every fork: drop what belongs to the zygote. */
 function becomeChild(): void {
@@ -137,6 +143,7 @@ function fork(): number {
 }
 
 function reply(seq: number, pid: number): void {
+  if (pid > 0) running.add(pid);
   Atomics.store(board, kReplyPid, pid);
   Atomics.store(board, kReplySeq, seq);
   wake(buffer, kReplySeq * 4);
@@ -192,8 +199,14 @@ function forkSpare(): void {
   spares.push({ pid, specFd: w });
 }
 
+/**
+ * Spares are made with spare CPU only: a fork and a spare's set-up cost tens
+ * of ms of CPU here, which would slow down the children just started (a
+ * Pool's workers) if every CPU is busy with them. So while as many children
+ * run as there are CPUs, refilling waits for one of them to exit.
+ */
 function scheduleRefill(): void {
-  if (refillScheduled || isChild || spares.length >= targetSpares) return;
+  if (refillScheduled || isChild || spares.length >= targetSpares || running.size >= cpus) return;
   refillScheduled = true;
   setImmediate(refill);
 }
@@ -201,7 +214,7 @@ function scheduleRefill(): void {
 /** One spare per loop turn, so a request that arrives meanwhile waits for one fork at most. */
 function refill(): void {
   refillScheduled = false;
-  if (isChild || queue.length > 0 || spares.length >= targetSpares) return;
+  if (isChild || queue.length > 0 || spares.length >= targetSpares || running.size >= cpus) return;
   forkSpare();
   scheduleRefill();
 }
