@@ -15,7 +15,7 @@ import {
   kBusy, kBusyTake, kClosedRing, kConsumersWaiting, kDataSeq, kEmpty, kFull, kProducersWaiting, kSpaceSeq,
   kWaitCommit, Ring,
 } from './ring-buffer';
-import { waitAsync, waitSync, WaitResult } from './wait';
+import { pollAsync, waitAsync, waitSync, WaitResult } from './wait';
 import { remaining } from './validate';
 
 const kSliceMs = 200;
@@ -23,6 +23,9 @@ const kLockSliceMs = 5;
 /** How long an empty get polls the ring before it sleeps (ms, adapted per channel between these). */
 const kSpinMaxMs = 0.05;
 const kSpinMinMs = 0.002;
+/** Bounds of an async get's poll window (ms). */
+const kPollMaxMs = 0.1;
+const kPollMinMs = 0.005;
 const kResolved = Promise.resolve();
 
 export interface ChannelHooks {
@@ -76,6 +79,9 @@ export class Channel {
   /** Items whose encoding is larger than this go in their own segment. */
   readonly maxInline: number;
   #spinMs = 0.02;
+  /** How long an async get that finds the ring empty polls it before it sleeps (adaptive, see #adaptPoll). */
+  #pollMs = kPollMaxMs / 2;
+  readonly #readyFn: () => boolean;
   #pendingPuts = 0;
   #putTail: Promise<void> = kResolved;
   #pendingGets = 0;
@@ -93,6 +99,7 @@ export class Channel {
     const view = this.#view;
     this.#decode = (offset, length) => decodeFrom(data, offset, length, view);
     this.maxInline = Math.min(ring.maxPayload, blobThreshold);
+    this.#readyFn = () => ring.hasData() || ring.closed;
   }
 
   // ---- put ---------------------------------------------------------------------
@@ -339,6 +346,7 @@ export class Channel {
   }
 
   #getLoop(mode: Mode, deadline: number, signal: AbortSignal | undefined, decode: Decoder): unknown {
+    if (mode === Mode.Async) return this.#getAsync(deadline, signal, decode);
     const ring = this.ring;
     let deep = false;
     for (;;) {
@@ -353,28 +361,71 @@ export class Channel {
         v = ring.tryTake(decode);
         if (v !== kEmpty && v !== kWaitCommit && v !== kBusyTake) return v;
       }
-      if (mode === Mode.Async) return this.#getAsync(deadline, signal, decode, arm);
       const res = waitSync(ring.buffer, ring.byteOffset(arm.word), arm.expected, Math.min(arm.slice, remaining(deadline)));
       this.#disarm(arm);
       deep = res === WaitResult.TimedOut;
     }
   }
 
-  async #getAsync(deadline: number, signal: AbortSignal | undefined, decode: Decoder, arm: Arm): Promise<unknown> {
+  /**
+   * An async get that found the ring empty: first polls it from the event
+   * loop (pollAsync: no spin, no system call, for at most #pollMs), then
+   * sleeps on the data word. Each get polls at most once, so an idle reader
+   * costs one short window of polling and then nothing.
+   */
+  async #getAsync(deadline: number, signal: AbortSignal | undefined, decode: Decoder): Promise<unknown> {
     const ring = this.ring;
+    let deep = false;
+    let start = -1;
+    let caught = true;
     for (;;) {
-      const res = await this.#sleep(arm, deadline, signal);
-      let v = this.#tryGet(decode);
-      if (v !== kEmpty && v !== kWaitCommit && v !== kBusyTake) return v;
-      const err = this.#getFailed(v, Mode.Async, deadline, res === WaitResult.TimedOut);
+      let v = ring.tryTake(decode);
+      if (v !== kEmpty && v !== kWaitCommit && v !== kBusyTake) {
+        if (start >= 0) this.#adaptPoll(start, caught);
+        return v;
+      }
+      const err = this.#getFailed(v, Mode.Async, deadline, deep);
       if (err !== null) return this.#recheck(err, decode);
+      if (start < 0) {
+        start = performance.now();
+        if (v === kEmpty) {
+          const found = await pollAsync(this.#readyFn, Math.min(this.#pollMs, remaining(deadline)));
+          if (signal?.aborted) throw signal.reason;
+          caught = found;
+          continue;
+        }
+      }
+      caught = false;
+      let arm: Arm;
       if (v === kBusyTake) arm = this.#armLock();
       else {
         arm = this.#armSeq(kDataSeq, kConsumersWaiting);
         v = ring.tryTake(decode);
-        if (v !== kEmpty && v !== kWaitCommit && v !== kBusyTake) return v;
+        if (v !== kEmpty && v !== kWaitCommit && v !== kBusyTake) {
+          this.#adaptPoll(start, false);
+          return v;
+        }
       }
+      const res = await this.#sleep(arm, deadline, signal);
+      deep = res === WaitResult.TimedOut;
     }
+  }
+
+  /**
+   * Sizes the next poll window from how long this get waited. A poll that
+   * paid off may run a little longer next time; an item that came soon
+   * after the window closed (within the cost of the sleep and wake-up)
+   * would have been caught by a longer one; one that came much later means
+   * the other side is slow or busy, where polling only burns CPU (and on
+   * oversubscribed CPUs steals time from the very process it waits for).
+   * Bounded by kPollMaxMs: about what a sleep and wake-up cost, so polling
+   * never spends much more CPU than the wake-ups it saves.
+   */
+  #adaptPoll(start: number, caught: boolean): void {
+    const waited = performance.now() - start;
+    if (caught) this.#pollMs = Math.min(kPollMaxMs, Math.max(this.#pollMs, 2 * waited));
+    else if (waited < 2 * kPollMaxMs) this.#pollMs = Math.min(kPollMaxMs, this.#pollMs * 2);
+    else this.#pollMs = Math.max(kPollMinMs, this.#pollMs / 2);
   }
 
   /** Whether a get would find something (or the end) right now; no state changes. */

@@ -8,6 +8,10 @@
  *   native wait, so 500 pending `acquire()`s on one lock cost one thread.
  * - `wake` wakes waiters in every process that maps the word.
  *
+ * - `pollAsync` checks a condition once per event-loop turn for a short
+ *   window, without any system call: what a waiter uses when the change it
+ *   waits for is probably a few µs away (see below).
+ *
  * Both waits may return early (spurious wake-ups): callers always re-check
  * their condition in a loop, as with any futex.
  */
@@ -124,6 +128,81 @@ export function waitAsync(
       };
       signal.addEventListener('abort', waiter.onAbort, { once: true });
     }
+  });
+}
+
+// ---- polling -----------------------------------------------------------------
+//
+// Waking a waitAsync takes two kernel wake-ups in a row (the peer's futex wake
+// of our waiter thread, then that thread's uv_async_send to the event loop):
+// 20-50 µs on a 2-vCPU VM, more than a whole round trip through a pipe takes
+// when both processes are running. When the other side is expected to answer
+// within tens of µs, watching the shared memory from the event loop is faster
+// and costs the peer no system call (its commit sees nobody armed).
+//
+// Every pending poll in the process is checked by one setImmediate chain: one
+// check per loop turn (timers, I/O and other immediates run in between, so the
+// loop is never starved), each poll ending at its own deadline, and the chain
+// stops when no poll is left, so nothing runs while nothing is polled.
+
+interface Poll {
+  ready: () => boolean;
+  start: number;
+  until: number;
+  resolve: (ok: boolean) => void;
+}
+
+/** Checks repeated within one loop turn, for at most this long (µs): TUNE */
+const kTickSpinMs = 0.01;
+/** Once a poll has lasted this long (ms), each turn first yields the CPU: TUNE */
+const kYieldAfterMs = 0.01;
+
+let polls: Poll[] = [];
+let pollImmediate: NodeJS.Immediate | undefined;
+
+function pollTick(): void {
+  pollImmediate = undefined;
+  let now = performance.now();
+  const tickEnd = now + kTickSpinMs;
+  for (;;) {
+    if (now - polls[0]!.start >= kYieldAfterMs) {
+      native.schedYield();
+      now = performance.now();
+    }
+    const current = polls;
+    polls = [];
+    let found = false;
+    for (const p of current) {
+      let ok: boolean;
+      try {
+        ok = p.ready();
+      } catch {
+        ok = true; // let the caller's own re-check meet the error
+      }
+      if (ok) {
+        found = true;
+        p.resolve(true);
+      } else if (now >= p.until) p.resolve(false);
+      else polls.push(p);
+    }
+    if (found || polls.length === 0) break;
+    now = performance.now();
+    if (now >= tickEnd) break;
+  }
+  if (polls.length > 0) pollImmediate = setImmediate(pollTick);
+}
+
+/**
+ * Resolves true as soon as `ready()` returns true, false once windowMs has
+ * passed. ready() runs once per event-loop turn (a few µs apart on an idle
+ * loop); it must be cheap and must not throw. Keep windows short: a pending
+ * poll keeps the process busy (and alive) until it ends.
+ */
+export function pollAsync(ready: () => boolean, windowMs: number): Promise<boolean> {
+  return new Promise<boolean>((resolve) => {
+    const now = performance.now();
+    polls.push({ ready, start: now, until: now + windowMs, resolve });
+    if (pollImmediate === undefined) pollImmediate = setImmediate(pollTick);
   });
 }
 
