@@ -62,14 +62,31 @@ function settle(waiter: Waiter, r: WaitResult): void {
 
 function leave(w: NativeWait, waiter: Waiter): void {
   w.waiters.delete(waiter);
-  if (w.waiters.size === 0 && byId.has(w.id)) {
-    // Nobody in this process wants this wait any more: free the native thread.
-    // Other waiters of the word (other processes) see a spurious wake and re-wait.
+  if (w.waiters.size === 0 && byId.has(w.id) && !idle.has(w)) {
+    // Nobody in this process wants this wait any more. Usually someone does
+    // again at once: a waiter whose slice ran out (a Channel checking that
+    // its peer lives) waits anew on the same word and value. Keep the native
+    // wait for one loop turn so that it is reused instead of cancelled and
+    // re-submitted (three thread wake-ups per slice per idle reader).
+    idle.add(w);
+    if (idle.size === 1) setImmediate(cancelIdle);
+  }
+}
+
+/** Native waits that lost their last waiter during the last loop turn. */
+const idle = new Set<NativeWait>();
+
+function cancelIdle(): void {
+  for (const w of idle) {
+    if (w.waiters.size !== 0 || !byId.has(w.id)) continue;
+    // Free the native thread. Other waiters of the word (other processes)
+    // see a spurious wake and re-wait.
     byId.delete(w.id);
     byWord.get(w.buffer)?.delete(w.key);
     // A detached buffer: its segment was closed, and closing woke the word's waiters.
     if (w.buffer.byteLength !== 0) native.futexWake(w.buffer, w.byteOffset, -1);
   }
+  idle.clear();
 }
 
 /** Blocks until the word at byteOffset is no longer `expected`, it is woken, or timeoutMs passes. */
