@@ -26,6 +26,8 @@ const kSpinMinMs = 0.002;
 /** Bounds of an async get's poll window (ms). */
 const kPollMaxMs = 0.1;
 const kPollMinMs = 0.005;
+/** How long a poll may spin per event-loop turn when the writer is another process (ms). */
+const kPollSpinMs = 0.01;
 const kResolved = Promise.resolve();
 
 export interface ChannelHooks {
@@ -37,6 +39,12 @@ export interface ChannelHooks {
   writerIdle?(deep: boolean): Error | null;
   /** Whether a get may report "closed" (a queue: its closed flag; a pipe read end: never). */
   readerClosed?(): boolean;
+  /**
+   * Whether the ring's writer is known to run in another process: then an
+   * async get that polls may spin a few µs per loop turn (nothing this event
+   * loop runs can be what it waits for).
+   */
+  writerElsewhere?(): boolean;
 }
 
 const noop = (): void => {};
@@ -389,7 +397,8 @@ export class Channel {
       if (start < 0) {
         start = performance.now();
         if (v === kEmpty) {
-          const found = await pollAsync(this.#readyFn, Math.min(this.#pollMs, remaining(deadline)));
+          const spin = this.#hooks.writerElsewhere?.() === true ? kPollSpinMs : 0;
+          const found = await pollAsync(this.#readyFn, Math.min(this.#pollMs, remaining(deadline)), spin);
           if (signal?.aborted) throw signal.reason;
           caught = found;
           continue;

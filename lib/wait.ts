@@ -164,14 +164,18 @@ export function waitAsync(
 
 interface Poll {
   ready: () => boolean;
+  spin: number;
   start: number;
   until: number;
   resolve: (ok: boolean) => void;
 }
 
-/** Checks repeated within one loop turn, for at most this long (µs): TUNE */
-const kTickSpinMs = 0.01;
-/** Once a poll has lasted this long (ms), each turn first yields the CPU: TUNE */
+/**
+ * Once a poll has run this long (ms), each check first yields the CPU: the
+ * answer is later than a running peer would give it, so the peer may be
+ * waiting for a CPU, perhaps this one. Costs a cheap system call when no
+ * other thread wants the CPU.
+ */
 const kYieldAfterMs = 0.01;
 
 let polls: Poll[] = [];
@@ -180,7 +184,11 @@ let pollImmediate: NodeJS.Immediate | undefined;
 function pollTick(): void {
   pollImmediate = undefined;
   let now = performance.now();
-  const tickEnd = now + kTickSpinMs;
+  // Spin only if every poll allows it: a poll whose answer may come from this
+  // very event loop would only be delayed by it.
+  let spin = Infinity;
+  for (const p of polls) spin = Math.min(spin, p.spin);
+  const tickEnd = now + spin;
   for (;;) {
     if (now - polls[0]!.start >= kYieldAfterMs) {
       native.schedYield();
@@ -215,10 +223,10 @@ function pollTick(): void {
  * loop); it must be cheap and must not throw. Keep windows short: a pending
  * poll keeps the process busy (and alive) until it ends.
  */
-export function pollAsync(ready: () => boolean, windowMs: number): Promise<boolean> {
+export function pollAsync(ready: () => boolean, windowMs: number, spinMs = 0): Promise<boolean> {
   return new Promise<boolean>((resolve) => {
     const now = performance.now();
-    polls.push({ ready, start: now, until: now + windowMs, resolve });
+    polls.push({ ready, spin: spinMs, start: now, until: now + windowMs, resolve });
     if (pollImmediate === undefined) pollImmediate = setImmediate(pollTick);
   });
 }
