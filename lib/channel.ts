@@ -422,18 +422,18 @@ export class Channel {
 
   /**
    * Sizes the next poll window from how long this get waited. A poll that
-   * paid off may run a little longer next time; an item that came soon
-   * after the window closed (within the cost of the sleep and wake-up)
-   * would have been caught by a longer one; one that came much later means
-   * the other side is slow or busy, where polling only burns CPU (and on
-   * oversubscribed CPUs steals time from the very process it waits for).
-   * Bounded by kPollMaxMs: about what a sleep and wake-up cost, so polling
-   * never spends much more CPU than the wake-ups it saves.
+   * paid off may run a little longer next time; an item that came after the
+   * window closed but within kPollMaxMs would have been caught by a longer
+   * one; one that came later means the other side is slow or busy, where
+   * polling only burns CPU (and on oversubscribed CPUs steals time from the
+   * very process it waits for), so the window halves. Bounded by kPollMaxMs:
+   * about what a sleep and wake-up cost, so polling never spends much more
+   * CPU than the wake-ups it saves.
    */
   #adaptPoll(start: number, caught: boolean): void {
     const waited = performance.now() - start;
     if (caught) this.#pollMs = Math.min(kPollMaxMs, Math.max(this.#pollMs, 2 * waited));
-    else if (waited < 2 * kPollMaxMs) this.#pollMs = Math.min(kPollMaxMs, this.#pollMs * 2);
+    else if (waited <= kPollMaxMs) this.#pollMs = Math.min(kPollMaxMs, this.#pollMs * 2);
     else this.#pollMs = Math.max(kPollMinMs, this.#pollMs / 2);
   }
 
