@@ -8,9 +8,10 @@
  *   native wait, so 500 pending `acquire()`s on one lock cost one thread.
  * - `wake` wakes waiters in every process that maps the word.
  *
- * - `pollAsync` checks a condition once per event-loop turn for a short
- *   window, without any system call: what a waiter uses when the change it
- *   waits for is probably a few µs away (see below).
+ * - `pollAsync` checks a condition from the event loop (once per turn, or
+ *   for a few µs per turn if asked) for a short window, without sleeping:
+ *   what a waiter uses when the change it waits for is probably a few µs
+ *   away (see below).
  *
  * Both waits may return early (spurious wake-ups): callers always re-check
  * their condition in a loop, as with any futex.
@@ -157,10 +158,13 @@ export function waitAsync(
 // within tens of µs, watching the shared memory from the event loop is faster
 // and costs the peer no system call (its commit sees nobody armed).
 //
-// Every pending poll in the process is checked by one setImmediate chain: one
-// check per loop turn (timers, I/O and other immediates run in between, so the
-// loop is never starved), each poll ending at its own deadline, and the chain
-// stops when no poll is left, so nothing runs while nothing is polled.
+// Every pending poll in the process is checked by one setImmediate chain, each
+// poll ending at its own deadline; the chain stops when no poll is left, so
+// nothing runs while nothing is polled. Timers, I/O and other immediates run
+// between turns, so the loop is never starved. A turn checks once, or keeps
+// re-checking for up to the smallest `spinMs` of the pending polls (a caller
+// passes one only when the answer comes from another process: anything this
+// loop would run meanwhile is only delayed, by at most that long).
 
 interface Poll {
   ready: () => boolean;
@@ -220,8 +224,9 @@ function pollTick(): void {
 /**
  * Resolves true as soon as `ready()` returns true, false once windowMs has
  * passed. ready() runs once per event-loop turn (a few µs apart on an idle
- * loop); it must be cheap and must not throw. Keep windows short: a pending
- * poll keeps the process busy (and alive) until it ends.
+ * loop), or repeatedly for up to spinMs per turn; it must be cheap. Keep
+ * windows short: a pending poll keeps the process busy (and alive) until it
+ * ends.
  */
 export function pollAsync(ready: () => boolean, windowMs: number, spinMs = 0): Promise<boolean> {
   return new Promise<boolean>((resolve) => {
