@@ -377,9 +377,10 @@ export class Channel {
 
   /**
    * An async get that found the ring empty: first polls it from the event
-   * loop (pollAsync: no spin, no system call, for at most #pollMs), then
-   * sleeps on the data word. Each get polls at most once, so an idle reader
-   * costs one short window of polling and then nothing.
+   * loop (pollAsync, for at most #pollMs, without arming the waiting flag so
+   * the writer's commit makes no system call), then sleeps on the data word.
+   * Each get polls at most once, so an idle reader costs one short window of
+   * polling and then nothing.
    */
   async #getAsync(deadline: number, signal: AbortSignal | undefined, decode: Decoder): Promise<unknown> {
     const ring = this.ring;
