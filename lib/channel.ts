@@ -12,8 +12,8 @@
 import { decodeFrom, detach, discard, encode, toBlob, writeTo, type Encoded } from './codec';
 import { QueueEmptyError, QueueFullError, TimeoutError } from './errors';
 import {
-  kBusy, kBusyTake, kClosedRing, kConsumersWaiting, kDataSeq, kEmpty, kFull, kProducersWaiting, kSpaceSeq,
-  kWaitCommit, Ring,
+  kBusy, kBusyTake, kClosedRing, kConsumersWaiting, kDataSeq, kEmpty, kFull, kHead, kProducersWaiting, kSpaceSeq,
+  kTail, kWaitCommit, Ring,
 } from './ring-buffer';
 import { pollAsync, waitAsync, waitSync, WaitResult } from './wait';
 import { remaining } from './validate';
@@ -107,7 +107,17 @@ export class Channel {
     const view = this.#view;
     this.#decode = (offset, length) => decodeFrom(data, offset, length, view);
     this.maxInline = Math.min(ring.maxPayload, blobThreshold);
-    this.#readyFn = () => ring.hasData() || ring.closed;
+    const ctl = ring.ctl;
+    const words = ring.data;
+    const mask = ring.capacity - 1;
+    // Ready once the record at head is committed (its state word > 0): one
+    // still being written is not worth a take, which would spin on it and
+    // then ask whether its writer lives (and trust a "yes" for a while, so a
+    // writer killed right after could keep its record looking "in progress").
+    this.#readyFn = () => {
+      const h = Atomics.load(ctl, kHead);
+      return (h !== Atomics.load(ctl, kTail) && Atomics.load(words, (h & mask) >> 2) > 0) || ring.closed;
+    };
   }
 
   // ---- put ---------------------------------------------------------------------
