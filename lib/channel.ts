@@ -12,10 +12,10 @@
 import { decodeFrom, detach, discard, encode, toBlob, writeTo, type Encoded } from './codec';
 import { QueueEmptyError, QueueFullError, TimeoutError } from './errors';
 import {
-  kBusy, kBusyTake, kClosedRing, kConsumersWaiting, kDataSeq, kEmpty, kFull, kProducersWaiting, kSpaceSeq,
-  kWaitCommit, Ring,
+  kBusy, kBusyTake, kClosedRing, kConsumersWaiting, kDataSeq, kEmpty, kFull, kHead, kProducersWaiting, kSpaceSeq,
+  kTail, kWaitCommit, Ring,
 } from './ring-buffer';
-import { waitAsync, waitSync, WaitResult } from './wait';
+import { pollAsync, waitAsync, waitSync, WaitResult } from './wait';
 import { remaining } from './validate';
 
 const kSliceMs = 200;
@@ -23,6 +23,11 @@ const kLockSliceMs = 5;
 /** How long an empty get polls the ring before it sleeps (ms, adapted per channel between these). */
 const kSpinMaxMs = 0.05;
 const kSpinMinMs = 0.002;
+/** Bounds of an async get's poll window (ms). */
+const kPollMaxMs = 0.1;
+const kPollMinMs = 0.005;
+/** How long a poll may spin per event-loop turn when the writer is another process (ms). */
+const kPollSpinMs = 0.01;
 const kResolved = Promise.resolve();
 
 export interface ChannelHooks {
@@ -34,6 +39,12 @@ export interface ChannelHooks {
   writerIdle?(deep: boolean): Error | null;
   /** Whether a get may report "closed" (a queue: its closed flag; a pipe read end: never). */
   readerClosed?(): boolean;
+  /**
+   * Whether the ring's writer is known to run in another process: then an
+   * async get that polls may spin a few µs per loop turn (nothing this event
+   * loop runs can be what it waits for).
+   */
+  writerElsewhere?(): boolean;
 }
 
 const noop = (): void => {};
@@ -76,6 +87,9 @@ export class Channel {
   /** Items whose encoding is larger than this go in their own segment. */
   readonly maxInline: number;
   #spinMs = 0.02;
+  /** How long an async get that finds the ring empty polls it before it sleeps (adaptive, see #adaptPoll). */
+  #pollMs = kPollMaxMs / 2;
+  readonly #readyFn: () => boolean;
   #pendingPuts = 0;
   #putTail: Promise<void> = kResolved;
   #pendingGets = 0;
@@ -93,6 +107,17 @@ export class Channel {
     const view = this.#view;
     this.#decode = (offset, length) => decodeFrom(data, offset, length, view);
     this.maxInline = Math.min(ring.maxPayload, blobThreshold);
+    const ctl = ring.ctl;
+    const words = ring.data;
+    const mask = ring.capacity - 1;
+    // Ready once the record at head is committed (its state word > 0): one
+    // still being written is not worth a take, which would spin on it and
+    // then ask whether its writer lives (and trust a "yes" for a while, so a
+    // writer killed right after could keep its record looking "in progress").
+    this.#readyFn = () => {
+      const h = Atomics.load(ctl, kHead);
+      return (h !== Atomics.load(ctl, kTail) && Atomics.load(words, (h & mask) >> 2) > 0) || ring.closed;
+    };
   }
 
   // ---- put ---------------------------------------------------------------------
@@ -339,6 +364,7 @@ export class Channel {
   }
 
   #getLoop(mode: Mode, deadline: number, signal: AbortSignal | undefined, decode: Decoder): unknown {
+    if (mode === Mode.Async) return this.#getAsync(deadline, signal, decode);
     const ring = this.ring;
     let deep = false;
     for (;;) {
@@ -353,28 +379,73 @@ export class Channel {
         v = ring.tryTake(decode);
         if (v !== kEmpty && v !== kWaitCommit && v !== kBusyTake) return v;
       }
-      if (mode === Mode.Async) return this.#getAsync(deadline, signal, decode, arm);
       const res = waitSync(ring.buffer, ring.byteOffset(arm.word), arm.expected, Math.min(arm.slice, remaining(deadline)));
       this.#disarm(arm);
       deep = res === WaitResult.TimedOut;
     }
   }
 
-  async #getAsync(deadline: number, signal: AbortSignal | undefined, decode: Decoder, arm: Arm): Promise<unknown> {
+  /**
+   * An async get that found the ring empty: first polls it from the event
+   * loop (pollAsync, for at most #pollMs, without arming the waiting flag so
+   * the writer's commit makes no system call), then sleeps on the data word.
+   * Each get polls at most once, so an idle reader costs one short window of
+   * polling and then nothing.
+   */
+  async #getAsync(deadline: number, signal: AbortSignal | undefined, decode: Decoder): Promise<unknown> {
     const ring = this.ring;
+    let deep = false;
+    let start = -1;
+    let caught = true;
     for (;;) {
-      const res = await this.#sleep(arm, deadline, signal);
-      let v = this.#tryGet(decode);
-      if (v !== kEmpty && v !== kWaitCommit && v !== kBusyTake) return v;
-      const err = this.#getFailed(v, Mode.Async, deadline, res === WaitResult.TimedOut);
+      let v = ring.tryTake(decode);
+      if (v !== kEmpty && v !== kWaitCommit && v !== kBusyTake) {
+        if (start >= 0) this.#adaptPoll(start, caught);
+        return v;
+      }
+      const err = this.#getFailed(v, Mode.Async, deadline, deep);
       if (err !== null) return this.#recheck(err, decode);
+      if (start < 0) {
+        start = performance.now();
+        if (v === kEmpty) {
+          const spin = this.#hooks.writerElsewhere?.() === true ? kPollSpinMs : 0;
+          const found = await pollAsync(this.#readyFn, Math.min(this.#pollMs, remaining(deadline)), spin);
+          if (signal?.aborted) throw signal.reason;
+          caught = found;
+          continue;
+        }
+      }
+      caught = false;
+      let arm: Arm;
       if (v === kBusyTake) arm = this.#armLock();
       else {
         arm = this.#armSeq(kDataSeq, kConsumersWaiting);
         v = ring.tryTake(decode);
-        if (v !== kEmpty && v !== kWaitCommit && v !== kBusyTake) return v;
+        if (v !== kEmpty && v !== kWaitCommit && v !== kBusyTake) {
+          this.#adaptPoll(start, false);
+          return v;
+        }
       }
+      const res = await this.#sleep(arm, deadline, signal);
+      deep = res === WaitResult.TimedOut;
     }
+  }
+
+  /**
+   * Sizes the next poll window from how long this get waited. A poll that
+   * paid off may run a little longer next time; an item that came after the
+   * window closed but within kPollMaxMs would have been caught by a longer
+   * one; one that came later means the other side is slow or busy, where
+   * polling only burns CPU (and on oversubscribed CPUs steals time from the
+   * very process it waits for), so the window halves. Bounded by kPollMaxMs:
+   * about what a sleep and wake-up cost, so polling never spends much more
+   * CPU than the wake-ups it saves.
+   */
+  #adaptPoll(start: number, caught: boolean): void {
+    const waited = performance.now() - start;
+    if (caught) this.#pollMs = Math.min(kPollMaxMs, Math.max(this.#pollMs, 2 * waited));
+    else if (waited <= kPollMaxMs) this.#pollMs = Math.min(kPollMaxMs, this.#pollMs * 2);
+    else this.#pollMs = Math.max(kPollMinMs, this.#pollMs / 2);
   }
 
   /** Whether a get would find something (or the end) right now; no state changes. */

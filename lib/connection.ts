@@ -88,6 +88,10 @@ class PipeCore {
         closedError: () => new EOFError('The other end of the pipe was closed'),
         readerIdle: (deep) => this.peerGone(this.writerOf(e), deep, EOFError),
         writerIdle: (deep) => this.peerGone(e, deep, BrokenPipeError),
+        writerElsewhere: () => {
+          const pid = Atomics.load(this.words, kPid + this.writerOf(e));
+          return pid !== 0 && pid !== process.pid;
+        },
       }, Math.min(kBlobThreshold, cap / 4)));
     }
     segment.bindTo(this);

@@ -31,6 +31,7 @@ export interface NativeBinding {
 
   futexWait(buffer: ArrayBuffer, byteOffset: number, expected: number, timeoutMs: number): WaitResult;
   futexWake(buffer: ArrayBuffer, byteOffset: number, count: number): number;
+  schedYield(): void;
   futexWaitAsync(buffer: ArrayBuffer, byteOffset: number, expected: number, timeoutMs: number, id: number, ref?: boolean): void;
   setWaitCallback(fn: (ids: number[], results: WaitResult[]) => void): void;
   waiterThreads(): number;

@@ -8,6 +8,11 @@
  *   native wait, so 500 pending `acquire()`s on one lock cost one thread.
  * - `wake` wakes waiters in every process that maps the word.
  *
+ * - `pollAsync` checks a condition from the event loop (once per turn, or
+ *   for a few µs per turn if asked) for a short window, without sleeping:
+ *   what a waiter uses when the change it waits for is probably a few µs
+ *   away (see below).
+ *
  * Both waits may return early (spurious wake-ups): callers always re-check
  * their condition in a loop, as with any futex.
  */
@@ -58,14 +63,31 @@ function settle(waiter: Waiter, r: WaitResult): void {
 
 function leave(w: NativeWait, waiter: Waiter): void {
   w.waiters.delete(waiter);
-  if (w.waiters.size === 0 && byId.has(w.id)) {
-    // Nobody in this process wants this wait any more: free the native thread.
-    // Other waiters of the word (other processes) see a spurious wake and re-wait.
+  if (w.waiters.size === 0 && byId.has(w.id) && !idle.has(w)) {
+    // Nobody in this process wants this wait any more. Usually someone does
+    // again at once: a waiter whose slice ran out (a Channel checking that
+    // its peer lives) waits anew on the same word and value. Keep the native
+    // wait for one loop turn so that it is reused instead of cancelled and
+    // re-submitted (three thread wake-ups per slice per idle reader).
+    idle.add(w);
+    if (idle.size === 1) setImmediate(cancelIdle);
+  }
+}
+
+/** Native waits that lost their last waiter during the last loop turn. */
+const idle = new Set<NativeWait>();
+
+function cancelIdle(): void {
+  for (const w of idle) {
+    if (w.waiters.size !== 0 || !byId.has(w.id)) continue;
+    // Free the native thread. Other waiters of the word (other processes)
+    // see a spurious wake and re-wait.
     byId.delete(w.id);
     byWord.get(w.buffer)?.delete(w.key);
     // A detached buffer: its segment was closed, and closing woke the word's waiters.
     if (w.buffer.byteLength !== 0) native.futexWake(w.buffer, w.byteOffset, -1);
   }
+  idle.clear();
 }
 
 /** Blocks until the word at byteOffset is no longer `expected`, it is woken, or timeoutMs passes. */
@@ -124,6 +146,93 @@ export function waitAsync(
       };
       signal.addEventListener('abort', waiter.onAbort, { once: true });
     }
+  });
+}
+
+// ---- polling -----------------------------------------------------------------
+//
+// Waking a waitAsync takes two kernel wake-ups in a row (the peer's futex wake
+// of our waiter thread, then that thread's uv_async_send to the event loop):
+// 20-50 µs on a 2-vCPU VM, more than a whole round trip through a pipe takes
+// when both processes are running. When the other side is expected to answer
+// within tens of µs, watching the shared memory from the event loop is faster
+// and costs the peer no system call (its commit sees nobody armed).
+//
+// Every pending poll in the process is checked by one setImmediate chain, each
+// poll ending at its own deadline; the chain stops when no poll is left, so
+// nothing runs while nothing is polled. Timers, I/O and other immediates run
+// between turns, so the loop is never starved. A turn checks once, or keeps
+// re-checking for up to the smallest `spinMs` of the pending polls (a caller
+// passes one only when the answer comes from another process: anything this
+// loop would run meanwhile is only delayed, by at most that long).
+
+interface Poll {
+  ready: () => boolean;
+  spin: number;
+  start: number;
+  until: number;
+  resolve: (ok: boolean) => void;
+}
+
+/**
+ * Once a poll has run this long (ms), each check first yields the CPU: the
+ * answer is later than a running peer would give it, so the peer may be
+ * waiting for a CPU, perhaps this one. Costs a cheap system call when no
+ * other thread wants the CPU.
+ */
+const kYieldAfterMs = 0.01;
+
+let polls: Poll[] = [];
+let pollImmediate: NodeJS.Immediate | undefined;
+
+function pollTick(): void {
+  pollImmediate = undefined;
+  let now = performance.now();
+  // Spin only if every poll allows it: a poll whose answer may come from this
+  // very event loop would only be delayed by it.
+  let spin = Infinity;
+  for (const p of polls) spin = Math.min(spin, p.spin);
+  const tickEnd = now + spin;
+  for (;;) {
+    if (now - polls[0]!.start >= kYieldAfterMs) {
+      native.schedYield();
+      now = performance.now();
+    }
+    const current = polls;
+    polls = [];
+    let found = false;
+    for (const p of current) {
+      let ok: boolean;
+      try {
+        ok = p.ready();
+      } catch {
+        ok = true; // let the caller's own re-check meet the error
+      }
+      if (ok) {
+        found = true;
+        p.resolve(true);
+      } else if (now >= p.until) p.resolve(false);
+      else polls.push(p);
+    }
+    if (found || polls.length === 0) break;
+    now = performance.now();
+    if (now >= tickEnd) break;
+  }
+  if (polls.length > 0) pollImmediate = setImmediate(pollTick);
+}
+
+/**
+ * Resolves true as soon as `ready()` returns true, false once windowMs has
+ * passed. ready() runs once per event-loop turn (a few µs apart on an idle
+ * loop), or repeatedly for up to spinMs per turn; it must be cheap. Keep
+ * windows short: a pending poll keeps the process busy (and alive) until it
+ * ends.
+ */
+export function pollAsync(ready: () => boolean, windowMs: number, spinMs = 0): Promise<boolean> {
+  return new Promise<boolean>((resolve) => {
+    const now = performance.now();
+    polls.push({ ready, spin: spinMs, start: now, until: now + windowMs, resolve });
+    if (pollImmediate === undefined) pollImmediate = setImmediate(pollTick);
   });
 }
 

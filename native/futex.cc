@@ -10,6 +10,7 @@
 // threads tracks the number of distinct words being waited on, not the number
 // of pending promises.
 #include <pthread.h>
+#include <sched.h>
 #include <unistd.h>
 #include <uv.h>
 
@@ -295,6 +296,14 @@ Napi::Value SetWaitCallback(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// schedYield(): gives this CPU to another runnable thread, if any (a poller
+// between checks, so that on oversubscribed CPUs it does not hold off the
+// very process it waits for). Costs one cheap system call when nobody waits.
+Napi::Value SchedYield(const Napi::CallbackInfo& info) {
+  sched_yield();
+  return info.Env().Undefined();
+}
+
 Napi::Value WaiterThreads(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), ServiceOf(info.Env())->Threads());
 }
@@ -309,6 +318,7 @@ void InitFutex(Napi::Env env, Napi::Object exports) {
   exports.Set("futexWaitAsync", Napi::Function::New(env, FutexWaitAsync, "futexWaitAsync"));
   exports.Set("setWaitCallback", Napi::Function::New(env, SetWaitCallback, "setWaitCallback"));
   exports.Set("waiterThreads", Napi::Function::New(env, WaiterThreads, "waiterThreads"));
+  exports.Set("schedYield", Napi::Function::New(env, SchedYield, "schedYield"));
   exports.Set("pidCell", Napi::Function::New(env, PidCell, "pidCell"));
 }
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import * as mp from 'multiproc';
-import { collect, fixture } from './helpers';
+import { collect, fixture, runNode } from './helpers';
 import { spawnChild } from './queue-helpers';
 
 const handle = (c: object): string => JSON.stringify(mp.toHandle(c as mp.Shareable));
@@ -120,5 +120,32 @@ describe('Pipe in one process', () => {
     expect(() => mp.Pipe('yes' as unknown as boolean)).toThrow(TypeError);
     a.close();
     b.close();
+  });
+
+  it('100 recv()s waiting on idle pipes leave the event loop free and the CPU idle', async () => {
+    const r = await runNode(fixture('q-idle.mjs'), ['idle']);
+    expect(r.code, r.stderr).toBe(0);
+    const [cpu, live, done] = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, number>);
+    // Over 1 s: waits that kept polling would burn ~1000 ms of CPU; sleeping ones almost none.
+    expect(cpu.cpuMs).toBeLessThan(250);
+    // Over 300 ms: a 10 ms interval fires ~30 times and file reads keep completing.
+    expect(live.ticks).toBeGreaterThan(5);
+    expect(live.reads).toBeGreaterThan(5);
+    expect(done.delivered).toBe(100);
+  });
+
+  it('timers and fs keep running during a busy ping-pong over a pipe', async () => {
+    const r = await runNode(fixture('q-idle.mjs'), ['busy']);
+    expect(r.code, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout) as Record<string, number>;
+    expect(out.roundTrips).toBeGreaterThan(100);
+    expect(out.ticks).toBeGreaterThan(3);
+    expect(out.reads).toBeGreaterThan(3);
+  });
+
+  it('an unref()d pending recv does not keep the process alive', async () => {
+    const r = await runNode(fixture('q-idle.mjs'), ['unref'], { timeoutMs: 10_000 });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toBe('waiting\n');
   });
 });
