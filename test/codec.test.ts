@@ -86,6 +86,47 @@ describe('codec', () => {
     expect(Buffer.isBuffer(roundTrip(Buffer.from('b')))).toBe(true);
   });
 
+  it('round-trips objects of repeated key lists (the shape-cached record path) exactly (property)', () => {
+    // A few key lists, used again and again with values of every kind: the
+    // encoder's and decoder's shape caches are hit, missed, and shared between
+    // nested objects of different shapes.
+    const keyLists = fc.constantFrom(
+      ['id', 'name', 'tags'], ['a'], ['b', 'a'], ['1', 'x', '0'], ['constructor', 'toString'], ['é', 'ÿ'],
+      ['x'.repeat(255)], ['x'.repeat(256)], ['€uro'], ['__proto__', 'a'], ['a', '__proto__'], ['"q\\', "'", '\n'],
+      Array.from({ length: 70 }, (_, i) => `k${i}`), ['', ' '],
+    );
+    const value = fc.oneof(fc.integer(), fc.double(), fc.string({ unit: 'binary', maxLength: 12 }), fc.constant(undefined), fc.constant(-0), items);
+    const record = (nullProto: boolean) => fc.tuple(keyLists, fc.array(value, { minLength: 70, maxLength: 70 })).map(([keys, vals]) => {
+      const o: Record<string, unknown> = nullProto ? Object.create(null) : {};
+      keys.forEach((k, i) => Object.defineProperty(o, k, { value: vals[i], enumerable: true, writable: true, configurable: true }));
+      return o;
+    });
+    const nested = fc.array(fc.oneof(record(false), record(true), fc.tuple(record(false), record(false)).map(([a, b]) => ({ ...a, inner: b }))), { maxLength: 6 });
+    expect(encode({ id: 1, name: 'n', tags: [] }).head[0]).toBe(0x11); // the path under test
+    fc.assert(
+      fc.property(nested, (v) => {
+        sameValue(roundTrip(v), expected(v));
+      }),
+      { numRuns: 1500 },
+    );
+  });
+
+  it('gives every decoded Buffer its own bytes (small ones share a pool, not the ring)', () => {
+    const enc = encode(Buffer.alloc(1000, 1));
+    const ring = Buffer.alloc(enc.size);
+    writeTo(enc, ring, 0);
+    const got: Buffer[] = [];
+    for (let i = 0; i < 200; i++) {
+      ring.fill(i & 0xff, 5); // the ring is rewritten between items
+      got.push(decodeFrom(ring, 0, ring.length) as Buffer);
+    }
+    got[0].fill(0xaa);
+    for (let i = 1; i < 200; i++) {
+      expect(got[i].length).toBe(1000);
+      expect(got[i].every((b) => b === (i & 0xff))).toBe(true);
+    }
+  });
+
   it('keeps shared references and cycles (through structured clone)', () => {
     const shared = { s: 1 };
     const v = roundTrip({ a: shared, b: shared }) as { a: object; b: object };
