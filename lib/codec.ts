@@ -187,6 +187,19 @@ interface Shape {
   keys: string[];
   /** Tag.Record, u16 L, then the L-byte key block. */
   head: Uint8Array;
+  /** Writes the values in key order (named loads, monomorphic for objects of one hidden class). */
+  write: (v: object, w: (x: unknown) => void) => void;
+}
+
+function compileWrite(keys: string[]): Shape['write'] {
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-implied-eval
+    return new Function('v', 'w', keys.map((k) => `w(v[${JSON.stringify(k)}]);`).join('')) as Shape['write'];
+  } catch {
+    return (v, w) => {
+      for (const k of keys) w((v as Record<string, unknown>)[k]);
+    };
+  }
 }
 
 interface ShapeNode {
@@ -218,7 +231,7 @@ function makeShape(keys: string[]): Shape | null {
     head[p++] = k.length;
     p += fast(head).latin1Write(k, p, k.length);
   }
-  return { keys, head };
+  return { keys, head, write: compileWrite(keys) };
 }
 
 function shapeOf(keys: string[]): Shape | null {
@@ -348,7 +361,7 @@ function writeObject(v: object): void {
       const p = pos;
       for (let i = 0; i < hn; i++) out[p + i] = head[i];
       pos = p + hn;
-      for (let i = 0; i < n; i++) writeValue((v as Record<string, unknown>)[keys[i]]);
+      shape.write(v, writeValue);
       return;
     }
     ensure(5);
