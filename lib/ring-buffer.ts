@@ -154,7 +154,7 @@ export class Ring {
   readonly maxPayload: number;
   #maxsize: number;
   #cachedHead = 0;
-  #cachedTail = 0;
+  readonly #negPid = -process.pid;
   #resState = 0; // Int32 index of the reserved record's state word
   #resPos = 0;
   /** After kBusy: the control word index to wait on and the value it held. */
@@ -173,7 +173,6 @@ export class Ring {
     this.maxPayload = capacity / 2 - kRecordHeader;
     this.#maxsize = Atomics.load(this.ctl, kMaxsize);
     this.#cachedHead = Atomics.load(this.ctl, kHead);
-    this.#cachedTail = Atomics.load(this.ctl, kTail);
   }
 
   /** Writes the configuration words of a fresh (zeroed) control block. */
@@ -249,29 +248,36 @@ export class Ring {
       if (this.#maxsize > 0 && ((ctl[kPutCount] - Atomics.load(ctl, kGetCount)) | 0) >= this.#maxsize) return kFull;
       const cap = this.capacity;
       const n = recordBytes(len);
-      let t = Atomics.load(ctl, kTail);
-      let off = t & this.#mask;
+      const t = Atomics.load(ctl, kTail);
+      const off = t & this.#mask;
       const pad = n > cap - off ? cap - off : 0;
-      if (((t - this.#cachedHead) >>> 0) + pad + n > cap) {
+      // kRecordHeader more than the record: the frontier word after it must lie in free space.
+      if (((t - this.#cachedHead) >>> 0) + pad + n + kRecordHeader > cap) {
         this.#cachedHead = Atomics.load(ctl, kHead);
-        if (((t - this.#cachedHead) >>> 0) + pad + n > cap) return kFull;
+        if (((t - this.#cachedHead) >>> 0) + pad + n + kRecordHeader > cap) return kFull;
       }
       const d = this.data;
-      if (pad > 0) {
-        d[(off >> 2) + 1] = kPadFlag;
-        Atomics.store(d, off >> 2, tag(t));
-        t = (t + pad) | 0;
-        off = 0;
-      }
-      const s = off >> 2;
+      const pos = (t + pad) | 0;
+      const end = (pos + n) | 0;
+      const s = (pos & this.#mask) >> 2;
+      const negPid = this.#negPid;
+      // The new frontier: consumers find 0 there until a producer reserves it.
+      Atomics.store(d, (end & this.#mask) >> 2, 0);
       d[s + 1] = len;
-      Atomics.store(d, s, -process.pid);
+      Atomics.store(d, s, negPid);
+      if (pad > 0) {
+        // Reserved like a record until tail covers the record after it: a
+        // consumer must not step over the pad before that record says -pid.
+        d[(off >> 2) + 1] = kPadFlag;
+        Atomics.store(d, off >> 2, negPid);
+      }
       this.#resState = s;
-      this.#resPos = t;
-      Atomics.store(ctl, kTail, (t + n) | 0);
+      this.#resPos = pos;
+      Atomics.store(ctl, kTail, end);
+      if (pad > 0) Atomics.store(d, off >> 2, tag(t));
       ctl[kPutCount] = (ctl[kPutCount] + 1) | 0;
       if (this.joinable) Atomics.add(ctl, kUnfinished, 1);
-      return off + kRecordHeader;
+      return (pos & this.#mask) + kRecordHeader;
     } finally {
       if (!this.exclusive) this.#unlock(kPutLock);
     }
@@ -303,21 +309,29 @@ export class Ring {
       const d = this.data;
       for (;;) {
         const h = Atomics.load(ctl, kHead);
-        // The cached tail is only a lower bound, and other consumers may have
-        // moved head past it: reload unless head is strictly below it.
-        if (((this.#cachedTail - h) | 0) <= 0) {
-          this.#cachedTail = Atomics.load(ctl, kTail);
-          if (this.#cachedTail === h) return kEmpty;
-        }
         const off = h & this.#mask;
         const s = off >> 2;
+        // The state word at head says it all (see "frontier" in the header):
+        // tail, on the producers' line, is read only for a dead producer's record.
         let state = Atomics.load(d, s);
-        const lenWord = d[s + 1];
+        if (state === 0) return kEmpty;
         // Its producer is copying the payload right now (usually well under a µs).
         for (let i = 0; state < 0 && i < kSpins * 4; i++) state = Atomics.load(d, s);
         if (state < 0) {
           if (recentlyAlive(-state)) return kWaitCommit;
-          // Its producer died before committing: skip the record.
+          // Its producer died. Only a record below tail is a record: at tail
+          // it is a reservation that never finished, which the next producer
+          // redoes. Re-read the state after tail: a producer that took the
+          // dead one's lock over may have written this position since.
+          const t = Atomics.load(ctl, kTail);
+          if (t === h) return kEmpty;
+          if (Atomics.load(d, s) !== state) continue;
+          const lenWord = d[s + 1];
+          if ((lenWord & kPadFlag) !== 0) {
+            Atomics.store(ctl, kHead, (h + this.capacity - off) | 0);
+            continue;
+          }
+          // Died before committing: skip the record.
           Atomics.store(ctl, kHead, (h + recordBytes(lenWord & kLenMask)) | 0);
           ctl[kGetCount] = (ctl[kGetCount] + 1) | 0;
           if (this.joinable) this.taskDone(); // nobody will ever get it, so nobody will call taskDone
@@ -326,6 +340,7 @@ export class Ring {
         if (state !== tag(h)) {
           throw new Error(`multiproc: ring buffer corrupted at position ${h >>> 0} (state ${state}, expected ${tag(h)})`);
         }
+        const lenWord = d[s + 1];
         if ((lenWord & kPadFlag) !== 0) {
           Atomics.store(ctl, kHead, (h + this.capacity - off) | 0);
           continue;
@@ -346,9 +361,9 @@ export class Ring {
 
   /** Whether a record is ready at head (for poll); no lock taken, no state changed. */
   hasData(): boolean {
-    const ctl = this.ctl;
-    const h = Atomics.load(ctl, kHead);
-    return h !== Atomics.load(ctl, kTail);
+    const h = Atomics.load(this.ctl, kHead);
+    const state = Atomics.load(this.data, (h & this.#mask) >> 2);
+    return state > 0 || (state < 0 && h !== Atomics.load(this.ctl, kTail));
   }
 
   #maybeWakeProducers(head: number): void {

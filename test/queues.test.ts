@@ -139,15 +139,23 @@ describe('Queue between processes', () => {
     for (let i = 0; i < 100; i++) check(await q.get());
   });
 
-  for (const where of ['reserved', 'putlock', 'getlock']) {
+  for (const where of ['reserved', 'putlock', 'getlock', 'reserving', 'padreserved']) {
     it(`a process SIGKILLed at a known point (${where}) does not wedge the queue; committed items stay readable`, async () => {
       const q = new mp.Queue<string>({ capacityBytes: 4096 });
+      // padreserved: bring tail near the end of the ring, so the child's reservation pads.
+      if (where === 'padreserved') for (let i = 0; i < 30; i++) {
+        await q.put('f'.repeat(90));
+        await q.get();
+      }
       await q.put('before');
       const r = await collect(spawnChild(fixture('q-crash.mjs'), [handle(q), where]));
       expect(r.signal).toBe('SIGKILL');
       expect(r.stdout).toContain('armed');
-      await q.put('after', { timeout: 5000 });
       expect(await q.get({ timeout: 5000 })).toBe('before');
+      // A consumer meets what the dead one left (an unfinished reservation at tail must read as empty)...
+      expect(() => q.getNowait()).toThrow(mp.QueueEmptyError);
+      // ...and so does the next producer.
+      await q.put('after', { timeout: 5000 });
       expect(await q.get({ timeout: 5000 })).toBe('after');
       expect(() => q.getNowait()).toThrow(mp.QueueEmptyError);
       expect(q.qsize()).toBe(0);
