@@ -107,6 +107,7 @@ const fast = (b: Buffer): FastBuffer => b as FastBuffer;
 
 let out = fast(Buffer.allocUnsafeSlow(64 * 1024));
 let outView = new DataView(out.buffer, out.byteOffset, out.byteLength);
+let out32 = new Int32Array(out.buffer, out.byteOffset, out.byteLength >> 2);
 let pos = 0;
 let refs = false;
 const taken: Handle[] = [];
@@ -122,6 +123,7 @@ function ensure(n: number): void {
   out.copy(bigger, 0, 0, pos);
   out = bigger;
   outView = new DataView(out.buffer, out.byteOffset, out.byteLength);
+  out32 = new Int32Array(out.buffer, out.byteOffset, out.byteLength >> 2);
 }
 
 function visit(o: object): void {
@@ -525,6 +527,26 @@ export function writeTo(enc: Encoded, dst: Uint8Array, offset: number): void {
   // Small records: a loop beats allocating the subarray that set() needs.
   if (n <= 192) for (let i = 0; i < n; i++) dst[offset + i] = head[i];
   else dst.set(n === head.length ? head : head.subarray(0, n), offset);
+  if (enc.body !== null) dst.set(enc.body, offset + n);
+}
+
+/**
+ * writeTo() into a ring's data area, given also as Int32 words: a head still in
+ * the scratch buffer is copied a word at a time (a quarter of the stores into
+ * memory the consumer's core reads next). `offset` must be 4-aligned, and up to
+ * 3 bytes after the head may be overwritten (a record's alignment slack, or
+ * where the body goes next).
+ */
+export function writeToRing(enc: Encoded, dst: Uint8Array, dst32: Int32Array, offset: number): void {
+  const n = enc.headLen;
+  if (enc.head !== out || n > 256 || (offset & 3) !== 0) {
+    writeTo(enc, dst, offset);
+    return;
+  }
+  const w = (n + 3) >> 2;
+  const base = offset >> 2;
+  const src32 = out32;
+  for (let i = 0; i < w; i++) dst32[base + i] = src32[i];
   if (enc.body !== null) dst.set(enc.body, offset + n);
 }
 
