@@ -10,7 +10,7 @@
  * fast path:
  *
  *   line  word  name              written by           read by
- *   0     0     tail              producers (in lock)  producers, consumers (on empty only)
+ *   0     0     tail              producers (in lock)  producers; consumers only for a dead producer's record
  *         1     putCount          producers (in lock)  qsize, full checks
  *         2     putLock           producers (CAS)      producers
  *         3     putLockWaiters    producers            producers
@@ -46,23 +46,34 @@
  * - Cardinality: many producers and many consumers (a Pipe direction is
  *   created with `exclusive` and skips both locks: one producer, one consumer).
  * - Empty when head === tail; full when a record of n bytes (plus padding to
- *   the end of the area if it does not fit before it) would make
- *   tail - head exceed capacity, or when maxsize > 0 and
- *   putCount - getCount >= maxsize. No slot is wasted.
+ *   the end of the area if it does not fit before it) would leave fewer than
+ *   8 free bytes (tail - head > capacity - 8), or when maxsize > 0 and
+ *   putCount - getCount >= maxsize.
+ * - The frontier: the state word at tail is always 0 (fresh segments are
+ *   zeroed, and every reservation zeroes the word just past its record before
+ *   it moves tail there; the 8 spare bytes keep that word in free space). So
+ *   the word at head says everything a consumer needs: 0 = empty, -pid = being
+ *   reserved or written, tag(head) = committed. Stale bytes of an earlier lap
+ *   only ever lie beyond the frontier, where no consumer looks.
  * - Producers reserve under putLock (a CAS of 0 -> pid): check room and
- *   maxsize and closed, write the record's length and state = -pid, then
- *   Atomics.store(tail) and putCount, release the lock. The payload is then
+ *   maxsize and closed, zero the new frontier, write the record's length and
+ *   state = -pid, then Atomics.store(tail) and putCount, release the lock. A
+ *   padded reservation writes the padding header as -pid too and commits it
+ *   only after tail covers the record behind it (a consumer must not step
+ *   past the padding onto a header not yet written). The payload is then
  *   copied OUTSIDE the lock (producers copy in parallel) and published by
  *   Atomics.store(state, tag(pos)): the store is sequentially consistent, so
  *   a consumer whose Atomics.load sees the tag also sees every payload byte.
- * - Consumers take under getLock: a record is visible only below tail, and a
- *   header below tail was always written inside putLock in this lap, so the
- *   stale bytes of an earlier lap are never read as a header. The consumer
+ * - Consumers take under getLock by the state word at head alone; they read
+ *   tail only to judge a dead producer's -pid (below tail: a record to skip;
+ *   at tail: a reservation that never finished, i.e. empty). The consumer
  *   decodes the payload in place (copying out what it keeps), then
  *   Atomics.store(head, pos + n) frees the room, then releases the lock.
- * - Only the lock holder writes tail (head); the other side reads it only when
- *   its cached copy says there is no room (no data), so the two hot lines are
- *   not bounced per record.
+ * - Only the lock holder writes tail (head). Consumers do not read tail on
+ *   the fast path and producers read head only when their cached copy says
+ *   there is no room, so neither side pulls the other's hot line per record
+ *   (a consumer that polled tail made each of the producer's writes to line 0
+ *   a cache miss).
  * - Sleeping: a side that must wait reads the sequence word, stores 1 in its
  *   "waiting" flag, re-checks, and only then futex-waits on the sequence word
  *   (expecting the value it read). The other side, after its own sequentially
@@ -76,10 +87,13 @@
  * Crash safety (a process SIGKILLed at any instruction):
  * - in putLock before tail moved: the next producer finds the lock held by a
  *   dead pid (recentlyAlive), steals it, and rewrites the same position;
- *   whatever the dead one wrote is beyond tail, i.e. free space.
+ *   whatever the dead one wrote is at or beyond tail. A consumer that meets
+ *   its -pid at head === tail reads the queue as empty (it re-reads the state
+ *   after tail, in case a new producer has rewritten the position since).
  * - between reserve and commit: the record says -pid. A consumer that finds
- *   it at head checks whether pid is alive; if dead, it skips the record
- *   (head += n, getCount += 1). Committed records after it stay readable.
+ *   it at head checks whether pid is alive; if dead (and the record is below
+ *   tail), it skips the record (head += n, getCount += 1; a padding record:
+ *   head to the end of the area). Committed records after it stay readable.
  * - in getLock before head moved: the next consumer steals the lock and
  *   reads the same record again (the dead one never returned it).
  * No step leaves a half-written record that a reader could take for a whole one.
