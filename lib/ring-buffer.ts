@@ -14,6 +14,8 @@
  *         1     putCount          producers (in lock)  qsize, full checks
  *         2     putLock           producers (CAS)      producers
  *         3     putLockWaiters    producers            producers
+ *         4     putJournalTail    producers (in lock)  a producer taking the lock over from a dead one
+ *         5     putJournalCount   producers (in lock)  likewise
  *   1     16    head              consumers (in lock)  producers (when short of room)
  *         17    getCount          consumers (in lock)  qsize, full checks
  *         18    getLock           consumers (CAS)      consumers
@@ -85,6 +87,10 @@
  *   record: waking per record halves throughput (NATIVE-NOTES).
  *
  * Crash safety (a process SIGKILLed at any instruction):
+ * - in putLock after tail moved, before putCount: the next producer to take
+ *   the lock over finds tail past the journaled tail and stores the journaled
+ *   count (see #repairPutCount). (unfinished, for a JoinableQueue, has no
+ *   such repair: it can stay off by one, as documented.)
  * - in putLock before tail moved: the next producer finds the lock held by a
  *   dead pid (recentlyAlive), steals it, and rewrites the same position;
  *   whatever the dead one wrote is at or beyond tail. A consumer that meets
@@ -115,6 +121,8 @@ export const kTail = 0;
 export const kPutCount = 1;
 export const kPutLock = 2;
 export const kPutLockWaiters = 3;
+export const kPutJournalTail = 4;
+export const kPutJournalCount = 5;
 export const kHead = 16;
 export const kGetCount = 17;
 export const kGetLock = 18;
@@ -233,13 +241,28 @@ export class Ring {
       if (held !== pid && !recentlyAlive(held)) {
         // Its owner died inside the critical section; the state it guards is
         // consistent at every step (see the header), so take it over.
-        if (Atomics.compareExchange(ctl, word, held, pid) === held) return true;
+        if (Atomics.compareExchange(ctl, word, held, pid) === held) {
+          if (word === kPutLock) this.#repairPutCount();
+          return true;
+        }
         continue;
       }
       this.busyWord = word;
       this.busyValue = held;
       return false;
     }
+  }
+
+  /**
+   * putCount and tail are two words: a producer killed between storing one
+   * and the other would leave qsize() off by one for good. Each reservation
+   * first journals the tail it starts from and the count it will publish; if
+   * tail has moved past the journaled one, the count is the journaled one
+   * (idempotent when the dead producer got that far itself).
+   */
+  #repairPutCount(): void {
+    const ctl = this.ctl;
+    if (Atomics.load(ctl, kTail) !== ctl[kPutJournalTail]) ctl[kPutCount] = ctl[kPutJournalCount];
   }
 
   #unlock(word: number): void {
@@ -270,6 +293,11 @@ export class Ring {
         this.#cachedHead = Atomics.load(ctl, kHead);
         if (((t - this.#cachedHead) >>> 0) + pad + n + kRecordHeader > cap) return kFull;
       }
+      if (!this.exclusive) {
+        // The tail before the count (the atomic store orders them), both before tail moves: see #repairPutCount.
+        ctl[kPutJournalTail] = t;
+        Atomics.store(ctl, kPutJournalCount, (ctl[kPutCount] + 1) | 0);
+      }
       const d = this.data;
       const pos = (t + pad) | 0;
       const end = (pos + n) | 0;
@@ -289,7 +317,7 @@ export class Ring {
       this.#resPos = pos;
       Atomics.store(ctl, kTail, end);
       if (pad > 0) Atomics.store(d, off >> 2, tag(t));
-      ctl[kPutCount] = (ctl[kPutCount] + 1) | 0;
+      Atomics.store(ctl, kPutCount, (ctl[kPutCount] + 1) | 0);
       if (this.joinable) Atomics.add(ctl, kUnfinished, 1);
       return (pos & this.#mask) + kRecordHeader;
     } finally {
