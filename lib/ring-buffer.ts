@@ -304,7 +304,10 @@ export class Ring {
       const s = (pos & this.#mask) >> 2;
       const negPid = this.#negPid;
       // The new frontier: consumers find 0 there until a producer reserves it.
-      Atomics.store(d, (end & this.#mask) >> 2, 0);
+      // A plain store: no consumer reads it before it sees this record's
+      // commit (or the next producer's -pid), atomic stores that come after
+      // it; and an atomic one would stall here on fetching the line.
+      d[(end & this.#mask) >> 2] = 0;
       d[s + 1] = len;
       Atomics.store(d, s, negPid);
       if (pad > 0) {
