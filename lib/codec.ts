@@ -782,7 +782,7 @@ let poolOff = kPoolBytes;
 
 function copyToBuffer(from: Buffer, start: number, n: number): Buffer {
   const part = from.subarray(start, start + n);
-  if (n > kPoolMax) return Buffer.from(part); // a copy
+  if (n === 0 || n > kPoolMax) return Buffer.from(part); // a copy (and set() refuses an offset past a used-up pool)
   if (poolOff + n > kPoolBytes) {
     pool = Buffer.allocUnsafeSlow(kPoolBytes).buffer as ArrayBuffer;
     poolU8 = new Uint8Array(pool);

@@ -1,4 +1,5 @@
 import { deepStrictEqual } from 'node:assert';
+import { execFileSync } from 'node:child_process';
 import * as v8 from 'node:v8';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -74,7 +75,7 @@ describe('codec', () => {
       new Date(8.64e15), new Date(-1),
       { a: undefined, b: null },
       new Uint8ClampedArray([1, 255]), new BigInt64Array([-1n]), new Float32Array([NaN, -0]),
-      new ArrayBuffer(5), Buffer.from('buf'),
+      new ArrayBuffer(5), Buffer.from('buf'), Buffer.alloc(0), [Buffer.from([])], // an empty Buffer first (fast-check counterexample)
       new Map<unknown, unknown>([[{ k: 1 }, new Set([1])]]), /re+/gi, new Error('boom'), new RangeError('r'),
     ];
     for (const v of cases) deepStrictEqual(roundTrip(v), expected(v));
@@ -109,6 +110,14 @@ describe('codec', () => {
       }),
       { numRuns: 1500 },
     );
+  });
+
+  it('decodes an empty Buffer as the first Buffer of a process (before any pool exists)', () => {
+    const codecPath = require.resolve('../dist/cjs/codec.js');
+    const script = `const c = require(${JSON.stringify(codecPath)});
+      const e = c.encode([Buffer.alloc(0)]); const b = Buffer.alloc(e.size); c.writeTo(e, b, 0);
+      const v = c.decodeFrom(b, 0, b.length); process.stdout.write(String(Buffer.isBuffer(v[0]) && v[0].length === 0));`;
+    expect(execFileSync(process.execPath, ['-e', script], { encoding: 'utf8' })).toBe('true');
   });
 
   it('gives every decoded Buffer its own bytes (small ones share a pool, not the ring)', () => {
