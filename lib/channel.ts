@@ -9,7 +9,7 @@
  *
  * Exports: Channel (internal).
  */
-import { decodeFrom, detach, discard, encode, toBlob, writeTo, type Encoded } from './codec';
+import { decodeFrom, detach, discard, encode, toBlob, writeToRing, type Encoded } from './codec';
 import { QueueEmptyError, QueueFullError, TimeoutError } from './errors';
 import {
   kBusy, kBusyTake, kClosedRing, kConsumersWaiting, kDataSeq, kEmpty, kFull, kHead, kProducersWaiting, kSpaceSeq,
@@ -126,7 +126,7 @@ export class Channel {
   #tryPut(enc: Encoded): number {
     const off = this.ring.tryReserve(enc.size);
     if (off < 0) return off;
-    writeTo(enc, this.#data, off);
+    writeToRing(enc, this.#data, this.ring.data, off);
     this.ring.commit();
     return 0;
   }

@@ -20,6 +20,7 @@
  *   0x0e  ArrayBuffer                u32 n, n bytes
  *   0x0f  Date                       float64 LE (time value)
  *   0x10  shared object              its handle, as a plain-object value
+ *   0x11  plain object, short keys   u16 L, key list (L bytes: u8 n, n x (u8 len, latin1)), n values
  *   0xf0  (top level) structured clone: u8 hasHandles, then v8.serialize(reduce(item))
  *   0xf1  (top level) raw bytes from sendBytes: the rest is the bytes
  *   0xf2  (top level) big item in its own segment: u8 form, u32 n, n name bytes
@@ -63,6 +64,7 @@ export const enum Tag {
   ArrayBuffer = 0x0e,
   Date = 0x0f,
   Shared = 0x10,
+  Record = 0x11,
   V8 = 0xf0,
   Bytes = 0xf1,
   Blob = 0xf2,
@@ -105,6 +107,7 @@ const fast = (b: Buffer): FastBuffer => b as FastBuffer;
 
 let out = fast(Buffer.allocUnsafeSlow(64 * 1024));
 let outView = new DataView(out.buffer, out.byteOffset, out.byteLength);
+let out32 = new Int32Array(out.buffer, out.byteOffset, out.byteLength >> 2);
 let pos = 0;
 let refs = false;
 const taken: Handle[] = [];
@@ -120,6 +123,7 @@ function ensure(n: number): void {
   out.copy(bigger, 0, 0, pos);
   out = bigger;
   outView = new DataView(out.buffer, out.byteOffset, out.byteLength);
+  out32 = new Int32Array(out.buffer, out.byteOffset, out.byteLength >> 2);
 }
 
 function visit(o: object): void {
@@ -168,6 +172,96 @@ function writeString(s: string): void {
   out[start] = Tag.Utf16;
   outView.setUint32(start + 1, n, true);
   pos = start + 5 + out.ucs2Write(s, start + 5, n * 2);
+}
+
+// ---- object shapes --------------------------------------------------------------
+//
+// Messages repeat the same key lists. An object whose keys are all short latin1
+// strings is written as Tag.Record: its key list as one byte block (cached per
+// key list, so the encoder copies bytes instead of encoding each key) followed
+// by the values. The key list travels in every record (a queue has many
+// consumers, none of which can be assumed to have seen an earlier definition);
+// the decoder recognises a block it has seen by comparing bytes, and builds the
+// object with one object literal per key list (V8 allocates it with its final
+// hidden class) instead of adding keys one at a time.
+
+interface Shape {
+  keys: string[];
+  /** Tag.Record, u16 L, then the L-byte key block. */
+  head: Uint8Array;
+  /** Writes the values in key order (named loads, monomorphic for objects of one hidden class). */
+  write: (v: object, w: (x: unknown) => void) => void;
+}
+
+function compileWrite(keys: string[]): Shape['write'] {
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-implied-eval
+    return new Function('v', 'w', keys.map((k) => `w(v[${JSON.stringify(k)}]);`).join('')) as Shape['write'];
+  } catch {
+    return (v, w) => {
+      for (const k of keys) w((v as Record<string, unknown>)[k]);
+    };
+  }
+}
+
+interface ShapeNode {
+  next: Map<string, ShapeNode>;
+  /** The shape whose key list ends here; null when it cannot be a record (long or wide keys, __proto__). */
+  shape: Shape | null | undefined;
+}
+
+const kMaxRecordKeys = 64;
+/** Bounds the encoder's key-list tree (objects used as dictionaries would grow it forever). */
+const kMaxShapeNodes = 4096;
+const shapeRoot: ShapeNode = { next: new Map(), shape: undefined };
+let shapeNodes = 0;
+let lastShape: Shape | null = null;
+
+function makeShape(keys: string[]): Shape | null {
+  let len = 1;
+  for (const k of keys) {
+    if (k.length > 255 || k === '__proto__' || kWide.test(k)) return null;
+    len += 1 + k.length;
+  }
+  if (len > 0xffff) return null;
+  const head = Buffer.allocUnsafeSlow(3 + len);
+  head[0] = Tag.Record;
+  head.writeUInt16LE(len, 1);
+  head[3] = keys.length;
+  let p = 4;
+  for (const k of keys) {
+    head[p++] = k.length;
+    p += fast(head).latin1Write(k, p, k.length);
+  }
+  return { keys, head, write: compileWrite(keys) };
+}
+
+function shapeOf(keys: string[]): Shape | null {
+  const n = keys.length;
+  const last = lastShape;
+  if (last !== null && last.keys.length === n) {
+    const lk = last.keys;
+    let i = 0;
+    while (i < n && lk[i] === keys[i]) i++;
+    if (i === n) return last;
+  }
+  if (n > kMaxRecordKeys) return null;
+  let node = shapeRoot;
+  for (let i = 0; i < n; i++) {
+    const k = keys[i];
+    let next = node.next.get(k);
+    if (next === undefined) {
+      if (shapeNodes >= kMaxShapeNodes) return null;
+      shapeNodes++;
+      next = { next: new Map(), shape: undefined };
+      node.next.set(k, next);
+    }
+    node = next;
+  }
+  let shape = node.shape;
+  if (shape === undefined) shape = node.shape = makeShape(keys);
+  if (shape !== null) lastShape = shape;
+  return shape;
 }
 
 function writeRaw(tagByte: number, bytes: Uint8Array): void {
@@ -261,6 +355,17 @@ function writeObject(v: object): void {
     visit(v);
     const keys = Object.keys(v);
     const n = keys.length;
+    const shape = n !== 0 ? shapeOf(keys) : null;
+    if (shape !== null) {
+      const head = shape.head;
+      const hn = head.length;
+      ensure(hn);
+      const p = pos;
+      for (let i = 0; i < hn; i++) out[p + i] = head[i];
+      pos = p + hn;
+      shape.write(v, writeValue);
+      return;
+    }
     ensure(5);
     out[pos] = Tag.Object;
     outView.setUint32(pos + 1, n, true);
@@ -327,9 +432,23 @@ function cloneError(item: unknown, cause: unknown): TypeError {
   );
 }
 
+// The common result of encode(), reused (one allocation less per item): like
+// the bytes it points to, it is valid until the next encode; detach() copies both.
+const scratchEnc: Encoded = { head: out, headLen: 0, body: null, size: 0, refs: false };
+
+function scratch(head: Uint8Array, headLen: number, body: Uint8Array | null, size: number, hasRefs: boolean): Encoded {
+  const e = scratchEnc;
+  e.head = head;
+  e.headLen = headLen;
+  e.body = body;
+  e.size = size;
+  e.refs = hasRefs;
+  return e;
+}
+
 /**
- * Encodes `item` into the thread's scratch buffer (valid until the next
- * encode; see detach()). Throws TypeError for what structured clone refuses,
+ * Encodes `item` into the thread's scratch buffer (the result and its bytes
+ * are valid until the next encode; see detach()). Throws TypeError for what structured clone refuses,
  * having released any reference it took.
  */
 export function encode(item: unknown): Encoded {
@@ -342,21 +461,21 @@ export function encode(item: unknown): Encoded {
     if (Buffer.isBuffer(item) && proto === Buffer.prototype) {
       out[0] = Tag.Buffer;
       outView.setUint32(1, item.length, true);
-      return { head: out, headLen: 5, body: item, size: 5 + item.length, refs: false };
+      return scratch(out, 5, item, 5 + item.length, false);
     }
     const kind = typedKindOf.get(proto);
     if (kind !== undefined) {
       out[0] = Tag.TypedArray;
       out[1] = kind;
       outView.setUint32(2, item.byteLength, true);
-      return { head: out, headLen: 6, body: bytesOf(item), size: 6 + item.byteLength, refs: false };
+      return scratch(out, 6, bytesOf(item), 6 + item.byteLength, false);
     }
   }
   try {
     writeValue(item);
     if (nVisited !== 0) resetVisited();
     if (taken.length !== 0) taken.length = 0;
-    return { head: out, headLen: pos, body: null, size: pos, refs };
+    return scratch(out, pos, null, pos, refs);
   } catch (e) {
     resetVisited();
     releaseTaken();
@@ -396,8 +515,9 @@ export function encodeBytes(bytes: Uint8Array): Encoded {
 
 /** A copy of `enc` that no later encode() overwrites (for puts that must wait). */
 export function detach(enc: Encoded): Encoded {
-  if (enc.head !== out) return enc;
-  return { head: Uint8Array.prototype.slice.call(out, 0, enc.headLen), headLen: enc.headLen, body: enc.body, size: enc.size, refs: enc.refs };
+  const head = enc.head === out ? Uint8Array.prototype.slice.call(out, 0, enc.headLen) : enc.head;
+  if (head === enc.head && enc !== scratchEnc) return enc;
+  return { head, headLen: enc.headLen, body: enc.body, size: enc.size, refs: enc.refs };
 }
 
 /** Copies an encoded item to dst[offset...]. */
@@ -407,6 +527,26 @@ export function writeTo(enc: Encoded, dst: Uint8Array, offset: number): void {
   // Small records: a loop beats allocating the subarray that set() needs.
   if (n <= 192) for (let i = 0; i < n; i++) dst[offset + i] = head[i];
   else dst.set(n === head.length ? head : head.subarray(0, n), offset);
+  if (enc.body !== null) dst.set(enc.body, offset + n);
+}
+
+/**
+ * writeTo() into a ring's data area, given also as Int32 words: a head still in
+ * the scratch buffer is copied a word at a time (a quarter of the stores into
+ * memory the consumer's core reads next). `offset` must be 4-aligned, and up to
+ * 3 bytes after the head may be overwritten (a record's alignment slack, or
+ * where the body goes next).
+ */
+export function writeToRing(enc: Encoded, dst: Uint8Array, dst32: Int32Array, offset: number): void {
+  const n = enc.headLen;
+  if (enc.head !== out || n > 256 || (offset & 3) !== 0) {
+    writeTo(enc, dst, offset);
+    return;
+  }
+  const w = (n + 3) >> 2;
+  const base = offset >> 2;
+  const src32 = out32;
+  for (let i = 0; i < w; i++) dst32[base + i] = src32[i];
   if (enc.body !== null) dst.set(enc.body, offset + n);
 }
 
@@ -563,6 +703,97 @@ function readKey(): string {
   return readString(t);
 }
 
+// Decoder side of Tag.Record: key blocks seen before, by a hash of their bytes.
+type Build = (read: () => unknown) => Record<string, unknown>;
+
+interface DecShape {
+  block: Uint8Array;
+  build: Build;
+}
+
+const kDecShapes = 1024;
+const decShapes: (DecShape | undefined)[] = new Array(kDecShapes);
+let lastDec: DecShape | null = null;
+
+function sameBlock(block: Uint8Array, start: number, n: number): boolean {
+  if (block.length !== n) return false;
+  const b = src;
+  for (let i = 0; i < n; i++) if (block[i] !== b[start + i]) return false;
+  return true;
+}
+
+/** An object literal with these keys, its values read in order (keys are latin1, never __proto__). */
+function compileBuild(keys: string[]): Build {
+  if (keys.length <= kMaxRecordKeys) {
+    try {
+      // eslint-disable-next-line @typescript-eslint/no-implied-eval
+      return new Function('r', `return {${keys.map((k) => `${JSON.stringify(k)}: r()`).join(', ')}};`) as Build;
+    } catch {
+      // code generation from strings disallowed (--disallow-code-generation-from-strings)
+    }
+  }
+  return (read) => {
+    const o: Record<string, unknown> = {};
+    for (const k of keys) o[k] = read();
+    return o;
+  };
+}
+
+function readRecord(): Record<string, unknown> {
+  const b = src;
+  const len = b[rpos] | (b[rpos + 1] << 8);
+  const start = rpos + 2;
+  rpos = start + len;
+  let shape = lastDec;
+  if (shape === null || !sameBlock(shape.block, start, len)) {
+    let h = len;
+    for (let i = 0; i < len; i++) h = (Math.imul(h, 31) + b[start + i]) | 0;
+    const slot = (h ^ (h >>> 15)) & (kDecShapes - 1);
+    shape = decShapes[slot] ?? null;
+    if (shape === null || !sameBlock(shape.block, start, len)) {
+      const n = b[start];
+      const keys: string[] = [];
+      let p = start + 1;
+      for (let i = 0; i < n; i++) {
+        const kn = b[p];
+        keys.push(b.latin1Slice(p + 1, p + 1 + kn));
+        p += 1 + kn;
+      }
+      if (p !== start + len || keys.includes('__proto__') || new Set(keys).size !== n) {
+        throw new Error(`multiproc codec: bad record key list at ${start}`);
+      }
+      shape = { block: Uint8Array.prototype.slice.call(b, start, start + len), build: compileBuild(keys) };
+      decShapes[slot] = shape;
+    }
+    lastDec = shape;
+  }
+  return shape.build(readValue);
+}
+
+// Small Buffers are cut from a pool of our own, like Buffer.allocUnsafe does
+// from Node's 8 KiB one, but a larger pool: a new ArrayBuffer every 8 KiB was
+// a good part of receiving 1 KB Buffers. (As with Node's pool, a Buffer kept
+// alive keeps its whole pool alive: at most kPoolBytes.)
+const kPoolBytes = 64 * 1024;
+const kPoolMax = 2048;
+let pool: ArrayBuffer = new ArrayBuffer(0);
+let poolU8 = new Uint8Array(pool);
+let poolOff = kPoolBytes;
+
+function copyToBuffer(from: Buffer, start: number, n: number): Buffer {
+  const part = from.subarray(start, start + n);
+  if (n === 0 || n > kPoolMax) return Buffer.from(part); // a copy (and set() refuses an offset past a used-up pool)
+  if (poolOff + n > kPoolBytes) {
+    pool = Buffer.allocUnsafeSlow(kPoolBytes).buffer as ArrayBuffer;
+    poolU8 = new Uint8Array(pool);
+    poolOff = 0;
+  }
+  const off = poolOff;
+  poolU8.set(part, off);
+  poolOff = (off + n + 7) & ~7;
+  return Buffer.from(pool, off, n);
+}
+
 function copyOut(n: number): ArrayBuffer {
   const ab = new ArrayBuffer(n);
   new Uint8Array(ab).set(src.subarray(rpos, rpos + n));
@@ -628,8 +859,7 @@ function readValue(): unknown {
     case Tag.Buffer: {
       const n = srcView.getUint32(rpos, true);
       rpos += 4;
-      const b = Buffer.allocUnsafe(n);
-      src.copy(b, 0, rpos, rpos + n);
+      const b = copyToBuffer(src, rpos, n);
       rpos += n;
       return b;
     }
@@ -651,6 +881,8 @@ function readValue(): unknown {
       rpos += 8;
       return new Date(v);
     }
+    case Tag.Record:
+      return readRecord();
     case Tag.Shared:
       return fromHandle(readValue() as Handle);
     default:
@@ -671,11 +903,7 @@ export function decodeFrom(buf: Buffer, offset: number, length: number, view?: D
     const v = v8.deserialize(copy);
     return buf[offset + 1] === 1 ? rebuild(v) : v;
   }
-  if (t === Tag.Bytes) {
-    const b = Buffer.allocUnsafe(length - 1);
-    buf.copy(b, 0, offset + 1, offset + length);
-    return b;
-  }
+  if (t === Tag.Bytes) return copyToBuffer(buf, offset + 1, length - 1);
   src = fast(buf);
   srcView = view ?? new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   rpos = offset;

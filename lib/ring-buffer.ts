@@ -10,10 +10,12 @@
  * fast path:
  *
  *   line  word  name              written by           read by
- *   0     0     tail              producers (in lock)  producers, consumers (on empty only)
+ *   0     0     tail              producers (in lock)  producers; consumers only for a dead producer's record
  *         1     putCount          producers (in lock)  qsize, full checks
  *         2     putLock           producers (CAS)      producers
  *         3     putLockWaiters    producers            producers
+ *         4     putJournalTail    producers (in lock)  a producer taking the lock over from a dead one
+ *         5     putJournalCount   producers (in lock)  likewise
  *   1     16    head              consumers (in lock)  producers (when short of room)
  *         17    getCount          consumers (in lock)  qsize, full checks
  *         18    getLock           consumers (CAS)      consumers
@@ -46,23 +48,34 @@
  * - Cardinality: many producers and many consumers (a Pipe direction is
  *   created with `exclusive` and skips both locks: one producer, one consumer).
  * - Empty when head === tail; full when a record of n bytes (plus padding to
- *   the end of the area if it does not fit before it) would make
- *   tail - head exceed capacity, or when maxsize > 0 and
- *   putCount - getCount >= maxsize. No slot is wasted.
+ *   the end of the area if it does not fit before it) would leave fewer than
+ *   8 free bytes (tail - head > capacity - 8), or when maxsize > 0 and
+ *   putCount - getCount >= maxsize.
+ * - The frontier: the state word at tail is always 0 (fresh segments are
+ *   zeroed, and every reservation zeroes the word just past its record before
+ *   it moves tail there; the 8 spare bytes keep that word in free space). So
+ *   the word at head says everything a consumer needs: 0 = empty, -pid = being
+ *   reserved or written, tag(head) = committed. Stale bytes of an earlier lap
+ *   only ever lie beyond the frontier, where no consumer looks.
  * - Producers reserve under putLock (a CAS of 0 -> pid): check room and
- *   maxsize and closed, write the record's length and state = -pid, then
- *   Atomics.store(tail) and putCount, release the lock. The payload is then
+ *   maxsize and closed, zero the new frontier, write the record's length and
+ *   state = -pid, then Atomics.store(tail) and putCount, release the lock. A
+ *   padded reservation writes the padding header as -pid too and commits it
+ *   only after tail covers the record behind it (a consumer must not step
+ *   past the padding onto a header not yet written). The payload is then
  *   copied OUTSIDE the lock (producers copy in parallel) and published by
  *   Atomics.store(state, tag(pos)): the store is sequentially consistent, so
  *   a consumer whose Atomics.load sees the tag also sees every payload byte.
- * - Consumers take under getLock: a record is visible only below tail, and a
- *   header below tail was always written inside putLock in this lap, so the
- *   stale bytes of an earlier lap are never read as a header. The consumer
+ * - Consumers take under getLock by the state word at head alone; they read
+ *   tail only to judge a dead producer's -pid (below tail: a record to skip;
+ *   at tail: a reservation that never finished, i.e. empty). The consumer
  *   decodes the payload in place (copying out what it keeps), then
  *   Atomics.store(head, pos + n) frees the room, then releases the lock.
- * - Only the lock holder writes tail (head); the other side reads it only when
- *   its cached copy says there is no room (no data), so the two hot lines are
- *   not bounced per record.
+ * - Only the lock holder writes tail (head). Consumers do not read tail on
+ *   the fast path and producers read head only when their cached copy says
+ *   there is no room, so neither side pulls the other's hot line per record
+ *   (a consumer that polled tail made each of the producer's writes to line 0
+ *   a cache miss).
  * - Sleeping: a side that must wait reads the sequence word, stores 1 in its
  *   "waiting" flag, re-checks, and only then futex-waits on the sequence word
  *   (expecting the value it read). The other side, after its own sequentially
@@ -74,12 +87,19 @@
  *   record: waking per record halves throughput (NATIVE-NOTES).
  *
  * Crash safety (a process SIGKILLed at any instruction):
+ * - in putLock after tail moved, before putCount: the next producer to take
+ *   the lock over finds tail past the journaled tail and stores the journaled
+ *   count (see #repairPutCount). (unfinished, for a JoinableQueue, has no
+ *   such repair: it can stay off by one, as documented.)
  * - in putLock before tail moved: the next producer finds the lock held by a
  *   dead pid (recentlyAlive), steals it, and rewrites the same position;
- *   whatever the dead one wrote is beyond tail, i.e. free space.
+ *   whatever the dead one wrote is at or beyond tail. A consumer that meets
+ *   its -pid at head === tail reads the queue as empty (it re-reads the state
+ *   after tail, in case a new producer has rewritten the position since).
  * - between reserve and commit: the record says -pid. A consumer that finds
- *   it at head checks whether pid is alive; if dead, it skips the record
- *   (head += n, getCount += 1). Committed records after it stay readable.
+ *   it at head checks whether pid is alive; if dead (and the record is below
+ *   tail), it skips the record (head += n, getCount += 1; a padding record:
+ *   head to the end of the area). Committed records after it stay readable.
  * - in getLock before head moved: the next consumer steals the lock and
  *   reads the same record again (the dead one never returned it).
  * No step leaves a half-written record that a reader could take for a whole one.
@@ -101,6 +121,8 @@ export const kTail = 0;
 export const kPutCount = 1;
 export const kPutLock = 2;
 export const kPutLockWaiters = 3;
+export const kPutJournalTail = 4;
+export const kPutJournalCount = 5;
 export const kHead = 16;
 export const kGetCount = 17;
 export const kGetLock = 18;
@@ -154,7 +176,7 @@ export class Ring {
   readonly maxPayload: number;
   #maxsize: number;
   #cachedHead = 0;
-  #cachedTail = 0;
+  readonly #negPid = -process.pid;
   #resState = 0; // Int32 index of the reserved record's state word
   #resPos = 0;
   /** After kBusy: the control word index to wait on and the value it held. */
@@ -173,7 +195,6 @@ export class Ring {
     this.maxPayload = capacity / 2 - kRecordHeader;
     this.#maxsize = Atomics.load(this.ctl, kMaxsize);
     this.#cachedHead = Atomics.load(this.ctl, kHead);
-    this.#cachedTail = Atomics.load(this.ctl, kTail);
   }
 
   /** Writes the configuration words of a fresh (zeroed) control block. */
@@ -220,13 +241,28 @@ export class Ring {
       if (held !== pid && !recentlyAlive(held)) {
         // Its owner died inside the critical section; the state it guards is
         // consistent at every step (see the header), so take it over.
-        if (Atomics.compareExchange(ctl, word, held, pid) === held) return true;
+        if (Atomics.compareExchange(ctl, word, held, pid) === held) {
+          if (word === kPutLock) this.#repairPutCount();
+          return true;
+        }
         continue;
       }
       this.busyWord = word;
       this.busyValue = held;
       return false;
     }
+  }
+
+  /**
+   * putCount and tail are two words: a producer killed between storing one
+   * and the other would leave qsize() off by one for good. Each reservation
+   * first journals the tail it starts from and the count it will publish; if
+   * tail has moved past the journaled one, the count is the journaled one
+   * (idempotent when the dead producer got that far itself).
+   */
+  #repairPutCount(): void {
+    const ctl = this.ctl;
+    if (Atomics.load(ctl, kTail) !== ctl[kPutJournalTail]) ctl[kPutCount] = ctl[kPutJournalCount];
   }
 
   #unlock(word: number): void {
@@ -249,29 +285,44 @@ export class Ring {
       if (this.#maxsize > 0 && ((ctl[kPutCount] - Atomics.load(ctl, kGetCount)) | 0) >= this.#maxsize) return kFull;
       const cap = this.capacity;
       const n = recordBytes(len);
-      let t = Atomics.load(ctl, kTail);
-      let off = t & this.#mask;
+      const t = Atomics.load(ctl, kTail);
+      const off = t & this.#mask;
       const pad = n > cap - off ? cap - off : 0;
-      if (((t - this.#cachedHead) >>> 0) + pad + n > cap) {
+      // kRecordHeader more than the record: the frontier word after it must lie in free space.
+      if (((t - this.#cachedHead) >>> 0) + pad + n + kRecordHeader > cap) {
         this.#cachedHead = Atomics.load(ctl, kHead);
-        if (((t - this.#cachedHead) >>> 0) + pad + n > cap) return kFull;
+        if (((t - this.#cachedHead) >>> 0) + pad + n + kRecordHeader > cap) return kFull;
+      }
+      if (!this.exclusive) {
+        // The tail before the count (the atomic store orders them), both before tail moves: see #repairPutCount.
+        ctl[kPutJournalTail] = t;
+        Atomics.store(ctl, kPutJournalCount, (ctl[kPutCount] + 1) | 0);
       }
       const d = this.data;
-      if (pad > 0) {
-        d[(off >> 2) + 1] = kPadFlag;
-        Atomics.store(d, off >> 2, tag(t));
-        t = (t + pad) | 0;
-        off = 0;
-      }
-      const s = off >> 2;
+      const pos = (t + pad) | 0;
+      const end = (pos + n) | 0;
+      const s = (pos & this.#mask) >> 2;
+      const negPid = this.#negPid;
+      // The new frontier: consumers find 0 there until a producer reserves it.
+      // A plain store: no consumer reads it before it sees this record's
+      // commit (or the next producer's -pid), atomic stores that come after
+      // it; and an atomic one would stall here on fetching the line.
+      d[(end & this.#mask) >> 2] = 0;
       d[s + 1] = len;
-      Atomics.store(d, s, -process.pid);
+      Atomics.store(d, s, negPid);
+      if (pad > 0) {
+        // Reserved like a record until tail covers the record after it: a
+        // consumer must not step over the pad before that record says -pid.
+        d[(off >> 2) + 1] = kPadFlag;
+        Atomics.store(d, off >> 2, negPid);
+      }
       this.#resState = s;
-      this.#resPos = t;
-      Atomics.store(ctl, kTail, (t + n) | 0);
-      ctl[kPutCount] = (ctl[kPutCount] + 1) | 0;
+      this.#resPos = pos;
+      Atomics.store(ctl, kTail, end);
+      if (pad > 0) Atomics.store(d, off >> 2, tag(t));
+      Atomics.store(ctl, kPutCount, (ctl[kPutCount] + 1) | 0);
       if (this.joinable) Atomics.add(ctl, kUnfinished, 1);
-      return off + kRecordHeader;
+      return (pos & this.#mask) + kRecordHeader;
     } finally {
       if (!this.exclusive) this.#unlock(kPutLock);
     }
@@ -303,21 +354,29 @@ export class Ring {
       const d = this.data;
       for (;;) {
         const h = Atomics.load(ctl, kHead);
-        // The cached tail is only a lower bound, and other consumers may have
-        // moved head past it: reload unless head is strictly below it.
-        if (((this.#cachedTail - h) | 0) <= 0) {
-          this.#cachedTail = Atomics.load(ctl, kTail);
-          if (this.#cachedTail === h) return kEmpty;
-        }
         const off = h & this.#mask;
         const s = off >> 2;
+        // The state word at head says it all (see "frontier" in the header):
+        // tail, on the producers' line, is read only for a dead producer's record.
         let state = Atomics.load(d, s);
-        const lenWord = d[s + 1];
+        if (state === 0) return kEmpty;
         // Its producer is copying the payload right now (usually well under a µs).
         for (let i = 0; state < 0 && i < kSpins * 4; i++) state = Atomics.load(d, s);
         if (state < 0) {
           if (recentlyAlive(-state)) return kWaitCommit;
-          // Its producer died before committing: skip the record.
+          // Its producer died. Only a record below tail is a record: at tail
+          // it is a reservation that never finished, which the next producer
+          // redoes. Re-read the state after tail: a producer that took the
+          // dead one's lock over may have written this position since.
+          const t = Atomics.load(ctl, kTail);
+          if (t === h) return kEmpty;
+          if (Atomics.load(d, s) !== state) continue;
+          const lenWord = d[s + 1];
+          if ((lenWord & kPadFlag) !== 0) {
+            Atomics.store(ctl, kHead, (h + this.capacity - off) | 0);
+            continue;
+          }
+          // Died before committing: skip the record.
           Atomics.store(ctl, kHead, (h + recordBytes(lenWord & kLenMask)) | 0);
           ctl[kGetCount] = (ctl[kGetCount] + 1) | 0;
           if (this.joinable) this.taskDone(); // nobody will ever get it, so nobody will call taskDone
@@ -326,6 +385,7 @@ export class Ring {
         if (state !== tag(h)) {
           throw new Error(`multiproc: ring buffer corrupted at position ${h >>> 0} (state ${state}, expected ${tag(h)})`);
         }
+        const lenWord = d[s + 1];
         if ((lenWord & kPadFlag) !== 0) {
           Atomics.store(ctl, kHead, (h + this.capacity - off) | 0);
           continue;
@@ -346,9 +406,9 @@ export class Ring {
 
   /** Whether a record is ready at head (for poll); no lock taken, no state changed. */
   hasData(): boolean {
-    const ctl = this.ctl;
-    const h = Atomics.load(ctl, kHead);
-    return h !== Atomics.load(ctl, kTail);
+    const h = Atomics.load(this.ctl, kHead);
+    const state = Atomics.load(this.data, (h & this.#mask) >> 2);
+    return state > 0 || (state < 0 && h !== Atomics.load(this.ctl, kTail));
   }
 
   #maybeWakeProducers(head: number): void {

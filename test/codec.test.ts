@@ -1,4 +1,5 @@
 import { deepStrictEqual } from 'node:assert';
+import { execFileSync } from 'node:child_process';
 import * as v8 from 'node:v8';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
@@ -74,7 +75,7 @@ describe('codec', () => {
       new Date(8.64e15), new Date(-1),
       { a: undefined, b: null },
       new Uint8ClampedArray([1, 255]), new BigInt64Array([-1n]), new Float32Array([NaN, -0]),
-      new ArrayBuffer(5), Buffer.from('buf'),
+      new ArrayBuffer(5), Buffer.from('buf'), Buffer.alloc(0), [Buffer.from([])], // an empty Buffer first (fast-check counterexample)
       new Map<unknown, unknown>([[{ k: 1 }, new Set([1])]]), /re+/gi, new Error('boom'), new RangeError('r'),
     ];
     for (const v of cases) deepStrictEqual(roundTrip(v), expected(v));
@@ -84,6 +85,55 @@ describe('codec', () => {
     expect(Object.getPrototypeOf(proto)).toBe(Object.prototype);
     expect(Object.keys(proto)).toEqual(['__proto__']);
     expect(Buffer.isBuffer(roundTrip(Buffer.from('b')))).toBe(true);
+  });
+
+  it('round-trips objects of repeated key lists (the shape-cached record path) exactly (property)', () => {
+    // A few key lists, used again and again with values of every kind: the
+    // encoder's and decoder's shape caches are hit, missed, and shared between
+    // nested objects of different shapes.
+    const keyLists = fc.constantFrom(
+      ['id', 'name', 'tags'], ['a'], ['b', 'a'], ['1', 'x', '0'], ['constructor', 'toString'], ['é', 'ÿ'],
+      ['x'.repeat(255)], ['x'.repeat(256)], ['€uro'], ['__proto__', 'a'], ['a', '__proto__'], ['"q\\', "'", '\n'],
+      Array.from({ length: 70 }, (_, i) => `k${i}`), ['', ' '],
+    );
+    const value = fc.oneof(fc.integer(), fc.double(), fc.string({ unit: 'binary', maxLength: 12 }), fc.constant(undefined), fc.constant(-0), items);
+    const record = (nullProto: boolean) => fc.tuple(keyLists, fc.array(value, { minLength: 70, maxLength: 70 })).map(([keys, vals]) => {
+      const o: Record<string, unknown> = nullProto ? Object.create(null) : {};
+      keys.forEach((k, i) => Object.defineProperty(o, k, { value: vals[i], enumerable: true, writable: true, configurable: true }));
+      return o;
+    });
+    const nested = fc.array(fc.oneof(record(false), record(true), fc.tuple(record(false), record(false)).map(([a, b]) => ({ ...a, inner: b }))), { maxLength: 6 });
+    expect(encode({ id: 1, name: 'n', tags: [] }).head[0]).toBe(0x11); // the path under test
+    fc.assert(
+      fc.property(nested, (v) => {
+        sameValue(roundTrip(v), expected(v));
+      }),
+      { numRuns: 1500 },
+    );
+  });
+
+  it('decodes an empty Buffer as the first Buffer of a process (before any pool exists)', () => {
+    const codecPath = require.resolve('../dist/cjs/codec.js');
+    const script = `const c = require(${JSON.stringify(codecPath)});
+      const e = c.encode([Buffer.alloc(0)]); const b = Buffer.alloc(e.size); c.writeTo(e, b, 0);
+      const v = c.decodeFrom(b, 0, b.length); process.stdout.write(String(Buffer.isBuffer(v[0]) && v[0].length === 0));`;
+    expect(execFileSync(process.execPath, ['-e', script], { encoding: 'utf8' })).toBe('true');
+  });
+
+  it('gives every decoded Buffer its own bytes (small ones share a pool, not the ring)', () => {
+    const enc = encode(Buffer.alloc(1000, 1));
+    const ring = Buffer.alloc(enc.size);
+    writeTo(enc, ring, 0);
+    const got: Buffer[] = [];
+    for (let i = 0; i < 200; i++) {
+      ring.fill(i & 0xff, 5); // the ring is rewritten between items
+      got.push(decodeFrom(ring, 0, ring.length) as Buffer);
+    }
+    got[0].fill(0xaa);
+    for (let i = 1; i < 200; i++) {
+      expect(got[i].length).toBe(1000);
+      expect(got[i].every((b) => b === (i & 0xff))).toBe(true);
+    }
   });
 
   it('keeps shared references and cycles (through structured clone)', () => {
