@@ -15,15 +15,13 @@
  */
 import { Socket } from 'node:net';
 import { readSync } from 'node:fs';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { deserialize, serialize } from 'node:v8';
 import { native } from '../native';
 import { decodeSpec, type ChildSpec, type ChildTarget, type StartMethod } from '../popen/popen';
 import { isShareable, rebuild } from '../reduction';
 import { explainReferenceError, loadTask, usesLoaderHooks } from '../task';
-import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
-
-let rehearsals = 0;
 import { enterChild } from '../process';
 import '../index'; // registers every shareable kind, so handles in args rebuild
 
@@ -190,11 +188,14 @@ function exitWhenIdle(): void {
   setImmediate(check);
 }
 
+let rehearsals = 0;
+
 /**
  * Runs, in the zygote, the code paths every forked child runs, so that V8
  * has compiled them before the fork: code compiled lazily in a child is
  * compiled again in every child (measured: destroying the inherited request
  * socket cost ~20-50 ms per child cold, ~2 ms warm). No side effects remain.
+ * Each forkserver spare runs it again, for the page first-touches.
  */
 export async function warmUp(): Promise<void> {
   // An import() through the ESM loader (a new module each time: the query

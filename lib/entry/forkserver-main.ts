@@ -102,8 +102,9 @@ process.on('SIGCHLD', reap);
  * their spec from a pipe only the zygote writes. On this VM a fork and a
  * child's first steps are dominated by page-table work (~8 ms in the zygote,
  * ~10 ms in the child), so handing a request to a spare takes both off the
- * path of start(). The zygote refills after each hand-off; a burst beyond the
- * spares forks on demand as before.
+ * path of start(). A spare also rehearses a child's code paths (warmUp) before
+ * it waits. The zygote refills after a quiet spell (see scheduleRefill); a
+ * burst beyond the spares forks on demand.
  */
 interface Spare {
   pid: number;
