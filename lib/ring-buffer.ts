@@ -109,6 +109,7 @@
  * it returns (as Python's). empty()/full() are as approximate.
  */
 import { recentlyAlive } from './liveness';
+import { myPid } from './synchronize/common';
 import { wake } from './wait';
 
 export const kLine = 64;
@@ -176,7 +177,6 @@ export class Ring {
   readonly maxPayload: number;
   #maxsize: number;
   #cachedHead = 0;
-  readonly #negPid = -process.pid;
   #resState = 0; // Int32 index of the reserved record's state word
   #resPos = 0;
   /** After kBusy: the control word index to wait on and the value it held. */
@@ -233,7 +233,7 @@ export class Ring {
    */
   #lock(word: number): boolean {
     const ctl = this.ctl;
-    const pid = process.pid;
+    const pid = myPid();
     for (let i = 0; ; i++) {
       const held = Atomics.compareExchange(ctl, word, 0, pid);
       if (held === 0) return true;
@@ -302,7 +302,8 @@ export class Ring {
       const pos = (t + pad) | 0;
       const end = (pos + n) | 0;
       const s = (pos & this.#mask) >> 2;
-      const negPid = this.#negPid;
+      // myPid(), not a cached pid: under the 'fork' start method a child uses this very object.
+      const negPid = -myPid();
       // The new frontier: consumers find 0 there until a producer reserves it.
       // A plain store: no consumer reads it before it sees this record's
       // commit (or the next producer's -pid), atomic stores that come after
