@@ -16,7 +16,8 @@
  */
 
 export const kMagic = 0x4f52504d; // bytes 'M' 'P' 'R' 'O'
-export const kLayoutVersion = 1;
+/** 2: the ring frontier word and codec tag 0x11 (a build of version 1 would misread both). */
+export const kLayoutVersion = 2;
 export const kHeaderBytes = 64;
 
 /** Int32 indices into the header (byte offset / 4). */
