@@ -16,7 +16,7 @@
  */
 import { isMainThread } from 'node:worker_threads';
 import { native } from '../native';
-import { deferred, exitCodeOf, signalChild, waitSyncByPolling, type Popen } from './popen';
+import { BasePopen, exitCodeOf } from './popen';
 
 /** Why fork is not offered here, or null when it is. */
 export function forkUnavailableReason(): string | null {
@@ -68,19 +68,14 @@ export function forgetForkState(): void {
   }
 }
 
-export class ForkPopen implements Popen {
+export class ForkPopen extends BasePopen {
   readonly method = 'fork' as const;
   readonly pid: number;
-  readonly exited: Promise<number>;
-  #returncode: number | null = null;
-  #resolve: (code: number) => void;
   #keepAlive: NodeJS.Timeout | null = null;
 
   /** Forks; in the child, `inChild` runs and never returns normally. */
   constructor(inChild: (watchdogRead: number) => never) {
-    const d = deferred<number>();
-    this.exited = d.promise;
-    this.#resolve = d.resolve;
+    super();
     const [r] = forkWatchdog();
     const pid = native.fork();
     if (pid === 0) inChild(r);
@@ -96,50 +91,26 @@ export class ForkPopen implements Popen {
     setImmediate(reapForkChildren);
   }
 
-  get returncode(): number | null {
-    return this.#returncode;
-  }
-
-  finish(code: number): void {
-    if (this.#returncode !== null) return;
-    this.#returncode = code;
-    this.setRef(false);
-    this.#resolve(code);
-  }
-
   /** In a fork child, copies of the parent's children are nobody's business. */
   orphan(): void {
     this.setRef(false);
   }
 
-  poll(): number | null {
-    if (this.#returncode === null) {
-      const st = native.waitpid(this.pid, false);
-      if (st !== null) {
-        live.delete(this.pid);
-        this.finish(exitCodeOf(st.code, st.signal));
-      }
+  protected check(): void {
+    const st = native.waitpid(this.pid, false);
+    if (st !== null) {
+      live.delete(this.pid);
+      this.finish(exitCodeOf(st.code, st.signal));
     }
-    return this.#returncode;
-  }
-
-  waitSync(timeoutMs: number): number | null {
-    return waitSyncByPolling(() => this.poll(), timeoutMs);
-  }
-
-  signal(sig: NodeJS.Signals): void {
-    signalChild(() => this.poll(), this.pid, sig);
   }
 
   setRef(ref: boolean): void {
     // A SIGCHLD listener does not keep the loop alive; a long timer does.
-    if (ref && this.#keepAlive === null && this.#returncode === null) {
+    if (ref && this.#keepAlive === null && this.returncode === null) {
       this.#keepAlive = setInterval(() => {}, 1 << 30);
     } else if (!ref && this.#keepAlive !== null) {
       clearInterval(this.#keepAlive);
       this.#keepAlive = null;
     }
   }
-
-  close(): void {}
 }

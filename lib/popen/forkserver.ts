@@ -25,7 +25,7 @@ import { waitSync, wake } from '../wait';
 import {
   kBoardBytes, kBoardEnv, kPreloadEnv, kSparesEnv, kReplyPid, kReplySeq, kRingCapacity, kRingRead, kRingRecordInts, kRingStart, kRingWrite,
 } from './forkserver-layout';
-import { deferred, encodeSpec, exitCodeOf, signalChild, type ChildSpec, type Popen } from './popen';
+import { BasePopen, encodeSpec, exitCodeOf, type ChildSpec } from './popen';
 import { childExecArgv } from './spawn';
 
 let preload: string[] = [];
@@ -264,59 +264,38 @@ export function forgetForkserver(): void {
   current = null;
 }
 
-export class ForkserverPopen implements Popen {
+export class ForkserverPopen extends BasePopen {
   readonly method = 'forkserver' as const;
   readonly pid: number;
-  readonly exited: Promise<number>;
-  #returncode: number | null = null;
-  #resolve: (code: number) => void;
   #zygote: Zygote;
   #ref = false;
 
   constructor(spec: ChildSpec) {
-    const d = deferred<number>();
-    this.exited = d.promise;
-    this.#resolve = d.resolve;
+    super();
     this.#zygote = zygote();
     this.pid = this.#zygote.request(spec);
     this.#zygote.adopt(this.pid, this);
   }
 
-  get returncode(): number | null {
-    return this.#returncode;
+  /** Exit records come from the zygote's ring; drain() delivers them to their Popens. */
+  protected check(): void {
+    this.#zygote.drain();
   }
 
-  finish(code: number): void {
-    if (this.#returncode !== null) return;
-    this.#returncode = code;
-    this.setRef(false);
-    this.#resolve(code);
-  }
-
-  poll(): number | null {
-    if (this.#returncode === null) this.#zygote.drain();
-    return this.#returncode;
-  }
-
-  waitSync(timeoutMs: number): number | null {
+  /** Sleeps on the ring's futex word rather than polling. */
+  override waitSync(timeoutMs: number): number | null {
     const deadline = performance.now() + timeoutMs;
     while (this.poll() === null) {
       const left = deadline - performance.now();
       if (left <= 0) break;
       this.#zygote.waitForRecord(left);
     }
-    return this.#returncode;
-  }
-
-  signal(sig: NodeJS.Signals): void {
-    signalChild(() => this.poll(), this.pid, sig);
+    return this.returncode;
   }
 
   setRef(ref: boolean): void {
-    if (ref === this.#ref || (ref && this.#returncode !== null)) return;
+    if (ref === this.#ref || (ref && this.returncode !== null)) return;
     this.#ref = ref;
     this.#zygote.ref(ref ? 1 : -1);
   }
-
-  close(): void {}
 }

@@ -3,8 +3,8 @@
  * a started child, as the parent sees it. Process (lib/process.ts) owns the
  * policy (names, daemons, validation); a Popen only launches and watches.
  *
- * Exports: Popen, StartMethod, ChildSpec, ChildTarget, exitCodeOf,
- * encodeSpec/decodeSpec, sleepSync.
+ * Exports: Popen, BasePopen, StartMethod, ChildSpec, ChildTarget, exitCodeOf,
+ * encodeSpec/decodeSpec, sleepSync, waitSyncByPolling.
  */
 import { constants } from 'node:os';
 import { deserialize, serialize } from 'node:v8';
@@ -91,12 +91,58 @@ export function waitSyncByPolling(poll: () => number | null, timeoutMs: number):
   return code;
 }
 
-/** Sends `sig` unless the child is known to have exited (its pid may be reused by then). */
-export function signalChild(poll: () => number | null, pid: number, sig: NodeJS.Signals): void {
-  if (poll() !== null) return;
-  try {
-    process.kill(pid, sig);
-  } catch {
-    // exited between poll and kill
+/**
+ * What every start method shares: the exit recorded once (`finish`, which
+ * also stops keeping the loop alive and settles `exited`), `poll` over the
+ * method's own non-blocking `check`, a polling `waitSync`, and signals that
+ * are never sent to a pid known to have exited (it may be reused by then).
+ */
+export abstract class BasePopen implements Popen {
+  abstract readonly method: StartMethod;
+  abstract readonly pid: number;
+  readonly exited: Promise<number>;
+  #returncode: number | null = null;
+  readonly #resolve: (code: number) => void;
+
+  constructor() {
+    const d = deferred<number>();
+    this.exited = d.promise;
+    this.#resolve = d.resolve;
   }
+
+  get returncode(): number | null {
+    return this.#returncode;
+  }
+
+  finish(code: number): void {
+    if (this.#returncode !== null) return;
+    this.#returncode = code;
+    this.setRef(false);
+    this.#resolve(code);
+  }
+
+  /** Looks for the exit status without blocking; calls finish() when it finds one. */
+  protected abstract check(): void;
+
+  poll(): number | null {
+    if (this.#returncode === null) this.check();
+    return this.#returncode;
+  }
+
+  waitSync(timeoutMs: number): number | null {
+    return waitSyncByPolling(() => this.poll(), timeoutMs);
+  }
+
+  signal(sig: NodeJS.Signals): void {
+    if (this.poll() !== null) return;
+    try {
+      process.kill(this.pid, sig);
+    } catch {
+      // exited between poll and kill
+    }
+  }
+
+  abstract setRef(ref: boolean): void;
+
+  close(): void {}
 }

@@ -17,7 +17,7 @@ import type { Writable } from 'node:stream';
 import { ProcessError } from '../errors';
 import { native } from '../native';
 import { kTrackerFdEnv, trackerFdForChild } from '../resource-tracker';
-import { deferred, encodeSpec, exitCodeOf, signalChild, waitSyncByPolling, type ChildSpec, type Popen } from './popen';
+import { BasePopen, encodeSpec, exitCodeOf, type ChildSpec } from './popen';
 
 export const kSpecFd = 3;
 const kTrackerFd = 4;
@@ -43,19 +43,14 @@ export function childExecArgv(): string[] {
   return out;
 }
 
-export class SpawnPopen implements Popen {
+export class SpawnPopen extends BasePopen {
   readonly method = 'spawn' as const;
   readonly pid: number;
-  readonly exited: Promise<number>;
-  #returncode: number | null = null;
-  #resolve: (code: number) => void;
   #child: ChildProcess;
   #channel: Writable & { ref?(): void; unref?(): void };
 
   constructor(spec: ChildSpec) {
-    const d = deferred<number>();
-    this.exited = d.promise;
-    this.#resolve = d.resolve;
+    super();
     const bootstrap = join(__dirname, '..', 'entry', 'bootstrap.js');
     const child = spawnChild(process.execPath, [...childExecArgv(), bootstrap], {
       stdio: ['ignore', 'inherit', 'inherit', 'pipe', trackerFdForChild()],
@@ -68,7 +63,7 @@ export class SpawnPopen implements Popen {
     this.pid = child.pid;
     this.#child = child;
     child.on('error', () => {}); // reported through 'exit'
-    child.on('exit', (code, signal) => this.#finish(exitCodeOf(code, signal)));
+    child.on('exit', (code, signal) => this.finish(exitCodeOf(code, signal)));
     const channel = child.stdio[kSpecFd] as Writable & { ref?(): void; unref?(): void };
     this.#channel = channel;
     channel.on('error', () => {}); // EPIPE when the child died early: 'exit' reports it
@@ -79,38 +74,17 @@ export class SpawnPopen implements Popen {
     // Keep the socket open (it is the child's watchdog) but never read it.
   }
 
-  get returncode(): number | null {
-    return this.#returncode;
-  }
-
-  #finish(code: number): void {
-    if (this.#returncode !== null) return;
-    this.#returncode = code;
-    this.#resolve(code);
-  }
-
-  poll(): number | null {
-    if (this.#returncode === null) {
-      // libuv reaps on its next turn; a status visible now is final already.
-      let st;
-      try {
-        st = native.peekExitStatus(this.pid);
-      } catch {
-        // ECHILD: libuv reaped it already; ChildProcess holds the status.
-        const c = this.#child;
-        st = c.exitCode !== null || c.signalCode !== null ? { code: c.exitCode, signal: c.signalCode } : null;
-      }
-      if (st !== null) this.#finish(exitCodeOf(st.code, st.signal));
+  protected check(): void {
+    // libuv reaps on its next turn; a status visible now is final already.
+    let st;
+    try {
+      st = native.peekExitStatus(this.pid);
+    } catch {
+      // ECHILD: libuv reaped it already; ChildProcess holds the status.
+      const c = this.#child;
+      st = c.exitCode !== null || c.signalCode !== null ? { code: c.exitCode, signal: c.signalCode } : null;
     }
-    return this.#returncode;
-  }
-
-  waitSync(timeoutMs: number): number | null {
-    return waitSyncByPolling(() => this.poll(), timeoutMs);
-  }
-
-  signal(sig: NodeJS.Signals): void {
-    signalChild(() => this.poll(), this.pid, sig);
+    if (st !== null) this.finish(exitCodeOf(st.code, st.signal));
   }
 
   setRef(ref: boolean): void {
@@ -123,7 +97,7 @@ export class SpawnPopen implements Popen {
     }
   }
 
-  close(): void {
+  override close(): void {
     this.#channel.destroy();
   }
 }
