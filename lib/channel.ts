@@ -15,6 +15,7 @@ import {
   kBusy, kBusyTake, kClosedRing, kConsumersWaiting, kDataSeq, kEmpty, kFull, kHead, kProducersWaiting, kSpaceSeq,
   kTail, kWaitCommit, Ring,
 } from './ring-buffer';
+import { kControlBytes } from './ring-buffer';
 import { pollAsync, waitAsync, waitSync, WaitResult } from './wait';
 import { remaining } from './validate';
 
@@ -71,11 +72,208 @@ interface Arm {
 }
 
 type Decoder = (offset: number, length: number) => unknown;
+/** One attempt at a get: the value (an item, or getMany's array), or kEmpty / kWaitCommit / kBusyTake. */
+type Take = () => unknown;
 
 const enum Mode {
   Nowait,
   Sync,
   Async,
+}
+
+let scratchBytes: Buffer = Buffer.allocUnsafeSlow(64 * 1024);
+/** Set while a batch is being encoded into the scratch (a getter that calls putMany gets its own buffer). */
+let scratchBusy = false;
+let scratchWords: Int32Array = new Int32Array(scratchBytes.buffer, scratchBytes.byteOffset, scratchBytes.length >> 2);
+
+/** What the put loops drive: one encoded item (OnePut) or a putMany batch (Batch). */
+interface PutJob {
+  /** Writes what fits now: 0 once everything is written, else kFull / kClosedRing / kBusy. */
+  attempt(): number;
+  /** Releases what the items not yet written hold (they will never be delivered). */
+  discard(): void;
+  /** Bytes still to write (for error messages). */
+  pendingBytes(): number;
+  /** The error a failed put rejects with (a batch says how many items went in). */
+  annotate(e: unknown): unknown;
+}
+
+/** Reserves, writes and commits one encoded item: 0, or kFull / kClosedRing / kBusy. */
+function writeOne(ring: Ring, data: Buffer, enc: Encoded): number {
+  const off = ring.tryReserve(enc.size);
+  if (off < 0) return off;
+  writeToRing(enc, data, ring.data, off);
+  ring.commit();
+  return 0;
+}
+
+class OnePut implements PutJob {
+  constructor(
+    readonly ring: Ring,
+    readonly data: Buffer,
+    readonly enc: Encoded,
+  ) {}
+
+  attempt(): number {
+    return writeOne(this.ring, this.data, this.enc);
+  }
+
+  discard(): void {
+    discard(this.enc);
+  }
+
+  pendingBytes(): number {
+    return this.enc.size;
+  }
+
+  annotate(e: unknown): unknown {
+    return e;
+  }
+}
+
+/**
+ * The items of one putMany, encoded up front. Small plain encodings are
+ * packed back to back in one buffer (copied to the ring with one set() per
+ * record); the rest (Buffers, blobs, items holding shared objects) are kept
+ * as detached Encoded. attempt() writes as many as fit under one hold of the
+ * ring's lock and commits them in order.
+ */
+export class Batch implements PutJob {
+  readonly #ring: Ring;
+  readonly #data: Buffer;
+  #bytes: Buffer;
+  #words: Int32Array;
+  #shared: boolean;
+  #used = 0;
+  readonly #lens: number[] = [];
+  readonly #offs: number[] = [];
+  readonly #encs: (Encoded | null)[] = [];
+  /** Items written so far (they are in the ring, in order). */
+  #next = 0;
+  #dropped = false;
+  readonly #slots: number[] = [];
+
+  constructor(ring: Ring, data: Buffer, items: Iterable<unknown>, encodeItem: (item: unknown) => Encoded) {
+    this.#ring = ring;
+    this.#data = data;
+    // The packed bytes live in a scratch buffer shared by every batch of this
+    // thread until the batch has to wait for room (own() copies them then):
+    // most batches are written at once, and allocating per batch cost more
+    // than the ring writes (measured).
+    this.#shared = !scratchBusy;
+    if (this.#shared) {
+      this.#bytes = scratchBytes;
+      this.#words = scratchWords;
+    } else {
+      this.#bytes = Buffer.allocUnsafeSlow(4096);
+      this.#words = new Int32Array(this.#bytes.buffer, this.#bytes.byteOffset, 1024);
+    }
+    let used = 0;
+    let i = 0;
+    const outer = scratchBusy;
+    scratchBusy = true;
+    try {
+      for (const item of items) {
+        const enc = encodeItem(item);
+        this.#lens.push(enc.size);
+        if (enc.body === null && !enc.refs) {
+          if (used + enc.size + 4 > this.#bytes.length) this.#grow(Math.max(this.#bytes.length * 2, used + enc.size + 4), used);
+          // Word copies (and 4-aligned packing) both here and into the ring.
+          writeToRing(enc, this.#bytes, this.#words, used);
+          this.#offs.push(used);
+          this.#encs.push(null);
+          used += (enc.size + 3) & ~3;
+          this.#used = used;
+        } else {
+          this.#offs.push(-1);
+          this.#encs.push(detach(enc));
+        }
+        i++;
+      }
+    } catch (e) {
+      this.discard();
+      if (e instanceof TypeError) throw new TypeError(`putMany: item ${i}: ${e.message}`, { cause: e.cause ?? e });
+      throw e;
+    } finally {
+      scratchBusy = outer;
+    }
+  }
+
+  #grow(size: number, keep = 0): void {
+    const bigger = Buffer.allocUnsafeSlow((size + 4095) & ~4095);
+    if (keep > 0) this.#bytes.copy(bigger, 0, 0, keep);
+    this.#bytes = bigger;
+    this.#words = new Int32Array(bigger.buffer, bigger.byteOffset, bigger.length >> 2);
+    if (this.#shared) {
+      scratchBytes = this.#bytes;
+      scratchWords = this.#words;
+    }
+  }
+
+  /** Gives the batch its own copy of the packed bytes (before it waits: another batch may reuse the scratch). */
+  own(): this {
+    if (!this.#shared) return this;
+    this.#shared = false;
+    const used = this.#used;
+    const mine = Buffer.allocUnsafeSlow(Math.max(4, (used + 3) & ~3));
+    this.#bytes.copy(mine, 0, 0, used);
+    this.#bytes = mine;
+    this.#words = new Int32Array(mine.buffer, mine.byteOffset, mine.length >> 2);
+    return this;
+  }
+
+  get length(): number {
+    return this.#lens.length;
+  }
+
+  attempt(): number {
+    const ring = this.#ring;
+    const n = this.#lens.length;
+    while (this.#next < n) {
+      const first = this.#next;
+      const k = ring.tryReserveMany(this.#lens, first, n - first, this.#slots);
+      if (k < 0) return k;
+      const dst = ring.data;
+      const src = this.#words;
+      for (let i = 0; i < k; i++) {
+        const j = first + i;
+        const enc = this.#encs[j];
+        const at = this.#slots[i]!;
+        if (enc === null) {
+          // Payloads start 8-aligned in the ring and 4-aligned here; the last
+          // word may spill up to 3 bytes into the record's alignment slack.
+          const from = this.#offs[j]! >> 2;
+          const to = at >> 2;
+          const w = (this.#lens[j]! + 3) >> 2;
+          for (let x = 0; x < w; x++) dst[to + x] = src[from + x]!;
+        } else writeToRing(enc!, this.#data, dst, at);
+      }
+      ring.commitMany(k);
+      this.#next = first + k;
+    }
+    return 0;
+  }
+
+  discard(): void {
+    if (this.#dropped) return;
+    this.#dropped = true;
+    for (let j = this.#next; j < this.#encs.length; j++) {
+      const enc = this.#encs[j];
+      if (enc) discard(enc);
+    }
+  }
+
+  pendingBytes(): number {
+    let n = 0;
+    for (let j = this.#next; j < this.#lens.length; j++) n += this.#lens[j]!;
+    return n;
+  }
+
+  /** Records on an Error how many items of the batch went in (`itemsPut`). */
+  annotate(e: unknown): unknown {
+    if (e instanceof Error && Object.isExtensible(e)) (e as Error & { itemsPut?: number }).itemsPut = this.#next;
+    return e;
+  }
 }
 
 export class Channel {
@@ -116,7 +314,7 @@ export class Channel {
     // writer killed right after could keep its record looking "in progress").
     this.#readyFn = () => {
       const h = Atomics.load(ctl, kHead);
-      return (h !== Atomics.load(ctl, kTail) && Atomics.load(words, (h & mask) >> 2) > 0) || ring.closed;
+      return Atomics.load(words, (h & mask) >> 2) > 0 || ring.closed;
     };
   }
 
@@ -124,11 +322,7 @@ export class Channel {
 
   /** One attempt: 0 when written, else kFull / kClosedRing / kBusy. */
   #tryPut(enc: Encoded): number {
-    const off = this.ring.tryReserve(enc.size);
-    if (off < 0) return off;
-    writeToRing(enc, this.#data, this.ring.data, off);
-    this.ring.commit();
-    return 0;
+    return writeOne(this.ring, this.#data, enc);
   }
 
   /** Encodes before anything touches the ring, so a bad item leaves it unchanged. */
@@ -137,13 +331,28 @@ export class Channel {
     return enc.size > this.maxInline ? toBlob(enc) : enc;
   }
 
+  /**
+   * Encodes every item of a putMany first (a bad one throws, naming its
+   * index, and the ring is unchanged); small encodings are packed into one
+   * buffer, the others kept whole.
+   */
+  encodeMany(items: Iterable<unknown>): Batch {
+    return new Batch(this.ring, this.#data, items, (item) => this.encode(item));
+  }
+
   putNowait(enc: Encoded): void {
+    if (this.#tryPut(enc) === 0) return;
     // Infinity: a nowait put still waits out another producer's few-instruction reservation.
-    this.#putLoop(enc, Mode.Nowait, Infinity, undefined) as void;
+    this.#putLoop(new OnePut(this.ring, this.#data, enc), Mode.Nowait, Infinity, undefined) as void;
   }
 
   putSync(enc: Encoded, deadline: number): void {
-    this.#putLoop(enc, Mode.Sync, deadline, undefined) as void;
+    if (this.#tryPut(enc) === 0) return;
+    this.#putLoop(new OnePut(this.ring, this.#data, enc), Mode.Sync, deadline, undefined) as void;
+  }
+
+  putManySync(batch: Batch, deadline: number): void {
+    this.#putLoop(batch, Mode.Sync, deadline, undefined) as void;
   }
 
   /**
@@ -165,62 +374,86 @@ export class Channel {
       }
       if (r === 0) return kResolved;
     }
-    const p = this.#putQueued(this.#putTail, detach(enc), deadline, signal);
+    return this.#enqueuePut(new OnePut(this.ring, this.#data, detach(enc)), deadline, signal);
+  }
+
+  /** put() for a batch: its items go in order, as many at a time as fit. */
+  putMany(batch: Batch, deadline: number, signal: AbortSignal | undefined): Promise<void> {
+    if (signal?.aborted) {
+      batch.discard();
+      return Promise.reject(signal.reason);
+    }
+    if (this.#pendingPuts === 0) {
+      let r: number;
+      try {
+        r = batch.attempt();
+      } catch (e) {
+        batch.discard();
+        return Promise.reject(e);
+      }
+      if (r === 0) return kResolved;
+    }
+    return this.#enqueuePut(batch.own(), deadline, signal);
+  }
+
+  #enqueuePut(job: PutJob, deadline: number, signal: AbortSignal | undefined): Promise<void> {
+    const p = this.#putQueued(this.#putTail, job, deadline, signal);
     this.#putTail = p.then(noop, noop);
     return p;
   }
 
-  async #putQueued(prev: Promise<void>, enc: Encoded, deadline: number, signal: AbortSignal | undefined): Promise<void> {
+  async #putQueued(prev: Promise<void>, job: PutJob, deadline: number, signal: AbortSignal | undefined): Promise<void> {
     this.#pendingPuts++;
     try {
       await turn(prev, signal);
-      await this.#putLoop(enc, Mode.Async, deadline, signal);
+      await this.#putLoop(job, Mode.Async, deadline, signal);
     } catch (e) {
-      discard(enc);
-      throw e;
+      job.discard();
+      throw job.annotate(e);
     } finally {
       this.#pendingPuts--;
     }
   }
 
-  #putFailed(enc: Encoded, r: number, mode: Mode, deadline: number): Error | null {
+  #putFailed(job: PutJob, r: number, mode: Mode, deadline: number): Error | null {
     if (r === kClosedRing) return this.#hooks.closedError();
     const idle = this.#hooks.writerIdle?.(false) ?? null;
     if (idle !== null) return idle;
     if (mode === Mode.Nowait && r === kFull) return new QueueFullError('The queue is full');
     if (deadline !== Infinity && remaining(deadline) <= 0) {
-      return new TimeoutError(`put timed out: the queue stayed full (${enc.size} bytes to write)`);
+      return new TimeoutError(`put timed out: the queue stayed full (${job.pendingBytes()} bytes to write)`);
     }
     return null;
   }
 
-  #putLoop(enc: Encoded, mode: Mode, deadline: number, signal: AbortSignal | undefined): void | Promise<void> {
+  /** Sync and nowait forms throw (after discarding what was not written); the async form returns a promise. */
+  #putLoop(job: PutJob, mode: Mode, deadline: number, signal: AbortSignal | undefined): void | Promise<void> {
     const ring = this.ring;
-    for (;;) {
-      let r = this.#tryPut(enc);
-      if (r === 0) return;
-      let err = this.#putFailed(enc, r, mode, deadline);
-      if (err !== null) {
-        discard(enc);
-        throw err;
-      }
-      let arm: Arm;
-      if (r === kBusy) arm = this.#armLock();
-      else {
-        arm = this.#armSeq(kSpaceSeq, kProducersWaiting);
-        r = this.#tryPut(enc);
+    try {
+      for (;;) {
+        let r = job.attempt();
         if (r === 0) return;
-      }
-      if (mode === Mode.Async) return this.#putAsync(enc, deadline, signal, arm);
-      const res = waitSync(ring.buffer, ring.byteOffset(arm.word), arm.expected, Math.min(arm.slice, remaining(deadline)));
-      this.#disarm(arm);
-      if (res === WaitResult.TimedOut) {
-        err = this.#hooks.writerIdle?.(true) ?? null;
-        if (err !== null) {
-          discard(enc);
-          throw err;
+        let err = this.#putFailed(job, r, mode, deadline);
+        if (err !== null) throw err;
+        let arm: Arm;
+        if (r === kBusy) arm = this.#armLock();
+        else {
+          arm = this.#armSeq(kSpaceSeq, kProducersWaiting);
+          r = job.attempt();
+          if (r === 0) return;
+        }
+        if (mode === Mode.Async) return this.#putAsync(job, deadline, signal, arm);
+        const res = waitSync(ring.buffer, ring.byteOffset(arm.word), arm.expected, Math.min(arm.slice, remaining(deadline)));
+        this.#disarm(arm);
+        if (res === WaitResult.TimedOut) {
+          err = this.#hooks.writerIdle?.(true) ?? null;
+          if (err !== null) throw err;
         }
       }
+    } catch (e) {
+      if (mode === Mode.Async) throw e; // #putQueued discards and annotates
+      job.discard();
+      throw job.annotate(e);
     }
   }
 
@@ -234,28 +467,23 @@ export class Channel {
     }
   }
 
-  async #putAsync(enc: Encoded, deadline: number, signal: AbortSignal | undefined, arm: Arm): Promise<void> {
-    try {
-      for (;;) {
-        const res = await this.#sleep(arm, deadline, signal);
-        if (res === WaitResult.TimedOut) {
-          const err = this.#hooks.writerIdle?.(true) ?? null;
-          if (err !== null) throw err;
-        }
-        let r = this.#tryPut(enc);
-        if (r === 0) return;
-        const err = this.#putFailed(enc, r, Mode.Async, deadline);
+  async #putAsync(job: PutJob, deadline: number, signal: AbortSignal | undefined, arm: Arm): Promise<void> {
+    for (;;) {
+      const res = await this.#sleep(arm, deadline, signal);
+      if (res === WaitResult.TimedOut) {
+        const err = this.#hooks.writerIdle?.(true) ?? null;
         if (err !== null) throw err;
-        if (r === kBusy) arm = this.#armLock();
-        else {
-          arm = this.#armSeq(kSpaceSeq, kProducersWaiting);
-          r = this.#tryPut(enc);
-          if (r === 0) return;
-        }
       }
-    } catch (e) {
-      discard(enc);
-      throw e;
+      let r = job.attempt();
+      if (r === 0) return;
+      const err = this.#putFailed(job, r, Mode.Async, deadline);
+      if (err !== null) throw err;
+      if (r === kBusy) arm = this.#armLock();
+      else {
+        arm = this.#armSeq(kSpaceSeq, kProducersWaiting);
+        r = job.attempt();
+        if (r === 0) return;
+      }
     }
   }
 
@@ -285,8 +513,8 @@ export class Channel {
   // ---- get ---------------------------------------------------------------------
 
   /** One attempt, with a short spin while the ring is empty. */
-  #tryGet(decode: Decoder): unknown {
-    const v = this.ring.tryTake(decode);
+  #tryGet(take: Take): unknown {
+    const v = take();
     if (v !== kEmpty) return v;
     // A reply is often a few µs away (a round trip through a pipe); waking
     // from a futex through a waiter thread and the event loop costs tens of
@@ -299,7 +527,7 @@ export class Channel {
     for (let i = 1; ; i++) {
       if (ring.hasData()) {
         this.#spinMs = Math.min(kSpinMaxMs, this.#spinMs * 1.25 + 0.001);
-        return ring.tryTake(decode);
+        return take();
       }
       if ((i & 63) === 0 && performance.now() > until) {
         this.#spinMs = Math.max(kSpinMinMs, this.#spinMs / 2);
@@ -322,24 +550,74 @@ export class Channel {
   }
 
   /** Re-checks after a failure was seen: an item that landed meanwhile wins over EOF/closed. */
-  #recheck(err: Error, decode: Decoder): unknown {
-    const v = this.ring.tryTake(decode);
+  #recheck(err: Error, take: Take): unknown {
+    const v = take();
     if (v === kEmpty || v === kWaitCommit || v === kBusyTake) throw err;
     return v;
   }
 
+  /** A record that failed to decode in the middle of a getMany: the next get reports it. */
+  #deferred: { error?: unknown } = {};
+
+  #takeOne(decode: Decoder): Take {
+    const ring = this.ring;
+    return () => ring.tryTake(decode);
+  }
+
+  #takeMany(max: number, decode: Decoder): Take {
+    const ring = this.ring;
+    const out: unknown[] = [];
+    const failed = this.#deferred;
+    return () => {
+      const r = ring.tryTakeMany(decode, max, out, failed);
+      return typeof r === 'number' ? out : r;
+    };
+  }
+
+  #throwDeferred(): void {
+    const e = this.#deferred.error;
+    this.#deferred = {};
+    throw e;
+  }
+
   getNowait(decode: Decoder = this.#decode): unknown {
-    return this.#getLoop(Mode.Nowait, 0, undefined, decode);
+    if ('error' in this.#deferred) this.#throwDeferred();
+    return this.#getLoop(Mode.Nowait, 0, undefined, this.#takeOne(decode));
   }
 
   getSync(deadline: number, decode: Decoder = this.#decode): unknown {
-    return this.#getLoop(Mode.Sync, deadline, undefined, decode);
+    if ('error' in this.#deferred) this.#throwDeferred();
+    const v = this.ring.tryTake(decode);
+    if (v !== kEmpty && v !== kWaitCommit && v !== kBusyTake) return v;
+    return this.#getLoop(Mode.Sync, deadline, undefined, this.#takeOne(decode));
+  }
+
+  /** getMany() that blocks: waits for at least one item, then takes up to `max` of those ready. */
+  getManySync(max: number, deadline: number): unknown[] {
+    if ('error' in this.#deferred) this.#throwDeferred();
+    return this.#getLoop(Mode.Sync, deadline, undefined, this.#takeMany(max, this.#decode)) as unknown[];
+  }
+
+  /** Up to `max` items ready now; [] when none is (QueueClosedError-like once closed and drained). */
+  getManyNowait(max: number): unknown[] {
+    if ('error' in this.#deferred) this.#throwDeferred();
+    const v = this.#takeMany(max, this.#decode)();
+    if (Array.isArray(v)) return v;
+    if (v === kEmpty && (this.#hooks.readerClosed?.() ?? this.ring.closed)) throw this.#hooks.closedError();
+    return [];
   }
 
   /** Async gets of one process are served in call order (see put). */
   get(deadline: number, signal: AbortSignal | undefined, decode: Decoder = this.#decode): Promise<unknown> {
     if (signal?.aborted) return Promise.reject(signal.reason);
     if (this.#pendingGets === 0) {
+      if ('error' in this.#deferred) {
+        try {
+          this.#throwDeferred();
+        } catch (e) {
+          return Promise.reject(e);
+        }
+      }
       let v: unknown;
       try {
         v = this.ring.tryTake(decode);
@@ -348,35 +626,56 @@ export class Channel {
       }
       if (v !== kEmpty && v !== kWaitCommit && v !== kBusyTake) return Promise.resolve(v);
     }
-    const p = this.#getQueued(this.#getTail, deadline, signal, decode);
+    return this.#enqueueGet(this.#takeOne(decode), deadline, signal);
+  }
+
+  getMany(max: number, deadline: number, signal: AbortSignal | undefined): Promise<unknown[]> {
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    const take = this.#takeMany(max, this.#decode);
+    if (this.#pendingGets === 0) {
+      let v: unknown;
+      try {
+        if ('error' in this.#deferred) this.#throwDeferred();
+        v = take();
+      } catch (e) {
+        return Promise.reject(e);
+      }
+      if (v !== kEmpty && v !== kWaitCommit && v !== kBusyTake) return Promise.resolve(v as unknown[]);
+    }
+    return this.#enqueueGet(take, deadline, signal) as Promise<unknown[]>;
+  }
+
+  #enqueueGet(take: Take, deadline: number, signal: AbortSignal | undefined): Promise<unknown> {
+    const p = this.#getQueued(this.#getTail, deadline, signal, take);
     this.#getTail = p.then(noop, noop);
     return p;
   }
 
-  async #getQueued(prev: Promise<void>, deadline: number, signal: AbortSignal | undefined, decode: Decoder): Promise<unknown> {
+  async #getQueued(prev: Promise<void>, deadline: number, signal: AbortSignal | undefined, take: Take): Promise<unknown> {
     this.#pendingGets++;
     try {
       await turn(prev, signal);
-      return await this.#getLoop(Mode.Async, deadline, signal, decode);
+      if ('error' in this.#deferred) this.#throwDeferred();
+      return await this.#getLoop(Mode.Async, deadline, signal, take);
     } finally {
       this.#pendingGets--;
     }
   }
 
-  #getLoop(mode: Mode, deadline: number, signal: AbortSignal | undefined, decode: Decoder): unknown {
-    if (mode === Mode.Async) return this.#getAsync(deadline, signal, decode);
+  #getLoop(mode: Mode, deadline: number, signal: AbortSignal | undefined, take: Take): unknown {
+    if (mode === Mode.Async) return this.#getAsync(deadline, signal, take);
     const ring = this.ring;
     let deep = false;
     for (;;) {
-      let v = this.#tryGet(decode);
+      let v = this.#tryGet(take);
       if (v !== kEmpty && v !== kWaitCommit && v !== kBusyTake) return v;
       const err = this.#getFailed(v, mode, deadline, deep);
-      if (err !== null) return this.#recheck(err, decode);
+      if (err !== null) return this.#recheck(err, take);
       let arm: Arm;
       if (v === kBusyTake) arm = this.#armLock();
       else {
         arm = this.#armSeq(kDataSeq, kConsumersWaiting);
-        v = ring.tryTake(decode);
+        v = take();
         if (v !== kEmpty && v !== kWaitCommit && v !== kBusyTake) return v;
       }
       const res = waitSync(ring.buffer, ring.byteOffset(arm.word), arm.expected, Math.min(arm.slice, remaining(deadline)));
@@ -392,19 +691,19 @@ export class Channel {
    * Each get polls at most once, so an idle reader costs one short window of
    * polling and then nothing.
    */
-  async #getAsync(deadline: number, signal: AbortSignal | undefined, decode: Decoder): Promise<unknown> {
+  async #getAsync(deadline: number, signal: AbortSignal | undefined, take: Take): Promise<unknown> {
     const ring = this.ring;
     let deep = false;
     let start = -1;
     let caught = true;
     for (;;) {
-      let v = ring.tryTake(decode);
+      let v = take();
       if (v !== kEmpty && v !== kWaitCommit && v !== kBusyTake) {
         if (start >= 0) this.#adaptPoll(start, caught);
         return v;
       }
       const err = this.#getFailed(v, Mode.Async, deadline, deep);
-      if (err !== null) return this.#recheck(err, decode);
+      if (err !== null) return this.#recheck(err, take);
       if (start < 0) {
         start = performance.now();
         if (v === kEmpty) {
@@ -420,7 +719,7 @@ export class Channel {
       if (v === kBusyTake) arm = this.#armLock();
       else {
         arm = this.#armSeq(kDataSeq, kConsumersWaiting);
-        v = ring.tryTake(decode);
+        v = take();
         if (v !== kEmpty && v !== kWaitCommit && v !== kBusyTake) {
           this.#adaptPoll(start, false);
           return v;
@@ -457,5 +756,33 @@ export class Channel {
   decoder(fn: (data: Buffer, offset: number, length: number) => unknown): Decoder {
     const data = this.#data;
     return (offset, length) => fn(data, offset, length);
+  }
+}
+
+/**
+ * Runs the put and get paths once over a private ring (no shared memory, no
+ * waits), with messages shaped like Pool's: the forkserver's warmUp calls it
+ * so that forked children inherit compiled code and the codec's key-list
+ * cache instead of compiling them on their first message (measured: a pool
+ * worker's first send took ~4 ms cold).
+ */
+export async function rehearseChannel(): Promise<void> {
+  const capacity = 4096;
+  const buffer = new ArrayBuffer(kControlBytes + capacity);
+  Ring.init(buffer, 0, capacity, 0);
+  const ch = new Channel(new Ring(buffer, 0, kControlBytes, capacity, true), { closedError: () => new Error('closed') }, capacity);
+  const msgs: unknown[] = [
+    { t: 'ready', pid: 1 },
+    { t: 'job', id: 1, fn: 1, star: false, items: [1, 'a', { x: 1.5 }], def: { kind: 'source', source: 'x => x' } },
+    { t: 'job', id: 2, fn: 1, star: false, items: [2] },
+    { t: 'done', id: 1, ok: true, values: [2, 'b', null], ms: 0.5, rss: 1 },
+    { t: 'done', id: 2, ok: true, values: [4], ms: 0.5 },
+    { t: 'stop' },
+  ];
+  for (const m of msgs) {
+    ch.putSync(ch.encode(m), Infinity);
+    ch.getSync(Infinity);
+    await ch.put(ch.encode(m), Infinity, undefined);
+    await ch.get(Infinity, undefined);
   }
 }

@@ -177,8 +177,9 @@ export class Ring {
   readonly maxPayload: number;
   #maxsize: number;
   #cachedHead = 0;
-  #resState = 0; // Int32 index of the reserved record's state word
-  #resPos = 0;
+  // Per record of the current reservation run: Int32 index of its state word, and its position.
+  readonly #runState: number[] = [0];
+  readonly #runPos: number[] = [0];
   /** After kBusy: the control word index to wait on and the value it held. */
   busyWord = 0;
   busyValue = 0;
@@ -278,52 +279,90 @@ export class Ring {
    * reservation must be followed by commit() before anything else is reserved.
    */
   tryReserve(len: number): number {
+    this.#one[0] = len;
+    const k = this.tryReserveMany(this.#one, 0, 1, this.#oneOffset);
+    return k === 1 ? this.#oneOffset[0]! : k;
+  }
+
+  readonly #one = [0];
+  readonly #oneOffset = [0];
+
+  /**
+   * Reserves records for lens[from], lens[from + 1]... (at most `max`) under
+   * one hold of the lock, stopping at the first that does not fit. Writes
+   * each payload's offset to offsets[0..k) and returns k >= 1, or kFull /
+   * kClosedRing / kBusy when none could be reserved. commitMany(k) must
+   * follow (commit() for one).
+   *
+   * The run is published with one store of tail and one of putCount: every
+   * record in it says -pid (and the word past the last one is zeroed, the new
+   * frontier) before tail moves over them, so a consumer meets nothing but
+   * "being written" until each commit; a producer killed before tail moved
+   * left only bytes beyond the frontier, which the next one writes over.
+   */
+  tryReserveMany(lens: ArrayLike<number>, from: number, max: number, offsets: number[]): number {
     if (!this.exclusive && !this.#lock(kPutLock)) return kBusy;
     try {
       const ctl = this.ctl;
       if (Atomics.load(ctl, kClosed) !== 0) return kClosedRing;
-      if (this.#maxsize > 0 && ((ctl[kPutCount] - Atomics.load(ctl, kGetCount)) | 0) >= this.#maxsize) return kFull;
+      const maxsize = this.#maxsize;
+      if (maxsize > 0) {
+        const room = maxsize - ((ctl[kPutCount] - Atomics.load(ctl, kGetCount)) | 0);
+        if (room <= 0) return kFull;
+        if (max > room) max = room;
+      }
       const cap = this.capacity;
-      const n = recordBytes(len);
-      const t = Atomics.load(ctl, kTail);
-      const off = t & this.#mask;
-      const pad = n > cap - off ? cap - off : 0;
-      // kRecordHeader more than the record: the frontier word after it must lie in free space.
-      if (((t - this.#cachedHead) >>> 0) + pad + n + kRecordHeader > cap) {
-        this.#cachedHead = Atomics.load(ctl, kHead);
-        if (((t - this.#cachedHead) >>> 0) + pad + n + kRecordHeader > cap) return kFull;
-      }
-      if (!this.exclusive) {
-        // The tail before the count (the atomic store orders them), both before tail moves: see #repairPutCount.
-        ctl[kPutJournalTail] = t;
-        Atomics.store(ctl, kPutJournalCount, (ctl[kPutCount] + 1) | 0);
-      }
+      const mask = this.#mask;
       const d = this.data;
-      const pos = (t + pad) | 0;
-      const end = (pos + n) | 0;
-      const s = (pos & this.#mask) >> 2;
       // myPid(), not a cached pid: under the 'fork' start method a child uses this very object.
       const negPid = -myPid();
-      // The new frontier: consumers find 0 there until a producer reserves it.
-      // A plain store: no consumer reads it before it sees this record's
-      // commit (or the next producer's -pid), atomic stores that come after
-      // it; and an atomic one would stall here on fetching the line.
-      d[(end & this.#mask) >> 2] = 0;
-      d[s + 1] = len;
-      Atomics.store(d, s, negPid);
-      if (pad > 0) {
-        // Reserved like a record until tail covers the record after it: a
-        // consumer must not step over the pad before that record says -pid.
-        d[(off >> 2) + 1] = kPadFlag;
-        Atomics.store(d, off >> 2, negPid);
+      const t0 = Atomics.load(ctl, kTail);
+      let t = t0;
+      let padAt = -1;
+      let padTag = 0;
+      let k = 0;
+      for (; k < max; k++) {
+        const n = recordBytes(lens[from + k]!);
+        const off = t & mask;
+        const pad = n > cap - off ? cap - off : 0;
+        // kRecordHeader more than the record: the frontier word after it must lie in free space.
+        if (((t - this.#cachedHead) >>> 0) + pad + n + kRecordHeader > cap) {
+          this.#cachedHead = Atomics.load(ctl, kHead);
+          if (((t - this.#cachedHead) >>> 0) + pad + n + kRecordHeader > cap) break;
+        }
+        if (pad > 0) {
+          // Reserved like a record until tail covers the record after it: a
+          // consumer must not step over the pad before that record says -pid.
+          d[(off >> 2) + 1] = kPadFlag;
+          d[off >> 2] = negPid;
+          padAt = off >> 2;
+          padTag = tag(t);
+        }
+        const pos = (t + pad) | 0;
+        const s = (pos & mask) >> 2;
+        d[s + 1] = lens[from + k]!;
+        d[s] = negPid;
+        this.#runState[k] = s;
+        this.#runPos[k] = pos;
+        offsets[k] = (pos & mask) + kRecordHeader;
+        t = (pos + n) | 0;
       }
-      this.#resState = s;
-      this.#resPos = pos;
-      Atomics.store(ctl, kTail, end);
-      if (pad > 0) Atomics.store(d, off >> 2, tag(t));
-      Atomics.store(ctl, kPutCount, (ctl[kPutCount] + 1) | 0);
-      if (this.joinable) Atomics.add(ctl, kUnfinished, 1);
-      return (pos & this.#mask) + kRecordHeader;
+      if (k === 0) return kFull;
+      // The new frontier: consumers find 0 there until a producer reserves
+      // it. Plain stores up to here: no consumer reads past the record at
+      // head before that record's commit, an atomic store that follows them.
+      d[(t & mask) >> 2] = 0;
+      const count = (ctl[kPutCount] + k) | 0;
+      if (!this.exclusive) {
+        // The tail before the count (the atomic store orders them), both before tail moves: see #repairPutCount.
+        ctl[kPutJournalTail] = t0;
+        Atomics.store(ctl, kPutJournalCount, count);
+      }
+      Atomics.store(ctl, kTail, t);
+      if (padAt >= 0) Atomics.store(d, padAt, padTag);
+      Atomics.store(ctl, kPutCount, count);
+      if (this.joinable) Atomics.add(ctl, kUnfinished, k);
+      return k;
     } finally {
       if (!this.exclusive) this.#unlock(kPutLock);
     }
@@ -331,7 +370,18 @@ export class Ring {
 
   /** Publishes the reserved record (its payload must be written). */
   commit(): void {
-    Atomics.store(this.data, this.#resState, tag(this.#resPos));
+    Atomics.store(this.data, this.#runState[0]!, tag(this.#runPos[0]!));
+    this.#signalCommit();
+  }
+
+  /** Publishes the first `count` records of a tryReserveMany run, in order. */
+  commitMany(count: number): void {
+    const d = this.data;
+    for (let i = 0; i < count; i++) Atomics.store(d, this.#runState[i]!, tag(this.#runPos[i]!));
+    this.#signalCommit();
+  }
+
+  #signalCommit(): void {
     const ctl = this.ctl;
     if (Atomics.load(ctl, kConsumersWaiting) !== 0 && Atomics.exchange(ctl, kConsumersWaiting, 0) !== 0) {
       Atomics.add(ctl, kDataSeq, 1);
@@ -351,57 +401,87 @@ export class Ring {
   tryTake<T>(decode: Decode<T>): T | typeof kEmpty | typeof kWaitCommit | typeof kBusyTake {
     if (!this.exclusive && !this.#lock(kGetLock)) return kBusyTake;
     try {
-      const ctl = this.ctl;
-      const d = this.data;
-      for (;;) {
-        const h = Atomics.load(ctl, kHead);
-        const off = h & this.#mask;
-        const s = off >> 2;
-        // The state word at head says it all (see "frontier" in the header):
-        // tail, on the producers' line, is read only for a dead producer's record.
-        let state = Atomics.load(d, s);
-        if (state === 0) return kEmpty;
-        // Its producer is copying the payload right now (usually well under a µs).
-        for (let i = 0; state < 0 && i < kSpins * 4; i++) state = Atomics.load(d, s);
-        if (state < 0) {
-          if (recentlyAlive(-state)) return kWaitCommit;
-          // Its producer died. Only a record below tail is a record: at tail
-          // it is a reservation that never finished, which the next producer
-          // redoes. Re-read the state after tail: a producer that took the
-          // dead one's lock over may have written this position since.
-          const t = Atomics.load(ctl, kTail);
-          if (t === h) return kEmpty;
-          if (Atomics.load(d, s) !== state) continue;
-          const lenWord = d[s + 1];
-          if ((lenWord & kPadFlag) !== 0) {
-            Atomics.store(ctl, kHead, (h + this.capacity - off) | 0);
-            continue;
-          }
-          // Died before committing: skip the record.
-          Atomics.store(ctl, kHead, (h + recordBytes(lenWord & kLenMask)) | 0);
-          ctl[kGetCount] = (ctl[kGetCount] + 1) | 0;
-          if (this.joinable) this.taskDone(); // nobody will ever get it, so nobody will call taskDone
-          continue;
-        }
-        if (state !== tag(h)) {
-          throw new Error(`multiproc: ring buffer corrupted at position ${h >>> 0} (state ${state}, expected ${tag(h)})`);
-        }
+      return this.#take(decode);
+    } finally {
+      if (!this.exclusive) this.#unlock(kGetLock);
+    }
+  }
+
+  /**
+   * Takes up to `max` records under one hold of the lock, appending what
+   * decode returns to `out`. Returns how many (>= 1), or kEmpty / kWaitCommit /
+   * kBusyTake when none. If decode throws after some were taken, those stay
+   * in `out` and the error goes to `failed` (the record that failed is consumed).
+   */
+  tryTakeMany<T>(decode: Decode<T>, max: number, out: T[], failed: { error?: unknown }): number | typeof kEmpty | typeof kWaitCommit | typeof kBusyTake {
+    if (!this.exclusive && !this.#lock(kGetLock)) return kBusyTake;
+    let k = 0;
+    try {
+      for (; k < max; k++) {
+        const v = this.#take(decode);
+        if (v === kEmpty || v === kWaitCommit) return k > 0 ? k : (v as typeof kEmpty | typeof kWaitCommit);
+        out.push(v as T);
+      }
+      return k;
+    } catch (e) {
+      if (k === 0) throw e;
+      failed.error = e;
+      return k;
+    } finally {
+      if (!this.exclusive) this.#unlock(kGetLock);
+    }
+  }
+
+  /** One take (the lock held). */
+  #take<T>(decode: Decode<T>): T | typeof kEmpty | typeof kWaitCommit {
+    const ctl = this.ctl;
+    const d = this.data;
+    for (;;) {
+      const h = Atomics.load(ctl, kHead);
+      const off = h & this.#mask;
+      const s = off >> 2;
+      // The state word at head says it all (see "frontier" in the header):
+      // tail, on the producers' line, is read only for a dead producer's record.
+      let state = Atomics.load(d, s);
+      if (state === 0) return kEmpty;
+      // Its producer is copying the payload right now (usually well under a µs).
+      for (let i = 0; state < 0 && i < kSpins * 4; i++) state = Atomics.load(d, s);
+      if (state < 0) {
+        if (recentlyAlive(-state)) return kWaitCommit;
+        // Its producer died. Only a record below tail is a record: at tail
+        // it is a reservation that never finished, which the next producer
+        // redoes. Re-read the state after tail: a producer that took the
+        // dead one's lock over may have written this position since.
+        const t = Atomics.load(ctl, kTail);
+        if (t === h) return kEmpty;
+        if (Atomics.load(d, s) !== state) continue;
         const lenWord = d[s + 1];
         if ((lenWord & kPadFlag) !== 0) {
           Atomics.store(ctl, kHead, (h + this.capacity - off) | 0);
           continue;
         }
-        try {
-          return decode(off + kRecordHeader, lenWord);
-        } finally {
-          const nh = (h + recordBytes(lenWord)) | 0;
-          Atomics.store(ctl, kHead, nh);
-          ctl[kGetCount] = (ctl[kGetCount] + 1) | 0;
-          if (Atomics.load(ctl, kProducersWaiting) !== 0) this.#maybeWakeProducers(nh);
-        }
+        // Died before committing: skip the record.
+        Atomics.store(ctl, kHead, (h + recordBytes(lenWord & kLenMask)) | 0);
+        ctl[kGetCount] = (ctl[kGetCount] + 1) | 0;
+        if (this.joinable) this.taskDone(); // nobody will ever get it, so nobody will call taskDone
+        continue;
       }
-    } finally {
-      if (!this.exclusive) this.#unlock(kGetLock);
+      if (state !== tag(h)) {
+        throw new Error(`multiproc: ring buffer corrupted at position ${h >>> 0} (state ${state}, expected ${tag(h)})`);
+      }
+      const lenWord = d[s + 1];
+      if ((lenWord & kPadFlag) !== 0) {
+        Atomics.store(ctl, kHead, (h + this.capacity - off) | 0);
+        continue;
+      }
+      try {
+        return decode(off + kRecordHeader, lenWord);
+      } finally {
+        const nh = (h + recordBytes(lenWord)) | 0;
+        Atomics.store(ctl, kHead, nh);
+        ctl[kGetCount] = (ctl[kGetCount] + 1) | 0;
+        if (Atomics.load(ctl, kProducersWaiting) !== 0) this.#maybeWakeProducers(nh);
+      }
     }
   }
 

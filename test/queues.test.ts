@@ -20,6 +20,31 @@ describe('Queue between processes', () => {
     expect(r.code, r.stderr).toBe(0);
   });
 
+  it('putMany in a child -> getMany in the parent: 100,000 items in batches, each once, in order, at most maxItems a call', async () => {
+    const q = new mp.Queue<number | string>({ capacityBytes: 64 * 1024 });
+    const n = 100_000;
+    const child = collect(spawnChild(fixture('q-producer.mjs'), [handle(q), 'batches', String(n), '700']));
+    let expected = 0;
+    let calls = 0;
+    while (expected < n) {
+      const max = 1 + (calls % 500);
+      const got = calls % 3 === 0 ? q.getManySync(max, 10_000) : await q.getMany(max, { timeout: 10_000 });
+      calls++;
+      expect(got.length).toBeGreaterThan(0);
+      expect(got.length).toBeLessThanOrEqual(max);
+      for (const v of got) {
+        const want = expected % 3 === 0 ? expected : `${expected}:${'y'.repeat(expected % 40)}`;
+        if (v !== want) throw new Error(`item ${expected}: got ${String(v)}`);
+        expected++;
+      }
+    }
+    expect(expected).toBe(n);
+    expect(q.getManyNowait()).toEqual([]);
+    expect(q.qsize()).toBe(0);
+    const r = await child;
+    expect(r.code, r.stderr).toBe(0);
+  });
+
   it('3 producers + 3 consumers: every item exactly once (counts and checksums)', async () => {
     const q = new mp.Queue({ capacityBytes: 64 * 1024 });
     const n = 20_000;
@@ -109,7 +134,7 @@ describe('Queue between processes', () => {
       received++;
     };
     for (let round = 0; round < 6; round++) {
-      const kids = [0, 1].map(() => spawnChild(fixture('q-producer.mjs'), [handle(q), 'forever', '0']));
+      const kids = ['forever', 'forever-many'].map((mode) => spawnChild(fixture('q-producer.mjs'), [handle(q), mode, '0']));
       const done = kids.map((k) => collect(k));
       // Consume while they produce, then kill them at a point they do not expect.
       // (at least 40 items a round: a slow start under load must not make the test vacuous)
@@ -142,7 +167,7 @@ describe('Queue between processes', () => {
     for (let i = 0; i < 100; i++) check(await q.get());
   });
 
-  for (const where of ['reserved', 'putlock', 'getlock', 'reserving', 'padreserved', 'counted']) {
+  for (const where of ['reserved', 'putlock', 'getlock', 'reserving', 'padreserved', 'counted', 'run']) {
     it(`a process SIGKILLed at a known point (${where}) does not wedge the queue; committed items stay readable`, async () => {
       const q = new mp.Queue<string>({ capacityBytes: 4096 });
       // padreserved: bring tail near the end of the ring, so the child's reservation pads.
@@ -155,6 +180,8 @@ describe('Queue between processes', () => {
       expect(r.signal).toBe('SIGKILL');
       expect(r.stdout).toContain('armed');
       expect(await q.get({ timeout: 5000 })).toBe('before');
+      // A putMany run: what was committed is read, the rest is skipped once its writer is known dead.
+      if (where === 'run') expect(await q.get({ timeout: 5000 })).toBe('run0');
       // A consumer meets what the dead one left (an unfinished reservation at tail must read as empty)...
       expect(() => q.getNowait()).toThrow(mp.QueueEmptyError);
       // ...and so does the next producer.
@@ -204,6 +231,68 @@ describe('Queue in one process', () => {
     expect(q.qsize()).toBe(1);
     expect(await q.get()).toBe(1);
     expect(q.empty()).toBe(true);
+  });
+
+  it('putMany / getMany: uncloneable item, timeouts with itemsPut, maxsize, closed queues, mixed items', async () => {
+    const q = new mp.Queue<unknown>(5);
+    // Every item is encoded before any is put: a bad one changes nothing, and its index is named.
+    await expect(q.putMany([1, 2, () => 3])).rejects.toThrow(/putMany: item 2: .*not structured-cloneable/);
+    expect(() => q.putManySync([1, Symbol('s')])).toThrow(TypeError);
+    expect(q.qsize()).toBe(0);
+    await expect(q.putMany(42 as unknown as unknown[])).rejects.toThrow(/iterable/);
+    await expect(q.getMany(0)).rejects.toThrow(RangeError);
+    expect(() => q.getManySync(1.5)).toThrow(TypeError);
+    // maxsize 5: a batch of 8 fills the queue, then times out saying how many went in.
+    const err = await q.putMany([0, 1, 2, 3, 4, 5, 6, 7], { timeout: 50 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(mp.TimeoutError);
+    expect((err as { itemsPut?: number }).itemsPut).toBe(5);
+    expect(q.qsize()).toBe(5);
+    expect(() => q.putManySync([9], 20)).toThrow(mp.TimeoutError);
+    expect(q.getManyNowait(2)).toEqual([0, 1]);
+    expect(await q.getMany()).toEqual([2, 3, 4]);
+    await expect(q.getMany(10, { timeout: 30 })).rejects.toThrow(mp.TimeoutError);
+    expect(q.getManyNowait()).toEqual([]);
+    // A batch larger than the room resumes as a consumer frees it, in order.
+    const big = Array.from({ length: 23 }, (_, i) => i);
+    const putting = q.putMany(big);
+    const got: unknown[] = [];
+    while (got.length < big.length) got.push(...(await q.getMany(4)));
+    await putting;
+    expect(got).toEqual(big);
+    // Mixed items: Buffers, an item bigger than the ring (its own segment), shared objects, a Map (v8 fallback).
+    const r = new mp.Queue<unknown>({ capacityBytes: 64 * 1024 });
+    const v = new mp.Value('i', 7);
+    const large = Buffer.alloc(100_000, 3);
+    await r.putMany([Buffer.from('abc'), large, { v }, new Map([[1, 'one']]), 'end']);
+    const [b1, b2, o, m, end] = await r.getMany();
+    expect(Buffer.from(b1 as Buffer).toString()).toBe('abc');
+    expect(Buffer.compare(b2 as Buffer, large)).toBe(0);
+    const v2 = (o as { v: mp.Value<number> }).v;
+    v2.value = 9;
+    expect(v.value).toBe(9);
+    expect(m).toEqual(new Map([[1, 'one']]));
+    expect(end).toBe('end');
+    // Closed: putMany rejects, getMany drains then rejects, getManyNowait likewise.
+    await r.putMany(['a', 'b']);
+    r.close();
+    await expect(r.putMany(['c'])).rejects.toThrow(mp.QueueClosedError);
+    expect(r.getManyNowait(1)).toEqual(['a']);
+    expect(await r.getMany()).toEqual(['b']);
+    await expect(r.getMany()).rejects.toThrow(mp.QueueClosedError);
+    expect(() => r.getManyNowait()).toThrow(mp.QueueClosedError);
+    // JoinableQueue counts every item of a batch.
+    const j = new mp.JoinableQueue<number>();
+    await j.putMany([1, 2, 3]);
+    expect(j.unfinishedTasks).toBe(3);
+    expect(await j.getMany()).toEqual([1, 2, 3]);
+    for (let i = 0; i < 3; i++) j.taskDone();
+    await j.join();
+    // SimpleQueue has them too.
+    const s = new mp.SimpleQueue<number>();
+    s.putManySync([1, 2]);
+    await s.putMany([3]);
+    expect(s.getManySync()).toEqual([1, 2, 3]);
+    for (const x of [q, r, j, s]) x.close();
   });
 
   it('close: puts fail, gets drain then fail, a blocked get is released', async () => {

@@ -19,6 +19,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { deserialize, serialize } from 'node:v8';
 import { native } from '../native';
+import { rehearseChannel } from '../channel';
 import { decodeSpec, type ChildSpec, type ChildTarget, type StartMethod } from '../popen/popen';
 import { isShareable, rebuild } from '../reduction';
 import { explainReferenceError, loadTask, usesLoaderHooks } from '../task';
@@ -218,6 +219,7 @@ export async function warmUp(): Promise<void> {
   await runTarget(fn, args, 'warm-up', 'forkserver', true);
   releaseArgs(args);
   explainReferenceError(new ReferenceError('x'), 'forkserver');
+  await rehearseChannel();
   const keeper = setInterval(nop, 1 << 30);
   keeper.unref();
   native.loopAlive();
