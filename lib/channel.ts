@@ -13,11 +13,12 @@ import { decodeFrom, detach, discard, encode, toBlob, writeToRing, type Encoded 
 import { QueueEmptyError, QueueFullError, TimeoutError } from './errors';
 import {
   kBusy, kBusyTake, kClosedRing, kConsumersWaiting, kDataSeq, kEmpty, kFull, kHead, kProducersWaiting, kSpaceSeq,
-  kTail, kWaitCommit, Ring,
+  kFutexSleeper, kReaderWakeId, kReaderWakePid, kReaderWakeToken, kSocketSleeper, kTail, kWaitCommit, Ring,
 } from './ring-buffer';
 import { kControlBytes } from './ring-buffer';
 import { pollAsync, waitAsync, waitSync, WaitResult } from './wait';
 import { remaining } from './validate';
+import { newWakeId, waitWake, wakeTarget } from './wake-socket';
 
 const kSliceMs = 200;
 const kLockSliceMs = 5;
@@ -285,6 +286,8 @@ export class Channel {
   /** Items whose encoding is larger than this go in their own segment. */
   readonly maxInline: number;
   #spinMs = 0.02;
+  /** This channel's id on the process's wake socket (0: none yet). */
+  #wakeId = 0;
   /** How long an async get that finds the ring empty polls it before it sleeps (adaptive, see #adaptPoll). */
   #pollMs = kPollMaxMs / 2;
   readonly #readyFn: () => boolean;
@@ -502,7 +505,7 @@ export class Channel {
   #armSeq(seqWord: number, flagWord: number): Arm {
     const ctl = this.ring.ctl;
     const expected = Atomics.load(ctl, seqWord);
-    Atomics.store(ctl, flagWord, 1);
+    Atomics.or(ctl, flagWord, kFutexSleeper);
     return { word: seqWord, expected, lock: false, slice: kSliceMs };
   }
 
@@ -715,6 +718,26 @@ export class Channel {
         }
       }
       caught = false;
+      const target = v !== kBusyTake && ring.exclusive ? wakeTarget() : null;
+      if (target !== null) {
+        // The one reader of this ring sleeps on its wake socket (one hop to
+        // this loop, see wake-socket.ts): publish where to send the wake-up,
+        // then raise the flag, then look once more.
+        const ctl = ring.ctl;
+        if (this.#wakeId === 0) this.#wakeId = newWakeId();
+        ctl[kReaderWakePid] = target.pid;
+        ctl[kReaderWakeToken] = target.token;
+        ctl[kReaderWakeId] = this.#wakeId;
+        Atomics.or(ctl, kConsumersWaiting, kSocketSleeper);
+        v = take();
+        if (v !== kEmpty && v !== kWaitCommit && v !== kBusyTake) {
+          this.#adaptPoll(start, false);
+          return v;
+        }
+        const res = await waitWake(this.#wakeId, Math.min(kSliceMs, remaining(deadline)), signal, this.keepAlive);
+        deep = res === WaitResult.TimedOut;
+        continue;
+      }
       let arm: Arm;
       if (v === kBusyTake) arm = this.#armLock();
       else {

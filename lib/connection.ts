@@ -29,7 +29,7 @@ import { BrokenPipeError, EOFError } from './errors';
 import { Kind } from './layout';
 import { native } from './native';
 import { registerKind, type Handle } from './reduction';
-import { kConsumersWaiting, kControlBytes, kDataSeq, Ring } from './ring-buffer';
+import { kConsumersWaiting, kControlBytes, kDataSeq, kFutexSleeper, Ring } from './ring-buffer';
 import { roundCapacity } from './queues';
 import { attachShared, Segment } from './segment';
 import { kHandleTag, kToHandle } from './symbols';
@@ -277,7 +277,7 @@ export class Connection<T = unknown> {
       const left = remaining(deadline);
       if (left <= 0) return false;
       const seq = Atomics.load(ctl, kDataSeq);
-      Atomics.store(ctl, kConsumersWaiting, 1);
+      Atomics.or(ctl, kConsumersWaiting, kFutexSleeper);
       let res: WaitResult = WaitResult.NotEqual;
       if (!ring.hasData()) res = await waitAsync(ring.buffer, ring.byteOffset(kDataSeq), seq, Math.min(kPollSliceMs, left));
       deep = res === WaitResult.TimedOut;

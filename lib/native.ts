@@ -52,6 +52,18 @@ export interface NativeBinding {
   peekExitStatus(pid: number): ExitStatus | null;
   /** uv_loop_alive() of this thread's loop. */
   loopAlive(): boolean;
+
+  /** A datagram socket bound to `name` (no file), polled by this thread's loop (unref'd); null where unsupported. */
+  wakeSocketOpen(name: string, onIds: (ids: number[]) => void): WakeSocket | null;
+  wakeSocketRef(socket: WakeSocket, on: boolean): void;
+  wakeSocketClose(socket: WakeSocket): void;
+  /** Sends the 4-byte id to the socket bound to `name`: 0 or -errno, never blocks. */
+  wakeSend(name: string, id: number): number;
+}
+
+/** An opaque native handle (napi External). */
+export interface WakeSocket {
+  readonly __wakeSocket: unique symbol;
 }
 
 /** The package root: the nearest directory above us that holds binding.gyp. */

@@ -21,7 +21,10 @@
  *         18    getLock           consumers (CAS)      consumers
  *         19    getLockWaiters    consumers            consumers
  *   2     32    dataSeq           producers, close()   consumers sleep on it
- *         33    consumersWaiting  consumers set 1      producers after a commit (clear + wake)
+ *         33    consumersWaiting  consumers set bits   producers after a commit (clear + wake):
+ *                                                      1 = futex sleepers, 2 = a reader on its wake socket
+ *         34-36 reader wake addr  an exclusive ring's  producers, to send the socket wake-up
+ *                                 reader (pid, token, id)
  *   3     48    spaceSeq          consumers, close()   producers sleep on it
  *         49    producersWaiting  producers set 1      consumers after a take (clear + wake)
  *   4     64    capacity          creator              everyone (checked on attach)
@@ -111,6 +114,7 @@
 import { recentlyAlive } from './liveness';
 import { myPid } from './synchronize/common';
 import { wake } from './wait';
+import { sendWake } from './wake-socket';
 
 export const kLine = 64;
 /** Bytes of control block before the data area. */
@@ -130,6 +134,10 @@ export const kGetLock = 18;
 export const kGetLockWaiters = 19;
 export const kDataSeq = 32;
 export const kConsumersWaiting = 33;
+/** An exclusive ring's reader, asleep on its wake socket: where to send the wake-up (see wake-socket.ts). */
+export const kReaderWakePid = 34;
+export const kReaderWakeToken = 35;
+export const kReaderWakeId = 36;
 export const kSpaceSeq = 48;
 export const kProducersWaiting = 49;
 export const kCapacity = 64;
@@ -138,6 +146,10 @@ export const kClosed = 66;
 export const kUnfinished = 67;
 export const kJoinWaiters = 68;
 export const kOwnerWords = 80;
+
+/** Bits of kConsumersWaiting: who sleeps (a futex waiter; a reader on its wake socket). */
+export const kFutexSleeper = 1;
+export const kSocketSleeper = 2;
 
 const kPadFlag = 0x40000000;
 const kLenMask = 0x3fffffff;
@@ -383,10 +395,17 @@ export class Ring {
 
   #signalCommit(): void {
     const ctl = this.ctl;
-    if (Atomics.load(ctl, kConsumersWaiting) !== 0 && Atomics.exchange(ctl, kConsumersWaiting, 0) !== 0) {
-      Atomics.add(ctl, kDataSeq, 1);
-      wake(this.buffer, this.byteOffset(kDataSeq), -1);
-    }
+    if (Atomics.load(ctl, kConsumersWaiting) === 0) return;
+    const sleepers = Atomics.exchange(ctl, kConsumersWaiting, 0);
+    if (sleepers === 0) return;
+    Atomics.add(ctl, kDataSeq, 1);
+    if ((sleepers & kFutexSleeper) !== 0) wake(this.buffer, this.byteOffset(kDataSeq), -1);
+    if ((sleepers & kSocketSleeper) !== 0) this.#wakeReaderSocket();
+  }
+
+  #wakeReaderSocket(): void {
+    const ctl = this.ctl;
+    sendWake(ctl[kReaderWakePid]!, ctl[kReaderWakeToken]!, ctl[kReaderWakeId]!);
   }
 
   // ---- consumer side -----------------------------------------------------
@@ -523,8 +542,10 @@ export class Ring {
   }
 
   wakeConsumers(): void {
+    const sleepers = Atomics.exchange(this.ctl, kConsumersWaiting, 0);
     Atomics.add(this.ctl, kDataSeq, 1);
     wake(this.buffer, this.byteOffset(kDataSeq), -1);
+    if ((sleepers & kSocketSleeper) !== 0) this.#wakeReaderSocket();
   }
 
   /** Marks the ring closed for every process and wakes every sleeper. */

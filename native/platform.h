@@ -33,6 +33,15 @@ bool ProcessAlive(int pid);
 // V8 marks its heap MADV_DONTFORK (see NATIVE-NOTES.md). Returns 0 or errno.
 int PrepareFork();
 
+// A datagram socket bound to `name` without a file (Linux: the abstract
+// namespace), non-blocking and close-on-exec. Returns the fd, -ENOSYS where
+// the OS has no such names, or -errno.
+int OpenWakeSocket(const char* name);
+
+// Sends len bytes to the socket bound to `name`, never blocking. Returns 0
+// or -errno (-ENOSYS where OpenWakeSocket is not supported).
+int SendWake(const char* name, const void* buf, size_t len);
+
 }  // namespace platform
 }  // namespace multiproc
 

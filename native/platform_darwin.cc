@@ -58,5 +58,11 @@ bool ProcessAlive(int pid) {
 
 int PrepareFork() { return 0; }
 
+// No abstract socket names on macOS (a socket file would need unlinking
+// after crashes): async waits stay on the futex-style waiter threads there.
+int OpenWakeSocket(const char* name) { return -ENOSYS; }
+
+int SendWake(const char* name, const void* buf, size_t n) { return -ENOSYS; }
+
 }  // namespace platform
 }  // namespace multiproc

@@ -6,7 +6,9 @@
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -14,6 +16,9 @@
 #include <climits>
 #include <cstdio>
 #include <cstring>
+
+#include <atomic>
+#include <cstddef>
 
 #include "platform.h"
 
@@ -83,6 +88,54 @@ int PrepareFork() {
   }
   fclose(f);
   return 0;
+}
+
+namespace {
+
+socklen_t AbstractAddress(const char* name, struct sockaddr_un* addr) {
+  size_t len = strlen(name);
+  if (len + 1 > sizeof addr->sun_path) return 0;
+  memset(addr, 0, sizeof *addr);
+  addr->sun_family = AF_UNIX;
+  memcpy(addr->sun_path + 1, name, len);  // sun_path[0] == 0: abstract, no file to unlink
+  return static_cast<socklen_t>(offsetof(struct sockaddr_un, sun_path) + 1 + len);
+}
+
+}  // namespace
+
+int OpenWakeSocket(const char* name) {
+  struct sockaddr_un addr;
+  socklen_t len = AbstractAddress(name, &addr);
+  if (len == 0) return -ENAMETOOLONG;
+  int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -errno;
+  if (bind(fd, reinterpret_cast<struct sockaddr*>(&addr), len) != 0) {
+    int err = errno;
+    close(fd);
+    return -err;
+  }
+  return fd;
+}
+
+int SendWake(const char* name, const void* buf, size_t n) {
+  // One unbound sending socket per process, shared by every thread.
+  static std::atomic<int> sender{-1};
+  int fd = sender.load();
+  if (fd < 0) {
+    int mine = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (mine < 0) return -errno;
+    int expected = -1;
+    if (sender.compare_exchange_strong(expected, mine)) fd = mine;
+    else {
+      close(mine);
+      fd = expected;
+    }
+  }
+  struct sockaddr_un addr;
+  socklen_t len = AbstractAddress(name, &addr);
+  if (len == 0) return -ENAMETOOLONG;
+  ssize_t r = sendto(fd, buf, n, MSG_DONTWAIT | MSG_NOSIGNAL, reinterpret_cast<struct sockaddr*>(&addr), len);
+  return r < 0 ? -errno : 0;
 }
 
 }  // namespace platform

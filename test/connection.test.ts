@@ -143,6 +143,17 @@ describe('Pipe in one process', () => {
     expect(out.reads).toBeGreaterThan(3);
   });
 
+  it('a recv asleep is woken through the wake socket; a fork child does not take its parent\'s wake-ups', async () => {
+    const r = await runNode(fixture('q-wake.mjs'), [], { nodeArgs: ['--single-threaded'] }); // 'fork' needs it
+    expect(r.code, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout) as { before: number; after: number; open: boolean; got: number[]; forkedExit: number };
+    expect(out.got).toEqual([0, 1, 2, 3, 4, 5]);
+    expect(out.forkedExit).toBe(0);
+    expect(out.open).toBe(process.platform === 'linux');
+    // Linux: each of the 5 recvs slept past the poll window and was woken by a datagram, with the child alive.
+    if (process.platform === 'linux') expect(out.after - out.before).toBeGreaterThanOrEqual(5);
+  });
+
   it('an unref()d pending recv does not keep the process alive', async () => {
     const r = await runNode(fixture('q-idle.mjs'), ['unref'], { timeoutMs: 10_000 });
     expect(r.code, r.stderr).toBe(0);

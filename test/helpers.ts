@@ -12,8 +12,8 @@ export interface ChildResult {
 }
 
 /** Runs `node <fixture> ...args` to completion and collects its output. */
-export function runNode(script: string, args: string[] = [], options: { timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<ChildResult> {
-  const child = spawn(process.execPath, [script, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...options.env } });
+export function runNode(script: string, args: string[] = [], options: { timeoutMs?: number; env?: NodeJS.ProcessEnv; nodeArgs?: string[] } = {}): Promise<ChildResult> {
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), script, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...options.env } });
   return collect(child, options.timeoutMs ?? 30_000);
 }
 

@@ -20,6 +20,7 @@ import { pathToFileURL } from 'node:url';
 import { deserialize, serialize } from 'node:v8';
 import { native } from '../native';
 import { rehearseChannel } from '../channel';
+import { resetAfterFork } from '../wake-socket';
 import { decodeSpec, type ChildSpec, type ChildTarget, type StartMethod } from '../popen/popen';
 import { isShareable, rebuild } from '../reduction';
 import { explainReferenceError, loadTask, usesLoaderHooks } from '../task';
@@ -232,6 +233,7 @@ export async function warmUp(): Promise<void> {
 /** Entry for a child forked by the zygote (called in the child right after fork()). */
 export function runForked(specBytes: Uint8Array, zygotePid: number, watchdogFd: number): void {
   patchPid();
+  resetAfterFork();
   dieWithParent(zygotePid);
   watchParentFd(watchdogFd);
   void runSpec(decodeSpec(specBytes), true);
@@ -245,6 +247,7 @@ export function runForked(specBytes: Uint8Array, zygotePid: number, watchdogFd: 
  */
 export function runSpare(specFd: number, zygotePid: number, watchdogFd: number): void {
   patchPid();
+  resetAfterFork();
   dieWithParent(zygotePid);
   watchParentFd(watchdogFd);
   // A rehearsal first: on a VM a forked child pays for the first touch of
@@ -299,6 +302,7 @@ export function runInForkChild(
   watchdogFd: number,
 ): void {
   patchPid();
+  resetAfterFork(); // the parent's wake socket: reading it would steal the parent's wake-ups
   dieWithParent(info.parentPid);
   // Signal listeners stay (removing one can spin forever, see
   // forkserver-main.ts); lifecycle listeners are the parent's business.
