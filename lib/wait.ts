@@ -20,7 +20,8 @@ import { native, WaitResult } from './native';
 
 export { WaitResult };
 
-interface Waiter {
+/** A pending async wait (also used by wake-socket.ts). */
+export interface Waiter {
   resolve(r: WaitResult): void;
   reject(e: unknown): void;
   timer?: NodeJS.Timeout;

@@ -19,13 +19,10 @@
 import { randomBytes } from 'node:crypto';
 import { native, WaitResult, type WakeSocket } from './native';
 import { myPid } from './synchronize/common';
+import type { Waiter } from './wait';
 
-interface Waiter {
-  resolve(r: WaitResult): void;
-  reject(e: unknown): void;
-  timer?: NodeJS.Timeout;
-  signal?: AbortSignal;
-  onAbort?: () => void;
+interface SocketWaiter extends Waiter {
+  /** Keeps the process alive while pending. */
   ref: boolean;
 }
 
@@ -37,7 +34,7 @@ let nextId = 1;
 let refs = 0;
 /** Wake-ups this process took from its socket (for tests and stats). */
 let received = 0;
-const waiters = new Map<number, Waiter>();
+const waiters = new Map<number, SocketWaiter>();
 
 function nameOf(pid: number, tok: number): string {
   return `multiproc-wake-${pid}-${(tok >>> 0).toString(16)}`;
@@ -51,7 +48,7 @@ function onIds(ids: number[]): void {
   }
 }
 
-function settle(id: number, w: Waiter, r: WaitResult | { error: unknown }): void {
+function settle(id: number, w: SocketWaiter, r: WaitResult | { error: unknown }): void {
   if (waiters.get(id) !== w) return;
   waiters.delete(id);
   if (w.timer !== undefined) clearTimeout(w.timer);
@@ -104,7 +101,7 @@ export function newWakeId(): number {
 export function waitWake(id: number, timeoutMs: number, signal: AbortSignal | undefined, ref: boolean): Promise<WaitResult> {
   if (signal?.aborted) return Promise.reject(signal.reason);
   return new Promise<WaitResult>((resolve, reject) => {
-    const w: Waiter = { resolve, reject, ref };
+    const w: SocketWaiter = { resolve, reject, ref };
     const old = waiters.get(id);
     if (old !== undefined) settle(id, old, WaitResult.Woken);
     waiters.set(id, w);
