@@ -187,7 +187,7 @@ export class Batch implements PutJob {
           this.#used = used;
         } else {
           this.#offs.push(-1);
-          this.#encs.push(detach(enc));
+          this.#encs.push(detach(enc, false)); // own() copies the body if the batch has to wait
         }
         i++;
       }
@@ -211,8 +211,15 @@ export class Batch implements PutJob {
     }
   }
 
-  /** Gives the batch its own copy of the packed bytes (before it waits: another batch may reuse the scratch). */
+  /**
+   * Before the batch waits: its own copy of the packed bytes (another batch
+   * may reuse the scratch) and of the caller's Buffers (see codec detach()).
+   */
   own(): this {
+    for (let j = this.#next; j < this.#encs.length; j++) {
+      const enc = this.#encs[j];
+      if (enc) this.#encs[j] = detach(enc);
+    }
     if (!this.#shared) return this;
     this.#shared = false;
     const used = this.#used;
@@ -270,7 +277,7 @@ export class Batch implements PutJob {
     return n;
   }
 
-  /** Records on an Error how many items of the batch went in (`itemsPut`). */
+  /** Records on an Error this call created how many items of the batch went in (`itemsPut`). */
   annotate(e: unknown): unknown {
     if (e instanceof Error && Object.isExtensible(e)) (e as Error & { itemsPut?: number }).itemsPut = this.#next;
     return e;
@@ -392,7 +399,7 @@ export class Channel {
         r = batch.attempt();
       } catch (e) {
         batch.discard();
-        return Promise.reject(e);
+        return Promise.reject(batch.annotate(e));
       }
       if (r === 0) return kResolved;
     }
@@ -412,7 +419,9 @@ export class Channel {
       await this.#putLoop(job, Mode.Async, deadline, signal);
     } catch (e) {
       job.discard();
-      throw job.annotate(e);
+      // An abort rejects with the signal's own reason, as every call does: it
+      // may be shared by many calls, so it is not ours to annotate.
+      throw signal !== undefined && e === signal.reason ? e : job.annotate(e);
     } finally {
       this.#pendingPuts--;
     }
@@ -559,8 +568,8 @@ export class Channel {
     return v;
   }
 
-  /** A record that failed to decode in the middle of a getMany: the next get reports it. */
-  #deferred: { error?: unknown } = {};
+  /** Records that failed to decode in the middle of a getMany, in order: the next gets report them. */
+  readonly #deferred: unknown[] = [];
 
   #takeOne(decode: Decoder): Take {
     const ring = this.ring;
@@ -570,7 +579,7 @@ export class Channel {
   #takeMany(max: number, decode: Decoder): Take {
     const ring = this.ring;
     const out: unknown[] = [];
-    const failed = this.#deferred;
+    const failed = this.#deferred; // one stable FIFO: an error is never dropped or overwritten
     return () => {
       const r = ring.tryTakeMany(decode, max, out, failed);
       return typeof r === 'number' ? out : r;
@@ -578,18 +587,16 @@ export class Channel {
   }
 
   #throwDeferred(): void {
-    const e = this.#deferred.error;
-    this.#deferred = {};
-    throw e;
+    throw this.#deferred.shift();
   }
 
   getNowait(decode: Decoder = this.#decode): unknown {
-    if ('error' in this.#deferred) this.#throwDeferred();
+    if (this.#deferred.length > 0) this.#throwDeferred();
     return this.#getLoop(Mode.Nowait, 0, undefined, this.#takeOne(decode));
   }
 
   getSync(deadline: number, decode: Decoder = this.#decode): unknown {
-    if ('error' in this.#deferred) this.#throwDeferred();
+    if (this.#deferred.length > 0) this.#throwDeferred();
     const v = this.ring.tryTake(decode);
     if (v !== kEmpty && v !== kWaitCommit && v !== kBusyTake) return v;
     return this.#getLoop(Mode.Sync, deadline, undefined, this.#takeOne(decode));
@@ -597,13 +604,13 @@ export class Channel {
 
   /** getMany() that blocks: waits for at least one item, then takes up to `max` of those ready. */
   getManySync(max: number, deadline: number): unknown[] {
-    if ('error' in this.#deferred) this.#throwDeferred();
+    if (this.#deferred.length > 0) this.#throwDeferred();
     return this.#getLoop(Mode.Sync, deadline, undefined, this.#takeMany(max, this.#decode)) as unknown[];
   }
 
   /** Up to `max` items ready now; [] when none is (QueueClosedError-like once closed and drained). */
   getManyNowait(max: number): unknown[] {
-    if ('error' in this.#deferred) this.#throwDeferred();
+    if (this.#deferred.length > 0) this.#throwDeferred();
     const v = this.#takeMany(max, this.#decode)();
     if (Array.isArray(v)) return v;
     if (v === kEmpty && (this.#hooks.readerClosed?.() ?? this.ring.closed)) throw this.#hooks.closedError();
@@ -614,7 +621,7 @@ export class Channel {
   get(deadline: number, signal: AbortSignal | undefined, decode: Decoder = this.#decode): Promise<unknown> {
     if (signal?.aborted) return Promise.reject(signal.reason);
     if (this.#pendingGets === 0) {
-      if ('error' in this.#deferred) {
+      if (this.#deferred.length > 0) {
         try {
           this.#throwDeferred();
         } catch (e) {
@@ -638,7 +645,7 @@ export class Channel {
     if (this.#pendingGets === 0) {
       let v: unknown;
       try {
-        if ('error' in this.#deferred) this.#throwDeferred();
+        if (this.#deferred.length > 0) this.#throwDeferred();
         v = take();
       } catch (e) {
         return Promise.reject(e);
@@ -658,7 +665,7 @@ export class Channel {
     this.#pendingGets++;
     try {
       await turn(prev, signal);
-      if ('error' in this.#deferred) this.#throwDeferred();
+      if (this.#deferred.length > 0) this.#throwDeferred();
       return await this.#getLoop(Mode.Async, deadline, signal, take);
     } finally {
       this.#pendingGets--;

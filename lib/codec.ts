@@ -452,6 +452,23 @@ function scratch(head: Uint8Array, headLen: number, body: Uint8Array | null, siz
  * having released any reference it took.
  */
 export function encode(item: unknown): Encoded {
+  // User code can run in the middle of an encode (a getter, a Proxy trap); a
+  // put from there would reuse this thread's scratch buffer under the item
+  // being encoded. Refused instead of corrupting it.
+  if (encoding) {
+    throw new TypeError('Cannot put or send from inside a getter (or Proxy trap) of an item that is being encoded: do it before or after the put that reads it');
+  }
+  encoding = true;
+  try {
+    return encodeOnce(item);
+  } finally {
+    encoding = false;
+  }
+}
+
+let encoding = false;
+
+function encodeOnce(item: unknown): Encoded {
   pos = 0;
   refs = false;
   // Top-level Buffers and typed arrays are not copied into the scratch buffer:
@@ -513,11 +530,15 @@ export function encodeBytes(bytes: Uint8Array): Encoded {
   return { head: out, headLen: 1, body: bytes, size: 1 + bytes.length, refs: false };
 }
 
-/** A copy of `enc` that no later encode() overwrites (for puts that must wait). */
-export function detach(enc: Encoded): Encoded {
+/** A copy of `enc` that no later encode() overwrites and no change to the caller's buffers affects (for puts that must wait). */
+export function detach(enc: Encoded, copyBody = true): Encoded {
   const head = enc.head === out ? Uint8Array.prototype.slice.call(out, 0, enc.headLen) : enc.head;
-  if (head === enc.head && enc !== scratchEnc) return enc;
-  return { head, headLen: enc.headLen, body: enc.body, size: enc.size, refs: enc.refs };
+  // The body is the caller's own Buffer: a put that waits must not depend on
+  // it (transferred or detached meanwhile, set() would throw between the
+  // reservation and the commit, and the record would stay "being written").
+  const body = copyBody && enc.body !== null ? Uint8Array.prototype.slice.call(enc.body) : enc.body;
+  if (head === enc.head && body === enc.body && enc !== scratchEnc) return enc;
+  return { head, headLen: enc.headLen, body, size: enc.size, refs: enc.refs };
 }
 
 /** Copies an encoded item to dst[offset...]. */

@@ -167,8 +167,10 @@ export class Queue<T = unknown> {
    * encoded first, so an uncloneable one rejects with a TypeError naming its
    * index and nothing is put. Items of one call stay in order; another
    * producer's items may fall between them when the queue fills up midway.
-   * If the call fails midway (timeout, signal, close), the items before
-   * `error.itemsPut` are in the queue and the rest are not.
+   * If the call fails midway on a timeout or a closed queue, the first
+   * `error.itemsPut` items are in the queue and the rest are not. An abort
+   * rejects with the signal's own reason (not annotated: it may be shared);
+   * items put before it stay put.
    */
   putMany(items: Iterable<T>, opts?: PutOptions): Promise<void> {
     try {

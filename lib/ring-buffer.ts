@@ -430,9 +430,9 @@ export class Ring {
    * Takes up to `max` records under one hold of the lock, appending what
    * decode returns to `out`. Returns how many (>= 1), or kEmpty / kWaitCommit /
    * kBusyTake when none. If decode throws after some were taken, those stay
-   * in `out` and the error goes to `failed` (the record that failed is consumed).
+   * in `out` and the error is appended to `failed` (the record that failed is consumed).
    */
-  tryTakeMany<T>(decode: Decode<T>, max: number, out: T[], failed: { error?: unknown }): number | typeof kEmpty | typeof kWaitCommit | typeof kBusyTake {
+  tryTakeMany<T>(decode: Decode<T>, max: number, out: T[], failed: unknown[]): number | typeof kEmpty | typeof kWaitCommit | typeof kBusyTake {
     if (!this.exclusive && !this.#lock(kGetLock)) return kBusyTake;
     let k = 0;
     try {
@@ -444,7 +444,7 @@ export class Ring {
       return k;
     } catch (e) {
       if (k === 0) throw e;
-      failed.error = e;
+      failed.push(e);
       return k;
     } finally {
       if (!this.exclusive) this.#unlock(kGetLock);

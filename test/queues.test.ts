@@ -295,6 +295,64 @@ describe('Queue in one process', () => {
     for (const x of [q, r, j, s]) x.close();
   });
 
+  it('getMany: records that fail to decode mid-batch are each reported once, in order, and nothing else is lost', async () => {
+    const q = new mp.Queue<string>();
+    const ring = (q as unknown as { ring: { tryReserve(n: number): number; commit(): void; buffer: ArrayBuffer; dataOffset: number } }).ring;
+    const corrupt = (): void => {
+      // A committed record whose tag byte no codec knows (what a buggy writer could leave).
+      const off = ring.tryReserve(1);
+      new Uint8Array(ring.buffer, ring.dataOffset + off, 1)[0] = 0xee;
+      ring.commit();
+    };
+    await q.put('a');
+    corrupt();
+    await q.put('c');
+    corrupt();
+    await q.put('e');
+    // Queued before anything is read, as concurrent callers would be.
+    const calls = [q.getMany(), q.getMany(), q.getMany(), q.getMany(), q.getMany()];
+    const results = await Promise.allSettled(calls);
+    expect(results.map((r) => (r.status === 'fulfilled' ? r.value : (r.reason as Error).message.replace(/ at .*/, '')))).toEqual([
+      ['a'],
+      'multiproc codec: unknown tag 0xee',
+      ['c'],
+      'multiproc codec: unknown tag 0xee',
+      ['e'],
+    ]);
+    expect(q.getManyNowait()).toEqual([]);
+    q.close();
+  });
+
+  it('a waiting put keeps its own copy of a Buffer (the caller may transfer it); a put from a getter is refused', async () => {
+    const q = new mp.Queue<Uint8Array | { x: number }>(1);
+    await q.put(new Uint8Array([0]));
+    const ab = new ArrayBuffer(8);
+    new Uint8Array(ab).fill(7);
+    const waiting = q.put(new Uint8Array(ab)); // full: waits, holding the item
+    const batch = q.putMany([Buffer.from('b1'), new Uint8Array(ab, 0, 4)]);
+    structuredClone(ab, { transfer: [ab] }); // detaches the caller's buffer
+    expect(ab.byteLength).toBe(0);
+    expect([...(await q.get() as Uint8Array)]).toEqual([0]);
+    expect([...(await q.get() as Uint8Array)]).toEqual([7, 7, 7, 7, 7, 7, 7, 7]);
+    await waiting;
+    expect(Buffer.from(await q.get() as Uint8Array).toString()).toBe('b1');
+    expect([...(await q.get() as Uint8Array)]).toEqual([7, 7, 7, 7]);
+    await batch;
+    // A getter that puts while its own item is being encoded.
+    const other = new mp.Queue<number>();
+    const sneaky = { get x(): number {
+      other.putSync(1);
+      return 1;
+    } };
+    await expect(q.put(sneaky)).rejects.toThrow(/inside a getter/);
+    expect(other.qsize()).toBe(0);
+    expect(q.qsize()).toBe(0);
+    await q.put({ x: 2 });
+    expect(await q.get()).toEqual({ x: 2 });
+    q.close();
+    other.close();
+  });
+
   it('close: puts fail, gets drain then fail, a blocked get is released', async () => {
     const q = new mp.Queue<number>();
     await q.put(1);
