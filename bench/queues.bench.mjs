@@ -5,6 +5,7 @@ import { fork, spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import * as mp from 'multiproc';
+import { median, spreadOf } from './lib/measure.mjs';
 
 export const title = 'Queues and pipes';
 
@@ -189,7 +190,7 @@ function copyCeiling(size, count) {
 
 async function python(ctx, n, rt) {
   if (!ctx.python) return null;
-  const child = spawn(ctx.python, [pyScript, String(n), String(rt)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(ctx.python, [pyScript, String(n), String(rt), ctx.quick ? "1" : "3"], { stdio: ['ignore', 'pipe', 'inherit'] });
   let out = '';
   child.stdout.on('data', (d) => (out += d));
   await exited(child);
@@ -200,6 +201,12 @@ export async function run(ctx) {
   const step = async (what, p) => {
     ctx.log?.(`  ${what}`);
     return p();
+  };
+  /** One-way rates: median of 3 fresh runs (each its own producer process), 1 with --quick. */
+  const rate = async (what, fn) => {
+    const xs = [];
+    for (let r = 0; r < (ctx.quick ? 1 : 3); r++) xs.push(await step(what, fn));
+    return xs.length >= 3 ? { value: median(xs), spread: spreadOf(xs) } : { value: xs[0] };
   };
   const n = ctx.quick ? 50_000 : 300_000;
   const rt = ctx.quick ? 2_000 : 10_000;
@@ -215,31 +222,31 @@ export async function run(ctx) {
   const py = await python(ctx, pyN, rt);
 
   ctx.log?.('queues: small objects');
-  rows.push({ group: small, name: 'child_process IPC (advanced)', value: await step('oneWayIpc obj, n', () => oneWayIpc('obj', n)), unit: 'items/s', better: 'higher', baseline: true });
-  rows.push({ group: small, name: 'worker_threads postMessage', value: await step('oneWayWorker obj, n', () => oneWayWorker('obj', n)), unit: 'items/s', better: 'higher' });
+  rows.push({ group: small, name: 'child_process IPC (advanced)', ...(await rate('oneWayIpc obj, n', () => oneWayIpc('obj', n))), unit: 'items/s', better: 'higher', baseline: true });
+  rows.push({ group: small, name: 'worker_threads postMessage', ...(await rate('oneWayWorker obj, n', () => oneWayWorker('obj', n))), unit: 'items/s', better: 'higher' });
   if (py) rows.push({ group: small, name: 'Python multiprocessing.Queue', value: py.queue_small, unit: 'items/s', better: 'higher' });
   if (py) rows.push({ group: small, name: 'Python multiprocessing.Pipe', value: py.pipe_small, unit: 'items/s', better: 'higher' });
   rows.push({
-    group: small, name: 'multiproc Queue', value: await step('oneWayMultiproc queue, obj, n', () => oneWayMultiproc('queue', 'obj', n)), unit: 'items/s', better: 'higher',
+    group: small, name: 'multiproc Queue', ...(await rate('oneWayMultiproc queue, obj, n', () => oneWayMultiproc('queue', 'obj', n))), unit: 'items/s', better: 'higher',
     target: py ? { ratio: 10, vs: 'Python multiprocessing.Queue' } : { min: 2.3e6, text: '>= 2.3M items/s' },
   });
   rows.push({
-    group: small, name: 'multiproc Queue putMany/getMany (256 a batch)', value: await step('oneWayMultiproc queue, obj, n, batched', () => oneWayMultiproc('queue', 'obj', n, true)), unit: 'items/s', better: 'higher',
+    group: small, name: 'multiproc Queue putMany/getMany (256 a batch)', ...(await rate('oneWayMultiproc queue, obj, n, batched', () => oneWayMultiproc('queue', 'obj', n, true))), unit: 'items/s', better: 'higher',
     target: { min: 2.3e6, text: '>= 2.3M items/s' },
   });
-  rows.push({ group: small, name: 'multiproc Pipe', value: await step('oneWayMultiproc pipe, obj, n', () => oneWayMultiproc('pipe', 'obj', n)), unit: 'items/s', better: 'higher' });
+  rows.push({ group: small, name: 'multiproc Pipe', ...(await rate('oneWayMultiproc pipe, obj, n', () => oneWayMultiproc('pipe', 'obj', n))), unit: 'items/s', better: 'higher' });
 
   ctx.log?.('queues: 1 KB buffers');
-  rows.push({ group: kb, name: 'child_process IPC (advanced)', value: await step('oneWayIpc buf, n', () => oneWayIpc('buf', n)), unit: 'items/s', better: 'higher', baseline: true });
-  rows.push({ group: kb, name: 'worker_threads postMessage', value: await step('oneWayWorker buf, n', () => oneWayWorker('buf', n)), unit: 'items/s', better: 'higher' });
+  rows.push({ group: kb, name: 'child_process IPC (advanced)', ...(await rate('oneWayIpc buf, n', () => oneWayIpc('buf', n))), unit: 'items/s', better: 'higher', baseline: true });
+  rows.push({ group: kb, name: 'worker_threads postMessage', ...(await rate('oneWayWorker buf, n', () => oneWayWorker('buf', n))), unit: 'items/s', better: 'higher' });
   if (py) rows.push({ group: kb, name: 'Python multiprocessing.Queue', value: py.queue_buf, unit: 'items/s', better: 'higher' });
   if (py) rows.push({ group: kb, name: 'Python multiprocessing.Pipe', value: py.pipe_buf, unit: 'items/s', better: 'higher' });
-  rows.push({ group: kb, name: 'multiproc Queue', value: await step('oneWayMultiproc queue, buf, n', () => oneWayMultiproc('queue', 'buf', n)), unit: 'items/s', better: 'higher', target: { min: 1e6, text: '>= 1M items/s' } });
+  rows.push({ group: kb, name: 'multiproc Queue', ...(await rate('oneWayMultiproc queue, buf, n', () => oneWayMultiproc('queue', 'buf', n))), unit: 'items/s', better: 'higher', target: { min: 1e6, text: '>= 1M items/s' } });
   rows.push({
-    group: kb, name: 'multiproc Queue putMany/getMany (256 a batch)', value: await step('oneWayMultiproc queue, buf, n, batched', () => oneWayMultiproc('queue', 'buf', n, true)), unit: 'items/s', better: 'higher',
+    group: kb, name: 'multiproc Queue putMany/getMany (256 a batch)', ...(await rate('oneWayMultiproc queue, buf, n, batched', () => oneWayMultiproc('queue', 'buf', n, true))), unit: 'items/s', better: 'higher',
     target: { min: 1e6, text: '>= 1M items/s' },
   });
-  rows.push({ group: kb, name: 'multiproc Pipe', value: await step('oneWayMultiproc pipe, buf, n', () => oneWayMultiproc('pipe', 'buf', n)), unit: 'items/s', better: 'higher' });
+  rows.push({ group: kb, name: 'multiproc Pipe', ...(await rate('oneWayMultiproc pipe, buf, n', () => oneWayMultiproc('pipe', 'buf', n))), unit: 'items/s', better: 'higher' });
 
   ctx.log?.('queues: round trips');
   rows.push({ group: rttG, name: 'child_process IPC (advanced)', value: await step('rttIpc rt', () => rttIpc(rt)), unit: 'µs', better: 'lower', baseline: true });

@@ -1,6 +1,6 @@
 """Python multiprocessing peers for bench/queues.bench.mjs; prints one JSON object.
 
-usage: python3 queues.py <n_items> <n_roundtrips>
+usage: python3 queues.py <n_items> <n_roundtrips> [runs]
 """
 import json
 import multiprocessing as mp
@@ -79,10 +79,17 @@ if __name__ == "__main__":
     mp.set_start_method("fork")
     n = int(sys.argv[1])
     rt = int(sys.argv[2])
+    runs = int(sys.argv[3]) if len(sys.argv) > 3 else 1
+
+    def med(f, *args):
+        # median of `runs` fresh runs, as the JS rows
+        xs = sorted(f(*args) for _ in range(runs))
+        return xs[len(xs) // 2]
+
     print(json.dumps({
-        "queue_small": one_way_queue("obj", n),
-        "queue_buf": one_way_queue("buf", n),
-        "pipe_small": one_way_pipe("obj", n),
-        "pipe_buf": one_way_pipe("buf", n),
+        "queue_small": med(one_way_queue, "obj", n),
+        "queue_buf": med(one_way_queue, "buf", n),
+        "pipe_small": med(one_way_pipe, "obj", n),
+        "pipe_buf": med(one_way_pipe, "buf", n),
         "pipe_rtt_us": pipe_rtt(rt),
     }))
