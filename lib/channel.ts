@@ -13,9 +13,8 @@ import { decodeFrom, detach, discard, encode, toBlob, writeToRing, type Encoded 
 import { QueueEmptyError, QueueFullError, TimeoutError } from './errors';
 import {
   kBusy, kBusyTake, kClosedRing, kConsumersWaiting, kDataSeq, kEmpty, kFull, kHead, kProducersWaiting, kSpaceSeq,
-  kFutexSleeper, kReaderWakeId, kReaderWakePid, kReaderWakeToken, kSocketSleeper, kTail, kWaitCommit, Ring,
+  kControlBytes, kFutexSleeper, kReaderWakeId, kReaderWakePid, kReaderWakeToken, kSocketSleeper, kWaitCommit, Ring,
 } from './ring-buffer';
-import { kControlBytes } from './ring-buffer';
 import { pollAsync, waitAsync, waitSync, WaitResult } from './wait';
 import { remaining } from './validate';
 import { newWakeId, waitWake, wakeTarget } from './wake-socket';
@@ -134,10 +133,10 @@ class OnePut implements PutJob {
 
 /**
  * The items of one putMany, encoded up front. Small plain encodings are
- * packed back to back in one buffer (copied to the ring with one set() per
- * record); the rest (Buffers, blobs, items holding shared objects) are kept
- * as detached Encoded. attempt() writes as many as fit under one hold of the
- * ring's lock and commits them in order.
+ * packed back to back, 4-aligned, in one buffer (copied to the ring a word
+ * at a time); the rest (Buffers, blobs, items holding shared objects) are
+ * kept as Encoded. attempt() reserves as many as fit under one hold of the
+ * ring's lock, writes them, and commits them in order.
  */
 export class Batch implements PutJob {
   readonly #ring: Ring;
@@ -228,10 +227,6 @@ export class Batch implements PutJob {
     this.#bytes = mine;
     this.#words = new Int32Array(mine.buffer, mine.byteOffset, mine.length >> 2);
     return this;
-  }
-
-  get length(): number {
-    return this.#lens.length;
   }
 
   attempt(): number {

@@ -63,8 +63,8 @@
  * - Producers reserve under putLock (a CAS of 0 -> pid): check room and
  *   maxsize and closed, zero the new frontier, write the record's length and
  *   state = -pid, then store tail and putCount (release-ordered: see
- *   kStoresInOrder), release the lock. A
- *   padded reservation writes the padding header as -pid too and commits it
+ *   kStoresInOrder), release the lock. A padded reservation writes the
+ *   padding header as -pid too and commits it
  *   only after tail covers the record behind it (a consumer must not step
  *   past the padding onto a header not yet written). The payload is then
  *   copied OUTSIDE the lock (producers copy in parallel) and published by
