@@ -13,7 +13,7 @@ import { decodeFrom, detach, discard, encode, toBlob, writeToRing, type Encoded 
 import { QueueEmptyError, QueueFullError, TimeoutError } from './errors';
 import {
   kBusy, kBusyTake, kClosedRing, kConsumersWaiting, kDataSeq, kEmpty, kFull, kHead, kProducersWaiting, kSpaceSeq,
-  kControlBytes, kFutexSleeper, kReaderWakeId, kReaderWakePid, kReaderWakeToken, kSocketSleeper, kWaitCommit, Ring,
+  kControlBytes, kFutexSleeper, kReaderWakeId, kReaderWakePid, kReaderWakeToken, kReaderWakeUnreachable, kSocketSleeper, kWaitCommit, Ring,
 } from './ring-buffer';
 import { pollAsync, waitAsync, waitSync, WaitResult } from './wait';
 import { remaining } from './validate';
@@ -720,7 +720,7 @@ export class Channel {
         }
       }
       caught = false;
-      const target = v !== kBusyTake && ring.exclusive ? wakeTarget() : null;
+      const target = v !== kBusyTake && ring.exclusive && Atomics.load(ring.ctl, kReaderWakeUnreachable) === 0 ? wakeTarget() : null;
       if (target !== null) {
         // The one reader of this ring sleeps on its wake socket (one hop to
         // this loop, see wake-socket.ts): publish where to send the wake-up,

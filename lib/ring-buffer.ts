@@ -25,6 +25,8 @@
  *                                                      1 = futex sleepers, 2 = a reader on its wake socket
  *         34-36 reader wake addr  an exclusive ring's  producers, to send the socket wake-up
  *                                 reader (pid, token, id)
+ *         37    wake unreachable  a producer whose     the reader: sleep on the futex instead
+ *                                 datagram failed
  *   3     48    spaceSeq          consumers, close()   producers sleep on it
  *         49    producersWaiting  producers set 1      consumers after a take (clear + wake)
  *   4     64    capacity          creator              everyone (checked on attach)
@@ -139,6 +141,8 @@ export const kConsumersWaiting = 33;
 export const kReaderWakePid = 34;
 export const kReaderWakeToken = 35;
 export const kReaderWakeId = 36;
+/** Set by a writer whose wake datagram could not be delivered: the reader sleeps on the futex from then on. */
+export const kReaderWakeUnreachable = 37;
 export const kSpaceSeq = 48;
 export const kProducersWaiting = 49;
 export const kCapacity = 64;
@@ -431,7 +435,10 @@ export class Ring {
 
   #wakeReaderSocket(): void {
     const ctl = this.ctl;
-    sendWake(ctl[kReaderWakePid]!, ctl[kReaderWakeToken]!, ctl[kReaderWakeId]!);
+    if (!sendWake(ctl[kReaderWakePid]!, ctl[kReaderWakeToken]!, ctl[kReaderWakeId]!)) {
+      // That reader, if alive, wakes at the end of its slice and finds this.
+      Atomics.store(ctl, kReaderWakeUnreachable, 1);
+    }
   }
 
   // ---- consumer side -----------------------------------------------------

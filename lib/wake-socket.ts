@@ -118,9 +118,18 @@ export function waitWake(id: number, timeoutMs: number, signal: AbortSignal | un
   });
 }
 
-/** Wakes the channel `id` of the process whose wake address is (pid, token). Never blocks, never throws for a gone reader. */
-export function sendWake(pid: number, tok: number, id: number): void {
-  native.wakeSend(nameOf(pid, tok), id);
+const kEAGAIN = 11;
+
+/**
+ * Wakes the channel `id` of the process whose wake address is (pid, token).
+ * Never blocks, never throws. Returns false when the datagram could not be
+ * delivered for a reason other than a full buffer (the reader is gone, or
+ * lives where this process cannot reach its name, e.g. another network
+ * namespace): the caller then tells that reader to stop sleeping this way.
+ */
+export function sendWake(pid: number, tok: number, id: number): boolean {
+  const r = native.wakeSend(nameOf(pid, tok), id);
+  return r === 0 || r === -kEAGAIN;
 }
 
 /**
