@@ -236,10 +236,6 @@ export async function warmUp(): Promise<void> {
   pipe?.[0].close();
   explainReferenceError(new ReferenceError('x'), 'forkserver');
   await rehearseChannel();
-  // Pool workers are the commonest forked children: their entry module is
-  // compiled and cached here once instead of read and compiled in each of
-  // them (measured: 4-10 ms of a pool worker's start).
-  require(join(__dirname, 'pool-worker.js'));
   const keeper = setInterval(nop, 1 << 30);
   keeper.unref();
   native.loopAlive();
