@@ -94,7 +94,18 @@ async function oneWayWorker(kind, n) {
   return rate;
 }
 
-/** µs per round trip of a small message; sync: both sides use sendSync/recvSync (they block their thread). */
+/**
+ * Round trips of a small message: { mean, median } in µs. The mean is the
+ * total time over the trips; the median is of each trip timed on its own
+ * (every peer alike), which shows the common trip apart from the rare stalls
+ * that set the mean on this VM.
+ */
+function tripStats(trips, totalMs) {
+  const sorted = Float64Array.from(trips).sort();
+  return { mean: (totalMs / trips.length) * 1000, median: sorted[sorted.length >> 1] * 1000 };
+}
+
+/** sync: both sides use sendSync/recvSync (they block their thread). */
 async function rttPipe(n, sync = false) {
   const [a, b] = mp.Pipe();
   const child = spawn(process.execPath, [peer, 'pipe', sync ? 'echosync' : 'echo', 'obj', String(n), JSON.stringify(mp.toHandle(b))], { stdio: 'inherit' });
@@ -102,36 +113,49 @@ async function rttPipe(n, sync = false) {
   b.close();
   await a.send(0);
   await a.recv();
+  const trips = new Float64Array(n - 1);
   const t0 = performance.now();
+  let t = t0;
   if (sync) {
     for (let i = 1; i < n; i++) {
       a.sendSync(i);
       a.recvSync();
+      const now = performance.now();
+      trips[i - 1] = now - t;
+      t = now;
     }
   } else {
     for (let i = 1; i < n; i++) {
       await a.send(i);
       await a.recv();
+      const now = performance.now();
+      trips[i - 1] = now - t;
+      t = now;
     }
   }
-  const us = ((performance.now() - t0) / (n - 1)) * 1000;
+  const stats = tripStats(trips, performance.now() - t0);
   await a.send('done');
   await done;
   a.close();
-  return us;
+  return stats;
 }
 
 async function rttEmitter(target, send, n) {
   let left = n;
   let t0 = 0;
+  let t = 0;
+  const trips = new Float64Array(n - 1);
   return new Promise((resolve, reject) => {
     target.on('error', reject);
     target.on('exit', () => {
       if (left > 0) reject(new Error('echo peer exited early'));
     });
     target.on('message', (m) => {
-      if (m === 0) t0 = performance.now();
-      if (--left === 0) resolve(((performance.now() - t0) / (n - 1)) * 1000);
+      const now = performance.now();
+      if (m === 0) t0 = now;
+      else trips[m - 1] = now - t;
+      t = now;
+      if (--left === 0) resolve(tripStats(trips, now - t0));
       else send(m + 1);
     });
     send(0);
@@ -140,16 +164,16 @@ async function rttEmitter(target, send, n) {
 
 async function rttIpc(n) {
   const child = fork(peer, ['ipc', 'echo', 'obj', String(n)], { serialization: 'advanced', stdio: 'inherit' });
-  const us = await rttEmitter(child, (m) => child.send(m), n);
+  const stats = await rttEmitter(child, (m) => child.send(m), n);
   child.kill();
-  return us;
+  return stats;
 }
 
 async function rttWorker(n) {
   const w = new Worker(peer, { workerData: ['worker', 'echo', 'obj', String(n)] });
-  const us = await rttEmitter(w, (m) => w.postMessage(m), n);
+  const stats = await rttEmitter(w, (m) => w.postMessage(m), n);
   await w.terminate();
-  return us;
+  return stats;
 }
 
 /** GB/s for `count` items of `size` bytes from a child, as the receiver sees them. */
@@ -216,7 +240,7 @@ export async function run(ctx) {
   const rows = [];
   const small = 'one-way small objects {id, name, tags} (items/s)';
   const kb = 'one-way 1 KB Buffers (items/s)';
-  const rttG = 'Pipe round trip, small message (µs)';
+  const rttG = 'Pipe round trip, small message, mean (µs)';
   const bigG = '64 MB Buffer item (GB/s)';
   ctx.log?.('queues: python');
   const py = await python(ctx, pyN, rt);
@@ -249,14 +273,20 @@ export async function run(ctx) {
   rows.push({ group: kb, name: 'multiproc Pipe', ...(await rate('oneWayMultiproc pipe, buf, n', () => oneWayMultiproc('pipe', 'buf', n))), unit: 'items/s', better: 'higher' });
 
   ctx.log?.('queues: round trips');
-  rows.push({ group: rttG, name: 'child_process IPC (advanced)', value: await step('rttIpc rt', () => rttIpc(rt)), unit: 'µs', better: 'lower', baseline: true });
-  rows.push({ group: rttG, name: 'worker_threads postMessage', value: await step('rttWorker rt', () => rttWorker(rt)), unit: 'µs', better: 'lower' });
-  if (py) rows.push({ group: rttG, name: 'Python multiprocessing.Pipe', value: py.pipe_rtt_us, unit: 'µs', better: 'lower' });
-  rows.push({
-    group: rttG, name: 'multiproc Pipe', value: await step('rttPipe rt', () => rttPipe(rt)), unit: 'µs', better: 'lower',
-    target: { ratio: 0.2, vs: 'child_process IPC (advanced)' },
-  });
-  rows.push({ group: rttG, name: 'multiproc Pipe (sendSync/recvSync)', value: await step('rttPipe sync', () => rttPipe(rt, true)), unit: 'µs', better: 'lower' });
+  const rttMedG = 'Pipe round trip, small message, median trip (µs)';
+  const ipcRtt = await step('rttIpc rt', () => rttIpc(rt));
+  const workerRtt = await step('rttWorker rt', () => rttWorker(rt));
+  const pipeRtt = await step('rttPipe rt', () => rttPipe(rt));
+  const syncRtt = await step('rttPipe sync', () => rttPipe(rt, true));
+  const rttRows = (g, key) => {
+    rows.push({ group: g, name: 'child_process IPC (advanced)', value: ipcRtt[key], unit: 'µs', better: 'lower', baseline: true });
+    rows.push({ group: g, name: 'worker_threads postMessage', value: workerRtt[key], unit: 'µs', better: 'lower' });
+    if (py) rows.push({ group: g, name: 'Python multiprocessing.Pipe', value: key === 'mean' ? py.pipe_rtt_us : py.pipe_rtt_median_us, unit: 'µs', better: 'lower' });
+    rows.push({ group: g, name: 'multiproc Pipe', value: pipeRtt[key], unit: 'µs', better: 'lower', target: { ratio: 0.2, vs: 'child_process IPC (advanced)' } });
+    rows.push({ group: g, name: 'multiproc Pipe (sendSync/recvSync)', value: syncRtt[key], unit: 'µs', better: 'lower' });
+  };
+  rttRows(rttG, 'mean');
+  rttRows(rttMedG, 'median');
 
   ctx.log?.('queues: 64 MB items');
   rows.push({ group: bigG, name: 'Buffer.copy into a new Buffer (ceiling)', value: copyCeiling(big, bigCount), unit: 'GB/s', better: 'higher', baseline: true });
