@@ -17,6 +17,7 @@
  * Exports: wakeTarget, waitWake, sendWake, newWakeId, resetAfterFork, wakeStats.
  */
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { native, WaitResult, type WakeSocket } from './native';
 import { myPid } from './synchronize/common';
 import type { Waiter } from './wait';
@@ -32,16 +33,38 @@ let token = 0;
 let unsupported = false;
 let nextId = 1;
 let refs = 0;
-/** Wake-ups this process took from its socket (for tests and stats). */
+/** For tests and stats: datagrams taken from the socket, waits begun, waits that ran out their time. */
 let received = 0;
+let waits = 0;
+let timeouts = 0;
 const waiters = new Map<number, SocketWaiter>();
 
 function nameOf(pid: number, tok: number): string {
   return `multiproc-wake-${pid}-${(tok >>> 0).toString(16)}`;
 }
 
+/**
+ * How many datagrams a unix datagram socket queues before senders get
+ * EAGAIN (Linux: net.unix.max_dgram_qlen, 10 by default). A writer that gets
+ * EAGAIN has lost its datagram; the queue it found full is drained here in
+ * one batch of at least this many, so such a batch wakes every waiter of
+ * this thread (each re-checks its ring; a spurious wake costs one look).
+ */
+const kQueueLimit = ((): number => {
+  try {
+    const n = Number(readFileSync('/proc/sys/net/unix/max_dgram_qlen', 'utf8'));
+    return Number.isInteger(n) && n > 0 ? n : 10;
+  } catch {
+    return 10;
+  }
+})();
+
 function onIds(ids: number[]): void {
   received += ids.length;
+  if (ids.length >= kQueueLimit) {
+    for (const [id, w] of waiters) settle(id, w, WaitResult.Woken);
+    return;
+  }
   for (const id of ids) {
     const w = waiters.get(id);
     if (w !== undefined) settle(id, w, WaitResult.Woken);
@@ -54,6 +77,7 @@ function settle(id: number, w: SocketWaiter, r: WaitResult | { error: unknown })
   if (w.timer !== undefined) clearTimeout(w.timer);
   if (w.onAbort !== undefined) w.signal!.removeEventListener('abort', w.onAbort);
   if (w.ref && --refs === 0 && socket !== null) native.wakeSocketRef(socket, false);
+  if (r === WaitResult.TimedOut) timeouts++;
   if (typeof r === 'number') w.resolve(r);
   else w.reject(r.error);
 }
@@ -101,6 +125,7 @@ export function newWakeId(): number {
 export function waitWake(id: number, timeoutMs: number, signal: AbortSignal | undefined, ref: boolean): Promise<WaitResult> {
   if (signal?.aborted) return Promise.reject(signal.reason);
   return new Promise<WaitResult>((resolve, reject) => {
+    waits++;
     const w: SocketWaiter = { resolve, reject, ref };
     const old = waiters.get(id);
     if (old !== undefined) settle(id, old, WaitResult.Woken);
@@ -128,6 +153,13 @@ const kEAGAIN = 11;
  * namespace): the caller then tells that reader to stop sleeping this way.
  */
 export function sendWake(pid: number, tok: number, id: number): boolean {
+  if (tok === token && pid === ownerPid && socket !== null && pid === myPid()) {
+    // The reader is this very thread: wake it directly (no system call, no
+    // datagram for the queue limit to drop).
+    const w = waiters.get(id);
+    if (w !== undefined) settle(id, w, WaitResult.Woken);
+    return true;
+  }
   const r = native.wakeSend(nameOf(pid, tok), id);
   return r === 0 || r === -kEAGAIN;
 }
@@ -144,7 +176,7 @@ export function resetAfterFork(): void {
   refs = 0;
 }
 
-/** Wake-ups received on this process's socket so far, and whether it is open (internal: tests). */
-export function wakeStats(): { received: number; open: boolean } {
-  return { received, open: socket !== null && ownerPid === myPid() };
+/** What this thread's socket has done so far, and whether it is open (internal: tests). */
+export function wakeStats(): { received: number; waits: number; timeouts: number; open: boolean } {
+  return { received, waits, timeouts, open: socket !== null && ownerPid === myPid() };
 }
