@@ -28,6 +28,7 @@ struct Watcher {
   bool closed = false;
   Napi::FunctionReference callback;
   napi_env env = nullptr;
+  napi_async_context context = nullptr;
 };
 
 // The Watcher outlives its handle on purpose: JS may still hold the External
@@ -35,6 +36,8 @@ struct Watcher {
 // children and at env teardown only.
 void OnClosed(uv_handle_t* h) {}
 
+// The async context is not destroyed: this also runs at env teardown, where
+// that call is not safe; a few bytes per close, as for the Watcher itself.
 void CloseWatcher(Watcher* w) {
   if (w->closed) return;
   w->closed = true;
@@ -60,12 +63,26 @@ void OnReadable(uv_poll_t* handle, int status, int events) {
     }
     if (n == static_cast<ssize_t>(sizeof id)) ids.push_back(id);
   }
-  if (ids.empty()) return;
-  Napi::Env env(w->env);
-  Napi::HandleScope scope(env);
-  Napi::Array arr = Napi::Array::New(env, ids.size());
-  for (size_t i = 0; i < ids.size(); i++) arr.Set(static_cast<uint32_t>(i), Napi::Number::New(env, ids[i]));
-  w->callback.MakeCallback(env.Global(), {arr});
+  if (ids.empty() || w->callback.IsEmpty()) return;
+  // Raw N-API with statuses checked, as in futex.cc: this can run while the
+  // env is being torn down (uv_run in Environment::CleanupHandles), where JS
+  // cannot run and node-addon-api would turn a failed call into a fatal
+  // error. The ids are then dropped: nobody is left to wake.
+  napi_env env = w->env;
+  Napi::HandleScope scope{Napi::Env(env)};
+  napi_value arr, global, ret;
+  bool ok = napi_create_array_with_length(env, ids.size(), &arr) == napi_ok;
+  for (size_t i = 0; ok && i < ids.size(); i++) {
+    napi_value v;
+    ok = napi_create_int32(env, ids[i], &v) == napi_ok && napi_set_element(env, arr, static_cast<uint32_t>(i), v) == napi_ok;
+  }
+  if (!ok || napi_get_global(env, &global) != napi_ok) return;
+  napi_make_callback(env, w->context, global, w->callback.Value(), 1, &arr, &ret);
+  bool pending = false;
+  if (napi_is_exception_pending(env, &pending) == napi_ok && pending) {
+    napi_value err;
+    if (napi_get_and_clear_last_exception(env, &err) == napi_ok) napi_fatal_exception(env, err);
+  }
 }
 
 Watcher* Unwrap(const Napi::Value& v) {
@@ -89,6 +106,10 @@ Napi::Value WakeSocketOpen(const Napi::CallbackInfo& info) {
   w->fd = fd;
   w->env = env;
   w->callback = Napi::Persistent(info[1].As<Napi::Function>());
+  napi_value resource_name;
+  if (napi_create_string_utf8(env, "multiproc:wake", NAPI_AUTO_LENGTH, &resource_name) == napi_ok) {
+    napi_async_init(env, nullptr, resource_name, &w->context);
+  }
   w->poll.data = w;
   int r = uv_poll_init(loop, &w->poll, fd);
   if (r != 0) {
