@@ -9,7 +9,7 @@ import type { Kind } from '../layout';
 import { native } from '../native';
 import { Segment } from '../segment';
 import { checkSignal, deadlineFrom, describeValue } from '../validate';
-import { wake } from '../wait';
+import { waitAsync, waitSync, wake, type WaitResult } from '../wait';
 
 /** Owner pid bits of a lock word; Linux pids fit in 22 bits, macOS's in 17. */
 export const kPidMask = 0x3fffffff;
@@ -176,6 +176,37 @@ export function closeWaking(segment: Segment, words: number[]): void {
 
 export function closedError(what: string, name: string): Error {
   return new Error(`This ${what} (segment '${name}') is closed`);
+}
+
+/**
+ * One contended acquire, written once for both forms: the generator does the
+ * protocol and yields each sleep it needs as [expected word value, ms]; a
+ * driver performs the sleep (blocking or not) and sends back the result, or
+ * throws into the generator what the sleep threw (an abort).
+ */
+export type AcquireSteps = Generator<[number, number], boolean, WaitResult>;
+
+/** Runs the steps with blocking sleeps on the word at byteOffset (acquireSync). */
+export function acquireBlocking(steps: AcquireSteps, buffer: ArrayBuffer, byteOffset: number): boolean {
+  let step = steps.next();
+  while (!step.done) step = steps.next(waitSync(buffer, byteOffset, step.value[0], step.value[1]));
+  return step.value;
+}
+
+/** Runs the steps with async sleeps (the event loop runs meanwhile); an abort is thrown into them. */
+export async function acquireAsync(steps: AcquireSteps, buffer: ArrayBuffer, byteOffset: number, signal: AbortSignal | undefined): Promise<boolean> {
+  let step = steps.next();
+  while (!step.done) {
+    let r: WaitResult;
+    try {
+      r = await waitAsync(buffer, byteOffset, step.value[0], step.value[1], signal);
+    } catch (e) {
+      step = steps.throw(e);
+      continue;
+    }
+    step = steps.next(r);
+  }
+  return step.value;
 }
 
 /**

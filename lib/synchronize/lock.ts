@@ -45,9 +45,9 @@ import { registerKind, type Handle } from '../reduction';
 import { attachShared, type Segment } from '../segment';
 import { kHandleTag, kToHandle } from '../symbols';
 import { deadlineFrom, remaining } from '../validate';
-import { waitAsync, waitSync, wake } from '../wait';
+import { wake } from '../wait';
 import {
-  Acquirable, adopt, closedError, closeWaking, kAcquireRestore, LocalQueue, kIsMine, kPidMask, kReleaseSave, kSliceMs, kTid,
+  Acquirable, acquireAsync, acquireBlocking, adopt, closedError, type AcquireSteps, closeWaking, kAcquireRestore, LocalQueue, kIsMine, kPidMask, kReleaseSave, kSliceMs, kTid,
   myPid, parseAcquireOptions, segmentFor, type AcquireOptions,
 } from './common';
 
@@ -168,21 +168,7 @@ export class Mutex {
   acquireSync(deadline: number): boolean {
     if (this.tryAcquire()) return true;
     this.#deadlockCheck(deadline);
-    const me = myPid();
-    const w = this.#w;
-    for (;;) {
-      const c = this.#contend(me);
-      if (c === -1) return this.#won(false);
-      const left = remaining(deadline);
-      if (left === 0) {
-        this.#passOn();
-        return false;
-      }
-      Atomics.add(w, SLEEPERS, 1);
-      const r = waitSync(this.#buf, this.#off, c, Math.min(kSliceMs, left));
-      Atomics.sub(w, SLEEPERS, 1);
-      if (r === WaitResult.TimedOut && this.#tookOver(c, me)) return this.#won(true);
-    }
+    return acquireBlocking(this.#contended(deadline), this.#buf, this.#off);
   }
 
   async acquire(deadline: number, signal: AbortSignal | undefined): Promise<boolean> {
@@ -192,18 +178,24 @@ export class Mutex {
     try {
       if (!(await ready)) return false;
       if (this.detached) throw closedError(this.#what, this.#name);
-      return await this.#acquireContended(deadline, signal);
+      return await acquireAsync(this.#contended(deadline), this.#buf, this.#off, signal);
     } finally {
       this.#local.leave(turn);
     }
   }
 
-  /** The async slow path, run by the head of this process's local queue only. */
-  async #acquireContended(deadline: number, signal: AbortSignal | undefined): Promise<boolean> {
+  /**
+   * The contended acquire of both forms (see acquireBlocking/acquireAsync):
+   * count ourselves a sleeper, sleep on the owner's value for a slice, and
+   * after a slice that ran out take the lock over if its owner died. The
+   * async form runs only at the head of this process's local queue.
+   */
+  *#contended(deadline: number): AcquireSteps {
     const me = myPid();
     const w = this.#w;
     for (;;) {
       if (this.#recursive && this.isMine()) {
+        // async: this thread took it while we queued behind its own call
         w[COUNT]++;
         return true;
       }
@@ -217,7 +209,7 @@ export class Mutex {
       let r: WaitResult;
       Atomics.add(w, SLEEPERS, 1);
       try {
-        r = await waitAsync(this.#buf, this.#off, c, Math.min(kSliceMs, left), signal);
+        r = yield [c, Math.min(kSliceMs, left)];
       } catch (e) {
         if (!this.detached) {
           Atomics.sub(w, SLEEPERS, 1);

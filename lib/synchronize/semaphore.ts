@@ -43,9 +43,9 @@ import { registerKind, type Handle } from '../reduction';
 import { attachShared, type Segment } from '../segment';
 import { kHandleTag, kToHandle } from '../symbols';
 import { checkInteger, describeValue, remaining } from '../validate';
-import { waitAsync, waitSync, wake } from '../wait';
+import { wake } from '../wait';
 import {
-  Acquirable, adopt, closedError, closeWaking, isAdopting, kSliceMs, LocalQueue, myPid, parseAcquireOptions, segmentFor, type AcquireOptions,
+  acquireAsync, acquireBlocking, type AcquireSteps, Acquirable, adopt, closedError, closeWaking, isAdopting, kSliceMs, LocalQueue, myPid, parseAcquireOptions, segmentFor, type AcquireOptions,
 } from './common';
 
 const VALUE = 0;
@@ -225,14 +225,19 @@ export class Semaphore extends Acquirable {
     const { turn, ready } = this.#local.enter(deadline, signal);
     try {
       if (!(await ready)) return false;
-      return await this.#acquireContended(w, deadline, signal);
+      return await acquireAsync(this.#contended(w, deadline), this.#buf, this.#off, signal);
     } finally {
       this.#local.leave(turn);
     }
   }
 
-  /** The async slow path, run by the head of this process's local queue only. */
-  async #acquireContended(w: Int32Array, deadline: number, signal: AbortSignal | undefined): Promise<boolean> {
+  /**
+   * The contended acquire of both forms (see acquireBlocking/acquireAsync):
+   * count ourselves a waiter, sleep on VALUE while it is 0 for a slice, and
+   * after a slice that ran out reclaim the permits of dead holders. The
+   * async form runs only at the head of this process's local queue.
+   */
+  *#contended(w: Int32Array, deadline: number): AcquireSteps {
     for (;;) {
       if (w.length === 0) throw closedError(this.constructor.name, this.#segment.name);
       if (this.tryAcquire()) return true;
@@ -244,7 +249,7 @@ export class Semaphore extends Acquirable {
       Atomics.add(w, WAITERS, 1);
       let r: WaitResult;
       try {
-        r = await waitAsync(this.#buf, this.#off, 0, Math.min(kSliceMs, left), signal);
+        r = yield [0, Math.min(kSliceMs, left)];
       } catch (e) {
         if (w.length !== 0) {
           Atomics.sub(w, WAITERS, 1);
@@ -262,18 +267,8 @@ export class Semaphore extends Acquirable {
   acquireSync(timeoutMs?: number): boolean {
     const { deadline } = parseAcquireOptions({ timeout: timeoutMs });
     const w = this.#words();
-    for (;;) {
-      if (this.tryAcquire()) return true;
-      const left = remaining(deadline);
-      if (left === 0) {
-        this.#passOn(w);
-        return false;
-      }
-      Atomics.add(w, WAITERS, 1);
-      const r = waitSync(this.#buf, this.#off, 0, Math.min(kSliceMs, left));
-      Atomics.sub(w, WAITERS, 1);
-      if (r === WaitResult.TimedOut && this.#tracked) this.#reclaimDead(w, false);
-    }
+    if (this.tryAcquire()) return true;
+    return acquireBlocking(this.#contended(w, deadline), this.#buf, this.#off);
   }
 
   /** Returns a permit. A BoundedSemaphore throws if that would exceed its initial value. */
