@@ -163,7 +163,7 @@ export class Queue<T = unknown> {
 
   /**
    * Puts every item, in order: as many at a time as fit, each batch under one
-   * hold of the ring's lock (far cheaper per item than put()). Every item is
+   * hold of the ring's lock and one await per call instead of per item. Every item is
    * encoded first, so an uncloneable one rejects with a TypeError naming its
    * index and nothing is put. Items of one call stay in order; another
    * producer's items may fall between them when the queue fills up midway.
