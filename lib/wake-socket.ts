@@ -82,34 +82,29 @@ function settle(id: number, w: SocketWaiter, r: WaitResult | { error: unknown })
   else w.reject(r.error);
 }
 
-/** This process's wake address ({pid, token}), opening the socket on first use; null where unsupported. */
+/** This thread's wake address ({pid, token}), opening the socket on first use; null where unsupported. */
 export function wakeTarget(): { pid: number; token: number } | null {
   if (unsupported) return null;
   const pid = myPid();
-  if (socket === null || ownerPid !== pid) {
-    if (socket !== null) resetAfterFork();
-    for (let attempt = 0; socket === null && attempt < 3; attempt++) {
-      const tok = randomBytes(4).readInt32LE(0) | 1;
-      try {
-        socket = native.wakeSocketOpen(nameOf(pid, tok), onIds);
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code === 'EADDRINUSE' || String((e as Error).message).includes('in use')) continue;
-        unsupported = true; // no sockets here (EMFILE, a sandbox...): the futex path still works
-        return null;
-      }
-      if (socket === null) {
-        unsupported = true;
-        return null;
-      }
-      token = tok;
-      ownerPid = pid;
+  if (socket !== null && ownerPid === pid) return { pid, token };
+  if (socket !== null) resetAfterFork(); // our parent's, inherited through fork()
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const tok = randomBytes(4).readInt32LE(0) | 1;
+    let opened: WakeSocket | null;
+    try {
+      opened = native.wakeSocketOpen(nameOf(pid, tok), onIds);
+    } catch (e) {
+      if (String((e as Error).message).includes('in use')) continue; // EADDRINUSE: another token
+      break; // no sockets here (EMFILE, a sandbox...)
     }
-    if (socket === null) {
-      unsupported = true;
-      return null;
-    }
+    if (opened === null) break; // no file-less names on this OS
+    socket = opened;
+    token = tok;
+    ownerPid = pid;
+    return { pid, token };
   }
-  return { pid: ownerPid, token };
+  unsupported = true; // the futex path serves every wait instead
+  return null;
 }
 
 /** An id for one sleeping channel of this process (sent back by its writer). */
