@@ -174,9 +174,7 @@ export class Queue<T = unknown> {
    */
   putMany(items: Iterable<T>, opts?: PutOptions): Promise<void> {
     try {
-      let deadline = Infinity;
-      let signal: AbortSignal | undefined;
-      if (opts !== undefined) ({ deadline, signal } = putOptions(opts));
+      const { deadline, signal } = putOptions(opts);
       return this.#channel.putMany(this.#channel.encodeMany(toIterable(items)), deadline, signal);
     } catch (e) {
       return Promise.reject(e);
@@ -197,9 +195,7 @@ export class Queue<T = unknown> {
   getMany(maxItems?: number, opts?: GetOptions): Promise<T[]> {
     try {
       const max = checkMaxItems(maxItems);
-      let deadline = Infinity;
-      let signal: AbortSignal | undefined;
-      if (opts !== undefined) ({ deadline, signal } = putOptions(opts));
+      const { deadline, signal } = putOptions(opts);
       return this.#channel.getMany(max, deadline, signal) as Promise<T[]>;
     } catch (e) {
       return Promise.reject(e);
