@@ -46,7 +46,8 @@ export interface NativeBinding {
   pipe(): [number, number];
   closeFd(fd: number): void;
   setCloexec(fd: number, on: boolean): void;
-  fork(): number;
+  /** With a board: also publishes the pid, then seq, there (and wakes seq's waiters) before returning in the parent. */
+  fork(board?: ArrayBuffer, pidOffset?: number, seqOffset?: number, seq?: number): number;
   waitpid(pid: number, block: boolean): ExitStatus | null;
   /** Like waitpid(pid, false) but leaves the child unreaped (waitid WNOWAIT). */
   peekExitStatus(pid: number): ExitStatus | null;
@@ -54,16 +55,21 @@ export interface NativeBinding {
   loopAlive(): boolean;
 
   /** A datagram socket bound to `name` (no file), polled by this thread's loop (unref'd); null where unsupported. */
-  wakeSocketOpen(name: string, onIds: (ids: number[]) => void): WakeSocket | null;
-  wakeSocketRef(socket: WakeSocket, on: boolean): void;
-  wakeSocketClose(socket: WakeSocket): void;
+  wakeSocketOpen(name: string, onIds: (ids: number[]) => void): FdWatcher | null;
+  wakeSocketRef(socket: FdWatcher, on: boolean): void;
+  /** Stops a watcher (wake socket, watchFd, dieOnEof) and closes its fd. */
+  watcherClose(watcher: FdWatcher): void;
+  /** Calls onReadable() whenever fd (made non-blocking, owned from now on) is readable or at EOF; it must read until EAGAIN. */
+  watchFd(fd: number, onReadable: () => void, ref: boolean): FdWatcher;
+  /** This process SIGKILLs itself when fd reaches EOF or fails (the parent watchdog); never keeps the loop alive. */
+  dieOnEof(fd: number): FdWatcher;
   /** Sends the 4-byte id to the socket bound to `name`: 0 or -errno, never blocks. */
   wakeSend(name: string, id: number): number;
 }
 
-/** An opaque native handle (napi External). */
-export interface WakeSocket {
-  readonly __wakeSocket: unique symbol;
+/** A native fd watcher (napi External): a wake socket, watchFd or dieOnEof; see native/fdwatch.cc. */
+export interface FdWatcher {
+  readonly __fdWatcher: unique symbol;
 }
 
 /** The package root: the nearest directory above us that holds binding.gyp. */

@@ -18,7 +18,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { native, WaitResult, type WakeSocket } from './native';
+import { native, WaitResult, type FdWatcher } from './native';
 import { myPid } from './synchronize/common';
 import type { Waiter } from './wait';
 
@@ -27,7 +27,7 @@ interface SocketWaiter extends Waiter {
   ref: boolean;
 }
 
-let socket: WakeSocket | null = null;
+let socket: FdWatcher | null = null;
 let ownerPid = 0;
 let token = 0;
 let unsupported = false;
@@ -90,7 +90,7 @@ export function wakeTarget(): { pid: number; token: number } | null {
   if (socket !== null) resetAfterFork(); // our parent's, inherited through fork()
   for (let attempt = 0; attempt < 3; attempt++) {
     const tok = randomBytes(4).readInt32LE(0) | 1;
-    let opened: WakeSocket | null;
+    let opened: FdWatcher | null;
     try {
       opened = native.wakeSocketOpen(nameOf(pid, tok), onIds);
     } catch (e) {
@@ -165,7 +165,7 @@ export function sendWake(pid: number, tok: number, id: number): boolean {
  * copy (the parent's stays bound) and open a new one when needed.
  */
 export function resetAfterFork(): void {
-  if (socket !== null) native.wakeSocketClose(socket);
+  if (socket !== null) native.watcherClose(socket);
   socket = null;
   for (const [id, w] of waiters) settle(id, w, WaitResult.TimedOut);
   refs = 0;

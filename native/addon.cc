@@ -6,7 +6,7 @@ static Napi::Object InitAll(Napi::Env env, Napi::Object exports) {
   multiproc::InitShm(env, exports);
   multiproc::InitFutex(env, exports);
   multiproc::InitProcess(env, exports);
-  multiproc::InitWakeFd(env, exports);
+  multiproc::InitFdWatch(env, exports);
   return exports;
 }
 

@@ -68,14 +68,37 @@ Napi::Value SetCloexec(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-// fork() -> pid in the parent, 0 in the child. Only safe in a process whose
-// V8 runs single-threaded (the forkserver zygote); see lib/popen/fork.ts.
+// fork(board?, pidOffset?, seqOffset?, seq?) -> pid in the parent, 0 in the
+// child. Only safe in a process whose V8 runs single-threaded (the forkserver
+// zygote); see lib/popen/fork.ts.
+// With a board, the parent also publishes the reply here, before it returns
+// to JS: the pid at pidOffset, then seq at seqOffset (release), then a wake.
+// Right after a fork every page of the parent's heap is copy-on-write, and
+// the JS that would publish it pays those faults first (measured: ~5 ms from
+// fork() returning to the requester waking; the board is shared memory and
+// faults nothing).
 Napi::Value Fork(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
+  int32_t* pidWord = nullptr;
+  int32_t* seqWord = nullptr;
+  int32_t seq = 0;
+  if (info.Length() >= 4) {
+    pidWord = WordAt(env, info[0], info[1]);
+    if (pidWord == nullptr) return env.Undefined();
+    seqWord = WordAt(env, info[0], info[2]);
+    if (seqWord == nullptr) return env.Undefined();
+    MP_REQUIRE(info[3].IsNumber(), "fork(board, pidOffset, seqOffset, seq): seq must be a number");
+    seq = info[3].As<Napi::Number>().Int32Value();
+  }
   int err = platform::PrepareFork();
   if (err) return ThrowErrno(env, "madvise", err);
   pid_t pid = fork();
   if (pid < 0) return ThrowErrno(env, "fork", errno);
+  if (pid > 0 && seqWord != nullptr) {
+    __atomic_store_n(pidWord, pid, __ATOMIC_SEQ_CST);
+    __atomic_store_n(seqWord, seq, __ATOMIC_SEQ_CST);
+    platform::WakeAddress(seqWord, -1);
+  }
   if (pid == 0) {
     uv_loop_t* loop = nullptr;
     napi_get_uv_event_loop(env, &loop);

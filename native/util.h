@@ -64,7 +64,7 @@ inline int32_t* WordAt(Napi::Env env, const Napi::Value& buf, const Napi::Value&
 void InitShm(Napi::Env env, Napi::Object exports);
 void InitFutex(Napi::Env env, Napi::Object exports);
 void InitProcess(Napi::Env env, Napi::Object exports);
-void InitWakeFd(Napi::Env env, Napi::Object exports);
+void InitFdWatch(Napi::Env env, Napi::Object exports);
 
 }  // namespace multiproc
 
