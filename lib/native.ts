@@ -52,7 +52,7 @@ export interface NativeBinding {
   /** Like waitpid(pid, false) but leaves the child unreaped (waitid WNOWAIT). */
   peekExitStatus(pid: number): ExitStatus | null;
   /** uv_loop_alive() of this thread's loop. */
-  loopAlive(): boolean;
+  loopAlive(ignoreIdle?: boolean): boolean;
 
   /** A datagram socket bound to `name` (no file), polled by this thread's loop (unref'd); null where unsupported. */
   wakeSocketOpen(name: string, onIds: (ids: number[]) => void): FdWatcher | null;

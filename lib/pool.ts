@@ -684,7 +684,11 @@ export class Pool {
     if (this.#queue.length === 0) return;
     const max = this.#options.maxTasksPerChild ?? Infinity;
     const workers: Worker[] = [];
-    for (const w of this.#workers) if (w.ready && !w.retiring && !w.dead && !w.exclusive) workers.push(w);
+    // A worker still starting takes jobs too: they wait in its pipe, so its
+    // first job does not wait for a 'ready' round trip (a pool's first result
+    // came ~2-5 ms sooner); if it dies before 'ready', they go back to the
+    // queue (#onExit). Timed jobs wait for 'ready': their clock starts at send.
+    for (const w of this.#workers) if (!w.retiring && !w.dead && !w.exclusive) workers.push(w);
     // One job at a time to the least-loaded worker, so work spreads before it
     // stacks (filling one worker to its window first left the others idle).
     while (this.#queue.length > 0) {
@@ -693,7 +697,7 @@ export class Pool {
       const window = this.#window(job);
       let best: Worker | undefined;
       for (const w of workers) {
-        if (w.exclusive) continue;
+        if (w.exclusive || (timed && !w.ready)) continue;
         // A worker recycled after `max` jobs is never sent more than that;
         // a timed job runs alone on an idle worker.
         const room = timed ? (w.inflight.length === 0 ? 1 : 0) : Math.min(window, max - w.jobsDone);
@@ -873,7 +877,9 @@ export class Pool {
       // close() refuses only a running process; this one has exited
     }
     const code = w.proc.exitCode;
-    const [running, ...queued] = w.inflight;
+    // A worker that never said 'ready' never started a job: all go back.
+    const running = w.ready ? w.inflight[0] : undefined;
+    const queued = w.ready ? w.inflight.slice(1) : w.inflight;
     w.inflight = [];
     if (running !== undefined && !running.settled) {
       const how = code !== null && code < 0 ? `was killed by signal ${-code}` : `exited with code ${code}`;

@@ -150,11 +150,23 @@ Napi::Value PeekExitStatus(const Napi::CallbackInfo& info) {
 // loopAlive() -> whether this thread's libuv loop has anything keeping it
 // alive. A forked child uses it to end itself before the loop drains for
 // real (see lib/entry/bootstrap.ts exitWhenIdle).
+// loopAlive(ignoreIdle = false): with ignoreIdle, idle handles do not count.
+// Node keeps its one idle handle active while any immediate is queued,
+// including the one running now, so a check made from setImmediate always
+// saw a live loop and a forked child spent ~2 ms in more loop turns before
+// it could exit; the caller counts pending immediates itself.
 Napi::Value LoopAlive(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   uv_loop_t* loop = nullptr;
   napi_get_uv_event_loop(env, &loop);
-  return Napi::Boolean::New(env, loop != nullptr && uv_loop_alive(loop) != 0);
+  if (loop == nullptr) return Napi::Boolean::New(env, false);
+  if (!info[0].ToBoolean()) return Napi::Boolean::New(env, uv_loop_alive(loop) != 0);
+  bool alive = loop->active_reqs.count != 0;
+  uv_walk(loop, [](uv_handle_t* h, void* arg) {
+    if (h->type == UV_IDLE) return;
+    if (uv_is_closing(h) || (uv_is_active(h) && uv_has_ref(h))) *static_cast<bool*>(arg) = true;
+  }, &alive);
+  return Napi::Boolean::New(env, alive);
 }
 
 }  // namespace

@@ -256,6 +256,25 @@ describe('Pool workers', () => {
     await pool.terminate();
   });
 
+  it('jobs sent to a worker that dies while starting go to the next worker, not to the caller as errors', async () => {
+    // Jobs are handed to workers before they report 'ready'. The first two
+    // workers die in their initializer (SIGKILL, as an OOM kill would), with
+    // every call already sent to them; the calls must still all succeed.
+    const starts = mp.RawArray('i', 1);
+    const pool = new mp.Pool({
+      processes: 2,
+      initializer: (arr: mp.SharedArray<'i'>) => {
+        if (Atomics.add(arr.view, 0, 1) < 2) process.kill(process.pid, 'SIGKILL');
+      },
+      initargs: [starts],
+    });
+    const calls = range(8).map((i) => pool.apply((x: number) => x * 3, [i]));
+    expect(await Promise.all(calls)).toEqual(range(8).map((i) => i * 3));
+    expect(starts[0]).toBeGreaterThanOrEqual(3);
+    await pool.terminate();
+    starts.close();
+  });
+
   it('an initializer that always fails rejects calls instead of looping forever', async () => {
     const pool = new mp.Pool({ processes: 1, initializer: () => { throw new Error('bad init'); } });
     await expect(pool.apply(() => 1)).rejects.toThrow(/bad init|keep dying/);

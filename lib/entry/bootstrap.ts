@@ -156,19 +156,24 @@ export async function runSpec(spec: ChildSpec, forked: boolean): Promise<void> {
  */
 function exitWhenIdle(): void {
   let delay = 1;
-  const keeper = setInterval(() => check(), 1 << 30);
-  const othersAlive = (): boolean => {
+  const keeper = setInterval(() => check(0), 1 << 30);
+  // Idle handles do not count (Node's one idle handle stays active while any
+  // immediate is queued, this check's own included: see native loopAlive);
+  // queued immediates are counted here instead, less the one running (own).
+  const othersAlive = (own: number): boolean => {
     keeper.unref();
-    const alive = native.loopAlive();
+    let immediates = 0;
+    for (const r of process.getActiveResourcesInfo()) if (r === 'Immediate') immediates++;
+    const alive = immediates > own || native.loopAlive(true);
     keeper.ref();
     return alive;
   };
   let spins = 0;
-  const check = (): void => {
-    if (!othersAlive()) {
+  const check = (own: number): void => {
+    if (!othersAlive(own)) {
       const code = typeof process.exitCode === 'number' ? process.exitCode : 0;
       process.emit('beforeExit', code);
-      if (!othersAlive()) process.exit(code);
+      if (!othersAlive(own)) process.exit(code);
       delay = 1;
       spins = 0;
     }
@@ -176,13 +181,13 @@ function exitWhenIdle(): void {
     // a loop turn or two, so look again on the next turns first, then back
     // off to a timer (up to 50 ms) for real pending work.
     if (spins++ < 4) {
-      setImmediate(check);
+      setImmediate(check, 1);
       return;
     }
-    setTimeout(check, delay).unref();
+    setTimeout(check, delay, 0).unref();
     delay = Math.min(delay * 2, 50);
   };
-  setImmediate(check);
+  setImmediate(check, 1);
 }
 
 let rehearsals = 0;
@@ -232,7 +237,8 @@ export async function warmUp(): Promise<void> {
   await rehearseChannel();
   const keeper = setInterval(nop, 1 << 30);
   keeper.unref();
-  native.loopAlive();
+  native.loopAlive(true);
+  process.getActiveResourcesInfo();
   keeper.ref();
   clearInterval(keeper);
   setTimeout(nop, 0).unref();
