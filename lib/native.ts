@@ -53,6 +53,10 @@ export interface NativeBinding {
   peekExitStatus(pid: number): ExitStatus | null;
   /** uv_loop_alive() of this thread's loop. */
   loopAlive(ignoreIdle?: boolean): boolean;
+  /** Starts moving node's code to anonymous huge pages on a thread of its own (once; see platform.h). */
+  moveCodeToHugePages(): void;
+  /** -2 never started, -1 running, else 0 or the errno it failed with. */
+  moveCodeStatus(): number;
 
   /** A datagram socket bound to `name` (no file), polled by this thread's loop (unref'd); null where unsupported. */
   wakeSocketOpen(name: string, onIds: (ids: number[]) => void): FdWatcher | null;

@@ -33,6 +33,14 @@ bool ProcessAlive(int pid);
 // V8 marks its heap MADV_DONTFORK (see NATIVE-NOTES.md). Returns 0 or errno.
 int PrepareFork();
 
+// Copies the executable's code (the 2 MB-aligned part of its text mapping
+// that holds `inside`) to anonymous memory on transparent huge pages and
+// swaps it in place with one mremap(), so that fork() children inherit it
+// mapped (see lib/popen/forkserver.ts). The content never changes, so other
+// threads may run that code meanwhile. Returns 0 or an errno (ENOSYS where
+// the OS has no such thing).
+int MoveCodeToHugePages(const void* inside);
+
 // A datagram socket bound to `name` without a file (Linux: the abstract
 // namespace), non-blocking and close-on-exec. Returns the fd, -ENOSYS where
 // the OS has no such names, or -errno.

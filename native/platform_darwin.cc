@@ -58,6 +58,8 @@ bool ProcessAlive(int pid) {
 
 int PrepareFork() { return 0; }
 
+int MoveCodeToHugePages(const void* inside) { return ENOSYS; }
+
 // No abstract socket names on macOS (a socket file would need unlinking
 // after crashes): async waits stay on the futex-style waiter threads there.
 int OpenWakeSocket(const char* name) { return -ENOSYS; }

@@ -16,6 +16,7 @@
 #include <climits>
 #include <cstdio>
 #include <cstring>
+#include <cstdint>
 
 #include <atomic>
 #include <cstddef>
@@ -75,6 +76,51 @@ bool ProcessAlive(int pid) {
   if (rp == nullptr || rp[1] == 0) return true;
   char state = rp[2];
   return state != 'Z' && state != 'X';
+}
+
+int MoveCodeToHugePages(const void* inside) {
+  constexpr uintptr_t kHuge = 2u << 20;
+  uintptr_t at = reinterpret_cast<uintptr_t>(inside);
+  uintptr_t from = 0, to = 0;
+  FILE* f = fopen("/proc/self/maps", "re");
+  if (f == nullptr) return errno;
+  char line[4096];
+  while (fgets(line, sizeof line, f) != nullptr) {
+    unsigned long start, end;
+    char perms[5];
+    if (sscanf(line, "%lx-%lx %4s", &start, &end, perms) != 3) continue;
+    if (at < start || at >= end) continue;
+    // Private, executable and file-backed (a text segment), as it was loaded.
+    if (strcmp(perms, "r-xp") == 0 && strchr(line, '/') != nullptr) {
+      from = (start + kHuge - 1) & ~(kHuge - 1);
+      to = end & ~(kHuge - 1);
+    }
+    break;
+  }
+  fclose(f);
+  if (from == 0 || to <= from) return ENOENT;
+  size_t size = to - from;
+  // A 2 MB-aligned staging area: mremap moves whole huge-page entries only
+  // between aligned addresses.
+  void* raw = mmap(nullptr, size + kHuge, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (raw == MAP_FAILED) return errno;
+  uintptr_t stage = (reinterpret_cast<uintptr_t>(raw) + kHuge - 1) & ~(kHuge - 1);
+  uintptr_t rawEnd = reinterpret_cast<uintptr_t>(raw) + size + kHuge;
+  if (stage > reinterpret_cast<uintptr_t>(raw)) munmap(raw, stage - reinterpret_cast<uintptr_t>(raw));
+  if (rawEnd > stage + size) munmap(reinterpret_cast<void*>(stage + size), rawEnd - (stage + size));
+  void* s = reinterpret_cast<void*>(stage);
+  madvise(s, size, MADV_HUGEPAGE);
+  memcpy(s, reinterpret_cast<const void*>(from), size);
+  int err = 0;
+  if (mprotect(s, size, PROT_READ | PROT_EXEC) != 0) {
+    err = errno;
+  } else if (mremap(s, size, size, MREMAP_MAYMOVE | MREMAP_FIXED, reinterpret_cast<void*>(from)) == MAP_FAILED) {
+    err = errno;
+  } else {
+    return 0;
+  }
+  munmap(s, size);
+  return err;
 }
 
 int PrepareFork() {

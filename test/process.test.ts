@@ -265,6 +265,19 @@ describe('setForkserverPreload', () => {
   });
 });
 
+describe('forkserver code pages', () => {
+  // fork() copies the page tables of anonymous mappings, not those of file
+  // mappings: with node's code moved to anonymous memory in the zygote,
+  // children do not fault it in again (lib/entry/forkserver-main.ts).
+  it.runIf(process.platform === 'linux')('children inherit node\'s code mapped; spares forked before the move are replaced', async () => {
+    const r = await runNode(fixture('process-code-pages.mjs'));
+    expect(r.code).toBe(0);
+    const res = JSON.parse(r.stdout.trim());
+    expect(res).toMatchObject({ moved: true, sparesMapped: [true, true], fromSpare: true, exitCode: 0 });
+    expect(res.child).toEqual([res.size, res.size]);
+  });
+});
+
 describe('forkserver spares', () => {
   it.runIf(process.platform === 'linux')('hands starts to pre-forked children, refills, skips dead spares, and leaves none behind', async () => {
     const r = await runNode(fixture('process-spares.mjs'));

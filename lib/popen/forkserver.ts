@@ -52,22 +52,6 @@ export function getForkserverPreload(): string[] {
   return [...preload];
 }
 
-/**
- * The zygote's own node flags:
- * - `--single-threaded`: no V8 platform threads for a fork child to lose
- *   (NATIVE-NOTES.md);
- * - `--use-largepages=silent` (Linux; ignored elsewhere or where the kernel
- *   refuses): node's code is copied to anonymous 2 MB pages at start-up.
- *   fork() copies the page tables of anonymous mappings but leaves file
- *   mappings for the child to fault in again, so without it every child
- *   re-faulted the code it ran (measured: start+join back to back
- *   25.4 -> 22.7 ms, medians of 5 rounds; ~130 fewer page faults per child).
- *   The 24 MB are shared by the zygote and all its children.
- */
-function zygoteFlags(): string[] {
-  return ['--single-threaded', '--use-largepages=silent'];
-}
-
 class Zygote {
   readonly pid: number;
   readonly #child: ChildProcess;
@@ -92,7 +76,7 @@ class Zygote {
     const main = join(__dirname, '..', 'entry', 'forkserver-main.js');
     let child: ChildProcess;
     try {
-      child = spawnChild(process.execPath, [...zygoteFlags(), ...childExecArgv(), main], {
+      child = spawnChild(process.execPath, ['--single-threaded', ...childExecArgv(), main], {
         stdio: ['ignore', 'inherit', 'inherit', r, 'pipe', trackerFdForChild()],
         env: {
           ...process.env,
