@@ -684,10 +684,11 @@ export class Pool {
     if (this.#queue.length === 0) return;
     const max = this.#options.maxTasksPerChild ?? Infinity;
     const workers: Worker[] = [];
-    // A worker still starting takes jobs too: they wait in its pipe, so its
+    // A worker still starting takes one job: it waits in its pipe, so the
     // first job does not wait for a 'ready' round trip (a pool's first result
-    // came ~2-5 ms sooner); if it dies before 'ready', they go back to the
-    // queue (#onExit). Timed jobs wait for 'ready': their clock starts at send.
+    // came ~2-5 ms sooner), and a slow initializer strands no more than that
+    // one. If the worker dies before 'ready', its job goes back to the queue
+    // (#onExit). Timed jobs wait for 'ready': their clock starts at send.
     for (const w of this.#workers) if (!w.retiring && !w.dead && !w.exclusive) workers.push(w);
     // One job at a time to the least-loaded worker, so work spreads before it
     // stacks (filling one worker to its window first left the others idle).
@@ -700,7 +701,7 @@ export class Pool {
         if (w.exclusive || (timed && !w.ready)) continue;
         // A worker recycled after `max` jobs is never sent more than that;
         // a timed job runs alone on an idle worker.
-        const room = timed ? (w.inflight.length === 0 ? 1 : 0) : Math.min(window, max - w.jobsDone);
+        const room = timed ? (w.inflight.length === 0 ? 1 : 0) : w.ready ? Math.min(window, max - w.jobsDone) : 1;
         if (w.inflight.length >= room || w.jobsDone + w.inflight.length >= max) continue;
         if (best === undefined || w.inflight.length < best.inflight.length) best = w;
       }
