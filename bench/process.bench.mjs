@@ -27,6 +27,9 @@ const median = (xs) => {
 /** Median ms of `once`; with `gapMs`, the process idles that long before each timed start (an on-demand start, not a tight loop). */
 async function timeIt(n, once, gapMs = 0) {
   await once(); // warm-up: first zygote, first tracker, disk cache
+  // Steady state, for every method alike: a new zygote finishes settling in
+  // the background (its code move, ~0.1-0.2 s here; docs/process.md).
+  await new Promise((r) => setTimeout(r, 500));
   const times = [];
   for (let i = 0; i < n; i++) {
     if (gapMs > 0) await new Promise((r) => setTimeout(r, gapMs));

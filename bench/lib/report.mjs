@@ -118,8 +118,9 @@ function evaluateTarget(r, members, all, warnings) {
   if (typeof t.ratio === 'number' && typeof t.vs === 'string') {
     const ref = members.find((m) => m.name === t.vs) ?? all.find((m) => m.name === t.vs);
     const n = (x) => String(Number(x.toPrecision(3)));
+    const [better] = words(r.unit, r.better);
     const rel = le
-      ? t.ratio < 1 ? `≥ ${n(1 / t.ratio)}x faster than ${t.vs}` : `≤ ${n(t.ratio)}x ${t.vs}`
+      ? t.ratio < 1 ? `≥ ${n(1 / t.ratio)}x ${better} than ${t.vs}` : `≤ ${n(t.ratio)}x ${t.vs}`
       : `≥ ${n(t.ratio)}x ${t.vs}`;
     r.targetText = t.text ?? rel;
     if (!ref) {
@@ -128,7 +129,7 @@ function evaluateTarget(r, members, all, warnings) {
     }
     if (r.value === null || ref.value === null || ref.value === 0) return;
     const x = r.value / ref.value;
-    r.targetAchieved = le && t.ratio < 1 ? `${fmtFactor(1 / x)}x faster` : `${fmtFactor(x)}x`;
+    r.targetAchieved = le && t.ratio < 1 ? `${fmtFactor(1 / x)}x ${better}` : `${fmtFactor(x)}x`;
     r.met = le ? x <= t.ratio : x >= t.ratio;
     return;
   }
