@@ -150,9 +150,6 @@ Napi::Value PeekExitStatus(const Napi::CallbackInfo& info) {
   return o;
 }
 
-// loopAlive() -> whether this thread's libuv loop has anything keeping it
-// alive. A forked child uses it to end itself before the loop drains for
-// real (see lib/entry/bootstrap.ts exitWhenIdle).
 // moveCodeToHugePages(): starts platform::MoveCodeToHugePages for node's own
 // code (napi_* are defined in node itself) on a detached thread of its own:
 // it takes ~0.1-0.2 s of page allocation and copying on the VMs measured
@@ -175,8 +172,10 @@ Napi::Value MoveCodeToHugePages(const Napi::CallbackInfo& info) {
 
 Napi::Value MoveCodeStatus(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), g_moveStatus.load()); }
 
-// loopAlive(ignoreIdle = false): with ignoreIdle, idle handles do not count.
-// Node keeps its one idle handle active while any immediate is queued,
+// loopAlive(ignoreIdle = false) -> whether this thread's libuv loop has
+// anything keeping it alive. A forked child uses it to end itself before the
+// loop drains for real (see lib/entry/bootstrap.ts exitWhenIdle). With
+// ignoreIdle, idle handles do not count: Node keeps its one idle handle active while any immediate is queued,
 // including the one running now, so a check made from setImmediate always
 // saw a live loop and a forked child spent ~2 ms in more loop turns before
 // it could exit; the caller counts pending immediates itself.
