@@ -175,10 +175,11 @@ Napi::Value MoveCodeStatus(const Napi::CallbackInfo& info) { return Napi::Number
 // loopAlive(ignoreIdle = false) -> whether this thread's libuv loop has
 // anything keeping it alive. A forked child uses it to end itself before the
 // loop drains for real (see lib/entry/bootstrap.ts exitWhenIdle). With
-// ignoreIdle, idle handles do not count: Node keeps its one idle handle active while any immediate is queued,
-// including the one running now, so a check made from setImmediate always
-// saw a live loop and a forked child spent ~2 ms in more loop turns before
-// it could exit; the caller counts pending immediates itself.
+// ignoreIdle, idle handles do not count: Node keeps its one idle handle
+// active while any immediate is queued, including the one running now, so a
+// check made from setImmediate always saw a live loop and a forked child
+// spent ~2 ms in more loop turns before it could exit; the caller counts
+// pending immediates itself.
 Napi::Value LoopAlive(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   uv_loop_t* loop = nullptr;
