@@ -20,7 +20,7 @@
       "conditions": [
         ["OS=='linux'", {
           "sources": ["native/platform_linux.cc"],
-          "libraries": ["-lrt", "-lpthread"]
+          "libraries": ["-lrt", "-lpthread", "-ldl"]
         }],
         ["OS=='mac'", {
           "sources": ["native/platform_darwin.cc"],

@@ -95,67 +95,72 @@ async function oneWayWorker(kind, n) {
 }
 
 /**
- * Round trips of a small message: { mean, median } in µs. The mean is the
- * total time over the trips; the median is of each trip timed on its own
- * (every peer alike), which shows the common trip apart from the rare stalls
- * that set the mean on this VM.
+ * Round trips of a small message, `n` warm-up trips then `n` timed ones on
+ * the same connection (every peer alike): { mean, median, coldMean } in µs.
+ *
+ * The mean is the total time over the timed trips; the median is of each
+ * trip timed on its own, which shows the common trip apart from the rare
+ * stalls that set the mean. coldMean is the mean of the warm-up trips: on this
+ * 2-vCPU VM most of a fresh pair's millisecond stalls fall in its first few
+ * thousand trips, while V8 compiles the hot code on background threads that
+ * need one of the two CPUs both sides are busy on (bench/rtt-distribution.mjs
+ * shows where they fall).
  */
-function tripStats(trips, totalMs) {
-  const sorted = Float64Array.from(trips).sort();
-  return { mean: (totalMs / trips.length) * 1000, median: sorted[sorted.length >> 1] * 1000 };
+function tripStats(trips, n) {
+  const mean = (from, to) => {
+    let s = 0;
+    for (let i = from; i < to; i++) s += trips[i];
+    return (s / (to - from)) * 1000;
+  };
+  const sorted = Float64Array.from(trips.subarray(n)).sort();
+  return { mean: mean(n, trips.length), median: sorted[sorted.length >> 1] * 1000, coldMean: mean(0, n) };
 }
 
 /** sync: both sides use sendSync/recvSync (they block their thread). */
 async function rttPipe(n, sync = false) {
   const [a, b] = mp.Pipe();
-  const child = spawn(process.execPath, [peer, 'pipe', sync ? 'echosync' : 'echo', 'obj', String(n), JSON.stringify(mp.toHandle(b))], { stdio: 'inherit' });
+  const child = spawn(process.execPath, [peer, 'pipe', sync ? 'echosync' : 'echo', 'obj', String(2 * n + 1), JSON.stringify(mp.toHandle(b))], { stdio: 'inherit' });
   const done = exited(child);
   b.close();
   await a.send(0);
   await a.recv();
-  const trips = new Float64Array(n - 1);
-  const t0 = performance.now();
-  let t = t0;
+  const trips = new Float64Array(2 * n);
+  let t = performance.now();
   if (sync) {
-    for (let i = 1; i < n; i++) {
+    for (let i = 0; i < 2 * n; i++) {
       a.sendSync(i);
       a.recvSync();
       const now = performance.now();
-      trips[i - 1] = now - t;
+      trips[i] = now - t;
       t = now;
     }
   } else {
-    for (let i = 1; i < n; i++) {
+    for (let i = 0; i < 2 * n; i++) {
       await a.send(i);
       await a.recv();
       const now = performance.now();
-      trips[i - 1] = now - t;
+      trips[i] = now - t;
       t = now;
     }
   }
-  const stats = tripStats(trips, performance.now() - t0);
   await a.send('done');
   await done;
   a.close();
-  return stats;
+  return tripStats(trips, n);
 }
 
+/** The same trips over an EventEmitter-style peer (IPC, worker_threads): message m is answered with m. */
 async function rttEmitter(target, send, n) {
-  let left = n;
-  let t0 = 0;
+  const trips = new Float64Array(2 * n);
   let t = 0;
-  const trips = new Float64Array(n - 1);
   return new Promise((resolve, reject) => {
     target.on('error', reject);
-    target.on('exit', () => {
-      if (left > 0) reject(new Error('echo peer exited early'));
-    });
+    target.on('exit', () => reject(new Error('echo peer exited early')));
     target.on('message', (m) => {
       const now = performance.now();
-      if (m === 0) t0 = now;
-      else trips[m - 1] = now - t;
+      if (m > 0) trips[m - 1] = now - t;
       t = now;
-      if (--left === 0) resolve(tripStats(trips, now - t0));
+      if (m === 2 * n) resolve(tripStats(trips, n));
       else send(m + 1);
     });
     send(0);
@@ -163,14 +168,14 @@ async function rttEmitter(target, send, n) {
 }
 
 async function rttIpc(n) {
-  const child = fork(peer, ['ipc', 'echo', 'obj', String(n)], { serialization: 'advanced', stdio: 'inherit' });
+  const child = fork(peer, ['ipc', 'echo', 'obj', String(2 * n + 1)], { serialization: 'advanced', stdio: 'inherit' });
   const stats = await rttEmitter(child, (m) => child.send(m), n);
   child.kill();
   return stats;
 }
 
 async function rttWorker(n) {
-  const w = new Worker(peer, { workerData: ['worker', 'echo', 'obj', String(n)] });
+  const w = new Worker(peer, { workerData: ['worker', 'echo', 'obj', String(2 * n + 1)] });
   const stats = await rttEmitter(w, (m) => w.postMessage(m), n);
   await w.terminate();
   return stats;
@@ -240,7 +245,7 @@ export async function run(ctx) {
   const rows = [];
   const small = 'one-way small objects {id, name, tags} (items/s)';
   const kb = 'one-way 1 KB Buffers (items/s)';
-  const rttG = 'Pipe round trip, small message, mean (µs)';
+  const rttG = 'Pipe round trip, small message, mean after warm-up (µs)';
   const bigG = '64 MB Buffer item (GB/s)';
   ctx.log?.('queues: python');
   const py = await python(ctx, pyN, rt);
@@ -274,19 +279,29 @@ export async function run(ctx) {
 
   ctx.log?.('queues: round trips');
   const rttMedG = 'Pipe round trip, small message, median trip (µs)';
-  const ipcRtt = await step('rttIpc rt', () => rttIpc(rt));
-  const workerRtt = await step('rttWorker rt', () => rttWorker(rt));
-  const pipeRtt = await step('rttPipe rt', () => rttPipe(rt));
-  const syncRtt = await step('rttPipe sync', () => rttPipe(rt, true));
-  const rttRows = (g, key) => {
-    rows.push({ group: g, name: 'child_process IPC (advanced)', value: ipcRtt[key], unit: 'µs', better: 'lower', baseline: true });
-    rows.push({ group: g, name: 'worker_threads postMessage', value: workerRtt[key], unit: 'µs', better: 'lower' });
-    if (py) rows.push({ group: g, name: 'Python multiprocessing.Pipe', value: key === 'mean' ? py.pipe_rtt_us : py.pipe_rtt_median_us, unit: 'µs', better: 'lower' });
-    rows.push({ group: g, name: 'multiproc Pipe', value: pipeRtt[key], unit: 'µs', better: 'lower', target: { ratio: 0.2, vs: 'child_process IPC (advanced)' } });
-    rows.push({ group: g, name: 'multiproc Pipe (sendSync/recvSync)', value: syncRtt[key], unit: 'µs', better: 'lower' });
+  const rttColdG = 'Pipe round trip, small message, mean of the warm-up trips (µs)';
+  /** Each stat: the median of 3 runs (1 with --quick), each a fresh peer. */
+  const trips = async (what, fn) => {
+    const runs = [];
+    for (let r = 0; r < (ctx.quick ? 1 : 3); r++) runs.push(await step(what, fn));
+    const of = (key) => (runs.length >= 3 ? { value: median(runs.map((x) => x[key])), spread: spreadOf(runs.map((x) => x[key])) } : { value: runs[0][key] });
+    return { mean: of('mean'), median: of('median'), coldMean: of('coldMean') };
   };
-  rttRows(rttG, 'mean');
-  rttRows(rttMedG, 'median');
+  const ipcRtt = await trips('rttIpc rt', () => rttIpc(rt));
+  const workerRtt = await trips('rttWorker rt', () => rttWorker(rt));
+  const pipeRtt = await trips('rttPipe rt', () => rttPipe(rt));
+  const syncRtt = await trips('rttPipe sync', () => rttPipe(rt, true));
+  const pyRtt = { mean: py?.pipe_rtt_us, median: py?.pipe_rtt_median_us, coldMean: py?.pipe_rtt_cold_us };
+  const rttRows = (g, key, target) => {
+    rows.push({ group: g, name: 'child_process IPC (advanced)', ...ipcRtt[key], unit: 'µs', better: 'lower', baseline: true });
+    rows.push({ group: g, name: 'worker_threads postMessage', ...workerRtt[key], unit: 'µs', better: 'lower' });
+    if (py) rows.push({ group: g, name: 'Python multiprocessing.Pipe', value: pyRtt[key], unit: 'µs', better: 'lower' });
+    rows.push({ group: g, name: 'multiproc Pipe', ...pipeRtt[key], unit: 'µs', better: 'lower', ...(target ? { target: { ratio: 0.2, vs: 'child_process IPC (advanced)' } } : {}) });
+    rows.push({ group: g, name: 'multiproc Pipe (sendSync/recvSync)', ...syncRtt[key], unit: 'µs', better: 'lower' });
+  };
+  rttRows(rttG, 'mean', true);
+  rttRows(rttMedG, 'median', true);
+  rttRows(rttColdG, 'coldMean', false);
 
   ctx.log?.('queues: 64 MB items');
   rows.push({ group: bigG, name: 'Buffer.copy into a new Buffer (ceiling)', value: copyCeiling(big, bigCount), unit: 'GB/s', better: 'higher', baseline: true });

@@ -29,12 +29,12 @@ import { BrokenPipeError, EOFError } from './errors';
 import { Kind } from './layout';
 import { native } from './native';
 import { registerKind, type Handle } from './reduction';
-import { kConsumersWaiting, kControlBytes, kDataSeq, kFutexSleeper, Ring } from './ring-buffer';
+import { kConsumersWaiting, kControlBytes, kDataSeq, kFutexSleeper, kOwnerWords, Ring } from './ring-buffer';
 import { roundCapacity } from './queues';
 import { attachShared, Segment } from './segment';
 import { kHandleTag, kToHandle } from './symbols';
 import { checkInteger, deadlineFrom, describeValue, remaining } from './validate';
-import { waitAsync, WaitResult } from './wait';
+import { currentCpu, waitAsync, WaitResult } from './wait';
 
 export interface PipeOptions {
   /** Bytes of ring buffer per direction (rounded up to a power of two); default 256 KiB. */
@@ -47,6 +47,8 @@ const kWords = 64;
 const kOpen = 0; // + end
 const kPid = 2; // + end
 const kPollSliceMs = 200;
+/** Ring control word: the CPU its writer last sent from, plus one (0: not known). */
+const kWriterCpu = kOwnerWords;
 
 const endFinalizer = new FinalizationRegistry<{ words: Int32Array; end: number; core: PipeCore }>((h) => {
   h.core.release(h.end);
@@ -91,6 +93,17 @@ class PipeCore {
         writerElsewhere: () => {
           const pid = Atomics.load(this.words, kPid + this.writerOf(e));
           return pid !== 0 && pid !== process.pid;
+        },
+        writer: {
+          here: () => {
+            const cpu = Atomics.load(ring.ctl, kWriterCpu);
+            return cpu !== 0 && cpu === currentCpu() + 1;
+          },
+          // What the writer checks while it waits on us: our CPU, in the ring we write.
+          tell: () => {
+            const w = this.ringWrittenBy(e);
+            if (w >= 0) publishCpu(this.rings[w]!);
+          },
         },
       }, Math.min(kBlobThreshold, cap / 4)));
     }
@@ -209,6 +222,7 @@ export class Connection<T = unknown> {
     let e: Encoded;
     try {
       ch = this.#writeChannel();
+      publishCpu(ch.ring);
       e = ch.encode(undefined, enc());
     } catch (err) {
       return Promise.reject(err);
@@ -224,6 +238,7 @@ export class Connection<T = unknown> {
   /** send() that blocks this thread while the pipe is full. */
   sendSync(obj: T): void {
     const ch = this.#writeChannel();
+    publishCpu(ch.ring);
     ch.putSync(ch.encode(obj), Infinity);
   }
 
@@ -318,6 +333,15 @@ export class Connection<T = unknown> {
     Atomics.add(this.#core.words, kOpen + this.#end, 1);
     return { [kHandleTag]: 'Connection', name: this.#core.segment.name, end: this.#end };
   }
+}
+
+/**
+ * Tells the reader of `ring` which CPU its writer runs on (see the writerHere
+ * hook): a load from this thread's CPU word, and a store only when it moved.
+ */
+function publishCpu(ring: Ring): void {
+  const cpu = currentCpu() + 1;
+  if (ring.ctl[kWriterCpu] !== cpu) Atomics.store(ring.ctl, kWriterCpu, cpu);
 }
 
 function sliceBytes(buf: ArrayBufferView | ArrayBuffer, offset: number, size: number | undefined): Uint8Array {

@@ -37,6 +37,10 @@ export interface NativeBinding {
   waiterThreads(): number;
   /** 4 bytes holding this process's pid, refreshed in a fork()ed child: read it without a call. */
   pidCell(): ArrayBuffer;
+  /** The calling thread's current-CPU word (Int32, kept current by the kernel), or null where there is none. */
+  cpuWord(): ArrayBuffer | null;
+  /** Moves this thread off `cpu` now, its allowed CPUs unchanged; false if it could not. */
+  leaveCpu(cpu: number): boolean;
 
   getpid(): number;
   getppid(): number;

@@ -34,7 +34,7 @@
  *         66    closed            close()              everyone
  *         67    unfinished        JoinableQueue: put (+1), taskDone (-1)
  *         68    joinWaiters       JoinableQueue.join
- *   5     80..  owner words       free for the owner (Pipe: end pids / open counts)
+ *   5     80..  owner words       free for the owner (Pipe: 80 = CPU its writer last sent from, + 1)
  *
  * Data area (`dataOffset`, `capacity` bytes, a power of two): records, each
  * 8-byte aligned, never split across the end of the area:

@@ -167,8 +167,17 @@ export function waitAsync(
 // passes one only when the answer comes from another process: anything this
 // loop would run meanwhile is only delayed, by at most that long).
 
+/** What a poll knows of the thread that must answer it, by CPU (see pollAsync). */
+export interface PollPeer {
+  /** Whether that thread was last seen on this thread's CPU. */
+  here(): boolean;
+  /** Tells that thread which CPU this thread runs on now. */
+  tell(): void;
+}
+
 interface Poll {
   ready: () => boolean;
+  peer: PollPeer | undefined;
   spin: number;
   start: number;
   until: number;
@@ -183,6 +192,42 @@ interface Poll {
  */
 const kYieldAfterMs = 0.01;
 
+/**
+ * A poll whose peer is on this CPU first moves this thread to another CPU
+ * (native leaveCpu: its allowed CPUs stay as they were): yielding alone left
+ * both ends of a pipe taking turns on one CPU for milliseconds at a time, at
+ * ~25 µs a round trip (the scheduler moves a woken reader next to its
+ * writer). Only when this poll is the only one pending (a thread reading
+ * several pipes has more peers than CPUs to spread them over), and at
+ * intervals that double while moves do not keep the peer away for
+ * kHeldMs (more runnable threads than CPUs: moving cannot help) and halve
+ * again while they do. MULTIPROC_CPU_MOVES=0 turns it off.
+ */
+const kLeave = process.env.MULTIPROC_CPU_MOVES !== '0';
+const kLeaveMinMs = 0.2;
+const kLeaveMaxMs = 50;
+const kHeldMs = 0.5;
+let leaveEveryMs = kLeaveMinMs;
+let lastLeave = -Infinity;
+/** When a poll first found its peer here again after the last move (-1: not yet). */
+let hereAgain = -1;
+let cpuMoves = 0;
+
+/** Moves this thread off its CPU if the rules above allow; true if it moved. */
+function leaveForPeer(now: number): boolean {
+  if (!kLeave || polls.length !== 1) return false;
+  if (hereAgain < 0) hereAgain = now;
+  if (now - lastLeave < leaveEveryMs) return false;
+  leaveEveryMs = hereAgain - lastLeave > kHeldMs ? Math.max(kLeaveMinMs, leaveEveryMs / 2) : Math.min(kLeaveMaxMs, leaveEveryMs * 2);
+  lastLeave = now;
+  hereAgain = -1;
+  if (!native.leaveCpu(currentCpu())) return false;
+  cpuMoves++;
+  // Else the peer, polling for us in turn, would see us still here and move too.
+  polls[0]!.peer?.tell();
+  return true;
+}
+
 let polls: Poll[] = [];
 let pollImmediate: NodeJS.Immediate | undefined;
 
@@ -192,10 +237,15 @@ function pollTick(): void {
   // Spin only if every poll allows it: a poll whose answer may come from this
   // very event loop would only be delayed by it.
   let spin = Infinity;
-  for (const p of polls) spin = Math.min(spin, p.spin);
+  let here = false;
+  for (const p of polls) {
+    spin = Math.min(spin, p.spin);
+    if (p.peer?.here() === true) here = true;
+  }
+  if (here && leaveForPeer(now)) here = false;
   const tickEnd = now + spin;
   for (;;) {
-    if (now - polls[0]!.start >= kYieldAfterMs) {
+    if (here || now - polls[0]!.start >= kYieldAfterMs) {
       native.schedYield();
       now = performance.now();
     }
@@ -228,18 +278,61 @@ function pollTick(): void {
  * loop), or repeatedly for up to spinMs per turn; it must be cheap. Keep
  * windows short: a pending poll keeps the process busy (and alive) until it
  * ends.
+ *
+ * peer, if given, says whether the thread that must make ready() true was
+ * last seen on this thread's CPU. Then spinning would only keep it from
+ * running: this thread first moves to another CPU (see kLeave), else yields
+ * the CPU before every check. On a 2-vCPU VM the scheduler now and then puts
+ * both ends of a pipe on one CPU (it moves a woken reader next to its
+ * writer), where a round trip cost ~40 µs of spinning instead of ~5
+ * (bench/rtt-distribution.mjs).
  */
-export function pollAsync(ready: () => boolean, windowMs: number, spinMs = 0): Promise<boolean> {
+export function pollAsync(ready: () => boolean, windowMs: number, spinMs = 0, peer?: PollPeer): Promise<boolean> {
   return new Promise<boolean>((resolve) => {
     const now = performance.now();
-    polls.push({ ready, spin: spinMs, start: now, until: now + windowMs, resolve });
+    polls.push({ ready, peer, spin: spinMs, start: now, until: now + windowMs, resolve });
     if (pollImmediate === undefined) pollImmediate = setImmediate(pollTick);
   });
+}
+
+/**
+ * Checks ready() for up to spinMs right now, on the caller's stack: true as
+ * soon as it holds. What pollAsync's first turn would do, minus the trip
+ * through the event loop to get there, which costs a system call
+ * (epoll_wait) of a few µs on a VM: more than a pipe's whole round trip
+ * when the peer is running. Not when the peer is on this CPU (it could not
+ * answer meanwhile: pollAsync handles that case).
+ */
+export function spinUntil(ready: () => boolean, spinMs: number, peer?: PollPeer): boolean {
+  if (peer?.here() === true) return false;
+  const until = performance.now() + spinMs;
+  do {
+    if (ready()) return true;
+  } while (performance.now() < until);
+  return false;
+}
+
+const cpuWord: Int32Array | null = ((): Int32Array | null => {
+  const b = typeof native.cpuWord === 'function' ? native.cpuWord() : null;
+  return b === null ? null : new Int32Array(b);
+})();
+
+/**
+ * The CPU this thread runs on, or -1 where the OS does not say: a load from
+ * a word the kernel updates whenever the thread moves (no system call).
+ */
+export function currentCpu(): number {
+  return cpuWord === null ? -1 : Atomics.load(cpuWord, 0);
 }
 
 /** Wakes up to `count` waiters on the word (all when count is omitted). */
 export function wake(buffer: ArrayBuffer, byteOffset: number, count = -1): number {
   return native.futexWake(buffer, byteOffset, count);
+}
+
+/** How many times a poll moved this thread off its peer's CPU (for tests and stats). */
+export function pollCpuMoves(): number {
+  return cpuMoves;
 }
 
 /** Number of native waiter threads alive in this process (for tests and stats). */

@@ -41,6 +41,17 @@ int PrepareFork();
 // the OS has no such thing).
 int MoveCodeToHugePages(const void* inside);
 
+// The calling thread's current CPU as a word the kernel keeps up to date in
+// the thread's own memory (Linux: the cpu_id of the rseq area glibc >= 2.35
+// registers for every thread), so JS can read it with no call at all; nullptr
+// where there is no such word. The word lives as long as the thread.
+const int32_t* CurrentCpuWord();
+
+// Moves the calling thread off CPU `cpu` now (to another CPU it may run on),
+// leaving its allowed set as it was. Returns 1 if it moved, 0 if it could not
+// (no other CPU allowed, not on `cpu`, or the OS has no such control).
+int LeaveCpu(int cpu);
+
 // A datagram socket bound to `name` without a file (Linux: the abstract
 // namespace), non-blocking and close-on-exec. Returns the fd, -ENOSYS where
 // the OS has no such names, or -errno.

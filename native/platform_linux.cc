@@ -1,8 +1,10 @@
 // Linux side of platform.h: futex without FUTEX_PRIVATE_FLAG (so waiters in
 // other processes mapping the same page are found), posix_fallocate,
 // PR_SET_PDEATHSIG and /proc.
+#include <dlfcn.h>
 #include <fcntl.h>
 #include <linux/futex.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -182,6 +184,33 @@ int SendWake(const char* name, const void* buf, size_t n) {
   if (len == 0) return -ENAMETOOLONG;
   ssize_t r = sendto(fd, buf, n, MSG_DONTWAIT | MSG_NOSIGNAL, reinterpret_cast<struct sockaddr*>(&addr), len);
   return r < 0 ? -errno : 0;
+}
+
+// glibc >= 2.35 registers an rseq area per thread at thread pointer +
+// __rseq_offset (looked up at run time so that the addon also loads on an
+// older glibc, where there is none). __rseq_size is 0 when registration is
+// off (GLIBC_TUNABLES=glibc.pthread.rseq=0, or another library owns rseq).
+// struct rseq: u32 cpu_id_start, u32 cpu_id (-1 until registered), ...
+const int32_t* CurrentCpuWord() {
+  static const ptrdiff_t* offset = static_cast<const ptrdiff_t*>(dlsym(RTLD_DEFAULT, "__rseq_offset"));
+  static const unsigned int* size = static_cast<const unsigned int*>(dlsym(RTLD_DEFAULT, "__rseq_size"));
+  if (offset == nullptr || size == nullptr || *size < 8) return nullptr;
+  const char* area = static_cast<const char*>(__builtin_thread_pointer()) + *offset;
+  const int32_t* cpu = reinterpret_cast<const int32_t*>(area + 4);
+  return *cpu >= 0 ? cpu : nullptr;
+}
+
+// Narrowing the allowed set migrates a running thread before the call
+// returns; putting the set back does not move it again.
+int LeaveCpu(int cpu) {
+  cpu_set_t allowed;
+  if (cpu < 0 || cpu >= CPU_SETSIZE || sched_getaffinity(0, sizeof allowed, &allowed) != 0) return 0;
+  if (!CPU_ISSET(cpu, &allowed) || CPU_COUNT(&allowed) < 2) return 0;
+  cpu_set_t others = allowed;
+  CPU_CLR(cpu, &others);
+  if (sched_setaffinity(0, sizeof others, &others) != 0) return 0;
+  sched_setaffinity(0, sizeof allowed, &allowed);
+  return 1;
 }
 
 }  // namespace platform
