@@ -39,8 +39,6 @@ export interface NativeBinding {
   pidCell(): ArrayBuffer;
   /** The calling thread's current-CPU word (Int32, kept current by the kernel), or null where there is none. */
   cpuWord(): ArrayBuffer | null;
-  /** Moves this thread off `cpu` now, its allowed CPUs unchanged; false if it could not. */
-  leaveCpu(cpu: number): boolean;
 
   getpid(): number;
   getppid(): number;

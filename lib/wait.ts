@@ -192,42 +192,6 @@ interface Poll {
  */
 const kYieldAfterMs = 0.01;
 
-/**
- * A poll whose peer is on this CPU first moves this thread to another CPU
- * (native leaveCpu: its allowed CPUs stay as they were): yielding alone left
- * both ends of a pipe taking turns on one CPU for milliseconds at a time, at
- * ~25 µs a round trip (the scheduler moves a woken reader next to its
- * writer). Only when this poll is the only one pending (a thread reading
- * several pipes has more peers than CPUs to spread them over), and at
- * intervals that double while moves do not keep the peer away for
- * kHeldMs (more runnable threads than CPUs: moving cannot help) and halve
- * again while they do. MULTIPROC_CPU_MOVES=0 turns it off.
- */
-const kLeave = process.env.MULTIPROC_CPU_MOVES !== '0';
-const kLeaveMinMs = 0.2;
-const kLeaveMaxMs = 50;
-const kHeldMs = 0.5;
-let leaveEveryMs = kLeaveMinMs;
-let lastLeave = -Infinity;
-/** When a poll first found its peer here again after the last move (-1: not yet). */
-let hereAgain = -1;
-let cpuMoves = 0;
-
-/** Moves this thread off its CPU if the rules above allow; true if it moved. */
-function leaveForPeer(now: number): boolean {
-  if (!kLeave || polls.length !== 1) return false;
-  if (hereAgain < 0) hereAgain = now;
-  if (now - lastLeave < leaveEveryMs) return false;
-  leaveEveryMs = hereAgain - lastLeave > kHeldMs ? Math.max(kLeaveMinMs, leaveEveryMs / 2) : Math.min(kLeaveMaxMs, leaveEveryMs * 2);
-  lastLeave = now;
-  hereAgain = -1;
-  if (!native.leaveCpu(currentCpu())) return false;
-  cpuMoves++;
-  // Else the peer, polling for us in turn, would see us still here and move too.
-  polls[0]!.peer?.tell();
-  return true;
-}
-
 let polls: Poll[] = [];
 let pollImmediate: NodeJS.Immediate | undefined;
 
@@ -242,7 +206,6 @@ function pollTick(): void {
     spin = Math.min(spin, p.spin);
     if (p.peer?.here() === true) here = true;
   }
-  if (here && leaveForPeer(now)) here = false;
   const tickEnd = now + spin;
   for (;;) {
     if (here || now - polls[0]!.start >= kYieldAfterMs) {
@@ -280,12 +243,11 @@ function pollTick(): void {
  * ends.
  *
  * peer, if given, says whether the thread that must make ready() true was
- * last seen on this thread's CPU. Then spinning would only keep it from
- * running: this thread first moves to another CPU (see kLeave), else yields
- * the CPU before every check. On a 2-vCPU VM the scheduler now and then puts
- * both ends of a pipe on one CPU (it moves a woken reader next to its
- * writer), where a round trip cost ~40 µs of spinning instead of ~5
- * (bench/rtt-distribution.mjs).
+ * last seen on this thread's CPU: then every check first yields the CPU, as
+ * spinning would only keep that thread from running. On a 2-vCPU VM the
+ * scheduler now and then puts both ends of a pipe on one CPU for a while
+ * (it moves a woken reader next to its writer); a round trip there cost
+ * ~40 µs of spinning instead of ~5 (bench/rtt-distribution.mjs).
  */
 export function pollAsync(ready: () => boolean, windowMs: number, spinMs = 0, peer?: PollPeer): Promise<boolean> {
   return new Promise<boolean>((resolve) => {
@@ -300,11 +262,12 @@ export function pollAsync(ready: () => boolean, windowMs: number, spinMs = 0, pe
  * soon as it holds. What pollAsync's first turn would do, minus the trip
  * through the event loop to get there, which costs a system call
  * (epoll_wait) of a few µs on a VM: more than a pipe's whole round trip
- * when the peer is running. Not when the peer is on this CPU (it could not
- * answer meanwhile: pollAsync handles that case).
+ * when the peer is running. Only when no poll is pending (one spin checks
+ * them all in pollTick; here they would wait behind this one), and not when
+ * the peer is on this CPU (it could not answer meanwhile).
  */
 export function spinUntil(ready: () => boolean, spinMs: number, peer?: PollPeer): boolean {
-  if (peer?.here() === true) return false;
+  if (polls.length > 0 || peer?.here() === true) return false;
   const until = performance.now() + spinMs;
   do {
     if (ready()) return true;
@@ -328,11 +291,6 @@ export function currentCpu(): number {
 /** Wakes up to `count` waiters on the word (all when count is omitted). */
 export function wake(buffer: ArrayBuffer, byteOffset: number, count = -1): number {
   return native.futexWake(buffer, byteOffset, count);
-}
-
-/** How many times a poll moved this thread off its peer's CPU (for tests and stats). */
-export function pollCpuMoves(): number {
-  return cpuMoves;
 }
 
 /** Number of native waiter threads alive in this process (for tests and stats). */

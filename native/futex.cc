@@ -313,12 +313,6 @@ Napi::Value CpuWord(const Napi::CallbackInfo& info) {
   return Napi::ArrayBuffer::New(info.Env(), const_cast<int32_t*>(w), sizeof *w, [](Napi::Env, void*) {});
 }
 
-// leaveCpu(cpu): moves this thread off `cpu` (see platform.h); true if it moved.
-Napi::Value LeaveCpu(const Napi::CallbackInfo& info) {
-  int cpu = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().Int32Value() : -1;
-  return Napi::Boolean::New(info.Env(), platform::LeaveCpu(cpu) == 1);
-}
-
 Napi::Value WaiterThreads(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), ServiceOf(info.Env())->Threads());
 }
@@ -334,7 +328,6 @@ void InitFutex(Napi::Env env, Napi::Object exports) {
   exports.Set("setWaitCallback", Napi::Function::New(env, SetWaitCallback, "setWaitCallback"));
   exports.Set("waiterThreads", Napi::Function::New(env, WaiterThreads, "waiterThreads"));
   exports.Set("schedYield", Napi::Function::New(env, SchedYield, "schedYield"));
-  exports.Set("leaveCpu", Napi::Function::New(env, LeaveCpu, "leaveCpu"));
   exports.Set("cpuWord", Napi::Function::New(env, CpuWord, "cpuWord"));
   exports.Set("pidCell", Napi::Function::New(env, PidCell, "pidCell"));
 }

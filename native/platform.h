@@ -47,11 +47,6 @@ int MoveCodeToHugePages(const void* inside);
 // where there is no such word. The word lives as long as the thread.
 const int32_t* CurrentCpuWord();
 
-// Moves the calling thread off CPU `cpu` now (to another CPU it may run on),
-// leaving its allowed set as it was. Returns 1 if it moved, 0 if it could not
-// (no other CPU allowed, not on `cpu`, or the OS has no such control).
-int LeaveCpu(int cpu);
-
 // A datagram socket bound to `name` without a file (Linux: the abstract
 // namespace), non-blocking and close-on-exec. Returns the fd, -ENOSYS where
 // the OS has no such names, or -errno.

@@ -68,7 +68,5 @@ int SendWake(const char* name, const void* buf, size_t n) { return -ENOSYS; }
 
 const int32_t* CurrentCpuWord() { return nullptr; }
 
-int LeaveCpu(int) { return 0; }  // macOS has no thread placement control
-
 }  // namespace platform
 }  // namespace multiproc

@@ -4,7 +4,6 @@
 #include <dlfcn.h>
 #include <fcntl.h>
 #include <linux/futex.h>
-#include <sched.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -198,19 +197,6 @@ const int32_t* CurrentCpuWord() {
   const char* area = static_cast<const char*>(__builtin_thread_pointer()) + *offset;
   const int32_t* cpu = reinterpret_cast<const int32_t*>(area + 4);
   return *cpu >= 0 ? cpu : nullptr;
-}
-
-// Narrowing the allowed set migrates a running thread before the call
-// returns; putting the set back does not move it again.
-int LeaveCpu(int cpu) {
-  cpu_set_t allowed;
-  if (cpu < 0 || cpu >= CPU_SETSIZE || sched_getaffinity(0, sizeof allowed, &allowed) != 0) return 0;
-  if (!CPU_ISSET(cpu, &allowed) || CPU_COUNT(&allowed) < 2) return 0;
-  cpu_set_t others = allowed;
-  CPU_CLR(cpu, &others);
-  if (sched_setaffinity(0, sizeof others, &others) != 0) return 0;
-  sched_setaffinity(0, sizeof allowed, &allowed);
-  return 1;
 }
 
 }  // namespace platform

@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import * as mp from 'multiproc';
-import { collect, fixture, runNode } from './helpers';
+import { spawn, spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { collect, fixture, hasRseqWord, runNode } from './helpers';
 import { spawnChild } from './queue-helpers';
 
 const handle = (c: object): string => JSON.stringify(mp.toHandle(c as mp.Shareable));
@@ -78,6 +80,33 @@ describe('Pipe between processes', () => {
     }
     expect(sendErr).toBeInstanceOf(mp.BrokenPipeError);
     mine.close();
+  });
+
+  it("each end tells the other which CPU it sends from (a reader yields instead of spinning on its writer's CPU)", async () => {
+    const [a, b] = mp.Pipe();
+    // The child runs pinned to one CPU (taskset) where it can be, else anywhere.
+    const allowed = process.platform === 'linux' ? readFileSync('/proc/self/status', 'utf8').match(/Cpus_allowed_list:\s*(\S+)/)?.[1] ?? '' : '';
+    const last = Number(allowed.split(/[,-]/).pop());
+    const pinned = process.platform === 'linux' && Number.isInteger(last) && spawnSync('taskset', ['-c', String(last), 'true']).status === 0;
+    const hb = handle(b);
+    const argv = [process.execPath, fixture('q-pipe.mjs'), hb, 'echo'];
+    const child = pinned ? spawn('taskset', ['-c', String(last), ...argv], { stdio: ['ignore', 'pipe', 'pipe'] }) : spawn(argv[0]!, argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
+    const done = collect(child);
+    b.close();
+    await a.send('ping');
+    expect(await a.recv()).toBe('ping');
+    // The word the echo's send wrote: ring 0 (the one end 1 writes), control
+    // word 80 = its writer's CPU + 1 (connection.ts kWriterCpu), behind the
+    // segment header (64 bytes) and the pipe's end words (64 bytes).
+    const name = (JSON.parse(hb) as { name: string }).name;
+    let word = -1;
+    if (process.platform === 'linux') word = readFileSync(`/dev/shm/${name.replace(/^\//, '')}`).readInt32LE(64 + 64 + 80 * 4);
+    a.close();
+    const r = await done;
+    expect(r.code, r.stderr).toBe(0);
+    if (!hasRseqWord()) expect(word === -1 || word === 0).toBe(true);
+    else if (pinned) expect(word).toBe(last + 1);
+    else expect(word).toBeGreaterThan(0);
   });
 });
 

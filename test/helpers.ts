@@ -50,3 +50,12 @@ export async function hasPython(): Promise<boolean> {
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
+
+/** Whether this thread has an rseq area (Linux, glibc >= 2.35 unless turned off): see native CurrentCpuWord. */
+export function hasRseqWord(): boolean {
+  if (process.platform !== 'linux') return false;
+  const glibc = (process.report.getReport() as { header?: { glibcVersionRuntime?: string } }).header?.glibcVersionRuntime;
+  if (glibc === undefined) return false;
+  const [major, minor] = glibc.split('.').map(Number);
+  return (major! > 2 || (major === 2 && minor! >= 35)) && !(process.env.GLIBC_TUNABLES ?? '').includes('rseq=0');
+}

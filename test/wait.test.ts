@@ -1,9 +1,9 @@
 // The foundation's wait/wake primitive, on a word in a shared segment.
 import { spawn } from 'node:child_process';
-import { promises as fsp } from 'node:fs';
+import { promises as fsp, readFileSync } from 'node:fs';
 import * as mp from 'multiproc';
 import { describe, expect, it } from 'vitest';
-import { collect, fixture } from './helpers';
+import { collect, fixture, hasRseqWord } from './helpers';
 
 // Internal module: the primitive that locks and queues are built on.
 const wait = await import('../dist/cjs/wait.js');
@@ -55,4 +55,21 @@ describe('wait / wake', () => {
     expect(results.every((r) => r === 0)).toBe(true);
     shm.close(); shm.unlink();
   });
+
+  it('currentCpu() is the CPU the kernel reports for this thread (-1 where the OS has no rseq word)', () => {
+    if (!hasRseqWord()) {
+      expect(wait.currentCpu()).toBe(-1);
+      return;
+    }
+    // /proc/thread-self/stat, field 39: the CPU the thread last ran on. The
+    // thread may move between the two reads; they agree on some try.
+    const kernelCpu = (): number => Number(readFileSync('/proc/thread-self/stat', 'utf8').split(') ')[1]!.split(' ')[36]);
+    let agreed = false;
+    for (let i = 0; i < 100 && !agreed; i++) {
+      const a = wait.currentCpu();
+      agreed = a >= 0 && kernelCpu() === a && wait.currentCpu() === a;
+    }
+    expect(agreed).toBe(true);
+  });
 });
+
