@@ -96,7 +96,8 @@ class PipeCore {
         },
         writer: {
           here: () => {
-            const cpu = Atomics.load(ring.ctl, kWriterCpu);
+            // length 0: the segment was closed under a pending poll (its buffer detached).
+            const cpu = ring.ctl.length === 0 ? 0 : Atomics.load(ring.ctl, kWriterCpu);
             return cpu !== 0 && cpu === currentCpu() + 1;
           },
           // What the writer checks while it waits on us: our CPU, in the ring we write.
@@ -341,7 +342,8 @@ export class Connection<T = unknown> {
  */
 function publishCpu(ring: Ring): void {
   const cpu = currentCpu() + 1;
-  if (ring.ctl[kWriterCpu] !== cpu) Atomics.store(ring.ctl, kWriterCpu, cpu);
+  const ctl = ring.ctl;
+  if (ctl[kWriterCpu] !== cpu && ctl.length !== 0) Atomics.store(ctl, kWriterCpu, cpu);
 }
 
 function sliceBytes(buf: ArrayBufferView | ArrayBuffer, offset: number, size: number | undefined): Uint8Array {

@@ -169,7 +169,7 @@ export function waitAsync(
 
 /** What a poll knows of the thread that must answer it, by CPU (see pollAsync). */
 export interface PollPeer {
-  /** Whether that thread was last seen on this thread's CPU. */
+  /** Whether that thread was last seen on this thread's CPU (never throws: it runs inside pollTick). */
   here(): boolean;
   /** Tells that thread which CPU this thread runs on now. */
   tell(): void;
