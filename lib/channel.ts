@@ -664,8 +664,8 @@ export class Channel {
   /**
    * With no get of this process ahead of it, a get has no turn to wait for:
    * it runs at once, and nothing is chained for a later get unless one comes
-   * while it waits (measured: a third fewer bytes allocated per Pipe round
-   * trip, so fewer scavenges stalling a trip).
+   * while it waits (measured: ~15% fewer bytes allocated per Pipe round
+   * trip).
    */
   #enqueueGet(take: Take, deadline: number, signal: AbortSignal | undefined): Promise<unknown> {
     const p = this.#getAsync(this.#pendingGets === 0 ? null : this.#getTail, deadline, signal, take);

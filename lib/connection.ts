@@ -337,8 +337,8 @@ export class Connection<T = unknown> {
 }
 
 /**
- * Tells the reader of `ring` which CPU its writer runs on (see the writerHere
- * hook): a load from this thread's CPU word, and a store only when it moved.
+ * Tells the reader of `ring` which CPU its writer runs on (the `writer` hook's
+ * here()): a load from this thread's CPU word, and a store only when it moved.
  */
 function publishCpu(ring: Ring): void {
   const cpu = currentCpu() + 1;
