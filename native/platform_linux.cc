@@ -190,11 +190,27 @@ int SendWake(const char* name, const void* buf, size_t n) {
 // older glibc, where there is none). __rseq_size is 0 when registration is
 // off (GLIBC_TUNABLES=glibc.pthread.rseq=0, or another library owns rseq).
 // struct rseq: u32 cpu_id_start, u32 cpu_id (-1 until registered), ...
+// The thread pointer, which __rseq_offset is relative to: %fs base on x86-64
+// (its first word points to itself), tpidr_el0 on arm64.
+static const char* ThreadPointer() {
+#if defined(__x86_64__)
+  const char* tp;
+  asm("mov %%fs:0, %0" : "=r"(tp));
+  return tp;
+#elif defined(__aarch64__)
+  const char* tp;
+  asm("mrs %0, tpidr_el0" : "=r"(tp));
+  return tp;
+#else
+  return static_cast<const char*>(__builtin_thread_pointer());
+#endif
+}
+
 const int32_t* CurrentCpuWord() {
   static const ptrdiff_t* offset = static_cast<const ptrdiff_t*>(dlsym(RTLD_DEFAULT, "__rseq_offset"));
   static const unsigned int* size = static_cast<const unsigned int*>(dlsym(RTLD_DEFAULT, "__rseq_size"));
   if (offset == nullptr || size == nullptr || *size < 8) return nullptr;
-  const char* area = static_cast<const char*>(__builtin_thread_pointer()) + *offset;
+  const char* area = ThreadPointer() + *offset;
   const int32_t* cpu = reinterpret_cast<const int32_t*>(area + 4);
   return *cpu >= 0 ? cpu : nullptr;
 }
