@@ -56,6 +56,8 @@ const TID = 1;
 const COUNT = 2;
 const SLEEPERS = 3;
 const DEATHS = 4;
+/** x86: a plain load after an Atomics.store is ordered after it (see release()). */
+const kPlainAfterStore = process.arch === 'x64' || process.arch === 'ia32';
 /** Words a mutex occupies (Barrier embeds one). */
 export const kMutexWords = 5;
 
@@ -237,7 +239,10 @@ export class Mutex {
     }
     w[TID] = 0;
     Atomics.store(w, STATE, 0);
-    if (Atomics.load(w, SLEEPERS) > 0) wake(this.#buf, this.#off, 1);
+    // The sleeper count must be read after the store (see the header). On x86
+    // the store is an xchg, a full fence, and V8 keeps plain loads after an
+    // Atomics call: a plain read is as safe there and skips a builtin call.
+    if ((kPlainAfterStore ? w[SLEEPERS]! : Atomics.load(w, SLEEPERS)) > 0) wake(this.#buf, this.#off, 1);
   }
 
   #notOwner(c: number): Error {
