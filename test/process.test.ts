@@ -285,7 +285,7 @@ describe('forkserver spares', () => {
     const res = JSON.parse(r.stdout.trim());
     expect(res).toMatchObject({
       badCount: 'RangeError', spares: 2, handedToSpare: true, p1: [0, 41], refilled: 2,
-      afterKill: [0, 0, 7, 8, true], big: [0, 256], long: 0,
+      afterKill: [0, 0, 7, 8, true], big: [0, 256], sparesKilledAtOnce: [2, true], long: 0,
     });
     expect(res.sparesAtEnd).toHaveLength(2);
     // The parent is gone: its zygote and the zygote's spares follow it.
