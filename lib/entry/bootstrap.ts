@@ -200,6 +200,12 @@ let rehearsals = 0;
  * Each forkserver spare runs it again, for the page first-touches.
  */
 export async function warmUp(): Promise<void> {
+  // Node defines some globals lazily: the first read of `performance` loads
+  // and compiles perf_hooks' modules. In a forked child that took 10–12 ms of
+  // copy-on-write faults (a trace of a pool's first task: between its job's
+  // arrival and the pool worker's first performance.now()); read here, the
+  // zygote has them loaded before it forks.
+  void performance.now();
   // An import() through the ESM loader (a new module each time: the query
   // string). Never under loader hooks: a forked child has no hooks thread
   // and its import() would wait forever (see task.ts checkForkedImport).
