@@ -20,6 +20,7 @@ import { pathToFileURL } from 'node:url';
 import { deserialize, serialize } from 'node:v8';
 import { native } from '../native';
 import { rehearseChannel } from '../channel';
+import { rehearsePoolWorker } from './pool-worker';
 import { resetAfterFork } from '../wake-socket';
 import { decodeSpec, type ChildSpec, type ChildTarget, type StartMethod } from '../popen/popen';
 import { isShareable, rebuild, reduce } from '../reduction';
@@ -241,6 +242,11 @@ export async function warmUp(): Promise<void> {
   pipe?.[0].close();
   explainReferenceError(new ReferenceError('x'), 'forkserver');
   await rehearseChannel();
+  try {
+    await rehearsePoolWorker();
+  } catch {
+    // no segment could be made (/dev/shm full): the workers compile it themselves
+  }
   const keeper = setInterval(nop, 1 << 30);
   keeper.unref();
   native.loopAlive(true);

@@ -7,7 +7,7 @@
  * parent decides (it rejects pending calls and kills the workers), so users
  * never see a stack trace from every child (CPython's bpo-8296).
  */
-import type { Connection } from '../connection';
+import { Pipe, type Connection } from '../connection';
 import { SerializationError } from '../errors';
 import { explainReferenceError, loadTask, type TaskTarget } from '../task';
 
@@ -55,6 +55,13 @@ export async function poolWorkerMain(conn: Connection, init: WorkerInit): Promis
     process.exit(1);
   }
   conn.send({ t: 'ready', pid: process.pid });
+  await serveJobs(conn);
+  conn.close();
+  process.exit(0);
+}
+
+/** Runs the jobs that arrive on conn, in order, until 'stop' or EOF. */
+async function serveJobs(conn: Connection): Promise<void> {
   const fns = new Map<number, { fn: (...args: unknown[]) => unknown; source: boolean }>();
   let lastRss = 0;
   for (;;) {
@@ -109,6 +116,25 @@ export async function poolWorkerMain(conn: Connection, init: WorkerInit): Promis
       conn.send({ t: 'done', id: msg.id, ok: false, index: 0, error: wire(err), ms, rss });
     }
   }
-  conn.close();
-  process.exit(0);
 }
+
+/**
+ * One job and a 'stop' through serveJobs over a private pipe, for the
+ * forkserver's warm-up: the zygote then has the worker's job path compiled
+ * and its lazy parts loaded, and no forked worker pays for that on its first
+ * task (copy-on-write faults and lazy compiles were most of the time between
+ * a first job's arrival and its result).
+ */
+export async function rehearsePoolWorker(): Promise<void> {
+  const [parent, worker] = Pipe();
+  try {
+    await parent.send({ t: 'job', id: 1, fn: 1, star: false, items: [1, 'a', { x: 1.5 }], def: { kind: 'source', source: '(x) => x' } } satisfies JobMsg);
+    await parent.send({ t: 'stop' });
+    await serveJobs(worker);
+    await parent.recv();
+  } finally {
+    parent.close();
+    worker.close();
+  }
+}
+
