@@ -3,7 +3,7 @@ import { spawn } from 'node:child_process';
 import { promises as fsp, readFileSync } from 'node:fs';
 import * as mp from 'multiproc';
 import { describe, expect, it } from 'vitest';
-import { collect, fixture, hasRseqWord } from './helpers';
+import { collect, fixture, hasRseqWord, runNode } from './helpers';
 
 // Internal module: the primitive that locks and queues are built on.
 const wait = await import('../dist/cjs/wait.js');
@@ -71,5 +71,11 @@ describe('wait / wake', () => {
     }
     expect(agreed).toBe(true);
   });
-});
 
+  it('a worker thread that alone loaded multiproc can be terminated while it waits (the addon stays mapped)', async () => {
+    const r = await runNode(fixture('worker-thread-only.mjs'));
+    expect(r.signal ?? null, r.stderr).toBeNull();
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout.trim()).toBe('ok');
+  });
+});
