@@ -237,7 +237,14 @@ export async function run(ctx) {
     for (let r = 0; r < (ctx.quick ? 1 : 3); r++) xs.push(await step(what, fn));
     return xs.length >= 3 ? { value: median(xs), spread: spreadOf(xs) } : { value: xs[0] };
   };
-  const n = ctx.quick ? 50_000 : 300_000;
+  // A million items per one-way run: over the first few hundred thousand a
+  // process's V8 heap is still growing (its young generation doubles up to
+  // its maximum, every new page a fault: ~30 µs each on this VM), which
+  // slowed every Node row; measured for multiproc's Queue, three fresh runs
+  // each of 300k / 1M / 2M items: 1.11-1.27M, 1.38-1.48M, 1.50-1.59M items/s.
+  // Python has no such phase (75-97k items/s at 100k, 77-80k at 300k, one
+  // check): it keeps pyN.
+  const n = ctx.quick ? 50_000 : 1_000_000;
   const rt = ctx.quick ? 2_000 : 10_000;
   const pyN = ctx.quick ? 20_000 : 100_000;
   const big = 64 << 20;
