@@ -185,11 +185,6 @@ int SendWake(const char* name, const void* buf, size_t n) {
   return r < 0 ? -errno : 0;
 }
 
-// glibc >= 2.35 registers an rseq area per thread at thread pointer +
-// __rseq_offset (looked up at run time so that the addon also loads on an
-// older glibc, where there is none). __rseq_size is 0 when registration is
-// off (GLIBC_TUNABLES=glibc.pthread.rseq=0, or another library owns rseq).
-// struct rseq: u32 cpu_id_start, u32 cpu_id (-1 until registered), ...
 // The thread pointer, which __rseq_offset is relative to: %fs base on x86-64
 // (its first word points to itself), tpidr_el0 on arm64.
 static const char* ThreadPointer() {
@@ -206,6 +201,11 @@ static const char* ThreadPointer() {
 #endif
 }
 
+// glibc >= 2.35 registers an rseq area per thread at thread pointer +
+// __rseq_offset (looked up at run time so that the addon also loads on an
+// older glibc, where there is none). __rseq_size is 0 when registration is
+// off (GLIBC_TUNABLES=glibc.pthread.rseq=0, or another library owns rseq).
+// struct rseq: u32 cpu_id_start, u32 cpu_id (-1 until registered), ...
 const int32_t* CurrentCpuWord() {
   static const ptrdiff_t* offset = static_cast<const ptrdiff_t*>(dlsym(RTLD_DEFAULT, "__rseq_offset"));
   static const unsigned int* size = static_cast<const unsigned int*>(dlsym(RTLD_DEFAULT, "__rseq_size"));
