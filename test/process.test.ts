@@ -271,7 +271,7 @@ describe('forkserver code pages', () => {
   // children do not fault it in again (lib/entry/forkserver-main.ts).
   it.runIf(process.platform === 'linux')('children inherit node\'s code mapped; spares forked before the move are replaced', async () => {
     const r = await runNode(fixture('process-code-pages.mjs'));
-    expect(r.code).toBe(0);
+    expect(r.code, r.stderr).toBe(0);
     const res = JSON.parse(r.stdout.trim());
     expect(res).toMatchObject({ moved: true, sparesMapped: [true, true], fromSpare: true, exitCode: 0 });
     expect(res.child).toEqual([res.size, res.size]);
@@ -281,7 +281,7 @@ describe('forkserver code pages', () => {
 describe('forkserver spares', () => {
   it.runIf(process.platform === 'linux')('hands starts to pre-forked children, refills, skips dead spares, and leaves none behind', async () => {
     const r = await runNode(fixture('process-spares.mjs'));
-    expect(r.code).toBe(0);
+    expect(r.code, r.stderr).toBe(0);
     const res = JSON.parse(r.stdout.trim());
     expect(res).toMatchObject({
       badCount: 'RangeError', spares: 2, handedToSpare: true, p1: [0, 41], refilled: 2,
