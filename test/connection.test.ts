@@ -4,6 +4,8 @@ import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { collect, fixture, hasRseqWord, runNode } from './helpers';
 import { spawnChild } from './queue-helpers';
+import { kHeaderBytes } from '../dist/cjs/layout.js';
+import { kOwnerWords } from '../dist/cjs/ring-buffer.js';
 
 const handle = (c: object): string => JSON.stringify(mp.toHandle(c as mp.Shareable));
 
@@ -82,7 +84,7 @@ describe('Pipe between processes', () => {
     mine.close();
   });
 
-  it("each end tells the other which CPU it sends from (a reader yields instead of spinning on its writer's CPU)", async () => {
+  it('each end publishes the CPU it sends from where the other end reads it (pollers yield on a shared CPU)', async () => {
     const [a, b] = mp.Pipe();
     // The child runs pinned to one CPU (taskset) where it can be, else anywhere.
     const allowed = process.platform === 'linux' ? readFileSync('/proc/self/status', 'utf8').match(/Cpus_allowed_list:\s*(\S+)/)?.[1] ?? '' : '';
@@ -95,12 +97,12 @@ describe('Pipe between processes', () => {
     b.close();
     await a.send('ping');
     expect(await a.recv()).toBe('ping');
-    // The word the echo's send wrote: ring 0 (the one end 1 writes), control
-    // word 80 = its writer's CPU + 1 (connection.ts kWriterCpu), behind the
-    // segment header (64 bytes) and the pipe's end words (64 bytes).
+    // The word the echo's send wrote: ring 0 (the one end 1 writes), its
+    // first owner word = the writer's CPU + 1 (connection.ts kWriterCpu),
+    // behind the segment header and the pipe's 64 bytes of end words.
     const name = (JSON.parse(hb) as { name: string }).name;
     let word = -1;
-    if (process.platform === 'linux') word = readFileSync(`/dev/shm/${name.replace(/^\//, '')}`).readInt32LE(64 + 64 + 80 * 4);
+    if (process.platform === 'linux') word = readFileSync(`/dev/shm/${name.replace(/^\//, '')}`).readInt32LE(kHeaderBytes + 64 + kOwnerWords * 4);
     a.close();
     const r = await done;
     expect(r.code, r.stderr).toBe(0);
