@@ -166,6 +166,22 @@ describe('Pool workers', () => {
     log.close();
   });
 
+  it('starts 20 workers at once, each with the pid the pool reports for it', async () => {
+    // More workers than CPUs and forkserver spares: most are forked on demand.
+    const n = 20;
+    const pool = new mp.Pool({ processes: n });
+    const announced = pool.stats().workers.map((w) => w.pid);
+    expect(new Set(announced).size).toBe(n);
+    // One job to each worker before any says 'ready' (see #dispatch), so every worker runs one.
+    const ran = await pool.map(async () => {
+      await new Promise((r) => setTimeout(r, 20));
+      return process.pid;
+    }, range(2 * n), { chunksize: 1 });
+    expect(new Set(ran)).toEqual(new Set(announced));
+    await pool.terminate();
+    for (const pid of announced) expect(alive(pid)).toBe(false);
+  });
+
   it('maxTasksPerChild: 2 recycles workers', async () => {
     const pool = new mp.Pool({ processes: 1, maxTasksPerChild: 2 });
     const pids = await pool.map(() => process.pid, range(6), { chunksize: 1 });
