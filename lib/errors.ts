@@ -37,15 +37,23 @@ export class WorkerExitError extends MultiprocError {
   readonly pid: number | undefined;
   readonly exitCode: number | null;
   readonly signal: NodeJS.Signals | null;
+  /** Index in the call's input of the first item the worker was running (it ran `count` items as one chunk). */
+  readonly index: number | null;
+  readonly count: number | null;
+  /** The worker's resident memory when it last reported it (at most ~20 ms before its last result), or null. */
+  readonly rssBytes: number | null;
   constructor(
     message: string,
-    info: { pid?: number; exitCode?: number | null; signal?: NodeJS.Signals | null },
+    info: { pid?: number; exitCode?: number | null; signal?: NodeJS.Signals | null; index?: number; count?: number; rssBytes?: number },
     options?: { cause?: unknown },
   ) {
     super(message, options);
     this.pid = info.pid;
     this.exitCode = info.exitCode ?? null;
     this.signal = info.signal ?? null;
+    this.index = info.index ?? null;
+    this.count = info.count ?? null;
+    this.rssBytes = info.rssBytes ?? null;
   }
 }
 

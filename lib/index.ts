@@ -1,6 +1,6 @@
 /**
  * multiproc: Python's multiprocessing for Node.js.
- * The public surface; see docs/api.md and ../CONTRACT.md.
+ * The public surface; see README.md, docs/*.md and ../shared/CONTRACT.md.
  */
 export {
   MultiprocError, QueueFullError, QueueEmptyError, QueueClosedError, TimeoutError, BrokenBarrierError,
@@ -33,4 +33,5 @@ export { Queue, JoinableQueue, SimpleQueue, type QueueOptions, type PutOptions, 
 export { Pipe, Connection, type PipeOptions } from './connection';
 export { BrokenPipeError } from './errors';
 // @section pool (issue 6)
+export { defineTask, reportProgress, type TaskHandle } from './task';
 export { Pool, type PoolOptions, type TaskRef, type MapOptions, type ImapOptions, type ApplyOptions, type PoolStats, type WorkerStats } from './pool';

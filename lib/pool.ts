@@ -65,6 +65,13 @@ export interface CallOptions {
   signal?: AbortSignal;
   /** Per-call limit in ms; a task still running then is stopped by killing its worker. */
   timeout?: number;
+  /**
+   * Called in this process with what a task passes to reportProgress(value)
+   * in its worker, and the index in this call's input of the item it runs
+   * (for apply: 0). Calls come in the order the worker made them, each
+   * before that item's result; none after the call has settled.
+   */
+  onProgress?: (value: unknown, index: number) => void;
 }
 export interface MapOptions extends CallOptions {
   chunksize?: number;
@@ -80,6 +87,8 @@ export interface WorkerStats {
   jobsInFlight: number;
   jobsDone: number;
   rssBytes: number;
+  /** ms from the worker's start to its 'ready' (its initializer included); null while it is starting. */
+  startupMs: number | null;
 }
 export interface PoolStats {
   state: 'running' | 'closed' | 'terminated';
@@ -97,12 +106,13 @@ interface WireError {
 }
 
 type ToWorker =
-  | { t: 'job'; id: number; fn: number; def?: TaskTarget; star: boolean; items: unknown[] }
+  | { t: 'job'; id: number; fn: number; def?: TaskTarget; star: boolean; items: unknown[]; progress?: true }
   | { t: 'stop' };
 type FromWorker =
   | { t: 'ready'; pid: number }
   | { t: 'done'; id: number; ok: true; values: unknown[]; ms: number; rss?: number }
   | { t: 'done'; id: number; ok: false; index: number; error: WireError; ms: number; rss?: number }
+  | { t: 'progress'; id: number; index: number; value: unknown }
   | { t: 'init-failed'; error: WireError };
 
 interface Job {
@@ -132,6 +142,13 @@ interface Call {
   itemMs: number;
   /** Whether the call is a single job (apply): it needs no slow start. */
   single: boolean;
+  onProgress?: (value: unknown, index: number) => void;
+}
+
+interface CallSettings {
+  signal: AbortSignal | undefined;
+  timeoutMs: number;
+  onProgress: ((value: unknown, index: number) => void) | undefined;
 }
 
 interface Worker {
@@ -147,6 +164,8 @@ interface Worker {
   jobsDone: number;
   rss: number;
   everFinishedJob: boolean;
+  startedAt: number;
+  startupMs: number | null;
 }
 
 /** FIFO of jobs with O(1) shift (Array#shift is O(n): a 100k-task map was quadratic). */
@@ -288,8 +307,7 @@ export class Pool {
       this.#checkOpen();
       if (!Array.isArray(args)) throw new TypeError(`Expected "args" to be an array, got ${describeValue(args)}`);
       const def = this.#describe(fn as TaskRef);
-      const { signal, timeoutMs } = this.#callOptions(options);
-      return this.#collect(def, [args], true, 1, false, signal, timeoutMs).then((r) => r[0] as R);
+      return this.#collect(def, [args], true, 1, false, this.#callOptions(options)).then((r) => r[0] as R);
     } catch (e) {
       return Promise.reject(e);
     }
@@ -345,7 +363,7 @@ export class Pool {
     for (const w of this.#workers) {
       if (w.dead) continue;
       running += w.inflight.length;
-      workers.push({ pid: w.pid, jobsInFlight: w.inflight.length, jobsDone: w.jobsDone, rssBytes: w.rss });
+      workers.push({ pid: w.pid, jobsInFlight: w.inflight.length, jobsDone: w.jobsDone, rssBytes: w.rss, startupMs: w.startupMs });
     }
     return {
       state: this.#state,
@@ -362,7 +380,7 @@ export class Pool {
     if (this.#state !== 'running') throw new ProcessError(`Pool is ${this.#state}; create a new Pool to run more tasks`);
   }
 
-  #callOptions(options: CallOptions): { signal: AbortSignal | undefined; timeoutMs: number } {
+  #callOptions(options: CallOptions): CallSettings {
     if (typeof options !== 'object' || options === null) throw new TypeError(`Expected options to be an object, got ${describeValue(options)}`);
     const signal = checkSignal(options.signal);
     let timeoutMs = Infinity;
@@ -372,8 +390,12 @@ export class Pool {
       }
       timeoutMs = options.timeout;
     }
+    const onProgress = options.onProgress;
+    if (onProgress !== undefined && typeof onProgress !== 'function') {
+      throw new TypeError(`Expected "onProgress" to be a function (value, index) => void, got ${describeValue(onProgress)}`);
+    }
     signal?.throwIfAborted();
-    return { signal, timeoutMs };
+    return { signal, timeoutMs, onProgress };
   }
 
   #chunksize(options: MapOptions, length: number | undefined): number {
@@ -395,9 +417,9 @@ export class Pool {
           if (!Array.isArray(a)) throw new TypeError(`${what}: item ${i} must be an array of arguments, got ${describeValue(a)}`);
         });
       }
-      const { signal, timeoutMs } = this.#callOptions(options);
+      const settings = this.#callOptions(options);
       const guided = options.chunksize === undefined;
-      return this.#collect(def, items, star, this.#chunksize(options, items.length), guided, signal, timeoutMs);
+      return this.#collect(def, items, star, this.#chunksize(options, items.length), guided, settings);
     } catch (e) {
       return Promise.reject(e);
     }
@@ -417,7 +439,8 @@ export class Pool {
   }
 
   /** Runs all items, resolves with every result in order, or rejects with the first error once all settle. */
-  #collect(def: TaskTarget, items: unknown[], star: boolean, chunksize: number, guided: boolean, signal: AbortSignal | undefined, timeoutMs: number): Promise<unknown[]> {
+  #collect(def: TaskTarget, items: unknown[], star: boolean, chunksize: number, guided: boolean, settings: CallSettings): Promise<unknown[]> {
+    const { signal, timeoutMs, onProgress } = settings;
     return new Promise((resolve, reject) => {
       const results = new Array<unknown>(items.length);
       let left = items.length;
@@ -435,6 +458,7 @@ export class Pool {
         done: false,
         itemMs: -1,
         single: items.length <= chunksize,
+        onProgress,
         onResult: (job, values) => {
           for (let i = 0; i < values.length; i++) results[job.start + i] = values[i];
           left -= job.items.length;
@@ -481,7 +505,7 @@ export class Pool {
     const source: Iterator<unknown> | AsyncIterator<unknown> = isAsync
       ? (iterable as AsyncIterable<unknown>)[Symbol.asyncIterator]()
       : toArray(iterable as Iterable<unknown>, 'iterable')[Symbol.iterator]();
-    const { signal, timeoutMs } = this.#callOptions(options);
+    const { signal, timeoutMs, onProgress } = this.#callOptions(options);
     const chunksize = this.#chunksize(options, undefined);
     const maxInFlight = options.maxInFlight === undefined ? this.#processes * 4 : checkInteger('maxInFlight', options.maxInFlight, 1);
     const fnKey = this.#fnKey(def);
@@ -510,6 +534,7 @@ export class Pool {
       done: false,
       itemMs: -1,
       single: false,
+      onProgress,
       onResult: (job, values) => {
         inFlight--;
         if (ordered) ready.set(job.start, { values });
@@ -716,6 +741,7 @@ export class Pool {
     job.worker = w;
     w.inflight.push(job);
     const msg: ToWorker = { t: 'job', id: job.id, fn: job.fnKey, star: job.star, items: job.items };
+    if (job.call.onProgress !== undefined) msg.progress = true;
     // The definition rides along until a send that carried it has succeeded:
     // marking it known before would strand later jobs if this send fails.
     if (!w.known.has(job.fnKey)) msg.def = job.def;
@@ -768,7 +794,7 @@ export class Pool {
     });
     const w: Worker = {
       proc, conn: parentEnd, pid: 0, ready: false, retiring: false, dead: false, exclusive: false,
-      inflight: [], known: new Set(), jobsDone: 0, rss: 0, everFinishedJob: false,
+      inflight: [], known: new Set(), jobsDone: 0, rss: 0, everFinishedJob: false, startedAt: performance.now(), startupMs: null,
     };
     this.#workers.add(w);
     try {
@@ -797,9 +823,11 @@ export class Pool {
         return; // EOF: the worker is gone; #onExit handles its jobs
       }
       if (msg.t === 'done') this.#onDone(w, msg);
+      else if (msg.t === 'progress') this.#onProgress(w, msg);
       else if (msg.t === 'ready') {
         w.ready = true;
         w.pid = msg.pid;
+        w.startupMs = performance.now() - w.startedAt;
         this.#dispatch();
       } else if (msg.t === 'init-failed') {
         this.#crashes++;
@@ -846,6 +874,22 @@ export class Pool {
     this.#maybeFinish();
   }
 
+  #onProgress(w: Worker, msg: Extract<FromWorker, { t: 'progress' }>): void {
+    // The job is the oldest in flight (a worker runs its jobs in order).
+    const job = w.inflight[0];
+    if (job === undefined || job.id !== msg.id || job.settled || job.call.done) return;
+    const cb = job.call.onProgress;
+    if (cb === undefined) return;
+    try {
+      cb(msg.value, job.start + msg.index);
+    } catch (e) {
+      // As from an event listener: the caller's bug surfaces, the pool goes on.
+      queueMicrotask(() => {
+        throw e;
+      });
+    }
+  }
+
   /** No more jobs for w; it exits once its queue drains, and a fresh worker takes its place. */
   #retire(w: Worker): void {
     if (w.retiring) return;
@@ -883,14 +927,20 @@ export class Pool {
     const queued = w.ready ? w.inflight.slice(1) : w.inflight;
     w.inflight = [];
     if (running !== undefined && !running.settled) {
-      const how = code !== null && code < 0 ? `was killed by signal ${-code}` : `exited with code ${code}`;
       const signal = code !== null && code < 0 ? signalName(-code) : null;
+      const how = code !== null && code < 0 ? `was killed by signal ${-code}${signal ? ` (${signal})` : ''}` : `exited with code ${code}`;
+      const n = running.items.length;
+      const what = n === 1 ? `item ${running.start}` : `items ${running.start}-${running.start + n - 1}`;
+      const mem = w.rss > 0 ? `; it last reported ${(w.rss / 1048576).toFixed(0)} MB resident` : '';
       this.#settleError(
         running,
-        new WorkerExitError(`Pool worker (pid ${w.pid}) ${how} while running a task`, {
+        new WorkerExitError(`Pool worker (pid ${w.pid}) ${how} while running ${what} of its call${mem}`, {
           pid: w.pid,
           exitCode: code !== null && code >= 0 ? code : null,
           signal,
+          index: running.start,
+          count: n,
+          rssBytes: w.rss > 0 ? w.rss : undefined,
         }),
       );
     }

@@ -6,16 +6,87 @@
  * needs inside its body). `{ module, export }` names a module export
  * instead: the child imports the module (ESM or CJS) and calls the export.
  * A relative module path resolves against the file of the caller, as an
- * `import` in that file would.
+ * `import` in that file would. defineTask() makes such a reference that
+ * carries the function's types; reportProgress() is a task's way to the
+ * parent's onProgress (pool-worker.ts installs the sink).
  *
- * Exports: TaskTarget, describeTask, loadTask, explainReferenceError,
- * usesLoaderHooks, checkForkedImport.
+ * Exports: TaskTarget, TaskHandle, defineTask, reportProgress, kProgressSink,
+ * describeTask, loadTask, explainReferenceError, usesLoaderHooks, checkForkedImport.
  */
 import { createRequire } from 'node:module';
 import { dirname, isAbsolute, resolve as resolvePath, sep } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { ProcessError } from './errors';
 import { describeValue } from './validate';
+
+/** What defineTask() adds to the function it returns: where a worker finds it. */
+export interface TaskHandle {
+  /** The module's file URL (or absolute path). */
+  readonly module: string;
+  /** The name the module exports the task under. */
+  readonly export: string;
+}
+
+const kTaskHandle: unique symbol = Symbol.for('multiproc.taskHandle');
+
+/**
+ * Names `fn`, a function the module at `moduleUrl` exports, as a task for
+ * Pool and Process, keeping its types at the call site:
+ *
+ *   export const fib = defineTask(import.meta.url, function fib(n: number): number { ... });
+ *   // elsewhere: const xs: number[] = await pool.map(fib, [30, 31]);
+ *
+ * It returns a function that calls fn (so the export can still be called in
+ * this process) and carries { module, export }; a worker imports the module
+ * and calls that export, so the task may use the module's own imports (a
+ * function sent as source text may not). The export name is fn's name unless
+ * given. Under CommonJS, pass `__filename`.
+ */
+export function defineTask<F extends (...args: never[]) => unknown>(moduleUrl: string | URL, fn: F, exportName?: string): F & TaskHandle {
+  if (typeof fn !== 'function') throw new TypeError(`Expected "fn" to be the exported function, got ${describeValue(fn)}`);
+  if (typeof moduleUrl !== 'string' && !(moduleUrl instanceof URL)) {
+    throw new TypeError(`Expected "moduleUrl" to be import.meta.url (or __filename), got ${describeValue(moduleUrl)}`);
+  }
+  const module = String(moduleUrl);
+  if (!/^file:/.test(module) && !isAbsolute(module)) {
+    throw new TypeError(`Expected "moduleUrl" to be import.meta.url or an absolute path (__filename), got ${JSON.stringify(module)}`);
+  }
+  const name = exportName ?? fn.name;
+  if (typeof name !== 'string' || name === '' || name === 'anonymous') {
+    throw new TypeError('defineTask() needs the name under which the module exports fn: give the function a name or pass it as the third argument');
+  }
+  const handle = function (this: unknown, ...args: never[]): unknown {
+    return fn.apply(this, args);
+  };
+  Object.defineProperties(handle, {
+    name: { value: name },
+    length: { value: fn.length },
+    module: { value: module, enumerable: true },
+    export: { value: name, enumerable: true },
+    [kTaskHandle]: { value: true },
+  });
+  return handle as unknown as F & TaskHandle;
+}
+
+function isTaskHandle(v: unknown): v is TaskHandle {
+  return typeof v === 'function' && (v as unknown as Record<symbol, unknown>)[kTaskHandle] === true;
+}
+
+/** Where a pool worker puts its progress sink while a task runs (a global: any copy of the library finds it). */
+export const kProgressSink: unique symbol = Symbol.for('multiproc.progressSink');
+
+/**
+ * From inside a Pool task: sends `value` (anything a queue carries) to the
+ * call's `onProgress` in the parent, along with the index of the item
+ * being run. Returns false, and sends nothing, when no one listens: outside
+ * a pool task (the task function called directly, in a test) or when the
+ * call has no onProgress. Blocks only if the worker's pipe to the parent is
+ * full. A value structured clone cannot carry throws a TypeError.
+ */
+export function reportProgress(value: unknown): boolean {
+  const sink = (globalThis as unknown as Record<symbol, ((v: unknown) => boolean) | undefined>)[kProgressSink];
+  return sink !== undefined ? sink(value) : false;
+}
 
 /** What travels: a function's source text, or a module URL and export name. */
 export type TaskTarget = { kind: 'source'; source: string } | { kind: 'module'; url: string; export: string };
@@ -57,6 +128,7 @@ function resolveModule(spec: string | URL, caller: string | null, what: string):
 
 /** Validates a target (a function or { module, export }) and turns it into something that can travel. */
 export function describeTask(target: unknown, what: string): TaskTarget {
+  if (isTaskHandle(target)) return { kind: 'module', url: resolveModule(target.module, null, what), export: target.export };
   if (typeof target === 'function') {
     const source = Function.prototype.toString.call(target);
     if (/\{\s*\[native code\]\s*\}\s*$/.test(source)) {

@@ -1,6 +1,7 @@
 import { createRequire } from 'node:module';
 const require = createRequire(import.meta.url);
 import { spawn } from 'node:child_process';
+import { pathToFileURL } from 'node:url';
 import * as mp from 'multiproc';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { collect, fixture, sleep } from './helpers';
@@ -97,6 +98,58 @@ describe('Pool', () => {
     expect(await pool.apply({ module: fixture('pool-tasks.cjs'), export: 'greet' }, ['Ada'])).toBe('hello Ada');
   });
 
+  it('runs tasks named with defineTask (module export, async, renamed export) and says when the export is missing', async () => {
+    const tasks = await import(fixture('typed-tasks.mjs'));
+    expect({ ...tasks.fibTask }).toEqual({ module: pathToFileURL(fixture('typed-tasks.mjs')).href, export: 'fib' });
+    expect(tasks.scale.export).toBe('scale');
+    expect(await tasks.scale(2, 5)).toMatchObject({ product: 10 }); // still callable here
+    expect(await pool.map(tasks.fibTask, [10, 20])).toEqual([55, 6765]);
+    expect(await pool.starmap(tasks.scale, [[2, 3], [4, 5]])).toEqual([
+      { x: 2, k: 3, product: 6, defineTask: 'function' },
+      { x: 4, k: 5, product: 20, defineTask: 'function' },
+    ]);
+    expect(await pool.map(tasks.doubledTask, [21])).toEqual([42]);
+    await expect(pool.apply(tasks.missing, [])).rejects.toThrow(/has no function export 'notExported'.*exports:.*fibTask/);
+    const p = new mp.Process({ target: tasks.scale, args: [6, 7] }); // a Process target too
+    p.start();
+    await p.join();
+    expect(p.exitCode).toBe(0);
+  });
+
+  it('defineTask refuses what it cannot name', () => {
+    expect(() => mp.defineTask(import.meta.url, 42 as unknown as () => void)).toThrow(TypeError);
+    expect(() => mp.defineTask('./tasks.mjs', function f() {})).toThrow(/import.meta.url or an absolute path/);
+    expect(() => mp.defineTask(import.meta.url, new Function('return 1') as () => number)).toThrow(/name under which the module exports fn/);
+    expect({ ...mp.defineTask(__filename, function g() {}, 'h') }).toEqual({ module: __filename, export: 'h' });
+  });
+
+  it('reportProgress() in a task reaches the call\'s onProgress with the item\'s index, before that item\'s result', async () => {
+    const steps = { module: fixture('pool-tasks.mjs'), export: 'steps' };
+    const events: [string, number, unknown?][] = [];
+    const sizes = [2, 3, 1, 4];
+    let k = 0;
+    for await (const r of pool.imap(steps, sizes, { chunksize: 2, onProgress: (v, i) => events.push(['p', i, v]) })) {
+      expect(r).toEqual(new Array(sizes[k]).fill(true));
+      events.push(['r', k++]);
+    }
+    sizes.forEach((n, i) => {
+      const mine = events.filter((e) => e[0] === 'p' && e[1] === i);
+      expect(mine.map((e) => e[2])).toEqual(range(n).map((s) => ({ step: s + 1, of: n })));
+      const resultAt = events.findIndex((e) => e[0] === 'r' && e[1] === i);
+      expect(events.indexOf(mine[mine.length - 1]!)).toBeLessThan(resultAt);
+    });
+    expect(events).toHaveLength(10 + 4);
+    // map and apply too; without onProgress no one listens, nor outside a pool task.
+    const seen: number[] = [];
+    expect(await pool.map(steps, [1, 1, 1], { onProgress: (_v, i) => seen.push(i) })).toEqual([[true], [true], [true]]);
+    expect(seen.sort()).toEqual([0, 1, 2]);
+    expect(await pool.apply(steps, [2])).toEqual([false, false]);
+    expect(mp.reportProgress('here')).toBe(false);
+    // A value that cannot be sent fails the task that sent it.
+    await expect(pool.apply({ module: fixture('pool-tasks.mjs'), export: 'badProgress' }, [], { onProgress: () => {} })).rejects.toThrow(/could not be cloned|cannot be sent|clone/i);
+    await expect(pool.map(steps, [1], { onProgress: 5 as unknown as () => void })).rejects.toThrow(TypeError);
+  });
+
   it('an uncloneable argument rejects that call only', async () => {
     await expect(pool.apply((f: unknown) => f, [() => 1])).rejects.toThrow(TypeError);
     expect(await pool.apply(() => 1)).toBe(1);
@@ -140,6 +193,7 @@ describe('Pool', () => {
     for (const w of s.workers) {
       expect(w.pid).toBeGreaterThan(0);
       expect(w.rssBytes).toBeGreaterThan(0);
+      expect(w.startupMs).toBeGreaterThan(0);
     }
     expect(s.tasks.done).toBeGreaterThan(10_000);
   });
@@ -205,9 +259,20 @@ describe('Pool workers', () => {
     const rejected = settled.filter((s) => s.status === 'rejected') as PromiseRejectedResult[];
     expect(rejected).toHaveLength(1);
     expect(rejected[0].reason).toBeInstanceOf(mp.WorkerExitError);
-    expect((rejected[0].reason as mp.WorkerExitError).signal).toBe('SIGKILL');
+    const err = rejected[0].reason as mp.WorkerExitError;
+    expect(err.signal).toBe('SIGKILL');
+    expect([err.index, err.count]).toEqual([0, 1]); // apply: its one item
+    expect(err.message).toMatch(/killed by signal 9 \(SIGKILL\) while running item 0 of its call/);
     const values = settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
     expect(values.sort((a, b) => a - b)).toEqual(range(100).filter((i) => i !== 50));
+    // In a map, the error names the chunk the worker was running, and its last reported memory.
+    const e2 = await pool.map((n: number) => {
+      if (n === 12) process.kill(process.pid, 'SIGKILL');
+      return n;
+    }, range(20), { chunksize: 5 }).catch((e: unknown) => e as mp.WorkerExitError);
+    expect(e2).toBeInstanceOf(mp.WorkerExitError);
+    expect([e2.index, e2.count, e2.pid! > 0]).toEqual([10, 5, true]);
+    expect(e2.rssBytes === null || e2.rssBytes > 10 * 1048576).toBe(true);
     await pool.terminate();
   });
 

@@ -9,7 +9,7 @@
  */
 import { Pipe, type Connection } from '../connection';
 import { SerializationError } from '../errors';
-import { explainReferenceError, loadTask, type TaskTarget } from '../task';
+import { explainReferenceError, kProgressSink, loadTask, type TaskTarget } from '../task';
 
 interface WorkerInit {
   initializer?: TaskTarget;
@@ -23,6 +23,8 @@ interface JobMsg {
   def?: TaskTarget;
   star: boolean;
   items: unknown[];
+  /** The call has an onProgress: reportProgress() sends to it. */
+  progress?: true;
 }
 
 interface WireError {
@@ -64,57 +66,78 @@ export async function poolWorkerMain(conn: Connection, init: WorkerInit): Promis
 async function serveJobs(conn: Connection): Promise<void> {
   const fns = new Map<number, { fn: (...args: unknown[]) => unknown; source: boolean }>();
   let lastRss = 0;
-  for (;;) {
-    let msg: JobMsg | { t: 'stop' };
-    try {
-      msg = (await conn.recv()) as JobMsg | { t: 'stop' };
-    } catch {
-      break; // the parent is gone or closed the pipe
-    }
-    if (msg.t === 'stop') break;
-    const t0 = performance.now();
-    let entry = fns.get(msg.fn);
-    let failed: { index: number; error: WireError } | undefined;
-    const values: unknown[] = [];
-    try {
-      if (entry === undefined) {
-        if (msg.def === undefined) throw new Error(`Internal error: task #${msg.fn} was never sent to this worker`);
-        entry = { fn: await loadTask(msg.def), source: msg.def.kind === 'source' };
-        fns.set(msg.fn, entry);
+  // The item running now, for reportProgress() (jobs and their items run one at a time).
+  let progressJob = 0;
+  let progressIndex = 0;
+  const sinks = globalThis as unknown as Record<symbol, ((v: unknown) => boolean) | undefined>;
+  const sink = (value: unknown): boolean => {
+    if (progressJob === 0) return false;
+    // sendSync: a value that cannot be sent throws here, in the task.
+    conn.sendSync({ t: 'progress', id: progressJob, index: progressIndex, value });
+    return true;
+  };
+  sinks[kProgressSink] = sink;
+  try {
+    for (;;) {
+      let msg: JobMsg | { t: 'stop' };
+      try {
+        msg = (await conn.recv()) as JobMsg | { t: 'stop' };
+      } catch {
+        break; // the parent is gone or closed the pipe
       }
-    } catch (e) {
-      failed = { index: 0, error: wire(e) };
-    }
-    if (entry !== undefined && failed === undefined) {
-      const { fn, source } = entry;
-      for (let i = 0; i < msg.items.length; i++) {
-        try {
-          let r = msg.star ? fn(...(msg.items[i] as unknown[])) : fn(msg.items[i]);
-          if (r !== null && typeof r === 'object' && typeof (r as PromiseLike<unknown>).then === 'function') r = await r;
-          values.push(r);
-        } catch (e) {
-          failed = { index: i, error: wire(source ? explainReferenceError(e, 'A pool task function') : e) };
-          break;
+      if (msg.t === 'stop') break;
+      const t0 = performance.now();
+      let entry = fns.get(msg.fn);
+      let failed: { index: number; error: WireError } | undefined;
+      const values: unknown[] = [];
+      try {
+        if (entry === undefined) {
+          if (msg.def === undefined) throw new Error(`Internal error: task #${msg.fn} was never sent to this worker`);
+          entry = { fn: await loadTask(msg.def), source: msg.def.kind === 'source' };
+          fns.set(msg.fn, entry);
+        }
+      } catch (e) {
+        failed = { index: 0, error: wire(e) };
+      }
+      if (entry !== undefined && failed === undefined) {
+        const { fn, source } = entry;
+        for (let i = 0; i < msg.items.length; i++) {
+          if (msg.progress) {
+            progressJob = msg.id;
+            progressIndex = i;
+          }
+          try {
+            let r = msg.star ? fn(...(msg.items[i] as unknown[])) : fn(msg.items[i]);
+            if (r !== null && typeof r === 'object' && typeof (r as PromiseLike<unknown>).then === 'function') r = await r;
+            values.push(r);
+          } catch (e) {
+            failed = { index: i, error: wire(source ? explainReferenceError(e, 'A pool task function') : e) };
+            break;
+          } finally {
+            progressJob = 0;
+          }
         }
       }
+      const now = performance.now();
+      const ms = now - t0;
+      let rss: number | undefined;
+      if (now - lastRss >= kRssEveryMs) {
+        rss = process.memoryUsage.rss();
+        lastRss = now;
+      }
+      if (failed !== undefined) {
+        conn.send({ t: 'done', id: msg.id, ok: false, index: failed.index, error: failed.error, ms, rss });
+        continue;
+      }
+      try {
+        conn.send({ t: 'done', id: msg.id, ok: true, values, ms, rss });
+      } catch (e) {
+        const err = new SerializationError(`A task's result could not be sent back to the parent: ${(e as Error).message}`, { cause: e });
+        conn.send({ t: 'done', id: msg.id, ok: false, index: 0, error: wire(err), ms, rss });
+      }
     }
-    const now = performance.now();
-    const ms = now - t0;
-    let rss: number | undefined;
-    if (now - lastRss >= kRssEveryMs) {
-      rss = process.memoryUsage.rss();
-      lastRss = now;
-    }
-    if (failed !== undefined) {
-      conn.send({ t: 'done', id: msg.id, ok: false, index: failed.index, error: failed.error, ms, rss });
-      continue;
-    }
-    try {
-      conn.send({ t: 'done', id: msg.id, ok: true, values, ms, rss });
-    } catch (e) {
-      const err = new SerializationError(`A task's result could not be sent back to the parent: ${(e as Error).message}`, { cause: e });
-      conn.send({ t: 'done', id: msg.id, ok: false, index: 0, error: wire(err), ms, rss });
-    }
+  } finally {
+    if (sinks[kProgressSink] === sink) sinks[kProgressSink] = undefined;
   }
 }
 

@@ -1,0 +1,31 @@
+// Type-level checks of defineTask and TaskRef, compiled by test/types.test.ts
+// with `tsc --noEmit` (nothing here runs): each @ts-expect-error must be an error.
+import * as mp from 'multiproc';
+
+export function fib(n: number): number {
+  return n < 2 ? n : fib(n - 1) + fib(n - 2);
+}
+export const fibTask = mp.defineTask(import.meta.url, fib);
+export const label = mp.defineTask(import.meta.url, async function label(id: number, name: string) {
+  return { id, name };
+});
+
+export async function uses(pool: mp.Pool): Promise<void> {
+  const a: number[] = await pool.map(fibTask, [1, 2, 3]);
+  const b: { id: number; name: string } = await pool.apply(label, [1, 'x']);
+  const c: { id: number; name: string }[] = await pool.starmap(label, [[1, 'a'], [2, 'b']]);
+  for await (const v of pool.imap(fibTask, [1, 2])) {
+    const n: number = v;
+    void n;
+  }
+  // @ts-expect-error fib takes numbers
+  await pool.map(fibTask, ['a']);
+  // @ts-expect-error the result is a number, not a string
+  const wrong: string[] = await pool.map(fibTask, [1]);
+  // @ts-expect-error label takes (number, string)
+  await pool.apply(label, ['x', 1]);
+  // A plain { module, export } still works, untyped.
+  const u: unknown[] = await pool.map({ module: './x.mjs', export: 'f' }, [1]);
+  void [a, b, c, wrong, u];
+  new mp.Process({ target: fibTask, args: [10] }).start();
+}
