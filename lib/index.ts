@@ -33,5 +33,5 @@ export { Queue, JoinableQueue, SimpleQueue, type QueueOptions, type PutOptions, 
 export { Pipe, Connection, type PipeOptions } from './connection';
 export { BrokenPipeError } from './errors';
 // @section pool (issue 6)
-export { defineTask, reportProgress, type TaskHandle } from './task';
+export { defineTask, reportProgress, taskSignal, type TaskHandle } from './task';
 export { Pool, type PoolOptions, type TaskRef, type MapOptions, type ImapOptions, type ApplyOptions, type PoolStats, type WorkerStats } from './pool';

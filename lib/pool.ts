@@ -72,6 +72,13 @@ export interface CallOptions {
    * before that item's result; none after the call has settled.
    */
   onProgress?: (value: unknown, index: number) => void;
+  /**
+   * When the call is aborted, times out or (imap) is left early, its running
+   * tasks see taskSignal() abort; a task still running this many ms later has
+   * its worker killed and replaced. Default: a timeout kills at once (0), an
+   * abort never kills (the task runs to its end and its result is dropped).
+   */
+  cancelGraceMs?: number;
 }
 export interface MapOptions extends CallOptions {
   chunksize?: number;
@@ -107,7 +114,8 @@ interface WireError {
 
 type ToWorker =
   | { t: 'job'; id: number; fn: number; def?: TaskTarget; star: boolean; items: unknown[]; progress?: true }
-  | { t: 'stop' };
+  | { t: 'stop' }
+  | { t: 'cancel'; id: number; kind: 'abort' | 'timeout' };
 type FromWorker =
   | { t: 'ready'; pid: number }
   | { t: 'done'; id: number; ok: true; values: unknown[]; ms: number; rss?: number }
@@ -143,12 +151,14 @@ interface Call {
   /** Whether the call is a single job (apply): it needs no slow start. */
   single: boolean;
   onProgress?: (value: unknown, index: number) => void;
+  graceMs?: number;
 }
 
 interface CallSettings {
   signal: AbortSignal | undefined;
   timeoutMs: number;
   onProgress: ((value: unknown, index: number) => void) | undefined;
+  graceMs: number | undefined;
 }
 
 interface Worker {
@@ -394,8 +404,12 @@ export class Pool {
     if (onProgress !== undefined && typeof onProgress !== 'function') {
       throw new TypeError(`Expected "onProgress" to be a function (value, index) => void, got ${describeValue(onProgress)}`);
     }
+    const graceMs = options.cancelGraceMs;
+    if (graceMs !== undefined && !(typeof graceMs === 'number' && graceMs >= 0)) {
+      throw new TypeError(`Expected "cancelGraceMs" to be a number of milliseconds >= 0 (Infinity: never kill), got ${describeValue(graceMs)}`);
+    }
     signal?.throwIfAborted();
-    return { signal, timeoutMs, onProgress };
+    return { signal, timeoutMs, onProgress, graceMs };
   }
 
   #chunksize(options: MapOptions, length: number | undefined): number {
@@ -440,7 +454,7 @@ export class Pool {
 
   /** Runs all items, resolves with every result in order, or rejects with the first error once all settle. */
   #collect(def: TaskTarget, items: unknown[], star: boolean, chunksize: number, guided: boolean, settings: CallSettings): Promise<unknown[]> {
-    const { signal, timeoutMs, onProgress } = settings;
+    const { signal, timeoutMs, onProgress, graceMs } = settings;
     return new Promise((resolve, reject) => {
       const results = new Array<unknown>(items.length);
       let left = items.length;
@@ -459,6 +473,7 @@ export class Pool {
         itemMs: -1,
         single: items.length <= chunksize,
         onProgress,
+        graceMs,
         onResult: (job, values) => {
           for (let i = 0; i < values.length; i++) results[job.start + i] = values[i];
           left -= job.items.length;
@@ -477,6 +492,7 @@ export class Pool {
       };
       const onAbort = (): void => {
         this.#dropQueued(call);
+        this.#cancelInWorkers(call, 'abort', graceMs);
         firstError = signal!.reason as Error;
         left = 0;
         finish();
@@ -505,7 +521,7 @@ export class Pool {
     const source: Iterator<unknown> | AsyncIterator<unknown> = isAsync
       ? (iterable as AsyncIterable<unknown>)[Symbol.asyncIterator]()
       : toArray(iterable as Iterable<unknown>, 'iterable')[Symbol.iterator]();
-    const { signal, timeoutMs, onProgress } = this.#callOptions(options);
+    const { signal, timeoutMs, onProgress, graceMs } = this.#callOptions(options);
     const chunksize = this.#chunksize(options, undefined);
     const maxInFlight = options.maxInFlight === undefined ? this.#processes * 4 : checkInteger('maxInFlight', options.maxInFlight, 1);
     const fnKey = this.#fnKey(def);
@@ -535,6 +551,7 @@ export class Pool {
       itemMs: -1,
       single: false,
       onProgress,
+      graceMs,
       onResult: (job, values) => {
         inFlight--;
         if (ordered) ready.set(job.start, { values });
@@ -566,6 +583,7 @@ export class Pool {
       stopped = true;
       call.done = true;
       pool.#dropQueued(call);
+      pool.#cancelInWorkers(call, 'abort', graceMs);
       pool.#removeCall(call);
       signal?.removeEventListener('abort', onAbort);
       void source.return?.();
@@ -761,9 +779,34 @@ export class Pool {
     if (job.timeoutMs !== Infinity) {
       job.timer = setTimeout(() => {
         if (job.settled) return;
-        this.#settleError(job, new TimeoutError(`Task did not finish within ${job.timeoutMs} ms; its worker (pid ${w.pid}) was killed and replaced`));
-        this.#kill(w);
+        const grace = job.call.graceMs ?? 0;
+        const then = grace === 0 ? 'was killed and replaced' : `was asked to stop (taskSignal() aborted) and is killed if still running ${grace} ms later`;
+        this.#settleError(job, new TimeoutError(`Task did not finish within ${job.timeoutMs} ms; its worker (pid ${w.pid}) ${then}`));
+        this.#cancelInWorkers(job.call, 'timeout', grace, job);
       }, job.timeoutMs);
+    }
+  }
+
+  /**
+   * Tells the workers holding jobs of `call` (only `only`, if given) to stop
+   * them: a running one sees taskSignal() abort, a queued one is skipped.
+   * After graceMs, a worker still running one of them is killed (and
+   * replaced); undefined: never.
+   */
+  #cancelInWorkers(call: Call, kind: 'abort' | 'timeout', graceMs: number | undefined, only?: Job): void {
+    for (const w of this.#workers) {
+      if (w.dead) continue;
+      const ids = new Set<number>();
+      for (const job of w.inflight) if (only !== undefined ? job === only : job.call === call) ids.add(job.id);
+      if (ids.size === 0) continue;
+      for (const id of ids) w.conn.send({ t: 'cancel', id, kind } satisfies ToWorker).catch(() => {});
+      if (graceMs === undefined || graceMs === Infinity) continue;
+      const check = (): void => {
+        const head = w.inflight[0];
+        if (!w.dead && head !== undefined && ids.has(head.id)) this.#kill(w);
+      };
+      if (graceMs === 0) check();
+      else setTimeout(check, graceMs).unref();
     }
   }
 

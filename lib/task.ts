@@ -10,7 +10,7 @@
  * carries the function's types; reportProgress() is a task's way to the
  * parent's onProgress (pool-worker.ts installs the sink).
  *
- * Exports: TaskTarget, TaskHandle, defineTask, reportProgress, kProgressSink,
+ * Exports: TaskTarget, TaskHandle, defineTask, reportProgress, taskSignal, kProgressSink, kSignalSink,
  * describeTask, loadTask, explainReferenceError, usesLoaderHooks, checkForkedImport.
  */
 import { createRequire } from 'node:module';
@@ -86,6 +86,25 @@ export const kProgressSink: unique symbol = Symbol.for('multiproc.progressSink')
 export function reportProgress(value: unknown): boolean {
   const sink = (globalThis as unknown as Record<symbol, ((v: unknown) => boolean) | undefined>)[kProgressSink];
   return sink !== undefined ? sink(value) : false;
+}
+
+/** Where a pool worker puts the running task's signal getter (see taskSignal). */
+export const kSignalSink: unique symbol = Symbol.for('multiproc.signalSink');
+
+let neverAborted: AbortSignal | undefined;
+
+/**
+ * From inside a Pool task: an AbortSignal that aborts when the call running
+ * this task is aborted (its `signal`), passes its `timeout`, or ends early
+ * (an imap left before its end). A task that checks it (or passes it on, to
+ * fetch or a stream) can stop cleanly; its result is discarded either way,
+ * and the rest of its chunk is not run. Whether the worker is also killed,
+ * and when, is the call's `cancelGraceMs`. Outside a pool task: a signal that
+ * never aborts.
+ */
+export function taskSignal(): AbortSignal {
+  const get = (globalThis as unknown as Record<symbol, (() => AbortSignal | undefined) | undefined>)[kSignalSink];
+  return get?.() ?? (neverAborted ??= new AbortController().signal);
 }
 
 /** What travels: a function's source text, or a module URL and export name. */

@@ -384,6 +384,76 @@ describe('Pool workers', () => {
   });
 });
 
+describe('Pool cancellation', () => {
+  const task = (name: string) => ({ module: fixture('pool-tasks.mjs'), export: name });
+  const pidsOf = (pool: mp.Pool): number[] => pool.stats().workers.map((w) => w.pid).sort();
+
+  it('an abort makes a running task\'s taskSignal() abort: it stops on its own, its worker lives on', async () => {
+    const pool = new mp.Pool({ processes: 1 });
+    await pool.apply(() => 0); // started
+    const before = pidsOf(pool);
+    const log = mp.RawArray('i', 3);
+    const ac = new AbortController();
+    const call = pool.map(task('untilCancelled'), [log, log, log], { chunksize: 3, signal: ac.signal });
+    while (log[0] === 0) await sleep(5);
+    ac.abort();
+    await expect(call).rejects.toThrow(/aborted/);
+    while (log[1] === 0) await sleep(5);
+    expect([log[0], log[1], log[2]]).toEqual([1, 1, 1]); // stopped, told by an AbortError; the rest of its chunk never ran
+    expect(await pool.apply((x: number) => x + 1, [1])).toBe(2);
+    expect(pidsOf(pool)).toEqual(before); // no kill, no replacement
+    expect(mp.taskSignal().aborted).toBe(false); // outside a task: never aborts
+    await pool.terminate();
+    log.close();
+  });
+
+  it('cancelGraceMs: an aborted task that ignores its signal has its worker killed after the grace, and the pool goes on', async () => {
+    const pool = new mp.Pool({ processes: 1 });
+    await pool.apply(() => 0);
+    const before = pidsOf(pool);
+    const log = mp.RawArray('i', 3);
+    const ac = new AbortController();
+    const call = pool.apply(task('spin'), [log], { signal: ac.signal, cancelGraceMs: 50 });
+    while (log[0] === 0) await sleep(5);
+    ac.abort(new Error('enough'));
+    await expect(call).rejects.toThrow('enough');
+    expect(await pool.apply((x: number) => x * 3, [5])).toBe(15); // ran on the replacement
+    expect(pidsOf(pool)).not.toEqual(before);
+    for (const pid of before) expect(alive(pid)).toBe(false);
+    await pool.terminate();
+    log.close();
+  });
+
+  it('a timeout with cancelGraceMs lets a task that watches taskSignal() stop cleanly, without a kill', async () => {
+    const pool = new mp.Pool({ processes: 1 });
+    await pool.apply(() => 0);
+    const before = pidsOf(pool);
+    const log = mp.RawArray('i', 3);
+    await expect(pool.apply(task('untilCancelled'), [log], { timeout: 100, cancelGraceMs: 5000 })).rejects.toThrow(/within 100 ms.*asked to stop/);
+    while (log[1] === 0) await sleep(5);
+    expect([log[0], log[1], log[2]]).toEqual([1, 1, 2]); // told by a TimeoutError
+    expect(await pool.apply(() => 'next')).toBe('next');
+    expect(pidsOf(pool)).toEqual(before);
+    await pool.terminate();
+    log.close();
+  });
+
+  it('leaving an imap early asks its running tasks to stop', async () => {
+    const pool = new mp.Pool({ processes: 2 });
+    const log = mp.RawArray('i', 3);
+    // These tasks end only when cancelled: only the early exit can stop them.
+    const it = pool.imap(task('untilCancelled'), [log, log, log, log], { maxInFlight: 2 });
+    const first = it.next();
+    while (log[0] < 2) await sleep(5);
+    await it.return!();
+    while (log[1] < 2) await sleep(5);
+    expect([log[0], log[1], log[2]]).toEqual([2, 2, 1]); // the two running stopped; the other two never started
+    void first.catch(() => {});
+    await pool.terminate();
+    log.close();
+  });
+});
+
 describe('Pool lifetime', () => {
   it('an idle pool never keeps a script alive, and its workers end with it', async () => {
     const r = await collect(spawn(process.execPath, [fixture('pool-forgotten.mjs')], { stdio: ['ignore', 'pipe', 'pipe'] }), 15_000);

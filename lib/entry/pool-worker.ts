@@ -8,8 +8,8 @@
  * never see a stack trace from every child (CPython's bpo-8296).
  */
 import { Pipe, type Connection } from '../connection';
-import { SerializationError } from '../errors';
-import { explainReferenceError, kProgressSink, loadTask, type TaskTarget } from '../task';
+import { AbortError, SerializationError, TimeoutError } from '../errors';
+import { explainReferenceError, kProgressSink, kSignalSink, loadTask, type TaskTarget } from '../task';
 
 interface WorkerInit {
   initializer?: TaskTarget;
@@ -62,34 +62,111 @@ export async function poolWorkerMain(conn: Connection, init: WorkerInit): Promis
   process.exit(0);
 }
 
+type CancelKind = 'abort' | 'timeout';
+type ToWorker = JobMsg | { t: 'stop' } | { t: 'cancel'; id: number; kind: CancelKind };
+
+/**
+ * Reads conn ahead of the job loop, so that a 'cancel' reaches the job it
+ * names while that job's task is still running (awaiting something): jobs
+ * and 'stop' queue up in order, cancels take effect at once.
+ */
+class Inbox {
+  readonly #queue: (JobMsg | { t: 'stop' } | null)[] = [];
+  #waiter: ((m: JobMsg | { t: 'stop' } | null) => void) | null = null;
+
+  constructor(conn: Connection, onCancel: (id: number, kind: CancelKind) => void) {
+    void this.#pump(conn, onCancel);
+  }
+
+  async #pump(conn: Connection, onCancel: (id: number, kind: CancelKind) => void): Promise<void> {
+    for (;;) {
+      let m: ToWorker | null;
+      try {
+        m = (await conn.recv()) as ToWorker;
+      } catch {
+        m = null; // the parent is gone or closed the pipe
+      }
+      if (m !== null && m.t === 'cancel') {
+        onCancel(m.id, m.kind);
+        continue;
+      }
+      const w = this.#waiter;
+      if (w !== null) {
+        this.#waiter = null;
+        w(m);
+      } else this.#queue.push(m);
+      if (m === null || m.t === 'stop') return;
+    }
+  }
+
+  /** The next job or 'stop' if one has arrived (null: EOF), else undefined: then wait(). */
+  take(): JobMsg | { t: 'stop' } | null | undefined {
+    return this.#queue.length > 0 ? this.#queue.shift() : undefined;
+  }
+
+  /** The next job or 'stop' (null at EOF), once it arrives. */
+  wait(): Promise<JobMsg | { t: 'stop' } | null> {
+    return new Promise((resolve) => (this.#waiter = resolve));
+  }
+}
+
+/** The job running now: what taskSignal() and reportProgress() act on. */
+interface Running {
+  id: number;
+  index: number;
+  progress: boolean;
+  controller: AbortController | null;
+  cancelled: Error | null;
+}
+
+function cancelError(kind: CancelKind): Error {
+  return kind === 'timeout'
+    ? new TimeoutError('The pool call timed out; this task was asked to stop (taskSignal() aborted)')
+    : new AbortError('The pool call was aborted; this task was asked to stop (taskSignal() aborted)');
+}
+
 /** Runs the jobs that arrive on conn, in order, until 'stop' or EOF. */
 async function serveJobs(conn: Connection): Promise<void> {
   const fns = new Map<number, { fn: (...args: unknown[]) => unknown; source: boolean }>();
   let lastRss = 0;
-  // The item running now, for reportProgress() (jobs and their items run one at a time).
-  let progressJob = 0;
-  let progressIndex = 0;
-  const sinks = globalThis as unknown as Record<symbol, ((v: unknown) => boolean) | undefined>;
-  const sink = (value: unknown): boolean => {
-    if (progressJob === 0) return false;
+  let running: Running | null = null;
+  // Job ids grow in the order jobs are sent: a cancel for an id at or below
+  // lastId came too late (that job is done); above it, for a job still queued.
+  let lastId = 0;
+  const cancelledAhead = new Map<number, CancelKind>();
+  const inbox = new Inbox(conn, (id, kind) => {
+    if (running !== null && running.id === id) {
+      if (running.cancelled !== null) return;
+      running.cancelled = cancelError(kind);
+      (running.controller ??= new AbortController()).abort(running.cancelled);
+    } else if (id > lastId) cancelledAhead.set(id, kind);
+  });
+  const sinks = globalThis as unknown as Record<symbol, unknown>;
+  const progress = (value: unknown): boolean => {
+    if (running === null || !running.progress) return false;
     // sendSync: a value that cannot be sent throws here, in the task.
-    conn.sendSync({ t: 'progress', id: progressJob, index: progressIndex, value });
+    conn.sendSync({ t: 'progress', id: running.id, index: running.index, value });
     return true;
   };
-  sinks[kProgressSink] = sink;
+  const signal = (): AbortSignal | undefined => (running === null ? undefined : (running.controller ??= new AbortController()).signal);
+  sinks[kProgressSink] = progress;
+  sinks[kSignalSink] = signal;
   try {
     for (;;) {
-      let msg: JobMsg | { t: 'stop' };
-      try {
-        msg = (await conn.recv()) as JobMsg | { t: 'stop' };
-      } catch {
-        break; // the parent is gone or closed the pipe
-      }
-      if (msg.t === 'stop') break;
+      let msg = inbox.take();
+      if (msg === undefined) msg = await inbox.wait();
+      if (msg === null || msg.t === 'stop') break;
       const t0 = performance.now();
-      let entry = fns.get(msg.fn);
+      lastId = msg.id;
       let failed: { index: number; error: WireError } | undefined;
       const values: unknown[] = [];
+      const skip = cancelledAhead.get(msg.id);
+      if (skip !== undefined) {
+        // Cancelled before it started: the parent has settled it already.
+        cancelledAhead.delete(msg.id);
+        failed = { index: 0, error: wire(cancelError(skip)) };
+      }
+      let entry = fns.get(msg.fn);
       try {
         if (entry === undefined) {
           if (msg.def === undefined) throw new Error(`Internal error: task #${msg.fn} was never sent to this worker`);
@@ -97,15 +174,14 @@ async function serveJobs(conn: Connection): Promise<void> {
           fns.set(msg.fn, entry);
         }
       } catch (e) {
-        failed = { index: 0, error: wire(e) };
+        failed ??= { index: 0, error: wire(e) };
       }
       if (entry !== undefined && failed === undefined) {
         const { fn, source } = entry;
+        const job: Running = { id: msg.id, index: 0, progress: msg.progress === true, controller: null, cancelled: null };
+        running = job;
         for (let i = 0; i < msg.items.length; i++) {
-          if (msg.progress) {
-            progressJob = msg.id;
-            progressIndex = i;
-          }
+          job.index = i;
           try {
             let r = msg.star ? fn(...(msg.items[i] as unknown[])) : fn(msg.items[i]);
             if (r !== null && typeof r === 'object' && typeof (r as PromiseLike<unknown>).then === 'function') r = await r;
@@ -113,10 +189,14 @@ async function serveJobs(conn: Connection): Promise<void> {
           } catch (e) {
             failed = { index: i, error: wire(source ? explainReferenceError(e, 'A pool task function') : e) };
             break;
-          } finally {
-            progressJob = 0;
+          }
+          if (job.cancelled !== null) {
+            // The rest of the chunk is not run; the parent discards this job's answer.
+            failed = { index: i + 1, error: wire(job.cancelled) };
+            break;
           }
         }
+        running = null;
       }
       const now = performance.now();
       const ms = now - t0;
@@ -137,7 +217,8 @@ async function serveJobs(conn: Connection): Promise<void> {
       }
     }
   } finally {
-    if (sinks[kProgressSink] === sink) sinks[kProgressSink] = undefined;
+    if (sinks[kProgressSink] === progress) sinks[kProgressSink] = undefined;
+    if (sinks[kSignalSink] === signal) sinks[kSignalSink] = undefined;
   }
 }
 
