@@ -23,13 +23,20 @@
  * - Per-call `timeout` is enforced by killing the worker (it stops any code,
  *   even `while (true) {}` or a native call), so a job with a timeout goes
  *   only to an idle worker and nothing is queued behind it.
+ * - Cancelling (abort, timeout, an imap left early) is two-staged: the
+ *   workers holding the call's jobs get a 'cancel' (the running task's
+ *   taskSignal() aborts, queued ones are skipped) and the jobs count as
+ *   settled, so a worker's death never puts them back in the queue; after
+ *   `cancelGraceMs` a worker still running one of them is killed. Kills the
+ *   pool makes are not crashes (the crash-loop breaker counts only deaths
+ *   nobody asked for).
  * - Workers report their RSS with results: a worker over
  *   `maxWorkerMemoryMb` retires between tasks; `maxTasksPerChild` likewise.
  * - SIGINT/SIGTERM while calls are pending, when the user has no handler of
  *   their own: every pending call rejects with AbortError, the workers are
  *   killed quietly (they ignore the terminal's SIGINT), and nothing is left.
  *
- * Exports: Pool, PoolOptions, TaskRef, MapOptions, ImapOptions, ApplyOptions, PoolStats.
+ * Exports: Pool, PoolOptions, TaskRef, CallOptions, MapOptions, ImapOptions, ApplyOptions, PoolStats, WorkerStats.
  */
 import { availableParallelism, constants as osConstants } from 'node:os';
 import { join } from 'node:path';
@@ -63,7 +70,7 @@ export interface PoolOptions {
 
 export interface CallOptions {
   signal?: AbortSignal;
-  /** Per-call limit in ms; a task still running then is stopped by killing its worker. */
+  /** Per-call limit in ms: the call rejects with TimeoutError, and a task still running is stopped (see cancelGraceMs). */
   timeout?: number;
   /**
    * Called in this process with what a task passes to reportProgress(value)
@@ -119,7 +126,7 @@ type ToWorker =
 type FromWorker =
   | { t: 'ready'; pid: number }
   | { t: 'done'; id: number; ok: true; values: unknown[]; ms: number; rss?: number }
-  | { t: 'done'; id: number; ok: false; index: number; error: WireError; ms: number; rss?: number }
+  | { t: 'done'; id: number; ok: false; index: number; error: WireError; ms: number; rss?: number; cancelled?: true }
   | { t: 'progress'; id: number; index: number; value: unknown }
   | { t: 'init-failed'; error: WireError };
 
@@ -176,6 +183,8 @@ interface Worker {
   everFinishedJob: boolean;
   startedAt: number;
   startupMs: number | null;
+  /** The pool killed it (timeout, cancel, terminate): its exit is not a crash. */
+  killed: boolean;
 }
 
 /** FIFO of jobs with O(1) shift (Array#shift is O(n): a 100k-task map was quadratic). */
@@ -794,16 +803,36 @@ export class Pool {
    * replaced); undefined: never.
    */
   #cancelInWorkers(call: Call, kind: 'abort' | 'timeout', graceMs: number | undefined, only?: Job): void {
+    // Beyond setTimeout's range (~24.8 days) is never.
+    if (graceMs !== undefined && graceMs > 0x7fffffff) graceMs = undefined;
     for (const w of this.#workers) {
       if (w.dead) continue;
       const ids = new Set<number>();
-      for (const job of w.inflight) if (only !== undefined ? job === only : job.call === call) ids.add(job.id);
+      for (const job of w.inflight) {
+        if (only !== undefined ? job !== only : job.call !== call) continue;
+        ids.add(job.id);
+        // Settled: if this worker dies, these do not go back to the queue.
+        job.settled = true;
+        if (job.timer) clearTimeout(job.timer);
+      }
       if (ids.size === 0) continue;
       for (const id of ids) w.conn.send({ t: 'cancel', id, kind } satisfies ToWorker).catch(() => {});
-      if (graceMs === undefined || graceMs === Infinity) continue;
+      if (graceMs === undefined) continue;
+      // Killed only while it still runs one of them. Answers already in its
+      // pipe are read first: the worker may have moved on to another call's
+      // job, which a kill would make run twice.
+      let turns = 0;
       const check = (): void => {
-        const head = w.inflight[0];
-        if (!w.dead && head !== undefined && ids.has(head.id)) this.#kill(w);
+        if (w.dead) return;
+        void w.conn.poll(0).then((pending) => {
+          if (w.dead) return;
+          if (pending && !w.conn.closed && ++turns < 100) {
+            setImmediate(check);
+            return;
+          }
+          const head = w.inflight[0];
+          if (head !== undefined && ids.has(head.id)) this.#kill(w);
+        }, () => {});
       };
       if (graceMs === 0) check();
       else setTimeout(check, graceMs).unref();
@@ -837,7 +866,7 @@ export class Pool {
     });
     const w: Worker = {
       proc, conn: parentEnd, pid: 0, ready: false, retiring: false, dead: false, exclusive: false,
-      inflight: [], known: new Set(), jobsDone: 0, rss: 0, everFinishedJob: false, startedAt: performance.now(), startupMs: null,
+      inflight: [], known: new Set(), jobsDone: 0, rss: 0, everFinishedJob: false, startedAt: performance.now(), startupMs: null, killed: false,
     };
     this.#workers.add(w);
     try {
@@ -890,7 +919,8 @@ export class Pool {
     w.everFinishedJob = true;
     this.#crashes = 0;
     if (msg.rss !== undefined) w.rss = msg.rss;
-    if (job.items.length > 0) {
+    // A cancelled job stopped early (or never ran): its time says nothing about the task.
+    if (job.items.length > 0 && !(!msg.ok && msg.cancelled)) {
       const per = msg.ms / job.items.length;
       const call = job.call;
       call.itemMs = call.itemMs < 0 ? per : call.itemMs * 0.8 + per * 0.2;
@@ -918,18 +948,20 @@ export class Pool {
   }
 
   #onProgress(w: Worker, msg: Extract<FromWorker, { t: 'progress' }>): void {
-    // The job is the oldest in flight (a worker runs its jobs in order).
-    const job = w.inflight[0];
-    if (job === undefined || job.id !== msg.id || job.settled || job.call.done) return;
+    // Usually the oldest in flight; a later one if the worker's 'done' of
+    // the one before is still on its way.
+    const job = w.inflight.find((j) => j.id === msg.id);
+    if (job === undefined || job.settled || job.call.done) return;
     const cb = job.call.onProgress;
     if (cb === undefined) return;
     try {
       cb(msg.value, job.start + msg.index);
     } catch (e) {
-      // As from an event listener: the caller's bug surfaces, the pool goes on.
-      queueMicrotask(() => {
-        throw e;
-      });
+      // The caller's callback failed: its call fails with that error (and
+      // its running tasks are cancelled, as by an abort); other calls go on.
+      const call = job.call;
+      call.fail(e instanceof Error ? e : new Error(String(e)));
+      this.#cancelInWorkers(call, 'abort', call.graceMs);
     }
   }
 
@@ -946,6 +978,7 @@ export class Pool {
   }
 
   #kill(w: Worker): void {
+    w.killed = true;
     try {
       w.proc.kill();
     } catch {
@@ -995,7 +1028,7 @@ export class Pool {
       job.worker = undefined;
       this.#queue.unshift(job);
     }
-    if (!w.everFinishedJob && !w.retiring && this.#state !== 'terminated') {
+    if (!w.everFinishedJob && !w.retiring && !w.killed && this.#state !== 'terminated') {
       this.#crashes++;
       if (this.#crashes >= kCrashLoopLimit) {
         this.#fail(new ProcessError(`Pool workers keep dying before finishing any task (${this.#crashes} in a row, last exit code ${code}); see their stderr`));

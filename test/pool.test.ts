@@ -109,7 +109,8 @@ describe('Pool', () => {
       { x: 4, k: 5, product: 20, defineTask: 'function' },
     ]);
     expect(await pool.map(tasks.doubledTask, [21])).toEqual([42]);
-    await expect(pool.apply(tasks.missing, [])).rejects.toThrow(/has no function export 'notExported'.*exports:.*fibTask/);
+    expect(await pool.map(tasks.cubeTask, [2, 3])).toEqual([8, 27]);
+    await expect(pool.apply({ module: fixture('typed-tasks.mjs'), export: 'notExported' }, [])).rejects.toThrow(/has no function export 'notExported'.*exports:.*fibTask/);
     const p = new mp.Process({ target: tasks.scale, args: [6, 7] }); // a Process target too
     p.start();
     await p.join();
@@ -436,6 +437,57 @@ describe('Pool cancellation', () => {
     expect(pidsOf(pool)).toEqual(before);
     await pool.terminate();
     log.close();
+  });
+
+  it('an aborted call\'s chunks queued on a worker killed after the grace are not run again elsewhere', async () => {
+    const pool = new mp.Pool({ processes: 1 });
+    const log = mp.RawArray('i', 3);
+    const ac = new AbortController();
+    // One worker holds the first chunk running and the next queued behind it.
+    const call = pool.map(task('spin'), [log, log, log, log], { chunksize: 1, signal: ac.signal, cancelGraceMs: 20 });
+    while (log[0] === 0) await sleep(5);
+    ac.abort();
+    await expect(call).rejects.toThrow();
+    expect(await pool.apply((x: number) => x, [7])).toBe(7); // the replacement runs new work...
+    await sleep(200);
+    expect(log[0]).toBe(1); // ...and none of the aborted call's chunks
+    await pool.terminate();
+    log.close();
+  });
+
+  it('workers killed for a cancel are not counted as crashes: the pool never gives up on them', async () => {
+    const pool = new mp.Pool({ processes: 1 });
+    const log = mp.RawArray('i', 3);
+    for (let i = 0; i < 7; i++) {
+      const ac = new AbortController();
+      const call = pool.apply(task('spin'), [log], { signal: ac.signal, cancelGraceMs: 0 });
+      while (log[0] === i) await sleep(2);
+      ac.abort();
+      await expect(call).rejects.toThrow();
+    }
+    expect(await pool.apply(() => 'alive')).toBe('alive'); // 7 kills in a row, none finished a task
+    await pool.terminate();
+    log.close();
+  });
+
+  it('an onProgress that throws fails its own call with that error; the pool goes on', async () => {
+    const pool = new mp.Pool({ processes: 1 });
+    await expect(pool.apply(task('steps'), [3], {
+      onProgress: () => {
+        throw new Error('callback broke');
+      },
+    })).rejects.toThrow('callback broke');
+    expect(await pool.apply(task('steps'), [1])).toEqual([false]);
+    await pool.terminate();
+  });
+
+  it('a result that cannot be sent back rejects with SerializationError, not a worker crash', async () => {
+    const pool = new mp.Pool({ processes: 1 });
+    await expect(pool.apply(() => () => 1)).rejects.toThrow(/result could not be sent back/);
+    const err = await pool.apply(() => Symbol('x')).catch((e: Error) => e);
+    expect((err as Error).name).toBe('SerializationError');
+    expect(await pool.apply(() => 5)).toBe(5);
+    await pool.terminate();
   });
 
   it('leaving an imap early asks its running tasks to stop', async () => {

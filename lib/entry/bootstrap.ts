@@ -236,6 +236,8 @@ export async function warmUp(): Promise<void> {
   const spec = decodeSpec(serialize({ target: { kind: 'source', source: '() => 1' }, args: serialize(reduce([pipe?.[1] ?? 1, { initargs: [1, { a: [2] }] }])) }));
   pipe?.[1].close();
   const args = rebuild(deserialize(spec.args)) as unknown[];
+  // A pool worker's target, as Pool names it (task.ts caches the module by URL).
+  await loadTask({ kind: 'module', url: pathToFileURL(join(__dirname, 'pool-worker.js')).href, export: 'poolWorkerMain' });
   const fn = await loadTask(spec.target, process.cwd());
   await runTarget(fn, args, 'warm-up', 'forkserver', true);
   releaseArgs(args);

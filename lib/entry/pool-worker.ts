@@ -64,15 +64,19 @@ export async function poolWorkerMain(conn: Connection, init: WorkerInit): Promis
 
 type CancelKind = 'abort' | 'timeout';
 type ToWorker = JobMsg | { t: 'stop' } | { t: 'cancel'; id: number; kind: CancelKind };
+/** A job as it waits in the inbox: a cancel for it may mark it before it runs. */
+type Queued = JobMsg & { cancelled?: CancelKind };
 
 /**
  * Reads conn ahead of the job loop, so that a 'cancel' reaches the job it
  * names while that job's task is still running (awaiting something): jobs
- * and 'stop' queue up in order, cancels take effect at once.
+ * and 'stop' queue up in order, cancels take effect at once. The parent
+ * sends a cancel after the job it names, so that job is by then running,
+ * queued here, or done.
  */
 class Inbox {
-  readonly #queue: (JobMsg | { t: 'stop' } | null)[] = [];
-  #waiter: ((m: JobMsg | { t: 'stop' } | null) => void) | null = null;
+  readonly #queue: (Queued | { t: 'stop' } | null)[] = [];
+  #waiter: ((m: Queued | { t: 'stop' } | null) => void) | null = null;
 
   constructor(conn: Connection, onCancel: (id: number, kind: CancelKind) => void) {
     void this.#pump(conn, onCancel);
@@ -87,7 +91,9 @@ class Inbox {
         m = null; // the parent is gone or closed the pipe
       }
       if (m !== null && m.t === 'cancel') {
-        onCancel(m.id, m.kind);
+        const queued = this.#queue.find((q) => q !== null && q.t === 'job' && q.id === m.id) as Queued | undefined;
+        if (queued !== undefined) queued.cancelled = m.kind;
+        else onCancel(m.id, m.kind);
         continue;
       }
       const w = this.#waiter;
@@ -100,12 +106,12 @@ class Inbox {
   }
 
   /** The next job or 'stop' if one has arrived (null: EOF), else undefined: then wait(). */
-  take(): JobMsg | { t: 'stop' } | null | undefined {
+  take(): Queued | { t: 'stop' } | null | undefined {
     return this.#queue.length > 0 ? this.#queue.shift() : undefined;
   }
 
   /** The next job or 'stop' (null at EOF), once it arrives. */
-  wait(): Promise<JobMsg | { t: 'stop' } | null> {
+  wait(): Promise<Queued | { t: 'stop' } | null> {
     return new Promise((resolve) => (this.#waiter = resolve));
   }
 }
@@ -125,26 +131,26 @@ function cancelError(kind: CancelKind): Error {
     : new AbortError('The pool call was aborted; this task was asked to stop (taskSignal() aborted)');
 }
 
-/** Runs the jobs that arrive on conn, in order, until 'stop' or EOF. */
+/**
+ * Runs the jobs that arrive on conn, in order, until 'stop' or EOF. Answers
+ * go back with sendSync, in order with reportProgress()'s messages (it blocks
+ * only while the pipe to the parent is full, and the parent never stops
+ * reading); an answer that cannot be encoded throws here, where it is caught.
+ */
 async function serveJobs(conn: Connection): Promise<void> {
   const fns = new Map<number, { fn: (...args: unknown[]) => unknown; source: boolean }>();
   let lastRss = 0;
   let running: Running | null = null;
-  // Job ids grow in the order jobs are sent: a cancel for an id at or below
-  // lastId came too late (that job is done); above it, for a job still queued.
-  let lastId = 0;
-  const cancelledAhead = new Map<number, CancelKind>();
   const inbox = new Inbox(conn, (id, kind) => {
-    if (running !== null && running.id === id) {
-      if (running.cancelled !== null) return;
-      running.cancelled = cancelError(kind);
-      (running.controller ??= new AbortController()).abort(running.cancelled);
-    } else if (id > lastId) cancelledAhead.set(id, kind);
+    // Not queued: running now, or done already (then there is nothing to stop).
+    if (running === null || running.id !== id || running.cancelled !== null) return;
+    running.cancelled = cancelError(kind);
+    (running.controller ??= new AbortController()).abort(running.cancelled);
   });
   const sinks = globalThis as unknown as Record<symbol, unknown>;
   const progress = (value: unknown): boolean => {
     if (running === null || !running.progress) return false;
-    // sendSync: a value that cannot be sent throws here, in the task.
+    // A value that cannot be sent throws here, in the task.
     conn.sendSync({ t: 'progress', id: running.id, index: running.index, value });
     return true;
   };
@@ -157,30 +163,30 @@ async function serveJobs(conn: Connection): Promise<void> {
       if (msg === undefined) msg = await inbox.wait();
       if (msg === null || msg.t === 'stop') break;
       const t0 = performance.now();
-      lastId = msg.id;
       let failed: { index: number; error: WireError } | undefined;
       const values: unknown[] = [];
-      const skip = cancelledAhead.get(msg.id);
-      if (skip !== undefined) {
-        // Cancelled before it started: the parent has settled it already.
-        cancelledAhead.delete(msg.id);
-        failed = { index: 0, error: wire(cancelError(skip)) };
-      }
+      // Running from here: a cancel that comes while the task module loads counts.
+      const job: Running = { id: msg.id, index: 0, progress: msg.progress === true, controller: null, cancelled: msg.cancelled === undefined ? null : cancelError(msg.cancelled) };
+      running = job;
       let entry = fns.get(msg.fn);
       try {
+        // Loaded even for a job cancelled before it ran: the definition it carries is needed by the next ones.
         if (entry === undefined) {
           if (msg.def === undefined) throw new Error(`Internal error: task #${msg.fn} was never sent to this worker`);
           entry = { fn: await loadTask(msg.def), source: msg.def.kind === 'source' };
           fns.set(msg.fn, entry);
         }
       } catch (e) {
-        failed ??= { index: 0, error: wire(e) };
+        failed = { index: 0, error: wire(e) };
       }
       if (entry !== undefined && failed === undefined) {
         const { fn, source } = entry;
-        const job: Running = { id: msg.id, index: 0, progress: msg.progress === true, controller: null, cancelled: null };
-        running = job;
         for (let i = 0; i < msg.items.length; i++) {
+          if (job.cancelled !== null) {
+            // The rest of the chunk is not run; the parent discards this job's answer.
+            failed = { index: i, error: wire(job.cancelled) };
+            break;
+          }
           job.index = i;
           try {
             let r = msg.star ? fn(...(msg.items[i] as unknown[])) : fn(msg.items[i]);
@@ -190,14 +196,9 @@ async function serveJobs(conn: Connection): Promise<void> {
             failed = { index: i, error: wire(source ? explainReferenceError(e, 'A pool task function') : e) };
             break;
           }
-          if (job.cancelled !== null) {
-            // The rest of the chunk is not run; the parent discards this job's answer.
-            failed = { index: i + 1, error: wire(job.cancelled) };
-            break;
-          }
         }
-        running = null;
       }
+      running = null;
       const now = performance.now();
       const ms = now - t0;
       let rss: number | undefined;
@@ -206,14 +207,14 @@ async function serveJobs(conn: Connection): Promise<void> {
         lastRss = now;
       }
       if (failed !== undefined) {
-        conn.send({ t: 'done', id: msg.id, ok: false, index: failed.index, error: failed.error, ms, rss });
+        conn.sendSync({ t: 'done', id: msg.id, ok: false, index: failed.index, error: failed.error, ms, rss, ...(job.cancelled ? { cancelled: true } : {}) });
         continue;
       }
       try {
-        conn.send({ t: 'done', id: msg.id, ok: true, values, ms, rss });
+        conn.sendSync({ t: 'done', id: msg.id, ok: true, values, ms, rss });
       } catch (e) {
         const err = new SerializationError(`A task's result could not be sent back to the parent: ${(e as Error).message}`, { cause: e });
-        conn.send({ t: 'done', id: msg.id, ok: false, index: 0, error: wire(err), ms, rss });
+        conn.sendSync({ t: 'done', id: msg.id, ok: false, index: 0, error: wire(err), ms, rss });
       }
     }
   } finally {
