@@ -1,0 +1,33 @@
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { runNode } from './helpers';
+
+const example = (name: string): string => fileURLToPath(new URL(`../examples/${name}`, import.meta.url));
+
+// The examples are documentation: they must keep running, and say what they claim.
+describe('examples', () => {
+  it('hello.mjs (npm run demo): three processes and a pool', async () => {
+    const r = await runNode(example('hello.mjs'));
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/joined 3 workers \(forkserver\) in \d+ ms; exit codes 0, 0, 0; pids seen through shared memory: \d+, \d+, \d+/);
+    expect(r.stdout).toMatch(/hello, linus, from pid \d+/);
+  });
+
+  it('pool-progress.mjs: imapUnordered drives a progress bar', async () => {
+    const r = await runNode(example('pool-progress.mjs'));
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/sum of 200 results: \d+/);
+  });
+
+  it('long-tasks.mjs: defineTask, reportProgress and a timeout the task obeys', async () => {
+    const r = await runNode(example('long-tasks.mjs'));
+    expect(r.code).toBe(0);
+    // pi(200,000) .. pi(500,000)
+    for (const [n, limit] of [[17984, 200000], [25997, 300000], [33860, 400000], [41538, 500000]]) {
+      expect(r.stdout).toContain(`${n} primes up to ${limit}`);
+    }
+    expect(r.stdout).toMatch(/TimeoutError after \d+ ms: Task did not finish within 100 ms/);
+    expect(r.stdout).toMatch(/workers: pid \d+ \(\d+ jobs, started in \d+ ms\), pid \d+/);
+  });
+});
