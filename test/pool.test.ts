@@ -427,10 +427,14 @@ describe('Pool cancellation', () => {
 
   it('a timeout with cancelGraceMs lets a task that watches taskSignal() stop cleanly, without a kill', async () => {
     const pool = new mp.Pool({ processes: 1 });
-    await pool.apply(() => 0);
+    // The task's module imported first, and a timeout long enough that the task
+    // has started when it fires even on a loaded machine (a task cancelled
+    // before it starts is skipped, and would never write to the log).
+    expect(await pool.apply(task('steps'), [0])).toEqual([]);
     const before = pidsOf(pool);
     const log = mp.RawArray('i', 3);
-    await expect(pool.apply(task('untilCancelled'), [log], { timeout: 100, cancelGraceMs: 5000 })).rejects.toThrow(/within 100 ms.*asked to stop/);
+    await expect(pool.apply(task('untilCancelled'), [log], { timeout: 1000, cancelGraceMs: 5000 })).rejects.toThrow(/within 1000 ms.*asked to stop/);
+    expect(log[0]).toBe(1);
     while (log[1] === 0) await sleep(5);
     expect([log[0], log[1], log[2]]).toEqual([1, 1, 2]); // told by a TimeoutError
     expect(await pool.apply(() => 'next')).toBe('next');
