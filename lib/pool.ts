@@ -144,6 +144,8 @@ interface Job {
   worker?: Worker;
   timer?: NodeJS.Timeout;
   settled: boolean;
+  /** A 'cancel' for it went to its worker (see #cancelInWorkers). */
+  cancelled?: boolean;
 }
 
 /** One public call (map, imap, apply...): receives the results of its jobs. */
@@ -809,7 +811,8 @@ export class Pool {
       if (w.dead) continue;
       const ids = new Set<number>();
       for (const job of w.inflight) {
-        if (only !== undefined ? job !== only : job.call !== call) continue;
+        if ((only !== undefined ? job !== only : job.call !== call) || job.cancelled) continue;
+        job.cancelled = true;
         ids.add(job.id);
         // Settled: if this worker dies, these do not go back to the queue.
         job.settled = true;
@@ -960,8 +963,8 @@ export class Pool {
       // The caller's callback failed: its call fails with that error (and
       // its running tasks are cancelled, as by an abort); other calls go on.
       const call = job.call;
-      call.fail(e instanceof Error ? e : new Error(String(e)));
       this.#cancelInWorkers(call, 'abort', call.graceMs);
+      call.fail(e instanceof Error ? e : new Error(String(e)));
     }
   }
 

@@ -40,7 +40,9 @@ const kTaskHandle: unique symbol = Symbol.for('multiproc.taskHandle');
  * this process) and carries { module, export }; a worker imports the module
  * and calls that export, so the task may use the module's own imports (a
  * function sent as source text may not). The export name is fn's name unless
- * given. Under CommonJS, pass `__filename`.
+ * given; a worker that finds no such export looks for an exported handle
+ * carrying that name, so the handle itself may be the export, under any
+ * name. Under CommonJS, pass `__filename`.
  */
 export function defineTask<F extends (...args: never[]) => unknown>(moduleUrl: string | URL, fn: F, exportName?: string): F & TaskHandle {
   if (typeof fn !== 'function') throw new TypeError(`Expected "fn" to be the exported function, got ${describeValue(fn)}`);
