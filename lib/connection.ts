@@ -27,7 +27,7 @@ import { encodeBytes, recordBytes, type Encoded } from './codec';
 import { Channel } from './channel';
 import { BrokenPipeError, EOFError } from './errors';
 import { Kind } from './layout';
-import { native } from './native';
+import { holderAlive } from './liveness';
 import { registerKind, type Handle } from './reduction';
 import { kConsumersWaiting, kControlBytes, kDataSeq, kFutexSleeper, kOwnerWords, Ring } from './ring-buffer';
 import { roundCapacity } from './queues';
@@ -84,7 +84,7 @@ class PipeCore {
         continue;
       }
       const ctl = segment.payloadOffset + kWords + e * (kControlBytes + cap);
-      const ring = new Ring(segment.buffer, ctl, ctl + kControlBytes, cap, true);
+      const ring = new Ring(segment.buffer, ctl, ctl + kControlBytes, cap, true, segment.name);
       this.rings.push(ring);
       this.channels.push(new Channel(ring, {
         closedError: () => new EOFError('The other end of the pipe was closed'),
@@ -125,7 +125,7 @@ class PipeCore {
     if (Atomics.load(this.words, kOpen + peer) <= 0) return new Err('The other end of the pipe was closed');
     if (deep) {
       const pid = Atomics.load(this.words, kPid + peer);
-      if (pid !== 0 && pid !== process.pid && !native.isAlive(pid)) {
+      if (pid !== 0 && pid !== process.pid && !holderAlive(pid, this.segment.name)) {
         return new Err(`The process at the other end of the pipe (pid ${pid}) died`);
       }
     }

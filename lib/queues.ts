@@ -130,7 +130,7 @@ export class Queue<T = unknown> {
       throw new Error(`Segment '${seg.name}' does not hold a valid queue`);
     }
     this.#segment = seg;
-    this.#ring = new Ring(seg.buffer, seg.payloadOffset, seg.payloadOffset + kControlBytes, capacity, false);
+    this.#ring = new Ring(seg.buffer, seg.payloadOffset, seg.payloadOffset + kControlBytes, capacity, false, seg.name);
     this.#ring.joinable = (seg.param(1) & kFlagJoinable) !== 0;
     this.#channel = new Channel(this.#ring, { closedError }, Math.min(kBlobThreshold, capacity / 4));
     seg.bindTo(this);

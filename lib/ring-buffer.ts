@@ -199,6 +199,8 @@ export class Ring {
   readonly controlOffset: number;
   readonly dataOffset: number;
   readonly exclusive: boolean;
+  /** The segment the ring lives in: a pid found in a lock or record must map it to count as alive (liveness.ts). */
+  readonly segmentName: string | undefined;
   /** JoinableQueue: every reservation counts one unfinished task. */
   joinable = false;
   readonly #mask: number;
@@ -213,8 +215,9 @@ export class Ring {
   busyWord = 0;
   busyValue = 0;
 
-  constructor(buffer: ArrayBuffer, controlOffset: number, dataOffset: number, capacity: number, exclusive: boolean) {
+  constructor(buffer: ArrayBuffer, controlOffset: number, dataOffset: number, capacity: number, exclusive: boolean, segmentName?: string) {
     this.buffer = buffer;
+    this.segmentName = segmentName;
     this.controlOffset = controlOffset;
     this.dataOffset = dataOffset;
     this.capacity = capacity;
@@ -268,7 +271,7 @@ export class Ring {
       const held = Atomics.compareExchange(ctl, word, 0, pid);
       if (held === 0) return true;
       if (i < kSpins) continue;
-      if (held !== pid && !recentlyAlive(held)) {
+      if (held !== pid && !recentlyAlive(held, this.segmentName)) {
         // Its owner died inside the critical section; the state it guards is
         // consistent at every step (see the header), so take it over.
         if (Atomics.compareExchange(ctl, word, held, pid) === held) {
@@ -499,7 +502,7 @@ export class Ring {
       // Its producer is copying the payload right now (usually well under a µs).
       for (let i = 0; state < 0 && i < kSpins * 4; i++) state = Atomics.load(d, s);
       if (state < 0) {
-        if (recentlyAlive(-state)) return kWaitCommit;
+        if (recentlyAlive(-state, this.segmentName)) return kWaitCommit;
         // Its producer died. Only a record below tail is a record: at tail
         // it is a reservation that never finished, which the next producer
         // redoes. Re-read the state after tail: a producer that took the

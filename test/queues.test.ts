@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import * as mp from 'multiproc';
 import { collect, fixture, sleep } from './helpers';
@@ -221,6 +222,26 @@ describe('Queue between processes', () => {
 });
 
 describe('Queue in one process', () => {
+  it('a put lock left to a pid that now belongs to an unrelated program (a recycled pid) is taken over', async () => {
+    const q = new mp.Queue<number>();
+    const other = spawn('sleep', ['30'], { stdio: 'ignore' });
+    try {
+      const raw = mp.SharedMemory.attach((mp.toHandle(q) as unknown as { name: string }).name);
+      // The ring's put lock word: control block at the payload (64-byte header), word 2.
+      Atomics.store(new Int32Array(raw.buffer), 64 / 4 + 2, other.pid!);
+      raw.close();
+      if (process.platform === 'linux') {
+        q.putSync(7, 2000); // that pid does not map the queue: not a producer, the lock is taken over
+        expect(q.getSync(1000)).toBe(7);
+      } else {
+        expect(() => q.putSync(7, 500)).toThrow(mp.TimeoutError); // documented limit elsewhere
+      }
+    } finally {
+      other.kill('SIGKILL');
+      q.close();
+    }
+  });
+
   it('an uncloneable item is a TypeError and the queue is unchanged', async () => {
     const q = new mp.Queue();
     await q.put(1);

@@ -29,17 +29,22 @@
  *
  * Holder death: a waiter sleeps at most kSliceMs at a time. When a slice
  * times out and the word is unchanged, it asks the OS whether the owner pid
- * still runs (native.isAlive: kill(pid, 0) and not a zombie). If not, it
+ * still runs (kill(pid, 0), not a zombie, and on Linux maps this segment: see
+ * liveness.ts holderAlive). If not, it
  * CASes the word from the dead owner's value to its own: exactly one waiter
  * wins, gets the lock, and sees `ownerDied === true`; DEATHS counts these
  * recoveries for every process. A pid in the word rather than a robust futex
  * list (Linux-only, needs the kernel's cooperation per thread) or a pidfd
- * (Linux-only, per waiter) works the same on macOS. Limits: a recycled pid
- * looks alive (pid reuse within a lock's lifetime is rare but possible); a
- * worker thread that exits holding the lock while its process lives is not
- * detected (the process is alive).
+ * (Linux-only, per waiter) works the same on macOS. A recycled pid (the
+ * holder died and the OS gave its number to another program) is told apart
+ * on Linux: a live pid that does not map this lock's segment is not its
+ * holder (liveness.ts). Limits: on macOS a recycled pid looks alive (pid
+ * reuse within a lock's lifetime is rare but possible); a worker thread that
+ * exits holding the lock while its process lives is not detected (the
+ * process is alive).
  */
-import { native, WaitResult } from '../native';
+import { holderAlive } from '../liveness';
+import { WaitResult } from '../native';
 import { Kind } from '../layout';
 import { registerKind, type Handle } from '../reduction';
 import { attachShared, type Segment } from '../segment';
@@ -131,7 +136,7 @@ export class Mutex {
 
   #ownerDead(c: number, me: number): boolean {
     const pid = c & kPidMask;
-    return pid !== me && pid !== 0 && !native.isAlive(pid);
+    return pid !== me && pid !== 0 && !holderAlive(pid, this.#name);
   }
 
   /** Owned by this process and thread. */
