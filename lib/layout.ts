@@ -16,8 +16,8 @@
  */
 
 export const kMagic = 0x4f52504d; // bytes 'M' 'P' 'R' 'O'
-/** 2: the ring frontier word and codec tag 0x11 (a build of version 1 would misread both). */
-export const kLayoutVersion = 2;
+/** 3: a JoinableQueue counts done tasks (word 67), not unfinished ones; 2: the ring frontier word and codec tag 0x11. An older build would misread them. */
+export const kLayoutVersion = 3;
 export const kHeaderBytes = 64;
 
 /** Int32 indices into the header (byte offset / 4). */

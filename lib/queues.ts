@@ -29,7 +29,7 @@ import { Channel } from './channel';
 import { QueueClosedError, TimeoutError } from './errors';
 import { Kind } from './layout';
 import { registerKind, type Handle } from './reduction';
-import { kControlBytes, kJoinWaiters, kUnfinished, Ring } from './ring-buffer';
+import { kControlBytes, kDoneCount, kJoinWaiters, Ring } from './ring-buffer';
 import { attachShared, Segment } from './segment';
 import { kHandleTag, kToHandle } from './symbols';
 import { checkInteger, checkSignal, deadlineFrom, describeValue, remaining } from './validate';
@@ -307,7 +307,7 @@ export class JoinableQueue<T = unknown> extends Queue<T> {
 
   /** Number of items put and not yet marked done. */
   get unfinishedTasks(): number {
-    return Atomics.load(this.ring.ctl, kUnfinished);
+    return this.ring.unfinished();
   }
 
   /** Resolves once every item put has been marked done with taskDone() (by any process). */
@@ -315,14 +315,15 @@ export class JoinableQueue<T = unknown> extends Queue<T> {
     const { deadline, signal } = putOptions(opts);
     const ring = this.ring;
     const ctl = ring.ctl;
+    // Sleeps on doneCount: the taskDone() that brings the count to 0 wakes joiners.
     for (;;) {
-      const v = Atomics.load(ctl, kUnfinished);
-      if (v <= 0) return;
+      const done = Atomics.load(ctl, kDoneCount);
+      if (ring.unfinished() <= 0) return;
       if (deadline !== Infinity && remaining(deadline) <= 0) throw new TimeoutError('join timed out: tasks still unfinished');
       Atomics.add(ctl, kJoinWaiters, 1);
       try {
-        if (Atomics.load(ctl, kUnfinished) !== v) continue;
-        await waitAsync(ring.buffer, ring.byteOffset(kUnfinished), v, Math.min(kJoinSliceMs, remaining(deadline)), signal);
+        if (Atomics.load(ctl, kDoneCount) !== done) continue;
+        await waitAsync(ring.buffer, ring.byteOffset(kDoneCount), done, Math.min(kJoinSliceMs, remaining(deadline)), signal);
       } finally {
         Atomics.sub(ctl, kJoinWaiters, 1);
       }
@@ -335,12 +336,12 @@ export class JoinableQueue<T = unknown> extends Queue<T> {
     const ring = this.ring;
     const ctl = ring.ctl;
     for (;;) {
-      const v = Atomics.load(ctl, kUnfinished);
-      if (v <= 0) return true;
+      const done = Atomics.load(ctl, kDoneCount);
+      if (ring.unfinished() <= 0) return true;
       if (deadline !== Infinity && remaining(deadline) <= 0) return false;
       Atomics.add(ctl, kJoinWaiters, 1);
-      if (Atomics.load(ctl, kUnfinished) === v) {
-        waitSync(ring.buffer, ring.byteOffset(kUnfinished), v, Math.min(kJoinSliceMs, remaining(deadline))) satisfies WaitResult;
+      if (Atomics.load(ctl, kDoneCount) === done) {
+        waitSync(ring.buffer, ring.byteOffset(kDoneCount), done, Math.min(kJoinSliceMs, remaining(deadline))) satisfies WaitResult;
       }
       Atomics.sub(ctl, kJoinWaiters, 1);
     }

@@ -32,7 +32,7 @@
  *   4     64    capacity          creator              everyone (checked on attach)
  *         65    maxsize           creator              producers
  *         66    closed            close()              everyone
- *         67    unfinished        JoinableQueue: put (+1), taskDone (-1)
+ *         67    doneCount         JoinableQueue: taskDone (+1, by CAS); unfinished = putCount - doneCount
  *         68    joinWaiters       JoinableQueue.join
  *   5     80..  owner words       free for the owner (Pipe: 80 = CPU its writer last sent from, + 1)
  *
@@ -95,8 +95,9 @@
  * Crash safety (a process SIGKILLed at any instruction):
  * - in putLock after tail moved, before putCount: the next producer to take
  *   the lock over finds tail past the journaled tail and stores the journaled
- *   count (see #repairPutCount). (unfinished, for a JoinableQueue, has no
- *   such repair: it can stay off by one, as documented.)
+ *   count (see #repairPutCount). A JoinableQueue's unfinished count is
+ *   putCount - doneCount, so the same repair keeps it right (a consumer
+ *   that skips such a record takes the lock over first, see #take).
  * - in putLock before tail moved: the next producer finds the lock held by a
  *   dead pid (recentlyAlive), steals it, and rewrites the same position;
  *   whatever the dead one wrote is at or beyond tail. A consumer that meets
@@ -148,7 +149,8 @@ export const kProducersWaiting = 49;
 export const kCapacity = 64;
 export const kMaxsize = 65;
 export const kClosed = 66;
-export const kUnfinished = 67;
+/** JoinableQueue: items marked done. Unfinished tasks are putCount - doneCount, so the one count a producer's death could leave wrong is putCount, which the put journal repairs. */
+export const kDoneCount = 67;
 export const kJoinWaiters = 68;
 export const kOwnerWords = 80;
 
@@ -201,7 +203,7 @@ export class Ring {
   readonly exclusive: boolean;
   /** The segment the ring lives in: a pid found in a lock or record must map it to count as alive (liveness.ts). */
   readonly segmentName: string | undefined;
-  /** JoinableQueue: every reservation counts one unfinished task. */
+  /** JoinableQueue: a record skipped after its producer died counts as done (see #take). */
   joinable = false;
   readonly #mask: number;
   /** Largest payload a record can hold (a record must fit in half the ring, see padding). */
@@ -406,7 +408,6 @@ export class Ring {
         if (padAt >= 0) Atomics.store(d, padAt, padTag);
         Atomics.store(ctl, kPutCount, count);
       }
-      if (this.joinable) Atomics.add(ctl, kUnfinished, k);
       return k;
     } finally {
       if (!this.exclusive) this.#unlock(kPutLock);
@@ -518,7 +519,14 @@ export class Ring {
         // Died before committing: skip the record.
         Atomics.store(ctl, kHead, (h + recordBytes(lenWord & kLenMask)) | 0);
         ctl[kGetCount] = (ctl[kGetCount] + 1) | 0;
-        if (this.joinable) this.taskDone(); // nobody will ever get it, so nobody will call taskDone
+        if (this.joinable) {
+          // Nobody will ever get it, so nobody will call taskDone. If its
+          // producer died holding the put lock, this record may not be in
+          // putCount yet: take the lock over (that repairs the count from
+          // the journal) before marking it done, or the two would not balance.
+          if (Atomics.load(ctl, kPutLock) === -state && this.#lock(kPutLock)) this.#unlock(kPutLock);
+          this.taskDone();
+        }
         continue;
       }
       if (state !== tag(h)) {
@@ -560,14 +568,25 @@ export class Ring {
     }
   }
 
+  /**
+   * JoinableQueue: items put and not yet marked done. doneCount is read
+   * before putCount, and putCount only grows: the difference is never less
+   * than the count at the instant putCount was read (0 here means all done).
+   */
+  unfinished(): number {
+    const done = Atomics.load(this.ctl, kDoneCount);
+    return (Atomics.load(this.ctl, kPutCount) - done) | 0;
+  }
+
   /** JoinableQueue: one task finished. Returns false (and changes nothing) when none was unfinished. */
   taskDone(): boolean {
     const ctl = this.ctl;
     for (;;) {
-      const v = Atomics.load(ctl, kUnfinished);
-      if (v <= 0) return false;
-      if (Atomics.compareExchange(ctl, kUnfinished, v, v - 1) !== v) continue;
-      if (v === 1 && Atomics.load(ctl, kJoinWaiters) > 0) wake(this.buffer, this.byteOffset(kUnfinished), -1);
+      const done = Atomics.load(ctl, kDoneCount);
+      const left = (Atomics.load(ctl, kPutCount) - done) | 0;
+      if (left <= 0) return false;
+      if (Atomics.compareExchange(ctl, kDoneCount, done, (done + 1) | 0) !== done) continue;
+      if (left === 1 && Atomics.load(ctl, kJoinWaiters) > 0) wake(this.buffer, this.byteOffset(kDoneCount), -1);
       return true;
     }
   }

@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import * as mp from 'multiproc';
 import { collect, fixture, sleep } from './helpers';
@@ -222,6 +222,61 @@ describe('Queue between processes', () => {
 });
 
 describe('Queue in one process', () => {
+  it('JoinableQueue: a producer killed holding the put lock, after counting its record, leaves the unfinished count right', () => {
+    // The state such a producer leaves, written by hand: it journaled and
+    // reserved one record (tail moved, putCount counted it, the record says
+    // -pid), and died before anything else. Word offsets: 64-byte header,
+    // the ring's control block (6 x 64 bytes), then the data area.
+    const q = new mp.JoinableQueue<number>();
+    const dead = spawnSync('true').pid!; // a pid that has exited
+    const raw = mp.SharedMemory.attach((mp.toHandle(q) as unknown as { name: string }).name);
+    const w = new Int32Array(raw.buffer);
+    const ctl = 64 / 4;
+    const data = (64 + 6 * 64) / 4;
+    w[data] = -dead; // state: being written by `dead`
+    w[data + 1] = 8; // payload bytes: the record spans 16 bytes
+    w[ctl + 4] = 0; // journal: the tail it started from...
+    w[ctl + 5] = 1; // ...and the count it would publish
+    w[ctl + 1] = 1; // putCount: counted
+    Atomics.store(w, ctl + 0, 16); // tail: past the record
+    Atomics.store(w, ctl + 2, dead); // the put lock, still held by the dead producer
+    raw.close();
+    q.putSync(5, 2000); // takes the lock over from the dead producer
+    expect(q.getSync(1000)).toBe(5); // the dead producer's record is skipped, and counted done
+    expect(q.unfinishedTasks).toBe(1); // only the 5 is unfinished
+    q.taskDone();
+    expect(q.unfinishedTasks).toBe(0);
+    expect(q.joinSync(1000)).toBe(true);
+    expect(() => q.taskDone()).toThrow(RangeError);
+    q.close();
+  });
+
+  it('JoinableQueue: a producer killed before counting its record, met first by a consumer, leaves the count right', () => {
+    // As above, but killed before storing putCount, and a consumer reaches
+    // the record before any producer takes the lock over: it must count the
+    // record (the journal) before it marks it done.
+    const q = new mp.JoinableQueue<number>();
+    const dead = spawnSync('true').pid!;
+    const raw = mp.SharedMemory.attach((mp.toHandle(q) as unknown as { name: string }).name);
+    const w = new Int32Array(raw.buffer);
+    const ctl = 64 / 4;
+    const data = (64 + 6 * 64) / 4;
+    w[data] = -dead;
+    w[data + 1] = 8;
+    w[ctl + 4] = 0;
+    w[ctl + 5] = 1;
+    Atomics.store(w, ctl + 0, 16); // tail moved; putCount (w[ctl + 1]) still 0
+    Atomics.store(w, ctl + 2, dead);
+    raw.close();
+    expect(() => q.getNowait()).toThrow(mp.QueueEmptyError); // the record is skipped: nothing to get
+    expect(q.unfinishedTasks).toBe(0);
+    q.putSync(6, 2000);
+    expect(q.getSync(1000)).toBe(6);
+    q.taskDone();
+    expect(q.joinSync(1000)).toBe(true);
+    q.close();
+  });
+
   it('a put lock left to a pid that now belongs to an unrelated program (a recycled pid) is taken over', async () => {
     const q = new mp.Queue<number>();
     const other = spawn('sleep', ['30'], { stdio: 'ignore' });
