@@ -27,7 +27,7 @@ import { encodeBytes, recordBytes, type Encoded } from './codec';
 import { Channel } from './channel';
 import { BrokenPipeError, EOFError } from './errors';
 import { Kind } from './layout';
-import { holderAlive } from './liveness';
+import { native } from './native';
 import { registerKind, type Handle } from './reduction';
 import { kConsumersWaiting, kControlBytes, kDataSeq, kFutexSleeper, kOwnerWords, Ring } from './ring-buffer';
 import { roundCapacity } from './queues';
@@ -125,7 +125,11 @@ class PipeCore {
     if (Atomics.load(this.words, kOpen + peer) <= 0) return new Err('The other end of the pipe was closed');
     if (deep) {
       const pid = Atomics.load(this.words, kPid + peer);
-      if (pid !== 0 && pid !== process.pid && !holderAlive(pid, this.segment.name)) {
+      // The plain pid check: the pid word names the last process that made a
+      // Connection for that end, which may have handed the end on and closed
+      // its own (a live process that no longer maps the segment is not a
+      // dead peer here, unlike a lock holder).
+      if (pid !== 0 && pid !== process.pid && !native.isAlive(pid)) {
         return new Err(`The process at the other end of the pipe (pid ${pid}) died`);
       }
     }

@@ -16,7 +16,7 @@
  *
  * Exports: recentlyAlive, holderAlive, mapsSegment, kTrustMs.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { native } from './native';
 
 export const kTrustMs = 200;
@@ -44,21 +44,34 @@ export function holderAlive(pid: number, segmentName: string): boolean {
 /**
  * Whether process pid maps the shared memory segment `name` (with or
  * without its leading '/'): true, false, or null where that cannot be known
- * (not Linux, or the process's maps are not readable: another user's).
+ * (not Linux, the segment cannot be stat'ed, or the process's maps are not
+ * readable: another user's). Matched by the segment's inode, not by its
+ * path: /proc/PID/maps prints paths as its reader's root and mounts resolve
+ * them (/dev/shm may be a link, the reader chrooted), and a path that did
+ * not match would make a live holder look gone.
  */
 export function mapsSegment(pid: number, name: string): boolean | null {
   if (process.platform !== 'linux') return null;
+  const file = name.startsWith('/') ? name.slice(1) : name;
+  let ino: number;
   let maps: string;
   try {
+    ino = statSync(`/dev/shm/${file}`).ino;
     maps = readFileSync(`/proc/${pid}/maps`, 'latin1');
   } catch {
     return null;
   }
-  // "/dev/shm/<name>", or "<name> (deleted)" once unlinked; the path ends the line either way.
-  const path = `/dev/shm/${name.startsWith('/') ? name.slice(1) : name}`;
-  for (let i = maps.indexOf(path); i >= 0; i = maps.indexOf(path, i + 1)) {
-    const end = i + path.length;
-    if (end === maps.length || maps[end] === '\n' || maps[end] === ' ') return true;
+  // Each line: address perms offset dev inode [path]; the segment's lines end with its name.
+  const inode = ` ${ino} `;
+  for (let i = maps.indexOf(file); i >= 0; i = maps.indexOf(file, i + 1)) {
+    const lineStart = maps.lastIndexOf('\n', i) + 1;
+    const fields = maps.slice(lineStart, i);
+    if (fields.includes(inode)) return true;
+  }
+  // A path printed otherwise (see above): look for the inode alone.
+  for (const line of maps.split('\n')) {
+    const f = line.split(/\s+/, 6);
+    if (f.length >= 5 && f[4] === String(ino) && f[4] !== '0') return true;
   }
   return false;
 }

@@ -117,7 +117,7 @@
  */
 import { recentlyAlive } from './liveness';
 import { myPid } from './synchronize/common';
-import { wake } from './wait';
+import { waitSync, wake } from './wait';
 import { sendWake } from './wake-socket';
 
 export const kLine = 64;
@@ -516,17 +516,17 @@ export class Ring {
           Atomics.store(ctl, kHead, (h + this.capacity - off) | 0);
           continue;
         }
-        // Died before committing: skip the record.
+        // Died before committing: skip the record. If it died holding the
+        // put lock, the record may not be in putCount yet: hold the put lock
+        // once first (whoever takes it over from the dead producer repairs
+        // the count from the journal: us, or a producer that got there
+        // first and must finish), so that getCount, and a JoinableQueue's
+        // done mark, never run ahead of putCount (qsize() would read -1, a
+        // done mark could be refused and join() never end).
+        if (!this.exclusive) this.#holdPutLockOnce();
         Atomics.store(ctl, kHead, (h + recordBytes(lenWord & kLenMask)) | 0);
         ctl[kGetCount] = (ctl[kGetCount] + 1) | 0;
-        if (this.joinable) {
-          // Nobody will ever get it, so nobody will call taskDone. If its
-          // producer died holding the put lock, this record may not be in
-          // putCount yet: take the lock over (that repairs the count from
-          // the journal) before marking it done, or the two would not balance.
-          if (Atomics.load(ctl, kPutLock) === -state && this.#lock(kPutLock)) this.#unlock(kPutLock);
-          this.taskDone();
-        }
+        if (this.joinable) this.taskDone(); // nobody will ever get it, so nobody will call taskDone
         continue;
       }
       if (state !== tag(h)) {
@@ -546,6 +546,14 @@ export class Ring {
         if (Atomics.load(ctl, kProducersWaiting) !== 0) this.#maybeWakeProducers(nh);
       }
     }
+  }
+
+  /** Takes the put lock and releases it (crash recovery only: a live holder keeps it for a few instructions). */
+  #holdPutLockOnce(): void {
+    for (let i = 0; !this.#lock(kPutLock); i++) {
+      if (i >= 16) waitSync(this.buffer, this.byteOffset(kPutLock), this.busyValue, 1);
+    }
+    this.#unlock(kPutLock);
   }
 
   /** Whether a record is ready at head (for poll); no lock taken, no state changed. */
