@@ -61,17 +61,11 @@ export function mapsSegment(pid: number, name: string): boolean | null {
   } catch {
     return null;
   }
-  // Each line: address perms offset dev inode [path]; the segment's lines end with its name.
-  const inode = ` ${ino} `;
-  for (let i = maps.indexOf(file); i >= 0; i = maps.indexOf(file, i + 1)) {
-    const lineStart = maps.lastIndexOf('\n', i) + 1;
-    const fields = maps.slice(lineStart, i);
-    if (fields.includes(inode)) return true;
-  }
-  // A path printed otherwise (see above): look for the inode alone.
+  // Each line: address perms offset dev inode [path]. (An unrelated file with
+  // the same inode number on another filesystem reads as "maps it": the safe side.)
+  const inode = String(ino);
   for (const line of maps.split('\n')) {
-    const f = line.split(/\s+/, 6);
-    if (f.length >= 5 && f[4] === String(ino) && f[4] !== '0') return true;
+    if (line.split(' ', 5)[4] === inode) return true;
   }
   return false;
 }

@@ -118,6 +118,8 @@ describe('Lock across processes', () => {
     const lock = new mp.Lock();
     const { child, done } = start('sync-holder.mjs', { lock: mp.toHandle(lock) });
     await stdoutHas(child, 'held');
+    // A live holder is one (it maps the lock's segment): a wait of several slices does not take it over.
+    expect(lock.acquireSync(700)).toBe(false);
     child.kill('SIGKILL');
     await done;
     expect(lock.acquireSync(2000)).toBe(true);
