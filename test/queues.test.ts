@@ -222,12 +222,15 @@ describe('Queue between processes', () => {
 });
 
 describe('Queue in one process', () => {
-  it('JoinableQueue: a producer killed holding the put lock, after counting its record, leaves the unfinished count right', () => {
-    // The state such a producer leaves, written by hand: it journaled and
-    // reserved one record (tail moved, putCount counted it, the record says
-    // -pid), and died before anything else. Word offsets: 64-byte header,
-    // the ring's control block (6 x 64 bytes), then the data area.
-    const q = new mp.JoinableQueue<number>();
+  /**
+   * Writes by hand the state a producer leaves when it is SIGKILLed holding
+   * the put lock, just after reserving one 8-byte record at position 0 (it
+   * journaled the tail it started from and the count it would publish, and
+   * moved tail; the record says -pid): `counted` says whether it stored
+   * putCount before it died. Word offsets: the 64-byte header, the ring's
+   * control block (6 x 64 bytes), then the data area.
+   */
+  function leaveDeadProducer(q: mp.Queue<number>, counted: boolean): void {
     const dead = spawnSync('true').pid!; // a pid that has exited
     const raw = mp.SharedMemory.attach((mp.toHandle(q) as unknown as { name: string }).name);
     const w = new Int32Array(raw.buffer);
@@ -237,10 +240,15 @@ describe('Queue in one process', () => {
     w[data + 1] = 8; // payload bytes: the record spans 16 bytes
     w[ctl + 4] = 0; // journal: the tail it started from...
     w[ctl + 5] = 1; // ...and the count it would publish
-    w[ctl + 1] = 1; // putCount: counted
+    if (counted) w[ctl + 1] = 1; // putCount
     Atomics.store(w, ctl + 0, 16); // tail: past the record
     Atomics.store(w, ctl + 2, dead); // the put lock, still held by the dead producer
     raw.close();
+  }
+
+  it('JoinableQueue: a producer killed holding the put lock, after counting its record, leaves the unfinished count right', () => {
+    const q = new mp.JoinableQueue<number>();
+    leaveDeadProducer(q, true);
     q.putSync(5, 2000); // takes the lock over from the dead producer
     expect(q.getSync(1000)).toBe(5); // the dead producer's record is skipped, and counted done
     expect(q.unfinishedTasks).toBe(1); // only the 5 is unfinished
@@ -252,24 +260,13 @@ describe('Queue in one process', () => {
   });
 
   it('JoinableQueue: a producer killed before counting its record, met first by a consumer, leaves the count right', () => {
-    // As above, but killed before storing putCount, and a consumer reaches
-    // the record before any producer takes the lock over: it must count the
-    // record (the journal) before it marks it done.
+    // The consumer reaches the record before any producer takes the lock
+    // over: it must count the record (the journal) before it marks it done.
     const q = new mp.JoinableQueue<number>();
-    const dead = spawnSync('true').pid!;
-    const raw = mp.SharedMemory.attach((mp.toHandle(q) as unknown as { name: string }).name);
-    const w = new Int32Array(raw.buffer);
-    const ctl = 64 / 4;
-    const data = (64 + 6 * 64) / 4;
-    w[data] = -dead;
-    w[data + 1] = 8;
-    w[ctl + 4] = 0;
-    w[ctl + 5] = 1;
-    Atomics.store(w, ctl + 0, 16); // tail moved; putCount (w[ctl + 1]) still 0
-    Atomics.store(w, ctl + 2, dead);
-    raw.close();
+    leaveDeadProducer(q, false);
     expect(() => q.getNowait()).toThrow(mp.QueueEmptyError); // the record is skipped: nothing to get
     expect(q.unfinishedTasks).toBe(0);
+    expect(q.qsize()).toBe(0); // putCount repaired before getCount counted the skip
     q.putSync(6, 2000);
     expect(q.getSync(1000)).toBe(6);
     q.taskDone();
