@@ -114,6 +114,51 @@ describe('Lock across processes', () => {
     }
   });
 
+  it('a Semaphore (trackHolders) and a Condition do not take a recycled pid for a holder or a waiter', async () => {
+    // Slots that name a live process which never mapped the segment: what a
+    // holder (waiter) that died leaves when its pid has gone to another program.
+    const other = spawn('sleep', ['30'], { stdio: 'ignore' });
+    const sem = new mp.Semaphore(0, { trackHolders: true, maxHolders: 2 });
+    const cond = new mp.Condition();
+    try {
+      let raw = mp.SharedMemory.attach(sem.segmentName);
+      const sw = new Int32Array(raw.buffer, 64); // the payload, after the 64-byte header
+      sw[16] = other.pid!; // holder slot 0: pid, permits
+      sw[17] = 1;
+      raw.close();
+      raw = mp.SharedMemory.attach(cond.segmentName);
+      const cw = new Int32Array(raw.buffer, 64);
+      cw[16] = 1; // slot 0: WAITING, ticket 0, that pid
+      cw[17] = 0;
+      cw[18] = other.pid!;
+      cw[1] = 1; // NEXT
+      cw[2] = 1; // USED
+      cw[3] = 1; // HIGH
+      raw.close();
+      const permit = sem.acquireSync(1500);
+      await cond.acquire();
+      const waited = cond.wait(1500); // slot 1, ticket 1: behind the ghost
+      await cond.acquire();
+      cond.notify(1);
+      cond.release();
+      const notified = await waited;
+      cond.release();
+      if (process.platform === 'linux') {
+        expect(permit).toBe(true);
+        expect(sem.recoveredPermits).toBe(1);
+        expect(notified).toBe(true); // the notification was not spent on the ghost
+        sem.release();
+      } else {
+        expect(permit).toBe(false); // documented limit: elsewhere a recycled pid looks alive
+        expect(notified).toBe(false);
+      }
+    } finally {
+      other.kill('SIGKILL');
+      sem.close();
+      cond.close();
+    }
+  });
+
   it('acquireSync and tryAcquire also recover from a dead holder', async () => {
     const lock = new mp.Lock();
     const { child, done } = start('sync-holder.mjs', { lock: mp.toHandle(lock) });

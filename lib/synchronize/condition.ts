@@ -258,7 +258,7 @@ export class Condition extends Acquirable {
     for (const { at } of waiting) {
       if (marked >= n) break;
       const pid = w[at + S_PID];
-      if (pid !== me && !recentlyAlive(pid)) {
+      if (pid !== me && !recentlyAlive(pid, this.#segment.name)) {
         if (Atomics.compareExchange(w, at + S_STATE, WAITING, FREE) === WAITING) Atomics.sub(w, USED, 1);
         continue;
       }

@@ -38,14 +38,14 @@
  * counting into it); a full table first reclaims the slots of dead pids.
  */
 import { Kind } from '../layout';
-import { native, WaitResult } from '../native';
+import { WaitResult } from '../native';
 import { registerKind, type Handle } from '../reduction';
 import { attachShared, type Segment } from '../segment';
 import { kHandleTag, kToHandle } from '../symbols';
 import { checkInteger, describeValue, remaining } from '../validate';
 import { wake } from '../wait';
 import {
-  acquireAsync, acquireBlocking, type AcquireSteps, Acquirable, adopt, closedError, closeWaking, isAdopting, kSliceMs, LocalQueue, myPid, parseAcquireOptions, segmentFor, type AcquireOptions,
+  acquireAsync, acquireBlocking, type AcquireSteps, Acquirable, adopt, closedError, closeWaking, isAdopting, kSliceMs, LocalQueue, myPid, parseAcquireOptions, recentlyAlive, segmentFor, type AcquireOptions,
 } from './common';
 
 const VALUE = 0;
@@ -199,7 +199,8 @@ export class Semaphore extends Acquirable {
     let total = 0;
     for (let at = kSlotsAt; at < end; at += 2) {
       const pid = Atomics.load(w, at);
-      if (pid <= 0 || pid === me || native.isAlive(pid)) continue;
+      // recentlyAlive with the segment: a pid the OS has given to a program that never mapped this semaphore is not a holder (liveness.ts).
+      if (pid <= 0 || pid === me || recentlyAlive(pid, this.#segment.name)) continue;
       if (Atomics.compareExchange(w, at, pid, -1) !== pid) continue;
       const n = Atomics.exchange(w, at + 1, 0);
       Atomics.store(w, at, 0);
