@@ -108,7 +108,13 @@ export interface PoolStats {
   state: 'running' | 'closed' | 'terminated';
   processes: number;
   workers: WorkerStats[];
-  tasks: { queued: number; running: number; done: number; failed: number };
+  /**
+   * Items (tasks) by state. `cancelled`: items that gave no result because
+   * their call was aborted, timed out or left early (imap), or the pool was
+   * terminated: dropped from the queue, skipped or stopped in a worker. The
+   * job (chunk) a timeout stopped counts as failed: its call rejected with it.
+   */
+  tasks: { queued: number; running: number; done: number; failed: number; cancelled: number };
 }
 
 /** Serialized error from a worker. */
@@ -146,6 +152,8 @@ interface Job {
   settled: boolean;
   /** A 'cancel' for it went to its worker (see #cancelInWorkers). */
   cancelled?: boolean;
+  /** Its items are counted in stats() (done / failed / cancelled), once. */
+  tallied?: boolean;
 }
 
 /** One public call (map, imap, apply...): receives the results of its jobs. */
@@ -283,6 +291,7 @@ export class Pool {
   #crashes = 0;
   #done = 0;
   #failed = 0;
+  #cancelled = 0;
   #fatal: Error | undefined;
   readonly #calls = new Set<Call>();
   readonly #signalHandler: ((sig: NodeJS.Signals) => void) | undefined;
@@ -390,7 +399,7 @@ export class Pool {
       state: this.#state,
       processes: this.#processes,
       workers,
-      tasks: { queued: this.#queue.items(), running, done: this.#done, failed: this.#failed },
+      tasks: { queued: this.#queue.items(), running, done: this.#done, failed: this.#failed, cancelled: this.#cancelled },
     };
   }
 
@@ -703,6 +712,7 @@ export class Pool {
     this.#queue.removeWhere((job) => {
       if (job.call !== call) return false;
       job.settled = true;
+      this.#tally(job, 0, 0);
       return true;
     });
   }
@@ -846,8 +856,17 @@ export class Pool {
     if (job.settled) return;
     job.settled = true;
     if (job.timer) clearTimeout(job.timer);
-    this.#failed += job.items.length;
+    this.#tally(job, 0, job.items.length);
     if (!job.call.done) job.call.onError(job, err);
+  }
+
+  /** Counts a job's items once: `done` gave results, `failed` failed, the rest were cancelled. */
+  #tally(job: Job, done: number, failed: number): void {
+    if (job.tallied) return;
+    job.tallied = true;
+    this.#done += done;
+    this.#failed += failed;
+    this.#cancelled += job.items.length - done - failed;
   }
 
   // ---- workers --------------------------------------------------------------
@@ -931,16 +950,14 @@ export class Pool {
       this.#fnItemMs.set(job.fnKey, fnMs === undefined ? per : fnMs * 0.8 + per * 0.2);
     }
     if (job.timer) clearTimeout(job.timer);
+    // Also a job cancelled while it ran: what it finished before it stopped is done.
+    if (msg.ok) this.#tally(job, job.items.length, 0);
+    else this.#tally(job, msg.index, msg.cancelled ? 0 : job.items.length - msg.index);
     if (!job.settled) {
       job.settled = true;
       if (msg.ok) {
-        this.#done += job.items.length;
         if (!job.call.done) job.call.onResult(job, msg.values);
-      } else {
-        this.#done += msg.index;
-        this.#failed += job.items.length - msg.index;
-        if (!job.call.done) job.call.onError(job, remoteError(msg.error, w.pid));
-      }
+      } else if (!job.call.done) job.call.onError(job, remoteError(msg.error, w.pid));
     }
     const max = this.#options.maxTasksPerChild;
     const cap = this.#options.maxWorkerMemoryMb;
@@ -1023,10 +1040,15 @@ export class Pool {
         }),
       );
     }
+    // Cancelled jobs it was running or holding end here.
+    if (running !== undefined) this.#tally(running, 0, 0);
     // Jobs the worker had not started go back to the front of the queue.
     for (let i = queued.length - 1; i >= 0; i--) {
       const job = queued[i];
-      if (job.settled) continue;
+      if (job.settled) {
+        this.#tally(job, 0, 0);
+        continue;
+      }
       if (job.timer) clearTimeout(job.timer);
       job.worker = undefined;
       this.#queue.unshift(job);
@@ -1073,6 +1095,7 @@ export class Pool {
     for (const w of this.#workers) jobs.push(...w.inflight);
     for (const job of jobs) {
       job.settled = true;
+      this.#tally(job, 0, 0);
       if (job.timer) clearTimeout(job.timer);
     }
     for (const call of [...this.#calls]) call.fail(err);

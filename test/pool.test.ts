@@ -403,6 +403,8 @@ describe('Pool cancellation', () => {
     expect([log[0], log[1], log[2]]).toEqual([1, 1, 1]); // stopped, told by an AbortError; the rest of its chunk never ran
     expect(await pool.apply((x: number) => x + 1, [1])).toBe(2);
     expect(pidsOf(pool)).toEqual(before); // no kill, no replacement
+    // The chunk's first task returned when told to stop (done); the two skipped are cancelled.
+    expect(pool.stats().tasks).toEqual({ queued: 0, running: 0, done: 3, failed: 0, cancelled: 2 });
     expect(mp.taskSignal().aborted).toBe(false); // outside a task: never aborts
     await pool.terminate();
     log.close();
@@ -421,6 +423,7 @@ describe('Pool cancellation', () => {
     expect(await pool.apply((x: number) => x * 3, [5])).toBe(15); // ran on the replacement
     expect(pidsOf(pool)).not.toEqual(before);
     for (const pid of before) expect(alive(pid)).toBe(false);
+    expect(pool.stats().tasks).toEqual({ queued: 0, running: 0, done: 2, failed: 0, cancelled: 1 });
     await pool.terminate();
     log.close();
   });
@@ -439,6 +442,7 @@ describe('Pool cancellation', () => {
     expect([log[0], log[1], log[2]]).toEqual([1, 1, 2]); // told by a TimeoutError
     expect(await pool.apply(() => 'next')).toBe('next');
     expect(pidsOf(pool)).toEqual(before);
+    expect(pool.stats().tasks).toEqual({ queued: 0, running: 0, done: 2, failed: 1, cancelled: 0 }); // the timed-out one failed
     await pool.terminate();
     log.close();
   });
@@ -455,6 +459,8 @@ describe('Pool cancellation', () => {
     expect(await pool.apply((x: number) => x, [7])).toBe(7); // the replacement runs new work...
     await sleep(200);
     expect(log[0]).toBe(1); // ...and none of the aborted call's chunks
+    // Killed, held by the killed worker, or still queued: all four counted once, as cancelled.
+    expect(pool.stats().tasks).toEqual({ queued: 0, running: 0, done: 1, failed: 0, cancelled: 4 });
     await pool.terminate();
     log.close();
   });
