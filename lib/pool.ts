@@ -66,6 +66,17 @@ export interface PoolOptions {
   startMethod?: StartMethod;
   /** Turn SIGINT/SIGTERM into AbortError for pending calls (default true; skipped if you have your own handler). */
   handleSignals?: boolean;
+  /**
+   * Backpressure: once this many tasks are pending (submitted, not yet
+   * finished), `needsDrain` is true and `submit()` waits. Default 4 per
+   * worker. map/apply/imap are not limited by it (imap has maxInFlight).
+   */
+  maxPending?: number;
+}
+
+/** What submit() resolves with: the task's own promise, wrapped so that waiting for room and waiting for the result stay separate. */
+export interface Submitted<R> {
+  result: Promise<R>;
 }
 
 export interface CallOptions {
@@ -292,6 +303,12 @@ export class Pool {
   #done = 0;
   #failed = 0;
   #cancelled = 0;
+  /** Items submitted by any call and not yet done, failed or cancelled. */
+  #pending = 0;
+  readonly #maxPending: number;
+  /** Callers of submit() and drained() waiting for #pending < #maxPending, first come first served. */
+  readonly #roomWaiters: { run: () => void; fail: (e: unknown) => void }[] = [];
+  #serveScheduled = false;
   #fatal: Error | undefined;
   readonly #calls = new Set<Call>();
   readonly #signalHandler: ((sig: NodeJS.Signals) => void) | undefined;
@@ -309,6 +326,7 @@ export class Pool {
       throw new RangeError(`Expected "maxWorkerMemoryMb" to be a positive number, got ${describeValue(options.maxWorkerMemoryMb)}`);
     }
     if (options.initargs !== undefined && !Array.isArray(options.initargs)) throw new TypeError('Expected "initargs" to be an array');
+    this.#maxPending = options.maxPending === undefined ? 4 * this.#processes : checkInteger('maxPending', options.maxPending, 1);
     this.#forked = (options.startMethod ?? context.getStartMethod()) !== 'spawn';
     this.#initializer = options.initializer === undefined ? undefined : describeTask(options.initializer, 'initializer');
     if (this.#initializer !== undefined) checkForkedImport(this.#initializer, this.#forked, 'The pool initializer');
@@ -353,10 +371,91 @@ export class Pool {
     return this.#imap(fn as TaskRef, iterable as Iterable<unknown>, false, options) as AsyncIterableIterator<R>;
   }
 
+  /**
+   * apply() with backpressure (USER-ASKS N9): waits, without blocking the
+   * event loop, until fewer than `maxPending` tasks are pending, then
+   * submits fn(...args). Submitters are served in call order. Resolves with
+   * `{ result }`: attach a handler to `result` (it rejects as apply() would).
+   * Rejects if the pool is closed while it waits, or on `options.signal`.
+   */
+  submit<A extends unknown[], R>(fn: TaskRef<A, R>, args: A = [] as unknown as A, options: ApplyOptions = {}): Promise<Submitted<R>> {
+    try {
+      this.#checkOpen();
+      if (this.#roomWaiters.length === 0 && this.#pending < this.#maxPending) return Promise.resolve({ result: this.apply(fn, args, options) });
+      const signal = checkSignal(options?.signal);
+      signal?.throwIfAborted();
+      return new Promise((resolve, reject) => {
+        const waiter = {
+          run: () => {
+            signal?.removeEventListener('abort', onAbort);
+            try {
+              this.#checkOpen();
+              resolve({ result: this.apply(fn, args, options) });
+            } catch (e) {
+              reject(e);
+            }
+          },
+          fail: (e: unknown) => {
+            signal?.removeEventListener('abort', onAbort);
+            reject(e);
+          },
+        };
+        const onAbort = (): void => {
+          const i = this.#roomWaiters.indexOf(waiter);
+          if (i >= 0) this.#roomWaiters.splice(i, 1);
+          reject(signal!.reason);
+          this.#serveRoomWaiters(); // the next in line may fit now
+        };
+        signal?.addEventListener('abort', onAbort, { once: true });
+        this.#roomWaiters.push(waiter);
+      });
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  /** Tasks submitted by any call (map, apply, submit...) and not yet finished. */
+  get pending(): number {
+    return this.#pending;
+  }
+
+  /** Whether `pending` has reached `maxPending`: time to stop submitting until drained() resolves. */
+  get needsDrain(): boolean {
+    return this.#pending >= this.#maxPending;
+  }
+
+  /** Resolves once fewer than `maxPending` tasks are pending (at once if they are), after the submit() calls already waiting. */
+  drained(): Promise<void> {
+    if (this.#roomWaiters.length === 0 && this.#pending < this.#maxPending) return Promise.resolve();
+    return new Promise((resolve) => this.#roomWaiters.push({ run: resolve, fail: () => resolve() }));
+  }
+
+  #serveRoomWaiters(): void {
+    const waiters = this.#roomWaiters;
+    while (waiters.length > 0 && this.#pending < this.#maxPending) waiters.shift()!.run();
+  }
+
+  /** Called when #pending drops: serves waiters once the current event's bookkeeping is done. */
+  #roomMade(): void {
+    if (this.#serveScheduled || this.#roomWaiters.length === 0 || this.#pending >= this.#maxPending) return;
+    this.#serveScheduled = true;
+    queueMicrotask(() => {
+      this.#serveScheduled = false;
+      this.#serveRoomWaiters();
+    });
+  }
+
+  /** Waiting submit() calls reject (the pool takes no more calls); drained() waiters resolve. */
+  #failRoomWaiters(): void {
+    const err = this.#fatal ?? new ProcessError(`Pool is ${this.#state}; create a new Pool to run more tasks`);
+    for (const w of this.#roomWaiters.splice(0)) w.fail(err);
+  }
+
   /** No new calls; workers exit once the queued work is done (await join()). */
   close(): void {
     if (this.#state !== 'running') return;
     this.#state = 'closed';
+    this.#failRoomWaiters();
     this.#maybeFinish();
   }
 
@@ -365,6 +464,7 @@ export class Pool {
     if (this.#state === 'terminated') return this.join();
     this.#state = 'terminated';
     this.#failAll(new AbortError('The pool was terminated'));
+    this.#failRoomWaiters();
     for (const w of this.#workers) this.#kill(w);
     return this.join();
   }
@@ -704,6 +804,7 @@ export class Pool {
   }
 
   #makeJob(call: Call, fnKey: number, def: TaskTarget, star: boolean, items: unknown[], start: number, timeoutMs: number): Job {
+    this.#pending += items.length;
     return { id: this.#nextJob++, call, fnKey, def, star, items, start, timeoutMs, settled: false };
   }
 
@@ -867,6 +968,8 @@ export class Pool {
     this.#done += done;
     this.#failed += failed;
     this.#cancelled += job.items.length - done - failed;
+    this.#pending -= job.items.length;
+    this.#roomMade();
   }
 
   // ---- workers --------------------------------------------------------------
@@ -1087,6 +1190,7 @@ export class Pool {
     this.#fatal = err;
     this.#state = 'terminated';
     this.#failAll(err);
+    this.#failRoomWaiters();
     for (const w of this.#workers) this.#kill(w);
   }
 

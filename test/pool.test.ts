@@ -516,6 +516,69 @@ describe('Pool cancellation', () => {
   });
 });
 
+describe('Pool backpressure (submit, needsDrain, drained)', () => {
+  const task = (name: string) => ({ module: fixture('pool-tasks.mjs'), export: name });
+
+  it('submit() waits while maxPending tasks are pending, serves submitters in order, and every result arrives', async () => {
+    const pool = new mp.Pool({ processes: 1, maxPending: 2 });
+    const gate = mp.RawArray('i', 1);
+    const accepted: number[] = [];
+    const results: Promise<number>[] = [];
+    const submitting = (async () => {
+      for (let i = 0; i < 5; i++) {
+        const { result } = await pool.submit(task('gated'), [gate, i] as [typeof gate, number]);
+        accepted.push(i);
+        results.push(result as Promise<number>);
+      }
+    })();
+    await sleep(150);
+    expect(accepted).toEqual([0, 1]); // the third waits for room
+    expect(pool.pending).toBe(2);
+    expect(pool.needsDrain).toBe(true);
+    let drained = false;
+    void pool.drained().then(() => (drained = true));
+    await sleep(20);
+    expect(drained).toBe(false);
+    Atomics.store(gate.view, 0, 1);
+    await submitting;
+    expect(accepted).toEqual([0, 1, 2, 3, 4]);
+    expect(await Promise.all(results)).toEqual([0, 1, 2, 3, 4]);
+    expect(drained).toBe(true);
+    expect(pool.pending).toBe(0);
+    expect(pool.needsDrain).toBe(false);
+    await pool.drained(); // at once
+    await pool.terminate();
+    gate.close();
+  });
+
+  it('a waiting submit() rejects on its signal (the next one is still served) and when the pool closes', async () => {
+    const pool = new mp.Pool({ processes: 1, maxPending: 1 });
+    const gate = mp.RawArray('i', 1);
+    const first = await pool.submit(task('gated'), [gate, 1]);
+    const ac = new AbortController();
+    const aborted = pool.submit(task('gated'), [gate, 2], { signal: ac.signal });
+    const next = pool.submit(task('gated'), [gate, 3]);
+    const last = pool.submit(task('gated'), [gate, 4]);
+    ac.abort(new Error('no longer wanted'));
+    await expect(aborted).rejects.toThrow('no longer wanted');
+    expect(pool.pending).toBe(1);
+    Atomics.store(gate.view, 0, 1);
+    expect(await first.result).toBe(1);
+    const second = await next; // served once the first finished
+    pool.close(); // the one still waiting for room rejects: the pool takes no more calls
+    await expect(last).rejects.toThrow(/Pool is closed/);
+    expect(await second.result).toBe(3);
+    await pool.join();
+    expect(pool.stats().tasks.done).toBe(2);
+    await expect(pool.submit(task('gated'), [gate, 5])).rejects.toThrow(/Pool is closed/);
+    gate.close();
+  });
+
+  it('maxPending must be a positive integer', () => {
+    expect(() => new mp.Pool({ processes: 1, maxPending: 0 })).toThrow(RangeError);
+  });
+});
+
 describe('Pool lifetime', () => {
   it('an idle pool never keeps a script alive, and its workers end with it', async () => {
     const r = await collect(spawn(process.execPath, [fixture('pool-forgotten.mjs')], { stdio: ['ignore', 'pipe', 'pipe'] }), 15_000);

@@ -24,6 +24,12 @@ export async function uses(pool: mp.Pool): Promise<void> {
   const wrong: string[] = await pool.map(fibTask, [1]);
   // @ts-expect-error label takes (number, string)
   await pool.apply(label, ['x', 1]);
+  const { result } = await pool.submit(label, [2, 'y']);
+  const d: { id: number; name: string } = await result;
+  // @ts-expect-error submit checks arguments as apply does
+  await pool.submit(fibTask, ['x']);
+  const e: mp.Submitted<number> = await pool.submit(fibTask, [5]);
+  void [d, e];
   // A plain { module, export } still works, untyped.
   const u: unknown[] = await pool.map({ module: './x.mjs', export: 'f' }, [1]);
   void [a, b, c, wrong, u];
