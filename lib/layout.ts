@@ -11,7 +11,9 @@
  *   16      4     refcount     live attachments + handles in flight (Atomics)
  *   20      4     flags        kind-specific
  *   24      8     params       two kind-specific u32 (typecode, length, ...)
- *   32      32    reserved     zero
+ *   32      4     trackerPid   the creating tree's resource tracker (0: unknown);
+ *                              `multiproc doctor` judges a leftover by it
+ *   36      28    reserved     zero
  *   64      ...   payload      64-byte aligned, so it starts on its own cache line
  */
 
@@ -29,6 +31,7 @@ export const kRefcountIndex = 4;
 export const kFlagsIndex = 5;
 export const kParam0Index = 6;
 export const kParam1Index = 7;
+export const kTrackerPidIndex = 8;
 
 export const enum Kind {
   Value = 1,

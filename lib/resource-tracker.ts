@@ -22,6 +22,8 @@ import { join } from 'node:path';
 import { native } from './native';
 
 export const kTrackerFdEnv = 'MULTIPROC_TRACKER_FD';
+/** The tracker's pid, passed to children with its fd: recorded in every segment header (see `multiproc doctor`). */
+export const kTrackerPidEnv = 'MULTIPROC_TRACKER_PID';
 
 /** Segment types the tracker knows (it unlinks both the same way). */
 export type TrackedType = 'shared_memory' | 'object';
@@ -46,6 +48,8 @@ export function ensureRunning(): number {
     try {
       if (!fstatSync(trackerFd).isFIFO()) throw new Error('not a pipe');
       native.setCloexec(trackerFd, true);
+      const pid = Number(process.env[kTrackerPidEnv]);
+      trackerPid = Number.isInteger(pid) && pid > 0 ? pid : 0;
       return trackerFd;
     } catch {
       trackerFd = -1; // stale variable from an unrelated parent: start our own
@@ -107,7 +111,8 @@ export function trackerFdForChild(): number {
   return ensureRunning();
 }
 
-/** pid of the tracker this process started (0 if it uses an inherited one). */
+/** pid of this process tree's tracker (0 if unknown: started by an older build). Starts the tracker if needed. */
 export function trackerProcessId(): number {
+  ensureRunning();
   return trackerPid;
 }

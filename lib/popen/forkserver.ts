@@ -19,7 +19,7 @@ import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { ProcessError } from '../errors';
 import { native } from '../native';
-import { kTrackerFdEnv, register, trackerFdForChild, unregister } from '../resource-tracker';
+import { kTrackerFdEnv, kTrackerPidEnv, register, trackerFdForChild, trackerProcessId, unregister } from '../resource-tracker';
 import { generateName, osName } from '../segment';
 import { waitSync, wake } from '../wait';
 import {
@@ -81,6 +81,7 @@ class Zygote {
         env: {
           ...process.env,
           [kTrackerFdEnv]: '5',
+          [kTrackerPidEnv]: String(trackerProcessId()),
           MULTIPROC_PARENT_PID: String(process.pid),
           [kBoardEnv]: name,
           [kPreloadEnv]: JSON.stringify(preload),

@@ -1,0 +1,92 @@
+#!/usr/bin/env node
+/**
+ * The `multiproc` command (package.json "bin"). One subcommand for now:
+ *
+ *   multiproc doctor [--clean] [--min-age SECONDS] [--json] [NAME...]
+ *
+ * lists the shared memory segments this library made and who uses them, and
+ * with --clean removes the stale ones (see lib/doctor.ts for the rules).
+ */
+import { inspectSegments, removeStale, type SegmentReport } from './doctor';
+
+const usage = `Usage: multiproc doctor [--clean] [--min-age SECONDS] [--json] [NAME...]
+
+Lists the shared memory segments multiproc made (/dev/shm), which live
+processes use them, and which are stale: unused, and no resource tracker left
+that owns them (one was killed without cleaning up). --clean removes the
+stale ones. NAME...: only these segments. --min-age: only segments at least
+this old can be stale (default 60).`;
+
+function formatBytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 * 1024) return `${(n / 1024).toFixed(n < 10240 ? 1 : 0)} KB`;
+  if (n < 1024 ** 3) return `${(n / 1024 ** 2).toFixed(n < 10 * 1024 ** 2 ? 1 : 0)} MB`;
+  return `${(n / 1024 ** 3).toFixed(1)} GB`;
+}
+
+function formatAge(ms: number): string {
+  const s = Math.floor(ms / 1000);
+  if (s < 120) return `${s} s`;
+  if (s < 7200) return `${Math.floor(s / 60)} min`;
+  return `${Math.floor(s / 3600)} h`;
+}
+
+function table(reports: SegmentReport[]): string {
+  const rows = [['NAME', 'KIND', 'SIZE', 'AGE', 'STATE'], ...reports.map((r) => [r.name, r.kind, formatBytes(r.bytes), formatAge(r.ageMs), `${r.stale ? 'STALE' : 'ok'}: ${r.reason}`])];
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
+  return rows.map((row) => row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ')).join('\n');
+}
+
+function doctor(args: string[]): number {
+  let clean = false;
+  let json = false;
+  let minAgeMs = 60_000;
+  const names: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === '--clean') clean = true;
+    else if (a === '--json') json = true;
+    else if (a === '--min-age') {
+      const v = Number(args[++i]);
+      if (!(v >= 0)) {
+        process.stderr.write(`--min-age needs a number of seconds >= 0, got ${args[i] ?? 'nothing'}\n`);
+        return 2;
+      }
+      minAgeMs = v * 1000;
+    } else if (a.startsWith('-')) {
+      process.stderr.write(`Unknown option ${a}\n\n${usage}\n`);
+      return 2;
+    } else names.push(a);
+  }
+  const reports = inspectSegments({ minAgeMs, names: names.length > 0 ? names : undefined });
+  const removed = clean ? removeStale(reports) : [];
+  if (json) {
+    process.stdout.write(`${JSON.stringify({ segments: reports, removed }, null, 2)}\n`);
+    return 0;
+  }
+  if (reports.length === 0) {
+    process.stdout.write('No multiproc shared memory segments in /dev/shm.\n');
+    return 0;
+  }
+  process.stdout.write(`${table(reports)}\n`);
+  const stale = reports.filter((r) => r.stale);
+  if (clean) process.stdout.write(`\nRemoved ${removed.length} stale segment(s)${removed.length > 0 ? `: ${removed.join(', ')}` : ''}.\n`);
+  else if (stale.length > 0) process.stdout.write(`\n${stale.length} stale segment(s), ${formatBytes(stale.reduce((n, r) => n + r.bytes, 0))}: run \`multiproc doctor --clean\` to remove them.\n`);
+  return 0;
+}
+
+function main(argv: string[]): number {
+  const [command, ...rest] = argv;
+  if (command === 'doctor') {
+    try {
+      return doctor(rest);
+    } catch (e) {
+      process.stderr.write(`${(e as Error).message}\n`);
+      return 1;
+    }
+  }
+  process.stderr.write(`${command === undefined || command === '--help' || command === '-h' ? '' : `Unknown command ${command}\n\n`}${usage}\n`);
+  return command === undefined || command === '--help' || command === '-h' ? 0 : 2;
+}
+
+process.exitCode = main(process.argv.slice(2));
