@@ -381,9 +381,10 @@ export class Pool {
   submit<A extends unknown[], R>(fn: TaskRef<A, R>, args: A = [] as unknown as A, options: ApplyOptions = {}): Promise<Submitted<R>> {
     try {
       this.#checkOpen();
-      if (this.#roomWaiters.length === 0 && this.#pending < this.#maxPending) return Promise.resolve({ result: this.apply(fn, args, options) });
+      // An aborted signal rejects the submit itself, whether or not there is room.
       const signal = checkSignal(options?.signal);
       signal?.throwIfAborted();
+      if (this.#roomWaiters.length === 0 && this.#pending < this.#maxPending) return Promise.resolve({ result: this.apply(fn, args, options) });
       return new Promise((resolve, reject) => {
         const waiter = {
           run: () => {
@@ -896,6 +897,7 @@ export class Pool {
       if (i >= 0) w.inflight.splice(i, 1);
       if (w.inflight.length === 0) w.exclusive = false;
       this.#settleError(job, e as Error);
+      this.#tally(job, 0, 0); // already settled by a cancel: no answer will ever come for it
       this.#dispatch();
     });
     if (job.timeoutMs !== Infinity) {

@@ -574,6 +574,22 @@ describe('Pool backpressure (submit, needsDrain, drained)', () => {
     gate.close();
   });
 
+  it('a call aborted before its unsendable item failed to send is counted once: pending returns to 0', async () => {
+    const pool = new mp.Pool({ processes: 1, maxPending: 1 });
+    const ac = new AbortController();
+    const p = pool.map((x: unknown) => x, [() => 1] as unknown[], { signal: ac.signal });
+    ac.abort(new Error('stop')); // before the send's encoding failure comes back
+    await expect(p).rejects.toThrow('stop');
+    await sleep(100);
+    const drained = await Promise.race([pool.drained().then(() => 'drained'), sleep(2000).then(() => 'hung')]);
+    expect({ pending: pool.pending, drained }).toEqual({ pending: 0, drained: 'drained' });
+    expect(pool.stats().tasks.cancelled).toBe(1);
+    const aborted = AbortSignal.abort(new Error('too late'));
+    await expect(pool.submit((x: number) => x, [1], { signal: aborted })).rejects.toThrow('too late'); // room or not
+    expect((await (await pool.submit((x: number) => x * 2, [21])).result)).toBe(42);
+    await pool.terminate();
+  });
+
   it('maxPending must be a positive integer', () => {
     expect(() => new mp.Pool({ processes: 1, maxPending: 0 })).toThrow(RangeError);
   });
