@@ -46,10 +46,14 @@ function doctor(args: string[]): number {
     const a = args[i]!;
     if (a === '--clean') clean = true;
     else if (a === '--json') json = true;
-    else if (a === '--min-age') {
-      const v = Number(args[++i]);
+    else if (a === '--help' || a === '-h') {
+      process.stdout.write(`${usage}\n`);
+      return 0;
+    } else if (a === '--min-age') {
+      const arg = args[++i];
+      const v = arg !== undefined && /^\d+(\.\d+)?$/.test(arg) ? Number(arg) : NaN;
       if (!(v >= 0)) {
-        process.stderr.write(`--min-age needs a number of seconds >= 0, got ${args[i] ?? 'nothing'}\n`);
+        process.stderr.write(`--min-age needs a number of seconds >= 0, got ${arg === undefined ? 'nothing' : JSON.stringify(arg)}\n`);
         return 2;
       }
       minAgeMs = v * 1000;
@@ -59,20 +63,25 @@ function doctor(args: string[]): number {
     } else names.push(a);
   }
   const reports = inspectSegments({ minAgeMs, names: names.length > 0 ? names : undefined });
-  const removed = clean ? removeStale(reports) : [];
+  const { removed, failed } = clean ? removeStale(reports) : { removed: [], failed: [] };
+  const found = new Set(reports.map((r) => r.name));
+  const missing = names.map((n) => n.replace(/^\//, '')).filter((n) => !found.has(n));
+  const code = failed.length > 0 ? 1 : 0;
   if (json) {
-    process.stdout.write(`${JSON.stringify({ segments: reports, removed }, null, 2)}\n`);
-    return 0;
+    process.stdout.write(`${JSON.stringify({ segments: reports, removed, failed, missing }, null, 2)}\n`);
+    return code;
   }
+  for (const n of missing) process.stderr.write(`${n}: no such multiproc segment in /dev/shm\n`);
   if (reports.length === 0) {
     process.stdout.write('No multiproc shared memory segments in /dev/shm.\n');
-    return 0;
+    return code;
   }
   process.stdout.write(`${table(reports)}\n`);
   const stale = reports.filter((r) => r.stale);
   if (clean) process.stdout.write(`\nRemoved ${removed.length} stale segment(s)${removed.length > 0 ? `: ${removed.join(', ')}` : ''}.\n`);
   else if (stale.length > 0) process.stdout.write(`\n${stale.length} stale segment(s), ${formatBytes(stale.reduce((n, r) => n + r.bytes, 0))}: run \`multiproc doctor --clean\` to remove them.\n`);
-  return 0;
+  for (const f of failed) process.stderr.write(`Could not remove ${f.name}: ${f.error}\n`);
+  return code;
 }
 
 function main(argv: string[]): number {

@@ -9,19 +9,24 @@
  *
  * - mapped or open in a live process (Linux: /proc/PID/maps by inode and
  *   /proc/PID/fd): in use, never removed;
- * - otherwise a library segment whose header names its tree's tracker
- *   (kTrackerPidIndex): stale once that tracker is no longer running. A
- *   tracker that runs may still own it (a handle in flight: a large queue
- *   item waits unmapped in its own segment until a consumer takes it);
- * - a raw SharedMemory segment (no header) or one from a build that did not
- *   record its tracker: stale only when no tracker of this library runs on
- *   the machine at all, since any of them may own it.
+ * - otherwise a library segment whose header names its tree's tracker pipe
+ *   (kTrackerPipeIndex): owned while any live process holds that pipe open,
+ *   which every process of the tree does (and the tracker). A tree that
+ *   still runs may need an unmapped segment: a handle in flight, such as a
+ *   large queue item waiting in its own segment for a consumer, even after
+ *   the tracker alone was killed. Stale once nobody holds the pipe;
+ * - a raw SharedMemory segment (no header) or one whose header records no
+ *   pipe: stale only when no tracker of this library runs on the machine at
+ *   all, since any tree may own it.
  *
- * Only segments older than `minAgeMs` and owned by this user are removed.
- * Linux only: POSIX shared memory names cannot be listed on macOS.
+ * Only segments with a generated name, owned by this user and at least
+ * `minAgeMs` old are ever stale. Linux only (POSIX shared memory names
+ * cannot be listed on macOS), and only this PID namespace: processes of
+ * another container that shares /dev/shm are invisible here, so their
+ * segments can look stale (docs/shared-memory.md).
  */
 import { closeSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, statSync } from 'node:fs';
-import { kHeaderBytes, kindNames, kLayoutVersion, kMagic, kRefcountIndex, kTrackerPidIndex, kVersionKindIndex } from './layout';
+import { kHeaderBytes, kindNames, kLayoutVersion, kMagic, kRefcountIndex, kTrackerPidIndex, kTrackerPipeIndex, kVersionKindIndex } from './layout';
 import { native } from './native';
 
 const kShmDir = '/dev/shm';
@@ -40,6 +45,8 @@ export interface SegmentReport {
   refcount: number | null;
   /** Library segments: the tracker of the tree that created it (null: not recorded). */
   trackerPid: number | null;
+  /** Library segments: live processes of the tree that created it (they hold its tracker's pipe). */
+  treeAlive: number[];
   /** Live processes that map it or hold it open. */
   usedBy: number[];
   stale: boolean;
@@ -63,6 +70,8 @@ function assertLinux(): void {
 interface ProcessScan {
   /** inode of a /dev/shm file -> pids that map it or hold it open. */
   users: Map<number, number[]>;
+  /** inode of a pipe -> pids that hold it open. */
+  pipes: Map<number, number[]>;
   /** Running resource trackers of this library. */
   trackers: Set<number>;
 }
@@ -74,10 +83,11 @@ function isTrackerCmdline(cmdline: string): boolean {
 /** One pass over /proc: who maps or holds open which /dev/shm inode, and which processes are trackers. */
 function scanProcesses(shmInodes: Set<number>): ProcessScan {
   const users = new Map<number, number[]>();
+  const pipes = new Map<number, number[]>();
   const trackers = new Set<number>();
-  const add = (ino: number, pid: number): void => {
-    const list = users.get(ino);
-    if (list === undefined) users.set(ino, [pid]);
+  const add = (map: Map<number, number[]>, ino: number, pid: number): void => {
+    const list = map.get(ino);
+    if (list === undefined) map.set(ino, [pid]);
     else if (list[list.length - 1] !== pid) list.push(pid);
   };
   for (const entry of readdirSync('/proc')) {
@@ -91,7 +101,7 @@ function scanProcesses(shmInodes: Set<number>): ProcessScan {
     try {
       for (const line of readFileSync(`/proc/${pid}/maps`, 'latin1').split('\n')) {
         const ino = Number(line.split(' ', 5)[4]);
-        if (ino > 0 && shmInodes.has(ino)) add(ino, pid);
+        if (ino > 0 && shmInodes.has(ino)) add(users, ino, pid);
       }
     } catch {
       // another user's process: its maps are not readable
@@ -104,19 +114,23 @@ function scanProcesses(shmInodes: Set<number>): ProcessScan {
     }
     for (const fd of fds) {
       try {
-        if (!readlinkSync(`/proc/${pid}/fd/${fd}`).startsWith(`${kShmDir}/`)) continue;
-        const ino = statSync(`/proc/${pid}/fd/${fd}`).ino;
-        if (shmInodes.has(ino)) add(ino, pid);
+        const link = readlinkSync(`/proc/${pid}/fd/${fd}`);
+        const pipe = /^pipe:\[(\d+)\]$/.exec(link);
+        if (pipe !== null) add(pipes, Number(pipe[1]), pid);
+        else if (link.startsWith(`${kShmDir}/`)) {
+          const ino = statSync(`/proc/${pid}/fd/${fd}`).ino;
+          if (shmInodes.has(ino)) add(users, ino, pid);
+        }
       } catch {
         // closed meanwhile
       }
     }
   }
-  return { users, trackers };
+  return { users, pipes, trackers };
 }
 
 /** The header fields the doctor reads, or null for a segment without a library header. */
-function readHeader(path: string, size: number): { kind: string; refcount: number; trackerPid: number } | null {
+function readHeader(path: string, size: number): { kind: string; refcount: number; trackerPid: number; trackerPipe: number } | null {
   if (size < kHeaderBytes) return null;
   const bytes = Buffer.alloc(kHeaderBytes);
   try {
@@ -138,6 +152,7 @@ function readHeader(path: string, size: number): { kind: string; refcount: numbe
     kind: version === kLayoutVersion ? kind : `${kind} (layout ${version})`,
     refcount: h[kRefcountIndex],
     trackerPid: h[kTrackerPidIndex],
+    trackerPipe: h[kTrackerPipeIndex] >>> 0,
   };
 }
 
@@ -150,7 +165,8 @@ export function inspectSegments(options: InspectOptions = {}): SegmentReport[] {
   const now = Date.now();
   const found: { name: string; path: string; ino: number; bytes: number; ageMs: number; mine: boolean }[] = [];
   for (const name of only ?? readdirSync(kShmDir)) {
-    if (only === undefined && !kGeneratedName.test(name)) continue;
+    // Named or not, only names this library generates: never another program's segment.
+    if (!kGeneratedName.test(name)) continue;
     const path = `${kShmDir}/${name}`;
     try {
       const st = statSync(path);
@@ -165,6 +181,8 @@ export function inspectSegments(options: InspectOptions = {}): SegmentReport[] {
     const header = readHeader(f.path, f.bytes);
     const usedBy = scan.users.get(f.ino) ?? [];
     const trackerPid = header !== null && header.trackerPid > 0 ? header.trackerPid : null;
+    const pipe = header?.trackerPipe ?? 0;
+    const treeAlive = pipe > 0 ? (scan.pipes.get(pipe) ?? []) : [];
     const report: SegmentReport = {
       name: f.name,
       bytes: f.bytes,
@@ -172,34 +190,41 @@ export function inspectSegments(options: InspectOptions = {}): SegmentReport[] {
       kind: header?.kind ?? 'SharedMemory',
       refcount: header?.refcount ?? null,
       trackerPid,
+      treeAlive,
       usedBy,
       stale: false,
       reason: '',
     };
     if (usedBy.length > 0) report.reason = `in use by pid ${usedBy.join(', ')}`;
     else if (!f.mine) report.reason = 'owned by another user';
-    else if (trackerPid !== null && scan.trackers.has(trackerPid)) report.reason = `unmapped, but its tracker (pid ${trackerPid}) runs: a handle may be in flight`;
-    else if (trackerPid === null && scan.trackers.size > 0) report.reason = `unmapped; its tracker is not recorded and ${scan.trackers.size} tracker(s) run, any of which may own it`;
+    else if (treeAlive.length > 0) report.reason = `unmapped, but its process tree runs (pid ${treeAlive.join(', ')}): a handle may be in flight`;
+    else if (pipe === 0 && scan.trackers.size > 0) report.reason = `unmapped; its owner is not recorded and ${scan.trackers.size} tracker(s) run, any of which may own it`;
     else if (f.ageMs < minAgeMs) report.reason = `unmapped and unowned, but younger than ${Math.round(minAgeMs / 1000)} s`;
     else {
       report.stale = true;
-      report.reason = trackerPid !== null ? `unmapped, and its tracker (pid ${trackerPid}) is gone` : 'unmapped, and no tracker runs';
+      report.reason = pipe !== 0 ? `unmapped, and no process of its tree runs (tracker pid ${trackerPid ?? '?'})` : 'unmapped, and no tracker runs';
     }
     return report;
   });
 }
 
-/** Unlinks the stale segments of a report; returns the names removed. */
-export function removeStale(reports: SegmentReport[]): string[] {
+export interface RemoveResult {
+  removed: string[];
+  /** Stale segments that could not be removed, with the reason (EACCES...). */
+  failed: { name: string; error: string }[];
+}
+
+/** Unlinks the stale segments of a report (one already gone is skipped). */
+export function removeStale(reports: SegmentReport[]): RemoveResult {
   assertLinux();
-  const removed: string[] = [];
+  const result: RemoveResult = { removed: [], failed: [] };
   for (const r of reports) {
     if (!r.stale) continue;
     try {
-      if (native.shmUnlink(`/${r.name}`)) removed.push(r.name);
-    } catch {
-      // removed by someone else meanwhile
+      if (native.shmUnlink(`/${r.name}`)) result.removed.push(r.name);
+    } catch (e) {
+      result.failed.push({ name: r.name, error: (e as Error).message });
     }
   }
-  return removed;
+  return result;
 }

@@ -9,7 +9,7 @@ export {
 
 // Shared memory and shared values
 export { SharedMemory, type SharedMemoryOptions } from './shared-memory';
-export { inspectSegments, removeStale as removeStaleSegments, type InspectOptions, type SegmentReport } from './doctor';
+export { inspectSegments, removeStale as removeStaleSegments, type InspectOptions, type RemoveResult, type SegmentReport } from './doctor';
 export {
   Value, RawValue, SharedArray, RawArray, typecodes, SharedValue, SharedArrayObject,
   type Typecode, type BigTypecode, type NumberTypecode, type ElementOf, type TypedArrayOf, type LockLike, type SharedOptions,

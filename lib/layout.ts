@@ -11,9 +11,11 @@
  *   16      4     refcount     live attachments + handles in flight (Atomics)
  *   20      4     flags        kind-specific
  *   24      8     params       two kind-specific u32 (typecode, length, ...)
- *   32      4     trackerPid   the creating tree's resource tracker (0: unknown);
+ *   32      4     trackerPid   the creating tree's resource tracker (0: unknown)
+ *   36      4     trackerPipe  inode of that tracker's pipe, which every live
+ *                              process of the tree holds open (0: unknown);
  *                              `multiproc doctor` judges a leftover by it
- *   36      28    reserved     zero
+ *   40      24    reserved     zero
  *   64      ...   payload      64-byte aligned, so it starts on its own cache line
  */
 
@@ -32,6 +34,7 @@ export const kFlagsIndex = 5;
 export const kParam0Index = 6;
 export const kParam1Index = 7;
 export const kTrackerPidIndex = 8;
+export const kTrackerPipeIndex = 9;
 
 export const enum Kind {
   Value = 1,

@@ -116,3 +116,22 @@ export function trackerProcessId(): number {
   ensureRunning();
   return trackerPid;
 }
+
+let pipeInode = -1;
+
+/**
+ * Inode of the tracker's pipe (0 if unknown). Every live process of the tree
+ * holds its write end (and the tracker its read end), so a leftover segment
+ * whose header names it still has an owner while anyone holds the pipe.
+ */
+export function trackerPipeInode(): number {
+  const fd = ensureRunning();
+  if (pipeInode < 0) {
+    try {
+      pipeInode = fstatSync(fd).ino >>> 0;
+    } catch {
+      pipeInode = 0;
+    }
+  }
+  return pipeInode;
+}

@@ -15,10 +15,10 @@ import { randomBytes } from 'node:crypto';
 import { shmError } from './errors';
 import {
   Kind, kHeaderBytes, kindNames, kLayoutVersion, kMagic, kMagicIndex, kParam0Index, kParam1Index,
-  kPayloadHiIndex, kPayloadLoIndex, kRefcountIndex, kTrackerPidIndex, kVersionKindIndex,
+  kPayloadHiIndex, kPayloadLoIndex, kRefcountIndex, kTrackerPidIndex, kTrackerPipeIndex, kVersionKindIndex,
 } from './layout';
 import { native } from './native';
-import { register, trackerProcessId, unregister } from './resource-tracker';
+import { register, trackerPipeInode, trackerProcessId, unregister } from './resource-tracker';
 
 /** Prefix of generated names; MULTIPROC_SHM_PREFIX (1-8 chars of [A-Za-z0-9_]) overrides it. */
 function namePrefix(): string {
@@ -97,6 +97,7 @@ export class Segment {
     h[kParam0Index] = params[0];
     h[kParam1Index] = params[1];
     h[kTrackerPidIndex] = trackerProcessId();
+    h[kTrackerPipeIndex] = trackerPipeInode();
     Atomics.store(h, kRefcountIndex, 1);
     Atomics.store(h, kMagicIndex, kMagic); // last: a half-made segment fails the magic check
     return seg;
