@@ -20,6 +20,18 @@ describe('examples', () => {
     expect(r.stdout).toMatch(/sum of 200 results: \d+/);
   });
 
+  it('backpressure.mjs: submit() keeps an endless stream within maxPending, and every result arrives', async () => {
+    const r = await runNode(example('backpressure.mjs'));
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const m = /submitted (\d+) lines in ~1 s, at most (\d+) pending at once \(maxPending 8\)\nall (\d+) results in/.exec(r.stdout);
+    expect(m).not.toBeNull();
+    const [, submitted, most, done] = m!.map(Number);
+    expect(submitted).toBeGreaterThan(8);
+    expect(most).toBeLessThanOrEqual(8);
+    expect(done).toBe(submitted);
+  });
+
   it('long-tasks.mjs: defineTask, reportProgress and a timeout the task obeys', async () => {
     const r = await runNode(example('long-tasks.mjs'));
     expect(r.code).toBe(0);
