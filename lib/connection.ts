@@ -32,7 +32,7 @@ import { registerKind, type Handle } from './reduction';
 import { kConsumersWaiting, kControlBytes, kDataSeq, kFutexSleeper, kOwnerWords, Ring } from './ring-buffer';
 import { roundCapacity } from './queues';
 import { attachShared, Segment } from './segment';
-import { kHandleTag, kToHandle } from './symbols';
+import { kHandleTag, kToHandle, kUserWord } from './symbols';
 import { checkInteger, deadlineFrom, describeValue, remaining } from './validate';
 import { currentCpu, waitAsync, WaitResult } from './wait';
 
@@ -46,6 +46,8 @@ const kBlobThreshold = 256 * 1024;
 const kWords = 64;
 const kOpen = 0; // + end
 const kPid = 2; // + end
+/** Free for the pipe's user, both ends alike (see kUserWord). */
+const kUser = 4;
 const kPollSliceMs = 200;
 /** Ring control word: the CPU its writer last sent from, plus one (0: not known). */
 const kWriterCpu = kOwnerWords;
@@ -195,6 +197,12 @@ export class Connection<T = unknown> {
 
   get closed(): boolean {
     return this.#closed;
+  }
+
+  /** @internal One word in the pipe's segment that both ends see: empty once the pipe is closed here. */
+  [kUserWord](): Int32Array {
+    const words = this.#core.words;
+    return words.length === 0 ? words : words.subarray(kUser, kUser + 1);
   }
 
   get readable(): boolean {

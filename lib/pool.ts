@@ -45,6 +45,7 @@ import { checkForkedImport, describeTask, type TaskTarget } from './task';
 import { checkInteger, checkSignal, describeValue } from './validate';
 import { Pipe, type Connection } from './connection';
 import { Process } from './process';
+import { kUserWord } from './symbols';
 import * as context from './context';
 import type { StartMethod } from './popen/popen';
 
@@ -934,21 +935,16 @@ export class Pool {
       if (ids.size === 0) continue;
       for (const id of ids) w.conn.send({ t: 'cancel', id, kind } satisfies ToWorker).catch(() => {});
       if (graceMs === undefined) continue;
-      // Killed only while it still runs one of them. Answers already in its
-      // pipe are read first: the worker may have moved on to another call's
-      // job, which a kill would make run twice.
-      let turns = 0;
+      // Killed only while it is on one of them, and only by winning the swap
+      // the worker makes before each job (pool-worker.ts serveJobs): a worker
+      // that has moved on to another call's job, its answer for this one
+      // perhaps still in the pipe, is left alone (workerpool#548: a kill meant
+      // for a timed-out task hit the next one).
+      const word = w.conn[kUserWord]();
       const check = (): void => {
-        if (w.dead) return;
-        void w.conn.poll(0).then((pending) => {
-          if (w.dead) return;
-          if (pending && !w.conn.closed && ++turns < 100) {
-            setImmediate(check);
-            return;
-          }
-          const head = w.inflight[0];
-          if (head !== undefined && ids.has(head.id)) this.#kill(w);
-        }, () => {});
+        if (w.dead || word.length === 0) return;
+        const on = Atomics.load(word, 0);
+        if (on > 0 && ids.has(on) && w.inflight.some((j) => j.id === on) && Atomics.compareExchange(word, 0, on, -on) === on) this.#kill(w);
       };
       if (graceMs === 0) check();
       else setTimeout(check, graceMs).unref();

@@ -465,6 +465,30 @@ describe('Pool cancellation', () => {
     log.close();
   });
 
+  it('a grace kill is for the cancelled job only: a worker that has moved on to another call\'s task is left alone', async () => {
+    const pool = new mp.Pool({ processes: 1 });
+    await pool.apply(() => 0);
+    const before = pidsOf(pool);
+    const gateA = mp.RawArray('i', 1);
+    const gateB = mp.RawArray('i', 1);
+    const ac = new AbortController();
+    // `gated` ignores its taskSignal: only its gate ends it.
+    const a = pool.apply(task('gated'), [gateA, 1], { signal: ac.signal, cancelGraceMs: 300 });
+    const b = pool.apply(task('gated'), [gateB, 2]); // another call, behind it on the same worker
+    await sleep(50);
+    ac.abort(new Error('not wanted'));
+    await expect(a).rejects.toThrow('not wanted');
+    Atomics.store(gateA.view, 0, 1); // the cancelled task ends within its grace; the worker moves on to b
+    await sleep(500); // the grace check has run while b runs
+    expect(pidsOf(pool)).toEqual(before);
+    Atomics.store(gateB.view, 0, 1);
+    expect(await b).toBe(2);
+    expect(pool.stats().tasks).toMatchObject({ done: 3, failed: 0 });
+    await pool.terminate();
+    gateA.close();
+    gateB.close();
+  });
+
   it('workers killed for a cancel are not counted as crashes: the pool never gives up on them', async () => {
     const pool = new mp.Pool({ processes: 1 });
     const log = mp.RawArray('i', 3);

@@ -9,6 +9,7 @@
  */
 import { Pipe, type Connection } from '../connection';
 import { AbortError, SerializationError, TimeoutError } from '../errors';
+import { kUserWord } from '../symbols';
 import { explainReferenceError, kProgressSink, kSignalSink, loadTask, type TaskTarget } from '../task';
 
 interface WorkerInit {
@@ -147,6 +148,14 @@ async function serveJobs(conn: Connection): Promise<void> {
     running.cancelled = cancelError(kind);
     (running.controller ??= new AbortController()).abort(running.cancelled);
   });
+  // The job this worker is on, in a word of its pipe that the parent also
+  // sees: a cancel's kill is for one job, and the parent makes it only by
+  // swapping that job's id for its negative (pool.ts #cancelInWorkers). Each
+  // job starts by swapping the last one's id for its own: if the parent got
+  // there first, this worker is about to be killed for the job before and
+  // must start nothing more (a kill must never hit another call's task).
+  const jobWord = conn[kUserWord]();
+  let onJob = 0;
   const sinks = globalThis as unknown as Record<symbol, unknown>;
   const progress = (value: unknown): boolean => {
     if (running === null || !running.progress) return false;
@@ -162,6 +171,11 @@ async function serveJobs(conn: Connection): Promise<void> {
       let msg = inbox.take();
       if (msg === undefined) msg = await inbox.wait();
       if (msg === null || msg.t === 'stop') break;
+      if (jobWord.length > 0) {
+        // (Kept alive until the kill: exiting on its own would free its pid while a kill is on the way.)
+        if (Atomics.compareExchange(jobWord, 0, onJob, msg.id) !== onJob) await new Promise(() => setInterval(() => {}, 1 << 30));
+        onJob = msg.id;
+      }
       const t0 = performance.now();
       let failed: { index: number; error: WireError } | undefined;
       const values: unknown[] = [];
