@@ -45,7 +45,7 @@ import { checkForkedImport, describeTask, type TaskTarget } from './task';
 import { checkInteger, checkSignal, describeValue } from './validate';
 import { Pipe, type Connection } from './connection';
 import { Process } from './process';
-import { kUserWord } from './symbols';
+import { jobTag, kUserWord } from './symbols';
 import * as context from './context';
 import type { StartMethod } from './popen/popen';
 
@@ -941,10 +941,11 @@ export class Pool {
       // perhaps still in the pipe, is left alone (workerpool#548: a kill meant
       // for a timed-out task hit the next one).
       const word = w.conn[kUserWord]();
+      const tags = new Set([...ids].map(jobTag));
       const check = (): void => {
         if (w.dead || word.length === 0) return;
         const on = Atomics.load(word, 0);
-        if (on > 0 && ids.has(on) && w.inflight.some((j) => j.id === on) && Atomics.compareExchange(word, 0, on, -on) === on) this.#kill(w);
+        if (on > 0 && tags.has(on) && w.inflight.some((j) => jobTag(j.id) === on) && Atomics.compareExchange(word, 0, on, -on) === on) this.#kill(w);
       };
       if (graceMs === 0) check();
       else setTimeout(check, graceMs).unref();

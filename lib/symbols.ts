@@ -8,3 +8,11 @@ export const kHandleTag = '__multiproc__';
 export const kSegment: unique symbol = Symbol('multiproc.segment');
 /** Connection method: an Int32Array over the one pipe word free for its user (a pool worker's pipe: the job it is on). */
 export const kUserWord: unique symbol = Symbol('multiproc.userWord');
+
+/**
+ * A pool job's id as that word holds it: positive and below 2^30 (ids grow
+ * past 2^31 in a long-lived pool), so that its negative marks a kill.
+ */
+export function jobTag(id: number): number {
+  return (id % 0x3fffffff) + 1;
+}

@@ -9,7 +9,7 @@
  */
 import { Pipe, type Connection } from '../connection';
 import { AbortError, SerializationError, TimeoutError } from '../errors';
-import { kUserWord } from '../symbols';
+import { jobTag, kUserWord } from '../symbols';
 import { explainReferenceError, kProgressSink, kSignalSink, loadTask, type TaskTarget } from '../task';
 
 interface WorkerInit {
@@ -173,8 +173,9 @@ async function serveJobs(conn: Connection): Promise<void> {
       if (msg === null || msg.t === 'stop') break;
       if (jobWord.length > 0) {
         // (Kept alive until the kill: exiting on its own would free its pid while a kill is on the way.)
-        if (Atomics.compareExchange(jobWord, 0, onJob, msg.id) !== onJob) await new Promise(() => setInterval(() => {}, 1 << 30));
-        onJob = msg.id;
+        const tag = jobTag(msg.id);
+        if (Atomics.compareExchange(jobWord, 0, onJob, tag) !== onJob) await new Promise(() => setInterval(() => {}, 1 << 30));
+        onJob = tag;
       }
       const t0 = performance.now();
       let failed: { index: number; error: WireError } | undefined;
