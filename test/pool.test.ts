@@ -483,7 +483,9 @@ describe('Pool cancellation', () => {
     expect(pidsOf(pool)).toEqual(before);
     Atomics.store(gateB.view, 0, 1);
     expect(await b).toBe(2);
-    expect(pool.stats().tasks).toMatchObject({ done: 3, failed: 0 });
+    // a counts as done if it had started before the cancel came (it ignores it), as cancelled if it was skipped.
+    const { done, failed, cancelled } = pool.stats().tasks;
+    expect({ sum: done + cancelled, failed }).toEqual({ sum: 3, failed: 0 });
     await pool.terminate();
     gateA.close();
     gateB.close();
