@@ -942,10 +942,22 @@ export class Pool {
       // for a timed-out task hit the next one).
       const word = w.conn[kUserWord]();
       const tags = new Set([...ids].map(jobTag));
+      let again = 5;
       const check = (): void => {
         if (w.dead || word.length === 0) return;
         const on = Atomics.load(word, 0);
-        if (on > 0 && tags.has(on) && w.inflight.some((j) => jobTag(j.id) === on) && Atomics.compareExchange(word, 0, on, -on) === on) this.#kill(w);
+        if (on > 0 && tags.has(on) && w.inflight.some((j) => jobTag(j.id) === on)) {
+          if (Atomics.compareExchange(word, 0, on, -on) === on) this.#kill(w);
+          else setImmediate(check); // it moved on this instant: look at what it is on now
+          return;
+        }
+        // Not on one of them now, but still holding one: it may yet start it
+        // (a cancel can reach the worker just after the job began, too late
+        // to skip it), so look again, less often as time goes on.
+        if (w.inflight.some((j) => ids.has(j.id))) {
+          setTimeout(check, again).unref();
+          again = Math.min(again * 2, 200);
+        }
       };
       if (graceMs === 0) check();
       else setTimeout(check, graceMs).unref();

@@ -325,6 +325,19 @@ describe('Pool workers', () => {
     await pool.terminate();
   });
 
+  it('a timeout so short that it fires before the task starts still stops it (20 in a row)', async () => {
+    // The timer starts at send: it may fire before the worker has begun the
+    // job, and its cancel may reach the worker just after the job began.
+    const pool = new mp.Pool({ processes: 1 });
+    await pool.apply(() => 0);
+    for (let i = 0; i < 20; i++) {
+      const err = await pool.apply(() => { for (;;); }, [], { timeout: 1 }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(mp.TimeoutError);
+    }
+    expect(await pool.apply(() => 'next')).toBe('next'); // hangs if a spinning worker was never killed
+    await pool.terminate();
+  });
+
   it('replaces a worker that grows past its memory cap', async () => {
     const pool = new mp.Pool({ processes: 1, maxWorkerMemoryMb: 150 });
     const first = await pool.apply(() => {
