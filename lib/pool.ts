@@ -856,7 +856,7 @@ export class Pool {
     // came ~2-5 ms sooner), and a slow initializer strands no more than that
     // one. If the worker dies before 'ready', its job goes back to the queue
     // (#onExit). Timed jobs wait for 'ready': their clock starts at send.
-    for (const w of this.#workers) if (!w.retiring && !w.dead && !w.exclusive) workers.push(w);
+    for (const w of this.#workers) if (!w.retiring && !w.dead && !w.exclusive && !w.killed) workers.push(w);
     // One job at a time to the least-loaded worker, so work spreads before it
     // stacks (filling one worker to its window first left the others idle).
     while (this.#queue.length > 0) {

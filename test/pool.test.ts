@@ -504,6 +504,25 @@ describe('Pool cancellation', () => {
     gateB.close();
   });
 
+  it('a grace kill that comes after the cancelled task has answered does not fail the next call', async () => {
+    // Found by review: the kill used to be decided on the worker's last job
+    // even when that job had already answered (its answer unread because this
+    // process was busy), and the job sent next then failed with WorkerExitError.
+    const pool = new mp.Pool({ processes: 1 });
+    await pool.apply(() => 0);
+    const ac = new AbortController();
+    const a = pool.apply((ms: number) => { const t = Date.now(); while (Date.now() - t < ms); return 'a'; }, [100], { signal: ac.signal, cancelGraceMs: 50 });
+    a.catch(() => {});
+    await sleep(20);
+    const b = pool.apply(() => 'b', [], { timeout: 10_000 }); // timed: it waits in the pool's queue for an idle worker
+    ac.abort(new Error('not wanted'));
+    await new Promise((r) => setImmediate(r)); // the next turn runs the grace timer before it reads the worker's pipe
+    const t = Date.now();
+    while (Date.now() - t < 300); // this process is busy: a answers meanwhile, unread
+    expect(await b.catch((e: unknown) => e)).toBe('b');
+    await pool.terminate();
+  });
+
   it('workers killed for a cancel are not counted as crashes: the pool never gives up on them', async () => {
     const pool = new mp.Pool({ processes: 1 });
     const log = mp.RawArray('i', 3);

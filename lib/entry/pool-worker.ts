@@ -148,14 +148,17 @@ async function serveJobs(conn: Connection): Promise<void> {
     running.cancelled = cancelError(kind);
     (running.controller ??= new AbortController()).abort(running.cancelled);
   });
-  // The job this worker is on, in a word of its pipe that the parent also
-  // sees: a cancel's kill is for one job, and the parent makes it only by
-  // swapping that job's id for its negative (pool.ts #cancelInWorkers). Each
-  // job starts by swapping the last one's id for its own: if the parent got
-  // there first, this worker is about to be killed for the job before and
-  // must start nothing more (a kill must never hit another call's task).
+  // The job this worker is on (0: none), in a word of its pipe that the
+  // parent also sees: a cancel's kill is for one job, and the parent makes it
+  // only by swapping that job's tag for its negative (pool.ts
+  // #cancelInWorkers). The worker swaps 0 for a job's tag before it starts
+  // the job, and the tag back to 0 before it answers: if the parent's swap
+  // came first, it is about to be killed for that job, and it neither
+  // answers nor starts anything more. So a kill always finds its job
+  // unanswered, at the head of the worker's jobs in the parent, and never
+  // hits another call's task.
   const jobWord = conn[kUserWord]();
-  let onJob = 0;
+  const awaitKill = (): Promise<never> => new Promise(() => setInterval(() => {}, 1 << 30)); // alive: exiting would free its pid while a kill is on the way
   const sinks = globalThis as unknown as Record<symbol, unknown>;
   const progress = (value: unknown): boolean => {
     if (running === null || !running.progress) return false;
@@ -171,12 +174,8 @@ async function serveJobs(conn: Connection): Promise<void> {
       let msg = inbox.take();
       if (msg === undefined) msg = await inbox.wait();
       if (msg === null || msg.t === 'stop') break;
-      if (jobWord.length > 0) {
-        // (Kept alive until the kill: exiting on its own would free its pid while a kill is on the way.)
-        const tag = jobTag(msg.id);
-        if (Atomics.compareExchange(jobWord, 0, onJob, tag) !== onJob) await new Promise(() => setInterval(() => {}, 1 << 30));
-        onJob = tag;
-      }
+      const tag = jobTag(msg.id);
+      if (jobWord.length > 0 && Atomics.compareExchange(jobWord, 0, 0, tag) !== 0) await awaitKill();
       const t0 = performance.now();
       let failed: { index: number; error: WireError } | undefined;
       const values: unknown[] = [];
@@ -214,6 +213,7 @@ async function serveJobs(conn: Connection): Promise<void> {
         }
       }
       running = null;
+      if (jobWord.length > 0 && Atomics.compareExchange(jobWord, 0, tag, 0) !== tag) await awaitKill();
       const now = performance.now();
       const ms = now - t0;
       let rss: number | undefined;
