@@ -43,11 +43,16 @@ export interface PipeOptions {
 
 const kDefaultPipeCapacity = 256 * 1024;
 const kBlobThreshold = 256 * 1024;
-const kWords = 64;
+/** Bytes of the pipe's own words before its rings: two cache lines (see kUser). */
+const kWords = 128;
 const kOpen = 0; // + end
 const kPid = 2; // + end
-/** Free for the pipe's user, both ends alike (see kUserWord). */
-const kUser = 4;
+/**
+ * Free for the pipe's user, both ends alike (see kUserWord), on a line of its
+ * own: a pool worker swaps it twice per job, and kOpen, on the first line,
+ * is read before every send (sharing the line cost each send a cache miss).
+ */
+const kUser = 16;
 const kPollSliceMs = 200;
 /** Ring control word: the CPU its writer last sent from, plus one (0: not known). */
 const kWriterCpu = kOwnerWords;
