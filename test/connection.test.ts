@@ -99,10 +99,10 @@ describe('Pipe between processes', () => {
     expect(await a.recv()).toBe('ping');
     // The word the echo's send wrote: ring 0 (the one end 1 writes), its
     // first owner word = the writer's CPU + 1 (connection.ts kWriterCpu),
-    // behind the segment header and the pipe's 64 bytes of end words.
+    // behind the segment header and the pipe's own 128 bytes of words (connection.ts kWords).
     const name = (JSON.parse(hb) as { name: string }).name;
     let word = -1;
-    if (process.platform === 'linux') word = readFileSync(`/dev/shm/${name.replace(/^\//, '')}`).readInt32LE(kHeaderBytes + 64 + kOwnerWords * 4);
+    if (process.platform === 'linux') word = readFileSync(`/dev/shm/${name.replace(/^\//, '')}`).readInt32LE(kHeaderBytes + 128 + kOwnerWords * 4);
     a.close();
     const r = await done;
     expect(r.code, r.stderr).toBe(0);
