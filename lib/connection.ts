@@ -9,10 +9,11 @@
  *
  *   offset         size   what
  *   0              64     end words: open[0], open[1], pid[0], pid[1]
- *   64             384    ring 0 control  (end 0 reads it; end 1 writes it)
- *   448            C      ring 0 data
- *   448 + C        384    ring 1 control  (duplex only: end 1 reads, end 0 writes)
- *   832 + C        C      ring 1 data
+ *   64             64     the user word (kUser; a pool worker's job mark), alone on its line
+ *   128            384    ring 0 control  (end 0 reads it; end 1 writes it)
+ *   512            C      ring 0 data
+ *   512 + C        384    ring 1 control  (duplex only: end 1 reads, end 0 writes)
+ *   896 + C        C      ring 1 data
  *
  * open[e] counts the Connection objects for end e in every process plus its
  * handles in flight; when it reaches 0 the end is closed for good: the ring it
