@@ -1019,7 +1019,9 @@ export class Pool {
     // The result reader must not keep the process alive: pending calls do (#addCall).
     parentEnd.unref();
     void this.#readLoop(w);
-    void proc.whenExited().then(() => this.#onExit(w));
+    // A turn later: by then the read loop has handled every answer it had
+    // already taken from the pipe (#onExit takes the rest itself).
+    void proc.whenExited().then(() => setImmediate(() => this.#onExit(w)));
   }
 
   async #readLoop(w: Worker): Promise<void> {
@@ -1123,6 +1125,20 @@ export class Pool {
   #onExit(w: Worker): void {
     if (w.dead) return;
     w.dead = true;
+    // Answers the worker sent before it died may still be in its pipe (this
+    // process was busy): take them first, so that a job that answered is
+    // not taken for the one it died running, nor run again.
+    for (;;) {
+      let msg: FromWorker;
+      try {
+        msg = w.conn.recvSync(0) as FromWorker;
+      } catch {
+        break; // empty (or the end of the stream)
+      }
+      if (msg.t === 'done') this.#onDone(w, msg);
+      else if (msg.t === 'progress') this.#onProgress(w, msg);
+      else if (msg.t === 'ready') w.ready = true; // then it did start its first job
+    }
     w.conn.close();
     // Forget it at once: a long-lived pool that recycles workers must not pile them up.
     this.#workers.delete(w);

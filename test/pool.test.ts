@@ -504,6 +504,27 @@ describe('Pool cancellation', () => {
     gateB.close();
   });
 
+  it('answers a worker sent before it died are taken first: a task that finished is not blamed for its death', async () => {
+    // Both items go to the one worker at once; this process is busy while the
+    // worker answers item 0 and item 1 kills it, so item 0's answer is still
+    // unread when the worker's exit is seen.
+    const pool = new mp.Pool({ processes: 1 });
+    await pool.apply(() => 0);
+    const call = pool.map((x: number) => {
+      if (x === 0) return 'ok';
+      const t = Date.now();
+      while (Date.now() - t < 50);
+      return process.kill(process.pid, 'SIGKILL');
+    }, [0, 1], { chunksize: 1 });
+    const t = Date.now();
+    while (Date.now() - t < 400);
+    const err = await call.catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(mp.WorkerExitError);
+    expect((err as mp.WorkerExitError).index).toBe(1);
+    expect(pool.stats().tasks).toMatchObject({ done: 2, failed: 1, cancelled: 0 }); // the warm-up and item 0; item 1
+    await pool.terminate();
+  });
+
   it('a grace kill that comes after the cancelled task has answered does not fail the next call', async () => {
     // Found by review: the kill used to be decided on the worker's last job
     // even when that job had already answered (its answer unread because this
