@@ -188,7 +188,7 @@ Napi::Value WakeSocketRef(const Napi::CallbackInfo& info) {
   Watcher* w = Unwrap(info[0]);
   if (w == nullptr || w->closed) return info.Env().Undefined();
   uv_handle_t* h = reinterpret_cast<uv_handle_t*>(&w->poll);
-  if (info[1].ToBoolean()) uv_ref(h);
+  if (BoolArg(info[1])) uv_ref(h);
   else uv_unref(h);
   return info.Env().Undefined();
 }
@@ -214,7 +214,7 @@ Napi::Value WatchFd(const Napi::CallbackInfo& info) {
   int fd = info[0].As<Napi::Number>().Int32Value();
   int r = SetNonBlocking(fd);
   if (r != 0) return ThrowErrno(env, "fcntl", r);
-  return StartWatcher(env, fd, CallReadable, info[1], "multiproc:fd", info[2].ToBoolean());
+  return StartWatcher(env, fd, CallReadable, info[1], "multiproc:fd", BoolArg(info[2]));
 }
 
 // dieOnEof(fd): this process SIGKILLs itself when fd reaches EOF (its write

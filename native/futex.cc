@@ -284,7 +284,7 @@ Napi::Value FutexWaitAsync(const Napi::CallbackInfo& info) {
   if (addr == nullptr) return env.Undefined();
   MP_REQUIRE(info[2].IsNumber() && info[4].IsNumber(), "futexWaitAsync(buf, off, expected, timeoutMs, id)");
   Job job{info[4].As<Napi::Number>().DoubleValue(), addr, info[2].As<Napi::Number>().Int32Value(),
-          TimeoutArg(info[3]), 0, info.Length() < 6 || info[5].ToBoolean()};
+          TimeoutArg(info[3]), 0, info.Length() < 6 || BoolArg(info[5])};
   ServiceOf(env)->Submit(job, info[0]);
   return env.Undefined();
 }

@@ -66,7 +66,7 @@ Napi::Value SetCloexec(const Napi::CallbackInfo& info) {
   int fd = info[0].As<Napi::Number>().Int32Value();
   int flags = fcntl(fd, F_GETFD);
   if (flags < 0) return ThrowErrno(env, "fcntl", errno);
-  flags = info[1].ToBoolean() ? (flags | FD_CLOEXEC) : (flags & ~FD_CLOEXEC);
+  flags = BoolArg(info[1]) ? (flags | FD_CLOEXEC) : (flags & ~FD_CLOEXEC);
   fcntl(fd, F_SETFD, flags);
   return env.Undefined();
 }
@@ -117,7 +117,7 @@ Napi::Value WaitPid(const Napi::CallbackInfo& info) {
   int status = 0;
   pid_t r;
   do {
-    r = waitpid(info[0].As<Napi::Number>().Int32Value(), &status, info[1].ToBoolean() ? 0 : WNOHANG);
+    r = waitpid(info[0].As<Napi::Number>().Int32Value(), &status, BoolArg(info[1]) ? 0 : WNOHANG);
   } while (r < 0 && errno == EINTR);
   if (r < 0) return ThrowErrno(env, "waitpid", errno);
   if (r == 0) return env.Null();
@@ -185,7 +185,7 @@ Napi::Value LoopAlive(const Napi::CallbackInfo& info) {
   uv_loop_t* loop = nullptr;
   napi_get_uv_event_loop(env, &loop);
   if (loop == nullptr) return Napi::Boolean::New(env, false);
-  if (!info[0].ToBoolean()) return Napi::Boolean::New(env, uv_loop_alive(loop) != 0);
+  if (!BoolArg(info[0])) return Napi::Boolean::New(env, uv_loop_alive(loop) != 0);
   bool alive = loop->active_reqs.count != 0;
   uv_walk(loop, [](uv_handle_t* h, void* arg) {
     if (h->type == UV_IDLE) return;

@@ -35,6 +35,15 @@ inline Napi::Value ThrowErrno(Napi::Env env, const char* syscall, int err, const
   return env.Undefined();
 }
 
+// A boolean argument read without napi_coerce_to_bool (Value::ToBoolean): that
+// call must be able to run JS, so in a worker thread being terminated it
+// fails, and node-addon-api's throw of that failure aborts the process
+// (seen: wakeSocketRef from a timer while worker.terminate() ran). Callers
+// pass booleans; anything else reads as false.
+inline bool BoolArg(const Napi::Value& v) {
+  return v.IsBoolean() && v.As<Napi::Boolean>().Value();
+}
+
 inline Napi::Value ThrowType(Napi::Env env, const char* msg) {
   Napi::TypeError::New(env, msg).ThrowAsJavaScriptException();
   return env.Undefined();
