@@ -104,6 +104,11 @@ interface PutJob {
   annotate(e: unknown): unknown;
 }
 
+/** A signal that aborts with whichever of the two aborts first (a user's signal may be absent). */
+function either(user: AbortSignal | undefined, own: AbortSignal): AbortSignal {
+  return user === undefined ? own : AbortSignal.any([user, own]);
+}
+
 /** Reserves, writes and commits one encoded item: 0, or kFull / kClosedRing / kBusy. */
 function writeOne(ring: Ring, data: Buffer, enc: Encoded): number {
   const off = ring.tryReserve(enc.size);
@@ -420,9 +425,10 @@ export class Channel {
 
   async #putQueued(prev: Promise<void>, job: PutJob, deadline: number, signal: AbortSignal | undefined): Promise<void> {
     this.#pendingPuts++;
+    const closed = this.#putsClosed.signal;
     try {
       await turn(prev, signal);
-      await this.#putLoop(job, Mode.Async, deadline, signal);
+      await this.#putLoop(job, Mode.Async, deadline, signal, closed);
     } catch (e) {
       job.discard();
       // An abort rejects with the signal's own reason, as every call does: it
@@ -445,10 +451,11 @@ export class Channel {
   }
 
   /** Sync and nowait forms throw (after discarding what was not written); the async form returns a promise. */
-  #putLoop(job: PutJob, mode: Mode, deadline: number, signal: AbortSignal | undefined): void | Promise<void> {
+  #putLoop(job: PutJob, mode: Mode, deadline: number, signal: AbortSignal | undefined, closed = this.#putsClosed.signal): void | Promise<void> {
     const ring = this.ring;
     try {
       for (;;) {
+        if (closed.aborted) throw closed.reason;
         let r = job.attempt();
         if (r === 0) return;
         let err = this.#putFailed(job, r, mode, deadline);
@@ -460,7 +467,7 @@ export class Channel {
           r = job.attempt();
           if (r === 0) return;
         }
-        if (mode === Mode.Async) return this.#putAsync(job, deadline, signal, arm);
+        if (mode === Mode.Async) return this.#putAsync(job, deadline, either(signal, closed), arm, closed);
         const res = waitSync(ring.buffer, ring.byteOffset(arm.word), arm.expected, Math.min(arm.slice, remaining(deadline)));
         this.#disarm(arm);
         if (res === WaitResult.TimedOut) {
@@ -485,9 +492,10 @@ export class Channel {
     }
   }
 
-  async #putAsync(job: PutJob, deadline: number, signal: AbortSignal | undefined, arm: Arm): Promise<void> {
+  async #putAsync(job: PutJob, deadline: number, signal: AbortSignal | undefined, arm: Arm, closed: AbortSignal): Promise<void> {
     for (;;) {
       const res = await this.#sleep(arm, deadline, signal);
+      if (closed.aborted) throw closed.reason;
       if (res === WaitResult.TimedOut) {
         const err = this.#hooks.writerIdle?.(true) ?? null;
         if (err !== null) throw err;
@@ -525,7 +533,8 @@ export class Channel {
   }
 
   #disarm(arm: Arm): void {
-    if (arm.lock) Atomics.sub(this.ring.ctl, arm.word + 1, 1);
+    // (Not after a local close: the mapping is gone, and with it the count.)
+    if (arm.lock && this.ring.ctl.length > 0) Atomics.sub(this.ring.ctl, arm.word + 1, 1);
   }
 
   // ---- get ---------------------------------------------------------------------
@@ -576,6 +585,33 @@ export class Channel {
 
   /** Records that failed to decode in the middle of a getMany, in order: the next gets report them. */
   readonly #deferred: unknown[] = [];
+
+  /**
+   * Aborted when this process closes its side (a Connection's close(), a
+   * Queue's dispose): the gets (puts) waiting here reject with the reason at
+   * once, before the mapping goes, instead of sleeping on memory that is
+   * about to be unmapped, forever. Each op keeps the one current when it
+   * began; a fresh one serves ops that begin later (the same end may be
+   * attached again in this process).
+   */
+  #getsClosed = new AbortController();
+  #putsClosed = new AbortController();
+
+  /** What a get ('get') or put ('put') that begins now watches for a local close. */
+  localClosed(side: 'get' | 'put'): AbortSignal {
+    return (side === 'get' ? this.#getsClosed : this.#putsClosed).signal;
+  }
+
+  /** Rejects this process's pending gets ('get') or puts ('put') with err. */
+  closeLocal(side: 'get' | 'put', err: Error): void {
+    if (side === 'get') {
+      this.#getsClosed.abort(err);
+      this.#getsClosed = new AbortController();
+    } else {
+      this.#putsClosed.abort(err);
+      this.#putsClosed = new AbortController();
+    }
+  }
 
   #takeOne(decode: Decoder): Take {
     const ring = this.ring;
@@ -704,6 +740,8 @@ export class Channel {
   async #getAsync(prev: Promise<unknown> | null, deadline: number, signal: AbortSignal | undefined, take: Take): Promise<unknown> {
     this.#pendingGets++;
     waitingGets++;
+    const closed = this.#getsClosed.signal;
+    let sleepSignal: AbortSignal | undefined;
     try {
       if (prev !== null) {
         await turn(prev.then(noop, noop), signal);
@@ -714,6 +752,7 @@ export class Channel {
       let start = -1;
       let caught = true;
       for (;;) {
+        if (closed.aborted) throw closed.reason;
         let v = take();
         if (v !== kEmpty && v !== kWaitCommit && v !== kBusyTake) {
           if (start >= 0) this.#adaptPoll(start, caught);
@@ -754,7 +793,8 @@ export class Channel {
             this.#adaptPoll(start, false);
             return v;
           }
-          const res = await waitWake(this.#wakeId, Math.min(kSliceMs, remaining(deadline)), signal, this.keepAlive);
+          sleepSignal ??= either(signal, closed);
+          const res = await waitWake(this.#wakeId, Math.min(kSliceMs, remaining(deadline)), sleepSignal, this.keepAlive);
           deep = res === WaitResult.TimedOut;
           continue;
         }
@@ -768,7 +808,8 @@ export class Channel {
             return v;
           }
         }
-        const res = await this.#sleep(arm, deadline, signal);
+        sleepSignal ??= either(signal, closed);
+        const res = await this.#sleep(arm, deadline, sleepSignal);
         deep = res === WaitResult.TimedOut;
       }
     } finally {

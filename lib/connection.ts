@@ -305,7 +305,9 @@ export class Connection<T = unknown> {
     const deadline = deadlineFrom('timeoutMs', timeoutMs);
     const ring = ch.ring;
     const ctl = ring.ctl;
+    const closed = ch.localClosed('get');
     for (let deep = false; ; ) {
+      if (closed.aborted) throw closed.reason;
       if (ring.hasData() || ring.closed) return true;
       if (this.#core.peerGone(this.#core.writerOf(this.#end), deep) !== null) return true;
       const left = remaining(deadline);
@@ -313,7 +315,7 @@ export class Connection<T = unknown> {
       const seq = Atomics.load(ctl, kDataSeq);
       Atomics.or(ctl, kConsumersWaiting, kFutexSleeper);
       let res: WaitResult = WaitResult.NotEqual;
-      if (!ring.hasData()) res = await waitAsync(ring.buffer, ring.byteOffset(kDataSeq), seq, Math.min(kPollSliceMs, left));
+      if (!ring.hasData()) res = await waitAsync(ring.buffer, ring.byteOffset(kDataSeq), seq, Math.min(kPollSliceMs, left), closed);
       deep = res === WaitResult.TimedOut;
     }
   }
@@ -337,6 +339,9 @@ export class Connection<T = unknown> {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    // recv()/send() calls still waiting here end now, before the mapping goes.
+    this.#reader?.closeLocal('get', new EOFError('This connection was closed while a recv() waited on it'));
+    this.#writer?.closeLocal('put', new EOFError('This connection was closed while a send() waited for room'));
     this.#core.unregister(this);
     this.#core.release(this.#end);
     this.#core.dropLocal();

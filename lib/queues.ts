@@ -285,6 +285,12 @@ export class Queue<T = unknown> {
 
   /** Drops this process's mapping (the queue lives on in other processes). */
   [Symbol.dispose](): void {
+    if (this.#ring.ctl.length > 0) {
+      // Calls still waiting here end now, before the mapping goes (an async iteration ends quietly).
+      const err = (): Error => new QueueClosedError('This Queue object was disposed in this process while a call waited on it; the queue lives on for its other users');
+      this.#channel.closeLocal('get', err());
+      this.#channel.closeLocal('put', err());
+    }
     this.#segment.close();
   }
 

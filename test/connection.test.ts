@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import * as mp from 'multiproc';
 import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { collect, fixture, hasRseqWord, runNode } from './helpers';
+import { collect, fixture, hasRseqWord, runNode, sleep } from './helpers';
 import { spawnChild } from './queue-helpers';
 import { kHeaderBytes } from '../dist/cjs/layout.js';
 import { kOwnerWords } from '../dist/cjs/ring-buffer.js';
@@ -113,6 +113,36 @@ describe('Pipe between processes', () => {
 });
 
 describe('Pipe in one process', () => {
+  it('closing a connection ends the recv(), poll() and send() calls still waiting on it with EOFError', async () => {
+    const settle = (p: Promise<unknown>): Promise<unknown> => p.then(() => 'resolved', (e: unknown) => e);
+    const [a, b] = mp.Pipe();
+    const recv = settle(a.recv());
+    const poll = settle(a.poll(10_000));
+    await sleep(20);
+    a.close();
+    // Before: both stayed pending for good (the waits slept on memory that close() had unmapped).
+    for (const r of [await recv, await poll]) {
+      expect(r).toBeInstanceOf(mp.EOFError);
+      expect((r as Error).message).toMatch(/closed while a recv\(\) waited/);
+    }
+    b.close();
+    const [c, d] = mp.Pipe(true, { capacityBytes: 4096 });
+    let sent = 0;
+    const sending = settle((async () => {
+      for (;;) {
+        await c.send(Buffer.alloc(1000));
+        sent++;
+      }
+    })());
+    await sleep(50);
+    expect(sent).toBeGreaterThan(0); // then the ring is full and a send waits
+    c.close();
+    const err = await sending;
+    expect(err).toBeInstanceOf(mp.EOFError);
+    expect((err as Error).message).toMatch(/closed while a send\(\) waited for room/);
+    d.close();
+  });
+
   it('close: the peer drains what was sent, then gets EOFError; sending to a closed end is BrokenPipeError', async () => {
     const [a, b] = mp.Pipe();
     await a.send(1);

@@ -222,6 +222,27 @@ describe('Queue between processes', () => {
 });
 
 describe('Queue in one process', () => {
+  it('disposing a Queue object ends its waiting get() with QueueClosedError and its async iteration quietly', async () => {
+    const q = new mp.Queue();
+    const other = mp.fromHandle(mp.toHandle(q)) as mp.Queue; // another user of the same queue
+    const get = q.get().then(() => 'resolved', (e: unknown) => e);
+    const iterated = (async () => {
+      let n = 0;
+      for await (const _ of q) n++;
+      return n;
+    })();
+    await sleep(20);
+    q[Symbol.dispose]();
+    const err = await get;
+    expect(err).toBeInstanceOf(mp.QueueClosedError);
+    expect((err as Error).message).toMatch(/disposed in this process/);
+    expect(await iterated).toBe(0);
+    await other.put('still open'); // the queue itself lives on
+    expect(await other.get()).toBe('still open');
+    other.close();
+    other[Symbol.dispose]();
+  });
+
   /**
    * Writes by hand the state a producer leaves when it is SIGKILLed holding
    * the put lock, just after reserving one 8-byte record at position 0 (it
