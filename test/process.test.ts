@@ -97,6 +97,14 @@ describe.each<Method>(['spawn', 'forkserver'])('Process (%s)', (method) => {
     out.close();
   });
 
+  // A guard (checked with /proc/PID/fdinfo: the child's copy is close-on-exec from its start).
+  it('a program the child execs does not inherit the tree\'s tracker pipe (it would keep the tracker waiting)', async () => {
+    const p = new mp.Process({ target: { module: './fixtures/process-targets.mjs', export: 'trackerFdInExec' }, startMethod: method });
+    p.start();
+    await p.join();
+    expect(p.exitCode).toBe(0); // 3: the exec'd shell had the pipe; 4: no tracker fd was handed down
+  });
+
   it('join(timeout) and joinSync(timeout) return at the timeout while the child runs; joinSync waits for the exit', async () => {
     const p = new mp.Process({ target: forever, startMethod: method, daemon: true });
     p.start();
