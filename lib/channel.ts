@@ -425,7 +425,7 @@ export class Channel {
 
   async #putQueued(prev: Promise<void>, job: PutJob, deadline: number, signal: AbortSignal | undefined): Promise<void> {
     this.#pendingPuts++;
-    const closed = this.#putsClosed.signal;
+    const closed = this.localClosed('put');
     try {
       await turn(prev, signal);
       await this.#putLoop(job, Mode.Async, deadline, signal, closed);
@@ -451,7 +451,7 @@ export class Channel {
   }
 
   /** Sync and nowait forms throw (after discarding what was not written); the async form returns a promise. */
-  #putLoop(job: PutJob, mode: Mode, deadline: number, signal: AbortSignal | undefined, closed = this.#putsClosed.signal): void | Promise<void> {
+  #putLoop(job: PutJob, mode: Mode, deadline: number, signal: AbortSignal | undefined, closed = this.localClosed('put')): void | Promise<void> {
     const ring = this.ring;
     try {
       for (;;) {
@@ -594,23 +594,17 @@ export class Channel {
    * began; a fresh one serves ops that begin later (the same end may be
    * attached again in this process).
    */
-  #getsClosed = new AbortController();
-  #putsClosed = new AbortController();
+  readonly #closedLocally = { get: new AbortController(), put: new AbortController() };
 
   /** What a get ('get') or put ('put') that begins now watches for a local close. */
   localClosed(side: 'get' | 'put'): AbortSignal {
-    return (side === 'get' ? this.#getsClosed : this.#putsClosed).signal;
+    return this.#closedLocally[side].signal;
   }
 
   /** Rejects this process's pending gets ('get') or puts ('put') with err. */
   closeLocal(side: 'get' | 'put', err: Error): void {
-    if (side === 'get') {
-      this.#getsClosed.abort(err);
-      this.#getsClosed = new AbortController();
-    } else {
-      this.#putsClosed.abort(err);
-      this.#putsClosed = new AbortController();
-    }
+    this.#closedLocally[side].abort(err);
+    this.#closedLocally[side] = new AbortController();
   }
 
   #takeOne(decode: Decoder): Take {
@@ -740,7 +734,7 @@ export class Channel {
   async #getAsync(prev: Promise<unknown> | null, deadline: number, signal: AbortSignal | undefined, take: Take): Promise<unknown> {
     this.#pendingGets++;
     waitingGets++;
-    const closed = this.#getsClosed.signal;
+    const closed = this.localClosed('get');
     let sleepSignal: AbortSignal | undefined;
     try {
       if (prev !== null) {

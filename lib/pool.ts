@@ -307,8 +307,8 @@ export class Pool {
   /** Items submitted by any call and not yet done, failed or cancelled. */
   #pending = 0;
   readonly #maxPending: number;
-  /** Callers of submit() and drained() waiting for #pending < #maxPending, first come first served. */
-  readonly #roomWaiters: { run: () => void; fail: (e: unknown) => void }[] = [];
+  /** Callers of submit() (with fail) and drained() waiting for #pending < #maxPending, first come first served. */
+  #roomWaiters: { run: () => void; fail?: (e: unknown) => void }[] = [];
   #serveScheduled = false;
   #fatal: Error | undefined;
   readonly #calls = new Set<Call>();
@@ -429,7 +429,7 @@ export class Pool {
   /** Resolves once fewer than `maxPending` tasks are pending (at once if they are), after the submit() calls already waiting. */
   drained(): Promise<void> {
     if (this.#roomWaiters.length === 0 && this.#pending < this.#maxPending) return Promise.resolve();
-    return new Promise((resolve) => this.#roomWaiters.push({ run: resolve, fail: () => resolve() }));
+    return new Promise((resolve) => this.#roomWaiters.push({ run: resolve }));
   }
 
   #serveRoomWaiters(): void {
@@ -447,10 +447,12 @@ export class Pool {
     });
   }
 
-  /** Waiting submit() calls reject (the pool takes no more calls); drained() waiters resolve. */
+  /** Waiting submit() calls reject: the pool takes no more calls. drained() waiters wait on (the work still pending finishes, or is failed). */
   #failRoomWaiters(): void {
     const err = this.#fatal ?? new ProcessError(`Pool is ${this.#state}; create a new Pool to run more tasks`);
-    for (const w of this.#roomWaiters.splice(0)) w.fail(err);
+    const waiters = this.#roomWaiters;
+    this.#roomWaiters = waiters.filter((w) => w.fail === undefined);
+    for (const w of waiters) w.fail?.(err);
   }
 
   /** No new calls; workers exit once the queued work is done (await join()). */

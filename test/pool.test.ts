@@ -644,9 +644,11 @@ describe('Pool backpressure (submit, needsDrain, drained)', () => {
     Atomics.store(gate.view, 0, 1);
     expect(await first.result).toBe(1);
     const second = await next; // served once the first finished
+    const drained = pool.drained().then(() => pool.pending); // waiting: second is pending
     pool.close(); // the one still waiting for room rejects: the pool takes no more calls
     await expect(last).rejects.toThrow(/Pool is closed/);
     expect(await second.result).toBe(3);
+    expect(await drained).toBe(0); // a close does not end drained() early: the work it waits for goes on
     await pool.join();
     expect(pool.stats().tasks.done).toBe(2);
     await expect(pool.submit(task('gated'), [gate, 5])).rejects.toThrow(/Pool is closed/);

@@ -151,10 +151,11 @@ async function serveJobs(conn: Connection): Promise<void> {
   // The job this worker is on (0: none), in a word of its pipe that the
   // parent also sees: a cancel's kill is for one job, and the parent makes it
   // only by swapping that job's tag for its negative (pool.ts
-  // #cancelInWorkers). The worker swaps 0 for a job's tag before it starts
-  // the job, and the tag back to 0 before it answers: if the parent's swap
-  // came first, it is about to be killed for that job, and it neither
-  // answers nor starts anything more. So a kill always finds its job
+  // #cancelInWorkers). The worker stores a job's tag before it starts the
+  // job (the word is 0 then: the parent swaps only a tag), and swaps it back
+  // to 0 before it answers: if the parent's swap came first, it is about to
+  // be killed for that job, and it neither answers nor starts anything more.
+  // So a kill always finds its job
   // unanswered, at the head of the worker's jobs in the parent, and never
   // hits another call's task.
   const jobWord = conn[kUserWord]();
@@ -175,7 +176,7 @@ async function serveJobs(conn: Connection): Promise<void> {
       if (msg === undefined) msg = await inbox.wait();
       if (msg === null || msg.t === 'stop') break;
       const tag = jobTag(msg.id);
-      if (jobWord.length > 0 && Atomics.compareExchange(jobWord, 0, 0, tag) !== 0) await awaitKill();
+      if (jobWord.length > 0) Atomics.store(jobWord, 0, tag);
       const t0 = performance.now();
       let failed: { index: number; error: WireError } | undefined;
       const values: unknown[] = [];
