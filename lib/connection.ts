@@ -28,7 +28,7 @@ import { encodeBytes, recordBytes, type Encoded } from './codec';
 import { Channel } from './channel';
 import { BrokenPipeError, EOFError } from './errors';
 import { Kind } from './layout';
-import { native } from './native';
+import { sameProcessRuns, selfStamp } from './liveness';
 import { registerKind, type Handle } from './reduction';
 import { kConsumersWaiting, kControlBytes, kDataSeq, kFutexSleeper, kOwnerWords, Ring } from './ring-buffer';
 import { roundCapacity } from './queues';
@@ -49,6 +49,12 @@ const kWords = 128;
 const kOpen = 0; // + end
 const kPid = 2; // + end
 /**
+ * Byte offset of the 64-bit identity of each end's process (+ 8 * end):
+ * pid * 2^32 + its startStamp, written in one store so that a reader never
+ * pairs one process's pid with another's start time.
+ */
+const kIdentByte = 16;
+/**
  * Free for the pipe's user, both ends alike (see kUserWord), on a line of its
  * own: a pool worker swaps it twice per job, and kOpen, on the first line,
  * is read before every send (sharing the line cost each send a cache miss).
@@ -66,6 +72,7 @@ const endFinalizer = new FinalizationRegistry<{ words: Int32Array; end: number; 
 class PipeCore {
   readonly segment: Segment;
   readonly words: Int32Array;
+  readonly idents: BigInt64Array;
   readonly duplex: boolean;
   /** rings[e]: the ring end e reads. */
   readonly rings: (Ring | null)[];
@@ -83,6 +90,7 @@ class PipeCore {
       throw new Error(`Segment '${segment.name}' does not hold a valid pipe`);
     }
     this.words = new Int32Array(segment.buffer, segment.payloadOffset, kWords / 4);
+    this.idents = new BigInt64Array(segment.buffer, segment.payloadOffset + kIdentByte, 2);
     this.rings = [];
     this.channels = [];
     for (let e = 0; e < 2; e++) {
@@ -132,12 +140,14 @@ class PipeCore {
   peerGone(peer: number, deep: boolean, Err: typeof EOFError = EOFError): Error | null {
     if (Atomics.load(this.words, kOpen + peer) <= 0) return new Err('The other end of the pipe was closed');
     if (deep) {
-      const pid = Atomics.load(this.words, kPid + peer);
-      // The plain pid check: the pid word names the last process that made a
-      // Connection for that end, which may have handed the end on and closed
-      // its own (a live process that no longer maps the segment is not a
-      // dead peer here, unlike a lock holder).
-      if (pid !== 0 && pid !== process.pid && !native.isAlive(pid)) {
+      // The identity names the last process that made a Connection for that
+      // end, which may have handed the end on and closed its own: a live
+      // process that no longer maps the segment is not a dead peer here,
+      // unlike a lock holder. So a recycled pid is told apart by start time.
+      const ident = Atomics.load(this.idents, peer);
+      const pid = Number(ident >> 32n);
+      const stamp = Number(ident & 0xffffffffn);
+      if (pid !== 0 && pid !== process.pid && !sameProcessRuns(pid, stamp)) {
         return new Err(`The process at the other end of the pipe (pid ${pid}) died`);
       }
     }
@@ -151,6 +161,7 @@ class PipeCore {
       return existing;
     }
     Atomics.store(this.words, kPid + end, process.pid);
+    Atomics.store(this.idents, end, (BigInt(process.pid) << 32n) | BigInt(selfStamp()));
     this.#local++;
     const c = new Connection(this, end);
     this.conns[end] = new WeakRef(c);

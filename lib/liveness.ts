@@ -14,7 +14,13 @@
  * inherited the number has not. The check costs ~0.1-1 ms, so it runs only
  * when the cached "yes" expires.
  *
- * Exports: recentlyAlive, holderAlive, mapsSegment, kTrustMs.
+ * Where a pid is not written into a segment its process must map (a pipe
+ * end may be handed on and closed by the process that made it), the pid is
+ * paired with its process's start time instead (startStamp): a later
+ * program given the same pid started later.
+ *
+ * Exports: recentlyAlive, holderAlive, mapsSegment, startStamp, selfStamp,
+ * sameProcessRuns, kTrustMs.
  */
 import { readFileSync, statSync } from 'node:fs';
 import { native } from './native';
@@ -68,4 +74,42 @@ export function mapsSegment(pid: number, name: string): boolean | null {
     if (line.split(' ', 5)[4] === inode) return true;
   }
   return false;
+}
+
+/**
+ * The start time of process pid in clock ticks since boot, as a non-zero
+ * 32-bit number (/proc/PID/stat's 22nd field), or null where it cannot be
+ * read: not Linux, or no such process.
+ */
+export function startStamp(pid: number): number | null {
+  if (process.platform !== 'linux') return null;
+  let stat: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+  } catch {
+    return null;
+  }
+  // The command name (field 2) may hold spaces and parentheses: count from the last ')'.
+  const ticks = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]);
+  if (!Number.isFinite(ticks)) return null;
+  return (ticks % 0xffffffff) + 1;
+}
+
+let self: { pid: number; stamp: number } | null = null;
+
+/** This process's startStamp, or 0 where unknown (a fork child has its own: keyed by pid). */
+export function selfStamp(): number {
+  if (self === null || self.pid !== process.pid) self = { pid: process.pid, stamp: startStamp(process.pid) ?? 0 };
+  return self.stamp;
+}
+
+/**
+ * Whether the process that wrote (pid, stamp) still runs: pid is alive and,
+ * where both stamps are known, started when that process did. Uncached.
+ */
+export function sameProcessRuns(pid: number, stamp: number): boolean {
+  if (!native.isAlive(pid)) return false;
+  if (stamp === 0) return true;
+  const now = startStamp(pid);
+  return now === null || now === stamp;
 }

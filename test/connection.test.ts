@@ -84,6 +84,33 @@ describe('Pipe between processes', () => {
     mine.close();
   });
 
+  it.runIf(process.platform === 'linux')('a peer whose pid went to an unrelated program (a recycled pid) counts as dead: recv rejects with EOFError', async () => {
+    const [a, b] = mp.Pipe();
+    const other = spawn('sleep', ['30'], { stdio: 'ignore' });
+    try {
+      const raw = mp.SharedMemory.attach((mp.toHandle(a) as unknown as { name: string }).name);
+      // The pipe's own words start the payload; end 1's identity (pid * 2^32
+      // + start time in clock ticks since boot) is the 64-bit word at byte 24.
+      const ident = new BigInt64Array(raw.buffer, kHeaderBytes + 24, 1);
+      const stat = readFileSync(`/proc/${other.pid}/stat`, 'latin1');
+      const ticks = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]);
+      const outcome = async (ms: number) => Promise.race([a.recv().then(() => 'message', (e: Error) => e.name), sleep(ms).then(() => 'waiting')]);
+      // The same pid with its own start time: a live peer, recv waits.
+      Atomics.store(ident, 0, (BigInt(other.pid!) << 32n) | BigInt((ticks % 0xffffffff) + 1));
+      expect(await outcome(700)).toBe('waiting');
+      // The same pid with an earlier start time: the peer that wrote it died and its pid was given on.
+      Atomics.store(ident, 0, (BigInt(other.pid!) << 32n) | 1n);
+      const t0 = performance.now();
+      expect(await outcome(3000)).toBe('EOFError');
+      expect(performance.now() - t0).toBeLessThan(2000);
+      raw.close();
+    } finally {
+      other.kill('SIGKILL');
+      a.close();
+      b.close();
+    }
+  });
+
   it('each end publishes the CPU it sends from where the other end reads it (pollers yield on a shared CPU)', async () => {
     const [a, b] = mp.Pipe();
     // The child runs pinned to one CPU (taskset) where it can be, else anywhere.
