@@ -209,7 +209,19 @@ export class Ring {
   /** Largest payload a record can hold (a record must fit in half the ring, see padding). */
   readonly maxPayload: number;
   #maxsize: number;
+  /**
+   * head as this producer last read it, and tail after its last reservation.
+   * (t - cachedHead) >>> 0 overstates the bytes in use, a safe answer, only
+   * while tail has moved less than 2^32 bytes since the cache was taken: a
+   * producer that puts rarely into a queue others keep busy would see room
+   * that is not there once 4 GiB went by. So the cache is trusted only while
+   * tail and putCount are where this producer left them (always so for a
+   * single producer; others' puts would have to add up to exact multiples of
+   * 2^32 bytes and 2^32 records at once to look like none).
+   */
   #cachedHead = 0;
+  #lastTail = 0;
+  #lastCount = 0;
   // Per record of the current reservation run: Int32 index of its state word, and its position.
   readonly #runState: number[] = [0];
   readonly #runPos: number[] = [0];
@@ -230,6 +242,8 @@ export class Ring {
     this.maxPayload = capacity / 2 - kRecordHeader;
     this.#maxsize = Atomics.load(this.ctl, kMaxsize);
     this.#cachedHead = Atomics.load(this.ctl, kHead);
+    this.#lastTail = Atomics.load(this.ctl, kTail);
+    this.#lastCount = Atomics.load(this.ctl, kPutCount);
   }
 
   /** Writes the configuration words of a fresh (zeroed) control block. */
@@ -351,6 +365,7 @@ export class Ring {
       // myPid(), not a cached pid: under the 'fork' start method a child uses this very object.
       const negPid = -myPid();
       const t0 = Atomics.load(ctl, kTail);
+      if (t0 !== this.#lastTail || ctl[kPutCount] !== this.#lastCount) this.#cachedHead = Atomics.load(ctl, kHead);
       let t = t0;
       let padAt = -1;
       let padTag = 0;
@@ -387,6 +402,8 @@ export class Ring {
       // head before that record's commit, an atomic store that follows them.
       d[(t & mask) >> 2] = 0;
       const count = (ctl[kPutCount] + k) | 0;
+      this.#lastTail = t;
+      this.#lastCount = count;
       if (kStoresInOrder) {
         // x86: no fence needed for these (see kStoresInOrder): a full
         // barrier here stalled on the consumer's copy of the line, and the

@@ -315,6 +315,37 @@ describe('Queue in one process', () => {
     }
   });
 
+  it('a producer that puts rarely sees a full ring as full after 4 GiB went through it (its cached head is not trusted)', async () => {
+    // 8179-byte Buffers make 8192-byte records: 8 per 64 KiB lap, 7 fit.
+    const q = new mp.Queue<Buffer>({ capacityBytes: 65536 });
+    const [mine, theirs] = mp.Pipe();
+    const child = collect(spawnChild(fixture('q-rare-producer.mjs'), [handle(q), handle(theirs)]));
+    theirs.close();
+    try {
+      expect(await mine.recv()).toBe('ready'); // it has attached, and read head
+      const item = Buffer.alloc(8179, 1);
+      for (let i = 0; i < 2 ** 32 / 8192 - 3; i++) {
+        q.putSync(item);
+        q.getSync();
+      }
+      for (let i = 0; i < 7; i++) q.putSync(Buffer.alloc(8179, 10 + i));
+      expect(() => q.putNowait(item)).toThrow(mp.QueueFullError);
+      await mine.send('go');
+      // Before, it found room that was not there and overwrote the oldest
+      // record's state word: the queue read empty while holding 8 items.
+      expect(await mine.recv()).toBe('TimeoutError');
+      expect(q.qsize()).toBe(7);
+      for (let i = 0; i < 7; i++) expect(q.getSync(1000)[0]).toBe(10 + i);
+      await mine.send('go');
+      expect(await mine.recv()).toBe('ok');
+      expect(q.getSync(1000)[0]).toBe(0xee);
+    } finally {
+      mine.close();
+    }
+    expect((await child).code).toBe(0);
+    q.close();
+  });
+
   it('an uncloneable item is a TypeError and the queue is unchanged', async () => {
     const q = new mp.Queue();
     await q.put(1);
