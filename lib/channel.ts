@@ -201,6 +201,16 @@ export class Batch implements PutJob {
         }
         i++;
       }
+      // A top-level Buffer's bytes are referenced, not copied, until the
+      // write: a later item's getter may have detached (transferred) it.
+      // Found now, before anything is reserved; at the write it would leave
+      // reserved records "being written" for this process's lifetime.
+      for (i = 0; i < this.#encs.length; i++) {
+        const enc = this.#encs[i];
+        if (enc && enc.body !== null && enc.body.byteLength !== enc.size - enc.headLen) {
+          throw new TypeError('its buffer was detached or transferred while later items were encoded; nothing was put');
+        }
+      }
     } catch (e) {
       this.discard();
       if (e instanceof TypeError) throw new TypeError(`putMany: item ${i}: ${e.message}`, { cause: e.cause ?? e });

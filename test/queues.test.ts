@@ -358,6 +358,20 @@ describe('Queue in one process', () => {
     expect(q.empty()).toBe(true);
   });
 
+  it('putMany: a Buffer detached by a later item\'s getter is a TypeError and the queue is unchanged (no record left half-written)', async () => {
+    const q = new mp.Queue();
+    const u8 = new Uint8Array(100).fill(1);
+    const evil = { get x() { structuredClone(u8.buffer, { transfer: [u8.buffer] }); return 1; } };
+    expect(() => q.putManySync([u8, evil])).toThrow(/item 0: its buffer was detached/);
+    const u8b = new Uint8Array(100).fill(2);
+    const evilB = { get x() { structuredClone(u8b.buffer, { transfer: [u8b.buffer] }); return 1; } };
+    await expect(q.putMany(['a', u8b, evilB])).rejects.toBeInstanceOf(TypeError);
+    expect(q.qsize()).toBe(0);
+    q.putSync('after');
+    expect(q.getSync(1000)).toBe('after');
+    q.close();
+  });
+
   it('putMany / getMany: uncloneable item, timeouts with itemsPut, maxsize, closed queues, mixed items', async () => {
     const q = new mp.Queue<unknown>(5);
     // Every item is encoded before any is put: a bad one changes nothing, and its index is named.
