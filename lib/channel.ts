@@ -56,15 +56,30 @@ const noop = (): void => {};
 /** Async gets of this thread that found their ring empty and wait (see #getAsync). */
 let waitingGets = 0;
 
-/** Resolves when `prev` settles; rejects with signal.reason if the signal fires first. */
-function turn(prev: Promise<void>, signal: AbortSignal | undefined): Promise<void> {
-  if (signal === undefined) return prev;
-  if (signal.aborted) return Promise.reject(signal.reason);
+/**
+ * Resolves when `prev` (an earlier call of this process, which must go first)
+ * settles; rejects with signal.reason if the signal fires first, and with a
+ * TimeoutError (`what` timed out) if the deadline passes first.
+ */
+function turn(prev: Promise<void>, signal: AbortSignal | undefined, deadline: number, what: string): Promise<void> {
+  if (signal === undefined && deadline === Infinity) return prev;
+  if (signal?.aborted) return Promise.reject(signal.reason);
   return new Promise<void>((resolve, reject) => {
-    const onAbort = (): void => reject(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
+    let timer: NodeJS.Timeout | undefined;
+    const onAbort = (): void => {
+      clearTimeout(timer);
+      reject(signal!.reason);
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+    if (deadline !== Infinity) {
+      timer = setTimeout(() => {
+        signal?.removeEventListener('abort', onAbort);
+        reject(new TimeoutError(`${what} timed out: an earlier ${what} of this process was still waiting`));
+      }, remaining(deadline));
+    }
     void prev.then(() => {
-      signal.removeEventListener('abort', onAbort);
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
       resolve();
     });
   });
@@ -372,6 +387,12 @@ export class Channel {
   }
 
   putNowait(enc: Encoded): void {
+    if (this.#pendingPuts > 0) {
+      // An async put of this process waits for room ahead of this one and
+      // goes first (call order): for this call the queue is full.
+      discard(enc);
+      throw new QueueFullError('The queue is full (an earlier put of this process is waiting for room)');
+    }
     if (this.#tryPut(enc) === 0) return;
     // Infinity: a nowait put still waits out another producer's few-instruction reservation.
     this.#putLoop(new OnePut(this.ring, this.#data, enc), Mode.Nowait, Infinity, undefined) as void;
@@ -428,8 +449,11 @@ export class Channel {
   }
 
   #enqueuePut(job: PutJob, deadline: number, signal: AbortSignal | undefined): Promise<void> {
-    const p = this.#putQueued(this.#putTail, job, deadline, signal);
-    this.#putTail = p.then(noop, noop);
+    const prev = this.#putTail;
+    const p = this.#putQueued(prev, job, deadline, signal);
+    // A put aborted (or timed out) before its turn must not let later ones
+    // overtake the earlier ones still waiting: the next turn is then prev's.
+    this.#putTail = p.then(noop, () => prev);
     return p;
   }
 
@@ -437,7 +461,7 @@ export class Channel {
     this.#pendingPuts++;
     const closed = this.localClosed('put');
     try {
-      await turn(prev, signal);
+      await turn(prev, signal, deadline, 'put');
       await this.#putLoop(job, Mode.Async, deadline, signal, closed);
     } catch (e) {
       job.discard();
@@ -638,6 +662,8 @@ export class Channel {
 
   getNowait(decode: Decoder = this.#decode): unknown {
     if (this.#deferred.length > 0) this.#throwDeferred();
+    // An async get of this process waits ahead of this one and takes the next item first.
+    if (this.#pendingGets > 0) throw new QueueEmptyError('The queue is empty (an earlier get of this process is waiting for the next item)');
     return this.#getLoop(Mode.Nowait, 0, undefined, this.#takeOne(decode));
   }
 
@@ -657,6 +683,7 @@ export class Channel {
   /** Up to `max` items ready now; [] when none is (QueueClosedError-like once closed and drained). */
   getManyNowait(max: number): unknown[] {
     if (this.#deferred.length > 0) this.#throwDeferred();
+    if (this.#pendingGets > 0) return []; // see getNowait
     const v = this.#takeMany(max, this.#decode)();
     if (Array.isArray(v)) return v;
     if (v === kEmpty && (this.#hooks.readerClosed?.() ?? this.ring.closed)) throw this.#hooks.closedError();
@@ -708,8 +735,11 @@ export class Channel {
    * trip).
    */
   #enqueueGet(take: Take, deadline: number, signal: AbortSignal | undefined): Promise<unknown> {
-    const p = this.#getAsync(this.#pendingGets === 0 ? null : this.#getTail, deadline, signal, take);
-    this.#getTail = p;
+    const prev = this.#pendingGets === 0 ? null : this.#getTail;
+    const p = this.#getAsync(prev, deadline, signal, take);
+    // As for puts: a get that ended before its turn hands the turn back to
+    // the gets before it (p rejects then; the chained promise never does).
+    this.#getTail = prev === null ? p : p.then(noop, () => prev.then(noop, noop));
     return p;
   }
 
@@ -748,7 +778,7 @@ export class Channel {
     let sleepSignal: AbortSignal | undefined;
     try {
       if (prev !== null) {
-        await turn(prev.then(noop, noop), signal);
+        await turn(prev.then(noop, noop), signal, deadline, 'get');
         if (this.#deferred.length > 0) this.#throwDeferred();
       }
       const ring = this.ring;

@@ -42,7 +42,7 @@ import { availableParallelism, constants as osConstants } from 'node:os';
 import { join } from 'node:path';
 import { AbortError, MultiprocError, ProcessError, TimeoutError, WorkerExitError } from './errors';
 import { checkForkedImport, describeTask, type TaskTarget } from './task';
-import { checkInteger, checkSignal, describeValue } from './validate';
+import { checkInteger, checkSignal, describeValue, kMaxTimerMs } from './validate';
 import { Pipe, type Connection } from './connection';
 import { Process } from './process';
 import { jobTag, kUserWord } from './symbols';
@@ -522,7 +522,8 @@ export class Pool {
       if (typeof options.timeout !== 'number' || !(options.timeout > 0)) {
         throw new TypeError(`Expected "timeout" to be a number of milliseconds > 0, got ${describeValue(options.timeout)}`);
       }
-      timeoutMs = options.timeout;
+      // Beyond setTimeout's range (~24.8 days) is no limit.
+      if (options.timeout <= kMaxTimerMs) timeoutMs = options.timeout;
     }
     const onProgress = options.onProgress;
     if (onProgress !== undefined && typeof onProgress !== 'function') {
@@ -922,7 +923,7 @@ export class Pool {
    */
   #cancelInWorkers(call: Call, kind: 'abort' | 'timeout', graceMs: number | undefined, only?: Job): void {
     // Beyond setTimeout's range (~24.8 days) is never.
-    if (graceMs !== undefined && graceMs > 0x7fffffff) graceMs = undefined;
+    if (graceMs !== undefined && graceMs > kMaxTimerMs) graceMs = undefined;
     for (const w of this.#workers) {
       if (w.dead) continue;
       const ids = new Set<number>();

@@ -20,16 +20,22 @@ export function checkInteger(name: string, v: unknown, min = 0, max = Number.MAX
 }
 
 /**
- * Timeouts are milliseconds: undefined/null/Infinity mean "wait forever";
- * anything else must be a finite number >= 0. Returns the deadline
- * (performance.now() based) or Infinity.
+ * The longest delay setTimeout takes (~24.8 days). Node fires a longer one
+ * after 1 ms (with a warning), so longer timeouts mean "no limit" here.
+ */
+export const kMaxTimerMs = 0x7fffffff;
+
+/**
+ * Timeouts are milliseconds: undefined/null/Infinity, and anything above
+ * kMaxTimerMs, mean "wait forever"; anything else must be a number >= 0.
+ * Returns the deadline (performance.now() based) or Infinity.
  */
 export function deadlineFrom(name: string, timeout: unknown): number {
-  if (timeout === undefined || timeout === null || timeout === Infinity) return Infinity;
+  if (timeout === undefined || timeout === null) return Infinity;
   if (typeof timeout !== 'number' || Number.isNaN(timeout) || timeout < 0) {
     throw new TypeError(`Expected "${name}" to be a number of milliseconds >= 0 (or undefined for no timeout), got ${show(timeout)}`);
   }
-  return performance.now() + timeout;
+  return timeout > kMaxTimerMs ? Infinity : performance.now() + timeout;
 }
 
 /** Milliseconds left until deadline (Infinity stays Infinity, never negative). */

@@ -548,6 +548,54 @@ describe('Queue in one process', () => {
     expect(got).toEqual([0, 1, 2, 3]);
   });
 
+  it('one process\'s calls keep their order when one ends early, and a timeout holds while an earlier call waits', async () => {
+    const tick = () => new Promise((r) => setImmediate(r));
+    // An aborted put queued behind a waiting one does not let a later put overtake it.
+    const q = new mp.Queue<string>({ maxsize: 1 });
+    q.putSync('x');
+    const pa = q.put('a');
+    const ac = new AbortController();
+    const pb = q.put('b', { signal: ac.signal });
+    ac.abort();
+    await expect(pb).rejects.toBe(ac.signal.reason);
+    await tick();
+    expect(q.getSync()).toBe('x');
+    // A nowait put behind a waiting one finds the queue full: 'a' goes first.
+    expect(() => q.putNowait('n')).toThrow(/an earlier put of this process is waiting/);
+    const pc = q.put('c');
+    await Promise.race([pa, pc]);
+    expect(q.getSync(1000)).toBe('a');
+    await Promise.all([pa, pc]);
+    expect(q.getSync(1000)).toBe('c');
+    // A put with a timeout behind one that waits for good times out.
+    q.putSync('y');
+    const stuck = q.put('s');
+    const t0 = performance.now();
+    await expect(q.put('t', { timeout: 100 })).rejects.toThrow(mp.TimeoutError);
+    expect(performance.now() - t0).toBeLessThan(1500);
+    expect(q.getSync()).toBe('y');
+    await stuck;
+    expect(q.getSync()).toBe('s');
+    // Gets: an aborted get does not let a later one take the item an earlier one waits for.
+    const order: string[] = [];
+    const g1 = q.get().then((v) => order.push(`g1:${v}`));
+    const ac2 = new AbortController();
+    const g2 = q.get({ signal: ac2.signal });
+    ac2.abort();
+    await expect(g2).rejects.toBe(ac2.signal.reason);
+    await tick();
+    const g3 = q.get().then((v) => order.push(`g3:${v}`));
+    expect(() => q.getNowait()).toThrow(mp.QueueEmptyError);
+    // A get with a timeout behind a waiting one times out (before, it waited as long as that one).
+    await expect(q.get({ timeout: 100 })).rejects.toThrow(mp.TimeoutError);
+    q.putSync('1');
+    await sleep(30);
+    q.putSync('2');
+    await Promise.all([g1, g3]);
+    expect(order).toEqual(['g1:1', 'g3:2']);
+    q.close();
+  });
+
   it('bad constructor arguments: RangeError / TypeError', () => {
     expect(() => new mp.Queue(-1)).toThrow(RangeError);
     expect(() => new mp.Queue(2 ** 31)).toThrow(RangeError);

@@ -217,6 +217,39 @@ describe('Lock and RLock in one process', () => {
     lock.close();
   });
 
+  it('timeouts beyond setTimeout\'s range (~24.8 days) mean no limit: no early false, no busy re-arming', async () => {
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => warnings.push(w.name);
+    process.on('warning', onWarning);
+    const lock = new mp.Lock();
+    const sem = new mp.Semaphore(0);
+    const ev = new mp.Event();
+    try {
+      await lock.acquire();
+      let settled: boolean | string = 'pending';
+      const queued = lock.acquire({ timeout: Number.MAX_SAFE_INTEGER }).then((v) => (settled = v));
+      const semWait = sem.acquire({ timeout: 2 ** 31 }).then((v) => v);
+      const evWait = ev.wait(Number.MAX_SAFE_INTEGER);
+      const cpu0 = process.cpuUsage();
+      await sleep(300);
+      const cpu = process.cpuUsage(cpu0);
+      expect(settled).toBe('pending'); // before: false after ~1 ms (the timer fired at once)
+      expect((cpu.user + cpu.system) / 1000).toBeLessThan(150); // before: a 1 ms timer re-armed without end
+      lock.release();
+      expect(await queued).toBe(true);
+      lock.release();
+      sem.release();
+      expect(await semWait).toBe(true);
+      ev.set();
+      expect(await evWait).toBe(true);
+      await sleep(10);
+      expect(warnings).not.toContain('TimeoutOverflowWarning');
+    } finally {
+      process.off('warning', onWarning);
+      lock.close();
+    }
+  });
+
   it('acquireSync on a Lock this thread holds throws instead of deadlocking', () => {
     const lock = new mp.Lock();
     lock.acquireSync();
