@@ -60,63 +60,69 @@ function isPlainObject(v: object): boolean {
 }
 
 /**
- * Returns `value` with every shared object replaced by its handle. Containers
- * are copied only when something inside them changed; `found` reports whether
- * anything was replaced (so callers can skip rebuild() on the other side).
+ * Returns `value` with every shared object replaced by its handle, or
+ * `value` itself when it holds none (the common case: nothing is copied).
+ * Otherwise the containers (arrays, Maps, Sets, plain objects) are copied
+ * whole, each registered before its contents are, so that cycles and shared
+ * references point at the copies as structured clone would see them.
  */
-export function reduce(value: unknown, seen = new Map<object, unknown>()): unknown {
+export function reduce(value: unknown): unknown {
+  if (typeof value !== 'object' || value === null) return value;
+  if (isShareable(value)) return toHandle(value);
+  if (!reachesShared(value, new Set())) return value;
+  return copyReduced(value, new Map());
+}
+
+function reachesShared(value: unknown, visited: Set<object>): boolean {
+  if (typeof value !== 'object' || value === null) return false;
+  if (isShareable(value)) return true;
+  if (visited.has(value)) return false;
+  visited.add(value);
+  if (Array.isArray(value)) return value.some((v) => reachesShared(v, visited));
+  if (value instanceof Map) {
+    for (const [k, v] of value) if (reachesShared(k, visited) || reachesShared(v, visited)) return true;
+    return false;
+  }
+  if (value instanceof Set) {
+    for (const v of value) if (reachesShared(v, visited)) return true;
+    return false;
+  }
+  if (isPlainObject(value)) return Object.values(value).some((v) => reachesShared(v, visited));
+  return false;
+}
+
+function copyReduced(value: unknown, seen: Map<object, unknown>): unknown {
   if (typeof value !== 'object' || value === null) return value;
   if (isShareable(value)) return toHandle(value);
   if (seen.has(value)) return seen.get(value);
   if (Array.isArray(value)) {
-    let out: unknown[] | undefined;
-    seen.set(value, value);
+    const out: unknown[] = new Array(value.length);
+    seen.set(value, out);
     for (let i = 0; i < value.length; i++) {
-      const r = reduce(value[i], seen);
-      if (r !== value[i]) {
-        out ??= value.slice();
-        out[i] = r;
-      }
+      if (i in value) out[i] = copyReduced(value[i], seen); // a hole stays a hole
     }
-    if (out) seen.set(value, out);
-    return out ?? value;
+    return out;
   }
   if (value instanceof Map) {
-    let changed = false;
-    const entries: [unknown, unknown][] = [];
-    seen.set(value, value);
-    for (const [k, v] of value) {
-      const rk = reduce(k, seen);
-      const rv = reduce(v, seen);
-      changed ||= rk !== k || rv !== v;
-      entries.push([rk, rv]);
-    }
-    return changed ? new Map(entries) : value;
+    const out = new Map<unknown, unknown>();
+    seen.set(value, out);
+    for (const [k, v] of value) out.set(copyReduced(k, seen), copyReduced(v, seen));
+    return out;
   }
   if (value instanceof Set) {
-    let changed = false;
-    const items: unknown[] = [];
-    seen.set(value, value);
-    for (const v of value) {
-      const rv = reduce(v, seen);
-      changed ||= rv !== v;
-      items.push(rv);
-    }
-    return changed ? new Set(items) : value;
+    const out = new Set<unknown>();
+    seen.set(value, out);
+    for (const v of value) out.add(copyReduced(v, seen));
+    return out;
   }
   if (isPlainObject(value)) {
-    let out: Record<string, unknown> | undefined;
-    seen.set(value, value);
+    const out: Record<string, unknown> = Object.getPrototypeOf(value) === null ? Object.create(null) : {};
+    seen.set(value, out);
     for (const key of Object.keys(value)) {
-      const v = (value as Record<string, unknown>)[key];
-      const r = reduce(v, seen);
-      if (r !== v) {
-        out ??= { ...(value as Record<string, unknown>) };
-        out[key] = r;
-      }
+      // defineProperty: a key named __proto__ stays an own property.
+      Object.defineProperty(out, key, { value: copyReduced((value as Record<string, unknown>)[key], seen), enumerable: true, writable: true, configurable: true });
     }
-    if (out) seen.set(value, out);
-    return out ?? value;
+    return out;
   }
   return value;
 }

@@ -619,6 +619,31 @@ describe('Queue in one process', () => {
     expect(back).toEqual(f64);
   });
 
+  it('an item with a cycle that also holds a shared object round-trips (the cycle points at the copy)', async () => {
+    const q = new mp.Queue<unknown>();
+    const v = mp.Value('i', 7);
+    const obj: Record<string, unknown> = { v, when: new Date(0) };
+    obj.self = obj;
+    const m = new Map<string, unknown>([['v', v]]);
+    m.set('me', m);
+    const arr: unknown[] = [v];
+    arr.push(arr, { back: arr });
+    for (const item of [obj, m, arr]) await q.put(item);
+    const o = (await q.get()) as typeof obj;
+    expect(o.self).toBe(o);
+    expect((o.v as typeof v).value).toBe(7);
+    expect(o.when).toEqual(new Date(0));
+    const m2 = (await q.get()) as typeof m;
+    expect(m2.get('me')).toBe(m2);
+    (m2.get('v') as typeof v).value = 8;
+    expect(v.value).toBe(8); // the same shared memory
+    const a2 = (await q.get()) as unknown[];
+    expect(a2[1]).toBe(a2);
+    expect((a2[2] as { back: unknown }).back).toBe(a2);
+    expect((a2[0] as typeof v).value).toBe(8);
+    q.close();
+  });
+
   it('connections and simple queues travel as queue items too', async () => {
     const q = new mp.Queue<unknown>();
     const [a, b] = mp.Pipe();
