@@ -169,8 +169,16 @@ abstract class SharedCtype {
   }
 
   protected handle(kind: string): Handle {
-    const lock = lockHandle(this.lock);
+    // Our own segment first: it throws if this object is closed, and a lock
+    // reference taken before that would never be given back.
     this.segment.retain();
+    let lock: Handle | null;
+    try {
+      lock = lockHandle(this.lock);
+    } catch (e) {
+      this.segment.unretain();
+      throw e;
+    }
     return { [kHandleTag]: kind, name: this.segment.name, typecode: this.typecode, lock };
   }
 }
@@ -320,7 +328,7 @@ const proxyHandler: ProxyHandler<SharedArrayObject> = {
   },
 };
 
-function createArray<C extends Typecode>(typecode: C, lengthOrValues: unknown, lock: LockLike | null): SharedArray<C> {
+function createArray<C extends Typecode>(typecode: C, lengthOrValues: unknown, makeLock: () => LockLike | null): SharedArray<C> {
   const info = typeInfo(typecode);
   let values: unknown[] | undefined;
   let length: number;
@@ -333,6 +341,7 @@ function createArray<C extends Typecode>(typecode: C, lengthOrValues: unknown, l
   } else {
     throw new TypeError(`Expected a length or an iterable of initial values, got ${describeValue(lengthOrValues)}`);
   }
+  const lock = makeLock();
   const seg = Segment.create(Kind.Array, Math.max(length * info.ctor.BYTES_PER_ELEMENT, 8), [info.id, length]);
   const arr = new SharedArrayObject(seg, info, typecode, length, lock);
   if (values) (arr.view as unknown as { set(a: ArrayLike<unknown>): void }).set(values);
@@ -346,13 +355,13 @@ export function SharedArray<C extends Typecode>(
   options: SharedOptions = {},
 ): SharedArray<C> {
   typeInfo(typecode);
-  const lock = resolveLock(options?.lock, 'Array');
-  return createArray(typecode, lengthOrValues, lock);
+  // The lock (a segment of its own) is made only once the values passed.
+  return createArray(typecode, lengthOrValues, () => resolveLock(options?.lock, 'Array'));
 }
 
 /** A fixed-length typed array in shared memory with no lock. Called without `new`. */
 export function RawArray<C extends Typecode>(typecode: C, lengthOrValues: number | Iterable<ElementOf<C>>): SharedArray<C> {
-  return createArray(typecode, lengthOrValues, null);
+  return createArray(typecode, lengthOrValues, () => null);
 }
 
 function rebuildLock(h: Handle): LockLike | null {

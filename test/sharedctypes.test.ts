@@ -173,3 +173,13 @@ describe('across processes', () => {
     expect(existsSync(`/dev/shm/${name}`)).toBe(false);
   });
 });
+
+describe('failed calls leave nothing behind', () => {
+  it.runIf(process.platform === 'linux')('SharedArray() with bad arguments, and toHandle() of a closed Value or Condition, leave no segment', async () => {
+    const prefix = `lk${process.pid % 100000}`;
+    const r = await runNode(fixture('failed-calls-leak.mjs'), [], { env: { MULTIPROC_SHM_PREFIX: prefix } });
+    expect(r.stderr).toBe('');
+    // Before: 60 lock segments (one per failed SharedArray), then a lock kept by the failed handle each.
+    expect(JSON.parse(r.stdout)).toEqual({ sharedArray: [], value: [], condition: [] });
+  });
+});

@@ -285,8 +285,15 @@ export class Condition extends Acquirable {
   }
 
   [kToHandle](): Handle {
-    const lock = toHandle(this.#lock);
+    // Our own segment first (see SharedCtype.handle): it throws once closed.
     this.#segment.retain();
+    let lock: Handle;
+    try {
+      lock = toHandle(this.#lock);
+    } catch (e) {
+      this.#segment.unretain();
+      throw e;
+    }
     return { [kHandleTag]: 'Condition', name: this.#segment.name, lock };
   }
 
