@@ -92,10 +92,15 @@ export class SharedMemory {
     return this.#buffer === null;
   }
 
-  /** Unmaps this process's view. The segment itself lives on until unlink(). */
+  /**
+   * Unmaps this process's view now (views over it become empty), so that
+   * the memory of an unlinked segment is given back at once rather than at
+   * the next GC. The segment itself lives on until unlink().
+   */
   close(): void {
     if (this.#buffer === null) return;
-    native.detach(this.#buffer);
+    // unmap, not detach: the library never futex-waits on a raw segment.
+    native.unmap(this.#buffer);
     this.#buffer = null;
   }
 

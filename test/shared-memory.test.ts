@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { statSync, existsSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import * as mp from 'multiproc';
 import { describe, expect, it } from 'vitest';
 import { collect, fixture, hasPython, isLinux, runNode, sleep } from './helpers';
@@ -72,6 +72,16 @@ describe('SharedMemory', () => {
     expect(() => shm.buffer).toThrow(/closed/);
     shm.unlink();
     expect(() => mp.SharedMemory.attach(shm.name)).toThrow(/No shared memory/);
+  });
+
+  it.runIf(isLinux)('close() unmaps at once: an unlinked segment\'s memory is given back without waiting for GC', () => {
+    const mapped = (name: string) => readFileSync('/proc/self/maps', 'latin1').includes(`/dev/shm/${name}`);
+    const shm = mp.SharedMemory.create(16 << 20);
+    new Uint8Array(shm.buffer).fill(1);
+    expect(mapped(shm.name)).toBe(true);
+    shm.close();
+    shm.unlink();
+    expect(mapped(shm.name)).toBe(false); // before: mapped (and its 16 MB in /dev/shm's tmpfs) until a GC
   });
 
   it('shares bytes with Python multiprocessing.shared_memory both ways', async () => {
