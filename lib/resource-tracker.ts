@@ -5,7 +5,9 @@
  * As in CPython, one tracker process serves a whole process tree: the first
  * process that creates a segment starts it (lib/entry/tracker-main.ts) with a
  * pipe on its stdin, and every child started by this library inherits the
- * pipe's write end (its number travels in MULTIPROC_TRACKER_FD). Creators
+ * pipe's write end (its number travels in MULTIPROC_TRACKER_FD, checked
+ * against the pipe's inode in MULTIPROC_TRACKER_INO, and both are taken out
+ * of the environment as this module loads). Creators
  * write `REGISTER:<name>:<type>\n` / `UNREGISTER:<name>:<type>\n` lines, each
  * well under PIPE_BUF so writes from many processes never interleave, with a
  * blocking write so that a segment is registered before create() returns.
@@ -28,11 +30,25 @@ export const kTrackerPidEnv = 'MULTIPROC_TRACKER_PID';
 /** Segment types the tracker knows (it unlinks both the same way). */
 export type TrackedType = 'shared_memory' | 'object';
 
+/** The inode of the tracker's pipe, passed with its fd: the number alone may name another pipe here. */
+export const kTrackerInoEnv = 'MULTIPROC_TRACKER_INO';
+
 let trackerFd = -1;
 let trackerPid = 0;
 
-function inheritedFd(): number {
-  const v = process.env[kTrackerFdEnv];
+// Read once and taken out of the environment: a program this process starts
+// by other means (child_process) would inherit the variables but not the fd,
+// and would write its registrations into whatever its own fd of that number
+// is (Node's internal pipes are pipes too). Our own children get all three
+// explicitly (see trackerFdForChild).
+const fromParent = { fd: process.env[kTrackerFdEnv], pid: process.env[kTrackerPidEnv], ino: process.env[kTrackerInoEnv] };
+delete process.env[kTrackerFdEnv];
+delete process.env[kTrackerPidEnv];
+delete process.env[kTrackerInoEnv];
+
+/** The tracker fd number this process was handed by its parent, or -1 (for tests and diagnostics). */
+export function inheritedFd(): number {
+  const v = fromParent.fd;
   if (v === undefined || v === '') return -1;
   const fd = Number(v);
   return Number.isInteger(fd) && fd > 2 ? fd : -1;
@@ -46,9 +62,11 @@ export function ensureRunning(): number {
     trackerFd = inherited;
     // Keep it out of unrelated exec'd programs; our own children get it explicitly.
     try {
-      if (!fstatSync(trackerFd).isFIFO()) throw new Error('not a pipe');
+      const st = fstatSync(trackerFd);
+      if (!st.isFIFO()) throw new Error('not a pipe');
+      if (fromParent.ino !== undefined && fromParent.ino !== '' && Number(fromParent.ino) !== st.ino >>> 0) throw new Error('another pipe');
       native.setCloexec(trackerFd, true);
-      const pid = Number(process.env[kTrackerPidEnv]);
+      const pid = Number(fromParent.pid);
       trackerPid = Number.isInteger(pid) && pid > 0 ? pid : 0;
       return trackerFd;
     } catch {

@@ -105,6 +105,13 @@ describe.each<Method>(['spawn', 'forkserver'])('Process (%s)', (method) => {
     expect(p.exitCode).toBe(0); // 3: the exec'd shell had the pipe; 4: no tracker fd was handed down
   });
 
+  it('a Node program the child starts with child_process is not handed the tracker fd\'s number without the fd', async () => {
+    const p = new mp.Process({ target: { module: './fixtures/process-targets.mjs', export: 'trackerEnvInChildProcess' }, startMethod: method });
+    p.start();
+    await p.join();
+    expect(p.exitCode).toBe(0); // 3: it saw MULTIPROC_TRACKER_FD, and wrote its registrations into its own fd of that number
+  });
+
   it('join(timeout) and joinSync(timeout) return at the timeout while the child runs; joinSync waits for the exit', async () => {
     const p = new mp.Process({ target: forever, startMethod: method, daemon: true });
     p.start();

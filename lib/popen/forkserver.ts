@@ -19,7 +19,7 @@ import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { ProcessError } from '../errors';
 import { native } from '../native';
-import { kTrackerFdEnv, kTrackerPidEnv, register, trackerFdForChild, trackerProcessId, unregister } from '../resource-tracker';
+import { kTrackerFdEnv, kTrackerInoEnv, kTrackerPidEnv, register, trackerFdForChild, trackerPipeInode, trackerProcessId, unregister } from '../resource-tracker';
 import { generateName, osName } from '../segment';
 import { waitSync, wake } from '../wait';
 import {
@@ -82,6 +82,7 @@ class Zygote {
           ...process.env,
           [kTrackerFdEnv]: '5',
           [kTrackerPidEnv]: String(trackerProcessId()),
+          [kTrackerInoEnv]: String(trackerPipeInode()),
           MULTIPROC_PARENT_PID: String(process.pid),
           [kBoardEnv]: name,
           [kPreloadEnv]: JSON.stringify(preload),

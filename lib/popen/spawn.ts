@@ -16,7 +16,7 @@ import { join } from 'node:path';
 import type { Writable } from 'node:stream';
 import { ProcessError } from '../errors';
 import { native } from '../native';
-import { kTrackerFdEnv, kTrackerPidEnv, trackerFdForChild, trackerProcessId } from '../resource-tracker';
+import { kTrackerFdEnv, kTrackerInoEnv, kTrackerPidEnv, trackerFdForChild, trackerPipeInode, trackerProcessId } from '../resource-tracker';
 import { BasePopen, encodeSpec, exitCodeOf, type ChildSpec } from './popen';
 
 export const kSpecFd = 3;
@@ -54,7 +54,7 @@ export class SpawnPopen extends BasePopen {
     const bootstrap = join(__dirname, '..', 'entry', 'bootstrap.js');
     const child = spawnChild(process.execPath, [...childExecArgv(), bootstrap], {
       stdio: ['ignore', 'inherit', 'inherit', 'pipe', trackerFdForChild()],
-      env: { ...process.env, [kTrackerFdEnv]: String(kTrackerFd), [kTrackerPidEnv]: String(trackerProcessId()), MULTIPROC_PARENT_PID: String(process.pid) },
+      env: { ...process.env, [kTrackerFdEnv]: String(kTrackerFd), [kTrackerPidEnv]: String(trackerProcessId()), [kTrackerInoEnv]: String(trackerPipeInode()), MULTIPROC_PARENT_PID: String(process.pid) },
       cwd: spec.cwd,
     });
     if (child.pid === undefined) {
