@@ -585,6 +585,53 @@ describe('Barrier', () => {
   });
 });
 
+describe('Barrier: actions and timeouts across processes', () => {
+  const stderrHas = (child: ChildProcess, text: string): Promise<void> => new Promise((resolve) => {
+    let seen = '';
+    child.stderr!.on('data', (d: Buffer | string) => {
+      seen += d.toString();
+      if (seen.includes(text)) resolve();
+    });
+  });
+
+  it('abort() while another process runs the action does not wait for it; the round breaks for every party', async () => {
+    const b = new mp.Barrier(2);
+    const mine = b.wait();
+    await sleep(50); // the child arrives last: it completes the round and runs its action
+    const kid = start('sync-barrier.mjs', { barrier: mp.toHandle(b), action: 'slow', actionMs: 1500 });
+    await stderrHas(kid.child, 'acting');
+    const t0 = performance.now();
+    b.abort(); // before: blocked this event loop until the child's action ended (the action held the mutex)
+    expect(performance.now() - t0).toBeLessThan(200);
+    await expect(mine).rejects.toBeInstanceOf(mp.BrokenBarrierError);
+    expect(JSON.parse((await kid.done).stdout).error).toBe('BrokenBarrierError');
+    b.close();
+  });
+
+  it('a party killed while running the action breaks the barrier for the others', async () => {
+    const b = new mp.Barrier(2);
+    const mine = b.wait();
+    await sleep(50);
+    const kid = start('sync-barrier.mjs', { barrier: mp.toHandle(b), action: 'die' });
+    expect((await kid.done).signal).toBe('SIGKILL');
+    const t0 = performance.now();
+    await expect(mine).rejects.toBeInstanceOf(mp.BrokenBarrierError);
+    expect(performance.now() - t0).toBeLessThan(2000);
+    b.close();
+  });
+
+  it('the default timeout travels with the barrier\'s handle, as in Python', async () => {
+    const b = new mp.Barrier(2, undefined, 300);
+    const kid = start('sync-barrier.mjs', { barrier: mp.toHandle(b) }); // waits with no timeout of its own
+    const out = await Promise.race([kid.done, sleep(5000).then(() => null)]);
+    if (out === null) kid.child.kill('SIGKILL'); // before: it waited for good
+    expect(out).not.toBeNull();
+    expect(JSON.parse(out!.stdout).error).toBe('BrokenBarrierError');
+    expect(b.broken).toBe(true);
+    b.close();
+  });
+});
+
 describe('Condition', () => {
   it('producer/consumer across processes: every item consumed exactly once', async () => {
     const lock = new mp.Lock();

@@ -7,16 +7,25 @@
  *   word  byte  field    meaning
  *   0-4   0     MUTEX    an embedded Mutex (see lock.ts) guarding STATE and COUNT
  *   5     20    SEQ      bumped by every notifyAll; waiters sleep on it
- *   6     24    STATE    FILLING 0 | DRAINING 1 | RESETTING -1 | BROKEN -2
+ *   6     24    STATE    FILLING 0 | DRAINING 1 | ACTING 2 | RESETTING -1 | BROKEN -2
  *   7     28    COUNT    parties inside wait() now
  *   8     32    PARTIES  constant
  *   9     36    SLEEPERS waiters sleeping or about to sleep on SEQ
- *   10-15 40    reserved
+ *   10    40    ACTOR    pid of the party running the action (while ACTING)
+ *   11-15 44    reserved
  *
  * A party arriving while the previous round drains (or a reset completes)
  * waits for COUNT to reach 0 first; its index is its arrival order in the
  * round, 0..parties-1. The last to arrive (index parties-1) runs the action
- * and moves the barrier to DRAINING, waking everyone. A wait whose timeout
+ * and moves the barrier to DRAINING, waking everyone. The action runs
+ * without the mutex, in state ACTING (the round stays closed: arrivals wait,
+ * the parties inside keep waiting and do not time out, as in Python, where
+ * the action holds the lock), so that abort() and reset() elsewhere, which
+ * take the mutex, never block their event loop for as long as an action
+ * runs. abort() or reset() during the action breaks the round: its parties,
+ * the one running the action included, get BrokenBarrierError. A party
+ * killed while running the action breaks the barrier (checked every 200 ms
+ * by the others, by pid and segment mapping). A wait whose timeout
  * passes, abort(), or an action that throws, moves it to BROKEN: every
  * current and later wait rejects with BrokenBarrierError until reset().
  * reset() while parties wait breaks their wait (BrokenBarrierError) and
@@ -39,9 +48,10 @@ import { Kind } from '../layout';
 import { registerKind, type Handle } from '../reduction';
 import { attachShared, type Segment } from '../segment';
 import { kHandleTag, kToHandle } from '../symbols';
+import { kTrustMs, recentlyAlive } from '../liveness';
 import { checkInteger, deadlineFrom, describeValue, remaining } from '../validate';
 import { waitAsync, wake } from '../wait';
-import { adopt, closedError, closeWaking, isAdopting, segmentFor } from './common';
+import { adopt, closedError, closeWaking, isAdopting, myPid, segmentFor } from './common';
 import { kMutexWords, Mutex } from './lock';
 
 const SEQ = kMutexWords;
@@ -49,8 +59,10 @@ const STATE = SEQ + 1;
 const COUNT = SEQ + 2;
 const PARTIES = SEQ + 3;
 const SLEEPERS = SEQ + 4;
+const ACTOR = SEQ + 5;
 const FILLING = 0;
 const DRAINING = 1;
+const ACTING = 2;
 const RESETTING = -1;
 const BROKEN = -2;
 
@@ -63,15 +75,14 @@ export class Barrier {
   readonly #off: number;
   readonly #mutex: Mutex;
   readonly #timeout: number | undefined;
-  /** True while this object's action runs (it holds the mutex: abort/reset from inside must not re-take it). */
-  #inAction = false;
   /** Run by the party that completes a round, if it is this process's object (see the module comment). */
   action: BarrierAction | undefined;
 
   /**
    * `parties`: how many waits make a round (integer >= 1). `action`: run by
    * the party completing a round, before any party is released. `timeout`:
-   * default for wait() in milliseconds.
+   * default for wait() in milliseconds (it travels with the barrier's
+   * handle, as in Python; the action does not: see the module comment).
    */
   constructor(parties: number, action?: BarrierAction, timeout?: number) {
     if (!isAdopting()) {
@@ -106,7 +117,8 @@ export class Barrier {
   /** Parties waiting in the current round (a snapshot). */
   get nWaiting(): number {
     const w = this.#words();
-    return Atomics.load(w, STATE) === FILLING ? Atomics.load(w, COUNT) : 0;
+    const s = Atomics.load(w, STATE);
+    return s === FILLING || s === ACTING ? Atomics.load(w, COUNT) : 0;
   }
 
   get broken(): boolean {
@@ -134,6 +146,16 @@ export class Barrier {
     this.#notifyAll(w);
   }
 
+  /** While ACTING: breaks the barrier if the party running the action has died. Call holding the mutex. */
+  #checkActor(w: Int32Array): void {
+    if (Atomics.load(w, STATE) === ACTING && !recentlyAlive(w[ACTOR], this.#segment.name)) this.#break(w);
+  }
+
+  /** A sleep while an action runs: one liveness slice, whatever the caller's deadline. */
+  #actingSleep(w: Int32Array): Promise<void> {
+    return this.#sleep(w, performance.now() + kTrustMs);
+  }
+
   /**
    * Waits for the round to fill; resolves with this party's index
    * (0..parties-1). Rejects with BrokenBarrierError if the barrier is or
@@ -145,8 +167,11 @@ export class Barrier {
     await this.#mutex.acquire(Infinity, undefined);
     try {
       // Wait while the previous round drains or a reset completes.
-      while (Atomics.load(w, STATE) === DRAINING || Atomics.load(w, STATE) === RESETTING) {
-        await this.#sleep(w, Infinity);
+      for (let s = Atomics.load(w, STATE); s === DRAINING || s === RESETTING || s === ACTING; s = Atomics.load(w, STATE)) {
+        if (s === ACTING) {
+          await this.#actingSleep(w);
+          this.#checkActor(w);
+        } else await this.#sleep(w, Infinity);
       }
       if (Atomics.load(w, STATE) < 0) throw new BrokenBarrierError('The barrier is broken');
       const index = Atomics.add(w, COUNT, 1);
@@ -154,7 +179,12 @@ export class Barrier {
         if (index + 1 === w[PARTIES]) {
           await this.#complete(w);
         } else {
-          while (Atomics.load(w, STATE) === FILLING) {
+          for (let s = Atomics.load(w, STATE); s === FILLING || s === ACTING; s = Atomics.load(w, STATE)) {
+            if (s === ACTING) {
+              await this.#actingSleep(w);
+              this.#checkActor(w);
+              continue;
+            }
             if (remaining(deadline) === 0) {
               this.#break(w);
               throw new BrokenBarrierError(`Barrier.wait(): timed out after ${timeoutMs ?? this.#timeout} ms with ${Atomics.load(w, COUNT)} of ${w[PARTIES]} parties; the barrier is now broken`);
@@ -179,27 +209,39 @@ export class Barrier {
     }
   }
 
+  /** Runs the action (if any) without the mutex, then releases the round. Called and returns holding the mutex. */
   async #complete(w: Int32Array): Promise<void> {
     const action = this.action;
     if (action !== undefined) {
-      this.#inAction = true;
+      w[ACTOR] = myPid();
+      Atomics.store(w, STATE, ACTING);
+      this.#mutex.release();
+      let failed = false;
+      let failure: unknown;
       try {
         await action();
       } catch (e) {
+        failed = true;
+        failure = e;
+      }
+      await this.#mutex.acquire(Infinity, undefined);
+      if (w.length === 0) throw closedError('Barrier', this.#segment.name);
+      if (Atomics.load(w, STATE) !== ACTING) {
+        if (failed) throw failure;
+        throw new BrokenBarrierError('The barrier was broken (aborted or reset) while its action ran');
+      }
+      if (failed) {
         this.#break(w);
-        throw e;
-      } finally {
-        this.#inAction = false;
+        throw failure;
       }
     }
     Atomics.store(w, STATE, DRAINING);
     this.#notifyAll(w);
   }
 
-  /** Runs `fn` holding the barrier's mutex (blocking briefly if another process holds it). */
+  /** Runs `fn` holding the barrier's mutex (blocking briefly if another process holds it: never across an action). */
   #locked(fn: (w: Int32Array) => void): void {
     const w = this.#words();
-    if (this.#inAction) return fn(w);
     this.#mutex.acquireSync(Infinity);
     try {
       fn(w);
@@ -218,7 +260,7 @@ export class Barrier {
     this.#locked((w) => {
       if (Atomics.load(w, COUNT) > 0) {
         const s = Atomics.load(w, STATE);
-        if (s === FILLING || s === BROKEN) Atomics.store(w, STATE, RESETTING);
+        if (s === FILLING || s === BROKEN || s === ACTING) Atomics.store(w, STATE, RESETTING);
       } else {
         Atomics.store(w, STATE, FILLING);
       }
@@ -241,7 +283,9 @@ export class Barrier {
 
   [kToHandle](): Handle {
     this.#segment.retain();
-    return { [kHandleTag]: 'Barrier', name: this.#segment.name };
+    const t = this.#timeout;
+    // Infinity does not survive JSON (handles may travel as JSON): left out, it means the same.
+    return t !== undefined && t !== Infinity ? { [kHandleTag]: 'Barrier', name: this.#segment.name, timeout: t } : { [kHandleTag]: 'Barrier', name: this.#segment.name };
   }
 
   toString(): string {
@@ -249,4 +293,7 @@ export class Barrier {
   }
 }
 
-registerKind('Barrier', (h) => attachShared(h.name, Kind.Barrier, (seg) => adopt(seg, () => new Barrier(seg.param(0)))));
+registerKind('Barrier', (h) => {
+  const timeout = typeof h.timeout === 'number' && h.timeout >= 0 ? h.timeout : undefined;
+  return attachShared(h.name, Kind.Barrier, (seg) => adopt(seg, () => new Barrier(seg.param(0), undefined, timeout)));
+});
