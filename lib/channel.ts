@@ -500,6 +500,8 @@ export class Channel {
           arm = this.#armSeq(kSpaceSeq, kProducersWaiting);
           r = job.attempt();
           if (r === 0) return;
+          // Another producer holds the lock now: its unlock, not a get, is what to wait for.
+          if (r === kBusy) arm = this.#armLock();
         }
         if (mode === Mode.Async) return this.#putAsync(job, deadline, either(signal, closed), arm, closed);
         const res = waitSync(ring.buffer, ring.byteOffset(arm.word), arm.expected, Math.min(arm.slice, remaining(deadline)));
@@ -543,6 +545,7 @@ export class Channel {
         arm = this.#armSeq(kSpaceSeq, kProducersWaiting);
         r = job.attempt();
         if (r === 0) return;
+        if (r === kBusy) arm = this.#armLock(); // see #putLoop
       }
     }
   }
@@ -757,6 +760,9 @@ export class Channel {
         arm = this.#armSeq(kDataSeq, kConsumersWaiting);
         v = take();
         if (v !== kEmpty && v !== kWaitCommit && v !== kBusyTake) return v;
+        // Another consumer holds the lock now: it may leave items behind, and
+        // only its unlock (not a commit) would say so.
+        if (v === kBusyTake) arm = this.#armLock();
       }
       const res = waitSync(ring.buffer, ring.byteOffset(arm.word), arm.expected, Math.min(arm.slice, remaining(deadline)));
       this.#disarm(arm);
@@ -841,6 +847,7 @@ export class Channel {
             this.#adaptPoll(start, false);
             return v;
           }
+          if (v === kBusyTake) arm = this.#armLock(); // see #getLoop
         }
         sleepSignal ??= either(signal, closed);
         const res = await this.#sleep(arm, deadline, sleepSignal);
