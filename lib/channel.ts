@@ -9,7 +9,7 @@
  *
  * Exports: Channel (internal).
  */
-import { decodeFrom, detach, discard, encode, toBlob, writeToRing, type Encoded } from './codec';
+import { decodeFrom, detach, discard, encode, releaseReadBlobs, toBlob, writeToRing, type Encoded } from './codec';
 import { QueueEmptyError, QueueFullError, TimeoutError } from './errors';
 import {
   kBusy, kBusyTake, kClosedRing, kConsumersWaiting, kDataSeq, kEmpty, kFull, kHead, kProducersWaiting, kSpaceSeq,
@@ -644,9 +644,17 @@ export class Channel {
     this.#closedLocally[side] = new AbortController();
   }
 
+  /** One take; the big-item segments it read are unlinked once it returns, the record consumed (see releaseReadBlobs). */
+  #tryTake(decode: Decoder): unknown {
+    try {
+      return this.ring.tryTake(decode);
+    } finally {
+      releaseReadBlobs();
+    }
+  }
+
   #takeOne(decode: Decoder): Take {
-    const ring = this.ring;
-    return () => ring.tryTake(decode);
+    return () => this.#tryTake(decode);
   }
 
   #takeMany(max: number, decode: Decoder): Take {
@@ -654,7 +662,12 @@ export class Channel {
     const out: unknown[] = [];
     const failed = this.#deferred; // one stable FIFO: an error is never dropped or overwritten
     return () => {
-      const r = ring.tryTakeMany(decode, max, out, failed);
+      let r;
+      try {
+        r = ring.tryTakeMany(decode, max, out, failed);
+      } finally {
+        releaseReadBlobs();
+      }
       return typeof r === 'number' ? out : r;
     };
   }
@@ -672,7 +685,7 @@ export class Channel {
 
   getSync(deadline: number, decode: Decoder = this.#decode): unknown {
     if (this.#deferred.length > 0) this.#throwDeferred();
-    const v = this.ring.tryTake(decode);
+    const v = this.#tryTake(decode);
     if (v !== kEmpty && v !== kWaitCommit && v !== kBusyTake) return v;
     return this.#getLoop(Mode.Sync, deadline, undefined, this.#takeOne(decode));
   }
@@ -706,7 +719,7 @@ export class Channel {
       }
       let v: unknown;
       try {
-        v = this.ring.tryTake(decode);
+        v = this.#tryTake(decode);
       } catch (e) {
         return Promise.reject(e);
       }

@@ -581,6 +581,8 @@ export function discard(enc: Encoded): void {
     decodeFrom(buf, 0, buf.length); // receiving it ourselves adopts and drops every reference
   } catch {
     // the references it could release are released
+  } finally {
+    releaseReadBlobs();
   }
 }
 
@@ -623,6 +625,28 @@ export function toBlob(enc: Encoded): Encoded {
   return { head, headLen: head.length, body: null, size: head.length, refs: true };
 }
 
+/**
+ * Blob segments read by the take in progress. Their names are unlinked only
+ * once the record naming them is consumed (head moved past it; the channel
+ * calls releaseReadBlobs after every take): a consumer killed in between
+ * leaves the record, and the segment it names, to the next consumer. (A
+ * consumer killed after the move and before the release leaves the segment
+ * to the tracker, at the end of the process tree: a late unlink, not a lost
+ * item.)
+ */
+const readBlobs: { seg: Segment; unmap: boolean }[] = [];
+
+export function releaseReadBlobs(): void {
+  if (readBlobs.length === 0) return;
+  for (const { seg, unmap } of readBlobs.splice(0)) {
+    try {
+      seg.unretain(); // the last reference: unlinks the name
+    } finally {
+      if (unmap) native.unmap(seg.buffer);
+    }
+  }
+}
+
 function readBlob(): unknown {
   const form = src[rpos++];
   const n = srcView.getUint32(rpos, true);
@@ -632,18 +656,14 @@ function readBlob(): unknown {
   if (form === 0) {
     // Zero copy: the view keeps the mapping alive; the name goes now.
     const kind = seg.param(0);
-    seg.unretain();
+    readBlobs.push({ seg, unmap: false });
     if (kind === kBufferKind || kind === 254) return Buffer.from(seg.buffer, seg.payloadOffset, seg.payloadBytes);
     const ctor = typedKinds[kind] as unknown as { new (b: ArrayBuffer, o: number, l: number): unknown; BYTES_PER_ELEMENT: number };
     return new ctor(seg.buffer, seg.payloadOffset, seg.payloadBytes / ctor.BYTES_PER_ELEMENT);
   }
-  try {
-    const buf = Buffer.from(seg.buffer, seg.payloadOffset, seg.payloadBytes);
-    return decodeFrom(buf, 0, buf.length);
-  } finally {
-    seg.unretain(); // the last reference: unlinks the name
-    native.unmap(seg.buffer);
-  }
+  readBlobs.push({ seg, unmap: true });
+  const buf = Buffer.from(seg.buffer, seg.payloadOffset, seg.payloadBytes);
+  return decodeFrom(buf, 0, buf.length);
 }
 
 // ---- decoder -------------------------------------------------------------------
@@ -950,12 +970,8 @@ export function recordBytes(buf: Buffer, offset: number, length: number): Buffer
   if (t === Tag.Blob) {
     const n = buf.readUInt32LE(offset + 2);
     const seg = Segment.attach(fast(buf).latin1Slice(offset + 6, offset + 6 + n), Kind.Blob, true);
-    try {
-      return Buffer.from(new Uint8Array(seg.buffer, seg.payloadOffset, seg.payloadBytes));
-    } finally {
-      seg.unretain();
-      native.unmap(seg.buffer);
-    }
+    readBlobs.push({ seg, unmap: true });
+    return Buffer.from(new Uint8Array(seg.buffer, seg.payloadOffset, seg.payloadBytes));
   }
   const b = Buffer.allocUnsafe(length);
   buf.copy(b, 0, offset, offset + length);
