@@ -585,6 +585,23 @@ describe('Barrier', () => {
   });
 });
 
+describe('Condition: waiters that die', () => {
+  it('a waiter killed after being notified, before it freed its slot, does not use that slot up for good', async () => {
+    const cond = new mp.Condition(undefined, { maxWaiters: 1 });
+    const kid = start('sync-cond-wait.mjs', { cond: mp.toHandle(cond) });
+    await stdoutHas(kid.child, 'waiting');
+    await cond.acquire(); // the child is inside wait(): it released the lock
+    kid.child.kill('SIGSTOP'); // it cannot see the notify and free its slot
+    cond.notify();
+    kid.child.kill('SIGKILL');
+    expect((await kid.done).signal).toBe('SIGKILL');
+    // Its slot reads NOTIFIED with a dead pid; the only slot. Before: RangeError for good.
+    expect(await cond.wait({ timeout: 50 })).toBe(false);
+    cond.release();
+    cond.close();
+  });
+});
+
 describe('Barrier: actions and timeouts across processes', () => {
   const stderrHas = (child: ChildProcess, text: string): Promise<void> => new Promise((resolve) => {
     let seen = '';

@@ -39,8 +39,12 @@
  * notify checks the pid of a slot it is about to mark and frees the slot
  * of a dead process instead of spending the notification on it (a "yes"
  * is trusted for kSliceMs, as the check reads /proc: a waiter that died in
- * the last 200 ms can still absorb one notification).
+ * the last 200 ms can still absorb one notification). A waiter that died
+ * after being notified, before it freed its slot, leaves it NOTIFIED for
+ * good: when no slot is free, wait() takes back the slots of dead
+ * processes (an uncached check) before it gives up with a RangeError.
  */
+import { holderAlive } from '../liveness';
 import { Kind } from '../layout';
 import { fromHandle, isHandle, registerKind, toHandle, type Handle } from '../reduction';
 import { attachShared, type Segment } from '../segment';
@@ -136,6 +140,44 @@ export class Condition extends Acquirable {
   }
 
   #claim(w: Int32Array): number {
+    const at = this.#claimFree(w);
+    if (at >= 0) return at;
+    // All taken: a slot left WAITING or NOTIFIED by a waiter whose process
+    // died is only freed by a later notify (WAITING) or never (NOTIFIED:
+    // its waiter died between being notified and freeing it). Take those back.
+    if (this.#reclaimDead(w) > 0) {
+      const again = this.#claimFree(w);
+      if (again >= 0) return again;
+    }
+    throw new RangeError(`Condition.wait(): ${this.#maxWaiters} waits are already pending (over all processes); create the Condition with a larger { maxWaiters }`);
+  }
+
+  #reclaimDead(w: Int32Array): number {
+    const me = myPid();
+    // Uncached (recentlyAlive trusts a "yes" for 200 ms, and a notify has
+    // just asked about these very pids), once per pid.
+    const alive = new Map<number, boolean>();
+    const isAlive = (pid: number): boolean => {
+      let a = alive.get(pid);
+      if (a === undefined) alive.set(pid, (a = holderAlive(pid, this.#segment.name)));
+      return a;
+    };
+    let freed = 0;
+    for (let k = 0; k < this.#maxWaiters; k++) {
+      const at = kSlotsAt + k * kSlotWords;
+      const state = Atomics.load(w, at + S_STATE);
+      if (state !== WAITING && state !== NOTIFIED) continue; // CLAIMING: its owner is inside #claimFree right now
+      const pid = w[at + S_PID];
+      if (pid === me || isAlive(pid)) continue;
+      if (Atomics.compareExchange(w, at + S_STATE, state, FREE) === state) {
+        Atomics.sub(w, USED, 1);
+        freed++;
+      }
+    }
+    return freed;
+  }
+
+  #claimFree(w: Int32Array): number {
     const max = this.#maxWaiters;
     for (let k = 0; k < max; k++) {
       const at = kSlotsAt + k * kSlotWords;
@@ -154,7 +196,7 @@ export class Condition extends Acquirable {
       Atomics.store(w, at + S_STATE, WAITING);
       return at;
     }
-    throw new RangeError(`Condition.wait(): ${max} waits are already pending (over all processes); create the Condition with a larger { maxWaiters }`);
+    return -1;
   }
 
   #free(w: Int32Array, at: number): void {
