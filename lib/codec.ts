@@ -967,13 +967,24 @@ export function recordBytes(buf: Buffer, offset: number, length: number): Buffer
     const v = decodeFrom(buf, offset, length) as ArrayBufferView;
     return Buffer.isBuffer(v) ? v : Buffer.from(v.buffer, v.byteOffset, v.byteLength);
   }
+  // An encoded item. The shared objects it names hold a reference each for
+  // their receiver: decoding it here hands those references to objects of
+  // this process (or back to this process's own objects), dropped when they
+  // are collected; left alone they would stay until the process tree ends.
+  let b: Buffer;
   if (t === Tag.Blob) {
     const n = buf.readUInt32LE(offset + 2);
     const seg = Segment.attach(fast(buf).latin1Slice(offset + 6, offset + 6 + n), Kind.Blob, true);
     readBlobs.push({ seg, unmap: true });
-    return Buffer.from(new Uint8Array(seg.buffer, seg.payloadOffset, seg.payloadBytes));
+    b = Buffer.from(new Uint8Array(seg.buffer, seg.payloadOffset, seg.payloadBytes));
+  } else {
+    b = Buffer.allocUnsafe(length);
+    buf.copy(b, 0, offset, offset + length);
   }
-  const b = Buffer.allocUnsafe(length);
-  buf.copy(b, 0, offset, offset + length);
+  try {
+    decodeFrom(b, 0, b.length);
+  } catch {
+    // what it could release is released; the bytes are still the caller's
+  }
   return b;
 }

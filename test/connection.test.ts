@@ -140,6 +140,13 @@ describe('Pipe between processes', () => {
 });
 
 describe('Pipe in one process', () => {
+  it('recvBytes of a message that names shared objects does not keep their references for good', async () => {
+    // Before, the references taken for the receiver were never dropped: the segments stayed until the tree ended.
+    const r = await runNode(fixture('recvbytes-refs.mjs'), [], { nodeArgs: ['--expose-gc'] });
+    expect(r.stderr).toBe('');
+    expect(JSON.parse(r.stdout)).toEqual({ left: [] });
+  });
+
   it('closing a connection ends the recv(), poll() and send() calls still waiting on it with EOFError', async () => {
     const settle = (p: Promise<unknown>): Promise<unknown> => p.then(() => 'resolved', (e: unknown) => e);
     const [a, b] = mp.Pipe();
