@@ -51,6 +51,12 @@ native.setWaitCallback((ids, results) => {
     byId.delete(w.id);
     const words = byWord.get(w.buffer);
     if (words?.get(w.key) === w) words.delete(w.key);
+    if (w.waiters.size === 0 && idle.delete(w) && results[i] === WaitResult.Woken && w.buffer.byteLength !== 0) {
+      // Its last waiter left during the loop turn it was kept for (leave()),
+      // and a wake meant for some waiter of the word, perhaps in another
+      // process, came to this thread: pass it on (a spurious wake for the rest).
+      native.futexWake(w.buffer, w.byteOffset, -1);
+    }
     for (const waiter of w.waiters) settle(waiter, results[i] === WaitResult.TimedOut ? WaitResult.Woken : results[i]);
     w.waiters.clear();
   }
