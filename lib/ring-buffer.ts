@@ -117,7 +117,7 @@
  */
 import { recentlyAlive } from './liveness';
 import { myPid } from './synchronize/common';
-import { waitSync, wake } from './wait';
+import { wake } from './wait';
 import { sendWake } from './wake-socket';
 
 export const kLine = 64;
@@ -540,7 +540,7 @@ export class Ring {
         // first and must finish), so that getCount, and a JoinableQueue's
         // done mark, never run ahead of putCount (qsize() would read -1, a
         // done mark could be refused and join() never end).
-        if (!this.exclusive) this.#holdPutLockOnce();
+        if (!this.exclusive && !this.#holdPutLockOnce()) return kWaitCommit;
         Atomics.store(ctl, kHead, (h + recordBytes(lenWord & kLenMask)) | 0);
         ctl[kGetCount] = (ctl[kGetCount] + 1) | 0;
         if (this.joinable) this.taskDone(); // nobody will ever get it, so nobody will call taskDone
@@ -565,12 +565,21 @@ export class Ring {
     }
   }
 
-  /** Takes the put lock and releases it (crash recovery only: a live holder keeps it for a few instructions). */
-  #holdPutLockOnce(): void {
-    for (let i = 0; !this.#lock(kPutLock); i++) {
-      if (i >= 16) waitSync(this.buffer, this.byteOffset(kPutLock), this.busyValue, 1);
+  /**
+   * Takes the put lock and releases it (crash recovery only). A live holder
+   * keeps it for a few instructions, unless it is stopped or descheduled:
+   * then false, and the caller waits as for a record being written
+   * (kWaitCommit) instead of blocking its thread here, an async get's event
+   * loop included.
+   */
+  #holdPutLockOnce(): boolean {
+    for (let i = 0; i < kSpins; i++) {
+      if (this.#lock(kPutLock)) {
+        this.#unlock(kPutLock);
+        return true;
+      }
     }
-    this.#unlock(kPutLock);
+    return false;
   }
 
   /** Whether a record is ready at head (for poll); no lock taken, no state changed. */
