@@ -36,15 +36,42 @@ export const kTrackerInoEnv = 'MULTIPROC_TRACKER_INO';
 let trackerFd = -1;
 let trackerPid = 0;
 
-// Read once and taken out of the environment: a program this process starts
-// by other means (child_process) would inherit the variables but not the fd,
-// and would write its registrations into whatever its own fd of that number
-// is (Node's internal pipes are pipes too). Our own children get all three
-// explicitly (see trackerFdForChild).
-const fromParent = { fd: process.env[kTrackerFdEnv], pid: process.env[kTrackerPidEnv], ino: process.env[kTrackerInoEnv] };
-delete process.env[kTrackerFdEnv];
-delete process.env[kTrackerPidEnv];
-delete process.env[kTrackerInoEnv];
+// The variables are meant for the process they were given to, and for its
+// worker threads (which share its fds and must share its tracker: a tracker
+// of their own would unlink their segments when this process exits). A
+// program this process starts by other means (child_process) inherits them
+// too, but not the fd: it would write its registrations into whatever its
+// own fd of that number is (Node's internal pipes are pipes too). So they
+// are re-stamped with this process's pid ("5@1234"): a value stamped with
+// another pid is ignored. Our own children get plain values explicitly
+// (see trackerFdForChild).
+const kTrackerVars = [kTrackerFdEnv, kTrackerPidEnv, kTrackerInoEnv] as const;
+
+function ownValue(name: string): string | undefined {
+  const v = process.env[name];
+  if (v === undefined) return undefined;
+  const at = v.lastIndexOf('@');
+  if (at < 0) return v; // given to this process by the one that started it
+  return Number(v.slice(at + 1)) === process.pid ? v.slice(0, at) : undefined;
+}
+
+const fromParent = { fd: ownValue(kTrackerFdEnv), pid: ownValue(kTrackerPidEnv), ino: ownValue(kTrackerInoEnv) };
+
+/** Leaves the tracker's variables in process.env for this process's worker threads only (see above). */
+function stampForThreads(values: readonly (string | undefined)[]): void {
+  kTrackerVars.forEach((name, i) => {
+    const v = values[i];
+    if (v === undefined || v === '') delete process.env[name];
+    else process.env[name] = `${v}@${process.pid}`;
+  });
+}
+stampForThreads([fromParent.fd, fromParent.pid, fromParent.ino]);
+
+/** In a fork child (a new pid, the same fds and tracker): the variables again, for its own worker threads. */
+export function restampAfterFork(): void {
+  if (trackerFd >= 0) stampForThreads([String(trackerFd), String(trackerPid), String(trackerPipeInode())]);
+  else stampForThreads([fromParent.fd, fromParent.pid, fromParent.ino]);
+}
 
 /** The tracker fd number this process was handed by its parent, or -1 (for tests and diagnostics). */
 export function inheritedFd(): number {
@@ -86,8 +113,7 @@ export function ensureRunning(): number {
   child.on('error', () => {});
   trackerPid = child.pid ?? 0;
   trackerFd = w;
-  // Not exported through process.env: an unrelated child would inherit the
-  // number without the fd. Our own children get both (see trackerFdForChild).
+  stampForThreads([String(w), String(trackerPid), String(trackerPipeInode())]);
   return w;
 }
 

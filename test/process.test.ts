@@ -9,7 +9,7 @@ import { readdirSync, readFileSync, existsSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import * as mp from 'multiproc';
-import { collect, fixture, runNode } from './helpers';
+import { collect, fixture, runNode, sleep } from './helpers';
 
 type Method = 'spawn' | 'forkserver';
 const forever = (): Promise<never> => new Promise(() => setInterval(() => {}, 1 << 30));
@@ -110,6 +110,20 @@ describe.each<Method>(['spawn', 'forkserver'])('Process (%s)', (method) => {
     p.start();
     await p.join();
     expect(p.exitCode).toBe(0); // 3: it saw MULTIPROC_TRACKER_FD, and wrote its registrations into its own fd of that number
+  });
+
+  it('a worker thread of the child shares the tree\'s tracker: its segment outlives the child for the parent', async () => {
+    const q = new mp.Queue<object>();
+    const p = new mp.Process({ target: { module: './fixtures/process-targets.mjs', export: 'workerThreadValue' }, args: [q], startMethod: method });
+    p.start();
+    const handle = await q.get({ timeout: 20_000 });
+    await p.join();
+    expect(p.exitCode).toBe(0);
+    await sleep(300); // a tracker of the child's own would have unlinked it by now
+    const v = mp.fromHandle(handle as mp.Handle) as mp.SharedValue<'i'>;
+    expect(v.value).toBe(42);
+    v.close();
+    q.close();
   });
 
   it('join(timeout) and joinSync(timeout) return at the timeout while the child runs; joinSync waits for the exit', async () => {

@@ -22,6 +22,7 @@ import { native } from '../native';
 import { rehearseChannel } from '../channel';
 import { rehearsePoolWorker } from './pool-worker';
 import { resetAfterFork } from '../wake-socket';
+import { restampAfterFork } from '../resource-tracker';
 import { decodeSpec, type ChildSpec, type ChildTarget, type StartMethod } from '../popen/popen';
 import { isShareable, rebuild, reduce } from '../reduction';
 import { Pipe } from '../connection';
@@ -299,6 +300,7 @@ function isThenable(v: unknown): v is PromiseLike<unknown> {
 /** A fork copies the parent's stale pid into process.pid. */
 function patchPid(): void {
   Object.defineProperty(process, 'pid', { value: native.getpid(), configurable: true, enumerable: true, writable: false });
+  restampAfterFork(); // the tracker's variables name the pid they are for
 }
 
 /**
