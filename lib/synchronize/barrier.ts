@@ -146,9 +146,17 @@ export class Barrier {
     this.#notifyAll(w);
   }
 
-  /** While ACTING: breaks the barrier if the party running the action has died. Call holding the mutex. */
+  /**
+   * While ACTING: breaks the barrier if the party running the action has
+   * died (or closed the barrier: it no longer maps it), and takes that
+   * party off COUNT, as its own wait() would have on the way out (else
+   * a reset() would wait for it to leave, for good). Call holding the mutex.
+   */
   #checkActor(w: Int32Array): void {
-    if (Atomics.load(w, STATE) === ACTING && !recentlyAlive(w[ACTOR], this.#segment.name)) this.#break(w);
+    if (Atomics.load(w, STATE) === ACTING && !recentlyAlive(w[ACTOR], this.#segment.name)) {
+      Atomics.sub(w, COUNT, 1);
+      this.#break(w);
+    }
   }
 
   /** A sleep while an action runs: one liveness slice, whatever the caller's deadline. */
@@ -224,6 +232,8 @@ export class Barrier {
         failed = true;
         failure = e;
       }
+      // Closed by the action itself: the others see this party gone (#checkActor).
+      if (w.length === 0) throw closedError('Barrier', this.#segment.name);
       await this.#mutex.acquire(Infinity, undefined);
       if (w.length === 0) throw closedError('Barrier', this.#segment.name);
       if (Atomics.load(w, STATE) !== ACTING) {
