@@ -9,7 +9,7 @@
  *
  * Exports: Channel (internal).
  */
-import { decodeFrom, detach, discard, encode, releaseReadBlobs, toBlob, writeToRing, type Encoded } from './codec';
+import { decodeFrom, detach, discard, encode, readBlobs, releaseReadBlobs, toBlob, writeToRing, type Encoded } from './codec';
 import { QueueEmptyError, QueueFullError, TimeoutError } from './errors';
 import {
   kBusy, kBusyTake, kClosedRing, kConsumersWaiting, kDataSeq, kEmpty, kFull, kHead, kProducersWaiting, kSpaceSeq,
@@ -649,12 +649,19 @@ export class Channel {
     try {
       return this.ring.tryTake(decode);
     } finally {
-      releaseReadBlobs();
+      if (readBlobs.length !== 0) releaseReadBlobs();
     }
   }
 
   #takeOne(decode: Decoder): Take {
-    return () => this.#tryTake(decode);
+    const ring = this.ring;
+    return () => {
+      try {
+        return ring.tryTake(decode);
+      } finally {
+        if (readBlobs.length !== 0) releaseReadBlobs();
+      }
+    };
   }
 
   #takeMany(max: number, decode: Decoder): Take {
@@ -666,7 +673,7 @@ export class Channel {
       try {
         r = ring.tryTakeMany(decode, max, out, failed);
       } finally {
-        releaseReadBlobs();
+        if (readBlobs.length !== 0) releaseReadBlobs();
       }
       return typeof r === 'number' ? out : r;
     };

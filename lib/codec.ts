@@ -634,7 +634,7 @@ export function toBlob(enc: Encoded): Encoded {
  * to the tracker, at the end of the process tree: a late unlink, not a lost
  * item.)
  */
-const readBlobs: { seg: Segment; unmap: boolean }[] = [];
+export const readBlobs: { seg: Segment; unmap: boolean }[] = [];
 
 export function releaseReadBlobs(): void {
   if (readBlobs.length === 0) return;
