@@ -73,6 +73,21 @@ export function reduce(value: unknown): unknown {
   return copyReduced(value, new Map());
 }
 
+/**
+ * A plain object of the user's own with a property named like a handle's
+ * tag would be taken for a handle by rebuild(): such objects travel wrapped
+ * as { [kEscapeTag]: copy } (and so do objects with that key itself).
+ */
+const kEscapeTag = '__multiproc_escaped__';
+
+function needsEscape(value: object): boolean {
+  return Object.hasOwn(value, kHandleTag) || Object.hasOwn(value, kEscapeTag);
+}
+
+function isEscaped(value: object): value is Record<typeof kEscapeTag, Record<string, unknown>> {
+  return Object.hasOwn(value, kEscapeTag) && isPlainObject(value);
+}
+
 function reachesShared(value: unknown, visited: Set<object>): boolean {
   if (typeof value !== 'object' || value === null) return false;
   if (isShareable(value)) return true;
@@ -87,7 +102,7 @@ function reachesShared(value: unknown, visited: Set<object>): boolean {
     for (const v of value) if (reachesShared(v, visited)) return true;
     return false;
   }
-  if (isPlainObject(value)) return Object.values(value).some((v) => reachesShared(v, visited));
+  if (isPlainObject(value)) return needsEscape(value) || Object.values(value).some((v) => reachesShared(v, visited));
   return false;
 }
 
@@ -117,12 +132,13 @@ function copyReduced(value: unknown, seen: Map<object, unknown>): unknown {
   }
   if (isPlainObject(value)) {
     const out: Record<string, unknown> = Object.getPrototypeOf(value) === null ? Object.create(null) : {};
-    seen.set(value, out);
+    // Every reference to an escaped object, cycles included, goes to its one wrapper.
+    seen.set(value, needsEscape(value) ? { [kEscapeTag]: out } : out);
     for (const key of Object.keys(value)) {
       // defineProperty: a key named __proto__ stays an own property.
       Object.defineProperty(out, key, { value: copyReduced((value as Record<string, unknown>)[key], seen), enumerable: true, writable: true, configurable: true });
     }
-    return out;
+    return seen.get(value);
   }
   return value;
 }
@@ -130,6 +146,15 @@ function copyReduced(value: unknown, seen: Map<object, unknown>): unknown {
 /** The inverse of reduce(): handles become attached objects again (in place). */
 export function rebuild(value: unknown, seen = new Set<object>()): unknown {
   if (typeof value !== 'object' || value === null) return value;
+  if (isEscaped(value)) {
+    // The user's own object (see kEscapeTag): its properties may hold handles, it is none.
+    const inner = value[kEscapeTag];
+    if (!seen.has(inner)) {
+      seen.add(inner);
+      for (const key of Object.keys(inner)) inner[key] = rebuild(inner[key], seen);
+    }
+    return inner;
+  }
   if (isHandle(value)) return fromHandle(value);
   if (seen.has(value)) return value;
   seen.add(value);

@@ -644,6 +644,29 @@ describe('Queue in one process', () => {
     q.close();
   });
 
+  it('a plain object with a property named like a handle\'s tag stays a plain object next to shared objects', async () => {
+    const q = new mp.Queue<unknown>();
+    const v = mp.Value('i', 5);
+    const mine = { __multiproc__: 'label', n: 1 };
+    const alsoMine = { __multiproc_escaped__: { x: 1 }, y: 2 };
+    const item = { v, mine, again: mine, alsoMine, m: new Map([['k', mine]]) }; // the Map: the structured clone path
+    await q.put(item);
+    const got = (await q.get()) as typeof item;
+    expect((got.v as typeof v).value).toBe(5);
+    expect(got.mine).toEqual({ __multiproc__: 'label', n: 1 }); // before: the get threw "Unknown multiproc handle kind 'label'"
+    expect(got.again).toBe(got.mine);
+    expect(got.m.get('k')).toBe(got.mine);
+    expect(got.alsoMine).toEqual(alsoMine);
+    // Process args go the same way.
+    const out = mp.RawArray('i', 1);
+    const p = new mp.Process({ target: (o: { __multiproc__: string; n: number }, a: mp.SharedArray<'i'>) => { a[0] = o.__multiproc__ === 'label' ? o.n + 10 : -1; }, args: [mine, out] });
+    p.start();
+    await p.join();
+    expect(p.exitCode).toBe(0);
+    expect(out[0]).toBe(11);
+    q.close();
+  });
+
   it('connections and simple queues travel as queue items too', async () => {
     const q = new mp.Queue<unknown>();
     const [a, b] = mp.Pipe();
