@@ -6,8 +6,8 @@
  * process that creates a segment starts it (lib/entry/tracker-main.ts) with a
  * pipe on its stdin, and every child started by this library inherits the
  * pipe's write end (its number travels in MULTIPROC_TRACKER_FD, checked
- * against the pipe's inode in MULTIPROC_TRACKER_INO, and both are taken out
- * of the environment as this module loads). Creators
+ * against the pipe's inode in MULTIPROC_TRACKER_INO; see ownValue for who
+ * else may read them). Creators
  * write `REGISTER:<name>:<type>\n` / `UNREGISTER:<name>:<type>\n` lines, each
  * well under PIPE_BUF so writes from many processes never interleave, with a
  * blocking write so that a segment is registered before create() returns.
