@@ -61,7 +61,7 @@ let waitingGets = 0;
  * settles; rejects with signal.reason if the signal fires first, and with a
  * TimeoutError (`what` timed out) if the deadline passes first.
  */
-function turn(prev: Promise<void>, signal: AbortSignal | undefined, deadline: number, what: string): Promise<void> {
+function turn(prev: Promise<void>, signal: AbortSignal | undefined, deadline: number, what: string, ref: boolean): Promise<void> {
   if (signal === undefined && deadline === Infinity) return prev;
   if (signal?.aborted) return Promise.reject(signal.reason);
   return new Promise<void>((resolve, reject) => {
@@ -76,6 +76,7 @@ function turn(prev: Promise<void>, signal: AbortSignal | undefined, deadline: nu
         signal?.removeEventListener('abort', onAbort);
         reject(new TimeoutError(`${what} timed out: an earlier ${what} of this process was still waiting`));
       }, remaining(deadline));
+      if (!ref) timer.unref(); // as the wait it stands for (Connection.unref())
     }
     void prev.then(() => {
       clearTimeout(timer);
@@ -461,7 +462,7 @@ export class Channel {
     this.#pendingPuts++;
     const closed = this.localClosed('put');
     try {
-      await turn(prev, signal, deadline, 'put');
+      await turn(prev, signal, deadline, 'put', this.keepAlive);
       await this.#putLoop(job, Mode.Async, deadline, signal, closed);
     } catch (e) {
       job.discard();
@@ -804,7 +805,7 @@ export class Channel {
     let sleepSignal: AbortSignal | undefined;
     try {
       if (prev !== null) {
-        await turn(prev.then(noop, noop), signal, deadline, 'get');
+        await turn(prev.then(noop, noop), signal, deadline, 'get', this.keepAlive);
         if (this.#deferred.length > 0) this.#throwDeferred();
       }
       const ring = this.ring;
