@@ -82,7 +82,7 @@ export interface Submitted<R> {
 
 export interface CallOptions {
   signal?: AbortSignal;
-  /** Per-call limit in ms: the call rejects with TimeoutError, and a task still running is stopped (see cancelGraceMs). */
+  /** Limit in ms for each chunk of the call, from its start on a worker: the call rejects with TimeoutError, and a task still running is stopped (see cancelGraceMs). */
   timeout?: number;
   /**
    * Called in this process with what a task passes to reportProgress(value)
@@ -207,6 +207,8 @@ interface Worker {
   startupMs: number | null;
   /** The pool killed it (timeout, cancel, terminate): its exit is not a crash. */
   killed: boolean;
+  /** Its initializer failed: counted once as a crash then, not again at its exit. */
+  initFailed?: boolean;
 }
 
 /** FIFO of jobs with O(1) shift (Array#shift is O(n): a 100k-task map was quadratic). */
@@ -496,7 +498,7 @@ export class Pool {
     const workers: WorkerStats[] = [];
     for (const w of this.#workers) {
       if (w.dead) continue;
-      running += w.inflight.length;
+      for (const job of w.inflight) running += job.items.length; // items, as the other counts
       workers.push({ pid: w.pid, jobsInFlight: w.inflight.length, jobsDone: w.jobsDone, rssBytes: w.rss, startupMs: w.startupMs });
     }
     return {
@@ -662,13 +664,14 @@ export class Pool {
     let exhausted = false;
     let stopped = false;
     let failure: Error | undefined;
-    let wake: (() => void) | undefined;
+    // Every next() waiting (a consumer may call next() again before the last settled).
+    let wakers: (() => void)[] = [];
     let pending: unknown[] = [];
     let reading = false;
     const notify = (): void => {
-      const w = wake;
-      wake = undefined;
-      w?.();
+      const ws = wakers;
+      wakers = [];
+      for (const w of ws) w();
     };
 
     const call: Call = {
@@ -712,6 +715,7 @@ export class Pool {
       pool.#removeCall(call);
       signal?.removeEventListener('abort', onAbort);
       void source.return?.();
+      notify(); // a next() waiting now ends (done, or the failure that stopped it)
     };
 
     // Reads input while fewer than maxInFlight jobs of this call are out.
@@ -786,7 +790,7 @@ export class Pool {
             return { value: undefined, done: true };
           }
           void fill();
-          await new Promise<void>((res) => (wake = res));
+          await new Promise<void>((res) => wakers.push(res));
         }
       },
       async return(): Promise<IteratorResult<unknown>> {
@@ -1043,6 +1047,7 @@ export class Pool {
         w.startupMs = performance.now() - w.startedAt;
         this.#dispatch();
       } else if (msg.t === 'init-failed') {
+        w.initFailed = true;
         this.#crashes++;
         const err = remoteError(msg.error, w.pid);
         if (this.#crashes >= kCrashLoopLimit) {
@@ -1080,8 +1085,12 @@ export class Pool {
     }
     const max = this.#options.maxTasksPerChild;
     const cap = this.#options.maxWorkerMemoryMb;
-    if ((max !== undefined && w.jobsDone >= max) || (cap !== undefined && w.rss > cap * 1024 * 1024)) this.#retire(w);
-    else if (w.retiring && w.inflight.length === 0) this.#stopWorker(w);
+    // A retiring worker stops once its last job answered, whatever its RSS
+    // still says (before: over the cap it was "retired" again, a no-op, and
+    // never stopped: it lived on beside its replacement and join() hung).
+    if (w.retiring) {
+      if (w.inflight.length === 0) this.#stopWorker(w);
+    } else if ((max !== undefined && w.jobsDone >= max) || (cap !== undefined && w.rss > cap * 1024 * 1024)) this.#retire(w);
     this.#dispatch();
     this.#maybeFinish();
   }
@@ -1186,7 +1195,7 @@ export class Pool {
       job.worker = undefined;
       this.#queue.unshift(job);
     }
-    if (!w.everFinishedJob && !w.retiring && !w.killed && this.#state !== 'terminated') {
+    if (!w.everFinishedJob && !w.retiring && !w.killed && !w.initFailed && this.#state !== 'terminated') {
       this.#crashes++;
       if (this.#crashes >= kCrashLoopLimit) {
         this.#fail(new ProcessError(`Pool workers keep dying before finishing any task (${this.#crashes} in a row, last exit code ${code}); see their stderr`));
@@ -1205,7 +1214,9 @@ export class Pool {
 
   /** After close(): once no work is left, ask every worker to exit. */
   #maybeFinish(): void {
-    if (this.#state !== 'closed' || this.#queue.length > 0) return;
+    // An imap still reading its input after close() will queue more jobs:
+    // its call keeps the workers (join() waits for it, as for queued work).
+    if (this.#state !== 'closed' || this.#queue.length > 0 || this.#calls.size > 0) return;
     for (const w of this.#workers) {
       if (!w.dead && w.inflight.length === 0 && !w.retiring) {
         w.retiring = true;
@@ -1248,12 +1259,20 @@ export class Pool {
       clearInterval(this.#keepAlive);
       this.#keepAlive = undefined;
     }
+    if (this.#calls.size === 0) queueMicrotask(() => this.#maybeFinish()); // after close(), workers waited for the calls
   }
 
   #onSignal(sig: NodeJS.Signals): void {
     // Someone else listens too: the signal is theirs to handle.
     if (process.listenerCount(sig) > countPoolHandlers(sig)) return;
-    const busy = this.#calls.size > 0;
+    // Busy if this pool, or a pool that handled this same delivery before it
+    // (and removed its handler), had pending calls: their rejections must be
+    // seen, so the signal is not re-raised by the last, idle, pool.
+    if (this.#calls.size > 0 && !busyOnSignal.has(sig)) {
+      busyOnSignal.add(sig);
+      queueMicrotask(() => busyOnSignal.delete(sig));
+    }
+    const busy = busyOnSignal.has(sig);
     this.#state = 'terminated';
     this.#failAll(new AbortError(`Interrupted by ${sig}: the pool was stopped`));
     for (const w of this.#workers) this.#kill(w);
@@ -1274,6 +1293,8 @@ function countPoolHandlers(sig: NodeJS.Signals): number {
   return process.listeners(sig).filter((l) => poolHandlerSet.has(l)).length;
 }
 const poolHandlerSet = new WeakSet<(...args: never[]) => unknown>();
+/** Signals whose current delivery a busy pool handled (see #onSignal). */
+const busyOnSignal = new Set<NodeJS.Signals>();
 
 function signalName(n: number): NodeJS.Signals | null {
   for (const [name, num] of Object.entries(osConstants.signals)) if (num === n) return name as NodeJS.Signals;

@@ -121,7 +121,9 @@ const libSourceDir = resolvePath(libDir, '..', '..', 'lib');
 function callerFile(): string | null {
   const stack = new Error().stack ?? '';
   for (const line of stack.split('\n').slice(1)) {
-    const m = /\(?((?:file:\/\/)?\/[^():]*?|[A-Za-z]:\\[^():]*?):\d+:\d+\)?\s*$/.exec(line.trim());
+    // "at fn (/a/b.js:1:2)" or "at /a/b.js:1:2": the path runs from the first "(/" (or "at /")
+    // to the line and column at the end, and may itself hold parentheses, spaces and colons.
+    const m = /(?:^at |\()((?:file:\/\/)?\/.*?|[A-Za-z]:\\.*?):\d+:\d+\)?$/.exec(line.trim());
     if (m === null) continue;
     const file = m[1].startsWith('file://') ? fileURLToPath(m[1]) : m[1];
     if (file.startsWith(libDir + sep) || file.startsWith(libSourceDir + sep) || file.includes(`${sep}dist${sep}esm${sep}index.mjs`)) continue;

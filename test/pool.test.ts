@@ -376,6 +376,95 @@ describe('Pool workers', () => {
     await pool.terminate();
   });
 
+  it('a worker over its memory cap with work in flight stops once that work answered; close()+join() ends', async () => {
+    const pool = new mp.Pool({ processes: 1, maxWorkerMemoryMb: 1 }); // every worker is over it at once
+    expect(await pool.map((x: number) => x * 2, range(40), { chunksize: 1 })).toEqual(range(40).map((x) => x * 2));
+    // Before: each retirement left the old worker alive beside its replacement (21 alive here) and join() hung.
+    expect(pool.stats().workers.length).toBeLessThanOrEqual(2);
+    pool.close();
+    const joined = await Promise.race([pool.join().then(() => 'joined'), sleep(5000).then(() => 'hung')]);
+    expect(joined).toBe('joined');
+    if (joined !== 'joined') await pool.terminate();
+  });
+
+  it('a task whose module fails to load fails every call with that error, not "never sent" after the first', async () => {
+    const pool = new mp.Pool({ processes: 1 });
+    const bad = { module: fixture('pool-tasks.mjs'), export: 'noSuchExport' };
+    for (let i = 0; i < 3; i++) await expect(pool.apply(bad, [1])).rejects.toThrow(/noSuchExport/);
+    await pool.terminate();
+  });
+
+  it('an initializer that fails is counted once per worker by the crash-loop breaker (5 workers, as documented)', async () => {
+    const starts = mp.RawArray('i', 1);
+    const pool = new mp.Pool({ processes: 1, initializer: (a: mp.SharedArray<'i'>) => { Atomics.add(a.view, 0, 1); throw new Error('init boom'); }, initargs: [starts] });
+    await expect(pool.apply(() => 1)).rejects.toThrow(/initializer failed in 5 workers/);
+    expect(starts[0]).toBe(5); // before: 3 (each failure counted twice)
+    await pool.terminate();
+    starts.close();
+  });
+
+  it('imap: an input that throws, concurrent next() calls, return() during a next(), stats in items', async () => {
+    const pool = new mp.Pool({ processes: 2 });
+    async function* failing() {
+      yield 1;
+      await sleep(200);
+      throw new Error('source failed');
+    }
+    const it1 = pool.imap((x: number) => x * 10, failing());
+    const got: number[] = [];
+    const out = await Promise.race([(async () => {
+      try {
+        for await (const v of it1) got.push(v as number);
+        return 'ended';
+      } catch (e) {
+        return (e as Error).message;
+      }
+    })(), sleep(5000).then(() => 'hung')]);
+    expect(out).toBe('source failed'); // before: the consumer waited forever
+    expect(got).toEqual([10]);
+    // Two next() calls at once: both settle, in order.
+    const it2 = pool.imap((x: number) => x + 1, [1, 2, 3]);
+    const [a, b] = await Promise.all([it2.next(), it2.next()]);
+    expect([a.value, b.value]).toEqual([2, 3]);
+    await it2.return!();
+    // A next() pending when return() comes ends (done).
+    const it3 = pool.imap(async (x: number) => { await new Promise((r) => setTimeout(r, 500)); return x; }, [1]);
+    const pendingNext = it3.next();
+    await sleep(20);
+    await it3.return!();
+    expect(await Promise.race([pendingNext, sleep(3000).then(() => 'hung')])).toEqual({ value: undefined, done: true });
+    await sleep(600); // its task runs to its end (an abort does not kill by default)
+    // stats().tasks counts items everywhere, running included.
+    const map = pool.map(async (x: number) => { await new Promise((r) => setTimeout(r, 300)); return x; }, range(40), { chunksize: 10 });
+    await sleep(150);
+    const t = pool.stats().tasks;
+    expect(t.queued + t.running).toBe(40); // before: 20 + 2 (running counted chunks)
+    await map;
+    await pool.terminate();
+  });
+
+  it('close() while an imap still reads its input: join() waits for it, and the imap completes', async () => {
+    const pool = new mp.Pool({ processes: 1 });
+    async function* slow() {
+      for (let i = 0; i < 4; i++) {
+        await sleep(100);
+        yield i;
+      }
+    }
+    const it = pool.imap((x: number) => x * 10, slow());
+    const first = await it.next();
+    pool.close();
+    let joined = false;
+    const join = pool.join().then(() => (joined = true));
+    const rest: number[] = [first.value as number];
+    for await (const v of it) {
+      expect(joined).toBe(false); // before: join() resolved at once and the imap then hung
+      rest.push(v as number);
+    }
+    expect(rest).toEqual([0, 10, 20, 30]);
+    expect(await Promise.race([join.then(() => 'joined'), sleep(5000).then(() => 'hung')])).toBe('joined');
+  });
+
   it('await using disposes the pool and its workers', async () => {
     let pids: number[];
     {

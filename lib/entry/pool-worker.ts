@@ -140,6 +140,7 @@ function cancelError(kind: CancelKind): Error {
  */
 async function serveJobs(conn: Connection): Promise<void> {
   const fns = new Map<number, { fn: (...args: unknown[]) => unknown; source: boolean }>();
+  const loadFailures = new Map<number, { error: unknown }>();
   let lastRss = 0;
   let running: Running | null = null;
   const inbox = new Inbox(conn, (id, kind) => {
@@ -187,8 +188,16 @@ async function serveJobs(conn: Connection): Promise<void> {
       try {
         // Loaded even for a job cancelled before it ran: the definition it carries is needed by the next ones.
         if (entry === undefined) {
+          // The parent sends a definition once: a load that failed fails every job of it the same way.
+          const failedBefore = loadFailures.get(msg.fn);
+          if (failedBefore !== undefined) throw failedBefore.error;
           if (msg.def === undefined) throw new Error(`Internal error: task #${msg.fn} was never sent to this worker`);
-          entry = { fn: await loadTask(msg.def), source: msg.def.kind === 'source' };
+          try {
+            entry = { fn: await loadTask(msg.def), source: msg.def.kind === 'source' };
+          } catch (e) {
+            loadFailures.set(msg.fn, { error: e });
+            throw e;
+          }
           fns.set(msg.fn, entry);
         }
       } catch (e) {
