@@ -126,6 +126,20 @@ describe.each<Method>(['spawn', 'forkserver'])('Process (%s)', (method) => {
     q.close();
   });
 
+  it('timers the target leaves behind run before the child exits, and a late throw makes it exit 1', async () => {
+    const out = mp.RawArray('i', 2);
+    const p = new mp.Process({ target: { module: './fixtures/process-targets.mjs', export: 'timersAfterReturn' }, args: [out], startMethod: method });
+    p.start();
+    await p.join();
+    expect(p.exitCode).toBe(0);
+    expect([...out]).toEqual([1, 2]); // before, under forkserver: [0, 0] (the child exited at its first check from a timer)
+    const q = new mp.Process({ target: { module: './fixtures/process-targets.mjs', export: 'lateThrow' }, startMethod: method });
+    q.start();
+    await q.join();
+    expect(q.exitCode).toBe(1);
+    out.close();
+  });
+
   it('join(timeout) and joinSync(timeout) return at the timeout while the child runs; joinSync waits for the exit', async () => {
     const p = new mp.Process({ target: forever, startMethod: method, daemon: true });
     p.start();

@@ -165,8 +165,16 @@ function exitWhenIdle(): void {
   const othersAlive = (own: number): boolean => {
     keeper.unref();
     let immediates = 0;
-    for (const r of process.getActiveResourcesInfo()) if (r === 'Immediate') immediates++;
-    const alive = immediates > own || native.loopAlive(true);
+    let timeouts = 0;
+    for (const r of process.getActiveResourcesInfo()) {
+      if (r === 'Immediate') immediates++;
+      else if (r === 'Timeout') timeouts++;
+    }
+    // Ref'd JS timers count by themselves: while a timer callback runs (this
+    // check's own, from setTimeout), Node's one timer handle is stopped, and
+    // the loop looked idle with the target's timers still pending (they
+    // never ran, and their errors were lost).
+    const alive = immediates > own || timeouts > 0 || native.loopAlive(true);
     keeper.ref();
     return alive;
   };
