@@ -384,6 +384,19 @@ function alive(pid: number): boolean {
   }
 }
 
+describe('start() failures', () => {
+  it.runIf(process.platform === 'linux')('a spawn that fails (EMFILE) throws ProcessError and the process lives on', async () => {
+    for (const method of ['spawn', 'forkserver']) {
+      const child = spawn('/bin/sh', ['-c', `ulimit -n 128; exec "${process.execPath}" "${fixture('spawn-emfile.mjs')}" ${method}`], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const out = await collect(child);
+      const [first, second] = out.stdout.trim().split('\n');
+      // spawn: Node's spawn fails (ProcessError); forkserver: the zygote's pipe fails first, with the errno.
+      expect(first).toMatch(method === 'spawn' ? /^ProcessError: Could not spawn/ : /^(ProcessError|Error): .*(forkserver|Too many open files)/);
+      expect(second).toBe('alive'); // before (spawn): the unhandled 'error' event that followed killed the process
+    }
+  });
+});
+
 describe('parent death', () => {
   it.runIf(process.platform === 'linux')('a SIGKILLed parent leaves no child, zygote, tracker or segment behind within 3 s', async () => {
     const child = spawn(process.execPath, ['--single-threaded', fixture('process-orphans.mjs'), 'spawn', 'forkserver', 'fork'], { stdio: ['ignore', 'pipe', 'inherit'] });

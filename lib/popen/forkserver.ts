@@ -93,6 +93,7 @@ class Zygote {
       native.closeFd(r);
     }
     if (child.pid === undefined) {
+      child.on('error', () => {}); // see SpawnPopen: emitted next tick, would crash the process
       native.closeFd(w);
       this.#unlinkBoard();
       throw new ProcessError('Could not start the forkserver process');

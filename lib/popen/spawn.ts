@@ -58,6 +58,8 @@ export class SpawnPopen extends BasePopen {
       cwd: spec.cwd,
     });
     if (child.pid === undefined) {
+      // Node emits the reason as 'error' on the next tick: unheard, it would crash the process after our throw.
+      child.on('error', () => {});
       throw new ProcessError(`Could not spawn ${process.execPath} for ${spec.name}`);
     }
     this.pid = child.pid;
