@@ -18,7 +18,7 @@ import { pathToFileURL } from 'node:url';
 import { native, type FdWatcher } from '../native';
 import { waitSync, wake } from '../wait';
 import {
-  kBoardEnv, kPreloadEnv, kSparesEnv, kReplyPid, kReplySeq, kRingCapacity, kRingRead, kRingRecordInts, kRingStart, kRingWrite,
+  kBellRung, kBoardEnv, kPreloadEnv, kSparesEnv, kReplyPid, kReplySeq, kRingCapacity, kRingRead, kRingRecordInts, kRingStart, kRingWrite,
 } from '../popen/forkserver-layout';
 import { join } from 'node:path';
 import { dieWithParent, runForked, runSpare, warmUp } from './bootstrap';
@@ -83,10 +83,13 @@ function reap(): void {
   if (any) {
     scheduleRefill();
     wake(buffer, kRingWrite * 4);
-    try {
-      writeSync(kDoorbellFd, Buffer.from([1]));
-    } catch {
-      // parent gone: we exit on EOF anyway
+    // One unread byte at most (see kBellRung): the socket never fills.
+    if (Atomics.compareExchange(board, kBellRung, 0, 1) === 0) {
+      try {
+        writeSync(kDoorbellFd, Buffer.from([1]));
+      } catch {
+        // parent gone: we exit on EOF anyway
+      }
     }
   }
 }

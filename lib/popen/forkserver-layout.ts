@@ -7,6 +7,8 @@
  *   1      replyPid     zygote  pid forked for it (-1: fork failed)
  *   16     ringWrite    zygote  exit records written so far (own cache line)
  *   32     ringRead     parent  exit records consumed so far (own cache line)
+ *   48     bellRung     both    1 while a doorbell byte is unread: the zygote
+ *                               rings only on 0 -> 1, the parent's reader sets 0
  *   64..   ring         zygote  kRingCapacity records of [pid, code|-1, signal|0, 0]
  *
  * The parent waits on replySeq (futex) after each request, so start() is
@@ -14,12 +16,16 @@
  * producer (the zygote's SIGCHLD reaper) / single consumer (the parent);
  * a full ring makes the zygote wait on ringRead. The parent learns of new
  * records from a doorbell byte on a socket (async) or by waiting on
- * ringWrite (joinSync), so a blocked event loop never loses an exit.
+ * ringWrite (joinSync), so a blocked event loop never loses an exit. At
+ * most one doorbell byte is ever unread (bellRung): a parent that only
+ * joins synchronously never reads the socket, and a byte per exit filled
+ * its buffer until the zygote blocked in its write and served no one.
  */
 export const kReplySeq = 0;
 export const kReplyPid = 1;
 export const kRingWrite = 16;
 export const kRingRead = 32;
+export const kBellRung = 48;
 export const kRingStart = 64;
 export const kRingRecordInts = 4;
 export const kRingCapacity = 1024;

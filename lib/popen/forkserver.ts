@@ -23,7 +23,7 @@ import { kTrackerFdEnv, kTrackerInoEnv, kTrackerPidEnv, register, trackerFdForCh
 import { generateName, osName } from '../segment';
 import { waitSync, wake } from '../wait';
 import {
-  kBoardBytes, kBoardEnv, kPreloadEnv, kSparesEnv, kReplyPid, kReplySeq, kRingCapacity, kRingRead, kRingRecordInts, kRingStart, kRingWrite,
+  kBellRung, kBoardBytes, kBoardEnv, kPreloadEnv, kSparesEnv, kReplyPid, kReplySeq, kRingCapacity, kRingRead, kRingRecordInts, kRingStart, kRingWrite,
 } from './forkserver-layout';
 import { BasePopen, encodeSpec, exitCodeOf, type ChildSpec } from './popen';
 import { childExecArgv } from './spawn';
@@ -72,7 +72,14 @@ class Zygote {
     register(name, 'object');
     this.#boardName = name;
     this.#board = new Int32Array(this.#buffer);
-    const [r, w] = native.pipe();
+    let r: number;
+    let w: number;
+    try {
+      [r, w] = native.pipe();
+    } catch (e) {
+      this.#unlinkBoard();
+      throw new ProcessError(`Could not start the forkserver process: ${(e as Error).message}`, { cause: e });
+    }
     const main = join(__dirname, '..', 'entry', 'forkserver-main.js');
     let child: ChildProcess;
     try {
@@ -105,7 +112,12 @@ class Zygote {
     child.on('error', () => {});
     child.on('exit', () => this.#died());
     this.#doorbell = child.stdio[4] as Socket;
-    this.#doorbell.on('data', () => this.drain());
+    this.#doorbell.on('data', () => {
+      // The byte is read: the next exit may ring again. Cleared before the
+      // drain, so an exit pushed meanwhile is either drained now or rings.
+      Atomics.store(this.#board, kBellRung, 0);
+      this.drain();
+    });
     this.#doorbell.on('error', () => {});
     this.#doorbell.unref();
   }
@@ -124,6 +136,9 @@ class Zygote {
   /** Forks a child for spec; returns its pid. Blocks until the zygote answers. */
   request(spec: ChildSpec): number {
     if (this.#dead) throw new ProcessError('The forkserver process has exited');
+    // A loop of starts that never lets the event loop turn must still free
+    // the exit ring, or the zygote would wait for room and answer no one.
+    this.drain();
     const body = encodeSpec(spec);
     const seq = (this.#seq = (this.#seq + 1) >>> 0);
     const frame = Buffer.allocUnsafe(8 + body.length);
