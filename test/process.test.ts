@@ -441,6 +441,12 @@ describe('parent death', () => {
 });
 
 describe('forkserver under load', () => {
+  it('a zygote that died while the event loop was busy is replaced by the next start()', async () => {
+    const r = await runNode(fixture('dead-zygote-start.mjs'));
+    expect(r.stderr).toBe(''); // before: start() threw "The forkserver process is gone (EPIPE)"
+    expect(r.stdout.trim()).toBe('0 true');
+  });
+
   it('350 x start() + joinSync() without the event loop turning: no deadlock', async () => {
     const r = await runNode(fixture('forkserver-sync-loop.mjs'), ['350'], { timeoutMs: 100_000 });
     expect(r.stderr).toBe('');

@@ -290,8 +290,19 @@ export class ForkserverPopen extends BasePopen {
 
   constructor(spec: ChildSpec) {
     super();
-    this.#zygote = zygote();
-    this.pid = this.#zygote.request(spec);
+    let z = zygote();
+    let pid: number;
+    try {
+      pid = z.request(spec);
+    } catch (e) {
+      // A zygote that died while this process's event loop did not turn is
+      // only found dead now (EPIPE): start a fresh one once, as the docs say.
+      if (z.alive) throw e;
+      z = zygote();
+      pid = z.request(spec);
+    }
+    this.#zygote = z;
+    this.pid = pid;
     this.#zygote.adopt(this.pid, this);
   }
 
