@@ -384,6 +384,16 @@ function alive(pid: number): boolean {
   }
 }
 
+describe('spawn with big args', () => {
+  it('joinSync() right after start() with 1 MB of args: the child gets them and exits', () => {
+    const p = new mp.Process({ target: (b: Buffer) => { if (b.length !== 1 << 20 || b[12345] !== 7) process.exit(3); }, args: [Buffer.alloc(1 << 20, 7)], startMethod: 'spawn' });
+    p.start();
+    p.joinSync(10_000); // before: the rest of the args waited for an event loop turn that joinSync never gave
+    if (p.exitCode === null) p.kill();
+    expect(p.exitCode).toBe(0);
+  });
+});
+
 describe('start() failures', () => {
   it.runIf(process.platform === 'linux')('a spawn that fails (EMFILE) throws ProcessError and the process lives on', async () => {
     for (const method of ['spawn', 'forkserver']) {

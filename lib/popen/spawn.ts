@@ -12,12 +12,13 @@
  *          tree shares one tracker
  */
 import { spawn as spawnChild, type ChildProcess } from 'node:child_process';
+import { writeSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Writable } from 'node:stream';
 import { ProcessError } from '../errors';
 import { native } from '../native';
 import { kTrackerFdEnv, kTrackerInoEnv, kTrackerPidEnv, trackerFdForChild, trackerPipeInode, trackerProcessId } from '../resource-tracker';
-import { BasePopen, encodeSpec, exitCodeOf, type ChildSpec } from './popen';
+import { BasePopen, encodeSpec, exitCodeOf, sleepSync, type ChildSpec } from './popen';
 
 export const kSpecFd = 3;
 const kTrackerFd = 4;
@@ -41,6 +42,26 @@ export function childExecArgv(): string[] {
     out.push(a);
   }
   return out;
+}
+
+/** Specs up to this size are written through the socket asynchronously (they fit its buffer). */
+const kAsyncSpecBytes = 64 * 1024;
+
+/** Writes all of buf to a non-blocking fd, napping while it is full; stops if the reader is gone. */
+function writeAllSync(fd: number, buf: Buffer): void {
+  let off = 0;
+  let nap = 0.25;
+  while (off < buf.length) {
+    try {
+      off += writeSync(fd, buf, off);
+      nap = 0.25;
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException).code;
+      if (code !== 'EAGAIN' && code !== 'EINTR') return; // EPIPE: the child died; its 'exit' reports it
+      sleepSync(nap);
+      nap = Math.min(nap * 2, 10);
+    }
+  }
 }
 
 export class SpawnPopen extends BasePopen {
@@ -72,7 +93,14 @@ export class SpawnPopen extends BasePopen {
     const body = encodeSpec(spec);
     const head = Buffer.alloc(4);
     head.writeUInt32LE(body.length);
-    channel.write(Buffer.concat([head, body]));
+    const frame = Buffer.concat([head, body]);
+    // A spec larger than the socket's buffer would be written piece by piece
+    // as the event loop turns: a joinSync() (or the exit hook's) then waited
+    // for a child that waited for the rest of its spec, for good. So a big
+    // one is written here, blocking start() until the child has read it.
+    const fd = (channel as unknown as { _handle?: { fd?: number } })._handle?.fd;
+    if (frame.length > kAsyncSpecBytes && typeof fd === 'number' && fd >= 0) writeAllSync(fd, frame);
+    else channel.write(frame);
     // Keep the socket open (it is the child's watchdog) but never read it.
   }
 
