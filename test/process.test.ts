@@ -285,6 +285,18 @@ describe('a parent started with node -e', () => {
     const r = await collect(child, 30_000);
     expect(r.stdout.split('\n').filter(Boolean)).toEqual(['child ran', 'parent exit 0']);
   });
+
+  it.each(['spawn', 'forkserver'])('does not pass -pe <code> or --inspect-port <n> on to %s children either', async (method) => {
+    // CommonJS with -pe: the script's value is printed too (undefined), after the child's line.
+    const code = `const mp = require('multiproc');
+      const p = new mp.Process({ target: () => console.log('child ran'), startMethod: '${method}' });
+      p.start(); p.joinSync(20000); console.log('parent exit', p.exitCode);`;
+    const child = spawn(process.execPath, ['--inspect-port', '0', '-pe', code], { stdio: ['ignore', 'pipe', 'pipe'], cwd: fixture('..') });
+    const r = await collect(child, 30_000);
+    // Before: -pe went along and the child ran this script instead of its target (spawn: "exit 0", no
+    // "child ran"; forkserver: the zygote died), and the port's value was taken for the child's script.
+    expect(r.stdout.split('\n').filter(Boolean)).toEqual(['child ran', 'parent exit 0', 'undefined']);
+  });
 });
 
 describe('the default start method', () => {

@@ -25,7 +25,7 @@ const kTrackerFd = 4;
 
 // Flags of the parent that must not reach a child: they name what to run
 // (the child runs our bootstrap instead), or a debugger port two processes cannot share.
-const kDropWithValue = new Set(['-e', '--eval', '-p', '--print', '--input-type']);
+const kDropWithValue = new Set(['-e', '--eval', '-p', '--print', '-pe', '-ep', '--input-type', '--inspect-port', '--debug-port', '--inspect-publish-uid']);
 const kDrop = /^(-i|--interactive|-c|--check|--test|--test-.*|--watch|--watch-path=.*|--watch-preserve-output|--inspect(-brk|-port|-publish-uid)?(=.*)?|--debug-port(=.*)?|--eval=.*|--print=.*|--input-type=.*)$/;
 
 /** execArgv for children: the parent's (loaders such as `--import tsx` carry over), minus the flags above. */
