@@ -12,11 +12,11 @@
  * parent dies of, even SIGKILL, its children die with it (see bootstrap.ts).
  */
 import { availableParallelism } from 'node:os';
-import { serialize } from 'node:v8';
+import { deserialize, serialize } from 'node:v8';
 import { ProcessError } from './errors';
 import { native } from './native';
 import type { ChildSpec, ChildTarget, Popen, StartMethod } from './popen/popen';
-import { reduce } from './reduction';
+import { rebuild, reduce } from './reduction';
 import { checkForkedImport, describeTask } from './task';
 import { deadlineFrom, describeValue } from './validate';
 import * as context from './context';
@@ -206,9 +206,12 @@ export class Process {
 
   #spec(method: StartMethod): ChildSpec {
     let args: Uint8Array;
+    let reduced: unknown;
     try {
-      args = serialize(reduce(this.#args));
+      reduced = reduce(this.#args);
+      args = serialize(reduced);
     } catch (e) {
+      if (reduced !== this.#args) releaseHandles(reduced); // (the args themselves hold no handle: not touched)
       throw new TypeError(`The args of ${this.#name} cannot be sent to another process (${(e as Error).message}); ` +
         'use values structured clone carries, or shared objects (Value, SharedArray, Lock, Queue...)', { cause: e });
     }
@@ -226,12 +229,18 @@ export class Process {
 
   #startWithSpec(method: 'spawn' | 'forkserver'): Popen {
     const spec = this.#spec(method);
-    if (method === 'spawn') {
-      const { SpawnPopen } = require('./popen/spawn') as typeof import('./popen/spawn');
-      return new SpawnPopen(spec);
+    try {
+      if (method === 'spawn') {
+        const { SpawnPopen } = require('./popen/spawn') as typeof import('./popen/spawn');
+        return new SpawnPopen(spec);
+      }
+      const { ForkserverPopen } = require('./popen/forkserver') as typeof import('./popen/forkserver');
+      return new ForkserverPopen(spec);
+    } catch (e) {
+      // No child will receive the args: give back the references their handles took.
+      releaseHandles(deserialize(spec.args));
+      throw e;
     }
-    const { ForkserverPopen } = require('./popen/forkserver') as typeof import('./popen/forkserver');
-    return new ForkserverPopen(spec);
   }
 
   #startFork(): Popen {
@@ -353,4 +362,18 @@ function installExitHook(): void {
     }
     (require('./popen/forkserver') as typeof import('./popen/forkserver')).stopForkserver();
   });
+}
+
+/**
+ * Gives back the references that the handles in reduce()d args took, when
+ * no child will receive them (a start() that failed): re-attaching in this
+ * process drops each handle's reference, as a child's receipt would.
+ */
+function releaseHandles(reduced: unknown): void {
+  if (reduced === undefined) return;
+  try {
+    rebuild(reduced);
+  } catch {
+    // what could be released is released
+  }
 }

@@ -407,11 +407,12 @@ describe('spawn with big args', () => {
 });
 
 describe('start() failures', () => {
-  it.runIf(process.platform === 'linux')('a spawn that fails (EMFILE) throws ProcessError and the process lives on', async () => {
+  it.runIf(process.platform === 'linux')('a spawn that fails (EMFILE) throws ProcessError, the process lives on, and its shared arg is not held', async () => {
     for (const method of ['spawn', 'forkserver']) {
-      const child = spawn('/bin/sh', ['-c', `ulimit -n 128; exec "${process.execPath}" "${fixture('spawn-emfile.mjs')}" ${method}`], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn('/bin/sh', ['-c', `ulimit -n 128; exec "${process.execPath}" --expose-gc "${fixture('spawn-emfile.mjs')}" ${method}`], { stdio: ['ignore', 'pipe', 'pipe'] });
       const out = await collect(child);
-      const [first, second] = out.stdout.trim().split('\n');
+      const [first, second, third] = out.stdout.trim().split('\n');
+      expect(third).toBe('segment gone'); // before: the reference its arg's handle took stayed until the tree ended
       // spawn: Node's spawn fails (ProcessError); forkserver: the zygote's pipe fails first, with the errno.
       expect(first).toMatch(method === 'spawn' ? /^ProcessError: Could not spawn/ : /^ProcessError: Could not start the forkserver/);
       expect(second).toBe('alive'); // before (spawn): the unhandled 'error' event that followed killed the process
