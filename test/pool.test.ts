@@ -776,6 +776,20 @@ describe('Pool lifetime', () => {
     for (let i = 0; i < 30 && pids.some(alive); i++) await sleep(100);
     for (const pid of pids) expect(alive(pid)).toBe(false);
   });
+
+  it('SIGINT with a busy pool made before an idle one: the call rejects with AbortError and the exit code is 130', async () => {
+    const r = await collect(spawn(process.execPath, [fixture('pool-sigint-two.mjs')], { stdio: ['ignore', 'pipe', 'pipe'] }), 10_000);
+    // Before: the idle pool's handler re-raised SIGINT first: no output, killed by the signal.
+    expect(r.stdout.trim().split('\n')).toEqual(['AbortError', 'exit 130']);
+  });
+});
+
+describe('Pool module targets', () => {
+  it('a relative module target resolves from a file whose folder name holds parentheses', async () => {
+    const r = await collect(spawn(process.execPath, [fixture('paren (dir)/main.mjs')], { stdio: ['ignore', 'pipe', 'pipe'] }), 30_000);
+    expect(r.stderr).toBe(''); // before: Cannot find module '/task.mjs'
+    expect(r.stdout.trim()).toBe('42');
+  });
 });
 
 describe('Pool and signals', () => {
