@@ -86,6 +86,15 @@ function turn(prev: Promise<void>, signal: AbortSignal | undefined, deadline: nu
   });
 }
 
+/** One take; the big-item segments it read are unlinked once it returns, the record consumed (see releaseReadBlobs). */
+function takeOne(ring: Ring, decode: Decoder): unknown {
+  try {
+    return ring.tryTake(decode);
+  } finally {
+    if (readBlobs.length !== 0) releaseReadBlobs();
+  }
+}
+
 interface Arm {
   word: number;
   expected: number;
@@ -645,24 +654,9 @@ export class Channel {
     this.#closedLocally[side] = new AbortController();
   }
 
-  /** One take; the big-item segments it read are unlinked once it returns, the record consumed (see releaseReadBlobs). */
-  #tryTake(decode: Decoder): unknown {
-    try {
-      return this.ring.tryTake(decode);
-    } finally {
-      if (readBlobs.length !== 0) releaseReadBlobs();
-    }
-  }
-
   #takeOne(decode: Decoder): Take {
     const ring = this.ring;
-    return () => {
-      try {
-        return ring.tryTake(decode);
-      } finally {
-        if (readBlobs.length !== 0) releaseReadBlobs();
-      }
-    };
+    return () => takeOne(ring, decode);
   }
 
   #takeMany(max: number, decode: Decoder): Take {
@@ -693,7 +687,7 @@ export class Channel {
 
   getSync(deadline: number, decode: Decoder = this.#decode): unknown {
     if (this.#deferred.length > 0) this.#throwDeferred();
-    const v = this.#tryTake(decode);
+    const v = takeOne(this.ring, decode);
     if (v !== kEmpty && v !== kWaitCommit && v !== kBusyTake) return v;
     return this.#getLoop(Mode.Sync, deadline, undefined, this.#takeOne(decode));
   }
@@ -727,7 +721,7 @@ export class Channel {
       }
       let v: unknown;
       try {
-        v = this.#tryTake(decode);
+        v = takeOne(this.ring, decode);
       } catch (e) {
         return Promise.reject(e);
       }

@@ -42,7 +42,7 @@
 import * as v8 from 'node:v8';
 import { Kind } from './layout';
 import { native } from './native';
-import { fromHandle, isShareable, rebuild, reduce, toHandle, type Handle } from './reduction';
+import { fromHandle, isShareable, rebuild, reduce, releaseHandles, toHandle, type Handle } from './reduction';
 import { Segment } from './segment';
 import { describeValue } from './validate';
 
@@ -508,13 +508,7 @@ function encodeV8(item: unknown): Encoded {
   try {
     bytes = v8.serialize(reduced);
   } catch (e) {
-    if (hasRefs) {
-      try {
-        rebuild(reduced); // re-attaching releases the references the handles took
-      } catch {
-        // nothing more to release
-      }
-    }
+    if (hasRefs) releaseHandles(reduced);
     throw cloneError(item, e);
   }
   pos = 0;

@@ -16,7 +16,7 @@ import { deserialize, serialize } from 'node:v8';
 import { ProcessError } from './errors';
 import { native } from './native';
 import type { ChildSpec, ChildTarget, Popen, StartMethod } from './popen/popen';
-import { rebuild, reduce } from './reduction';
+import { reduce, releaseHandles } from './reduction';
 import { checkForkedImport, describeTask } from './task';
 import { deadlineFrom, describeValue } from './validate';
 import * as context from './context';
@@ -211,7 +211,7 @@ export class Process {
       reduced = reduce(this.#args);
       args = serialize(reduced);
     } catch (e) {
-      if (reduced !== this.#args) releaseHandles(reduced); // (the args themselves hold no handle: not touched)
+      if (reduced !== undefined && reduced !== this.#args) releaseHandles(reduced); // (the args themselves hold no handle: not touched)
       throw new TypeError(`The args of ${this.#name} cannot be sent to another process (${(e as Error).message}); ` +
         'use values structured clone carries, or shared objects (Value, SharedArray, Lock, Queue...)', { cause: e });
     }
@@ -362,18 +362,4 @@ function installExitHook(): void {
     }
     (require('./popen/forkserver') as typeof import('./popen/forkserver')).stopForkserver();
   });
-}
-
-/**
- * Gives back the references that the handles in reduce()d args took, when
- * no child will receive them (a start() that failed): re-attaching in this
- * process drops each handle's reference, as a child's receipt would.
- */
-function releaseHandles(reduced: unknown): void {
-  if (reduced === undefined) return;
-  try {
-    rebuild(reduced);
-  } catch {
-    // what could be released is released
-  }
 }

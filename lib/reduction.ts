@@ -143,6 +143,19 @@ function copyReduced(value: unknown, seen: Map<object, unknown>): unknown {
   return value;
 }
 
+/**
+ * Gives back the references that the handles in a reduce()d value took, when
+ * nobody will receive them (a send or a start() that failed): re-attaching
+ * in this process drops each handle's reference, as a receipt would.
+ */
+export function releaseHandles(reduced: unknown): void {
+  try {
+    rebuild(reduced);
+  } catch {
+    // what could be released is released
+  }
+}
+
 /** The inverse of reduce(): handles become attached objects again (in place). */
 export function rebuild(value: unknown, seen = new Set<object>()): unknown {
   if (typeof value !== 'object' || value === null) return value;
