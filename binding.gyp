@@ -14,8 +14,10 @@
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],
-      "cflags!": ["-fno-exceptions"],
-      "cflags_cc!": ["-fno-exceptions", "-std=gnu++17"],
+      # No C++ exceptions on any OS (Node's default, and node-addon-api's
+      # NAPI_DISABLE_CPP_EXCEPTIONS): Xcode builds turn them off whatever
+      # cflags say, so Linux builds must refuse a try/catch as well.
+      "cflags_cc!": ["-std=gnu++17"],
       "cflags_cc": ["-std=c++17", "-fvisibility=hidden", "-Wall", "-Wextra", "-Wno-unused-parameter"],
       "conditions": [
         ["OS=='linux'", {

@@ -464,7 +464,10 @@ export class Channel {
     // A put aborted (or timed out) before its turn must not let later ones
     // overtake the earlier ones still waiting: the next turn is then prev's.
     this.#putTail = p.then(noop, () => prev);
-    return p;
+    // The caller gets a promise of its own: the chain above handles p, and a
+    // put nobody awaits that fails (the connection closed under it) must
+    // still be an unhandled rejection, not an item lost without a word.
+    return p.then();
   }
 
   async #putQueued(prev: Promise<void>, job: PutJob, deadline: number, signal: AbortSignal | undefined): Promise<void> {

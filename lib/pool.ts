@@ -41,7 +41,7 @@
 import { availableParallelism, constants as osConstants } from 'node:os';
 import { join } from 'node:path';
 import { AbortError, MultiprocError, ProcessError, TimeoutError, WorkerExitError } from './errors';
-import { checkForkedImport, describeTask, type TaskTarget } from './task';
+import { checkForkedImport, describeTask, refuseWhileImportingTarget, type TaskTarget } from './task';
 import { checkInteger, checkSignal, describeValue, kMaxTimerMs } from './validate';
 import { Pipe, type Connection } from './connection';
 import { Process } from './process';
@@ -322,6 +322,7 @@ export class Pool {
 
   constructor(options: PoolOptions = {}) {
     if (typeof options !== 'object' || options === null) throw new TypeError(`Expected Pool options to be an object, got ${describeValue(options)}`);
+    refuseWhileImportingTarget('new Pool()');
     this.#options = options;
     this.#processes = options.processes === undefined ? availableParallelism() : checkInteger('processes', options.processes, 1, 4096);
     if (options.maxTasksPerChild !== undefined) checkInteger('maxTasksPerChild', options.maxTasksPerChild, 1);

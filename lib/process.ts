@@ -17,7 +17,7 @@ import { ProcessError } from './errors';
 import { native } from './native';
 import type { ChildSpec, ChildTarget, Popen, StartMethod } from './popen/popen';
 import { reduce, releaseHandles } from './reduction';
-import { checkForkedImport, describeTask } from './task';
+import { checkForkedImport, describeTask, refuseWhileImportingTarget } from './task';
 import { deadlineFrom, describeValue } from './validate';
 import * as context from './context';
 
@@ -192,6 +192,7 @@ export class Process {
 
   start(): void {
     this.#check('start');
+    refuseWhileImportingTarget('Process.start()');
     if (this.#popen !== null) throw new ProcessError(`${this.#name} was already started (pid ${this.#popen.pid}); a Process can only be started once`);
     const method = this.startMethod;
     // A fork-method child runs a function itself (the closure), so only a module target can hit this.

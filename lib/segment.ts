@@ -12,6 +12,7 @@
  * then the tree's resource tracker unlinks the segment when the tree ends.
  */
 import { randomBytes } from 'node:crypto';
+import { appendFileSync } from 'node:fs';
 import { shmError } from './errors';
 import {
   Kind, kHeaderBytes, kindNames, kLayoutVersion, kMagic, kMagicIndex, kParam0Index, kParam1Index,
@@ -32,6 +33,20 @@ function namePrefix(): string {
  */
 export function generateName(): string {
   return `${namePrefix()}-${randomBytes(12).toString('base64url')}`;
+}
+
+/**
+ * MULTIPROC_SHM_AUDIT=<file>: every segment a process of the tree creates is
+ * appended to the file, one OS name a line. A leak check for systems whose
+ * segments cannot be listed (macOS has no /dev/shm); the test suite uses it.
+ */
+const auditFile = process.env.MULTIPROC_SHM_AUDIT;
+
+/** Creates the segment `osname` (see native.shmCreate), recording it for MULTIPROC_SHM_AUDIT. */
+export function createSegment(osname: string, size: number): ArrayBuffer {
+  const buffer = native.shmCreate(osname, size);
+  if (auditFile) appendFileSync(auditFile, `${osname}\n`);
+  return buffer;
 }
 
 /** The name as the OS wants it: one leading '/'. */
@@ -84,7 +99,7 @@ export class Segment {
     register(osName(name), 'object');
     let buffer: ArrayBuffer;
     try {
-      buffer = native.shmCreate(osName(name), kHeaderBytes + Math.max(payloadBytes, 0));
+      buffer = createSegment(osName(name), kHeaderBytes + Math.max(payloadBytes, 0));
     } catch (e) {
       unregister(osName(name), 'object');
       throw shmError(e, name, `create a ${kindNames[kind]}`);

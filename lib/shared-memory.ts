@@ -15,7 +15,7 @@ import { shmError } from './errors';
 import { native } from './native';
 import { registerKind, type Handle } from './reduction';
 import { register, unregister } from './resource-tracker';
-import { generateName, osName } from './segment';
+import { createSegment, generateName, osName } from './segment';
 import { kHandleTag, kToHandle } from './symbols';
 import { checkInteger, describeValue } from './validate';
 
@@ -62,7 +62,7 @@ export class SharedMemory {
     register(osName(name), 'shared_memory');
     let buffer: ArrayBuffer;
     try {
-      buffer = native.shmCreate(osName(name), size);
+      buffer = createSegment(osName(name), size);
     } catch (e) {
       unregister(osName(name), 'shared_memory');
       throw shmError(e, name, 'create');

@@ -237,7 +237,7 @@ export function checkForkedImport(target: TaskTarget, forked: boolean, what: str
 /** In the child: the callable a target names. */
 export async function loadTask(target: TaskTarget, cwd = process.cwd()): Promise<(...args: unknown[]) => unknown> {
   if (target.kind === 'source') return compileSource(target.source, cwd);
-  const ns = (isLibraryModule(target.url) ? libraryModule(target.url) : await import(target.url)) as Record<string, unknown>;
+  const ns = (isLibraryModule(target.url) ? libraryModule(target.url) : await importTarget(target.url)) as Record<string, unknown>;
   let fn = ns[target.export];
   if (typeof fn !== 'function' && typeof ns.default === 'object' && ns.default !== null) {
     fn = (ns.default as Record<string, unknown>)[target.export]; // CJS exports the lexer missed
@@ -251,6 +251,37 @@ export async function loadTask(target: TaskTarget, cwd = process.cwd()): Promise
     throw new ProcessError(`Module ${target.url} has no function export '${target.export}' (exports: ${Object.keys(ns).join(', ') || 'none'})`);
   }
   return fn as (...args: unknown[]) => unknown;
+}
+
+/**
+ * The target module a child is importing right now (a global: any copy of
+ * the library sees it). While it is set, starting a process or a pool is
+ * refused: that is the module's top level running again in the child, and
+ * every child would start more, without end (Python's "bootstrapping phase"
+ * RuntimeError guards the same thing).
+ */
+const kImportingTarget: unique symbol = Symbol.for('multiproc.importingTarget');
+const importing = globalThis as unknown as Record<symbol, string | undefined>;
+
+async function importTarget(url: string): Promise<unknown> {
+  importing[kImportingTarget] = url;
+  try {
+    return await import(url);
+  } finally {
+    importing[kImportingTarget] = undefined;
+  }
+}
+
+/** Throws if this child is importing its target module (see kImportingTarget); `what` names the call. */
+export function refuseWhileImportingTarget(what: string): void {
+  const url = importing[kImportingTarget];
+  if (url === undefined) return;
+  throw new ProcessError(
+    `${what} was called while this child process was importing its target module ${url}: the module's top level ` +
+      'runs again in every child that imports it, so each child would start more processes, without end. ' +
+      'Run the code that starts processes only in the main process: `if (mp.parentProcess() === null) { ... }` ' +
+      "(Python's `if __name__ == '__main__':`), or move the target or task to a module of its own.",
+  );
 }
 
 /**

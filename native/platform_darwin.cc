@@ -1,8 +1,12 @@
 // macOS side of platform.h. __ulock_wait/__ulock_wake with the SHARED
 // operation are what libc++'s std::atomic::wait uses for process-shared
-// words; there is no parent-death signal, so TS relies on a pipe watchdog.
+// words. There is no parent-death signal: a thread of our own waits for the
+// parent's exit with kqueue (EVFILT_PROC, NOTE_EXIT) and sends the signal.
 #include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
+#include <sys/event.h>
 #include <sys/sysctl.h>
 #include <unistd.h>
 
@@ -44,7 +48,62 @@ int WakeAddress(int32_t* addr, int count) {
 
 int ReserveSegment(int fd, size_t size) { return 0; }  // macOS shm is not sparse-backed
 
-bool SetParentDeathSignal(int sig) { return false; }
+namespace {
+struct DeathWatch {
+  int kq;
+  int sig;
+};
+
+void* WatchParent(void* arg) {
+  DeathWatch w = *static_cast<DeathWatch*>(arg);
+  delete static_cast<DeathWatch*>(arg);
+  struct kevent ev;
+  for (;;) {
+    int n = kevent(w.kq, nullptr, 0, &ev, 1, nullptr);
+    if (n > 0) break;
+    if (n < 0 && errno != EINTR) return nullptr;  // the pipe watchdog in TS remains
+  }
+  kill(getpid(), w.sig);
+  return nullptr;
+}
+}  // namespace
+
+// The kernel-side equivalent of PR_SET_PDEATHSIG, which the pipe watchdog
+// (fdwatch.cc) cannot be: that one needs the event loop to turn, and a child
+// busy in a CPU loop or blocked in a *Sync call would outlive its parent.
+// Threads do not survive fork(), and kqueues are not inherited: every child
+// calls this itself (lib/entry/bootstrap.ts dieWithParent). The parent is
+// registered before this returns, so the caller's getppid() re-check covers
+// a parent that died earlier.
+bool SetParentDeathSignal(int sig) {
+  pid_t parent = getppid();
+  if (parent <= 1) return false;
+  int kq = kqueue();
+  if (kq < 0) return false;
+  fcntl(kq, F_SETFD, FD_CLOEXEC);
+  struct kevent ev;
+  EV_SET(&ev, parent, EVFILT_PROC, EV_ADD | EV_ONESHOT, NOTE_EXIT, 0, nullptr);
+  if (kevent(kq, &ev, 1, nullptr, 0, nullptr) < 0) {
+    int e = errno;
+    close(kq);
+    if (e == ESRCH) kill(getpid(), sig);  // already gone
+    return false;
+  }
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setstacksize(&attr, 64 * 1024);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  pthread_t t;
+  DeathWatch* w = new DeathWatch{kq, sig};
+  int r = pthread_create(&t, &attr, WatchParent, w);
+  pthread_attr_destroy(&attr);
+  if (r != 0) {
+    delete w;
+    close(kq);
+    return false;
+  }
+  return true;
+}
 
 bool ProcessAlive(int pid) {
   if (pid <= 0) return false;

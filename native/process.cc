@@ -1,13 +1,13 @@
 // Process primitives: pids, liveness, parent-death signal, pipes, fork.
 // Which of them to use, and when, is decided in lib/ (popen/*, process.ts).
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <uv.h>
 
 #include <atomic>
-#include <thread>
 
 #include "platform.h"
 #include "util.h"
@@ -141,7 +141,8 @@ Napi::Value PeekExitStatus(const Napi::CallbackInfo& info) {
     r = waitid(P_PID, static_cast<id_t>(info[0].As<Napi::Number>().Int32Value()), &si, WEXITED | WNOHANG | WNOWAIT);
   } while (r < 0 && errno == EINTR);
   if (r < 0) return ThrowErrno(env, "waitid", errno);
-  if (si.si_pid == 0) return env.Null();
+  // Only an end counts: macOS also reports a stopped child under WEXITED.
+  if (si.si_pid == 0 || (si.si_code != CLD_EXITED && si.si_code != CLD_KILLED && si.si_code != CLD_DUMPED)) return env.Null();
   Napi::Object o = Napi::Object::New(env);
   o.Set("pid", Napi::Number::New(env, si.si_pid));
   bool exited = si.si_code == CLD_EXITED;
@@ -161,11 +162,16 @@ std::atomic<int> g_moveStatus{-2};
 Napi::Value MoveCodeToHugePages(const Napi::CallbackInfo& info) {
   int idle = -2;
   if (g_moveStatus.compare_exchange_strong(idle, -1)) {
-    try {
-      std::thread([] { g_moveStatus = platform::MoveCodeToHugePages(reinterpret_cast<const void*>(&napi_create_object)); }).detach();
-    } catch (...) {
-      g_moveStatus = EAGAIN;
-    }
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_t t;
+    auto run = [](void*) -> void* {
+      g_moveStatus = platform::MoveCodeToHugePages(reinterpret_cast<const void*>(&napi_create_object));
+      return nullptr;
+    };
+    if (pthread_create(&t, &attr, run, nullptr) != 0) g_moveStatus = EAGAIN;
+    pthread_attr_destroy(&attr);
   }
   return info.Env().Undefined();
 }

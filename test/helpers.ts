@@ -1,5 +1,6 @@
 /** Small helpers for tests that start real child processes. */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 export const fixture = (name: string): string => fileURLToPath(new URL(`./fixtures/${name}`, import.meta.url));
@@ -36,6 +37,97 @@ export function collect(child: ChildProcess, timeoutMs = 30_000): Promise<ChildR
 }
 
 export const isLinux = process.platform === 'linux';
+export const isDarwin = process.platform === 'darwin';
+
+/** What a segment of `size` bytes measures when attached: macOS rounds shm objects up to whole pages. */
+export function attachedSize(size: number): number {
+  if (!isDarwin) return size;
+  const page = process.arch === 'arm64' ? 16384 : 4096;
+  return Math.ceil(size / page) * page;
+}
+
+export interface ProcessRow {
+  pid: number;
+  ppid: number;
+  /** Zombie (exited, not yet reaped): dead for every purpose here. */
+  zombie: boolean;
+  command: string;
+}
+
+/** Every process this user can see: /proc on Linux, ps(1) elsewhere (macOS). */
+export function processTable(): ProcessRow[] {
+  const rows: ProcessRow[] = [];
+  if (existsSync('/proc/self/stat')) {
+    for (const d of readdirSync('/proc')) {
+      if (!/^\d+$/.test(d)) continue;
+      try {
+        const stat = readFileSync(`/proc/${d}/stat`, 'latin1');
+        const [state, ppid] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+        const command = readFileSync(`/proc/${d}/cmdline`, 'latin1').split('\0').join(' ').trim();
+        rows.push({ pid: Number(d), ppid: Number(ppid), zombie: state === 'Z' || state === 'X', command });
+      } catch {
+        // ended while we looked
+      }
+    }
+    return rows;
+  }
+  for (const line of execFileSync('ps', ['-A', '-ww', '-o', 'pid=,ppid=,stat=,command='], { encoding: 'utf8' }).split('\n')) {
+    const m = /^\s*(\d+)\s+(\d+)\s+(\S+)\s?(.*)$/.exec(line);
+    if (m) rows.push({ pid: Number(m[1]), ppid: Number(m[2]), zombie: m[3]!.startsWith('Z'), command: m[4]! });
+  }
+  return rows;
+}
+
+/** The pids of root's descendants (not zombies' children: they have none). */
+export function descendants(root: number): number[] {
+  const kids = new Map<number, number[]>();
+  for (const r of processTable()) {
+    if (!kids.has(r.ppid)) kids.set(r.ppid, []);
+    kids.get(r.ppid)!.push(r.pid);
+  }
+  const out: number[] = [];
+  const walk = (p: number): void => {
+    for (const c of kids.get(p) ?? []) {
+      out.push(c);
+      walk(c);
+    }
+  };
+  walk(root);
+  return out;
+}
+
+/** Whether pid runs (a zombie does not). */
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  if (existsSync('/proc/self/stat')) {
+    try {
+      return !/\) [ZX] /.test(readFileSync(`/proc/${pid}/stat`, 'latin1'));
+    } catch {
+      return false;
+    }
+  }
+  const row = processTable().find((r) => r.pid === pid);
+  return row !== undefined && !row.zombie;
+}
+
+/**
+ * Whether the segment `name` exists, on any OS: attaching is the only way to
+ * ask on macOS, which has no /dev/shm to look in.
+ */
+export async function segmentExists(name: string): Promise<boolean> {
+  const mp = await import('multiproc');
+  try {
+    mp.SharedMemory.attach(name).close();
+    return true;
+  } catch (e) {
+    if (/No shared memory segment named/.test((e as Error).message)) return false;
+    throw e;
+  }
+}
 
 /** Whether `python3` with multiprocessing.shared_memory is on PATH. */
 export async function hasPython(): Promise<boolean> {

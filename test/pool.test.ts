@@ -1,24 +1,8 @@
-import { createRequire } from 'node:module';
-const require = createRequire(import.meta.url);
 import { spawn } from 'node:child_process';
 import { pathToFileURL } from 'node:url';
 import * as mp from 'multiproc';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { collect, fixture, sleep } from './helpers';
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return false;
-  }
-  try {
-    const stat = require('node:fs').readFileSync(`/proc/${pid}/stat`, 'latin1') as string;
-    return !/\) [ZX] /.test(stat);
-  } catch {
-    return process.platform !== 'linux';
-  }
-}
+import { alive, collect, fixture, sleep } from './helpers';
 
 const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
 
@@ -789,6 +773,15 @@ describe('Pool module targets', () => {
     const r = await collect(spawn(process.execPath, [fixture('paren (dir)/main.mjs')], { stdio: ['ignore', 'pipe', 'pipe'] }), 30_000);
     expect(r.stderr).toBe(''); // before: Cannot find module '/task.mjs'
     expect(r.stdout.trim()).toBe('42');
+  });
+});
+
+describe('Pool in the module its tasks come from', () => {
+  it('a task module that makes a pool at its top level, unguarded, fails the call instead of nesting pools without end', async () => {
+    const r = await collect(spawn(process.execPath, [fixture('self-pool.mjs')], { stdio: ['ignore', 'pipe', 'pipe'] }), 30_000);
+    expect(r.code).toBe(0);
+    // before: each worker's import made a pool of its own, nested without end, and map never settled
+    expect(r.stdout).toMatch(/^rejected: ProcessError new Pool\(\) was called while this child process was importing its target module .*self-pool\.mjs.*parentProcess\(\) === null/m);
   });
 });
 

@@ -5,11 +5,10 @@
  * that flag (the same fixture also runs under the other two methods, for the
  * children's stderr).
  */
-import { readdirSync, readFileSync, existsSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import * as mp from 'multiproc';
-import { collect, fixture, runNode, sleep } from './helpers';
+import { alive, collect, descendants, fixture, isDarwin, isLinux, runNode, segmentExists, sleep } from './helpers';
 
 type Method = 'spawn' | 'forkserver';
 const forever = (): Promise<never> => new Promise(() => setInterval(() => {}, 1 << 30));
@@ -363,38 +362,16 @@ describe('process.exit() in the parent', () => {
   });
 });
 
-function descendants(root: number): number[] {
-  const kids = new Map<number, number[]>();
-  for (const d of readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (!kids.has(ppid)) kids.set(ppid, []);
-      kids.get(ppid)!.push(Number(d));
-    } catch {
-      // gone
-    }
-  }
-  const out: number[] = [];
-  const walk = (p: number): void => {
-    for (const c of kids.get(p) ?? []) {
-      out.push(c);
-      walk(c);
-    }
-  };
-  walk(root);
-  return out;
-}
-
-function alive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return !/\) [ZX] /.test(stat);
-  } catch {
-    return false;
-  }
-}
+describe('a module target that is the entry script', () => {
+  it.each(['forkserver', 'spawn'])('unguarded, its child refuses to start another (%s) instead of starting children without end', async (method) => {
+    const r = await runNode(fixture('self-target.mjs'), [], { env: { SELF_TARGET_METHOD: method } });
+    const tops = r.stdout.split('\n').filter((l) => l.startsWith('top level runs in'));
+    expect(tops.map((l) => l.split(' ').pop())).toEqual(['main', 'child']); // before: a chain of children, each starting the next
+    expect(r.stdout).toContain('exitCode 1');
+    expect(r.stderr).toMatch(/ProcessError: Process\.start\(\) was called while this child process was importing its target module .*self-target\.mjs/);
+    expect(r.code).toBe(0);
+  });
+});
 
 describe('spawn with big args', () => {
   it('joinSync() right after start() with 1 MB of args: the child gets them and exits', () => {
@@ -421,7 +398,7 @@ describe('start() failures', () => {
 });
 
 describe('parent death', () => {
-  it.runIf(process.platform === 'linux')('a SIGKILLed parent leaves no child, zygote, tracker or segment behind within 3 s', async () => {
+  it.runIf(isLinux || isDarwin)('a SIGKILLed parent leaves no child (blocked in a sync wait), zygote, tracker or segment behind within 3 s', async () => {
     const child = spawn(process.execPath, ['--single-threaded', fixture('process-orphans.mjs'), 'spawn', 'forkserver', 'fork'], { stdio: ['ignore', 'pipe', 'inherit'] });
     const exited = new Promise((r) => child.on('exit', r));
     let killed = false;
@@ -442,18 +419,18 @@ describe('parent death', () => {
       const tree = descendants(child.pid!);
       expect(tree).toEqual(expect.arrayContaining(info.pids));
       expect(tree.length).toBeGreaterThanOrEqual(info.pids.length + 2); // + zygote + tracker
-      expect(existsSync(`/dev/shm/${info.segment}`)).toBe(true);
+      expect(await segmentExists(info.segment)).toBe(true);
       child.kill('SIGKILL');
       killed = true;
       await exited;
       const deadline = Date.now() + 3000;
       let left = tree.filter(alive);
-      while ((left.length > 0 || existsSync(`/dev/shm/${info.segment}`)) && Date.now() < deadline) {
+      while ((left.length > 0 || (await segmentExists(info.segment))) && Date.now() < deadline) {
         await new Promise((r) => setTimeout(r, 20));
         left = tree.filter(alive);
       }
       expect(left).toEqual([]);
-      expect(existsSync(`/dev/shm/${info.segment}`)).toBe(false);
+      expect(await segmentExists(info.segment)).toBe(false);
     } finally {
       if (!killed) {
         child.kill('SIGKILL');

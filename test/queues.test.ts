@@ -696,6 +696,14 @@ describe('Queue in one process', () => {
   });
 });
 
+describe('puts nobody awaits', () => {
+  it('a send or put that close() ends while it waits is an unhandled rejection, not an item lost in silence', async () => {
+    const r = await collect(spawn(process.execPath, [fixture('unawaited-puts.mjs')], { stdio: ['ignore', 'pipe', 'pipe'] }));
+    expect(r.stderr).toBe('');
+    expect(JSON.parse(r.stdout)).toEqual({ eof: true, closed: 8 }); // before: { eof: false, closed: 0 }
+  });
+});
+
 describe('Queue through Process args', () => {
   it('a child that exits does not close the queues it was given', async () => {
     const q = new mp.Queue<string>();

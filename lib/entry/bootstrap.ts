@@ -32,10 +32,10 @@ import '../index'; // registers every shareable kind, so handles in args rebuild
 
 const kSigKill = 9;
 
-/** First thing in a child: the kernel kills us if `expectedParent` dies (Linux). */
+/** First thing in a child: we are killed if `expectedParent` dies (Linux: the kernel; macOS: a kqueue thread, see platform_darwin.cc). */
 export function dieWithParent(expectedParent: number): void {
   native.setParentDeathSignal(kSigKill);
-  // The parent may have died before the prctl: then we were re-parented already.
+  // The parent may have died before that: then we were re-parented already.
   if (expectedParent > 0 && native.getppid() !== expectedParent) native.exitNow(1);
 }
 

@@ -20,7 +20,7 @@ import { join } from 'node:path';
 import { ProcessError } from '../errors';
 import { native } from '../native';
 import { kTrackerFdEnv, kTrackerInoEnv, kTrackerPidEnv, register, trackerFdForChild, trackerPipeInode, trackerProcessId, unregister } from '../resource-tracker';
-import { generateName, osName } from '../segment';
+import { createSegment, generateName, osName } from '../segment';
 import { waitSync, wake } from '../wait';
 import {
   kBellRung, kBoardBytes, kBoardEnv, kPreloadEnv, kSparesEnv, kReplyPid, kReplySeq, kRingCapacity, kRingRead, kRingRecordInts, kRingStart, kRingWrite,
@@ -68,7 +68,7 @@ class Zygote {
 
   constructor() {
     const name = osName(generateName());
-    this.#buffer = native.shmCreate(name, kBoardBytes);
+    this.#buffer = createSegment(name, kBoardBytes);
     register(name, 'object');
     this.#boardName = name;
     this.#board = new Int32Array(this.#buffer);
