@@ -172,15 +172,37 @@ export function describeTask(target: unknown, what: string): TaskTarget {
   throw new TypeError(`Expected "${what}" to be a function or { module, export }, got ${describeValue(target)}`);
 }
 
+/**
+ * Helpers that compilers write into a function's own text and define at the
+ * top of its file, where a function sent as source cannot see them: esbuild's
+ * keepNames (tsx, vitest) wraps every inner named function and class in
+ * `__name(fn, "name")`; tsc's CommonJS output turns `await import('x')` into
+ * `__importStar(require('x'))` (`__importDefault` for default imports).
+ */
+const compilerHelpers: Record<string, unknown> = {
+  __name: (f: unknown, name: string): unknown => {
+    try {
+      Object.defineProperty(f, 'name', { value: name, configurable: true });
+    } catch {
+      // not ours to name
+    }
+    return f;
+  },
+  __importDefault: (m: { __esModule?: boolean } | null): unknown => (m?.__esModule ? m : { default: m }),
+  __importStar: (m: { __esModule?: boolean } | null): unknown => (m?.__esModule ? m : { ...m, default: m }),
+};
+const helperNames = Object.keys(compilerHelpers);
+const helperValues = Object.values(compilerHelpers);
+
 function compileSource(source: string, cwd: string): (...args: unknown[]) => unknown {
   const req = createRequire(`${cwd}/`);
   let fn: unknown;
   try {
-    fn = new Function('require', `return (${source}\n);`)(req);
+    fn = new Function('require', ...helperNames, `return (${source}\n);`)(req, ...helperValues);
   } catch {
     // Method shorthand (`name(a) { ... }`) is not an expression; as an object member it is.
     try {
-      fn = Object.values(new Function('require', `return ({ ${source}\n });`)(req) as Record<string, unknown>)[0];
+      fn = Object.values(new Function('require', ...helperNames, `return ({ ${source}\n });`)(req, ...helperValues) as Record<string, unknown>)[0];
     } catch (e) {
       throw new ProcessError(`The function's source text does not compile in the child: ${(e as Error).message}`, { cause: e });
     }
@@ -291,6 +313,16 @@ export function refuseWhileImportingTarget(what: string): void {
  */
 export function explainReferenceError(err: unknown, how: string): unknown {
   if (!(err instanceof ReferenceError)) return err;
+  const helper = /^(__\w+) is not defined/.exec(err.message)?.[1];
+  if (helper !== undefined) {
+    return new ProcessError(
+      `${err.message}. ${how} is sent to the child as source text, and ${helper} is a helper that your compiler ` +
+        '(tsc, esbuild/tsx, Babel...) wrote into the function and defines elsewhere in its file. ' +
+        'Compile for a newer target (ES2022: no async or generator helpers), or use a module target ' +
+        "{ module: import.meta.url, export: 'name' } (or defineTask), which the child imports whole.",
+      { cause: err },
+    );
+  }
   return new ProcessError(
     `${err.message}. ${how} is sent to the child as source text, so it must be self-contained: ` +
       'it cannot use variables, imports or functions from outside its own body. ' +
