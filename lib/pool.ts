@@ -685,12 +685,14 @@ export class Pool {
         inFlight--;
         if (ordered) ready.set(job.start, { values });
         else completion.push({ values });
+        busy();
         notify();
       },
       onError: (job, err) => {
         inFlight--;
         if (ordered) ready.set(job.start, { error: err });
         else completion.push({ error: err });
+        busy();
         notify();
       },
       fail: (err) => {
@@ -700,6 +702,8 @@ export class Pool {
       },
     };
     this.#addCall(call);
+    // Whether this call keeps the process alive (see #hold).
+    const busy = (): void => pool.#hold(call, !stopped && (reading || inFlight > 0));
     const onAbort = (): void => {
       failure = signal!.reason as Error;
       stop();
@@ -723,6 +727,7 @@ export class Pool {
     const fill = async (): Promise<void> => {
       if (reading) return;
       reading = true;
+      busy();
       try {
         while (!stopped && !exhausted && outstanding < maxInFlight) {
           const r = await source.next();
@@ -748,6 +753,7 @@ export class Pool {
         stop();
       } finally {
         reading = false;
+        busy();
       }
     };
 
@@ -1247,20 +1253,32 @@ export class Pool {
     for (const call of [...this.#calls]) call.fail(err);
   }
 
-  // Pending calls keep the process alive (as a pending timer would); an idle
-  // pool does not, so forgetting close() never hangs a script at its end.
+  // Calls with work under way keep the process alive (as a pending timer
+  // would); an idle pool does not, so forgetting close() never hangs a
+  // script at its end. An imap counts only while it has tasks out or reads
+  // its input: one whose results wait for a consumer that left without
+  // return() must not hold the process forever.
   #addCall(call: Call): void {
     this.#calls.add(call);
-    this.#keepAlive ??= setInterval(() => {}, 1 << 30);
+    this.#hold(call, true);
   }
 
   #removeCall(call: Call): void {
     this.#calls.delete(call);
-    if (this.#calls.size === 0 && this.#keepAlive !== undefined) {
+    this.#hold(call, false);
+    if (this.#calls.size === 0) queueMicrotask(() => this.#maybeFinish()); // after close(), workers waited for the calls
+  }
+
+  readonly #holding = new Set<Call>();
+
+  #hold(call: Call, busy: boolean): void {
+    if (busy) this.#holding.add(call);
+    else this.#holding.delete(call);
+    if (this.#holding.size > 0) this.#keepAlive ??= setInterval(() => {}, 1 << 30);
+    else if (this.#keepAlive !== undefined) {
       clearInterval(this.#keepAlive);
       this.#keepAlive = undefined;
     }
-    if (this.#calls.size === 0) queueMicrotask(() => this.#maybeFinish()); // after close(), workers waited for the calls
   }
 
   #onSignal(sig: NodeJS.Signals): void {

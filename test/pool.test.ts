@@ -761,6 +761,13 @@ describe('Pool lifetime', () => {
     for (const pid of pids) expect(alive(pid)).toBe(false);
   });
 
+  it('an imap read part way with next() and then left does not keep a script alive', async () => {
+    const r = await collect(spawn(process.execPath, [fixture('imap-left.mjs')], { stdio: ['ignore', 'pipe', 'pipe'] }), 15_000);
+    expect(r.stderr).toBe('');
+    expect(r.stdout.trim().split('\n')).toEqual(['2', 'true', 'end of script']);
+    expect(r.code).toBe(0); // before: the script never ended (the collect timeout)
+  });
+
   it('SIGINT with a busy pool made before an idle one: the call rejects with AbortError and the exit code is 130', async () => {
     const r = await collect(spawn(process.execPath, [fixture('pool-sigint-two.mjs')], { stdio: ['ignore', 'pipe', 'pipe'] }), 10_000);
     // Before: the idle pool's handler re-raised SIGINT first: no output, killed by the signal.
