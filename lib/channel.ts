@@ -16,6 +16,7 @@ import {
   kControlBytes, kFutexSleeper, kReaderWakeId, kReaderWakePid, kReaderWakeToken, kReaderWakeUnreachable, kSocketSleeper, kWaitCommit, Ring,
 } from './ring-buffer';
 import { pollAsync, spinUntil, waitAsync, waitSync, WaitResult, type PollPeer } from './wait';
+import { noop, onAbort } from './abort';
 import { remaining } from './validate';
 import { newWakeId, waitWake, wakeTarget } from './wake-socket';
 
@@ -51,7 +52,6 @@ export interface ChannelHooks {
   writer?: PollPeer;
 }
 
-const noop = (): void => {};
 
 /** Async gets of this thread that found their ring empty and wait (see #getAsync). */
 let waitingGets = 0;
@@ -66,21 +66,20 @@ function turn(prev: Promise<void>, signal: AbortSignal | undefined, deadline: nu
   if (signal?.aborted) return Promise.reject(signal.reason);
   return new Promise<void>((resolve, reject) => {
     let timer: NodeJS.Timeout | undefined;
-    const onAbort = (): void => {
+    const off = signal === undefined ? noop : onAbort(signal, () => {
       clearTimeout(timer);
-      reject(signal!.reason);
-    };
-    signal?.addEventListener('abort', onAbort, { once: true });
+      reject(signal.reason);
+    });
     if (deadline !== Infinity) {
       timer = setTimeout(() => {
-        signal?.removeEventListener('abort', onAbort);
+        off();
         reject(new TimeoutError(`${what} timed out: an earlier ${what} of this process was still waiting`));
       }, remaining(deadline));
       if (!ref) timer.unref(); // as the wait it stands for (Connection.unref())
     }
     void prev.then(() => {
       clearTimeout(timer);
-      signal?.removeEventListener('abort', onAbort);
+      off();
       resolve();
     });
   });

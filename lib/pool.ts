@@ -40,6 +40,7 @@
  */
 import { availableParallelism, constants as osConstants } from 'node:os';
 import { join } from 'node:path';
+import { noop, onAbort } from './abort';
 import { AbortError, MultiprocError, ProcessError, TimeoutError, WorkerExitError } from './errors';
 import { checkForkedImport, describeTask, refuseWhileImportingTarget, type TaskTarget } from './task';
 import { checkInteger, checkSignal, describeValue, kMaxTimerMs } from './validate';
@@ -392,7 +393,7 @@ export class Pool {
       return new Promise((resolve, reject) => {
         const waiter = {
           run: () => {
-            signal?.removeEventListener('abort', onAbort);
+            off();
             try {
               this.#checkOpen();
               resolve({ result: this.apply(fn, args, options) });
@@ -401,17 +402,16 @@ export class Pool {
             }
           },
           fail: (e: unknown) => {
-            signal?.removeEventListener('abort', onAbort);
+            off();
             reject(e);
           },
         };
-        const onAbort = (): void => {
+        const off = signal === undefined ? noop : onAbort(signal, () => {
           const i = this.#roomWaiters.indexOf(waiter);
           if (i >= 0) this.#roomWaiters.splice(i, 1);
-          reject(signal!.reason);
+          reject(signal.reason);
           this.#serveRoomWaiters(); // the next in line may fit now
-        };
-        signal?.addEventListener('abort', onAbort, { once: true });
+        });
         this.#roomWaiters.push(waiter);
       });
     } catch (e) {
@@ -592,7 +592,7 @@ export class Pool {
         if (call.done) return;
         call.done = true;
         this.#removeCall(call);
-        signal?.removeEventListener('abort', onAbort);
+        off();
         if (firstError) reject(firstError);
         else resolve(results);
       };
@@ -618,19 +618,21 @@ export class Pool {
           finish();
         },
       };
-      const onAbort = (): void => {
-        this.#dropQueued(call);
-        this.#cancelInWorkers(call, 'abort', graceMs);
-        firstError = signal!.reason as Error;
-        left = 0;
-        finish();
-      };
+      let off = noop;
       if (items.length === 0) {
         resolve([]);
         return;
       }
       this.#addCall(call);
-      signal?.addEventListener('abort', onAbort, { once: true });
+      if (signal !== undefined) {
+        off = onAbort(signal, () => {
+          this.#dropQueued(call);
+          this.#cancelInWorkers(call, 'abort', graceMs);
+          firstError = signal.reason as Error;
+          left = 0;
+          finish();
+        });
+      }
       const fnKey = this.#fnKey(def);
       for (let start = 0; start < items.length; ) {
         const size = guided ? this.#guidedSize(items.length - start, chunksize) : chunksize;
@@ -704,12 +706,11 @@ export class Pool {
     this.#addCall(call);
     // Whether this call keeps the process alive (see #hold).
     const busy = (): void => pool.#hold(call, !stopped && (reading || inFlight > 0));
-    const onAbort = (): void => {
-      failure = signal!.reason as Error;
+    const off = signal === undefined ? noop : onAbort(signal, () => {
+      failure = signal.reason as Error;
       stop();
       notify();
-    };
-    signal?.addEventListener('abort', onAbort, { once: true });
+    });
 
     const stop = (): void => {
       if (stopped) return;
@@ -718,7 +719,7 @@ export class Pool {
       pool.#dropQueued(call);
       pool.#cancelInWorkers(call, 'abort', graceMs);
       pool.#removeCall(call);
-      signal?.removeEventListener('abort', onAbort);
+      off();
       void source.return?.();
       notify(); // a next() waiting now ends (done, or the failure that stopped it)
     };

@@ -16,6 +16,7 @@
  * Both waits may return early (spurious wake-ups): callers always re-check
  * their condition in a loop, as with any futex.
  */
+import { onAbort } from './abort';
 import { native, WaitResult } from './native';
 
 export { WaitResult };
@@ -25,8 +26,8 @@ export interface Waiter {
   resolve(r: WaitResult): void;
   reject(e: unknown): void;
   timer?: NodeJS.Timeout;
-  signal?: AbortSignal;
-  onAbort?: () => void;
+  /** Stops watching the call's AbortSignal. */
+  offAbort?: () => void;
 }
 
 interface NativeWait {
@@ -64,7 +65,7 @@ native.setWaitCallback((ids, results) => {
 
 function settle(waiter: Waiter, r: WaitResult): void {
   if (waiter.timer !== undefined) clearTimeout(waiter.timer);
-  if (waiter.onAbort !== undefined) waiter.signal!.removeEventListener('abort', waiter.onAbort);
+  waiter.offAbort?.();
   waiter.resolve(r);
 }
 
@@ -138,20 +139,18 @@ export function waitAsync(
     nw.waiters.add(waiter);
     if (timeoutMs !== Infinity) {
       waiter.timer = setTimeout(() => {
-        if (waiter.onAbort !== undefined) waiter.signal!.removeEventListener('abort', waiter.onAbort);
+        waiter.offAbort?.();
         leave(nw, waiter);
         resolve(WaitResult.TimedOut);
       }, timeoutMs);
       if (!ref) waiter.timer.unref();
     }
     if (signal !== undefined) {
-      waiter.signal = signal;
-      waiter.onAbort = () => {
+      waiter.offAbort = onAbort(signal, () => {
         if (waiter.timer !== undefined) clearTimeout(waiter.timer);
         leave(nw, waiter);
         reject(signal.reason);
-      };
-      signal.addEventListener('abort', waiter.onAbort, { once: true });
+      });
     }
   });
 }

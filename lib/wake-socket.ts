@@ -18,6 +18,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { onAbort } from './abort';
 import { native, WaitResult, type FdWatcher } from './native';
 import { myPid } from './synchronize/common';
 import type { Waiter } from './wait';
@@ -75,7 +76,7 @@ function settle(id: number, w: SocketWaiter, r: WaitResult | { error: unknown })
   if (waiters.get(id) !== w) return;
   waiters.delete(id);
   if (w.timer !== undefined) clearTimeout(w.timer);
-  if (w.onAbort !== undefined) w.signal!.removeEventListener('abort', w.onAbort);
+  w.offAbort?.();
   if (w.ref && --refs === 0 && socket !== null) native.wakeSocketRef(socket, false);
   if (r === WaitResult.TimedOut) timeouts++;
   if (typeof r === 'number') w.resolve(r);
@@ -130,11 +131,7 @@ export function waitWake(id: number, timeoutMs: number, signal: AbortSignal | un
       w.timer = setTimeout(() => settle(id, w, WaitResult.TimedOut), Math.max(0, timeoutMs));
       if (!ref) w.timer.unref();
     }
-    if (signal !== undefined) {
-      w.signal = signal;
-      w.onAbort = () => settle(id, w, { error: signal.reason });
-      signal.addEventListener('abort', w.onAbort, { once: true });
-    }
+    if (signal !== undefined) w.offAbort = onAbort(signal, () => settle(id, w, { error: signal.reason }));
   });
 }
 

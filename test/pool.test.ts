@@ -472,6 +472,12 @@ describe('Pool workers', () => {
 });
 
 describe('Pool cancellation', () => {
+  it('one AbortSignal shared by 110 calls (pool, queue, lock, event) aborts them all, with no MaxListenersExceededWarning', async () => {
+    const r = await collect(spawn(process.execPath, [fixture('shared-signal.mjs')], { stdio: ['ignore', 'pipe', 'pipe'] }), 30_000);
+    expect(r.stderr).toBe(''); // before: "Possible EventTarget memory leak detected. 11 abort listeners added to [AbortSignal]"
+    expect(JSON.parse(r.stdout)).toEqual({ n: 110, reasons: ['stop'] });
+  });
+
   const task = (name: string) => ({ module: fixture('pool-tasks.mjs'), export: name });
   const pidsOf = (pool: mp.Pool): number[] => pool.stats().workers.map((w) => w.pid).sort();
 

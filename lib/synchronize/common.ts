@@ -4,6 +4,7 @@
  * acquire/release idioms (guards, withLock) built on acquire/release.
  */
 import { threadId } from 'node:worker_threads';
+import { onAbort } from '../abort';
 import { TimeoutError } from '../errors';
 import type { Kind } from '../layout';
 import { native } from '../native';
@@ -76,21 +77,23 @@ export class LocalQueue {
     if (this.#head === turn) return { turn, ready: Promise.resolve(true) };
     const ready = new Promise<boolean>((resolve, reject) => {
       let timer: NodeJS.Timeout | undefined;
+      let off = (): void => {};
       const done = (): void => {
         if (timer !== undefined) clearTimeout(timer);
-        signal?.removeEventListener('abort', onAbort);
+        off();
         turn.resolve = undefined;
-      };
-      const onAbort = (): void => {
-        done();
-        reject(signal!.reason);
       };
       turn.resolve = (v) => {
         done();
         resolve(v);
       };
       if (deadline !== Infinity) timer = setTimeout(() => turn.resolve?.(false), Math.max(0, deadline - performance.now()));
-      signal?.addEventListener('abort', onAbort, { once: true });
+      if (signal !== undefined) {
+        off = onAbort(signal, () => {
+          done();
+          reject(signal.reason);
+        });
+      }
     });
     return { turn, ready };
   }
