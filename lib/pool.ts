@@ -58,8 +58,8 @@ export type TaskRef<A extends unknown[] = unknown[], R = unknown> =
 export interface PoolOptions {
   /** Number of workers; default cpuCount(). */
   processes?: number;
-  /** Runs once in each worker before its first task. */
-  initializer?: TaskRef;
+  /** Runs once in each worker before its first task; its parameters may be typed, `(lock: Lock) => ...` (initargs are not checked against them). */
+  initializer?: TaskRef<never[]>;
   initargs?: unknown[];
   /** Recycle a worker after this many jobs (CPython's maxtasksperchild). */
   maxTasksPerChild?: number;

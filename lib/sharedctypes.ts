@@ -14,6 +14,7 @@
  * Exports: Value, RawValue, SharedArray, RawArray, typecodes, Typecode.
  */
 import { Kind } from './layout';
+import type { AcquireOptions, LockGuard } from './synchronize/common';
 import { fromHandle, isHandle, registerKind, type Handle } from './reduction';
 import { attachShared, Segment } from './segment';
 import { kHandleTag, kToHandle } from './symbols';
@@ -90,12 +91,19 @@ function coerce(info: TypeInfo, v: unknown, what: string): number | bigint {
   return v;
 }
 
-/** What Value/SharedArray accept as `lock`: true (a new RLock), false (none) or a lock object. */
+/**
+ * The lock of a Value/SharedArray (`getLock()`), and what `{ lock }` accepts
+ * besides true (a new RLock) and false (none): a Lock, RLock, Semaphore...
+ * of this library, with their idioms (`withLock`, `lock`, `lockSync`).
+ */
 export interface LockLike {
-  acquire(options?: { timeout?: number; signal?: AbortSignal }): Promise<boolean>;
+  acquire(options?: AcquireOptions): Promise<boolean>;
   acquireSync(timeoutMs?: number): boolean;
   tryAcquire(): boolean;
   release(): void;
+  lock(options?: AcquireOptions): Promise<LockGuard>;
+  lockSync(timeoutMs?: number): LockGuard;
+  withLock<T>(fn: () => T | PromiseLike<T>, options?: AcquireOptions): Promise<T>;
 }
 
 export interface SharedOptions {
@@ -117,7 +125,7 @@ function resolveLock(lock: SharedOptions['lock'], what: string): LockLike | null
     return defaultLockFactory();
   }
   if (lock === false) return null;
-  if (typeof lock === 'object' && lock !== null && typeof lock.acquire === 'function' && typeof lock.release === 'function') return lock;
+  if (typeof lock === 'object' && lock !== null && typeof lock.acquire === 'function' && typeof lock.release === 'function' && typeof lock.withLock === 'function') return lock;
   throw new TypeError(`Expected "lock" to be true, false or a Lock/RLock, got ${describeValue(lock)}`);
 }
 
@@ -168,6 +176,11 @@ abstract class SharedCtype {
     return new Error(`This shared ${this.info.name} (segment '${this.segment.name}') is closed`);
   }
 
+  /** console.log and util.inspect show what toString() says, not the segment's bytes. */
+  [Symbol.for('nodejs.util.inspect.custom')](): string {
+    return this.toString();
+  }
+
   protected handle(kind: string): Handle {
     // Our own segment first: it throws if this object is closed, and a lock
     // reference taken before that would never be given back.
@@ -214,7 +227,13 @@ export class SharedValue<C extends Typecode = Typecode> extends SharedCtype {
   }
 
   override toString(): string {
-    return `${this.lock ? 'Value' : 'RawValue'}('${this.typecode}', ${String(this.value)})`;
+    let v: string;
+    try {
+      v = String(this.value);
+    } catch {
+      v = '<closed>';
+    }
+    return `${this.lock ? 'Value' : 'RawValue'}('${this.typecode}', ${v})`;
   }
 }
 
@@ -284,6 +303,18 @@ export class SharedArrayObject<C extends Typecode = Typecode> extends SharedCtyp
 
   [kToHandle](): Handle {
     return this.handle('SharedArray');
+  }
+
+  /** SharedArray('d', [1, 2, 3]), the first 100 elements at most. */
+  override toString(): string {
+    let items: string;
+    try {
+      const shown = Array.from(this.view.subarray(0, 100) as ArrayLike<number | bigint>, (x) => (typeof x === 'bigint' ? `${x}n` : String(x)));
+      items = `[${shown.join(', ')}${this.length > 100 ? `, ... ${this.length - 100} more` : ''}]`;
+    } catch {
+      items = '<closed>';
+    }
+    return `${this.lock ? 'SharedArray' : 'RawArray'}('${this.typecode}', ${items})`;
   }
 
   indexError(i: unknown): RangeError {

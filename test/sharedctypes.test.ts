@@ -1,3 +1,4 @@
+import { inspect } from 'node:util';
 import * as mp from 'multiproc';
 import { describe, expect, it } from 'vitest';
 import { fixture, isDarwin, runNode, segmentExists } from './helpers';
@@ -6,6 +7,23 @@ const numberCodes = ['b', 'B', 'h', 'H', 'i', 'I', 'f', 'd', 'int8', 'uint8', 'i
 const bigCodes = ['l', 'L', 'q', 'Q', 'int64', 'uint64'] as const;
 
 describe('Value / RawValue', () => {
+  it('prints as what it holds (console.log showed the segment\'s raw bytes)', () => {
+    const v = mp.Value('d', 3.5);
+    const a = mp.SharedArray('q', [1n, 2n]);
+    const r = mp.RawArray('i', 101);
+    try {
+      expect(inspect(v)).toBe("Value('d', 3.5)");
+      expect(inspect([a])).toBe("[ SharedArray('q', [1n, 2n]) ]");
+      expect(String(a)).toBe("SharedArray('q', [1n, 2n])"); // was [object Object]
+      expect(String(r)).toBe(`RawArray('i', [${Array(100).fill(0).join(', ')}, ... 1 more])`);
+    } finally {
+      v.close();
+      a.close();
+      r.close();
+    }
+    expect(String(v)).toBe("Value('d', <closed>)");
+  });
+
   it('holds every typecode with its initial value and default 0', () => {
     for (const c of numberCodes) {
       const v = mp.RawValue(c, 5);

@@ -35,3 +35,18 @@ export async function uses(pool: mp.Pool): Promise<void> {
   void [a, b, c, wrong, u];
   new mp.Process({ target: fibTask, args: [10] }).start();
 }
+
+export async function locksAndInitializers(): Promise<void> {
+  // getLock() has the lock idioms (it was typed with acquire/release only).
+  const v = mp.Value('i', 0);
+  await v.getLock().withLock(() => {
+    v.value += 1;
+  });
+  {
+    using g = v.getLock().lockSync();
+    void g;
+  }
+  // An initializer with typed parameters (was: not assignable to TaskRef<unknown[]>).
+  const pool = new mp.Pool({ initializer: (l: mp.Lock, n: number) => void [l, n], initargs: [new mp.Lock(), 1] });
+  await pool.terminate();
+}
