@@ -10,7 +10,8 @@
         "native/shm.cc",
         "native/futex.cc",
         "native/process.cc",
-        "native/fdwatch.cc"
+        "native/fdwatch.cc",
+        "native/park.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],

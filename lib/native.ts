@@ -59,6 +59,15 @@ export interface NativeBinding {
   moveCodeToHugePages(): void;
   /** -2 never started, -1 running, else 0 or the errno it failed with. */
   moveCodeStatus(): number;
+  /** Gives each V8 platform worker thread a task that blocks until unparked; true once all run it (see native/park.cc). */
+  parkPlatformWorkers(timeoutMs: number): boolean;
+  unparkPlatformWorkers(): void;
+  /** Posts n empty tasks to the platform's worker queue, as V8's GC does (tests). */
+  postPlatformTasks(n: number): boolean;
+  /** [parked now, the platform's thread count] */
+  parkedPlatformWorkers(): [number, number];
+  /** NODE_MODULE_VERSION of the headers the addon was built with. */
+  readonly nodeModuleVersion: number;
 
   /** A datagram socket bound to `name` (no file), polled by this thread's loop (unref'd); null where unsupported. */
   wakeSocketOpen(name: string, onIds: (ids: number[]) => void): FdWatcher | null;

@@ -28,6 +28,7 @@ static Napi::Object InitAll(Napi::Env env, Napi::Object exports) {
   multiproc::InitFutex(env, exports);
   multiproc::InitProcess(env, exports);
   multiproc::InitFdWatch(env, exports);
+  multiproc::InitPark(env, exports);
   return exports;
 }
 

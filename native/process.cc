@@ -103,6 +103,7 @@ Napi::Value Fork(const Napi::CallbackInfo& info) {
     platform::WakeAddress(seqWord, -1);
   }
   if (pid == 0) {
+    MarkForkChild();
     uv_loop_t* loop = nullptr;
     napi_get_uv_event_loop(env, &loop);
     if (loop != nullptr) uv_loop_fork(loop);

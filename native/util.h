@@ -74,6 +74,9 @@ void InitShm(Napi::Env env, Napi::Object exports);
 void InitFutex(Napi::Env env, Napi::Object exports);
 void InitProcess(Napi::Env env, Napi::Object exports);
 void InitFdWatch(Napi::Env env, Napi::Object exports);
+void InitPark(Napi::Env env, Napi::Object exports);
+// In a fork child: its V8 platform has no worker threads, so park.cc must not touch its task queue.
+void MarkForkChild();
 
 }  // namespace multiproc
 

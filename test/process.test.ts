@@ -441,6 +441,12 @@ describe('parent death', () => {
 });
 
 describe('forkserver under load', () => {
+  it.each(['forkserver', 'fork'])('%s children forked while V8 platform workers were being woken can post to its worker queue (a GC does) without hanging', async (method) => {
+    const r = await runNode(fixture('platform-posts.mjs'), [method, '10'], { nodeArgs: method === 'fork' ? ['--single-threaded'] : [], timeoutMs: 80_000 });
+    expect(r.stderr).toBe('');
+    expect(r.stdout.trim()).toBe('0 of 10 hung'); // before: 4-6 of 10 hung for ever in pthread_cond_signal
+  }, 90_000);
+
   it('a zygote that died while the event loop was busy is replaced by the next start()', async () => {
     const r = await runNode(fixture('dead-zygote-start.mjs'));
     expect(r.stderr).toBe(''); // before: start() threw "The forkserver process is gone (EPIPE)"

@@ -22,6 +22,7 @@ import {
 } from '../popen/forkserver-layout';
 import { join } from 'node:path';
 import { dieWithParent, runForked, runSpare, warmUp } from './bootstrap';
+import { parkWorkers } from '../popen/park';
 
 const kRequestFd = 3;
 const kDoorbellFd = 4;
@@ -145,6 +146,8 @@ function becomeChild(): void {
 
 /** With a seq, the pid is published as the reply to that request from inside the fork call (see native fork). */
 function fork(seq?: number): number {
+  // Parked once for good (popen/park.ts); this is a word read when they are.
+  parkWorkers(1000);
   try {
     return seq === undefined ? native.fork() : native.fork(buffer, kReplyPid * 4, kReplySeq * 4, seq);
   } catch (e) {

@@ -16,6 +16,7 @@
  */
 import { isMainThread } from 'node:worker_threads';
 import { native } from '../native';
+import { parkWorkers, unparkWorkers } from './park';
 import { BasePopen, exitCodeOf } from './popen';
 
 /** Why fork is not offered here, or null when it is. */
@@ -77,7 +78,15 @@ export class ForkPopen extends BasePopen {
   constructor(inChild: (watchdogRead: number) => never) {
     super();
     const [r] = forkWatchdog();
-    const pid = native.fork();
+    // Parked only around the fork: this process's event loop may drain, and
+    // Node waits for its worker threads' tasks then (see popen/park.ts).
+    const parked = parkWorkers(1000);
+    let pid: number;
+    try {
+      pid = native.fork();
+    } finally {
+      if (parked) unparkWorkers(); // the child's copy does nothing (native MarkForkChild)
+    }
     if (pid === 0) inChild(r);
     this.pid = pid;
     // Installed once and never removed: closing a signal handle with a caught,

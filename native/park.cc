@@ -1,0 +1,159 @@
+// Parks the V8 platform's worker threads before a fork.
+//
+// Node starts its platform worker threads even under --single-threaded (4 by
+// default, 1 with --v8-pool-size=0), and each idles in pthread_cond_wait on
+// the platform's task queue. A child forked from such a process inherits that
+// condition variable with waiters that do not exist in it; glibc (2.25-2.40)
+// lets a signal pass a few of them, then waits for them for ever: V8's
+// mark-compact still posts a job (ClearNonLiveReferences ->
+// NotifyConcurrencyIncrease -> TaskQueue::Push -> pthread_cond_signal), so a
+// GC-heavy forked child hung in its fifth or so full GC (a helper's fuzzer
+// found 1 in 50-80 children; a child doing 80 forced GCs of weak maps hung
+// 6 times in 6). A worker running a task is not a waiter: each is given a
+// task that blocks on a futex word of ours until unparked, so at the fork
+// the queue's condition variable has no waiters at all and every signal in
+// the child returns at once.
+//
+// This uses Node's C++ embedder API (node.h, v8-platform.h), unlike the rest
+// of the addon: it is only called where the binary was built for the running
+// Node's ABI (lib/popen/park.ts compares NODE_MODULE_VERSION).
+// node_version.h defines NAPI_VERSION as the runtime's; the addon keeps its own.
+#pragma push_macro("NAPI_VERSION")
+#undef NAPI_VERSION
+#include <node.h>
+#include <node_version.h>
+#pragma pop_macro("NAPI_VERSION")
+#include <time.h>
+#include <unistd.h>
+
+#include <memory>
+
+#include "platform.h"
+#include "util.h"
+
+namespace multiproc {
+
+namespace {
+
+// Plain words (no std::atomic, no pthread objects): a fork child inherits
+// them, and WaitOnAddress needs an int32_t*.
+int32_t g_parked = 0;      // park tasks running now
+int32_t g_posted = 0;      // park tasks posted and not yet released
+int32_t g_generation = 0;  // bumped by unpark: tasks of an older generation return
+pid_t g_owner = 0;         // the process whose workers were parked
+bool g_forkChild = false;  // set in a fork child, whose platform has no worker threads
+
+class ParkTask : public v8::Task {
+ public:
+  explicit ParkTask(int32_t generation) : generation_(generation) {}
+  void Run() override {
+    __atomic_add_fetch(&g_parked, 1, __ATOMIC_SEQ_CST);
+    platform::WakeAddress(&g_parked, -1);
+    while (__atomic_load_n(&g_generation, __ATOMIC_SEQ_CST) == generation_) {
+      platform::WaitOnAddress(&g_generation, generation_, -1);
+    }
+    __atomic_sub_fetch(&g_parked, 1, __ATOMIC_SEQ_CST);
+  }
+
+ private:
+  int32_t generation_;
+};
+
+node::MultiIsolatePlatform* CurrentPlatform(Napi::Env env) {
+  v8::Isolate* isolate = v8::Isolate::GetCurrent();
+  if (isolate == nullptr) return nullptr;
+  v8::HandleScope scope(isolate);
+  v8::Local<v8::Context> context = isolate->GetCurrentContext();
+  if (context.IsEmpty()) return nullptr;
+  node::Environment* environment = node::GetCurrentEnvironment(context);
+  return environment == nullptr ? nullptr : node::GetMultiIsolatePlatform(environment);
+}
+
+double NowMs() {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+// parkPlatformWorkers(timeoutMs) -> true once every platform worker thread
+// runs a park task (false: not within timeoutMs, or not possible here: a fork
+// child, whose queue must not be touched, or no platform found).
+Napi::Value Park(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  MP_REQUIRE(info.Length() >= 1 && info[0].IsNumber(), "parkPlatformWorkers(timeoutMs)");
+  if (g_forkChild) return Napi::Boolean::New(env, false);
+  node::MultiIsolatePlatform* p = CurrentPlatform(env);
+  if (p == nullptr) return Napi::Boolean::New(env, false);
+  // Node counts its delayed-task scheduler among the worker threads
+  // (WorkerThreadsTaskRunner::NumberOfWorkerThreads is threads_.size()), and
+  // that thread never takes tasks: n - 1 of them park. The task posted for
+  // it waits in the queue and, once unparked, returns at once.
+  const int threads = p->NumberOfWorkerThreads();
+  const int n = threads > 1 ? threads - 1 : 1;
+  if (g_owner != getpid()) {
+    g_owner = getpid();
+    g_posted = 0;
+  }
+  const int32_t generation = __atomic_load_n(&g_generation, __ATOMIC_SEQ_CST);
+  for (; g_posted < threads; g_posted++) p->CallOnWorkerThread(std::make_unique<ParkTask>(generation));
+  const double deadline = NowMs() + info[0].As<Napi::Number>().DoubleValue();
+  for (;;) {
+    int32_t parked = __atomic_load_n(&g_parked, __ATOMIC_SEQ_CST);
+    if (parked >= n) return Napi::Boolean::New(env, true);
+    double left = deadline - NowMs();
+    if (left <= 0) return Napi::Boolean::New(env, false);
+    platform::WaitOnAddress(&g_parked, parked, left < 10 ? left : 10);
+  }
+}
+
+// unparkPlatformWorkers(): lets the park tasks return (the workers go back to
+// their queue). Needed before Node's own exit, which joins the workers.
+Napi::Value Unpark(const Napi::CallbackInfo& info) {
+  if (!g_forkChild && g_owner == getpid() && g_posted > 0) {
+    __atomic_add_fetch(&g_generation, 1, __ATOMIC_SEQ_CST);
+    platform::WakeAddress(&g_generation, -1);
+    g_posted = 0;
+  }
+  return info.Env().Undefined();
+}
+
+class NoopTask : public v8::Task {
+ public:
+  void Run() override {}
+};
+
+// postPlatformTasks(n): posts n empty tasks to the platform's worker queue,
+// as V8's GC does (for tests: in a fork child they wait in the queue for
+// ever, and each post signals the queue's condition variable).
+Napi::Value PostTasks(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  MP_REQUIRE(info.Length() >= 1 && info[0].IsNumber(), "postPlatformTasks(n)");
+  node::MultiIsolatePlatform* p = CurrentPlatform(env);
+  if (p == nullptr) return Napi::Boolean::New(env, false);
+  for (int i = info[0].As<Napi::Number>().Int32Value(); i > 0; i--) p->CallOnWorkerThread(std::make_unique<NoopTask>());
+  return Napi::Boolean::New(env, true);
+}
+
+// parkedPlatformWorkers() -> [parked now, worker threads]
+Napi::Value Parked(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  node::MultiIsolatePlatform* p = g_forkChild ? nullptr : CurrentPlatform(env);
+  Napi::Array a = Napi::Array::New(env, 2);
+  a.Set(0u, Napi::Number::New(env, __atomic_load_n(&g_parked, __ATOMIC_SEQ_CST)));
+  a.Set(1u, Napi::Number::New(env, p == nullptr ? 0 : p->NumberOfWorkerThreads()));
+  return a;
+}
+
+}  // namespace
+
+void MarkForkChild() { g_forkChild = true; }
+
+void InitPark(Napi::Env env, Napi::Object exports) {
+  exports.Set("parkPlatformWorkers", Napi::Function::New(env, Park, "parkPlatformWorkers"));
+  exports.Set("unparkPlatformWorkers", Napi::Function::New(env, Unpark, "unparkPlatformWorkers"));
+  exports.Set("postPlatformTasks", Napi::Function::New(env, PostTasks, "postPlatformTasks"));
+  exports.Set("parkedPlatformWorkers", Napi::Function::New(env, Parked, "parkedPlatformWorkers"));
+  exports.Set("nodeModuleVersion", Napi::Number::New(env, NODE_MODULE_VERSION));
+}
+
+}  // namespace multiproc
