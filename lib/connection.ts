@@ -28,12 +28,12 @@ import { encodeBytes, recordBytes, type Encoded } from './codec';
 import { Channel } from './channel';
 import { BrokenPipeError, EOFError } from './errors';
 import { Kind } from './layout';
-import { sameProcessRuns, selfStamp } from './liveness';
+import { sameProcessRuns, selfStamp, startStamp } from './liveness';
 import { registerKind, type Handle } from './reduction';
 import { kConsumersWaiting, kControlBytes, kDataSeq, kFutexSleeper, kOwnerWords, Ring } from './ring-buffer';
 import { roundCapacity } from './queues';
 import { attachShared, Segment } from './segment';
-import { kHandleTag, kToHandle, kUserWord } from './symbols';
+import { kHandleTag, kSentTo, kToHandle, kUserWord } from './symbols';
 import { checkInteger, deadlineFrom, describeValue, remaining } from './validate';
 import { currentCpu, waitAsync, WaitResult } from './wait';
 
@@ -160,13 +160,18 @@ class PipeCore {
       Atomics.sub(this.words, kOpen + end, 1); // one object per end per process: the handle's count is surplus
       return existing;
     }
-    Atomics.store(this.words, kPid + end, process.pid);
-    Atomics.store(this.idents, end, (BigInt(process.pid) << 32n) | BigInt(selfStamp()));
+    this.holdFor(end, process.pid, selfStamp());
     this.#local++;
     const c = new Connection(this, end);
     this.conns[end] = new WeakRef(c);
     endFinalizer.register(c, { words: this.words, end, core: this }, c);
     return c;
+  }
+
+  /** Names process pid (started at `stamp`) as the holder of `end`, as its own attach would. */
+  holdFor(end: number, pid: number, stamp: number): void {
+    Atomics.store(this.words, kPid + end, pid);
+    Atomics.store(this.idents, end, (BigInt(pid) << 32n) | BigInt(stamp));
   }
 
   /** One reference to `end` is gone (close, GC, or a handle that was not needed). */
@@ -360,6 +365,15 @@ export class Connection<T = unknown> {
 
   [Symbol.dispose](): void {
     this.close();
+  }
+
+  /**
+   * This end went to a child in its Process args: the child counts as its
+   * holder from its start, not only once it attaches (a child killed before
+   * that left the peer's recv waiting for good: the end still named us).
+   */
+  [kSentTo](pid: number): void {
+    if (!this.#closed) this.#core.holdFor(this.#end, pid, startStamp(pid) ?? 0);
   }
 
   [kToHandle](): Handle {

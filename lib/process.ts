@@ -16,7 +16,8 @@ import { deserialize, serialize } from 'node:v8';
 import { ProcessError } from './errors';
 import { native } from './native';
 import type { ChildSpec, ChildTarget, Popen, StartMethod } from './popen/popen';
-import { reduce, releaseHandles } from './reduction';
+import { forEachShared, reduce, releaseHandles } from './reduction';
+import { kSentTo } from './symbols';
 import { checkForkedImport, describeTask, refuseWhileImportingTarget } from './task';
 import { deadlineFrom, describeValue } from './validate';
 import * as context from './context';
@@ -231,12 +232,18 @@ export class Process {
   #startWithSpec(method: 'spawn' | 'forkserver'): Popen {
     const spec = this.#spec(method);
     try {
+      let popen: Popen;
       if (method === 'spawn') {
         const { SpawnPopen } = require('./popen/spawn') as typeof import('./popen/spawn');
-        return new SpawnPopen(spec);
+        popen = new SpawnPopen(spec);
+      } else {
+        const { ForkserverPopen } = require('./popen/forkserver') as typeof import('./popen/forkserver');
+        popen = new ForkserverPopen(spec);
       }
-      const { ForkserverPopen } = require('./popen/forkserver') as typeof import('./popen/forkserver');
-      return new ForkserverPopen(spec);
+      // The child holds its args' shared objects from now on, even before it
+      // attaches them (a pipe end must say so: see Connection[kSentTo]).
+      forEachShared(this.#args, (o) => (o as { [kSentTo]?: (pid: number) => void })[kSentTo]?.(popen.pid));
+      return popen;
     } catch (e) {
       // No child will receive the args: give back the references their handles took.
       releaseHandles(deserialize(spec.args));

@@ -106,6 +106,29 @@ function reachesShared(value: unknown, visited: Set<object>): boolean {
   return false;
 }
 
+/** Calls fn with each shared object inside value (in the containers reduce() walks). */
+export function forEachShared(value: unknown, fn: (shared: object) => void, visited = new Set<object>()): void {
+  if (typeof value !== 'object' || value === null) return;
+  if (isShareable(value)) {
+    fn(value);
+    return;
+  }
+  if (visited.has(value)) return;
+  visited.add(value);
+  if (Array.isArray(value)) {
+    for (const v of value) forEachShared(v, fn, visited);
+  } else if (value instanceof Map) {
+    for (const [k, v] of value) {
+      forEachShared(k, fn, visited);
+      forEachShared(v, fn, visited);
+    }
+  } else if (value instanceof Set) {
+    for (const v of value) forEachShared(v, fn, visited);
+  } else if (isPlainObject(value)) {
+    for (const v of Object.values(value)) forEachShared(v, fn, visited);
+  }
+}
+
 function copyReduced(value: unknown, seen: Map<object, unknown>): unknown {
   if (typeof value !== 'object' || value === null) return value;
   if (isShareable(value)) return toHandle(value);

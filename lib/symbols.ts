@@ -6,6 +6,11 @@ export const kToHandle: unique symbol = Symbol('multiproc.toHandle');
 export const kHandleTag = '__multiproc__';
 /** Method that closes an object's mapping (used by dispose helpers). */
 export const kSegment: unique symbol = Symbol('multiproc.segment');
+/**
+ * Method of a shared object told which process its handle went to (a child's
+ * Process args), before that process attached it: see Connection.
+ */
+export const kSentTo: unique symbol = Symbol('multiproc.sentTo');
 /** Connection method: an Int32Array over the one pipe word free for its user (a pool worker's pipe: the job it is on). */
 export const kUserWord: unique symbol = Symbol('multiproc.userWord');
 

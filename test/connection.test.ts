@@ -84,6 +84,20 @@ describe('Pipe between processes', () => {
     mine.close();
   });
 
+  it.each(['forkserver', 'spawn'] as const)('a child (%s) SIGKILLed before it attached its end from the args: recv rejects with EOFError', async (startMethod) => {
+    const [a, b] = mp.Pipe();
+    const p = new mp.Process({ target: async (c: mp.Connection) => { await c.recv(); }, args: [b], startMethod });
+    p.start();
+    b.close(); // the Python idiom: the parent drops its copy of the child's end
+    p.kill(); // at once: before the child attached b
+    await p.join();
+    const t0 = Date.now();
+    const r = await Promise.race([a.recv().then(() => 'message', (e: Error) => e.name), sleep(5000).then(() => 'still waiting')]);
+    expect(r).toBe('EOFError'); // before: still waiting (the end named this process until the child attached it)
+    expect(Date.now() - t0).toBeLessThan(2000);
+    a.close();
+  });
+
   it.runIf(process.platform === 'linux')('a peer whose pid went to an unrelated program (a recycled pid) counts as dead: recv rejects with EOFError', async () => {
     const [a, b] = mp.Pipe();
     const other = spawn('sleep', ['30'], { stdio: 'ignore' });
