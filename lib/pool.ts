@@ -45,7 +45,7 @@ import { AbortError, MultiprocError, ProcessError, TimeoutError, WorkerExitError
 import { checkForkedImport, describeTask, refuseWhileImportingTarget, type TaskTarget } from './task';
 import { checkInteger, checkSignal, describeValue, kMaxTimerMs } from './validate';
 import { Pipe, type Connection } from './connection';
-import { Process } from './process';
+import { ForkChildExit, Process } from './process';
 import { jobTag, kUserWord } from './symbols';
 import * as context from './context';
 import type { StartMethod } from './popen/popen';
@@ -194,6 +194,8 @@ interface CallSettings {
 interface Worker {
   proc: Process;
   conn: Connection;
+  /** A 'fork' worker's end, kept open here while it runs (see #startWorker). */
+  childEnd: Connection | null;
   pid: number;
   ready: boolean;
   retiring: boolean;
@@ -1015,21 +1017,27 @@ export class Pool {
       daemon: true,
       startMethod: this.#options.startMethod,
     });
+    // A 'fork' child shares this process's copy of its end instead of
+    // attaching one of its own (which is what holds a spawned child's end
+    // open): closing it here would close the worker's end under it.
+    const viaFork = (this.#options.startMethod ?? context.getStartMethod()) === 'fork';
     const w: Worker = {
-      proc, conn: parentEnd, pid: 0, ready: false, retiring: false, dead: false, exclusive: false,
+      proc, conn: parentEnd, childEnd: viaFork ? childEnd : null, pid: 0, ready: false, retiring: false, dead: false, exclusive: false,
       inflight: [], known: new Set(), jobsDone: 0, rss: 0, everFinishedJob: false, startedAt: performance.now(), startupMs: null, killed: false,
     };
     this.#workers.add(w);
     try {
       proc.start();
     } catch (e) {
+      // A 'fork' worker leaving this (its parent's) code: not a failure to start.
+      if (e instanceof ForkChildExit) throw e;
       this.#workers.delete(w);
       parentEnd.close();
       childEnd.close();
       this.#fail(new ProcessError(`Pool could not start a worker: ${(e as Error).message}`, { cause: e }));
       return;
     }
-    childEnd.close(); // the child holds its own attachment now
+    if (!viaFork) childEnd.close(); // the child holds its own attachment now
     w.pid = proc.pid ?? 0;
     // The result reader must not keep the process alive: pending calls do (#addCall).
     parentEnd.unref();
@@ -1160,6 +1168,7 @@ export class Pool {
       else if (msg.t === 'ready') w.ready = true; // then it did start its first job
     }
     w.conn.close();
+    w.childEnd?.close();
     // Forget it at once: a long-lived pool that recycles workers must not pile them up.
     this.#workers.delete(w);
     try {

@@ -781,6 +781,16 @@ describe('Pool lifetime', () => {
   });
 });
 
+describe('Pool with fork workers', () => {
+  it("startMethod 'fork' (node --single-threaded): map works and the caller's code after new Pool() runs in the parent only", async () => {
+    const r = await collect(spawn(process.execPath, ['--single-threaded', fixture('pool-fork.mjs')], { stdio: ['ignore', 'pipe', 'pipe'] }), 30_000);
+    expect(r.stderr).toBe('');
+    // before: each worker printed 'after new Pool() in a worker' and the map failed (crash-loop ProcessError)
+    expect(r.stdout.trim().split('\n')).toEqual(['after new Pool() in the parent', '[2,4,6,8]']);
+    expect(r.code).toBe(0);
+  });
+});
+
 describe('Pool module targets', () => {
   it('a relative module target resolves from a file whose folder name holds parentheses', async () => {
     const r = await collect(spawn(process.execPath, [fixture('paren (dir)/main.mjs')], { stdio: ['ignore', 'pipe', 'pipe'] }), 30_000);
