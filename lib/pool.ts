@@ -673,6 +673,7 @@ export class Pool {
     let wakers: (() => void)[] = [];
     let pending: unknown[] = [];
     let reading = false;
+    let buffered: unknown[] = []; // the chunk being yielded
     const notify = (): void => {
       const ws = wakers;
       wakers = [];
@@ -722,6 +723,7 @@ export class Pool {
       pool.#cancelInWorkers(call, 'abort', graceMs);
       pool.#removeCall(call);
       off();
+      buffered = []; // the rest of a chunk already taken is not yielded after break/return()
       void source.return?.();
       notify(); // a next() waiting now ends (done, or the failure that stopped it)
     };
@@ -730,6 +732,7 @@ export class Pool {
     const fill = async (): Promise<void> => {
       if (reading) return;
       reading = true;
+      const wasExhausted = exhausted;
       busy();
       try {
         while (!stopped && !exhausted && outstanding < maxInFlight) {
@@ -757,6 +760,10 @@ export class Pool {
       } finally {
         reading = false;
         busy();
+        // A next() waiting now may have nothing more to wait for: the input
+        // ended (empty, or its end came after the last result was taken).
+        // Only then: each notify makes a waiting next() call fill() again.
+        if (exhausted && !wasExhausted) notify();
       }
     };
 
@@ -773,7 +780,6 @@ export class Pool {
       return r;
     };
 
-    let buffered: unknown[] = [];
     const iterator: AsyncIterableIterator<unknown> = {
       async next(): Promise<IteratorResult<unknown>> {
         for (;;) {

@@ -151,6 +151,30 @@ describe('Pool', () => {
     expect(await pool.map((x: number) => -x, [1, 2])).toEqual([-1, -2]);
   });
 
+  it('imap ends on an empty input and on an input whose end comes after its last result; break drops the rest of a chunk', async () => {
+    const all = async (it: AsyncIterable<unknown>): Promise<unknown[]> => {
+      const out: unknown[] = [];
+      for await (const v of it) out.push(v);
+      return out;
+    };
+    const within = <T,>(p: Promise<T>): Promise<T | 'still waiting'> => Promise.race([p, sleep(5000).then(() => 'still waiting' as const)]);
+    // before: each of these three waited for good
+    expect(await within(all(pool.imap((x: number) => x, [])))).toEqual([]);
+    expect(await within(all(pool.imapUnordered((x: number) => x, (function* () {})())))).toEqual([]);
+    async function* lateEnd(): AsyncGenerator<number> {
+      yield 1;
+      yield 2;
+      await sleep(300);
+    }
+    expect(await within(all(pool.imap((x: number) => x * 2, lateEnd())))).toEqual([2, 4]);
+    const it = pool.imap((x: number) => x * 10, [1, 2, 3, 4, 5, 6], { chunksize: 3 });
+    for await (const v of it) {
+      expect(v).toBe(10);
+      break;
+    }
+    expect(await it.next()).toEqual({ value: undefined, done: true }); // before: { value: 20, done: false }
+  });
+
   it('imap over an endless generator stops reading input after an early exit', async () => {
     let pulled = 0;
     function* endless(): Generator<number> {
