@@ -926,8 +926,14 @@ export class Pool {
     });
     if (job.timeoutMs !== Infinity) {
       job.timer = setTimeout(() => {
-        if (job.settled) return;
         const grace = job.call.graceMs ?? 0;
+        if (job.cancelled) {
+          // Aborted (or its imap left) before its time ran out, with no kill
+          // asked: its timeout still bounds how long it may hold the worker.
+          if (!w.dead && w.inflight.includes(job)) this.#killWhileOn(w, new Set([job.id]), grace);
+          return;
+        }
+        if (job.settled) return;
         const then = grace === 0 ? 'was killed and replaced' : `was asked to stop (taskSignal() aborted) and is killed if still running ${grace} ms later`;
         this.#settleError(job, new TimeoutError(`Task did not finish within ${job.timeoutMs} ms; its worker (pid ${w.pid}) ${then}`));
         this.#cancelInWorkers(job.call, 'timeout', grace, job);
@@ -953,38 +959,46 @@ export class Pool {
         ids.add(job.id);
         // Settled: if this worker dies, these do not go back to the queue.
         job.settled = true;
-        if (job.timer) clearTimeout(job.timer);
+        // An abort that does not kill leaves the job's own timeout running (see #send).
+        if (job.timer && !(kind === 'abort' && graceMs === undefined)) clearTimeout(job.timer);
       }
       if (ids.size === 0) continue;
       for (const id of ids) w.conn.send({ t: 'cancel', id, kind } satisfies ToWorker).catch(() => {});
-      if (graceMs === undefined) continue;
-      // Killed only while it is on one of them, and only by winning the swap
-      // the worker makes before each job (pool-worker.ts serveJobs): a worker
-      // that has moved on to another call's job, its answer for this one
-      // perhaps still in the pipe, is left alone (workerpool#548: a kill meant
-      // for a timed-out task hit the next one).
-      const word = w.conn[kUserWord]();
-      const tags = new Set([...ids].map(jobTag));
-      let again = 5;
-      const check = (): void => {
-        if (w.dead || word.length === 0) return;
-        const on = Atomics.load(word, 0);
-        if (on > 0 && tags.has(on) && w.inflight.some((j) => jobTag(j.id) === on)) {
-          if (Atomics.compareExchange(word, 0, on, -on) === on) this.#kill(w);
-          else setImmediate(check); // it moved on this instant: look at what it is on now
-          return;
-        }
-        // Not on one of them now, but still holding one: it may yet start it
-        // (a cancel can reach the worker just after the job began, too late
-        // to skip it), so look again, less often as time goes on.
-        if (w.inflight.some((j) => ids.has(j.id))) {
-          setTimeout(check, again).unref();
-          again = Math.min(again * 2, 200);
-        }
-      };
-      if (graceMs === 0) check();
-      else setTimeout(check, graceMs).unref();
+      if (graceMs !== undefined) this.#killWhileOn(w, ids, graceMs);
     }
+  }
+
+  /**
+   * Kills worker w after graceMs if it is then still on one of the jobs
+   * `ids`: only while it is on one of them, and only by winning the swap the
+   * worker makes before each job (pool-worker.ts serveJobs): a worker that
+   * has moved on to another call's job, its answer for this one perhaps still
+   * in the pipe, is left alone (workerpool#548: a kill meant for a timed-out
+   * task hit the next one).
+   */
+  #killWhileOn(w: Worker, ids: Set<number>, graceMs: number): void {
+    if (graceMs > kMaxTimerMs) return; // beyond setTimeout's range (~24.8 days) is never
+    const word = w.conn[kUserWord]();
+    const tags = new Set([...ids].map(jobTag));
+    let again = 5;
+    const check = (): void => {
+      if (w.dead || word.length === 0) return;
+      const on = Atomics.load(word, 0);
+      if (on > 0 && tags.has(on) && w.inflight.some((j) => jobTag(j.id) === on)) {
+        if (Atomics.compareExchange(word, 0, on, -on) === on) this.#kill(w);
+        else setImmediate(check); // it moved on this instant: look at what it is on now
+        return;
+      }
+      // Not on one of them now, but still holding one: it may yet start it
+      // (a cancel can reach the worker just after the job began, too late
+      // to skip it), so look again, less often as time goes on.
+      if (w.inflight.some((j) => ids.has(j.id))) {
+        setTimeout(check, again).unref();
+        again = Math.min(again * 2, 200);
+      }
+    };
+    if (graceMs === 0) check();
+    else setTimeout(check, graceMs).unref();
   }
 
   #settleError(job: Job, err: Error): void {

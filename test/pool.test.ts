@@ -496,6 +496,27 @@ describe('Pool workers', () => {
 });
 
 describe('Pool cancellation', () => {
+  it('an abort (or an imap left early) does not cancel the call\'s timeout: a task stuck past it is still killed', async () => {
+    const pool = new mp.Pool({ processes: 1 });
+    try {
+      const ac = new AbortController();
+      const stuck = pool.apply(() => { for (;;); }, [], { timeout: 1000, signal: ac.signal }).catch((e: Error) => e.name);
+      setTimeout(() => ac.abort(), 100);
+      expect(await stuck).toBe('AbortError');
+      // before: the aborted task held the only worker for good
+      expect(await Promise.race([pool.apply((x: number) => x + 1, [41]), sleep(5000).then(() => 'still waiting')])).toBe(42);
+      const it = pool.imapUnordered((x: number) => { if (x === 1) for (;;); return x; }, [0, 1], { timeout: 1000 });
+      for await (const v of it) {
+        expect(v).toBe(0);
+        break;
+      }
+      pool.close();
+      expect(await Promise.race([pool.join().then(() => 'joined'), sleep(5000).then(() => 'still waiting')])).toBe('joined');
+    } finally {
+      await pool.terminate();
+    }
+  });
+
   it('one AbortSignal shared by 110 calls (pool, queue, lock, event) aborts them all, with no MaxListenersExceededWarning', async () => {
     const r = await collect(spawn(process.execPath, [fixture('shared-signal.mjs')], { stdio: ['ignore', 'pipe', 'pipe'] }), 30_000);
     expect(r.stderr).toBe(''); // before: "Possible EventTarget memory leak detected. 11 abort listeners added to [AbortSignal]"
