@@ -1239,9 +1239,17 @@ export class Pool {
       }
     }
     const replace = this.#state === 'terminated' || this.#fatal ? false : this.#state === 'running' || this.#queue.length > 0 || this.#busy();
-    if (replace && !w.retiring) this.#startWorker();
+    // A retiring worker was replaced when it retired, unless the pool was
+    // closed and idle then: if it died holding jobs (now queued), nobody
+    // else may be left to run them.
+    if (replace && (!w.retiring || !this.#hasActiveWorker())) this.#startWorker();
     this.#dispatch();
     this.#maybeFinish();
+  }
+
+  #hasActiveWorker(): boolean {
+    for (const w of this.#workers) if (!w.dead && !w.retiring) return true;
+    return false;
   }
 
   #busy(): boolean {

@@ -812,6 +812,16 @@ describe('Pool lifetime', () => {
     for (const pid of pids) expect(alive(pid)).toBe(false);
   });
 
+  it('after close(), a worker retired for memory that dies holding queued jobs is replaced: they run, then join() resolves', async () => {
+    const r = await collect(spawn(process.execPath, [fixture('pool-retire-closed.mjs')], { stdio: ['ignore', 'pipe', 'pipe'] }), 30_000);
+    expect(r.stderr).toBe('');
+    const lines = r.stdout.trim().split('\n');
+    expect(lines).toContain('A resolved A');
+    expect(lines.some((l) => l.startsWith('B rejected WorkerExitError'))).toBe(true);
+    expect(lines).toContain('C resolved C'); // before: "C HANGS" (no worker was left to run it)
+    expect(lines.at(-1)).toBe('join() resolved; workers: 0 pending: 0');
+  });
+
   it('an imap read part way with next() and then left does not keep a script alive', async () => {
     const r = await collect(spawn(process.execPath, [fixture('imap-left.mjs')], { stdio: ['ignore', 'pipe', 'pipe'] }), 15_000);
     expect(r.stderr).toBe('');
