@@ -33,7 +33,7 @@ import { registerKind, type Handle } from './reduction';
 import { kConsumersWaiting, kControlBytes, kDataSeq, kFutexSleeper, kOwnerWords, Ring } from './ring-buffer';
 import { roundCapacity } from './queues';
 import { attachShared, Segment } from './segment';
-import { kHandleTag, kSentTo, kToHandle, kUserWord } from './symbols';
+import { kHandleTag, kSentTo, kToHandle, kUnlinkNow, kUserWord } from './symbols';
 import { checkInteger, deadlineFrom, describeValue, remaining } from './validate';
 import { currentCpu, waitAsync, WaitResult } from './wait';
 
@@ -374,6 +374,10 @@ export class Connection<T = unknown> {
    */
   [kSentTo](pid: number): void {
     if (!this.#closed) this.#core.holdFor(this.#end, pid, startStamp(pid) ?? 0);
+  }
+
+  [kUnlinkNow](): void {
+    this.#core.segment.unlinkNow();
   }
 
   [kToHandle](): Handle {

@@ -46,7 +46,7 @@ import { checkForkedImport, describeTask, refuseWhileImportingTarget, type TaskT
 import { checkInteger, checkSignal, describeValue, kMaxTimerMs } from './validate';
 import { Pipe, type Connection } from './connection';
 import { ForkChildExit, Process } from './process';
-import { jobTag, kUserWord } from './symbols';
+import { jobTag, kUnlinkNow, kUserWord } from './symbols';
 import * as context from './context';
 import type { StartMethod } from './popen/popen';
 
@@ -1189,6 +1189,10 @@ export class Pool {
     }
     w.conn.close();
     w.childEnd?.close();
+    // Nobody will attach this pipe again; a worker that died holding its end
+    // never dropped its reference, which kept the segment (~0.5 MB) until
+    // this process tree ended.
+    w.conn[kUnlinkNow]();
     // Forget it at once: a long-lived pool that recycles workers must not pile them up.
     this.#workers.delete(w);
     try {

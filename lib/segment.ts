@@ -180,6 +180,16 @@ export class Segment {
     }
   }
 
+  /**
+   * Removes the name now, whatever the count says: for an owner that knows no
+   * process will attach it again (a pool's pipe to a worker that died
+   * holding its reference, which would keep it until the tree ends).
+   */
+  unlinkNow(): void {
+    native.shmUnlink(osName(this.name));
+    unregister(osName(this.name), 'object');
+  }
+
   /** Releases this attachment when `owner` is garbage collected. */
   bindTo(owner: object): void {
     finalizer.register(owner, this.#state, this);

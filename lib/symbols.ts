@@ -11,6 +11,8 @@ export const kSegment: unique symbol = Symbol('multiproc.segment');
  * Process args), before that process attached it: see Connection.
  */
 export const kSentTo: unique symbol = Symbol('multiproc.sentTo');
+/** Connection method: unlink the pipe's segment now (Segment.unlinkNow). */
+export const kUnlinkNow: unique symbol = Symbol('multiproc.unlinkNow');
 /** Connection method: an Int32Array over the one pipe word free for its user (a pool worker's pipe: the job it is on). */
 export const kUserWord: unique symbol = Symbol('multiproc.userWord');
 

@@ -1,4 +1,7 @@
 import { spawn } from 'node:child_process';
+import { rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import * as mp from 'multiproc';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -820,6 +823,21 @@ describe('Pool lifetime', () => {
     expect(lines.some((l) => l.startsWith('B rejected WorkerExitError'))).toBe(true);
     expect(lines).toContain('C resolved C'); // before: "C HANGS" (no worker was left to run it)
     expect(lines.at(-1)).toBe('join() resolved; workers: 0 pending: 0');
+  });
+
+  it('the pipe of a worker killed for a timeout is unlinked at once, not when the process ends', async () => {
+    const audit = join(tmpdir(), `multiproc-pool-pipes-${process.pid}.txt`);
+    try {
+      const r = await collect(spawn(process.execPath, [fixture('pool-dead-worker-pipes.mjs')], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, MULTIPROC_SHM_AUDIT: audit } }), 60_000);
+      expect(r.stderr).toBe('');
+      const { created, existing, workers } = JSON.parse(r.stdout) as { created: number; existing: number; workers: number };
+      expect(created).toBeGreaterThanOrEqual(12); // a pipe per worker: 2 + 10 replacements (and the zygote's board)
+      expect(workers).toBe(2);
+      // The two live workers' pipes and the forkserver's board; before: 12 more, one per killed worker
+      expect(existing).toBeLessThanOrEqual(3);
+    } finally {
+      rmSync(audit, { force: true });
+    }
   });
 
   it('an imap read part way with next() and then left does not keep a script alive', async () => {
