@@ -603,6 +603,17 @@ describe('Condition: waiters that die', () => {
 });
 
 describe('Barrier: actions and timeouts across processes', () => {
+  it.each([2, 3])('a party SIGKILLed inside wait() (%i parties) is taken off the count: the survivor times out, reset() works, live parties meet again', async (parties) => {
+    const r = await runNode(fixture('barrier-dead-party.mjs'), [String(parties)], { timeoutMs: 40_000 });
+    expect(r.stderr).toBe('');
+    // before: the script hung (2: the survivor passed as if the dead party had arrived and the round never drained; 3: reset() stayed RESETTING)
+    const out = JSON.parse(r.stdout) as { survivor: string; afterReset: unknown; round: string; exitCodes: number[] };
+    expect(out.survivor).toBe('BrokenBarrierError');
+    expect(out.afterReset).toEqual({ broken: false, nWaiting: 0 });
+    expect(out.round).toMatch(/^index \d$/);
+    expect(out.exitCodes).toEqual(Array(parties - 1).fill(0));
+  }, 60_000);
+
   const stderrHas = (child: ChildProcess, text: string): Promise<void> => new Promise((resolve) => {
     let seen = '';
     child.stderr!.on('data', (d: Buffer | string) => {

@@ -13,6 +13,8 @@
  *   9     36    SLEEPERS waiters sleeping or about to sleep on SEQ
  *   10    40    ACTOR    pid of the party running the action (while ACTING)
  *   11-15 44    reserved
+ *   16... 64    SLOTS    one word per party (up to kMaxTrackedParties): the pid of
+ *                        each party inside wait(), 0 when free
  *
  * A party arriving while the previous round drains (or a reset completes)
  * waits for COUNT to reach 0 first; its index is its arrival order in the
@@ -39,9 +41,13 @@
  * completes; give it only in one process and it runs only in rounds that
  * process completes.
  *
- * A party killed inside wait() stays counted: the others wait until their
- * timeout breaks the barrier (as with threads in Python). The embedded mutex
- * recovers from a holder killed inside it, like a Lock.
+ * A party killed inside wait() is taken off COUNT by the next party that
+ * looks (on entering wait(), every 200 ms while waiting, and in reset()),
+ * from its slot: the round then needs one more party, and a draining round
+ * or a reset does not wait for it for good. Barriers of more than
+ * kMaxTrackedParties parties have no slots: there a killed party stays
+ * counted until a timeout breaks the barrier, as threads do in Python. The
+ * embedded mutex recovers from a holder killed inside it, like a Lock.
  */
 import { BrokenBarrierError } from '../errors';
 import { Kind } from '../layout';
@@ -60,6 +66,9 @@ const COUNT = SEQ + 2;
 const PARTIES = SEQ + 3;
 const SLEEPERS = SEQ + 4;
 const ACTOR = SEQ + 5;
+const SLOTS = 16;
+/** Barriers up to this many parties track each party's pid (4 bytes a party). */
+const kMaxTrackedParties = 1024;
 const FILLING = 0;
 const DRAINING = 1;
 const ACTING = 2;
@@ -75,6 +84,7 @@ export class Barrier {
   readonly #off: number;
   readonly #mutex: Mutex;
   readonly #timeout: number | undefined;
+  readonly #slots: number;
   /** Run by the party that completes a round, if it is this process's object (see the module comment). */
   action: BarrierAction | undefined;
 
@@ -92,11 +102,13 @@ export class Barrier {
       }
       deadlineFrom('timeout', timeout);
     }
-    const { segment, fresh } = segmentFor(Kind.Barrier, 64, [parties, 0]);
+    const slots = parties <= kMaxTrackedParties ? parties : 0;
+    const { segment, fresh } = segmentFor(Kind.Barrier, 64 + 4 * slots, [parties, 0]);
     this.#segment = segment;
     this.#buf = segment.buffer;
     this.#off = segment.payloadOffset;
-    this.#w = new Int32Array(segment.buffer, segment.payloadOffset, 16);
+    this.#slots = slots;
+    this.#w = new Int32Array(segment.buffer, segment.payloadOffset, SLOTS + slots);
     if (fresh) this.#w[PARTIES] = parties;
     this.#mutex = new Mutex(segment.buffer, segment.payloadOffset, false, 'Barrier', segment.name);
     this.action = action ?? undefined;
@@ -154,9 +166,61 @@ export class Barrier {
    */
   #checkActor(w: Int32Array): void {
     if (Atomics.load(w, STATE) === ACTING && !recentlyAlive(w[ACTOR], this.#segment.name)) {
-      Atomics.sub(w, COUNT, 1);
+      // Counted off once: here, or already by #reapDead (which found its slot).
+      if (this.#slots === 0 || this.#freeSlotOf(w, w[ACTOR])) Atomics.sub(w, COUNT, 1);
       this.#break(w);
     }
+  }
+
+  /** Records this party's pid in a free slot (holding the mutex); -1 when untracked. */
+  #claimSlot(w: Int32Array): number {
+    for (let i = 0; i < this.#slots; i++) {
+      if (w[SLOTS + i] === 0) {
+        Atomics.store(w, SLOTS + i, myPid());
+        return i;
+      }
+    }
+    return -1;
+  }
+
+  /** Frees a slot of pid; false if it has none (untracked, or #reapDead took it off already). */
+  #freeSlotOf(w: Int32Array, pid: number): boolean {
+    for (let i = 0; i < this.#slots; i++) {
+      if (w[SLOTS + i] === pid) {
+        Atomics.store(w, SLOTS + i, 0);
+        return true;
+      }
+    }
+    return false;
+  }
+
+  /**
+   * Takes parties whose process died inside wait() off COUNT (holding the
+   * mutex), as their own wait() would have on the way out: the last one out
+   * of a draining or resetting round makes it fresh.
+   */
+  #reapDead(w: Int32Array): void {
+    const me = myPid();
+    let gone = 0;
+    for (let i = 0; i < this.#slots; i++) {
+      const pid = w[SLOTS + i];
+      if (pid !== 0 && pid !== me && !recentlyAlive(pid, this.#segment.name)) {
+        Atomics.store(w, SLOTS + i, 0);
+        gone++;
+      }
+    }
+    if (gone === 0) return;
+    if (Atomics.sub(w, COUNT, gone) === gone) {
+      const s = Atomics.load(w, STATE);
+      if (s === DRAINING || s === RESETTING) Atomics.store(w, STATE, FILLING);
+    }
+    this.#notifyAll(w);
+  }
+
+  /** A sleep of at most one liveness slice, then a look for dead parties. */
+  async #slicedSleep(w: Int32Array, deadline: number): Promise<void> {
+    await this.#sleep(w, Math.min(deadline, performance.now() + kTrustMs));
+    this.#reapDead(w);
   }
 
   /** A sleep while an action runs: one liveness slice, whatever the caller's deadline. */
@@ -173,16 +237,25 @@ export class Barrier {
     const w = this.#words();
     const deadline = deadlineFrom('timeoutMs', timeoutMs ?? this.#timeout);
     await this.#mutex.acquire(Infinity, undefined);
+    let slot = -1;
     try {
+      this.#reapDead(w);
       // Wait while the previous round drains or a reset completes.
       for (let s = Atomics.load(w, STATE); s === DRAINING || s === RESETTING || s === ACTING; s = Atomics.load(w, STATE)) {
         if (s === ACTING) {
           await this.#actingSleep(w);
           this.#checkActor(w);
-        } else await this.#sleep(w, Infinity);
+          continue;
+        }
+        if (remaining(deadline) === 0) {
+          this.#break(w);
+          throw new BrokenBarrierError(`Barrier.wait(): timed out after ${timeoutMs ?? this.#timeout} ms waiting for the previous round to leave; the barrier is now broken`);
+        }
+        await this.#slicedSleep(w, deadline);
       }
       if (Atomics.load(w, STATE) < 0) throw new BrokenBarrierError('The barrier is broken');
       const index = Atomics.add(w, COUNT, 1);
+      slot = this.#claimSlot(w);
       try {
         if (index + 1 === w[PARTIES]) {
           await this.#complete(w);
@@ -197,12 +270,13 @@ export class Barrier {
               this.#break(w);
               throw new BrokenBarrierError(`Barrier.wait(): timed out after ${timeoutMs ?? this.#timeout} ms with ${Atomics.load(w, COUNT)} of ${w[PARTIES]} parties; the barrier is now broken`);
             }
-            await this.#sleep(w, deadline);
+            await this.#slicedSleep(w, deadline);
           }
           if (Atomics.load(w, STATE) < 0) throw new BrokenBarrierError('The barrier was broken (aborted, reset, or another party timed out) while waiting');
         }
         return index;
       } finally {
+        if (w.length !== 0 && slot >= 0) Atomics.store(w, SLOTS + slot, 0);
         // The last one out of a draining or resetting round makes it fresh.
         if (w.length !== 0 && Atomics.sub(w, COUNT, 1) === 1) {
           const s = Atomics.load(w, STATE);
@@ -268,6 +342,7 @@ export class Barrier {
   /** Returns the barrier to its fresh state; parties waiting now get BrokenBarrierError. */
   reset(): void {
     this.#locked((w) => {
+      this.#reapDead(w);
       if (Atomics.load(w, COUNT) > 0) {
         const s = Atomics.load(w, STATE);
         if (s === FILLING || s === BROKEN || s === ACTING) Atomics.store(w, STATE, RESETTING);
