@@ -37,26 +37,41 @@ namespace {
 
 // Plain words (no std::atomic, no pthread objects): a fork child inherits
 // them, and WaitOnAddress needs an int32_t*.
-int32_t g_parked = 0;      // park tasks running now
+// Parked threads, by the parity of their generation: right after an unpark
+// the last generation's threads are still leaving (on their way back to the
+// queue, through its mutex), and must not count as parked for the next.
+int32_t g_parked[2] = {0, 0};
 int32_t g_posted = 0;      // park tasks posted and not yet released
 int32_t g_generation = 0;  // bumped by unpark: tasks of an older generation return
 pid_t g_owner = 0;         // the process whose workers were parked
 bool g_forkChild = false;  // set in a fork child, whose platform has no worker threads
 
+// Blocks in its destructor, not in Run(): Node's worker loop is
+//   while (task = queue.BlockingPop()) { task->Run(); queue.NotifyOfCompletion(); }
+// and `task` is destroyed at the end of each turn, after the completion was
+// counted and before the next BlockingPop. Parked there, a worker holds no
+// lock, waits on no condition variable, and is not counted among the tasks
+// in progress: a child forked then inherits a quiet queue (blocked in Run(),
+// the count stayed above zero in every child, and a worker thread of the
+// child waited for it for ever when its event loop ended, in DrainTasks).
 class ParkTask : public v8::Task {
  public:
   explicit ParkTask(int32_t generation) : generation_(generation) {}
-  void Run() override {
-    __atomic_add_fetch(&g_parked, 1, __ATOMIC_SEQ_CST);
-    platform::WakeAddress(&g_parked, -1);
+  void Run() override { ran_ = true; }
+  ~ParkTask() override {
+    if (!ran_) return;  // dropped unrun (a queue cleared at exit): nothing to hold
+    int32_t* count = &g_parked[generation_ & 1];
+    __atomic_add_fetch(count, 1, __ATOMIC_SEQ_CST);
+    platform::WakeAddress(count, -1);
     while (__atomic_load_n(&g_generation, __ATOMIC_SEQ_CST) == generation_) {
       platform::WaitOnAddress(&g_generation, generation_, -1);
     }
-    __atomic_sub_fetch(&g_parked, 1, __ATOMIC_SEQ_CST);
+    __atomic_sub_fetch(count, 1, __ATOMIC_SEQ_CST);
   }
 
  private:
   int32_t generation_;
+  bool ran_ = false;
 };
 
 node::MultiIsolatePlatform* CurrentPlatform(Napi::Env env) {
@@ -85,9 +100,8 @@ Napi::Value Park(const Napi::CallbackInfo& info) {
   node::MultiIsolatePlatform* p = CurrentPlatform(env);
   if (p == nullptr) return Napi::Boolean::New(env, false);
   // Node counts its delayed-task scheduler among the worker threads
-  // (WorkerThreadsTaskRunner::NumberOfWorkerThreads is threads_.size()), and
-  // that thread never takes tasks: n - 1 of them park. The task posted for
-  // it waits in the queue and, once unparked, returns at once.
+  // (WorkerThreadsTaskRunner::NumberOfWorkerThreads is threads_.size(),
+  // Node 12 to 24), and that thread takes no tasks: n - 1 of them park.
   const int threads = p->NumberOfWorkerThreads();
   const int n = threads > 1 ? threads - 1 : 1;
   if (g_owner != getpid()) {
@@ -95,14 +109,17 @@ Napi::Value Park(const Napi::CallbackInfo& info) {
     g_posted = 0;
   }
   const int32_t generation = __atomic_load_n(&g_generation, __ATOMIC_SEQ_CST);
-  for (; g_posted < threads; g_posted++) p->CallOnWorkerThread(std::make_unique<ParkTask>(generation));
+  // Exactly one task per worker: one left in the queue would count as in
+  // progress in every child for good.
+  for (; g_posted < n; g_posted++) p->CallOnWorkerThread(std::make_unique<ParkTask>(generation));
   const double deadline = NowMs() + info[0].As<Napi::Number>().DoubleValue();
+  int32_t* count = &g_parked[generation & 1];
   for (;;) {
-    int32_t parked = __atomic_load_n(&g_parked, __ATOMIC_SEQ_CST);
+    int32_t parked = __atomic_load_n(count, __ATOMIC_SEQ_CST);
     if (parked >= n) return Napi::Boolean::New(env, true);
     double left = deadline - NowMs();
     if (left <= 0) return Napi::Boolean::New(env, false);
-    platform::WaitOnAddress(&g_parked, parked, left < 10 ? left : 10);
+    platform::WaitOnAddress(count, parked, left < 10 ? left : 10);
   }
 }
 
@@ -139,7 +156,7 @@ Napi::Value Parked(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   node::MultiIsolatePlatform* p = g_forkChild ? nullptr : CurrentPlatform(env);
   Napi::Array a = Napi::Array::New(env, 2);
-  a.Set(0u, Napi::Number::New(env, __atomic_load_n(&g_parked, __ATOMIC_SEQ_CST)));
+  a.Set(0u, Napi::Number::New(env, __atomic_load_n(&g_parked[0], __ATOMIC_SEQ_CST) + __atomic_load_n(&g_parked[1], __ATOMIC_SEQ_CST)));
   a.Set(1u, Napi::Number::New(env, p == nullptr ? 0 : p->NumberOfWorkerThreads()));
   return a;
 }

@@ -22,7 +22,7 @@ import {
 } from '../popen/forkserver-layout';
 import { join } from 'node:path';
 import { dieWithParent, runForked, runSpare, warmUp } from './bootstrap';
-import { parkWorkers } from '../popen/park';
+import { parkWorkers, unparkWorkers } from '../popen/park';
 
 const kRequestFd = 3;
 const kDoorbellFd = 4;
@@ -146,13 +146,17 @@ function becomeChild(): void {
 
 /** With a seq, the pid is published as the reply to that request from inside the fork call (see native fork). */
 function fork(seq?: number): number {
-  // Parked once for good (popen/park.ts); this is a word read when they are.
-  parkWorkers(1000);
+  // V8's worker threads are held for the fork only (popen/park.ts): parked
+  // for good, they would leave the tasks V8 posts meanwhile unrun, counted
+  // in progress in every later child.
+  const parked = parkWorkers(100);
   try {
     return seq === undefined ? native.fork() : native.fork(buffer, kReplyPid * 4, kReplySeq * 4, seq);
   } catch (e) {
     process.stderr.write(`multiproc forkserver: fork failed: ${(e as Error).message}\n`);
     return -1;
+  } finally {
+    if (parked) unparkWorkers(); // in the child, a no-op (native MarkForkChild)
   }
 }
 

@@ -1,14 +1,14 @@
 /**
- * Parks the V8 platform's worker threads of a process that forks (the
- * forkserver zygote for good, a `fork`-method parent around each fork): a
- * child inherits the platform's task-queue condition variable, and waiters
- * blocked on it at the fork made a GC-heavy child hang for ever in
- * pthread_cond_signal (see native/park.cc). Parked, the workers run a task of
- * ours instead of waiting on it.
+ * Parks the V8 platform's worker threads of a process around each fork()
+ * (the forkserver zygote, a `fork`-method parent): a child inherits the
+ * platform's task queue as it is at the fork, and idle workers are waiters
+ * on its condition variable that do not exist in the child; forked while
+ * one was being woken, a GC-heavy child hung for ever in
+ * pthread_cond_signal (see native/park.cc). Parked, the workers wait on a
+ * word of ours instead, outside the queue.
  *
  * park.cc uses Node's C++ API, so it runs only where the addon was built for
- * this Node's ABI (a source build always is; an N-API prebuild made with
- * another Node major is not, and then nothing is parked).
+ * this Node's ABI (a source build always is; a prebuild is per ABI too).
  */
 import { native } from '../native';
 
@@ -17,9 +17,10 @@ let unparkAtExit = false;
 
 /**
  * Parks every worker thread (waiting up to timeoutMs for them to take their
- * park task); true once all are. Node's exit joins the workers, so they are
- * let go on 'exit' (a drained event loop would wait for them first: only a
- * process whose loop never drains, like the zygote, stays parked).
+ * park task); true once all are. Unpark right after the fork: while they
+ * are parked, tasks V8 posts are not run (and a child forked then would
+ * count them as in progress for good). Node's exit joins the workers, so
+ * they are also let go on 'exit'.
  */
 export function parkWorkers(timeoutMs: number): boolean {
   if (!usable) return false;
