@@ -229,6 +229,26 @@ export class Barrier {
   }
 
   /**
+   * Sleeps while `waiting(state)` (holding the mutex whenever it looks):
+   * an action in progress is watched for its party's death, dead parties are
+   * taken off, and a deadline that passes breaks the barrier.
+   */
+  async #waitWhile(w: Int32Array, waiting: (state: number) => boolean, deadline: number, timedOut: () => string): Promise<void> {
+    for (let s = Atomics.load(w, STATE); waiting(s); s = Atomics.load(w, STATE)) {
+      if (s === ACTING) {
+        await this.#actingSleep(w);
+        this.#checkActor(w);
+        continue;
+      }
+      if (remaining(deadline) === 0) {
+        this.#break(w);
+        throw new BrokenBarrierError(`Barrier.wait(): timed out after ${timedOut()}; the barrier is now broken`);
+      }
+      await this.#slicedSleep(w, deadline);
+    }
+  }
+
+  /**
    * Waits for the round to fill; resolves with this party's index
    * (0..parties-1). Rejects with BrokenBarrierError if the barrier is or
    * becomes broken, or if `timeoutMs` passes (which breaks it for everyone).
@@ -240,19 +260,9 @@ export class Barrier {
     let slot = -1;
     try {
       this.#reapDead(w);
+      const limit = timeoutMs ?? this.#timeout;
       // Wait while the previous round drains or a reset completes.
-      for (let s = Atomics.load(w, STATE); s === DRAINING || s === RESETTING || s === ACTING; s = Atomics.load(w, STATE)) {
-        if (s === ACTING) {
-          await this.#actingSleep(w);
-          this.#checkActor(w);
-          continue;
-        }
-        if (remaining(deadline) === 0) {
-          this.#break(w);
-          throw new BrokenBarrierError(`Barrier.wait(): timed out after ${timeoutMs ?? this.#timeout} ms waiting for the previous round to leave; the barrier is now broken`);
-        }
-        await this.#slicedSleep(w, deadline);
-      }
+      await this.#waitWhile(w, (s) => s === DRAINING || s === RESETTING || s === ACTING, deadline, () => `${limit} ms waiting for the previous round to leave`);
       if (Atomics.load(w, STATE) < 0) throw new BrokenBarrierError('The barrier is broken');
       const index = Atomics.add(w, COUNT, 1);
       slot = this.#claimSlot(w);
@@ -260,18 +270,7 @@ export class Barrier {
         if (index + 1 === w[PARTIES]) {
           await this.#complete(w);
         } else {
-          for (let s = Atomics.load(w, STATE); s === FILLING || s === ACTING; s = Atomics.load(w, STATE)) {
-            if (s === ACTING) {
-              await this.#actingSleep(w);
-              this.#checkActor(w);
-              continue;
-            }
-            if (remaining(deadline) === 0) {
-              this.#break(w);
-              throw new BrokenBarrierError(`Barrier.wait(): timed out after ${timeoutMs ?? this.#timeout} ms with ${Atomics.load(w, COUNT)} of ${w[PARTIES]} parties; the barrier is now broken`);
-            }
-            await this.#slicedSleep(w, deadline);
-          }
+          await this.#waitWhile(w, (s) => s === FILLING || s === ACTING, deadline, () => `${limit} ms with ${Atomics.load(w, COUNT)} of ${w[PARTIES]} parties`);
           if (Atomics.load(w, STATE) < 0) throw new BrokenBarrierError('The barrier was broken (aborted, reset, or another party timed out) while waiting');
         }
         return index;
