@@ -83,7 +83,9 @@ class Zygote {
     const main = join(__dirname, '..', 'entry', 'forkserver-main.js');
     let child: ChildProcess;
     try {
-      child = spawnChild(process.execPath, ['--single-threaded', ...childExecArgv(), main], {
+      // One V8 worker thread (Node's least): the zygote runs V8 single-threaded
+      // and parks its workers around each fork (popen/park.ts); fewer to park.
+      child = spawnChild(process.execPath, ['--single-threaded', '--v8-pool-size=1', ...childExecArgv(), main], {
         stdio: ['ignore', 'inherit', 'inherit', r, 'pipe', trackerFdForChild()],
         env: {
           ...process.env,
