@@ -4,7 +4,7 @@
  * a producer) is the normal case, and Node warns past 10 listeners on one
  * signal (MaxListenersExceededWarning: "Possible EventTarget memory leak").
  */
-const watchers = new WeakMap<AbortSignal, Set<() => void>>();
+const watchers = new WeakMap<AbortSignal, { set: Set<() => void>; listener: () => void }>();
 
 export const noop = (): void => {};
 
@@ -18,22 +18,35 @@ export function onAbort(signal: AbortSignal, cb: () => void): () => void {
     queueMicrotask(cb);
     return noop;
   }
-  let set = watchers.get(signal);
-  if (set === undefined) {
-    const s = new Set<() => void>();
-    watchers.set(signal, s);
-    signal.addEventListener('abort', () => {
+  let w = watchers.get(signal);
+  if (w === undefined) {
+    const set = new Set<() => void>();
+    const listener = (): void => {
       watchers.delete(signal);
-      for (const f of s) f();
-      s.clear();
-    }, { once: true });
-    set = s;
+      for (const f of set) {
+        try {
+          f();
+        } catch (e) {
+          queueMicrotask(() => {
+            throw e; // the others still run; this one is reported as uncaught
+          });
+        }
+      }
+      set.clear();
+    };
+    w = { set, listener };
+    watchers.set(signal, w);
+    signal.addEventListener('abort', listener, { once: true });
   }
-  const mine = set;
+  const mine = w;
   // A fresh function per watch: the same cb may watch twice and stop once.
   const entry = (): void => cb();
-  mine.add(entry);
+  mine.set.add(entry);
   return () => {
-    mine.delete(entry);
+    if (!mine.set.delete(entry) || mine.set.size > 0) return;
+    // The last watch ended: a signal with a listener is kept alive by Node
+    // (AbortSignal.any(), AbortSignal.timeout()), so the listener goes too.
+    signal.removeEventListener('abort', mine.listener);
+    if (watchers.get(signal) === mine) watchers.delete(signal);
   };
 }

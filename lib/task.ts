@@ -313,7 +313,8 @@ export function refuseWhileImportingTarget(what: string): void {
  */
 export function explainReferenceError(err: unknown, how: string): unknown {
   if (!(err instanceof ReferenceError)) return err;
-  const helper = /^(__\w+) is not defined/.exec(err.message)?.[1];
+  // (__dirname and __filename are outer variables like any other.)
+  const helper = /^(__(?!dirname\b|filename\b)\w+) is not defined/.exec(err.message)?.[1];
   if (helper !== undefined) {
     return new ProcessError(
       `${err.message}. ${how} is sent to the child as source text, and ${helper} is a helper that your compiler ` +

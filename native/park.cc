@@ -60,6 +60,8 @@ class ParkTask : public v8::Task {
   void Run() override { ran_ = true; }
   ~ParkTask() override {
     if (!ran_) return;  // dropped unrun (a queue cleared at exit): nothing to hold
+    // Released before it ran (a park that timed out, then unparked): go.
+    if (__atomic_load_n(&g_generation, __ATOMIC_SEQ_CST) != generation_) return;
     int32_t* count = &g_parked[generation_ & 1];
     __atomic_add_fetch(count, 1, __ATOMIC_SEQ_CST);
     platform::WakeAddress(count, -1);

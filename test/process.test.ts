@@ -441,6 +441,12 @@ describe('parent death', () => {
 });
 
 describe('forkserver under load', () => {
+  it('a park of V8 workers that times out, then unparked, holds nothing: the process ends', async () => {
+    const r = await runNode(fixture('park-timeout.cjs'), [], { timeoutMs: 20_000 });
+    expect(r.stderr).toBe('');
+    expect(r.stdout.trim()).toBe('ended, 0 parked'); // the fork paths skipped this unpark after a timeout: the late park tasks held the workers and the process never ended
+  });
+
   it.each(['forkserver', 'fork'])('%s children forked while V8 platform workers were being woken can post to its worker queue (a GC does) without hanging', async (method) => {
     const r = await runNode(fixture('platform-posts.mjs'), [method, '10'], { nodeArgs: method === 'fork' ? ['--single-threaded'] : [], timeoutMs: 80_000 });
     expect(r.stderr).toBe('');

@@ -603,6 +603,20 @@ describe('Condition: waiters that die', () => {
 });
 
 describe('Barrier: actions and timeouts across processes', () => {
+  it('a wait(0) that finds the previous round still leaving does not break that round', async () => {
+    const b = new mp.Barrier(2);
+    try {
+      const a = b.wait().then((i) => `ok ${i}`, (e: Error) => e.name);
+      await sleep(50);
+      expect(await b.wait()).toBe(1); // completes the round; the first party is not out yet
+      const c = b.wait(0).then((i) => `ok ${i}`, (e: Error) => e.name);
+      expect(await a).toBe('ok 0'); // before: BrokenBarrierError (c's timeout broke the passed round)
+      expect(await c).toBe('BrokenBarrierError'); // its own round timed out with 1 of 2 parties
+    } finally {
+      b.close();
+    }
+  });
+
   it.each([2, 3])('a party SIGKILLed inside wait() (%i parties) is taken off the count: the survivor times out, reset() works, live parties meet again', async (parties) => {
     const r = await runNode(fixture('barrier-dead-party.mjs'), [String(parties)], { timeoutMs: 40_000 });
     expect(r.stderr).toBe('');

@@ -149,14 +149,16 @@ function fork(seq?: number): number {
   // V8's worker threads are held for the fork only (popen/park.ts): parked
   // for good, they would leave the tasks V8 posts meanwhile unrun, counted
   // in progress in every later child.
-  const parked = parkWorkers(100);
+  parkWorkers(100);
   try {
     return seq === undefined ? native.fork() : native.fork(buffer, kReplyPid * 4, kReplySeq * 4, seq);
   } catch (e) {
     process.stderr.write(`multiproc forkserver: fork failed: ${(e as Error).message}\n`);
     return -1;
   } finally {
-    if (parked) unparkWorkers(); // in the child, a no-op (native MarkForkChild)
+    // Also after a park that timed out: its tasks, taken late, must not hold
+    // the workers (in the child, a no-op: native MarkForkChild).
+    unparkWorkers();
   }
 }
 

@@ -80,12 +80,12 @@ export class ForkPopen extends BasePopen {
     const [r] = forkWatchdog();
     // Parked only around the fork: this process's event loop may drain, and
     // Node waits for its worker threads' tasks then (see popen/park.ts).
-    const parked = parkWorkers(1000);
+    parkWorkers(1000);
     let pid: number;
     try {
       pid = native.fork();
     } finally {
-      if (parked) unparkWorkers(); // the child's copy does nothing (native MarkForkChild)
+      unparkWorkers(); // even if the park timed out; the child's copy does nothing (native MarkForkChild)
     }
     if (pid === 0) inChild(r);
     this.pid = pid;

@@ -17,7 +17,8 @@ let unparkAtExit = false;
 
 /**
  * Parks every worker thread (waiting up to timeoutMs for them to take their
- * park task); true once all are. Unpark right after the fork: while they
+ * park task); true once all are. Unpark right after the fork, whatever this
+ * returned (tasks of a park that timed out are still taken later): while they
  * are parked, tasks V8 posts are not run (and a child forked then would
  * count them as in progress for good). Node's exit joins the workers, so
  * they are also let go on 'exit'.
