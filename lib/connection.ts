@@ -174,6 +174,16 @@ class PipeCore {
     Atomics.store(this.idents, end, (BigInt(pid) << 32n) | BigInt(stamp));
   }
 
+  /**
+   * holdFor(), only while this process is still named: the child may have
+   * attached the end, handed it on and closed its own before we got here.
+   */
+  handOver(end: number, pid: number, stamp: number): void {
+    const mine = (BigInt(process.pid) << 32n) | BigInt(selfStamp());
+    if (Atomics.compareExchange(this.idents, end, mine, (BigInt(pid) << 32n) | BigInt(stamp)) !== mine) return;
+    Atomics.compareExchange(this.words, kPid + end, process.pid, pid);
+  }
+
   /** One reference to `end` is gone (close, GC, or a handle that was not needed). */
   release(end: number): void {
     if (Atomics.sub(this.words, kOpen + end, 1) !== 1) return;
@@ -373,7 +383,7 @@ export class Connection<T = unknown> {
    * that left the peer's recv waiting for good: the end still named us).
    */
   [kSentTo](pid: number): void {
-    if (!this.#closed) this.#core.holdFor(this.#end, pid, startStamp(pid) ?? 0);
+    if (!this.#closed) this.#core.handOver(this.#end, pid, startStamp(pid) ?? 0);
   }
 
   [kUnlinkNow](): void {
