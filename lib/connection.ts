@@ -64,6 +64,11 @@ const kPollSliceMs = 200;
 /** Ring control word: the CPU its writer last sent from, plus one (0: not known). */
 const kWriterCpu = kOwnerWords;
 
+/** An end's identity word: the holder's pid and start stamp (see peerGone). */
+function identOf(pid: number, stamp: number): bigint {
+  return (BigInt(pid) << 32n) | BigInt(stamp);
+}
+
 const endFinalizer = new FinalizationRegistry<{ words: Int32Array; end: number; core: PipeCore }>((h) => {
   h.core.release(h.end);
   h.core.dropLocal();
@@ -171,7 +176,7 @@ class PipeCore {
   /** Names process pid (started at `stamp`) as the holder of `end`, as its own attach would. */
   holdFor(end: number, pid: number, stamp: number): void {
     Atomics.store(this.words, kPid + end, pid);
-    Atomics.store(this.idents, end, (BigInt(pid) << 32n) | BigInt(stamp));
+    Atomics.store(this.idents, end, identOf(pid, stamp));
   }
 
   /**
@@ -179,8 +184,8 @@ class PipeCore {
    * attached the end, handed it on and closed its own before we got here.
    */
   handOver(end: number, pid: number, stamp: number): void {
-    const mine = (BigInt(process.pid) << 32n) | BigInt(selfStamp());
-    if (Atomics.compareExchange(this.idents, end, mine, (BigInt(pid) << 32n) | BigInt(stamp)) !== mine) return;
+    const mine = identOf(process.pid, selfStamp());
+    if (Atomics.compareExchange(this.idents, end, mine, identOf(pid, stamp)) !== mine) return;
     Atomics.compareExchange(this.words, kPid + end, process.pid, pid);
   }
 

@@ -1,18 +1,19 @@
-// Parks the V8 platform's worker threads before a fork.
+// Parks the V8 platform's worker threads around a fork.
 //
 // Node starts its platform worker threads even under --single-threaded (4 by
-// default, 1 with --v8-pool-size=0), and each idles in pthread_cond_wait on
-// the platform's task queue. A child forked from such a process inherits that
-// condition variable with waiters that do not exist in it; glibc (2.25-2.40)
-// lets a signal pass a few of them, then waits for them for ever: V8's
-// mark-compact still posts a job (ClearNonLiveReferences ->
-// NotifyConcurrencyIncrease -> TaskQueue::Push -> pthread_cond_signal), so a
-// GC-heavy forked child hung in its fifth or so full GC (a helper's fuzzer
-// found 1 in 50-80 children; a child doing 80 forced GCs of weak maps hung
-// 6 times in 6). A worker running a task is not a waiter: each is given a
-// task that blocks on a futex word of ours until unparked, so at the fork
-// the queue's condition variable has no waiters at all and every signal in
-// the child returns at once.
+// default, at least 1), and each idles in pthread_cond_wait on the
+// platform's task queue. A child forked from such a process inherits that
+// condition variable with waiters that do not exist in it. Forked while one
+// of them was being woken (the parent's own GC had just posted a job), the
+// child hung for ever in pthread_cond_signal the first time its GC posted one
+// (ClearNonLiveReferences -> NotifyConcurrencyIncrease -> TaskQueue::Push):
+// glibc waits for the woken waiter. A helper's fuzzer found 1 GC-heavy child
+// in 50-80, test/fixtures/platform-posts.mjs 4-6 in 10. Each worker is given
+// a task that holds its thread on a futex word of ours until unparked (see
+// ParkTask), so at the fork the queue's condition variable has no waiters,
+// its mutex is free and no task is in progress: every signal in the child
+// returns at once, and a drain (a worker thread of the child ending) finds
+// nothing to wait for.
 //
 // This uses Node's C++ embedder API (node.h, v8-platform.h), unlike the rest
 // of the addon: it is only called where the binary was built for the running
@@ -126,7 +127,8 @@ Napi::Value Park(const Napi::CallbackInfo& info) {
 }
 
 // unparkPlatformWorkers(): lets the park tasks return (the workers go back to
-// their queue). Needed before Node's own exit, which joins the workers.
+// their queue); also releases the tasks of a park that timed out, whenever
+// they are taken.
 Napi::Value Unpark(const Napi::CallbackInfo& info) {
   if (!g_forkChild && g_owner == getpid() && g_posted > 0) {
     __atomic_add_fetch(&g_generation, 1, __ATOMIC_SEQ_CST);

@@ -78,8 +78,7 @@ export class ForkPopen extends BasePopen {
   constructor(inChild: (watchdogRead: number) => never) {
     super();
     const [r] = forkWatchdog();
-    // Parked only around the fork: this process's event loop may drain, and
-    // Node waits for its worker threads' tasks then (see popen/park.ts).
+    // V8's worker threads are held for the fork only (see park.ts).
     parkWorkers(1000);
     let pid: number;
     try {

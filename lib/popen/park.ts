@@ -13,23 +13,17 @@
 import { native } from '../native';
 
 const usable = native.nodeModuleVersion === Number(process.versions.modules);
-let unparkAtExit = false;
 
 /**
  * Parks every worker thread (waiting up to timeoutMs for them to take their
  * park task); true once all are. Unpark right after the fork, whatever this
  * returned (tasks of a park that timed out are still taken later): while they
- * are parked, tasks V8 posts are not run (and a child forked then would
- * count them as in progress for good). Node's exit joins the workers, so
- * they are also let go on 'exit'.
+ * are parked, tasks V8 posts are not run (a child forked then would count
+ * them as in progress for good), and Node's exit, which joins the workers,
+ * would wait for ever.
  */
 export function parkWorkers(timeoutMs: number): boolean {
-  if (!usable) return false;
-  if (!unparkAtExit) {
-    unparkAtExit = true;
-    process.on('exit', () => native.unparkPlatformWorkers());
-  }
-  return native.parkPlatformWorkers(timeoutMs);
+  return usable && native.parkPlatformWorkers(timeoutMs);
 }
 
 /** Lets parked workers go back to their queue. */
