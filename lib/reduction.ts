@@ -69,7 +69,7 @@ function isPlainObject(v: object): boolean {
 export function reduce(value: unknown): unknown {
   if (typeof value !== 'object' || value === null) return value;
   if (isShareable(value)) return toHandle(value);
-  if (!reachesShared(value, new Set())) return value;
+  if (!reachesShared(value)) return value;
   return copyReduced(value, new Map());
 }
 
@@ -88,45 +88,37 @@ function isEscaped(value: object): value is Record<typeof kEscapeTag, Record<str
   return Object.hasOwn(value, kEscapeTag) && isPlainObject(value);
 }
 
-function reachesShared(value: unknown, visited: Set<object>): boolean {
-  if (typeof value !== 'object' || value === null) return false;
-  if (isShareable(value)) return true;
-  if (visited.has(value)) return false;
-  visited.add(value);
-  if (Array.isArray(value)) return value.some((v) => reachesShared(v, visited));
-  if (value instanceof Map) {
-    for (const [k, v] of value) if (reachesShared(k, visited) || reachesShared(v, visited)) return true;
-    return false;
-  }
-  if (value instanceof Set) {
-    for (const v of value) if (reachesShared(v, visited)) return true;
-    return false;
-  }
-  if (isPlainObject(value)) return needsEscape(value) || Object.values(value).some((v) => reachesShared(v, visited));
-  return false;
+function reachesShared(value: object): boolean {
+  return walkShared(value, () => true, true, new Set());
 }
 
 /** Calls fn with each shared object inside value (in the containers reduce() walks). */
-export function forEachShared(value: unknown, fn: (shared: object) => void, visited = new Set<object>()): void {
-  if (typeof value !== 'object' || value === null) return;
-  if (isShareable(value)) {
-    fn(value);
-    return;
-  }
-  if (visited.has(value)) return;
+export function forEachShared(value: unknown, fn: (shared: object) => void): void {
+  walkShared(value, (shared) => (fn(shared), false), false, new Set());
+}
+
+/**
+ * Walks the containers reduce() walks, calling visit() on each shared object
+ * it meets; stops, returning true, as soon as visit() does, or (with
+ * `escapes`) at a plain object that reduce() must escape.
+ */
+function walkShared(value: unknown, visit: (shared: object) => boolean, escapes: boolean, visited: Set<object>): boolean {
+  if (typeof value !== 'object' || value === null) return false;
+  if (isShareable(value)) return visit(value);
+  if (visited.has(value)) return false;
   visited.add(value);
-  if (Array.isArray(value)) {
-    for (const v of value) forEachShared(v, fn, visited);
-  } else if (value instanceof Map) {
-    for (const [k, v] of value) {
-      forEachShared(k, fn, visited);
-      forEachShared(v, fn, visited);
-    }
-  } else if (value instanceof Set) {
-    for (const v of value) forEachShared(v, fn, visited);
-  } else if (isPlainObject(value)) {
-    for (const v of Object.values(value)) forEachShared(v, fn, visited);
+  const inner = (v: unknown): boolean => walkShared(v, visit, escapes, visited);
+  if (Array.isArray(value)) return value.some(inner);
+  if (value instanceof Map) {
+    for (const [k, v] of value) if (inner(k) || inner(v)) return true;
+    return false;
   }
+  if (value instanceof Set) {
+    for (const v of value) if (inner(v)) return true;
+    return false;
+  }
+  if (isPlainObject(value)) return (escapes && needsEscape(value)) || Object.values(value).some(inner);
+  return false;
 }
 
 function copyReduced(value: unknown, seen: Map<object, unknown>): unknown {
