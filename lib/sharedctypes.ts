@@ -88,6 +88,8 @@ function coerce(info: TypeInfo, v: unknown, what: string): number | bigint {
     throw new TypeError(`${what} of a ${info.name} must be a bigint (or a safe integer number), got ${describeValue(v)}`);
   }
   if (typeof v !== 'number') throw new TypeError(`${what} of a ${info.name} must be a number, got ${describeValue(v)}`);
+  // As ctypes: an integer kind refuses 1.5, NaN and Infinity (a typed array would store 1, 0, 0); out of range wraps.
+  if (info.atomic && !Number.isInteger(v)) throw new TypeError(`${what} of a ${info.name} must be an integer, got ${describeValue(v)}; round it first (Math.trunc, Math.round) or use a float typecode ('f', 'd')`);
   return v;
 }
 
@@ -110,23 +112,43 @@ export interface SharedOptions {
   lock?: boolean | LockLike;
 }
 
+/** A lock made for one Value/SharedArray, closed with it. */
+type OwnLock = LockLike & { close(): void };
 /** Makes the default lock of a synchronized Value/SharedArray (an RLock, as in Python). */
-let defaultLockFactory: (() => LockLike) | undefined;
+let defaultLockFactory: (() => OwnLock) | undefined;
 /** synchronize.ts installs the RLock factory here (keeps the import graph acyclic). */
-export function setDefaultLockFactory(factory: () => LockLike): void {
+export function setDefaultLockFactory(factory: () => OwnLock): void {
   defaultLockFactory = factory;
 }
 
-function resolveLock(lock: SharedOptions['lock'], what: string): LockLike | null {
+/** The lock `{ lock }` asks for, and the same lock again in `own` if it was made for the object (which then closes it). */
+interface ResolvedLock {
+  lock: LockLike | null;
+  own: OwnLock | null;
+}
+const kNoLock: ResolvedLock = { lock: null, own: null };
+
+function resolveLock(lock: SharedOptions['lock'], what: string): ResolvedLock {
   if (lock === undefined || lock === true) {
     if (defaultLockFactory === undefined) {
       throw new Error(`${what}: process-shared locks are not available yet in this build; pass { lock: false } or use Raw${what}`);
     }
-    return defaultLockFactory();
+    const own = defaultLockFactory();
+    return { lock: own, own };
   }
-  if (lock === false) return null;
-  if (typeof lock === 'object' && lock !== null && typeof lock.acquire === 'function' && typeof lock.release === 'function' && typeof lock.withLock === 'function') return lock;
+  if (lock === false) return kNoLock;
+  if (typeof lock === 'object' && lock !== null && typeof lock.acquire === 'function' && typeof lock.release === 'function' && typeof lock.withLock === 'function') return { lock, own: null };
   throw new TypeError(`Expected "lock" to be true, false or a Lock/RLock, got ${describeValue(lock)}`);
+}
+
+/** The data segment; a lock made for it is closed if that fails (it would have stayed mapped until GC). */
+function createOrCloseLock(own: OwnLock | null, create: () => Segment): Segment {
+  try {
+    return create();
+  } catch (e) {
+    own?.close();
+    throw e;
+  }
 }
 
 function lockHandle(lock: LockLike | null): Handle | null {
@@ -140,13 +162,20 @@ abstract class SharedCtype {
   protected readonly segment: Segment;
   protected readonly info: TypeInfo;
   protected readonly lock: LockLike | null;
+  /**
+   * The lock made for this object alone (the default RLock): close() closes
+   * it too, as Condition does. Not a #private field: a SharedArray's methods
+   * run with the Proxy as `this`.
+   */
+  protected readonly ownLock: OwnLock | null;
   readonly typecode: Typecode;
 
-  protected constructor(segment: Segment, info: TypeInfo, typecode: Typecode, lock: LockLike | null) {
+  protected constructor(segment: Segment, info: TypeInfo, typecode: Typecode, lock: LockLike | null, own: OwnLock | null) {
     this.segment = segment;
     this.info = info;
     this.typecode = typecode;
     this.lock = lock;
+    this.ownLock = own;
     segment.bindTo(this);
   }
 
@@ -163,9 +192,15 @@ abstract class SharedCtype {
     return this.segment.name;
   }
 
-  /** Releases this process's mapping; the memory is freed when every process has. */
+  /**
+   * Releases this process's mapping; the memory is freed when every process
+   * has. A default lock (made by Value()/SharedArray()) is closed with it; a
+   * lock passed in `{ lock }`, or attached with a handle (the process may
+   * hold it through other objects), is left to its owner.
+   */
   close(): void {
     this.segment.close();
+    this.ownLock?.close();
   }
 
   [Symbol.dispose](): void {
@@ -200,8 +235,8 @@ export class SharedValue<C extends Typecode = Typecode> extends SharedCtype {
   private readonly view: TypedArrayOf<C>;
 
   /** @internal use Value() / RawValue() */
-  constructor(segment: Segment, info: TypeInfo, typecode: C, lock: LockLike | null) {
-    super(segment, info, typecode, lock);
+  constructor(segment: Segment, info: TypeInfo, typecode: C, lock: LockLike | null, own: OwnLock | null = null) {
+    super(segment, info, typecode, lock, own);
     this.view = new info.ctor(segment.buffer, segment.payloadOffset, 1) as TypedArrayOf<C>;
   }
 
@@ -237,11 +272,11 @@ export class SharedValue<C extends Typecode = Typecode> extends SharedCtype {
   }
 }
 
-function createValue<C extends Typecode>(typecode: C, initial: unknown, lock: LockLike | null): SharedValue<C> {
+function createValue<C extends Typecode>(typecode: C, initial: unknown, { lock, own }: ResolvedLock): SharedValue<C> {
   const info = typeInfo(typecode);
   const init = initial === undefined ? (info.bigint ? 0n : 0) : coerce(info, initial, 'The initial value');
-  const seg = Segment.create(Kind.Value, 8, [info.id, 1]);
-  const v = new SharedValue(seg, info, typecode, lock);
+  const seg = createOrCloseLock(own, () => Segment.create(Kind.Value, 8, [info.id, 1]));
+  const v = new SharedValue(seg, info, typecode, lock, own);
   v.value = init as ElementOf<C>;
   return v;
 }
@@ -255,7 +290,7 @@ export function Value<C extends Typecode>(typecode: C, initial?: ElementOf<C>, o
 
 /** A number (or bigint) in shared memory with no lock. Called without `new`. */
 export function RawValue<C extends Typecode>(typecode: C, initial?: ElementOf<C>): SharedValue<C> {
-  return createValue(typecode, initial, null);
+  return createValue(typecode, initial, kNoLock);
 }
 
 export class SharedArrayObject<C extends Typecode = Typecode> extends SharedCtype {
@@ -264,8 +299,8 @@ export class SharedArrayObject<C extends Typecode = Typecode> extends SharedCtyp
   readonly length: number;
 
   /** @internal use SharedArray() / RawArray() */
-  constructor(segment: Segment, info: TypeInfo, typecode: C, length: number, lock: LockLike | null) {
-    super(segment, info, typecode, lock);
+  constructor(segment: Segment, info: TypeInfo, typecode: C, length: number, lock: LockLike | null, own: OwnLock | null = null) {
+    super(segment, info, typecode, lock, own);
     this.view = new info.ctor(segment.buffer, segment.payloadOffset, length) as TypedArrayOf<C>;
     this.length = length;
   }
@@ -359,7 +394,7 @@ const proxyHandler: ProxyHandler<SharedArrayObject> = {
   },
 };
 
-function createArray<C extends Typecode>(typecode: C, lengthOrValues: unknown, makeLock: () => LockLike | null): SharedArray<C> {
+function createArray<C extends Typecode>(typecode: C, lengthOrValues: unknown, makeLock: () => ResolvedLock): SharedArray<C> {
   const info = typeInfo(typecode);
   let values: unknown[] | undefined;
   let length: number;
@@ -372,9 +407,9 @@ function createArray<C extends Typecode>(typecode: C, lengthOrValues: unknown, m
   } else {
     throw new TypeError(`Expected a length or an iterable of initial values, got ${describeValue(lengthOrValues)}`);
   }
-  const lock = makeLock();
-  const seg = Segment.create(Kind.Array, Math.max(length * info.ctor.BYTES_PER_ELEMENT, 8), [info.id, length]);
-  const arr = new SharedArrayObject(seg, info, typecode, length, lock);
+  const { lock, own } = makeLock();
+  const seg = createOrCloseLock(own, () => Segment.create(Kind.Array, Math.max(length * info.ctor.BYTES_PER_ELEMENT, 8), [info.id, length]));
+  const arr = new SharedArrayObject(seg, info, typecode, length, lock, own);
   if (values) (arr.view as unknown as { set(a: ArrayLike<unknown>): void }).set(values);
   return new Proxy(arr, proxyHandler as ProxyHandler<SharedArrayObject<C>>) as SharedArray<C>;
 }
@@ -392,7 +427,7 @@ export function SharedArray<C extends Typecode>(
 
 /** A fixed-length typed array in shared memory with no lock. Called without `new`. */
 export function RawArray<C extends Typecode>(typecode: C, lengthOrValues: number | Iterable<ElementOf<C>>): SharedArray<C> {
-  return createArray(typecode, lengthOrValues, () => null);
+  return createArray(typecode, lengthOrValues, () => kNoLock);
 }
 
 function rebuildLock(h: Handle): LockLike | null {

@@ -59,6 +59,23 @@ describe('Value / RawValue', () => {
     const v = mp.RawValue('i', 3);
     expect(() => { v.value = '4' as unknown as number; }).toThrow(TypeError);
     expect(v.value).toBe(3);
+    // An integer kind refuses what is not an integer (a typed array would have stored 2, 0, 0), as ctypes does.
+    for (const bad of [2.7, NaN, Infinity]) expect(() => { v.value = bad; }).toThrow(/must be an integer/);
+    expect(v.value).toBe(3);
+    expect(() => mp.RawValue('B', 1.5)).toThrow(/must be an integer/);
+    expect(() => mp.RawArray('h', [1, 2.5])).toThrow(/Element 1 of a int16 must be an integer/);
+    const wrap = mp.RawArray('B', [300]);
+    expect(wrap[0]).toBe(44); // out of range wraps, as ctypes
+    wrap[0] = -1;
+    expect(wrap[0]).toBe(255);
+    expect(() => { wrap[0] = 0.5; }).toThrow(TypeError);
+    expect(wrap[0]).toBe(255);
+    wrap.close();
+    const f = mp.RawValue('f', 1e40);
+    expect(f.value).toBe(Infinity); // a float kind stores the nearest value it holds
+    f.value = 0.1;
+    expect(f.value).toBe(Math.fround(0.1));
+    f.close();
     expect(() => v.getLock()).toThrow(/no lock/);
     v.close();
     expect(() => v.value).toThrow(/closed/);
@@ -87,6 +104,25 @@ describe('Value / RawValue', () => {
     const b = mp.SharedArray('i', 2, { lock: own });
     expect(b.getLock()).toBe(own);
     v.close(); a.close(); b.close(); own.close(); (lock as mp.RLock).close(); (a.getLock() as mp.RLock).close();
+  });
+
+  it('close() closes the lock Value()/SharedArray() made, and not a lock passed in', async () => {
+    for (const make of [() => mp.Value('i', 1), () => mp.SharedArray('i', 2)]) {
+      const x = make();
+      const lock = x.getLock() as mp.RLock;
+      const name = lock.segmentName;
+      x.close();
+      expect(() => lock.tryAcquire()).toThrow(/closed/);
+      expect(await segmentExists(name)).toBe(false); // gone now, not at the next GC
+    }
+    const own = new mp.Lock();
+    const v = mp.Value('i', 1, { lock: own });
+    const a = mp.SharedArray('i', 2, { lock: own });
+    v.close();
+    a.close();
+    expect(own.tryAcquire()).toBe(true);
+    own.release();
+    own.close();
   });
 
   it('accepts { lock: false } and refuses a lock that is not a lock', () => {
