@@ -121,6 +121,21 @@ function walkShared(value: unknown, visit: (shared: object) => boolean, escapes:
   return false;
 }
 
+/**
+ * Releases this process's attachment of a received shared object: its
+ * dispose, never close() (a Queue's close() closes it for every process).
+ * One already released by its user is left as it is.
+ */
+export function disposeShared(shared: object): void {
+  const dispose = (shared as { [Symbol.dispose]?: () => void })[Symbol.dispose];
+  if (typeof dispose !== 'function') return;
+  try {
+    dispose.call(shared);
+  } catch {
+    // already released
+  }
+}
+
 function copyReduced(value: unknown, seen: Map<object, unknown>): unknown {
   if (typeof value !== 'object' || value === null) return value;
   if (isShareable(value)) return toHandle(value);

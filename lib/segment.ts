@@ -225,21 +225,45 @@ const attachedCleanup = new FinalizationRegistry<string>((name) => {
  * `build` wraps a freshly attached segment (and must call segment.bindTo).
  */
 export function attachShared<T extends object>(name: string, kind: Kind, build: (segment: Segment) => T): T {
+  if (privately > 0) return attachOwn(name, kind, build);
   const hit = attached.get(name);
   const obj = hit?.ref.deref();
   if (hit !== undefined && obj !== undefined && !hit.segment.closed) {
     hit.segment.unretain();
     return obj as T;
   }
+  let segment: Segment | undefined;
+  const made = attachOwn(name, kind, (seg) => build((segment = seg)));
+  attached.set(name, { ref: new WeakRef(made), segment: segment! });
+  attachedCleanup.register(made, name);
+  return made;
+}
+
+function attachOwn<T extends object>(name: string, kind: Kind, build: (segment: Segment) => T): T {
   const segment = Segment.attach(name, kind, true);
-  let made: T;
   try {
-    made = build(segment);
+    return build(segment);
   } catch (e) {
     segment.close();
     throw e;
   }
-  attached.set(name, { ref: new WeakRef(made), segment });
-  attachedCleanup.register(made, name);
-  return made;
+}
+
+let privately = 0;
+
+/**
+ * Runs attach() (a fromHandle()) with the cache bypassed: the object it
+ * builds is a mapping of the caller's own, which the caller closes when it
+ * closes. For the lock inside a received Value, SharedArray or Condition:
+ * closing the cached lock would close it under anyone else in this process
+ * who received the same lock, and never closing it kept its segment (and
+ * its name in /dev/shm) until GC, which a small child may never run.
+ */
+export function attachPrivately<T>(attach: () => T): T {
+  privately++;
+  try {
+    return attach();
+  } finally {
+    privately--;
+  }
 }

@@ -16,7 +16,7 @@
 import { Kind } from './layout';
 import type { AcquireOptions, LockGuard } from './synchronize/common';
 import { fromHandle, isHandle, registerKind, type Handle } from './reduction';
-import { attachShared, Segment } from './segment';
+import { attachPrivately, attachShared, Segment } from './segment';
 import { kHandleTag, kToHandle } from './symbols';
 import { checkInteger, describeValue } from './validate';
 
@@ -430,34 +430,48 @@ export function RawArray<C extends Typecode>(typecode: C, lengthOrValues: number
   return createArray(typecode, lengthOrValues, () => kNoLock);
 }
 
-function rebuildLock(h: Handle): LockLike | null {
+/**
+ * Attaches what a Value/SharedArray handle names. Its lock becomes a mapping
+ * of the object's own (attachPrivately), closed with the object; or at once
+ * when no object is built from this handle (this process has it already, or
+ * the segment is bad), which gives back the reference the lock's handle
+ * carried.
+ */
+function receive<T extends object>(h: Handle, kind: Kind, make: (seg: Segment, lock: OwnLock | null) => T): T {
   const l = h.lock;
-  if (l === null || l === undefined) return null;
-  if (!isHandle(l)) throw new TypeError('Malformed shared value handle: bad lock');
-  return fromHandle(l) as LockLike;
+  if (l !== null && l !== undefined && !isHandle(l)) throw new TypeError('Malformed shared value handle: bad lock');
+  const lock = l === null || l === undefined ? null : (attachPrivately(() => fromHandle(l)) as OwnLock);
+  let used = false;
+  try {
+    return attachShared(h.name, kind, (seg) => {
+      const made = make(seg, lock);
+      used = true;
+      return made;
+    });
+  } finally {
+    if (!used) lock?.close();
+  }
 }
 
-registerKind('Value', (h) => {
-  const lock = rebuildLock(h);
-  return attachShared(h.name, Kind.Value, (seg) => {
+registerKind('Value', (h) =>
+  receive(h, Kind.Value, (seg, lock) => {
     const info = kinds[seg.param(0)];
     if (info === undefined) throw new Error(`Segment '${h.name}' holds an unknown element type ${seg.param(0)}`);
-    return new SharedValue(seg, info, h.typecode as Typecode, lock);
-  });
-});
+    return new SharedValue(seg, info, h.typecode as Typecode, lock, lock);
+  }),
+);
 
-registerKind('SharedArray', (h) => {
-  const lock = rebuildLock(h);
-  return attachShared(h.name, Kind.Array, (seg) => {
+registerKind('SharedArray', (h) =>
+  receive(h, Kind.Array, (seg, lock) => {
     const info = kinds[seg.param(0)];
     const length = seg.param(1);
     if (info === undefined || length * info.ctor.BYTES_PER_ELEMENT > seg.payloadBytes) {
       throw new Error(`Segment '${h.name}' does not hold a valid SharedArray`);
     }
-    const arr = new SharedArrayObject(seg, info, h.typecode as Typecode, length, lock);
+    const arr = new SharedArrayObject(seg, info, h.typecode as Typecode, length, lock, lock);
     return new Proxy(arr, proxyHandler) as SharedArray;
-  });
-});
+  }),
+);
 
 export function isSharedArray(v: unknown): v is SharedArray {
   return v instanceof SharedArrayObject;

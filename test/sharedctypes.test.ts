@@ -237,3 +237,14 @@ describe('failed calls leave nothing behind', () => {
     expect(JSON.parse(r.stdout)).toEqual({ sharedArray: [], value: [], condition: [] });
   });
 });
+
+describe('received objects are given back', () => {
+  it.runIf(process.platform === 'linux')('by a child and by a pool worker when done with them, not when the tree ends', async () => {
+    const prefix = `ro${process.pid % 100000}`;
+    const r = await runNode(fixture('received-objects-leak.mjs'), [], { env: { MULTIPROC_SHM_PREFIX: prefix }, timeoutMs: 60_000 });
+    expect(r.stderr).toBe('');
+    // Before: the locks of a Value, a SharedArray and a Condition per child (3 each); in
+    // the pool, every task argument and lock (70 segments for these 40 objects).
+    expect(JSON.parse(r.stdout)).toEqual({ forkserver: [], spawn: [], poolBusy: [] });
+  });
+});

@@ -24,7 +24,7 @@ import { rehearsePoolWorker } from './pool-worker';
 import { resetAfterFork } from '../wake-socket';
 import { restampAfterFork } from '../resource-tracker';
 import { decodeSpec, type ChildSpec, type ChildTarget, type StartMethod } from '../popen/popen';
-import { isShareable, rebuild, reduce } from '../reduction';
+import { disposeShared, forEachShared, rebuild, reduce } from '../reduction';
 import { Pipe } from '../connection';
 import { explainReferenceError, loadTask, usesLoaderHooks } from '../task';
 import { enterChild } from '../process';
@@ -88,28 +88,7 @@ function installErrorExit(name: string): void {
 
 /** Closes the shared objects the args brought, so their segments can be unlinked by refcount. */
 function releaseArgs(args: unknown): void {
-  const seen = new Set<object>();
-  const visit = (v: unknown): void => {
-    if (typeof v !== 'object' || v === null || seen.has(v)) return;
-    seen.add(v);
-    if (isShareable(v)) {
-      // Dispose, never close(): a Queue's close() closes it for every process.
-      const dispose = (v as { [Symbol.dispose]?: () => void })[Symbol.dispose];
-      if (typeof dispose === 'function') {
-        try {
-          dispose.call(v);
-        } catch {
-          // already released by the target
-        }
-      }
-      return;
-    }
-    if (Array.isArray(v)) v.forEach(visit);
-    else if (v instanceof Map) v.forEach((val, k) => (visit(k), visit(val)));
-    else if (v instanceof Set) v.forEach(visit);
-    else if (Object.getPrototypeOf(v) === Object.prototype) Object.values(v).forEach(visit);
-  };
-  visit(args);
+  forEachShared(args, disposeShared);
 }
 
 async function runTarget(fn: (...args: unknown[]) => unknown, args: unknown[], name: string, method: StartMethod, fromSource: boolean): Promise<void> {

@@ -9,6 +9,7 @@
  */
 import { Pipe, type Connection } from '../connection';
 import { AbortError, SerializationError, TimeoutError } from '../errors';
+import { disposeShared, forEachShared } from '../reduction';
 import { jobTag, kUserWord } from '../symbols';
 import { explainReferenceError, kProgressSink, kSignalSink, loadTask, type TaskTarget } from '../task';
 
@@ -58,7 +59,7 @@ export async function poolWorkerMain(conn: Connection, init: WorkerInit): Promis
     process.exit(1);
   }
   conn.send({ t: 'ready', pid: process.pid });
-  await serveJobs(conn);
+  await serveJobs(conn, init.initargs);
   conn.close();
   process.exit(0);
 }
@@ -77,9 +78,12 @@ type Queued = JobMsg & { cancelled?: CancelKind };
  */
 class Inbox {
   readonly #queue: (Queued | { t: 'stop' } | null)[] = [];
+  /** Shared objects in the jobs read so far, released as each job ends. */
+  readonly received: ReceivedShared;
   #waiter: ((m: Queued | { t: 'stop' } | null) => void) | null = null;
 
-  constructor(conn: Connection, onCancel: (id: number, kind: CancelKind) => void) {
+  constructor(conn: Connection, received: ReceivedShared, onCancel: (id: number, kind: CancelKind) => void) {
+    this.received = received;
     void this.#pump(conn, onCancel);
   }
 
@@ -97,6 +101,7 @@ class Inbox {
         else onCancel(m.id, m.kind);
         continue;
       }
+      if (m !== null && m.t === 'job') this.received.hold(m.items);
       const w = this.#waiter;
       if (w !== null) {
         this.#waiter = null;
@@ -114,6 +119,44 @@ class Inbox {
   /** The next job or 'stop' (null at EOF), once it arrives. */
   wait(): Promise<Queued | { t: 'stop' } | null> {
     return new Promise((resolve) => (this.#waiter = resolve));
+  }
+}
+
+/**
+ * The shared objects (Value, Queue, Lock...) that job items brought, counted
+ * by the jobs read but not yet finished that hold them: each is disposed
+ * when the last such job ends (after its answer went, which took its own
+ * references for whatever the result carries). Without this, every one stayed
+ * attached, its segment in /dev/shm, until the worker's GC (which a small
+ * worker may never run) or the tree's end: one segment a task, two for a
+ * Value with its lock. Jobs are read ahead, and receiving an object this
+ * process already has gives the same JS object, so a count, not a
+ * per-job dispose. Objects the initializer received are kept for the
+ * worker's life; a task that keeps an argument for later tasks must get it
+ * from initargs instead (documented in docs/pool.md).
+ */
+class ReceivedShared {
+  readonly #uses = new Map<object, number>();
+  readonly #pinned = new Set<object>();
+
+  pin(value: unknown): void {
+    forEachShared(value, (o) => this.#pinned.add(o));
+  }
+
+  hold(items: unknown): void {
+    forEachShared(items, (o) => this.#uses.set(o, (this.#uses.get(o) ?? 0) + 1));
+  }
+
+  release(items: unknown): void {
+    forEachShared(items, (o) => {
+      const n = (this.#uses.get(o) ?? 1) - 1;
+      if (n > 0) {
+        this.#uses.set(o, n);
+        return;
+      }
+      this.#uses.delete(o);
+      if (!this.#pinned.has(o)) disposeShared(o);
+    });
   }
 }
 
@@ -138,12 +181,14 @@ function cancelError(kind: CancelKind): Error {
  * only while the pipe to the parent is full, and the parent never stops
  * reading); an answer that cannot be encoded throws here, where it is caught.
  */
-async function serveJobs(conn: Connection): Promise<void> {
+async function serveJobs(conn: Connection, initargs: unknown[] = []): Promise<void> {
   const fns = new Map<number, { fn: (...args: unknown[]) => unknown; source: boolean }>();
   const loadFailures = new Map<number, { error: unknown }>();
   let lastRss = 0;
   let running: Running | null = null;
-  const inbox = new Inbox(conn, (id, kind) => {
+  const received = new ReceivedShared();
+  received.pin(initargs);
+  const inbox = new Inbox(conn, received, (id, kind) => {
     // Not queued: running now, or done already (then there is nothing to stop).
     if (running === null || running.id !== id || running.cancelled !== null) return;
     running.cancelled = cancelError(kind);
@@ -233,14 +278,15 @@ async function serveJobs(conn: Connection): Promise<void> {
       }
       if (failed !== undefined) {
         conn.sendSync({ t: 'done', id: msg.id, ok: false, index: failed.index, error: failed.error, ms, rss, ...(job.cancelled ? { cancelled: true } : {}) });
-        continue;
+      } else {
+        try {
+          conn.sendSync({ t: 'done', id: msg.id, ok: true, values, ms, rss });
+        } catch (e) {
+          const err = new SerializationError(`A task's result could not be sent back to the parent: ${(e as Error).message}`, { cause: e });
+          conn.sendSync({ t: 'done', id: msg.id, ok: false, index: 0, error: wire(err), ms, rss });
+        }
       }
-      try {
-        conn.sendSync({ t: 'done', id: msg.id, ok: true, values, ms, rss });
-      } catch (e) {
-        const err = new SerializationError(`A task's result could not be sent back to the parent: ${(e as Error).message}`, { cause: e });
-        conn.sendSync({ t: 'done', id: msg.id, ok: false, index: 0, error: wire(err), ms, rss });
-      }
+      received.release(msg.items);
     }
   } finally {
     if (sinks[kProgressSink] === progress) sinks[kProgressSink] = undefined;

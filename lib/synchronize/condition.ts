@@ -47,7 +47,7 @@
 import { holderAlive } from '../liveness';
 import { Kind } from '../layout';
 import { fromHandle, isHandle, registerKind, toHandle, type Handle } from '../reduction';
-import { attachShared, type Segment } from '../segment';
+import { attachPrivately, attachShared, type Segment } from '../segment';
 import { kHandleTag, kToHandle } from '../symbols';
 import { checkInteger, describeValue, remaining } from '../validate';
 import { waitAsync, wake } from '../wait';
@@ -57,6 +57,9 @@ import {
 } from './common';
 import { parseWaitOptions, type WaitOptions } from './event';
 import { Lock, RLock } from './lock';
+
+/** True while a Condition is built from a handle: its lock came with it, privately attached, and is its own. */
+let receivedLock = false;
 
 const SEQ = 0;
 const NEXT = 1;
@@ -101,7 +104,7 @@ export class Condition extends Acquirable {
     this.#buf = segment.buffer;
     this.#off = segment.payloadOffset;
     this.#w = new Int32Array(segment.buffer, segment.payloadOffset, kSlotsAt + this.#maxWaiters * kSlotWords);
-    this.#ownsLock = lock === undefined || lock === null;
+    this.#ownsLock = lock === undefined || lock === null || receivedLock;
     this.#lock = lock ?? new Lock();
     segment.bindTo(this);
   }
@@ -345,7 +348,26 @@ export class Condition extends Acquirable {
 }
 
 registerKind('Condition', (h) => {
-  if (!isHandle(h.lock)) throw new TypeError('Malformed Condition handle: bad lock');
-  const lock = fromHandle(h.lock) as Lock | RLock;
-  return attachShared(h.name, Kind.Condition, (seg) => adopt(seg, () => new Condition(lock)));
+  const l = h.lock;
+  if (!isHandle(l)) throw new TypeError('Malformed Condition handle: bad lock');
+  // The lock as a mapping of the Condition's own, closed with it (as a
+  // Value's: see attachPrivately), or at once if no Condition is built here.
+  const lock = attachPrivately(() => fromHandle(l)) as Lock | RLock;
+  let used = false;
+  try {
+    return attachShared(h.name, Kind.Condition, (seg) =>
+      adopt(seg, () => {
+        receivedLock = true;
+        try {
+          const c = new Condition(lock);
+          used = true;
+          return c;
+        } finally {
+          receivedLock = false;
+        }
+      }),
+    );
+  } finally {
+    if (!used) lock.close();
+  }
 });
