@@ -240,9 +240,7 @@ export class Process {
         const { ForkserverPopen } = require('./popen/forkserver') as typeof import('./popen/forkserver');
         popen = new ForkserverPopen(spec);
       }
-      // The child holds its args' shared objects from now on, even before it
-      // attaches them (a pipe end must say so: see Connection[kSentTo]).
-      forEachShared(this.#args, (o) => (o as { [kSentTo]?: (pid: number) => void })[kSentTo]?.(popen.pid));
+      this.#sentTo(popen.pid);
       return popen;
     } catch (e) {
       // No child will receive the args: give back the references their handles took.
@@ -258,13 +256,30 @@ export class Process {
     const { runInForkChild } = require('./entry/bootstrap') as typeof import('./entry/bootstrap');
     const info = { name: this.#name, daemon: this.#daemon, parentPid: native.getpid(), parentName: identity.name };
     const target = this.#target;
-    const args = [...this.#args];
-    return new fork.ForkPopen((watchdogRead) => {
-      fork.forgetForkState();
-      (require('./popen/forkserver') as typeof import('./popen/forkserver')).forgetForkserver();
-      runInForkChild(target.fn ?? target.child, args, info, watchdogRead);
-      throw new ForkChildExit();
-    });
+    // Handles, as for a spawned child, not the objects themselves: the child
+    // then holds references of its own (closing the parent's copy of a pipe
+    // end right after start() ended the child's end too: the end's count
+    // said one process) and gives them back when it ends.
+    const args = reduce([...this.#args]) as unknown[];
+    let popen: Popen;
+    try {
+      popen = new fork.ForkPopen((watchdogRead) => {
+        fork.forgetForkState();
+        (require('./popen/forkserver') as typeof import('./popen/forkserver')).forgetForkserver();
+        runInForkChild(target.fn ?? target.child, args, info, watchdogRead);
+        throw new ForkChildExit();
+      });
+    } catch (e) {
+      releaseHandles(args);
+      throw e;
+    }
+    this.#sentTo(popen.pid);
+    return popen;
+  }
+
+  /** The child holds its args' shared objects from its start, even before it attaches them (a pipe end must say so: see Connection[kSentTo]). */
+  #sentTo(pid: number): void {
+    forEachShared(this.#args, (o) => (o as { [kSentTo]?: (pid: number) => void })[kSentTo]?.(pid));
   }
 
   /**

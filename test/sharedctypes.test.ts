@@ -239,12 +239,15 @@ describe('failed calls leave nothing behind', () => {
 });
 
 describe('received objects are given back', () => {
-  it.runIf(process.platform === 'linux')('by a child and by a pool worker when done with them, not when the tree ends', async () => {
+  it.runIf(process.platform === 'linux')('by a child (every start method) and by a pool worker when done with them, not when the tree ends; a fork child\'s pipe end is its own', async () => {
     const prefix = `ro${process.pid % 100000}`;
-    const r = await runNode(fixture('received-objects-leak.mjs'), [], { env: { MULTIPROC_SHM_PREFIX: prefix }, timeoutMs: 60_000 });
+    // --single-threaded: the fork start method too.
+    const r = await runNode(fixture('received-objects-leak.mjs'), [], { env: { MULTIPROC_SHM_PREFIX: prefix }, nodeArgs: ['--single-threaded'], timeoutMs: 60_000 });
     expect(r.stderr).toBe('');
     // Before: the locks of a Value, a SharedArray and a Condition per child (3 each); in
-    // the pool, every task argument and lock (70 segments for these 40 objects).
-    expect(JSON.parse(r.stdout)).toEqual({ forkserver: [], spawn: [], poolBusy: [] });
+    // the pool, every task argument and lock (70 segments for these 40 objects); a fork
+    // child's pipe end closed with the parent's copy (EOFError).
+    const sent = 'from the child';
+    expect(JSON.parse(r.stdout)).toEqual({ forkserver: [], spawn: [], fork: [], 'pipe-forkserver': sent, 'pipe-spawn': sent, 'pipe-fork': sent, poolBusy: [] });
   });
 });

@@ -28,6 +28,7 @@ import { disposeShared, forEachShared, rebuild, reduce } from '../reduction';
 import { Pipe } from '../connection';
 import { explainReferenceError, loadTask, usesLoaderHooks } from '../task';
 import { enterChild } from '../process';
+import { attachPrivately } from '../segment';
 import '../index'; // registers every shareable kind, so handles in args rebuild
 
 const kSigKill = 9;
@@ -315,7 +316,7 @@ function detachInheritedHandles(): void {
  */
 export function runInForkChild(
   target: ((...args: unknown[]) => unknown) | ChildTarget,
-  args: unknown[],
+  handles: unknown[],
   info: { name: string; daemon: boolean; parentPid: number; parentName: string },
   watchdogFd: number,
 ): void {
@@ -329,10 +330,31 @@ export function runInForkChild(
   if (watchdogFd >= 0) watchParentFd(watchdogFd);
   enterChild({ ...info, startMethod: 'fork' });
   installErrorExit(info.name);
-  installForkedExit(() => {});
-  const fail = (e: unknown): never => {
+  // The args came as handles (Process#startFork): attached afresh, not taken
+  // from the parent's objects this process inherited, whose references are
+  // the parent's.
+  let args: unknown[];
+  try {
+    args = attachPrivately(() => rebuild(handles)) as unknown[];
+  } catch (e) {
     report(info.name, e);
     native.exitNow(1);
+  }
+  let released = false;
+  const release = (): void => {
+    if (released) return;
+    released = true;
+    releaseArgs(args);
+  };
+  installForkedExit(release);
+  // Typed as `never` on the binding, so that the checker follows the calls.
+  const exit: (code: number) => never = (code) => {
+    release();
+    native.exitNow(code);
+  };
+  const fail: (e: unknown) => never = (e) => {
+    report(info.name, e);
+    exit(1);
   };
   if (typeof target === 'function') {
     let result: unknown;
@@ -341,13 +363,13 @@ export function runInForkChild(
     } catch (e) {
       fail(e);
     }
-    if (!isThenable(result)) native.exitNow(0);
-    void Promise.resolve(result).then(() => native.exitNow(0), fail);
+    if (!isThenable(result)) exit(0);
+    void Promise.resolve(result).then(() => exit(0), fail);
     return;
   }
   void loadTask(target, process.cwd())
     .then((fn) => fn(...args))
-    .then(() => native.exitNow(0), fail);
+    .then(() => exit(0), fail);
 }
 
 /** Reads n bytes from fd, blocking; at EOF the process ends with `eofCode`. */
