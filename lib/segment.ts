@@ -20,6 +20,7 @@ import {
 } from './layout';
 import { native } from './native';
 import { register, trackerPipeInode, trackerProcessId, unregister } from './resource-tracker';
+import { nativeWaitsOn } from './wait';
 
 /** Prefix of generated names; MULTIPROC_SHM_PREFIX (1-8 chars of [A-Za-z0-9_]) overrides it. */
 function namePrefix(): string {
@@ -195,12 +196,21 @@ export class Segment {
     finalizer.register(owner, this.#state, this);
   }
 
-  /** Drops this attachment's reference (unlinking at zero) and detaches the buffer. Idempotent. */
+  /**
+   * Drops this attachment's reference (unlinking at zero) and detaches the
+   * buffer. Idempotent. The mapping goes at once unless one of this process's
+   * native waits may still sleep on it (then at GC, see native/shm.cc):
+   * left to GC, a loop that made and closed queues without a turn of the
+   * event loop (Node runs those finalizers from setImmediate) held every
+   * one of them mapped, 1 GB of /dev/shm for 1,000 queues, and could
+   * exhaust the process's map count.
+   */
   close(): void {
     if (this.#state.released) return;
     finalizer.unregister(this);
     releaseState(this.#state);
-    native.detach(this.buffer);
+    if (nativeWaitsOn(this.buffer)) native.detach(this.buffer);
+    else native.unmap(this.buffer);
   }
 }
 

@@ -98,6 +98,15 @@ function cancelIdle(): void {
   idle.clear();
 }
 
+/**
+ * Whether a native async wait of this process may still be on a word of
+ * `buffer` (one of its threads may be about to sleep on it): then the
+ * mapping must outlive the buffer's close (see Segment.close()).
+ */
+export function nativeWaitsOn(buffer: ArrayBuffer): boolean {
+  return (byWord.get(buffer)?.size ?? 0) > 0;
+}
+
 /** Blocks until the word at byteOffset is no longer `expected`, it is woken, or timeoutMs passes. */
 export function waitSync(buffer: ArrayBuffer, byteOffset: number, expected: number, timeoutMs = Infinity): WaitResult {
   return native.futexWait(buffer, byteOffset, expected, timeoutMs === Infinity ? -1 : timeoutMs);
