@@ -363,13 +363,26 @@ export class Pool {
   /** Calls fn(...args) once in a worker. */
   apply<A extends unknown[], R>(fn: TaskRef<A, R>, args: A = [] as unknown as A, options: ApplyOptions = {}): Promise<R> {
     try {
-      this.#checkOpen();
-      if (!Array.isArray(args)) throw new TypeError(`Expected "args" to be an array, got ${describeValue(args)}`);
-      const def = this.#describe(fn as TaskRef);
-      return this.#collect(def, [args], true, 1, false, this.#callOptions(options)).then((r) => r[0] as R);
+      const call = this.#applyCall(fn as TaskRef, args, options);
+      return this.#runApply(call) as Promise<R>;
     } catch (e) {
       return Promise.reject(e);
     }
+  }
+
+  /**
+   * What apply() checks and describes, on the caller's stack: a relative
+   * module resolves against the calling file, found from the stack, which a
+   * submit() that waited for room no longer has.
+   */
+  #applyCall(fn: TaskRef, args: unknown, options: ApplyOptions): { def: TaskTarget; args: unknown[]; settings: CallSettings } {
+    this.#checkOpen();
+    if (!Array.isArray(args)) throw new TypeError(`Expected "args" to be an array, got ${describeValue(args)}`);
+    return { def: this.#describe(fn), args, settings: this.#callOptions(options) };
+  }
+
+  #runApply({ def, args, settings }: { def: TaskTarget; args: unknown[]; settings: CallSettings }): Promise<unknown> {
+    return this.#collect(def, [args], true, 1, false, settings).then((r) => r[0]);
   }
 
   /** Like map, lazily: reads the input as results are consumed, yields in input order. */
@@ -391,18 +404,18 @@ export class Pool {
    */
   submit<A extends unknown[], R>(fn: TaskRef<A, R>, args: A = [] as unknown as A, options: ApplyOptions = {}): Promise<Submitted<R>> {
     try {
-      this.#checkOpen();
       // An aborted signal rejects the submit itself, whether or not there is room.
-      const signal = checkSignal(options?.signal);
-      signal?.throwIfAborted();
-      if (this.#roomWaiters.length === 0 && this.#pending < this.#maxPending) return Promise.resolve({ result: this.apply(fn, args, options) });
+      const call = this.#applyCall(fn as TaskRef, args, options);
+      const signal = call.settings.signal;
+      const result = (): Promise<R> => this.#runApply(call) as Promise<R>;
+      if (this.#roomWaiters.length === 0 && this.#pending < this.#maxPending) return Promise.resolve({ result: result() });
       return new Promise((resolve, reject) => {
         const waiter = {
           run: () => {
             off();
             try {
               this.#checkOpen();
-              resolve({ result: this.apply(fn, args, options) });
+              resolve({ result: result() });
             } catch (e) {
               reject(e);
             }

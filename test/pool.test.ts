@@ -748,7 +748,8 @@ describe('Pool backpressure (submit, needsDrain, drained)', () => {
     const results: Promise<number>[] = [];
     const submitting = (async () => {
       for (let i = 0; i < 5; i++) {
-        const { result } = await pool.submit(task('gated'), [gate, i] as [typeof gate, number]);
+        // A relative module: those that waited for room failed to resolve it (no calling file on the stack by then).
+        const { result } = await pool.submit({ module: './fixtures/pool-tasks.mjs', export: 'gated' }, [gate, i] as [typeof gate, number]);
         accepted.push(i);
         results.push(result as Promise<number>);
       }
