@@ -77,7 +77,7 @@ export class BaseContext {
     return getAllStartMethods();
   }
 
-  setForkserverPreload(modules: readonly string[]): void {
+  setForkserverPreload(modules: readonly (string | URL)[]): void {
     setPreload(modules);
   }
 
@@ -134,7 +134,7 @@ export function getContext(method?: StartMethod | null): BaseContext {
   return c;
 }
 
-export function setForkserverPreload(modules: readonly string[]): void {
+export function setForkserverPreload(modules: readonly (string | URL)[]): void {
   setPreload(modules);
 }
 

@@ -14,7 +14,8 @@
  * describeTask, loadTask, explainReferenceError, usesLoaderHooks, checkForkedImport.
  */
 import { createRequire } from 'node:module';
-import { dirname, isAbsolute, resolve as resolvePath, sep } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { dirname, isAbsolute, join, resolve as resolvePath, sep } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { ProcessError } from './errors';
 import { describeValue } from './validate';
@@ -132,6 +133,14 @@ function callerFile(): string | null {
   return null;
 }
 
+/**
+ * A module named by the user (package name, path relative to the calling
+ * file, absolute path, URL) as the URL a child can import() from anywhere.
+ */
+export function resolveForChild(spec: string | URL, what: string): string {
+  return resolveModule(spec, callerFile(), what);
+}
+
 function resolveModule(spec: string | URL, caller: string | null, what: string): string {
   if (spec instanceof URL) return spec.href;
   if (/^(file|data|node):/.test(spec)) return spec;
@@ -142,11 +151,88 @@ function resolveModule(spec: string | URL, caller: string | null, what: string):
     }
     return pathToFileURL(resolvePath(dirname(caller), spec)).href;
   }
+  const from = caller ?? `${process.cwd()}/`;
+  const esm = resolvePackageExport(spec, from);
+  if (esm !== null) return pathToFileURL(esm).href;
   try {
-    return pathToFileURL(createRequire(caller ?? `${process.cwd()}/`).resolve(spec)).href;
+    return pathToFileURL(createRequire(from).resolve(spec)).href;
   } catch {
-    return spec; // an ESM-only package require.resolve cannot see: let import() resolve it in the child
+    return spec; // not found from here: let import() in the child say so
   }
+}
+
+/** The conditions import() applies (Node's defaults). */
+const kImportConditions = new Set(['node', 'import', 'default']);
+
+/**
+ * A package name (with an optional subpath) as import() from `from` would
+ * resolve it: the package found in the node_modules folders above `from`,
+ * then its "exports" under the import conditions. null when the package has
+ * no "exports" (require's rules, tried next, are then ESM's too) or is not
+ * found. The child import()s from this library's own folder, where a
+ * package of the caller's folder (workspaces, pnpm) is not found and a dual
+ * package resolves under require's conditions, so the parent resolves.
+ */
+function resolvePackageExport(spec: string, from: string): string | null {
+  const m = /^((?:@[^/]+\/)?[^/@][^/]*)(\/.*)?$/.exec(spec);
+  if (m === null) return null;
+  const [, name, rest] = m;
+  const subpath = rest === undefined ? '.' : `.${rest}`;
+  for (const dir of createRequire(from).resolve.paths(name) ?? []) {
+    const pkgDir = join(dir, name);
+    let pkg: { exports?: unknown };
+    try {
+      pkg = JSON.parse(readFileSync(join(pkgDir, 'package.json'), 'utf8')) as { exports?: unknown };
+    } catch {
+      continue;
+    }
+    if (pkg.exports === undefined || pkg.exports === null) return null;
+    const target = exportTarget(pkg.exports, subpath);
+    if (target === null) {
+      throw new TypeError(`Package subpath '${subpath}' is not exported by '${name}' (${join(pkgDir, 'package.json')}) under the import conditions`);
+    }
+    return resolvePath(pkgDir, target);
+  }
+  return null;
+}
+
+/** The file an "exports" field maps `subpath` to under kImportConditions, or null. */
+function exportTarget(exports: unknown, subpath: string): string | null {
+  const isSubpathMap = typeof exports === 'object' && exports !== null && !Array.isArray(exports) && Object.keys(exports).some((k) => k.startsWith('.'));
+  if (!isSubpathMap) return subpath === '.' ? conditionalTarget(exports, '') : null;
+  const map = exports as Record<string, unknown>;
+  if (Object.hasOwn(map, subpath) && !subpath.includes('*')) return conditionalTarget(map[subpath], '');
+  // Patterns ("./features/*.js"): the longest prefix before the '*' wins, as in Node.
+  let best: { key: string; match: string } | null = null;
+  for (const key of Object.keys(map)) {
+    const star = key.indexOf('*');
+    if (star < 0) continue;
+    const prefix = key.slice(0, star);
+    const suffix = key.slice(star + 1);
+    if (subpath.length >= key.length - 1 && subpath.startsWith(prefix) && subpath.endsWith(suffix) && (best === null || prefix.length > best.key.indexOf('*'))) {
+      best = { key, match: subpath.slice(prefix.length, subpath.length - suffix.length) };
+    }
+  }
+  return best === null ? null : conditionalTarget(map[best.key], best.match);
+}
+
+function conditionalTarget(target: unknown, match: string): string | null {
+  if (typeof target === 'string') return target.replaceAll('*', match);
+  if (Array.isArray(target)) {
+    for (const t of target) {
+      const r = conditionalTarget(t, match);
+      if (r !== null) return r;
+    }
+    return null;
+  }
+  if (typeof target === 'object' && target !== null) {
+    for (const [cond, t] of Object.entries(target)) {
+      if (!kImportConditions.has(cond)) continue;
+      const r = conditionalTarget(t, match);
+      if (r !== null) return r;
+    }
+  }
+  return null;
 }
 
 /** Validates a target (a function or { module, export }) and turns it into something that can travel. */

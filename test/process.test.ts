@@ -319,6 +319,21 @@ describe('setForkserverPreload', () => {
   });
 });
 
+describe('package names and relative paths resolve from the calling file, under import() conditions', () => {
+  it('in module targets, pool tasks and setForkserverPreload: an ESM-only package of the caller\'s node_modules, a dual package, a subpath pattern', async () => {
+    const r = await runNode(fixture('pkg-resolve.mjs'), [new URL('../dist/esm/index.mjs', import.meta.url).href], { timeoutMs: 60_000 });
+    expect(r.stderr).toBe(''); // before: "preloading dual failed: Cannot find package 'dual' imported from .../forkserver-main.js"
+    expect(JSON.parse(r.stdout)).toEqual({
+      eonly: 'eonly', // before: Cannot find package 'eonly' imported from .../task.js
+      deep: 'eonly/sub/deep',
+      dual: 'dual-esm', // before: the require condition's file, unlike the caller's import
+      preloaded: ['esm', true],
+      notExported: expect.stringMatching(/Package subpath '\.\/nope' is not exported by 'eonly'/),
+      processExit: 0,
+    });
+  });
+});
+
 describe('forkserver code pages', () => {
   // fork() copies the page tables of anonymous mappings, not those of file
   // mappings: with node's code moved to anonymous memory in the zygote,

@@ -18,6 +18,7 @@ import type { Socket } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { ProcessError } from '../errors';
+import { resolveForChild } from '../task';
 import { native } from '../native';
 import { kTrackerFdEnv, kTrackerInoEnv, kTrackerPidEnv, register, trackerFdForChild, trackerPipeInode, trackerProcessId, unregister } from '../resource-tracker';
 import { createSegment, generateName, osName } from '../segment';
@@ -41,11 +42,14 @@ export function setForkserverSpares(n: number): void {
   spareCount = n;
 }
 
-export function setForkserverPreload(modules: readonly string[]): void {
+export function setForkserverPreload(modules: readonly (string | URL)[]): void {
   if (!Array.isArray(modules) || modules.some((m) => typeof m !== 'string' && !(m instanceof URL))) {
-    throw new TypeError('Expected "modules" to be an array of module names, absolute paths or file URLs');
+    throw new TypeError('Expected "modules" to be an array of module names, paths or file URLs');
   }
-  preload = modules.map((m) => String(m));
+  // Resolved here, from the calling file, as module targets are: the zygote
+  // import()s from this library's folder, where the caller's packages (and
+  // its relative paths) are not found.
+  preload = modules.map((m) => resolveForChild(m, 'setForkserverPreload'));
 }
 
 export function getForkserverPreload(): string[] {
