@@ -15,7 +15,7 @@
  */
 import { createRequire } from 'node:module';
 import { readFileSync } from 'node:fs';
-import { dirname, isAbsolute, join, resolve as resolvePath, sep } from 'node:path';
+import { dirname, extname, isAbsolute, join, resolve as resolvePath, sep } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { ProcessError } from './errors';
 import { describeValue } from './validate';
@@ -374,10 +374,38 @@ const importing = globalThis as unknown as Record<symbol, string | undefined>;
 async function importTarget(url: string): Promise<unknown> {
   importing[kImportingTarget] = url;
   try {
-    return await import(url);
+    try {
+      return await import(url);
+    } catch (e) {
+      const viaRequire = requireHooked(url, e);
+      if (viaRequire === undefined) throw e;
+      return viaRequire.ns;
+    }
   } finally {
     importing[kImportingTarget] = undefined;
   }
+}
+
+/**
+ * A module import() cannot load for its file extension, loaded with require()
+ * instead when a CommonJS-only hook taught require() that extension
+ * (`node --require tsx/cjs main.ts`, ts-node's register): such a hook does
+ * not reach import(). Undefined when require cannot help either (no hook for
+ * the extension), and the caller keeps import()'s error; a hook that knows
+ * the extension makes require()'s error the module's own (it threw at its top
+ * level, a syntax error), so that one is thrown.
+ */
+function requireHooked(url: string, importError: unknown): { ns: Record<string, unknown> } | undefined {
+  if ((importError as NodeJS.ErrnoException | null)?.code !== 'ERR_UNKNOWN_FILE_EXTENSION' || !url.startsWith('file:')) return undefined;
+  const file = fileURLToPath(url);
+  // require.extensions is Module._extensions: where such hooks register.
+  if (!Object.hasOwn(require.extensions, extname(file))) return undefined;
+  const exports = require(file) as unknown;
+  // Shaped as import() shapes a CommonJS module: its exports plus default, the
+  // compiled `export default` when the module says it was ESM (__esModule).
+  if ((typeof exports !== 'object' && typeof exports !== 'function') || exports === null) return { ns: { default: exports } };
+  const named = exports as Record<string, unknown>;
+  return { ns: { ...named, default: named.__esModule === true ? named.default : exports } };
 }
 
 /** Throws if this child is importing its target module (see kImportingTarget); `what` names the call. */

@@ -50,3 +50,28 @@ describe('children of a program run with --import tsx', () => {
     });
   });
 });
+
+// A CommonJS-only hook (`--require tsx/cjs`) teaches require() the .ts
+// extension, not import(): the child loads a .ts target with require. No ESM
+// loader hooks, so forkserver stays the default (its zygote carries the
+// --require; forked children keep the in-thread hook).
+describe('children of a program run with --require tsx/cjs', () => {
+  for (const method of [undefined, 'spawn'] as const) {
+    it(`run TypeScript module targets that name the main file (${method ?? 'default start method'})`, async () => {
+      const child = spawn(process.execPath, ['--require', 'tsx/cjs', fixture('ts-cjs/main.ts'), ...(method === undefined ? [] : [method])], {
+        cwd: root,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      const r = await collect(child, 30_000);
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(0);
+      expect(JSON.parse(r.stdout.trim())).toEqual({
+        method: method ?? 'forkserver',
+        process: 10,
+        exitCode: 0,
+        map: [2, 4, 6],
+        mapDefault: [36, 49],
+      });
+    });
+  }
+});
