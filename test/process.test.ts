@@ -462,6 +462,15 @@ describe('forkserver under load', () => {
     expect(r.stdout.trim()).toBe('ended, 0 parked'); // the fork paths skipped this unpark after a timeout: the late park tasks held the workers and the process never ended
   });
 
+  it('an addon built for another Node ABI cannot park V8 workers: the forking process warns once, with a code and the fix', async () => {
+    const r = await runNode(fixture('park-abi-mismatch.cjs'), [], { nodeArgs: ['--single-threaded'], timeoutMs: 30_000 });
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout.trim())).toEqual({ exitCodes: [0, 0, 0, 0], codes: ['MULTIPROC_ADDON_ABI_MISMATCH'] });
+    // Once, from the parent (not the zygote, nor a fork child that copied the queued warning).
+    expect(r.stderr.match(/MULTIPROC_ADDON_ABI_MISMATCH/g)).toHaveLength(1);
+    expect(r.stderr).toMatch(/\(node:\d+\) \[MULTIPROC_ADDON_ABI_MISMATCH\] Warning: .*NODE_MODULE_VERSION 1;.*`npm rebuild multiproc`/);
+  });
+
   it.each(['forkserver', 'fork'])('%s children forked while V8 platform workers were being woken can post to its worker queue (a GC does) without hanging', async (method) => {
     const r = await runNode(fixture('platform-posts.mjs'), [method, '10'], { nodeArgs: method === 'fork' ? ['--single-threaded'] : [], timeoutMs: 80_000 });
     expect(r.stderr).toBe('');

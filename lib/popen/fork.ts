@@ -16,7 +16,7 @@
  */
 import { isMainThread } from 'node:worker_threads';
 import { native } from '../native';
-import { parkWorkers, unparkWorkers } from './park';
+import { parkWorkers, unparkWorkers, warnIfUnparkable } from './park';
 import { BasePopen, exitCodeOf } from './popen';
 
 /** Why fork is not offered here, or null when it is. */
@@ -79,6 +79,7 @@ export class ForkPopen extends BasePopen {
     super();
     const [r] = forkWatchdog();
     // V8's worker threads are held for the fork only (see park.ts).
+    warnIfUnparkable();
     parkWorkers(1000);
     let pid: number;
     try {

@@ -26,6 +26,7 @@ import { waitSync, wake } from '../wait';
 import {
   kBellRung, kBoardBytes, kBoardEnv, kPreloadEnv, kSparesEnv, kReplyPid, kReplySeq, kRingCapacity, kRingRead, kRingRecordInts, kRingStart, kRingWrite,
 } from './forkserver-layout';
+import { warnIfUnparkable } from './park';
 import { BasePopen, encodeSpec, exitCodeOf, type ChildSpec } from './popen';
 import { childExecArgv } from './spawn';
 
@@ -71,6 +72,7 @@ class Zygote {
   readonly #early = new Map<number, number>();
 
   constructor() {
+    warnIfUnparkable(); // the zygote parks around its forks (it shares this addon)
     const name = osName(generateName());
     this.#buffer = createSegment(name, kBoardBytes);
     register(name, 'object');
