@@ -31,6 +31,13 @@ export class SerializationError extends MultiprocError {}
 export class ProcessError extends MultiprocError {}
 /** Work was cancelled because the pool (or process) is shutting down, e.g. on SIGINT. */
 export class AbortError extends MultiprocError {}
+/**
+ * The native addon could not be loaded (never built, built for another
+ * platform, or the package was bundled away from it): thrown by
+ * `require('multiproc')` / `import 'multiproc'`, with what to do in its
+ * message and the loader's own error as `cause`.
+ */
+export class NativeAddonError extends MultiprocError {}
 
 /** A pool worker died while running a task. */
 export class WorkerExitError extends MultiprocError {

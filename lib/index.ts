@@ -4,7 +4,7 @@
  */
 export {
   MultiprocError, QueueFullError, QueueEmptyError, QueueClosedError, TimeoutError, BrokenBarrierError,
-  EOFError, SerializationError, ProcessError, AbortError, WorkerExitError,
+  EOFError, SerializationError, ProcessError, AbortError, WorkerExitError, NativeAddonError,
 } from './errors';
 
 // Shared memory and shared values

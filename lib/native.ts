@@ -5,6 +5,7 @@
  */
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { NativeAddonError } from './errors';
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 import nodeGypBuild = require('node-gyp-build');
 
@@ -92,10 +93,46 @@ export function packageRoot(): string {
   let dir = __dirname;
   while (!existsSync(join(dir, 'binding.gyp'))) {
     const up = dirname(dir);
-    if (up === dir) throw new Error(`multiproc: cannot find the package root above ${__dirname}`);
+    if (up === dir) {
+      // Not found only when this file was moved out of the package: bundled.
+      throw new NativeAddonError(
+        `multiproc: cannot find the package root (the directory with binding.gyp) above ${__dirname}. ` +
+          'multiproc cannot be bundled: its native addon and the scripts its child processes run must stay in ' +
+          "node_modules/multiproc. Mark it external in your bundler (esbuild: --external:multiproc; webpack: externals: { multiproc: 'commonjs multiproc' }; " +
+          "Rollup/Vite: external: ['multiproc']; Next.js: serverExternalPackages: ['multiproc']) and ship node_modules/multiproc with the bundle.",
+      );
+    }
     dir = up;
   }
   return dir;
 }
 
-export const native: NativeBinding = nodeGypBuild(packageRoot()) as NativeBinding;
+const kRebuild =
+  'Build it with `npm rebuild multiproc` (pnpm, which skips dependencies\' build scripts unless allowed: `pnpm approve-builds`, ' +
+  'then `pnpm rebuild multiproc`). Building needs python3, make and a C++ compiler ' +
+  '(Debian/Ubuntu: apt install python3 make g++; macOS: xcode-select --install).';
+
+/** node-gyp-build, with its errors told in terms of what to do. */
+function loadBinding(): NativeBinding {
+  const root = packageRoot();
+  try {
+    return nodeGypBuild(root) as NativeBinding;
+  } catch (e) {
+    const message = e instanceof Error ? e.message : String(e);
+    if (message.startsWith('No native build was found')) {
+      // Install scripts skipped (npm --ignore-scripts, pnpm's default) and no prebuild for this Node.
+      throw new NativeAddonError(
+        `multiproc's native addon was never built in ${root}, and no prebuild matches Node ${process.version} on ` +
+          `${process.platform}-${process.arch} (were install scripts skipped?). ${kRebuild}`,
+        { cause: e },
+      );
+    }
+    if ((e as NodeJS.ErrnoException | null)?.code === 'ERR_DLOPEN_FAILED') {
+      // A build for another platform or architecture (node_modules copied across machines, a musl/glibc mix).
+      throw new NativeAddonError(`multiproc's native addon in ${root} could not be loaded: ${message.trim()}. Rebuild it on this machine: ${kRebuild}`, { cause: e });
+    }
+    throw e;
+  }
+}
+
+export const native: NativeBinding = loadBinding();
