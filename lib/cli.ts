@@ -6,16 +6,45 @@
  *
  * lists the shared memory segments this library made and who uses them, and
  * with --clean removes the stale ones (see lib/doctor.ts for the rules).
+ * `multiproc --version` and `--help` work without the native addon (the
+ * doctor, which needs it, is loaded only for its command).
  */
-import { inspectSegments, removeStale, type SegmentReport } from './doctor';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import type { SegmentReport } from './doctor';
 
-const usage = `Usage: multiproc doctor [--clean] [--min-age SECONDS] [--json] [NAME...]
+const usage = `Usage: multiproc <command> [options]
+
+Commands:
+  doctor    list the shared memory segments multiproc made and remove stale
+            ones (multiproc doctor --help)
+
+Options:
+  -h, --help       show this help
+  -v, --version    print multiproc's version`;
+
+const doctorUsage = `Usage: multiproc doctor [--clean] [--min-age SECONDS] [--json] [NAME...]
 
 Lists the shared memory segments multiproc made (/dev/shm), which live
 processes use them, and which are stale: unused, and no resource tracker left
 that owns them (one was killed without cleaning up). --clean removes the
 stale ones. NAME...: only these segments. --min-age: only segments at least
-this old can be stale (default 60).`;
+this old can be stale (default 60).
+
+Exit status: 0; 1 if a NAME does not exist or is not a segment multiproc
+made, or a stale segment could not be removed; 2 for bad arguments.`;
+
+/** This package's version, from the package.json above this file (dist/cjs/cli.js). */
+function version(): string {
+  for (let dir = __dirname; ; dir = dirname(dir)) {
+    const file = join(dir, 'package.json');
+    if (existsSync(file)) {
+      const pkg = JSON.parse(readFileSync(file, 'utf8')) as { name?: unknown; version?: unknown };
+      if (pkg.name === 'multiproc' && typeof pkg.version === 'string') return pkg.version;
+    }
+    if (dirname(dir) === dir) throw new Error(`multiproc: cannot find its package.json above ${__dirname}`);
+  }
+}
 
 function formatBytes(n: number): string {
   if (n < 1024) return `${n} B`;
@@ -47,7 +76,7 @@ function doctor(args: string[]): number {
     if (a === '--clean') clean = true;
     else if (a === '--json') json = true;
     else if (a === '--help' || a === '-h') {
-      process.stdout.write(`${usage}\n`);
+      process.stdout.write(`${doctorUsage}\n`);
       return 0;
     } else if (a === '--min-age') {
       const arg = args[++i];
@@ -58,20 +87,30 @@ function doctor(args: string[]): number {
       }
       minAgeMs = v * 1000;
     } else if (a.startsWith('-')) {
-      process.stderr.write(`Unknown option ${a}\n\n${usage}\n`);
+      process.stderr.write(`Unknown option ${a}\n\n${doctorUsage}\n`);
       return 2;
     } else names.push(a);
   }
+  // Loaded here, not at the top: it loads the native addon, which --help and --version do without.
+  const { inspectSegments, removeStale } = require('./doctor') as typeof import('./doctor');
   const reports = inspectSegments({ minAgeMs, names: names.length > 0 ? names : undefined });
   const { removed, failed } = clean ? removeStale(reports) : { removed: [], failed: [] };
   const found = new Set(reports.map((r) => r.name));
   const missing = names.map((n) => n.replace(/^\//, '')).filter((n) => !found.has(n));
-  const code = failed.length > 0 ? 1 : 0;
+  // A name that is not there is an error, as for ls or rm: a script must not read "nothing stale" from it.
+  const code = failed.length > 0 || missing.length > 0 ? 1 : 0;
   if (json) {
     process.stdout.write(`${JSON.stringify({ segments: reports, removed, failed, missing }, null, 2)}\n`);
     return code;
   }
-  for (const n of missing) process.stderr.write(`${n}: no such multiproc segment in /dev/shm\n`);
+  for (const n of missing) {
+    process.stderr.write(
+      existsSync(`/dev/shm/${n}`)
+        ? `${n}: not a segment multiproc made (its names look like mp-AbCdEfGh0123456_: a prefix, '-', 16 characters); the doctor leaves other programs' segments alone\n`
+        : `${n}: no such shared memory segment in /dev/shm\n`,
+    );
+  }
+  if (missing.length > 0 && reports.length === 0) return code;
   if (reports.length === 0) {
     process.stdout.write('No multiproc shared memory segments in /dev/shm.\n');
     return code;
@@ -86,6 +125,14 @@ function doctor(args: string[]): number {
 
 function main(argv: string[]): number {
   const [command, ...rest] = argv;
+  if (command === '--version' || command === '-v') {
+    process.stdout.write(`${version()}\n`);
+    return 0;
+  }
+  if (command === '--help' || command === '-h') {
+    process.stdout.write(`${usage}\n`);
+    return 0;
+  }
   if (command === 'doctor') {
     try {
       return doctor(rest);
@@ -94,8 +141,12 @@ function main(argv: string[]): number {
       return 1;
     }
   }
-  process.stderr.write(`${command === undefined || command === '--help' || command === '-h' ? '' : `Unknown command ${command}\n\n`}${usage}\n`);
-  return command === undefined || command === '--help' || command === '-h' ? 0 : 2;
+  if (command === undefined) {
+    process.stderr.write(`${usage}\n`);
+    return 0;
+  }
+  process.stderr.write(`Unknown ${command.startsWith('-') ? 'option' : 'command'} ${command}\n\n${usage}\n`);
+  return 2;
 }
 
 process.exitCode = main(process.argv.slice(2));

@@ -1,7 +1,8 @@
 // `multiproc doctor`: a tree whose tracker was SIGKILLed leaves its segments
 // behind; the doctor finds them (and only them) stale and removes them.
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { basename } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import * as mp from 'multiproc';
@@ -16,11 +17,17 @@ interface Report {
   missing: string[];
 }
 
+/** `multiproc doctor --json ...args`; it exits 1 when a named segment is missing. */
 async function doctor(...args: string[]): Promise<Report> {
   const r = await collect(spawn(process.execPath, [cli, 'doctor', '--json', ...args], { stdio: ['ignore', 'pipe', 'pipe'] }));
   expect(r.stderr).toBe('');
-  expect(r.code).toBe(0);
-  return JSON.parse(r.stdout) as Report;
+  const report = JSON.parse(r.stdout) as Report;
+  expect(r.code).toBe(report.missing.length > 0 ? 1 : 0);
+  return report;
+}
+
+function run(...args: string[]): ReturnType<typeof collect> {
+  return collect(spawn(process.execPath, [cli, ...args], { stdio: ['ignore', 'pipe', 'pipe'] }));
 }
 
 describe('multiproc doctor', () => {
@@ -97,10 +104,21 @@ describe('multiproc doctor', () => {
   });
 
   it('reports what it found, or that it needs Linux; bad arguments get the usage', async () => {
-    const r = await collect(spawn(process.execPath, [cli, 'doctor', 'mp-doesnotexist00000'], { stdio: ['ignore', 'pipe', 'pipe'] }));
+    const r = await run('doctor', 'mp-doesnotexist00000');
     if (isLinux) {
-      expect(r.code).toBe(0);
-      expect(r.stdout).toMatch(/No multiproc shared memory segments/);
+      // A name that is not there is an error (it exited 0, and said "No multiproc shared memory segments").
+      expect(r.code).toBe(1);
+      expect(r.stdout).toBe('');
+      expect(r.stderr).toBe('mp-doesnotexist00000: no such shared memory segment in /dev/shm\n');
+      const foreign = `/dev/shm/${process.env.MULTIPROC_SHM_PREFIX ?? 'mp'}-foreign-${process.pid}`;
+      writeFileSync(foreign, '');
+      try {
+        const f = await run('doctor', basename(foreign));
+        expect(f.code).toBe(1);
+        expect(f.stderr).toMatch(/: not a segment multiproc made \(its names look like .*\); the doctor leaves other programs' segments alone\n$/);
+      } finally {
+        rmSync(foreign, { force: true });
+      }
       const v = new mp.Value('d', 2.5);
       try {
         const t = await collect(spawn(process.execPath, [cli, 'doctor', v.segmentName], { stdio: ['ignore', 'pipe', 'pipe'] }));
@@ -123,5 +141,23 @@ describe('multiproc doctor', () => {
     const help = await collect(spawn(process.execPath, [cli, 'doctor', '--help'], { stdio: ['ignore', 'pipe', 'pipe'] }));
     expect(help.code).toBe(0);
     expect(help.stdout).toMatch(/^Usage: multiproc doctor/);
+  });
+});
+
+describe('the multiproc command', () => {
+  it('--version and -v print the version; --help prints the usage to stdout; an unknown command gets the usage and exit 2', async () => {
+    const { version } = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+    for (const flag of ['--version', '-v']) {
+      expect(await run(flag)).toMatchObject({ code: 0, stdout: `${version}\n`, stderr: '' });
+    }
+    for (const flag of ['--help', '-h']) {
+      const h = await run(flag);
+      expect(h).toMatchObject({ code: 0, stderr: '' });
+      expect(h.stdout).toMatch(/^Usage: multiproc <command>[\s\S]*doctor[\s\S]*--version/);
+    }
+    const bad = await run('doctr');
+    expect(bad.code).toBe(2);
+    expect(bad.stdout).toBe('');
+    expect(bad.stderr).toMatch(/^Unknown command doctr\n\nUsage: multiproc <command>/);
   });
 });

@@ -50,6 +50,17 @@ describe('loading the package without its addon', () => {
     expect(e.cause).toMatch(/^No native build was found for platform=/);
   });
 
+  it('the multiproc command: --version works without the addon; doctor says how to build it', async () => {
+    const dir = copy(false);
+    const cli = join(dir, 'dist', 'cjs', 'cli.js');
+    const v = await collect(spawn(process.execPath, [cli, '--version'], { stdio: ['ignore', 'pipe', 'pipe'] }));
+    expect(v).toMatchObject({ code: 0, stderr: '' });
+    expect(v.stdout).toMatch(/^\d+\.\d+\.\d+/);
+    const d = await collect(spawn(process.execPath, [cli, 'doctor'], { stdio: ['ignore', 'pipe', 'pipe'] }));
+    expect(d.code).toBe(1);
+    expect(d.stderr).toMatch(/never built.*npm rebuild multiproc/);
+  });
+
   it('a build that does not load here (another platform): says to rebuild on this machine', async () => {
     const dir = copy(false);
     mkdirSync(join(dir, 'build', 'Release'), { recursive: true });
