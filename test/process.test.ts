@@ -263,6 +263,9 @@ describe.each(['spawn', 'forkserver', 'fork'])('scenarios in a separate parent (
     expect(res.value).toBe(3);
     expect(res.activeDuring).toEqual([true]);
     expect(res.activeAfter).toBe(0);
+    // Before, under 'fork', the grandchildren's copy of the child's target rejected with the
+    // ForkChildExit their start() threw, and that ended them (exit 1) before their own target ran.
+    expect(res.names).toHaveLength(3);
     // The error and its stack reach the child's stderr.
     expect(r.stderr).toMatch(/Error: sync failure on purpose\n\s+at /);
     expect(r.stderr).toMatch(/TypeError: async failure on purpose\n\s+at /);

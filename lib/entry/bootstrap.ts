@@ -79,9 +79,18 @@ function report(name: string, err: unknown): void {
   process.stderr.write(text);
 }
 
+/**
+ * A ForkChildExit: a 'fork' grandchild leaving the code it shares with its
+ * parent (the parent's target, which started it). It is not that target
+ * failing, in either process.
+ */
+function isForkChildExit(err: unknown): boolean {
+  return (err as { forkChild?: unknown } | null)?.forkChild === true;
+}
+
 function installErrorExit(name: string): void {
   process.on('uncaughtException', (err) => {
-    if ((err as { forkChild?: unknown } | null)?.forkChild === true) return; // ForkChildExit leaving the parent's code
+    if (isForkChildExit(err)) return; // ForkChildExit leaving the parent's code
     report(name, err);
     process.exit(1);
   });
@@ -96,6 +105,7 @@ async function runTarget(fn: (...args: unknown[]) => unknown, args: unknown[], n
   try {
     await fn(...args);
   } catch (err) {
+    if (isForkChildExit(err)) return; // a fork grandchild leaving; its own runInForkChild ends it
     report(name, fromSource ? explainReferenceError(err, `Under the '${method}' start method a function target`) : err);
     process.exit(1);
   }
@@ -353,8 +363,14 @@ export function runInForkChild(
     native.exitNow(code);
   };
   const fail: (e: unknown) => never = (e) => {
+    // A grandchild this target forked, leaving our code: let it go on up
+    // (sync) or go quiet (async); the grandchild's own call here ends it.
+    if (isForkChildExit(e)) throw e;
     report(info.name, e);
     exit(1);
+  };
+  const failAsync = (e: unknown): void => {
+    if (!isForkChildExit(e)) fail(e);
   };
   if (typeof target === 'function') {
     let result: unknown;
@@ -364,12 +380,12 @@ export function runInForkChild(
       fail(e);
     }
     if (!isThenable(result)) exit(0);
-    void Promise.resolve(result).then(() => exit(0), fail);
+    void Promise.resolve(result).then(() => exit(0), failAsync);
     return;
   }
   void loadTask(target, process.cwd())
     .then((fn) => fn(...args))
-    .then(() => exit(0), fail);
+    .then(() => exit(0), failAsync);
 }
 
 /** Reads n bytes from fd, blocking; at EOF the process ends with `eofCode`. */
