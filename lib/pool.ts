@@ -45,7 +45,7 @@ import { AbortError, MultiprocError, ProcessError, TimeoutError, WorkerExitError
 import { checkForkedImport, describeTask, refuseWhileImportingTarget, type TaskTarget } from './task';
 import { checkInteger, checkSignal, describeValue, kMaxTimerMs } from './validate';
 import { Pipe, type Connection } from './connection';
-import { Process } from './process';
+import { Process, nextPoolName } from './process';
 import { jobTag, kUnlinkNow, kUserWord } from './symbols';
 import * as context from './context';
 import type { StartMethod } from './popen/popen';
@@ -273,7 +273,6 @@ const kPrefetchBelowMs = 100;
 /** Consecutive worker deaths before any job finished: stop and report instead of looping. */
 const kCrashLoopLimit = 5;
 
-let poolIds = 0;
 
 function remoteError(e: WireError, pid: number): Error {
   const err = new Error(e.message);
@@ -316,7 +315,10 @@ export class Pool {
   #fatal: Error | undefined;
   readonly #calls = new Set<Call>();
   readonly #signalHandler: ((sig: NodeJS.Signals) => void) | undefined;
-  readonly #id = ++poolIds;
+  /** `Pool-1` (`Pool-1:1` in a child: see nextPoolName); worker names extend it. */
+  readonly #name = nextPoolName();
+  /** Workers started so far: each, replacements too, gets the next number. */
+  #workerCount = 0;
   #keepAlive: NodeJS.Timeout | undefined;
   /** Whether workers are forked (forkserver/fork), which limits module tasks under loader hooks. */
   #forked = false;
@@ -1050,7 +1052,7 @@ export class Pool {
     const proc = new Process({
       target: { module: kWorkerEntry, export: 'poolWorkerMain' },
       args: [childEnd, { initializer: this.#initializer, initargs: this.#options.initargs ?? [] }],
-      name: `Pool-${this.#id}-Worker`,
+      name: `${this.#name}-Worker-${++this.#workerCount}`,
       daemon: true,
       startMethod: this.#options.startMethod,
     });

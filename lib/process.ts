@@ -59,19 +59,45 @@ interface Identity {
   startMethod: StartMethod | null;
   parentPid: number;
   parentName: string;
+  /**
+   * Python's `_identity`: the main process is [], its children [1], [2]...,
+   * their children [1, 1], [1, 2]... Default names are made from it
+   * (`Process-1:2`), so they are distinct across the whole tree.
+   */
+  chain: readonly number[];
 }
 
-let identity: Identity = { name: 'MainProcess', daemon: false, startMethod: null, parentPid: 0, parentName: '' };
+let identity: Identity = { name: 'MainProcess', daemon: false, startMethod: null, parentPid: 0, parentName: '', chain: [] };
+/** Children (Process objects) this process has made; each takes the next number, named or not (as Python). */
 let counter = 0;
+/** Pools this process has made (see nextPoolName). */
+let pools = 0;
+/**
+ * The chain of the Process being started with 'fork', for the fork child's
+ * enterChild: it runs on the parent's copy of this module, inside start().
+ */
+let forkingChain: readonly number[] | null = null;
 const children = new Set<Process>();
 let exitHookInstalled = false;
 
 /** Called by the child bootstrap: this process is now a child. */
-export function enterChild(info: Identity): void {
-  identity = { ...info };
+export function enterChild(info: Omit<Identity, 'chain'> & { chain?: readonly number[] }): void {
+  identity = { ...info, chain: info.chain ?? forkingChain ?? [] };
+  forkingChain = null;
   counter = 0;
+  pools = 0;
   children.clear();
   exitHookInstalled = false; // a fork child dropped the parent's 'exit' listeners
+}
+
+/** How a chain reads in a name: `1:2`, as Python's `Process-1:2`. */
+function chainName(chain: readonly number[]): string {
+  return chain.join(':');
+}
+
+/** A name for a new Pool, distinct across the process tree: `Pool-1`, and in Process-1 `Pool-1:1`. */
+export function nextPoolName(): string {
+  return `Pool-${chainName([...identity.chain, ++pools])}`;
 }
 
 export function currentProcess(): ProcessInfo {
@@ -132,6 +158,7 @@ export class Process {
   #name: string;
   #daemon: boolean;
   #method: StartMethod | undefined;
+  readonly #chain: readonly number[];
   #popen: Popen | null = null;
   #closed = false;
 
@@ -146,7 +173,8 @@ export class Process {
     if (options.name !== undefined && typeof options.name !== 'string') {
       throw new TypeError(`Expected "name" to be a string, got ${describeValue(options.name)}`);
     }
-    this.#name = options.name ?? `Process-${++counter}`;
+    this.#chain = [...identity.chain, ++counter];
+    this.#name = options.name ?? `Process-${chainName(this.#chain)}`;
     if (options.daemon !== undefined && typeof options.daemon !== 'boolean') {
       throw new TypeError(`Expected "daemon" to be a boolean, got ${describeValue(options.daemon)}`);
     }
@@ -198,7 +226,17 @@ export class Process {
     const method = this.startMethod;
     // A fork-method child runs a function itself (the closure), so only a module target can hit this.
     checkForkedImport(this.#target.child, method !== 'spawn', `The target of ${this.#name}`);
-    const popen = method === 'fork' ? this.#startFork() : this.#startWithSpec(method);
+    let popen: Popen;
+    if (method === 'fork') {
+      forkingChain = this.#chain; // read by enterChild in the fork child
+      try {
+        popen = this.#startFork();
+      } finally {
+        forkingChain = null;
+      }
+    } else {
+      popen = this.#startWithSpec(method);
+    }
     this.#popen = popen;
     children.add(this);
     popen.setRef(!this.#daemon);
@@ -224,6 +262,7 @@ export class Process {
       daemon: this.#daemon,
       parentPid: native.getpid(),
       parentName: identity.name,
+      chain: this.#chain,
       startMethod: method,
       cwd: process.cwd(),
     };

@@ -263,6 +263,31 @@ describe('Pool workers', () => {
     for (const c of counts.values()) expect(c).toBe(2);
   });
 
+  it('numbers its workers, replacements too, and a pool in a child is named from the child', async () => {
+    const pool = new mp.Pool({ processes: 1, maxTasksPerChild: 1 });
+    const names = await pool.map(() => require('multiproc').currentProcess().name as string, range(3), { chunksize: 1 });
+    pool.close();
+    await pool.join();
+    // Before, every worker of every pool was Pool-N-Worker.
+    const id = /^(Pool-\d+)-Worker-1$/.exec(names[0]!)?.[1];
+    expect(id).toBeDefined();
+    expect(names).toEqual([1, 2, 3].map((i) => `${id}-Worker-${i}`));
+    const out = new mp.SimpleQueue<string>();
+    const p = new mp.Process({ args: [out], target: async (q: mp.SimpleQueue<string>) => {
+      const mp = require('multiproc') as typeof import('multiproc');
+      const inner = new mp.Pool({ processes: 1 });
+      const [worker] = await inner.map(() => require('multiproc').currentProcess().name as string, [0]);
+      await inner.terminate();
+      await q.put(`${mp.currentProcess().name} ${worker}`);
+    } });
+    p.start();
+    await p.join();
+    expect(p.exitCode).toBe(0);
+    const chain = p.name.slice('Process-'.length);
+    expect(await out.get()).toBe(`${p.name} Pool-${chain}:1-Worker-1`);
+    out.close();
+  });
+
   it('a task that SIGKILLs its worker rejects with WorkerExitError; the other 99 resolve', async () => {
     const pool = new mp.Pool({ processes: 2 });
     const calls = range(100).map((i) =>

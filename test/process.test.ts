@@ -266,6 +266,10 @@ describe.each(['spawn', 'forkserver', 'fork'])('scenarios in a separate parent (
     // Before, under 'fork', the grandchildren's copy of the child's target rejected with the
     // ForkChildExit their start() threw, and that ended them (exit 1) before their own target ran.
     expect(res.names).toHaveLength(3);
+    // Before, every child's first child was Process-1 again.
+    const n = res.namer as string;
+    expect(n).toMatch(/^Process-\d+$/);
+    expect(res.names.sort()).toEqual([`${n} made ${n}:1 ${n}:2`, `${n}:1<${n}`, `${n}:2<${n}`]);
     // The error and its stack reach the child's stderr.
     expect(r.stderr).toMatch(/Error: sync failure on purpose\n\s+at /);
     expect(r.stderr).toMatch(/TypeError: async failure on purpose\n\s+at /);

@@ -113,7 +113,7 @@ async function runTarget(fn: (...args: unknown[]) => unknown, args: unknown[], n
 
 /** Runs a decoded spec (spawn and forkserver children). */
 export async function runSpec(spec: ChildSpec, forked: boolean): Promise<void> {
-  enterChild({ name: spec.name, daemon: spec.daemon, startMethod: spec.startMethod, parentPid: spec.parentPid, parentName: spec.parentName });
+  enterChild({ name: spec.name, daemon: spec.daemon, startMethod: spec.startMethod, parentPid: spec.parentPid, parentName: spec.parentName, chain: spec.chain });
   installErrorExit(spec.name);
   let args: unknown[] = [];
   let released = false;

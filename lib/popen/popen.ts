@@ -43,6 +43,8 @@ export interface ChildSpec {
   daemon: boolean;
   parentPid: number;
   parentName: string;
+  /** The child's identity chain (see Identity in process.ts). */
+  chain: readonly number[];
   startMethod: StartMethod;
   cwd: string;
 }
