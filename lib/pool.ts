@@ -46,6 +46,7 @@ import { checkForkedImport, describeTask, refuseWhileImportingTarget, type TaskT
 import { checkInteger, checkSignal, describeValue, kMaxTimerMs } from './validate';
 import { Pipe, type Connection } from './connection';
 import { Process, nextPoolName } from './process';
+import { unwire, type WireError } from './wire-error';
 import { jobTag, kUnlinkNow, kUserWord } from './symbols';
 import * as context from './context';
 import type { StartMethod } from './popen/popen';
@@ -128,14 +129,6 @@ export interface PoolStats {
    * job (chunk) a timeout stopped counts as failed: its call rejected with it.
    */
   tasks: { queued: number; running: number; done: number; failed: number; cancelled: number };
-}
-
-/** Serialized error from a worker. */
-interface WireError {
-  name: string;
-  message: string;
-  stack?: string;
-  props?: Record<string, unknown>;
 }
 
 type ToWorker =
@@ -274,13 +267,9 @@ const kPrefetchBelowMs = 100;
 const kCrashLoopLimit = 5;
 
 
+/** A worker's error, rebuilt (see wire-error.ts), saying which worker threw it. */
 function remoteError(e: WireError, pid: number): Error {
-  const err = new Error(e.message);
-  Object.defineProperty(err, 'name', { value: e.name, enumerable: false, configurable: true, writable: true });
-  if (e.stack) err.stack = e.stack;
-  if (e.props) Object.assign(err, e.props);
-  Object.assign(err, { workerPid: pid });
-  return err;
+  return Object.assign(unwire(e), { workerPid: pid });
 }
 
 function toArray<T>(iterable: Iterable<T> | AsyncIterable<T>, what: string): Iterable<T> {

@@ -74,6 +74,56 @@ describe('Pool', () => {
     expect(await pool.apply(() => 'still fine')).toBe('still fine');
   });
 
+  it('a task\'s error comes back as its built-in class, with its cause, an AggregateError\'s errors and own props', async () => {
+    // Before: a plain Error named 'TypeError', without cause or errors.
+    const t = await pool.apply(() => {
+      throw new TypeError('outer', { cause: new RangeError('inner', { cause: { code: 5 } }) });
+    }).catch((e: unknown) => e as Error);
+    expect(t).toBeInstanceOf(TypeError);
+    expect(t.message).toBe('outer');
+    expect(t.stack).toMatch(/TypeError: outer\n\s+at /);
+    expect(typeof (t as Error & { workerPid: number }).workerPid).toBe('number'); // which worker threw it
+    expect(t.cause).toBeInstanceOf(RangeError);
+    expect((t.cause as Error).message).toBe('inner');
+    expect((t.cause as Error).cause).toEqual({ code: 5 });
+    const a = await pool.apply(() => {
+      throw new AggregateError([new SyntaxError('first'), 42], 'several');
+    }).catch((e: unknown) => e as AggregateError);
+    expect(a).toBeInstanceOf(AggregateError);
+    expect(a.message).toBe('several');
+    expect(a.errors[0]).toBeInstanceOf(SyntaxError);
+    expect(a.errors[1]).toBe(42);
+    // A subclass comes back as its nearest built-in class, under its own name, with its own props.
+    const u = await pool.apply(() => {
+      class MyError extends URIError {
+        code = 'E_MINE';
+        constructor(m: string) {
+          super(m);
+          this.name = 'MyError';
+        }
+      }
+      throw new MyError('mine');
+    }).catch((e: unknown) => e as Error & { code: string });
+    expect(u).toBeInstanceOf(URIError);
+    expect([u.name, u.message, u.code]).toEqual(['MyError', 'mine', 'E_MINE']);
+    // This library's errors come back as their class; a cause that loops back ends.
+    const q = await pool.apply(() => {
+      const queue = new (require('multiproc') as typeof mp).Queue();
+      try {
+        return queue.getNowait();
+      } finally {
+        queue.close();
+      }
+    }).catch((e: unknown) => e as Error);
+    expect(q).toBeInstanceOf(mp.QueueEmptyError);
+    const l = await pool.apply(() => {
+      const e = new Error('loop') as Error & { cause?: unknown };
+      e.cause = e;
+      throw e;
+    }).catch((e: unknown) => e as Error);
+    expect([l.message, l.cause]).toEqual(['loop', undefined]);
+  });
+
   it('a closure over outer variables fails with a message that says why', async () => {
     const outer = 5;
     const err = await pool.apply(() => outer).catch((e: unknown) => e as Error);

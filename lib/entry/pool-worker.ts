@@ -12,6 +12,7 @@ import { AbortError, SerializationError, TimeoutError } from '../errors';
 import { disposeShared, forEachShared } from '../reduction';
 import { jobTag, kUserWord } from '../symbols';
 import { explainReferenceError, kProgressSink, kSignalSink, loadTask, type TaskTarget } from '../task';
+import { wire, type WireError } from '../wire-error';
 
 interface WorkerInit {
   initializer?: TaskTarget;
@@ -27,22 +28,6 @@ interface JobMsg {
   items: unknown[];
   /** The call has an onProgress: reportProgress() sends to it. */
   progress?: true;
-}
-
-interface WireError {
-  name: string;
-  message: string;
-  stack?: string;
-  props?: Record<string, unknown>;
-}
-
-function wire(err: unknown): WireError {
-  if (!(err instanceof Error)) return { name: 'Error', message: `A non-Error value was thrown: ${String(err)}` };
-  const props: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(err)) {
-    if (v === null || ['string', 'number', 'boolean'].includes(typeof v)) props[k] = v;
-  }
-  return { name: err.name, message: err.message, stack: err.stack, props };
 }
 
 const kRssEveryMs = 20;

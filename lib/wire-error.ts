@@ -1,0 +1,128 @@
+/**
+ * An error thrown in a pool worker, as it travels to the parent and is
+ * rebuilt there: of the same built-in class (a TypeError is still
+ * `instanceof TypeError`, a subclass comes back as its nearest built-in
+ * base under its own name), with its message, stack, `cause` (an Error, or
+ * any value structured clone carries) and an AggregateError's `errors`,
+ * and the own primitive properties it carried (`code`, ...). This library's
+ * own errors (SerializationError, ProcessError...) come back as their class.
+ *
+ * Exports: WireError, wire, unwire.
+ */
+import { serialize } from 'node:v8';
+import {
+  AbortError, BrokenBarrierError, BrokenPipeError, EOFError, MultiprocError, ProcessError, QueueClosedError,
+  QueueEmptyError, QueueFullError, SerializationError, TimeoutError,
+} from './errors';
+
+/** Serialized error from a worker. */
+export interface WireError {
+  name: string;
+  message: string;
+  /** The class to rebuild it with: the nearest of kBuiltins / kOwn in its prototype chain ('Error' if none). */
+  base?: string;
+  stack?: string;
+  props?: Record<string, unknown>;
+  /** Present when the error had an own `cause` that could travel. */
+  cause?: WireValue;
+  /** An AggregateError's errors. */
+  errors?: WireValue[];
+}
+
+/** An Error, or a value that structured clone carries. */
+type WireValue = { error: WireError } | { value: unknown };
+
+type ErrorClass = new (message: string, options?: { cause?: unknown }) => Error;
+
+const kBuiltins: Record<string, ErrorClass> = {
+  Error, TypeError, RangeError, SyntaxError, ReferenceError, EvalError, URIError,
+};
+/** This library's errors whose constructor is (message, options): found by name, so any copy of the library counts. */
+const kOwn: Record<string, ErrorClass> = {
+  MultiprocError, QueueFullError, QueueEmptyError, QueueClosedError, TimeoutError, BrokenBarrierError,
+  EOFError, BrokenPipeError, SerializationError, ProcessError, AbortError,
+};
+/** Causes nested deeper than this are dropped (a chain may also loop back on itself). */
+const kMaxDepth = 16;
+
+function baseOf(err: Error): string {
+  const chain: string[] = [];
+  for (let p: unknown = Object.getPrototypeOf(err); p !== null && p !== undefined; p = Object.getPrototypeOf(p)) {
+    const ctor = Object.prototype.hasOwnProperty.call(p, 'constructor') ? (p as { constructor: unknown }).constructor : undefined;
+    chain.push(typeof ctor === 'function' ? ctor.name : '');
+  }
+  const own = chain.includes('MultiprocError') ? chain.find((n) => Object.prototype.hasOwnProperty.call(kOwn, n)) : undefined;
+  return own ?? chain.find((n) => n === 'AggregateError' || Object.prototype.hasOwnProperty.call(kBuiltins, n)) ?? 'Error';
+}
+
+function wireValue(v: unknown, depth: number, seen: Set<object>): WireValue | undefined {
+  if (v instanceof Error) {
+    if (depth >= kMaxDepth || seen.has(v)) return undefined;
+    return { error: wireError(v, depth + 1, seen) };
+  }
+  try {
+    serialize(v);
+  } catch {
+    return undefined; // a function, a class instance with private state...: cannot travel
+  }
+  return { value: v };
+}
+
+/** `seen`: the errors on the way here (a cause chain may loop back). */
+function wireError(err: Error, depth: number, seen: Set<object>): WireError {
+  seen.add(err);
+  try {
+    return wireFields(err, depth, seen);
+  } finally {
+    seen.delete(err);
+  }
+}
+
+function wireFields(err: Error, depth: number, seen: Set<object>): WireError {
+  const props: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(err)) {
+    if (k === 'cause' || k === 'errors') continue; // carried below, rebuilt
+    if (v === null || ['string', 'number', 'boolean'].includes(typeof v)) props[k] = v;
+  }
+  const out: WireError = { name: err.name, message: err.message, base: baseOf(err), stack: err.stack, props };
+  if (Object.prototype.hasOwnProperty.call(err, 'cause')) {
+    const cause = wireValue((err as { cause?: unknown }).cause, depth, seen);
+    if (cause !== undefined) out.cause = cause;
+  }
+  if (err instanceof AggregateError && Array.isArray(err.errors)) {
+    out.errors = err.errors.map((e) => wireValue(e, depth, seen) ?? { value: String(e) });
+  }
+  return out;
+}
+
+/** In the worker: what of `err` travels. */
+export function wire(err: unknown): WireError {
+  if (!(err instanceof Error)) {
+    const out: WireError = { name: 'Error', message: `A non-Error value was thrown: ${String(err)}` };
+    const value = wireValue(err, 0, new Set());
+    if (value !== undefined) out.cause = value;
+    return out;
+  }
+  return wireError(err, 0, new Set());
+}
+
+function unwireValue(v: WireValue): unknown {
+  return 'error' in v ? unwire(v.error) : v.value;
+}
+
+/** In the parent: the error rebuilt. */
+export function unwire(e: WireError): Error {
+  const options = e.cause === undefined ? undefined : { cause: unwireValue(e.cause) };
+  const base = e.base ?? e.name;
+  let err: Error;
+  if (base === 'AggregateError') {
+    err = new AggregateError((e.errors ?? []).map(unwireValue), e.message, options);
+  } else {
+    const Ctor = Object.prototype.hasOwnProperty.call(kBuiltins, base) ? kBuiltins[base]! : Object.prototype.hasOwnProperty.call(kOwn, base) ? kOwn[base]! : Error;
+    err = new Ctor(e.message, options);
+  }
+  if (err.name !== e.name) Object.defineProperty(err, 'name', { value: e.name, enumerable: false, configurable: true, writable: true });
+  if (e.stack !== undefined) err.stack = e.stack;
+  if (e.props) Object.assign(err, e.props);
+  return err;
+}
