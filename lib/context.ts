@@ -2,7 +2,9 @@
  * Start methods and contexts (CPython's context.py): one factory surface per
  * start method. `getContext(m)` returns a context whose `Process` and
  * `Pool` start children with `m`; its other factories are the package's own
- * (shared objects do not depend on how a process was started).
+ * (shared objects do not depend on how a process was started), and so are
+ * its helpers (cpuCount, currentProcess...) and error classes, as on
+ * Python's contexts, so that code written against a context finds them.
  *
  * Exports: BaseContext, getContext, getAllStartMethods, getStartMethod,
  * setStartMethod, setForkserverPreload, setForkserverSpares, checkStartMethod, defaultStartMethod.
@@ -14,7 +16,7 @@
  */
 import { SharedMemory } from './shared-memory';
 import { RawArray, RawValue, SharedArray, Value } from './sharedctypes';
-import { Process, type ProcessOptions } from './process';
+import { activeChildren, cpuCount, currentProcess, parentProcess, Process, type ProcessInfo, type ProcessOptions } from './process';
 import { Pool, type PoolOptions } from './pool';
 import { Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore } from './synchronize';
 import { JoinableQueue, Queue, SimpleQueue } from './queues';
@@ -23,7 +25,10 @@ import type { StartMethod } from './popen/popen';
 import { setForkserverPreload as setPreload, setForkserverSpares as setSpares } from './popen/forkserver';
 import { describeValue } from './validate';
 import { usesLoaderHooks } from './task';
-import { ProcessError } from './errors';
+import {
+  AbortError, BrokenBarrierError, BrokenPipeError, EOFError, MultiprocError, ProcessError, QueueClosedError,
+  QueueEmptyError, QueueFullError, SerializationError, TimeoutError, WorkerExitError,
+} from './errors';
 
 export type { StartMethod };
 
@@ -77,8 +82,37 @@ export class BaseContext {
     return getAllStartMethods();
   }
 
+  /**
+   * On the default context (getContext()): the package's setStartMethod. A
+   * context bound to a method cannot change it (Python's "cannot set start
+   * method of concrete context").
+   */
+  setStartMethod(method: StartMethod | null, options: { force?: boolean } = {}): void {
+    if (this.#method !== null) {
+      throw new ProcessError(`This context is bound to '${this.#method}' and cannot change its start method; ` +
+        "call setStartMethod() on the package (or on getContext()) to change the default, or use getContext(m) for another method");
+    }
+    setStartMethod(method, options);
+  }
+
   setForkserverPreload(modules: readonly (string | URL)[]): void {
     setPreload(modules);
+  }
+
+  cpuCount(): number {
+    return cpuCount();
+  }
+
+  currentProcess(): ProcessInfo {
+    return currentProcess();
+  }
+
+  parentProcess(): ProcessInfo | null {
+    return parentProcess();
+  }
+
+  activeChildren(): Process[] {
+    return activeChildren();
   }
 
   setForkserverSpares(n: number): void {
@@ -101,6 +135,20 @@ export class BaseContext {
   readonly JoinableQueue = JoinableQueue;
   readonly SimpleQueue = SimpleQueue;
   readonly Pipe = Pipe;
+
+  // The error classes (Python's ctx.ProcessError, ctx.TimeoutError...).
+  readonly MultiprocError = MultiprocError;
+  readonly ProcessError = ProcessError;
+  readonly TimeoutError = TimeoutError;
+  readonly QueueFullError = QueueFullError;
+  readonly QueueEmptyError = QueueEmptyError;
+  readonly QueueClosedError = QueueClosedError;
+  readonly BrokenBarrierError = BrokenBarrierError;
+  readonly EOFError = EOFError;
+  readonly BrokenPipeError = BrokenPipeError;
+  readonly SerializationError = SerializationError;
+  readonly AbortError = AbortError;
+  readonly WorkerExitError = WorkerExitError;
 }
 
 let chosen: StartMethod | null = null;

@@ -243,6 +243,39 @@ describe('Process options and the context API', () => {
     expect(mp.getStartMethod()).toBe(before);
   });
 
+  it('a context carries the helpers and error classes too (ctx.cpuCount(), ctx.currentProcess()...)', async () => {
+    // Before: ctx.cpuCount and the others were undefined, so ported code failed.
+    const ctx = mp.getContext('spawn');
+    expect(ctx.cpuCount()).toBe(mp.cpuCount());
+    expect(ctx.currentProcess().name).toBe('MainProcess');
+    expect(ctx.parentProcess()).toBeNull();
+    expect(ctx.ProcessError).toBe(mp.ProcessError);
+    expect(ctx.TimeoutError).toBe(mp.TimeoutError);
+    const out = new mp.SimpleQueue<string>();
+    const p = new ctx.Process({ name: 'ctx-child', args: [out], target: async (q: mp.SimpleQueue<string>) => {
+      const ctx = (require('multiproc') as typeof mp).getContext('spawn');
+      await q.put(`${ctx.currentProcess().name} ${ctx.parentProcess()?.pid} ${ctx.cpuCount() > 0} ${ctx.activeChildren().length}`);
+      await new Promise((r) => setTimeout(r, 200));
+    } });
+    p.start();
+    expect(ctx.activeChildren()).toContain(p);
+    expect(await out.get()).toBe(`ctx-child ${process.pid} true 0`);
+    await p.join();
+    expect(ctx.activeChildren()).not.toContain(p);
+    out.close();
+    // Only the default context changes the default start method.
+    expect(() => ctx.setStartMethod('forkserver')).toThrow(mp.ProcessError);
+    const before = mp.getStartMethod();
+    mp.getContext().setStartMethod('spawn', { force: true });
+    try {
+      expect(mp.getStartMethod()).toBe('spawn');
+      expect(() => mp.getContext().setStartMethod('forkserver')).toThrow(/already set/);
+    } finally {
+      mp.setStartMethod(null, { force: true });
+    }
+    expect(mp.getStartMethod()).toBe(before);
+  });
+
   it("'fork' refuses to start in a process not started with --single-threaded, naming forkserver", () => {
     const p = new mp.Process({ target: () => {}, startMethod: 'fork' });
     expect(() => p.start()).toThrow(mp.ProcessError);
