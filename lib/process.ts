@@ -206,7 +206,9 @@ export class Process {
     return this.#method ?? context.getStartMethod();
   }
 
+  /** Throws after close(), as Python's pid/ident: the pid may belong to another process by then. */
   get pid(): number | null {
+    this.#check('read the pid of');
     return this.#popen?.pid ?? null;
   }
 
@@ -387,7 +389,11 @@ export class Process {
     this.#signal('SIGKILL', 'kill');
   }
 
-  /** Releases the parent's resources for a finished process; later calls other than exitCode throw. */
+  /**
+   * Releases the parent's resources for a finished process. Afterwards, as in
+   * Python, name, daemon, startMethod and exitCode still read; pid and every
+   * method throw ProcessError.
+   */
   close(): void {
     if (this.#closed) return;
     if (this.#popen !== null && this.#popen.poll() === null) {

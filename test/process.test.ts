@@ -184,6 +184,11 @@ describe.each<Method>(['spawn', 'forkserver'])('Process (%s)', (method) => {
     p.close();
     expect(() => p.isAlive()).toThrow(/closed/);
     expect(p.exitCode).toBe(-9);
+    // As Python's pid/ident after close() (before, it read fine, against the docs); these still read.
+    expect(() => p.pid).toThrow(mp.ProcessError);
+    expect(() => p.pid).toThrow(/closed/);
+    expect([typeof p.name, p.daemon, p.startMethod]).toEqual(['string', false, method]);
+    p.close(); // again: a no-op
   });
 });
 
