@@ -50,7 +50,11 @@ export interface ChannelHooks {
   writerElsewhere?(): boolean;
   /** The ring's one writer, by CPU: an async get's poll never spins on the CPU that writer needs (see pollAsync). */
   writer?: PollPeer;
+  /** How timeout errors name the calls and what holds the items: a queue's get/put/queue (the default), a pipe's recv/send/pipe. */
+  words?: { get: string; put: string; holder: string };
 }
+
+const kQueueWords = { get: 'get', put: 'put', holder: 'queue' };
 
 
 /** Async gets of this thread that found their ring empty and wait (see #getAsync). */
@@ -327,6 +331,7 @@ export class Batch implements PutJob {
 export class Channel {
   readonly ring: Ring;
   readonly #hooks: ChannelHooks;
+  readonly #words: { get: string; put: string; holder: string };
   readonly #data: Buffer;
   readonly #view: DataView;
   readonly #decode: Decoder;
@@ -352,6 +357,7 @@ export class Channel {
   constructor(ring: Ring, hooks: ChannelHooks, blobThreshold: number) {
     this.ring = ring;
     this.#hooks = hooks;
+    this.#words = hooks.words ?? kQueueWords;
     this.#data = Buffer.from(ring.buffer, ring.dataOffset, ring.capacity);
     this.#view = new DataView(ring.buffer, ring.dataOffset, ring.capacity);
     const data = this.#data;
@@ -473,7 +479,7 @@ export class Channel {
     this.#pendingPuts++;
     const closed = this.localClosed('put');
     try {
-      await turn(prev, signal, deadline, 'put', this.keepAlive);
+      await turn(prev, signal, deadline, this.#words.put, this.keepAlive);
       await this.#putLoop(job, Mode.Async, deadline, signal, closed);
     } catch (e) {
       job.discard();
@@ -491,7 +497,7 @@ export class Channel {
     if (idle !== null) return idle;
     if (mode === Mode.Nowait && r === kFull) return new QueueFullError('The queue is full');
     if (deadline !== Infinity && remaining(deadline) <= 0) {
-      return new TimeoutError(`put timed out: the queue stayed full (${job.pendingBytes()} bytes to write)`);
+      return new TimeoutError(`${this.#words.put} timed out: the ${this.#words.holder} stayed full (${job.pendingBytes()} bytes to write)`);
     }
     return null;
   }
@@ -621,7 +627,7 @@ export class Channel {
       if (idle !== null) return idle;
     }
     if (mode === Mode.Nowait) return new QueueEmptyError('The queue is empty');
-    if (deadline !== Infinity && remaining(deadline) <= 0) return new TimeoutError('get timed out: nothing arrived');
+    if (deadline !== Infinity && remaining(deadline) <= 0) return new TimeoutError(`${this.#words.get} timed out: nothing arrived`);
     return null;
   }
 
@@ -801,7 +807,7 @@ export class Channel {
     let sleepSignal: AbortSignal | undefined;
     try {
       if (prev !== null) {
-        await turn(prev.then(noop, noop), signal, deadline, 'get', this.keepAlive);
+        await turn(prev.then(noop, noop), signal, deadline, this.#words.get, this.keepAlive);
         if (this.#deferred.length > 0) this.#throwDeferred();
       }
       const ring = this.ring;

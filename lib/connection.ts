@@ -109,6 +109,7 @@ class PipeCore {
       this.rings.push(ring);
       this.channels.push(new Channel(ring, {
         closedError: () => new EOFError('The other end of the pipe was closed'),
+        words: { get: 'recv', put: 'send', holder: 'pipe' },
         readerIdle: (deep) => this.peerGone(this.writerOf(e), deep, EOFError),
         writerIdle: (deep) => this.peerGone(e, deep, BrokenPipeError),
         writerElsewhere: () => {

@@ -216,6 +216,8 @@ describe('Pipe in one process', () => {
     expect(await later).toBe(true);
     expect(b.recvSync(100)).toBe('x');
     expect(() => b.recvSync(20)).toThrow(mp.TimeoutError);
+    // Said as a Connection's call (before: "get timed out", a queue's words).
+    expect(() => b.recvSync(20)).toThrow(/^recv timed out: nothing arrived$/);
     a.close();
     b.close();
   });
