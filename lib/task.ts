@@ -235,6 +235,20 @@ function conditionalTarget(target: unknown, match: string): string | null {
   return null;
 }
 
+/**
+ * What a function's source text is when it cannot be compiled into that
+ * function elsewhere (compileSource), or null. A getter's or setter's text
+ * (`get g() {...}`) compiles only as an object member, whose value is then
+ * not the function; a private method's (`#m() {...}`) only inside its class.
+ */
+function unsendableSource(source: string): string | null {
+  if (/^(?:async\s*)?(?:\*\s*)?#/.test(source)) return 'a private method';
+  const accessor = /^(get|set)(?![\p{ID_Continue}$\u200c\u200d])\s*/u.exec(source);
+  // `get(x) {...}` is a method named get, `get => ...` an arrow: the next character says which.
+  if (accessor !== null && !/^[(=]/.test(source.slice(accessor[0].length))) return accessor[1] === 'get' ? 'a getter' : 'a setter';
+  return null;
+}
+
 /** Validates a target (a function or { module, export }) and turns it into something that can travel. */
 export function describeTask(target: unknown, what: string): TaskTarget {
   if (isTaskHandle(target)) return { kind: 'module', url: resolveModule(target.module, null, what), export: target.export };
@@ -244,6 +258,13 @@ export function describeTask(target: unknown, what: string): TaskTarget {
       throw new TypeError(`Expected "${what}" to be a function written in JavaScript; a native or bound function has no source text to send to another process (wrap it: (x) => ...)`);
     }
     if (/^class\b/.test(source)) throw new TypeError(`Expected "${what}" to be a function, got a class`);
+    const unsendable = unsendableSource(source);
+    if (unsendable !== null) {
+      const shown = source.length > 40 ? `${source.slice(0, 40)}...` : source;
+      throw new TypeError(`Expected "${what}" to be a function, got ${unsendable} (${JSON.stringify(shown)}): ` +
+        'its source text does not make a function in another process. Pass an ordinary function or method, ' +
+        "or a module target { module: import.meta.url, export: 'name' }");
+    }
     return { kind: 'source', source };
   }
   if (typeof target === 'object' && target !== null && 'module' in target) {

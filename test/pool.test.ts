@@ -124,6 +124,13 @@ describe('Pool', () => {
     expect([l.message, l.cause]).toEqual(['loop', undefined]);
   });
 
+  it('refuses a getter as a task when it is submitted (before: the worker said "did not evaluate to a function")', async () => {
+    const getter = Object.getOwnPropertyDescriptor({ get g() { return 1; } }, 'g')!.get!;
+    await expect((async () => pool.apply(getter))()).rejects.toThrow(/Expected "fn" to be a function, got a getter/);
+    await expect((async () => pool.map(getter, [1]))()).rejects.toThrow(TypeError);
+    expect(await pool.apply(() => 'still fine')).toBe('still fine');
+  });
+
   it('a closure over outer variables fails with a message that says why', async () => {
     const outer = 5;
     const err = await pool.apply(() => outer).catch((e: unknown) => e as Error);

@@ -202,6 +202,32 @@ describe('Process options and the context API', () => {
     expect(() => mp.getContext('threads' as never)).toThrow(TypeError);
   });
 
+  it('refuses a getter, a setter or a private method as a target when the Process is made; a method named get runs', async () => {
+    // Before, they were accepted and the child failed: "did not evaluate to a function" / "does not compile".
+    class Holder {
+      static get g(): () => void {
+        return () => {};
+      }
+      static set s(_v: number) {}
+      #p(): void {}
+      static priv(): () => void {
+        return new Holder().#p;
+      }
+      get(n: number): void {
+        if (n !== 7) process.exit(3);
+      }
+    }
+    const of = (k: string, w: 'get' | 'set') => Object.getOwnPropertyDescriptor(Holder, k)![w] as () => void;
+    expect(() => new mp.Process({ target: of('g', 'get') })).toThrow(/got a getter \("get g\(\)/);
+    expect(() => new mp.Process({ target: of('s', 'set') })).toThrow(TypeError);
+    expect(() => new mp.Process({ target: of('s', 'set') })).toThrow(/got a setter/);
+    expect(() => new mp.Process({ target: Holder.priv() })).toThrow(/got a private method/);
+    const named = new mp.Process({ target: Holder.prototype.get, args: [7], startMethod: 'forkserver' });
+    named.start();
+    await named.join();
+    expect(named.exitCode).toBe(0);
+  });
+
   it('names processes Process-N by default and keeps given names', () => {
     const a = new mp.Process({ target: () => {} });
     const b = new mp.Process({ target: () => {} });
