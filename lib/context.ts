@@ -57,13 +57,13 @@ export class BaseContext {
   constructor(method: StartMethod | null) {
     this.#method = method;
     const ctx = this;
-    this.Process = class extends Process {
-      constructor(options: ProcessOptions) {
+    this.Process = class<A extends readonly unknown[] = unknown[]> extends Process<A> {
+      constructor(options: ProcessOptions<A>) {
         super({ ...options, startMethod: options?.startMethod ?? ctx.getStartMethod() });
       }
     };
-    this.Pool = class extends Pool {
-      constructor(options: PoolOptions = {}) {
+    this.Pool = class<I extends readonly unknown[] = unknown[]> extends Pool<I> {
+      constructor(options: PoolOptions<I> = {}) {
         super({ ...options, startMethod: options?.startMethod ?? ctx.getStartMethod() });
       }
     };

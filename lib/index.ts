@@ -24,7 +24,7 @@ export {
 // @section process (issue 4)
 export {
   Process, currentProcess, parentProcess, activeChildren, cpuCount, ForkChildExit,
-  type ProcessOptions, type ProcessTarget, type ModuleTarget, type ProcessInfo,
+  type ProcessOptions, type ProcessTarget, type ModuleTarget, type ProcessInfo, type ArgsFor,
 } from './process';
 export {
   BaseContext, getContext, getAllStartMethods, getStartMethod, setStartMethod, setForkserverPreload, setForkserverSpares, type StartMethod,

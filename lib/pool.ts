@@ -45,7 +45,7 @@ import { AbortError, MultiprocError, ProcessError, TimeoutError, WorkerExitError
 import { checkForkedImport, describeTask, refuseWhileImportingTarget, type TaskTarget } from './task';
 import { checkInteger, checkSignal, describeValue, kMaxTimerMs } from './validate';
 import { Pipe, type Connection } from './connection';
-import { Process, nextPoolName } from './process';
+import { Process, nextPoolName, type ArgsFor } from './process';
 import { unwire, type WireError } from './wire-error';
 import { jobTag, kUnlinkNow, kUserWord } from './symbols';
 import * as context from './context';
@@ -56,12 +56,16 @@ export type TaskRef<A extends unknown[] = unknown[], R = unknown> =
   | ((...args: A) => R | Promise<R>)
   | { module: string | URL; export?: string };
 
-export interface PoolOptions {
+/**
+ * `I`: the initializer's parameters, inferred from `initializer` alone;
+ * `initargs` is checked against them (a module initializer: unchecked).
+ */
+export interface PoolOptions<I extends readonly unknown[] = unknown[]> {
   /** Number of workers; default cpuCount(). */
   processes?: number;
-  /** Runs once in each worker before its first task; its parameters may be typed, `(lock: Lock) => ...` (initargs are not checked against them). */
-  initializer?: TaskRef<never[]>;
-  initargs?: unknown[];
+  /** Runs once in each worker before its first task, with initargs: `(lock: Lock) => ...`. */
+  initializer?: ((...args: I) => unknown) | { module: string | URL; export?: string };
+  initargs?: NoInfer<ArgsFor<I>>;
   /** Recycle a worker after this many jobs (CPython's maxtasksperchild). */
   maxTasksPerChild?: number;
   /** Recycle a worker (between tasks) whose resident memory exceeds this. */
@@ -279,9 +283,11 @@ function toArray<T>(iterable: Iterable<T> | AsyncIterable<T>, what: string): Ite
   return iterable as Iterable<T>;
 }
 
-export class Pool {
+/** `I`: the initializer's parameters (see PoolOptions); a type of construction only, so every Pool<I> is a Pool. */
+export class Pool<I extends readonly unknown[] = unknown[]> {
   readonly #processes: number;
-  readonly #options: PoolOptions;
+  /** The options, but the initializer (see #initializer), whose type depends on I. */
+  readonly #options: Omit<PoolOptions, 'initializer' | 'initargs'> & { initargs?: readonly unknown[] };
   readonly #initializer: TaskTarget | undefined;
   readonly #workers = new Set<Worker>();
   readonly #fnIds = new Map<string, number>();
@@ -312,7 +318,7 @@ export class Pool {
   /** Whether workers are forked (forkserver/fork), which limits module tasks under loader hooks. */
   #forked = false;
 
-  constructor(options: PoolOptions = {}) {
+  constructor(options: PoolOptions<I> = {}) {
     if (typeof options !== 'object' || options === null) throw new TypeError(`Expected Pool options to be an object, got ${describeValue(options)}`);
     refuseWhileImportingTarget('new Pool()');
     this.#options = options;

@@ -2,7 +2,7 @@
  * Process: a real OS process running a target, started by one of the three
  * start methods (lib/popen/*). CPython's process.py.
  *
- * Exports: Process, ProcessOptions, ProcessTarget, ModuleTarget, ProcessInfo,
+ * Exports: Process, ProcessOptions, ProcessTarget, ModuleTarget, ProcessInfo, ArgsFor,
  * currentProcess, parentProcess, activeChildren, cpuCount.
  *
  * Lifetime rules (as in Python, said for Node): a non-daemon child keeps the
@@ -35,9 +35,21 @@ export interface ModuleTarget {
 /** A function (any parameters: `never[]` accepts them all without `any`) or a module export. */
 export type ProcessTarget = ((...args: never[]) => unknown) | ModuleTarget;
 
-export interface ProcessOptions {
-  target: ProcessTarget;
-  args?: readonly unknown[];
+/**
+ * The args a target whose parameters are A takes: A (read-only is fine).
+ * A target typed only as "some function" (`(...args: never[]) => unknown`,
+ * as ProcessTarget) says nothing about them: any args then.
+ */
+export type ArgsFor<A extends readonly unknown[]> = number extends A['length'] ? ([A] extends [readonly never[]] ? readonly unknown[] : Readonly<A>) : Readonly<A>;
+
+/**
+ * `A`, the target's parameters, is inferred from `target` alone (`args` is
+ * checked against it, NoInfer): `{ target: (n: number) => ..., args: ['x'] }`
+ * does not compile. A module target leaves args unchecked.
+ */
+export interface ProcessOptions<A extends readonly unknown[] = unknown[]> {
+  target: ((...args: A) => unknown) | ModuleTarget;
+  args?: NoInfer<ArgsFor<A>>;
   name?: string;
   daemon?: boolean;
   startMethod?: StartMethod;
@@ -152,7 +164,8 @@ export class ForkChildExit extends Error {
   }
 }
 
-export class Process {
+/** `A`: the target's parameters (see ProcessOptions); a type of construction only, so every Process<A> is a Process. */
+export class Process<A extends readonly unknown[] = unknown[]> {
   #target: { fn?: (...args: unknown[]) => unknown; child: ChildTarget };
   #args: readonly unknown[];
   #name: string;
@@ -162,7 +175,7 @@ export class Process {
   #popen: Popen | null = null;
   #closed = false;
 
-  constructor(options: ProcessOptions) {
+  constructor(options: ProcessOptions<A>) {
     if (typeof options !== 'object' || options === null) {
       throw new TypeError(`Expected Process options { target, args?, name?, daemon?, startMethod? }, got ${describeValue(options)}`);
     }

@@ -50,3 +50,38 @@ export async function locksAndInitializers(): Promise<void> {
   const pool = new mp.Pool({ initializer: (l: mp.Lock, n: number) => void [l, n], initargs: [new mp.Lock(), 1] });
   await pool.terminate();
 }
+
+export function processAndInitializerArgs(): void {
+  // args are checked against the target's parameters (before: any args compiled).
+  // @ts-expect-error the target takes a number
+  new mp.Process({ target: (a: number) => void a, args: ['x'] });
+  // @ts-expect-error the target takes no args
+  new mp.Process({ target: () => {}, args: [1] });
+  // @ts-expect-error fib takes a number
+  new mp.Process({ target: fibTask, args: ['x'] });
+  // @ts-expect-error a context's Process checks them too
+  new (mp.getContext('spawn').Process)({ target: (a: number) => void a, args: ['x'] });
+  new mp.Process({ target: (a: number, s?: string) => void [a, s], args: [1] });
+  new mp.Process({ target: (...xs: number[]) => void xs, args: [1, 2, 3] });
+  new mp.Process({ target: (n: number) => void n, args: [1] as const });
+  new mp.Process({ target: async () => {} });
+  // Shared objects and handles arrive as what was sent.
+  const lock = new mp.Lock();
+  const v = mp.Value('i', 0);
+  const q = new mp.Queue<string>();
+  new mp.Process({ target: (l: mp.Lock, val: typeof v, qq: mp.Queue<string>, h: mp.Handle) => void [l, val, qq, h], args: [lock, v, q, mp.toHandle(lock)] });
+  // A module target, or a target typed only as ProcessTarget, leaves args unchecked.
+  new mp.Process({ target: { module: './x.mjs', export: 'f' }, args: [1, 'x'] });
+  const t: mp.ProcessTarget = (n: number) => n;
+  new mp.Process({ target: t, args: ['anything', 2] });
+  // Process<A> is a Process.
+  const ps: mp.Process[] = [new mp.Process({ target: (a: number) => void a, args: [1] }), new (mp.getContext().Process)({ target: () => {} })];
+  void ps;
+  // initargs are checked against the initializer's parameters.
+  // @ts-expect-error the initializer takes a number
+  new mp.Pool({ initializer: (x: number) => void x, initargs: ['x'] });
+  // @ts-expect-error a context's Pool checks them too
+  new (mp.getContext('spawn').Pool)({ initializer: (x: number) => void x, initargs: ['x'] });
+  const pools: mp.Pool[] = [new mp.Pool({ initializer: (x: number) => void x, initargs: [1] }), new mp.Pool({ initializer: { module: './init.mjs' }, initargs: [1, 'x'] }), new mp.Pool()];
+  void pools;
+}
