@@ -43,7 +43,7 @@ let nextId = 1;
 const kNativeSliceMs = 1000;
 const byId = new Map<number, NativeWait>();
 // Per buffer, per "offset:expected": the native wait now in flight.
-const byWord = new WeakMap<ArrayBuffer, Map<string, NativeWait>>();
+let byWord = new WeakMap<ArrayBuffer, Map<string, NativeWait>>();
 
 native.setWaitCallback((ids, results) => {
   for (let i = 0; i < ids.length; i++) {
@@ -96,6 +96,30 @@ function cancelIdle(): void {
     if (w.buffer.byteLength !== 0) native.futexWake(w.buffer, w.byteOffset, -1);
   }
   idle.clear();
+}
+
+/**
+ * In a child made by fork(): the waits and polls pending here are the
+ * parent's calls, copied in the middle of waiting (a pool's result readers,
+ * a queue get the parent awaits). Dropped, never settled: settled, each ran
+ * the parent's code on in the child, and its channel took the item it
+ * waited for, from the parent's queue or pipe (a fork pool's worker took its
+ * sibling's results, and that call never ended). The native side forgot its
+ * threads' jobs already (futex.cc AfterForkChild).
+ */
+export function forgetInheritedWaits(): void {
+  for (const w of byId.values()) {
+    for (const waiter of w.waiters) {
+      if (waiter.timer !== undefined) clearTimeout(waiter.timer);
+      waiter.offAbort?.();
+    }
+  }
+  byId.clear();
+  byWord = new WeakMap();
+  idle.clear();
+  polls = [];
+  if (pollImmediate !== undefined) clearImmediate(pollImmediate);
+  pollImmediate = undefined;
 }
 
 /**

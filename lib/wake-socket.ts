@@ -164,7 +164,14 @@ export function sendWake(pid: number, tok: number, id: number): boolean {
 export function resetAfterFork(): void {
   if (socket !== null) native.watcherClose(socket);
   socket = null;
-  for (const [id, w] of waiters) settle(id, w, WaitResult.TimedOut);
+  // The waits pending here are the parent's calls, copied mid-wait: dropped,
+  // never settled. Settled, they ran the parent's code on in the child, whose
+  // channels then took the parent's items (see wait.ts forgetInheritedWaits).
+  for (const w of waiters.values()) {
+    if (w.timer !== undefined) clearTimeout(w.timer);
+    w.offAbort?.();
+  }
+  waiters.clear();
   refs = 0;
 }
 

@@ -390,6 +390,16 @@ describe('setForkserverPreload', () => {
   });
 });
 
+describe("'fork' children and the parent's pending waits", () => {
+  it('a queue get and a pipe recv the parent awaits while it forks are not taken over by the children: every item reaches the parent', async () => {
+    const r = await runNode(fixture('fork-inherited-waits.mjs'), [], { nodeArgs: ['--single-threaded'], timeoutMs: 30_000 });
+    expect(r.stderr).toBe('');
+    // Before: the children's copies of the waits took some of the items (3 of 6 lost in one run).
+    const n = [0, 1, 2, 3, 4, 5];
+    expect(JSON.parse(r.stdout)).toEqual({ queue: n.map((i) => `q${i}`), pipe: n.map((i) => `p${i}`) });
+  });
+});
+
 describe('package names and relative paths resolve from the calling file, under import() conditions', () => {
   it('in module targets, pool tasks and setForkserverPreload: an ESM-only package of the caller\'s node_modules, a dual package, a subpath pattern', async () => {
     const r = await runNode(fixture('pkg-resolve.mjs'), [new URL('../dist/esm/index.mjs', import.meta.url).href], { timeoutMs: 60_000 });

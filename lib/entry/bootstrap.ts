@@ -22,6 +22,7 @@ import { native } from '../native';
 import { rehearseChannel } from '../channel';
 import { rehearsePoolWorker } from './pool-worker';
 import { resetAfterFork } from '../wake-socket';
+import { forgetInheritedWaits } from '../wait';
 import { restampAfterFork } from '../resource-tracker';
 import { decodeSpec, type ChildSpec, type ChildTarget, type StartMethod } from '../popen/popen';
 import { disposeShared, forEachShared, rebuild, reduce } from '../reduction';
@@ -332,6 +333,7 @@ export function runInForkChild(
 ): void {
   patchPid();
   resetAfterFork(); // the parent's wake socket: reading it would steal the parent's wake-ups
+  forgetInheritedWaits(); // likewise the parent's pending waits and polls
   dieWithParent(info.parentPid);
   // Signal listeners stay (removing one can spin forever, see
   // forkserver-main.ts); lifecycle listeners are the parent's business.
