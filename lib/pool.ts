@@ -270,7 +270,6 @@ const kPrefetchBelowMs = 100;
 /** Consecutive worker deaths before any job finished: stop and report instead of looping. */
 const kCrashLoopLimit = 5;
 
-
 /** A worker's error, rebuilt (see wire-error.ts), saying which worker threw it. */
 function remoteError(e: WireError, pid: number): Error {
   return Object.assign(unwire(e), { workerPid: pid });

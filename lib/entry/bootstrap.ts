@@ -97,9 +97,17 @@ function installErrorExit(name: string): void {
   });
 }
 
-/** Closes the shared objects the args brought, so their segments can be unlinked by refcount. */
-function releaseArgs(args: unknown): void {
-  forEachShared(args, disposeShared);
+/**
+ * Closes the shared objects the args brought, so their segments can be
+ * unlinked by refcount: once, whichever way the process ends first.
+ */
+function argsReleaser(args: () => unknown): () => void {
+  let released = false;
+  return () => {
+    if (released) return;
+    released = true;
+    forEachShared(args(), disposeShared);
+  };
 }
 
 async function runTarget(fn: (...args: unknown[]) => unknown, args: unknown[], name: string, method: StartMethod, fromSource: boolean): Promise<void> {
@@ -117,12 +125,7 @@ export async function runSpec(spec: ChildSpec, forked: boolean): Promise<void> {
   enterChild({ name: spec.name, daemon: spec.daemon, startMethod: spec.startMethod, parentPid: spec.parentPid, parentName: spec.parentName, chain: spec.chain });
   installErrorExit(spec.name);
   let args: unknown[] = [];
-  let released = false;
-  const release = (): void => {
-    if (released) return;
-    released = true;
-    releaseArgs(args);
-  };
+  const release = argsReleaser(() => args);
   if (forked) installForkedExit(release);
   else process.on('exit', release);
   let fn: (...args: unknown[]) => unknown;
@@ -240,7 +243,7 @@ export async function warmUp(): Promise<void> {
   await loadTask({ kind: 'module', url: pathToFileURL(join(__dirname, 'pool-worker.js')).href, export: 'poolWorkerMain' });
   const fn = await loadTask(spec.target, process.cwd());
   await runTarget(fn, args, 'warm-up', 'forkserver', true);
-  releaseArgs(args);
+  argsReleaser(() => args)();
   pipe?.[0].close();
   explainReferenceError(new ReferenceError('x'), 'forkserver');
   await rehearseChannel();
@@ -352,12 +355,7 @@ export function runInForkChild(
     report(info.name, e);
     native.exitNow(1);
   }
-  let released = false;
-  const release = (): void => {
-    if (released) return;
-    released = true;
-    releaseArgs(args);
-  };
+  const release = argsReleaser(() => args);
   installForkedExit(release);
   // Typed as `never` on the binding, so that the checker follows the calls.
   const exit: (code: number) => never = (code) => {
