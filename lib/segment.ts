@@ -63,9 +63,13 @@ interface SegmentState {
   released: boolean;
 }
 
+/** The attachments of this process not yet released (see releaseAllAttachments). */
+let liveStates = new Set<SegmentState>();
+
 function releaseState(state: SegmentState): void {
   if (state.released) return;
   state.released = true;
+  liveStates.delete(state);
   const header = state.header;
   if (header.length === 0) return; // already detached
   if (Atomics.sub(header, kRefcountIndex, 1) === 1) {
@@ -90,6 +94,7 @@ export class Segment {
     this.payloadBytes = payloadBytes;
     this.header = new Int32Array(buffer, 0, kHeaderBytes / 4);
     this.#state = { name, header: this.header, released: false };
+    liveStates.add(this.#state);
   }
 
   /** Creates a fresh segment with `payloadBytes` after the header; refcount 1. */
@@ -212,6 +217,24 @@ export class Segment {
     if (nativeWaitsOn(this.buffer)) native.detach(this.buffer);
     else native.unmap(this.buffer);
   }
+}
+
+/**
+ * A child ending gives back every reference it still holds, as its objects'
+ * finalizers would if they ran: what a task or target kept, or what the
+ * child's last GC left attached. The mappings stay (the process is ending).
+ * Without it each such segment stayed until the whole tree ended.
+ */
+export function releaseAllAttachments(): void {
+  for (const state of [...liveStates]) releaseState(state);
+}
+
+/**
+ * In a child made by fork(): the attachments copied from the parent are the
+ * parent's references, not this process's to give back.
+ */
+export function forgetInheritedAttachments(): void {
+  liveStates = new Set();
 }
 
 /*

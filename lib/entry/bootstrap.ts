@@ -29,7 +29,7 @@ import { disposeShared, forEachShared, rebuild, reduce } from '../reduction';
 import { Pipe } from '../connection';
 import { explainReferenceError, loadTask, usesLoaderHooks } from '../task';
 import { enterChild } from '../process';
-import { attachPrivately } from '../segment';
+import { attachPrivately, forgetInheritedAttachments, releaseAllAttachments } from '../segment';
 import '../index'; // registers every shareable kind, so handles in args rebuild
 
 const kSigKill = 9;
@@ -98,8 +98,10 @@ function installErrorExit(name: string): void {
 }
 
 /**
- * Closes the shared objects the args brought, so their segments can be
- * unlinked by refcount: once, whichever way the process ends first.
+ * Closes the shared objects the args brought, and gives back every other
+ * reference this process still holds (releaseAllAttachments), so their
+ * segments can be unlinked by refcount: once, whichever way the process
+ * ends first.
  */
 function argsReleaser(args: () => unknown): () => void {
   let released = false;
@@ -107,6 +109,7 @@ function argsReleaser(args: () => unknown): () => void {
     if (released) return;
     released = true;
     forEachShared(args(), disposeShared);
+    releaseAllAttachments();
   };
 }
 
@@ -243,7 +246,7 @@ export async function warmUp(): Promise<void> {
   await loadTask({ kind: 'module', url: pathToFileURL(join(__dirname, 'pool-worker.js')).href, export: 'poolWorkerMain' });
   const fn = await loadTask(spec.target, process.cwd());
   await runTarget(fn, args, 'warm-up', 'forkserver', true);
-  argsReleaser(() => args)();
+  forEachShared(args, disposeShared); // its args only: the zygote keeps what else it holds
   pipe?.[0].close();
   explainReferenceError(new ReferenceError('x'), 'forkserver');
   await rehearseChannel();
@@ -337,6 +340,7 @@ export function runInForkChild(
   patchPid();
   resetAfterFork(); // the parent's wake socket: reading it would steal the parent's wake-ups
   forgetInheritedWaits(); // likewise the parent's pending waits and polls
+  forgetInheritedAttachments(); // and its references, which this process must not give back
   dieWithParent(info.parentPid);
   // Signal listeners stay (removing one can spin forever, see
   // forkserver-main.ts); lifecycle listeners are the parent's business.

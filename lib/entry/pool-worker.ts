@@ -9,7 +9,9 @@
  */
 import { Pipe, type Connection } from '../connection';
 import { AbortError, SerializationError, TimeoutError } from '../errors';
-import { disposeShared, forEachShared } from '../reduction';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { forEachShared } from '../reduction';
 import { jobTag, kUserWord } from '../symbols';
 import { explainReferenceError, kProgressSink, kSignalSink, loadTask, type TaskTarget } from '../task';
 import { wire, type WireError } from '../wire-error';
@@ -44,7 +46,7 @@ export async function poolWorkerMain(conn: Connection, init: WorkerInit): Promis
     process.exit(1);
   }
   conn.send({ t: 'ready', pid: process.pid });
-  await serveJobs(conn, init.initargs);
+  await serveJobs(conn);
   conn.close();
   process.exit(0);
 }
@@ -63,12 +65,9 @@ type Queued = JobMsg & { cancelled?: CancelKind };
  */
 class Inbox {
   readonly #queue: (Queued | { t: 'stop' } | null)[] = [];
-  /** Shared objects in the jobs read so far, released as each job ends. */
-  readonly received: ReceivedShared;
   #waiter: ((m: Queued | { t: 'stop' } | null) => void) | null = null;
 
-  constructor(conn: Connection, received: ReceivedShared, onCancel: (id: number, kind: CancelKind) => void) {
-    this.received = received;
+  constructor(conn: Connection, onCancel: (id: number, kind: CancelKind) => void) {
     void this.#pump(conn, onCancel);
   }
 
@@ -86,7 +85,6 @@ class Inbox {
         else onCancel(m.id, m.kind);
         continue;
       }
-      if (m !== null && m.t === 'job') this.received.hold(m.items);
       const w = this.#waiter;
       if (w !== null) {
         this.#waiter = null;
@@ -101,6 +99,11 @@ class Inbox {
     return this.#queue.length > 0 ? this.#queue.shift() : undefined;
   }
 
+  /** Whether nothing is queued here. */
+  idle(): boolean {
+    return this.#queue.length === 0;
+  }
+
   /** The next job or 'stop' (null at EOF), once it arrives. */
   wait(): Promise<Queued | { t: 'stop' } | null> {
     return new Promise((resolve) => (this.#waiter = resolve));
@@ -108,41 +111,68 @@ class Inbox {
 }
 
 /**
- * The shared objects (Value, Queue, Lock...) that job items brought, counted
- * by the jobs read but not yet finished that hold them: each is disposed
- * when the last such job ends (after its answer went, which took its own
- * references for whatever the result carries). Without this, every one stayed
- * attached, its segment in /dev/shm, until the worker's GC (which a small
- * worker may never run) or the tree's end: one segment a task, two for a
- * Value with its lock. Jobs are read ahead, and receiving an object this
- * process already has gives the same JS object, so a count, not a
- * per-job dispose. Objects the initializer received are kept for the
- * worker's life; a task that keeps an argument for later tasks must get it
- * from initargs instead (documented in docs/pool.md).
+ * The shared objects (Value, Queue, Lock...) that job items bring stay
+ * attached for as long as anything here refers to them (the task may keep
+ * one, or leave a get() pending on it), and are given back by their
+ * finalizers when collected. A worker's heap is small and may never be
+ * collected, which kept every one of them, its segment in /dev/shm, until
+ * the tree ended (1,200 segments after 600 tasks with a Value each). So the
+ * worker collects garbage itself once kCollectEvery such objects have
+ * arrived, and when it goes idle after any. (Disposing a job's arguments
+ * when it ended, tried first, closed objects under the jobs read ahead that
+ * held the same object, and under calls a task had left pending.)
  */
 class ReceivedShared {
-  readonly #uses = new Map<object, number>();
-  readonly #pinned = new Set<object>();
+  #since = 0;
+  /** Whether the last collection came right after shared objects arrived: then one more follows the next job. */
+  #again = false;
+  #idleCheck: NodeJS.Immediate | undefined;
 
-  pin(value: unknown): void {
-    forEachShared(value, (o) => this.#pinned.add(o));
+  arrived(items: unknown): void {
+    forEachShared(items, () => this.#since++);
   }
 
-  hold(items: unknown): void {
-    forEachShared(items, (o) => this.#uses.set(o, (this.#uses.get(o) ?? 0) + 1));
-  }
-
-  release(items: unknown): void {
-    forEachShared(items, (o) => {
-      const n = (this.#uses.get(o) ?? 1) - 1;
-      if (n > 0) {
-        this.#uses.set(o, n);
-        return;
-      }
-      this.#uses.delete(o);
-      if (!this.#pinned.has(o)) disposeShared(o);
+  /** After a job: collect if enough arrived, or once the worker is idle (`idle()` true on the next turn). */
+  jobDone(idle: () => boolean): void {
+    if (this.#since === 0 && !this.#again) return;
+    if (this.#since >= kCollectEvery) {
+      this.#collect();
+      return;
+    }
+    this.#idleCheck ??= setImmediate(() => {
+      this.#idleCheck = undefined;
+      if (idle()) this.#collect();
     });
   }
+
+  /**
+   * A full collection. After one that followed new arrivals, one more comes
+   * after the next job: the last job's objects can still sit in a register
+   * of a frame suspended meanwhile (the worker's receive loop), and the next
+   * job overwrites it. An object a task keeps costs no more collections.
+   */
+  #collect(): void {
+    this.#again = this.#since > 0;
+    this.#since = 0;
+    collectGarbage();
+  }
+}
+
+/** Shared objects received between two collections while the worker stays busy. */
+const kCollectEvery = 64;
+
+let gcFn: (() => void) | null | undefined;
+/** A full GC, without exposing gc() to the user's code: a function of a context of our own. */
+function collectGarbage(): void {
+  if (gcFn === undefined) {
+    try {
+      setFlagsFromString('--expose-gc');
+      gcFn = runInNewContext('gc') as () => void;
+    } catch {
+      gcFn = null;
+    }
+  }
+  gcFn?.();
 }
 
 /** The job running now: what taskSignal() and reportProgress() act on. */
@@ -166,14 +196,13 @@ function cancelError(kind: CancelKind): Error {
  * only while the pipe to the parent is full, and the parent never stops
  * reading); an answer that cannot be encoded throws here, where it is caught.
  */
-async function serveJobs(conn: Connection, initargs: unknown[] = []): Promise<void> {
+async function serveJobs(conn: Connection): Promise<void> {
   const fns = new Map<number, { fn: (...args: unknown[]) => unknown; source: boolean }>();
   const loadFailures = new Map<number, { error: unknown }>();
   let lastRss = 0;
   let running: Running | null = null;
   const received = new ReceivedShared();
-  received.pin(initargs);
-  const inbox = new Inbox(conn, received, (id, kind) => {
+  const inbox = new Inbox(conn, (id, kind) => {
     // Not queued: running now, or done already (then there is nothing to stop).
     if (running === null || running.id !== id || running.cancelled !== null) return;
     running.cancelled = cancelError(kind);
@@ -201,78 +230,93 @@ async function serveJobs(conn: Connection, initargs: unknown[] = []): Promise<vo
   const signal = (): AbortSignal | undefined => (running === null ? undefined : (running.controller ??= new AbortController()).signal);
   sinks[kProgressSink] = progress;
   sinks[kSignalSink] = signal;
-  try {
-    for (;;) {
-      let msg = inbox.take();
-      if (msg === undefined) msg = await inbox.wait();
-      if (msg === null || msg.t === 'stop') break;
-      const tag = jobTag(msg.id);
-      if (jobWord.length > 0) Atomics.store(jobWord, 0, tag);
-      const t0 = performance.now();
-      let failed: { index: number; error: WireError } | undefined;
-      const values: unknown[] = [];
-      // Running from here: a cancel that comes while the task module loads counts.
-      const job: Running = { id: msg.id, index: 0, progress: msg.progress === true, controller: null, cancelled: msg.cancelled === undefined ? null : cancelError(msg.cancelled) };
-      running = job;
-      let entry = fns.get(msg.fn);
-      try {
-        // Loaded even for a job cancelled before it ran: the definition it carries is needed by the next ones.
-        if (entry === undefined) {
-          // The parent sends a definition once: a load that failed fails every job of it the same way.
-          const failedBefore = loadFailures.get(msg.fn);
-          if (failedBefore !== undefined) throw failedBefore.error;
-          if (msg.def === undefined) throw new Error(`Internal error: task #${msg.fn} was never sent to this worker`);
-          try {
-            entry = { fn: await loadTask(msg.def), source: msg.def.kind === 'source' };
-          } catch (e) {
-            loadFailures.set(msg.fn, { error: e });
-            throw e;
-          }
-          fns.set(msg.fn, entry);
-        }
-      } catch (e) {
-        failed = { index: 0, error: wire(e) };
-      }
-      if (entry !== undefined && failed === undefined) {
-        const { fn, source } = entry;
-        for (let i = 0; i < msg.items.length; i++) {
-          if (job.cancelled !== null) {
-            // The rest of the chunk is not run; the parent discards this job's answer.
-            failed = { index: i, error: wire(job.cancelled) };
-            break;
-          }
-          job.index = i;
-          try {
-            let r = msg.star ? fn(...(msg.items[i] as unknown[])) : fn(msg.items[i]);
-            if (r !== null && typeof r === 'object' && typeof (r as PromiseLike<unknown>).then === 'function') r = await r;
-            values.push(r);
-          } catch (e) {
-            failed = { index: i, error: wire(source ? explainReferenceError(e, 'A pool task function') : e) };
-            break;
-          }
-        }
-      }
-      running = null;
-      if (jobWord.length > 0 && Atomics.compareExchange(jobWord, 0, tag, 0) !== tag) await awaitKill();
-      const now = performance.now();
-      const ms = now - t0;
-      let rss: number | undefined;
-      if (now - lastRss >= kRssEveryMs) {
-        rss = process.memoryUsage.rss();
-        lastRss = now;
-      }
-      if (failed !== undefined) {
-        conn.sendSync({ t: 'done', id: msg.id, ok: false, index: failed.index, error: failed.error, ms, rss, ...(job.cancelled ? { cancelled: true } : {}) });
-      } else {
+  /** One job: run its items, answer, and let the shared objects it brought go. */
+  const runJob = async (msg: Queued): Promise<void> => {
+    const tag = jobTag(msg.id);
+    if (jobWord.length > 0) Atomics.store(jobWord, 0, tag);
+    const t0 = performance.now();
+    let failed: { index: number; error: WireError } | undefined;
+    const values: unknown[] = [];
+    // Running from here: a cancel that comes while the task module loads counts.
+    const job: Running = { id: msg.id, index: 0, progress: msg.progress === true, controller: null, cancelled: msg.cancelled === undefined ? null : cancelError(msg.cancelled) };
+    running = job;
+    let entry = fns.get(msg.fn);
+    try {
+      // Loaded even for a job cancelled before it ran: the definition it carries is needed by the next ones.
+      if (entry === undefined) {
+        // The parent sends a definition once: a load that failed fails every job of it the same way.
+        const failedBefore = loadFailures.get(msg.fn);
+        if (failedBefore !== undefined) throw failedBefore.error;
+        if (msg.def === undefined) throw new Error(`Internal error: task #${msg.fn} was never sent to this worker`);
         try {
-          conn.sendSync({ t: 'done', id: msg.id, ok: true, values, ms, rss });
+          entry = { fn: await loadTask(msg.def), source: msg.def.kind === 'source' };
         } catch (e) {
-          const err = new SerializationError(`A task's result could not be sent back to the parent: ${(e as Error).message}`, { cause: e });
-          conn.sendSync({ t: 'done', id: msg.id, ok: false, index: 0, error: wire(err), ms, rss });
+          loadFailures.set(msg.fn, { error: e });
+          throw e;
+        }
+        fns.set(msg.fn, entry);
+      }
+    } catch (e) {
+      failed = { index: 0, error: wire(e) };
+    }
+    if (entry !== undefined && failed === undefined) {
+      const { fn, source } = entry;
+      for (let i = 0; i < msg.items.length; i++) {
+        if (job.cancelled !== null) {
+          // The rest of the chunk is not run; the parent discards this job's answer.
+          failed = { index: i, error: wire(job.cancelled) };
+          break;
+        }
+        job.index = i;
+        try {
+          let r = msg.star ? fn(...(msg.items[i] as unknown[])) : fn(msg.items[i]);
+          if (r !== null && typeof r === 'object' && typeof (r as PromiseLike<unknown>).then === 'function') r = await r;
+          values.push(r);
+        } catch (e) {
+          failed = { index: i, error: wire(source ? explainReferenceError(e, 'A pool task function') : e) };
+          break;
         }
       }
-      received.release(msg.items);
     }
+    running = null;
+    if (jobWord.length > 0 && Atomics.compareExchange(jobWord, 0, tag, 0) !== tag) await awaitKill();
+    const now = performance.now();
+    const ms = now - t0;
+    let rss: number | undefined;
+    if (now - lastRss >= kRssEveryMs) {
+      rss = process.memoryUsage.rss();
+      lastRss = now;
+    }
+    if (failed !== undefined) {
+      conn.sendSync({ t: 'done', id: msg.id, ok: false, index: failed.index, error: failed.error, ms, rss, ...(job.cancelled ? { cancelled: true } : {}) });
+    } else {
+      try {
+        conn.sendSync({ t: 'done', id: msg.id, ok: true, values, ms, rss });
+      } catch (e) {
+        const err = new SerializationError(`A task's result could not be sent back to the parent: ${(e as Error).message}`, { cause: e });
+        conn.sendSync({ t: 'done', id: msg.id, ok: false, index: 0, error: wire(err), ms, rss });
+      }
+    }
+    received.arrived(msg.items);
+    received.jobDone(() => running === null && inbox.idle());
+  };
+  try {
+    // Event-driven rather than a loop in one async function: a loop's frame,
+    // suspended while the worker is idle, still held the last job's items
+    // and results in its registers, and the idle collection (ReceivedShared)
+    // could not give those back.
+    await new Promise<void>((finished, fail) => {
+      const handle = (msg: Queued | { t: 'stop' } | null): void => {
+        if (msg === null || msg.t === 'stop') finished();
+        else runJob(msg).then(serveNext, fail);
+      };
+      const serveNext = (): void => {
+        const msg = inbox.take();
+        if (msg === undefined) void inbox.wait().then(handle);
+        else handle(msg);
+      };
+      serveNext();
+    });
   } finally {
     if (sinks[kProgressSink] === progress) sinks[kProgressSink] = undefined;
     if (sinks[kSignalSink] === signal) sinks[kSignalSink] = undefined;
