@@ -15,7 +15,7 @@ import {
   kBusy, kBusyTake, kClosedRing, kConsumersWaiting, kDataSeq, kEmpty, kFull, kHead, kProducersWaiting, kSpaceSeq,
   kControlBytes, kFutexSleeper, kReaderWakeId, kReaderWakePid, kReaderWakeToken, kReaderWakeUnreachable, kSocketSleeper, kWaitCommit, Ring,
 } from './ring-buffer';
-import { pollAsync, spinUntil, waitAsync, waitSync, WaitResult, type PollPeer } from './wait';
+import { forkGeneration, pollAsync, spinUntil, waitAsync, waitSync, WaitResult, type PollPeer } from './wait';
 import { noop, onAbort } from './abort';
 import { remaining } from './validate';
 import { newWakeId, waitWake, wakeTarget } from './wake-socket';
@@ -59,6 +59,8 @@ const kQueueWords = { get: 'get', put: 'put', holder: 'queue' };
 
 /** Async gets of this thread that found their ring empty and wait (see #getAsync). */
 let waitingGets = 0;
+/** The fork generation waitingGets counts in (see Channel#checkFork). */
+let waitingGen = 0;
 
 /**
  * Resolves when `prev` (an earlier call of this process, which must go first)
@@ -350,6 +352,8 @@ export class Channel {
   #pendingGets = 0;
   /** The last async get (it may reject: the next one waits for it to settle). */
   #getTail: Promise<unknown> = kResolved;
+  /** The fork generation the pending counts and tails above belong to. */
+  #gen = forkGeneration();
 
   /** Whether a pending async put/get keeps the process alive (Connection.unref() clears it). */
   keepAlive = true;
@@ -377,6 +381,28 @@ export class Channel {
     };
   }
 
+  /**
+   * In a child made by fork(), the calls this process had pending here were
+   * the parent's (copied mid-wait, and dropped: wait.ts
+   * forgetInheritedWaits): forget them, or every call of the child would
+   * wait behind them for good.
+   */
+  #checkFork(): void {
+    const gen = forkGeneration();
+    if (this.#gen === gen) return;
+    this.#gen = gen;
+    this.#pendingPuts = 0;
+    this.#putTail = kResolved;
+    this.#pendingGets = 0;
+    this.#getTail = kResolved;
+    this.#putsHere = false;
+    this.#wakeId = 0; // an id on the parent's wake socket
+    if (waitingGen !== gen) {
+      waitingGen = gen;
+      waitingGets = 0;
+    }
+  }
+
   // ---- put ---------------------------------------------------------------------
 
   /** One attempt: 0 when written, else kFull / kClosedRing / kBusy. */
@@ -402,6 +428,7 @@ export class Channel {
   }
 
   putNowait(enc: Encoded): void {
+    this.#checkFork();
     if (this.#pendingPuts > 0) {
       // An async put of this process waits for room ahead of this one and
       // goes first (call order): for this call the queue is full.
@@ -414,11 +441,13 @@ export class Channel {
   }
 
   putSync(enc: Encoded, deadline: number): void {
+    this.#checkFork();
     if (this.#tryPut(enc) === 0) return;
     this.#putLoop(new OnePut(this.ring, this.#data, enc), Mode.Sync, deadline, undefined) as void;
   }
 
   putManySync(batch: Batch, deadline: number): void {
+    this.#checkFork();
     this.#putLoop(batch, Mode.Sync, deadline, undefined) as void;
   }
 
@@ -427,6 +456,7 @@ export class Channel {
    * room, later ones queue behind it instead of racing it for the room.
    */
   put(enc: Encoded, deadline: number, signal: AbortSignal | undefined): Promise<void> {
+    this.#checkFork();
     if (signal?.aborted) {
       discard(enc);
       return Promise.reject(signal.reason);
@@ -446,6 +476,7 @@ export class Channel {
 
   /** put() for a batch: its items go in order, as many at a time as fit. */
   putMany(batch: Batch, deadline: number, signal: AbortSignal | undefined): Promise<void> {
+    this.#checkFork();
     if (signal?.aborted) {
       batch.discard();
       return Promise.reject(signal.reason);
@@ -687,6 +718,7 @@ export class Channel {
   }
 
   getNowait(decode: Decoder = this.#decode): unknown {
+    this.#checkFork();
     if (this.#deferred.length > 0) this.#throwDeferred();
     // An async get of this process waits ahead of this one and takes the next item first.
     if (this.#pendingGets > 0) throw new QueueEmptyError('The queue is empty (an earlier get of this process is waiting for the next item)');
@@ -694,6 +726,7 @@ export class Channel {
   }
 
   getSync(deadline: number, decode: Decoder = this.#decode): unknown {
+    this.#checkFork();
     if (this.#deferred.length > 0) this.#throwDeferred();
     const v = takeOne(this.ring, decode);
     if (v !== kEmpty && v !== kWaitCommit && v !== kBusyTake) return v;
@@ -702,12 +735,14 @@ export class Channel {
 
   /** getMany() that blocks: waits for at least one item, then takes up to `max` of those ready. */
   getManySync(max: number, deadline: number): unknown[] {
+    this.#checkFork();
     if (this.#deferred.length > 0) this.#throwDeferred();
     return this.#getLoop(Mode.Sync, deadline, undefined, this.#takeMany(max, this.#decode)) as unknown[];
   }
 
   /** Up to `max` items ready now; [] when none is (QueueClosedError-like once closed and drained). */
   getManyNowait(max: number): unknown[] {
+    this.#checkFork();
     if (this.#deferred.length > 0) this.#throwDeferred();
     if (this.#pendingGets > 0) return []; // see getNowait
     const v = this.#takeMany(max, this.#decode)();
@@ -718,6 +753,7 @@ export class Channel {
 
   /** Async gets of one process are served in call order (see put). */
   get(deadline: number, signal: AbortSignal | undefined, decode: Decoder = this.#decode): Promise<unknown> {
+    this.#checkFork();
     if (signal?.aborted) return Promise.reject(signal.reason);
     if (this.#pendingGets === 0) {
       if (this.#deferred.length > 0) {
@@ -739,6 +775,7 @@ export class Channel {
   }
 
   getMany(max: number, deadline: number, signal: AbortSignal | undefined): Promise<unknown[]> {
+    this.#checkFork();
     if (signal?.aborted) return Promise.reject(signal.reason);
     const take = this.#takeMany(max, this.#decode);
     if (this.#pendingGets === 0) {

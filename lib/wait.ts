@@ -98,6 +98,18 @@ function cancelIdle(): void {
   idle.clear();
 }
 
+let generation = 0;
+
+/**
+ * Changes in a child made by fork() (forgetInheritedWaits): objects that
+ * keep a process-local line of pending calls (a Channel's gets and puts, a
+ * Lock's async acquirers) drop it when they see a new value, since those
+ * calls were the parent's and will never settle here.
+ */
+export function forkGeneration(): number {
+  return generation;
+}
+
 /**
  * In a child made by fork(): the waits and polls pending here are the
  * parent's calls, copied in the middle of waiting (a pool's result readers,
@@ -108,6 +120,7 @@ function cancelIdle(): void {
  * threads' jobs already (futex.cc AfterForkChild).
  */
 export function forgetInheritedWaits(): void {
+  generation++;
   for (const w of byId.values()) {
     for (const waiter of w.waiters) {
       if (waiter.timer !== undefined) clearTimeout(waiter.timer);

@@ -10,7 +10,7 @@ import type { Kind } from '../layout';
 import { native } from '../native';
 import { Segment } from '../segment';
 import { checkSignal, deadlineFrom, describeValue } from '../validate';
-import { waitAsync, waitSync, wake, type WaitResult } from '../wait';
+import { forkGeneration, waitAsync, waitSync, wake, type WaitResult } from '../wait';
 
 /** Owner pid bits of a lock word; Linux pids fit in 22 bits, macOS's in 17. */
 export const kPidMask = 0x3fffffff;
@@ -59,9 +59,20 @@ interface Turn {
 export class LocalQueue {
   #head: Turn | undefined;
   #tail: Turn | undefined;
+  /** The fork generation the turns belong to: a fork child drops the parent's (see wait.ts forkGeneration). */
+  #gen = forkGeneration();
 
   get empty(): boolean {
+    this.#checkFork();
     return this.#head === undefined;
+  }
+
+  #checkFork(): void {
+    const gen = forkGeneration();
+    if (this.#gen === gen) return;
+    this.#gen = gen;
+    this.#head = undefined;
+    this.#tail = undefined;
   }
 
   /**
@@ -70,6 +81,7 @@ export class LocalQueue {
    * abort. The caller must leave(turn) whatever happens.
    */
   enter(deadline: number, signal: AbortSignal | undefined): { turn: Turn; ready: Promise<boolean> } {
+    this.#checkFork();
     const turn: Turn = { prev: this.#tail, next: undefined, resolve: undefined };
     if (this.#tail !== undefined) this.#tail.next = turn;
     else this.#head = turn;
