@@ -258,8 +258,8 @@ const attachedCleanup = new FinalizationRegistry<string>((name) => {
  * `build` wraps a freshly attached segment (and must call segment.bindTo).
  */
 export function attachShared<T extends object>(name: string, kind: Kind, build: (segment: Segment) => T): T {
-  if (privately > 0) return attachOwn(name, kind, build);
-  const hit = attached.get(name);
+  const cache = privateCache ?? attached;
+  const hit = cache.get(name);
   const obj = hit?.ref.deref();
   if (hit !== undefined && obj !== undefined && !hit.segment.closed) {
     hit.segment.unretain();
@@ -267,8 +267,8 @@ export function attachShared<T extends object>(name: string, kind: Kind, build: 
   }
   let segment: Segment | undefined;
   const made = attachOwn(name, kind, (seg) => build((segment = seg)));
-  attached.set(name, { ref: new WeakRef(made), segment: segment! });
-  attachedCleanup.register(made, name);
+  cache.set(name, { ref: new WeakRef(made), segment: segment! });
+  if (cache === attached) attachedCleanup.register(made, name);
   return made;
 }
 
@@ -282,21 +282,26 @@ function attachOwn<T extends object>(name: string, kind: Kind, build: (segment: 
   }
 }
 
-let privately = 0;
+/** The cache attachShared() uses inside attachPrivately(), instead of the process's. */
+let privateCache: Map<string, CacheEntry> | null = null;
 
 /**
- * Runs attach() (a fromHandle()) with the cache bypassed: the object it
- * builds is a mapping of the caller's own, which the caller closes when it
- * closes. For the lock inside a received Value, SharedArray or Condition:
- * closing the cached lock would close it under anyone else in this process
- * who received the same lock, and never closing it kept its segment (and
- * its name in /dev/shm) until GC, which a small child may never run.
+ * Runs attach() (a fromHandle()) with a cache of its own instead of the
+ * process's: what it builds are mappings of the caller's own, which the
+ * caller closes when it is done, and a handle that comes twice within it
+ * still gives one object. For the lock inside a received Value,
+ * SharedArray or Condition (closing the cached lock would close it under
+ * anyone else in this process who received the same lock, and never
+ * closing it kept its segment in /dev/shm until GC, which a small child may
+ * never run), and for a fork child's args (the cached objects there are
+ * the parent's).
  */
 export function attachPrivately<T>(attach: () => T): T {
-  privately++;
+  const outer = privateCache;
+  privateCache = new Map();
   try {
     return attach();
   } finally {
-    privately--;
+    privateCache = outer;
   }
 }
