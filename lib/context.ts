@@ -57,12 +57,12 @@ export class BaseContext {
   constructor(method: StartMethod | null) {
     this.#method = method;
     const ctx = this;
-    this.Process = class<A extends readonly unknown[] = unknown[]> extends Process<A> {
+    this.Process = class<A extends readonly unknown[] = never[]> extends Process<A> {
       constructor(options: ProcessOptions<A>) {
         super({ ...options, startMethod: options?.startMethod ?? ctx.getStartMethod() });
       }
     };
-    this.Pool = class<I extends readonly unknown[] = unknown[]> extends Pool<I> {
+    this.Pool = class<I extends readonly unknown[] = never[]> extends Pool<I> {
       constructor(options: PoolOptions<I> = {}) {
         super({ ...options, startMethod: options?.startMethod ?? ctx.getStartMethod() });
       }

@@ -60,7 +60,7 @@ export type TaskRef<A extends unknown[] = unknown[], R = unknown> =
  * `I`: the initializer's parameters, inferred from `initializer` alone;
  * `initargs` is checked against them (a module initializer: unchecked).
  */
-export interface PoolOptions<I extends readonly unknown[] = unknown[]> {
+export interface PoolOptions<I extends readonly unknown[] = never[]> {
   /** Number of workers; default cpuCount(). */
   processes?: number;
   /** Runs once in each worker before its first task, with initargs: `(lock: Lock) => ...`. */
@@ -283,7 +283,7 @@ function toArray<T>(iterable: Iterable<T> | AsyncIterable<T>, what: string): Ite
 }
 
 /** `I`: the initializer's parameters (see PoolOptions); a type of construction only, so every Pool<I> is a Pool. */
-export class Pool<I extends readonly unknown[] = unknown[]> {
+export class Pool<I extends readonly unknown[] = never[]> {
   readonly #processes: number;
   /** The options, but the initializer (see #initializer), whose type depends on I. */
   readonly #options: Omit<PoolOptions, 'initializer' | 'initargs'> & { initargs?: readonly unknown[] };

@@ -36,18 +36,22 @@ export interface ModuleTarget {
 export type ProcessTarget = ((...args: never[]) => unknown) | ModuleTarget;
 
 /**
- * The args a target whose parameters are A takes: A (read-only is fine).
- * A target typed only as "some function" (`(...args: never[]) => unknown`,
- * as ProcessTarget) says nothing about them: any args then.
+ * The args a target whose parameters are A takes: A (read-only is fine), or
+ * an array of A's element types (args built at run time, `number[]` for
+ * `(a: number, b: number) => ...`: its length is not checked). A target
+ * typed only as "some function" (`(...args: never[]) => unknown`, as
+ * ProcessTarget) says nothing about them: any args then.
  */
-export type ArgsFor<A extends readonly unknown[]> = number extends A['length'] ? ([A] extends [readonly never[]] ? readonly unknown[] : Readonly<A>) : Readonly<A>;
+export type ArgsFor<A extends readonly unknown[]> = number extends A['length']
+  ? ([A] extends [readonly never[]] ? readonly unknown[] : Readonly<A>)
+  : Readonly<A> | readonly A[number][];
 
 /**
  * `A`, the target's parameters, is inferred from `target` alone (`args` is
  * checked against it, NoInfer): `{ target: (n: number) => ..., args: ['x'] }`
  * does not compile. A module target leaves args unchecked.
  */
-export interface ProcessOptions<A extends readonly unknown[] = unknown[]> {
+export interface ProcessOptions<A extends readonly unknown[] = never[]> {
   target: ((...args: A) => unknown) | ModuleTarget;
   args?: NoInfer<ArgsFor<A>>;
   name?: string;
@@ -165,7 +169,7 @@ export class ForkChildExit extends Error {
 }
 
 /** `A`: the target's parameters (see ProcessOptions); a type of construction only, so every Process<A> is a Process. */
-export class Process<A extends readonly unknown[] = unknown[]> {
+export class Process<A extends readonly unknown[] = never[]> {
   #target: { fn?: (...args: unknown[]) => unknown; child: ChildTarget };
   #args: readonly unknown[];
   #name: string;

@@ -84,4 +84,23 @@ export function processAndInitializerArgs(): void {
   new (mp.getContext('spawn').Pool)({ initializer: (x: number) => void x, initargs: ['x'] });
   const pools: mp.Pool[] = [new mp.Pool({ initializer: (x: number) => void x, initargs: [1] }), new mp.Pool({ initializer: { module: './init.mjs' }, initargs: [1, 'x'] }), new mp.Pool()];
   void pools;
+  // Ordinary code that must keep compiling: options typed apart, a subclass, a helper that takes
+  // options, args built at run time (an array of the parameters' types; any[] too).
+  const opts: mp.ProcessOptions = { target: (n: number) => n, args: [1] };
+  new mp.Process(opts);
+  class MyProc extends mp.Process {
+    constructor(n: number) {
+      super({ target: (x: number) => x, args: [n] });
+    }
+  }
+  new MyProc(1);
+  const make = (o: mp.ProcessOptions): mp.Process => new mp.Process(o);
+  make({ target: (s: string) => s, args: ['x'] });
+  const nums: number[] = [1];
+  new mp.Process({ target: (a: number, b: number) => a + b, args: nums });
+  const popts: mp.PoolOptions = { initializer: (l: mp.Lock) => void l, initargs: [lock] };
+  new mp.Pool(popts);
+  const dyn: unknown[] = [1];
+  // @ts-expect-error unknown values for a number parameter: cast them
+  new mp.Process({ target: (n: number) => n, args: dyn });
 }
