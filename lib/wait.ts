@@ -45,8 +45,23 @@ const byId = new Map<number, NativeWait>();
 // Per buffer, per "offset:expected": the native wait now in flight.
 let byWord = new WeakMap<ArrayBuffer, Map<string, NativeWait>>();
 
+/**
+ * Native jobs submitted and not yet reported back, by id, and their count
+ * per buffer: a job that cancelIdle() gave up on may not have reached its
+ * futex call yet, and must not find the mapping gone (see nativeWaitsOn).
+ */
+let nativeJobs = new Map<number, ArrayBuffer>();
+let jobsOn = new WeakMap<ArrayBuffer, number>();
+
 native.setWaitCallback((ids, results) => {
   for (let i = 0; i < ids.length; i++) {
+    const buffer = nativeJobs.get(ids[i]);
+    if (buffer !== undefined) {
+      nativeJobs.delete(ids[i]);
+      const n = jobsOn.get(buffer)! - 1;
+      if (n > 0) jobsOn.set(buffer, n);
+      else jobsOn.delete(buffer);
+    }
     const w = byId.get(ids[i]);
     if (w === undefined) continue;
     byId.delete(w.id);
@@ -129,6 +144,8 @@ export function forgetInheritedWaits(): void {
   }
   byId.clear();
   byWord = new WeakMap();
+  nativeJobs = new Map();
+  jobsOn = new WeakMap();
   idle.clear();
   polls = [];
   if (pollImmediate !== undefined) clearImmediate(pollImmediate);
@@ -141,7 +158,7 @@ export function forgetInheritedWaits(): void {
  * mapping must outlive the buffer's close (see Segment.close()).
  */
 export function nativeWaitsOn(buffer: ArrayBuffer): boolean {
-  return (byWord.get(buffer)?.size ?? 0) > 0;
+  return jobsOn.has(buffer);
 }
 
 /** Blocks until the word at byteOffset is no longer `expected`, it is woken, or timeoutMs passes. */
@@ -179,6 +196,8 @@ export function waitAsync(
       // Bounded, so that a cancel wake that comes before the thread sleeps
       // (leave() below) is never lost for good: the wait then ends by itself.
       native.futexWaitAsync(buffer, byteOffset, expected, kNativeSliceMs, w.id, ref);
+      nativeJobs.set(w.id, buffer);
+      jobsOn.set(buffer, (jobsOn.get(buffer) ?? 0) + 1);
     }
     const nw = w;
     const waiter: Waiter = { resolve, reject };
