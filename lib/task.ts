@@ -161,8 +161,32 @@ function resolveModule(spec: string | URL, caller: string | null, what: string):
   }
 }
 
-/** The conditions import() applies (Node's defaults). */
-const kImportConditions = new Set(['node', 'import', 'default']);
+let importConditions: Set<string> | undefined;
+/** The conditions import() applies: Node's defaults and the user's `--conditions` / `-C`. */
+function conditions(): Set<string> {
+  if (importConditions !== undefined) return importConditions;
+  const set = new Set(['node', 'import', 'default']);
+  const args = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/).filter(Boolean)];
+  for (let i = 0; i < args.length; i++) {
+    const m = /^(?:--conditions|-C)(?:=(.*))?$/.exec(args[i]!);
+    if (m === null) continue;
+    const value = m[1] ?? args[++i];
+    if (value !== undefined) set.add(value);
+  }
+  return (importConditions = set);
+}
+
+/** The package.json nearest above `from` (a file path or a folder ending in '/'), and its folder. */
+function nearestPackage(from: string): { dir: string; pkg: { name?: unknown; exports?: unknown } } | null {
+  for (let dir = from.endsWith('/') ? from.slice(0, -1) : dirname(from); ; dir = dirname(dir)) {
+    try {
+      return { dir, pkg: JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { name?: unknown; exports?: unknown } };
+    } catch {
+      // none here, or unreadable: go up
+    }
+    if (dirname(dir) === dir) return null;
+  }
+}
 
 /**
  * A package name (with an optional subpath) as import() from `from` would
@@ -178,6 +202,12 @@ function resolvePackageExport(spec: string, from: string): string | null {
   if (m === null) return null;
   const [, name, rest] = m;
   const subpath = rest === undefined ? '.' : `.${rest}`;
+  // A package naming itself (its own "exports"), as import() allows.
+  const own = nearestPackage(from);
+  if (own !== null && own.pkg.name === name && own.pkg.exports !== undefined && own.pkg.exports !== null) {
+    const target = exportTarget(own.pkg.exports, subpath);
+    if (target !== null) return resolvePath(own.dir, target);
+  }
   for (const dir of createRequire(from).resolve.paths(name) ?? []) {
     const pkgDir = join(dir, name);
     let pkg: { exports?: unknown };
@@ -189,14 +219,14 @@ function resolvePackageExport(spec: string, from: string): string | null {
     if (pkg.exports === undefined || pkg.exports === null) return null;
     const target = exportTarget(pkg.exports, subpath);
     if (target === null) {
-      throw new TypeError(`Package subpath '${subpath}' is not exported by '${name}' (${join(pkgDir, 'package.json')}) under the import conditions`);
+      throw new TypeError(`Package subpath '${subpath}' is not exported by '${name}' (${join(pkgDir, 'package.json')}) under the conditions ${[...conditions()].join(', ')}`);
     }
     return resolvePath(pkgDir, target);
   }
   return null;
 }
 
-/** The file an "exports" field maps `subpath` to under kImportConditions, or null. */
+/** The file an "exports" field maps `subpath` to under the import conditions (see conditions()), or null. */
 function exportTarget(exports: unknown, subpath: string): string | null {
   const isSubpathMap = typeof exports === 'object' && exports !== null && !Array.isArray(exports) && Object.keys(exports).some((k) => k.startsWith('.'));
   if (!isSubpathMap) return subpath === '.' ? conditionalTarget(exports, '') : null;
@@ -227,7 +257,7 @@ function conditionalTarget(target: unknown, match: string): string | null {
   }
   if (typeof target === 'object' && target !== null) {
     for (const [cond, t] of Object.entries(target)) {
-      if (!kImportConditions.has(cond)) continue;
+      if (!conditions().has(cond)) continue;
       const r = conditionalTarget(t, match);
       if (r !== null) return r;
     }

@@ -402,7 +402,7 @@ describe("'fork' children and the parent's pending waits", () => {
 });
 
 describe('package names and relative paths resolve from the calling file, under import() conditions', () => {
-  it('in module targets, pool tasks and setForkserverPreload: an ESM-only package of the caller\'s node_modules, a dual package, a subpath pattern', async () => {
+  it('in module targets, pool tasks and setForkserverPreload: an ESM-only package of the caller\'s node_modules, a dual package, a subpath pattern, a self-reference, a user condition', async () => {
     const r = await runNode(fixture('pkg-resolve.mjs'), [new URL('../dist/esm/index.mjs', import.meta.url).href], { timeoutMs: 60_000 });
     expect(r.stderr).toBe(''); // before: "preloading dual failed: Cannot find package 'dual' imported from .../forkserver-main.js"
     expect(JSON.parse(r.stdout)).toEqual({
@@ -410,6 +410,8 @@ describe('package names and relative paths resolve from the calling file, under 
       deep: 'eonly/sub/deep',
       dual: 'dual-esm', // before: the require condition's file, unlike the caller's import
       preloaded: ['esm', true],
+      self: 'app-esm', // a package naming itself: before, require's file
+      cond: 'cond-dev', // under node --conditions=development: before, the default's
       notExported: expect.stringMatching(/Package subpath '\.\/nope' is not exported by 'eonly'/),
       processExit: 0,
     });
