@@ -19,6 +19,7 @@ import {
   kPayloadHiIndex, kPayloadLoIndex, kRefcountIndex, kTrackerPidIndex, kTrackerPipeIndex, kVersionKindIndex,
 } from './layout';
 import { native } from './native';
+import { fromHandle, type Handle } from './reduction';
 import { register, trackerPipeInode, trackerProcessId, unregister } from './resource-tracker';
 import { nativeWaitsOn } from './wait';
 
@@ -65,6 +66,14 @@ interface SegmentState {
 
 /** The attachments of this process not yet released (see releaseAllAttachments). */
 let liveStates = new Set<SegmentState>();
+
+/** One reference fewer in the segment's header; the name goes with the last. */
+function unretainHeader(name: string, header: Int32Array): void {
+  if (Atomics.sub(header, kRefcountIndex, 1) === 1) {
+    native.shmUnlink(osName(name));
+    unregister(osName(name), 'object');
+  }
+}
 
 function releaseState(state: SegmentState): void {
   if (state.released) return;
@@ -180,10 +189,7 @@ export class Segment {
 
   /** Drops a reference taken by retain() whose handle will never be received. */
   unretain(): void {
-    if (Atomics.sub(this.header, kRefcountIndex, 1) === 1) {
-      native.shmUnlink(osName(this.name));
-      unregister(osName(this.name), 'object');
-    }
+    unretainHeader(this.name, this.header);
   }
 
   /**
@@ -280,6 +286,50 @@ function attachOwn<T extends object>(name: string, kind: Kind, build: (segment: 
     segment.close();
     throw e;
   }
+}
+
+/**
+ * attachShared() for an object whose handle carries its lock's handle
+ * (Value, SharedArray, Condition). The lock is attached privately (see
+ * attachPrivately), to be closed with the object, only when the object is
+ * built here; when this process has the object already, the reference the
+ * lock's handle carried is given back through a mapping this process has of
+ * it, without a new one (an attach is four system calls: ~130 us a task for
+ * a pool task that received a Value).
+ */
+export function attachWithLock<T extends object, L extends { close(): void }>(
+  name: string,
+  kind: Kind,
+  lock: Handle | null,
+  build: (segment: Segment, lock: L | null) => T,
+): T {
+  const made: { lock: L | null; used: boolean } = { lock: null, used: false };
+  try {
+    const obj = attachShared(name, kind, (seg) => {
+      made.lock = lock === null ? null : (attachPrivately(() => fromHandle(lock)) as L);
+      const o = build(seg, made.lock);
+      made.used = true;
+      return o;
+    });
+    if (!made.used && lock !== null) dropHandleReference(lock);
+    return obj;
+  } catch (e) {
+    if (made.lock !== null) made.lock.close();
+    else if (lock !== null) dropHandleReference(lock);
+    throw e;
+  }
+}
+
+/** Gives back the reference a handle carried, through a live mapping of its segment if this process has one. */
+function dropHandleReference(h: Handle): void {
+  for (const s of liveStates) {
+    if (s.name === h.name && s.header.length > 0) {
+      unretainHeader(s.name, s.header);
+      return;
+    }
+  }
+  const obj = attachPrivately(() => fromHandle(h)) as { close?: () => void };
+  obj.close?.();
 }
 
 /** The cache attachShared() uses inside attachPrivately(), instead of the process's. */

@@ -15,8 +15,8 @@
  */
 import { Kind } from './layout';
 import type { AcquireOptions, LockGuard } from './synchronize/common';
-import { fromHandle, isHandle, registerKind, type Handle } from './reduction';
-import { attachPrivately, attachShared, Segment } from './segment';
+import { isHandle, registerKind, type Handle } from './reduction';
+import { attachWithLock, Segment } from './segment';
 import { kHandleTag, kToHandle } from './symbols';
 import { checkInteger, describeValue } from './validate';
 
@@ -430,27 +430,11 @@ export function RawArray<C extends Typecode>(typecode: C, lengthOrValues: number
   return createArray(typecode, lengthOrValues, () => kNoLock);
 }
 
-/**
- * Attaches what a Value/SharedArray handle names. Its lock becomes a mapping
- * of the object's own (attachPrivately), closed with the object; or at once
- * when no object is built from this handle (this process has it already, or
- * the segment is bad), which gives back the reference the lock's handle
- * carried.
- */
+/** Attaches what a Value/SharedArray handle names, its lock a mapping of its own (see attachWithLock). */
 function receive<T extends object>(h: Handle, kind: Kind, make: (seg: Segment, lock: OwnLock | null) => T): T {
   const l = h.lock;
   if (l !== null && l !== undefined && !isHandle(l)) throw new TypeError('Malformed shared value handle: bad lock');
-  const lock = l === null || l === undefined ? null : (attachPrivately(() => fromHandle(l)) as OwnLock);
-  let used = false;
-  try {
-    return attachShared(h.name, kind, (seg) => {
-      const made = make(seg, lock);
-      used = true;
-      return made;
-    });
-  } finally {
-    if (!used) lock?.close();
-  }
+  return attachWithLock<T, OwnLock>(h.name, kind, l ?? null, make);
 }
 
 registerKind('Value', (h) =>

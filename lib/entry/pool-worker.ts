@@ -126,23 +126,47 @@ class ReceivedShared {
   #since = 0;
   /** Whether the last collection came right after shared objects arrived: then one more follows the next job. */
   #again = false;
-  #idleCheck: NodeJS.Immediate | undefined;
+  #idleCheck: NodeJS.Timeout | undefined;
+  /** When the last collection ended, and how long it took (ms). */
+  #lastEnd = 0;
+  #lastMs = 0;
 
   arrived(items: unknown): void {
     forEachShared(items, () => this.#since++);
   }
 
-  /** After a job: collect if enough arrived, or once the worker is idle (`idle()` true on the next turn). */
+  /**
+   * After a job: collect if enough arrived (and the last collection was
+   * cheap against the time since: a worker with a big heap spends at most
+   * ~1/kGcShare of its time on these), or once the worker has been idle for
+   * kIdleMs (`idle()` true then).
+   */
   jobDone(idle: () => boolean): void {
     if (this.#since === 0 && !this.#again) return;
     if (this.#since >= kCollectEvery) {
-      this.#collect();
+      const now = performance.now();
+      if (this.#lastEnd === 0) {
+        // No collection yet to go by: guess ~1 ms per MB of heap (measured here: 266 ms for 230 MB).
+        this.#lastEnd = now;
+        this.#lastMs = process.memoryUsage().heapUsed / 1e6;
+      }
+      if (now - this.#lastEnd >= kGcShare * this.#lastMs) {
+        this.#collect();
+        return;
+      }
+    }
+    // Idle for a while, not just between two jobs of a busy call (a full
+    // collection of a big heap there cost 30x the tasks' own time).
+    if (this.#idleCheck !== undefined) {
+      this.#idleCheck.refresh();
       return;
     }
-    this.#idleCheck ??= setImmediate(() => {
+    this.#idleCheck = setTimeout(() => {
       this.#idleCheck = undefined;
       if (idle()) this.#collect();
-    });
+      else this.jobDone(idle); // a job runs: look again once it is done
+    }, kIdleMs);
+    this.#idleCheck.unref();
   }
 
   /**
@@ -154,12 +178,19 @@ class ReceivedShared {
   #collect(): void {
     this.#again = this.#since > 0;
     this.#since = 0;
+    const t0 = performance.now();
     collectGarbage();
+    this.#lastEnd = performance.now();
+    this.#lastMs = this.#lastEnd - t0;
   }
 }
 
 /** Shared objects received between two collections while the worker stays busy. */
 const kCollectEvery = 64;
+/** While busy, a collection waits until this many times the last one's duration has passed since it. */
+const kGcShare = 10;
+/** How long a worker must have had no job before it collects (ms). */
+const kIdleMs = 100;
 
 let gcFn: (() => void) | null | undefined;
 /** A full GC, without exposing gc() to the user's code: a function of a context of our own. */

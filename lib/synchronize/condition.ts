@@ -46,8 +46,8 @@
  */
 import { holderAlive } from '../liveness';
 import { Kind } from '../layout';
-import { fromHandle, isHandle, registerKind, toHandle, type Handle } from '../reduction';
-import { attachPrivately, attachShared, type Segment } from '../segment';
+import { isHandle, registerKind, toHandle, type Handle } from '../reduction';
+import { attachWithLock, type Segment } from '../segment';
 import { kHandleTag, kToHandle } from '../symbols';
 import { checkInteger, describeValue, remaining } from '../validate';
 import { waitAsync, wake } from '../wait';
@@ -350,24 +350,15 @@ export class Condition extends Acquirable {
 registerKind('Condition', (h) => {
   const l = h.lock;
   if (!isHandle(l)) throw new TypeError('Malformed Condition handle: bad lock');
-  // The lock as a mapping of the Condition's own, closed with it (as a
-  // Value's: see attachPrivately), or at once if no Condition is built here.
-  const lock = attachPrivately(() => fromHandle(l)) as Lock | RLock;
-  let used = false;
-  try {
-    return attachShared(h.name, Kind.Condition, (seg) =>
-      adopt(seg, () => {
-        receivedLock = true;
-        try {
-          const c = new Condition(lock);
-          used = true;
-          return c;
-        } finally {
-          receivedLock = false;
-        }
-      }),
-    );
-  } finally {
-    if (!used) lock.close();
-  }
+  // The lock as a mapping of the Condition's own, closed with it (see attachWithLock).
+  return attachWithLock<Condition, Lock | RLock>(h.name, Kind.Condition, l, (seg, lock) =>
+    adopt(seg, () => {
+      receivedLock = true;
+      try {
+        return new Condition(lock!);
+      } finally {
+        receivedLock = false;
+      }
+    }),
+  );
 });
