@@ -35,7 +35,7 @@ import { roundCapacity } from './queues';
 import { attachShared, Segment } from './segment';
 import { kHandleTag, kSentTo, kToHandle, kUnlinkNow, kUserWord } from './symbols';
 import { checkInteger, deadlineFrom, describeValue, remaining } from './validate';
-import { currentCpu, waitAsync, WaitResult } from './wait';
+import { currentCpu, forkGeneration, waitAsync, WaitResult } from './wait';
 
 export interface PipeOptions {
   /** Bytes of ring buffer per direction (rounded up to a power of two); default 256 KiB. */
@@ -85,6 +85,8 @@ class PipeCore {
   readonly conns: (WeakRef<Connection> | null)[] = [null, null];
   /** Open Connection objects of this core in this process. */
   #local = 0;
+  /** The fork generation this process attached it in (see release()). */
+  readonly gen = forkGeneration();
 
   constructor(segment: Segment) {
     this.segment = segment;
@@ -192,6 +194,10 @@ class PipeCore {
 
   /** One reference to `end` is gone (close, GC, or a handle that was not needed). */
   release(end: number): void {
+    // A copy a child made by fork() inherited: the count is the parent's
+    // (closing the child's copy of the parent's end, Python's idiom, closed
+    // the pipe for both).
+    if (this.gen !== forkGeneration()) return;
     if (Atomics.sub(this.words, kOpen + end, 1) !== 1) return;
     const w = this.ringWrittenBy(end);
     if (w >= 0) this.rings[w]!.close(); // its reader drains, then EOF

@@ -21,7 +21,7 @@ import {
 import { native } from './native';
 import { fromHandle, type Handle } from './reduction';
 import { register, trackerPipeInode, trackerProcessId, unregister } from './resource-tracker';
-import { nativeWaitsOn } from './wait';
+import { forkGeneration, nativeWaitsOn } from './wait';
 
 /** Prefix of generated names; MULTIPROC_SHM_PREFIX (1-8 chars of [A-Za-z0-9_]) overrides it. */
 function namePrefix(): string {
@@ -62,6 +62,8 @@ interface SegmentState {
   name: string;
   header: Int32Array;
   released: boolean;
+  /** The fork generation it was made in (see releaseState). */
+  gen: number;
 }
 
 /** The attachments of this process not yet released (see releaseAllAttachments). */
@@ -79,6 +81,10 @@ function releaseState(state: SegmentState): void {
   if (state.released) return;
   state.released = true;
   liveStates.delete(state);
+  // An object a child made by fork() inherited: its reference is the
+  // parent's, and closing (or collecting) the child's copy must not give it
+  // back, as closing a copied file descriptor leaves the parent's open.
+  if (state.gen !== forkGeneration()) return;
   const header = state.header;
   if (header.length === 0) return; // already detached
   if (Atomics.sub(header, kRefcountIndex, 1) === 1) {
@@ -102,7 +108,7 @@ export class Segment {
     this.buffer = buffer;
     this.payloadBytes = payloadBytes;
     this.header = new Int32Array(buffer, 0, kHeaderBytes / 4);
-    this.#state = { name, header: this.header, released: false };
+    this.#state = { name, header: this.header, released: false, gen: forkGeneration() };
     liveStates.add(this.#state);
   }
 
@@ -241,6 +247,7 @@ export function releaseAllAttachments(): void {
  */
 export function forgetInheritedAttachments(): void {
   liveStates = new Set();
+  attached.clear(); // received again here, an object is this process's own attachment
 }
 
 /*

@@ -397,7 +397,16 @@ describe("'fork' children and the parent's pending waits", () => {
     // Before: the children's copies of the waits took some of the items (3 of 6 lost in one run).
     const n = [0, 1, 2, 3, 4, 5];
     // And a child's own calls on those objects do not wait behind the parent's copies (before: timed out).
-    expect(JSON.parse(r.stdout)).toEqual({ queue: n.map((i) => `q${i}`), pipe: n.map((i) => `p${i}`), childAcquired: true, bothGot: ['mine', 'other'] });
+    expect(JSON.parse(r.stdout)).toEqual({ queue: n.map((i) => `q${i}`), pipe: n.map((i) => `p${i}`), childAcquired: true, bothGot: ['mine', 'other'], idiom: 'hello', idiomExit: 0 });
+  });
+});
+
+describe('a forkserver child and what it inherits from the zygote', () => {
+  it('a Value a preloaded module made keeps its reference count when children end, and a child can send it on', async () => {
+    const r = await runNode(fixture('preload-shared.mjs'), [], { timeoutMs: 60_000 });
+    expect(r.stderr).toBe('');
+    // Before: 1, 0, -1 (each child gave back the zygote's reference), and the send failed (unlinked).
+    expect(JSON.parse(r.stdout)).toEqual({ rc: [1, 1, 1], value: 3 });
   });
 });
 

@@ -266,9 +266,22 @@ export async function warmUp(): Promise<void> {
 }
 
 /** Entry for a child forked by the zygote (called in the child right after fork()). */
+/**
+ * First in a child made by fork() (forkserver or 'fork'): what it copied of
+ * the parent's library state is the parent's. Its wake socket (reading it
+ * would steal the parent's wake-ups), its pending waits and polls, and its
+ * references to segments (a forkserver child gave back the zygote's at its
+ * exit: a preloaded module's Value was unlinked after the first child).
+ */
+function forgetParent(): void {
+  resetAfterFork();
+  forgetInheritedWaits();
+  forgetInheritedAttachments();
+}
+
 export function runForked(specBytes: Uint8Array, zygotePid: number, watchdogFd: number): void {
   patchPid();
-  resetAfterFork();
+  forgetParent();
   dieWithParent(zygotePid);
   watchParentFd(watchdogFd);
   void runSpec(decodeSpec(specBytes), true);
@@ -282,7 +295,7 @@ export function runForked(specBytes: Uint8Array, zygotePid: number, watchdogFd: 
  */
 export function runSpare(specFd: number, zygotePid: number, watchdogFd: number): void {
   patchPid();
-  resetAfterFork();
+  forgetParent();
   dieWithParent(zygotePid);
   watchParentFd(watchdogFd);
   // A rehearsal first: on a VM a forked child pays for the first touch of
@@ -338,9 +351,7 @@ export function runInForkChild(
   watchdogFd: number,
 ): void {
   patchPid();
-  resetAfterFork(); // the parent's wake socket: reading it would steal the parent's wake-ups
-  forgetInheritedWaits(); // likewise the parent's pending waits and polls
-  forgetInheritedAttachments(); // and its references, which this process must not give back
+  forgetParent();
   dieWithParent(info.parentPid);
   // Signal listeners stay (removing one can spin forever, see
   // forkserver-main.ts); lifecycle listeners are the parent's business.
