@@ -48,6 +48,7 @@ import { Pipe, type Connection } from './connection';
 import { Process, nextPoolName, type ArgsFor } from './process';
 import { unwire, type WireError } from './wire-error';
 import { jobTag, kUnlinkNow, kUserWord } from './symbols';
+import { myPid } from './synchronize/common';
 import * as context from './context';
 import type { StartMethod } from './popen/popen';
 
@@ -313,6 +314,8 @@ export class Pool<I extends readonly unknown[] = never[]> {
   readonly #name = nextPoolName();
   /** Workers started so far: each, replacements too, gets the next number. */
   #workerCount = 0;
+  /** The process that made this pool (see #checkOwner). */
+  readonly #owner = myPid();
   #keepAlive: NodeJS.Timeout | undefined;
   /** Whether workers are forked (forkserver/fork), which limits module tasks under loader hooks. */
   #forked = false;
@@ -475,6 +478,7 @@ export class Pool<I extends readonly unknown[] = never[]> {
 
   /** No new calls; workers exit once the queued work is done (await join()). */
   close(): void {
+    this.#checkOwner('close');
     if (this.#state !== 'running') return;
     this.#state = 'closed';
     this.#failRoomWaiters();
@@ -483,6 +487,7 @@ export class Pool<I extends readonly unknown[] = never[]> {
 
   /** Stops now: pending calls reject, workers are killed. Resolves when they are gone. */
   async terminate(): Promise<void> {
+    this.#checkOwner('terminate');
     if (this.#state === 'terminated') return this.join();
     this.#state = 'terminated';
     this.#failAll(new AbortError('The pool was terminated'));
@@ -493,6 +498,7 @@ export class Pool<I extends readonly unknown[] = never[]> {
 
   /** Resolves when every worker has exited (after close() or terminate()). */
   async join(): Promise<void> {
+    this.#checkOwner('join');
     if (this.#state === 'running') throw new ProcessError('Pool.join() needs close() or terminate() first');
     while (this.#workers.size > 0) {
       // join(), not whenExited(): waiting for the workers must keep the process alive.
@@ -527,7 +533,20 @@ export class Pool<I extends readonly unknown[] = never[]> {
 
   // ---- calls --------------------------------------------------------------
 
+  /**
+   * A child made by fork() copies its parent's pools, workers and timers
+   * included: from there, a call's timeout or a terminate() killed the
+   * parent's workers, and a call never got its result (the parent's reader
+   * took it). Only the process that made the pool may use it.
+   */
+  #checkOwner(what: string): void {
+    if (myPid() !== this.#owner) {
+      throw new ProcessError(`Cannot ${what} a Pool made by process ${this.#owner} from process ${myPid()} (a child made by fork() inherits its parent's pools); make a new Pool in this process`);
+    }
+  }
+
   #checkOpen(): void {
+    this.#checkOwner('use');
     if (this.#fatal) throw this.#fatal;
     if (this.#state !== 'running') throw new ProcessError(`Pool is ${this.#state}; create a new Pool to run more tasks`);
   }
@@ -1169,6 +1188,7 @@ export class Pool<I extends readonly unknown[] = never[]> {
   }
 
   #kill(w: Worker): void {
+    if (myPid() !== this.#owner) return; // a copy in a fork child: its timers must not kill the parent's workers
     w.killed = true;
     try {
       w.proc.kill();
@@ -1330,6 +1350,7 @@ export class Pool<I extends readonly unknown[] = never[]> {
   }
 
   #onSignal(sig: NodeJS.Signals): void {
+    if (myPid() !== this.#owner) return; // a fork child's copy of the parent's handler
     // Someone else listens too: the signal is theirs to handle.
     if (process.listenerCount(sig) > countPoolHandlers(sig)) return;
     // Busy if this pool, or a pool that handled this same delivery before it
