@@ -36,15 +36,13 @@ export interface ModuleTarget {
 export type ProcessTarget = ((...args: never[]) => unknown) | ModuleTarget;
 
 /**
- * The args a target whose parameters are A takes: A (read-only is fine), or
- * an array of A's element types (args built at run time, `number[]` for
- * `(a: number, b: number) => ...`: its length is not checked). A target
- * typed only as "some function" (`(...args: never[]) => unknown`, as
- * ProcessTarget) says nothing about them: any args then.
+ * The args a target whose parameters are A takes: A (read-only is fine). A
+ * target typed only as "some function" (`(...args: never[]) => unknown`, as
+ * ProcessTarget) says nothing about them: any args then. (Accepting an
+ * array of A's element types too, for args built at run time, let a wrong
+ * order or a missing argument compile: such args need a tuple type.)
  */
-export type ArgsFor<A extends readonly unknown[]> = number extends A['length']
-  ? ([A] extends [readonly never[]] ? readonly unknown[] : Readonly<A>)
-  : Readonly<A> | readonly A[number][];
+export type ArgsFor<A extends readonly unknown[]> = number extends A['length'] ? ([A] extends [readonly never[]] ? readonly unknown[] : Readonly<A>) : Readonly<A>;
 
 /**
  * `A`, the target's parameters, is inferred from `target` alone (`args` is

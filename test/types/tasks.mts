@@ -85,7 +85,7 @@ export function processAndInitializerArgs(): void {
   const pools: mp.Pool[] = [new mp.Pool({ initializer: (x: number) => void x, initargs: [1] }), new mp.Pool({ initializer: { module: './init.mjs' }, initargs: [1, 'x'] }), new mp.Pool()];
   void pools;
   // Ordinary code that must keep compiling: options typed apart, a subclass, a helper that takes
-  // options, args built at run time (an array of the parameters' types; any[] too).
+  // options; args built at run time with a tuple type.
   const opts: mp.ProcessOptions = { target: (n: number) => n, args: [1] };
   new mp.Process(opts);
   class MyProc extends mp.Process {
@@ -96,8 +96,16 @@ export function processAndInitializerArgs(): void {
   new MyProc(1);
   const make = (o: mp.ProcessOptions): mp.Process => new mp.Process(o);
   make({ target: (s: string) => s, args: ['x'] });
-  const nums: number[] = [1];
+  const nums: number[] = [1, 2];
+  // @ts-expect-error an array may hold any number of items: give args built at run time a tuple type
   new mp.Process({ target: (a: number, b: number) => a + b, args: nums });
+  new mp.Process({ target: (a: number, b: number) => a + b, args: nums as [number, number] });
+  // @ts-expect-error a wrong order
+  new mp.Process({ target: (a: number, b: string) => a + b, args: ['x', 1] });
+  // @ts-expect-error a missing argument
+  new mp.Process({ target: (a: number, b: string) => a + b, args: [1] });
+  // @ts-expect-error initargs are counted too
+  new mp.Pool({ initializer: (l: mp.Lock, n: number) => void [l, n], initargs: [lock] });
   const popts: mp.PoolOptions = { initializer: (l: mp.Lock) => void l, initargs: [lock] };
   new mp.Pool(popts);
   const dyn: unknown[] = [1];
