@@ -287,12 +287,22 @@ export function attachShared<T extends object>(name: string, kind: Kind, build: 
 
 function attachOwn<T extends object>(name: string, kind: Kind, build: (segment: Segment) => T): T {
   const segment = Segment.attach(name, kind, true);
+  let made: T;
   try {
-    return build(segment);
+    made = build(segment);
   } catch (e) {
     segment.close();
     throw e;
   }
+  attaches++;
+  return made;
+}
+
+let attaches = 0;
+
+/** How many objects this process has attached from handles so far (not counting those it had already). */
+export function attachCount(): number {
+  return attaches;
 }
 
 /**

@@ -11,7 +11,7 @@ import { Pipe, type Connection } from '../connection';
 import { AbortError, SerializationError, TimeoutError } from '../errors';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
-import { forEachShared } from '../reduction';
+import { attachCount } from '../segment';
 import { jobTag, kUserWord } from '../symbols';
 import { explainReferenceError, kProgressSink, kSignalSink, loadTask, type TaskTarget } from '../task';
 import { wire, type WireError } from '../wire-error';
@@ -124,6 +124,7 @@ class Inbox {
  */
 class ReceivedShared {
   #since = 0;
+  #seen = attachCount();
   /** Whether the last collection came right after shared objects arrived: then one more follows the next job. */
   #again = false;
   #idleCheck: NodeJS.Timeout | undefined;
@@ -131,8 +132,11 @@ class ReceivedShared {
   #lastEnd = 0;
   #lastMs = 0;
 
-  arrived(items: unknown): void {
-    forEachShared(items, () => this.#since++);
+  /** Counts the objects attached since the last job: one this worker had already (the same Value in every task) costs nothing. */
+  arrived(): void {
+    const n = attachCount();
+    this.#since += n - this.#seen;
+    this.#seen = n;
   }
 
   /**
@@ -328,7 +332,7 @@ async function serveJobs(conn: Connection): Promise<void> {
         conn.sendSync({ t: 'done', id: msg.id, ok: false, index: 0, error: wire(err), ms, rss });
       }
     }
-    received.arrived(msg.items);
+    received.arrived();
     received.jobDone(() => running === null && inbox.idle());
   };
   try {
