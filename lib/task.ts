@@ -176,54 +176,68 @@ function conditions(): Set<string> {
   return (importConditions = set);
 }
 
+type PackageJson = { name?: unknown; exports?: unknown };
+
+/** A package.json: null if there is none; one that does not parse is an error, as for import(). */
+function readPackageJson(dir: string): PackageJson | null {
+  const file = join(dir, 'package.json');
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch {
+    return null;
+  }
+  try {
+    return JSON.parse(text) as PackageJson;
+  } catch (e) {
+    throw new TypeError(`Invalid package config ${file}: ${(e as Error).message}`);
+  }
+}
+
 /** The package.json nearest above `from` (a file path or a folder ending in '/'), and its folder. */
-function nearestPackage(from: string): { dir: string; pkg: { name?: unknown; exports?: unknown } } | null {
+function nearestPackage(from: string): { dir: string; pkg: PackageJson } | null {
   for (let dir = from.endsWith('/') ? from.slice(0, -1) : dirname(from); ; dir = dirname(dir)) {
-    try {
-      return { dir, pkg: JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { name?: unknown; exports?: unknown } };
-    } catch {
-      // none here, or unreadable: go up
-    }
+    const pkg = readPackageJson(dir);
+    if (pkg !== null) return { dir, pkg };
     if (dirname(dir) === dir) return null;
   }
 }
 
 /**
  * A package name (with an optional subpath) as import() from `from` would
- * resolve it: the package found in the node_modules folders above `from`,
- * then its "exports" under the import conditions. null when the package has
- * no "exports" (require's rules, tried next, are then ESM's too) or is not
- * found. The child import()s from this library's own folder, where a
- * package of the caller's folder (workspaces, pnpm) is not found and a dual
- * package resolves under require's conditions, so the parent resolves.
+ * resolve it: the caller's own package if it names itself, else the package
+ * found in the node_modules folders above `from`, then its "exports" under
+ * the import conditions. null when the package has no "exports" (require's
+ * rules, tried next, are then ESM's too) or is not found. The child
+ * import()s from this library's own folder, where a package of the caller's
+ * folder (workspaces, pnpm) is not found and a dual package resolves under
+ * require's conditions, so the parent resolves.
  */
 function resolvePackageExport(spec: string, from: string): string | null {
   const m = /^((?:@[^/]+\/)?[^/@][^/]*)(\/.*)?$/.exec(spec);
   if (m === null) return null;
   const [, name, rest] = m;
   const subpath = rest === undefined ? '.' : `.${rest}`;
-  // A package naming itself (its own "exports"), as import() allows.
   const own = nearestPackage(from);
   if (own !== null && own.pkg.name === name && own.pkg.exports !== undefined && own.pkg.exports !== null) {
-    const target = exportTarget(own.pkg.exports, subpath);
-    if (target !== null) return resolvePath(own.dir, target);
+    return exportedFile(own.dir, own.pkg.exports, name, subpath);
   }
   for (const dir of createRequire(from).resolve.paths(name) ?? []) {
     const pkgDir = join(dir, name);
-    let pkg: { exports?: unknown };
-    try {
-      pkg = JSON.parse(readFileSync(join(pkgDir, 'package.json'), 'utf8')) as { exports?: unknown };
-    } catch {
-      continue;
-    }
+    const pkg = readPackageJson(pkgDir);
+    if (pkg === null) continue;
     if (pkg.exports === undefined || pkg.exports === null) return null;
-    const target = exportTarget(pkg.exports, subpath);
-    if (target === null) {
-      throw new TypeError(`Package subpath '${subpath}' is not exported by '${name}' (${join(pkgDir, 'package.json')}) under the conditions ${[...conditions()].join(', ')}`);
-    }
-    return resolvePath(pkgDir, target);
+    return exportedFile(pkgDir, pkg.exports, name, subpath);
   }
   return null;
+}
+
+function exportedFile(pkgDir: string, exports: unknown, name: string, subpath: string): string {
+  const target = exportTarget(exports, subpath);
+  if (target === null) {
+    throw new TypeError(`Package subpath '${subpath}' is not exported by '${name}' (${join(pkgDir, 'package.json')}) under the conditions ${[...conditions()].join(', ')}`);
+  }
+  return resolvePath(pkgDir, target);
 }
 
 /** The file an "exports" field maps `subpath` to under the import conditions (see conditions()), or null. */
@@ -232,16 +246,17 @@ function exportTarget(exports: unknown, subpath: string): string | null {
   if (!isSubpathMap) return subpath === '.' ? conditionalTarget(exports, '') : null;
   const map = exports as Record<string, unknown>;
   if (Object.hasOwn(map, subpath) && !subpath.includes('*')) return conditionalTarget(map[subpath], '');
-  // Patterns ("./features/*.js"): the longest prefix before the '*' wins, as in Node.
+  // Patterns ("./features/*.js"), in Node's order: the longer part before the
+  // '*' first, then the longer key; the '*' matches at least one character.
   let best: { key: string; match: string } | null = null;
   for (const key of Object.keys(map)) {
     const star = key.indexOf('*');
-    if (star < 0) continue;
+    if (star < 0 || key.indexOf('*', star + 1) >= 0) continue;
     const prefix = key.slice(0, star);
     const suffix = key.slice(star + 1);
-    if (subpath.length >= key.length - 1 && subpath.startsWith(prefix) && subpath.endsWith(suffix) && (best === null || prefix.length > best.key.indexOf('*'))) {
-      best = { key, match: subpath.slice(prefix.length, subpath.length - suffix.length) };
-    }
+    if (subpath.length < key.length || !subpath.startsWith(prefix) || !subpath.endsWith(suffix)) continue;
+    const better = best === null || star > best.key.indexOf('*') || (star === best.key.indexOf('*') && key.length > best.key.length);
+    if (better) best = { key, match: subpath.slice(prefix.length, subpath.length - suffix.length) };
   }
   return best === null ? null : conditionalTarget(map[best.key], best.match);
 }
