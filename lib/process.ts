@@ -175,6 +175,8 @@ export class Process<A extends readonly unknown[] = never[]> {
   #method: StartMethod | undefined;
   readonly #chain: readonly number[];
   #popen: Popen | null = null;
+  /** The process that started it (see #checkParent). */
+  #startedBy = 0;
   #closed = false;
 
   constructor(options: ProcessOptions<A>) {
@@ -229,11 +231,25 @@ export class Process<A extends readonly unknown[] = never[]> {
 
   /** null while running (or before start); the exit code, or -N when killed by signal N. */
   get exitCode(): number | null {
+    // Not this process's child (a fork child's copy): unknown here, as Python's exitcode says None.
+    if (this.#popen !== null && this.#startedBy !== native.getpid()) return null;
     return this.#popen?.poll() ?? null;
   }
 
   #check(what: string): void {
     if (this.#closed) throw new ProcessError(`Cannot ${what} ${this.#name}: the Process object is closed`);
+    if (this.#popen !== null) this.#checkParent(what);
+  }
+
+  /**
+   * A child made by fork() copies its parent's Process objects: it is not
+   * their processes' parent and cannot wait for them (Python: "can only join
+   * a child process"; before, a raw "waitpid failed: No child processes").
+   */
+  #checkParent(what: string): void {
+    if (this.#startedBy !== native.getpid()) {
+      throw new ProcessError(`Cannot ${what} ${this.#name}: it was started by process ${this.#startedBy}, and only a process's parent can (a child made by fork() inherits its parent's Process objects)`);
+    }
   }
 
   start(): void {
@@ -255,6 +271,7 @@ export class Process<A extends readonly unknown[] = never[]> {
       popen = this.#startWithSpec(method);
     }
     this.#popen = popen;
+    this.#startedBy = native.getpid();
     children.add(this);
     popen.setRef(!this.#daemon);
     void popen.exited.then(() => children.delete(this));
