@@ -295,14 +295,16 @@ function attachOwn<T extends object>(name: string, kind: Kind, build: (segment: 
     throw e;
   }
   attaches++;
+  attachedBytes += segment.buffer.byteLength;
   return made;
 }
 
 let attaches = 0;
+let attachedBytes = 0;
 
-/** How many objects this process has attached from handles so far (not counting those it had already). */
-export function attachCount(): number {
-  return attaches;
+/** How many objects (and bytes of segment) this process has attached from handles so far (not counting those it had already). */
+export function attachCount(): { objects: number; bytes: number } {
+  return { objects: attaches, bytes: attachedBytes };
 }
 
 /**

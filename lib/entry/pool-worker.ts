@@ -68,30 +68,39 @@ class Inbox {
   #waiter: ((m: Queued | { t: 'stop' } | null) => void) | null = null;
 
   constructor(conn: Connection, onCancel: (id: number, kind: CancelKind) => void) {
-    void this.#pump(conn, onCancel);
+    this.#pump(conn, onCancel);
   }
 
-  async #pump(conn: Connection, onCancel: (id: number, kind: CancelKind) => void): Promise<void> {
-    for (;;) {
-      let m: ToWorker | null;
-      try {
-        m = (await conn.recv()) as ToWorker;
-      } catch {
-        m = null; // the parent is gone or closed the pipe
-      }
-      if (m !== null && m.t === 'cancel') {
-        const queued = this.#queue.find((q) => q !== null && q.t === 'job' && q.id === m.id) as Queued | undefined;
-        if (queued !== undefined) queued.cancelled = m.kind;
-        else onCancel(m.id, m.kind);
-        continue;
-      }
-      const w = this.#waiter;
-      if (w !== null) {
-        this.#waiter = null;
-        w(m);
-      } else this.#queue.push(m);
-      if (m === null || m.t === 'stop') return;
+  /**
+   * A chain of callbacks, not a loop in an async function: a loop's frame,
+   * suspended in recv() while the worker is idle, still held the last job
+   * message, and the idle collection (ReceivedShared) could not give its
+   * shared arguments back.
+   */
+  #pump(conn: Connection, onCancel: (id: number, kind: CancelKind) => void): void {
+    const next = (): void => {
+      conn.recv().then(
+        (m) => this.#deliver(m as ToWorker, onCancel) && next(),
+        () => this.#deliver(null, onCancel), // the parent is gone or closed the pipe
+      );
+    };
+    next();
+  }
+
+  /** Takes in one message; false once nothing more will come. */
+  #deliver(m: ToWorker | null, onCancel: (id: number, kind: CancelKind) => void): boolean {
+    if (m !== null && m.t === 'cancel') {
+      const queued = this.#queue.find((q) => q !== null && q.t === 'job' && q.id === m.id) as Queued | undefined;
+      if (queued !== undefined) queued.cancelled = m.kind;
+      else onCancel(m.id, m.kind);
+      return true;
     }
+    const w = this.#waiter;
+    if (w !== null) {
+      this.#waiter = null;
+      w(m);
+    } else this.#queue.push(m);
+    return !(m === null || m.t === 'stop');
   }
 
   /** The next job or 'stop' if one has arrived (null: EOF), else undefined: then wait(). */
@@ -124,7 +133,9 @@ class Inbox {
  */
 class ReceivedShared {
   #since = 0;
-  #seen = attachCount();
+  #sinceBytes = 0;
+  #seen = attachCount().objects;
+  #seenBytes = attachCount().bytes;
   /** Whether the last collection came right after shared objects arrived: then one more follows the next job. */
   #again = false;
   #idleCheck: NodeJS.Timeout | undefined;
@@ -134,9 +145,11 @@ class ReceivedShared {
 
   /** Counts the objects attached since the last job: one this worker had already (the same Value in every task) costs nothing. */
   arrived(): void {
-    const n = attachCount();
-    this.#since += n - this.#seen;
-    this.#seen = n;
+    const { objects, bytes } = attachCount();
+    this.#since += objects - this.#seen;
+    this.#sinceBytes += bytes - this.#seenBytes;
+    this.#seen = objects;
+    this.#seenBytes = bytes;
   }
 
   /**
@@ -147,6 +160,12 @@ class ReceivedShared {
    */
   jobDone(idle: () => boolean): void {
     if (this.#since === 0 && !this.#again) return;
+    // Big objects (a 4 MB array a task) are collected for by size, whatever the time rule says:
+    // the rule alone let a worker with a big heap hold 800 MB of /dev/shm.
+    if (this.#sinceBytes >= kCollectBytes) {
+      this.#collect();
+      return;
+    }
     if (this.#since >= kCollectEvery) {
       const now = performance.now();
       if (this.#lastEnd === 0) {
@@ -182,6 +201,7 @@ class ReceivedShared {
   #collect(): void {
     this.#again = this.#since > 0;
     this.#since = 0;
+    this.#sinceBytes = 0;
     const t0 = performance.now();
     collectGarbage();
     this.#lastEnd = performance.now();
@@ -195,6 +215,8 @@ const kCollectEvery = 64;
 const kGcShare = 10;
 /** How long a worker must have had no job before it collects (ms). */
 const kIdleMs = 100;
+/** Bytes of shared memory attached since the last collection past which a busy worker collects. */
+const kCollectBytes = 128 << 20;
 
 let gcFn: (() => void) | null | undefined;
 /** A full GC, without exposing gc() to the user's code: a function of a context of our own. */
