@@ -85,8 +85,8 @@ class PipeCore {
   readonly conns: (WeakRef<Connection> | null)[] = [null, null];
   /** Open Connection objects of this core in this process. */
   #local = 0;
-  /** The fork generation this process attached it in (see release()). */
-  readonly gen = forkGeneration();
+  /** The fork generation this process attached it in, or adopted it in (see release()). */
+  gen = forkGeneration();
 
   constructor(segment: Segment) {
     this.segment = segment;
@@ -170,6 +170,7 @@ class PipeCore {
     }
     this.holdFor(end, process.pid, selfStamp());
     this.#local++;
+    liveCores.add(this);
     const c = new Connection(this, end);
     this.conns[end] = new WeakRef(c);
     endFinalizer.register(c, { words: this.words, end, core: this }, c);
@@ -214,7 +215,52 @@ class PipeCore {
    * soon as no process holds an end (not only when the tree ends).
    */
   dropLocal(): void {
-    if (--this.#local === 0) this.segment.close();
+    if (--this.#local !== 0) return;
+    liveCores.delete(this);
+    this.segment.close();
+  }
+}
+
+/** Pipes with a Connection open in this process (what a fork() duplicates, as it does file descriptors). */
+let liveCores = new Set<PipeCore>();
+
+/**
+ * Before fork(): one more count for every end open here, the child's own
+ * (it gives them back when it closes its copies or ends), as fork()
+ * duplicates file descriptors. Before, the parent's close of an end the
+ * child used from its closure closed the pipe under the child, whose sends
+ * then went nowhere. Returns the undo, for a fork that failed.
+ */
+export function duplicateEndsForFork(): () => void {
+  const taken: [PipeCore, number][] = [];
+  for (const core of liveCores) {
+    for (let e = 0; e < 2; e++) {
+      const c = core.conns[e]?.deref();
+      if (c === undefined || c.closed) continue;
+      Atomics.add(core.words, kOpen + e, 1);
+      taken.push([core, e]);
+    }
+  }
+  return () => {
+    for (const [core, e] of taken) core.release(e);
+  };
+}
+
+/** In a 'fork' child: the ends it copied are its own (duplicateEndsForFork counted them for it). */
+export function adoptInheritedEnds(): void {
+  const gen = forkGeneration();
+  for (const core of liveCores) core.gen = gen;
+}
+
+/** In a forkserver child: the ends it copied are the zygote's. */
+export function forgetInheritedEnds(): void {
+  liveCores = new Set();
+}
+
+/** A child ending: every end still open here is closed, so that its peer sees EOF now. */
+export function closeAllEnds(): void {
+  for (const core of [...liveCores]) {
+    for (let e = 0; e < 2; e++) core.conns[e]?.deref()?.close();
   }
 }
 

@@ -334,6 +334,11 @@ export class Process<A extends readonly unknown[] = never[]> {
     // end right after start() ended the child's end too: the end's count
     // said one process) and gives them back when it ends.
     const args = reduce([...this.#args]) as unknown[];
+    // And a reference of the child's own in everything this process holds,
+    // which the child copies (see duplicateForFork).
+    const { duplicateForFork } = require('./segment') as typeof import('./segment');
+    const { duplicateEndsForFork } = require('./connection') as typeof import('./connection');
+    const undo = [duplicateForFork(), duplicateEndsForFork()];
     let popen: Popen;
     try {
       popen = new fork.ForkPopen((watchdogRead) => {
@@ -343,7 +348,10 @@ export class Process<A extends readonly unknown[] = never[]> {
         throw new ForkChildExit();
       });
     } catch (e) {
-      releaseHandles(args);
+      if (!(e instanceof ForkChildExit)) {
+        for (const u of undo) u();
+        releaseHandles(args);
+      }
       throw e;
     }
     this.#sentTo(popen.pid);

@@ -242,8 +242,30 @@ export function releaseAllAttachments(): void {
 }
 
 /**
- * In a child made by fork(): the attachments copied from the parent are the
- * parent's references, not this process's to give back.
+ * Before fork() ('fork' start method): one more reference for every segment
+ * attached here, the child's own (it gives them back when it closes its
+ * copies or ends), as fork() duplicates file descriptors: a Value the parent
+ * closed was otherwise unlinked under a child still using it. Returns the
+ * undo, for a fork that failed.
+ */
+export function duplicateForFork(): () => void {
+  const gen = forkGeneration();
+  const taken = [...liveStates].filter((s) => s.gen === gen && s.header.length > 0);
+  for (const s of taken) Atomics.add(s.header, kRefcountIndex, 1);
+  return () => {
+    for (const s of taken) unretainHeader(s.name, s.header);
+  };
+}
+
+/** In a 'fork' child: the attachments it copied are its own (duplicateForFork counted them for it). */
+export function adoptInheritedAttachments(): void {
+  const gen = forkGeneration();
+  for (const s of liveStates) s.gen = gen;
+}
+
+/**
+ * In a forkserver child: the attachments copied from the zygote are the
+ * zygote's references, not this process's to give back.
  */
 export function forgetInheritedAttachments(): void {
   liveStates = new Set();

@@ -26,10 +26,10 @@ import { forgetInheritedWaits } from '../wait';
 import { restampAfterFork } from '../resource-tracker';
 import { decodeSpec, type ChildSpec, type ChildTarget, type StartMethod } from '../popen/popen';
 import { disposeShared, forEachShared, rebuild, reduce } from '../reduction';
-import { Pipe } from '../connection';
+import { adoptInheritedEnds, closeAllEnds, forgetInheritedEnds, Pipe } from '../connection';
 import { explainReferenceError, loadTask, usesLoaderHooks } from '../task';
 import { enterChild } from '../process';
-import { attachPrivately, forgetInheritedAttachments, releaseAllAttachments } from '../segment';
+import { adoptInheritedAttachments, attachPrivately, forgetInheritedAttachments, releaseAllAttachments } from '../segment';
 import '../index'; // registers every shareable kind, so handles in args rebuild
 
 const kSigKill = 9;
@@ -109,6 +109,7 @@ function argsReleaser(args: () => unknown): () => void {
     if (released) return;
     released = true;
     forEachShared(args(), disposeShared);
+    closeAllEnds();
     releaseAllAttachments();
   };
 }
@@ -273,15 +274,23 @@ export async function warmUp(): Promise<void> {
  * references to segments (a forkserver child gave back the zygote's at its
  * exit: a preloaded module's Value was unlinked after the first child).
  */
-function forgetParent(): void {
+function forgetParent(adopt: boolean): void {
   resetAfterFork();
   forgetInheritedWaits();
-  forgetInheritedAttachments();
+  if (adopt) {
+    // 'fork': the parent counted a reference for us in everything it held
+    // (duplicateForFork), as fork() duplicates file descriptors.
+    adoptInheritedAttachments();
+    adoptInheritedEnds();
+  } else {
+    forgetInheritedAttachments();
+    forgetInheritedEnds();
+  }
 }
 
 export function runForked(specBytes: Uint8Array, zygotePid: number, watchdogFd: number): void {
   patchPid();
-  forgetParent();
+  forgetParent(false);
   dieWithParent(zygotePid);
   watchParentFd(watchdogFd);
   void runSpec(decodeSpec(specBytes), true);
@@ -295,7 +304,7 @@ export function runForked(specBytes: Uint8Array, zygotePid: number, watchdogFd: 
  */
 export function runSpare(specFd: number, zygotePid: number, watchdogFd: number): void {
   patchPid();
-  forgetParent();
+  forgetParent(false);
   dieWithParent(zygotePid);
   watchParentFd(watchdogFd);
   // A rehearsal first: on a VM a forked child pays for the first touch of
@@ -351,7 +360,7 @@ export function runInForkChild(
   watchdogFd: number,
 ): void {
   patchPid();
-  forgetParent();
+  forgetParent(true);
   dieWithParent(info.parentPid);
   // Signal listeners stay (removing one can spin forever, see
   // forkserver-main.ts); lifecycle listeners are the parent's business.
