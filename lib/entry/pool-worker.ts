@@ -126,10 +126,12 @@ class Inbox {
  * finalizers when collected. A worker's heap is small and may never be
  * collected, which kept every one of them, its segment in /dev/shm, until
  * the tree ended (1,200 segments after 600 tasks with a Value each). So the
- * worker collects garbage itself once kCollectEvery such objects have
- * arrived, and when it goes idle after any. (Disposing a job's arguments
- * when it ended, tried first, closed objects under the jobs read ahead that
- * held the same object, and under calls a task had left pending.)
+ * worker collects garbage itself: while busy, once kCollectEvery objects or
+ * kCollectBytes bytes were attached afresh (the object count limited by the
+ * last collection's cost), and after kIdleMs without a job. (Disposing a
+ * job's arguments when it ended, tried first, closed objects under the jobs
+ * read ahead that held the same object, and under calls a task had left
+ * pending.)
  */
 class ReceivedShared {
   #since = 0;
@@ -194,9 +196,9 @@ class ReceivedShared {
 
   /**
    * A full collection. After one that followed new arrivals, one more comes
-   * after the next job: the last job's objects can still sit in a register
-   * of a frame suspended meanwhile (the worker's receive loop), and the next
-   * job overwrites it. An object a task keeps costs no more collections.
+   * after the next job: the last job's objects may still have sat in a
+   * register of some suspended frame, which the next job overwrites. An
+   * object a task keeps costs no more collections.
    */
   #collect(): void {
     this.#again = this.#since > 0;
