@@ -14,8 +14,8 @@
  * describeTask, loadTask, explainReferenceError, usesLoaderHooks, checkForkedImport.
  */
 import { createRequire } from 'node:module';
-import { readFileSync } from 'node:fs';
-import { dirname, extname, isAbsolute, join, resolve as resolvePath, sep } from 'node:path';
+import { readFileSync, statSync } from 'node:fs';
+import { basename, dirname, extname, isAbsolute, join, resolve as resolvePath, sep } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { ProcessError } from './errors';
 import { describeValue } from './validate';
@@ -178,6 +178,14 @@ function conditions(): Set<string> {
 
 type PackageJson = { name?: unknown; exports?: unknown };
 
+function isDirectory(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
 /** A package.json: null if there is none; one that does not parse is an error, as for import(). */
 function readPackageJson(dir: string): PackageJson | null {
   const file = join(dir, 'package.json');
@@ -197,6 +205,7 @@ function readPackageJson(dir: string): PackageJson | null {
 /** The package.json nearest above `from` (a file path or a folder ending in '/'), and its folder. */
 function nearestPackage(from: string): { dir: string; pkg: PackageJson } | null {
   for (let dir = from.endsWith('/') ? from.slice(0, -1) : dirname(from); ; dir = dirname(dir)) {
+    if (basename(dir) === 'node_modules') return null; // a package scope ends there, as in Node
     const pkg = readPackageJson(dir);
     if (pkg !== null) return { dir, pkg };
     if (dirname(dir) === dir) return null;
@@ -225,7 +234,10 @@ function resolvePackageExport(spec: string, from: string): string | null {
   for (const dir of createRequire(from).resolve.paths(name) ?? []) {
     const pkgDir = join(dir, name);
     const pkg = readPackageJson(pkgDir);
-    if (pkg === null) continue;
+    if (pkg === null) {
+      if (isDirectory(pkgDir)) return null; // the first folder of that name is the package, as in Node: require's rules then
+      continue;
+    }
     if (pkg.exports === undefined || pkg.exports === null) return null;
     return exportedFile(pkgDir, pkg.exports, name, subpath);
   }

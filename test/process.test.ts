@@ -425,6 +425,7 @@ describe('package names and relative paths resolve from the calling file, under 
       self: 'app-esm', // a package naming itself: before, require's file
       cond: 'cond-dev', // under node --conditions=development: before, the default's
       pattern: 'pat-B', // of two matching patterns, the longer key (before: the first)
+      nearest: 'nopkg-near', // the nearest folder of that name, even without a package.json
       notExported: expect.stringMatching(/Package subpath '\.\/nope' is not exported by 'eonly'/),
       processExit: 0,
     });
