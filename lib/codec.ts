@@ -610,6 +610,7 @@ export function toBlob(enc: Encoded): Encoded {
   // The reference create() gave us travels with the record; drop our mapping
   // now (no one waits on a blob), not when the GC gets to it.
   native.unmap(seg.buffer);
+  seg.forget();
   const name = Buffer.from(seg.name, 'latin1');
   const head = Buffer.allocUnsafe(6 + name.length);
   head[0] = Tag.Blob;
@@ -636,6 +637,7 @@ export function releaseReadBlobs(): void {
     try {
       seg.unretain(); // the last reference: unlinks the name
     } finally {
+      seg.forget();
       if (unmap) native.unmap(seg.buffer);
     }
   }

@@ -1,7 +1,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import * as mp from 'multiproc';
-import { collect, fixture, sleep } from './helpers';
+import { collect, fixture, runNode, sleep } from './helpers';
 import { pattern, sha, spawnChild } from './queue-helpers';
 
 const handle = (q: object): string => JSON.stringify(mp.toHandle(q as mp.Shareable));
@@ -717,6 +717,14 @@ describe('closing unmaps', () => {
     }
     // Before: +800 until Node ran the buffers' finalizers from setImmediate (and 200 MB of /dev/shm held).
     expect(shmMaps() - before).toBeLessThanOrEqual(0);
+  });
+});
+
+describe('big items', () => {
+  it.runIf(process.platform === 'linux')('received and dropped, their segments are unmapped at the next GC (each stayed mapped for good)', async () => {
+    const r = await runNode(fixture('blob-maps.mjs'), [], { nodeArgs: ['--expose-gc'], timeoutMs: 60_000 });
+    expect(r.stderr).toBe('');
+    expect(JSON.parse(r.stdout)).toEqual({ afterBuffers: 0, afterObjects: 0 });
   });
 });
 
