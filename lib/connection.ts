@@ -70,8 +70,7 @@ function identOf(pid: number, stamp: number): bigint {
 }
 
 const endFinalizer = new FinalizationRegistry<{ words: Int32Array; end: number; core: PipeCore }>((h) => {
-  h.core.release(h.end);
-  h.core.dropLocal();
+  h.core.ended(h.end);
 });
 
 class PipeCore {
@@ -85,6 +84,8 @@ class PipeCore {
   readonly conns: (WeakRef<Connection> | null)[] = [null, null];
   /** Open Connection objects of this core in this process. */
   #local = 0;
+  /** Of those, per end: closed or finalized ones are taken off (see ended()). */
+  readonly #open = [0, 0];
   /** The fork generation this process attached it in, or adopted it in (see release()). */
   gen = forkGeneration();
 
@@ -170,6 +171,7 @@ class PipeCore {
     }
     this.holdFor(end, process.pid, selfStamp());
     this.#local++;
+    this.#open[end]!++;
     liveCores.add(this);
     const c = new Connection(this, end);
     this.conns[end] = new WeakRef(c);
@@ -219,6 +221,26 @@ class PipeCore {
     liveCores.delete(this);
     this.segment.close();
   }
+
+  /** A Connection object of `end` is closed or collected: its count and this process's hold go. */
+  ended(end: number): void {
+    this.#open[end]!--;
+    this.release(end);
+    this.dropLocal();
+  }
+
+  /**
+   * Closes what this process still has open, at its exit: the Connection
+   * objects alive, and the counts of those collected whose finalizer has not
+   * run (it may never run: a fork child made while a cleanup was pending
+   * never got one, and kept a count the parent had given it for good).
+   */
+  closeAll(): void {
+    for (let e = 0; e < 2; e++) {
+      this.conns[e]?.deref()?.close();
+      while (this.#open[e]! > 0) this.ended(e);
+    }
+  }
 }
 
 /** Pipes with a Connection open in this process (what a fork() duplicates, as it does file descriptors). */
@@ -259,9 +281,7 @@ export function forgetInheritedEnds(): void {
 
 /** A child ending: every end still open here is closed, so that its peer sees EOF now. */
 export function closeAllEnds(): void {
-  for (const core of [...liveCores]) {
-    for (let e = 0; e < 2; e++) core.conns[e]?.deref()?.close();
-  }
+  for (const core of [...liveCores]) core.closeAll();
 }
 
 export class Connection<T = unknown> {
@@ -427,8 +447,7 @@ export class Connection<T = unknown> {
     this.#reader?.closeLocal('get', new EOFError('This connection was closed while a recv() waited on it'));
     this.#writer?.closeLocal('put', new EOFError('This connection was closed while a send() waited for room'));
     this.#core.unregister(this);
-    this.#core.release(this.#end);
-    this.#core.dropLocal();
+    this.#core.ended(this.#end);
   }
 
   [Symbol.dispose](): void {

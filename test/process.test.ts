@@ -404,6 +404,14 @@ describe("'fork' children and the parent's pending waits", () => {
   });
 });
 
+describe("'fork' children made while a GC cleanup was pending", () => {
+  it('give back at their exit the pipe-end counts the parent gave them, finalizers or not: the peer sees EOF', async () => {
+    const r = await runNode(fixture('fork-pending-cleanup.mjs'), [], { nodeArgs: ['--single-threaded', '--expose-gc'], timeoutMs: 60_000 });
+    expect(r.stderr).toBe('');
+    expect(JSON.parse(r.stdout)).toEqual({ eof: true }); // before: the count stayed, no EOF
+  });
+});
+
 describe('a forkserver child and what it inherits from the zygote', () => {
   it('a Value a preloaded module made keeps its reference count when children end, and a child can send it on', async () => {
     const r = await runNode(fixture('preload-shared.mjs'), [], { timeoutMs: 60_000 });
