@@ -28,7 +28,7 @@ import { decodeSpec, type ChildSpec, type ChildTarget, type StartMethod } from '
 import { disposeShared, forEachShared, rebuild, reduce } from '../reduction';
 import { adoptInheritedEnds, closeAllEnds, forgetInheritedEnds, Pipe } from '../connection';
 import { explainReferenceError, loadTask, usesLoaderHooks } from '../task';
-import { enterChild } from '../process';
+import { activeChildren, enterChild } from '../process';
 import { adoptInheritedAttachments, attachPrivately, forgetInheritedAttachments, releaseAllAttachments } from '../segment';
 import '../index'; // registers every shareable kind, so handles in args rebuild
 
@@ -386,6 +386,12 @@ export function runInForkChild(
     release();
     native.exitNow(code);
   };
+  // Done: wait for its non-daemon children first, as Python's children do
+  // (a grandchild was killed by its parent-death signal before it ran).
+  const done = async (): Promise<void> => {
+    for (const p of activeChildren()) if (!p.daemon) await p.join().catch(() => {});
+    exit(0);
+  };
   const fail: (e: unknown) => never = (e) => {
     // A grandchild this target forked, leaving our code: let it go on up
     // (sync) or go quiet (async); the grandchild's own call here ends it.
@@ -403,13 +409,13 @@ export function runInForkChild(
     } catch (e) {
       fail(e);
     }
-    if (!isThenable(result)) exit(0);
-    void Promise.resolve(result).then(() => exit(0), failAsync);
+    if (!isThenable(result) && activeChildren().length === 0) exit(0);
+    void Promise.resolve(result).then(done, failAsync);
     return;
   }
   void loadTask(target, process.cwd())
     .then((fn) => fn(...args))
-    .then(() => exit(0), failAsync);
+    .then(done, failAsync);
 }
 
 /** Reads n bytes from fd, blocking; at EOF the process ends with `eofCode`. */
