@@ -230,6 +230,17 @@ class PipeCore {
   }
 
   /**
+   * Before fork(): one more count per Connection object of each end open
+   * here, collected ones whose finalizer has not run included, since the
+   * child gives back exactly that many (closeAll). Counting only the live
+   * objects let a child give back a count it was never given.
+   */
+  duplicateOpen(): readonly number[] {
+    for (let e = 0; e < 2; e++) if (this.#open[e]! > 0) Atomics.add(this.words, kOpen + e, this.#open[e]!);
+    return [...this.#open];
+  }
+
+  /**
    * Closes what this process still has open, at its exit: the Connection
    * objects alive, and the counts of those collected whose finalizer has not
    * run (it may never run: a fork child made while a cleanup was pending
@@ -254,17 +265,11 @@ let liveCores = new Set<PipeCore>();
  * then went nowhere. Returns the undo, for a fork that failed.
  */
 export function duplicateEndsForFork(): () => void {
-  const taken: [PipeCore, number][] = [];
-  for (const core of liveCores) {
-    for (let e = 0; e < 2; e++) {
-      const c = core.conns[e]?.deref();
-      if (c === undefined || c.closed) continue;
-      Atomics.add(core.words, kOpen + e, 1);
-      taken.push([core, e]);
-    }
-  }
+  const taken = [...liveCores].map((core) => [core, core.duplicateOpen()] as const);
   return () => {
-    for (const [core, e] of taken) core.release(e);
+    for (const [core, counts] of taken) {
+      for (let e = 0; e < 2; e++) for (let i = 0; i < counts[e]!; i++) core.release(e);
+    }
   };
 }
 

@@ -78,6 +78,12 @@ native.setWaitCallback((ids, results) => {
   }
 });
 
+/** Forgets a waiter without settling it: its timer and abort listener go (a fork child's copy of the parent's). */
+export function dropWaiter(waiter: Waiter): void {
+  if (waiter.timer !== undefined) clearTimeout(waiter.timer);
+  waiter.offAbort?.();
+}
+
 function settle(waiter: Waiter, r: WaitResult): void {
   if (waiter.timer !== undefined) clearTimeout(waiter.timer);
   waiter.offAbort?.();
@@ -136,12 +142,7 @@ export function forkGeneration(): number {
  */
 export function forgetInheritedWaits(): void {
   generation++;
-  for (const w of byId.values()) {
-    for (const waiter of w.waiters) {
-      if (waiter.timer !== undefined) clearTimeout(waiter.timer);
-      waiter.offAbort?.();
-    }
-  }
+  for (const w of byId.values()) w.waiters.forEach(dropWaiter);
   byId.clear();
   byWord = new WeakMap();
   nativeJobs = new Map();

@@ -21,7 +21,7 @@ import { readFileSync } from 'node:fs';
 import { onAbort } from './abort';
 import { native, WaitResult, type FdWatcher } from './native';
 import { myPid } from './synchronize/common';
-import type { Waiter } from './wait';
+import { dropWaiter, type Waiter } from './wait';
 
 interface SocketWaiter extends Waiter {
   /** Keeps the process alive while pending. */
@@ -167,10 +167,7 @@ export function resetAfterFork(): void {
   // The waits pending here are the parent's calls, copied mid-wait: dropped,
   // never settled. Settled, they ran the parent's code on in the child, whose
   // channels then took the parent's items (see wait.ts forgetInheritedWaits).
-  for (const w of waiters.values()) {
-    if (w.timer !== undefined) clearTimeout(w.timer);
-    w.offAbort?.();
-  }
+  waiters.forEach(dropWaiter);
   waiters.clear();
   refs = 0;
 }
