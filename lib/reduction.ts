@@ -70,7 +70,15 @@ export function reduce(value: unknown): unknown {
   if (typeof value !== 'object' || value === null) return value;
   if (isShareable(value)) return toHandle(value);
   if (!reachesShared(value)) return value;
-  return copyReduced(value, new Map());
+  const taken: Handle[] = [];
+  try {
+    return copyReduced(value, new Map(), taken);
+  } catch (e) {
+    // A shared object that cannot travel (closed, say): the handles taken
+    // before it would hold their references until the process tree ends.
+    for (const h of taken) releaseHandles(h);
+    throw e;
+  }
 }
 
 /**
@@ -136,28 +144,32 @@ export function disposeShared(shared: object): void {
   }
 }
 
-function copyReduced(value: unknown, seen: Map<object, unknown>): unknown {
+function copyReduced(value: unknown, seen: Map<object, unknown>, taken: Handle[]): unknown {
   if (typeof value !== 'object' || value === null) return value;
-  if (isShareable(value)) return toHandle(value);
+  if (isShareable(value)) {
+    const h = toHandle(value);
+    taken.push(h);
+    return h;
+  }
   if (seen.has(value)) return seen.get(value);
   if (Array.isArray(value)) {
     const out: unknown[] = new Array(value.length);
     seen.set(value, out);
     for (let i = 0; i < value.length; i++) {
-      if (i in value) out[i] = copyReduced(value[i], seen); // a hole stays a hole
+      if (i in value) out[i] = copyReduced(value[i], seen, taken); // a hole stays a hole
     }
     return out;
   }
   if (value instanceof Map) {
     const out = new Map<unknown, unknown>();
     seen.set(value, out);
-    for (const [k, v] of value) out.set(copyReduced(k, seen), copyReduced(v, seen));
+    for (const [k, v] of value) out.set(copyReduced(k, seen, taken), copyReduced(v, seen, taken));
     return out;
   }
   if (value instanceof Set) {
     const out = new Set<unknown>();
     seen.set(value, out);
-    for (const v of value) out.add(copyReduced(v, seen));
+    for (const v of value) out.add(copyReduced(v, seen, taken));
     return out;
   }
   if (isPlainObject(value)) {
@@ -166,7 +178,7 @@ function copyReduced(value: unknown, seen: Map<object, unknown>): unknown {
     seen.set(value, needsEscape(value) ? { [kEscapeTag]: out } : out);
     for (const key of Object.keys(value)) {
       // defineProperty: a key named __proto__ stays an own property.
-      Object.defineProperty(out, key, { value: copyReduced((value as Record<string, unknown>)[key], seen), enumerable: true, writable: true, configurable: true });
+      Object.defineProperty(out, key, { value: copyReduced((value as Record<string, unknown>)[key], seen, taken), enumerable: true, writable: true, configurable: true });
     }
     return seen.get(value);
   }
