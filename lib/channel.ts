@@ -12,7 +12,7 @@
 import { decodeFrom, detach, discard, encode, readBlobs, releaseReadBlobs, toBlob, writeToRing, type Encoded } from './codec';
 import { QueueEmptyError, QueueFullError, TimeoutError } from './errors';
 import {
-  kBusy, kBusyTake, kClosedRing, kConsumersWaiting, kDataSeq, kEmpty, kFull, kHead, kProducersWaiting, kSpaceSeq,
+  kBusy, kBusyTake, kClosedRing, kConsumersWaiting, kDataSeq, kEmpty, kFull, kProducersWaiting, kSpaceSeq,
   kControlBytes, kFutexSleeper, kReaderWakeId, kReaderWakePid, kReaderWakeToken, kReaderWakeUnreachable, kSocketSleeper, kWaitCommit, Ring,
 } from './ring-buffer';
 import { forkGeneration, pollAsync, spinUntil, waitAsync, waitSync, WaitResult, type PollPeer } from './wait';
@@ -368,17 +368,11 @@ export class Channel {
     const view = this.#view;
     this.#decode = (offset, length) => decodeFrom(data, offset, length, view);
     this.maxInline = Math.min(ring.maxPayload, blobThreshold);
-    const ctl = ring.ctl;
-    const words = ring.data;
-    const mask = ring.capacity - 1;
     // Ready once the record at head is committed (its state word > 0): one
     // still being written is not worth a take, which would spin on it and
     // then ask whether its writer lives (and trust a "yes" for a while, so a
     // writer killed right after could keep its record looking "in progress").
-    this.#readyFn = () => {
-      const h = Atomics.load(ctl, kHead);
-      return Atomics.load(words, (h & mask) >> 2) > 0 || ring.closed;
-    };
+    this.#readyFn = () => ring.committedAtHead() || ring.closed;
   }
 
   /**
@@ -638,7 +632,9 @@ export class Channel {
     const ring = this.ring;
     const until = performance.now() + this.#spinMs;
     for (let i = 1; ; i++) {
-      if (ring.hasData()) {
+      // Committed records only (see committedAtHead): a record still being
+      // written or left by a dead writer is the take's business after the spin.
+      if (ring.committedAtHead()) {
         this.#spinMs = Math.min(kSpinMaxMs, this.#spinMs * 1.25 + 0.001);
         return take();
       }

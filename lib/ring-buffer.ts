@@ -582,6 +582,17 @@ export class Ring {
     return false;
   }
 
+  /**
+   * Whether the record at head is committed: the consumers' polling test.
+   * Unlike hasData() it never reads tail, whose line the producer writes on
+   * every put: a consumer polling a record still being written would pull
+   * that line to its CPU at each poll, and the producer's next put would
+   * wait to get it back.
+   */
+  committedAtHead(): boolean {
+    return Atomics.load(this.data, (Atomics.load(this.ctl, kHead) & this.#mask) >> 2) > 0;
+  }
+
   /** Whether a record is ready at head (for poll); no lock taken, no state changed. */
   hasData(): boolean {
     const h = Atomics.load(this.ctl, kHead);
