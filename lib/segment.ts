@@ -11,6 +11,7 @@
  * never received, or a process killed before close(), leaves the count high:
  * then the tree's resource tracker unlinks the segment when the tree ends.
  */
+import { constants } from 'node:buffer';
 import { randomBytes } from 'node:crypto';
 import { appendFileSync } from 'node:fs';
 import { shmError } from './errors';
@@ -44,8 +45,22 @@ export function generateName(): string {
  */
 const auditFile = process.env.MULTIPROC_SHM_AUDIT;
 
+/**
+ * The largest mapping Node lets JavaScript see: a segment is one ArrayBuffer,
+ * and Node 20 refuses external ones over 4 GiB (buffer.constants.MAX_LENGTH).
+ */
+export const kMaxSegmentBytes = constants.MAX_LENGTH;
+
 /** Creates the segment `osname` (see native.shmCreate), recording it for MULTIPROC_SHM_AUDIT. */
 export function createSegment(osname: string, size: number): ArrayBuffer {
+  // Refused before the OS reserves the space (the native side would reserve
+  // it, fail to wrap it, and give it back).
+  if (size > kMaxSegmentBytes) {
+    throw Object.assign(
+      new RangeError(`Cannot create ${size} bytes of shared memory in one segment: this Node.js maps at most ${kMaxSegmentBytes} bytes into one ArrayBuffer. Use several smaller segments.`),
+      { code: 'ERR_MULTIPROC_MAPPING_TOO_LARGE' },
+    );
+  }
   const buffer = native.shmCreate(osname, size);
   if (auditFile) appendFileSync(auditFile, `${osname}\n`);
   return buffer;

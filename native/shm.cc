@@ -33,8 +33,15 @@ struct Mapping {
 std::mutex g_mutex;
 std::unordered_map<void*, Mapping*> g_live;
 
+// The mapping being wrapped by MapFd on this thread. Node may run the
+// finalizer inside a napi_create_external_arraybuffer that then fails (a
+// length V8 refuses): MapFd must know whether it still owns the mapping.
+thread_local Mapping* t_wrapping = nullptr;
+thread_local bool t_wrapping_finalized = false;
+
 void FinalizeMapping(napi_env, void*, void* hint) {
   Mapping* m = static_cast<Mapping*>(hint);
+  if (m == t_wrapping) t_wrapping_finalized = true;
   {
     std::lock_guard<std::mutex> lock(g_mutex);
     if (m->addr != nullptr) {
@@ -52,10 +59,15 @@ Napi::Value MapFd(Napi::Env env, int fd, size_t size, const std::string& name) {
   if (addr == MAP_FAILED) return ThrowErrno(env, "mmap", err, name);
   Mapping* m = new Mapping{addr, size};
   napi_value result;
+  t_wrapping = m;
+  t_wrapping_finalized = false;
   napi_status st = napi_create_external_arraybuffer(env, addr, size, FinalizeMapping, m, &result);
+  t_wrapping = nullptr;
   if (st != napi_ok) {
-    munmap(addr, size);
-    delete m;
+    if (!t_wrapping_finalized) {  // else the finalizer unmapped it and freed m (a double free before)
+      munmap(addr, size);
+      delete m;
+    }
     if (st == 22 /* napi_no_external_buffers_allowed */) {
       Napi::Error e = Napi::Error::New(
           env,
@@ -65,7 +77,15 @@ Napi::Value MapFd(Napi::Env env, int fd, size_t size, const std::string& name) {
       e.ThrowAsJavaScriptException();
       return env.Undefined();
     }
-    Napi::Error::New(env, "napi_create_external_arraybuffer failed").ThrowAsJavaScriptException();
+    // V8 refuses the length (Node 20: above 4 GiB) and has thrown: say what to do instead.
+    std::string why = "napi_create_external_arraybuffer failed";
+    if (env.IsExceptionPending()) why = env.GetAndClearPendingException().Message();
+    Napi::RangeError e = Napi::RangeError::New(
+        env, "Cannot map " + std::to_string(size) + " bytes of shared memory '" + name +
+                 "' into JavaScript: this Node.js does not allow an ArrayBuffer that large (" + why +
+                 "). Use several smaller segments.");
+    e.Set("code", Napi::String::New(env, "ERR_MULTIPROC_MAPPING_TOO_LARGE"));
+    e.ThrowAsJavaScriptException();
     return env.Undefined();
   }
   {

@@ -1,3 +1,4 @@
+import { constants } from 'node:buffer';
 import { spawn } from 'node:child_process';
 import { readFileSync, statSync } from 'node:fs';
 import * as mp from 'multiproc';
@@ -116,6 +117,18 @@ b.close()
       ours.close();
       ours.unlink();
     }
+  });
+
+  // Node 22+ allows ArrayBuffers far larger (2^53 - 1): there only the memory limits apply.
+  it.runIf(constants.MAX_LENGTH <= 2 ** 32)('a segment larger than one ArrayBuffer may be (4 GiB on Node 20) is a RangeError to create or attach, not an abort', async () => {
+    const name = `${process.env.MULTIPROC_SHM_PREFIX}-huge${process.pid}`;
+    const r = await runNode(fixture('shm-too-large.cjs'), [name]);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0); // before: 134, "free(): double free detected"
+    const tooLarge = 'RangeError ERR_MULTIPROC_MAPPING_TOO_LARGE';
+    const expected: Record<string, string> = { create: tooLarge, rawArray: tooLarge, sharedArray: tooLarge };
+    if (isLinux) expected.attach = tooLarge;
+    expect(JSON.parse(r.stdout)).toEqual(expected);
   });
 
   it('a failed second create does not drop the first one from the tracker', async () => {
