@@ -41,7 +41,7 @@
 import { availableParallelism, constants as osConstants } from 'node:os';
 import { join } from 'node:path';
 import { noop, onAbort } from './abort';
-import { AbortError, MultiprocError, ProcessError, TimeoutError, WorkerExitError } from './errors';
+import { AbortError, EOFError, MultiprocError, ProcessError, TimeoutError, WorkerExitError } from './errors';
 import { checkForkedImport, describeTask, refuseWhileImportingTarget, type TaskTarget } from './task';
 import { checkInteger, checkSignal, describeValue, kMaxTimerMs } from './validate';
 import { Pipe, type Connection } from './connection';
@@ -945,10 +945,11 @@ export class Pool<I extends readonly unknown[] = never[]> {
     w.conn.send(msg).then(() => {
       if (msg.def) w.known.add(job.fnKey);
     }, (e: unknown) => {
-      // The items could not be encoded (a function, a symbol...) or the worker
-      // is gone. An encoding failure fails only this call; a dead worker is
-      // handled by #onExit.
-      if (w.dead || !(e instanceof TypeError || e instanceof RangeError)) return;
+      // The items could not be encoded (a function, a symbol, a getter or
+      // Proxy trap of the user's that threw: any error) or the worker is gone
+      // (EOFError: its end, or ours, closed). An encoding failure fails only
+      // this call; a dead worker is handled by #onExit.
+      if (w.dead || e instanceof EOFError) return;
       const i = w.inflight.indexOf(job);
       if (i >= 0) w.inflight.splice(i, 1);
       if (w.inflight.length === 0) w.exclusive = false;

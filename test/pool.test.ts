@@ -204,6 +204,22 @@ describe('Pool', () => {
     expect(await pool.apply(() => 1)).toBe(1);
   });
 
+  it('an argument whose getter (or Proxy trap) throws rejects that call with the error, and the worker takes the next job', async () => {
+    const one = new mp.Pool({ processes: 1 });
+    try {
+      const getter = { get x(): number { throw new Error('boom in getter'); } };
+      const trap = new Proxy({}, { ownKeys() { throw new Error('boom in trap'); } });
+      await expect(one.apply((o: unknown) => o, [getter])).rejects.toThrow('boom in getter'); // before: never settled
+      await expect(one.map((o: unknown) => o, [1, trap, 3], { chunksize: 1 })).rejects.toThrow('boom in trap');
+      expect(one.stats().workers.map((w) => w.jobsInFlight)).toEqual([0]);
+      expect(await one.map((x: number) => x * 2, [1, 2, 3])).toEqual([2, 4, 6]); // before: queued behind the lost job for good
+      one.close();
+      await one.join();
+    } finally {
+      await one.terminate();
+    }
+  });
+
   it('an aborted map rejects with the reason and the pool stays usable', async () => {
     const ac = new AbortController();
     const p = pool.map(async (x: number) => {
