@@ -45,6 +45,16 @@ describe('Pool', () => {
     expect(seen.sort((a, b) => a - b)).toEqual(range(200).map((x) => x * x).sort((a, b) => a - b));
   });
 
+  it('imap with chunks of 25,000 items yields 200,000 results in order', async () => {
+    const n = 200_000;
+    let next = 0;
+    let inOrder = true;
+    for await (const v of pool.imap((x: number) => x, range(n), { chunksize: n / 8 })) {
+      if (v !== next++) inOrder = false;
+    }
+    expect([next, inOrder]).toEqual([n, true]);
+  });
+
   it('starmap and apply pass argument lists', async () => {
     expect(await pool.starmap((a: number, b: number) => a + b, [[1, 2], [3, 4], [5, 6]])).toEqual([3, 7, 11]);
     expect(await pool.apply((a: string, b: string) => a + b, ['x', 'y'])).toBe('xy');
