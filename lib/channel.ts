@@ -50,6 +50,12 @@ export interface ChannelHooks {
   writerElsewhere?(): boolean;
   /** The ring's one writer, by CPU: an async get's poll never spins on the CPU that writer needs (see pollAsync). */
   writer?: PollPeer;
+  /**
+   * Whether no other process (or thread) holds the ring: then a *Sync call
+   * without a timeout that must wait would wait for ever (nobody else can
+   * make room or add an item, and this thread is blocked), and fails instead.
+   */
+  soleHolder?(): boolean;
   /** How timeout errors name the calls and what holds the items: a queue's get/put/queue (the default), a pipe's recv/send/pipe. */
   words?: { get: string; put: string; holder: string };
 }
@@ -547,6 +553,13 @@ export class Channel {
           if (r === kBusy) arm = this.#armLock();
         }
         if (mode === Mode.Async) return this.#putAsync(job, deadline, either(signal, closed), arm, closed);
+        if (r !== kBusy && deadline === Infinity && this.#hooks.soleHolder?.() === true) {
+          this.#disarm(arm);
+          throw new QueueFullError(
+            `The ${this.#words.holder} is full and no other process holds it: ${this.#words.put}Sync() would block this thread for ever, since only this thread could make room. ` +
+              'Start the consumer before filling it, make it larger ({ capacityBytes }), or use await put() with a consumer in this process.',
+          );
+        }
         const res = waitSync(ring.buffer, ring.byteOffset(arm.word), arm.expected, Math.min(arm.slice, remaining(deadline)));
         this.#disarm(arm);
         if (res === WaitResult.TimedOut) {
@@ -819,6 +832,13 @@ export class Channel {
         // Another consumer holds the lock now: it may leave items behind, and
         // only its unlock (not a commit) would say so.
         if (v === kBusyTake) arm = this.#armLock();
+      }
+      if (v === kEmpty && mode === Mode.Sync && deadline === Infinity && this.#hooks.soleHolder?.() === true) {
+        this.#disarm(arm);
+        throw new QueueEmptyError(
+          `The ${this.#words.holder} is empty and no other process holds it: ${this.#words.get}Sync() would block this thread for ever, since only this thread could add an item. ` +
+            'Pass the queue to the producer first, or give a timeout.',
+        );
       }
       const res = waitSync(ring.buffer, ring.byteOffset(arm.word), arm.expected, Math.min(arm.slice, remaining(deadline)));
       this.#disarm(arm);

@@ -132,7 +132,8 @@ export class Queue<T = unknown> {
     this.#segment = seg;
     this.#ring = new Ring(seg.buffer, seg.payloadOffset, seg.payloadOffset + kControlBytes, capacity, false, seg.name);
     this.#ring.joinable = (seg.param(1) & kFlagJoinable) !== 0;
-    this.#channel = new Channel(this.#ring, { closedError }, Math.min(kBlobThreshold, capacity / 4));
+    // The refcount counts every process's (and thread's) attachment and every handle in flight.
+    this.#channel = new Channel(this.#ring, { closedError, soleHolder: () => seg.refcount() === 1 }, Math.min(kBlobThreshold, capacity / 4));
     seg.bindTo(this);
   }
 

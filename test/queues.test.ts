@@ -758,3 +758,38 @@ describe('Queue through Process args', () => {
     s.close();
   });
 });
+
+describe('a *Sync call that could only wait for ever', () => {
+  it('putSync on a full queue, or getSync on an empty one, that no other process holds fails at once with what to do; with another holder it waits', async () => {
+    const q = new mp.Queue<number>({ capacityBytes: 4096 });
+    let n = 0;
+    let full: unknown;
+    try {
+      for (; n < 10_000; n++) q.putSync(n); // before: blocked this thread for good once full
+    } catch (e) {
+      full = e;
+    }
+    expect(full).toBeInstanceOf(mp.QueueFullError);
+    expect((full as Error).message).toMatch(/no other process holds it.*Start the consumer before filling it/);
+    expect(q.qsize()).toBe(n); // nothing lost, nothing half-put
+    expect(q.getSync()).toBe(0);
+    const empty = new mp.Queue<number>();
+    expect(() => empty.getSync()).toThrow(mp.QueueEmptyError);
+    expect(() => empty.getSync()).toThrow(/no other process holds it/);
+    expect(() => empty.getSync(50)).toThrow(mp.TimeoutError); // a timeout is honoured as given
+    // With a consumer holding the queue, the same putSync waits for room.
+    const p = new mp.Process({
+      target: async (qq: mp.Queue<number>, count: number) => {
+        for (let i = 0; i < count; i++) await qq.get();
+      },
+      args: [q, n - 1 + 100], // (one was taken above)
+    });
+    p.start();
+    for (let i = 0; i < 100; i++) q.putSync(n + i);
+    await p.join();
+    expect(p.exitCode).toBe(0);
+    expect(q.qsize()).toBe(0);
+    q.close();
+    empty.close();
+  });
+});

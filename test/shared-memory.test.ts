@@ -1,6 +1,6 @@
 import { constants } from 'node:buffer';
 import { spawn } from 'node:child_process';
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync, rmSync, statSync } from 'node:fs';
 import * as mp from 'multiproc';
 import { describe, expect, it } from 'vitest';
 import { attachedSize, collect, fixture, hasPython, isLinux, runNode, segmentExists, sleep } from './helpers';
@@ -122,7 +122,12 @@ b.close()
   // Node 22+ allows ArrayBuffers far larger (2^53 - 1): there only the memory limits apply.
   it.runIf(constants.MAX_LENGTH <= 2 ** 32)('a segment larger than one ArrayBuffer may be (4 GiB on Node 20) is a RangeError to create or attach, not an abort', async () => {
     const name = `${process.env.MULTIPROC_SHM_PREFIX}-huge${process.pid}`;
-    const r = await runNode(fixture('shm-too-large.cjs'), [name]);
+    let r;
+    try {
+      r = await runNode(fixture('shm-too-large.cjs'), [name]);
+    } finally {
+      rmSync(`/dev/shm/${name}`, { force: true }); // the fixture's own clean-up does not run if it aborts
+    }
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0); // before: 134, "free(): double free detected"
     const tooLarge = 'RangeError ERR_MULTIPROC_MAPPING_TOO_LARGE';
