@@ -476,6 +476,86 @@ describe('Semaphore', () => {
     plain.close();
   });
 
+  it('release(3) from another process wakes exactly 3 of 5 waiting processes, at once', async () => {
+    const sem = new mp.Semaphore(0);
+    const go = new mp.Event();
+    const times = mp.RawArray('d', 10);
+    const counts = mp.RawArray('i', 3);
+    const kids = [0, 1, 2, 3, 4].map((index) => start('sync-sem-waiter.mjs', {
+      sem: mp.toHandle(sem), go: mp.toHandle(go), times: mp.toHandle(times), counts: mp.toHandle(counts), index, sync: index % 2 === 1,
+    }));
+    const now = (): number => performance.timeOrigin + performance.now();
+    try {
+      while (counts[0] < 5) await sleep(5);
+      go.set();
+      while (counts[1] < 5) await sleep(2);
+      // Release just after every waiter's first 200 ms sleep slice ended: a waiter that no
+      // wake-up reached then sleeps ~150 ms more before it looks at the value again.
+      const started = [0, 1, 2, 3, 4].map((i) => times[i]);
+      await sleep(Math.max(0, Math.max(...started) + 240 - now()));
+      expect(counts[2]).toBe(0);
+      const released = now();
+      sem.release(3);
+      while (counts[2] < 3 && now() - released < 2000) await sleep(1);
+      const woke = now() - released;
+      await sleep(300);
+      expect(counts[2]).toBe(3);
+      expect(sem.getValue()).toBe(0);
+      expect(woke).toBeLessThan(100);
+      sem.release(2);
+      const results = await Promise.all(kids.map((k) => k.done));
+      for (const r of results) expect(r.stderr + r.stdout).toBe('ok');
+      expect(counts[2]).toBe(5);
+      expect(sem.getValue()).toBe(0);
+    } finally {
+      for (const k of kids) k.child.kill('SIGKILL');
+      sem.close(); go.close(); times.close(); counts.close();
+    }
+  });
+
+  it('release(n) checks n, and refuses a bound or the 32-bit limit whole, changing nothing', () => {
+    for (const trackHolders of [false, true]) {
+      const s = new mp.Semaphore(0, { trackHolders });
+      const b = new mp.BoundedSemaphore(5, { trackHolders });
+      for (const sem of [s, b]) {
+        const before = sem.getValue();
+        for (const n of ['x', 1.5, NaN, Infinity, null, 2n]) expect(() => sem.release(n as never)).toThrow(TypeError);
+        for (const n of [0, -1, 2 ** 31]) expect(() => sem.release(n)).toThrow(RangeError);
+        expect(() => sem.release(-1)).toThrow(/"n"/);
+        expect(sem.getValue()).toBe(before);
+      }
+      for (let i = 0; i < 4; i++) expect(b.tryAcquire()).toBe(true);
+      // 1 left of 5: giving back 5 would make 6, so nothing is given back.
+      expect(() => b.release(5)).toThrow(/BoundedSemaphore\.release\(5\): released too many times/);
+      expect(b.getValue()).toBe(1);
+      b.release(4);
+      expect(b.getValue()).toBe(5);
+      expect(() => b.release()).toThrow(/released too many times/);
+      if (!trackHolders) {
+        s.release(3);
+        expect(s.getValue()).toBe(3);
+        s.release(2 ** 31 - 4);
+        expect(s.getValue()).toBe(2 ** 31 - 1);
+        expect(() => s.release()).toThrow(RangeError);
+        expect(() => s.release(2)).toThrow(/cannot exceed 2147483647/);
+        expect(s.getValue()).toBe(2 ** 31 - 1);
+      } else {
+        // Tracked: a process gives back only what it holds, all of n or nothing.
+        expect(() => s.release()).toThrow(/holds no permit/);
+        s.close();
+        const t = new mp.Semaphore(3, { trackHolders: true });
+        expect(t.tryAcquire() && t.tryAcquire()).toBe(true);
+        expect(() => t.release(3)).toThrow(/release\(3\): this process holds only 2 permits/);
+        expect(t.getValue()).toBe(1);
+        t.release(2);
+        expect(t.getValue()).toBe(3);
+        expect(() => t.release()).toThrow(/holds no permit/);
+        t.close();
+      }
+      s.close(); b.close();
+    }
+  });
+
   it('BoundedSemaphore refuses to go past its start value; Semaphore does not', () => {
     const b = new mp.BoundedSemaphore(2);
     expect(() => b.release()).toThrow(/released too many times/);

@@ -14,9 +14,11 @@
  *   16 + 2k   64 + 8k   slot k     PID of a process holding permits (0 free, -1 being reclaimed), COUNT it holds
  *
  * Acquire: CAS VALUE v -> v-1 while v > 0 (no native call). Otherwise
- * WAITERS++, sleep on VALUE expecting 0, WAITERS--, retry. Release: CAS
- * VALUE up (BoundedSemaphore refuses past MAX); only when WAITERS > 0 is
- * there a native wake of one waiter. The waiter bumps WAITERS before the
+ * WAITERS++, sleep on VALUE expecting 0, WAITERS--, retry. Release of n:
+ * one CAS of VALUE up by n (BoundedSemaphore refuses past MAX, all of it);
+ * only when WAITERS > 0 is there a native wake, of n waiters (one thread per
+ * process sleeps for its async acquirers, and the next of them tries as soon
+ * as the first has its permit). The waiter bumps WAITERS before the
  * kernel re-checks VALUE == 0 and the releaser bumps VALUE before reading
  * WAITERS (both sequentially consistent), so a wake-up is never missed. A
  * waiter leaving without a permit (timeout, abort) passes a wake-up on if
@@ -172,16 +174,24 @@ export class Semaphore extends Acquirable {
     Atomics.add(w, at + 1, 1);
   }
 
-  /** Uncounts a permit this process is about to release; throws if it holds none. */
-  #uncount(w: Int32Array): void {
+  /** Uncounts `n` permits this process is about to release; throws (uncounting none) if it holds fewer. */
+  #uncount(w: Int32Array, n: number): void {
     const at = this.#slotOf(w, myPid(), false);
     let c = at < 0 ? 0 : Atomics.load(w, at + 1);
     for (;;) {
-      if (c <= 0) throw new Error(`${this.constructor.name}.release(): this process holds no permit (the semaphore tracks its holders)`);
-      const seen = Atomics.compareExchange(w, at + 1, c, c - 1);
+      if (c < n) {
+        const held = c <= 0 ? 'no permit' : `only ${c} permit${c === 1 ? '' : 's'}`;
+        throw new Error(`${this.constructor.name}.${releaseCall(n)}: this process holds ${held} (the semaphore tracks its holders)`);
+      }
+      const seen = Atomics.compareExchange(w, at + 1, c, c - n);
       if (seen === c) return;
       c = seen;
     }
+  }
+
+  /** Counts again permits uncounted for a release that then failed (the slot is still ours: only a dead pid's is reclaimed). */
+  #recount(w: Int32Array, n: number): void {
+    Atomics.add(w, this.#slotOf(w, myPid(), false) + 1, n);
   }
 
   #giveBack(w: Int32Array, n: number): void {
@@ -272,33 +282,40 @@ export class Semaphore extends Acquirable {
     return acquireBlocking(this.#contended(w, deadline), this.#buf, this.#off);
   }
 
-  /** Returns a permit. A BoundedSemaphore throws if that would exceed its initial value. */
-  release(): void {
+  /**
+   * Returns `n` permits (as Python's threading.Semaphore.release(n=1)) and wakes up to `n` waiters.
+   * All or nothing: a BoundedSemaphore that would go past its initial value
+   * throws and changes nothing, as does a value that would pass 2^31-1.
+   */
+  release(n = 1): void {
+    checkInteger('n', n, 1, kMaxValue);
     const w = this.#words();
     const max = w[MAX];
     if (this.#tracked) {
-      if (max >= 0 && Atomics.load(w, VALUE) >= max) {
-        throw new Error(`BoundedSemaphore.release(): released too many times (its value is already ${max}, the value it was created with)`);
-      }
-      this.#uncount(w);
+      // Checked first so that over-release says so rather than "holds no permit"; the CAS below decides.
+      const v = Atomics.load(w, VALUE);
+      if (max >= 0 && v > max - n) throw this.#overRelease(v, n, max);
+      this.#uncount(w, n);
     }
-    if (max < 0) {
-      if (Atomics.add(w, VALUE, 1) === kMaxValue) {
-        Atomics.sub(w, VALUE, 1);
-        throw new Error(`Semaphore.release(): the value cannot exceed ${kMaxValue}`);
+    let v = Atomics.load(w, VALUE);
+    for (;;) {
+      // One CAS for the whole n, never an add then a take-back: in between, other processes could take permits that were never there.
+      const error = max >= 0 && v > max - n ? this.#overRelease(v, n, max)
+        : v > kMaxValue - n ? new RangeError(`${this.constructor.name}.${releaseCall(n)}: the value is ${v} and cannot exceed ${kMaxValue} (a 32-bit counter)`)
+        : undefined;
+      if (error !== undefined) {
+        if (this.#tracked) this.#recount(w, n);
+        throw error;
       }
-    } else {
-      let v = Atomics.load(w, VALUE);
-      for (;;) {
-        if (v >= max) {
-          throw new Error(`BoundedSemaphore.release(): released too many times (its value is already ${v}, the value it was created with)`);
-        }
-        const seen = Atomics.compareExchange(w, VALUE, v, v + 1);
-        if (seen === v) break;
-        v = seen;
-      }
+      const seen = Atomics.compareExchange(w, VALUE, v, v + n);
+      if (seen === v) break;
+      v = seen;
     }
-    if (Atomics.load(w, WAITERS) > 0) wake(this.#buf, this.#off, 1);
+    if (Atomics.load(w, WAITERS) > 0) wake(this.#buf, this.#off, n);
+  }
+
+  #overRelease(v: number, n: number, max: number): Error {
+    return new Error(`BoundedSemaphore.${releaseCall(n)}: released too many times (its value is ${v}, and may not exceed ${max}, the value it was created with)`);
   }
 
   /** With trackHolders: permits given back so far (all processes) because their holder died. */
@@ -334,6 +351,11 @@ export class Semaphore extends Acquirable {
   override toString(): string {
     return this.#w.length === 0 ? `${this.constructor.name}(closed)` : `${this.constructor.name}(value=${this.getValue()})`;
   }
+}
+
+/** How an error names the call: release() for one permit, as most calls are written. */
+function releaseCall(n: number): string {
+  return n === 1 ? 'release()' : `release(${n})`;
 }
 
 /** A Semaphore whose release() throws rather than raise the value past where it started. */
