@@ -158,6 +158,18 @@ function lockHandle(lock: LockLike | null): Handle | null {
   return h.call(lock);
 }
 
+/**
+ * Makes the fields of a finished Value/SharedArray read-only (and
+ * undeletable): they are what its methods and the Proxy rely on, and a plain
+ * class field is writable whatever `readonly` says in the types, so
+ * `a.length = 5` made every later a[i] and for..of report the open array
+ * closed. Assignment then does what it does to a typed array's length:
+ * ignored in sloppy code, a TypeError in strict code (modules, classes).
+ */
+function fixFields(o: object): void {
+  for (const k of Reflect.ownKeys(o)) Object.defineProperty(o, k, { writable: false, configurable: false });
+}
+
 abstract class SharedCtype {
   protected readonly segment: Segment;
   protected readonly info: TypeInfo;
@@ -211,6 +223,11 @@ abstract class SharedCtype {
     return new Error(`This shared ${this.info.name} (segment '${this.segment.name}') is closed`);
   }
 
+  /** For the methods that hand out or walk the typed array: a closed one is detached, and V8's own error names none of this. */
+  protected checkOpen(): void {
+    if (this.segment.closed) throw this.closedError();
+  }
+
   /** console.log and util.inspect show what toString() says, not the segment's bytes. */
   [Symbol.for('nodejs.util.inspect.custom')](): string {
     return this.toString();
@@ -238,6 +255,7 @@ export class SharedValue<C extends Typecode = Typecode> extends SharedCtype {
   constructor(segment: Segment, info: TypeInfo, typecode: C, lock: LockLike | null, own: OwnLock | null = null) {
     super(segment, info, typecode, lock, own);
     this.view = new info.ctor(segment.buffer, segment.payloadOffset, 1) as TypedArrayOf<C>;
+    fixFields(this);
   }
 
   get value(): ElementOf<C> {
@@ -254,6 +272,7 @@ export class SharedValue<C extends Typecode = Typecode> extends SharedCtype {
 
   /** The typed array (length 1) over the value's memory. */
   toTypedArray(): TypedArrayOf<C> {
+    this.checkOpen();
     return this.view;
   }
 
@@ -303,6 +322,7 @@ export class SharedArrayObject<C extends Typecode = Typecode> extends SharedCtyp
     super(segment, info, typecode, lock, own);
     this.view = new info.ctor(segment.buffer, segment.payloadOffset, length) as TypedArrayOf<C>;
     this.length = length;
+    fixFields(this);
   }
 
   get(i: number): ElementOf<C> {
@@ -320,11 +340,13 @@ export class SharedArrayObject<C extends Typecode = Typecode> extends SharedCtyp
   }
 
   toTypedArray(): TypedArrayOf<C> {
+    this.checkOpen();
     return this.view;
   }
 
   /** A plain JS array copy of the elements. */
   toArray(): ElementOf<C>[] {
+    this.checkOpen();
     return Array.from(this.view as unknown as ArrayLike<ElementOf<C>>);
   }
 
@@ -333,7 +355,8 @@ export class SharedArrayObject<C extends Typecode = Typecode> extends SharedCtyp
   }
 
   *[Symbol.iterator](): IterableIterator<ElementOf<C>> {
-    for (let i = 0; i < this.length; i++) yield this.get(i);
+    this.checkOpen();
+    for (let i = 0; i < this.length; i++) yield getElement.call(this, i) as ElementOf<C>;
   }
 
   [kToHandle](): Handle {
@@ -357,6 +380,14 @@ export class SharedArrayObject<C extends Typecode = Typecode> extends SharedCtyp
   }
 }
 
+/**
+ * What a[i] runs, called as these functions rather than looked up on the
+ * object: `a.get = f` (an own property, which the Proxy lets a user add, as
+ * on any object) then changes a.get(), not a[i] or for..of.
+ */
+const getElement = SharedArrayObject.prototype.get;
+const setElement = SharedArrayObject.prototype.set;
+
 /** SharedArray elements are reachable as `a[i]`. */
 export type SharedArray<C extends Typecode = Typecode> = SharedArrayObject<C> & { [index: number]: ElementOf<C> };
 
@@ -371,7 +402,7 @@ const proxyHandler: ProxyHandler<SharedArrayObject> = {
   get(target, p) {
     if (typeof p === 'string') {
       const i = indexOf(p);
-      if (i !== -2) return target.get(i);
+      if (i !== -2) return getElement.call(target, i);
     }
     return Reflect.get(target, p, target);
   },
@@ -379,7 +410,7 @@ const proxyHandler: ProxyHandler<SharedArrayObject> = {
     if (typeof p === 'string') {
       const i = indexOf(p);
       if (i !== -2) {
-        target.set(i, value as never);
+        setElement.call(target, i, value as never);
         return true;
       }
     }

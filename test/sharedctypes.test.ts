@@ -154,6 +154,55 @@ describe('SharedArray / RawArray', () => {
     a.close(); z.close();
   });
 
+  it('length and every other field are read-only, as a typed array\'s length (a.length = 5 made an open array read as closed)', () => {
+    const objs = [mp.RawArray('i', [1, 2, 3]), mp.SharedArray('d', [1.5, 2.5]), mp.Value('i', 7), mp.RawValue('q', 8n)];
+    try {
+      expect(Reflect.ownKeys(objs[0])).toEqual(expect.arrayContaining(['length', 'view', 'segment', 'info', 'lock', 'typecode']));
+      expect(Reflect.ownKeys(objs[2])).toEqual(expect.arrayContaining(['view', 'segment', 'info', 'lock', 'typecode']));
+      for (const o of objs) {
+        const fields = o as unknown as Record<PropertyKey, unknown>;
+        for (const k of Reflect.ownKeys(o)) {
+          const before = fields[k];
+          // This module is strict code: a refused assignment or delete throws.
+          expect(() => { fields[k] = null; }, String(k)).toThrow(TypeError);
+          expect(() => delete fields[k], String(k)).toThrow(TypeError);
+          expect(fields[k]).toBe(before);
+        }
+      }
+      // Sloppy code: ignored, as for a typed array's length.
+      const setLength = new Function('a', 'a.length = 5; return a.length') as (a: unknown) => number;
+      expect(setLength(new Int32Array(3))).toBe(3);
+      const a = objs[0] as mp.SharedArray<'i'>;
+      expect(setLength(a)).toBe(3);
+      expect(a[2]).toBe(3);
+      expect([...a]).toEqual([1, 2, 3]);
+      expect(() => a[3]).toThrow(RangeError);
+      // A method shadowed by an own property changes that method, not a[i] or for..of.
+      (a as unknown as Record<string, unknown>).get = () => 42;
+      expect(a[0]).toBe(1);
+      expect([...a]).toEqual([1, 2, 3]);
+      a[0] = 10;
+      expect(a.view[0]).toBe(10);
+      expect((objs[2] as mp.SharedValue<'i'>).value).toBe(7);
+    } finally {
+      for (const o of objs) o.close();
+    }
+  });
+
+  it('after close(), every way in says the object is closed (toArray() threw V8\'s "detached ArrayBuffer")', () => {
+    const a = mp.SharedArray('i', [1, 2, 3]);
+    const empty = mp.RawArray('d', 0);
+    const v = mp.RawValue('d', 1.5);
+    a.close(); empty.close(); v.close();
+    for (const use of [
+      () => a.toArray(), () => a.toJSON(), () => JSON.stringify(a), () => [...a], () => a.toTypedArray(), () => a[0], () => a.get(0),
+      () => { a[0] = 1; }, () => empty.toArray(), () => [...empty], () => empty.toTypedArray(), () => v.toTypedArray(), () => v.value,
+    ]) {
+      expect(use, use.toString()).toThrow(/^This shared (int32|float64) \(segment '.*'\) is closed$/);
+    }
+    expect(String(a)).toBe("SharedArray('i', <closed>)");
+  });
+
   it('round-trips through a handle inside the same process to the same memory', () => {
     const a = mp.RawArray('d', [1.5, 2.5]);
     const h = mp.toHandle(a);
