@@ -32,6 +32,8 @@ import { childExecArgv } from './spawn';
 
 let preload: string[] = [];
 let spareCount = Math.min(4, availableParallelism());
+/** A word nobody wakes: Atomics.wait on it is a sub-millisecond sleep (see request()). */
+const napWord = new Int32Array(new SharedArrayBuffer(4));
 
 /**
  * How many children the zygote keeps forked ahead of demand (default: the
@@ -159,7 +161,13 @@ class Zygote {
         off += writeSync(this.#reqFd, frame, off);
       } catch (e) {
         const code = (e as NodeJS.ErrnoException).code;
-        if (code === 'EAGAIN' || code === 'EINTR') continue;
+        if (code === 'EINTR') continue;
+        if (code === 'EAGAIN') {
+          // The pipe is full until the zygote reads (big args): nap instead
+          // of spinning, which took a CPU from the zygote we wait for.
+          Atomics.wait(napWord, 0, 0, 0.2);
+          continue;
+        }
         this.#died();
         throw new ProcessError(`The forkserver process is gone (${code ?? String(e)})`, { cause: e });
       }
