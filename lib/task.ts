@@ -504,6 +504,14 @@ export function refuseWhileImportingTarget(what: string): void {
  * 'spawn' start method a function target".
  */
 export function explainReferenceError(err: unknown, how: string): unknown {
+  try {
+    return explainUnsafe(err, how);
+  } catch {
+    return err; // a thrown Proxy or odd object: wire() describes it as it can
+  }
+}
+
+function explainUnsafe(err: unknown, how: string): unknown {
   if (!(err instanceof ReferenceError)) return err;
   // (__dirname and __filename are outer variables like any other.)
   const helper = /^(__(?!dirname\b|filename\b)\w+) is not defined/.exec(err.message)?.[1];

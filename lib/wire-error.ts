@@ -95,8 +95,29 @@ function wireFields(err: Error, depth: number, seen: Set<object>): WireError {
   return out;
 }
 
-/** In the worker: what of `err` travels. */
+/**
+ * In the worker: what of `err` travels. Never throws: a task may throw
+ * anything, a null-prototype object, a Proxy whose traps throw, an Error
+ * whose message getter throws, and describing it must not kill the worker
+ * (it did: the call failed with WorkerExitError instead of its error).
+ */
 export function wire(err: unknown): WireError {
+  try {
+    return wireUnsafe(err);
+  } catch {
+    return { name: 'Error', message: `A value was thrown that cannot be described (${safeTag(err)})` };
+  }
+}
+
+function safeTag(v: unknown): string {
+  try {
+    return Object.prototype.toString.call(v);
+  } catch {
+    return typeof v;
+  }
+}
+
+function wireUnsafe(err: unknown): WireError {
   if (!(err instanceof Error)) {
     const out: WireError = { name: 'Error', message: `A non-Error value was thrown: ${String(err)}` };
     const value = wireValue(err, 0, new Set());

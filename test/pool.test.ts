@@ -84,6 +84,33 @@ describe('Pool', () => {
     expect(await pool.apply(() => 'still fine')).toBe('still fine');
   });
 
+  it('a task that throws a value that cannot be described (null prototype, throwing toString, Proxy traps, a throwing message getter) rejects its call; the worker lives on', async () => {
+    const one = new mp.Pool({ processes: 1 });
+    try {
+      const tasks = [
+        () => { throw Object.create(null); },
+        () => { throw { toString() { throw new Error('no string'); } }; },
+        () => { throw new Proxy({}, { get() { throw new Error('trap'); } }); },
+        () => { throw new Proxy({}, { getPrototypeOf() { throw new Error('proto trap'); } }); },
+        () => {
+          const e = new Error('x');
+          Object.defineProperty(e, 'message', { get() { throw new Error('no message'); } });
+          throw e;
+        },
+      ];
+      await one.apply(() => 1);
+      const pid = one.stats().workers[0]!.pid;
+      for (const task of tasks) {
+        const err = await one.apply(task).catch((e: unknown) => e);
+        expect(err).not.toBeInstanceOf(mp.WorkerExitError); // before: the worker died describing it
+        expect((err as Error).message).toMatch(/A value was thrown that cannot be described|A non-Error value was thrown/);
+      }
+      expect(one.stats().workers.map((w) => w.pid)).toEqual([pid]);
+    } finally {
+      await one.terminate();
+    }
+  });
+
   it('a task\'s error comes back as its built-in class, with its cause, an AggregateError\'s errors and own props', async () => {
     // Before: a plain Error named 'TypeError', without cause or errors.
     const t = await pool.apply(() => {
