@@ -45,13 +45,30 @@ export function toHandle(obj: Shareable): Handle {
   return obj[kToHandle]();
 }
 
+/**
+ * Handle objects this process has received. A handle carries one reference,
+ * for one receiver: received twice, the second receipt would give back a
+ * reference nobody took, and the segment would be unlinked under its
+ * owner. Here that is caught for one handle object; a handle copied (JSON,
+ * another process) cannot be told from a fresh one (see docs: one toHandle()
+ * per receiver).
+ */
+const received = new WeakSet<object>();
+
 /** Attaches to the object a handle names (adopting the handle's reference). */
 export function fromHandle(h: Handle): unknown {
   const rebuild = rebuilders.get(h[kHandleTag]);
   if (rebuild === undefined) {
     throw new TypeError(`Unknown multiproc handle kind '${h[kHandleTag]}' (is the receiving side running the same multiproc version?)`);
   }
-  return rebuild(h);
+  if (received.has(h)) {
+    throw new TypeError(
+      `This ${h[kHandleTag]} handle was already received: a handle carries one reference, for one receiver. Call toHandle() once per receiver (or pass the object itself).`,
+    );
+  }
+  const obj = rebuild(h);
+  received.add(h);
+  return obj;
 }
 
 function isPlainObject(v: object): boolean {

@@ -275,6 +275,21 @@ describe('across processes', () => {
     again.close();
     expect(await segmentExists(name)).toBe(false);
   });
+
+  it('a handle object received a second time is a TypeError, and the owner keeps its segment', async () => {
+    const v = mp.RawValue('i', 7);
+    const name = v.segmentName;
+    const h = mp.toHandle(v);
+    const first = mp.fromHandle(h) as mp.SharedValue<'i'>;
+    expect(() => mp.fromHandle(h)).toThrow(TypeError);
+    expect(() => mp.fromHandle(h)).toThrow(/already received.*toHandle\(\) once per receiver/);
+    first.close();
+    // Before: the second receipt gave back a reference nobody took, and this unlinked the owner's segment.
+    expect(await segmentExists(name)).toBe(true);
+    expect(v.value).toBe(7);
+    v.close();
+    expect(await segmentExists(name)).toBe(false);
+  });
 });
 
 describe('failed calls leave nothing behind', () => {
