@@ -581,13 +581,7 @@ export function discard(enc: Encoded): void {
 }
 
 function releaseTaken(): void {
-  for (const h of taken) {
-    try {
-      fromHandle(h); // this process has the object: re-attaching drops the handle's reference
-    } catch {
-      // already gone
-    }
-  }
+  for (const h of taken) releaseHandles(h);
   taken.length = 0;
 }
 

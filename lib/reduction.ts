@@ -12,6 +12,7 @@
  * shared objects may sit anywhere inside Process args, task arguments,
  * results or queue items.
  */
+import { collectFresh } from './segment';
 import { kHandleTag, kToHandle } from './symbols';
 
 export interface Handle {
@@ -208,11 +209,14 @@ function copyReduced(value: unknown, seen: Map<object, unknown>, taken: Handle[]
  * in this process drops each handle's reference, as a receipt would.
  */
 export function releaseHandles(reduced: unknown): void {
+  const fresh: object[] = [];
   try {
-    rebuild(reduced);
+    collectFresh(fresh, () => rebuild(reduced));
   } catch {
     // what could be released is released
   }
+  // Attached only to give the references back: released now, not at GC.
+  for (const obj of fresh) disposeShared(obj);
 }
 
 /** The inverse of reduce(): handles become attached objects again (in place). */

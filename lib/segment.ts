@@ -330,8 +330,31 @@ export function attachShared<T extends object>(name: string, kind: Kind, build: 
   let segment: Segment | undefined;
   const made = attachOwn(name, kind, (seg) => build((segment = seg)));
   cache.set(name, { ref: new WeakRef(made), segment: segment! });
-  if (cache === attached) attachedCleanup.register(made, name);
+  if (cache === attached) {
+    attachedCleanup.register(made, name);
+    fresh?.push(made);
+  }
   return made;
+}
+
+/** While set, the objects attachShared() builds afresh for the process's cache (see collectFresh). */
+let fresh: object[] | null = null;
+
+/**
+ * Runs fn (a rebuild of handles), listing in `list` the objects it attached
+ * afresh, as opposed to those this process already had (whose handles'
+ * references were given back on the spot). Handles nobody will receive (a
+ * failed send) are given back by disposing those at once: left to GC, a
+ * 128 MiB SharedArray stayed in /dev/shm after its owner closed it.
+ */
+export function collectFresh<T>(list: object[], fn: () => T): T {
+  const outer = fresh;
+  fresh = list;
+  try {
+    return fn();
+  } finally {
+    fresh = outer;
+  }
 }
 
 function attachOwn<T extends object>(name: string, kind: Kind, build: (segment: Segment) => T): T {
