@@ -42,7 +42,7 @@
 import * as v8 from 'node:v8';
 import { Kind } from './layout';
 import { native } from './native';
-import { fromHandle, isShareable, rebuild, reduce, releaseHandles, toHandle, type Handle } from './reduction';
+import { fromHandle, isShareable, notSendable, rebuild, reduce, releaseHandles, toHandle, type Handle } from './reduction';
 import { Segment } from './segment';
 import { describeValue } from './validate';
 
@@ -410,6 +410,7 @@ function writeObject(v: object): void {
     writeShared(v);
     return;
   }
+  notSendable(v);
   throw kBail;
 }
 

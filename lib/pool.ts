@@ -47,7 +47,7 @@ import { checkInteger, checkSignal, describeValue, kMaxTimerMs } from './validat
 import { Pipe, type Connection } from './connection';
 import { Process, nextPoolName, type ArgsFor } from './process';
 import { unwire, type WireError } from './wire-error';
-import { jobTag, kUnlinkNow, kUserWord } from './symbols';
+import { jobTag, kNotSendable, kUnlinkNow, kUserWord } from './symbols';
 import { myPid } from './synchronize/common';
 import * as context from './context';
 import type { StartMethod } from './popen/popen';
@@ -1386,6 +1386,11 @@ export class Pool<I extends readonly unknown[] = never[]> {
     process.removeListener('SIGTERM', this.#signalHandler);
   }
 }
+
+// Python refuses to pickle a pool; structured clone would deliver {}.
+Object.defineProperty(Pool.prototype, kNotSendable, {
+  value: 'A Pool cannot be sent to another process (its workers belong to the process that made it): make the pool in the process that uses it, or send the work back to this one through a Queue.',
+});
 
 function countPoolHandlers(sig: NodeJS.Signals): number {
   return process.listeners(sig).filter((l) => poolHandlerSet.has(l)).length;

@@ -17,7 +17,7 @@ import { ProcessError } from './errors';
 import { native } from './native';
 import type { ChildSpec, ChildTarget, Popen, StartMethod } from './popen/popen';
 import { forEachShared, reduce, releaseHandles } from './reduction';
-import { kSentTo } from './symbols';
+import { kNotSendable, kSentTo } from './symbols';
 import { checkForkedImport, describeTask, refuseWhileImportingTarget } from './task';
 import { deadlineFrom, describeValue } from './validate';
 import * as context from './context';
@@ -453,6 +453,11 @@ export class Process<A extends readonly unknown[] = never[]> {
     return `<Process name='${this.#name}' ${state}${this.#daemon ? ' daemon' : ''}>`;
   }
 }
+
+// Structured clone would deliver {} (Python refuses to pickle a Process too).
+Object.defineProperty(Process.prototype, kNotSendable, {
+  value: 'A Process object cannot be sent to another process (only its parent can join or kill it): send its pid, or give the processes an Event, a Queue or a Pipe to talk through.',
+});
 
 function installExitHook(): void {
   if (exitHookInstalled) return;

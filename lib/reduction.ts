@@ -13,7 +13,7 @@
  * results or queue items.
  */
 import { collectFresh } from './segment';
-import { kHandleTag, kToHandle } from './symbols';
+import { kHandleTag, kNotSendable, kToHandle } from './symbols';
 
 export interface Handle {
   readonly [kHandleTag]: string;
@@ -70,6 +70,12 @@ export function fromHandle(h: Handle): unknown {
   const obj = rebuild(h);
   received.add(h);
   return obj;
+}
+
+/** Throws the TypeError of an object that must not travel (a Pool, a Process: see kNotSendable). */
+export function notSendable(v: object): void {
+  const why = (v as { [kNotSendable]?: string })[kNotSendable];
+  if (typeof why === 'string') throw new TypeError(why);
 }
 
 function isPlainObject(v: object): boolean {
@@ -144,6 +150,7 @@ function walkShared(value: unknown, visit: (shared: object) => boolean, escapes:
     return false;
   }
   if (isPlainObject(value)) return (escapes && needsEscape(value)) || Object.values(value).some(inner);
+  notSendable(value);
   return false;
 }
 
@@ -200,6 +207,7 @@ function copyReduced(value: unknown, seen: Map<object, unknown>, taken: Handle[]
     }
     return seen.get(value);
   }
+  notSendable(value);
   return value;
 }
 

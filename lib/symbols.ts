@@ -11,6 +11,12 @@ export const kSegment: unique symbol = Symbol('multiproc.segment');
  * Process args), before that process attached it: see Connection.
  */
 export const kSentTo: unique symbol = Symbol('multiproc.sentTo');
+/**
+ * On the prototype of objects that must not travel to another process (Pool,
+ * Process): why, as the TypeError's message. Structured clone would copy
+ * their public fields and deliver a useless {} (Python refuses to pickle them).
+ */
+export const kNotSendable: unique symbol = Symbol('multiproc.notSendable');
 /** Connection method: unlink the pipe's segment now (Segment.unlinkNow). */
 export const kUnlinkNow: unique symbol = Symbol('multiproc.unlinkNow');
 /** Connection method: an Int32Array over the one pipe word free for its user (a pool worker's pipe: the job it is on). */

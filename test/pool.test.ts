@@ -241,6 +241,22 @@ describe('Pool', () => {
     expect(await pool.apply(() => 1)).toBe(1);
   });
 
+  it('a Pool or a Process as a task argument, a queue item or a Process arg is a TypeError (structured clone delivered {})', async () => {
+    const p = new mp.Process({ target: () => {} });
+    const q = new mp.Queue();
+    try {
+      await expect(pool.apply((x: unknown) => x, [p])).rejects.toThrow(/A Process object cannot be sent/);
+      expect(() => q.putSync([new Map(), { pool }])).toThrow(/A Pool cannot be sent to another process/); // the structured-clone path
+      expect(() => q.putSync(pool)).toThrow(TypeError);
+      expect(() => new mp.Process({ target: (x: unknown) => x, args: [[q, pool]] }).start()).toThrow(/A Pool cannot be sent/);
+      expect(q.qsize()).toBe(0);
+      expect(await pool.apply(() => 'still fine')).toBe('still fine');
+    } finally {
+      q.close();
+      q[Symbol.dispose]();
+    }
+  });
+
   it('an argument whose getter (or Proxy trap) throws rejects that call with the error, and the worker takes the next job', async () => {
     const one = new mp.Pool({ processes: 1 });
     try {
