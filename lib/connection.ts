@@ -449,7 +449,7 @@ export class Connection<T = unknown> {
     if (this.#closed) return;
     this.#closed = true;
     // recv()/send() calls still waiting here end now, before the mapping goes.
-    this.#reader?.closeLocal('get', new EOFError('This connection was closed while a recv() waited on it'));
+    this.#reader?.closeLocal('get', new EOFError('This connection was closed while a recv() or poll() waited on it'));
     this.#writer?.closeLocal('put', new EOFError('This connection was closed while a send() waited for room'));
     this.#core.unregister(this);
     this.#core.ended(this.#end);
