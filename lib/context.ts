@@ -26,7 +26,7 @@ import { setForkserverPreload as setPreload, setForkserverSpares as setSpares } 
 import { describeValue } from './validate';
 import { usesLoaderHooks } from './task';
 import {
-  AbortError, BrokenBarrierError, BrokenPipeError, EOFError, MultiprocError, ProcessError, QueueClosedError,
+  AbortError, BrokenBarrierError, BrokenPipeError, ClosedError, EOFError, MultiprocError, ProcessError, QueueClosedError,
   QueueEmptyError, QueueFullError, SerializationError, TimeoutError, WorkerExitError,
 } from './errors';
 
@@ -143,6 +143,7 @@ export class BaseContext {
   readonly QueueFullError = QueueFullError;
   readonly QueueEmptyError = QueueEmptyError;
   readonly QueueClosedError = QueueClosedError;
+  readonly ClosedError = ClosedError;
   readonly BrokenBarrierError = BrokenBarrierError;
   readonly EOFError = EOFError;
   readonly BrokenPipeError = BrokenPipeError;

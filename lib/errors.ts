@@ -17,8 +17,14 @@ export class MultiprocError extends Error {
 export class QueueFullError extends MultiprocError {}
 /** A non-blocking get on an empty queue. */
 export class QueueEmptyError extends MultiprocError {}
+/**
+ * An object used after close() (or dispose) in this process: a Value, a
+ * SharedArray, SharedMemory, a lock, an Event, a Barrier... Attach it again
+ * (a handle, a name) to use it.
+ */
+export class ClosedError extends MultiprocError {}
 /** put/get on a queue that was closed (by any process). */
-export class QueueClosedError extends MultiprocError {}
+export class QueueClosedError extends ClosedError {}
 /** A wait whose timeout passed, where the method does not return a boolean. */
 export class TimeoutError extends MultiprocError {}
 /** A Barrier that was aborted, reset while waited on, or timed out. */

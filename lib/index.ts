@@ -3,7 +3,7 @@
  * The public surface; see README.md, docs/*.md and ../shared/CONTRACT.md.
  */
 export {
-  MultiprocError, QueueFullError, QueueEmptyError, QueueClosedError, TimeoutError, BrokenBarrierError,
+  MultiprocError, QueueFullError, QueueEmptyError, QueueClosedError, ClosedError, TimeoutError, BrokenBarrierError,
   EOFError, SerializationError, ProcessError, AbortError, WorkerExitError, NativeAddonError,
 } from './errors';
 

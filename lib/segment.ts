@@ -14,7 +14,7 @@
 import { constants } from 'node:buffer';
 import { randomBytes } from 'node:crypto';
 import { appendFileSync } from 'node:fs';
-import { shmError } from './errors';
+import { ClosedError, shmError } from './errors';
 import {
   Kind, kHeaderBytes, kindNames, kLayoutVersion, kMagic, kMagicIndex, kParam0Index, kParam1Index,
   kPayloadHiIndex, kPayloadLoIndex, kRefcountIndex, kTrackerPidIndex, kTrackerPipeIndex, kVersionKindIndex,
@@ -204,7 +204,7 @@ export class Segment {
 
   /** One more reference, for a handle about to travel to another process. */
   retain(): void {
-    if (this.#state.released) throw new Error(`${kindNames[this.kind]} '${this.name}' is closed`);
+    if (this.#state.released) throw new ClosedError(`${kindNames[this.kind]} '${this.name}' is closed`);
     Atomics.add(this.header, kRefcountIndex, 1);
   }
 

@@ -11,7 +11,7 @@
  *
  * Exports: SharedMemory.
  */
-import { shmError } from './errors';
+import { ClosedError, shmError } from './errors';
 import { native } from './native';
 import { registerKind, type Handle } from './reduction';
 import { register, unregister } from './resource-tracker';
@@ -84,7 +84,7 @@ export class SharedMemory {
 
   /** The mapped bytes. Views made from it become empty after close(). */
   get buffer(): ArrayBuffer {
-    if (this.#buffer === null) throw new Error(`SharedMemory '${this.name}' is closed; attach it again to use it`);
+    if (this.#buffer === null) throw new ClosedError(`SharedMemory '${this.name}' is closed; attach it again to use it`);
     return this.#buffer;
   }
 

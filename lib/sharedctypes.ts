@@ -13,6 +13,7 @@
  *
  * Exports: Value, RawValue, SharedArray, RawArray, typecodes, Typecode.
  */
+import { ClosedError } from './errors';
 import { Kind } from './layout';
 import type { AcquireOptions, LockGuard } from './synchronize/common';
 import { isHandle, registerKind, type Handle } from './reduction';
@@ -220,7 +221,7 @@ abstract class SharedCtype {
   }
 
   protected closedError(): Error {
-    return new Error(`This shared ${this.info.name} (segment '${this.segment.name}') is closed`);
+    return new ClosedError(`This shared ${this.info.name} (segment '${this.segment.name}') is closed`);
   }
 
   /** For the methods that hand out or walk the typed array: a closed one is detached, and V8's own error names none of this. */

@@ -11,7 +11,7 @@
  */
 import { serialize } from 'node:v8';
 import {
-  AbortError, BrokenBarrierError, BrokenPipeError, EOFError, MultiprocError, ProcessError, QueueClosedError,
+  AbortError, BrokenBarrierError, BrokenPipeError, ClosedError, EOFError, MultiprocError, ProcessError, QueueClosedError,
   QueueEmptyError, QueueFullError, SerializationError, TimeoutError,
 } from './errors';
 
@@ -39,7 +39,7 @@ const kBuiltins: Record<string, ErrorClass> = {
 };
 /** This library's errors whose constructor is (message, options): found by name, so any copy of the library counts. */
 const kOwn: Record<string, ErrorClass> = {
-  MultiprocError, QueueFullError, QueueEmptyError, QueueClosedError, TimeoutError, BrokenBarrierError,
+  MultiprocError, QueueFullError, QueueEmptyError, QueueClosedError, ClosedError, TimeoutError, BrokenBarrierError,
   EOFError, BrokenPipeError, SerializationError, ProcessError, AbortError,
 };
 /** Causes nested deeper than this are dropped (a chain may also loop back on itself). */

@@ -71,6 +71,7 @@ describe('SharedMemory', () => {
     shm.close();
     expect(view.length).toBe(0);
     expect(() => shm.buffer).toThrow(/closed/);
+    expect(() => shm.buffer).toThrow(mp.ClosedError);
     shm.unlink();
     expect(() => mp.SharedMemory.attach(shm.name)).toThrow(/No shared memory/);
   });

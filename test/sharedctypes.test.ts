@@ -79,6 +79,7 @@ describe('Value / RawValue', () => {
     expect(() => v.getLock()).toThrow(/no lock/);
     v.close();
     expect(() => v.value).toThrow(/closed/);
+    expect(() => v.value).toThrow(mp.ClosedError);
   });
 
   it('Value and SharedArray get a process-shared RLock by default, carried by their handle', () => {

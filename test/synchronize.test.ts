@@ -378,6 +378,8 @@ describe('close()', () => {
     }
     expect(() => ev.set()).toThrow(/closed/);
     expect(() => sem.release()).toThrow(/closed/);
+    expect(() => sem.release()).toThrow(mp.ClosedError); // a class to catch, as QueueClosedError (which extends it)
+    expect(new mp.QueueClosedError('x')).toBeInstanceOf(mp.ClosedError);
   });
 });
 

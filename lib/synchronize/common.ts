@@ -5,7 +5,7 @@
  */
 import { threadId } from 'node:worker_threads';
 import { onAbort } from '../abort';
-import { TimeoutError } from '../errors';
+import { ClosedError, TimeoutError } from '../errors';
 import type { Kind } from '../layout';
 import { native } from '../native';
 import { Segment } from '../segment';
@@ -190,7 +190,7 @@ export function closeWaking(segment: Segment, words: number[]): void {
 }
 
 export function closedError(what: string, name: string): Error {
-  return new Error(`This ${what} (segment '${name}') is closed`);
+  return new ClosedError(`This ${what} (segment '${name}') is closed`);
 }
 
 /**
