@@ -34,7 +34,7 @@ import { kConsumersWaiting, kControlBytes, kDataSeq, kFutexSleeper, kOwnerWords,
 import { roundCapacity } from './queues';
 import { attachShared, Segment } from './segment';
 import { kHandleTag, kSentTo, kToHandle, kUnlinkNow, kUserWord } from './symbols';
-import { checkInteger, deadlineFrom, describeValue, remaining } from './validate';
+import { checkInteger, checkOptionNames, deadlineFrom, describeValue, remaining } from './validate';
 import { currentCpu, forkGeneration, waitAsync, WaitResult } from './wait';
 
 export interface PipeOptions {
@@ -506,6 +506,7 @@ function sliceBytes(buf: ArrayBufferView | ArrayBuffer, offset: number, size: nu
  */
 export function Pipe<T = unknown>(duplex = true, options: PipeOptions = {}): [Connection<T>, Connection<T>] {
   if (typeof duplex !== 'boolean') throw new TypeError(`Expected "duplex" to be a boolean, got ${describeValue(duplex)}`);
+  if (typeof options === 'object' && options !== null) checkOptionNames(options, ['capacityBytes'], 'Pipe()');
   const cap = roundCapacity('capacityBytes', options.capacityBytes, kDefaultPipeCapacity);
   const seg = Segment.create(Kind.Pipe, kWords + (duplex ? 2 : 1) * (kControlBytes + cap), [cap, duplex ? 1 : 0]);
   for (let e = 0; e < (duplex ? 2 : 1); e++) Ring.init(seg.buffer, seg.payloadOffset + kWords + e * (kControlBytes + cap), cap, 0);

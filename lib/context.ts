@@ -23,7 +23,7 @@ import { JoinableQueue, Queue, SimpleQueue } from './queues';
 import { Pipe } from './connection';
 import type { StartMethod } from './popen/popen';
 import { setForkserverPreload as setPreload, setForkserverSpares as setSpares } from './popen/forkserver';
-import { describeValue } from './validate';
+import { checkOptionNames, describeValue } from './validate';
 import { usesLoaderHooks } from './task';
 import {
   AbortError, BrokenBarrierError, BrokenPipeError, ClosedError, EOFError, MultiprocError, ProcessError, QueueClosedError,
@@ -162,6 +162,13 @@ export function getStartMethod(): StartMethod {
 
 /** Sets the default start method; a second call throws unless { force: true }, as in Python. */
 export function setStartMethod(method: StartMethod | null, options: { force?: boolean } = {}): void {
+  if (options !== undefined && options !== null) {
+    if (typeof options !== 'object') throw new TypeError(`Expected the setStartMethod() options to be an object like { force: true }, got ${describeValue(options)}`);
+    checkOptionNames(options, ['force'], 'setStartMethod()');
+    if (options.force !== undefined && typeof options.force !== 'boolean') {
+      throw new TypeError(`Expected "force" to be a boolean, got ${describeValue(options.force)}`);
+    }
+  }
   if (chosen !== null && options?.force !== true) {
     throw new ProcessError(`The start method was already set to '${chosen}'; pass { force: true } to change it`);
   }

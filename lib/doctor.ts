@@ -28,6 +28,7 @@
 import { closeSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, statSync } from 'node:fs';
 import { kHeaderBytes, kindNames, kLayoutVersion, kMagic, kRefcountIndex, kTrackerPidIndex, kTrackerPipeIndex, kVersionKindIndex } from './layout';
 import { native } from './native';
+import { checkOptionNames, describeValue } from './validate';
 
 const kShmDir = '/dev/shm';
 /** What generateName() makes: a prefix of 1-8 characters, '-', 16 base64url characters. */
@@ -159,6 +160,8 @@ function readHeader(path: string, size: number): { kind: string; refcount: numbe
 /** Every segment with a generated name in /dev/shm (or the ones named), judged as described above. */
 export function inspectSegments(options: InspectOptions = {}): SegmentReport[] {
   assertLinux();
+  if (typeof options !== 'object' || options === null) throw new TypeError(`Expected the inspectSegments() options to be an object like { minAgeMs, names }, got ${describeValue(options)}`);
+  checkOptionNames(options, ['minAgeMs', 'names'], 'inspectSegments()');
   const minAgeMs = options.minAgeMs ?? 60_000;
   const only = options.names?.map((n) => (n.startsWith('/') ? n.slice(1) : n));
   const uid = process.getuid?.() ?? -1;

@@ -43,7 +43,7 @@ import { join } from 'node:path';
 import { noop, onAbort } from './abort';
 import { AbortError, EOFError, MultiprocError, ProcessError, TimeoutError, WorkerExitError } from './errors';
 import { checkForkedImport, describeTask, refuseWhileImportingTarget, type TaskTarget } from './task';
-import { checkInteger, checkSignal, describeValue, kMaxTimerMs } from './validate';
+import { checkInteger, checkOptionNames, checkSignal, describeValue, kMaxTimerMs } from './validate';
 import { Pipe, type Connection } from './connection';
 import { Process, nextPoolName, type ArgsFor } from './process';
 import { unwire, type WireError } from './wire-error';
@@ -114,6 +114,14 @@ export interface ImapOptions extends MapOptions {
   maxInFlight?: number;
 }
 export type ApplyOptions = CallOptions;
+
+// The names each options object takes (see checkOptionNames).
+const kPoolOptionNames: readonly string[] = [
+  'processes', 'initializer', 'initargs', 'maxTasksPerChild', 'maxWorkerMemoryMb', 'startMethod', 'handleSignals', 'maxPending',
+];
+const kCallOptionNames: readonly string[] = ['signal', 'timeout', 'onProgress', 'cancelGraceMs'];
+const kMapOptionNames: readonly string[] = [...kCallOptionNames, 'chunksize'];
+const kImapOptionNames: readonly string[] = [...kMapOptionNames, 'maxInFlight'];
 
 export interface WorkerStats {
   pid: number;
@@ -322,6 +330,7 @@ export class Pool<I extends readonly unknown[] = never[]> {
 
   constructor(options: PoolOptions<I> = {}) {
     if (typeof options !== 'object' || options === null) throw new TypeError(`Expected Pool options to be an object, got ${describeValue(options)}`);
+    checkOptionNames(options, kPoolOptionNames, 'Pool()');
     refuseWhileImportingTarget('new Pool()');
     this.#options = options;
     this.#processes = options.processes === undefined ? availableParallelism() : checkInteger('processes', options.processes, 1, 4096);
@@ -362,7 +371,7 @@ export class Pool<I extends readonly unknown[] = never[]> {
   /** Calls fn(...args) once in a worker. */
   apply<A extends unknown[], R>(fn: TaskRef<A, R>, args: A = [] as unknown as A, options: ApplyOptions = {}): Promise<R> {
     try {
-      const call = this.#applyCall(fn as TaskRef, args, options);
+      const call = this.#applyCall(fn as TaskRef, args, options, 'apply');
       return this.#runApply(call) as Promise<R>;
     } catch (e) {
       return Promise.reject(e);
@@ -374,10 +383,10 @@ export class Pool<I extends readonly unknown[] = never[]> {
    * module resolves against the calling file, found from the stack, which a
    * submit() that waited for room no longer has.
    */
-  #applyCall(fn: TaskRef, args: unknown, options: ApplyOptions): { def: TaskTarget; args: unknown[]; settings: CallSettings } {
+  #applyCall(fn: TaskRef, args: unknown, options: ApplyOptions, what: 'apply' | 'submit'): { def: TaskTarget; args: unknown[]; settings: CallSettings } {
     this.#checkOpen();
     if (!Array.isArray(args)) throw new TypeError(`Expected "args" to be an array, got ${describeValue(args)}`);
-    return { def: this.#describe(fn), args, settings: this.#callOptions(options) };
+    return { def: this.#describe(fn), args, settings: this.#callOptions(options, kCallOptionNames, `Pool.${what}()`) };
   }
 
   #runApply({ def, args, settings }: { def: TaskTarget; args: unknown[]; settings: CallSettings }): Promise<unknown> {
@@ -386,12 +395,12 @@ export class Pool<I extends readonly unknown[] = never[]> {
 
   /** Like map, lazily: reads the input as results are consumed, yields in input order. */
   imap<T, R>(fn: TaskRef<[T], R>, iterable: Iterable<T> | AsyncIterable<T>, options: ImapOptions = {}): AsyncIterableIterator<R> {
-    return this.#imap(fn as TaskRef, iterable as Iterable<unknown>, true, options) as AsyncIterableIterator<R>;
+    return this.#imap(fn as TaskRef, iterable as Iterable<unknown>, true, options, 'imap') as AsyncIterableIterator<R>;
   }
 
   /** Like imap, yielding results as they complete. */
   imapUnordered<T, R>(fn: TaskRef<[T], R>, iterable: Iterable<T> | AsyncIterable<T>, options: ImapOptions = {}): AsyncIterableIterator<R> {
-    return this.#imap(fn as TaskRef, iterable as Iterable<unknown>, false, options) as AsyncIterableIterator<R>;
+    return this.#imap(fn as TaskRef, iterable as Iterable<unknown>, false, options, 'imapUnordered') as AsyncIterableIterator<R>;
   }
 
   /**
@@ -404,7 +413,7 @@ export class Pool<I extends readonly unknown[] = never[]> {
   submit<A extends unknown[], R>(fn: TaskRef<A, R>, args: A = [] as unknown as A, options: ApplyOptions = {}): Promise<Submitted<R>> {
     try {
       // An aborted signal rejects the submit itself, whether or not there is room.
-      const call = this.#applyCall(fn as TaskRef, args, options);
+      const call = this.#applyCall(fn as TaskRef, args, options, 'submit');
       const signal = call.settings.signal;
       const result = (): Promise<R> => this.#runApply(call) as Promise<R>;
       if (this.#roomWaiters.length === 0 && this.#pending < this.#maxPending) return Promise.resolve({ result: result() });
@@ -551,8 +560,10 @@ export class Pool<I extends readonly unknown[] = never[]> {
     if (this.#state !== 'running') throw new ProcessError(`Pool is ${this.#state}; create a new Pool to run more tasks`);
   }
 
-  #callOptions(options: CallOptions): CallSettings {
+  /** `allowed`: the names the call takes; `what`: the call, for messages ("Pool.map()"). */
+  #callOptions(options: CallOptions, allowed: readonly string[], what: string): CallSettings {
     if (typeof options !== 'object' || options === null) throw new TypeError(`Expected options to be an object, got ${describeValue(options)}`);
+    checkOptionNames(options, allowed, what);
     const signal = checkSignal(options.signal);
     let timeoutMs = Infinity;
     if (options.timeout !== undefined) {
@@ -593,7 +604,7 @@ export class Pool<I extends readonly unknown[] = never[]> {
           if (!Array.isArray(a)) throw new TypeError(`${what}: item ${i} must be an array of arguments, got ${describeValue(a)}`);
         });
       }
-      const settings = this.#callOptions(options);
+      const settings = this.#callOptions(options, kMapOptionNames, `Pool.${what}()`);
       const guided = options.chunksize === undefined;
       return this.#collect(def, items, star, this.#chunksize(options, items.length), guided, settings);
     } catch (e) {
@@ -678,14 +689,14 @@ export class Pool<I extends readonly unknown[] = never[]> {
     });
   }
 
-  #imap(fn: TaskRef, iterable: Iterable<unknown> | AsyncIterable<unknown>, ordered: boolean, options: ImapOptions): AsyncIterableIterator<unknown> {
+  #imap(fn: TaskRef, iterable: Iterable<unknown> | AsyncIterable<unknown>, ordered: boolean, options: ImapOptions, what: string): AsyncIterableIterator<unknown> {
     this.#checkOpen();
     const def = this.#describe(fn);
     const isAsync = iterable !== null && typeof iterable === 'object' && typeof (iterable as AsyncIterable<unknown>)[Symbol.asyncIterator] === 'function';
     const source: Iterator<unknown> | AsyncIterator<unknown> = isAsync
       ? (iterable as AsyncIterable<unknown>)[Symbol.asyncIterator]()
       : toArray(iterable as Iterable<unknown>, 'iterable')[Symbol.iterator]();
-    const { signal, timeoutMs, onProgress, graceMs } = this.#callOptions(options);
+    const { signal, timeoutMs, onProgress, graceMs } = this.#callOptions(options, kImapOptionNames, `Pool.${what}()`);
     const chunksize = this.#chunksize(options, undefined);
     const maxInFlight = options.maxInFlight === undefined ? this.#processes * 4 : checkInteger('maxInFlight', options.maxInFlight, 1);
     const fnKey = this.#fnKey(def);

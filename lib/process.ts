@@ -19,7 +19,7 @@ import type { ChildSpec, ChildTarget, Popen, StartMethod } from './popen/popen';
 import { forEachShared, reduce, releaseHandles } from './reduction';
 import { kNotSendable, kSentTo } from './symbols';
 import { checkForkedImport, describeTask, refuseWhileImportingTarget } from './task';
-import { deadlineFrom, describeValue } from './validate';
+import { checkOptionNames, deadlineFrom, describeValue } from './validate';
 import * as context from './context';
 
 export type { StartMethod };
@@ -183,6 +183,7 @@ export class Process<A extends readonly unknown[] = never[]> {
     if (typeof options !== 'object' || options === null) {
       throw new TypeError(`Expected Process options { target, args?, name?, daemon?, startMethod? }, got ${describeValue(options)}`);
     }
+    checkOptionNames(options, ['target', 'args', 'name', 'daemon', 'startMethod'], 'Process()');
     this.#target = checkTarget(options.target);
     const args = options.args ?? [];
     if (!Array.isArray(args)) throw new TypeError(`Expected "args" to be an array, got ${describeValue(args)}`);

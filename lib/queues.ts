@@ -32,7 +32,7 @@ import { registerKind, type Handle } from './reduction';
 import { kControlBytes, kDoneCount, kJoinWaiters, Ring } from './ring-buffer';
 import { attachShared, Segment } from './segment';
 import { kHandleTag, kToHandle } from './symbols';
-import { checkInteger, checkSignal, deadlineFrom, describeValue, remaining } from './validate';
+import { checkInteger, checkOptionNames, checkSignal, deadlineFrom, describeValue, kWaitOptionNames, remaining } from './validate';
 import { waitAsync, waitSync, WaitResult } from './wait';
 
 export interface QueueOptions {
@@ -69,11 +69,13 @@ export function roundCapacity(name: string, v: unknown, dflt: number): number {
   return 2 ** Math.ceil(Math.log2(v));
 }
 
-function parseOptions(arg: unknown): { maxsize: number; capacity: number } {
+/** `what`: the constructor, for messages ("Queue()"). */
+function parseOptions(arg: unknown, what: string): { maxsize: number; capacity: number } {
   let maxsize: unknown = 0;
   let capacity: unknown;
   if (typeof arg === 'number' || arg === undefined) maxsize = arg ?? 0;
   else if (typeof arg === 'object' && arg !== null) {
+    checkOptionNames(arg, ['maxsize', 'capacityBytes'], what);
     maxsize = (arg as QueueOptions).maxsize ?? 0;
     capacity = (arg as QueueOptions).capacityBytes;
   } else {
@@ -88,9 +90,11 @@ function parseOptions(arg: unknown): { maxsize: number; capacity: number } {
   return { maxsize, capacity: roundCapacity('capacityBytes', capacity, kDefaultCapacity) };
 }
 
-function putOptions(opts: unknown): { deadline: number; signal: AbortSignal | undefined } {
+/** `what`: the call, for messages ("Queue.get()"). */
+function putOptions(opts: unknown, what: string): { deadline: number; signal: AbortSignal | undefined } {
   if (opts === undefined || opts === null) return { deadline: Infinity, signal: undefined };
   if (typeof opts !== 'object') throw new TypeError(`Expected an options object { timeout?, signal? }, got ${describeValue(opts)}`);
+  checkOptionNames(opts, kWaitOptionNames, what);
   const o = opts as PutOptions;
   return { deadline: deadlineFrom('timeout', o.timeout), signal: checkSignal(o.signal) };
 }
@@ -120,7 +124,7 @@ export class Queue<T = unknown> {
     let seg = attaching;
     attaching = null;
     if (seg === null) {
-      const { maxsize: m, capacity } = parseOptions(maxsize);
+      const { maxsize: m, capacity } = parseOptions(maxsize, `${new.target.name}()`);
       seg = Segment.create(Kind.Queue, kControlBytes + capacity, [capacity, this instanceof JoinableQueue ? kFlagJoinable : 0]);
       Ring.init(seg.buffer, seg.payloadOffset, capacity, m);
     }
@@ -143,7 +147,7 @@ export class Queue<T = unknown> {
     let deadline = Infinity;
     let signal: AbortSignal | undefined;
     try {
-      if (opts !== undefined) ({ deadline, signal } = putOptions(opts));
+      if (opts !== undefined) ({ deadline, signal } = putOptions(opts, 'Queue.put()'));
       enc = this.#channel.encode(item);
     } catch (e) {
       return Promise.reject(e);
@@ -175,7 +179,7 @@ export class Queue<T = unknown> {
    */
   putMany(items: Iterable<T>, opts?: PutOptions): Promise<void> {
     try {
-      const { deadline, signal } = putOptions(opts);
+      const { deadline, signal } = putOptions(opts, 'Queue.putMany()');
       return this.#channel.putMany(this.#channel.encodeMany(toIterable(items)), deadline, signal);
     } catch (e) {
       return Promise.reject(e);
@@ -196,7 +200,7 @@ export class Queue<T = unknown> {
   getMany(maxItems?: number, opts?: GetOptions): Promise<T[]> {
     try {
       const max = checkMaxItems(maxItems);
-      const { deadline, signal } = putOptions(opts);
+      const { deadline, signal } = putOptions(opts, 'Queue.getMany()');
       return this.#channel.getMany(max, deadline, signal) as Promise<T[]>;
     } catch (e) {
       return Promise.reject(e);
@@ -220,7 +224,7 @@ export class Queue<T = unknown> {
     let deadline: number;
     let signal: AbortSignal | undefined;
     try {
-      ({ deadline, signal } = putOptions(opts));
+      ({ deadline, signal } = putOptions(opts, 'Queue.get()'));
     } catch (e) {
       return Promise.reject(e);
     }
@@ -319,7 +323,7 @@ export class JoinableQueue<T = unknown> extends Queue<T> {
 
   /** Resolves once every item put has been marked done with taskDone() (by any process). */
   async join(opts?: { timeout?: number; signal?: AbortSignal }): Promise<void> {
-    const { deadline, signal } = putOptions(opts);
+    const { deadline, signal } = putOptions(opts, 'JoinableQueue.join()');
     const ring = this.ring;
     const ctl = ring.ctl;
     // Sleeps on doneCount: the taskDone() that brings the count to 0 wakes joiners.
@@ -360,6 +364,10 @@ export class SimpleQueue<T = unknown> {
   readonly #q: Queue<T>;
 
   constructor(options?: { capacityBytes?: number }) {
+    if (attaching === null && options !== undefined && options !== null) {
+      if (typeof options !== 'object') throw new TypeError(`Expected the SimpleQueue options to be an object like { capacityBytes }, got ${describeValue(options)}`);
+      checkOptionNames(options, ['capacityBytes'], 'SimpleQueue()');
+    }
     this.#q = attaching !== null ? new Queue<T>() : new Queue<T>({ capacityBytes: options?.capacityBytes });
   }
 

@@ -17,7 +17,7 @@ import { registerKind, type Handle } from './reduction';
 import { register, unregister } from './resource-tracker';
 import { createSegment, generateName, osName } from './segment';
 import { kHandleTag, kToHandle } from './symbols';
-import { checkInteger, describeValue } from './validate';
+import { checkInteger, checkOptionNames, describeValue } from './validate';
 
 function checkName(name: unknown): string {
   if (typeof name !== 'string') throw new TypeError(`Expected "name" to be a string, got ${describeValue(name)}`);
@@ -56,6 +56,7 @@ export class SharedMemory {
   static create(size: number, options: SharedMemoryOptions = {}): SharedMemory {
     checkInteger('size', size, 1);
     if (typeof options !== 'object' || options === null) throw new TypeError('Expected options to be an object like { name }');
+    checkOptionNames(options, ['name'], 'SharedMemory.create()');
     const name = options.name === undefined ? generateName() : checkName(options.name);
     // Registered first: a kill between create and register must not leak it.
     // The tracker's unlink of a name that was never created is harmless.

@@ -19,7 +19,7 @@ import type { AcquireOptions, LockGuard } from './synchronize/common';
 import { isHandle, registerKind, type Handle } from './reduction';
 import { attachWithLock, Segment } from './segment';
 import { kHandleTag, kToHandle } from './symbols';
-import { checkInteger, describeValue } from './validate';
+import { checkInteger, checkOptionNames, describeValue } from './validate';
 
 export type BigTypecode = 'l' | 'L' | 'q' | 'Q' | 'int64' | 'uint64';
 export type NumberTypecode =
@@ -128,6 +128,14 @@ interface ResolvedLock {
   own: OwnLock | null;
 }
 const kNoLock: ResolvedLock = { lock: null, own: null };
+
+/** The `lock` of a Value/SharedArray's options (undefined: none given), the options checked first. */
+function lockOption(options: unknown, what: string): SharedOptions['lock'] {
+  if (options === undefined || options === null) return undefined;
+  if (typeof options !== 'object') throw new TypeError(`Expected the ${what} options to be an object like { lock }, got ${describeValue(options)}`);
+  checkOptionNames(options, ['lock'], `${what}()`);
+  return (options as SharedOptions).lock;
+}
 
 function resolveLock(lock: SharedOptions['lock'], what: string): ResolvedLock {
   if (lock === undefined || lock === true) {
@@ -305,7 +313,8 @@ function createValue<C extends Typecode>(typecode: C, initial: unknown, { lock, 
 export function Value<C extends Typecode>(typecode: C, initial?: ElementOf<C>, options: SharedOptions = {}): SharedValue<C> {
   const info = typeInfo(typecode);
   const init = initial === undefined ? undefined : coerce(info, initial, 'The initial value');
-  return createValue(typecode, init, resolveLock(options?.lock, 'Value'));
+  const lock = lockOption(options, 'Value');
+  return createValue(typecode, init, resolveLock(lock, 'Value'));
 }
 
 /** A number (or bigint) in shared memory with no lock. Called without `new`. */
@@ -453,8 +462,9 @@ export function SharedArray<C extends Typecode>(
   options: SharedOptions = {},
 ): SharedArray<C> {
   typeInfo(typecode);
+  const lock = lockOption(options, 'SharedArray');
   // The lock (a segment of its own) is made only once the values passed.
-  return createArray(typecode, lengthOrValues, () => resolveLock(options?.lock, 'Array'));
+  return createArray(typecode, lengthOrValues, () => resolveLock(lock, 'Array'));
 }
 
 /** A fixed-length typed array in shared memory with no lock. Called without `new`. */

@@ -52,4 +52,56 @@ export function checkSignal(signal: unknown): AbortSignal | undefined {
   return signal as AbortSignal;
 }
 
+/** Edit distance counting a swap of two neighbours as one edit ("froce" is one from "force"). */
+function editDistance(a: string, b: string): number {
+  const d: number[][] = Array.from({ length: a.length + 1 }, (_, i) => [i, ...new Array<number>(b.length).fill(0)]);
+  for (let j = 1; j <= b.length; j++) d[0][j] = j;
+  for (let i = 1; i <= a.length; i++) {
+    for (let j = 1; j <= b.length; j++) {
+      const cost = a[i - 1] === b[j - 1] ? 0 : 1;
+      d[i][j] = Math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost);
+      if (i > 1 && j > 1 && a[i - 1] === b[j - 2] && a[i - 2] === b[j - 1]) d[i][j] = Math.min(d[i][j], d[i - 2][j - 2] + 1);
+    }
+  }
+  return d[a.length][b.length];
+}
+
+/** The allowed name `key` most likely misspells: same letters but for case, else at most two edits away (one for short names). */
+function closestName(key: string, allowed: readonly string[]): string | undefined {
+  const lower = key.toLowerCase();
+  let best: string | undefined;
+  let bestDistance = Infinity;
+  for (const name of allowed) {
+    const candidate = name.toLowerCase();
+    if (candidate === lower) return name;
+    const d = editDistance(lower, candidate);
+    if (d <= (Math.min(key.length, name.length) <= 3 ? 1 : 2) && d < bestDistance) {
+      best = name;
+      bestDistance = d;
+    }
+  }
+  return best;
+}
+
+/** What the waits' options objects take: { timeout, signal } (acquire, Event/Condition wait, the queues' put/get/join). */
+export const kWaitOptionNames: readonly string[] = ['timeout', 'signal'];
+
+/**
+ * Throws a TypeError for an own key of `options` that `allowed` does not
+ * list, as Python does for an unexpected keyword argument: ignored, a
+ * misspelled option turns `{ timout: 100 }` into a wait without limit.
+ * `what` names the call for the message ("Queue.get()"). Call it on the
+ * object the user passed, before anything adds keys of its own.
+ */
+export function checkOptionNames(options: object, allowed: readonly string[], what: string): void {
+  for (const key in options) {
+    if (allowed.includes(key) || !Object.hasOwn(options, key)) continue;
+    const near = closestName(key, allowed);
+    const hint = near !== undefined
+      ? ` (did you mean "${near}"?)`
+      : allowed.length === 0 ? '; it takes no options' : `; the options are ${allowed.map((n) => `"${n}"`).join(', ')}`;
+    throw new TypeError(`Unknown option "${key}" for ${what}${hint}`);
+  }
+}
+
 export { show as describeValue };

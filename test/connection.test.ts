@@ -233,6 +233,13 @@ describe('Pipe in one process', () => {
     b.close();
   });
 
+  it('a misspelled option is a TypeError naming the closest name (before: ignored, the pipe got the default capacity)', () => {
+    const made: mp.Connection[] = [];
+    expect(() => made.push(...mp.Pipe(true, { capacityByte: 4096 } as never))).toThrow('Unknown option "capacityByte" for Pipe() (did you mean "capacityBytes"?)');
+    expect(() => made.push(...mp.Pipe(false, { size: 4096 } as never))).toThrow('Unknown option "size" for Pipe(); the options are "capacityBytes"');
+    for (const c of made) c.close();
+  });
+
   it('100 recv()s waiting on idle pipes leave the event loop free and the CPU idle', async () => {
     const r = await runNode(fixture('q-idle.mjs'), ['idle']);
     expect(r.code, r.stderr).toBe(0);

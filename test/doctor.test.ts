@@ -142,6 +142,11 @@ describe('multiproc doctor', () => {
     expect(help.code).toBe(0);
     expect(help.stdout).toMatch(/^Usage: multiproc doctor/);
   });
+
+  it.runIf(isLinux)('inspectSegments() refuses a misspelled option, naming the closest name (before: ignored, the default age used)', () => {
+    expect(() => mp.inspectSegments({ minAge: 0 } as never)).toThrow('Unknown option "minAge" for inspectSegments() (did you mean "minAgeMs"?)');
+    expect(() => mp.inspectSegments({ only: [] } as never)).toThrow('Unknown option "only" for inspectSegments(); the options are "minAgeMs", "names"');
+  });
 });
 
 describe('the multiproc command', () => {

@@ -651,6 +651,30 @@ describe('Pool workers', () => {
     await expect(pool.apply(() => 1)).rejects.toThrow(/closed/);
     await pool.join();
   });
+
+  it('a misspelled option is a TypeError naming the closest name (before: ignored, { proceses: 1 } started cpuCount workers)', async () => {
+    const bad = (o: object): never => o as never;
+    const made: mp.Pool[] = [];
+    const pool = new mp.Pool({ processes: 1 });
+    try {
+      expect(() => made.push(new mp.Pool(bad({ proceses: 1 })))).toThrow('Unknown option "proceses" for Pool() (did you mean "processes"?)');
+      expect(() => made.push(new mp.Pool(bad({ processes: 1, maxTaskPerChild: 5 })))).toThrow('Unknown option "maxTaskPerChild" for Pool() (did you mean "maxTasksPerChild"?)');
+      const id = (x: number): number => x;
+      await expect(pool.map(id, [1, 2], bad({ chunkSize: 1 }))).rejects.toThrow('Unknown option "chunkSize" for Pool.map() (did you mean "chunksize"?)');
+      await expect(pool.starmap(id, [[1]], bad({ timout: 100 }))).rejects.toThrow('Unknown option "timout" for Pool.starmap() (did you mean "timeout"?)');
+      await expect(pool.apply(id, [1], bad({ chunksize: 1 }))).rejects.toThrow(
+        'Unknown option "chunksize" for Pool.apply(); the options are "signal", "timeout", "onProgress", "cancelGraceMs"',
+      );
+      await expect(pool.submit(id, [1], bad({ cancelGrace: 0 }))).rejects.toThrow('Unknown option "cancelGrace" for Pool.submit() (did you mean "cancelGraceMs"?)');
+      expect(() => pool.imap(id, [1], bad({ maxInflight: 2 }))).toThrow('Unknown option "maxInflight" for Pool.imap() (did you mean "maxInFlight"?)');
+      expect(() => pool.imapUnordered(id, [1], bad({ onprogress: () => {} }))).toThrow('Unknown option "onprogress" for Pool.imapUnordered() (did you mean "onProgress"?)');
+      expect(pool.stats().tasks).toMatchObject({ queued: 0, running: 0, done: 0 });
+      // A valid name left undefined is "not given".
+      expect(await pool.map(id, [1, 2], { chunksize: undefined, signal: undefined })).toEqual([1, 2]);
+    } finally {
+      await Promise.all([pool, ...made].map((p) => p.terminate()));
+    }
+  });
 });
 
 describe('Pool cancellation', () => {

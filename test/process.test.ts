@@ -202,6 +202,24 @@ describe('Process options and the context API', () => {
     expect(() => mp.getContext('threads' as never)).toThrow(TypeError);
   });
 
+  it('a misspelled option is a TypeError naming the closest name (before: ignored)', () => {
+    const bad = (o: object): never => o as never;
+    const target = (): void => {};
+    expect(() => new mp.Process(bad({ target, arg: [1] }))).toThrow('Unknown option "arg" for Process() (did you mean "args"?)');
+    expect(() => new mp.Process(bad({ target, deamon: true }))).toThrow('Unknown option "deamon" for Process() (did you mean "daemon"?)');
+    expect(() => new mp.Process(bad({ target, group: null }))).toThrow('Unknown option "group" for Process(); the options are "target", "args", "name", "daemon", "startMethod"');
+    // A context's Process adds its start method to the options: the user's own are what is checked.
+    const ctx = mp.getContext('spawn');
+    expect(() => new ctx.Process(bad({ target, nmae: 'x' }))).toThrow('Unknown option "nmae" for Process() (did you mean "name"?)');
+    expect(() => new ctx.Process(bad({ target, startmethod: 'fork' }))).toThrow('Unknown option "startmethod" for Process() (did you mean "startMethod"?)');
+    const before = mp.getStartMethod();
+    expect(() => mp.setStartMethod('spawn', bad({ froce: true }))).toThrow('Unknown option "froce" for setStartMethod() (did you mean "force"?)');
+    expect(() => mp.getContext().setStartMethod('spawn', bad({ Force: true }))).toThrow('Unknown option "Force" for setStartMethod() (did you mean "force"?)');
+    expect(() => mp.setStartMethod('spawn', bad({ force: 'yes' }))).toThrow('Expected "force" to be a boolean, got "yes"');
+    expect(() => mp.setStartMethod('spawn', bad(5))).toThrow(TypeError);
+    expect(mp.getStartMethod()).toBe(before);
+  });
+
   it('refuses a getter, a setter or a private method as a target when the Process is made; a method named get runs', async () => {
     // Before, they were accepted and the child failed: "did not evaluate to a function" / "does not compile".
     class Holder {

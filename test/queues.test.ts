@@ -607,6 +607,26 @@ describe('Queue in one process', () => {
     expect(new mp.Queue({ capacityBytes: 5000 }).capacityBytes).toBe(8192);
   });
 
+  it('a misspelled option is a TypeError naming the closest name (before: ignored, and { timout } waited without limit)', async () => {
+    const bad = (o: object): never => o as never;
+    // A wait that still runs after 2 s was given no limit: fail instead of hanging.
+    const soon = <T>(p: Promise<T>): Promise<T> => Promise.race([p, sleep(2000).then((): never => { throw new Error('still waiting after 2 s'); })]);
+    expect(() => new mp.Queue(bad({ maxsise: 1 }))).toThrow('Unknown option "maxsise" for Queue() (did you mean "maxsize"?)');
+    expect(() => new mp.JoinableQueue(bad({ capacity: 4096 }))).toThrow('Unknown option "capacity" for JoinableQueue(); the options are "maxsize", "capacityBytes"');
+    expect(() => new mp.SimpleQueue(bad({ capacityByte: 4096 }))).toThrow('Unknown option "capacityByte" for SimpleQueue() (did you mean "capacityBytes"?)');
+    const q = new mp.JoinableQueue<number>();
+    await expect(soon(q.get(bad({ timout: 100 })))).rejects.toThrow('Unknown option "timout" for Queue.get() (did you mean "timeout"?)');
+    await expect(soon(q.getMany(2, bad({ Timeout: 100 })))).rejects.toThrow('Unknown option "Timeout" for Queue.getMany() (did you mean "timeout"?)');
+    await expect(q.put(1, bad({ timout: 5 }))).rejects.toThrow('Unknown option "timout" for Queue.put() (did you mean "timeout"?)');
+    await expect(q.putMany([1, 2], bad({ signl: undefined }))).rejects.toThrow('Unknown option "signl" for Queue.putMany() (did you mean "signal"?)');
+    expect(q.qsize()).toBe(0); // nothing was put
+    q.putNowait(1);
+    await expect(soon(q.join(bad({ wait: 100 })))).rejects.toThrow('Unknown option "wait" for JoinableQueue.join(); the options are "timeout", "signal"');
+    // A valid name left undefined is "not given".
+    expect(await q.get({ timeout: 100, signal: undefined })).toBe(1);
+    q.close();
+  });
+
   it('items bigger than the ring go in their own segment', async () => {
     const q = new mp.Queue<unknown>({ capacityBytes: 4096 });
     const big = { s: 'z'.repeat(100_000), arr: Array.from({ length: 5000 }, (_, i) => i) };

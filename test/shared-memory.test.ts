@@ -61,6 +61,10 @@ describe('SharedMemory', () => {
     expect(() => mp.SharedMemory.create(1.5)).toThrow(/integer/);
     expect(() => mp.SharedMemory.create('10' as unknown as number)).toThrow(TypeError);
     expect(() => mp.SharedMemory.create(10, { name: 'a/b' })).toThrow(/cannot contain '\/'/);
+    // Before: ignored, and the segment got a generated name.
+    const made: mp.SharedMemory[] = [];
+    expect(() => made.push(mp.SharedMemory.create(10, { nmae: 'fxopt-x' } as never))).toThrow('Unknown option "nmae" for SharedMemory.create() (did you mean "name"?)');
+    for (const m of made) (m.unlink(), m.close());
     expect(() => mp.SharedMemory.attach('')).toThrow(TypeError);
     expect(() => mp.SharedMemory.attach('mp-does-not-exist-xyz')).toThrow(/No shared memory segment named 'mp-does-not-exist-xyz'/);
   });

@@ -51,6 +51,15 @@ describe('Value / RawValue', () => {
     expect(mp.RawValue('f', 0.1).value).toBe(Math.fround(0.1));
   });
 
+  it('a misspelled option is a TypeError naming the closest name (before: ignored, the value got a lock of its own)', () => {
+    const made: { close(): void }[] = [];
+    expect(() => made.push(mp.Value('i', 1, { lok: false } as never))).toThrow('Unknown option "lok" for Value() (did you mean "lock"?)');
+    expect(() => made.push(mp.SharedArray('d', 3, { Lock: false } as never))).toThrow('Unknown option "Lock" for SharedArray() (did you mean "lock"?)');
+    expect(() => made.push(mp.Value('i', 1, { synchronized: false } as never))).toThrow('Unknown option "synchronized" for Value(); the options are "lock"');
+    expect(() => made.push(mp.Value('i', 1, 5 as never))).toThrow('Expected the Value options to be an object like { lock }, got 5');
+    for (const o of made) o.close();
+  });
+
   it('rejects unknown typecodes listing the valid ones, and values of the wrong type', () => {
     expect(() => mp.RawValue('x' as 'i')).toThrow(TypeError);
     expect(() => mp.RawValue('x' as 'i')).toThrow(/'b', 'B'.*'float64'/);

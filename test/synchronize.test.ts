@@ -908,4 +908,37 @@ describe('bad input', () => {
     expect(() => cond.notify(1.5)).toThrow(TypeError);
     lock.close(); ev.close(); cond.close();
   });
+
+  it('a misspelled option is a TypeError naming the closest name (before: ignored, and { timout } waited without limit)', async () => {
+    const bad = (o: object): never => o as never;
+    // A wait that still runs after 2 s was given no limit: fail instead of hanging.
+    const soon = <T>(p: Promise<T>): Promise<T> => Promise.race([p, sleep(2000).then((): never => { throw new Error('still waiting after 2 s'); })]);
+    const lock = new mp.Lock();
+    const rlock = new mp.RLock();
+    const sem = new mp.BoundedSemaphore(1);
+    const ev = new mp.Event();
+    const cond = new mp.Condition();
+    try {
+      lock.acquireSync();
+      await expect(soon(lock.acquire(bad({ timout: 100 })))).rejects.toThrow('Unknown option "timout" for Lock.acquire() (did you mean "timeout"?)');
+      await expect(soon(lock.acquire(bad({ wait: 100 })))).rejects.toThrow('Unknown option "wait" for Lock.acquire(); the options are "timeout", "signal"');
+      lock.release();
+      await expect(rlock.lock(bad({ Signal: undefined }))).rejects.toThrow('Unknown option "Signal" for RLock.acquire() (did you mean "signal"?)');
+      expect(rlock.depth).toBe(0);
+      await expect(sem.acquire(bad({ timeoutMs: 5 }))).rejects.toThrow('Unknown option "timeoutMs" for BoundedSemaphore.acquire() (did you mean "timeout"?)');
+      expect(sem.getValue()).toBe(1);
+      await expect(soon(ev.wait(bad({ timout: 100 })))).rejects.toThrow('Unknown option "timout" for Event.wait() (did you mean "timeout"?)');
+      await cond.acquire();
+      await expect(soon(cond.wait(bad({ timout: 5 })))).rejects.toThrow('Unknown option "timout" for Condition.wait() (did you mean "timeout"?)');
+      await expect(soon(cond.waitFor(() => false, bad({ timeuot: 5 })))).rejects.toThrow('Unknown option "timeuot" for Condition.waitFor() (did you mean "timeout"?)');
+      cond.release();
+      expect(() => new mp.Condition(undefined, bad({ maxWaiter: 4 }))).toThrow('Unknown option "maxWaiter" for Condition() (did you mean "maxWaiters"?)');
+      expect(() => new mp.Semaphore(1, bad({ trackholders: true }))).toThrow('Unknown option "trackholders" for Semaphore() (did you mean "trackHolders"?)');
+      // A valid name left undefined is "not given".
+      expect(await lock.acquire({ timeout: undefined, signal: undefined })).toBe(true);
+      lock.release();
+    } finally {
+      lock.close(); rlock.close(); sem.close(); ev.close(); cond.close();
+    }
+  });
 });

@@ -9,7 +9,7 @@ import { ClosedError, TimeoutError } from '../errors';
 import type { Kind } from '../layout';
 import { native } from '../native';
 import { Segment } from '../segment';
-import { checkSignal, deadlineFrom, describeValue } from '../validate';
+import { checkOptionNames, checkSignal, deadlineFrom, describeValue, kWaitOptionNames } from '../validate';
 import { forkGeneration, waitAsync, waitSync, wake, type WaitResult } from '../wait';
 
 /** Owner pid bits of a lock word; Linux pids fit in 22 bits, macOS's in 17. */
@@ -140,11 +140,13 @@ export interface ParsedWait {
   signal: AbortSignal | undefined;
 }
 
-export function parseAcquireOptions(options: unknown): ParsedWait {
+/** `owner`: the class, for messages ("Lock"). */
+export function parseAcquireOptions(options: unknown, owner: string): ParsedWait {
   if (options === undefined || options === null) return { deadline: Infinity, signal: undefined };
   if (typeof options !== 'object') {
     throw new TypeError(`Expected the options to be an object like { timeout, signal }, got ${describeValue(options)}`);
   }
+  checkOptionNames(options, kWaitOptionNames, `${owner}.acquire()`);
   const o = options as AcquireOptions;
   return { deadline: deadlineFrom('timeout', o.timeout), signal: checkSignal(o.signal) };
 }

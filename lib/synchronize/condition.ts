@@ -49,7 +49,7 @@ import { Kind } from '../layout';
 import { isHandle, registerKind, toHandle, type Handle } from '../reduction';
 import { attachWithLock, type Segment } from '../segment';
 import { kHandleTag, kToHandle } from '../symbols';
-import { checkInteger, describeValue, remaining } from '../validate';
+import { checkInteger, checkOptionNames, describeValue, remaining } from '../validate';
 import { waitAsync, wake } from '../wait';
 import {
   Acquirable, adopt, closedError, closeWaking, isAdopting, kAcquireRestore, kIsMine, kReleaseSave, kTid, myPid, recentlyAlive, segmentFor,
@@ -97,7 +97,11 @@ export class Condition extends Acquirable {
       throw new TypeError(`Expected the Condition's lock to be a multiproc Lock or RLock, got ${describeValue(lock)}`);
     }
     let max = 1024;
-    if (!isAdopting() && options?.maxWaiters !== undefined) max = checkInteger('maxWaiters', options.maxWaiters, 1, 1 << 20);
+    if (!isAdopting() && options !== undefined && options !== null) {
+      if (typeof options !== 'object') throw new TypeError(`Expected the Condition options to be an object like { maxWaiters }, got ${describeValue(options)}`);
+      checkOptionNames(options, ['maxWaiters'], 'Condition()');
+      if (options.maxWaiters !== undefined) max = checkInteger('maxWaiters', options.maxWaiters, 1, 1 << 20);
+    }
     const { segment, fresh } = segmentFor(Kind.Condition, (kSlotsAt + max * kSlotWords) * 4, [max, 0]);
     this.#segment = segment;
     this.#maxWaiters = fresh ? max : segment.param(0);
@@ -214,7 +218,7 @@ export class Condition extends Acquirable {
    * the event loop. The lock must be held.
    */
   async wait(options?: WaitOptions): Promise<boolean> {
-    const { deadline, signal } = parseWaitOptions(options);
+    const { deadline, signal } = parseWaitOptions(options, 'Condition.wait()');
     const w = this.#words();
     this.#mustHold('wait');
     if (signal?.aborted) throw signal.reason;
@@ -262,7 +266,7 @@ export class Condition extends Acquirable {
    */
   async waitFor<T>(predicate: () => T | PromiseLike<T>, options?: WaitOptions): Promise<T> {
     if (typeof predicate !== 'function') throw new TypeError(`Expected waitFor's predicate to be a function, got ${describeValue(predicate)}`);
-    const { deadline, signal } = parseWaitOptions(options);
+    const { deadline, signal } = parseWaitOptions(options, 'Condition.waitFor()');
     let result = await predicate();
     while (!result) {
       const left = remaining(deadline);

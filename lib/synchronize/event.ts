@@ -19,7 +19,7 @@ import { Kind } from '../layout';
 import { registerKind, type Handle } from '../reduction';
 import { attachShared, type Segment } from '../segment';
 import { kHandleTag, kToHandle } from '../symbols';
-import { checkSignal, deadlineFrom, describeValue, remaining } from '../validate';
+import { checkOptionNames, checkSignal, deadlineFrom, describeValue, kWaitOptionNames, remaining } from '../validate';
 import { waitAsync, waitSync, wake } from '../wait';
 import { adopt, closedError, closeWaking, segmentFor, type AcquireOptions, type ParsedWait } from './common';
 
@@ -29,13 +29,15 @@ const WAITERS = 1;
 /** Event.wait and Condition.wait take a number of milliseconds or { timeout, signal }. */
 export type WaitOptions = number | AcquireOptions;
 
-export function parseWaitOptions(options: unknown): ParsedWait {
+/** `what`: the call, for messages ("Event.wait()"). */
+export function parseWaitOptions(options: unknown, what: string): ParsedWait {
   if (options === undefined || options === null || typeof options === 'number') {
     return { deadline: deadlineFrom('timeoutMs', options), signal: undefined };
   }
   if (typeof options !== 'object') {
     throw new TypeError(`Expected a timeout in milliseconds or { timeout, signal }, got ${describeValue(options)}`);
   }
+  checkOptionNames(options, kWaitOptionNames, what);
   const o = options as AcquireOptions;
   return { deadline: deadlineFrom('timeout', o.timeout), signal: checkSignal(o.signal) };
 }
@@ -82,7 +84,7 @@ export class Event {
    * { signal }, aborting rejects with signal.reason.
    */
   async wait(options?: WaitOptions): Promise<boolean> {
-    const { deadline, signal } = parseWaitOptions(options);
+    const { deadline, signal } = parseWaitOptions(options, 'Event.wait()');
     if (signal?.aborted) throw signal.reason;
     const w = this.#words();
     if (Atomics.load(w, FLAG) === 1) return true;

@@ -317,7 +317,7 @@ abstract class MutexObject extends Acquirable {
   /** Waits without blocking the event loop; false if `timeout` passed, rejects with signal.reason on abort. */
   acquire(options?: AcquireOptions): Promise<boolean> {
     try {
-      const { deadline, signal } = parseAcquireOptions(options);
+      const { deadline, signal } = parseAcquireOptions(options, this.#what);
       return this.#m().acquire(deadline, signal);
     } catch (e) {
       return Promise.reject(e);

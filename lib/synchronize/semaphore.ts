@@ -44,7 +44,7 @@ import { WaitResult } from '../native';
 import { registerKind, type Handle } from '../reduction';
 import { attachShared, type Segment } from '../segment';
 import { kHandleTag, kToHandle } from '../symbols';
-import { checkInteger, describeValue, remaining } from '../validate';
+import { checkInteger, checkOptionNames, describeValue, remaining } from '../validate';
 import { wake } from '../wait';
 import {
   acquireAsync, acquireBlocking, type AcquireSteps, Acquirable, adopt, closedError, closeWaking, isAdopting, kSliceMs, LocalQueue, myPid, parseAcquireOptions, recentlyAlive, segmentFor, type AcquireOptions,
@@ -91,6 +91,7 @@ export class Semaphore extends Acquirable {
     if (!isAdopting()) {
       checkInteger(`${kind} value`, value, 0, kMaxValue);
       if (options === null || typeof options !== 'object') throw new TypeError(`Expected the ${kind} options to be an object, got ${describeValue(options)}`);
+      checkOptionNames(options, ['trackHolders', 'maxHolders'], `${kind}()`);
       if (options.trackHolders) nSlots = options.maxHolders === undefined ? 64 : checkInteger('maxHolders', options.maxHolders, 1, 1 << 16);
     }
     const { segment, fresh } = segmentFor(Kind.Semaphore, 64 + nSlots * 8, [nSlots, 0]);
@@ -229,7 +230,7 @@ export class Semaphore extends Acquirable {
 
   /** Waits for a permit without blocking the event loop; false if `timeout` passed, rejects with signal.reason on abort. */
   async acquire(options?: AcquireOptions): Promise<boolean> {
-    const { deadline, signal } = parseAcquireOptions(options);
+    const { deadline, signal } = parseAcquireOptions(options, this.constructor.name);
     if (signal?.aborted) throw signal.reason;
     const w = this.#words();
     if (this.#local.empty && this.tryAcquire()) return true;
@@ -276,7 +277,7 @@ export class Semaphore extends Acquirable {
 
   /** Blocks the calling thread (and its event loop) until a permit is taken (true) or `timeoutMs` passes (false). */
   acquireSync(timeoutMs?: number): boolean {
-    const { deadline } = parseAcquireOptions({ timeout: timeoutMs });
+    const { deadline } = parseAcquireOptions({ timeout: timeoutMs }, this.constructor.name);
     const w = this.#words();
     if (this.tryAcquire()) return true;
     return acquireBlocking(this.#contended(w, deadline), this.#buf, this.#off);
