@@ -57,14 +57,18 @@ export class BaseContext {
   constructor(method: StartMethod | null) {
     this.#method = method;
     const ctx = this;
+    // Anything but an object goes to the base constructor as it is, which
+    // says what is wrong with it: spread, it would be {} (ctx.Pool(4) would
+    // start cpuCount() workers).
+    const isObject = (o: unknown): o is object => typeof o === 'object' && o !== null;
     this.Process = class<A extends readonly unknown[] = never[]> extends Process<A> {
       constructor(options: ProcessOptions<A>) {
-        super({ ...options, startMethod: options?.startMethod ?? ctx.getStartMethod() });
+        super(isObject(options) ? { ...options, startMethod: options.startMethod ?? ctx.getStartMethod() } : options);
       }
     };
     this.Pool = class<I extends readonly unknown[] = never[]> extends Pool<I> {
       constructor(options: PoolOptions<I> = {}) {
-        super({ ...options, startMethod: options?.startMethod ?? ctx.getStartMethod() });
+        super(isObject(options) ? { ...options, startMethod: options.startMethod ?? ctx.getStartMethod() } : options);
       }
     };
   }

@@ -329,7 +329,11 @@ export class Pool<I extends readonly unknown[] = never[]> {
   #forked = false;
 
   constructor(options: PoolOptions<I> = {}) {
-    if (typeof options !== 'object' || options === null) throw new TypeError(`Expected Pool options to be an object, got ${describeValue(options)}`);
+    if (typeof options !== 'object' || options === null) {
+      // Python's Pool(4) habit.
+      const hint = typeof options === 'number' ? `; did you mean new Pool({ processes: ${options} })?` : '';
+      throw new TypeError(`Expected Pool options to be an object, got ${describeValue(options)}${hint}`);
+    }
     checkOptionNames(options, kPoolOptionNames, 'Pool()');
     refuseWhileImportingTarget('new Pool()');
     this.#options = options;

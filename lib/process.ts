@@ -181,7 +181,8 @@ export class Process<A extends readonly unknown[] = never[]> {
 
   constructor(options: ProcessOptions<A>) {
     if (typeof options !== 'object' || options === null) {
-      throw new TypeError(`Expected Process options { target, args?, name?, daemon?, startMethod? }, got ${describeValue(options)}`);
+      const hint = typeof options === 'function' ? '; did you mean new Process({ target: fn })?' : '';
+      throw new TypeError(`Expected Process options { target, args?, name?, daemon?, startMethod? }, got ${describeValue(options)}${hint}`);
     }
     checkOptionNames(options, ['target', 'args', 'name', 'daemon', 'startMethod'], 'Process()');
     this.#target = checkTarget(options.target);

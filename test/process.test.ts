@@ -220,6 +220,24 @@ describe('Process options and the context API', () => {
     expect(mp.getStartMethod()).toBe(before);
   });
 
+  it("a context's Process and Pool check the options' type as the package's do (before: spread, anything but an object was {})", async () => {
+    const made: mp.Pool[] = [];
+    try {
+      for (const m of ['forkserver', 'spawn'] as const) {
+        const ctx = mp.getContext(m);
+        // Python's ctx.Pool(4) habit started cpuCount() workers.
+        expect(() => made.push(new ctx.Pool(2 as never))).toThrow('Expected Pool options to be an object, got 2; did you mean new Pool({ processes: 2 })?');
+        expect(() => made.push(new ctx.Pool(null as never))).toThrow('Expected Pool options to be an object, got null');
+        expect(() => new ctx.Process(null as never)).toThrow('Expected Process options { target, args?, name?, daemon?, startMethod? }, got null');
+        expect(() => new ctx.Process(5 as never)).toThrow(/^Expected Process options .*, got 5$/);
+        expect(() => new ctx.Process((() => {}) as never)).toThrow('did you mean new Process({ target: fn })?');
+      }
+      expect(() => made.push(new mp.Pool(4 as never))).toThrow('did you mean new Pool({ processes: 4 })?');
+    } finally {
+      await Promise.all(made.map((p) => p.terminate()));
+    }
+  });
+
   it('refuses a getter, a setter or a private method as a target when the Process is made; a method named get runs', async () => {
     // Before, they were accepted and the child failed: "did not evaluate to a function" / "does not compile".
     class Holder {
