@@ -506,7 +506,10 @@ function sliceBytes(buf: ArrayBufferView | ArrayBuffer, offset: number, size: nu
  */
 export function Pipe<T = unknown>(duplex = true, options: PipeOptions = {}): [Connection<T>, Connection<T>] {
   if (typeof duplex !== 'boolean') throw new TypeError(`Expected "duplex" to be a boolean, got ${describeValue(duplex)}`);
-  if (typeof options === 'object' && options !== null) checkOptionNames(options, ['capacityBytes'], 'Pipe()');
+  if (typeof options !== 'object' || options === null) {
+    throw new TypeError(`Expected the Pipe options to be an object like { capacityBytes }, got ${describeValue(options)}`);
+  }
+  checkOptionNames(options, ['capacityBytes'], 'Pipe()');
   const cap = roundCapacity('capacityBytes', options.capacityBytes, kDefaultPipeCapacity);
   const seg = Segment.create(Kind.Pipe, kWords + (duplex ? 2 : 1) * (kControlBytes + cap), [cap, duplex ? 1 : 0]);
   for (let e = 0; e < (duplex ? 2 : 1); e++) Ring.init(seg.buffer, seg.payloadOffset + kWords + e * (kControlBytes + cap), cap, 0);
@@ -525,7 +528,7 @@ export function Pipe<T = unknown>(duplex = true, options: PipeOptions = {}): [Co
 
 registerKind('Connection', (h) => {
   const end = h.end;
-  if (end !== 0 && end !== 1) throw new TypeError('Malformed Connection handle: bad end');
+  if (end !== 0 && end !== 1) throw new TypeError(`Malformed Connection handle: ${end === undefined ? 'missing end' : `bad end ${describeValue(end)} (0 or 1)`}`);
   const core = attachShared(h.name, Kind.Pipe, (seg) => new PipeCore(seg));
   return core.connection(end);
 });

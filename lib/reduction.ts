@@ -14,6 +14,7 @@
  */
 import { collectFresh } from './segment';
 import { kHandleTag, kNotSendable, kToHandle } from './symbols';
+import { describeValue } from './validate';
 
 export interface Handle {
   readonly [kHandleTag]: string;
@@ -43,6 +44,9 @@ export function isHandle(v: unknown): v is Handle {
 
 /** Turns a shared object into a handle (taking a reference for the trip). */
 export function toHandle(obj: Shareable): Handle {
+  if (!isShareable(obj)) {
+    throw new TypeError(`Expected a multiproc shared object (Queue, Value, Lock, Pipe end, SharedMemory...), got ${describeValue(obj)}`);
+  }
   return obj[kToHandle]();
 }
 
@@ -56,15 +60,26 @@ export function toHandle(obj: Shareable): Handle {
  */
 const received = new WeakSet<object>();
 
+/** A segment name as handles carry them: one optional leading '/', none after (shm_open's rule). */
+const kHandleName = /^\/?[^/]+$/;
+
 /** Attaches to the object a handle names (adopting the handle's reference). */
 export function fromHandle(h: Handle): unknown {
-  const rebuild = rebuilders.get(h[kHandleTag]);
-  if (rebuild === undefined) {
-    throw new TypeError(`Unknown multiproc handle kind '${h[kHandleTag]}' (is the receiving side running the same multiproc version?)`);
+  if (typeof h !== 'object' || h === null || h[kHandleTag] === undefined) {
+    throw new TypeError(`Expected a multiproc handle (what toHandle() returns: { ${kHandleTag}: kind, name, ... }), got ${describeValue(h)}`);
   }
+  const kind: unknown = h[kHandleTag];
+  if (typeof kind !== 'string') throw new TypeError(`Malformed multiproc handle: "${kHandleTag}" must be a kind name, got ${describeValue(kind)}`);
+  const rebuild = rebuilders.get(kind);
+  if (rebuild === undefined) {
+    throw new TypeError(`Unknown multiproc handle kind '${kind}' (is the receiving side running the same multiproc version?)`);
+  }
+  // Every kind names its segment: checked here once, rather than crash inside each kind's attach.
+  if (h.name === undefined) throw new TypeError(`Malformed ${kind} handle: missing name`);
+  if (typeof h.name !== 'string' || !kHandleName.test(h.name)) throw new TypeError(`Malformed ${kind} handle: bad name ${describeValue(h.name)}`);
   if (received.has(h)) {
     throw new TypeError(
-      `This ${h[kHandleTag]} handle was already received: a handle carries one reference, for one receiver. Call toHandle() once per receiver (or pass the object itself).`,
+      `This ${kind} handle was already received: a handle carries one reference, for one receiver. Call toHandle() once per receiver (or pass the object itself).`,
     );
   }
   const obj = rebuild(h);

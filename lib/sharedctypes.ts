@@ -472,26 +472,40 @@ export function RawArray<C extends Typecode>(typecode: C, lengthOrValues: number
   return createArray(typecode, lengthOrValues, () => kNoLock);
 }
 
+/** The kinds of object a Value/SharedArray's lock may be (what has acquire/release/withLock and a handle). */
+const kLockKinds: readonly string[] = ['Lock', 'RLock', 'Semaphore', 'BoundedSemaphore', 'Condition'];
+
 /** Attaches what a Value/SharedArray handle names, its lock a mapping of its own (see attachWithLock). */
 function receive<T extends object>(h: Handle, kind: Kind, make: (seg: Segment, lock: OwnLock | null) => T): T {
+  const what = h[kHandleTag];
   const l = h.lock;
-  if (l !== null && l !== undefined && !isHandle(l)) throw new TypeError('Malformed shared value handle: bad lock');
+  if (l !== null && l !== undefined && !isHandle(l)) throw new TypeError(`Malformed ${what} handle: bad lock ${describeValue(l)}`);
+  // Attached as the lock, anything else would be closed with the value (a Queue's close() closes it for everyone).
+  if (isHandle(l) && !kLockKinds.includes(l[kHandleTag])) throw new TypeError(`Malformed ${what} handle: its lock is a ${l[kHandleTag]} handle`);
+  if (h.typecode === undefined) throw new TypeError(`Malformed ${what} handle: missing typecode`);
+  if (typeof h.typecode !== 'string' || !Object.hasOwn(typecodes, h.typecode)) throw new TypeError(`Malformed ${what} handle: bad typecode ${describeValue(h.typecode)}`);
   return attachWithLock<T, OwnLock>(h.name, kind, l ?? null, make);
 }
 
+/** The element type a received segment holds, which must be the one its handle's typecode names. */
+function receivedType(h: Handle, seg: Segment): TypeInfo {
+  const info = kinds[seg.param(0)];
+  if (info === undefined) throw new Error(`Segment '${h.name}' holds an unknown element type ${seg.param(0)}`);
+  if (typecodes[h.typecode as Typecode] !== info.name) {
+    throw new Error(`Segment '${h.name}' holds ${info.name} elements, not the ${typecodes[h.typecode as Typecode]} its handle's typecode '${h.typecode as string}' names`);
+  }
+  return info;
+}
+
 registerKind('Value', (h) =>
-  receive(h, Kind.Value, (seg, lock) => {
-    const info = kinds[seg.param(0)];
-    if (info === undefined) throw new Error(`Segment '${h.name}' holds an unknown element type ${seg.param(0)}`);
-    return new SharedValue(seg, info, h.typecode as Typecode, lock, lock);
-  }),
+  receive(h, Kind.Value, (seg, lock) => new SharedValue(seg, receivedType(h, seg), h.typecode as Typecode, lock, lock)),
 );
 
 registerKind('SharedArray', (h) =>
   receive(h, Kind.Array, (seg, lock) => {
-    const info = kinds[seg.param(0)];
+    const info = receivedType(h, seg);
     const length = seg.param(1);
-    if (info === undefined || length * info.ctor.BYTES_PER_ELEMENT > seg.payloadBytes) {
+    if (length * info.ctor.BYTES_PER_ELEMENT > seg.payloadBytes) {
       throw new Error(`Segment '${h.name}' does not hold a valid SharedArray`);
     }
     const arr = new SharedArrayObject(seg, info, h.typecode as Typecode, length, lock, lock);

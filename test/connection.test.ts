@@ -237,6 +237,9 @@ describe('Pipe in one process', () => {
     const made: mp.Connection[] = [];
     expect(() => made.push(...mp.Pipe(true, { capacityByte: 4096 } as never))).toThrow('Unknown option "capacityByte" for Pipe() (did you mean "capacityBytes"?)');
     expect(() => made.push(...mp.Pipe(false, { size: 4096 } as never))).toThrow('Unknown option "size" for Pipe(); the options are "capacityBytes"');
+    // Before: "Cannot read properties of null".
+    expect(() => made.push(...mp.Pipe(true, null as never))).toThrow('Expected the Pipe options to be an object like { capacityBytes }, got null');
+    expect(() => made.push(...mp.Pipe(true, 5 as never))).toThrow('Expected the Pipe options to be an object like { capacityBytes }, got 5');
     for (const c of made) c.close();
   });
 

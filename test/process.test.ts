@@ -491,6 +491,13 @@ describe('forkserver code pages', () => {
 });
 
 describe('forkserver spares', () => {
+  it('setForkserverSpares() names what it got: a TypeError for a non-integer, a RangeError out of 0..64', () => {
+    // Before: RangeError 'got 2' for the string '2', as if the number 2 were out of range.
+    expect(() => mp.setForkserverSpares('2' as never)).toThrow('Expected "n" to be an integer, got "2"');
+    expect(() => mp.setForkserverSpares('2' as never)).toThrow(TypeError);
+    expect(() => mp.setForkserverSpares(65)).toThrow(RangeError);
+  });
+
   it.runIf(process.platform === 'linux')('hands starts to pre-forked children, refills, skips dead spares, and leaves none behind', async () => {
     const r = await runNode(fixture('process-spares.mjs'));
     expect(r.code, r.stderr).toBe(0);

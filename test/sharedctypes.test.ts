@@ -274,6 +274,46 @@ describe('across processes', () => {
     }
   });
 
+  it('malformed input to toHandle()/fromHandle() is a TypeError that says what was expected (before: internal errors, and a forged typecode or lock accepted)', async () => {
+    for (const o of [null, 5, {}, 'x', mp.Value]) {
+      expect(() => mp.toHandle(o as never)).toThrow(/^Expected a multiproc shared object \(Queue, Value, Lock, Pipe end, SharedMemory\.\.\.\), got /);
+    }
+    expect(() => mp.toHandle(5 as never)).toThrow(TypeError);
+    for (const h of [null, undefined, 5, 'x', {}, []]) expect(() => mp.fromHandle(h as never)).toThrow(/^Expected a multiproc handle \(what toHandle\(\) returns/);
+    expect(() => mp.fromHandle({ __multiproc__: 5 } as never)).toThrow('Malformed multiproc handle: "__multiproc__" must be a kind name, got 5');
+    const kinds = ['SharedMemory', 'Value', 'SharedArray', 'Connection', 'Lock', 'RLock', 'Semaphore', 'BoundedSemaphore', 'Condition', 'Event', 'Barrier', 'Queue', 'JoinableQueue', 'SimpleQueue'];
+    for (const k of kinds) {
+      expect(() => mp.fromHandle({ __multiproc__: k } as never)).toThrow(`Malformed ${k} handle: missing name`);
+      expect(() => mp.fromHandle({ __multiproc__: k, name: 5 } as never)).toThrow(`Malformed ${k} handle: bad name 5`);
+      expect(() => mp.fromHandle({ __multiproc__: k, name: '../x' } as never)).toThrow(`Malformed ${k} handle: bad name "../x"`);
+    }
+    expect(() => mp.fromHandle({ __multiproc__: 'Connection', name: 'x' } as never)).toThrow('Malformed Connection handle: missing end');
+
+    const v = mp.Value('i', 7);
+    const q = new mp.Queue<number>();
+    const h = mp.toHandle(v); // refused below before anything is attached: its reference is still to give back
+    const qh = mp.toHandle(q);
+    try {
+      const { typecode: _, ...untyped } = h;
+      expect(() => mp.fromHandle(untyped as never)).toThrow('Malformed Value handle: missing typecode');
+      expect(() => mp.fromHandle({ ...h, typecode: 'zz' })).toThrow('Malformed Value handle: bad typecode "zz"');
+      expect(() => mp.fromHandle({ ...h, lock: 5 })).toThrow('Malformed Value handle: bad lock 5');
+      // Attached as the Value's lock, the Queue was closed with it: for every process.
+      expect(() => mp.fromHandle({ ...h, lock: qh })).toThrow('Malformed Value handle: its lock is a Queue handle');
+      q.putNowait(1);
+      expect(q.getNowait()).toBe(1);
+      // A valid typecode that is not the segment's element type (this one attaches, and gives back its handle's reference).
+      expect(() => mp.fromHandle({ ...mp.toHandle(v), typecode: 'd' })).toThrow(/holds int32 elements, not the float64 its handle's typecode 'd' names/);
+      expect(() => mp.fromHandle({ ...mp.toHandle(mp.RawArray('i', 2)), typecode: 'B' })).toThrow(/holds int32 elements, not the uint8/);
+      expect(v.value).toBe(7);
+    } finally {
+      (mp.fromHandle(h) as mp.SharedValue<'i'>).close();
+      (mp.fromHandle(qh) as mp.Queue)[Symbol.dispose]();
+      v.close();
+      q.close();
+    }
+  });
+
   it('unlinks an object segment when the last reference closes', async () => {
     const v = mp.RawValue('i', 1);
     const name = v.segmentName;

@@ -846,6 +846,24 @@ describe('handles', () => {
     copy.cond.getLock().close();
   });
 
+  it('a Condition handle whose lock is not a Lock or RLock handle is refused before anything is attached (before: a Queue there was attached as the lock and closed with the failed Condition, for everyone)', () => {
+    const cond = new mp.Condition();
+    const q = new mp.Queue<number>();
+    const ch = mp.toHandle(cond);
+    const qh = mp.toHandle(q);
+    try {
+      expect(() => mp.fromHandle({ ...ch, lock: qh })).toThrow('Malformed Condition handle: its lock is a Queue handle, not a Lock or RLock');
+      expect(() => mp.fromHandle({ ...ch, lock: 5 })).toThrow('Malformed Condition handle: bad lock 5');
+      q.putNowait(1);
+      expect(q.getNowait()).toBe(1);
+    } finally {
+      (mp.fromHandle(ch) as mp.Condition).close();
+      (mp.fromHandle(qh) as mp.Queue)[Symbol.dispose]();
+      cond.close();
+      q.close();
+    }
+  });
+
   it('a Condition refuses more pending waits than maxWaiters, keeping the lock held', async () => {
     const cond = new mp.Condition(undefined, { maxWaiters: 1 });
     await cond.acquire();

@@ -22,6 +22,7 @@ import { resolveForChild } from '../task';
 import { native } from '../native';
 import { kTrackerFdEnv, kTrackerInoEnv, kTrackerPidEnv, register, trackerFdForChild, trackerPipeInode, trackerProcessId, unregister } from '../resource-tracker';
 import { createSegment, generateName, osName } from '../segment';
+import { checkInteger } from '../validate';
 import { waitSync, wake } from '../wait';
 import {
   kBellRung, kBoardBytes, kBoardEnv, kPreloadEnv, kSparesEnv, kReplyPid, kReplySeq, kRingCapacity, kRingRead, kRingRecordInts, kRingStart, kRingWrite,
@@ -41,7 +42,7 @@ const napWord = new Int32Array(new SharedArrayBuffer(4));
  * 0 turns them off. Applies to a zygote started after the call.
  */
 export function setForkserverSpares(n: number): void {
-  if (!Number.isInteger(n) || n < 0 || n > 64) throw new RangeError(`Expected "n" to be an integer from 0 to 64, got ${String(n)}`);
+  checkInteger('n', n, 0, 64);
   spareCount = n;
 }
 

@@ -353,7 +353,9 @@ export class Condition extends Acquirable {
 
 registerKind('Condition', (h) => {
   const l = h.lock;
-  if (!isHandle(l)) throw new TypeError('Malformed Condition handle: bad lock');
+  if (!isHandle(l)) throw new TypeError(`Malformed Condition handle: bad lock ${describeValue(l)}`);
+  // Attached as the lock, anything else would be closed with the Condition (a Queue's close() closes it for everyone).
+  if (l[kHandleTag] !== 'Lock' && l[kHandleTag] !== 'RLock') throw new TypeError(`Malformed Condition handle: its lock is a ${l[kHandleTag]} handle, not a Lock or RLock`);
   // The lock as a mapping of the Condition's own, closed with it (see attachWithLock).
   return attachWithLock<Condition, Lock | RLock>(h.name, Kind.Condition, l, (seg, lock) =>
     adopt(seg, () => {
