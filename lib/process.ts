@@ -185,6 +185,13 @@ export class Process<A extends readonly unknown[] = never[]> {
       throw new TypeError(`Expected Process options { target, args?, name?, daemon?, startMethod? }, got ${describeValue(options)}${hint}`);
     }
     checkOptionNames(options, ['target', 'args', 'name', 'daemon', 'startMethod'], 'Process()');
+    if (options.target === undefined && typeof (this as { run?: unknown }).run === 'function') {
+      // Python's other way: subclass Process and override run().
+      throw new TypeError(
+        'A Process subclass with a run() method is not how a child gets its code here: a method cannot be sent to the child. ' +
+          'Pass { target: fn, args } (a self-contained function, or { module, export } for code that needs imports); see docs/process.md',
+      );
+    }
     this.#target = checkTarget(options.target);
     const args = options.args ?? [];
     if (!Array.isArray(args)) throw new TypeError(`Expected "args" to be an array, got ${describeValue(args)}`);

@@ -200,6 +200,14 @@ describe('Process options and the context API', () => {
     expect(() => new mp.Process({ target: () => {}, args: 'x' as never })).toThrow(/"args" to be an array/);
     expect(() => new mp.Process({ target: () => {}, startMethod: 'vfork' as never })).toThrow(/'spawn', 'forkserver', 'fork'/);
     expect(() => mp.getContext('threads' as never)).toThrow(TypeError);
+    // Python's subclass-and-override-run() idiom: told what to do instead (before: 'Expected "target" to be a function').
+    class Worker extends mp.Process {
+      constructor() {
+        super({} as never);
+      }
+      run(): void {}
+    }
+    expect(() => new Worker()).toThrow(/subclass with a run\(\) method.*Pass \{ target: fn, args \}/);
   });
 
   it('a misspelled option is a TypeError naming the closest name (before: ignored)', () => {
