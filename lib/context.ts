@@ -22,7 +22,7 @@ import { Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore } f
 import { JoinableQueue, Queue, SimpleQueue } from './queues';
 import { Pipe } from './connection';
 import type { StartMethod } from './popen/popen';
-import { setForkserverPreload as setPreload, setForkserverSpares as setSpares } from './popen/forkserver';
+import { setForkserverPreload as setPreload, setForkserverSpares as setSpares, startForkserver as startZygote } from './popen/forkserver';
 import { checkOptionNames, describeValue } from './validate';
 import { usesLoaderHooks } from './task';
 import {
@@ -123,6 +123,10 @@ export class BaseContext {
     setSpares(n);
   }
 
+  startForkserver(): Promise<void> {
+    return startZygote();
+  }
+
   readonly SharedMemory = SharedMemory;
   readonly Value = Value;
   readonly RawValue = RawValue;
@@ -201,4 +205,13 @@ export function setForkserverPreload(modules: readonly (string | URL)[]): void {
 /** How many children the forkserver keeps forked ahead of demand (default: CPU count, at most 4; 0 = none). */
 export function setForkserverSpares(n: number): void {
   setSpares(n);
+}
+
+/**
+ * Starts the forkserver now and resolves once it serves requests, so that
+ * the first start() or new Pool() does not block the event loop while it
+ * boots. Optional: without it, the first use starts it (synchronously).
+ */
+export function startForkserver(): Promise<void> {
+  return startZygote();
 }

@@ -27,7 +27,7 @@ export {
   type ProcessOptions, type ProcessTarget, type ModuleTarget, type ProcessInfo, type ArgsFor,
 } from './process';
 export {
-  BaseContext, getContext, getAllStartMethods, getStartMethod, setStartMethod, setForkserverPreload, setForkserverSpares, type StartMethod,
+  BaseContext, getContext, getAllStartMethods, getStartMethod, setStartMethod, setForkserverPreload, setForkserverSpares, startForkserver, type StartMethod,
 } from './context';
 // @section queues (issue 5)
 export { Queue, JoinableQueue, SimpleQueue, type QueueOptions, type PutOptions, type GetOptions } from './queues';

@@ -272,6 +272,14 @@ describe('Process options and the context API', () => {
     expect(named.exitCode).toBe(0);
   });
 
+  it('startForkserver() boots the zygote ahead of the first start() and resolves once it serves requests; twice is one zygote', async () => {
+    const r = await runNode(fixture('forkserver-prewarm.mjs'));
+    expect(r.stderr).toBe('');
+    const out = JSON.parse(r.stdout);
+    expect(out.exitCode).toBe(0);
+    if (isLinux) expect([out.before, out.after, out.again]).toEqual([0, 1, 1]);
+  });
+
   it('names processes Process-N by default and keeps given names', () => {
     const a = new mp.Process({ target: () => {} });
     const b = new mp.Process({ target: () => {} });

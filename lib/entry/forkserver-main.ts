@@ -18,7 +18,7 @@ import { pathToFileURL } from 'node:url';
 import { native, type FdWatcher } from '../native';
 import { waitSync, wake } from '../wait';
 import {
-  kBellRung, kBoardEnv, kPreloadEnv, kSparesEnv, kReplyPid, kReplySeq, kRingCapacity, kRingRead, kRingRecordInts, kRingStart, kRingWrite,
+  kBellRung, kBoardEnv, kPreloadEnv, kReady, kSparesEnv, kReplyPid, kReplySeq, kRingCapacity, kRingRead, kRingRecordInts, kRingStart, kRingWrite,
 } from '../popen/forkserver-layout';
 import { join } from 'node:path';
 import { dieWithParent, runForked, runSpare, warmUp } from './bootstrap';
@@ -383,6 +383,8 @@ async function main(): Promise<void> {
   // A native watcher, not a net.Socket: each fork child must close it, and
   // destroying a stream there cost ~5 ms of copy-on-write faults per child.
   requests = native.watchFd(kRequestFd, readRequests, true);
+  Atomics.store(board, kReady, 1);
+  wake(buffer, kReady * 4, -1);
   // fork() copies the page tables of anonymous memory but leaves a file
   // mapping (node's code) for each child to fault in again, page by page.
   // With the code on anonymous huge pages, children inherit it mapped:

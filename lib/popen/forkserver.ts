@@ -23,9 +23,9 @@ import { native } from '../native';
 import { kTrackerFdEnv, kTrackerInoEnv, kTrackerPidEnv, register, trackerFdForChild, trackerPipeInode, trackerProcessId, unregister } from '../resource-tracker';
 import { createSegment, generateName, osName } from '../segment';
 import { checkInteger } from '../validate';
-import { waitSync, wake } from '../wait';
+import { waitAsync, waitSync, wake } from '../wait';
 import {
-  kBellRung, kBoardBytes, kBoardEnv, kPreloadEnv, kSparesEnv, kReplyPid, kReplySeq, kRingCapacity, kRingRead, kRingRecordInts, kRingStart, kRingWrite,
+  kBellRung, kBoardBytes, kBoardEnv, kPreloadEnv, kReady, kSparesEnv, kReplyPid, kReplySeq, kRingCapacity, kRingRead, kRingRecordInts, kRingStart, kRingWrite,
 } from './forkserver-layout';
 import { warnIfUnparkable } from './park';
 import { BasePopen, encodeSpec, exitCodeOf, type ChildSpec } from './popen';
@@ -142,6 +142,17 @@ class Zygote {
 
   get alive(): boolean {
     return !this.#dead;
+  }
+
+  /** Resolves once the zygote serves requests, without blocking the event loop; rejects if it dies first. */
+  async ready(): Promise<void> {
+    while (Atomics.load(this.#board, kReady) === 0) {
+      if (this.#dead || !native.isAlive(this.pid)) {
+        this.#died();
+        throw new ProcessError('The forkserver process exited while starting (see its stderr above)');
+      }
+      await waitAsync(this.#buffer, kReady * 4, 0, 100);
+    }
   }
 
   /** Forks a child for spec; returns its pid. Blocks until the zygote answers. */
@@ -281,6 +292,16 @@ let current: Zygote | null = null;
 function zygote(): Zygote {
   if (current === null || !current.alive) current = new Zygote();
   return current;
+}
+
+/**
+ * Starts this process's zygote now, if it is not running, and resolves once
+ * it serves requests: the first forkserver start() (or new Pool()) then
+ * does not block the event loop while a fresh zygote boots (~0.5 s on a
+ * slow VM). Python's forkserver.ensure_running(), awaitable.
+ */
+export async function startForkserver(): Promise<void> {
+  await zygote().ready();
 }
 
 /** pid of this process's zygote, or null if none is running. */
