@@ -747,6 +747,87 @@ describe('Barrier: actions and timeouts across processes', () => {
     b.close();
   });
 
+  it('200 waits in each of two processes cost ~no CPU while they wait; one more party releases all 401 with distinct indices', async () => {
+    const n = 200;
+    const b = new mp.Barrier(2 * n + 1);
+    const kid = start('sync-barrier.mjs', { barrier: mp.toHandle(b), waits: n, timeoutMs: 60_000 });
+    let last: { child: ChildProcess; done: Promise<ChildResult> } | undefined;
+    try {
+      const mine = Promise.all(Array.from({ length: n }, () => b.wait(60_000)));
+      for (const t0 = performance.now(); b.nWaiting < 2 * n && performance.now() - t0 < 20_000;) await sleep(20);
+      expect(b.nWaiting).toBe(2 * n);
+      // Before: every waiter woke every 200 ms, took the barrier's mutex and
+      // checked every slot's pid (kill 0): ~40-50% of a CPU in each process.
+      const cpu0 = process.cpuUsage();
+      const t0 = performance.now();
+      await sleep(2000);
+      const used = process.cpuUsage(cpu0);
+      const share = (used.user + used.system) / 1000 / (performance.now() - t0);
+      last = start('sync-barrier.mjs', { barrier: mp.toHandle(b), timeoutMs: 60_000 });
+      const indices = [...await mine];
+      const kidOut = JSON.parse((await kid.done).stdout) as { indices: number[] };
+      const lastOut = JSON.parse((await last.done).stdout) as { indices: number[] };
+      expect(lastOut.indices).toEqual([2 * n]); // it arrived last
+      indices.push(...kidOut.indices, ...lastOut.indices);
+      expect(indices.sort((x, y) => x - y)).toEqual(Array.from({ length: 2 * n + 1 }, (_, i) => i));
+      expect(b.nWaiting).toBe(0);
+      expect(b.broken).toBe(false);
+      expect(share).toBeLessThan(0.15);
+    } finally {
+      kid.child.kill('SIGKILL');
+      last?.child.kill('SIGKILL');
+      b.close();
+    }
+  }, 60_000);
+
+  it('a party killed while others wait is taken off the count while they wait; the round then fills with a new party', async () => {
+    const b = new mp.Barrier(3);
+    try {
+      const mine = b.wait(20_000);
+      const victim = start('sync-barrier.mjs', { barrier: mp.toHandle(b) });
+      for (const t0 = performance.now(); b.nWaiting < 2 && performance.now() - t0 < 10_000;) await sleep(10);
+      expect(b.nWaiting).toBe(2);
+      victim.child.kill('SIGKILL');
+      await victim.done;
+      // Nobody enters wait() meanwhile: the waiting party's side notices.
+      for (const t0 = performance.now(); b.nWaiting > 1 && performance.now() - t0 < 10_000;) await sleep(20);
+      expect(b.nWaiting).toBe(1);
+      const kid = start('sync-barrier.mjs', { barrier: mp.toHandle(b), timeoutMs: 20_000 });
+      for (const t0 = performance.now(); b.nWaiting < 2 && performance.now() - t0 < 10_000;) await sleep(10);
+      const [i, j] = await Promise.all([b.wait(20_000), mine]);
+      expect(JSON.parse((await kid.done).stdout).indices).toEqual([1]);
+      expect([i, j]).toEqual([2, 0]);
+    } finally {
+      b.close();
+    }
+  }, 40_000);
+
+  it('reset() from a task whose wait just broke, while another task of the process leaves, does not deadlock', async () => {
+    // The last party out takes the barrier's mutex; the other task's
+    // rejection handler runs before that party's code resumes.
+    const b = new mp.Barrier(3);
+    try {
+      const failures: unknown[] = [];
+      const onBroken = (e: Error): string => {
+        try {
+          b.reset();
+        } catch (x) {
+          failures.push(x);
+        }
+        return e.name;
+      };
+      const waits = [b.wait().catch(onBroken), b.wait().catch(onBroken)];
+      await sleep(20);
+      b.abort();
+      expect(await Promise.all(waits)).toEqual(['BrokenBarrierError', 'BrokenBarrierError']);
+      expect(failures).toEqual([]);
+      expect(b.broken).toBe(false);
+      expect((await Promise.all([b.wait(5000), b.wait(5000), b.wait(5000)])).sort()).toEqual([0, 1, 2]);
+    } finally {
+      b.close();
+    }
+  });
+
   it('the default timeout travels with the barrier\'s handle, as in Python', async () => {
     const b = new mp.Barrier(2, undefined, 300);
     const kid = start('sync-barrier.mjs', { barrier: mp.toHandle(b) }); // waits with no timeout of its own

@@ -12,7 +12,8 @@
  *   8     32    PARTIES  constant
  *   9     36    SLEEPERS waiters sleeping or about to sleep on SEQ
  *   10    40    ACTOR    pid of the party running the action (while ACTING)
- *   11-15 44    reserved
+ *   11    44    LOOKED   when a process last looked for dead parties (Date.now(), low 32 bits)
+ *   12-15 48    reserved
  *   16... 64    SLOTS    one word per party (up to kMaxTrackedParties): the pid of
  *                        each party inside wait(), 0 when free
  *
@@ -26,12 +27,23 @@
  * take the mutex, never block their event loop for as long as an action
  * runs. abort() or reset() during the action breaks the round: its parties,
  * the one running the action included, get BrokenBarrierError. A party
- * killed while running the action breaks the barrier (checked every 200 ms
- * by the others, by pid and segment mapping). A wait whose timeout
+ * killed while running the action breaks the barrier (seen within a slice
+ * by the watch, below, by pid and segment mapping). A wait whose timeout
  * passes, abort(), or an action that throws, moves it to BROKEN: every
  * current and later wait rejects with BrokenBarrierError until reset().
  * reset() while parties wait breaks their wait (BrokenBarrierError) and
  * leaves the barrier fresh once they have left.
+ *
+ * Waiting parties sleep on SEQ and read STATE without the mutex: every
+ * change of STATE bumps SEQ, and a party inside a round cannot miss the
+ * change that ends it, since the round stays DRAINING, RESETTING or BROKEN
+ * until that party has left (COUNT holds it open). They leave without the
+ * mutex too (free the slot, decrement COUNT); only the last one out takes
+ * it, to make the round fresh. So a waiting party costs nothing while
+ * nothing happens, and a release of a thousand parties is not a thousand
+ * hand-overs of one mutex. The mutex is taken by arrivals, by a wait whose
+ * deadline passed (to break the barrier if the round is still filling), and
+ * by abort() and reset().
  *
  * The action is a plain function of the object, and functions do not cross
  * processes: the party that completes a round runs the action of *its own*
@@ -42,12 +54,20 @@
  * process completes.
  *
  * A party killed inside wait() is taken off COUNT by the next party that
- * looks (on entering wait(), every 200 ms while waiting, and in reset()),
+ * looks (on entering wait(), the watch while parties wait, and reset()),
  * from its slot: the round then needs one more party, and a draining round
- * or a reset does not wait for it for good. Barriers of more than
- * kMaxTrackedParties parties have no slots: there a killed party stays
- * counted until a timeout breaks the barrier, as threads do in Python. The
- * embedded mutex recovers from a holder killed inside it, like a Lock.
+ * or a reset does not wait for it for good. The watch is one timer per
+ * Barrier object, running while that object has waits asleep: every slice
+ * (200 ms) it checks each distinct pid in the slots once (kill 0), and the
+ * action's party (pid and mapping), without the mutex, which it takes only
+ * when someone died. Processes take turns through LOOKED (a CAS on a
+ * timestamp): about one look per slice whatever the number of processes.
+ * Waiters never look themselves: one look per waiter per slice, under the
+ * mutex, is parties x slots work per slice, and arrivals and the release
+ * queued behind it for seconds. Barriers of more than kMaxTrackedParties
+ * parties have no slots: there a killed party stays counted until a timeout
+ * breaks the barrier, as threads do in Python. The embedded mutex recovers
+ * from a holder killed inside it, like a Lock.
  */
 import { BrokenBarrierError } from '../errors';
 import { Kind } from '../layout';
@@ -57,7 +77,7 @@ import { kHandleTag, kToHandle } from '../symbols';
 import { kTrustMs, recentlyAlive } from '../liveness';
 import { native } from '../native';
 import { checkInteger, deadlineFrom, describeValue, remaining } from '../validate';
-import { waitAsync, wake } from '../wait';
+import { forkGeneration, waitAsync, wake } from '../wait';
 import { adopt, closedError, closeWaking, isAdopting, myPid, segmentFor } from './common';
 import { kMutexWords, Mutex } from './lock';
 
@@ -67,6 +87,7 @@ const COUNT = SEQ + 2;
 const PARTIES = SEQ + 3;
 const SLEEPERS = SEQ + 4;
 const ACTOR = SEQ + 5;
+const LOOKED = SEQ + 6;
 const SLOTS = 16;
 /** Barriers up to this many parties track each party's pid (4 bytes a party). */
 const kMaxTrackedParties = 1024;
@@ -75,6 +96,10 @@ const DRAINING = 1;
 const ACTING = 2;
 const RESETTING = -1;
 const BROKEN = -2;
+/** What #sleepUntil returns when the deadline passed (never a state). */
+const TIMED_OUT = -100;
+const leaving = (s: number): boolean => s === DRAINING || s === RESETTING || s === ACTING;
+const filling = (s: number): boolean => s === FILLING || s === ACTING;
 
 export type BarrierAction = () => unknown;
 
@@ -86,6 +111,11 @@ export class Barrier {
   readonly #mutex: Mutex;
   readonly #timeout: number | undefined;
   readonly #slots: number;
+  /** This object's waits asleep in #sleepUntil, and the watch that looks for dead parties meanwhile. */
+  #asleep = 0;
+  #watchTimer: NodeJS.Timeout | undefined;
+  #watchGen = forkGeneration();
+  #reaping = false;
   /** Run by the party that completes a round, if it is this process's object (see the module comment). */
   action: BarrierAction | undefined;
 
@@ -143,15 +173,96 @@ export class Barrier {
     if (Atomics.load(w, SLEEPERS) > 0) wake(this.#buf, this.#off + SEQ * 4, -1);
   }
 
-  /** Python's Condition.wait on the barrier's state: drop the mutex, sleep on SEQ, take the mutex back. */
-  async #sleep(w: Int32Array, deadline: number): Promise<void> {
-    const seq = Atomics.load(w, SEQ);
+  /**
+   * Sleeps on SEQ, without the mutex, until `waiting(STATE)` is false:
+   * returns that state, or TIMED_OUT once the deadline has passed outside an
+   * action (an action holds its round's parties, whatever their deadlines).
+   * SEQ is read before STATE and every change of STATE bumps it, so no
+   * change is missed.
+   */
+  async #sleepUntil(w: Int32Array, waiting: (state: number) => boolean, deadline: number): Promise<number> {
     Atomics.add(w, SLEEPERS, 1);
-    this.#mutex.release();
-    await waitAsync(this.#buf, this.#off + SEQ * 4, seq, remaining(deadline));
-    if (w.length === 0) throw closedError('Barrier', this.#segment.name);
-    Atomics.sub(w, SLEEPERS, 1);
-    await this.#mutex.acquire(Infinity, undefined);
+    this.#watchStart();
+    try {
+      for (;;) {
+        const seq = Atomics.load(w, SEQ);
+        const s = Atomics.load(w, STATE);
+        if (!waiting(s)) return s;
+        const ms = s === ACTING ? Infinity : remaining(deadline);
+        if (ms === 0) return TIMED_OUT;
+        await waitAsync(this.#buf, this.#off + SEQ * 4, seq, ms);
+        if (w.length === 0) throw closedError('Barrier', this.#segment.name);
+      }
+    } finally {
+      this.#watchStop();
+      if (w.length !== 0) Atomics.sub(w, SLEEPERS, 1);
+    }
+  }
+
+  #watchStart(): void {
+    const gen = forkGeneration();
+    if (this.#watchGen !== gen) {
+      // A fork child: the parent's waits and timer are not ours.
+      this.#watchGen = gen;
+      this.#asleep = 0;
+      this.#watchTimer = undefined;
+    }
+    if (this.#asleep++ === 0) this.#watchTimer = setTimeout(() => this.#watch(), kTrustMs).unref();
+  }
+
+  #watchStop(): void {
+    if (this.#watchGen !== forkGeneration() || --this.#asleep !== 0) return;
+    if (this.#watchTimer !== undefined) clearTimeout(this.#watchTimer);
+    this.#watchTimer = undefined;
+  }
+
+  /** One tick of the watch (see the module comment). */
+  #watch(): void {
+    const w = this.#w;
+    // (A fork child's copy of the parent's timer, if it runs there, stops: those waits are not the child's.)
+    if (w.length === 0 || this.#asleep === 0 || this.#watchGen !== forkGeneration()) {
+      this.#watchTimer = undefined;
+      return;
+    }
+    this.#watchTimer = setTimeout(() => this.#watch(), kTrustMs).unref();
+    if (this.#reaping || !this.#takeTurn(w) || !this.#someoneDied(w)) return;
+    this.#reaping = true;
+    this.#mutex.acquire(Infinity, undefined).then(() => {
+      try {
+        if (w.length === 0) return;
+        this.#reapDead(w);
+        this.#checkActor(w);
+      } finally {
+        if (!this.#mutex.detached) this.#mutex.release();
+      }
+    }).catch(() => {
+      // Closed meanwhile: nothing left to watch here.
+    }).finally(() => {
+      this.#reaping = false;
+    });
+  }
+
+  /** Whether this process looks now: nobody looked in the last half slice (LOOKED is then ours). */
+  #takeTurn(w: Int32Array): boolean {
+    const now = Date.now() | 0;
+    const last = Atomics.load(w, LOOKED);
+    const age = (now - last) | 0;
+    // A clock set back (age < 0) must not stop the looks for good.
+    if (age >= 0 && age < kTrustMs / 2) return false;
+    return Atomics.compareExchange(w, LOOKED, last, now) === last;
+  }
+
+  /** Without the mutex: whether a party in a slot, or the one running the action, has died. */
+  #someoneDied(w: Int32Array): boolean {
+    const me = myPid();
+    const seen = new Set<number>();
+    for (let i = 0; i < this.#slots; i++) {
+      const pid = Atomics.load(w, SLOTS + i);
+      if (pid === 0 || pid === me || seen.has(pid)) continue;
+      if (!native.isAlive(pid)) return true;
+      seen.add(pid);
+    }
+    return Atomics.load(w, STATE) === ACTING && !recentlyAlive(Atomics.load(w, ACTOR), this.#segment.name);
   }
 
   #break(w: Int32Array): void {
@@ -202,12 +313,17 @@ export class Barrier {
    */
   #reapDead(w: Int32Array): void {
     const me = myPid();
+    // Each distinct pid is checked once (kill 0 only: a look at each party's
+    // mappings, under the mutex, on every entry, would cost a round
+    // O(parties^2) reads).
+    const alive = new Map<number, boolean>();
     let gone = 0;
     for (let i = 0; i < this.#slots; i++) {
       const pid = w[SLOTS + i];
-      // The pid check only (kill 0): a look at each party's mappings, under
-      // the mutex, on every entry, would cost a round O(parties^2) reads.
-      if (pid !== 0 && pid !== me && !native.isAlive(pid)) {
+      if (pid === 0 || pid === me) continue;
+      let ok = alive.get(pid);
+      if (ok === undefined) alive.set(pid, (ok = native.isAlive(pid)));
+      if (!ok) {
         Atomics.store(w, SLOTS + i, 0);
         gone++;
       }
@@ -220,37 +336,6 @@ export class Barrier {
     this.#notifyAll(w);
   }
 
-  /** A sleep of at most one liveness slice, then a look for dead parties. */
-  async #slicedSleep(w: Int32Array, deadline: number): Promise<void> {
-    await this.#sleep(w, Math.min(deadline, performance.now() + kTrustMs));
-    this.#reapDead(w);
-  }
-
-  /** A sleep while an action runs: one liveness slice, whatever the caller's deadline. */
-  #actingSleep(w: Int32Array): Promise<void> {
-    return this.#sleep(w, performance.now() + kTrustMs);
-  }
-
-  /**
-   * Sleeps while `waiting(state)` (holding the mutex whenever it looks):
-   * an action in progress is watched for its party's death, dead parties are
-   * taken off, and a deadline that passes breaks the barrier.
-   */
-  async #waitWhile(w: Int32Array, waiting: (state: number) => boolean, deadline: number, timedOut: () => string): Promise<void> {
-    for (let s = Atomics.load(w, STATE); waiting(s); s = Atomics.load(w, STATE)) {
-      if (s === ACTING) {
-        await this.#actingSleep(w);
-        this.#checkActor(w);
-        continue;
-      }
-      if (remaining(deadline) === 0) {
-        this.#break(w);
-        throw new BrokenBarrierError(`Barrier.wait(): timed out after ${timedOut()}; the barrier is now broken`);
-      }
-      await this.#slicedSleep(w, deadline);
-    }
-  }
-
   /**
    * Waits for the round to fill; resolves with this party's index
    * (0..parties-1). Rejects with BrokenBarrierError if the barrier is or
@@ -260,38 +345,75 @@ export class Barrier {
     const w = this.#words();
     const deadline = deadlineFrom('timeoutMs', timeoutMs ?? this.#timeout);
     await this.#mutex.acquire(Infinity, undefined);
+    let held = true;
+    let counted = false;
     let slot = -1;
     try {
       this.#reapDead(w);
-      const limit = timeoutMs ?? this.#timeout;
       // Wait while the previous round drains or a reset completes: with no
       // deadline, as in Python (breaking here would break a round that has
-      // passed under its slower parties); dead parties are taken off meanwhile.
-      await this.#waitWhile(w, (s) => s === DRAINING || s === RESETTING || s === ACTING, Infinity, () => '');
+      // passed under its slower parties); the watch takes dead parties off.
+      for (let s = Atomics.load(w, STATE); s === DRAINING || s === RESETTING || s === ACTING; s = Atomics.load(w, STATE)) {
+        this.#mutex.release();
+        held = false;
+        await this.#sleepUntil(w, leaving, Infinity);
+        await this.#mutex.acquire(Infinity, undefined);
+        held = true;
+      }
       if (Atomics.load(w, STATE) < 0) throw new BrokenBarrierError('The barrier is broken');
       const index = Atomics.add(w, COUNT, 1);
+      counted = true;
       slot = this.#claimSlot(w);
-      try {
-        if (index + 1 === w[PARTIES]) {
-          await this.#complete(w);
-        } else {
-          await this.#waitWhile(w, (s) => s === FILLING || s === ACTING, deadline, () => `${limit} ms with ${Atomics.load(w, COUNT)} of ${w[PARTIES]} parties`);
-          if (Atomics.load(w, STATE) < 0) throw new BrokenBarrierError('The barrier was broken (aborted, reset, or another party timed out) while waiting');
-        }
+      if (index + 1 === w[PARTIES]) {
+        await this.#complete(w);
         return index;
-      } finally {
-        if (w.length !== 0 && slot >= 0) Atomics.store(w, SLOTS + slot, 0);
-        // The last one out of a draining or resetting round makes it fresh.
-        if (w.length !== 0 && Atomics.sub(w, COUNT, 1) === 1) {
-          const s = Atomics.load(w, STATE);
-          if (s === DRAINING || s === RESETTING) {
-            Atomics.store(w, STATE, FILLING);
-            this.#notifyAll(w);
-          }
+      }
+      this.#mutex.release();
+      held = false;
+      for (;;) {
+        const s = await this.#sleepUntil(w, filling, deadline);
+        if (s !== TIMED_OUT) {
+          if (s < 0) throw new BrokenBarrierError('The barrier was broken (aborted, reset, or another party timed out) while waiting');
+          return index;
         }
+        await this.#mutex.acquire(Infinity, undefined);
+        held = true;
+        const now = Atomics.load(w, STATE);
+        if (now === FILLING) {
+          this.#break(w);
+          const limit = timeoutMs ?? this.#timeout;
+          throw new BrokenBarrierError(`Barrier.wait(): timed out after ${limit} ms with ${Atomics.load(w, COUNT)} of ${w[PARTIES]} parties; the barrier is now broken`);
+        }
+        // Filled meanwhile: an action now holds the round (no deadline), or the round is over.
+        this.#mutex.release();
+        held = false;
       }
     } finally {
-      if (!this.#mutex.detached) this.#mutex.release();
+      if (counted && w.length !== 0) {
+        if (slot >= 0) Atomics.store(w, SLOTS + slot, 0);
+        // Parties leave without the mutex (one at a time behind it, a
+        // thousand parties took long to go); the last one out of a
+        // draining or resetting round takes it to make the round fresh.
+        if (Atomics.sub(w, COUNT, 1) === 1) {
+          if (!held) {
+            await this.#mutex.acquire(Infinity, undefined);
+            held = true;
+          }
+          this.#freshen(w);
+        }
+      }
+      if (held && !this.#mutex.detached) this.#mutex.release();
+    }
+  }
+
+  /** After the count reached 0 (holding the mutex): a draining or resetting round is over. */
+  #freshen(w: Int32Array): void {
+    // Someone may have come in since (a reset() that saw 0 and a new round).
+    if (Atomics.load(w, COUNT) !== 0) return;
+    const s = Atomics.load(w, STATE);
+    if (s === DRAINING || s === RESETTING) {
+      Atomics.store(w, STATE, FILLING);
+      this.#notifyAll(w);
     }
   }
 
@@ -330,6 +452,15 @@ export class Barrier {
   /** Runs `fn` holding the barrier's mutex (blocking briefly if another process holds it: never across an action). */
   #locked(fn: (w: Int32Array) => void): void {
     const w = this.#words();
+    if (this.#mutex.isMine()) {
+      // Taken by a wait() of this thread whose code has not resumed yet (an
+      // await between taking the mutex and using it lets other tasks run,
+      // such as one calling reset() on its BrokenBarrierError). Every such
+      // section is synchronous once resumed and reads the words afresh, so
+      // acting now is as if it came first; blocking would deadlock.
+      fn(w);
+      return;
+    }
     this.#mutex.acquireSync(Infinity);
     try {
       fn(w);
