@@ -34,6 +34,8 @@ export interface NativeBinding {
   futexWake(buffer: ArrayBuffer, byteOffset: number, count: number): number;
   schedYield(): void;
   futexWaitAsync(buffer: ArrayBuffer, byteOffset: number, expected: number, timeoutMs: number, id: number, ref?: boolean): void;
+  /** Ends a pending futexWaitAsync now (its result still comes to the callback); no-op once it ended. */
+  futexWaitCancel(id: number): void;
   setWaitCallback(fn: (ids: number[], results: WaitResult[]) => void): void;
   waiterThreads(): number;
   /** 4 bytes holding this process's pid, refreshed in a fork()ed child: read it without a call. */

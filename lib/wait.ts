@@ -5,7 +5,9 @@
  * - `waitAsync` never blocks the event loop and never uses libuv's thread
  *   pool: the addon parks the wait on one of its own waiter threads.
  *   Waiters in this process on the same (word, expected value) share one
- *   native wait, so 500 pending `acquire()`s on one lock cost one thread.
+ *   native wait, so 500 pending `acquire()`s on one lock cost one thread;
+ *   waits on 500 different words cost 500 threads, each asleep in the
+ *   kernel (the thread re-arms its wait itself: an idle wait costs no JS).
  * - `wake` wakes waiters in every process that maps the word.
  *
  * - `pollAsync` checks a condition from the event loop (once per turn, or
@@ -39,7 +41,14 @@ interface NativeWait {
 }
 
 let nextId = 1;
-/** Longest a native async wait sleeps before its thread re-checks (a spurious wake for the waiters). */
+/**
+ * Whether the addon can cancel a native wait. Then a native wait lasts until
+ * the word changes, it is woken or cancelled: its thread re-arms it by
+ * itself. An addon built before futexWaitCancel existed can only be woken
+ * (a wake its thread may miss just before it sleeps), so its waits are cut
+ * at kNativeSliceMs and submitted again (a spurious wake for the waiters).
+ */
+const canCancel = typeof native.futexWaitCancel === 'function';
 const kNativeSliceMs = 1000;
 const byId = new Map<number, NativeWait>();
 // Per buffer, per "offset:expected": the native wait now in flight.
@@ -109,14 +118,37 @@ const idle = new Set<NativeWait>();
 function cancelIdle(): void {
   for (const w of idle) {
     if (w.waiters.size !== 0 || !byId.has(w.id)) continue;
-    // Free the native thread. Other waiters of the word (other processes)
-    // see a spurious wake and re-wait.
     byId.delete(w.id);
     byWord.get(w.buffer)?.delete(w.key);
-    // A detached buffer: its segment was closed, and closing woke the word's waiters.
-    if (w.buffer.byteLength !== 0) native.futexWake(w.buffer, w.byteOffset, -1);
+    cancelNative(w);
   }
   idle.clear();
+}
+
+/** Frees the native thread of a wait nobody here wants any more (other waiters of the word, in other processes too, see a spurious wake). */
+function cancelNative(w: NativeWait): void {
+  if (canCancel) native.futexWaitCancel(w.id);
+  // A detached buffer: its segment was closed, and closing woke the word's waiters.
+  else if (w.buffer.byteLength !== 0) native.futexWake(w.buffer, w.byteOffset, -1);
+}
+
+/**
+ * This process is closing the segment of `buffer`: its pending async waits
+ * on the buffer end now, as Woken (their callers then find the object
+ * closed). A wake alone could be missed by a waiter thread on its way to
+ * sleep, and that thread re-arms its wait: the caller would wait for good.
+ */
+export function endWaitsOn(buffer: ArrayBuffer): void {
+  const words = byWord.get(buffer);
+  if (words === undefined) return;
+  byWord.delete(buffer);
+  for (const w of words.values()) {
+    byId.delete(w.id);
+    idle.delete(w);
+    cancelNative(w);
+    for (const waiter of w.waiters) settle(waiter, WaitResult.Woken);
+    w.waiters.clear();
+  }
 }
 
 let generation = 0;
@@ -194,9 +226,9 @@ export function waitAsync(
       w = { id: nextId++, buffer, byteOffset, key, waiters: new Set() };
       words.set(key, w);
       byId.set(w.id, w);
-      // Bounded, so that a cancel wake that comes before the thread sleeps
-      // (leave() below) is never lost for good: the wait then ends by itself.
-      native.futexWaitAsync(buffer, byteOffset, expected, kNativeSliceMs, w.id, ref);
+      // No deadline: the waiters' own timers end their waits, and the last
+      // one to leave cancels this one (cancelIdle).
+      native.futexWaitAsync(buffer, byteOffset, expected, canCancel ? -1 : kNativeSliceMs, w.id, ref);
       nativeJobs.set(w.id, buffer);
       jobsOn.set(buffer, (jobsOn.get(buffer) ?? 0) + 1);
     }

@@ -8,12 +8,22 @@
 // so completions are delivered in batches to one JS callback. The TS side
 // coalesces waiters (one native wait per word per process), so the number of
 // threads tracks the number of distinct words being waited on, not the number
-// of pending promises.
+// of pending promises: one thread per such word, parked in the kernel.
+//
+// A pending wait costs its thread nothing but a wake-up every kRearmMs: the
+// thread sleeps in slices and re-arms the same wait itself until the word
+// changes, it is woken, its deadline passes or JS cancels it (futexWaitCancel).
+// Reporting each slice back to JS made every idle wait end and start again:
+// with many distinct words, a thread exit and a pthread_create per word per
+// slice (2000 idle waits on 1 s slices cost a quarter of a CPU here). For the
+// same reason a thread whose wait ended stays idle for kIdleLinger before it
+// exits, so that waits that end and start again find their threads there.
 #include <pthread.h>
 #include <sched.h>
 #include <unistd.h>
 #include <uv.h>
 
+#include <chrono>
 #include <condition_variable>
 #include <deque>
 #include <mutex>
@@ -30,10 +40,15 @@ struct Job {
   double id;
   int32_t* addr;
   int32_t expected;
-  double timeout_ms;
+  double deadline;  // NowMs() at which the wait times out; < 0: never
   int result;
-  bool ref;  // keeps the event loop alive while pending
+  bool ref;        // keeps the event loop alive while pending
+  bool cancelled;  // JS gave up on it (futexWaitCancel): report, do not re-arm
 };
+
+double NowMs() {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
 
 // State shared with waiter threads. Heap-allocated and never freed while a
 // thread may still touch it (threads hold a pointer; see Shutdown).
@@ -49,24 +64,50 @@ struct Shared {
   uv_async_t* async = nullptr;
 };
 
+// Idle threads kept however long they have been idle.
 constexpr int kMaxIdleThreads = 4;
+// How long a thread beyond those stays idle before it exits.
+constexpr auto kIdleLinger = std::chrono::seconds(10);
+// Longest single sleep of a waiter thread. A wake that changes nothing
+// (a cancel's, a local close's) can come between the thread's last look and
+// its sleep and be lost: this bounds how long the thread then sleeps on.
+// Otherwise only costs each pending wait one wake-up per slice.
+constexpr double kRearmMs = 5000;
 
 void* WaiterMain(void* arg) {
   Shared* s = static_cast<Shared*>(arg);
   std::unique_lock<std::mutex> lock(s->mu);
   for (;;) {
-    while (s->queue.empty() && !s->stopping) {
+    bool expired = false;
+    while (s->queue.empty() && !s->stopping && !expired) {
       s->idle++;
-      s->cv.wait(lock);
+      expired = s->cv.wait_for(lock, kIdleLinger) == std::cv_status::timeout && s->queue.empty() &&
+                s->idle > kMaxIdleThreads;  // counts this thread
       s->idle--;
     }
-    if (s->stopping) break;
+    if (s->stopping || expired) break;
     Job job = s->queue.front();
     s->queue.pop_front();
     s->running.push_back(&job);
-    lock.unlock();
-    job.result = platform::WaitOnAddress(job.addr, job.expected, job.timeout_ms);
-    lock.lock();
+    for (;;) {
+      if (job.cancelled) {
+        job.result = 0;
+        break;
+      }
+      double slice = kRearmMs;
+      if (job.deadline >= 0) {
+        double left = job.deadline - NowMs();
+        if (left <= 0) {
+          job.result = 1;
+          break;
+        }
+        if (left < slice) slice = left;
+      }
+      lock.unlock();
+      job.result = platform::WaitOnAddress(job.addr, job.expected, slice);
+      lock.lock();
+      if (job.result != 1 || s->stopping) break;  // woken, changed or failed: report it
+    }
     for (size_t i = 0; i < s->running.size(); i++) {
       if (s->running[i] == &job) {
         s->running.erase(s->running.begin() + i);
@@ -76,7 +117,6 @@ void* WaiterMain(void* arg) {
     if (s->stopping) break;
     s->done.push_back(job);
     uv_async_send(s->async);
-    if (s->idle >= kMaxIdleThreads) break;  // enough spares; let this one go
   }
   s->threads--;
   return nullptr;
@@ -148,6 +188,30 @@ class WaitService {
       pthread_attr_destroy(&attr);
     }
     shared_->cv.notify_one();
+  }
+
+  // Ends a pending wait (its result is reported, and ignored): from the
+  // queue, or wakes the thread sleeping on it. The wait stops keeping the
+  // loop alive now, whenever its thread gets to report it.
+  void Cancel(double id) {
+    bool unref = false;
+    {
+      std::lock_guard<std::mutex> lock(shared_->mu);
+      Job* job = nullptr;
+      for (Job& j : shared_->queue)
+        if (j.id == id) { job = &j; break; }
+      if (job == nullptr) {
+        for (Job* j : shared_->running)
+          if (j->id == id) { job = j; break; }
+        // Other waiters of the word (in other processes too) see a spurious wake.
+        if (job != nullptr && !job->cancelled) platform::WakeAddress(job->addr, -1);
+      }
+      if (job == nullptr || job->cancelled) return;
+      job->cancelled = true;
+      unref = job->ref;
+      job->ref = false;
+    }
+    if (unref && --refs_ == 0) uv_unref(reinterpret_cast<uv_handle_t*>(shared_->async));
   }
 
   int Threads() {
@@ -283,9 +347,20 @@ Napi::Value FutexWaitAsync(const Napi::CallbackInfo& info) {
   int32_t* addr = WordAt(env, info[0], info[1]);
   if (addr == nullptr) return env.Undefined();
   MP_REQUIRE(info[2].IsNumber() && info[4].IsNumber(), "futexWaitAsync(buf, off, expected, timeoutMs, id)");
+  double timeout = TimeoutArg(info[3]);
   Job job{info[4].As<Napi::Number>().DoubleValue(), addr, info[2].As<Napi::Number>().Int32Value(),
-          TimeoutArg(info[3]), 0, info.Length() < 6 || BoolArg(info[5])};
+          timeout < 0 ? -1 : NowMs() + timeout, 0, info.Length() < 6 || BoolArg(info[5]), false};
   ServiceOf(env)->Submit(job, info[0]);
+  return env.Undefined();
+}
+
+// futexWaitCancel(id): ends the pending futexWaitAsync `id` (no-op if it has
+// ended). Its result still comes to the callback, once its thread has let go
+// of the word; until then the waited-on buffer is kept.
+Napi::Value FutexWaitCancel(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  MP_REQUIRE(info.Length() >= 1 && info[0].IsNumber(), "futexWaitCancel(id)");
+  ServiceOf(env)->Cancel(info[0].As<Napi::Number>().DoubleValue());
   return env.Undefined();
 }
 
@@ -325,6 +400,7 @@ void InitFutex(Napi::Env env, Napi::Object exports) {
   exports.Set("futexWait", Napi::Function::New(env, FutexWait, "futexWait"));
   exports.Set("futexWake", Napi::Function::New(env, FutexWake, "futexWake"));
   exports.Set("futexWaitAsync", Napi::Function::New(env, FutexWaitAsync, "futexWaitAsync"));
+  exports.Set("futexWaitCancel", Napi::Function::New(env, FutexWaitCancel, "futexWaitCancel"));
   exports.Set("setWaitCallback", Napi::Function::New(env, SetWaitCallback, "setWaitCallback"));
   exports.Set("waiterThreads", Napi::Function::New(env, WaiterThreads, "waiterThreads"));
   exports.Set("schedYield", Napi::Function::New(env, SchedYield, "schedYield"));

@@ -1,9 +1,9 @@
 // The foundation's wait/wake primitive, on a word in a shared segment.
 import { spawn } from 'node:child_process';
-import { promises as fsp, readFileSync } from 'node:fs';
+import { promises as fsp, readdirSync, readFileSync } from 'node:fs';
 import * as mp from 'multiproc';
 import { describe, expect, it } from 'vitest';
-import { collect, fixture, hasRseqWord, runNode } from './helpers';
+import { collect, fixture, hasRseqWord, isLinux, runNode, sleep } from './helpers';
 
 // Internal module: the primitive that locks and queues are built on.
 const wait = await import('../dist/cjs/wait.js');
@@ -77,5 +77,60 @@ describe('wait / wake', () => {
     expect(r.signal ?? null, r.stderr).toBeNull();
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout.trim()).toBe('ok');
+  });
+
+  it('a wait that times out lets go of its native thread at once (the wait is cancelled, not left to sleep on)', async () => {
+    const shm = mp.SharedMemory.create(64);
+    expect(await wait.waitAsync(shm.buffer, 0, 0, 20)).toBe(1);
+    // The native side reports the cancelled job once its thread has left the word.
+    for (let i = 0; i < 100 && wait.nativeWaitsOn(shm.buffer); i++) await sleep(20);
+    expect(wait.nativeWaitsOn(shm.buffer)).toBe(false);
+    shm.close(); shm.unlink();
+  });
+
+  // Last in this file (threads stay a while after their waits end).
+  it.runIf(isLinux)('waiter threads whose waits ended stay for the next waits: 200 waits that end and start again make no new threads', async () => {
+    const tids = (): string[] => readdirSync('/proc/self/task');
+    /** The threads of this process while 200 waits are pending. */
+    const burst = async (): Promise<string[]> => {
+      const events = Array.from({ length: 200 }, () => new mp.Event());
+      const waits = events.map((e) => e.wait());
+      await sleep(100);
+      const during = tids();
+      for (const e of events) e.set();
+      expect(await Promise.all(waits)).toEqual(events.map(() => true));
+      for (const e of events) e.close();
+      return during;
+    };
+    const first = new Set(await burst());
+    await sleep(100);
+    const second = await burst();
+    // Before, all but 4 idle threads exited as their waits ended: ~196 new ones.
+    expect(second.filter((t) => !first.has(t)).length).toBeLessThan(20);
+  });
+
+  it.runIf(isLinux)('500 async waits on different words keep their 500 threads while they wait: none ends and is made again', async () => {
+    const events = Array.from({ length: 500 }, () => new mp.Event());
+    const waits = events.map((e) => e.wait());
+    const tids = (): string[] => readdirSync('/proc/self/task');
+    await sleep(300); // every waiter thread is up
+    const first = new Set(tids());
+    const fresh = new Set<string>();
+    const cpu0 = process.cpuUsage();
+    for (let i = 0; i < 30; i++) {
+      await sleep(100);
+      for (const t of tids()) if (!first.has(t)) fresh.add(t);
+    }
+    const cpu = process.cpuUsage(cpu0);
+    // Each native wait used to end after 1 s, its thread exit, and the wait
+    // start again on a new thread: 330-670 new thread ids in these 3 s here.
+    expect(fresh.size).toBeLessThan(20);
+    expect(wait.waiterThreads()).toBeGreaterThanOrEqual(500);
+    // CPU time of the whole process (vitest, the sampling above) in these
+    // 3 s: ~330 ms here before, 65-80 ms now.
+    expect((cpu.user + cpu.system) / 1000).toBeLessThan(200);
+    for (const e of events) e.set();
+    expect(await Promise.all(waits)).toEqual(events.map(() => true));
+    for (const e of events) e.close();
   });
 });

@@ -10,7 +10,7 @@ import type { Kind } from '../layout';
 import { native } from '../native';
 import { Segment } from '../segment';
 import { checkOptionNames, checkSignal, deadlineFrom, describeValue, kWaitOptionNames } from '../validate';
-import { forkGeneration, waitAsync, waitSync, wake, type WaitResult } from '../wait';
+import { endWaitsOn, forkGeneration, waitAsync, waitSync, wake, type WaitResult } from '../wait';
 
 /** Owner pid bits of a lock word; Linux pids fit in 22 bits, macOS's in 17. */
 export const kPidMask = 0x3fffffff;
@@ -188,6 +188,7 @@ export function segmentFor(kind: Kind, payloadBytes: number, params: [number, nu
 export function closeWaking(segment: Segment, words: number[]): void {
   if (segment.closed) return;
   for (const i of words) wake(segment.buffer, segment.payloadOffset + i * 4, -1);
+  endWaitsOn(segment.buffer);
   segment.close();
 }
 
