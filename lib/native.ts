@@ -47,6 +47,10 @@ export interface NativeBinding {
   getppid(): number;
   isAlive(pid: number): boolean;
   setParentDeathSignal(signal: number): boolean;
+  /** The zygote: ignore SIGINT/SIGTERM/SIGHUP, saving the dispositions it had (see native/process.cc). */
+  ignoreStopSignals?(): void;
+  /** A child of the zygote: the dispositions saved by ignoreStopSignals(). */
+  restoreStopSignals?(): void;
   exitNow(code: number): never;
   pipe(): [number, number];
   closeFd(fd: number): void;

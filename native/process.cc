@@ -201,9 +201,40 @@ Napi::Value LoopAlive(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(env, alive);
 }
 
+// The signals a terminal, `timeout`, systemd or `kill -- -PGID` send to a
+// whole process group. The zygote ignores them (it ends with its parent: EOF
+// on its request pipe, and its parent-death signal); had it died of one, every
+// forkserver child would have been killed with it (their parent-death signal
+// is SIGKILL), before their own handlers could run. Its children restore the
+// dispositions it had, so a child sees Ctrl-C as a spawned one does.
+const int kStopSignals[] = {SIGINT, SIGTERM, SIGHUP};
+struct sigaction g_savedStop[3];
+bool g_stopSaved = false;
+
+// ignoreStopSignals(): saves the current dispositions (once) and ignores them.
+Napi::Value IgnoreStopSignals(const Napi::CallbackInfo& info) {
+  struct sigaction ign = {};
+  ign.sa_handler = SIG_IGN;
+  sigemptyset(&ign.sa_mask);
+  for (int i = 0; i < 3; i++) sigaction(kStopSignals[i], &ign, g_stopSaved ? nullptr : &g_savedStop[i]);
+  g_stopSaved = true;
+  return info.Env().Undefined();
+}
+
+// restoreStopSignals(): in a child of the zygote, the dispositions it had before.
+Napi::Value RestoreStopSignals(const Napi::CallbackInfo& info) {
+  if (g_stopSaved) {
+    for (int i = 0; i < 3; i++) sigaction(kStopSignals[i], &g_savedStop[i], nullptr);
+    g_stopSaved = false;
+  }
+  return info.Env().Undefined();
+}
+
 }  // namespace
 
 void InitProcess(Napi::Env env, Napi::Object exports) {
+  exports.Set("ignoreStopSignals", Napi::Function::New(env, IgnoreStopSignals, "ignoreStopSignals"));
+  exports.Set("restoreStopSignals", Napi::Function::New(env, RestoreStopSignals, "restoreStopSignals"));
   exports.Set("getpid", Napi::Function::New(env, GetPid, "getpid"));
   exports.Set("moveCodeToHugePages", Napi::Function::New(env, MoveCodeToHugePages, "moveCodeToHugePages"));
   exports.Set("moveCodeStatus", Napi::Function::New(env, MoveCodeStatus, "moveCodeStatus"));

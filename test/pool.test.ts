@@ -1074,6 +1074,23 @@ describe('Pool in the module its tasks come from', () => {
 });
 
 describe('Pool and signals', () => {
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    it.runIf(process.platform !== 'win32')(`${sig} to the whole process group (Ctrl-C, timeout, systemd) reaches the parent's handler and the children's, and kills neither the workers nor the children`, async () => {
+      const child = spawn(process.execPath, [fixture('group-signal.mjs'), sig], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+      let out = '';
+      await new Promise<void>((resolve) => {
+        child.stdout!.on('data', (d: Buffer) => {
+          out += d.toString();
+          if (out.includes('ready\n')) resolve();
+        });
+      });
+      process.kill(-child.pid!, sig);
+      const r = await collect(child, 20_000);
+      expect(r.stderr).toBe('');
+      expect(JSON.parse((out + r.stdout).split('\n').filter((l) => l.startsWith('{'))[0]!)).toEqual({ map: 12, child: 0 });
+    });
+  }
+
   it('SIGINT during a big map ends the script promptly, quietly, with no orphan', async () => {
     const child = spawn(process.execPath, [fixture('pool-sigint.mjs')], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';

@@ -131,6 +131,7 @@ const cpus = availableParallelism();
 /** The fork child's side of every fork: drop what belongs to the zygote. */
 function becomeChild(): void {
   isChild = true;
+  native.restoreStopSignals?.(); // the zygote's own shield is not the child's (see main())
   native.watcherClose(requests);
   native.closeFd(kDoorbellFd);
   native.closeFd(watchWrite);
@@ -365,6 +366,11 @@ function awaitCodeMove(): void {
 }
 
 async function main(): Promise<void> {
+  // Ctrl-C, or a SIGTERM to the process group (systemd, `timeout`), must not
+  // end the zygote: its children would die with it (SIGKILL, their
+  // parent-death signal) instead of seeing the signal themselves. It ends
+  // with its parent anyway. (Python's forkserver ignores SIGINT likewise.)
+  native.ignoreStopSignals?.();
   // Load the library's shareable kinds once, so every child has them for free.
   await import('../index.js');
   // The pool's worker module too, under the very URL Pool asks for: a child's

@@ -3,7 +3,8 @@
  * on its Connection, runs them one after another and sends results back in
  * the same order. Task functions are compiled once and cached by key.
  *
- * A worker ignores SIGINT: Ctrl-C reaches the whole process group, and the
+ * A worker ignores SIGINT and SIGTERM: Ctrl-C (or a SIGTERM sent to the
+ * group) reaches the whole process group, and the
  * parent decides (it rejects pending calls and kills the workers), so users
  * never see a stack trace from every child (CPython's bpo-8296).
  */
@@ -35,7 +36,10 @@ interface JobMsg {
 const kRssEveryMs = 20;
 
 export async function poolWorkerMain(conn: Connection, init: WorkerInit): Promise<void> {
+  // SIGTERM too: a group-wide one (systemd, `timeout`) is the parent's to act on, and it stops
+  // workers with SIGKILL when it must.
   process.on('SIGINT', () => {});
+  process.on('SIGTERM', () => {});
   try {
     if (init.initializer !== undefined) {
       const f = await loadTask(init.initializer);
