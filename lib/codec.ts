@@ -42,7 +42,7 @@
 import * as v8 from 'node:v8';
 import { Kind } from './layout';
 import { native } from './native';
-import { fromHandle, isShareable, notSendable, rebuild, reduce, releaseHandles, toHandle, type Handle } from './reduction';
+import { fromHandle, isShareable, notSendable, rebuild, reduce, releaseHandles, sharedBufferError, toHandle, type Handle } from './reduction';
 import { Segment } from './segment';
 import { describeValue } from './validate';
 
@@ -379,6 +379,7 @@ function writeObject(v: object): void {
   }
   if (ArrayBuffer.isView(v)) {
     visit(v);
+    if (v.buffer instanceof SharedArrayBuffer) throw sharedBufferError();
     if (Buffer.isBuffer(v) && proto === Buffer.prototype) {
       writeRaw(Tag.Buffer, v);
       return;
@@ -398,6 +399,7 @@ function writeObject(v: object): void {
     writeRaw(Tag.ArrayBuffer, new Uint8Array(v as ArrayBuffer));
     return;
   }
+  if (v instanceof SharedArrayBuffer) throw sharedBufferError();
   if (proto === Date.prototype) {
     visit(v);
     ensure(9);
@@ -475,6 +477,7 @@ function encodeOnce(item: unknown): Encoded {
   // Top-level Buffers and typed arrays are not copied into the scratch buffer:
   // the record is a 5/6-byte head plus the caller's bytes.
   if (typeof item === 'object' && item !== null && ArrayBuffer.isView(item)) {
+    if (item.buffer instanceof SharedArrayBuffer) throw sharedBufferError();
     const proto = Object.getPrototypeOf(item);
     if (Buffer.isBuffer(item) && proto === Buffer.prototype) {
       out[0] = Tag.Buffer;
@@ -510,6 +513,7 @@ function encodeV8(item: unknown): Encoded {
     bytes = v8.serialize(reduced);
   } catch (e) {
     if (hasRefs) releaseHandles(reduced);
+    if (e instanceof Error && /SharedArrayBuffer/.test(e.message)) throw Object.assign(sharedBufferError(), { cause: e });
     throw cloneError(item, e);
   }
   pos = 0;

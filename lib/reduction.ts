@@ -87,11 +87,25 @@ export function fromHandle(h: Handle): unknown {
   return obj;
 }
 
-/** Throws the TypeError of an object that must not travel (a Pool, a Process: see kNotSendable). */
+/** Throws the TypeError of an object that must not travel: a Pool, a Process (see kNotSendable), a SharedArrayBuffer. */
 export function notSendable(v: object): void {
   const why = (v as { [kNotSendable]?: string })[kNotSendable];
   if (typeof why === 'string') throw new TypeError(why);
+  if (v instanceof SharedArrayBuffer || (ArrayBuffer.isView(v) && v.buffer instanceof SharedArrayBuffer)) throw sharedBufferError();
 }
+
+/**
+ * A SharedArrayBuffer is shared between the threads of one process only: a
+ * copy would silently stop sharing (writes on one side never seen on the
+ * other), and structured clone refuses one with a message about cloning.
+ */
+export function sharedBufferError(): TypeError {
+  return new TypeError(
+    'A SharedArrayBuffer (or a view of one) is shared only between the threads of one process and cannot reach another process. ' +
+      'To share memory with another process, use SharedMemory.create(size) (its .buffer), RawArray(typecode, n) or SharedArray(...), and pass that object; to send a copy of the bytes, copy them first (Buffer.from(view)).',
+  );
+}
+
 
 function isPlainObject(v: object): boolean {
   const proto = Object.getPrototypeOf(v);

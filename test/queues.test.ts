@@ -353,6 +353,12 @@ describe('Queue in one process', () => {
     await expect(q.put({ a: [1, Symbol('x')] })).rejects.toBeInstanceOf(TypeError);
     expect(() => q.putNowait({ f() {} })).toThrow(TypeError);
     expect(() => q.putSync(Symbol('s'))).toThrow(TypeError);
+    // A SharedArrayBuffer, or a view of one, anywhere in the item: a copy would silently stop sharing (a view
+    // over one was copied before; a bare one failed with structured clone's "could not be cloned").
+    const sab = new SharedArrayBuffer(16);
+    for (const item of [sab, new Int32Array(sab), Buffer.from(sab), { a: [new Uint8Array(sab)] }, [new Map(), new Int32Array(sab)]]) {
+      expect(() => q.putSync(item)).toThrow(/SharedArrayBuffer .*is shared only between the threads of one process.*SharedMemory.create/);
+    }
     expect(q.qsize()).toBe(1);
     expect(await q.get()).toBe(1);
     expect(q.empty()).toBe(true);
