@@ -434,7 +434,17 @@ export async function loadTask(target: TaskTarget, cwd = process.cwd()): Promise
     fn = Object.values(ns).find((v) => isTaskHandle(v) && v.export === target.export);
   }
   if (typeof fn !== 'function') {
-    throw new ProcessError(`Module ${target.url} has no function export '${target.export}' (exports: ${Object.keys(ns).join(', ') || 'none'})`);
+    // What it does export, with the functions of an object default export
+    // (module.exports = { add, mul }) named as the user would write them.
+    const names = Object.keys(ns);
+    const dflt = ns.default;
+    if (typeof dflt === 'object' && dflt !== null) {
+      for (const [k, v] of Object.entries(dflt as Record<string, unknown>)) if (typeof v === 'function' && !names.includes(k)) names.push(`default.${k}`);
+    }
+    const hint = names.length === 0
+      ? ': it exports nothing. Was it bundled into another file (esbuild, webpack, rollup)? A task or target module must stay a file of its own that exports the function: make it an entry point of the bundle, or leave it out of the bundle and ship it beside it'
+      : ` (exports: ${names.join(', ')})`;
+    throw new ProcessError(`Module ${target.url} has no function export '${target.export}'${hint}`);
   }
   return fn as (...args: unknown[]) => unknown;
 }

@@ -196,6 +196,10 @@ describe('Pool', () => {
     expect(await pool.map(tasks.doubledTask, [21])).toEqual([42]);
     expect(await pool.map(tasks.cubeTask, [2, 3])).toEqual([8, 27]);
     await expect(pool.apply({ module: fixture('typed-tasks.mjs'), export: 'notExported' }, [])).rejects.toThrow(/has no function export 'notExported'.*exports:.*fibTask/);
+    // A module that exports nothing is most often a task module bundled away: the message says so.
+    await expect(pool.apply({ module: fixture('no-exports.mjs'), export: 'digest' }, [])).rejects.toThrow(/exports nothing\. Was it bundled into another file/);
+    // A CommonJS object export names its functions.
+    await expect(pool.apply({ module: fixture('pool-tasks.cjs'), export: 'nope' }, [])).rejects.toThrow(/exports: .*default\.|exports: \w/);
     const p = new mp.Process({ target: tasks.scale, args: [6, 7] }); // a Process target too
     p.start();
     await p.join();
