@@ -466,12 +466,33 @@ async function importTarget(url: string): Promise<unknown> {
       return await import(url);
     } catch (e) {
       const viaRequire = requireHooked(url, e);
-      if (viaRequire === undefined) throw e;
+      if (viaRequire === undefined) throw explainImportError(url, e);
       return viaRequire.ns;
     }
   } finally {
     importing[kImportingTarget] = undefined;
   }
+}
+
+/**
+ * import()'s own errors name neither the target nor how it was found: a
+ * module not found says where a relative path was resolved from, and a
+ * syntax error in the module names its file (V8's SyntaxError does not).
+ */
+function explainImportError(url: string, e: unknown): unknown {
+  const code = (e as NodeJS.ErrnoException | null)?.code;
+  if (code === 'ERR_MODULE_NOT_FOUND' && url.startsWith('file:') && (e as Error).message.includes(fileURLToPath(url))) {
+    return new ProcessError(
+      `Cannot find the task or target module ${fileURLToPath(url)}. A relative module path is resolved against the file that called ` +
+        "Process/Pool (not the working directory, nor a helper module that passes it on): pass new URL('./file.mjs', import.meta.url) from the file " +
+        'that knows where it is, or an absolute path',
+      { cause: e },
+    );
+  }
+  if (e instanceof SyntaxError && !e.message.includes(url) && url.startsWith('file:')) {
+    return new SyntaxError(`${e.message} (in the task or target module ${fileURLToPath(url)})`, { cause: e });
+  }
+  return e;
 }
 
 /**

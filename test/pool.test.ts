@@ -198,6 +198,9 @@ describe('Pool', () => {
     await expect(pool.apply({ module: fixture('typed-tasks.mjs'), export: 'notExported' }, [])).rejects.toThrow(/has no function export 'notExported'.*exports:.*fibTask/);
     // A module that exports nothing is most often a task module bundled away: the message says so.
     await expect(pool.apply({ module: fixture('no-exports.mjs'), export: 'digest' }, [])).rejects.toThrow(/exports nothing\. Was it bundled into another file/);
+    // A module not found says how a relative path was resolved; a syntax error names its file.
+    await expect(pool.apply({ module: fixture('not-there.mjs'), export: 'f' }, [])).rejects.toThrow(/Cannot find the task or target module .*not-there\.mjs\. A relative module path is resolved against the file that called/);
+    await expect(pool.apply({ module: fixture('syntax-error.mjs'), export: 'f' }, [])).rejects.toThrow(/in the task or target module .*syntax-error\.mjs/);
     // A CommonJS object export names its functions.
     await expect(pool.apply({ module: fixture('pool-tasks.cjs'), export: 'nope' }, [])).rejects.toThrow(/exports: .*default\.|exports: \w/);
     const p = new mp.Process({ target: tasks.scale, args: [6, 7] }); // a Process target too
