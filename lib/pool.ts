@@ -13,7 +13,9 @@
  *   the order received, so when a worker dies the oldest job it held is the
  *   one it was running: that job's call rejects with WorkerExitError, the
  *   jobs queued behind it go back to the front of the queue, a replacement
- *   worker starts and every other task still completes.
+ *   worker starts and every other task still completes. (A worker that dies
+ *   of an uncaught error says first which job it was on, if any: one that
+ *   died between jobs had started none of those it held.)
  * - Jobs are pipelined: a worker may hold a few jobs at once so it never
  *   sleeps between short tasks. How many adapts to the measured job time
  *   (about 1 ms of queued work per worker, 1..32 jobs), so long tasks still
@@ -153,7 +155,9 @@ type FromWorker =
   | { t: 'done'; id: number; ok: true; values: unknown[]; ms: number; rss?: number }
   | { t: 'done'; id: number; ok: false; index: number; error: WireError; ms: number; rss?: number; cancelled?: true }
   | { t: 'progress'; id: number; index: number; value: unknown }
-  | { t: 'init-failed'; error: WireError };
+  | { t: 'init-failed'; error: WireError }
+  /** An uncaught error is ending the worker (pool-worker.ts reportFatal); `running`: the job it was on. */
+  | { t: 'fatal'; error: WireError; rejection: boolean; running: { id: number; index: number } | null };
 
 interface Job {
   id: number;
@@ -216,6 +220,10 @@ interface Worker {
   killed: boolean;
   /** Its initializer failed: counted once as a crash then, not again at its exit. */
   initFailed?: boolean;
+  /** The uncaught error it reported before it exited (see #onExit). */
+  fatal?: { error: Error; rejection: boolean; running: { id: number; index: number } | null };
+  /** The last job it answered: an uncaught error may come from that task (a floating rejection, a timer). */
+  lastDone?: { start: number; count: number; call: WeakRef<Call> };
 }
 
 /** FIFO of jobs with O(1) shift (Array#shift is O(n): a 100k-task map was quadratic). */
@@ -1133,7 +1141,8 @@ export class Pool<I extends readonly unknown[] = never[]> {
         w.pid = msg.pid;
         w.startupMs = performance.now() - w.startedAt;
         this.#dispatch();
-      } else if (msg.t === 'init-failed') {
+      } else if (msg.t === 'fatal') this.#onFatal(w, msg);
+      else if (msg.t === 'init-failed') {
         w.initFailed = true;
         this.#crashes++;
         const err = remoteError(msg.error, w.pid);
@@ -1144,11 +1153,16 @@ export class Pool<I extends readonly unknown[] = never[]> {
     }
   }
 
+  #onFatal(w: Worker, msg: Extract<FromWorker, { t: 'fatal' }>): void {
+    w.fatal = { error: remoteError(msg.error, w.pid), rejection: msg.rejection, running: msg.running };
+  }
+
   #onDone(w: Worker, msg: Extract<FromWorker, { t: 'done' }>): void {
     const job = w.inflight.shift();
     if (job === undefined || job.id !== msg.id) return; // cannot happen: the ring is ordered
     w.exclusive = false;
     w.jobsDone++;
+    w.lastDone = { start: job.start, count: job.items.length, call: new WeakRef(job.call) };
     w.everFinishedJob = true;
     this.#crashes = 0;
     if (msg.rss !== undefined) w.rss = msg.rss;
@@ -1238,6 +1252,7 @@ export class Pool<I extends readonly unknown[] = never[]> {
       if (msg.t === 'done') this.#onDone(w, msg);
       else if (msg.t === 'progress') this.#onProgress(w, msg);
       else if (msg.t === 'ready') w.ready = true; // then it did start its first job
+      else if (msg.t === 'fatal') this.#onFatal(w, msg);
     }
     w.conn.close();
     // Nobody will attach this pipe again; a worker that died holding its end
@@ -1252,26 +1267,33 @@ export class Pool<I extends readonly unknown[] = never[]> {
       // close() refuses only a running process; this one has exited
     }
     const code = w.proc.exitCode;
-    // A worker that never said 'ready' never started a job: all go back.
-    const running = w.ready ? w.inflight[0] : undefined;
-    const queued = w.ready ? w.inflight.slice(1) : w.inflight;
+    const fatal = w.fatal;
+    // A worker that never said 'ready' never started a job: all go back. Nor
+    // did one that reported an uncaught error between two jobs: it died
+    // before it took the next from its pipe, and that job is not to blame.
+    const started = w.ready && (fatal === undefined || fatal.running !== null);
+    const running = started ? w.inflight[0] : undefined;
+    const queued = started ? w.inflight.slice(1) : w.inflight;
     w.inflight = [];
     if (running !== undefined && !running.settled) {
       const signal = code !== null && code < 0 ? signalName(-code) : null;
       const how = code !== null && code < 0 ? `was killed by signal ${-code}${signal ? ` (${signal})` : ''}` : `exited with code ${code}`;
       const n = running.items.length;
-      const what = n === 1 ? `item ${running.start}` : `items ${running.start}-${running.start + n - 1}`;
+      let what = n === 1 ? `item ${running.start}` : `items ${running.start}-${running.start + n - 1}`;
+      if (n > 1 && fatal?.running?.id === running.id) what += ` (at item ${running.start + fatal.running.index})`;
       const mem = w.rss > 0 ? `; it last reported ${(w.rss / 1048576).toFixed(0)} MB resident` : '';
+      const [why, from] = fatal === undefined ? ['', ''] : describeFatal(fatal.rejection, running.call, w.lastDone);
+      const said = fatal === undefined ? '' : `: ${errorLine(fatal.error)}`;
       this.#settleError(
         running,
-        new WorkerExitError(`Pool worker (pid ${w.pid}) ${how} while running ${what} of its call${mem}`, {
+        new WorkerExitError(`Pool worker (pid ${w.pid}) ${how}${why} while running ${what} of its call${from}${mem}${said}`, {
           pid: w.pid,
           exitCode: code !== null && code >= 0 ? code : null,
           signal,
           index: running.start,
           count: n,
           rssBytes: w.rss > 0 ? w.rss : undefined,
-        }),
+        }, fatal === undefined ? undefined : { cause: fatal.error }),
       );
     }
     // Cancelled jobs it was running or holding end here.
@@ -1290,7 +1312,8 @@ export class Pool<I extends readonly unknown[] = never[]> {
     if (!w.everFinishedJob && !w.retiring && !w.killed && !w.initFailed && this.#state !== 'terminated') {
       this.#crashes++;
       if (this.#crashes >= kCrashLoopLimit) {
-        this.#fail(new ProcessError(`Pool workers keep dying before finishing any task (${this.#crashes} in a row, last exit code ${code}); see their stderr`));
+        const last = fatal === undefined ? '' : `: the last on an uncaught error, ${errorLine(fatal.error)}`;
+        this.#fail(new ProcessError(`Pool workers keep dying before finishing any task (${this.#crashes} in a row, last exit code ${code}); see their stderr${last}`, fatal === undefined ? undefined : { cause: fatal.error }));
       }
     }
     const replace = this.#state === 'terminated' || this.#fatal ? false : this.#state === 'running' || this.#queue.length > 0 || this.#busy();
@@ -1413,6 +1436,27 @@ function countPoolHandlers(sig: NodeJS.Signals): number {
 const poolHandlerSet = new WeakSet<(...args: never[]) => unknown>();
 /** Signals whose current delivery a busy pool handled (see #onSignal). */
 const busyOnSignal = new Set<NodeJS.Signals>();
+
+/**
+ * Why a worker that reported an uncaught error died, for its WorkerExitError:
+ * such an error has no task of its own, and may come from the task it was
+ * running or from one it ran before (a timer it left, a rejection settled
+ * later).
+ */
+function describeFatal(rejection: boolean, call: Call, lastDone: Worker['lastDone']): [why: string, from: string] {
+  const why = rejection
+    ? ' on an unhandled rejection (a promise that nothing awaited or caught, outside any task\'s own promise)'
+    : ' on an uncaught exception (thrown from a timer or a callback, outside any task\'s own promise)';
+  if (lastDone === undefined) return [why, ''];
+  const items = lastDone.count === 1 ? `item ${lastDone.start}` : `items ${lastDone.start}-${lastDone.start + lastDone.count - 1}`;
+  const whose = lastDone.call.deref() === call ? 'this call' : 'another call';
+  return [why, `; it may also come from a task that ran before on that worker (the last: ${items} of ${whose})`];
+}
+
+/** `TypeError: message`, an error's first line for a message of ours. */
+function errorLine(err: Error): string {
+  return `${err.name}: ${err.message}`;
+}
 
 function signalName(n: number): NodeJS.Signals | null {
   for (const [name, num] of Object.entries(osConstants.signals)) if (num === n) return name as NodeJS.Signals;

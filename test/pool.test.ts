@@ -450,6 +450,98 @@ describe('Pool workers', () => {
     await pool.terminate();
   });
 
+  // Found by review: the worker died (the bootstrap's handler exits 1) and
+  // the next task on it, an unrelated one, failed with a WorkerExitError
+  // that said nothing of the error, which was only on the worker's stderr.
+  it('a floating rejection ends its worker; the next task on it completes, or fails with that error as its cause', async () => {
+    const pool = new mp.Pool({ processes: 1 });
+    const first = pool.stats().workers[0].pid;
+    const a = pool.apply(() => {
+      void Promise.reject(new Error('floating rejection from task A'));
+      return 'A done';
+    });
+    const b = pool.apply(async () => {
+      await new Promise((r) => setTimeout(r, 50));
+      return 'B done';
+    });
+    expect(await a).toBe('A done');
+    // B was sent to the same worker; whether it had started when the rejection came is a race.
+    const rb = await b.catch((e: unknown) => e);
+    if (rb !== 'B done') {
+      expect(rb).toBeInstanceOf(mp.WorkerExitError);
+      const e = rb as mp.WorkerExitError;
+      expect(e.message).toMatch(/exited with code 1 on an unhandled rejection .* while running item 0 of its call; it may also come from a task that ran before on that worker \(the last: item 0 of another call\).*: Error: floating rejection from task A$/);
+      expect((e.cause as Error).message).toBe('floating rejection from task A');
+    }
+    expect(await pool.apply(() => process.pid)).not.toBe(first);
+    expect(pool.stats().tasks).toMatchObject({ done: rb === 'B done' ? 3 : 2, failed: rb === 'B done' ? 0 : 1, cancelled: 0 });
+    await pool.terminate();
+  });
+
+  it('an error thrown from a timer while a task runs fails that task with WorkerExitError, the error as its cause', async () => {
+    const pool = new mp.Pool({ processes: 1 });
+    const first = await pool.apply(() => process.pid);
+    const err = await pool.apply(() => {
+      setTimeout(() => {
+        throw new TypeError('late throw');
+      }, 10);
+      return new Promise((r) => setTimeout(r, 5000));
+    }).catch((e: unknown) => e as mp.WorkerExitError);
+    expect(err).toBeInstanceOf(mp.WorkerExitError);
+    expect(err.message).toMatch(/^Pool worker \(pid \d+\) exited with code 1 on an uncaught exception \(thrown from a timer or a callback, outside any task's own promise\) while running item 0 of its call; it may also come from a task that ran before on that worker \(the last: item 0 of another call\).*: TypeError: late throw$/);
+    expect(err.cause).toBeInstanceOf(TypeError);
+    expect((err.cause as Error & { workerPid: number }).workerPid).toBe(first);
+    expect(err.exitCode).toBe(1);
+    // The rejection of a task that is still running: that task fails with it.
+    const err2 = await pool.map(async (x: number) => {
+      if (x === 2) void Promise.reject(new Error('floating in item 2'));
+      await new Promise((r) => setTimeout(r, 100));
+      return x;
+    }, range(4), { chunksize: 4 }).catch((e: unknown) => e as mp.WorkerExitError);
+    expect(err2).toBeInstanceOf(mp.WorkerExitError);
+    expect([err2.index, err2.count]).toEqual([0, 4]);
+    expect(err2.message).toMatch(/on an unhandled rejection .* while running items 0-3 \(at item 2\) of its call: Error: floating in item 2$/);
+    expect((err2.cause as Error).message).toBe('floating in item 2');
+    expect(pool.stats().tasks).toMatchObject({ done: 1, failed: 5, cancelled: 0 });
+    await pool.terminate();
+  });
+
+  it('a worker that dies on an uncaught error between two tasks does not fail the task sent to it next: that one runs on the replacement', async () => {
+    const pool = new mp.Pool({ processes: 1 });
+    // The task leaves a timer that keeps the worker busy for 1.5 s and then
+    // a rejection nobody handles: the worker dies idle, with B (sent
+    // meanwhile) in its pipe, not started.
+    const first = await pool.apply(() => {
+      setTimeout(() => {
+        const t = Date.now();
+        while (Date.now() - t < 1500);
+        void Promise.reject(new Error('floating, between tasks'));
+      }, 50);
+      return process.pid;
+    });
+    await sleep(400);
+    expect(pool.stats().workers.map((w) => w.pid)).toEqual([first]); // B goes to that worker
+    const b = await pool.apply(() => process.pid);
+    expect(b).not.toBe(first);
+    expect(alive(first)).toBe(false);
+    expect(pool.stats().tasks).toMatchObject({ done: 2, failed: 0, cancelled: 0 });
+    await pool.terminate();
+  });
+
+  it('workers that keep dying on an uncaught error stop the pool with a ProcessError that carries the last one', async () => {
+    const pool = new mp.Pool({ processes: 1, initializer: () => {
+      setTimeout(() => {
+        throw new Error('thrown from a timer of the initializer');
+      }, 0);
+    } });
+    const errs = await Promise.all(range(8).map(() => pool.apply(() => new Promise((r) => setTimeout(r, 1000))).catch((e: unknown) => e as Error)));
+    const stop = errs.find((e) => e instanceof mp.ProcessError);
+    expect(stop?.message).toMatch(/^Pool workers keep dying before finishing any task \(5 in a row, last exit code 1\); see their stderr: the last on an uncaught error, Error: thrown from a timer of the initializer$/);
+    expect((stop?.cause as Error).message).toBe('thrown from a timer of the initializer');
+    for (const e of errs) if (e instanceof mp.WorkerExitError) expect((e.cause as Error).message).toBe('thrown from a timer of the initializer');
+    await pool.terminate();
+  });
+
   it('never hangs when workers are killed during heavy traffic, again and again', async () => {
     const pool = new mp.Pool({ processes: 2 });
     let killed = 0;

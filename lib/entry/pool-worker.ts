@@ -35,11 +35,39 @@ interface JobMsg {
 
 const kRssEveryMs = 20;
 
+/** What serveJobs tells reportFatal: the job running now, if any. */
+interface Watch {
+  running(): { id: number; index: number } | null;
+}
+
+/**
+ * An error that escapes every task's own promise (a rejection nothing
+ * awaits, a throw from a timer or a callback) ends the worker: the bootstrap
+ * reports it on stderr and exits 1, and a process in an unknown state must
+ * take no more work (CPython's rule). Before that, this tells the parent what
+ * it was and which job was running, so the call that fails for it gets it as
+ * the cause, and a job the worker had not started is not blamed. Prepended,
+ * so that it runs before the bootstrap's handler exits.
+ */
+function reportFatal(conn: Connection, watch: Watch): void {
+  process.prependListener('uncaughtException', (err, origin) => {
+    // A 'fork' grandchild leaving this worker's code (see bootstrap.ts isForkChildExit): not an error.
+    if ((err as { forkChild?: unknown } | null)?.forkChild === true) return;
+    try {
+      conn.sendSync({ t: 'fatal', error: wire(err), rejection: origin === 'unhandledRejection', running: watch.running() });
+    } catch {
+      // the pipe is closed: the report on stderr remains
+    }
+  });
+}
+
 export async function poolWorkerMain(conn: Connection, init: WorkerInit): Promise<void> {
   // SIGTERM too: a group-wide one (systemd, `timeout`) is the parent's to act on, and it stops
   // workers with SIGKILL when it must.
   process.on('SIGINT', () => {});
   process.on('SIGTERM', () => {});
+  const watch: Watch = { running: () => null };
+  reportFatal(conn, watch);
   try {
     if (init.initializer !== undefined) {
       const f = await loadTask(init.initializer);
@@ -50,7 +78,7 @@ export async function poolWorkerMain(conn: Connection, init: WorkerInit): Promis
     process.exit(1);
   }
   conn.send({ t: 'ready', pid: process.pid });
-  await serveJobs(conn);
+  await serveJobs(conn, watch);
   conn.close();
   process.exit(0);
 }
@@ -259,11 +287,12 @@ function cancelError(kind: CancelKind): Error {
  * only while the pipe to the parent is full, and the parent never stops
  * reading); an answer that cannot be encoded throws here, where it is caught.
  */
-async function serveJobs(conn: Connection): Promise<void> {
+async function serveJobs(conn: Connection, watch?: Watch): Promise<void> {
   const fns = new Map<number, { fn: (...args: unknown[]) => unknown; source: boolean }>();
   const loadFailures = new Map<number, { error: unknown }>();
   let lastRss = 0;
   let running: Running | null = null;
+  if (watch !== undefined) watch.running = () => (running === null ? null : { id: running.id, index: running.index });
   const received = new ReceivedShared();
   const inbox = new Inbox(conn, (id, kind) => {
     // Not queued: running now, or done already (then there is nothing to stop).
