@@ -222,6 +222,16 @@ class PipeCore {
     this.segment.close();
   }
 
+  /**
+   * Closes the Connection objects made from this core here. For
+   * releaseHandles() (reduction.ts), which attached the core afresh only to
+   * give back the counts of handles nobody received (a failed send): left to
+   * GC, the end stayed open and its peer's recv() never saw EOF.
+   */
+  [Symbol.dispose](): void {
+    for (const ref of this.conns) ref?.deref()?.close();
+  }
+
   /** A Connection object of `end` is closed or collected: its count and this process's hold go. */
   ended(end: number): void {
     this.#open[end]!--;

@@ -30,9 +30,13 @@ type Rebuilder = (handle: Handle) => unknown;
 const rebuilders = new Map<string, Rebuilder>();
 
 /** Called once per shareable class, at module load. */
-export function registerKind(kind: string, fromHandle: Rebuilder): void {
+export function registerKind(kind: string, fromHandle: Rebuilder, options: { counted?: boolean } = {}): void {
   rebuilders.set(kind, fromHandle);
+  if (options.counted === false) uncounted.add(kind);
 }
+
+/** Kinds whose handles carry no reference (SharedMemory: attached by name, Python's way): receivable any number of times. */
+const uncounted = new Set<string>();
 
 export function isShareable(v: unknown): v is Shareable {
   return typeof v === 'object' && v !== null && typeof (v as Partial<Shareable>)[kToHandle] === 'function';
@@ -77,6 +81,7 @@ export function fromHandle(h: Handle): unknown {
   // Every kind names its segment: checked here once, rather than crash inside each kind's attach.
   if (h.name === undefined) throw new TypeError(`Malformed ${kind} handle: missing name`);
   if (typeof h.name !== 'string' || !kHandleName.test(h.name)) throw new TypeError(`Malformed ${kind} handle: bad name ${describeValue(h.name)}`);
+  if (uncounted.has(kind)) return rebuild(h);
   if (received.has(h)) {
     throw new TypeError(
       `This ${kind} handle was already received: a handle carries one reference, for one receiver. Call toHandle() once per receiver (or pass the object itself).`,
@@ -179,7 +184,9 @@ function walkShared(value: unknown, visit: (shared: object) => boolean, escapes:
     return false;
   }
   if (isPlainObject(value)) return (escapes && needsEscape(value)) || Object.values(value).some(inner);
-  notSendable(value);
+  // Only for reduce(): forEachShared also walks what a child received, and
+  // whatever the child put in there since (a Process of its own) is no error.
+  if (escapes) notSendable(value);
   return false;
 }
 

@@ -132,4 +132,4 @@ export class SharedMemory {
   }
 }
 
-registerKind('SharedMemory', (h) => SharedMemory.attach(h.name));
+registerKind('SharedMemory', (h) => SharedMemory.attach(h.name), { counted: false });

@@ -161,6 +161,31 @@ describe('Pipe in one process', () => {
     expect(JSON.parse(r.stdout)).toEqual({ left: [] });
   });
 
+  it('a pipe end in a put, send or start() that failed is given back at once: after close() its peer\'s recv() gets EOFError (it waited for a GC)', async () => {
+    const q = new mp.Queue();
+    const [c, d] = mp.Pipe();
+    const attempts: ((end: mp.Connection) => unknown)[] = [
+      (end) => q.putSync([end, () => 1]),
+      (end) => new mp.Process({ target: (x: unknown) => x, args: [end, Symbol('no') as never] }).start(),
+      (end) => c.send([end, () => 1]),
+    ];
+    try {
+      for (const attempt of attempts) {
+        const [a, b] = mp.Pipe();
+        await expect((async () => attempt(b))()).rejects.toThrow(TypeError);
+        b.close();
+        const outcome = await Promise.race([a.recv().then(() => 'item', (e: Error) => e.name), sleep(3000).then(() => 'still waiting')]);
+        expect(outcome).toBe('EOFError');
+        a.close();
+      }
+    } finally {
+      q.close();
+      q[Symbol.dispose]();
+      c.close();
+      d.close();
+    }
+  });
+
   it('closing a connection ends the recv(), poll() and send() calls still waiting on it with EOFError', async () => {
     const settle = (p: Promise<unknown>): Promise<unknown> => p.then(() => 'resolved', (e: unknown) => e);
     const [a, b] = mp.Pipe();

@@ -280,6 +280,30 @@ describe('Process options and the context API', () => {
     if (isLinux) expect([out.before, out.after, out.again]).toEqual([0, 1, 1]);
   });
 
+  it('a child that keeps a Process of its own in an object it received as an arg exits 0 and gives the args back', async () => {
+    const v = mp.Value('i', 1);
+    try {
+      for (const startMethod of ['forkserver', 'spawn'] as const) {
+        const p = new mp.Process({
+          target: (st: { v: mp.SharedValue<'i'>; child?: unknown }) => {
+            // eslint-disable-next-line @typescript-eslint/no-require-imports
+            const m = require('multiproc') as typeof mp;
+            st.child = new m.Process({ target: () => {} }); // never sent anywhere: no error at exit
+            st.v.value += 1;
+          },
+          args: [{ v }],
+          startMethod,
+        });
+        p.start();
+        await p.join();
+        expect(p.exitCode).toBe(0); // before: 1, 'A Process object cannot be sent' from the release of the args at exit
+      }
+      expect(v.value).toBe(3);
+    } finally {
+      v.close();
+    }
+  });
+
   it('names processes Process-N by default and keeps given names', () => {
     const a = new mp.Process({ target: () => {} });
     const b = new mp.Process({ target: () => {} });

@@ -339,6 +339,15 @@ describe('across processes', () => {
     expect(v.value).toBe(7);
     v.close();
     expect(await segmentExists(name)).toBe(false);
+    // A SharedMemory handle carries no reference (attached by name, as in Python): any number of receipts.
+    const shm = mp.SharedMemory.create(64);
+    const hs = mp.toHandle(shm);
+    (mp.fromHandle(hs) as mp.SharedMemory).close();
+    const again = mp.fromHandle(hs) as mp.SharedMemory;
+    expect(again.size).toBe(64);
+    again.close();
+    shm.close();
+    shm.unlink();
   });
 });
 

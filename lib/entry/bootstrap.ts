@@ -108,7 +108,11 @@ function argsReleaser(args: () => unknown): () => void {
   return () => {
     if (released) return;
     released = true;
-    forEachShared(args(), disposeShared);
+    try {
+      forEachShared(args(), disposeShared);
+    } catch {
+      // a Proxy or a getter in what the target left there: the rest is released below anyway
+    }
     closeAllEnds();
     releaseAllAttachments();
   };
