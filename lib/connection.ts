@@ -391,6 +391,25 @@ export class Connection<T = unknown> {
     return this.#send(() => encodeBytes(bytes));
   }
 
+  /**
+   * Yields messages until the other end is closed (or its process died) and
+   * nothing is left, or until this end is closed here: `for await (const msg
+   * of conn)`, the loop every port of `child.on('message')` writes by hand.
+   * Other errors (a message that cannot be decoded) end the loop with the error.
+   */
+  async *[Symbol.asyncIterator](): AsyncGenerator<T, void, undefined> {
+    for (;;) {
+      let msg: T;
+      try {
+        msg = await this.recv();
+      } catch (e) {
+        if (e instanceof EOFError) return; // the peer's close or death, or this end's own close()
+        throw e;
+      }
+      yield msg;
+    }
+  }
+
   /** Resolves with the next message; rejects EOFError once the other end is closed or dead and nothing is left. */
   recv(): Promise<T> {
     let ch: Channel;

@@ -161,6 +161,22 @@ describe('Pipe in one process', () => {
     expect(JSON.parse(r.stdout)).toEqual({ left: [] });
   });
 
+  it('for await (const msg of conn) yields every message, then ends when the peer closes (or this end is closed)', async () => {
+    const [a, b] = mp.Pipe<number>();
+    for (let i = 0; i < 3; i++) await a.send(i);
+    a.close();
+    const got: number[] = [];
+    for await (const m of b) got.push(m);
+    expect(got).toEqual([0, 1, 2]);
+    b.close();
+    const [c, d] = mp.Pipe();
+    setTimeout(() => d.close(), 50);
+    let n = 0;
+    for await (const m of d) n += m === undefined ? 0 : 1; // ends quietly on the local close
+    expect(n).toBe(0);
+    c.close();
+  });
+
   it('a pipe end in a put, send or start() that failed is given back at once: after close() its peer\'s recv() gets EOFError (it waited for a GC)', async () => {
     const q = new mp.Queue();
     const [c, d] = mp.Pipe();
