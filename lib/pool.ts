@@ -60,6 +60,13 @@ export type TaskRef<A extends unknown[] = unknown[], R = unknown> =
   | { module: string | URL; export?: string };
 
 /**
+ * What apply()/submit() take without args: a function of no (required)
+ * parameters, or a plain { module, export } (unchecked). `call?: never` keeps
+ * defineTask() handles, which are functions, to their own parameters.
+ */
+type NoArgsTask<R> = ((...args: []) => R | Promise<R>) | { module: string | URL; export?: string; call?: never };
+
+/**
  * `I`: the initializer's parameters, inferred from `initializer` alone;
  * `initargs` is checked against them (a module initializer: unchecked).
  */
@@ -381,6 +388,9 @@ export class Pool<I extends readonly unknown[] = never[]> {
   }
 
   /** Calls fn(...args) once in a worker. */
+  /** Without args: only a task that takes none (pool.apply(add) of add(a, b) ran add(undefined, undefined)). */
+  apply<R>(fn: NoArgsTask<R>): Promise<R>;
+  apply<A extends unknown[], R>(fn: TaskRef<A, R>, args: A, options?: ApplyOptions): Promise<R>;
   apply<A extends unknown[], R>(fn: TaskRef<A, R>, args: A = [] as unknown as A, options: ApplyOptions = {}): Promise<R> {
     try {
       const call = this.#applyCall(fn as TaskRef, args, options, 'apply');
@@ -422,6 +432,8 @@ export class Pool<I extends readonly unknown[] = never[]> {
    * `{ result }`: attach a handler to `result` (it rejects as apply() would).
    * Rejects if the pool is closed while it waits, or on `options.signal`.
    */
+  submit<R>(fn: NoArgsTask<R>): Promise<Submitted<R>>;
+  submit<A extends unknown[], R>(fn: TaskRef<A, R>, args: A, options?: ApplyOptions): Promise<Submitted<R>>;
   submit<A extends unknown[], R>(fn: TaskRef<A, R>, args: A = [] as unknown as A, options: ApplyOptions = {}): Promise<Submitted<R>> {
     try {
       // An aborted signal rejects the submit itself, whether or not there is room.

@@ -28,6 +28,14 @@ export async function uses(pool: mp.Pool): Promise<void> {
   const d: { id: number; name: string } = await result;
   // @ts-expect-error submit checks arguments as apply does
   await pool.submit(fibTask, ['x']);
+  // @ts-expect-error a task that takes arguments needs its args (it ran with undefined ones)
+  await pool.apply((a: number, b: number) => a + b);
+  // @ts-expect-error likewise for submit
+  await pool.submit(label);
+  const none: number = await pool.apply(() => 7); // a task that takes none needs no args
+  const opt: number = await pool.apply((x?: number) => x ?? 1); // nor one whose parameters are optional
+  const mod: unknown = await pool.apply({ module: './task.mjs', export: 'f' }); // a module task: unchecked
+  void [none, opt, mod];
   const e: mp.Submitted<number> = await pool.submit(fibTask, [5]);
   void [d, e];
   // A plain { module, export } still works, untyped.
