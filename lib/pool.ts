@@ -49,7 +49,7 @@ import { checkInteger, checkOptionNames, checkSignal, describeValue, kMaxTimerMs
 import { Pipe, type Connection } from './connection';
 import { Process, nextPoolName, type ArgsFor } from './process';
 import { unwire, type WireError } from './wire-error';
-import { jobTag, kNotSendable, kUnlinkNow, kUserWord } from './symbols';
+import { jobTag, kNotSendable, kStartAsync, kUnlinkNow, kUserWord } from './symbols';
 import { myPid } from './synchronize/common';
 import * as context from './context';
 import type { StartMethod } from './popen/popen';
@@ -132,6 +132,7 @@ const kCallOptionNames: readonly string[] = ['signal', 'timeout', 'onProgress', 
 const kMapOptionNames: readonly string[] = [...kCallOptionNames, 'chunksize'];
 const kImapOptionNames: readonly string[] = [...kMapOptionNames, 'maxInFlight'];
 
+/** A worker of stats(): a replacement is listed once its process has started (it has a pid). */
 export interface WorkerStats {
   pid: number;
   jobsInFlight: number;
@@ -231,6 +232,8 @@ interface Worker {
   fatal?: { error: Error; rejection: boolean; running: { id: number; index: number } | null };
   /** The last job it answered: an uncaught error may come from that task (a floating rejection, a timer). */
   lastDone?: { start: number; count: number; call: WeakRef<Call> };
+  /** Settles once its process is started (or failed to start: then it left #workers). */
+  started: Promise<void>;
 }
 
 /** FIFO of jobs with O(1) shift (Array#shift is O(n): a 100k-task map was quadratic). */
@@ -368,7 +371,7 @@ export class Pool<I extends readonly unknown[] = never[]> {
     this.#forked = method !== 'spawn';
     this.#initializer = options.initializer === undefined ? undefined : describeTask(options.initializer, 'initializer');
     if (this.#initializer !== undefined) checkForkedImport(this.#initializer, this.#forked, 'The pool initializer');
-    for (let i = 0; i < this.#processes; i++) this.#startWorker();
+    for (let i = 0; i < this.#processes; i++) this.#startWorker(true);
     if (options.handleSignals !== false) {
       this.#signalHandler = (sig) => this.#onSignal(sig);
       poolHandlerSet.add(this.#signalHandler);
@@ -535,7 +538,7 @@ export class Pool<I extends readonly unknown[] = never[]> {
     if (this.#state === 'running') throw new ProcessError('Pool.join() needs close() or terminate() first');
     while (this.#workers.size > 0) {
       // join(), not whenExited(): waiting for the workers must keep the process alive.
-      await Promise.all([...this.#workers].map((w) => w.proc.join().catch(() => {})));
+      await Promise.all([...this.#workers].map((w) => w.started.then(() => w.proc.join()).catch(() => {})));
       await new Promise((r) => setImmediate(r)); // let #onExit run for each
     }
     this.#removeSignalHandlers();
@@ -554,6 +557,7 @@ export class Pool<I extends readonly unknown[] = never[]> {
     for (const w of this.#workers) {
       if (w.dead) continue;
       for (const job of w.inflight) running += job.items.length; // items, as the other counts
+      if (w.pid === 0) continue; // a replacement still being started: listed once it has a pid
       workers.push({ pid: w.pid, jobsInFlight: w.inflight.length, jobsDone: w.jobsDone, rssBytes: w.rss, startupMs: w.startupMs });
     }
     return {
@@ -1105,7 +1109,15 @@ export class Pool<I extends readonly unknown[] = never[]> {
     return def;
   }
 
-  #startWorker(): void {
+  /**
+   * Starts a worker. The first ones (`sync`, from the constructor) are
+   * started before it returns, so stats() lists them at once; replacements
+   * (recycling, timeouts, memory caps, crashes) start without blocking the
+   * event loop while the forkserver forks them, which under load took tens
+   * of ms each. Until then the worker may already be sent a job (into its
+   * pipe, see #dispatch) or a stop, but has no pid.
+   */
+  #startWorker(sync = false): void {
     const [parentEnd, childEnd] = Pipe(true);
     const proc = new Process({
       target: { module: kWorkerEntry, export: 'poolWorkerMain' },
@@ -1117,25 +1129,42 @@ export class Pool<I extends readonly unknown[] = never[]> {
     const w: Worker = {
       proc, conn: parentEnd, pid: 0, ready: false, retiring: false, dead: false, exclusive: false,
       inflight: [], known: new Set(), jobsDone: 0, rss: 0, everFinishedJob: false, startedAt: performance.now(), startupMs: null, killed: false,
+      started: Promise.resolve(),
     };
     this.#workers.add(w);
-    try {
-      proc.start();
-    } catch (e) {
-      this.#workers.delete(w);
-      parentEnd.close();
-      childEnd.close();
-      this.#fail(new ProcessError(`Pool could not start a worker: ${(e as Error).message}`, { cause: e }));
+    if (sync) {
+      try {
+        proc.start();
+      } catch (e) {
+        this.#startFailed(w, childEnd, e);
+        return;
+      }
+      this.#workerStarted(w, childEnd);
       return;
     }
+    w.started = proc[kStartAsync]().then(() => this.#workerStarted(w, childEnd), (e: unknown) => this.#startFailed(w, childEnd, e));
+  }
+
+  #startFailed(w: Worker, childEnd: Connection, e: unknown): void {
+    // Before w leaves the set: a job already sent to it fails with the rest.
+    if (this.#state !== 'terminated') this.#fail(new ProcessError(`Pool could not start a worker: ${(e as Error).message}`, { cause: e }));
+    this.#workers.delete(w);
+    w.conn.close();
+    childEnd.close();
+  }
+
+  #workerStarted(w: Worker, childEnd: Connection): void {
+    const proc = w.proc;
     childEnd.close(); // the child holds its own attachment now
     w.pid = proc.pid ?? 0;
     // The result reader must not keep the process alive: pending calls do (#addCall).
-    parentEnd.unref();
+    w.conn.unref();
     void this.#readLoop(w);
     // A turn later: by then the read loop has handled every answer it had
     // already taken from the pipe (#onExit takes the rest itself).
     void proc.whenExited().then(() => setImmediate(() => this.#onExit(w)));
+    // Killed (terminate, a timeout...) while it was being started: its kill found no process yet.
+    if (w.killed) this.#kill(w);
   }
 
   async #readLoop(w: Worker): Promise<void> {

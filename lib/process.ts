@@ -17,7 +17,7 @@ import { ProcessError } from './errors';
 import { native } from './native';
 import type { ChildSpec, ChildTarget, Popen, StartMethod } from './popen/popen';
 import { forEachShared, reduce, releaseHandles } from './reduction';
-import { kNotSendable, kSentTo } from './symbols';
+import { kNotSendable, kSentTo, kStartAsync } from './symbols';
 import { checkForkedImport, describeTask, refuseWhileImportingTarget } from './task';
 import { checkOptionNames, deadlineFrom, describeValue } from './validate';
 import * as context from './context';
@@ -178,6 +178,8 @@ export class Process<A extends readonly unknown[] = never[]> {
   /** The process that started it (see #checkParent). */
   #startedBy = 0;
   #closed = false;
+  /** Between [kStartAsync]() and its child's pid. */
+  #starting = false;
 
   constructor(options: ProcessOptions<A>) {
     if (typeof options !== 'object' || options === null) {
@@ -262,12 +264,7 @@ export class Process<A extends readonly unknown[] = never[]> {
   }
 
   start(): void {
-    this.#check('start');
-    refuseWhileImportingTarget('Process.start()');
-    if (this.#popen !== null) throw new ProcessError(`${this.#name} was already started (pid ${this.#popen.pid}); a Process can only be started once`);
-    const method = this.startMethod;
-    // A fork-method child runs a function itself (the closure), so only a module target can hit this.
-    checkForkedImport(this.#target.child, method !== 'spawn', `The target of ${this.#name}`);
+    const method = this.#checkStart();
     let popen: Popen;
     if (method === 'fork') {
       forkingChain = this.#chain; // read by enterChild in the fork child
@@ -279,6 +276,53 @@ export class Process<A extends readonly unknown[] = never[]> {
     } else {
       popen = this.#startWithSpec(method);
     }
+    this.#started(popen);
+  }
+
+  /**
+   * start() for a Pool's replacement workers: with 'forkserver' the event
+   * loop turns while the zygote forks (tens of ms under load, each one a
+   * stall when start() waited for it). pid is null until it resolves.
+   * 'spawn' starts as start() does: that time is Node's own spawn (libuv
+   * forks and waits for the exec, ~6 ms here), which has no async form.
+   */
+  async [kStartAsync](): Promise<void> {
+    const method = this.#checkStart();
+    if (method !== 'forkserver') {
+      this.start();
+      return;
+    }
+    this.#starting = true;
+    let popen: Popen;
+    try {
+      const spec = this.#spec(method);
+      try {
+        const { ForkserverPopen } = require('./popen/forkserver') as typeof import('./popen/forkserver');
+        popen = await ForkserverPopen.startAsync(spec);
+        this.#sentTo(popen.pid);
+      } catch (e) {
+        releaseHandles(deserialize(spec.args));
+        throw e;
+      }
+    } finally {
+      this.#starting = false;
+    }
+    this.#started(popen);
+  }
+
+  /** What start() checks first; returns the start method. */
+  #checkStart(): StartMethod {
+    this.#check('start');
+    refuseWhileImportingTarget('Process.start()');
+    if (this.#popen !== null) throw new ProcessError(`${this.#name} was already started (pid ${this.#popen.pid}); a Process can only be started once`);
+    if (this.#starting) throw new ProcessError(`${this.#name} is being started already; a Process can only be started once`);
+    const method = this.startMethod;
+    // A fork-method child runs a function itself (the closure), so only a module target can hit this.
+    checkForkedImport(this.#target.child, method !== 'spawn', `The target of ${this.#name}`);
+    return method;
+  }
+
+  #started(popen: Popen): void {
     this.#popen = popen;
     this.#startedBy = native.getpid();
     children.add(this);
@@ -320,7 +364,7 @@ export class Process<A extends readonly unknown[] = never[]> {
         popen = new SpawnPopen(spec);
       } else {
         const { ForkserverPopen } = require('./popen/forkserver') as typeof import('./popen/forkserver');
-        popen = new ForkserverPopen(spec);
+        popen = ForkserverPopen.start(spec);
       }
       this.#sentTo(popen.pid);
       return popen;
@@ -445,6 +489,7 @@ export class Process<A extends readonly unknown[] = never[]> {
    */
   close(): void {
     if (this.#closed) return;
+    if (this.#starting) throw new ProcessError(`Cannot close ${this.#name}: it is being started`);
     if (this.#popen !== null && this.#popen.poll() === null) {
       throw new ProcessError(`Cannot close ${this.#name}: it is still running (join, terminate or kill it first)`);
     }

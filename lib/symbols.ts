@@ -19,6 +19,8 @@ export const kSentTo: unique symbol = Symbol('multiproc.sentTo');
 export const kNotSendable: unique symbol = Symbol('multiproc.notSendable');
 /** Connection method: unlink the pipe's segment now (Segment.unlinkNow). */
 export const kUnlinkNow: unique symbol = Symbol('multiproc.unlinkNow');
+/** Process method: start() without blocking the event loop while a forkserver child is forked (a Pool's replacement workers). */
+export const kStartAsync: unique symbol = Symbol('multiproc.startAsync');
 /** Connection method: an Int32Array over the one pipe word free for its user (a pool worker's pipe: the job it is on). */
 export const kUserWord: unique symbol = Symbol('multiproc.userWord');
 

@@ -396,6 +396,87 @@ describe('Pool workers', () => {
     for (const c of counts.values()) expect(c).toBe(2);
   });
 
+  it('the event loop turns while a recycled worker\'s replacement is started (20 replacements)', async () => {
+    // Before, #onDone started the replacement with start(), which waited for
+    // the forkserver's fork with the loop blocked (2-3 s of a 4 s run of 40
+    // recycled tasks under load, stalls up to 190 ms): the new worker's pid
+    // was there before the task's result was. Now the loop turns meanwhile.
+    const pool = new mp.Pool({ processes: 1, maxTasksPerChild: 1 });
+    try {
+      const seen = new Set(pool.stats().workers.map((w) => w.pid));
+      const turns: number[] = [];
+      for (let i = 0; i < 20; i++) {
+        expect(await pool.apply((x: number) => x * 2, [i])).toBe(i * 2); // its worker retires: a replacement is being started
+        let n = 0;
+        const hasNew = (): boolean => pool.stats().workers.some((w) => !seen.has(w.pid));
+        while (!hasNew()) {
+          await new Promise((r) => setImmediate(r));
+          n++;
+        }
+        turns.push(n);
+        for (const w of pool.stats().workers) seen.add(w.pid);
+      }
+      expect(turns.filter((n) => n === 0)).toEqual([]); // before: 20 zeros
+      expect(seen.size).toBe(21);
+    } finally {
+      await pool.terminate();
+    }
+  });
+
+  it('synchronous Process.start() calls interleaved with a pool\'s replacement starts each get their own child (20 rounds)', async () => {
+    // The forkserver answers one request at a time through one reply slot: a
+    // start() made while a replacement's request is out must first take
+    // that one's reply (for the pool), then make its own.
+    const pool = new mp.Pool({ processes: 2, maxTasksPerChild: 1 });
+    const slots = mp.RawArray('i', 40);
+    const procs: mp.Process[] = [];
+    try {
+      for (let round = 0; round < 20; round++) {
+        const both = pool.map((x: number) => x * 3, [2 * round, 2 * round + 1], { chunksize: 1 });
+        expect(await pool.apply((x: number) => x + 1, [round])).toBe(round + 1); // a replacement's request is out now
+        for (const k of [0, 1]) {
+          const i = 2 * round + k;
+          const p = new mp.Process({ target: (arr: mp.SharedArray<'i'>, at: number) => {
+            arr.view[at] = process.pid;
+          }, args: [slots, i] });
+          p.start();
+          procs.push(p);
+        }
+        expect(await both).toEqual([6 * round, 6 * round + 3]);
+      }
+      await Promise.all(procs.map((p) => p.join()));
+      expect(procs.map((p) => p.exitCode)).toEqual(procs.map(() => 0));
+      expect(procs.map((p, i) => slots[i] === p.pid)).toEqual(procs.map(() => true));
+      expect(new Set(procs.map((p) => p.pid)).size).toBe(40);
+      expect(await pool.map((x: number) => x - 1, range(10), { chunksize: 1 })).toEqual(range(10).map((x) => x - 1));
+    } finally {
+      await pool.terminate();
+      slots.close();
+    }
+  });
+
+  it('a forkserver that dies while a replacement is being started: the pool and a synchronous start() go on with a new one', async () => {
+    const { forkserverPid } = await import('../dist/cjs/popen/forkserver.js');
+    const pool = new mp.Pool({ processes: 1, maxTasksPerChild: 1 });
+    const slot = mp.RawArray('i', 1);
+    try {
+      expect(await pool.apply(() => 1)).toBe(1); // a replacement's request is out now
+      const zygote = forkserverPid()!;
+      process.kill(zygote, 'SIGKILL');
+      const p = new mp.Process({ target: (arr: mp.SharedArray<'i'>) => {
+        arr.view[0] = process.pid;
+      }, args: [slot] });
+      p.start();
+      await p.join();
+      expect([p.exitCode, slot[0] === p.pid]).toEqual([0, true]);
+      expect(forkserverPid()).not.toBe(zygote);
+      expect(await pool.map((x: number) => x * 5, range(6), { chunksize: 1 })).toEqual(range(6).map((x) => x * 5));
+    } finally {
+      await pool.terminate();
+      slot.close();
+    }
+  });
+
   it('numbers its workers, replacements too, and a pool in a child is named from the child', async () => {
     const pool = new mp.Pool({ processes: 1, maxTasksPerChild: 1 });
     const names = await pool.map(() => require('multiproc').currentProcess().name as string, range(3), { chunksize: 1 });

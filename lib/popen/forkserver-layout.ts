@@ -13,7 +13,9 @@
  *   64..   ring         zygote  kRingCapacity records of [pid, code|-1, signal|0, 0]
  *
  * The parent waits on replySeq (futex) after each request, so start() is
- * synchronous and p.pid is known when it returns. The ring is single
+ * synchronous and p.pid is known when it returns (a Pool's replacement
+ * workers wait on it with waitAsync instead). One reply slot: the parent
+ * has at most one request out at a time. The ring is single
  * producer (the zygote's SIGCHLD reaper) / single consumer (the parent);
  * a full ring makes the zygote wait on ringRead. The parent learns of new
  * records from a doorbell byte on a socket (async) or by waiting on

@@ -6,6 +6,9 @@
  * Protocol and shared board: see forkserver-layout.ts. A request is written
  * with a blocking write to a pipe only we hold the write end of, and the pid
  * comes back through the board, so start() is synchronous like Python's.
+ * A Pool's replacement workers use startAsync(), which waits for the reply
+ * without blocking the event loop; the board has one reply slot, so the
+ * requests go one at a time (see Zygote.request and requestAsync).
  * Exits come back as ring records; the zygote is the children's parent and
  * reaps them on SIGCHLD.
  *
@@ -60,6 +63,18 @@ export function getForkserverPreload(): string[] {
   return [...preload];
 }
 
+interface PendingRequest {
+  spec: ChildSpec;
+  /** Its request's seq, once written. */
+  seq: number;
+  resolve(pid: number): void;
+  reject(e: Error): void;
+}
+
+function diedWhileStarting(): ProcessError {
+  return new ProcessError('The forkserver process died while starting a child (see its stderr above)');
+}
+
 class Zygote {
   readonly pid: number;
   readonly #child: ChildProcess;
@@ -73,6 +88,10 @@ class Zygote {
   #refs = 0;
   readonly popens = new Map<number, ForkserverPopen>();
   readonly #early = new Map<number, number>();
+  /** The async request written and not yet answered: at most one, as the board has one reply slot. */
+  #outstanding: PendingRequest | null = null;
+  /** Async requests not yet written, in call order. */
+  readonly #waiting: PendingRequest[] = [];
 
   constructor() {
     warnIfUnparkable(); // the zygote parks around its forks (it shares this addon)
@@ -155,9 +174,62 @@ class Zygote {
     }
   }
 
-  /** Forks a child for spec; returns its pid. Blocks until the zygote answers. */
+  /**
+   * Forks a child for spec; returns its pid. Blocks until the zygote answers
+   * (and, first, until it has answered the async request it may be serving:
+   * the board has one reply slot).
+   */
   request(spec: ChildSpec): number {
     if (this.#dead) throw new ProcessError('The forkserver process has exited');
+    const prior = this.#outstanding;
+    if (prior !== null) {
+      // Taken from its async waiter (which sees it gone and stops): its
+      // reply must be read before ours can be asked for.
+      this.#outstanding = null;
+      try {
+        prior.resolve(this.#awaitReplySync(prior.seq));
+      } catch (e) {
+        prior.reject(e as Error);
+        if (this.#dead) throw e;
+      }
+    }
+    try {
+      return this.#awaitReplySync(this.#write(spec));
+    } finally {
+      this.#pump();
+    }
+  }
+
+  /**
+   * request() without blocking the event loop while the zygote forks: the
+   * request is written now (or, if another one is being served, when its
+   * reply is in: one at a time), and the reply is waited for with waitAsync.
+   */
+  requestAsync(spec: ChildSpec): Promise<number> {
+    if (this.#dead) return Promise.reject(new ProcessError('The forkserver process has exited'));
+    return new Promise<number>((resolve, reject) => {
+      this.#waiting.push({ spec, seq: 0, resolve, reject });
+      this.#pump();
+    });
+  }
+
+  /** Writes the next waiting async request, if none is being served. */
+  #pump(): void {
+    while (this.#outstanding === null && this.#waiting.length > 0 && !this.#dead) {
+      const req = this.#waiting.shift()!;
+      try {
+        req.seq = this.#write(req.spec);
+      } catch (e) {
+        req.reject(e as Error);
+        continue;
+      }
+      this.#outstanding = req;
+      void this.#awaitReplyAsync(req);
+    }
+  }
+
+  /** Sends one request frame; returns its seq. */
+  #write(spec: ChildSpec): number {
     // A loop of starts that never lets the event loop turn must still free
     // the exit ring, or the zygote would wait for room and answer no one.
     this.drain();
@@ -180,19 +252,52 @@ class Zygote {
           Atomics.wait(napWord, 0, 0, 0.2);
           continue;
         }
-        this.#died();
-        throw new ProcessError(`The forkserver process is gone (${code ?? String(e)})`, { cause: e });
+        const err = new ProcessError(`The forkserver process is gone (${code ?? String(e)})`, { cause: e });
+        this.#died(err);
+        throw err;
       }
     }
+    return seq;
+  }
+
+  #awaitReplySync(seq: number): number {
     for (;;) {
       const now = Atomics.load(this.#board, kReplySeq);
       if (now === (seq | 0)) break;
       waitSync(this.#buffer, kReplySeq * 4, now, 100);
       if (Atomics.load(this.#board, kReplySeq) !== (seq | 0) && !native.isAlive(this.pid)) {
-        this.#died();
-        throw new ProcessError('The forkserver process died while starting a child (see its stderr above)');
+        const err = diedWhileStarting();
+        this.#died(err);
+        throw err;
       }
     }
+    return this.#reply();
+  }
+
+  async #awaitReplyAsync(req: PendingRequest): Promise<void> {
+    for (;;) {
+      // Gone: a synchronous request read its reply for it, or the zygote died (both settled it).
+      if (this.#outstanding !== req) return;
+      const now = Atomics.load(this.#board, kReplySeq);
+      if (now === (req.seq | 0)) break;
+      await waitAsync(this.#buffer, kReplySeq * 4, now, 100);
+      if (this.#outstanding !== req) return;
+      if (Atomics.load(this.#board, kReplySeq) !== (req.seq | 0) && !native.isAlive(this.pid)) {
+        this.#died(diedWhileStarting()); // rejects req
+        return;
+      }
+    }
+    this.#outstanding = null;
+    try {
+      req.resolve(this.#reply());
+    } catch (e) {
+      req.reject(e as Error);
+    }
+    this.#pump();
+  }
+
+  /** The pid in the reply slot, once it holds the answer to our latest request. */
+  #reply(): number {
     // The zygote has attached the board by now: the name is no longer needed.
     this.#unlinkBoard();
     const pid = Atomics.load(this.#board, kReplyPid);
@@ -253,10 +358,11 @@ class Zygote {
     else this.#doorbell.unref();
   }
 
-  #died(): void {
+  #died(reason?: ProcessError): void {
     if (this.#dead) return;
     this.drain();
     this.#dead = true;
+    this.#failRequests(reason ?? new ProcessError('The forkserver process has exited (see its stderr above)'));
     if (current === this) current = null;
     this.#unlinkBoard();
     try {
@@ -270,11 +376,20 @@ class Zygote {
     this.#doorbell.destroy();
   }
 
+  /** The async requests this zygote will never answer fail (their starts try a new zygote once). */
+  #failRequests(err: ProcessError): void {
+    const reqs = this.#outstanding === null ? [...this.#waiting] : [this.#outstanding, ...this.#waiting];
+    this.#outstanding = null;
+    this.#waiting.length = 0;
+    for (const r of reqs) r.reject(err);
+  }
+
   /** Closes the request pipe: the zygote exits (and its remaining children with it). */
   shutdown(): void {
     if (this.#dead) return;
     this.drain();
     this.#dead = true;
+    this.#failRequests(new ProcessError('The forkserver was stopped (stopForkserver()) while starting a child'));
     if (current === this) current = null;
     this.#unlinkBoard();
     native.closeFd(this.#reqFd);
@@ -326,8 +441,15 @@ export class ForkserverPopen extends BasePopen {
   #zygote: Zygote;
   #ref = false;
 
-  constructor(spec: ChildSpec) {
+  private constructor(z: Zygote, pid: number) {
     super();
+    this.#zygote = z;
+    this.pid = pid;
+    z.adopt(pid, this);
+  }
+
+  /** Starts a child; blocks until the zygote has forked it (Process.start()). */
+  static start(spec: ChildSpec): ForkserverPopen {
     let z = zygote();
     let pid: number;
     try {
@@ -339,9 +461,21 @@ export class ForkserverPopen extends BasePopen {
       z = zygote();
       pid = z.request(spec);
     }
-    this.#zygote = z;
-    this.pid = pid;
-    this.#zygote.adopt(this.pid, this);
+    return new ForkserverPopen(z, pid);
+  }
+
+  /** start() without blocking the event loop while the zygote forks (a Pool's replacement workers). */
+  static async startAsync(spec: ChildSpec): Promise<ForkserverPopen> {
+    let z = zygote();
+    let pid: number;
+    try {
+      pid = await z.requestAsync(spec);
+    } catch (e) {
+      if (z.alive) throw e;
+      z = zygote();
+      pid = await z.requestAsync(spec);
+    }
+    return new ForkserverPopen(z, pid);
   }
 
   /** Exit records come from the zygote's ring; drain() delivers them to their Popens. */
