@@ -699,6 +699,12 @@ describe('Barrier: actions and timeouts across processes', () => {
     }
   });
 
+  it('a party SIGKILLed as the last one out of a round (after its decrement, before it made the round fresh) does not stall the next round', async () => {
+    const r = await runNode(fixture('barrier-lastout-kill.mjs'), [], { timeoutMs: 40_000 });
+    expect(r.stderr).toBe('');
+    expect(JSON.parse(r.stdout)).toEqual({ victim: -9, round2: 'number', others: [0, 0] }); // before: round2 'still waiting'
+  });
+
   it.each([2, 3])('a party SIGKILLed inside wait() (%i parties) is taken off the count: the survivor times out, reset() works, live parties meet again', async (parties) => {
     const r = await runNode(fixture('barrier-dead-party.mjs'), [String(parties)], { timeoutMs: 40_000 });
     expect(r.stderr).toBe('');

@@ -262,7 +262,10 @@ export class Barrier {
       if (!native.isAlive(pid)) return true;
       seen.add(pid);
     }
-    return Atomics.load(w, STATE) === ACTING && !recentlyAlive(Atomics.load(w, ACTOR), this.#segment.name);
+    const s = Atomics.load(w, STATE);
+    // Drained, and nobody made it fresh: its last party died on the way out (see #reapDead).
+    if ((s === DRAINING || s === RESETTING) && Atomics.load(w, COUNT) === 0) return true;
+    return s === ACTING && !recentlyAlive(Atomics.load(w, ACTOR), this.#segment.name);
   }
 
   #break(w: Int32Array): void {
@@ -328,7 +331,12 @@ export class Barrier {
         gone++;
       }
     }
-    if (gone === 0) return;
+    if (gone === 0) {
+      // A round left by all its parties whose last one died between its
+      // decrement and its #freshen (leavers decrement without the mutex).
+      this.#freshen(w);
+      return;
+    }
     if (Atomics.sub(w, COUNT, gone) === gone) {
       const s = Atomics.load(w, STATE);
       if (s === DRAINING || s === RESETTING) Atomics.store(w, STATE, FILLING);
