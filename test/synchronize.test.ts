@@ -699,6 +699,12 @@ describe('Barrier: actions and timeouts across processes', () => {
     }
   });
 
+  it('a Condition waiter without a timeout wakes although its notifier was SIGKILLed right after marking it', async () => {
+    const r = await runNode(fixture('cond-notifier-killed.mjs'), [], { timeoutMs: 40_000 });
+    expect(r.stderr).toBe('');
+    expect(JSON.parse(r.stdout)).toEqual({ outcome: 'woke true', notifier: -9 }); // before: 'still waiting'
+  });
+
   it('a party SIGKILLed as the last one out of a round (after its decrement, before it made the round fresh) does not stall the next round', async () => {
     const r = await runNode(fixture('barrier-lastout-kill.mjs'), [], { timeoutMs: 40_000 });
     expect(r.stderr).toBe('');

@@ -311,12 +311,15 @@ export class Condition extends Acquirable {
         if (Atomics.compareExchange(w, at + S_STATE, WAITING, FREE) === WAITING) Atomics.sub(w, USED, 1);
         continue;
       }
+      // SEQ moves before each mark, not once after them all: a notifier
+      // killed after a mark (the liveness checks above may read /proc, so
+      // the loop can take a while) leaves SEQ changed, which the waiter's
+      // sleeping thread sees when it re-arms (within 5 s). A bump whose mark
+      // then fails only wakes the waiters to sleep again.
+      Atomics.add(w, SEQ, 1);
       if (Atomics.compareExchange(w, at + S_STATE, WAITING, NOTIFIED) === WAITING) marked++;
     }
-    if (marked > 0) {
-      Atomics.add(w, SEQ, 1);
-      wake(this.#buf, this.#off + SEQ * 4, -1);
-    }
+    if (marked > 0) wake(this.#buf, this.#off + SEQ * 4, -1);
   }
 
   get segmentName(): string {
