@@ -71,6 +71,40 @@ Napi::Value SetCloexec(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// The signals a terminal, `timeout`, systemd or `kill -- -PGID` send to a
+// whole process group. The zygote ignores them (it ends with its parent: EOF
+// on its request pipe, and its parent-death signal); had it died of one, every
+// forkserver child would have been killed with it (their parent-death signal
+// is SIGKILL), before their own handlers could run. Its children restore the
+// dispositions it had, so a child sees Ctrl-C as a spawned one does.
+const int kStopSignals[] = {SIGINT, SIGTERM, SIGHUP};
+struct sigaction g_savedStop[3];
+bool g_stopSaved = false;
+
+// ignoreStopSignals(): saves the current dispositions (once) and ignores them.
+Napi::Value IgnoreStopSignals(const Napi::CallbackInfo& info) {
+  struct sigaction ign = {};
+  ign.sa_handler = SIG_IGN;
+  sigemptyset(&ign.sa_mask);
+  for (int i = 0; i < 3; i++) sigaction(kStopSignals[i], &ign, g_stopSaved ? nullptr : &g_savedStop[i]);
+  g_stopSaved = true;
+  return info.Env().Undefined();
+}
+
+void RestoreStop() {
+  if (!g_stopSaved) return;
+  for (int i = 0; i < 3; i++) sigaction(kStopSignals[i], &g_savedStop[i], nullptr);
+  g_stopSaved = false;
+}
+
+// restoreStopSignals(): in a child of the zygote, the dispositions it had
+// before (fork() below already does it; kept for a child forked otherwise).
+Napi::Value RestoreStopSignals(const Napi::CallbackInfo& info) {
+  RestoreStop();
+  return info.Env().Undefined();
+}
+
+
 // fork(board?, pidOffset?, seqOffset?, seq?) -> pid in the parent, 0 in the
 // child. Only safe in a process whose V8 runs single-threaded (the forkserver
 // zygote); see lib/popen/fork.ts.
@@ -95,8 +129,23 @@ Napi::Value Fork(const Napi::CallbackInfo& info) {
   }
   int err = platform::PrepareFork();
   if (err) return ThrowErrno(env, "madvise", err);
+  // In the zygote (its stop signals ignored, see ignoreStopSignals): a
+  // SIGTERM sent to the child right after fork(), before it restored its
+  // dispositions, was discarded, and terminate() did nothing. Blocked over
+  // the fork, it stays pending in the child (Linux never discards a blocked
+  // signal as ignored) until the dispositions are back and the mask opens.
+  bool shield = g_stopSaved;
+  sigset_t stop, mask;
+  if (shield) {
+    sigemptyset(&stop);
+    for (int sig : kStopSignals) sigaddset(&stop, sig);
+    pthread_sigmask(SIG_BLOCK, &stop, &mask);
+  }
   pid_t pid = fork();
-  if (pid < 0) return ThrowErrno(env, "fork", errno);
+  int forkErr = errno;
+  if (pid == 0) RestoreStop();
+  if (shield) pthread_sigmask(SIG_SETMASK, &mask, nullptr);
+  if (pid < 0) return ThrowErrno(env, "fork", forkErr);
   if (pid > 0 && seqWord != nullptr) {
     __atomic_store_n(pidWord, pid, __ATOMIC_SEQ_CST);
     __atomic_store_n(seqWord, seq, __ATOMIC_SEQ_CST);
@@ -199,35 +248,6 @@ Napi::Value LoopAlive(const Napi::CallbackInfo& info) {
     if (uv_is_closing(h) || (uv_is_active(h) && uv_has_ref(h))) *static_cast<bool*>(arg) = true;
   }, &alive);
   return Napi::Boolean::New(env, alive);
-}
-
-// The signals a terminal, `timeout`, systemd or `kill -- -PGID` send to a
-// whole process group. The zygote ignores them (it ends with its parent: EOF
-// on its request pipe, and its parent-death signal); had it died of one, every
-// forkserver child would have been killed with it (their parent-death signal
-// is SIGKILL), before their own handlers could run. Its children restore the
-// dispositions it had, so a child sees Ctrl-C as a spawned one does.
-const int kStopSignals[] = {SIGINT, SIGTERM, SIGHUP};
-struct sigaction g_savedStop[3];
-bool g_stopSaved = false;
-
-// ignoreStopSignals(): saves the current dispositions (once) and ignores them.
-Napi::Value IgnoreStopSignals(const Napi::CallbackInfo& info) {
-  struct sigaction ign = {};
-  ign.sa_handler = SIG_IGN;
-  sigemptyset(&ign.sa_mask);
-  for (int i = 0; i < 3; i++) sigaction(kStopSignals[i], &ign, g_stopSaved ? nullptr : &g_savedStop[i]);
-  g_stopSaved = true;
-  return info.Env().Undefined();
-}
-
-// restoreStopSignals(): in a child of the zygote, the dispositions it had before.
-Napi::Value RestoreStopSignals(const Napi::CallbackInfo& info) {
-  if (g_stopSaved) {
-    for (int i = 0; i < 3; i++) sigaction(kStopSignals[i], &g_savedStop[i], nullptr);
-    g_stopSaved = false;
-  }
-  return info.Env().Undefined();
 }
 
 }  // namespace
