@@ -226,6 +226,15 @@ class WaitService {
     shared_->threads = 0;
     shared_->idle = 0;
     shared_->running.clear();
+    // The parent's waits are not the child's (lib/wait.ts forgets them too):
+    // one still queued would be the first job of the child's first thread,
+    // with no deadline, and the child's own wait would queue behind it.
+    shared_->queue.clear();
+    shared_->done.clear();
+    if (refs_ > 0) {
+      refs_ = 0;
+      uv_unref(reinterpret_cast<uv_handle_t*>(shared_->async));
+    }
   }
 
  private:
