@@ -699,6 +699,12 @@ describe('Barrier: actions and timeouts across processes', () => {
     }
   });
 
+  it('Barrier.wait(timeout) counts its timeout from entering the round, not while the previous round\'s action runs', async () => {
+    const r = await runNode(fixture('barrier-deadline-drain.mjs'), [], { timeoutMs: 40_000 });
+    expect(r.stderr).toBe('');
+    expect(JSON.parse(r.stdout)).toEqual({ round1: ['index 0', 'index 1'], late: 0, other: 0 }); // before: late 3, other 3 (broken)
+  });
+
   it('a Condition waiter without a timeout wakes although its notifier was SIGKILLed right after marking it', async () => {
     const r = await runNode(fixture('cond-notifier-killed.mjs'), [], { timeoutMs: 40_000 });
     expect(r.stderr).toBe('');

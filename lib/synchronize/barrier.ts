@@ -351,7 +351,7 @@ export class Barrier {
    */
   async wait(timeoutMs?: number): Promise<number> {
     const w = this.#words();
-    const deadline = deadlineFrom('timeoutMs', timeoutMs ?? this.#timeout);
+    let deadline = deadlineFrom('timeoutMs', timeoutMs ?? this.#timeout);
     await this.#mutex.acquire(Infinity, undefined);
     let held = true;
     let counted = false;
@@ -367,6 +367,10 @@ export class Barrier {
         await this.#sleepUntil(w, leaving, Infinity);
         await this.#mutex.acquire(Infinity, undefined);
         held = true;
+        // The timeout counts from entering the round, as in Python (whose
+        // arrivals wait outside while a round drains or its action runs):
+        // spent here, it broke the next round the moment it began.
+        deadline = deadlineFrom('timeoutMs', timeoutMs ?? this.#timeout);
       }
       if (Atomics.load(w, STATE) < 0) throw new BrokenBarrierError('The barrier is broken');
       const index = Atomics.add(w, COUNT, 1);
