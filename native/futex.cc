@@ -206,6 +206,15 @@ class WaitService {
         // Other waiters of the word (in other processes too) see a spurious wake.
         if (job != nullptr && !job->cancelled) platform::WakeAddress(job->addr, -1);
       }
+      if (job == nullptr) {
+        // Already over, not yet delivered. If a wake ended it, that wake was
+        // meant for some waiter of the word (a release(), perhaps for a waiter
+        // in another process) and nobody here wants it any more: pass it on,
+        // or it is lost (its mapping is kept until the job is delivered).
+        for (Job& j : shared_->done)
+          if (j.id == id) { job = &j; break; }
+        if (job != nullptr && !job->cancelled && job->result == 0) platform::WakeAddress(job->addr, -1);
+      }
       if (job == nullptr || job->cancelled) return;
       job->cancelled = true;
       unref = job->ref;
