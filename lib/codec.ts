@@ -399,7 +399,6 @@ function writeObject(v: object): void {
     writeRaw(Tag.ArrayBuffer, new Uint8Array(v as ArrayBuffer));
     return;
   }
-  if (v instanceof SharedArrayBuffer) throw sharedBufferError();
   if (proto === Date.prototype) {
     visit(v);
     ensure(9);
@@ -412,7 +411,7 @@ function writeObject(v: object): void {
     writeShared(v);
     return;
   }
-  notSendable(v);
+  notSendable(v); // a Pool, a Process, a SharedArrayBuffer: a TypeError that says why
   throw kBail;
 }
 
