@@ -561,3 +561,23 @@ registerKind('Connection', (h) => {
   const core = attachShared(h.name, Kind.Pipe, (seg) => new PipeCore(seg));
   return core.connection(end);
 });
+
+/**
+ * For the forkserver's warm-up (bootstrap.ts): a recv() that finds the pipe
+ * empty, polls, sleeps on the wake socket and is woken by a send(): the path
+ * of every pool worker's first wait for a job and of the parent's result
+ * readers, which the other rehearsals (items already there) never take.
+ */
+export async function rehearseSleepingRecv(): Promise<void> {
+  const [a, b] = Pipe();
+  try {
+    const got = b.recv();
+    // Past the poll window (at most 0.1 ms), into the sleep.
+    await new Promise((resolve) => setTimeout(resolve, 1));
+    await a.send(1);
+    await got;
+  } finally {
+    a.close();
+    b.close();
+  }
+}

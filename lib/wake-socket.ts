@@ -14,7 +14,7 @@
  * Where the OS has no file-less socket names (macOS), available() is false
  * and callers keep the futex path.
  *
- * Exports: wakeTarget, waitWake, sendWake, newWakeId, resetAfterFork, wakeStats.
+ * Exports: wakeTarget, waitWake, sendWake, newWakeId, resetAfterFork, wakeStats, rehearseWake.
  */
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -175,4 +175,23 @@ export function resetAfterFork(): void {
 /** What this thread's socket has done so far, and whether it is open (internal: tests). */
 export function wakeStats(): { received: number; waits: number; timeouts: number; open: boolean } {
   return { received, waits, timeouts, open: socket !== null && ownerPid === myPid() };
+}
+
+/**
+ * For the forkserver's warm-up (bootstrap.ts): one wait on this process's
+ * socket, ended by a datagram it sends itself. The zygote and each spare
+ * then have the receive path compiled (the watcher's callback, onIds,
+ * settle), and a spare has its own socket open, before any request: a
+ * pool worker used to pay for both on its first wait for a job (~0.4 ms of
+ * CPU each, at the moment the other workers start too).
+ */
+export async function rehearseWake(): Promise<void> {
+  const target = wakeTarget();
+  if (target === null) return;
+  const id = newWakeId();
+  const woken = waitWake(id, 1000, undefined, true);
+  if (native.wakeSend(nameOf(target.pid, target.token), id) !== 0) {
+    settle(id, waiters.get(id)!, WaitResult.Woken);
+  }
+  await woken;
 }

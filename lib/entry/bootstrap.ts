@@ -21,12 +21,13 @@ import { deserialize, serialize } from 'node:v8';
 import { native } from '../native';
 import { rehearseChannel } from '../channel';
 import { rehearsePoolWorker } from './pool-worker';
+import { rehearseWake } from '../wake-socket';
 import { resetAfterFork } from '../wake-socket';
 import { forgetInheritedWaits } from '../wait';
 import { restampAfterFork } from '../resource-tracker';
 import { decodeSpec, type ChildSpec, type ChildTarget, type StartMethod } from '../popen/popen';
 import { disposeShared, forEachShared, rebuild, reduce } from '../reduction';
-import { adoptInheritedEnds, closeAllEnds, forgetInheritedEnds, Pipe } from '../connection';
+import { adoptInheritedEnds, closeAllEnds, forgetInheritedEnds, Pipe, rehearseSleepingRecv } from '../connection';
 import { explainReferenceError, loadTask, usesLoaderHooks } from '../task';
 import { activeChildren, enterChild } from '../process';
 import { adoptInheritedAttachments, attachPrivately, forgetInheritedAttachments, releaseAllAttachments } from '../segment';
@@ -257,9 +258,11 @@ export async function warmUp(): Promise<void> {
   await rehearseChannel();
   try {
     await rehearsePoolWorker();
+    await rehearseSleepingRecv();
   } catch {
     // no segment could be made (/dev/shm full): the workers compile it themselves
   }
+  await rehearseWake();
   const keeper = setInterval(nop, 1 << 30);
   keeper.unref();
   native.loopAlive(true);
