@@ -211,7 +211,7 @@ export async function run(ctx) {
   const spacedG = `${G.startup}, one pool every ~100 ms`;
   for (const c of contenders.filter((x) => x.baseline || x.name === 'multiproc Pool.map, chunksize 1')) {
     const s = await startupOf(c, startRuns, 100);
-    rows.push({ group: spacedG, name: c.name, value: s.value, unit: 'ms', better: 'lower', spread: s.spread, baseline: c.baseline === true, params: { runs: s.runs } });
+    rows.push({ group: spacedG, name: c.name, value: s.value, unit: 'ms', better: 'lower', spread: s.spread, baseline: c.baseline === true, ...(c.targets?.startup ? { target: c.targets.startup } : {}), params: { runs: s.runs } });
   }
 
   ctx.progress(step / steps, 'CPU-bound map: serial vs Pool');
