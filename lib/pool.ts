@@ -43,7 +43,7 @@
 import { availableParallelism, constants as osConstants } from 'node:os';
 import { join } from 'node:path';
 import { noop, onAbort } from './abort';
-import { AbortError, EOFError, MultiprocError, ProcessError, TimeoutError, WorkerExitError } from './errors';
+import { AbortError, EOFError, ProcessError, TimeoutError, WorkerExitError } from './errors';
 import { checkForkedImport, describeTask, refuseWhileImportingTarget, type TaskTarget } from './task';
 import { checkInteger, checkOptionNames, checkSignal, describeValue, kMaxTimerMs } from './validate';
 import { Pipe, type Connection } from './connection';
@@ -1504,4 +1504,3 @@ function signalName(n: number): NodeJS.Signals | null {
   return null;
 }
 
-export { MultiprocError };

@@ -46,6 +46,14 @@ async function countWith(lock: mp.Lock | mp.RLock | null, n: number, window: num
   return total;
 }
 
+describe('hot paths', () => {
+  it("the library's internal modules keep V8's fast properties on their exports (a re-export made synchronize/common's a hash table: every lock call paid for lookups, 2x the lock's cost)", async () => {
+    const r = await runNode(fixture('fast-exports.cjs'), [], { nodeArgs: ['--allow-natives-syntax'] });
+    expect(r.stderr).toBe('');
+    expect(r.stdout.trim().split('\n').filter(Boolean)).toEqual([]);
+  });
+});
+
 describe('Lock across processes', () => {
   it('4 children x 10,000 increments under a Lock give exactly 40,000', async () => {
     const lock = new mp.Lock();

@@ -40,7 +40,6 @@ export const myPid: () => number = pidCell !== null
   ? () => pidCell[0]
   : () => process.pid; // an addon built before pidCell existed: slower, still right after fork (the fork code patches process.pid)
 
-export { recentlyAlive } from '../liveness';
 
 interface Turn {
   prev: Turn | undefined;

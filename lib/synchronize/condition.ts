@@ -44,7 +44,7 @@
  * good: when no slot is free, wait() takes back the slots of dead
  * processes (an uncached check) before it gives up with a RangeError.
  */
-import { holderAlive } from '../liveness';
+import { holderAlive, recentlyAlive } from '../liveness';
 import { Kind } from '../layout';
 import { isHandle, registerKind, toHandle, type Handle } from '../reduction';
 import { attachWithLock, type Segment } from '../segment';
@@ -52,7 +52,7 @@ import { kHandleTag, kToHandle } from '../symbols';
 import { checkInteger, checkOptionNames, describeValue, remaining } from '../validate';
 import { waitAsync, wake } from '../wait';
 import {
-  Acquirable, adopt, closedError, closeWaking, isAdopting, kAcquireRestore, kIsMine, kReleaseSave, kTid, myPid, recentlyAlive, segmentFor,
+  Acquirable, adopt, closedError, closeWaking, isAdopting, kAcquireRestore, kIsMine, kReleaseSave, kTid, myPid, segmentFor,
   type AcquireOptions,
 } from './common';
 import { parseWaitOptions, type WaitOptions } from './event';

@@ -46,8 +46,9 @@ import { attachShared, type Segment } from '../segment';
 import { kHandleTag, kToHandle } from '../symbols';
 import { checkInteger, checkOptionNames, describeValue, remaining } from '../validate';
 import { wake } from '../wait';
+import { recentlyAlive } from '../liveness';
 import {
-  acquireAsync, acquireBlocking, type AcquireSteps, Acquirable, adopt, closedError, closeWaking, isAdopting, kSliceMs, LocalQueue, myPid, parseAcquireOptions, recentlyAlive, segmentFor, type AcquireOptions,
+  acquireAsync, acquireBlocking, type AcquireSteps, Acquirable, adopt, closedError, closeWaking, isAdopting, kSliceMs, LocalQueue, myPid, parseAcquireOptions, segmentFor, type AcquireOptions,
 } from './common';
 
 const VALUE = 0;
