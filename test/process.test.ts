@@ -6,10 +6,8 @@
  * children's stderr).
  */
 import { spawn } from 'node:child_process';
-import { getPriority } from 'node:os';
 import { describe, expect, it } from 'vitest';
 import * as mp from 'multiproc';
-import { trackerProcessId } from '../dist/cjs/resource-tracker.js';
 import { alive, collect, descendants, fixture, isDarwin, isLinux, runNode, segmentExists, sleep } from './helpers';
 
 type Method = 'spawn' | 'forkserver';
@@ -280,20 +278,6 @@ describe('Process options and the context API', () => {
     const out = JSON.parse(r.stdout);
     expect(out.exitCode).toBe(0);
     if (isLinux) expect([out.before, out.after, out.again]).toEqual([0, 1, 1]);
-  });
-
-  it('the resource tracker runs at the lowest priority, its writers at theirs (a line must not wake it ahead of them)', async () => {
-    const v = new mp.Value('i', 1); // starts this process's tracker, if none runs yet
-    try {
-      const tracker = trackerProcessId();
-      expect(tracker).toBeGreaterThan(0);
-      // It lowers its own priority once it runs (a fresh one boots in ~50 ms).
-      for (let i = 0; i < 100 && getPriority(tracker) !== 19; i++) await sleep(50);
-      expect(getPriority(tracker)).toBe(19);
-      expect(getPriority(0)).toBe(0);
-    } finally {
-      v.close();
-    }
   });
 
   it('a child that keeps a Process of its own in an object it received as an arg exits 0 and gives the args back', async () => {

@@ -11,26 +11,11 @@
  * (Value, Lock, Queue...) are the library's own and are cleaned silently.
  */
 import { appendFileSync } from 'node:fs';
-import { setPriority } from 'node:os';
 import { native } from '../native';
 
 process.on('SIGINT', () => {});
 process.on('SIGTERM', () => {});
 process.on('SIGHUP', () => {});
-
-// The lowest priority: the tracker only has to keep up, never to answer
-// quickly. At the same priority as its writers, each line woke it ahead of
-// them (wake-up preemption) at the worst moment: a Pool's start and shutdown
-// write four (two pipes created, two unlinked) while its workers start or
-// exit. Pool(2) create + first result + terminate, medians of 25 pools, four
-// rounds alternated: 9.0-9.6 ms, 7.9-10.0 niced (8.7 median of the rounds).
-// Bursts are not slowed, even with both CPUs busy (20,000 Values created
-// back to back: 89-91 us each either way, 2 busy loops running).
-try {
-  setPriority(19);
-} catch {
-  // not allowed here: it still works, at the default priority
-}
 
 const live = new Map<string, { type: string; count: number }>();
 let pending = '';
