@@ -570,12 +570,15 @@ registerKind('Connection', (h) => {
  */
 export async function rehearseSleepingRecv(): Promise<void> {
   const [a, b] = Pipe();
+  const got = b.recv();
   try {
-    const got = b.recv();
     // Past the poll window (at most 0.1 ms), into the sleep.
     await new Promise((resolve) => setTimeout(resolve, 1));
     await a.send(1);
     await got;
+  } catch (e) {
+    got.catch(() => {}); // closed below (EOFError): the send's error is the one to report
+    throw e;
   } finally {
     a.close();
     b.close();

@@ -31,7 +31,14 @@ interface SocketWaiter extends Waiter {
 let socket: FdWatcher | null = null;
 let ownerPid = 0;
 let token = 0;
+/** The OS cannot name a socket without a file (macOS): every wait takes the futex path. */
 let unsupported = false;
+/**
+ * The process (pid) whose attempt to open its socket failed for another
+ * reason (EMFILE, a sandbox): it takes the futex path; its fork children,
+ * the zygote's above all, try again for themselves.
+ */
+let failedIn = 0;
 let nextId = 1;
 let refs = 0;
 /** For tests and stats: datagrams taken from the socket, waits begun, waits that ran out their time. */
@@ -85,8 +92,8 @@ function settle(id: number, w: SocketWaiter, r: WaitResult | { error: unknown })
 
 /** This thread's wake address ({pid, token}), opening the socket on first use; null where unsupported. */
 export function wakeTarget(): { pid: number; token: number } | null {
-  if (unsupported) return null;
   const pid = myPid();
+  if (unsupported || failedIn === pid) return null;
   if (socket !== null && ownerPid === pid) return { pid, token };
   if (socket !== null) resetAfterFork(); // our parent's, inherited through fork()
   for (let attempt = 0; attempt < 3; attempt++) {
@@ -98,13 +105,16 @@ export function wakeTarget(): { pid: number; token: number } | null {
       if (String((e as Error).message).includes('in use')) continue; // EADDRINUSE: another token
       break; // no sockets here (EMFILE, a sandbox...)
     }
-    if (opened === null) break; // no file-less names on this OS
+    if (opened === null) {
+      unsupported = true; // no file-less names on this OS
+      return null;
+    }
     socket = opened;
     token = tok;
     ownerPid = pid;
     return { pid, token };
   }
-  unsupported = true; // the futex path serves every wait instead
+  failedIn = pid; // the futex path serves this process's waits instead
   return null;
 }
 
