@@ -1503,4 +1503,3 @@ function signalName(n: number): NodeJS.Signals | null {
   for (const [name, num] of Object.entries(osConstants.signals)) if (num === n) return name as NodeJS.Signals;
   return null;
 }
-

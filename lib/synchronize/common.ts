@@ -40,7 +40,6 @@ export const myPid: () => number = pidCell !== null
   ? () => pidCell[0]
   : () => process.pid; // an addon built before pidCell existed: slower, still right after fork (the fork code patches process.pid)
 
-
 interface Turn {
   prev: Turn | undefined;
   next: Turn | undefined;
