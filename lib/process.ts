@@ -11,7 +11,7 @@
  * children are terminated (SIGTERM, then SIGKILL after 1 s). Whatever the
  * parent dies of, even SIGKILL, its children die with it (see bootstrap.ts).
  */
-import { availableParallelism } from 'node:os';
+import { availableParallelism, constants as osConstants } from 'node:os';
 import { deserialize, serialize } from 'node:v8';
 import { ProcessError } from './errors';
 import { native } from './native';
@@ -102,6 +102,20 @@ export function enterChild(info: Omit<Identity, 'chain'> & { chain?: readonly nu
   pools = 0;
   children.clear();
   exitHookInstalled = false; // a fork child dropped the parent's 'exit' listeners
+}
+
+/** kill()'s argument: a signal this OS knows, by name or number (TypeError / RangeError otherwise). */
+function checkKillSignal(signal: unknown): NodeJS.Signals | number {
+  const known = osConstants.signals as Record<string, number>;
+  if (typeof signal === 'string') {
+    if (Object.hasOwn(known, signal)) return signal as NodeJS.Signals;
+    throw new RangeError(`Unknown signal ${JSON.stringify(signal)}: use a name such as 'SIGTERM', 'SIGKILL' or 'SIGUSR1' (os.constants.signals lists them)`);
+  }
+  if (typeof signal === 'number') {
+    if (Number.isInteger(signal) && Object.values(known).includes(signal)) return signal;
+    throw new RangeError(`Unknown signal number ${signal}: use one of os.constants.signals, or a name such as 'SIGTERM'`);
+  }
+  throw new TypeError(`Expected a signal name or number, got ${describeValue(signal)}`);
 }
 
 /** How a chain reads in a name: `1:2`, as Python's `Process-1:2`. */
@@ -466,7 +480,7 @@ export class Process<A extends readonly unknown[] = never[]> {
     return this.#popen !== null && this.#popen.poll() === null;
   }
 
-  #signal(sig: NodeJS.Signals, what: string): void {
+  #signal(sig: NodeJS.Signals | number, what: string): void {
     this.#check(what);
     if (this.#popen === null) throw new ProcessError(`Cannot ${what} ${this.#name}: it was never started`);
     this.#popen.signal(sig);
@@ -477,9 +491,13 @@ export class Process<A extends readonly unknown[] = never[]> {
     this.#signal('SIGTERM', 'terminate');
   }
 
-  /** Sends SIGKILL (no-op once the process has exited). */
-  kill(): void {
-    this.#signal('SIGKILL', 'kill');
+  /**
+   * Sends SIGKILL, as Python's kill(), or the signal given, as Node's
+   * ChildProcess.kill(signal): a name ('SIGUSR1') or its number. No-op once
+   * the process has exited.
+   */
+  kill(signal: NodeJS.Signals | number = 'SIGKILL'): void {
+    this.#signal(checkKillSignal(signal), 'kill');
   }
 
   /**

@@ -6,6 +6,7 @@
  * children's stderr).
  */
 import { spawn } from 'node:child_process';
+import { constants } from 'node:os';
 import { describe, expect, it } from 'vitest';
 import * as mp from 'multiproc';
 import { alive, collect, descendants, fixture, isDarwin, isLinux, runNode, segmentExists, sleep } from './helpers';
@@ -41,6 +42,23 @@ describe.each<Method>(['spawn', 'forkserver'])('Process (%s)', (method) => {
     expect(a.exitCode).toBe(-9);
     expect(b.exitCode).toBe(-15);
     expect(a.isAlive()).toBe(false);
+  });
+
+  it('kill(signal) sends the signal given, by name or number, as ChildProcess.kill does; an unknown one is an error and nothing is sent', async () => {
+    const a = new mp.Process({ target: forever, startMethod: method });
+    const b = new mp.Process({ target: forever, startMethod: method });
+    a.start();
+    b.start();
+    expect(() => a.kill('SIGNOPE' as NodeJS.Signals)).toThrow(RangeError);
+    expect(() => a.kill(99_999)).toThrow(RangeError);
+    expect(() => a.kill(true as unknown as number)).toThrow(TypeError);
+    await sleep(100);
+    expect(a.isAlive()).toBe(true);
+    a.kill('SIGUSR2');
+    b.kill(constants.signals.SIGTERM);
+    await Promise.all([a.join(), b.join()]);
+    expect(a.exitCode).toBe(-constants.signals.SIGUSR2);
+    expect(b.exitCode).toBe(-constants.signals.SIGTERM);
   });
 
   it('awaits an async target, and args and shared values reach the child', async () => {

@@ -23,7 +23,7 @@ export interface Popen {
   /** Blocks the thread until the child exits or timeoutMs passes; returns returncode. */
   waitSync(timeoutMs: number): number | null;
   /** Sends a signal unless the child is known to have exited. */
-  signal(sig: NodeJS.Signals): void;
+  signal(sig: NodeJS.Signals | number): void;
   /** Whether this child keeps the parent's event loop alive (non-daemon children do). */
   setRef(ref: boolean): void;
   /** Releases parent-side resources (the child must have exited). */
@@ -135,7 +135,7 @@ export abstract class BasePopen implements Popen {
     return waitSyncByPolling(() => this.poll(), timeoutMs);
   }
 
-  signal(sig: NodeJS.Signals): void {
+  signal(sig: NodeJS.Signals | number): void {
     if (this.poll() !== null) return;
     try {
       process.kill(this.pid, sig);
