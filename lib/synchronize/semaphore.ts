@@ -23,9 +23,8 @@
  * WAITERS (both sequentially consistent), so a wake-up is never missed. A
  * waiter leaving without a permit (timeout, abort) passes a wake-up on if
  * permits remain, in case the one it got was meant for someone else; and
- * every sleep is at most a slice (kSliceMs, growing to kIdleSliceMs while a
- * waiter stays idle), so a wake-up absorbed by a waiter that was killed
- * costs the others one slice, not forever.
+ * every sleep is at most kSliceMs, so a wake-up absorbed by a waiter that
+ * was killed costs the others one slice, not forever.
  *
  * Holder death: as in Python, a semaphore has no owner by default: acquire
  * and release may happen in different processes (handing a permit over is a
@@ -52,8 +51,6 @@ import {
   acquireAsync, acquireBlocking, type AcquireSteps, Acquirable, adopt, closedError, closeWaking, isAdopting, kSliceMs, LocalQueue, myPid, parseAcquireOptions, segmentFor, type AcquireOptions,
 } from './common';
 
-/** The longest slice of an idle waiter on an untracked semaphore (see #contended). */
-const kIdleSliceMs = 1600;
 const VALUE = 0;
 const WAITERS = 1;
 const MAX = 2;
@@ -254,7 +251,6 @@ export class Semaphore extends Acquirable {
    * async form runs only at the head of this process's local queue.
    */
   *#contended(w: Int32Array, deadline: number): AcquireSteps {
-    let slice = kSliceMs;
     for (;;) {
       if (w.length === 0) throw closedError(this.constructor.name, this.#segment.name);
       if (this.tryAcquire()) return true;
@@ -266,7 +262,7 @@ export class Semaphore extends Acquirable {
       Atomics.add(w, WAITERS, 1);
       let r: WaitResult;
       try {
-        r = yield [0, Math.min(slice, left)];
+        r = yield [0, Math.min(kSliceMs, left)];
       } catch (e) {
         if (w.length !== 0) {
           Atomics.sub(w, WAITERS, 1);
@@ -277,11 +273,6 @@ export class Semaphore extends Acquirable {
       if (w.length === 0) throw closedError(this.constructor.name, this.#segment.name);
       Atomics.sub(w, WAITERS, 1);
       if (r === WaitResult.TimedOut && this.#tracked) this.#reclaimDead(w, false);
-      // Untracked, a slice only bounds what a wake-up absorbed by a killed
-      // waiter costs the others; a waiter that keeps timing out doubles its
-      // slice up to kIdleSliceMs (2,000 idle acquire()s on distinct
-      // semaphores: 7.4% of a CPU at 200 ms slices). Holder checks keep theirs.
-      slice = r === WaitResult.TimedOut && !this.#tracked ? Math.min(2 * slice, kIdleSliceMs) : kSliceMs;
     }
   }
 
