@@ -116,13 +116,6 @@ export class Barrier {
   #watchTimer: NodeJS.Timeout | undefined;
   #watchGen = forkGeneration();
   #reaping = false;
-  /**
-   * This object's waits counted in the current round and not yet gone: a
-   * close() meanwhile takes them out of the count (their own leaving code
-   * can no longer reach the words once unmapped), or the round never
-   * drained and the barrier stalled for every process.
-   */
-  readonly #counted = new Set<{ slot: number; actor: boolean }>();
   /** Run by the party that completes a round, if it is this process's object (see the module comment). */
   action: BarrierAction | undefined;
 
@@ -361,7 +354,8 @@ export class Barrier {
     let deadline = deadlineFrom('timeoutMs', timeoutMs ?? this.#timeout);
     await this.#mutex.acquire(Infinity, undefined);
     let held = true;
-    let counted: { slot: number; actor: boolean } | null = null;
+    let counted = false;
+    let slot = -1;
     try {
       this.#reapDead(w);
       // Wait while the previous round drains or a reset completes: with no
@@ -380,11 +374,9 @@ export class Barrier {
       }
       if (Atomics.load(w, STATE) < 0) throw new BrokenBarrierError('The barrier is broken');
       const index = Atomics.add(w, COUNT, 1);
-      counted = { slot: -1, actor: false };
-      this.#counted.add(counted);
-      counted.slot = this.#claimSlot(w);
+      counted = true;
+      slot = this.#claimSlot(w);
       if (index + 1 === w[PARTIES]) {
-        counted.actor = true;
         await this.#complete(w);
         return index;
       }
@@ -409,9 +401,8 @@ export class Barrier {
         held = false;
       }
     } finally {
-      // Not if close() took it out of the count already (see #counted).
-      if (counted !== null && this.#counted.delete(counted) && w.length !== 0) {
-        if (counted.slot >= 0) Atomics.store(w, SLOTS + counted.slot, 0);
+      if (counted && w.length !== 0) {
+        if (slot >= 0) Atomics.store(w, SLOTS + slot, 0);
         // Parties leave without the mutex (one at a time behind it, a
         // thousand parties took long to go); the last one out of a
         // draining or resetting round takes it to make the round fresh.
@@ -513,23 +504,8 @@ export class Barrier {
     return this.#segment.name;
   }
 
-  /**
-   * Releases this process's mapping; pending wait()s here reject, and leave
-   * the round as if they had never come (the other parties wait for others).
-   */
+  /** Releases this process's mapping; pending wait()s here reject. */
   close(): void {
-    if (this.#counted.size > 0 && !this.#segment.closed) {
-      this.#locked((w) => {
-        for (const party of this.#counted) {
-          // The party running the action (the action closed the barrier): the
-          // others count it off when they find its process gone (#checkActor).
-          if (party.actor) continue;
-          if (party.slot >= 0) Atomics.store(w, SLOTS + party.slot, 0);
-          if (Atomics.sub(w, COUNT, 1) === 1) this.#freshen(w);
-        }
-        this.#counted.clear();
-      });
-    }
     closeWaking(this.#segment, [0, SEQ]);
   }
 
