@@ -109,7 +109,7 @@ function checkKillSignal(signal: unknown): NodeJS.Signals | number {
   const known = osConstants.signals as Record<string, number>;
   if (typeof signal === 'string') {
     if (Object.hasOwn(known, signal)) return signal as NodeJS.Signals;
-    throw new RangeError(`Unknown signal ${JSON.stringify(signal)}: use a name such as 'SIGTERM', 'SIGKILL' or 'SIGUSR1' (os.constants.signals lists them)`);
+    throw new RangeError(`Unknown signal ${JSON.stringify(signal)}: use a name such as 'SIGTERM', 'SIGKILL' or 'SIGUSR2' (os.constants.signals lists them)`);
   }
   if (typeof signal === 'number') {
     if (Number.isInteger(signal) && Object.values(known).includes(signal)) return signal;
@@ -493,7 +493,8 @@ export class Process<A extends readonly unknown[] = never[]> {
 
   /**
    * Sends SIGKILL, as Python's kill(), or the signal given, as Node's
-   * ChildProcess.kill(signal): a name ('SIGUSR1') or its number. No-op once
+   * ChildProcess.kill(signal): a name ('SIGUSR2') or its number (SIGUSR1
+   * starts a Node child's debugger, it does not end it). No-op once
    * the process has exited.
    */
   kill(signal: NodeJS.Signals | number = 'SIGKILL'): void {
