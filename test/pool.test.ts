@@ -461,6 +461,11 @@ describe('Pool workers', () => {
     const slot = mp.RawArray('i', 1);
     try {
       expect(await pool.apply(() => 1)).toBe(1); // a replacement's request is out now
+      // Without letting the event loop turn, the zygote answers it: start()
+      // below reads that reply for the pool before its own request finds the
+      // zygote dead. Before, the pool's worker was then adopted by the dead
+      // zygote, its exit never came, and the map below hung (CI, 1 run in ~5).
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 50);
       const zygote = forkserverPid()!;
       process.kill(zygote, 'SIGKILL');
       const p = new mp.Process({ target: (arr: mp.SharedArray<'i'>) => {

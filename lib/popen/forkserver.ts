@@ -343,6 +343,14 @@ class Zygote {
   }
 
   adopt(pid: number, p: ForkserverPopen): void {
+    if (this.#dead) {
+      // Forked before the zygote died, adopted after (a reply read for an
+      // async start by a synchronous one, whose own request then found the
+      // zygote gone): its exit will never be reported. It was killed with
+      // the others (see #died); left here, its Pool waited for ever.
+      p.finish(-9);
+      return;
+    }
     const early = this.#early.get(pid);
     if (early !== undefined) {
       this.#early.delete(pid);
@@ -489,6 +497,11 @@ export class ForkserverPopen extends BasePopen {
     while (this.poll() === null) {
       const left = deadline - performance.now();
       if (left <= 0) break;
+      // A dead zygote's children are finished by #died/adopt; never spin on one.
+      if (!this.#zygote.alive) {
+        this.finish(-9);
+        break;
+      }
       this.#zygote.waitForRecord(left);
     }
     return this.returncode;
