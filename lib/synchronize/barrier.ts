@@ -11,11 +11,12 @@
  *   7     28    COUNT    parties inside wait() now
  *   8     32    PARTIES  constant
  *   9     36    SLEEPERS waiters sleeping or about to sleep on SEQ
- *   10    40    ACTOR    pid of the party running the action (while ACTING)
+ *   10    40    ACTOR    pid of the party running the action (while ACTING; -pid once it closed)
  *   11    44    LOOKED   when a process last looked for dead parties (Date.now(), low 32 bits)
  *   12-15 48    reserved
  *   16... 64    SLOTS    one word per party (up to kMaxTrackedParties): the pid of
- *                        each party inside wait(), 0 when free
+ *                        each party inside wait(), 0 when free, -pid for a party
+ *                        whose object was closed while counted (see close())
  *
  * A party arriving while the previous round drains (or a reset completes)
  * waits for COUNT to reach 0 first; its index is its arrival order in the
@@ -116,6 +117,10 @@ export class Barrier {
   #watchTimer: NodeJS.Timeout | undefined;
   #watchGen = forkGeneration();
   #reaping = false;
+  /** Slots held by this object's counted waits (close() marks them, see there). */
+  readonly #mySlots = new Set<number>();
+  /** A wait of this object runs the action now. */
+  #acting = false;
   /** Run by the party that completes a round, if it is this process's object (see the module comment). */
   action: BarrierAction | undefined;
 
@@ -259,13 +264,18 @@ export class Barrier {
     for (let i = 0; i < this.#slots; i++) {
       const pid = Atomics.load(w, SLOTS + i);
       if (pid === 0 || pid === me || seen.has(pid)) continue;
-      if (!native.isAlive(pid)) return true;
+      if (pid < 0 || !native.isAlive(pid)) return true; // < 0: closed (see close())
       seen.add(pid);
     }
     const s = Atomics.load(w, STATE);
     // Drained, and nobody made it fresh: its last party died on the way out (see #reapDead).
     if ((s === DRAINING || s === RESETTING) && Atomics.load(w, COUNT) === 0) return true;
-    return s === ACTING && !recentlyAlive(Atomics.load(w, ACTOR), this.#segment.name);
+    return s === ACTING && this.#actorGone(Atomics.load(w, ACTOR));
+  }
+
+  /** The party running the action died or closed the barrier (close() negates ACTOR; Linux also sees the mapping go). */
+  #actorGone(actor: number): boolean {
+    return actor <= 0 || !recentlyAlive(actor, this.#segment.name);
   }
 
   #break(w: Int32Array): void {
@@ -280,7 +290,7 @@ export class Barrier {
    * a reset() would wait for it to leave, for good). Call holding the mutex.
    */
   #checkActor(w: Int32Array): void {
-    if (Atomics.load(w, STATE) === ACTING && !recentlyAlive(w[ACTOR], this.#segment.name)) {
+    if (Atomics.load(w, STATE) === ACTING && this.#actorGone(w[ACTOR])) {
       // Counted off once: here, or already by #reapDead (which found its slot).
       if (this.#slots === 0 || this.#freeSlotOf(w, w[ACTOR])) Atomics.sub(w, COUNT, 1);
       this.#break(w);
@@ -292,6 +302,7 @@ export class Barrier {
     for (let i = 0; i < this.#slots; i++) {
       if (w[SLOTS + i] === 0) {
         Atomics.store(w, SLOTS + i, myPid());
+        this.#mySlots.add(i);
         return i;
       }
     }
@@ -325,7 +336,7 @@ export class Barrier {
       const pid = w[SLOTS + i];
       if (pid === 0 || pid === me) continue;
       let ok = alive.get(pid);
-      if (ok === undefined) alive.set(pid, (ok = native.isAlive(pid)));
+      if (ok === undefined) alive.set(pid, (ok = pid > 0 && native.isAlive(pid)));
       if (!ok) {
         Atomics.store(w, SLOTS + i, 0);
         gone++;
@@ -353,6 +364,7 @@ export class Barrier {
     const w = this.#words();
     let deadline = deadlineFrom('timeoutMs', timeoutMs ?? this.#timeout);
     await this.#mutex.acquire(Infinity, undefined);
+    this.#stillOpen(w);
     let held = true;
     let counted = false;
     let slot = -1;
@@ -365,7 +377,9 @@ export class Barrier {
         this.#mutex.release();
         held = false;
         await this.#sleepUntil(w, leaving, Infinity);
+        this.#stillOpen(w);
         await this.#mutex.acquire(Infinity, undefined);
+        this.#stillOpen(w);
         held = true;
         // The timeout counts from entering the round, as in Python (whose
         // arrivals wait outside while a round drains or its action runs):
@@ -388,7 +402,9 @@ export class Barrier {
           if (s < 0) throw new BrokenBarrierError('The barrier was broken (aborted, reset, or another party timed out) while waiting');
           return index;
         }
+        this.#stillOpen(w);
         await this.#mutex.acquire(Infinity, undefined);
+        this.#stillOpen(w);
         held = true;
         const now = Atomics.load(w, STATE);
         if (now === FILLING) {
@@ -401,8 +417,12 @@ export class Barrier {
         held = false;
       }
     } finally {
+      // Closed meanwhile: close() marked this party's slot for the others to take off.
       if (counted && w.length !== 0) {
-        if (slot >= 0) Atomics.store(w, SLOTS + slot, 0);
+        if (slot >= 0) {
+          Atomics.store(w, SLOTS + slot, 0);
+          this.#mySlots.delete(slot);
+        }
         // Parties leave without the mutex (one at a time behind it, a
         // thousand parties took long to go); the last one out of a
         // draining or resetting round takes it to make the round fresh.
@@ -411,11 +431,21 @@ export class Barrier {
             await this.#mutex.acquire(Infinity, undefined);
             held = true;
           }
-          this.#freshen(w);
+          // (Closed meanwhile: whoever looks next finds the round left and freshens it, see #reapDead.)
+          if (w.length !== 0) this.#freshen(w);
         }
       }
       if (held && !this.#mutex.detached) this.#mutex.release();
     }
+  }
+
+  /**
+   * After each await of wait(): the words may be gone (close() from another
+   * task meanwhile, which gave back a hold taken here), and the code after
+   * it must not run on them.
+   */
+  #stillOpen(w: Int32Array): void {
+    if (w.length === 0) throw closedError('Barrier', this.#segment.name);
   }
 
   /** After the count reached 0 (holding the mutex): a draining or resetting round is over. */
@@ -438,16 +468,19 @@ export class Barrier {
       this.#mutex.release();
       let failed = false;
       let failure: unknown;
+      this.#acting = true;
       try {
         await action();
       } catch (e) {
         failed = true;
         failure = e;
+      } finally {
+        this.#acting = false;
       }
-      // Closed by the action itself: the others see this party gone (#checkActor).
-      if (w.length === 0) throw closedError('Barrier', this.#segment.name);
+      // Closed meanwhile (by the action itself, say): the others see this party gone (#checkActor).
+      this.#stillOpen(w);
       await this.#mutex.acquire(Infinity, undefined);
-      if (w.length === 0) throw closedError('Barrier', this.#segment.name);
+      this.#stillOpen(w);
       if (Atomics.load(w, STATE) !== ACTING) {
         if (failed) throw failure;
         throw new BrokenBarrierError('The barrier was broken (aborted or reset) while its action ran');
@@ -504,8 +537,26 @@ export class Barrier {
     return this.#segment.name;
   }
 
-  /** Releases this process's mapping; pending wait()s here reject. */
+  /**
+   * Releases this process's mapping; pending wait()s here reject. A wait
+   * counted in the round cannot leave it once the words are gone, so close()
+   * first marks its slot (and ACTOR, if it runs the action) with the
+   * negated pid: the next party to look takes it off COUNT, as it would a
+   * dead one (the watch, within a slice, or the next wait() or reset()).
+   * Left counted, the round completed with it and then drained for ever.
+   * Only compare-and-swaps of words this process wrote: a fork child's copy
+   * of this object marks nothing of its parent's (the pid differs), and
+   * close() never waits for the mutex.
+   */
   close(): void {
+    const w = this.#w;
+    if (w.length !== 0) {
+      const me = myPid();
+      for (const i of this.#mySlots) Atomics.compareExchange(w, SLOTS + i, me, -me);
+      this.#mySlots.clear();
+      if (this.#acting && Atomics.load(w, STATE) === ACTING) Atomics.compareExchange(w, ACTOR, me, -me);
+      this.#mutex.releaseIfHeldHere();
+    }
     closeWaking(this.#segment, [0, SEQ]);
   }
 

@@ -81,6 +81,8 @@ export class Mutex {
   readonly #local = new LocalQueue();
   /** True after an acquire that took the lock over from a dead owner. */
   ownerDied = false;
+  /** Held through this object (set where the word is taken, cleared by release()): see releaseIfHeldHere. */
+  #heldHere = false;
 
   constructor(buffer: ArrayBuffer, byteOffset: number, recursive: boolean, what: string, segmentName: string) {
     this.#name = segmentName;
@@ -101,6 +103,7 @@ export class Mutex {
       w[TID] = kTid;
       if (this.#recursive) w[COUNT] = 1;
       if (this.ownerDied) this.ownerDied = false;
+      this.#heldHere = true;
       return true;
     }
     return this.#tryAcquireSlow();
@@ -130,6 +133,7 @@ export class Mutex {
     w[TID] = kTid;
     if (this.#recursive) w[COUNT] = 1;
     this.ownerDied = died;
+    this.#heldHere = true;
     if (died) Atomics.add(w, DEATHS, 1);
     return true;
   }
@@ -137,6 +141,18 @@ export class Mutex {
   #ownerDead(c: number, me: number): boolean {
     const pid = c & kPidMask;
     return pid !== me && pid !== 0 && !holderAlive(pid, this.#name);
+  }
+
+  /**
+   * Before the words are unmapped (Barrier.close()): gives back a hold taken
+   * through this object whose user has not resumed yet (an await between the
+   * take and its use). Left held, it stayed so for good wherever this
+   * process still looked alive and mapped the segment (another object of
+   * it): every later acquire there hung. Not for Lock/RLock, which another
+   * object of the same thread may release.
+   */
+  releaseIfHeldHere(): void {
+    if (this.#heldHere && !this.detached && this.isMine()) this.release();
   }
 
   /** Owned by this process and thread. */
@@ -243,6 +259,7 @@ export class Mutex {
       }
     }
     w[TID] = 0;
+    this.#heldHere = false;
     Atomics.store(w, STATE, 0);
     // The sleeper count must be read after the store (see the header). On x86
     // the store is an xchg, a full fence, and V8 keeps plain loads after an
