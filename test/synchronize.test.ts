@@ -682,12 +682,13 @@ describe('Barrier', () => {
     keep.close();
   });
 
-  it('the party running the action closes the barrier: the others get BrokenBarrierError, and reset() makes it usable', async () => {
+  it.each(['in the action', 'two microtasks after the action returned'])('the party running the action closes the barrier %s: the others get BrokenBarrierError, and reset() makes it usable', async (when) => {
     const b = new mp.Barrier(2);
     const keep = mp.fromHandle(mp.toHandle(b)) as mp.Barrier;
     const kid = start('sync-barrier.mjs', { barrier: mp.toHandle(b), timeoutMs: 10_000 });
     while (keep.nWaiting < 1) await sleep(10);
-    b.action = () => b.close();
+    // The second: while the action's party takes the mutex back, STATE still ACTING (before: stalled for good).
+    b.action = when === 'in the action' ? () => b.close() : () => void Promise.resolve().then(() => {}).then(() => b.close());
     await expect(b.wait()).rejects.toThrow(/is closed/);
     expect(JSON.parse((await kid.done).stdout).error).toBe('BrokenBarrierError');
     expect(keep.broken).toBe(true);

@@ -468,27 +468,35 @@ export class Barrier {
       this.#mutex.release();
       let failed = false;
       let failure: unknown;
+      // Until STATE leaves ACTING (the re-acquire below included: a close()
+      // there, with ACTOR left ours, stalled the round for good where another
+      // object of this process still mapped the barrier).
       this.#acting = true;
       try {
-        await action();
-      } catch (e) {
-        failed = true;
-        failure = e;
+        try {
+          await action();
+        } catch (e) {
+          failed = true;
+          failure = e;
+        }
+        // Closed meanwhile (by the action itself, say): the others see this party gone (#checkActor).
+        this.#stillOpen(w);
+        await this.#mutex.acquire(Infinity, undefined);
+        this.#stillOpen(w);
+        if (Atomics.load(w, STATE) !== ACTING) {
+          if (failed) throw failure;
+          throw new BrokenBarrierError('The barrier was broken (aborted or reset) while its action ran');
+        }
+        if (failed) {
+          this.#break(w);
+          throw failure;
+        }
+        Atomics.store(w, STATE, DRAINING);
+        this.#notifyAll(w);
       } finally {
         this.#acting = false;
       }
-      // Closed meanwhile (by the action itself, say): the others see this party gone (#checkActor).
-      this.#stillOpen(w);
-      await this.#mutex.acquire(Infinity, undefined);
-      this.#stillOpen(w);
-      if (Atomics.load(w, STATE) !== ACTING) {
-        if (failed) throw failure;
-        throw new BrokenBarrierError('The barrier was broken (aborted or reset) while its action ran');
-      }
-      if (failed) {
-        this.#break(w);
-        throw failure;
-      }
+      return;
     }
     Atomics.store(w, STATE, DRAINING);
     this.#notifyAll(w);
@@ -555,6 +563,8 @@ export class Barrier {
       for (const i of this.#mySlots) Atomics.compareExchange(w, SLOTS + i, me, -me);
       this.#mySlots.clear();
       if (this.#acting && Atomics.load(w, STATE) === ACTING) Atomics.compareExchange(w, ACTOR, me, -me);
+      // Our waits asleep cannot take themselves off SLEEPERS once unmapped (every notifyAll then paid a wake).
+      if (this.#asleep > 0 && this.#watchGen === forkGeneration()) Atomics.sub(w, SLEEPERS, this.#asleep);
       this.#mutex.releaseIfHeldHere();
     }
     closeWaking(this.#segment, [0, SEQ]);
