@@ -462,45 +462,50 @@ export class Barrier {
   /** Runs the action (if any) without the mutex, then releases the round. Called and returns holding the mutex. */
   async #complete(w: Int32Array): Promise<void> {
     const action = this.action;
-    if (action !== undefined) {
-      w[ACTOR] = myPid();
-      Atomics.store(w, STATE, ACTING);
-      this.#mutex.release();
-      let failed = false;
-      let failure: unknown;
-      // Until STATE leaves ACTING (the re-acquire below included: a close()
-      // there, with ACTOR left ours, stalled the round for good where another
-      // object of this process still mapped the barrier).
-      this.#acting = true;
-      try {
-        try {
-          await action();
-        } catch (e) {
-          failed = true;
-          failure = e;
-        }
-        // Closed meanwhile (by the action itself, say): the others see this party gone (#checkActor).
-        this.#stillOpen(w);
-        await this.#mutex.acquire(Infinity, undefined);
-        this.#stillOpen(w);
-        if (Atomics.load(w, STATE) !== ACTING) {
-          if (failed) throw failure;
-          throw new BrokenBarrierError('The barrier was broken (aborted or reset) while its action ran');
-        }
-        if (failed) {
-          this.#break(w);
-          throw failure;
-        }
-        Atomics.store(w, STATE, DRAINING);
-        this.#notifyAll(w);
-      } finally {
-        this.#acting = false;
-      }
+    if (action === undefined) {
+      this.#release(w);
       return;
     }
+    w[ACTOR] = myPid();
+    Atomics.store(w, STATE, ACTING);
+    this.#mutex.release();
+    let failed = false;
+    let failure: unknown;
+    // Until STATE leaves ACTING (the re-acquire below included: a close()
+    // there, with ACTOR left ours, stalled the round for good where another
+    // object of this process still mapped the barrier).
+    this.#acting = true;
+    try {
+      try {
+        await action();
+      } catch (e) {
+        failed = true;
+        failure = e;
+      }
+      // Closed meanwhile (by the action itself, say): the others see this party gone (#checkActor).
+      this.#stillOpen(w);
+      await this.#mutex.acquire(Infinity, undefined);
+      this.#stillOpen(w);
+      if (Atomics.load(w, STATE) !== ACTING) {
+        if (failed) throw failure;
+        throw new BrokenBarrierError('The barrier was broken (aborted or reset) while its action ran');
+      }
+      if (failed) {
+        this.#break(w);
+        throw failure;
+      }
+      this.#release(w);
+    } finally {
+      this.#acting = false;
+    }
+  }
+
+  /** The round is complete: its parties go (holding the mutex). */
+  #release(w: Int32Array): void {
     Atomics.store(w, STATE, DRAINING);
     this.#notifyAll(w);
   }
+
 
   /** Runs `fn` holding the barrier's mutex (blocking briefly if another process holds it: never across an action). */
   #locked(fn: (w: Int32Array) => void): void {
