@@ -353,17 +353,18 @@ function writeObject(v: object): void {
       return;
     }
     visit(v);
+    // The last key list again (a stream of like messages): checked in place,
+    // without the array Object.keys() allocates.
+    const last = lastShape;
+    if (last !== null && hasKeys(v, last.keys)) {
+      writeRecord(v, last);
+      return;
+    }
     const keys = Object.keys(v);
     const n = keys.length;
     const shape = n !== 0 ? shapeOf(keys) : null;
     if (shape !== null) {
-      const head = shape.head;
-      const hn = head.length;
-      ensure(hn);
-      const p = pos;
-      for (let i = 0; i < hn; i++) out[p + i] = head[i];
-      pos = p + hn;
-      shape.write(v, writeValue);
+      writeRecord(v, shape);
       return;
     }
     ensure(5);
@@ -413,6 +414,32 @@ function writeObject(v: object): void {
   }
   notSendable(v); // a Pool, a Process, a SharedArrayBuffer: a TypeError that says why
   throw kBail;
+}
+
+/**
+ * Whether v's enumerable string keys are exactly `keys`, in order. for-in
+ * lists own keys in Object.keys() order, then inherited enumerable ones, so
+ * an enumerable property added to Object.prototype makes this false (and the
+ * caller takes the Object.keys() path), never a wrong record.
+ */
+function hasKeys(v: object, keys: string[]): boolean {
+  const n = keys.length;
+  let i = 0;
+  for (const k in v) {
+    if (i === n || k !== keys[i]) return false;
+    i++;
+  }
+  return i === n;
+}
+
+function writeRecord(v: object, shape: Shape): void {
+  const head = shape.head;
+  const hn = head.length;
+  ensure(hn);
+  const p = pos;
+  for (let i = 0; i < hn; i++) out[p + i] = head[i];
+  pos = p + hn;
+  shape.write(v, writeValue);
 }
 
 function writeShared(v: object): void {

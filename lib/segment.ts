@@ -24,10 +24,22 @@ import { fromHandle, type Handle } from './reduction';
 import { register, trackerPipeInode, trackerProcessId, unregister } from './resource-tracker';
 import { forkGeneration, nativeWaitsOn } from './wait';
 
+let warnedPrefix: string | undefined;
+
 /** Prefix of generated names; MULTIPROC_SHM_PREFIX (1-8 chars of [A-Za-z0-9_]) overrides it. */
 function namePrefix(): string {
   const p = process.env.MULTIPROC_SHM_PREFIX;
-  return p !== undefined && /^[A-Za-z0-9_]{1,8}$/.test(p) ? p : 'mp';
+  if (p === undefined || p === '') return 'mp';
+  if (/^[A-Za-z0-9_]{1,8}$/.test(p)) return p;
+  // Said once per value: a leak check that greps /dev/shm for its own prefix
+  // would otherwise find nothing and pass without a word.
+  if (warnedPrefix !== p) {
+    warnedPrefix = p;
+    process.emitWarning(`MULTIPROC_SHM_PREFIX=${JSON.stringify(p)} is not 1-8 characters of [A-Za-z0-9_]; segments are named "mp-..." instead`, {
+      code: 'MULTIPROC_SHM_PREFIX',
+    });
+  }
+  return 'mp';
 }
 
 /**

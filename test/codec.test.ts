@@ -112,6 +112,28 @@ describe('codec', () => {
     );
   });
 
+  it('matches an object against the last key list in place: order, prefixes, supersets, null prototypes, inherited keys', () => {
+    const seq: Record<string, unknown>[] = [
+      { a: 1, b: 2 }, { a: 1 }, { a: 1, b: 2, c: 3 }, { b: 2, a: 1 }, { a: 1, b: 2 }, Object.assign(Object.create(null) as object, { a: 1, b: 2 }),
+      { 1: 'x', a: 1 }, { a: 1, 1: 'x' }, {},
+    ];
+    for (const v of seq) {
+      const got = roundTrip(v) as Record<string, unknown>;
+      sameValue(got, expected(v));
+      expect(Object.keys(got)).toEqual(Object.keys(v));
+    }
+    roundTrip({ a: 1, b: 2 });
+    // An enumerable key inherited from Object.prototype is seen by for-in, never sent (structured clone sends own keys only).
+    Object.defineProperty(Object.prototype, 'polluted', { value: 1, enumerable: true, configurable: true, writable: true });
+    try {
+      const got = roundTrip({ a: 1, b: 2 }) as Record<string, unknown>;
+      expect(Object.keys(got)).toEqual(['a', 'b']);
+      expect(Object.hasOwn(got, 'polluted')).toBe(false);
+    } finally {
+      delete (Object.prototype as Record<string, unknown>).polluted;
+    }
+  });
+
   it('decodes an empty Buffer as the first Buffer of a process (before any pool exists)', () => {
     const codecPath = require.resolve('../dist/cjs/codec.js');
     const script = `const c = require(${JSON.stringify(codecPath)});

@@ -55,6 +55,30 @@ describe('SharedMemory', () => {
     expect(() => mp.SharedMemory.attach(name)).toThrow(/No shared memory segment named/);
   });
 
+  it('a MULTIPROC_SHM_PREFIX that is not 1-8 of [A-Za-z0-9_] is named in a warning, once, and "mp" is used', async () => {
+    const saved = process.env.MULTIPROC_SHM_PREFIX;
+    const warnings: Error[] = [];
+    const onWarning = (w: Error): void => {
+      if ((w as Error & { code?: string }).code === 'MULTIPROC_SHM_PREFIX') warnings.push(w);
+    };
+    process.on('warning', onWarning);
+    const made: mp.SharedMemory[] = [];
+    try {
+      process.env.MULTIPROC_SHM_PREFIX = 'bad-prefix';
+      made.push(mp.SharedMemory.create(16), mp.SharedMemory.create(16));
+      await sleep(10); // warnings are emitted on the next tick
+      expect(made.map((m) => m.name.slice(0, 3))).toEqual(['mp-', 'mp-']);
+      expect(warnings.map((w) => w.message)).toEqual(['MULTIPROC_SHM_PREFIX="bad-prefix" is not 1-8 characters of [A-Za-z0-9_]; segments are named "mp-..." instead']);
+    } finally {
+      process.env.MULTIPROC_SHM_PREFIX = saved;
+      process.off('warning', onWarning);
+      for (const m of made) {
+        m.close();
+        m.unlink();
+      }
+    }
+  });
+
   it('rejects bad input with clear errors', () => {
     expect(() => mp.SharedMemory.create(-1)).toThrow(RangeError);
     expect(() => mp.SharedMemory.create(0)).toThrow(RangeError);
