@@ -47,7 +47,7 @@ import { AbortError, EOFError, ProcessError, TimeoutError, WorkerExitError } fro
 import { checkForkedImport, describeTask, refuseWhileImportingTarget, type TaskTarget } from './task';
 import { checkInteger, checkOptionNames, checkSignal, describeValue, kMaxTimerMs } from './validate';
 import { Pipe, type Connection } from './connection';
-import { Process, nextPoolName, type ArgsFor } from './process';
+import { checkChildPlace, Process, nextPoolName, type ArgsFor, type ChildPlace } from './process';
 import { unwire, type WireError } from './wire-error';
 import { jobTag, kNotSendable, kStartAsync, kUnlinkNow, kUserWord } from './symbols';
 import { myPid } from './synchronize/common';
@@ -89,6 +89,10 @@ export interface PoolOptions<I extends readonly unknown[] = never[]> {
    * worker. map/apply/imap are not limited by it (imap has maxInFlight).
    */
   maxPending?: number;
+  /** Every worker's whole environment (as Process's `env`: by default a forkserver worker has the zygote's). */
+  env?: Readonly<Record<string, string | undefined>>;
+  /** Every worker's working directory (as Process's `cwd`). */
+  cwd?: string;
 }
 
 /** What submit() resolves with: the task's own promise, wrapped so that waiting for room and waiting for the result stay separate. */
@@ -126,7 +130,7 @@ export type ApplyOptions = CallOptions;
 
 // The names each options object takes (see checkOptionNames).
 const kPoolOptionNames: readonly string[] = [
-  'processes', 'initializer', 'initargs', 'maxTasksPerChild', 'maxWorkerMemoryMb', 'startMethod', 'handleSignals', 'maxPending',
+  'processes', 'initializer', 'initargs', 'maxTasksPerChild', 'maxWorkerMemoryMb', 'startMethod', 'handleSignals', 'maxPending', 'env', 'cwd',
 ];
 const kCallOptionNames: readonly string[] = ['signal', 'timeout', 'onProgress', 'cancelGraceMs'];
 const kMapOptionNames: readonly string[] = [...kCallOptionNames, 'chunksize'];
@@ -345,6 +349,8 @@ export class Pool<I extends readonly unknown[] = never[]> {
   #keepAlive: NodeJS.Timeout | undefined;
   /** Whether workers are forked (forkserver/fork), which limits module tasks under loader hooks. */
   #forked = false;
+  /** env and cwd for every worker (checked once). */
+  #place: ChildPlace = {};
 
   constructor(options: PoolOptions<I> = {}) {
     if (typeof options !== 'object' || options === null) {
@@ -369,6 +375,7 @@ export class Pool<I extends readonly unknown[] = never[]> {
       throw new ProcessError("A Pool cannot use the 'fork' start method yet (its workers' pipes are not reliable there): use 'forkserver' (the default, also copy-on-write) or 'spawn'");
     }
     this.#forked = method !== 'spawn';
+    this.#place = checkChildPlace(options.env, options.cwd);
     this.#initializer = options.initializer === undefined ? undefined : describeTask(options.initializer, 'initializer');
     if (this.#initializer !== undefined) checkForkedImport(this.#initializer, this.#forked, 'The pool initializer');
     for (let i = 0; i < this.#processes; i++) this.#startWorker(true);
@@ -1125,6 +1132,7 @@ export class Pool<I extends readonly unknown[] = never[]> {
       name: `${this.#name}-Worker-${++this.#workerCount}`,
       daemon: true,
       startMethod: this.#options.startMethod,
+      ...this.#place,
     });
     const w: Worker = {
       proc, conn: parentEnd, pid: 0, ready: false, retiring: false, dead: false, exclusive: false,

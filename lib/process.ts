@@ -11,7 +11,9 @@
  * children are terminated (SIGTERM, then SIGKILL after 1 s). Whatever the
  * parent dies of, even SIGKILL, its children die with it (see bootstrap.ts).
  */
+import { statSync } from 'node:fs';
 import { availableParallelism, constants as osConstants } from 'node:os';
+import { resolve as resolvePath } from 'node:path';
 import { deserialize, serialize } from 'node:v8';
 import { ProcessError } from './errors';
 import { native } from './native';
@@ -55,6 +57,59 @@ export interface ProcessOptions<A extends readonly unknown[] = never[]> {
   name?: string;
   daemon?: boolean;
   startMethod?: StartMethod;
+  /**
+   * The child's whole environment, as child_process's `env` (copied when the
+   * Process is made; an undefined value leaves that variable out). Without
+   * it a `spawn` child gets this process's `process.env` at start(), a
+   * `fork` child its copy of it, and a `forkserver` child the environment
+   * the zygote started with (this process's when it first used the
+   * forkserver): pass `env: process.env` to send the current one.
+   */
+  env?: Readonly<Record<string, string | undefined>>;
+  /** The child's working directory (resolved against this process's when the Process is made); default: this process's at start(). */
+  cwd?: string;
+}
+
+/** Child environment and directory options (Process, and Pool for its workers). */
+export interface ChildPlace {
+  env?: Record<string, string>;
+  cwd?: string;
+}
+
+/** Validates and copies `env` / `cwd` options (what: the caller, for messages). */
+export function checkChildPlace(env: unknown, cwd: unknown): ChildPlace {
+  const place: ChildPlace = {};
+  if (env !== undefined) {
+    if (typeof env !== 'object' || env === null || Array.isArray(env)) {
+      throw new TypeError(`Expected "env" to be an object of strings (such as { ...process.env, NAME: 'value' }), got ${describeValue(env)}`);
+    }
+    const copy: Record<string, string> = {};
+    for (const [k, v] of Object.entries(env)) {
+      if (v === undefined) continue;
+      if (typeof v !== 'string') throw new TypeError(`Expected env.${k} to be a string, got ${describeValue(v)} (convert it with String())`);
+      if (k === '' || k.includes('=') || k.includes('\0') || v.includes('\0')) {
+        throw new TypeError(`env has a name or value the OS cannot hold: ${JSON.stringify(k)} (names must be non-empty, without '=' or NUL; values without NUL)`);
+      }
+      copy[k] = v;
+    }
+    place.env = copy;
+  }
+  if (cwd !== undefined) {
+    if (typeof cwd !== 'string' || cwd === '') throw new TypeError(`Expected "cwd" to be a directory path, got ${describeValue(cwd)}`);
+    place.cwd = resolvePath(cwd);
+  }
+  return place;
+}
+
+/** Before a child is started in `cwd`: a clear error instead of a child that fails (spawn) or a chdir that throws in it. */
+function checkCwd(cwd: string, name: string): void {
+  let dir = false;
+  try {
+    dir = statSync(cwd).isDirectory();
+  } catch {
+    // missing or unreadable: said below
+  }
+  if (!dir) throw new ProcessError(`Cannot start ${name}: its cwd ${JSON.stringify(cwd)} is not a directory`);
 }
 
 /** What currentProcess() / parentProcess() describe. */
@@ -187,6 +242,7 @@ export class Process<A extends readonly unknown[] = never[]> {
   #name: string;
   #daemon: boolean;
   #method: StartMethod | undefined;
+  readonly #place: ChildPlace;
   readonly #chain: readonly number[];
   #popen: Popen | null = null;
   /** The process that started it (see #checkParent). */
@@ -198,9 +254,9 @@ export class Process<A extends readonly unknown[] = never[]> {
   constructor(options: ProcessOptions<A>) {
     if (typeof options !== 'object' || options === null) {
       const hint = typeof options === 'function' ? '; did you mean new Process({ target: fn })?' : '';
-      throw new TypeError(`Expected Process options { target, args?, name?, daemon?, startMethod? }, got ${describeValue(options)}${hint}`);
+      throw new TypeError(`Expected Process options { target, args?, name?, daemon?, startMethod?, env?, cwd? }, got ${describeValue(options)}${hint}`);
     }
-    checkOptionNames(options, ['target', 'args', 'name', 'daemon', 'startMethod'], 'Process()');
+    checkOptionNames(options, ['target', 'args', 'name', 'daemon', 'startMethod', 'env', 'cwd'], 'Process()');
     if (options.target === undefined && typeof (this as { run?: unknown }).run === 'function') {
       // Python's other way: subclass Process and override run().
       throw new TypeError(
@@ -223,6 +279,7 @@ export class Process<A extends readonly unknown[] = never[]> {
     this.#daemon = options.daemon ?? identity.daemon;
     if (options.startMethod !== undefined) context.checkStartMethod(options.startMethod);
     this.#method = options.startMethod;
+    this.#place = checkChildPlace(options.env, options.cwd);
   }
 
   get name(): string {
@@ -333,6 +390,7 @@ export class Process<A extends readonly unknown[] = never[]> {
     const method = this.startMethod;
     // A fork-method child runs a function itself (the closure), so only a module target can hit this.
     checkForkedImport(this.#target.child, method !== 'spawn', `The target of ${this.#name}`);
+    if (this.#place.cwd !== undefined) checkCwd(this.#place.cwd, this.#name);
     return method;
   }
 
@@ -365,7 +423,8 @@ export class Process<A extends readonly unknown[] = never[]> {
       parentName: identity.name,
       chain: this.#chain,
       startMethod: method,
-      cwd: process.cwd(),
+      cwd: this.#place.cwd ?? process.cwd(),
+      ...(this.#place.env !== undefined ? { env: this.#place.env } : {}),
     };
   }
 
@@ -394,7 +453,7 @@ export class Process<A extends readonly unknown[] = never[]> {
     const reason = fork.forkUnavailableReason();
     if (reason !== null) throw new ProcessError(`The 'fork' start method is not available: ${reason}`);
     const { runInForkChild } = require('./entry/bootstrap') as typeof import('./entry/bootstrap');
-    const info = { name: this.#name, daemon: this.#daemon, parentPid: native.getpid(), parentName: identity.name };
+    const info = { name: this.#name, daemon: this.#daemon, parentPid: native.getpid(), parentName: identity.name, ...this.#place };
     const target = this.#target;
     // Handles, as for a spawned child, not the objects themselves: the child
     // then holds references of its own (closing the parent's copy of a pipe

@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { rmSync } from 'node:fs';
+import { realpathSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -367,6 +367,19 @@ describe('Pool workers', () => {
     expect(new Set(recorded).size).toBe(2);
     for (const p of pids) expect(recorded).toContain(p);
     log.close();
+  });
+
+  it.each(['forkserver', 'spawn'] as const)('env and cwd reach every worker, replacements included (%s)', async (startMethod) => {
+    const dir = realpathSync(tmpdir());
+    const pool = new mp.Pool({ processes: 2, startMethod, maxTasksPerChild: 1, env: { ...process.env, MP_POOL_ENV: startMethod }, cwd: dir });
+    try {
+      const seen = await pool.map(() => [process.env.MP_POOL_ENV, process.cwd(), process.pid] as const, range(4), { chunksize: 1 });
+      expect(seen.map(([v, cwd]) => [v, cwd])).toEqual(range(4).map(() => [startMethod, dir]));
+      expect(new Set(seen.map(([, , pid]) => pid)).size).toBe(4); // replacements (maxTasksPerChild: 1) got them too
+    } finally {
+      await pool.terminate();
+    }
+    expect(() => new mp.Pool({ processes: 1, env: { A: 1 } as never })).toThrow(/Expected env.A to be a string/);
   });
 
   it('starts 20 workers at once, each with the pid the pool reports for it', async () => {

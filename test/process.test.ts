@@ -211,6 +211,16 @@ describe.each<Method>(['spawn', 'forkserver'])('Process (%s)', (method) => {
 });
 
 describe('Process options and the context API', () => {
+  it('rejects bad env and cwd options when the Process is made', () => {
+    const t = (): void => {};
+    expect(() => new mp.Process({ target: t, env: 'A=1' as never })).toThrow(/Expected "env" to be an object of strings/);
+    expect(() => new mp.Process({ target: t, env: { A: 1 } as never })).toThrow(/Expected env.A to be a string, got 1 \(convert it with String\(\)\)/);
+    expect(() => new mp.Process({ target: t, env: { 'A=B': 'x' } })).toThrow(/names must be non-empty, without '=' or NUL/);
+    expect(() => new mp.Process({ target: t, env: { A: 'x\0y' } })).toThrow(TypeError);
+    expect(() => new mp.Process({ target: t, cwd: 5 as never })).toThrow(/Expected "cwd" to be a directory path, got 5/);
+    expect(() => new mp.Process({ target: t, cwd: '' })).toThrow(TypeError);
+  });
+
   it('rejects bad targets, args, names and start methods', () => {
     expect(() => new mp.Process({ target: 42 as never })).toThrow(TypeError);
     expect(() => new mp.Process({ target: { module: 7 } as never })).toThrow(/target.module/);
@@ -254,7 +264,7 @@ describe('Process options and the context API', () => {
         // Python's ctx.Pool(4) habit started cpuCount() workers.
         expect(() => made.push(new ctx.Pool(2 as never))).toThrow('Expected Pool options to be an object, got 2; did you mean new Pool({ processes: 2 })?');
         expect(() => made.push(new ctx.Pool(null as never))).toThrow('Expected Pool options to be an object, got null');
-        expect(() => new ctx.Process(null as never)).toThrow('Expected Process options { target, args?, name?, daemon?, startMethod? }, got null');
+        expect(() => new ctx.Process(null as never)).toThrow('Expected Process options { target, args?, name?, daemon?, startMethod?, env?, cwd? }, got null');
         expect(() => new ctx.Process(5 as never)).toThrow(/^Expected Process options .*, got 5$/);
         expect(() => new ctx.Process((() => {}) as never)).toThrow('did you mean new Process({ target: fn })?');
       }
@@ -437,6 +447,25 @@ describe.each(['spawn', 'forkserver', 'fork'])('scenarios in a separate parent (
       expect(res.closure).toBe(1);
       expect(r.stderr).toContain(`results is not defined. Under the '${method}' start method a function target is sent to the child as source text, so it must be self-contained`);
     }
+  });
+});
+
+describe.each(['spawn', 'forkserver', 'fork'])('env and cwd (%s)', (method) => {
+  it('env replaces the child\'s environment; without it the child has its start method\'s; cwd is where it runs, and a missing one is refused at start()', async () => {
+    const flags = method === 'fork' ? ['--single-threaded'] : [];
+    const child = spawn(process.execPath, [...flags, fixture('process-env-cwd.mjs'), method], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const r = await collect(child, 60_000);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const res = JSON.parse(r.stdout.trim().split('\n').pop()!);
+    expect(res.plain).toMatchObject({ given: null, gone: 'parent', late: null });
+    // A forkserver child without env has the zygote's environment, from before MP_ENV_LATE was set (documented).
+    expect(res.late).toMatchObject({ given: null, gone: 'parent', late: method === 'forkserver' ? null : 'late' });
+    expect(res.given).toMatchObject({ given: 'yes', gone: null, late: 'late' });
+    expect(res.current).toMatchObject({ given: null, gone: 'parent', late: 'late' });
+    expect(res.cwd.cwd).toBe(res.cwdExpected);
+    expect(res.plain.cwd).not.toBe(res.cwdExpected);
+    expect(res.badCwd).toBe('ProcessError: Cannot start Process-6: its cwd "/nonexistent/dir" is not a directory');
   });
 });
 

@@ -139,6 +139,7 @@ export async function runSpec(spec: ChildSpec, forked: boolean): Promise<void> {
   let fn: (...args: unknown[]) => unknown;
   try {
     if (forked && process.cwd() !== spec.cwd) process.chdir(spec.cwd);
+    if (forked && spec.env !== undefined) replaceEnv(spec.env);
     args = rebuild(deserialize(spec.args)) as unknown[];
     fn = await loadTask(spec.target, spec.cwd);
   } catch (err) {
@@ -359,10 +360,16 @@ function detachInheritedHandles(): void {
  * the target settles. Lifecycle listeners ('exit', 'uncaughtException'...)
  * are the parent's and are dropped; signal listeners are inherited, as in C.
  */
+/** A forked child's environment becomes exactly `env` (a spawned child gets it from spawn()). */
+function replaceEnv(env: Record<string, string>): void {
+  for (const k of Object.keys(process.env)) if (!Object.hasOwn(env, k)) delete process.env[k];
+  for (const [k, v] of Object.entries(env)) if (process.env[k] !== v) process.env[k] = v;
+}
+
 export function runInForkChild(
   target: ((...args: unknown[]) => unknown) | ChildTarget,
   handles: unknown[],
-  info: { name: string; daemon: boolean; parentPid: number; parentName: string },
+  info: { name: string; daemon: boolean; parentPid: number; parentName: string; env?: Record<string, string>; cwd?: string },
   watchdogFd: number,
 ): void {
   patchPid();
@@ -373,8 +380,16 @@ export function runInForkChild(
   for (const ev of ['exit', 'beforeExit', 'uncaughtException', 'unhandledRejection']) process.removeAllListeners(ev);
   detachInheritedHandles();
   if (watchdogFd >= 0) watchParentFd(watchdogFd);
-  enterChild({ ...info, startMethod: 'fork' });
+  const { env, cwd, ...who } = info;
+  enterChild({ ...who, startMethod: 'fork' });
   installErrorExit(info.name);
+  try {
+    if (cwd !== undefined && process.cwd() !== cwd) process.chdir(cwd);
+    if (env !== undefined) replaceEnv(env);
+  } catch (e) {
+    report(info.name, e);
+    native.exitNow(1);
+  }
   // The args came as handles (Process#startFork): attached afresh, not taken
   // from the parent's objects this process inherited, whose references are
   // the parent's.

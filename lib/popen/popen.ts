@@ -47,6 +47,8 @@ export interface ChildSpec {
   chain: readonly number[];
   startMethod: StartMethod;
   cwd: string;
+  /** The child's whole environment, when Process was given `env` (see ProcessOptions.env). */
+  env?: Record<string, string>;
 }
 
 export function encodeSpec(spec: ChildSpec): Buffer {

@@ -75,7 +75,7 @@ export class SpawnPopen extends BasePopen {
     const bootstrap = join(__dirname, '..', 'entry', 'bootstrap.js');
     const child = spawnChild(process.execPath, [...childExecArgv(), bootstrap], {
       stdio: ['ignore', 'inherit', 'inherit', 'pipe', trackerFdForChild()],
-      env: { ...process.env, [kTrackerFdEnv]: String(kTrackerFd), [kTrackerPidEnv]: String(trackerProcessId()), [kTrackerInoEnv]: String(trackerPipeInode()), MULTIPROC_PARENT_PID: String(process.pid) },
+      env: { ...(spec.env ?? process.env), [kTrackerFdEnv]: String(kTrackerFd), [kTrackerPidEnv]: String(trackerProcessId()), [kTrackerInoEnv]: String(trackerPipeInode()), MULTIPROC_PARENT_PID: String(process.pid) },
       cwd: spec.cwd,
     });
     if (child.pid === undefined) {
