@@ -801,6 +801,20 @@ describe('Barrier: actions and timeouts across processes', () => {
     expect(out.exitCodes).toEqual(Array(parties - 1).fill(0));
   }, 60_000);
 
+  it.each(['waiting', 'first'])('a party SIGKILLed between counting itself and taking its slot, holding the mutex (%s), is taken off the count', async (mode) => {
+    const r = await runNode(fixture('barrier-entry-kill.mjs'), [mode], { timeoutMs: 40_000 });
+    expect(r.stderr).toBe('');
+    const out = JSON.parse(r.stdout) as Record<string, unknown>;
+    expect(out.victim).toBe(-9);
+    // before: waiting: nWaiting stayed 2, the round completed one party short
+    // (exitCodes [null, 0]); first: the barrier stayed resetting after reset(),
+    // and every later wait hung ('still waiting', exitCodes [null, null])
+    if (mode === 'waiting') expect(out.nWaiting).toBe(1);
+    else expect(out).toMatchObject({ survivor: 'BrokenBarrierError', afterReset: { broken: false, nWaiting: 0 } });
+    expect(out.round).toMatch(/^index \d$/);
+    expect(out.exitCodes).toEqual([0, 0]);
+  }, 60_000);
+
   const stderrHas = (child: ChildProcess, text: string): Promise<void> => new Promise((resolve) => {
     let seen = '';
     child.stderr!.on('data', (d: Buffer | string) => {

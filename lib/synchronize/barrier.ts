@@ -68,7 +68,10 @@
  * queued behind it for seconds. Barriers of more than kMaxTrackedParties
  * parties have no slots: there a killed party stays counted until a timeout
  * breaks the barrier, as threads do in Python. The embedded mutex recovers
- * from a holder killed inside it, like a Lock.
+ * from a holder killed inside it, like a Lock; the watch also looks at its
+ * holder, and whoever takes it over from a dead one recounts a filling
+ * round from the slots (a party killed between its count and its slot is
+ * named by no slot: see #acquired).
  */
 import { BrokenBarrierError } from '../errors';
 import { Kind } from '../layout';
@@ -235,6 +238,7 @@ export class Barrier {
     this.#mutex.acquire(Infinity, undefined).then(() => {
       try {
         if (w.length === 0) return;
+        this.#acquired(w);
         this.#reapDead(w);
         this.#checkActor(w);
       } finally {
@@ -257,9 +261,28 @@ export class Barrier {
     return Atomics.compareExchange(w, LOOKED, last, now) === last;
   }
 
-  /** Without the mutex: whether a party in a slot, or the one running the action, has died. */
+  /**
+   * After every take of the mutex: if it was taken over from a process that
+   * died holding it, that process may have died between counting itself in
+   * (COUNT + 1) and taking its slot, where no slot names it. While the round
+   * fills, COUNT only moves under the mutex and every counted party holds a
+   * slot, so the count of occupied slots (dead and closed parties included:
+   * #reapDead takes those off next) is the true COUNT. Elsewhere leavers
+   * decrement without the mutex, and the slots say nothing certain.
+   */
+  #acquired(w: Int32Array): void {
+    if (!this.#mutex.ownerDied || this.#slots === 0 || w.length === 0 || Atomics.load(w, STATE) !== FILLING) return;
+    let n = 0;
+    for (let i = 0; i < this.#slots; i++) if (w[SLOTS + i] !== 0) n++;
+    if (Atomics.load(w, COUNT) !== n) Atomics.store(w, COUNT, n);
+  }
+
+  /** Without the mutex: whether a party in a slot, the one running the action, or the mutex's holder has died. */
   #someoneDied(w: Int32Array): boolean {
     const me = myPid();
+    // (A holder that died inside wait() between its count and its slot is named nowhere else: see #acquired.)
+    const holder = this.#mutex.ownerPid();
+    if (holder !== 0 && holder !== me && !native.isAlive(holder)) return true;
     const seen = new Set<number>();
     for (let i = 0; i < this.#slots; i++) {
       const pid = Atomics.load(w, SLOTS + i);
@@ -364,6 +387,7 @@ export class Barrier {
     const w = this.#words();
     let deadline = deadlineFrom('timeoutMs', timeoutMs ?? this.#timeout);
     await this.#mutex.acquire(Infinity, undefined);
+    this.#acquired(w);
     this.#stillOpen(w);
     let held = true;
     let counted = false;
@@ -379,6 +403,7 @@ export class Barrier {
         await this.#sleepUntil(w, leaving, Infinity);
         this.#stillOpen(w);
         await this.#mutex.acquire(Infinity, undefined);
+        this.#acquired(w);
         this.#stillOpen(w);
         held = true;
         // The timeout counts from entering the round, as in Python (whose
@@ -404,6 +429,7 @@ export class Barrier {
         }
         this.#stillOpen(w);
         await this.#mutex.acquire(Infinity, undefined);
+        this.#acquired(w);
         this.#stillOpen(w);
         held = true;
         const now = Atomics.load(w, STATE);
@@ -429,6 +455,7 @@ export class Barrier {
         if (Atomics.sub(w, COUNT, 1) === 1) {
           if (!held) {
             await this.#mutex.acquire(Infinity, undefined);
+            this.#acquired(w);
             held = true;
           }
           // (Closed meanwhile: whoever looks next finds the round left and freshens it, see #reapDead.)
@@ -485,6 +512,7 @@ export class Barrier {
       // Closed meanwhile (by the action itself, say): the others see this party gone (#checkActor).
       this.#stillOpen(w);
       await this.#mutex.acquire(Infinity, undefined);
+      this.#acquired(w);
       this.#stillOpen(w);
       if (Atomics.load(w, STATE) !== ACTING) {
         if (failed) throw failure;
@@ -521,6 +549,7 @@ export class Barrier {
     }
     this.#mutex.acquireSync(Infinity);
     try {
+      this.#acquired(w);
       fn(w);
     } finally {
       this.#mutex.release();
