@@ -429,7 +429,9 @@ function hasKeys(v: object, keys: string[]): boolean {
     if (i === n || k !== keys[i]) return false;
     i++;
   }
-  return i === n;
+  // for-in lists own keys first: if the last one is own, they all are (an
+  // inherited enumerable key could otherwise stand in for a missing own one).
+  return i === n && (n === 0 || Object.hasOwn(v, keys[n - 1]!));
 }
 
 function writeRecord(v: object, shape: Shape): void {

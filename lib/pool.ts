@@ -351,6 +351,8 @@ export class Pool<I extends readonly unknown[] = never[]> {
   #forked = false;
   /** env and cwd for every worker (checked once). */
   #place: ChildPlace = {};
+  /** With a cwd for the workers: this process's directory when the pool was made, where function tasks' require() resolves from (as without one). */
+  #base: string | undefined;
 
   constructor(options: PoolOptions<I> = {}) {
     if (typeof options !== 'object' || options === null) {
@@ -376,6 +378,7 @@ export class Pool<I extends readonly unknown[] = never[]> {
     }
     this.#forked = method !== 'spawn';
     this.#place = checkChildPlace(options.env, options.cwd);
+    if (this.#place.cwd !== undefined) this.#base = process.cwd();
     this.#initializer = options.initializer === undefined ? undefined : describeTask(options.initializer, 'initializer');
     if (this.#initializer !== undefined) checkForkedImport(this.#initializer, this.#forked, 'The pool initializer');
     for (let i = 0; i < this.#processes; i++) this.#startWorker(true);
@@ -1128,7 +1131,7 @@ export class Pool<I extends readonly unknown[] = never[]> {
     const [parentEnd, childEnd] = Pipe(true);
     const proc = new Process({
       target: { module: kWorkerEntry, export: 'poolWorkerMain' },
-      args: [childEnd, { initializer: this.#initializer, initargs: this.#options.initargs ?? [] }],
+      args: [childEnd, { initializer: this.#initializer, initargs: this.#options.initargs ?? [], ...(this.#base !== undefined ? { base: this.#base } : {}) }],
       name: `${this.#name}-Worker-${++this.#workerCount}`,
       daemon: true,
       startMethod: this.#options.startMethod,

@@ -83,8 +83,11 @@ export function checkChildPlace(env: unknown, cwd: unknown): ChildPlace {
     if (typeof env !== 'object' || env === null || Array.isArray(env)) {
       throw new TypeError(`Expected "env" to be an object of strings (such as { ...process.env, NAME: 'value' }), got ${describeValue(env)}`);
     }
+    if (env instanceof Map) throw new TypeError('Expected "env" to be an object of strings, got a Map: pass Object.fromEntries(map)');
     const copy: Record<string, string> = {};
-    for (const [k, v] of Object.entries(env)) {
+    // for-in, as child_process reads env: inherited keys count (Object.create(process.env) works).
+    for (const k in env) {
+      const v = (env as Record<string, unknown>)[k];
       if (v === undefined) continue;
       if (typeof v !== 'string') throw new TypeError(`Expected env.${k} to be a string, got ${describeValue(v)} (convert it with String())`);
       if (k === '' || k.includes('=') || k.includes('\0') || v.includes('\0')) {
@@ -424,6 +427,7 @@ export class Process<A extends readonly unknown[] = never[]> {
       chain: this.#chain,
       startMethod: method,
       cwd: this.#place.cwd ?? process.cwd(),
+      ...(this.#place.cwd !== undefined ? { base: process.cwd() } : {}),
       ...(this.#place.env !== undefined ? { env: this.#place.env } : {}),
     };
   }

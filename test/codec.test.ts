@@ -132,6 +132,15 @@ describe('codec', () => {
     } finally {
       delete (Object.prototype as Record<string, unknown>).polluted;
     }
+    // An inherited enumerable key whose name is in the last key list must not stand in for a missing own one.
+    roundTrip({ a: 1, x: 2 });
+    Object.defineProperty(Object.prototype, 'x', { value: 'inherited', enumerable: true, configurable: true, writable: true });
+    try {
+      const got = roundTrip([{ a: 1, x: 2 }, { a: 3 }]) as Record<string, unknown>[];
+      expect(got.map((o) => Object.keys(o))).toEqual([['a', 'x'], ['a']]); // before: [['a', 'x'], ['a', 'x']], x: 'inherited'
+    } finally {
+      delete (Object.prototype as Record<string, unknown>).x;
+    }
   });
 
   it('decodes an empty Buffer as the first Buffer of a process (before any pool exists)', () => {

@@ -376,6 +376,8 @@ describe('Pool workers', () => {
       const seen = await pool.map(() => [process.env.MP_POOL_ENV, process.cwd(), process.pid] as const, range(4), { chunksize: 1 });
       expect(seen.map(([v, cwd]) => [v, cwd])).toEqual(range(4).map(() => [startMethod, dir]));
       expect(new Set(seen.map(([, , pid]) => pid)).size).toBe(4); // replacements (maxTasksPerChild: 1) got them too
+      // A function task's require() resolves from this process's directory, not the workers' cwd (before: Cannot find module).
+      expect(await pool.apply(() => require.resolve('fast-check'))).toMatch(/\/node_modules\/fast-check\//);
     } finally {
       await pool.terminate();
     }

@@ -465,7 +465,11 @@ describe.each(['spawn', 'forkserver', 'fork'])('env and cwd (%s)', (method) => {
     expect(res.current).toMatchObject({ given: null, gone: 'parent', late: 'late' });
     expect(res.cwd.cwd).toBe(res.cwdExpected);
     expect(res.plain.cwd).not.toBe(res.cwdExpected);
-    expect(res.badCwd).toBe('ProcessError: Cannot start Process-6: its cwd "/nonexistent/dir" is not a directory');
+    // before: MODULE_NOT_FOUND (resolved from the child's cwd). A fork child runs the very closure, from an ES module here: no require.
+    if (method === 'fork') expect(res.requireWithCwd).toBe('undefined: require is not defined');
+    else expect(res.requireWithCwd).toMatch(/\/node_modules\/fast-check\//);
+    expect(res.threadSegment).toBe('kept'); // before (forkserver, fork): "No shared memory segment named ..."
+    expect(res.badCwd).toBe('ProcessError: Cannot start Process-8: its cwd "/nonexistent/dir" is not a directory');
   });
 });
 

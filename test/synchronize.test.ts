@@ -815,6 +815,20 @@ describe('Barrier: actions and timeouts across processes', () => {
     expect(out.exitCodes).toEqual([0, 0]);
   }, 60_000);
 
+  it('a party SIGKILLed in #freshen after storing the state, before waking anyone: the arrival asleep for the drain is woken by whoever takes the mutex over', async () => {
+    const r = await runNode(fixture('barrier-holder-kill.mjs'), ['freshen'], { timeoutMs: 40_000 });
+    expect(r.stderr).toBe('');
+    // before: second BrokenBarrierError (it slept through the change; the helper timed out alone, exit 1)
+    expect(JSON.parse(r.stdout)).toEqual({ first: expect.stringMatching(/^index \d$/), victim: -9, second: expect.stringMatching(/^index \d$/), helper: 0 });
+  }, 60_000);
+
+  it('a reset() of this process run before its own wait() resumes from a takeover still recounts the round', async () => {
+    const r = await runNode(fixture('barrier-holder-kill.mjs'), ['reset-in-takeover'], { timeoutMs: 40_000 });
+    expect(r.stderr).toBe('');
+    // before: mine 'still waiting', helper null (the barrier stayed resetting)
+    expect(JSON.parse(r.stdout)).toEqual({ victim: -9, resetRan: true, mine: 'index 0', helper: 0 });
+  }, 60_000);
+
   const stderrHas = (child: ChildProcess, text: string): Promise<void> => new Promise((resolve) => {
     let seen = '';
     child.stderr!.on('data', (d: Buffer | string) => {

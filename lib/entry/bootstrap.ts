@@ -141,7 +141,7 @@ export async function runSpec(spec: ChildSpec, forked: boolean): Promise<void> {
     if (forked && process.cwd() !== spec.cwd) process.chdir(spec.cwd);
     if (forked && spec.env !== undefined) replaceEnv(spec.env);
     args = rebuild(deserialize(spec.args)) as unknown[];
-    fn = await loadTask(spec.target, spec.cwd);
+    fn = await loadTask(spec.target, spec.base ?? spec.cwd);
   } catch (err) {
     report(spec.name, err);
     process.exit(1);
@@ -364,6 +364,7 @@ function detachInheritedHandles(): void {
 function replaceEnv(env: Record<string, string>): void {
   for (const k of Object.keys(process.env)) if (!Object.hasOwn(env, k)) delete process.env[k];
   for (const [k, v] of Object.entries(env)) if (process.env[k] !== v) process.env[k] = v;
+  restampAfterFork(); // the tracker's variables were just deleted or overwritten: this process's worker threads need them
 }
 
 export function runInForkChild(
@@ -381,6 +382,7 @@ export function runInForkChild(
   detachInheritedHandles();
   if (watchdogFd >= 0) watchParentFd(watchdogFd);
   const { env, cwd, ...who } = info;
+  const base = process.cwd(); // a module target's require base stays the parent's (see ChildSpec.base)
   enterChild({ ...who, startMethod: 'fork' });
   installErrorExit(info.name);
   try {
@@ -434,7 +436,7 @@ export function runInForkChild(
     void Promise.resolve(result).then(done, failAsync);
     return;
   }
-  void loadTask(target, process.cwd())
+  void loadTask(target, base)
     .then((fn) => fn(...args))
     .then(done, failAsync);
 }

@@ -20,7 +20,12 @@ import { wire, type WireError } from '../wire-error';
 interface WorkerInit {
   initializer?: TaskTarget;
   initargs: unknown[];
+  /** Where a function task's require() resolves from when the pool set the workers' cwd: the parent's directory (see ChildSpec.base). */
+  base?: string;
 }
+
+/** The base for function tasks (set once, by poolWorkerMain). */
+let taskBase: string | undefined;
 
 interface JobMsg {
   t: 'job';
@@ -68,9 +73,10 @@ export async function poolWorkerMain(conn: Connection, init: WorkerInit): Promis
   process.on('SIGTERM', () => {});
   const watch: Watch = { running: () => null };
   reportFatal(conn, watch);
+  taskBase = init.base;
   try {
     if (init.initializer !== undefined) {
-      const f = await loadTask(init.initializer);
+      const f = await loadTask(init.initializer, taskBase);
       await f(...init.initargs);
     }
   } catch (e) {
@@ -341,7 +347,7 @@ async function serveJobs(conn: Connection, watch?: Watch): Promise<void> {
         if (failedBefore !== undefined) throw failedBefore.error;
         if (msg.def === undefined) throw new Error(`Internal error: task #${msg.fn} was never sent to this worker`);
         try {
-          entry = { fn: await loadTask(msg.def), source: msg.def.kind === 'source' };
+          entry = { fn: await loadTask(msg.def, taskBase), source: msg.def.kind === 'source' };
         } catch (e) {
           loadFailures.set(msg.fn, { error: e });
           throw e;

@@ -47,6 +47,12 @@ export interface ChildSpec {
   chain: readonly number[];
   startMethod: StartMethod;
   cwd: string;
+  /**
+   * With a `cwd` of its own: the parent's directory at start(), where a
+   * function target's require() resolves from (as it would without one:
+   * the function's imports are the parent's). Absent: cwd.
+   */
+  base?: string;
   /** The child's whole environment, when Process was given `env` (see ProcessOptions.env). */
   env?: Record<string, string>;
 }

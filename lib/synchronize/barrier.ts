@@ -271,7 +271,11 @@ export class Barrier {
    * decrement without the mutex, and the slots say nothing certain.
    */
   #acquired(w: Int32Array): void {
-    if (!this.#mutex.ownerDied || this.#slots === 0 || w.length === 0 || Atomics.load(w, STATE) !== FILLING) return;
+    if (!this.#mutex.ownerDied || w.length === 0) return;
+    // The dead holder may have stored STATE (#freshen, #reapDead, reset(),
+    // abort()) and died before its notifyAll: sleepers would never hear of it.
+    this.#notifyAll(w);
+    if (this.#slots === 0 || Atomics.load(w, STATE) !== FILLING) return;
     let n = 0;
     for (let i = 0; i < this.#slots; i++) if (w[SLOTS + i] !== 0) n++;
     if (Atomics.load(w, COUNT) !== n) Atomics.store(w, COUNT, n);
@@ -544,6 +548,7 @@ export class Barrier {
       // such as one calling reset() on its BrokenBarrierError). Every such
       // section is synchronous once resumed and reads the words afresh, so
       // acting now is as if it came first; blocking would deadlock.
+      this.#acquired(w); // that take may have been a takeover from a dead holder
       fn(w);
       return;
     }
