@@ -417,10 +417,10 @@ function writeObject(v: object): void {
 }
 
 /**
- * Whether v's enumerable string keys are exactly `keys`, in order. for-in
- * lists own keys in Object.keys() order, then inherited enumerable ones, so
- * an enumerable property added to Object.prototype makes this false (and the
- * caller takes the Object.keys() path), never a wrong record.
+ * Whether v's own enumerable string keys are exactly `keys`, in order. for-in
+ * lists own keys in Object.keys() order, then inherited enumerable ones (an
+ * enumerable property added to Object.prototype): those make this false, and
+ * the caller takes the Object.keys() path, never a wrong record.
  */
 function hasKeys(v: object, keys: string[]): boolean {
   const n = keys.length;
@@ -429,8 +429,8 @@ function hasKeys(v: object, keys: string[]): boolean {
     if (i === n || k !== keys[i]) return false;
     i++;
   }
-  // for-in lists own keys first: if the last one is own, they all are (an
-  // inherited enumerable key could otherwise stand in for a missing own one).
+  // If the last one is own, they all are (an inherited key named in `keys`
+  // could otherwise stand in for a missing own one).
   return i === n && (n === 0 || Object.hasOwn(v, keys[n - 1]!));
 }
 

@@ -76,7 +76,7 @@ export interface ChildPlace {
   cwd?: string;
 }
 
-/** Validates and copies `env` / `cwd` options (what: the caller, for messages). */
+/** Validates and copies the `env` / `cwd` options of a Process or Pool. */
 export function checkChildPlace(env: unknown, cwd: unknown): ChildPlace {
   const place: ChildPlace = {};
   if (env !== undefined) {

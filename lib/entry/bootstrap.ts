@@ -352,6 +352,13 @@ function detachInheritedHandles(): void {
   }
 }
 
+/** A forked child's environment becomes exactly `env` (a spawned child gets it from spawn()). */
+function replaceEnv(env: Record<string, string>): void {
+  for (const k of Object.keys(process.env)) if (!Object.hasOwn(env, k)) delete process.env[k];
+  for (const [k, v] of Object.entries(env)) if (process.env[k] !== v) process.env[k] = v;
+  restampAfterFork(); // the tracker's variables were just deleted or overwritten: this process's worker threads need them
+}
+
 /**
  * Entry for a child of the 'fork' start method, called right after fork()
  * inside the parent's start(). A synchronous function target runs here and
@@ -360,13 +367,6 @@ function detachInheritedHandles(): void {
  * the target settles. Lifecycle listeners ('exit', 'uncaughtException'...)
  * are the parent's and are dropped; signal listeners are inherited, as in C.
  */
-/** A forked child's environment becomes exactly `env` (a spawned child gets it from spawn()). */
-function replaceEnv(env: Record<string, string>): void {
-  for (const k of Object.keys(process.env)) if (!Object.hasOwn(env, k)) delete process.env[k];
-  for (const [k, v] of Object.entries(env)) if (process.env[k] !== v) process.env[k] = v;
-  restampAfterFork(); // the tracker's variables were just deleted or overwritten: this process's worker threads need them
-}
-
 export function runInForkChild(
   target: ((...args: unknown[]) => unknown) | ChildTarget,
   handles: unknown[],
