@@ -353,18 +353,17 @@ function writeObject(v: object): void {
       return;
     }
     visit(v);
-    // The last key list again (a stream of like messages): checked in place,
-    // without the array Object.keys() allocates.
-    const last = lastShape;
-    if (last !== null && hasKeys(v, last.keys)) {
-      writeRecord(v, last);
-      return;
-    }
     const keys = Object.keys(v);
     const n = keys.length;
     const shape = n !== 0 ? shapeOf(keys) : null;
     if (shape !== null) {
-      writeRecord(v, shape);
+      const head = shape.head;
+      const hn = head.length;
+      ensure(hn);
+      const p = pos;
+      for (let i = 0; i < hn; i++) out[p + i] = head[i];
+      pos = p + hn;
+      shape.write(v, writeValue);
       return;
     }
     ensure(5);
@@ -414,34 +413,6 @@ function writeObject(v: object): void {
   }
   notSendable(v); // a Pool, a Process, a SharedArrayBuffer: a TypeError that says why
   throw kBail;
-}
-
-/**
- * Whether v's own enumerable string keys are exactly `keys`, in order. for-in
- * lists own keys in Object.keys() order, then inherited enumerable ones (an
- * enumerable property added to Object.prototype): those make this false, and
- * the caller takes the Object.keys() path, never a wrong record.
- */
-function hasKeys(v: object, keys: string[]): boolean {
-  const n = keys.length;
-  let i = 0;
-  for (const k in v) {
-    if (i === n || k !== keys[i]) return false;
-    i++;
-  }
-  // If the last one is own, they all are (an inherited key named in `keys`
-  // could otherwise stand in for a missing own one).
-  return i === n && (n === 0 || Object.hasOwn(v, keys[n - 1]!));
-}
-
-function writeRecord(v: object, shape: Shape): void {
-  const head = shape.head;
-  const hn = head.length;
-  ensure(hn);
-  const p = pos;
-  for (let i = 0; i < hn; i++) out[p + i] = head[i];
-  pos = p + hn;
-  shape.write(v, writeValue);
 }
 
 function writeShared(v: object): void {
