@@ -829,6 +829,13 @@ describe('Barrier: actions and timeouts across processes', () => {
     expect(JSON.parse(r.stdout)).toEqual({ victim: -9, resetRan: true, mine: 'index 0', helper: 0 });
   }, 60_000);
 
+  it('a wait() held up on the internal mutex longer than its timeout gets its whole timeout once in the round', async () => {
+    const r = await runNode(fixture('barrier-stalled-mutex.mjs'), [], { timeoutMs: 40_000 });
+    expect(r.stderr).toBe('');
+    // before: mine BrokenBarrierError, exitCodes [1, 1] (the timeout had run out on the mutex)
+    expect(JSON.parse(r.stdout)).toEqual({ mine: 'index 1', exitCodes: [0, 0] });
+  }, 60_000);
+
   const stderrHas = (child: ChildProcess, text: string): Promise<void> => new Promise((resolve) => {
     let seen = '';
     child.stderr!.on('data', (d: Buffer | string) => {

@@ -393,6 +393,10 @@ export class Barrier {
     await this.#mutex.acquire(Infinity, undefined);
     this.#acquired(w);
     this.#stillOpen(w);
+    // The timeout counts from here, as in Python (its wait() takes the lock
+    // without one): behind a holder killed in the mutex, the takeover alone
+    // (a slice or two) spent a short timeout, and the round broke as it began.
+    deadline = deadlineFrom('timeoutMs', timeoutMs ?? this.#timeout);
     let held = true;
     let counted = false;
     let slot = -1;
