@@ -37,7 +37,10 @@
  * only its own bytes (byteOffset 0 in a fresh buffer on the other side, not the
  * whole underlying ArrayBuffer); two views of one ArrayBuffer in one item
  * arrive as two copies; extra non-index properties of arrays are dropped.
- * Buffers arrive as Buffers.
+ * Buffers arrive as Buffers. A Proxy of a plain object or array, and an
+ * `arguments` object, travel as the plain object or array they show (their
+ * own enumerable properties, read through the traps), where structured clone
+ * refuses them.
  */
 import * as v8 from 'node:v8';
 import { Kind } from './layout';
