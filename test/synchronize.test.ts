@@ -755,6 +755,13 @@ describe('Condition: waiters that die', () => {
     cond.release();
     cond.close();
   });
+
+  it('a waiter killed inside its claim (slot CLAIMING, lock held) does not use that slot up for good', async () => {
+    const r = await runNode(fixture('condition-claim-kill.mjs'), [], { timeoutMs: 30_000 });
+    expect(r.stderr).toBe('');
+    // before: wait was a RangeError ("1 waits are already pending") for good
+    expect(JSON.parse(r.stdout)).toEqual({ victim: -9, wait: false });
+  });
 });
 
 describe('Barrier: actions and timeouts across processes', () => {

@@ -42,7 +42,9 @@
  * the last 200 ms can still absorb one notification). A waiter that died
  * after being notified, before it freed its slot, leaves it NOTIFIED for
  * good: when no slot is free, wait() takes back the slots of dead
- * processes (an uncached check) before it gives up with a RangeError.
+ * processes (an uncached check) before it gives up with a RangeError, and
+ * a slot left CLAIMING by a waiter killed inside its claim (claims are made
+ * holding the lock, so none can be in progress then).
  */
 import { holderAlive, recentlyAlive } from '../liveness';
 import { Kind } from '../layout';
@@ -173,7 +175,16 @@ export class Condition extends Acquirable {
     for (let k = 0; k < this.#maxWaiters; k++) {
       const at = kSlotsAt + k * kSlotWords;
       const state = Atomics.load(w, at + S_STATE);
-      if (state !== WAITING && state !== NOTIFIED) continue; // CLAIMING: its owner is inside #claimFree right now
+      if (state === CLAIMING) {
+        // Slots are claimed only by wait(), holding the lock, as we do now:
+        // a slot still CLAIMING was left by a waiter that died inside its
+        // claim, holding the lock we took over. Freed, but USED left as it
+        // is: the claim may not have counted it yet, and a USED too high
+        // only costs notify() a scan, where one too low would skip a waiter.
+        if (Atomics.compareExchange(w, at + S_STATE, CLAIMING, FREE) === CLAIMING) freed++;
+        continue;
+      }
+      if (state !== WAITING && state !== NOTIFIED) continue;
       const pid = w[at + S_PID];
       if (pid === me || isAlive(pid)) continue;
       if (Atomics.compareExchange(w, at + S_STATE, state, FREE) === state) {
