@@ -208,6 +208,17 @@ describe('Lock across processes', () => {
   });
 });
 
+describe('Lock takeover', () => {
+  it('while a worker thread takes a lock over from a dead main thread, this main thread does not take itself for the owner', async () => {
+    const r = await runNode(fixture('lock-takeover-tid.mjs'), [], { timeoutMs: 30_000 });
+    expect(r.stderr).toBe('');
+    // before: mainTryAcquire true, mainDepth 2 (it read its pid beside the dead holder's thread id 1)
+    expect(JSON.parse(r.stdout)).toEqual({
+      q: -9, paused: true, mainTryAcquire: false, mainDepth: 0, wDepth: 1, wOwnerDied: true, mainAfter: true, mainOwnerDied: false,
+    });
+  });
+});
+
 describe('Lock and RLock in one process', () => {
   it('two async acquire()s contend; release by the holder lets the other in', async () => {
     const lock = new mp.Lock();

@@ -4,7 +4,8 @@
  * Payload (Int32 words from the segment's payload offset; 64 bytes):
  *
  *   word  byte  field     meaning
- *   0     0     STATE     0 = free; else the owner's pid (< 2^30)
+ *   0     0     STATE     0 = free; else the owner's pid (< 2^30), with kTakingOver
+ *                          (2^30) beside it while a takeover writes TID
  *   1     4     TID       owner's worker_threads threadId + 1 (0 while free)
  *   2     8     COUNT     RLock recursion depth (owner-only; unused by Lock)
  *   3     12    SLEEPERS  threads sleeping, or about to sleep, on STATE
@@ -63,6 +64,17 @@ const SLEEPERS = 3;
 const DEATHS = 4;
 /** x86: a plain load after an Atomics.store is ordered after it (see release()). */
 const kPlainAfterStore = process.arch === 'x64' || process.arch === 'ia32';
+/**
+ * Set in the word, beside the taker's pid, while a takeover from a dead owner
+ * is under way. The dead owner never cleared TID, and until the taker has
+ * written its own a thread of the taker's process would read its pid next
+ * to the dead owner's thread id: a main thread's (1) is every process's, so
+ * that process's main thread took itself for the owner (an RLock acquire
+ * entered beside the taker). Ownership checks compare the whole word, so
+ * the bit fails them; liveness reads the pid bits, so the lock counts as
+ * held by the taker (and is taken over again if it dies there).
+ */
+const kTakingOver = 0x40000000;
 /** Words a mutex occupies (Barrier embeds one). */
 export const kMutexWords = 5;
 
@@ -114,7 +126,7 @@ export class Mutex {
     const me = myPid();
     const c = Atomics.load(w, STATE);
     if (c === 0) return Atomics.compareExchange(w, STATE, 0, me) === 0 && this.#won(false);
-    if (this.#recursive && (c & kPidMask) === me && w[TID] === kTid) {
+    if (this.#recursive && c === me && w[TID] === kTid) {
       w[COUNT]++;
       return true;
     }
@@ -123,18 +135,25 @@ export class Mutex {
     const now = performance.now();
     if (now - this.#lastLivenessCheck >= kSliceMs) {
       this.#lastLivenessCheck = now;
-      if (this.#ownerDead(c, me) && Atomics.compareExchange(w, STATE, c, me) === c) return this.#won(true);
+      if (this.#ownerDead(c, me) && Atomics.compareExchange(w, STATE, c, me | kTakingOver) === c) return this.#won(true);
     }
     return false;
   }
 
+  /**
+   * After the word is ours (died: taken over, the word then reads our pid
+   * with kTakingOver set, see there): our thread id, then the plain pid.
+   */
   #won(died: boolean): true {
     const w = this.#w;
     w[TID] = kTid;
     if (this.#recursive) w[COUNT] = 1;
     this.ownerDied = died;
     this.#heldHere = true;
-    if (died) Atomics.add(w, DEATHS, 1);
+    if (died) {
+      Atomics.store(w, STATE, myPid());
+      Atomics.add(w, DEATHS, 1);
+    }
     return true;
   }
 
@@ -158,7 +177,7 @@ export class Mutex {
   /** Owned by this process and thread. */
   isMine(): boolean {
     const w = this.#w;
-    return (Atomics.load(w, STATE) & kPidMask) === myPid() && w[TID] === kTid;
+    return Atomics.load(w, STATE) === myPid() && w[TID] === kTid;
   }
 
   /** Takes the lock if it is free (-1), else returns the word to sleep on (the owner's pid). */
@@ -174,7 +193,7 @@ export class Mutex {
   /** After a slice timed out on word `c`: the owner is dead and we took over. */
   #tookOver(c: number, me: number): boolean {
     return Atomics.load(this.#w, STATE) === c && this.#ownerDead(c, me) &&
-      Atomics.compareExchange(this.#w, STATE, c, me) === c;
+      Atomics.compareExchange(this.#w, STATE, c, me | kTakingOver) === c;
   }
 
   /** A waiter leaving without the lock passes on a wake-up it may have absorbed. */
@@ -250,7 +269,7 @@ export class Mutex {
     const w = this.#w;
     // A plain read is enough: if the word holds our pid, only we can change it.
     const c = w[STATE];
-    if ((c & kPidMask) !== myPid() || w[TID] !== kTid) throw this.#notOwner(c);
+    if (c !== myPid() || w[TID] !== kTid) throw this.#notOwner(c);
     if (this.#recursive) {
       const depth = w[COUNT] - 1;
       if (depth > 0) {
@@ -278,7 +297,7 @@ export class Mutex {
   releaseSave(): number {
     const w = this.#w;
     const c = Atomics.load(w, STATE);
-    if ((c & kPidMask) !== myPid() || w[TID] !== kTid) throw this.#notOwner(c);
+    if (c !== myPid() || w[TID] !== kTid) throw this.#notOwner(c);
     const depth = this.#recursive ? w[COUNT] : 1;
     if (this.#recursive) w[COUNT] = 1;
     this.release();
