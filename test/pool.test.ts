@@ -746,6 +746,8 @@ describe('Pool workers', () => {
     const pool = new mp.Pool({ processes: 1, maxWorkerMemoryMb: 1 }); // every worker is over it at once
     expect(await pool.map((x: number) => x * 2, range(40), { chunksize: 1 })).toEqual(range(40).map((x) => x * 2));
     // Before: each retirement left the old worker alive beside its replacement (21 alive here) and join() hung.
+    // Retired workers leave as soon as they can; on a loaded machine one more may still be on its way out (3 seen once).
+    for (const t0 = performance.now(); pool.stats().workers.length > 2 && performance.now() - t0 < 10_000;) await sleep(20);
     expect(pool.stats().workers.length).toBeLessThanOrEqual(2);
     pool.close();
     const joined = await Promise.race([pool.join().then(() => 'joined'), sleep(5000).then(() => 'hung')]);
