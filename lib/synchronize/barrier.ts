@@ -542,7 +542,6 @@ export class Barrier {
     this.#notifyAll(w);
   }
 
-
   /** Runs `fn` holding the barrier's mutex (blocking briefly if another process holds it: never across an action). */
   #locked(fn: (w: Int32Array) => void): void {
     const w = this.#words();

@@ -135,7 +135,7 @@ export class Mutex {
     const now = performance.now();
     if (now - this.#lastLivenessCheck >= kSliceMs) {
       this.#lastLivenessCheck = now;
-      if (this.#ownerDead(c, me) && Atomics.compareExchange(w, STATE, c, me | kTakingOver) === c) return this.#won(true);
+      if (this.#tookOver(c, me)) return this.#won(true);
     }
     return false;
   }
@@ -190,7 +190,7 @@ export class Mutex {
     }
   }
 
-  /** After a slice timed out on word `c`: the owner is dead and we took over. */
+  /** Word `c` names a dead owner (after a slice timed out on it, or a tryAcquire's look): we took over. */
   #tookOver(c: number, me: number): boolean {
     return Atomics.load(this.#w, STATE) === c && this.#ownerDead(c, me) &&
       Atomics.compareExchange(this.#w, STATE, c, me | kTakingOver) === c;
