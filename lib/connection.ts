@@ -26,7 +26,7 @@
  */
 import { encodeBytes, recordBytes, type Encoded } from './codec';
 import { Channel } from './channel';
-import { BrokenPipeError, EOFError } from './errors';
+import { BrokenPipeError, EOFError, noPublicConstructor } from './errors';
 import { Kind } from './layout';
 import { sameProcessRuns, selfStamp, startStamp } from './liveness';
 import { registerKind, type Handle } from './reduction';
@@ -310,6 +310,7 @@ export class Connection<T = unknown> {
 
   /** @internal use Pipe() */
   constructor(core: PipeCore, end: number) {
+    if (!(core instanceof PipeCore)) throw noPublicConstructor('Connection', 'use Pipe() to make a pair of connected ends; an end reaches another process as a Process arg or a queue item');
     this.#core = core;
     this.#end = end;
     const readable = core.duplex || end === 0;

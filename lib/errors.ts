@@ -94,3 +94,12 @@ export function shmError(err: unknown, name: string, action: string): Error {
 
 /** A send on a Pipe whose reading end is closed (or whose reader died). */
 export class BrokenPipeError extends EOFError {}
+
+/**
+ * For classes whose objects only factories make (they need a mapping, a pipe
+ * core...): `new` from user code would otherwise build a husk that fails
+ * later with an unrelated message.
+ */
+export function noPublicConstructor(cls: string, use: string): TypeError {
+  return new TypeError(`${cls} has no public constructor: ${use}`);
+}

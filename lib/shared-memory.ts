@@ -11,7 +11,7 @@
  *
  * Exports: SharedMemory.
  */
-import { ClosedError, shmError } from './errors';
+import { ClosedError, noPublicConstructor, shmError } from './errors';
 import { native } from './native';
 import { registerKind, type Handle } from './reduction';
 import { register, unregister } from './resource-tracker';
@@ -36,6 +36,8 @@ export interface SharedMemoryOptions {
   name?: string;
 }
 
+const kNew: unique symbol = Symbol('multiproc.SharedMemory.new');
+
 export class SharedMemory {
   /** The name as given by the user (or generated); the OS name has one leading '/'. */
   readonly name: string;
@@ -45,7 +47,11 @@ export class SharedMemory {
   #created: boolean;
   #unlinked = false;
 
-  private constructor(name: string, buffer: ArrayBuffer, size: number, created: boolean) {
+  private constructor(token: typeof kNew, name: string, buffer: ArrayBuffer, size: number, created: boolean) {
+    if (token !== kNew) {
+      // Python's SharedMemory(name=None, create=False, size=0) habit.
+      throw noPublicConstructor('SharedMemory', 'use SharedMemory.create(size, { name? }) to make a segment (Python\'s SharedMemory(create=True, size=n)) or SharedMemory.attach(name) to map one');
+    }
     this.name = name;
     this.#buffer = buffer;
     this.size = size;
@@ -68,7 +74,7 @@ export class SharedMemory {
       unregister(osName(name), 'shared_memory');
       throw shmError(e, name, 'create');
     }
-    return new SharedMemory(name, buffer, size, true);
+    return new SharedMemory(kNew, name, buffer, size, true);
   }
 
   /** Maps an existing segment (made by multiproc, Python or anything else). */
@@ -80,7 +86,7 @@ export class SharedMemory {
     } catch (e) {
       throw shmError(e, name, 'attach');
     }
-    return new SharedMemory(name, buffer, buffer.byteLength, false);
+    return new SharedMemory(kNew, name, buffer, buffer.byteLength, false);
   }
 
   /** The mapped bytes. Views made from it become empty after close(). */

@@ -13,7 +13,7 @@
  *
  * Exports: Value, RawValue, SharedArray, RawArray, typecodes, Typecode.
  */
-import { ClosedError } from './errors';
+import { ClosedError, noPublicConstructor } from './errors';
 import { Kind } from './layout';
 import type { AcquireOptions, LockGuard } from './synchronize/common';
 import { isHandle, registerKind, type Handle } from './reduction';
@@ -192,6 +192,11 @@ abstract class SharedCtype {
   readonly typecode: Typecode;
 
   protected constructor(segment: Segment, info: TypeInfo, typecode: Typecode, lock: LockLike | null, own: OwnLock | null) {
+    if (!(segment instanceof Segment)) {
+      throw noPublicConstructor(new.target.name, new.target.name === 'SharedValue'
+        ? 'use Value(typecode, initial) (with a lock) or RawValue(typecode, initial)'
+        : 'use SharedArray(typecode, lengthOrValues) (with a lock) or RawArray(typecode, lengthOrValues)');
+    }
     this.segment = segment;
     this.info = info;
     this.typecode = typecode;

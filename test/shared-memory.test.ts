@@ -93,6 +93,20 @@ describe('SharedMemory', () => {
     expect(() => mp.SharedMemory.attach('mp-does-not-exist-xyz')).toThrow(/No shared memory segment named 'mp-does-not-exist-xyz'/);
   });
 
+  it('`new` on a class only factories make is a TypeError naming the factory (before: a husk with no mapping, or an unrelated message later)', () => {
+    const New = <A extends unknown[]>(cls: unknown, ...args: A) => new (cls as new (...a: A) => unknown)(...args);
+    // Python's SharedMemory(create=True, size=10): before, an object whose name was that options object.
+    expect(() => New(mp.SharedMemory, { create: true, size: 10 })).toThrow(/SharedMemory has no public constructor: use SharedMemory.create\(size/);
+    expect(() => New(mp.SharedMemory, 'some-name')).toThrow(TypeError);
+    expect(() => New(mp.Connection)).toThrow(/Connection has no public constructor: use Pipe\(\)/);
+    expect(() => New(mp.SharedValue, 'i', 3)).toThrow(/SharedValue has no public constructor: use Value\(typecode, initial\)/);
+    expect(() => New(mp.SharedArrayObject, 'i', 3)).toThrow(/SharedArrayObject has no public constructor: use SharedArray\(typecode/);
+    // The factories themselves still work with `new` (a function returning an object).
+    const v = New(mp.Value, 'i', 3) as mp.SharedValue<'i'>;
+    expect(v.value).toBe(3);
+    v.close();
+  });
+
   it('makes use after close() an error, and views empty, never a crash', () => {
     const shm = mp.SharedMemory.create(64);
     const view = new Uint8Array(shm.buffer);
