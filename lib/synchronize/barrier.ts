@@ -8,7 +8,8 @@
  *   0-4   0     MUTEX    an embedded Mutex (see lock.ts) guarding STATE and COUNT
  *   5     20    SEQ      bumped by every notifyAll; waiters sleep on it
  *   6     24    STATE    FILLING 0 | DRAINING 1 | ACTING 2 | RESETTING -1 | BROKEN -2
- *   7     28    COUNT    parties inside wait() now
+ *   7     28    COUNT    parties inside wait() now; with slots, in the low
+ *                        11 bits, above them an epoch bumped by #clearStuck
  *   8     32    PARTIES  constant
  *   9     36    SLEEPERS waiters sleeping or about to sleep on SEQ
  *   10    40    ACTOR    pid of the party running the action (while ACTING; -pid once it closed)
@@ -71,7 +72,11 @@
  * from a holder killed inside it, like a Lock; the watch also looks at its
  * holder, and whoever takes it over from a dead one recounts a filling
  * round from the slots (a party killed between its count and its slot is
- * named by no slot: see #acquired).
+ * named by no slot: see #acquired). A party killed on its way out between
+ * freeing its slot and its decrement is named by no slot either: two looks
+ * a slice apart that find a leaving round counted by no slot, unchanged,
+ * make it fresh (#clearStuck); COUNT's epoch keeps a leaver that was only
+ * stopped there from decrementing the next round.
  */
 import { BrokenBarrierError } from '../errors';
 import { Kind } from '../layout';
@@ -95,6 +100,8 @@ const LOOKED = SEQ + 6;
 const SLOTS = 16;
 /** Barriers up to this many parties track each party's pid (4 bytes a party). */
 const kMaxTrackedParties = 1024;
+/** COUNT's bits that count parties in a barrier with slots (the rest: #clearStuck's epoch). */
+const kTrackedCountMask = 0x7ff;
 const FILLING = 0;
 const DRAINING = 1;
 const ACTING = 2;
@@ -115,6 +122,8 @@ export class Barrier {
   readonly #mutex: Mutex;
   readonly #timeout: number | undefined;
   readonly #slots: number;
+  /** COUNT's bits that count parties (all of them in a barrier without slots). */
+  readonly #countMask: number;
   /** This object's waits asleep in #sleepUntil, and the watch that looks for dead parties meanwhile. */
   #asleep = 0;
   #watchTimer: NodeJS.Timeout | undefined;
@@ -124,6 +133,13 @@ export class Barrier {
   readonly #mySlots = new Set<number>();
   /** A wait of this object runs the action now. */
   #acting = false;
+  /**
+   * What this process's last look saw of a leaving round that no slot
+   * accounts for (COUNT > 0, every slot free): SEQ and COUNT, or null.
+   */
+  #stuck: { seq: number; count: number } | null = null;
+  /** The look before this one saw the same stuck round (see #someoneDied). */
+  #stuckTwice = false;
   /** Run by the party that completes a round, if it is this process's object (see the module comment). */
   action: BarrierAction | undefined;
 
@@ -147,12 +163,18 @@ export class Barrier {
     this.#buf = segment.buffer;
     this.#off = segment.payloadOffset;
     this.#slots = slots;
+    this.#countMask = slots > 0 ? kTrackedCountMask : 0x7fffffff;
     this.#w = new Int32Array(segment.buffer, segment.payloadOffset, SLOTS + slots);
     if (fresh) this.#w[PARTIES] = parties;
     this.#mutex = new Mutex(segment.buffer, segment.payloadOffset, false, 'Barrier', segment.name);
     this.action = action ?? undefined;
     this.#timeout = timeout ?? undefined;
     segment.bindTo(this);
+  }
+
+  /** Parties counted in the round now (COUNT without its epoch). */
+  #count(w: Int32Array): number {
+    return Atomics.load(w, COUNT) & this.#countMask;
   }
 
   #words(): Int32Array {
@@ -169,7 +191,7 @@ export class Barrier {
   get nWaiting(): number {
     const w = this.#words();
     const s = Atomics.load(w, STATE);
-    return s === FILLING || s === ACTING ? Atomics.load(w, COUNT) : 0;
+    return s === FILLING || s === ACTING ? this.#count(w) : 0;
   }
 
   get broken(): boolean {
@@ -240,6 +262,7 @@ export class Barrier {
         if (w.length === 0) return;
         this.#acquired(w);
         this.#reapDead(w);
+        this.#clearStuck(w);
         this.#checkActor(w);
       } finally {
         if (!this.#mutex.detached) this.#mutex.release();
@@ -278,7 +301,8 @@ export class Barrier {
     if (this.#slots === 0 || Atomics.load(w, STATE) !== FILLING) return;
     let n = 0;
     for (let i = 0; i < this.#slots; i++) if (w[SLOTS + i] !== 0) n++;
-    if (Atomics.load(w, COUNT) !== n) Atomics.store(w, COUNT, n);
+    const c = Atomics.load(w, COUNT);
+    if ((c & this.#countMask) !== n) Atomics.store(w, COUNT, (c & ~this.#countMask) | n);
   }
 
   /** Without the mutex: whether a party in a slot, the one running the action, or the mutex's holder has died. */
@@ -288,16 +312,55 @@ export class Barrier {
     const holder = this.#mutex.ownerPid();
     if (holder !== 0 && holder !== me && !native.isAlive(holder)) return true;
     const seen = new Set<number>();
+    let occupied = 0;
     for (let i = 0; i < this.#slots; i++) {
       const pid = Atomics.load(w, SLOTS + i);
+      if (pid !== 0) occupied++;
       if (pid === 0 || pid === me || seen.has(pid)) continue;
       if (pid < 0 || !native.isAlive(pid)) return true; // < 0: closed (see close())
       seen.add(pid);
     }
     const s = Atomics.load(w, STATE);
-    // Drained, and nobody made it fresh: its last party died on the way out (see #reapDead).
-    if ((s === DRAINING || s === RESETTING) && Atomics.load(w, COUNT) === 0) return true;
+    if (s === DRAINING || s === RESETTING) {
+      const count = Atomics.load(w, COUNT);
+      // Drained, and nobody made it fresh: its last party died on the way out (see #reapDead).
+      if ((count & this.#countMask) === 0) return true;
+      if (this.#slots > 0 && occupied === 0) {
+        // Counted, and named by no slot: leavers between freeing their slot
+        // and their decrement, a few instructions, or killed there. Two looks
+        // a slice apart that see the same round (SEQ and COUNT unchanged)
+        // take it for the latter (see #reapDead).
+        const seq = Atomics.load(w, SEQ);
+        const prev = this.#stuck;
+        this.#stuck = { seq, count };
+        this.#stuckTwice = prev !== null && prev.seq === seq && prev.count === count;
+        return this.#stuckTwice;
+      }
+    }
+    this.#stuck = null;
     return s === ACTING && this.#actorGone(Atomics.load(w, ACTOR));
+  }
+
+  /**
+   * Holding the mutex, after two looks a slice apart saw a leaving round
+   * whose count no slot accounts for, unchanged (#someoneDied): those
+   * parties were killed between freeing their slot and their decrement (a
+   * two-word step that leavers take without the mutex, so no one can tell
+   * "not yet" from "never" at one instant). The round is made fresh. A
+   * leaver that was only stopped there for the whole slice finds, when it
+   * resumes, a new epoch in COUNT and takes nothing off (see wait()).
+   */
+  #clearStuck(w: Int32Array): void {
+    const stuck = this.#stuck;
+    if (!this.#stuckTwice || stuck === null) return;
+    this.#stuck = null;
+    this.#stuckTwice = false;
+    const s = Atomics.load(w, STATE);
+    if ((s !== DRAINING && s !== RESETTING) || Atomics.load(w, SEQ) !== stuck.seq || Atomics.load(w, COUNT) !== stuck.count) return;
+    for (let i = 0; i < this.#slots; i++) if (Atomics.load(w, SLOTS + i) !== 0) return;
+    // A new epoch, so that a leaver only stopped there takes nothing off the next round.
+    Atomics.store(w, COUNT, ((stuck.count & ~this.#countMask) + this.#countMask + 1) | 0);
+    this.#freshen(w);
   }
 
   /** The party running the action died or closed the barrier (close() negates ACTOR; Linux also sees the mapping go). */
@@ -375,7 +438,7 @@ export class Barrier {
       this.#freshen(w);
       return;
     }
-    if (Atomics.sub(w, COUNT, gone) === gone) {
+    if ((Atomics.sub(w, COUNT, gone) & this.#countMask) === gone) {
       const s = Atomics.load(w, STATE);
       if (s === DRAINING || s === RESETTING) Atomics.store(w, STATE, FILLING);
     }
@@ -399,6 +462,7 @@ export class Barrier {
     deadline = deadlineFrom('timeoutMs', timeoutMs ?? this.#timeout);
     let held = true;
     let counted = false;
+    let epoch = 0;
     let slot = -1;
     try {
       this.#reapDead(w);
@@ -420,7 +484,9 @@ export class Barrier {
         deadline = deadlineFrom('timeoutMs', timeoutMs ?? this.#timeout);
       }
       if (Atomics.load(w, STATE) < 0) throw new BrokenBarrierError('The barrier is broken');
-      const index = Atomics.add(w, COUNT, 1);
+      const word = Atomics.add(w, COUNT, 1);
+      const index = word & this.#countMask;
+      epoch = word & ~this.#countMask;
       counted = true;
       slot = this.#claimSlot(w);
       if (index + 1 === w[PARTIES]) {
@@ -444,7 +510,7 @@ export class Barrier {
         if (now === FILLING) {
           this.#break(w);
           const limit = timeoutMs ?? this.#timeout;
-          throw new BrokenBarrierError(`Barrier.wait(): timed out after ${limit} ms with ${Atomics.load(w, COUNT)} of ${w[PARTIES]} parties; the barrier is now broken`);
+          throw new BrokenBarrierError(`Barrier.wait(): timed out after ${limit} ms with ${this.#count(w)} of ${w[PARTIES]} parties; the barrier is now broken`);
         }
         // Filled meanwhile: an action now holds the round (no deadline), or the round is over.
         this.#mutex.release();
@@ -453,14 +519,28 @@ export class Barrier {
     } finally {
       // Closed meanwhile: close() marked this party's slot for the others to take off.
       if (counted && w.length !== 0) {
+        // The slot's store and the decrement stay adjacent: a party stopped
+        // between them looks killed there (see #clearStuck).
         if (slot >= 0) {
-          Atomics.store(w, SLOTS + slot, 0);
           this.#mySlots.delete(slot);
+          Atomics.store(w, SLOTS + slot, 0);
         }
         // Parties leave without the mutex (one at a time behind it, a
         // thousand parties took long to go); the last one out of a
         // draining or resetting round takes it to make the round fresh.
-        if (Atomics.sub(w, COUNT, 1) === 1) {
+        let before = 0;
+        for (;;) {
+          const c = Atomics.load(w, COUNT);
+          // Another epoch: stopped between the two steps above for a whole
+          // slice, this party was taken for a killed one and the round made
+          // fresh without it (#clearStuck); the decrement is not ours to make.
+          if ((c & ~this.#countMask) !== epoch) break;
+          if (Atomics.compareExchange(w, COUNT, c, (c - 1) | 0) === c) {
+            before = c & this.#countMask;
+            break;
+          }
+        }
+        if (before === 1) {
           if (!held) {
             await this.#mutex.acquire(Infinity, undefined);
             this.#acquired(w);
@@ -486,7 +566,7 @@ export class Barrier {
   /** After the count reached 0 (holding the mutex): a draining or resetting round is over. */
   #freshen(w: Int32Array): void {
     // Someone may have come in since (a reset() that saw 0 and a new round).
-    if (Atomics.load(w, COUNT) !== 0) return;
+    if (this.#count(w) !== 0) return;
     const s = Atomics.load(w, STATE);
     if (s === DRAINING || s === RESETTING) {
       Atomics.store(w, STATE, FILLING);
@@ -573,7 +653,7 @@ export class Barrier {
   reset(): void {
     this.#locked((w) => {
       this.#reapDead(w);
-      if (Atomics.load(w, COUNT) > 0) {
+      if (this.#count(w) > 0) {
         const s = Atomics.load(w, STATE);
         if (s === FILLING || s === BROKEN || s === ACTING) Atomics.store(w, STATE, RESETTING);
       } else {
