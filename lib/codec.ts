@@ -929,6 +929,26 @@ function readValue(): unknown {
 }
 
 /**
+ * Node's deserializer returns Buffers, typed arrays and DataViews as views
+ * into its input (a misaligned one into a copy cut from Node's Buffer pool),
+ * so their `.buffer` held the rest of the message, or whatever else the pool
+ * held: unrelated memory of the process. Each gets a fresh ArrayBuffer of its
+ * own, as structured clone gives (and the input, ring memory that is reused
+ * at once, needs no copy first).
+ */
+class FreshDeserializer extends v8.DefaultDeserializer {
+  // Node's documented hook (v8.Deserializer#_readHostObject), absent from @types/node.
+  _readHostObject(): unknown {
+    const v = (v8.DefaultDeserializer.prototype as unknown as { _readHostObject(): ArrayBufferView })._readHostObject.call(this);
+    const ab = new ArrayBuffer(v.byteLength);
+    new Uint8Array(ab).set(new Uint8Array(v.buffer, v.byteOffset, v.byteLength));
+    if (Buffer.isBuffer(v)) return Buffer.from(ab);
+    if (v instanceof DataView) return new DataView(ab);
+    return new (v.constructor as new (b: ArrayBuffer) => ArrayBufferView)(ab);
+  }
+}
+
+/**
  * Decodes the record at buf[offset, offset+length). Everything returned is
  * copied out of `buf` (the ring is reused at once), except a big item's
  * zero-copy view of its own segment.
@@ -936,9 +956,9 @@ function readValue(): unknown {
 export function decodeFrom(buf: Buffer, offset: number, length: number, view?: DataView): unknown {
   const t = buf[offset];
   if (t === Tag.V8) {
-    // Node's deserializer may return views into its input: give it a copy.
-    const copy = Buffer.from(buf.subarray(offset + 2, offset + length));
-    const v = v8.deserialize(copy);
+    const der = new FreshDeserializer(buf.subarray(offset + 2, offset + length));
+    der.readHeader();
+    const v = der.readValue();
     return buf[offset + 1] === 1 ? rebuild(v) : v;
   }
   if (t === Tag.Bytes) return copyToBuffer(buf, offset + 1, length - 1);

@@ -167,6 +167,25 @@ describe('codec', () => {
     }
   });
 
+  it('gives Buffers, typed arrays and DataViews decoded through structured clone a fresh buffer of their own (before: views into the message, or into Node\'s shared Buffer pool with unrelated memory of the process)', () => {
+    Buffer.from('SECRET-'.repeat(10)); // something else in Node's pool
+    const item = new Map<string, ArrayBufferView>([
+      ['u8', new Uint8Array([1, 2, 3])],
+      ['buf', Buffer.from('xy')],
+      ['dv', new DataView(new Uint8Array([9, 8, 7, 6]).buffer)],
+      ['f64', new Float64Array([1.5, -2])], // misaligned in the message: Node copied it into its pool
+      ['i16', new Int16Array([-1, 300])],
+      ['empty', new Uint8Array(0)],
+    ]);
+    const got = roundTrip(item) as Map<string, ArrayBufferView>;
+    sameValue(got, item);
+    for (const [k, v] of got) {
+      expect({ k, byteOffset: v.byteOffset, bufferBytes: v.buffer.byteLength }).toEqual({ k, byteOffset: 0, bufferBytes: v.byteLength });
+      expect(v.buffer).toBeInstanceOf(ArrayBuffer);
+    }
+    expect(Buffer.isBuffer(got.get('buf'))).toBe(true);
+  });
+
   it('keeps shared references and cycles (through structured clone)', () => {
     const shared = { s: 1 };
     const v = roundTrip({ a: shared, b: shared }) as { a: object; b: object };
