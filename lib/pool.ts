@@ -49,7 +49,7 @@ import { checkInteger, checkOptionNames, checkSignal, describeValue, kMaxTimerMs
 import { Pipe, type Connection } from './connection';
 import { checkChildPlace, Process, nextPoolName, type ArgsFor, type ChildPlace } from './process';
 import { unwire, type WireError } from './wire-error';
-import { jobTag, kNotSendable, kStartAsync, kUnlinkNow, kUserWord } from './symbols';
+import { jobTag, kKillAtExit, kNotSendable, kStartAsync, kUnlinkNow, kUserWord } from './symbols';
 import { myPid } from './synchronize/common';
 import * as context from './context';
 import type { StartMethod } from './popen/popen';
@@ -1137,6 +1137,7 @@ export class Pool<I extends readonly unknown[] = never[]> {
       startMethod: this.#options.startMethod,
       ...this.#place,
     });
+    proc[kKillAtExit] = true;
     const w: Worker = {
       proc, conn: parentEnd, pid: 0, ready: false, retiring: false, dead: false, exclusive: false,
       inflight: [], known: new Set(), jobsDone: 0, rss: 0, everFinishedJob: false, startedAt: performance.now(), startupMs: null, killed: false,

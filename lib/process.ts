@@ -19,7 +19,7 @@ import { ProcessError } from './errors';
 import { native } from './native';
 import type { ChildSpec, ChildTarget, Popen, StartMethod } from './popen/popen';
 import { forEachShared, reduce, releaseHandles } from './reduction';
-import { kNotSendable, kSentTo, kStartAsync } from './symbols';
+import { kKillAtExit, kNotSendable, kSentTo, kStartAsync } from './symbols';
 import { checkForkedImport, describeTask, refuseWhileImportingTarget } from './task';
 import { checkOptionNames, deadlineFrom, describeValue } from './validate';
 import * as context from './context';
@@ -251,6 +251,8 @@ export class Process<A extends readonly unknown[] = never[]> {
   /** The process that started it (see #checkParent). */
   #startedBy = 0;
   #closed = false;
+  /** @internal See kKillAtExit. */
+  [kKillAtExit] = false;
   /** Between [kStartAsync]() and its child's pid. */
   #starting = false;
 
@@ -599,12 +601,20 @@ function installExitHook(): void {
   if (exitHookInstalled) return;
   exitHookInstalled = true;
   process.on('exit', () => {
-    // Python's _exit_function: terminate daemons, then join everyone.
+    // Python's _exit_function: terminate daemons, then join everyone. One
+    // second for all the daemons together, not each (an unclosed Pool(16)
+    // delayed the exit by 16 s: its workers ignore SIGTERM, and get SIGKILL now).
     const live = activeChildren();
-    for (const p of live) if (p.daemon) p.terminate();
     for (const p of live) {
       if (p.daemon) {
-        p.joinSync(1000);
+        if (p[kKillAtExit]) p.kill();
+        else p.terminate();
+      }
+    }
+    const deadline = performance.now() + 1000;
+    for (const p of live) {
+      if (p.daemon) {
+        p.joinSync(Math.max(0, deadline - performance.now()));
         if (p.isAlive()) p.kill();
       }
       p.joinSync();

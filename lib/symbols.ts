@@ -21,6 +21,11 @@ export const kNotSendable: unique symbol = Symbol('multiproc.notSendable');
 export const kUnlinkNow: unique symbol = Symbol('multiproc.unlinkNow');
 /** Process method: start() without blocking the event loop while a forkserver child is forked (a Pool's replacement workers). */
 export const kStartAsync: unique symbol = Symbol('multiproc.startAsync');
+/**
+ * Process property: SIGKILL it, not SIGTERM, when this process exits with it
+ * still running (a pool's workers, which ignore SIGTERM: see pool-worker.ts).
+ */
+export const kKillAtExit: unique symbol = Symbol('multiproc.killAtExit');
 /** Connection method: an Int32Array over the one pipe word free for its user (a pool worker's pipe: the job it is on). */
 export const kUserWord: unique symbol = Symbol('multiproc.userWord');
 

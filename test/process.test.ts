@@ -616,6 +616,24 @@ describe('process.exit() in the parent', () => {
     expect(r.code).toBe(0);
     expect(JSON.parse(r.stdout.trim())).toEqual({ slow: 0, daemon: -15, wrote: 1 });
   });
+
+  it.each([
+    ['pool', 'an unclosed Pool of 4: its workers are SIGKILLed at once'],
+    ['daemons', '4 daemons that ignore SIGTERM: one second for them all, not one each'],
+  ])('a script that ends with children running (%s): %s', async (mode) => {
+    const child = spawn(process.execPath, [fixture('exit-unclosed.mjs'), mode], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let printed = 0;
+    child.stdout.once('data', () => (printed = performance.now()));
+    const r = await collect(child, 30_000);
+    const ended = performance.now() - printed;
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const pids = JSON.parse(r.stdout.trim()) as number[];
+    expect(pids).toHaveLength(4);
+    expect(pids.filter(alive)).toEqual([]);
+    // Before: 1 s per child (SIGTERM, which pool workers ignore, then joinSync(1000) for each in turn): >= 4 s.
+    expect(ended).toBeLessThan(2500);
+  });
 });
 
 describe('a module target that is the entry script', () => {
