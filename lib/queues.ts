@@ -119,6 +119,15 @@ export class Queue<T = unknown> {
   readonly #segment: Segment;
   readonly #ring: Ring;
   readonly #channel: Channel;
+  readonly #maxsize: number;
+  readonly #capacity: number;
+  /**
+   * This process's mapping is gone: 'drained' once the queue was closed and
+   * this process saw it empty (nothing can come or go any more, so the
+   * mapping is given back: see #releaseIfDrained), 'disposed' by
+   * [Symbol.dispose]. Null while mapped.
+   */
+  #released: 'drained' | 'disposed' | null = null;
 
   constructor(maxsize: number | QueueOptions = 0) {
     let seg = attaching;
@@ -137,8 +146,61 @@ export class Queue<T = unknown> {
     this.#ring = new Ring(seg.buffer, seg.payloadOffset, seg.payloadOffset + kControlBytes, capacity, false, seg.name);
     this.#ring.joinable = (seg.param(1) & kFlagJoinable) !== 0;
     // The refcount counts every process's (and thread's) attachment and every handle in flight.
-    this.#channel = new Channel(this.#ring, { closedError, soleHolder: () => seg.refcount() === 1 }, Math.min(kBlobThreshold, capacity / 4));
+    const closed = (): Error => {
+      // Called when a put or get finds the queue closed (and, for a get, drained).
+      queueMicrotask(() => this.#releaseIfDrained());
+      return closedError();
+    };
+    this.#channel = new Channel(this.#ring, { closedError: closed, soleHolder: () => seg.refcount() === 1 }, Math.min(kBlobThreshold, capacity / 4));
+    this.#maxsize = this.#ring.maxsize;
+    this.#capacity = capacity;
     seg.bindTo(this);
+  }
+
+  /** The channel, or the error this object's calls get once its mapping is released. */
+  #ch(): Channel {
+    if (this.#released !== null) throw this.#releasedError();
+    return this.#channel;
+  }
+
+  #releasedError(): Error {
+    return this.#released === 'drained'
+      ? closedError()
+      : new QueueClosedError('This Queue object was disposed in this process; the queue lives on for its other users');
+  }
+
+  /**
+   * A closed queue that is empty (and, for a JoinableQueue, has no task
+   * undone) stays so for good: puts are refused, and nothing is left to get
+   * or mark done. This process's mapping is then given back at once, not when
+   * the object is garbage collected (a queue made and closed per job kept
+   * 1 MiB of /dev/shm each until a GC that may never come). Every call
+   * answers as on a closed, drained queue (see #released).
+   */
+  #releaseIfDrained(): void {
+    if (this.#released !== null || this.#ring.ctl.length === 0 || !this.#ring.closed) return;
+    if (this.#ring.size() !== 0 || (this.#ring.joinable && this.#ring.unfinished() > 0)) return;
+    this.#release('drained', closedError);
+  }
+
+  #release(why: 'drained' | 'disposed', err: () => Error): void {
+    if (this.#ring.ctl.length > 0) {
+      // Calls still waiting here end now, before the mapping goes (an async iteration ends quietly).
+      this.#channel.closeLocal('get', err());
+      this.#channel.closeLocal('put', err());
+    }
+    this.#released = why;
+    this.#segment.close();
+  }
+
+  /** @internal JoinableQueue: after a taskDone(). */
+  protected afterTaskDone(): void {
+    if (this.#ring.closed) this.#releaseIfDrained();
+  }
+
+  /** @internal JoinableQueue: whether the mapping is gone, and why. */
+  protected get releasedAs(): 'drained' | 'disposed' | null {
+    return this.#released;
   }
 
   /** Waits for room (forever unless `timeout`), then adds `item`. Rejects TypeError for an uncloneable item. */
@@ -148,7 +210,7 @@ export class Queue<T = unknown> {
     let signal: AbortSignal | undefined;
     try {
       if (opts !== undefined) ({ deadline, signal } = putOptions(opts, 'Queue.put()'));
-      enc = this.#channel.encode(item);
+      enc = this.#ch().encode(item);
     } catch (e) {
       return Promise.reject(e);
     }
@@ -158,12 +220,14 @@ export class Queue<T = unknown> {
   /** put() that blocks this thread (and its event loop) while the queue is full. */
   putSync(item: T, timeoutMs?: number): void {
     const deadline = deadlineFrom('timeoutMs', timeoutMs);
-    this.#channel.putSync(this.#channel.encode(item), deadline);
+    const ch = this.#ch();
+    ch.putSync(ch.encode(item), deadline);
   }
 
   /** Adds `item` or throws QueueFullError. */
   putNowait(item: T): void {
-    this.#channel.putNowait(this.#channel.encode(item));
+    const ch = this.#ch();
+    ch.putNowait(ch.encode(item));
   }
 
   /**
@@ -180,7 +244,8 @@ export class Queue<T = unknown> {
   putMany(items: Iterable<T>, opts?: PutOptions): Promise<void> {
     try {
       const { deadline, signal } = putOptions(opts, 'Queue.putMany()');
-      return this.#channel.putMany(this.#channel.encodeMany(toIterable(items)), deadline, signal);
+      const ch = this.#ch();
+      return ch.putMany(ch.encodeMany(toIterable(items)), deadline, signal);
     } catch (e) {
       return Promise.reject(e);
     }
@@ -189,7 +254,8 @@ export class Queue<T = unknown> {
   /** putMany() that blocks this thread while the queue is full. */
   putManySync(items: Iterable<T>, timeoutMs?: number): void {
     const deadline = deadlineFrom('timeoutMs', timeoutMs);
-    this.#channel.putManySync(this.#channel.encodeMany(toIterable(items)), deadline);
+    const ch = this.#ch();
+    ch.putManySync(ch.encodeMany(toIterable(items)), deadline);
   }
 
   /**
@@ -201,7 +267,7 @@ export class Queue<T = unknown> {
     try {
       const max = checkMaxItems(maxItems);
       const { deadline, signal } = putOptions(opts, 'Queue.getMany()');
-      return this.#channel.getMany(max, deadline, signal) as Promise<T[]>;
+      return this.#ch().getMany(max, deadline, signal) as Promise<T[]>;
     } catch (e) {
       return Promise.reject(e);
     }
@@ -210,16 +276,17 @@ export class Queue<T = unknown> {
   /** getMany() that blocks this thread while the queue is empty. */
   getManySync(maxItems?: number, timeoutMs?: number): T[] {
     const max = checkMaxItems(maxItems);
-    return this.#channel.getManySync(max, deadlineFrom('timeoutMs', timeoutMs)) as T[];
+    return this.#ch().getManySync(max, deadlineFrom('timeoutMs', timeoutMs)) as T[];
   }
 
   /** The items ready now, up to `maxItems`: [] when there are none (QueueClosedError once closed and drained). */
   getManyNowait(maxItems?: number): T[] {
-    return this.#channel.getManyNowait(checkMaxItems(maxItems)) as T[];
+    return this.#ch().getManyNowait(checkMaxItems(maxItems)) as T[];
   }
 
   /** Waits for an item (forever unless `timeout`); rejects QueueClosedError once closed and drained. */
   get(opts?: GetOptions): Promise<T> {
+    if (this.#released !== null) return Promise.reject(this.#releasedError());
     if (opts === undefined) return this.#channel.get(Infinity, undefined) as Promise<T>;
     let deadline: number;
     let signal: AbortSignal | undefined;
@@ -233,16 +300,18 @@ export class Queue<T = unknown> {
 
   /** get() that blocks this thread while the queue is empty. */
   getSync(timeoutMs?: number): T {
-    return this.#channel.getSync(deadlineFrom('timeoutMs', timeoutMs)) as T;
+    return this.#ch().getSync(deadlineFrom('timeoutMs', timeoutMs)) as T;
   }
 
   /** Takes an item or throws QueueEmptyError. */
   getNowait(): T {
-    return this.#channel.getNowait() as T;
+    return this.#ch().getNowait() as T;
   }
 
   /** Items in the queue at one instant (including puts in progress); stale as soon as it returns. */
   qsize(): number {
+    if (this.#released === 'drained') return 0;
+    this.#ch();
     return Math.max(0, this.#ring.size());
   }
 
@@ -252,26 +321,33 @@ export class Queue<T = unknown> {
 
   /** Whether maxsize items are queued (a queue bounded only by bytes is never "full" here). */
   full(): boolean {
-    const m = this.#ring.maxsize;
-    return m > 0 && this.qsize() >= m;
+    const n = this.qsize(); // (first: a disposed object throws)
+    const m = this.#maxsize;
+    return m > 0 && n >= m;
   }
 
   get maxsize(): number {
-    return this.#ring.maxsize;
+    return this.#maxsize;
   }
 
   /** Ring buffer size in bytes. */
   get capacityBytes(): number {
-    return this.#ring.capacity;
+    return this.#capacity;
   }
 
-  /** Closes the queue for every process (see the module comment). Idempotent. */
+  /**
+   * Closes the queue for every process (see the module comment). Idempotent.
+   * If it is empty then, this process's mapping is given back at once (see #releaseIfDrained).
+   */
   close(): void {
+    if (this.#released !== null) return;
     if (!this.#ring.closed) this.#ring.close();
+    this.#releaseIfDrained();
   }
 
+  /** Whether the queue is closed; true as well once this object was disposed. */
   get closed(): boolean {
-    return this.#ring.closed;
+    return this.#released !== null || this.#ring.closed;
   }
 
   /** Yields items until the queue is closed and drained. */
@@ -288,18 +364,18 @@ export class Queue<T = unknown> {
     }
   }
 
-  /** Drops this process's mapping (the queue lives on in other processes). */
+  /** Drops this process's mapping (the queue lives on in other processes). Later calls throw QueueClosedError. */
   [Symbol.dispose](): void {
-    if (this.#ring.ctl.length > 0) {
-      // Calls still waiting here end now, before the mapping goes (an async iteration ends quietly).
-      const err = (): Error => new QueueClosedError('This Queue object was disposed in this process while a call waited on it; the queue lives on for its other users');
-      this.#channel.closeLocal('get', err());
-      this.#channel.closeLocal('put', err());
-    }
-    this.#segment.close();
+    if (this.#released !== null) return;
+    this.#release('disposed', () => new QueueClosedError('This Queue object was disposed in this process while a call waited on it; the queue lives on for its other users'));
   }
 
   [kToHandle](): Handle {
+    if (this.#released !== null) {
+      throw new QueueClosedError(this.#released === 'drained'
+        ? 'This queue is closed and drained, and this process has given back its mapping: there is nothing left to send it for'
+        : 'This Queue object was disposed in this process: it cannot be sent');
+    }
     this.#segment.retain();
     return { [kHandleTag]: this.constructor === JoinableQueue ? 'JoinableQueue' : 'Queue', name: this.#segment.name };
   }
@@ -313,12 +389,22 @@ export class Queue<T = unknown> {
 export class JoinableQueue<T = unknown> extends Queue<T> {
   /** Marks one item taken with get() as processed; throws RangeError when called more often than items were put. */
   taskDone(): void {
-    if (!this.ring.taskDone()) throw new RangeError('taskDone() called more times than there were items put on the queue');
+    if (this.releasedAs === 'disposed') throw new QueueClosedError('This JoinableQueue object was disposed in this process');
+    if (this.releasedAs !== null || !this.ring.taskDone()) throw new RangeError('taskDone() called more times than there were items put on the queue');
+    this.afterTaskDone();
   }
 
   /** Number of items put and not yet marked done. */
   get unfinishedTasks(): number {
+    if (this.releasedAs === 'drained') return 0;
+    if (this.releasedAs === 'disposed') throw new QueueClosedError('This JoinableQueue object was disposed in this process');
     return this.ring.unfinished();
+  }
+
+  /** Whether join() has nothing to wait for (throws once disposed). */
+  #joinDone(): boolean {
+    if (this.releasedAs === 'disposed') throw new QueueClosedError('This JoinableQueue object was disposed in this process');
+    return this.releasedAs === 'drained' || this.ring.unfinished() <= 0;
   }
 
   /** Resolves once every item put has been marked done with taskDone() (by any process). */
@@ -328,6 +414,7 @@ export class JoinableQueue<T = unknown> extends Queue<T> {
     const ctl = ring.ctl;
     // Sleeps on doneCount: the taskDone() that brings the count to 0 wakes joiners.
     for (;;) {
+      if (this.#joinDone()) return;
       const done = Atomics.load(ctl, kDoneCount);
       if (ring.unfinished() <= 0) return;
       if (deadline !== Infinity && remaining(deadline) <= 0) throw new TimeoutError('join timed out: tasks still unfinished');
@@ -336,7 +423,8 @@ export class JoinableQueue<T = unknown> extends Queue<T> {
         if (Atomics.load(ctl, kDoneCount) !== done) continue;
         await waitAsync(ring.buffer, ring.byteOffset(kDoneCount), done, Math.min(kJoinSliceMs, remaining(deadline)), signal);
       } finally {
-        Atomics.sub(ctl, kJoinWaiters, 1);
+        // (Unmapped meanwhile: a taskDone() of this process ended the last task of a closed queue.)
+        if (ctl.length > 0) Atomics.sub(ctl, kJoinWaiters, 1);
       }
     }
   }
@@ -347,6 +435,7 @@ export class JoinableQueue<T = unknown> extends Queue<T> {
     const ring = this.ring;
     const ctl = ring.ctl;
     for (;;) {
+      if (this.#joinDone()) return true;
       const done = Atomics.load(ctl, kDoneCount);
       if (ring.unfinished() <= 0) return true;
       if (deadline !== Infinity && remaining(deadline) <= 0) return false;

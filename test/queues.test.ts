@@ -1,7 +1,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import * as mp from 'multiproc';
-import { collect, fixture, runNode, sleep } from './helpers';
+import { collect, fixture, runNode, segmentExists, sleep } from './helpers';
 import { pattern, sha, spawnChild } from './queue-helpers';
 
 const handle = (q: object): string => JSON.stringify(mp.toHandle(q as mp.Shareable));
@@ -222,6 +222,75 @@ describe('Queue between processes', () => {
 });
 
 describe('Queue in one process', () => {
+  const segmentOf = (q: object): string => (q as { ring: { segmentName: string } }).ring.segmentName;
+
+  it('a queue closed and drained gives back this process\'s mapping at once (before: its segment stayed until a GC, 1 MiB of /dev/shm per queue)', async () => {
+    // Closed when empty.
+    const a = new mp.Queue<number>();
+    const aName = segmentOf(a);
+    await a.put(1);
+    expect(await a.get()).toBe(1);
+    a.close();
+    expect(await segmentExists(aName)).toBe(false);
+    expect([a.closed, a.qsize(), a.empty(), a.full(), a.maxsize, a.capacityBytes]).toEqual([true, 0, true, false, 0, 1 << 20]);
+    await expect(a.put(2)).rejects.toThrow(mp.QueueClosedError);
+    await expect(a.get()).rejects.toThrow('The queue is closed');
+    expect(() => a.getNowait()).toThrow(mp.QueueClosedError);
+    expect(() => mp.toHandle(a)).toThrow(/closed and drained/);
+    a.close(); // idempotent
+
+    // Closed with items in it: kept until this process has drained them.
+    const b = new mp.Queue<number>();
+    const bName = segmentOf(b);
+    await b.putMany([1, 2]);
+    b.close();
+    expect(await segmentExists(bName)).toBe(true);
+    const got: number[] = [];
+    for await (const x of b) got.push(x);
+    expect(got).toEqual([1, 2]);
+    await sleep(0);
+    expect(await segmentExists(bName)).toBe(false);
+
+    // A JoinableQueue: kept until its last task is done, then join() has nothing to wait for.
+    const j = new mp.JoinableQueue<number>();
+    const jName = segmentOf(j);
+    await j.put(1);
+    expect(await j.get()).toBe(1);
+    j.close();
+    expect(await segmentExists(jName)).toBe(true);
+    const joined = j.join();
+    j.taskDone();
+    await joined;
+    expect(await segmentExists(jName)).toBe(false);
+    expect(j.unfinishedTasks).toBe(0);
+    expect(j.joinSync(0)).toBe(true);
+    expect(() => j.taskDone()).toThrow(RangeError);
+
+    // Another holder keeps the queue: only this process's mapping goes.
+    const c = new mp.Queue<number>();
+    const cName = segmentOf(c);
+    const other = mp.fromHandle(mp.toHandle(c)) as mp.Queue<number>;
+    c.close();
+    expect(await segmentExists(cName)).toBe(true);
+    expect(other.closed).toBe(true);
+    await expect(other.get()).rejects.toThrow(mp.QueueClosedError);
+    await sleep(0);
+    expect(await segmentExists(cName)).toBe(false);
+  });
+
+  it('after [Symbol.dispose]() every call is a QueueClosedError that says so (before: TypeError: Cannot perform Atomics.load on a detached ArrayBuffer)', async () => {
+    const q = new mp.JoinableQueue<number>();
+    q[Symbol.dispose]();
+    const calls: (() => unknown)[] = [() => q.putSync(1), () => q.putNowait(1), () => q.getSync(), () => q.getNowait(), () => q.getManyNowait(),
+      () => q.qsize(), () => q.empty(), () => q.full(), () => q.taskDone(), () => q.unfinishedTasks, () => q.joinSync(0), () => mp.toHandle(q)];
+    for (const call of calls) expect(call).toThrow(mp.QueueClosedError);
+    for (const call of [() => q.put(1), () => q.get(), () => q.getMany(), () => q.putMany([1]), () => q.join()]) {
+      await expect(call()).rejects.toThrow(/disposed in this process/);
+    }
+    expect(q.closed).toBe(true);
+    q.close(); // a no-op
+    q[Symbol.dispose](); // once is enough
+  });
   it('disposing a Queue object ends its waiting get() with QueueClosedError and its async iteration quietly', async () => {
     const q = new mp.Queue();
     const other = mp.fromHandle(mp.toHandle(q)) as mp.Queue; // another user of the same queue
