@@ -17,6 +17,7 @@ import { createRequire } from 'node:module';
 import { readFileSync, statSync } from 'node:fs';
 import { basename, dirname, extname, isAbsolute, join, resolve as resolvePath, sep } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import * as vm from 'node:vm';
 import { ProcessError } from './errors';
 import { describeValue } from './validate';
 
@@ -358,15 +359,47 @@ const compilerHelpers: Record<string, unknown> = {
 const helperNames = Object.keys(compilerHelpers);
 const helperValues = Object.values(compilerHelpers);
 
+/**
+ * Node's default ESM loader for import() in compiled code, resolving relative
+ * specifiers against the code's filename (Node >= 20.12; experimental).
+ */
+const kMainLoader = (vm.constants as unknown as { USE_MAIN_CONTEXT_DEFAULT_LOADER?: symbol } | undefined)?.USE_MAIN_CONTEXT_DEFAULT_LOADER;
+let experimentalWarningMuted = false;
+
+/**
+ * Compiles a function target's body. With `new Function` (in this module), an
+ * import() in the target resolved against this library's files
+ * ('./tasks.mjs' -> node_modules/multiproc/dist/cjs/tasks.mjs) while its
+ * require() resolved against `cwd`: both now resolve against `cwd`.
+ */
+function compileBody(body: string, cwd: string): (...args: unknown[]) => unknown {
+  if (kMainLoader === undefined) return new Function('require', ...helperNames, body) as (...args: unknown[]) => unknown;
+  if (!experimentalWarningMuted) {
+    // Node warns once per process that the option is experimental; in a
+    // child that only runs a function target, the warning is ours, not the user's.
+    experimentalWarningMuted = true;
+    const emit = process.emitWarning;
+    process.emitWarning = function (this: NodeJS.Process, warning: string | Error, ...rest: unknown[]): void {
+      const text = typeof warning === 'string' ? warning : warning?.message;
+      if (typeof text === 'string' && text.includes('USE_MAIN_CONTEXT_DEFAULT_LOADER')) return;
+      (emit as (...a: unknown[]) => void).call(this, warning, ...rest);
+    } as typeof process.emitWarning;
+  }
+  return vm.compileFunction(body, ['require', ...helperNames], {
+    filename: join(cwd, '[multiproc function target]'),
+    importModuleDynamically: kMainLoader as unknown as vm.CompileFunctionOptions['importModuleDynamically'],
+  }) as (...args: unknown[]) => unknown;
+}
+
 function compileSource(source: string, cwd: string): (...args: unknown[]) => unknown {
   const req = createRequire(`${cwd}/`);
   let fn: unknown;
   try {
-    fn = new Function('require', ...helperNames, `return (${source}\n);`)(req, ...helperValues);
+    fn = compileBody(`return (${source}\n);`, cwd)(req, ...helperValues);
   } catch {
     // Method shorthand (`name(a) { ... }`) is not an expression; as an object member it is.
     try {
-      fn = Object.values(new Function('require', ...helperNames, `return ({ ${source}\n });`)(req, ...helperValues) as Record<string, unknown>)[0];
+      fn = Object.values(compileBody(`return ({ ${source}\n });`, cwd)(req, ...helperValues) as Record<string, unknown>)[0];
     } catch (e) {
       throw new ProcessError(`The function's source text does not compile in the child: ${(e as Error).message}`, { cause: e });
     }

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import * as mp from 'multiproc';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { alive, collect, fixture, sleep } from './helpers';
+import { alive, collect, fixture, runNode, sleep } from './helpers';
 
 const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
 
@@ -1263,6 +1263,14 @@ describe('Pool module targets', () => {
     const r = await collect(spawn(process.execPath, [fixture('paren (dir)/main.mjs')], { stdio: ['ignore', 'pipe', 'pipe'] }), 30_000);
     expect(r.stderr).toBe(''); // before: Cannot find module '/task.mjs'
     expect(r.stdout.trim()).toBe('42');
+  });
+
+  it('import() of a relative path inside a function target resolves against the directory the pool or Process was made in, as its require() does', async () => {
+    // (A fixture: vitest rewrites import() in test files.)
+    const r = await runNode(fixture('import-relative.mjs'));
+    expect(r.stderr).toBe(''); // (no ExperimentalWarning for the loader option either)
+    // before: "Cannot find module '.../dist/cjs/pool-tasks.mjs' imported from .../dist/cjs/task.js" for each import()
+    expect(JSON.parse(r.stdout)).toEqual({ poolImport: 49, poolRequire: 'object', stack: true, forkserver: 25, spawn: 25 });
   });
 });
 
