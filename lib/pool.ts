@@ -183,6 +183,8 @@ interface Job {
   start: number;
   timeoutMs: number;
   worker?: Worker;
+  /** performance.now() when it was sent to its worker. */
+  sentAt?: number;
   timer?: NodeJS.Timeout;
   settled: boolean;
   /** A 'cancel' for it went to its worker (see #cancelInWorkers). */
@@ -298,6 +300,8 @@ const kWorkerEntry = join(__dirname, 'entry', 'pool-worker.js');
 const kTargetQueuedMs = 1;
 const kMaxWindow = 32;
 const kPrefetchBelowMs = 100;
+/** A job expected short that has been out this long (and 4x its estimate) is taken for a long one (see #stackable). */
+const kOverdueMs = 20;
 /** Consecutive worker deaths before any job finished: stop and report instead of looping. */
 const kCrashLoopLimit = 5;
 
@@ -960,8 +964,37 @@ export class Pool<I extends readonly unknown[] = never[]> {
     return call.itemMs < 0 && !call.single ? Math.min(2, w) : w;
   }
 
+  /** A job's expected duration from its call's (else its function's) measured time per item; undefined before any. */
+  #estimateMs(job: Job): number | undefined {
+    const perItem = job.call.itemMs >= 0 ? job.call.itemMs : this.#fnItemMs.get(job.fnKey);
+    return perItem === undefined ? undefined : perItem * job.items.length;
+  }
+
+  /**
+   * Whether more jobs may queue on `w` behind those it holds: only behind
+   * short ones. Behind a long job (by its estimate, or unknown yet, or out
+   * for longer than expected: a slow input, an aborted task left running)
+   * they wait in the pool's queue for whichever worker is free first, as
+   * Python's do. Before, the least-loaded worker took them: quick calls
+   * queued for 3 s behind a long task on one worker while the other sat idle.
+   * Only the first and the last job held can be long: nothing queues behind
+   * a long one.
+   */
+  #stackable(w: Worker, now: number): boolean {
+    const held = w.inflight;
+    if (held.length === 0) return true;
+    const head = held[0]!;
+    const headMs = this.#estimateMs(head);
+    if (headMs === undefined || headMs >= kPrefetchBelowMs) return false;
+    if (now - (head.sentAt ?? now) > Math.max(kOverdueMs, 4 * headMs)) return false;
+    if (held.length === 1) return true;
+    const lastMs = this.#estimateMs(held[held.length - 1]!);
+    return lastMs !== undefined && lastMs < kPrefetchBelowMs;
+  }
+
   #dispatch(): void {
     if (this.#queue.length === 0) return;
+    const now = performance.now();
     const max = this.#options.maxTasksPerChild ?? Infinity;
     const workers: Worker[] = [];
     // A worker still starting takes one job: it waits in its pipe, so the
@@ -983,6 +1016,7 @@ export class Pool<I extends readonly unknown[] = never[]> {
         // a timed job runs alone on an idle worker.
         const room = timed ? (w.inflight.length === 0 ? 1 : 0) : w.ready ? Math.min(window, max - w.jobsDone) : 1;
         if (w.inflight.length >= room || w.jobsDone + w.inflight.length >= max) continue;
+        if (w.ready && !this.#stackable(w, now)) continue;
         if (best === undefined || w.inflight.length < best.inflight.length) best = w;
       }
       if (best === undefined) return;
@@ -994,6 +1028,7 @@ export class Pool<I extends readonly unknown[] = never[]> {
 
   #send(w: Worker, job: Job): void {
     job.worker = w;
+    job.sentAt = performance.now();
     w.inflight.push(job);
     const msg: ToWorker = { t: 'job', id: job.id, fn: job.fnKey, star: job.star, items: job.items };
     if (job.call.onProgress !== undefined) msg.progress = true;

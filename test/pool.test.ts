@@ -349,6 +349,30 @@ describe('Pool', () => {
 });
 
 describe('Pool workers', () => {
+  it('quick calls never queue behind a long task on one worker while another is free (before: 10 of 20 waited for the long task)', async () => {
+    const pool = new mp.Pool({ processes: 2 });
+    try {
+      const quick = (x: number) => x;
+      await pool.map(quick, Array.from({ length: 1000 }, (_, i) => i), { chunksize: 1 }); // its time is known: tiny
+      const order: string[] = [];
+      const long = pool.apply((ms: number) => { for (const end = Date.now() + ms; Date.now() < end;); return 'long'; }, [1500]).then((v) => order.push(v));
+      await sleep(50);
+      const quicks = Array.from({ length: 20 }, (_, i) => pool.apply(quick, [i]).then((v) => order.push(`q${v}`)));
+      await Promise.all([long, ...quicks]);
+      expect(order.indexOf('long')).toBe(20); // every quick call came back first
+      // An aborted task that never ends (an abort does not kill by default) holds only its own worker.
+      const spinning = await pool.apply(() => { for (;;); }, [], { signal: AbortSignal.timeout(100) }).catch((e: Error) => e.name);
+      expect(spinning).toBe('TimeoutError');
+      const after = await Promise.race([
+        Promise.all(Array.from({ length: 6 }, (_, i) => pool.apply(quick, [i]))),
+        sleep(15_000).then(() => 'some call still pending'),
+      ]);
+      expect(after).toEqual([0, 1, 2, 3, 4, 5]); // before: one of them never settled
+    } finally {
+      await pool.terminate();
+    }
+  }, 60_000);
+
   it('runs the initializer exactly once in each worker', async () => {
     const log = mp.RawArray('i', 16);
     const pool = new mp.Pool({
