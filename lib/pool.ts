@@ -1498,7 +1498,10 @@ export class Pool<I extends readonly unknown[] = never[]> {
     }
     const busy = busyOnSignal.has(sig);
     this.#state = 'terminated';
-    this.#failAll(new AbortError(`Interrupted by ${sig}: the pool was stopped`));
+    const err = new AbortError(`Interrupted by ${sig}: the pool was stopped`);
+    signalAborts.add(err);
+    if (busy) quietSignalAborts();
+    this.#failAll(err);
     for (const w of this.#workers) this.#kill(w);
     this.#removeSignalHandlers();
     // An idle pool must not swallow Ctrl-C: do what Node would have done.
@@ -1524,6 +1527,31 @@ function countPoolHandlers(sig: NodeJS.Signals): number {
 const poolHandlerSet = new WeakSet<(...args: never[]) => unknown>();
 /** Signals whose current delivery a busy pool handled (see #onSignal). */
 const busyOnSignal = new Set<NodeJS.Signals>();
+/** The AbortErrors a signal made pending calls reject with. */
+const signalAborts = new WeakSet<Error>();
+let quietingSignalAborts = false;
+
+/**
+ * Ctrl-C during `await pool.map(...)` at a script's top level: the call's
+ * AbortError went uncaught, and Node printed its stack (into the pool's code)
+ * and exited with 1. Once a signal has stopped a pool, such an error left
+ * uncaught ends the process quietly, as the signal would have, with the
+ * exit code set (130 / 143). Any other uncaught error still prints and exits
+ * with 1, as Node does, unless the program listens for uncaught exceptions.
+ * (A rejected top-level await, and an unhandled rejection with no listener of
+ * its own, both arrive here.)
+ */
+function quietSignalAborts(): void {
+  if (quietingSignalAborts) return;
+  quietingSignalAborts = true;
+  const onUncaught = (err: unknown): void => {
+    if (err instanceof Error && signalAborts.has(err)) return;
+    if (process.listenerCount('uncaughtException') > 1) return; // the program's own listener has it
+    process.stderr.write(`${err instanceof Error && err.stack !== undefined ? err.stack : String(err)}\n`);
+    process.exit(1);
+  };
+  process.on('uncaughtException', onUncaught);
+}
 
 /**
  * Why a worker that reported an uncaught error died, for its WorkerExitError:
