@@ -57,7 +57,10 @@ import type { StartMethod } from './popen/popen';
 /** A task: a self-contained function (sent as source) or a module export. */
 export type TaskRef<A extends unknown[] = unknown[], R = unknown> =
   | ((...args: A) => R | Promise<R>)
-  | { module: string | URL; export?: string };
+  // `call?: never`: a defineTask() handle is a function with `module` and
+  // `export` too, and must not pass as this unchecked form (pool.map(add2, [1, 2])
+  // of a two-parameter task compiled, and gave [NaN, NaN]).
+  | { module: string | URL; export?: string; call?: never };
 
 /**
  * What apply()/submit() take without args: a function of no (required)

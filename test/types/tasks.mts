@@ -24,6 +24,12 @@ export async function uses(pool: mp.Pool): Promise<void> {
   const wrong: string[] = await pool.map(fibTask, [1]);
   // @ts-expect-error label takes (number, string)
   await pool.apply(label, ['x', 1]);
+  // @ts-expect-error map calls its task with one argument, and label takes two (before: it compiled, as an unchecked module task, and gave [NaN, NaN]-style results)
+  await pool.map(label, [1, 2]);
+  // @ts-expect-error likewise imap
+  pool.imap(label, [1, 2]);
+  // @ts-expect-error likewise imapUnordered
+  pool.imapUnordered(label, [1, 2]);
   const { result } = await pool.submit(label, [2, 'y']);
   const d: { id: number; name: string } = await result;
   // @ts-expect-error submit checks arguments as apply does
