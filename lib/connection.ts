@@ -31,7 +31,7 @@ import { Kind } from './layout';
 import { sameProcessRuns, selfStamp, startStamp } from './liveness';
 import { registerKind, type Handle } from './reduction';
 import { kConsumersWaiting, kControlBytes, kDataSeq, kFutexSleeper, kOwnerWords, Ring } from './ring-buffer';
-import { roundCapacity } from './queues';
+import { putOptions, roundCapacity, type GetOptions } from './queues';
 import { attachShared, Segment } from './segment';
 import { kHandleTag, kSentTo, kToHandle, kUnlinkNow, kUserWord } from './symbols';
 import { checkInteger, checkOptionNames, deadlineFrom, describeValue, remaining } from './validate';
@@ -411,15 +411,22 @@ export class Connection<T = unknown> {
     }
   }
 
-  /** Resolves with the next message; rejects EOFError once the other end is closed or dead and nothing is left. */
-  recv(): Promise<T> {
+  /**
+   * Resolves with the next message; rejects EOFError once the other end is
+   * closed or dead and nothing is left. `timeout` (ms): TimeoutError after
+   * it; `signal`: rejects with its reason (extras of ours: Python's recv()
+   * takes neither).
+   */
+  recv(opts?: GetOptions): Promise<T> {
     let ch: Channel;
+    let wait: { deadline: number; signal: AbortSignal | undefined };
     try {
+      wait = recvOptions(opts, 'recv');
       ch = this.#readChannel();
     } catch (e) {
       return Promise.reject(e);
     }
-    return ch.get(Infinity, undefined) as Promise<T>;
+    return ch.get(wait.deadline, wait.signal) as Promise<T>;
   }
 
   /** recv() that blocks this thread; TimeoutError if timeoutMs passes. */
@@ -428,14 +435,16 @@ export class Connection<T = unknown> {
   }
 
   /** The next message as bytes (what sendBytes sent, or a Buffer / typed array's bytes, or the encoded message). */
-  recvBytes(): Promise<Buffer> {
+  recvBytes(opts?: GetOptions): Promise<Buffer> {
     let ch: Channel;
+    let wait: { deadline: number; signal: AbortSignal | undefined };
     try {
+      wait = recvOptions(opts, 'recvBytes');
       ch = this.#readChannel();
     } catch (e) {
       return Promise.reject(e);
     }
-    return ch.get(Infinity, undefined, this.#rawDecode!) as Promise<Buffer>;
+    return ch.get(wait.deadline, wait.signal, this.#rawDecode!) as Promise<Buffer>;
   }
 
   /** Whether a message (or the end of the stream) is ready, waiting up to timeoutMs (default 0). */
@@ -534,6 +543,16 @@ function sliceBytes(buf: ArrayBufferView | ArrayBuffer, offset: number, size: nu
  * A connected pair. Duplex (default): both ends send and receive. Simplex:
  * `[readEnd, writeEnd]`, as Python's `Pipe(False)`.
  */
+/** recv()'s options; a number (Python's recv_bytes(maxlength), or a timeout) says what to write instead. */
+function recvOptions(opts: unknown, method: 'recv' | 'recvBytes'): { deadline: number; signal: AbortSignal | undefined } {
+  if (typeof opts === 'number') {
+    throw new TypeError(method === 'recv'
+      ? `Connection.recv() takes { timeout?, signal? }, not a number: recv({ timeout: ${opts} }) (or recvSync(${opts}), which blocks)`
+      : `Connection.recvBytes() takes { timeout?, signal? }, not a number: it has no maximum length (the whole message comes back: check its length); for a timeout, recvBytes({ timeout: ${opts} })`);
+  }
+  return putOptions(opts, `Connection.${method}()`);
+}
+
 export function Pipe<T = unknown>(duplex = true, options: PipeOptions = {}): [Connection<T>, Connection<T>] {
   if (typeof duplex !== 'boolean') throw new TypeError(`Expected "duplex" to be a boolean, got ${describeValue(duplex)}`);
   if (typeof options !== 'object' || options === null) {

@@ -91,7 +91,8 @@ function parseOptions(arg: unknown, what: string): { maxsize: number; capacity: 
 }
 
 /** `what`: the call, for messages ("Queue.get()"). */
-function putOptions(opts: unknown, what: string): { deadline: number; signal: AbortSignal | undefined } {
+/** A wait's { timeout?, signal? } (Queue put/get, Connection recv). */
+export function putOptions(opts: unknown, what: string): { deadline: number; signal: AbortSignal | undefined } {
   if (opts === undefined || opts === null) return { deadline: Infinity, signal: undefined };
   if (typeof opts !== 'object') throw new TypeError(`Expected an options object { timeout?, signal? }, got ${describeValue(opts)}`);
   checkOptionNames(opts, kWaitOptionNames, what);

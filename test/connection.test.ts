@@ -274,6 +274,25 @@ describe('Pipe in one process', () => {
     b.close();
   });
 
+  it('recv() and recvBytes() take { timeout, signal }; a number is a TypeError that says what to write (before: ignored, and recv(100) waited for ever)', async () => {
+    const [a, b] = mp.Pipe();
+    try {
+      await expect(b.recv({ timeout: 30 })).rejects.toThrow(mp.TimeoutError);
+      await expect(b.recvBytes({ timeout: 30 })).rejects.toThrow(mp.TimeoutError);
+      const ac = new AbortController();
+      const pending = b.recv({ signal: ac.signal });
+      ac.abort(new Error('stop'));
+      await expect(pending).rejects.toThrow('stop');
+      await expect(b.recv(100 as never)).rejects.toThrow('Connection.recv() takes { timeout?, signal? }, not a number: recv({ timeout: 100 })');
+      await expect(b.recvBytes(3 as never)).rejects.toThrow(/has no maximum length/);
+      await a.send('still in order');
+      expect(await b.recv({ timeout: 5000 })).toBe('still in order');
+    } finally {
+      a.close();
+      b.close();
+    }
+  });
+
   it('a misspelled option is a TypeError naming the closest name (before: ignored, the pipe got the default capacity)', () => {
     const made: mp.Connection[] = [];
     expect(() => made.push(...mp.Pipe(true, { capacityByte: 4096 } as never))).toThrow('Unknown option "capacityByte" for Pipe() (did you mean "capacityBytes"?)');

@@ -988,6 +988,16 @@ describe('Barrier: actions and timeouts across processes', () => {
     expect(b.broken).toBe(true);
     b.close();
   });
+
+  it('wait() takes { timeout } as Event.wait and Condition.wait do (before: "got an object")', async () => {
+    const b = new mp.Barrier(2);
+    await expect(b.wait({ timeout: 50 })).rejects.toThrow(/timed out after 50 ms/);
+    expect(b.broken).toBe(true);
+    b.reset();
+    await expect(b.wait({ timeot: 50 } as never)).rejects.toThrow('Unknown option "timeot" for Barrier.wait() (did you mean "timeout"?)');
+    expect([b.broken, b.nWaiting]).toEqual([false, 0]); // a refused call changed nothing
+    b.close();
+  });
 });
 
 describe('Condition', () => {

@@ -85,7 +85,7 @@ import { attachShared, type Segment } from '../segment';
 import { kHandleTag, kToHandle } from '../symbols';
 import { kTrustMs, recentlyAlive } from '../liveness';
 import { native } from '../native';
-import { checkInteger, deadlineFrom, describeValue, remaining } from '../validate';
+import { checkInteger, checkOptionNames, deadlineFrom, describeValue, remaining } from '../validate';
 import { forkGeneration, waitAsync, wake } from '../wait';
 import { adopt, closedError, closeWaking, isAdopting, myPid, segmentFor } from './common';
 import { kMutexWords, Mutex } from './lock';
@@ -450,7 +450,13 @@ export class Barrier {
    * (0..parties-1). Rejects with BrokenBarrierError if the barrier is or
    * becomes broken, or if `timeoutMs` passes (which breaks it for everyone).
    */
-  async wait(timeoutMs?: number): Promise<number> {
+  async wait(timeoutMs?: number | { timeout?: number }): Promise<number> {
+    if (typeof timeoutMs === 'object' && timeoutMs !== null) {
+      // { timeout }, as Event.wait and Condition.wait take (no signal: an
+      // abort would have to break the round for every party, as a timeout does).
+      checkOptionNames(timeoutMs, ['timeout'], 'Barrier.wait()');
+      timeoutMs = timeoutMs.timeout;
+    }
     const w = this.#words();
     let deadline = deadlineFrom('timeoutMs', timeoutMs ?? this.#timeout);
     await this.#mutex.acquire(Infinity, undefined);
