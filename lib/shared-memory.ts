@@ -130,6 +130,8 @@ export class SharedMemory {
   }
 
   [kToHandle](): Handle {
+    // (Closed is fine: close() only unmaps here, and the segment lives on until unlinked, as in Python.)
+    if (this.#unlinked) throw new ClosedError(`SharedMemory '${this.name}' was unlinked by this object: no one can attach it any more`);
     return { [kHandleTag]: 'SharedMemory', name: this.name };
   }
 

@@ -82,7 +82,8 @@ function wireFields(err: Error, depth: number, seen: Set<object>): WireError {
   const props: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(err)) {
     if (k === 'cause' || k === 'errors') continue; // carried below, rebuilt
-    if (v === null || ['string', 'number', 'boolean'].includes(typeof v)) props[k] = v;
+    // (Pipes carry bigints and undefined exactly: both were dropped before.)
+    if (v === null || ['string', 'number', 'boolean', 'bigint', 'undefined'].includes(typeof v)) props[k] = v;
   }
   const out: WireError = { name: err.name, message: err.message, base: baseOf(err), stack: err.stack, props };
   if (Object.prototype.hasOwnProperty.call(err, 'cause')) {

@@ -143,6 +143,12 @@ describe('Pool', () => {
     }).catch((e: unknown) => e as Error & { code: string });
     expect(u).toBeInstanceOf(URIError);
     expect([u.name, u.message, u.code]).toEqual(['MyError', 'mine', 'E_MINE']);
+    // Every primitive own property, bigints and undefined included (before: both dropped).
+    const p = await pool.apply(() => {
+      throw Object.assign(new Error('props'), { big: 10n, none: undefined, n: 1, s: 's', b: false, nil: null });
+    }).catch((e: unknown) => e as Error & Record<string, unknown>);
+    expect(Object.fromEntries(['big', 'none', 'n', 's', 'b', 'nil'].map((k) => [k, p[k]]))).toEqual({ big: 10n, none: undefined, n: 1, s: 's', b: false, nil: null });
+    expect(Object.hasOwn(p, 'none')).toBe(true);
     // This library's errors come back as their class; a cause that loops back ends.
     const q = await pool.apply(() => {
       const queue = new (require('multiproc') as typeof mp).Queue();

@@ -114,8 +114,10 @@ describe('SharedMemory', () => {
     expect(view.length).toBe(0);
     expect(() => shm.buffer).toThrow(/closed/);
     expect(() => shm.buffer).toThrow(mp.ClosedError);
+    expect(mp.toHandle(shm)).toEqual({ __multiproc__: 'SharedMemory', name: shm.name }); // closed here, still there to attach
     shm.unlink();
     expect(() => mp.SharedMemory.attach(shm.name)).toThrow(/No shared memory/);
+    expect(() => mp.toHandle(shm)).toThrow(/was unlinked by this object/); // before: a handle no one could attach
   });
 
   it.runIf(isLinux)('close() unmaps at once: an unlinked segment\'s memory is given back without waiting for GC', () => {
