@@ -315,7 +315,9 @@ function remoteError(e: WireError, pid: number): Error {
 
 function toArray<T>(iterable: Iterable<T> | AsyncIterable<T>, what: string): Iterable<T> {
   if (iterable === null || typeof iterable !== 'object' || typeof (iterable as Iterable<T>)[Symbol.iterator] !== 'function') {
-    throw new TypeError(`Expected "${what}" to be an iterable (array, Set, generator...), got ${describeValue(iterable)}`);
+    // A string is iterable, but a map over its characters is more often a slip than a wish (Python maps them).
+    const hint = typeof iterable === 'string' ? ': a string is not taken as its characters here, pass [...str] for them' : '';
+    throw new TypeError(`Expected "${what}" to be an iterable object (array, Set, generator...), got ${describeValue(iterable)}${hint}`);
   }
   return iterable as Iterable<T>;
 }

@@ -401,6 +401,10 @@ function compileSource(source: string, cwd: string): (...args: unknown[]) => unk
     try {
       fn = Object.values(compileBody(`return ({ ${source}\n });`, cwd)(req, ...helperValues) as Record<string, unknown>)[0];
     } catch (e) {
+      if (/\bimport\s*\.\s*meta\b/.test(source)) {
+        // (The error of the second form, "Unexpected token", said nothing of it.)
+        throw new ProcessError("The function uses import.meta, which exists only in a module: a function target is compiled on its own in the child, with no module around it. Pass what you need as an argument (import.meta.url, say), or use a module target { module: import.meta.url, export: 'name' } (or defineTask)", { cause: e });
+      }
       throw new ProcessError(`The function's source text does not compile in the child: ${(e as Error).message}`, { cause: e });
     }
   }

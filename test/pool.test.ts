@@ -1295,6 +1295,18 @@ describe('Pool module targets', () => {
     expect(r.stdout.trim()).toBe('42');
   });
 
+  it('a task function using import.meta, or a string given as the iterable, gets a message that says what to do', async () => {
+    const r = await runNode(fixture('task-import-meta.mjs'));
+    // before: "The function's source text does not compile in the child: Unexpected token '('"
+    expect(r.stdout).toMatch(/^ProcessError: The function uses import\.meta, which exists only in a module/);
+    const pool = new mp.Pool({ processes: 1 });
+    try {
+      await expect(pool.map((c: string) => c, 'abc' as never)).rejects.toThrow('got "abc": a string is not taken as its characters here, pass [...str] for them');
+    } finally {
+      await pool.terminate();
+    }
+  });
+
   it('import() of a relative path inside a function target resolves against the directory the pool or Process was made in, as its require() does', async () => {
     // (A fixture: vitest rewrites import() in test files.)
     const r = await runNode(fixture('import-relative.mjs'));
