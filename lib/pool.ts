@@ -303,6 +303,13 @@ const kWorkerEntry = join(__dirname, 'entry', 'pool-worker.js');
 const kTargetQueuedMs = 1;
 const kMaxWindow = 32;
 const kPrefetchBelowMs = 100;
+/**
+ * How long a task that keeps running after its call was aborted (or its imap
+ * left) has before its worker is killed, unless the call says (cancelGraceMs).
+ * Before, it was never: a task that ignored taskSignal() held its worker for
+ * good, and close() + join() (so `await using`) waited for it for ever.
+ */
+const kAbortGraceMs = 1000;
 /** A job expected short that has been out this long (and 4x its estimate) is taken for a long one (see #stackable). */
 const kOverdueMs = 20;
 /** Consecutive worker deaths before any job finished: stop and report instead of looping. */
@@ -719,7 +726,7 @@ export class Pool<I extends readonly unknown[] = never[]> {
       if (signal !== undefined) {
         off = onAbort(signal, () => {
           this.#dropQueued(call);
-          this.#cancelInWorkers(call, 'abort', graceMs);
+          this.#cancelInWorkers(call, 'abort', graceMs ?? kAbortGraceMs);
           firstError = signal.reason as Error;
           left = 0;
           finish();
@@ -813,7 +820,7 @@ export class Pool<I extends readonly unknown[] = never[]> {
       stopped = true;
       call.done = true;
       pool.#dropQueued(call);
-      pool.#cancelInWorkers(call, 'abort', graceMs);
+      pool.#cancelInWorkers(call, 'abort', graceMs ?? kAbortGraceMs);
       pool.#removeCall(call);
       off();
       buffered = []; // the rest of a chunk already taken is not yielded after break/return()
@@ -1302,7 +1309,7 @@ export class Pool<I extends readonly unknown[] = never[]> {
       // The caller's callback failed: its call fails with that error (and
       // its running tasks are cancelled, as by an abort); other calls go on.
       const call = job.call;
-      this.#cancelInWorkers(call, 'abort', call.graceMs);
+      this.#cancelInWorkers(call, 'abort', call.graceMs ?? kAbortGraceMs);
       call.fail(e instanceof Error ? e : new Error(String(e)));
     }
   }

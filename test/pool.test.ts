@@ -366,8 +366,8 @@ describe('Pool workers', () => {
       const quicks = Array.from({ length: 20 }, (_, i) => pool.apply(quick, [i]).then((v) => order.push(`q${v}`)));
       await Promise.all([long, ...quicks]);
       expect(order.indexOf('long')).toBe(20); // every quick call came back first
-      // An aborted task that never ends (an abort does not kill by default) holds only its own worker.
-      const spinning = await pool.apply(() => { for (;;); }, [], { signal: AbortSignal.timeout(100) }).catch((e: Error) => e.name);
+      // An aborted task that never ends (and is never killed: cancelGraceMs Infinity) holds only its own worker.
+      const spinning = await pool.apply(() => { for (;;); }, [], { signal: AbortSignal.timeout(100), cancelGraceMs: Infinity }).catch((e: Error) => e.name);
       expect(spinning).toBe('TimeoutError');
       const after = await Promise.race([
         Promise.all(Array.from({ length: 6 }, (_, i) => pool.apply(quick, [i]))),
@@ -972,6 +972,19 @@ describe('Pool cancellation', () => {
     await pool.terminate();
     log.close();
   });
+
+  it('an aborted task that ignores its signal has its worker killed after the default grace (1 s): the pool goes on, and close() + join() end', async () => {
+    const pool = new mp.Pool({ processes: 1 });
+    await pool.apply(() => 0);
+    const before = pidsOf(pool);
+    const spinning = pool.apply(() => { for (;;); }, [], { signal: AbortSignal.timeout(50) });
+    await expect(spinning).rejects.toThrow(/timed out|aborted/i);
+    // Before: the abort never killed, this single worker spun for good, and both of these hung.
+    expect(await Promise.race([pool.apply((x: number) => x * 3, [5]), sleep(15_000).then(() => 'hung')])).toBe(15);
+    expect(pidsOf(pool)).not.toEqual(before);
+    pool.close();
+    expect(await Promise.race([pool.join().then(() => 'joined'), sleep(15_000).then(() => 'hung')])).toBe('joined');
+  }, 40_000);
 
   it('cancelGraceMs: an aborted task that ignores its signal has its worker killed after the grace, and the pool goes on', async () => {
     const pool = new mp.Pool({ processes: 1 });
