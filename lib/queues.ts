@@ -351,6 +351,23 @@ export class Queue<T = unknown> {
     return this.#released !== null || this.#ring.closed;
   }
 
+  /**
+   * Pending async gets and puts of this object no longer keep the process
+   * alive (like socket.unref(), and Connection.unref()): for a background
+   * consumer that should not stop a script from ending. By default a pending
+   * get() keeps it alive, as a blocked get() does in Python.
+   */
+  unref(): this {
+    this.#channel.keepAlive = false;
+    return this;
+  }
+
+  /** Undoes unref(). */
+  ref(): this {
+    this.#channel.keepAlive = true;
+    return this;
+  }
+
   /** Yields items until the queue is closed and drained. */
   async *[Symbol.asyncIterator](): AsyncGenerator<T, void, undefined> {
     for (;;) {
@@ -510,6 +527,18 @@ export class SimpleQueue<T = unknown> {
 
   [Symbol.asyncIterator](): AsyncGenerator<T, void, undefined> {
     return this.#q[Symbol.asyncIterator]();
+  }
+
+  /** See Queue.unref. */
+  unref(): this {
+    this.#q.unref();
+    return this;
+  }
+
+  /** See Queue.ref. */
+  ref(): this {
+    this.#q.ref();
+    return this;
   }
 
   [kToHandle](): Handle {

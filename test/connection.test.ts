@@ -360,4 +360,12 @@ describe('Pipe in one process', () => {
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toBe('waiting\n');
   });
+
+  it('a pending Queue get() keeps the process alive, as in Python, unless the queue is unref()d (before: no unref() on a Queue)', async () => {
+    const r = await runNode(fixture('q-idle.mjs'), ['queue-unref'], { timeoutMs: 10_000 });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toBe('waiting\n');
+    const kept = await runNode(fixture('q-idle.mjs'), ['queue-ref'], { timeoutMs: 1500 }).then(() => 'ended', (e: Error) => (/timed out/.test(e.message) ? 'alive' : e.message));
+    expect(kept).toBe('alive');
+  });
 });
