@@ -39,7 +39,7 @@ import { currentCpu, forkGeneration, waitAsync, WaitResult } from './wait';
 
 export interface PipeOptions {
   /** Bytes of ring buffer per direction (rounded up to a power of two); default 256 KiB. */
-  capacityBytes?: number;
+  capacityBytes?: number | undefined;
 }
 
 const kDefaultPipeCapacity = 256 * 1024;

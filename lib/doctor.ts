@@ -57,9 +57,9 @@ export interface SegmentReport {
 
 export interface InspectOptions {
   /** Only segments at least this old can be stale (default 60,000 ms). */
-  minAgeMs?: number;
+  minAgeMs?: number | undefined;
   /** Only these names (with or without '/'); default: every generated name. */
-  names?: string[];
+  names?: string[] | undefined;
 }
 
 function assertLinux(): void {

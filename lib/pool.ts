@@ -75,27 +75,27 @@ type NoArgsTask<R> = ((...args: []) => R | Promise<R>) | { module: string | URL;
  */
 export interface PoolOptions<I extends readonly unknown[] = never[]> {
   /** Number of workers; default cpuCount(). */
-  processes?: number;
+  processes?: number | undefined;
   /** Runs once in each worker before its first task, with initargs: `(lock: Lock) => ...`. */
-  initializer?: ((...args: I) => unknown) | { module: string | URL; export?: string };
-  initargs?: NoInfer<ArgsFor<I>>;
+  initializer?: ((...args: I) => unknown) | { module: string | URL; export?: string } | undefined;
+  initargs?: NoInfer<ArgsFor<I>> | undefined;
   /** Recycle a worker after this many jobs (CPython's maxtasksperchild). */
-  maxTasksPerChild?: number;
+  maxTasksPerChild?: number | undefined;
   /** Recycle a worker (between tasks) whose resident memory exceeds this. */
-  maxWorkerMemoryMb?: number;
-  startMethod?: StartMethod;
+  maxWorkerMemoryMb?: number | undefined;
+  startMethod?: StartMethod | undefined;
   /** Turn SIGINT/SIGTERM into AbortError for pending calls (default true; skipped if you have your own handler). */
-  handleSignals?: boolean;
+  handleSignals?: boolean | undefined;
   /**
    * Backpressure: once this many tasks are pending (submitted, not yet
    * finished), `needsDrain` is true and `submit()` waits. Default 4 per
    * worker. map/apply/imap are not limited by it (imap has maxInFlight).
    */
-  maxPending?: number;
+  maxPending?: number | undefined;
   /** Every worker's whole environment (as Process's `env`: by default a forkserver worker has the zygote's). */
   env?: Readonly<Record<string, string | undefined>>;
   /** Every worker's working directory (as Process's `cwd`). */
-  cwd?: string;
+  cwd?: string | undefined;
 }
 
 /** What submit() resolves with: the task's own promise, wrapped so that waiting for room and waiting for the result stay separate. */
@@ -104,30 +104,30 @@ export interface Submitted<R> {
 }
 
 export interface CallOptions {
-  signal?: AbortSignal;
+  signal?: AbortSignal | undefined;
   /** Limit in ms for each chunk of the call, from its start on a worker: the call rejects with TimeoutError, and a task still running is stopped (see cancelGraceMs). */
-  timeout?: number;
+  timeout?: number | undefined;
   /**
    * Called in this process with what a task passes to reportProgress(value)
    * in its worker, and the index in this call's input of the item it runs
    * (for apply: 0). Calls come in the order the worker made them, each
    * before that item's result; none after the call has settled.
    */
-  onProgress?: (value: unknown, index: number) => void;
+  onProgress?: ((value: unknown, index: number) => void) | undefined;
   /**
    * When the call is aborted, times out or (imap) is left early, its running
    * tasks see taskSignal() abort; a task still running this many ms later has
    * its worker killed and replaced. Default: a timeout kills at once (0), an
    * abort never kills (the task runs to its end and its result is dropped).
    */
-  cancelGraceMs?: number;
+  cancelGraceMs?: number | undefined;
 }
 export interface MapOptions extends CallOptions {
-  chunksize?: number;
+  chunksize?: number | undefined;
 }
 export interface ImapOptions extends MapOptions {
   /** Jobs of this call in flight at once (default 4 per worker): bounds memory for endless inputs. */
-  maxInFlight?: number;
+  maxInFlight?: number | undefined;
 }
 export type ApplyOptions = CallOptions;
 
@@ -412,7 +412,7 @@ export class Pool<I extends readonly unknown[] = never[]> {
   }
 
   /** Calls fn(...args) for every args array; results in input order. */
-  starmap<A extends unknown[], R>(fn: TaskRef<A, R>, iterable: Iterable<A>, options: MapOptions = {}): Promise<R[]> {
+  starmap<A extends unknown[], R>(fn: TaskRef<A, R>, iterable: Iterable<Readonly<A>>, options: MapOptions = {}): Promise<R[]> {
     return this.#mapLike(fn as TaskRef, iterable, true, options, 'starmap') as Promise<R[]>;
   }
 

@@ -53,10 +53,10 @@ export type ArgsFor<A extends readonly unknown[]> = number extends A['length'] ?
  */
 export interface ProcessOptions<A extends readonly unknown[] = never[]> {
   target: ((...args: A) => unknown) | ModuleTarget;
-  args?: NoInfer<ArgsFor<A>>;
-  name?: string;
-  daemon?: boolean;
-  startMethod?: StartMethod;
+  args?: NoInfer<ArgsFor<A>> | undefined;
+  name?: string | undefined;
+  daemon?: boolean | undefined;
+  startMethod?: StartMethod | undefined;
   /**
    * The child's whole environment, as child_process's `env` (copied when the
    * Process is made; an undefined value leaves that variable out). Without
@@ -67,7 +67,7 @@ export interface ProcessOptions<A extends readonly unknown[] = never[]> {
    */
   env?: Readonly<Record<string, string | undefined>>;
   /** The child's working directory (resolved against this process's when the Process is made); default: this process's at start(). */
-  cwd?: string;
+  cwd?: string | undefined;
 }
 
 /** Child environment and directory options (Process, and Pool for its workers). */

@@ -37,15 +37,15 @@ import { waitAsync, waitSync, WaitResult } from './wait';
 
 export interface QueueOptions {
   /** Most items the queue holds; 0 (default) = bounded only by capacityBytes. */
-  maxsize?: number;
+  maxsize?: number | undefined;
   /** Bytes of ring buffer (rounded up to a power of two); default 1 MiB. */
-  capacityBytes?: number;
+  capacityBytes?: number | undefined;
 }
 
 export interface PutOptions {
   /** Milliseconds to wait for room; default: forever. */
-  timeout?: number;
-  signal?: AbortSignal;
+  timeout?: number | undefined;
+  signal?: AbortSignal | undefined;
 }
 export type GetOptions = PutOptions;
 

@@ -33,7 +33,7 @@ function checkName(name: unknown): string {
 
 export interface SharedMemoryOptions {
   /** The segment's name; generated (unguessable, <= 30 chars) when omitted. */
-  name?: string;
+  name?: string | undefined;
 }
 
 const kNew: unique symbol = Symbol('multiproc.SharedMemory.new');

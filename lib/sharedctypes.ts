@@ -110,7 +110,7 @@ export interface LockLike {
 }
 
 export interface SharedOptions {
-  lock?: boolean | LockLike;
+  lock?: boolean | LockLike | undefined;
 }
 
 /** A lock made for one Value/SharedArray, closed with it. */

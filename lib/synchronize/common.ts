@@ -128,9 +128,9 @@ export const kAcquireRestore: unique symbol = Symbol('multiproc.sync.acquireRest
 
 export interface AcquireOptions {
   /** Milliseconds to wait at most (undefined or Infinity: no limit; 0: just try). */
-  timeout?: number;
+  timeout?: number | undefined;
   /** Aborting rejects the pending call with `signal.reason`; the object is left as it was. */
-  signal?: AbortSignal;
+  signal?: AbortSignal | undefined;
 }
 
 export interface ParsedWait {

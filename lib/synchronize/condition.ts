@@ -80,7 +80,7 @@ const S_TID = 3;
 
 export interface ConditionOptions {
   /** Most waits that may be pending at once over all processes (default 1024). */
-  maxWaiters?: number;
+  maxWaiters?: number | undefined;
 }
 
 export class Condition extends Acquirable {

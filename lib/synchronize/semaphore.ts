@@ -67,9 +67,9 @@ export interface SemaphoreOptions {
    * dies are given back (see `recoveredPermits`). release() must then come
    * from a process that holds a permit.
    */
-  trackHolders?: boolean;
+  trackHolders?: boolean | undefined;
   /** With trackHolders: how many processes may hold permits at once (default 64). */
-  maxHolders?: number;
+  maxHolders?: number | undefined;
 }
 
 export class Semaphore extends Acquirable {

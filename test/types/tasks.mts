@@ -14,6 +14,14 @@ export async function uses(pool: mp.Pool): Promise<void> {
   const a: number[] = await pool.map(fibTask, [1, 2, 3]);
   const b: { id: number; name: string } = await pool.apply(label, [1, 'x']);
   const c: { id: number; name: string }[] = await pool.starmap(label, [[1, 'a'], [2, 'b']]);
+  const pairs = [[1, 'a'], [2, 'b']] as const;
+  const c2: { id: number; name: string }[] = await pool.starmap(label, pairs); // readonly tuples (before: refused)
+  const sums: number[] = await pool.starmap((x: number, y: number) => x + y, [[1, 2], [3, 4]]);
+  const inferred = await pool.starmap((x: number, y: string) => `${x}${y}`, [[1, 'a']] as const);
+  const s2: string[] = inferred;
+  // @ts-expect-error starmap checks each args tuple
+  await pool.starmap(label, [['a', 1]]);
+  void [c2, sums, s2];
   for await (const v of pool.imap(fibTask, [1, 2])) {
     const n: number = v;
     void n;
@@ -125,4 +133,16 @@ export function processAndInitializerArgs(): void {
   const dyn: unknown[] = [1];
   // @ts-expect-error unknown values for a number parameter: cast them
   new mp.Process({ target: (n: number) => n, args: dyn });
+}
+
+export function undefinedOptions(somePool: mp.Pool): void {
+  // exactOptionalPropertyTypes: an option set to undefined means "not given" (before: TS2379)
+  const unset: number | undefined = undefined;
+  const sig: AbortSignal | undefined = undefined;
+  void new mp.Queue({ maxsize: unset, capacityBytes: unset }).get({ timeout: unset, signal: sig });
+  void somePool.apply(fib, [1], { timeout: unset, signal: sig, cancelGraceMs: unset, onProgress: undefined });
+  void somePool.map(fib, [1], { chunksize: unset });
+  new mp.Pool({ processes: unset, maxTasksPerChild: unset, startMethod: undefined, cwd: undefined });
+  new mp.Process({ target: () => 0, name: undefined, daemon: undefined });
+  void new mp.Lock().acquire({ timeout: unset });
 }
