@@ -14,7 +14,7 @@
  * describeTask, loadTask, explainReferenceError, usesLoaderHooks, checkForkedImport.
  */
 import { createRequire } from 'node:module';
-import { readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { basename, dirname, extname, isAbsolute, join, resolve as resolvePath, sep } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import * as vm from 'node:vm';
@@ -158,6 +158,11 @@ function resolveModule(spec: string | URL, caller: string | null, what: string):
   try {
     return pathToFileURL(createRequire(from).resolve(spec)).href;
   } catch {
+    // 'tasks/fib.mjs' for './tasks/fib.mjs': a package name to Node. Said here,
+    // on the caller's stack, when a file of that name is there.
+    if (caller !== null && existsSync(resolvePath(dirname(caller), spec))) {
+      throw new TypeError(`The module in "${what}" (${JSON.stringify(spec)}) is a package name to Node (it does not start with './', '../' or '/'), and no such package is installed; a file of that name is next to the calling file: write ${JSON.stringify(`./${spec}`)}`);
+    }
     return spec; // not found from here: let import() in the child say so
   }
 }
@@ -528,6 +533,21 @@ function explainImportError(url: string, e: unknown): unknown {
   }
   if (e instanceof SyntaxError && !e.message.includes(url) && url.startsWith('file:')) {
     return new SyntaxError(`${e.message} (in the task or target module ${fileURLToPath(url)})`, { cause: e });
+  }
+  if ((code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') && !/^(file|data|node):/.test(url)) {
+    // Node's message named this library's file as the importer.
+    return new ProcessError(
+      `Cannot find the task or target module ${JSON.stringify(url)}: a module path that does not start with './', '../' or '/' is a package name, ` +
+        "looked up from the calling file's node_modules. For a file, write './' before it (relative to the file that called Process/Pool) or an absolute path",
+      { cause: e },
+    );
+  }
+  if (code === 'ERR_UNKNOWN_FILE_EXTENSION' && /\.[cm]?ts$/.test(url)) {
+    return new ProcessError(
+      `Cannot import the TypeScript task or target module ${url.startsWith('file:') ? fileURLToPath(url) : url}: this Node runs no TypeScript loader. ` +
+        'Run the program under one (node --import tsx; Node >= 22.6: --experimental-strip-types), which children inherit, or point the task at the compiled .js',
+      { cause: e },
+    );
   }
   return e;
 }

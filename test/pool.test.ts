@@ -1320,6 +1320,17 @@ describe('Pool module targets', () => {
     }
   });
 
+  it('a module task path without ./, or a .ts module Node cannot load, gets a message that says what to write (before: "Cannot find package \'modules\' imported from .../dist/cjs/task.js")', async () => {
+    const r = await runNode(fixture('task-paths/main.mjs'));
+    expect(r.stderr).toBe('');
+    const out = JSON.parse(r.stdout) as Record<string, unknown>;
+    expect(out.good).toBe(2);
+    expect(out.bareFile).toMatch(/^TypeError: .*"modules\/task-esm\.mjs"\) is a package name to Node .* write "\.\/modules\/task-esm\.mjs"$/);
+    expect(out.bareNone).toMatch(/^ProcessError: Cannot find the task or target module "nopkg\/x\.mjs": a module path that does not start with/);
+    // A Node that strips types itself (22.18+, 23.6+) runs it.
+    if (out.ts !== 2) expect(out.ts).toMatch(/^ProcessError: Cannot import the TypeScript task or target module .*typed\.ts: this Node runs no TypeScript loader/);
+  });
+
   it('import() of a relative path inside a function target resolves against the directory the pool or Process was made in, as its require() does', async () => {
     // (A fixture: vitest rewrites import() in test files.)
     const r = await runNode(fixture('import-relative.mjs'));
