@@ -427,7 +427,73 @@ function writeShared(v: object): void {
   writeValue(h);
 }
 
+/**
+ * A shared object (Value, Queue, Lock...) inside a class instance, an Error
+ * or another object that reduce() does not walk: structured clone then met
+ * its internals, and said only "function Int32Array() could not be cloned".
+ * Where it is, for the message; null when there is none (a bounded search).
+ */
+function hiddenShared(item: unknown): string | null {
+  const seen = new Set<object>();
+  let budget = 2000;
+  const walk = (v: unknown, path: string, holder: string | null, depth: number): string | null => {
+    if (typeof v !== 'object' || v === null || seen.has(v) || --budget < 0 || depth > 12) return null;
+    seen.add(v);
+    if (isShareable(v)) {
+      const name = (Object.getPrototypeOf(v)?.constructor as { name?: string } | undefined)?.name || 'shared object';
+      return holder === null ? null : `a ${name} (a shared object) inside ${holder} (at item${path})`;
+    }
+    const proto = Object.getPrototypeOf(v);
+    const plain = proto === Object.prototype || proto === null || Array.isArray(v) || v instanceof Map || v instanceof Set;
+    const inner = holder ?? (plain ? null : `an instance of ${(proto?.constructor as { name?: string } | undefined)?.name || 'a class'}`);
+    if (v instanceof Map) {
+      for (const [k, x] of v) {
+        const r = walk(x, `${path}.get(${describeValue(k)})`, inner, depth + 1);
+        if (r !== null) return r;
+      }
+      return null;
+    }
+    if (v instanceof Set) {
+      for (const x of v) {
+        const r = walk(x, `${path} (a Set member)`, inner, depth + 1);
+        if (r !== null) return r;
+      }
+      return null;
+    }
+    let keys: string[];
+    try {
+      keys = Object.keys(v);
+    } catch {
+      return null; // a Proxy whose trap throws
+    }
+    for (const k of keys) {
+      let x: unknown;
+      try {
+        x = (v as Record<string, unknown>)[k];
+      } catch {
+        continue;
+      }
+      const r = walk(x, Array.isArray(v) ? `${path}[${k}]` : `${path}.${k}`, inner, depth + 1);
+      if (r !== null) return r;
+    }
+    return null;
+  };
+  try {
+    return walk(item, '', null, 0);
+  } catch {
+    return null;
+  }
+}
+
 function cloneError(item: unknown, cause: unknown): TypeError {
+  const hidden = hiddenShared(item);
+  if (hidden !== null) {
+    return new TypeError(
+      `Cannot send a value to another process: it holds ${hidden}. Shared objects travel inside plain objects, arrays, Maps and Sets only ` +
+        '(a class instance is structured-cloned field by field, and a shared object\'s fields cannot be): pass it in one of those, or on its own',
+      { cause },
+    );
+  }
   const what = typeof item === 'function' || typeof item === 'symbol' ? describeValue(item) : 'a value';
   return new TypeError(
     `Cannot send ${what} to another process: it is not structured-cloneable (functions, symbols, and objects holding them cannot travel). ${

@@ -197,6 +197,29 @@ describe('codec', () => {
     expect(c.n).toBe(1);
   });
 
+  it('a shared object inside a class instance is a TypeError that names it and where it is (before: "function Int32Array() { [native code] } could not be cloned")', () => {
+    class Box {
+      inner: { v: unknown };
+      constructor(v: unknown) {
+        this.inner = { v };
+      }
+    }
+    const v = mp.Value('i', 1);
+    const q = new mp.Queue();
+    try {
+      expect(() => q.putSync(new Box(v))).toThrow('it holds a SharedValue (a shared object) inside an instance of Box (at item.inner.v)');
+      expect(() => q.putSync({ list: [new Map([['k', new Box(v)]])] })).toThrow('(at item.list[0].get("k").inner.v)');
+      expect(q.qsize()).toBe(0);
+      q.putSync({ inner: { v } }); // in plain objects it travels
+      const got = (q.getSync() as { inner: { v: mp.SharedValue<'i'> } }).inner.v;
+      expect(got.value).toBe(1);
+      got.close();
+    } finally {
+      q.close();
+      v.close();
+    }
+  });
+
   it('refuses what structured clone refuses, with a TypeError', () => {
     for (const bad of [() => 1, Symbol('s'), { f: () => 1 }, [1, Symbol.iterator], new Map([[1, () => 2]]), { get x() { return () => 1; } }]) {
       expect(() => encode(bad)).toThrow(TypeError);
