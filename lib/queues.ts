@@ -90,8 +90,7 @@ function parseOptions(arg: unknown, what: string): { maxsize: number; capacity: 
   return { maxsize, capacity: roundCapacity('capacityBytes', capacity, kDefaultCapacity) };
 }
 
-/** `what`: the call, for messages ("Queue.get()"). */
-/** A wait's { timeout?, signal? } (Queue put/get, Connection recv). */
+/** A wait's { timeout?, signal? } (Queue put/get, Connection recv); `what`: the call, for messages ("Queue.get()"). */
 export function putOptions(opts: unknown, what: string): { deadline: number; signal: AbortSignal | undefined } {
   if (opts === undefined || opts === null) return { deadline: Infinity, signal: undefined };
   if (typeof opts !== 'object') throw new TypeError(`Expected an options object { timeout?, signal? }, got ${describeValue(opts)}`);
