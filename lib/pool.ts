@@ -582,7 +582,10 @@ export class Pool<I extends readonly unknown[] = never[]> {
     const workers: WorkerStats[] = [];
     for (const w of this.#workers) {
       if (w.dead) continue;
-      for (const job of w.inflight) running += job.items.length; // items, as the other counts
+      // Items, as the other counts; a job already counted done, failed or
+      // cancelled (a cancel, terminate() or a signal) is not running too
+      // (before: 2 running + 38 cancelled + 2 done for a map of 40).
+      for (const job of w.inflight) if (!job.tallied) running += job.items.length;
       if (w.pid === 0) continue; // a replacement still being started: listed once it has a pid
       workers.push({ pid: w.pid, jobsInFlight: w.inflight.length, jobsDone: w.jobsDone, rssBytes: w.rss, startupMs: w.startupMs });
     }

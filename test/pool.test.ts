@@ -355,6 +355,20 @@ describe('Pool', () => {
 });
 
 describe('Pool workers', () => {
+  it('stats().tasks adds up to the items given at every moment, right after terminate() too (before: running tasks counted twice, also as cancelled)', async () => {
+    const pool = new mp.Pool({ processes: 2 });
+    const total = (t: mp.PoolStats['tasks']): number => t.queued + t.running + t.done + t.failed + t.cancelled;
+    const map = pool.map(async (x: number) => { await new Promise((r) => setTimeout(r, 200)); return x; }, range(40), { chunksize: 1 });
+    while (pool.stats().tasks.done < 2) await sleep(10);
+    expect(total(pool.stats().tasks)).toBe(40);
+    const ended = pool.terminate();
+    const t = pool.stats().tasks;
+    expect([total(t), t.running]).toEqual([40, 0]);
+    await expect(map).rejects.toThrow(mp.AbortError);
+    await ended;
+    expect(total(pool.stats().tasks)).toBe(40);
+  });
+
   it('quick calls never queue behind a long task on one worker while another is free (before: 10 of 20 waited for the long task)', async () => {
     const pool = new mp.Pool({ processes: 2 });
     try {
