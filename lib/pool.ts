@@ -315,8 +315,15 @@ const kOverdueMs = 20;
 /** Consecutive worker deaths before any job finished: stop and report instead of looping. */
 const kCrashLoopLimit = 5;
 
+/**
+ * What a task's own error is rebuilt as (see docs/pool.md): its class (the
+ * nearest built-in one), message, stack, cause and own primitive properties,
+ * and the pid of the worker that threw it: `(e as TaskError).workerPid`.
+ */
+export type TaskError = Error & { workerPid?: number };
+
 /** A worker's error, rebuilt (see wire-error.ts), saying which worker threw it. */
-function remoteError(e: WireError, pid: number): Error {
+function remoteError(e: WireError, pid: number): TaskError {
   return Object.assign(unwire(e), { workerPid: pid });
 }
 

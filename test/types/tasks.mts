@@ -146,3 +146,12 @@ export function undefinedOptions(somePool: mp.Pool): void {
   new mp.Process({ target: () => 0, name: undefined, daemon: undefined });
   void new mp.Lock().acquire({ timeout: unset });
 }
+
+export async function taskErrors(somePool: mp.Pool): Promise<number | undefined> {
+  try {
+    await somePool.apply(fibTask, [1]);
+  } catch (e) {
+    return (e as mp.TaskError).workerPid; // which worker threw it
+  }
+  return undefined;
+}
