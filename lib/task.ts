@@ -534,7 +534,8 @@ function explainImportError(url: string, e: unknown): unknown {
   if (e instanceof SyntaxError && !e.message.includes(url) && url.startsWith('file:')) {
     return new SyntaxError(`${e.message} (in the task or target module ${fileURLToPath(url)})`, { cause: e });
   }
-  if ((code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') && !/^(file|data|node):/.test(url)) {
+  const pkg = url.startsWith('@') ? url.split('/').slice(0, 2).join('/') : url.split('/')[0]!;
+  if ((code === 'ERR_MODULE_NOT_FOUND' || code === 'MODULE_NOT_FOUND') && !/^(file|data|node):/.test(url) && (e as Error).message.includes(`'${pkg}`)) {
     // Node's message named this library's file as the importer.
     return new ProcessError(
       `Cannot find the task or target module ${JSON.stringify(url)}: a module path that does not start with './', '../' or '/' is a package name, ` +

@@ -329,7 +329,7 @@ export class Barrier {
         // Counted, and named by no slot: leavers between freeing their slot
         // and their decrement, a few instructions, or killed there. Two looks
         // a slice apart that see the same round (SEQ and COUNT unchanged)
-        // take it for the latter (see #reapDead).
+        // take it for the latter (see #clearStuck).
         const seq = Atomics.load(w, SEQ);
         const prev = this.#stuck;
         this.#stuck = { seq, count };
