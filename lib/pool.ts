@@ -118,7 +118,8 @@ export interface CallOptions {
    * When the call is aborted, times out or (imap) is left early, its running
    * tasks see taskSignal() abort; a task still running this many ms later has
    * its worker killed and replaced. Default: a timeout kills at once (0), an
-   * abort never kills (the task runs to its end and its result is dropped).
+   * abort (or an imap left early) after 1000 ms; Infinity: never (the task
+   * runs to its end and its result is dropped).
    */
   cancelGraceMs?: number | undefined;
 }
@@ -1567,7 +1568,9 @@ function quietSignalAborts(): void {
   if (quietingSignalAborts) return;
   quietingSignalAborts = true;
   const onUncaught = (err: unknown): void => {
-    if (err instanceof Error && signalAborts.has(err)) return;
+    // Ended as the signal would have ended it (returning kept alive a process
+    // with a server or a timer, and Ctrl-C did nothing more).
+    if (err instanceof Error && signalAborts.has(err)) process.exit();
     if (process.listenerCount('uncaughtException') > 1) return; // the program's own listener has it
     process.stderr.write(`${err instanceof Error && err.stack !== undefined ? err.stack : String(err)}\n`);
     process.exit(1);

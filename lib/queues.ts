@@ -340,6 +340,7 @@ export class Queue<T = unknown> {
    * If it is empty then, this process's mapping is given back at once (see #releaseIfDrained).
    */
   close(): void {
+    if (this.#released === 'disposed') throw this.#releasedError();
     if (this.#released !== null) return;
     if (!this.#ring.closed) this.#ring.close();
     this.#releaseIfDrained();
@@ -388,10 +389,18 @@ export class Queue<T = unknown> {
   }
 
   [kToHandle](): Handle {
-    if (this.#released !== null) {
-      throw new QueueClosedError(this.#released === 'drained'
-        ? 'This queue is closed and drained, and this process has given back its mapping: there is nothing left to send it for'
-        : 'This Queue object was disposed in this process: it cannot be sent');
+    if (this.#released === 'disposed') throw new QueueClosedError('This Queue object was disposed in this process: it cannot be sent');
+    if (this.#released === 'drained') {
+      // Its segment may be gone, but a closed, drained queue is all there is
+      // to send: a small one made so stands in (the receiver sees the same).
+      // A Pool re-sends its initargs to each replacement worker, and a job's
+      // items when it is dispatched: refusing broke those after a close().
+      const Kind = this.constructor as new (o: QueueOptions) => Queue;
+      const stand = new Kind({ maxsize: this.#maxsize, capacityBytes: kMinCapacity });
+      stand.#ring.close();
+      const h = stand[kToHandle]();
+      stand[Symbol.dispose]();
+      return h;
     }
     this.#segment.retain();
     return { [kHandleTag]: this.constructor === JoinableQueue ? 'JoinableQueue' : 'Queue', name: this.#segment.name };

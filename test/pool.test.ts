@@ -355,6 +355,19 @@ describe('Pool', () => {
 });
 
 describe('Pool workers', () => {
+  it('a queue in initargs closed when empty still reaches every replacement worker, as a closed queue (a review: workers could not start after the close)', async () => {
+    const stop = new mp.Queue();
+    const pool = new mp.Pool({ processes: 1, maxTasksPerChild: 1, initializer: (q: mp.Queue) => { (globalThis as { stopQ?: mp.Queue }).stopQ = q; }, initargs: [stop] });
+    try {
+      const seen = () => (globalThis as { stopQ?: mp.Queue }).stopQ!.closed;
+      expect(await pool.apply(seen, [])).toBe(false);
+      stop.close();
+      expect(await Promise.all([1, 2, 3].map(() => pool.apply(seen, [])))).toEqual([true, true, true]);
+    } finally {
+      await pool.terminate();
+    }
+  });
+
   it('stats().tasks adds up to the items given at every moment, right after terminate() too (before: running tasks counted twice, also as cancelled)', async () => {
     const pool = new mp.Pool({ processes: 2 });
     const total = (t: mp.PoolStats['tasks']): number => t.queued + t.running + t.done + t.failed + t.cancelled;
@@ -1381,7 +1394,7 @@ describe('Pool and signals', () => {
     });
   }
 
-  it.each(['caught', 'uncaught'])('SIGINT during a big map (its AbortError %s) ends the script promptly, quietly, with no orphan', async (mode) => {
+  it.each(['caught', 'uncaught', 'keepalive'])('SIGINT during a big map (its AbortError %s) ends the script promptly, quietly, with no orphan', async (mode) => {
     const child = spawn(process.execPath, [fixture('pool-sigint.mjs'), mode], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
     const pidsLine = await new Promise<string>((resolve) => {

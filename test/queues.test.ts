@@ -236,8 +236,12 @@ describe('Queue in one process', () => {
     await expect(a.put(2)).rejects.toThrow(mp.QueueClosedError);
     await expect(a.get()).rejects.toThrow('The queue is closed');
     expect(() => a.getNowait()).toThrow(mp.QueueClosedError);
-    expect(() => mp.toHandle(a)).toThrow(/closed and drained/);
     a.close(); // idempotent
+    // It still travels (a Pool re-sends its initargs to each new worker): as a closed, drained queue.
+    const sent = mp.fromHandle(JSON.parse(JSON.stringify(mp.toHandle(a)))) as mp.Queue<number>;
+    expect(sent.closed).toBe(true);
+    await expect(sent.get()).rejects.toThrow(mp.QueueClosedError);
+    await expect(sent.put(1)).rejects.toThrow(mp.QueueClosedError);
 
     // Closed with items in it: kept until this process has drained them.
     const b = new mp.Queue<number>();
@@ -288,7 +292,7 @@ describe('Queue in one process', () => {
       await expect(call()).rejects.toThrow(/disposed in this process/);
     }
     expect(q.closed).toBe(true);
-    q.close(); // a no-op
+    expect(() => q.close()).toThrow(/disposed in this process/); // it cannot close the queue for the others any more
     q[Symbol.dispose](); // once is enough
   });
   it('disposing a Queue object ends its waiting get() with QueueClosedError and its async iteration quietly', async () => {
