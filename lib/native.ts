@@ -73,6 +73,8 @@ export interface NativeBinding {
   postPlatformTasks(n: number): boolean;
   /** [parked now, the platform's thread count] */
   parkedPlatformWorkers(): [number, number];
+  /** In a fork child: whether V8's worker tasks run on the addon's own thread (see native/park.cc, RedirectWorkerTasks). */
+  workerTasksRedirected(): boolean;
   /** NODE_MODULE_VERSION of the headers the addon was built with. */
   readonly nodeModuleVersion: number;
 

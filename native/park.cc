@@ -24,10 +24,19 @@
 #include <node.h>
 #include <node_version.h>
 #pragma pop_macro("NAPI_VERSION")
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <map>
 #include <memory>
+#include <mutex>
+#include <thread>
+#include <type_traits>
 
 #include "platform.h"
 #include "util.h"
@@ -165,9 +174,199 @@ Napi::Value Parked(const Napi::CallbackInfo& info) {
   return a;
 }
 
+// ---------------------------------------------------------------------------
+// A fork child's worker tasks.
+//
+// fork() copies only the calling thread: a child of the zygote has Node's
+// platform, its task queue and its count of tasks in progress, but none of
+// the threads that take tasks from it. V8 still posts to it (even single-
+// threaded: a full GC's ClearNonLiveReferences posts a job's worker task,
+// which its main thread then does itself), and each post stays counted for
+// good. Node waits for that count to reach zero when a worker_threads Worker's
+// event loop ends (NodePlatform::DrainTasks -> BlockingDrain), so after the
+// child's first full GC every Worker that ended on its own hung for ever (a
+// gdb backtrace: Worker::Run -> SpinEventLoopInternal -> DrainTasks ->
+// uv_cond_wait). Node has no API to give its platform new threads; so the
+// child's NodePlatform object gets a copy of its vtable in which the two
+// entry points for worker tasks, CallOnWorkerThread and
+// CallDelayedOnWorkerThread (CallBlockingTask/LowPriorityTask and the
+// worker tasks of V8's jobs go through the first), hand tasks to a thread of
+// ours. Node's queue is then never posted to again: it stays empty (the
+// zygote forks with its workers parked, see ParkTask), and a drain returns.
+// Only where the slots can be found: the headers' CallOnWorkerThread is a
+// pure virtual taking just the task (V8 up to 12; V8 13 routes it through
+// PostTaskOnWorkerThreadImpl), and the running Node is the one built for.
+
+struct TaskPool {
+  std::mutex mu;
+  std::condition_variable cv;
+  std::deque<std::unique_ptr<v8::Task>> ready;
+  std::multimap<double, std::unique_ptr<v8::Task>> delayed;  // by due time (NowMs)
+  bool running = false;
+  // Held around a fork of this child (HoldWorkerTasks): no task starts, and
+  // the fork waits for the one in progress, as ParkTask does for Node's.
+  bool held = false;
+  int active = 0;
+};
+// Heap-allocated and replaced, never reused, in each new fork child: one
+// forked while our thread held the mutex would inherit it locked.
+TaskPool* g_pool = nullptr;
+pid_t g_poolOwner = 0;
+bool g_redirected = false;
+
+void TaskThread(TaskPool* pool) {
+  for (;;) {
+    std::unique_ptr<v8::Task> task;
+    {
+      std::unique_lock<std::mutex> lock(pool->mu);
+      for (;;) {
+        const double now = NowMs();
+        while (!pool->delayed.empty() && pool->delayed.begin()->first <= now) {
+          pool->ready.push_back(std::move(pool->delayed.begin()->second));
+          pool->delayed.erase(pool->delayed.begin());
+        }
+        if (!pool->ready.empty() && !pool->held) break;
+        if (pool->delayed.empty() || pool->held) {
+          pool->cv.wait(lock);
+        } else {
+          pool->cv.wait_for(lock, std::chrono::duration<double, std::milli>(pool->delayed.begin()->first - now));
+        }
+      }
+      task = std::move(pool->ready.front());
+      pool->ready.pop_front();
+      pool->active++;
+    }
+    task->Run();
+    task.reset();
+    {
+      std::lock_guard<std::mutex> lock(pool->mu);
+      pool->active--;
+    }
+    pool->cv.notify_all();
+  }
+}
+
+TaskPool* PoolHere() {
+  if (g_pool == nullptr || g_poolOwner != getpid()) {
+    g_pool = new TaskPool();  // an inherited one is left as it is (see g_pool)
+    g_poolOwner = getpid();
+  }
+  return g_pool;
+}
+
+void Enqueue(std::unique_ptr<v8::Task> task, double delayMs) {
+  TaskPool* pool = PoolHere();
+  {
+    std::lock_guard<std::mutex> lock(pool->mu);
+    if (delayMs > 0) {
+      pool->delayed.emplace(NowMs() + delayMs, std::move(task));
+    } else {
+      pool->ready.push_back(std::move(task));
+    }
+    if (!pool->running) {
+      // Started on first use: a child that never posts pays for no thread.
+      pool->running = true;
+      std::thread(TaskThread, pool).detach();
+    }
+  }
+  pool->cv.notify_all();
+}
+
+// The vtable entries. A member function called through the vtable receives
+// `this` first; a by-value std::unique_ptr is passed as a pointer to the
+// caller's temporary, which the caller destroys (Itanium C++ ABI), as it
+// does for this free function's by-value parameter.
+void CallOnWorker(v8::Platform*, std::unique_ptr<v8::Task> task) { Enqueue(std::move(task), 0); }
+void CallDelayedOnWorker(v8::Platform*, std::unique_ptr<v8::Task> task, double delaySeconds) {
+  Enqueue(std::move(task), delaySeconds * 1e3);
+}
+
+// The vtable slot a pointer to a virtual member function names (Itanium C++
+// ABI; ARM's variant keeps the virtual bit in adj), or -1 if not virtual.
+template <typename M>
+long VirtualSlot(M member) {
+  struct Rep {
+    uintptr_t ptr;
+    ptrdiff_t adj;
+  } rep;
+  static_assert(sizeof(M) == sizeof(Rep), "unexpected member function pointer layout");
+  memcpy(&rep, &member, sizeof rep);
+#if defined(__arm__) || defined(__aarch64__)
+  if ((rep.adj & 1) == 0 || (rep.adj >> 1) != 0) return -1;
+  return static_cast<long>(rep.ptr / sizeof(void*));
+#else
+  if ((rep.ptr & 1) == 0 || rep.adj != 0) return -1;
+  return static_cast<long>((rep.ptr - 1) / sizeof(void*));
+#endif
+}
+
+using PlainCall = void (v8::Platform::*)(std::unique_ptr<v8::Task>);
+using PlainDelayed = void (v8::Platform::*)(std::unique_ptr<v8::Task>, double);
+template <typename P, typename = void>
+struct HasPlainCalls : std::false_type {};
+template <typename P>
+struct HasPlainCalls<P, std::void_t<decltype(static_cast<PlainCall>(&P::CallOnWorkerThread)),
+                                    decltype(static_cast<PlainDelayed>(&P::CallDelayedOnWorkerThread))>> : std::true_type {};
+
+template <typename P>
+bool Redirect(P* platform) {
+  if constexpr (HasPlainCalls<P>::value) {
+    const long call = VirtualSlot(static_cast<PlainCall>(&P::CallOnWorkerThread));
+    const long delayed = VirtualSlot(static_cast<PlainDelayed>(&P::CallDelayedOnWorkerThread));
+    if (call < 0 || delayed < 0) return false;
+    // Entries to copy: every virtual of MultiIsolatePlatform comes after
+    // v8::Platform's; the last one named in node.h, plus a margin for any
+    // NodePlatform adds (it adds none in Node 12-22). Two words before the
+    // address point: offset-to-top and the type info.
+    long last = call > delayed ? call : delayed;
+    const long finished = VirtualSlot(&node::MultiIsolatePlatform::AddIsolateFinishedCallback);
+    const long unreg = VirtualSlot(&node::MultiIsolatePlatform::UnregisterIsolate);
+    if (finished > last) last = finished;
+    if (unreg > last) last = unreg;
+    const long entries = last + 1 + 16;
+    void*** object = reinterpret_cast<void***>(static_cast<v8::Platform*>(platform));
+    void** original = *object;
+    void** copy = new void*[entries + 2];  // kept for the life of the process
+    memcpy(copy, original - 2, sizeof(void*) * (entries + 2));
+    copy[2 + call] = reinterpret_cast<void*>(&CallOnWorker);
+    copy[2 + delayed] = reinterpret_cast<void*>(&CallDelayedOnWorker);
+    *object = copy + 2;
+    return true;
+  } else {
+    return false;
+  }
+}
+
 }  // namespace
 
 void MarkForkChild() { g_forkChild = true; }
+
+void HoldWorkerTasks(double timeoutMs) {
+  if (!g_redirected || g_pool == nullptr || g_poolOwner != getpid()) return;
+  std::unique_lock<std::mutex> lock(g_pool->mu);
+  g_pool->held = true;
+  g_pool->cv.wait_for(lock, std::chrono::duration<double, std::milli>(timeoutMs), [] { return g_pool->active == 0; });
+}
+
+void ReleaseWorkerTasks() {
+  // In the child the pool is a fresh one on first use (PoolHere): this is the parent's.
+  if (!g_redirected || g_pool == nullptr || g_poolOwner != getpid()) return;
+  {
+    std::lock_guard<std::mutex> lock(g_pool->mu);
+    g_pool->held = false;
+  }
+  g_pool->cv.notify_all();
+}
+
+bool RedirectWorkerTasks(Napi::Env env) {
+  if (g_redirected) return true;  // a child of a child: inherited (its pool is made afresh on first use)
+  const napi_node_version* running = nullptr;
+  if (napi_get_node_version(env, &running) != napi_ok || running == nullptr || running->major != NODE_MAJOR_VERSION) return false;
+  node::MultiIsolatePlatform* p = CurrentPlatform(env);
+  if (p == nullptr) return false;
+  g_redirected = Redirect(p);
+  return g_redirected;
+}
 
 void InitPark(Napi::Env env, Napi::Object exports) {
   exports.Set("parkPlatformWorkers", Napi::Function::New(env, Park, "parkPlatformWorkers"));
@@ -175,6 +374,9 @@ void InitPark(Napi::Env env, Napi::Object exports) {
   exports.Set("postPlatformTasks", Napi::Function::New(env, PostTasks, "postPlatformTasks"));
   exports.Set("parkedPlatformWorkers", Napi::Function::New(env, Parked, "parkedPlatformWorkers"));
   exports.Set("nodeModuleVersion", Napi::Number::New(env, NODE_MODULE_VERSION));
+  exports.Set("workerTasksRedirected", Napi::Function::New(env, [](const Napi::CallbackInfo& info) {
+    return Napi::Boolean::New(info.Env(), g_redirected);
+  }, "workerTasksRedirected"));
 }
 
 }  // namespace multiproc

@@ -141,8 +141,10 @@ Napi::Value Fork(const Napi::CallbackInfo& info) {
     for (int sig : kStopSignals) sigaddset(&stop, sig);
     pthread_sigmask(SIG_BLOCK, &stop, &mask);
   }
+  HoldWorkerTasks(100);
   pid_t pid = fork();
   int forkErr = errno;
+  if (pid != 0) ReleaseWorkerTasks();
   if (pid == 0) RestoreStop();
   if (shield) pthread_sigmask(SIG_SETMASK, &mask, nullptr);
   if (pid < 0) return ThrowErrno(env, "fork", forkErr);
@@ -153,6 +155,7 @@ Napi::Value Fork(const Napi::CallbackInfo& info) {
   }
   if (pid == 0) {
     MarkForkChild();
+    RedirectWorkerTasks(env);
     uv_loop_t* loop = nullptr;
     napi_get_uv_event_loop(env, &loop);
     if (loop != nullptr) uv_loop_fork(loop);

@@ -77,6 +77,11 @@ void InitFdWatch(Napi::Env env, Napi::Object exports);
 void InitPark(Napi::Env env, Napi::Object exports);
 // In a fork child: its V8 platform has no worker threads, so park.cc must not touch its task queue.
 void MarkForkChild();
+// In a fork child, right after MarkForkChild: V8's worker tasks go to a thread of the addon's (park.cc). False where that cannot be done.
+bool RedirectWorkerTasks(Napi::Env env);
+// Around a fork of a fork child: no redirected task runs while it forks (waits up to timeoutMs for one in progress).
+void HoldWorkerTasks(double timeoutMs);
+void ReleaseWorkerTasks();
 
 }  // namespace multiproc
 

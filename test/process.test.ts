@@ -736,6 +736,13 @@ describe('forkserver under load', () => {
     expect(r.stdout.trim()).toBe('0 of 10 hung'); // before: 4-6 of 10 hung for ever in pthread_cond_signal
   }, 90_000);
 
+  it.each(['forkserver', 'fork', 'spawn'])('worker_threads in a %s child, after a GC-heavy start: every Worker that ends on its own exits 0', async (method) => {
+    const r = await runNode(fixture('worker-threads-child.mjs'), [method], { nodeArgs: method === 'fork' ? ['--single-threaded'] : [], timeoutMs: 60_000 });
+    expect(r.stderr).toBe('');
+    // Before: the first Worker never exited in a fork child (Node waited in DrainTasks for worker tasks no thread of the child would run); the child was killed after 20 s.
+    expect(JSON.parse(r.stdout.trim())).toEqual({ code: 0, values: [10, 20, 30], redirected: method !== 'spawn' });
+  }, 70_000);
+
   it('a zygote that died while the event loop was busy is replaced by the next start()', async () => {
     const r = await runNode(fixture('dead-zygote-start.mjs'));
     expect(r.stderr).toBe(''); // before: start() threw "The forkserver process is gone (EPIPE)"
