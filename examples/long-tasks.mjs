@@ -34,14 +34,16 @@ if (import.meta.url === pathToFileURL(process.argv[1]).href) {
   const limits = [200_000, 300_000, 400_000, 500_000];
   const pool = new mp.Pool({ processes: 2 });
   try {
-    const bars = new cliProgress.MultiBar({ format: 'primes <= {limit} {bar} {percentage}%', hideCursor: true }, cliProgress.Presets.shades_grey);
-    const perItem = limits.map((limit) => bars.create(limit, 0, { limit }));
+    // Bars on a terminal only: cli-progress starts none without one, and its
+    // stop() then printed each bar's format with "{limit}" unfilled.
+    const bars = process.stderr.isTTY ? new cliProgress.MultiBar({ format: 'primes <= {limit} {bar} {percentage}%', hideCursor: true }, cliProgress.Presets.shades_grey) : null;
+    const perItem = bars === null ? [] : limits.map((limit) => bars.create(limit, 0, { limit }));
     const results = await pool.map(countPrimes, limits, {
       chunksize: 1,
-      onProgress: (n, index) => perItem[index].update(n),
+      onProgress: (n, index) => perItem[index]?.update(n),
     });
-    limits.forEach((limit, i) => perItem[i].update(limit));
-    bars.stop();
+    limits.forEach((limit, i) => perItem[i]?.update(limit));
+    bars?.stop();
     for (const r of results) console.log(`${r.count} primes up to ${r.limit}`);
 
     // A time limit: the task sees taskSignal() abort and returns early; it has

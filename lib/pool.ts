@@ -42,6 +42,7 @@
  */
 import { availableParallelism, constants as osConstants } from 'node:os';
 import { join } from 'node:path';
+import { libDir } from './paths';
 import { noop, onAbort } from './abort';
 import { AbortError, EOFError, ProcessError, TimeoutError, WorkerExitError } from './errors';
 import { checkForkedImport, describeTask, refuseWhileImportingTarget, type TaskTarget } from './task';
@@ -299,7 +300,7 @@ class JobQueue {
   }
 }
 
-const kWorkerEntry = join(__dirname, 'entry', 'pool-worker.js');
+const kWorkerEntry = join(libDir, 'entry', 'pool-worker.js');
 /** Aim for about this much queued work per worker before it asks for more. */
 const kTargetQueuedMs = 1;
 const kMaxWindow = 32;

@@ -21,6 +21,7 @@
 import { spawn } from 'node:child_process';
 import { fstatSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
+import { libDir } from './paths';
 import { native } from './native';
 
 export const kTrackerFdEnv = 'MULTIPROC_TRACKER_FD';
@@ -103,7 +104,7 @@ export function ensureRunning(): number {
   const [r, w] = native.pipe();
   // detached: its own process group, so a signal sent to ours (Ctrl-C, a
   // supervisor's SIGTERM to the group) cannot kill it before it has cleaned up.
-  const child = spawn(process.execPath, [join(__dirname, 'entry', 'tracker-main.js')], {
+  const child = spawn(process.execPath, [join(libDir, 'entry', 'tracker-main.js')], {
     stdio: [r, 'ignore', 'inherit'],
     env: process.env,
     detached: true,

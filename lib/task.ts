@@ -19,7 +19,8 @@ import { basename, dirname, extname, isAbsolute, join, resolve as resolvePath, s
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import * as vm from 'node:vm';
 import { ProcessError } from './errors';
-import { describeValue } from './validate';
+import { libDir } from './paths';
+import { checkOptionNames, describeValue } from './validate';
 
 /** What defineTask() adds to the function it returns: where a worker finds it. */
 export interface TaskHandle {
@@ -114,21 +115,46 @@ export function taskSignal(): AbortSignal {
 /** What travels: a function's source text, or a module URL and export name. */
 export type TaskTarget = { kind: 'source'; source: string } | { kind: 'module'; url: string; export: string };
 
-const libDir = __dirname;
-// With source maps on (tsx, --enable-source-maps) this library's frames name
-// its TypeScript sources (dist/cjs/x.js maps to lib/x.ts), not dist/cjs.
+// Library frames are skipped by both names: a parent under --preserve-symlinks
+// runs it from the link (__dirname), children from the real path (paths.ts).
+const ownDirs = [...new Set([libDir, __dirname])];
+// With source maps on (tsx) this library's frames may name its TypeScript
+// sources (dist/cjs/x.js maps to lib/x.ts), not dist/cjs.
 const libSourceDir = resolvePath(libDir, '..', '..', 'lib');
 
-/** The file of the first caller outside this library (for relative module targets). */
+function isOwnFile(file: string): boolean {
+  return ownDirs.some((d) => file.startsWith(d + sep)) || file.startsWith(libSourceDir + sep) || file.includes(`${sep}dist${sep}esm${sep}index.mjs`);
+}
+
+/**
+ * The file of the first caller outside this library (for relative module
+ * targets), from V8's call sites rather than the stack's text: the text is
+ * source-mapped under --enable-source-maps, and named the TypeScript file
+ * (src/x.ts) where the code that ran was out/x.js; and it is cut at
+ * Error.stackTraceLimit, which a small value left no caller at all.
+ */
 function callerFile(): string | null {
-  const stack = new Error().stack ?? '';
-  for (const line of stack.split('\n').slice(1)) {
-    // "at fn (/a/b.js:1:2)" or "at /a/b.js:1:2": the path runs from the first "(/" (or "at /")
-    // to the line and column at the end, and may itself hold parentheses, spaces and colons.
-    const m = /(?:^at |\()((?:file:\/\/)?\/.*?|[A-Za-z]:\\.*?):\d+:\d+\)?$/.exec(line.trim());
-    if (m === null) continue;
-    const file = m[1].startsWith('file://') ? fileURLToPath(m[1]) : m[1];
-    if (file.startsWith(libDir + sep) || file.startsWith(libSourceDir + sep) || file.includes(`${sep}dist${sep}esm${sep}index.mjs`)) continue;
+  const holder: { stack?: unknown } = {};
+  const prepare = Error.prepareStackTrace;
+  const limit = Error.stackTraceLimit;
+  let sites: NodeJS.CallSite[] = [];
+  try {
+    Error.stackTraceLimit = 64;
+    Error.prepareStackTrace = (_err, callSites) => callSites;
+    Error.captureStackTrace(holder, callerFile);
+    if (Array.isArray(holder.stack)) sites = holder.stack as NodeJS.CallSite[];
+  } finally {
+    Error.prepareStackTrace = prepare;
+    Error.stackTraceLimit = limit;
+  }
+  for (const site of sites) {
+    const name = site.getFileName();
+    if (typeof name !== 'string' || name === '' || name.startsWith('node:')) continue;
+    let file: string;
+    if (name.startsWith('file://')) file = fileURLToPath(name);
+    else if (isAbsolute(name)) file = name;
+    else continue; // eval code, a vm script's own name
+    if (isOwnFile(file)) continue;
     return file;
   }
   return null;
@@ -332,6 +358,8 @@ export function describeTask(target: unknown, what: string): TaskTarget {
   }
   if (typeof target === 'object' && target !== null && 'module' in target) {
     const t = target as { module: unknown; export?: unknown };
+    // A misspelt "export" would otherwise run the default export.
+    checkOptionNames(t, ['module', 'export'], `"${what}" ({ module, export })`);
     if (typeof t.module !== 'string' && !(t.module instanceof URL)) {
       throw new TypeError(`Expected "${what}.module" to be a path, package name or URL, got ${describeValue(t.module)}`);
     }
@@ -397,7 +425,7 @@ function compileBody(body: string, cwd: string): (...args: unknown[]) => unknown
 }
 
 function compileSource(source: string, cwd: string): (...args: unknown[]) => unknown {
-  const req = createRequire(`${cwd}/`);
+  const req = requireFrom(cwd);
   let fn: unknown;
   try {
     fn = compileBody(`return (${source}\n);`, cwd)(req, ...helperValues);
@@ -417,13 +445,25 @@ function compileSource(source: string, cwd: string): (...args: unknown[]) => unk
   return fn as (...args: unknown[]) => unknown;
 }
 
+/**
+ * A function target's require(): from the parent's cwd, as the parent's own
+ * require() of a package would, except for this library's own name, which is
+ * the copy running here wherever the cwd is (from `/`, the README's demo
+ * failed with "Cannot find module 'multiproc'").
+ */
+function requireFrom(cwd: string): NodeJS.Require {
+  const base = createRequire(`${cwd}/`);
+  const own = (id: string): unknown => (id === 'multiproc' ? require('./index') : base(id));
+  return Object.assign(own, { resolve: base.resolve, cache: base.cache, extensions: base.extensions, main: base.main }) as NodeJS.Require;
+}
+
 /** Whether this process runs ESM loader hooks (`--import`, `--loader`, `--experimental-loader`). */
 export function usesLoaderHooks(): boolean {
   const flags = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)];
   return flags.some((f) => /^--(import|loader|experimental-loader)(=|$)/.test(f));
 }
 
-const libUrl = `${pathToFileURL(libDir).href}/`;
+const libUrl = `${pathToFileURL(libDir).href}/`; // real path: what a child loads (paths.ts)
 
 const libraryModules = new Map<string, unknown>();
 
@@ -604,6 +644,14 @@ function explainUnsafe(err: unknown, how: string): unknown {
   if (!(err instanceof ReferenceError)) return err;
   // (__dirname and __filename are outer variables like any other.)
   const helper = /^(__(?!dirname\b|filename\b)\w+) is not defined/.exec(err.message)?.[1];
+  if (helper !== undefined && helper.startsWith('__vite_ssr_')) {
+    return new ProcessError(
+      `${err.message}. ${how} is sent to the child as source text, and vitest (vite's module runner) rewrote its ` +
+        `import() or import.meta into ${helper}, which exists only inside vitest's runner. Use require('...') inside ` +
+        "the function, or a module target { module: './file.js', export: 'name' } that the child imports whole.",
+      { cause: err },
+    );
+  }
   if (helper !== undefined) {
     return new ProcessError(
       `${err.message}. ${how} is sent to the child as source text, and ${helper} is a helper that your compiler ` +

@@ -41,5 +41,6 @@ describe('examples', () => {
     }
     expect(r.stdout).toMatch(/TimeoutError after \d+ ms: Task did not finish within 100 ms/);
     expect(r.stdout).toMatch(/workers: pid \d+ \(\d+ jobs, started in \d+ ms\), pid \d+/);
+    expect(r.stderr).not.toContain('{limit}'); // piped: before, cli-progress printed every bar's format unfilled
   });
 });

@@ -13,8 +13,8 @@ export interface ChildResult {
 }
 
 /** Runs `node <fixture> ...args` to completion and collects its output. */
-export function runNode(script: string, args: string[] = [], options: { timeoutMs?: number; env?: NodeJS.ProcessEnv; nodeArgs?: string[] } = {}): Promise<ChildResult> {
-  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), script, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...options.env } });
+export function runNode(script: string, args: string[] = [], options: { timeoutMs?: number; env?: NodeJS.ProcessEnv; nodeArgs?: string[]; cwd?: string } = {}): Promise<ChildResult> {
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), script, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...options.env }, ...(options.cwd ? { cwd: options.cwd } : {}) });
   return collect(child, options.timeoutMs ?? 30_000);
 }
 

@@ -184,6 +184,14 @@ describe('Pool', () => {
     expect((dir as Error).message).not.toMatch(/helper/);
   });
 
+  it("vitest's rewritten import() in a task function gets a message that says to use require() (before: 'compile for a newer target')", async () => {
+    // What vitest's module runner makes of `await import('x')` inside a function in a test file.
+    // @ts-expect-error -- defined only inside vitest's runner, and not in the worker
+    const err = await pool.apply(() => __vite_ssr_dynamic_import__('node:os')).catch((e: unknown) => e as Error);
+    expect((err as Error).message).toMatch(/__vite_ssr_dynamic_import__ is not defined\..*vitest .*Use require\('\.\.\.'\) inside the function/);
+    expect((err as Error).message).not.toMatch(/newer target/);
+  });
+
   it('module tasks (ESM and CJS) work', async () => {
     expect(await pool.map({ module: fixture('pool-tasks.mjs'), export: 'square' }, [1, 2, 3])).toEqual([1, 4, 9]);
     expect(await pool.apply({ module: fixture('pool-tasks.cjs'), export: 'greet' }, ['Ada'])).toBe('hello Ada');

@@ -6,7 +6,10 @@
  * children's stderr).
  */
 import { spawn } from 'node:child_process';
-import { constants } from 'node:os';
+import { mkdirSync, mkdtempSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { constants, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import * as mp from 'multiproc';
 import { alive, collect, descendants, fixture, isDarwin, isLinux, runNode, segmentExists, sleep } from './helpers';
@@ -566,6 +569,56 @@ describe('package names and relative paths resolve from the calling file, under 
       processExit: 0,
     });
   });
+});
+
+describe('where a child finds its modules and flags', () => {
+  const dir = fixture('resolution');
+
+  it('a relative module task under --enable-source-maps resolves against the file that ran (out/), and a misspelt "export" key is an error', async () => {
+    const r = await runNode(join(dir, 'out', 'main.js'), [], { nodeArgs: ['--enable-source-maps'], timeoutMs: 30_000 });
+    expect(r.stderr).toBe(''); // before: Cannot find the task or target module .../resolution/src/tasks.js (the source-mapped stack's file)
+    expect(JSON.parse(r.stdout)).toEqual({
+      apply: 42,
+      misspelt: 'TypeError: Unknown option "exprt" for "fn" ({ module, export }) (did you mean "export"?)', // before: the default export ran
+    });
+  });
+
+  it('relative --require flags still resolve in children started after process.chdir() or with a cwd of their own', async () => {
+    const r = await runNode(join(dir, 'chdir-flags.mjs'), [], { nodeArgs: ['--require', './setup.cjs'], cwd: dir, timeoutMs: 60_000 });
+    expect(r.stderr).toBe(''); // before: the zygote died, and spawn workers could not find ./setup.cjs
+    const tmp = realpathSync(tmpdir());
+    expect(JSON.parse(r.stdout)).toEqual([['forkserver', tmp, true], ['spawn', tmp, true], ['spawn', '/', true], ['forkserver', '/', true]]);
+  }, 70_000);
+
+  it("a small Error.stackTraceLimit still finds the calling file; a function target's require('multiproc') works from any cwd", async () => {
+    const r = await runNode(join(dir, 'own-name.mjs'), [], { timeoutMs: 30_000 });
+    expect(r.stderr).toBe(''); // before: "the calling file is unknown", then "Cannot find module 'multiproc'" from /
+    expect(JSON.parse(r.stdout)).toEqual({ limited: 8, name: 'own-name-child' });
+  });
+
+  it('under --preserve-symlinks with the package linked into node_modules, pool workers and children load the one copy of the library', async () => {
+    const app = mkdtempSync(join(tmpdir(), 'mp-link-'));
+    try {
+      mkdirSync(join(app, 'node_modules'));
+      symlinkSync(fileURLToPath(new URL('..', import.meta.url)), join(app, 'node_modules', 'multiproc'));
+      writeFileSync(join(app, 'app.mjs'), [
+        "import * as mp from 'multiproc';",
+        'const out = [];',
+        "for (const m of ['forkserver', 'spawn']) {",
+        '  const pool = new mp.Pool({ processes: 1, startMethod: m });',
+        '  out.push(await pool.map((x) => x * 3, [1, 2]));',
+        "  out.push(await pool.apply(() => require('multiproc').parentProcess() !== null, []));",
+        '  await pool.terminate();',
+        '}',
+        'console.log(JSON.stringify(out));',
+      ].join('\n'));
+      const r = await runNode(join(app, 'app.mjs'), [], { env: { NODE_PRESERVE_SYMLINKS: '1' }, cwd: app, timeoutMs: 60_000 });
+      expect(r.stderr).toBe(''); // before: every worker died (conn[kUserWord] is not a function: a second copy of the library)
+      expect(JSON.parse(r.stdout)).toEqual([[3, 6], true, [3, 6], true]);
+    } finally {
+      rmSync(app, { recursive: true, force: true });
+    }
+  }, 70_000);
 });
 
 describe('forkserver code pages', () => {

@@ -138,7 +138,8 @@ export async function runSpec(spec: ChildSpec, forked: boolean): Promise<void> {
   else process.on('exit', release);
   let fn: (...args: unknown[]) => unknown;
   try {
-    if (forked && process.cwd() !== spec.cwd) process.chdir(spec.cwd);
+    // A spawned child too: it starts where the parent was launched (paths.ts).
+    if (process.cwd() !== spec.cwd) process.chdir(spec.cwd);
     if (forked && spec.env !== undefined) replaceEnv(spec.env);
     args = rebuild(deserialize(spec.args)) as unknown[];
     fn = await loadTask(spec.target, spec.base ?? spec.cwd);

@@ -20,6 +20,7 @@ import { writeSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
+import { libDir, startCwd } from '../paths';
 import { ProcessError } from '../errors';
 import { resolveForChild } from '../task';
 import { native } from '../native';
@@ -108,13 +109,15 @@ class Zygote {
       this.#unlinkBoard();
       throw new ProcessError(`Could not start the forkserver process: ${(e as Error).message}`, { cause: e });
     }
-    const main = join(__dirname, '..', 'entry', 'forkserver-main.js');
+    const main = join(libDir, 'entry', 'forkserver-main.js');
     let child: ChildProcess;
     try {
       // One V8 worker thread (Node's least): the zygote runs V8 single-threaded
       // and parks its workers around each fork (popen/park.ts); fewer to park.
       child = spawnChild(process.execPath, ['--single-threaded', '--v8-pool-size=1', ...childExecArgv(), main], {
         stdio: ['ignore', 'inherit', 'inherit', r, 'pipe', trackerFdForChild()],
+        // Where its execArgv resolves as the parent's did (paths.ts); each child changes to its own cwd.
+        cwd: startCwd(process.cwd()),
         env: {
           ...process.env,
           [kTrackerFdEnv]: '5',

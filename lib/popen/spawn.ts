@@ -14,6 +14,7 @@
 import { spawn as spawnChild, type ChildProcess } from 'node:child_process';
 import { writeSync } from 'node:fs';
 import { join } from 'node:path';
+import { libDir, startCwd } from '../paths';
 import type { Writable } from 'node:stream';
 import { ProcessError } from '../errors';
 import { native } from '../native';
@@ -72,11 +73,12 @@ export class SpawnPopen extends BasePopen {
 
   constructor(spec: ChildSpec) {
     super();
-    const bootstrap = join(__dirname, '..', 'entry', 'bootstrap.js');
+    const bootstrap = join(libDir, 'entry', 'bootstrap.js');
     const child = spawnChild(process.execPath, [...childExecArgv(), bootstrap], {
       stdio: ['ignore', 'inherit', 'inherit', 'pipe', trackerFdForChild()],
       env: { ...(spec.env ?? process.env), [kTrackerFdEnv]: String(kTrackerFd), [kTrackerPidEnv]: String(trackerProcessId()), [kTrackerInoEnv]: String(trackerPipeInode()), MULTIPROC_PARENT_PID: String(process.pid) },
-      cwd: spec.cwd,
+      // Not spec.cwd: the child's execArgv and NODE_OPTIONS resolve from here (paths.ts); the bootstrap changes to spec.cwd.
+      cwd: startCwd(spec.cwd),
     });
     if (child.pid === undefined) {
       // Node emits the reason as 'error' on the next tick: unheard, it would crash the process after our throw.
