@@ -624,6 +624,20 @@ describe('Event', () => {
     expect(event.isSet()).toBe(false);
     armed.close(); event.close();
   });
+  it('set() then clear() at once (a pulse) wakes every waiter, here and in other processes, as in Python (before: they slept until their timeout)', async () => {
+    const event = new mp.Event();
+    const kids = ['sync', 'async'].map((mode) => start('sync-event-pulse.mjs', { event: mp.toHandle(event), mode }));
+    await Promise.all(kids.map((k) => stdoutHas(k.child, 'waiting;')));
+    await sleep(300); // from 'waiting;' to their sleep in wait(): a moment
+    const here = [event.wait(10_000), event.wait({ timeout: 10_000 }), event.wait()];
+    event.set();
+    event.clear();
+    expect(await Promise.all(here)).toEqual([true, true, true]);
+    expect((await Promise.all(kids.map((k) => k.done))).map((r) => r.stdout)).toEqual(['waiting;true', 'waiting;true']);
+    expect(event.isSet()).toBe(false);
+    expect(event.waitSync(20)).toBe(false); // a later wait waits for the next set()
+    event.close();
+  }, 20_000);
 });
 
 describe('Barrier', () => {

@@ -4,15 +4,22 @@
  * Payload (Int32 words from the segment's payload offset; 64 bytes):
  *
  *   word  byte  field    meaning
- *   0     0     FLAG     0 clear, 1 set; waiters sleep on this word while it is 0
- *   1     4     WAITERS  threads sleeping or about to sleep on FLAG
- *   2-15  8     reserved
+ *   0     0     FLAG     0 clear, 1 set
+ *   1     4     WAITERS  threads sleeping or about to sleep on GEN
+ *   2     8     GEN      bumped by every set() that changed FLAG; waiters sleep on this word
+ *   3-15  12    reserved
  *
- * set() stores FLAG = 1 and wakes every sleeper only if WAITERS > 0, so an
- * Event nobody waits on never calls native code. A waiter bumps WAITERS,
- * then the kernel re-checks FLAG == 0 before sleeping; set() writes FLAG
+ * A waiter notes GEN, and returns true once FLAG is 1 or GEN has moved: a
+ * set() followed at once by clear() (a pulse) wakes every waiter that was
+ * there, as Python's Event does. Before GEN, waiters slept on FLAG and went
+ * back to sleep when they found it cleared again: they missed the pulse and
+ * slept until their timeout, or for ever.
+ *
+ * set() bumps GEN and wakes every sleeper only if WAITERS > 0, so an Event
+ * nobody waits on never calls native code. A waiter bumps WAITERS, then
+ * reads GEN, and the kernel re-checks GEN before sleeping; set() bumps GEN
  * before reading WAITERS (sequentially consistent Atomics on both sides):
- * either the waiter sees the flag or set() sees the waiter. A wake-all
+ * either the waiter sees the new GEN or set() sees the waiter. A wake-all
  * cannot be absorbed by a waiter that leaves, so waits need no slicing.
  */
 import { Kind } from '../layout';
@@ -25,6 +32,7 @@ import { adopt, closedError, closeWaking, segmentFor, type AcquireOptions, type 
 
 const FLAG = 0;
 const WAITERS = 1;
+const GEN = 2;
 
 /** Event.wait and Condition.wait take a number of milliseconds or { timeout, signal }. */
 export type WaitOptions = number | AcquireOptions;
@@ -71,7 +79,8 @@ export class Event {
   set(): void {
     const w = this.#words();
     if (Atomics.exchange(w, FLAG, 1) === 1) return;
-    if (Atomics.load(w, WAITERS) > 0) wake(this.#buf, this.#off, -1);
+    Atomics.add(w, GEN, 1);
+    if (Atomics.load(w, WAITERS) > 0) wake(this.#buf, this.#off + GEN * 4, -1);
   }
 
   clear(): void {
@@ -87,14 +96,15 @@ export class Event {
     const { deadline, signal } = parseWaitOptions(options, 'Event.wait()');
     if (signal?.aborted) throw signal.reason;
     const w = this.#words();
+    const gen = Atomics.load(w, GEN);
     if (Atomics.load(w, FLAG) === 1) return true;
     Atomics.add(w, WAITERS, 1);
     try {
       for (;;) {
-        if (Atomics.load(w, FLAG) === 1) return true;
+        if (Atomics.load(w, FLAG) === 1 || Atomics.load(w, GEN) !== gen) return true;
         const left = remaining(deadline);
         if (left === 0) return false;
-        await waitAsync(this.#buf, this.#off, 0, left, signal);
+        await waitAsync(this.#buf, this.#off + GEN * 4, gen, left, signal);
         if (w.length === 0) throw closedError('Event', this.#segment.name);
       }
     } finally {
@@ -106,14 +116,15 @@ export class Event {
   waitSync(timeoutMs?: number): boolean {
     const deadline = deadlineFrom('timeoutMs', timeoutMs);
     const w = this.#words();
+    const gen = Atomics.load(w, GEN);
     if (Atomics.load(w, FLAG) === 1) return true;
     Atomics.add(w, WAITERS, 1);
     try {
       for (;;) {
-        if (Atomics.load(w, FLAG) === 1) return true;
+        if (Atomics.load(w, FLAG) === 1 || Atomics.load(w, GEN) !== gen) return true;
         const left = remaining(deadline);
         if (left === 0) return false;
-        waitSync(this.#buf, this.#off, 0, left);
+        waitSync(this.#buf, this.#off + GEN * 4, gen, left);
       }
     } finally {
       Atomics.sub(w, WAITERS, 1);
@@ -126,7 +137,7 @@ export class Event {
 
   /** Releases this process's mapping; pending wait()s here reject. */
   close(): void {
-    closeWaking(this.#segment, [FLAG]);
+    closeWaking(this.#segment, [GEN]);
   }
 
   [Symbol.dispose](): void {
