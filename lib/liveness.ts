@@ -11,8 +11,10 @@
  * Given the segment the pid was written into, a holder is also checked to
  * map that segment (on Linux, in /proc/PID/maps): a process that took a
  * lock or reserved a record there has it mapped, an unrelated program that
- * inherited the number has not. The check costs ~0.1-1 ms, so it runs only
- * when the cached "yes" expires.
+ * inherited the number has not. The check costs ~0.1-1 ms (tens of ms for
+ * a process with tens of thousands of mappings), so it runs only when the
+ * cached "yes" expires, and a process seen mapping the segment is then
+ * vouched for by its start time for a while (kMapsTrustMs).
  *
  * Where a pid is not written into a segment its process must map (a pipe
  * end may be handed on and closed by the process that made it), the pid is
@@ -42,9 +44,38 @@ export function recentlyAlive(pid: number, segmentName?: string): boolean {
   return true;
 }
 
-/** Whether pid runs and, where the OS says, maps the segment (see above). Uncached. */
+/**
+ * After a process was seen to map a segment, how long its start time alone
+ * vouches for it (ms). /proc/PID/maps grows with every mapping its process
+ * has: a helper's holder with 20,000 mapped Values cost each check 25 ms,
+ * and each waiting process ~120 ms of CPU a second on its event loop (one
+ * check per 200 ms slice). The start time (/proc/PID/stat, a few dozen
+ * bytes) tells a recycled pid as surely; the maps are read again after this
+ * long, so a live holder that has since unmapped the segment (closed the
+ * lock it held) still counts as gone in the end.
+ */
+const kMapsTrustMs = 10_000;
+const mappedBy = new Map<string, { stamp: number; at: number }>();
+
+/** Whether pid runs and, where the OS says, maps the segment (see above and kMapsTrustMs). Not cached for kTrustMs as recentlyAlive is. */
 export function holderAlive(pid: number, segmentName: string): boolean {
-  return native.isAlive(pid) && mapsSegment(pid, segmentName) !== false;
+  if (!native.isAlive(pid)) return false;
+  const key = `${pid}:${segmentName}`;
+  const seen = mappedBy.get(key);
+  const now = performance.now();
+  if (seen !== undefined) {
+    if (now - seen.at < kMapsTrustMs && startStamp(pid) === seen.stamp) return true;
+    mappedBy.delete(key);
+  }
+  const maps = mapsSegment(pid, segmentName);
+  if (maps === true) {
+    const stamp = startStamp(pid);
+    if (stamp !== null) {
+      if (mappedBy.size >= 4096) mappedBy.clear();
+      mappedBy.set(key, { stamp, at: now });
+    }
+  }
+  return maps !== false;
 }
 
 /**
