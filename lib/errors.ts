@@ -80,8 +80,18 @@ export function shmError(err: unknown, name: string, action: string): Error {
       return Object.assign(new Error(`A shared memory segment named '${name}' already exists; pick another name or attach to it`), { code: e.code, cause: err });
     case 'ENAMETOOLONG':
       return Object.assign(new RangeError(`Shared memory name '${name}' is too long for this OS (macOS allows 30 characters)`), { code: e.code, cause: err });
-    case 'ENOSPC':
     case 'ENOMEM':
+      if (e.syscall === 'mmap') {
+        // Not /dev/shm: the process's mappings. Each Value, array or lock is a segment of its own (two
+        // with its lock), and Linux allows a process vm.max_map_count of them (65530 by default).
+        return Object.assign(new RangeError(
+          `Cannot map shared memory segment '${name}' (${action}): this process is out of memory mappings or address space, not /dev/shm space. ` +
+            'Each Value, SharedArray, lock and queue is a mapping of its own (a Value with its lock, two); close() the ones no longer used, ' +
+            'keep many numbers in one SharedArray or RawArray instead of one Value each, or raise the limit (Linux: sysctl vm.max_map_count)',
+        ), { code: e.code, cause: err });
+      }
+      return Object.assign(new RangeError(`Not enough shared memory to ${action} '${name}' (is /dev/shm full or too small?)`), { code: e.code, cause: err });
+    case 'ENOSPC':
       return Object.assign(new RangeError(`Not enough shared memory to ${action} '${name}' (is /dev/shm full or too small?)`), { code: e.code, cause: err });
     case 'EACCES':
       return Object.assign(new Error(`Permission denied to ${action} shared memory segment '${name}'`), { code: e.code, cause: err });

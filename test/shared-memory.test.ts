@@ -215,3 +215,16 @@ b.close()
     expect(left).toEqual([]);
   });
 });
+
+describe('out of mappings', () => {
+  it('ENOMEM from mmap says the process ran out of mappings (vm.max_map_count), not that /dev/shm is full', async () => {
+    // The real case (32,553 Values on a 24 GB, nearly empty /dev/shm: vm.max_map_count 65530) takes
+    // seconds and depends on the machine's limit; the errno the addon raises there is this one.
+    const { shmError } = await import('../dist/cjs/errors.js');
+    const mapping = shmError(Object.assign(new Error('mmap failed'), { code: 'ENOMEM', syscall: 'mmap' }), 'mp-x', 'create a RLock');
+    expect(mapping).toBeInstanceOf(RangeError);
+    expect(mapping.message).toMatch(/out of memory mappings or address space, not \/dev\/shm space.*vm\.max_map_count/);
+    const space = shmError(Object.assign(new Error('posix_fallocate failed'), { code: 'ENOSPC', syscall: 'posix_fallocate' }), 'mp-x', 'create');
+    expect(space.message).toMatch(/is \/dev\/shm full or too small/);
+  });
+});
