@@ -175,8 +175,14 @@ function lockHandle(lock: LockLike | null): Handle | null {
  * closed. Assignment then does what it does to a typed array's length:
  * ignored in sloppy code, a TypeError in strict code (modules, classes).
  */
-function fixFields(o: object): void {
-  for (const k of Reflect.ownKeys(o)) Object.defineProperty(o, k, { writable: false, configurable: false });
+/** Fields that are the object's workings, not its data: left out of Object.keys, spread and console's listing. */
+const kInternalFields = new Set<string | symbol>(['segment', 'info', 'lock', 'ownLock']);
+
+function fixFields(o: object, hidden: readonly string[] = []): void {
+  for (const k of Reflect.ownKeys(o)) {
+    const internal = kInternalFields.has(k) || hidden.includes(k as string);
+    Object.defineProperty(o, k, { writable: false, configurable: false, ...(internal ? { enumerable: false } : {}) });
+  }
 }
 
 abstract class SharedCtype {
@@ -269,7 +275,7 @@ export class SharedValue<C extends Typecode = Typecode> extends SharedCtype {
   constructor(segment: Segment, info: TypeInfo, typecode: C, lock: LockLike | null, own: OwnLock | null = null) {
     super(segment, info, typecode, lock, own);
     this.view = new info.ctor(segment.buffer, segment.payloadOffset, 1) as TypedArrayOf<C>;
-    fixFields(this);
+    fixFields(this, ['view']);
   }
 
   get value(): ElementOf<C> {
@@ -292,6 +298,11 @@ export class SharedValue<C extends Typecode = Typecode> extends SharedCtype {
 
   [kToHandle](): Handle {
     return this.handle('Value');
+  }
+
+  /** JSON.stringify(v) writes the value (a bigint kind throws there, as any bigint does). */
+  toJSON(): ElementOf<C> {
+    return this.value;
   }
 
   override toString(): string {
@@ -406,25 +417,40 @@ const setElement = SharedArrayObject.prototype.set;
 /** SharedArray elements are reachable as `a[i]`. */
 export type SharedArray<C extends Typecode = Typecode> = SharedArrayObject<C> & { [index: number]: ElementOf<C> };
 
+/** indexOf's answer for a key that is not a canonical numeric string (never an integer, unlike -2 before: a[-2] read undefined). */
+const kNotIndex = 0.5;
+
+/** The integer a canonical numeric key names (in range or not), else kNotIndex. */
 function indexOf(p: string): number {
   const c = p.charCodeAt(0);
-  if (!(c >= 48 && c <= 57) && c !== 45 /* - */) return -2;
+  if (!(c >= 48 && c <= 57) && c !== 45 /* - */) return kNotIndex;
   const n = Number(p);
-  return Number.isInteger(n) && String(n) === p ? n : -2;
+  return Number.isInteger(n) && String(n) === p ? n : kNotIndex;
 }
 
+function inRange(target: SharedArrayObject, i: number): boolean {
+  return i >= 0 && i < target.length;
+}
+
+/**
+ * Index keys behave as a typed array's: elements are own, enumerable,
+ * writable and configurable-looking data properties that cannot be deleted
+ * or redefined otherwise. Without the defineProperty and deleteProperty
+ * traps, Object.defineProperty(a, '0', ...) defined a property on the target
+ * and every later a[0] threw a Proxy invariant TypeError (helper-53).
+ */
 const proxyHandler: ProxyHandler<SharedArrayObject> = {
   get(target, p) {
     if (typeof p === 'string') {
       const i = indexOf(p);
-      if (i !== -2) return getElement.call(target, i);
+      if (i !== kNotIndex) return getElement.call(target, i);
     }
     return Reflect.get(target, p, target);
   },
   set(target, p, value) {
     if (typeof p === 'string') {
       const i = indexOf(p);
-      if (i !== -2) {
+      if (i !== kNotIndex) {
         setElement.call(target, i, value as never);
         return true;
       }
@@ -434,9 +460,41 @@ const proxyHandler: ProxyHandler<SharedArrayObject> = {
   has(target, p) {
     if (typeof p === 'string') {
       const i = indexOf(p);
-      if (i !== -2) return i >= 0 && i < target.length;
+      if (i !== kNotIndex) return inRange(target, i);
     }
     return Reflect.has(target, p);
+  },
+  defineProperty(target, p, desc) {
+    if (typeof p === 'string') {
+      const i = indexOf(p);
+      if (i !== kNotIndex) {
+        // As a typed array: only a plain data write to an element in range (false: a TypeError from defineProperty).
+        if (!inRange(target, i) || desc.get !== undefined || desc.set !== undefined) return false;
+        if (desc.configurable === false || desc.enumerable === false || desc.writable === false) return false;
+        if ('value' in desc) setElement.call(target, i, desc.value as never);
+        return true;
+      }
+    }
+    return Reflect.defineProperty(target, p, desc);
+  },
+  deleteProperty(target, p) {
+    if (typeof p === 'string') {
+      const i = indexOf(p);
+      if (i !== kNotIndex) return !inRange(target, i); // an element cannot be deleted (strict code: a TypeError)
+    }
+    return Reflect.deleteProperty(target, p);
+  },
+  getOwnPropertyDescriptor(target, p) {
+    if (typeof p === 'string') {
+      const i = indexOf(p);
+      if (i !== kNotIndex) return inRange(target, i) ? { value: getElement.call(target, i), writable: true, enumerable: true, configurable: true } : undefined;
+    }
+    return Reflect.getOwnPropertyDescriptor(target, p);
+  },
+  ownKeys(target) {
+    const keys: (string | symbol)[] = [];
+    for (let i = 0; i < target.length; i++) keys.push(String(i));
+    return keys.concat(Reflect.ownKeys(target));
   },
 };
 

@@ -164,6 +164,29 @@ describe('SharedArray / RawArray', () => {
     a.close(); z.close();
   });
 
+  it('elements are own properties as in a typed array: defineProperty writes one, delete and accessors are refused, keys list them (before: defineProperty broke a[0] for good)', () => {
+    const a = mp.RawArray('i', [1, 2, 3]);
+    const v = mp.Value('d', 1.5);
+    try {
+      Object.defineProperty(a, '0', { value: 5 });
+      expect(a[0]).toBe(5);
+      a[0] = 7; // before: a Proxy invariant TypeError from here on
+      expect([a[0], a.view[0]]).toEqual([7, 7]);
+      expect(() => Object.defineProperty(a, '1', { get: () => 1 })).toThrow(TypeError);
+      expect(() => Object.defineProperty(a, '9', { value: 1 })).toThrow(TypeError);
+      expect(() => delete (a as unknown as Record<string, unknown>)['1']).toThrow(TypeError); // strict code, as for a typed array
+      expect(a[1]).toBe(2);
+      expect(() => a[-2]).toThrow(RangeError); // before: undefined (-2 was the 'not an index' marker)
+      expect(Object.getOwnPropertyDescriptor(a, '2')).toEqual({ value: 3, writable: true, enumerable: true, configurable: true });
+      expect(Object.keys(a)).toEqual(['0', '1', '2', 'typecode', 'view', 'length']); // the workings (segment, lock...) are not listed
+      expect({ ...a }).toEqual({ 0: 7, 1: 2, 2: 3, typecode: 'i', view: a.view, length: 3 });
+      expect(Object.keys(v)).toEqual(['typecode']);
+      expect(JSON.stringify({ v, a })).toBe('{"v":1.5,"a":[7,2,3]}'); // before: v's segment, buffer and lock
+    } finally {
+      a.close(); v.close();
+    }
+  });
+
   it('length and every other field are read-only, as a typed array\'s length (a.length = 5 made an open array read as closed)', () => {
     const objs = [mp.RawArray('i', [1, 2, 3]), mp.SharedArray('d', [1.5, 2.5]), mp.Value('i', 7), mp.RawValue('q', 8n)];
     try {
