@@ -1165,6 +1165,10 @@ describe('bad input', () => {
     expect(() => new mp.Barrier(0)).toThrow(/parties/);
     expect(() => new mp.Barrier(2, 'x' as unknown as () => void)).toThrow(/action to be a function/);
     expect(() => new mp.Condition({} as mp.Lock)).toThrow(/Lock or RLock/);
+    // Before: ignored without a word.
+    expect(() => new (mp.Lock as unknown as new (o: unknown) => mp.Lock)({ timeout: 5 })).toThrow('new Lock() takes no arguments (got 1): a timeout or signal goes to acquire({ timeout, signal })');
+    expect(() => new (mp.RLock as unknown as new (n: number) => mp.RLock)(5)).toThrow(/new RLock\(\) takes no arguments/);
+    expect(() => new (mp.Event as unknown as new (o: unknown) => mp.Event)({ set: true })).toThrow(/new Event\(\) takes no arguments.*call set\(\)/);
     const lock = new mp.Lock();
     expect(() => lock.acquireSync(-5)).toThrow(TypeError);
     expect(() => lock.acquireSync('10' as unknown as number)).toThrow(/milliseconds/);

@@ -294,3 +294,12 @@ export abstract class Acquirable {
     }
   }
 }
+
+/**
+ * For the constructors that take nothing (Lock, RLock, Event): an argument
+ * would otherwise be ignored without a word (new Lock({ timeout: 5 }),
+ * new RLock(5) from habit).
+ */
+export function noArguments(given: number, what: string, hint: string): void {
+  if (given > 0) throw new TypeError(`new ${what}() takes no arguments (got ${given}): ${hint}`);
+}

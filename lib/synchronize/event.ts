@@ -28,7 +28,7 @@ import { attachShared, type Segment } from '../segment';
 import { kHandleTag, kToHandle } from '../symbols';
 import { checkOptionNames, checkSignal, deadlineFrom, describeValue, kWaitOptionNames, remaining } from '../validate';
 import { waitAsync, waitSync, wake } from '../wait';
-import { adopt, closedError, closeWaking, segmentFor, type AcquireOptions, type ParsedWait } from './common';
+import { adopt, closedError, closeWaking, noArguments, segmentFor, type AcquireOptions, type ParsedWait } from './common';
 
 const FLAG = 0;
 const WAITERS = 1;
@@ -57,6 +57,7 @@ export class Event {
   readonly #off: number;
 
   constructor() {
+    noArguments(arguments.length, 'Event', 'an Event starts clear; call set() to set it');
     const { segment } = segmentFor(Kind.Event, 64);
     this.#segment = segment;
     this.#buf = segment.buffer;

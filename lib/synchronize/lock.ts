@@ -54,7 +54,7 @@ import { deadlineFrom, remaining } from '../validate';
 import { wake } from '../wait';
 import {
   Acquirable, acquireAsync, acquireBlocking, adopt, closedError, type AcquireSteps, closeWaking, kAcquireRestore, LocalQueue, kIsMine, kPidMask, kReleaseSave, kSliceMs, kTid,
-  myPid, parseAcquireOptions, segmentFor, type AcquireOptions,
+  myPid, noArguments, parseAcquireOptions, segmentFor, type AcquireOptions,
 } from './common';
 
 const STATE = 0;
@@ -460,6 +460,7 @@ abstract class MutexObject extends Acquirable {
  */
 export class Lock extends MutexObject {
   constructor() {
+    noArguments(arguments.length, 'Lock', 'a timeout or signal goes to acquire({ timeout, signal })');
     super(Kind.Lock);
   }
 }
@@ -471,6 +472,7 @@ export class Lock extends MutexObject {
  */
 export class RLock extends MutexObject {
   constructor() {
+    noArguments(arguments.length, 'RLock', 'a timeout or signal goes to acquire({ timeout, signal })');
     super(Kind.RLock);
   }
 
