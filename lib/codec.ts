@@ -441,7 +441,7 @@ function hiddenShared(item: unknown): string | null {
     seen.add(v);
     if (isShareable(v)) {
       const name = (Object.getPrototypeOf(v)?.constructor as { name?: string } | undefined)?.name || 'shared object';
-      return holder === null ? null : `a ${name} (a shared object) inside ${holder} (at item${path})`;
+      return holder === null ? null : `${/^[AEIOU]/.test(name) ? 'an' : 'a'} ${name} (a shared object) inside ${holder} (at item${path})`;
     }
     const proto = Object.getPrototypeOf(v);
     const plain = proto === Object.prototype || proto === null || Array.isArray(v) || v instanceof Map || v instanceof Set;
@@ -485,15 +485,17 @@ function hiddenShared(item: unknown): string | null {
   }
 }
 
+function hiddenSharedError(hidden: string, cause: unknown): TypeError {
+  return new TypeError(
+    `Cannot send a value to another process: it holds ${hidden}. Shared objects travel inside plain objects, arrays, Maps and Sets only ` +
+      '(a class instance is structured-cloned field by field, and a shared object\'s fields are not the object): pass it in one of those, or on its own',
+    cause === undefined ? undefined : { cause },
+  );
+}
+
 function cloneError(item: unknown, cause: unknown): TypeError {
   const hidden = hiddenShared(item);
-  if (hidden !== null) {
-    return new TypeError(
-      `Cannot send a value to another process: it holds ${hidden}. Shared objects travel inside plain objects, arrays, Maps and Sets only ` +
-        '(a class instance is structured-cloned field by field, and a shared object\'s fields cannot be): pass it in one of those, or on its own',
-      { cause },
-    );
-  }
+  if (hidden !== null) return hiddenSharedError(hidden, cause);
   const what = typeof item === 'function' || typeof item === 'symbol' ? describeValue(item) : 'a value';
   return new TypeError(
     `Cannot send ${what} to another process: it is not structured-cloneable (functions, symbols, and objects holding them cannot travel). ${
@@ -574,6 +576,11 @@ function encodeOnce(item: unknown): Encoded {
 }
 
 function encodeV8(item: unknown): Encoded {
+  // Checked first, not only when structured clone fails: a shared object
+  // whose fields clone (a Lock, an Event, a Queue: #private state, nothing
+  // enumerable) arrived as {} without a word.
+  const hidden = hiddenShared(item);
+  if (hidden !== null) throw hiddenSharedError(hidden, undefined);
   const reduced = reduce(item);
   const hasRefs = reduced !== item;
   let bytes: Buffer;

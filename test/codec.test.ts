@@ -209,6 +209,12 @@ describe('codec', () => {
     try {
       expect(() => q.putSync(new Box(v))).toThrow('it holds a SharedValue (a shared object) inside an instance of Box (at item.inner.v)');
       expect(() => q.putSync({ list: [new Map([['k', new Box(v)]])] })).toThrow('(at item.list[0].get("k").inner.v)');
+      // Objects whose own fields clone (#private state): before, they arrived as {} without a word.
+      for (const [shared, name] of [[new mp.Lock(), 'a Lock'], [new mp.Event(), 'an Event'], [new mp.Queue(), 'a Queue']] as const) {
+        expect(() => q.putSync(new Box(shared))).toThrow(`it holds ${name} (a shared object) inside an instance of Box (at item.inner.v)`);
+        shared.close();
+      }
+      expect(() => q.putSync(Object.assign(new Error('x'), { v }))).toThrow('it holds a SharedValue (a shared object) inside an instance of Error (at item.v)');
       expect(q.qsize()).toBe(0);
       q.putSync({ inner: { v } }); // in plain objects it travels
       const got = (q.getSync() as { inner: { v: mp.SharedValue<'i'> } }).inner.v;
