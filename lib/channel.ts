@@ -28,6 +28,8 @@ const kSpinMinMs = 0.002;
 /** Bounds of an async get's poll window (ms). */
 const kPollMaxMs = 0.1;
 const kPollMinMs = 0.005;
+/** How long putNowait() waits for another producer's hold of the put lock (ms): a reservation takes well under a µs unless its process is descheduled or stopped. */
+const kNowaitLockMs = 50;
 /** How long a poll may spin per event-loop turn when the writer is another process (ms). */
 const kPollSpinMs = 0.01;
 const kResolved = Promise.resolve();
@@ -436,8 +438,11 @@ export class Channel {
       throw new QueueFullError('The queue is full (an earlier put of this process is waiting for room)');
     }
     if (this.#tryPut(enc) === 0) return;
-    // Infinity: a nowait put still waits out another producer's few-instruction reservation.
-    this.#putLoop(new OnePut(this.ring, this.#data, enc), Mode.Nowait, Infinity, undefined) as void;
+    // A nowait put still waits out another producer's few-instruction
+    // reservation, but not for ever: a producer stopped (SIGSTOP, a debugger,
+    // a frozen cgroup) while it held the lock blocked this thread and its
+    // event loop for good (helper-55's trial).
+    this.#putLoop(new OnePut(this.ring, this.#data, enc), Mode.Nowait, performance.now() + kNowaitLockMs, undefined) as void;
   }
 
   putSync(enc: Encoded, deadline: number): void {
@@ -527,6 +532,9 @@ export class Channel {
     const idle = this.#hooks.writerIdle?.(false) ?? null;
     if (idle !== null) return idle;
     if (mode === Mode.Nowait && r === kFull) return new QueueFullError('The queue is full');
+    if (mode === Mode.Nowait && remaining(deadline) <= 0) {
+      return new QueueFullError(`The queue could not take the item without waiting: another producer (pid ${this.ring.busyValue}) has held its put lock for ${kNowaitLockMs} ms (stopped or descheduled?)`);
+    }
     if (deadline !== Infinity && remaining(deadline) <= 0) {
       return new TimeoutError(`${this.#words.put} timed out: the ${this.#words.holder} stayed full (${job.pendingBytes()} bytes to write)`);
     }

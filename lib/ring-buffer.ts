@@ -20,6 +20,8 @@
  *         17    getCount          consumers (in lock)  qsize, full checks
  *         18    getLock           consumers (CAS)      consumers
  *         19    getLockWaiters    consumers            consumers
+ *         20    getJournalHead    consumers (in lock)  a consumer taking the lock over from a dead one
+ *         21    getJournalCount   consumers (in lock)  likewise
  *   2     32    dataSeq           producers, close()   consumers sleep on it
  *         33    consumersWaiting  consumers set bits   producers after a commit (clear + wake):
  *                                                      1 = futex sleepers, 2 = a reader on its wake socket
@@ -136,6 +138,8 @@ export const kHead = 16;
 export const kGetCount = 17;
 export const kGetLock = 18;
 export const kGetLockWaiters = 19;
+export const kGetJournalHead = 20;
+export const kGetJournalCount = 21;
 export const kDataSeq = 32;
 export const kConsumersWaiting = 33;
 /** An exclusive ring's reader, asleep on its wake socket: where to send the wake-up (see wake-socket.ts). */
@@ -266,7 +270,11 @@ export class Ring {
   }
 
   size(): number {
-    return (Atomics.load(this.ctl, kPutCount) - Atomics.load(this.ctl, kGetCount)) | 0;
+    const ctl = this.ctl;
+    // A lock still held is the rare case (a few instructions, or a holder that died in them).
+    if (Atomics.load(ctl, kGetLock) !== 0) this.#repairDeadLock(kGetLock);
+    if (Atomics.load(ctl, kPutLock) !== 0) this.#repairDeadLock(kPutLock);
+    return (Atomics.load(ctl, kPutCount) - Atomics.load(ctl, kGetCount)) | 0;
   }
 
   usedBytes(): number {
@@ -292,6 +300,7 @@ export class Ring {
         // consistent at every step (see the header), so take it over.
         if (Atomics.compareExchange(ctl, word, held, pid) === held) {
           if (word === kPutLock) this.#repairPutCount();
+          else if (word === kGetLock) this.#repairGetCount();
           return true;
         }
         continue;
@@ -312,6 +321,42 @@ export class Ring {
   #repairPutCount(): void {
     const ctl = this.ctl;
     if (Atomics.load(ctl, kTail) !== ctl[kPutJournalTail]) ctl[kPutCount] = ctl[kPutJournalCount];
+  }
+
+  /**
+   * The consumers' side of the same: head and getCount are two words, and a
+   * consumer killed between its store of one and the other left qsize() one
+   * too high for good, and a maxsize queue one item smaller (maxsize 1: full
+   * while empty, every put waiting for ever; helper-55's trial). Each step
+   * that moves head journals the head it moves from and the count it will
+   * publish (see #advanceHead).
+   */
+  #repairGetCount(): void {
+    const ctl = this.ctl;
+    if (Atomics.load(ctl, kHead) !== ctl[kGetJournalHead]) ctl[kGetCount] = ctl[kGetJournalCount];
+  }
+
+  /** Moves head from h to nh (the get lock held, or the ring exclusive), counting a record taken if `counted`. */
+  #advanceHead(h: number, nh: number, counted: boolean): void {
+    const ctl = this.ctl;
+    const count = counted ? (ctl[kGetCount] + 1) | 0 : ctl[kGetCount];
+    ctl[kGetJournalHead] = h;
+    ctl[kGetJournalCount] = count;
+    Atomics.store(ctl, kHead, nh);
+    ctl[kGetCount] = count;
+  }
+
+  /**
+   * A consumer (producer) that died holding the get (put) lock, found by a
+   * producer whose queue looks full by maxsize, or by qsize(): the count it
+   * may have left off by one is repaired here, not only when a consumer
+   * (producer) next comes (a queue whose consumers had all died read full
+   * while empty).
+   */
+  #repairDeadLock(word: typeof kGetLock | typeof kPutLock): void {
+    const held = Atomics.load(this.ctl, word);
+    if (held === 0 || held === myPid() || recentlyAlive(held, this.segmentName)) return;
+    if (this.#lock(word)) this.#unlock(word);
   }
 
   #unlock(word: number): void {
@@ -355,8 +400,12 @@ export class Ring {
       if (Atomics.load(ctl, kClosed) !== 0) return kClosedRing;
       const maxsize = this.#maxsize;
       if (maxsize > 0) {
-        const room = maxsize - ((ctl[kPutCount] - Atomics.load(ctl, kGetCount)) | 0);
-        if (room <= 0) return kFull;
+        let room = maxsize - ((ctl[kPutCount] - Atomics.load(ctl, kGetCount)) | 0);
+        if (room <= 0) {
+          this.#repairDeadLock(kGetLock);
+          room = maxsize - ((ctl[kPutCount] - Atomics.load(ctl, kGetCount)) | 0);
+          if (room <= 0) return kFull;
+        }
         if (max > room) max = room;
       }
       const cap = this.capacity;
@@ -530,7 +579,7 @@ export class Ring {
         if (Atomics.load(d, s) !== state) continue;
         const lenWord = d[s + 1];
         if ((lenWord & kPadFlag) !== 0) {
-          Atomics.store(ctl, kHead, (h + this.capacity - off) | 0);
+          this.#advanceHead(h, (h + this.capacity - off) | 0, false);
           continue;
         }
         // Died before committing: skip the record. If it died holding the
@@ -541,8 +590,7 @@ export class Ring {
         // done mark, never run ahead of putCount (qsize() would read -1, a
         // done mark could be refused and join() never end).
         if (!this.exclusive && !this.#holdPutLockOnce()) return kWaitCommit;
-        Atomics.store(ctl, kHead, (h + recordBytes(lenWord & kLenMask)) | 0);
-        ctl[kGetCount] = (ctl[kGetCount] + 1) | 0;
+        this.#advanceHead(h, (h + recordBytes(lenWord & kLenMask)) | 0, true);
         if (this.joinable) this.taskDone(); // nobody will ever get it, so nobody will call taskDone
         continue;
       }
@@ -551,15 +599,14 @@ export class Ring {
       }
       const lenWord = d[s + 1];
       if ((lenWord & kPadFlag) !== 0) {
-        Atomics.store(ctl, kHead, (h + this.capacity - off) | 0);
+        this.#advanceHead(h, (h + this.capacity - off) | 0, false);
         continue;
       }
       try {
         return decode(off + kRecordHeader, lenWord);
       } finally {
         const nh = (h + recordBytes(lenWord)) | 0;
-        Atomics.store(ctl, kHead, nh);
-        ctl[kGetCount] = (ctl[kGetCount] + 1) | 0;
+        this.#advanceHead(h, nh, true);
         if (Atomics.load(ctl, kProducersWaiting) !== 0) this.#maybeWakeProducers(nh);
       }
     }

@@ -368,6 +368,24 @@ describe('Queue in one process', () => {
     q.close();
   });
 
+  it('a consumer killed between moving head and counting its take leaves qsize() and maxsize right (the get journal)', async () => {
+    const r = await runNode(fixture('queue-consumer-kill.mjs'), [], { timeoutMs: 30_000 });
+    expect(r.stderr).toBe('');
+    // Before: qsize 2 with one item left, full() true, putNowait threw QueueFullError (maxsize 1: full while empty, for good).
+    expect(JSON.parse(r.stdout)).toEqual({ victim: -9, qsize: 1, full: false, putNowait: 'ok', rest: ['b', 'c'], after: 0 });
+  });
+
+  it('putNowait() while another producer is stopped holding the put lock throws QueueFullError instead of blocking the thread', async () => {
+    const r = await runNode(fixture('queue-putnowait-stopped.mjs'), [], { timeoutMs: 30_000 });
+    expect(r.stderr).toBe(''); // before: the fixture hung in putNowait, its timers with it
+    expect(JSON.parse(r.stdout)).toEqual({
+      held: true,
+      putNowait: 'QueueFullError: The queue could not take the item without waiting: another producer (pid N) has held its put lock for 50 ms (stopped or descheduled?)',
+      ticked: true,
+      afterKill: 'z',
+    });
+  });
+
   it('a put lock left to a pid that now belongs to an unrelated program (a recycled pid) is taken over', async () => {
     const q = new mp.Queue<number>();
     const other = spawn('sleep', ['30'], { stdio: 'ignore' });
