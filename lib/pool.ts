@@ -50,7 +50,7 @@ import { checkInteger, checkOptionNames, checkSignal, describeValue, kMaxTimerMs
 import { Pipe, type Connection } from './connection';
 import { checkChildPlace, Process, nextPoolName, type ArgsFor, type ChildPlace } from './process';
 import { unwire, type WireError } from './wire-error';
-import { jobTag, kKillAtExit, kNotSendable, kStartAsync, kUnlinkNow, kUserWord } from './symbols';
+import { jobTag, kDrainUnread, kKillAtExit, kNotSendable, kStartAsync, kUnlinkNow, kUserWord } from './symbols';
 import { myPid } from './synchronize/common';
 import * as context from './context';
 import type { StartMethod } from './popen/popen';
@@ -1366,6 +1366,7 @@ export class Pool<I extends readonly unknown[] = never[]> {
       else if (msg.t === 'ready') w.ready = true; // then it did start its first job
       else if (msg.t === 'fatal') this.#onFatal(w, msg);
     }
+    w.conn[kDrainUnread](); // its unread jobs' big items and shared args
     w.conn.close();
     // Nobody will attach this pipe again; a worker that died holding its end
     // never dropped its reference, which kept the segment (~0.5 MB) until

@@ -19,6 +19,8 @@ export const kSentTo: unique symbol = Symbol('multiproc.sentTo');
 export const kNotSendable: unique symbol = Symbol('multiproc.notSendable');
 /** Connection method: unlink the pipe's segment now (Segment.unlinkNow). */
 export const kUnlinkNow: unique symbol = Symbol('multiproc.unlinkNow');
+/** Connection: takes what a dead peer never read (see connection.ts). */
+export const kDrainUnread: unique symbol = Symbol('multiproc.drainUnread');
 /** Process method: start() without blocking the event loop while a forkserver child is forked (a Pool's replacement workers). */
 export const kStartAsync: unique symbol = Symbol('multiproc.startAsync');
 /**

@@ -376,6 +376,12 @@ describe('Pool workers', () => {
     }
   });
 
+  it('terminate() during a map of 1 MiB items leaves no big-item segment behind while the program runs (before: one per killed worker with a job waiting)', async () => {
+    const r = await runNode(fixture('pool-terminate-blobs.mjs'), [], { env: { MULTIPROC_SHM_PREFIX: 'tBlob' }, timeoutMs: 60_000 });
+    expect(r.stderr).toBe('');
+    expect(JSON.parse(r.stdout)).toEqual({}); // before: {"Blob":4} or more
+  }, 70_000);
+
   it('stats().tasks adds up to the items given at every moment, right after terminate() too (before: running tasks counted twice, also as cancelled)', async () => {
     const pool = new mp.Pool({ processes: 2 });
     const total = (t: mp.PoolStats['tasks']): number => t.queued + t.running + t.done + t.failed + t.cancelled;
