@@ -9,7 +9,7 @@
  *
  *   offset         size   what
  *   0              64     end words: open[0], open[1], pid[0], pid[1]
- *   64             64     the user word (kUser; a pool worker's job mark), alone on its line
+ *   64             64     the user words (kUser; a pool worker's job mark and the last job it began), alone on their line
  *   128            384    ring 0 control  (end 0 reads it; end 1 writes it)
  *   512            C      ring 0 data
  *   512 + C        384    ring 1 control  (duplex only: end 1 reads, end 0 writes)
@@ -328,7 +328,7 @@ export class Connection<T = unknown> {
   /** @internal One word in the pipe's segment that both ends see: empty once the pipe is closed here. */
   [kUserWord](): Int32Array {
     const words = this.#core.words;
-    return words.length === 0 ? words : words.subarray(kUser, kUser + 1);
+    return words.length === 0 ? words : words.subarray(kUser, kUser + 2);
   }
 
   get readable(): boolean {

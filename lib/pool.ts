@@ -50,7 +50,7 @@ import { checkInteger, checkOptionNames, checkSignal, describeValue, kMaxTimerMs
 import { Pipe, type Connection } from './connection';
 import { checkChildPlace, Process, nextPoolName, type ArgsFor, type ChildPlace } from './process';
 import { unwire, type WireError } from './wire-error';
-import { jobTag, kDrainUnread, kKillAtExit, kNotSendable, kStartAsync, kUnlinkNow, kUserWord } from './symbols';
+import { jobTag, kDrainUnread, kKillAtExit, kLostWithServer, kNotSendable, kStartAsync, kUnlinkNow, kUserWord } from './symbols';
 import { myPid } from './synchronize/common';
 import * as context from './context';
 import type { StartMethod } from './popen/popen';
@@ -1366,6 +1366,9 @@ export class Pool<I extends readonly unknown[] = never[]> {
       else if (msg.t === 'ready') w.ready = true; // then it did start its first job
       else if (msg.t === 'fatal') this.#onFatal(w, msg);
     }
+    // The last job it began (pool-worker.ts), read before the pipe is unmapped.
+    const words = w.conn[kUserWord]();
+    const begun = words.length > 1 ? Atomics.load(words, 1) : null;
     w.conn[kDrainUnread](); // its unread jobs' big items and shared args
     w.conn.close();
     // Nobody will attach this pipe again; a worker that died holding its end
@@ -1384,7 +1387,12 @@ export class Pool<I extends readonly unknown[] = never[]> {
     // A worker that never said 'ready' never started a job: all go back. Nor
     // did one that reported an uncaught error between two jobs: it died
     // before it took the next from its pipe, and that job is not to blame.
-    const started = w.ready && (fatal === undefined || fatal.running !== null);
+    // Nor did one that never began the job at the head of its pipe (killed
+    // idle, from outside or with its forkserver, as that job was sent): it
+    // goes back too, instead of failing with a WorkerExitError for a task
+    // that never ran.
+    const head = w.inflight[0];
+    const started = w.ready && (fatal === undefined || fatal.running !== null) && !(head !== undefined && begun !== null && begun !== jobTag(head.id));
     const running = started ? w.inflight[0] : undefined;
     const queued = started ? w.inflight.slice(1) : w.inflight;
     w.inflight = [];
@@ -1422,7 +1430,14 @@ export class Pool<I extends readonly unknown[] = never[]> {
       job.worker = undefined;
       this.#queue.unshift(job);
     }
-    if (!w.everFinishedJob && !w.retiring && !w.killed && !w.initFailed && this.#state !== 'terminated') {
+    // A crash loop is workers dying of what they run: while starting, in a
+    // job (its task module loads in it), or on an uncaught error. Not one
+    // killed idle from outside (a job waiting in its pipe not begun), nor
+    // those lost when the forkserver died (killed with it): before, a pool of
+    // 5 or more fresh workers took a zygote's death for a crash loop and
+    // failed for good (helper-55's chaos trial).
+    const fromOutside = w.proc[kLostWithServer] || (w.ready && running === undefined && fatal === undefined);
+    if (!w.everFinishedJob && !w.retiring && !w.killed && !w.initFailed && !fromOutside && this.#state !== 'terminated') {
       this.#crashes++;
       if (this.#crashes >= kCrashLoopLimit) {
         const last = fatal === undefined ? '' : `: the last on an uncaught error, ${errorLine(fatal.error)}`;

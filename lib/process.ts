@@ -19,7 +19,7 @@ import { ProcessError } from './errors';
 import { native } from './native';
 import type { ChildSpec, ChildTarget, Popen, StartMethod } from './popen/popen';
 import { forEachShared, reduce, releaseHandles } from './reduction';
-import { kKillAtExit, kNotSendable, kSentTo, kStartAsync } from './symbols';
+import { kKillAtExit, kLostWithServer, kNotSendable, kSentTo, kStartAsync } from './symbols';
 import { checkForkedImport, describeTask, refuseWhileImportingTarget } from './task';
 import { checkOptionNames, deadlineFrom, describeValue } from './validate';
 import * as context from './context';
@@ -314,6 +314,11 @@ export class Process<A extends readonly unknown[] = never[]> {
   get pid(): number | null {
     this.#check('read the pid of');
     return this.#popen?.pid ?? null;
+  }
+
+  /** @internal See kLostWithServer. */
+  get [kLostWithServer](): boolean {
+    return (this.#popen as { lostWithServer?: boolean } | null)?.lostWithServer === true;
   }
 
   /** null while running (or before start); the exit code, or -N when killed by signal N. */

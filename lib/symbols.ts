@@ -28,6 +28,8 @@ export const kStartAsync: unique symbol = Symbol('multiproc.startAsync');
  * still running (a pool's workers, which ignore SIGTERM: see pool-worker.ts).
  */
 export const kKillAtExit: unique symbol = Symbol('multiproc.killAtExit');
+/** Process: whether it was killed because its forkserver died, not by anything it did (see BasePopen.lostWithServer). */
+export const kLostWithServer: unique symbol = Symbol('multiproc.lostWithServer');
 /** Connection method: an Int32Array over the one pipe word free for its user (a pool worker's pipe: the job it is on). */
 export const kUserWord: unique symbol = Symbol('multiproc.userWord');
 

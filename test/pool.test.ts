@@ -376,6 +376,14 @@ describe('Pool workers', () => {
     }
   });
 
+  it('a pool whose forkserver is SIGKILLed goes on with new workers, and idle workers killed from outside are not a crash loop (before: both failed the pool for good)', async () => {
+    const r = await runNode(fixture('pool-zygote-death.mjs'), [], { timeoutMs: 90_000 });
+    expect(r.stderr).toBe('');
+    // Before: "Pool workers keep dying before finishing any task (5 in a row, last exit code -9)"; and a job sent
+    // to a worker that was already dead (not yet seen so) failed with WorkerExitError though it never ran.
+    expect(JSON.parse(r.stdout)).toEqual({ after: [2, 3, 4], afterKills: 42 });
+  }, 100_000);
+
   it('terminate() during a map of 1 MiB items leaves no big-item segment behind while the program runs (before: one per killed worker with a job waiting)', async () => {
     const r = await runNode(fixture('pool-terminate-blobs.mjs'), [], { env: { MULTIPROC_SHM_PREFIX: 'tBlob' }, timeoutMs: 60_000 });
     expect(r.stderr).toBe('');

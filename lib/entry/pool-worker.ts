@@ -331,7 +331,10 @@ async function serveJobs(conn: Connection, watch?: Watch): Promise<void> {
   /** One job: run its items, answer, and let the shared objects it brought go. */
   const runJob = async (msg: Queued): Promise<void> => {
     const tag = jobTag(msg.id);
-    if (jobWord.length > 0) Atomics.store(jobWord, 0, tag);
+    if (jobWord.length > 0) {
+      Atomics.store(jobWord, 1, tag); // begun (never cleared): the parent tells a job this worker began from one it never read
+      Atomics.store(jobWord, 0, tag);
+    }
     const t0 = performance.now();
     let failed: { index: number; error: WireError } | undefined;
     const values: unknown[] = [];

@@ -351,6 +351,7 @@ class Zygote {
       // async start by a synchronous one, whose own request then found the
       // zygote gone): its exit will never be reported. It was killed with
       // the others (see #died); left here, its Pool waited for ever.
+      p.lostWithServer = true;
       p.finish(-9);
       return;
     }
@@ -382,7 +383,10 @@ class Zygote {
       // closed already
     }
     // Its children got SIGKILL from the kernel (PR_SET_PDEATHSIG) or its watchdog.
-    for (const [, p] of this.popens) p.finish(-9);
+    for (const [, p] of this.popens) {
+      p.lostWithServer = true;
+      p.finish(-9);
+    }
     this.popens.clear();
     this.#doorbell.destroy();
   }

@@ -113,6 +113,8 @@ export abstract class BasePopen implements Popen {
   readonly exited: Promise<number>;
   #returncode: number | null = null;
   readonly #resolve: (code: number) => void;
+  /** Killed because the forkserver that started it died (a kill of the zygote, the OOM killer), not by anything it ran. */
+  lostWithServer = false;
 
   constructor() {
     const d = deferred<number>();
