@@ -718,7 +718,8 @@ describe('start() failures', () => {
       const [first, second, third] = out.stdout.trim().split('\n');
       expect(third).toBe('segment gone'); // before: the reference its arg's handle took stayed until the tree ended
       // spawn: Node's spawn fails (ProcessError); forkserver: the zygote's pipe fails first, with the errno.
-      expect(first).toMatch(method === 'spawn' ? /^ProcessError: Could not spawn/ : /^ProcessError: Could not start the forkserver/);
+      // spawn: the message now says why (before: "Could not spawn /usr/bin/node for Process-N" and nothing more).
+      expect(first).toMatch(method === 'spawn' ? /^ProcessError: Could not spawn .*: this process is out of file descriptors \(EMFILE.*ulimit -n/ : /^ProcessError: Could not start the forkserver/);
       expect(second).toBe('alive'); // before (spawn): the unhandled 'error' event that followed killed the process
     }
   });

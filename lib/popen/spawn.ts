@@ -12,7 +12,7 @@
  *          tree shares one tracker
  */
 import { spawn as spawnChild, type ChildProcess } from 'node:child_process';
-import { writeSync } from 'node:fs';
+import { closeSync, openSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { libDir, startCwd } from '../paths';
 import type { Writable } from 'node:stream';
@@ -65,6 +65,26 @@ function writeAllSync(fd: number, buf: Buffer): void {
   }
 }
 
+/**
+ * Why a spawn failed, as far as can be told at once: Node reports the errno
+ * only on the next tick, after start() has thrown. Out of file descriptors
+ * (EMFILE, a low `ulimit -n`) is the common case, and another open() says so.
+ */
+function spawnFailureHint(): string {
+  // A spawn here takes up to ~8 descriptors at once (stdio pipes, the spec
+  // pipe, the tracker's, libuv's exec-error pipe): probe for as many.
+  const fds: number[] = [];
+  try {
+    for (let i = 0; i < 8; i++) fds.push(openSync('/dev/null', 'r'));
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code ?? String(e);
+    return `: this process is out of file descriptors (${code} with ${fds.length} more open); close some, or raise the limit (ulimit -n)`;
+  } finally {
+    for (const fd of fds) closeSync(fd);
+  }
+  return ' (too many processes for this user, `ulimit -u`? Node reports the reason only after this error, as an \'error\' event)';
+}
+
 export class SpawnPopen extends BasePopen {
   readonly method = 'spawn' as const;
   readonly pid: number;
@@ -83,7 +103,7 @@ export class SpawnPopen extends BasePopen {
     if (child.pid === undefined) {
       // Node emits the reason as 'error' on the next tick: unheard, it would crash the process after our throw.
       child.on('error', () => {});
-      throw new ProcessError(`Could not spawn ${process.execPath} for ${spec.name}`);
+      throw new ProcessError(`Could not spawn ${process.execPath} for ${spec.name}${spawnFailureHint()}`);
     }
     this.pid = child.pid;
     this.#child = child;
