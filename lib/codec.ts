@@ -438,6 +438,8 @@ function hiddenShared(item: unknown): string | null {
   let budget = 2000;
   const walk = (v: unknown, path: string, holder: string | null, depth: number): string | null => {
     if (typeof v !== 'object' || v === null || seen.has(v) || --budget < 0 || depth > 12) return null;
+    // Bytes hold no objects (and listing a 4M-element typed array's keys took a second).
+    if (ArrayBuffer.isView(v) || v instanceof ArrayBuffer || v instanceof SharedArrayBuffer) return null;
     seen.add(v);
     if (isShareable(v)) {
       const name = (Object.getPrototypeOf(v)?.constructor as { name?: string } | undefined)?.name || 'shared object';
@@ -448,6 +450,7 @@ function hiddenShared(item: unknown): string | null {
     const inner = holder ?? (plain ? null : `an instance of ${(proto?.constructor as { name?: string } | undefined)?.name || 'a class'}`);
     if (v instanceof Map) {
       for (const [k, x] of v) {
+        if (--budget < 0) return null;
         const r = walk(x, `${path}.get(${describeValue(k)})`, inner, depth + 1);
         if (r !== null) return r;
       }
@@ -455,7 +458,22 @@ function hiddenShared(item: unknown): string | null {
     }
     if (v instanceof Set) {
       for (const x of v) {
+        if (--budget < 0) return null;
         const r = walk(x, `${path} (a Set member)`, inner, depth + 1);
+        if (r !== null) return r;
+      }
+      return null;
+    }
+    if (Array.isArray(v)) {
+      // By index, within the budget: Object.keys() of a million-element array made a million strings first.
+      for (let i = 0; i < v.length && --budget >= 0; i++) {
+        let x: unknown;
+        try {
+          x = v[i];
+        } catch {
+          continue;
+        }
+        const r = walk(x, `${path}[${i}]`, inner, depth + 1);
         if (r !== null) return r;
       }
       return null;
@@ -467,6 +485,7 @@ function hiddenShared(item: unknown): string | null {
       return null; // a Proxy whose trap throws
     }
     for (const k of keys) {
+      if (--budget < 0) return null;
       let x: unknown;
       try {
         x = (v as Record<string, unknown>)[k];

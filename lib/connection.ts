@@ -29,10 +29,10 @@ import { Channel } from './channel';
 import { BrokenPipeError, EOFError, noPublicConstructor } from './errors';
 import { Kind } from './layout';
 import { sameProcessRuns, selfStamp, startStamp } from './liveness';
-import { disposeShared, forEachShared, registerKind, type Handle } from './reduction';
+import { disposeShared, registerKind, type Handle } from './reduction';
 import { kConsumersWaiting, kControlBytes, kDataSeq, kFutexSleeper, kOwnerWords, Ring } from './ring-buffer';
 import { putOptions, roundCapacity, type GetOptions } from './queues';
-import { attachShared, Segment } from './segment';
+import { attachShared, collectFresh, Segment } from './segment';
 import { kDrainUnread, kHandleTag, kSentTo, kToHandle, kUnlinkNow, kUserWord } from './symbols';
 import { checkInteger, checkOptionNames, deadlineFrom, describeValue, remaining } from './validate';
 import { currentCpu, forkGeneration, waitAsync, WaitResult } from './wait';
@@ -524,13 +524,16 @@ export class Connection<T = unknown> {
     const ch = w < 0 ? null : this.#core.channels[w];
     if (ch === null || this.#closed) return;
     for (;;) {
-      let v: unknown;
+      // Only the objects attached afresh for these records: one this process
+      // already held (received earlier, and cached) is the user's, and stays open.
+      const fresh: object[] = [];
       try {
-        v = ch.getNowait();
+        collectFresh(fresh, () => ch.getNowait());
       } catch {
         return; // empty (or a record that cannot be read: nothing more to give back from it)
+      } finally {
+        for (const obj of fresh) disposeShared(obj);
       }
-      forEachShared(v, disposeShared);
     }
   }
 

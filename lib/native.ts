@@ -75,6 +75,8 @@ export interface NativeBinding {
   parkedPlatformWorkers(): [number, number];
   /** In a fork child: whether V8's worker tasks run on the addon's own thread (see native/park.cc, RedirectWorkerTasks). */
   workerTasksRedirected(): boolean;
+  /** Whether fork children of this build under this Node get that redirection (Node 20's V8; see park.cc kRedirectSupported). */
+  readonly workerTaskRedirectSupported: boolean;
   /** NODE_MODULE_VERSION of the headers the addon was built with. */
   readonly nodeModuleVersion: number;
 

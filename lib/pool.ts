@@ -196,6 +196,8 @@ interface Job {
   cancelled?: boolean;
   /** Its items are counted in stats() (done / failed / cancelled), once. */
   tallied?: boolean;
+  /** Workers that died with it first in their pipe, not yet begun (see #onExit). */
+  diedBefore?: number;
 }
 
 /** One public call (map, imap, apply...): receives the results of its jobs. */
@@ -316,6 +318,8 @@ const kAbortGraceMs = 1000;
 const kOverdueMs = 20;
 /** Consecutive worker deaths before any job finished: stop and report instead of looping. */
 const kCrashLoopLimit = 5;
+/** Workers that may die with one job first in their pipe, not begun, before that job fails (see #onExit). */
+const kDiedBeforeLimit = 3;
 
 /**
  * What a task's own error is rebuilt as (see docs/pool.md): its class (the
@@ -1392,13 +1396,27 @@ export class Pool<I extends readonly unknown[] = never[]> {
     // goes back too, instead of failing with a WorkerExitError for a task
     // that never ran.
     const head = w.inflight[0];
-    const started = w.ready && (fatal === undefined || fatal.running !== null) && !(head !== undefined && begun !== null && begun !== jobTag(head.id));
+    const neverBegun = w.ready && head !== undefined && begun !== null && begun !== jobTag(head.id);
+    const started = w.ready && (fatal === undefined || fatal.running !== null) && !neverBegun;
     const running = started ? w.inflight[0] : undefined;
     const queued = started ? w.inflight.slice(1) : w.inflight;
     w.inflight = [];
+    const signal = code !== null && code < 0 ? signalName(-code) : null;
+    const how = code !== null && code < 0 ? `was killed by signal ${-code}${signal ? ` (${signal})` : ''}` : `exited with code ${code}`;
+    // A job that kills every worker it is sent to before it begins (its
+    // arguments too big to decode in a worker's memory: SIGABRT) went back to
+    // the queue without end; a few such deaths fail it.
+    if (neverBegun && !head.settled && !w.proc[kLostWithServer] && (head.diedBefore = (head.diedBefore ?? 0) + 1) >= kDiedBeforeLimit) {
+      queued.shift();
+      const n = head.items.length;
+      this.#settleError(head, new WorkerExitError(
+        `${kDiedBeforeLimit} pool workers died while ${n === 1 ? `item ${head.start}` : `items ${head.start}-${head.start + n - 1}`} of its call waited first in their pipe, before they began it ` +
+          `(the last, pid ${w.pid}, ${how}): the job itself may be what kills them (arguments too big for a worker's memory?)`,
+        { pid: w.pid, exitCode: code !== null && code >= 0 ? code : null, signal, index: head.start, count: n },
+      ));
+      this.#tally(head, 0, 0);
+    }
     if (running !== undefined && !running.settled) {
-      const signal = code !== null && code < 0 ? signalName(-code) : null;
-      const how = code !== null && code < 0 ? `was killed by signal ${-code}${signal ? ` (${signal})` : ''}` : `exited with code ${code}`;
       const n = running.items.length;
       let what = n === 1 ? `item ${running.start}` : `items ${running.start}-${running.start + n - 1}`;
       if (n > 1 && fatal?.running?.id === running.id) what += ` (at item ${running.start + fatal.running.index})`;
@@ -1431,12 +1449,13 @@ export class Pool<I extends readonly unknown[] = never[]> {
       this.#queue.unshift(job);
     }
     // A crash loop is workers dying of what they run: while starting, in a
-    // job (its task module loads in it), or on an uncaught error. Not one
-    // killed idle from outside (a job waiting in its pipe not begun), nor
+    // job (its task module loads in it), or on an uncaught error or an exit
+    // of their own between jobs. Not one SIGKILLed idle from outside (a job
+    // waiting in its pipe not begun: a user, the OOM killer), nor
     // those lost when the forkserver died (killed with it): before, a pool of
     // 5 or more fresh workers took a zygote's death for a crash loop and
     // failed for good (helper-55's chaos trial).
-    const fromOutside = w.proc[kLostWithServer] || (w.ready && running === undefined && fatal === undefined);
+    const fromOutside = w.proc[kLostWithServer] || (w.ready && running === undefined && fatal === undefined && code === -9);
     if (!w.everFinishedJob && !w.retiring && !w.killed && !w.initFailed && !fromOutside && this.#state !== 'terminated') {
       this.#crashes++;
       if (this.#crashes >= kCrashLoopLimit) {

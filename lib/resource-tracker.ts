@@ -21,7 +21,7 @@
 import { spawn } from 'node:child_process';
 import { fstatSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { libDir } from './paths';
+import { libDir, startCwd } from './paths';
 import { native } from './native';
 
 export const kTrackerFdEnv = 'MULTIPROC_TRACKER_FD';
@@ -107,6 +107,8 @@ export function ensureRunning(): number {
   const child = spawn(process.execPath, [join(libDir, 'entry', 'tracker-main.js')], {
     stdio: [r, 'ignore', 'inherit'],
     env: process.env,
+    // Where NODE_OPTIONS' relative --require/--import resolve as they did for this process (paths.ts).
+    cwd: startCwd(process.cwd()),
     detached: true,
   });
   native.closeFd(r);

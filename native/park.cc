@@ -207,11 +207,13 @@ struct TaskPool {
   // the fork waits for the one in progress, as ParkTask does for Node's.
   bool held = false;
   int active = 0;
+  pid_t owner = 0;  // the process it serves
 };
 // Heap-allocated and replaced, never reused, in each new fork child: one
-// forked while our thread held the mutex would inherit it locked.
+// forked while our thread held the mutex would inherit it locked. Swapped in
+// by compare-and-swap: the main thread and a worker_threads thread of the
+// same child may post their first tasks at once.
 TaskPool* g_pool = nullptr;
-pid_t g_poolOwner = 0;
 bool g_redirected = false;
 
 void TaskThread(TaskPool* pool) {
@@ -247,11 +249,14 @@ void TaskThread(TaskPool* pool) {
 }
 
 TaskPool* PoolHere() {
-  if (g_pool == nullptr || g_poolOwner != getpid()) {
-    g_pool = new TaskPool();  // an inherited one is left as it is (see g_pool)
-    g_poolOwner = getpid();
-  }
-  return g_pool;
+  const pid_t me = getpid();
+  TaskPool* seen = __atomic_load_n(&g_pool, __ATOMIC_ACQUIRE);
+  if (seen != nullptr && seen->owner == me) return seen;
+  TaskPool* fresh = new TaskPool();  // an inherited one is left as it is (see g_pool)
+  fresh->owner = me;
+  if (__atomic_compare_exchange_n(&g_pool, &seen, fresh, false, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) return fresh;
+  delete fresh;  // another thread of this process made one first: `seen` is it now
+  return seen;
 }
 
 void Enqueue(std::unique_ptr<v8::Task> task, double delayMs) {
@@ -300,6 +305,12 @@ long VirtualSlot(M member) {
 #endif
 }
 
+// V8 11.4 added PostTaskOnWorkerThreadImpl and 12.2 made CallOnWorkerThread
+// a non-virtual wrapper of it (Node 22 has V8 12.4): there the two slots
+// below are not where V8's posts go. Only the V8 this was tested with (Node
+// 20, V8 11.3) is redirected; elsewhere the fork child's limit stands.
+constexpr bool kRedirectSupported = V8_MAJOR_VERSION * 100 + V8_MINOR_VERSION < 1104;
+
 using PlainCall = void (v8::Platform::*)(std::unique_ptr<v8::Task>);
 using PlainDelayed = void (v8::Platform::*)(std::unique_ptr<v8::Task>, double);
 template <typename P, typename = void>
@@ -310,7 +321,7 @@ struct HasPlainCalls<P, std::void_t<decltype(static_cast<PlainCall>(&P::CallOnWo
 
 template <typename P>
 bool Redirect(P* platform) {
-  if constexpr (HasPlainCalls<P>::value) {
+  if constexpr (kRedirectSupported && HasPlainCalls<P>::value) {
     const long call = VirtualSlot(static_cast<PlainCall>(&P::CallOnWorkerThread));
     const long delayed = VirtualSlot(static_cast<PlainDelayed>(&P::CallDelayedOnWorkerThread));
     if (call < 0 || delayed < 0) return false;
@@ -341,21 +352,28 @@ bool Redirect(P* platform) {
 
 void MarkForkChild() { g_forkChild = true; }
 
+static TaskPool* PoolIfMine() {
+  TaskPool* pool = __atomic_load_n(&g_pool, __ATOMIC_ACQUIRE);
+  return g_redirected && pool != nullptr && pool->owner == getpid() ? pool : nullptr;
+}
+
 void HoldWorkerTasks(double timeoutMs) {
-  if (!g_redirected || g_pool == nullptr || g_poolOwner != getpid()) return;
-  std::unique_lock<std::mutex> lock(g_pool->mu);
-  g_pool->held = true;
-  g_pool->cv.wait_for(lock, std::chrono::duration<double, std::milli>(timeoutMs), [] { return g_pool->active == 0; });
+  TaskPool* pool = PoolIfMine();
+  if (pool == nullptr) return;
+  std::unique_lock<std::mutex> lock(pool->mu);
+  pool->held = true;
+  pool->cv.wait_for(lock, std::chrono::duration<double, std::milli>(timeoutMs), [pool] { return pool->active == 0; });
 }
 
 void ReleaseWorkerTasks() {
   // In the child the pool is a fresh one on first use (PoolHere): this is the parent's.
-  if (!g_redirected || g_pool == nullptr || g_poolOwner != getpid()) return;
+  TaskPool* pool = PoolIfMine();
+  if (pool == nullptr) return;
   {
-    std::lock_guard<std::mutex> lock(g_pool->mu);
-    g_pool->held = false;
+    std::lock_guard<std::mutex> lock(pool->mu);
+    pool->held = false;
   }
-  g_pool->cv.notify_all();
+  pool->cv.notify_all();
 }
 
 bool RedirectWorkerTasks(Napi::Env env) {
@@ -377,6 +395,10 @@ void InitPark(Napi::Env env, Napi::Object exports) {
   exports.Set("workerTasksRedirected", Napi::Function::New(env, [](const Napi::CallbackInfo& info) {
     return Napi::Boolean::New(info.Env(), g_redirected);
   }, "workerTasksRedirected"));
+  // Whether a fork child of this build, under this Node, gets its worker tasks redirected (see RedirectWorkerTasks).
+  const napi_node_version* running = nullptr;
+  const bool sameMajor = napi_get_node_version(env, &running) == napi_ok && running != nullptr && running->major == NODE_MAJOR_VERSION;
+  exports.Set("workerTaskRedirectSupported", Napi::Boolean::New(env, kRedirectSupported && sameMajor));
 }
 
 }  // namespace multiproc

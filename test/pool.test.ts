@@ -376,6 +376,22 @@ describe('Pool workers', () => {
     }
   });
 
+  it("taking back a dead worker's unread jobs leaves the caller's own shared objects open", async () => {
+    const r = await runNode(fixture('pool-drain-own.mjs'), [], { timeoutMs: 60_000 });
+    expect(r.stderr).toBe('');
+    expect(JSON.parse(r.stdout)).toEqual({ map: 'AbortError', value: 5 }); // a first version of the take-back closed it
+  }, 70_000);
+
+  it('a job that kills every worker before it begins fails after 3 of them instead of going round for ever; an idle worker that exits on its own still counts toward the crash loop', async () => {
+    const r = await runNode(fixture('pool-poison-job.mjs'), [], { timeoutMs: 90_000 });
+    expect(JSON.parse(r.stdout)).toEqual({
+      poison: "WorkerExitError: 3 pool workers died while item 0 of its call waited first in their pipe, before they began it (the last, pid N, DIED): the job itself may be what kills them (arguments too big for a worker's memory?)",
+      next: 42,
+    });
+    const loop = await runNode(fixture('pool-idle-exit.mjs'), [], { timeoutMs: 60_000 });
+    expect(loop.stdout.trim()).toMatch(/^ProcessError: Pool workers keep dying before finishing any task \(5 in a row, last exit code 3\)/);
+  }, 100_000);
+
   it('a pool whose forkserver is SIGKILLed goes on with new workers, and idle workers killed from outside are not a crash loop (before: both failed the pool for good)', async () => {
     const r = await runNode(fixture('pool-zygote-death.mjs'), [], { timeoutMs: 90_000 });
     expect(r.stderr).toBe('');

@@ -14,6 +14,8 @@ import { describe, expect, it } from 'vitest';
 import * as mp from 'multiproc';
 import { alive, collect, descendants, fixture, isDarwin, isLinux, runNode, segmentExists, sleep } from './helpers';
 
+const { native: nativeAddon } = await import('../dist/cjs/native.js');
+
 type Method = 'spawn' | 'forkserver';
 const forever = (): Promise<never> => new Promise(() => setInterval(() => {}, 1 << 30));
 
@@ -790,7 +792,10 @@ describe('forkserver under load', () => {
     expect(r.stdout.trim()).toBe('0 of 10 hung'); // before: 4-6 of 10 hung for ever in pthread_cond_signal
   }, 90_000);
 
-  it.each(['forkserver', 'fork', 'spawn'])('worker_threads in a %s child, after a GC-heavy start: every Worker that ends on its own exits 0', async (method) => {
+  // Forked children only where the addon can redirect V8's worker tasks (Node 20's V8; docs/process.md):
+  // elsewhere a Worker there still hangs at its end, the documented limit, and only spawn is checked.
+  const forkedWorkers = nativeAddon.workerTaskRedirectSupported;
+  it.each(forkedWorkers ? ['forkserver', 'fork', 'spawn'] : ['spawn'])('worker_threads in a %s child, after a GC-heavy start: every Worker that ends on its own exits 0', async (method) => {
     const r = await runNode(fixture('worker-threads-child.mjs'), [method], { nodeArgs: method === 'fork' ? ['--single-threaded'] : [], timeoutMs: 60_000 });
     expect(r.stderr).toBe('');
     // Before: the first Worker never exited in a fork child (Node waited in DrainTasks for worker tasks no thread of the child would run); the child was killed after 20 s.
