@@ -586,10 +586,13 @@ describe('where a child finds its modules and flags', () => {
   });
 
   it('relative --require flags still resolve in children started after process.chdir() or with a cwd of their own', async () => {
-    const r = await runNode(join(dir, 'chdir-flags.mjs'), [], { nodeArgs: ['--require', './setup.cjs'], cwd: dir, timeoutMs: 60_000 });
-    expect(r.stderr).toBe(''); // before: the zygote died, and spawn workers could not find ./setup.cjs
     const tmp = realpathSync(tmpdir());
-    expect(JSON.parse(r.stdout)).toEqual([['forkserver', tmp, true], ['spawn', tmp, true], ['spawn', '/', true], ['forkserver', '/', true]]);
+    // In execArgv, and in NODE_OPTIONS (which the resource tracker inherits too: it died, and segments leaked).
+    for (const how of [{ nodeArgs: ['--require', './setup.cjs'] }, { env: { NODE_OPTIONS: '--require ./setup.cjs' } }]) {
+      const r = await runNode(join(dir, 'chdir-flags.mjs'), [], { ...how, cwd: dir, timeoutMs: 60_000 });
+      expect(r.stderr).toBe(''); // before: the zygote died, and spawn workers could not find ./setup.cjs
+      expect(JSON.parse(r.stdout)).toEqual([['forkserver', tmp, true], ['spawn', tmp, true], ['spawn', '/', true], ['forkserver', '/', true]]);
+    }
   }, 70_000);
 
   it("a small Error.stackTraceLimit still finds the calling file; a function target's require('multiproc') works from any cwd", async () => {
