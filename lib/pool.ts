@@ -1406,7 +1406,7 @@ export class Pool<I extends readonly unknown[] = never[]> {
     // A job that kills every worker it is sent to before it begins (its
     // arguments too big to decode in a worker's memory: SIGABRT) went back to
     // the queue without end; a few such deaths fail it.
-    if (neverBegun && !head.settled && !w.proc[kLostWithServer] && (head.diedBefore = (head.diedBefore ?? 0) + 1) >= kDiedBeforeLimit) {
+    if (neverBegun && !head.settled && !w.killed && !w.proc[kLostWithServer] && (head.diedBefore = (head.diedBefore ?? 0) + 1) >= kDiedBeforeLimit) {
       queued.shift();
       const n = head.items.length;
       this.#settleError(head, new WorkerExitError(
