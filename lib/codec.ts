@@ -435,7 +435,11 @@ function writeShared(v: object): void {
  */
 function hiddenShared(item: unknown): string | null {
   const seen = new Set<object>();
+  // Objects visited, and values scanned (elements, entries, keys): plain
+  // values cost only a scan, so a big array of numbers does not use up the
+  // objects' budget before the fields after it are looked at.
   let budget = 2000;
+  let scan = 200_000;
   const walk = (v: unknown, path: string, holder: string | null, depth: number): string | null => {
     if (typeof v !== 'object' || v === null || seen.has(v) || --budget < 0 || depth > 12) return null;
     // Bytes hold no objects (and listing a 4M-element typed array's keys took a second).
@@ -450,7 +454,7 @@ function hiddenShared(item: unknown): string | null {
     const inner = holder ?? (plain ? null : `an instance of ${(proto?.constructor as { name?: string } | undefined)?.name || 'a class'}`);
     if (v instanceof Map) {
       for (const [k, x] of v) {
-        if (--budget < 0) return null;
+        if (--scan < 0) return null;
         const r = walk(x, `${path}.get(${describeValue(k)})`, inner, depth + 1);
         if (r !== null) return r;
       }
@@ -458,7 +462,7 @@ function hiddenShared(item: unknown): string | null {
     }
     if (v instanceof Set) {
       for (const x of v) {
-        if (--budget < 0) return null;
+        if (--scan < 0) return null;
         const r = walk(x, `${path} (a Set member)`, inner, depth + 1);
         if (r !== null) return r;
       }
@@ -466,7 +470,7 @@ function hiddenShared(item: unknown): string | null {
     }
     if (Array.isArray(v)) {
       // By index, within the budget: Object.keys() of a million-element array made a million strings first.
-      for (let i = 0; i < v.length && --budget >= 0; i++) {
+      for (let i = 0; i < v.length && --scan >= 0; i++) {
         let x: unknown;
         try {
           x = v[i];
@@ -485,7 +489,7 @@ function hiddenShared(item: unknown): string | null {
       return null; // a Proxy whose trap throws
     }
     for (const k of keys) {
-      if (--budget < 0) return null;
+      if (--scan < 0) return null;
       let x: unknown;
       try {
         x = (v as Record<string, unknown>)[k];

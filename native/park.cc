@@ -193,9 +193,10 @@ Napi::Value Parked(const Napi::CallbackInfo& info) {
 // worker tasks of V8's jobs go through the first), hand tasks to a thread of
 // ours. Node's queue is then never posted to again: it stays empty (the
 // zygote forks with its workers parked, see ParkTask), and a drain returns.
-// Only where the slots can be found: the headers' CallOnWorkerThread is a
-// pure virtual taking just the task (V8 up to 12; V8 13 routes it through
-// PostTaskOnWorkerThreadImpl), and the running Node is the one built for.
+// Only where the slots can be found and are where V8 posts: the headers'
+// CallOnWorkerThread is a virtual taking just the task, and the V8 is one
+// this was tested on (see kRedirectSupported), and the running Node is the
+// one built for.
 
 struct TaskPool {
   std::mutex mu;
@@ -305,8 +306,8 @@ long VirtualSlot(M member) {
 #endif
 }
 
-// V8 11.4 added PostTaskOnWorkerThreadImpl and 12.2 made CallOnWorkerThread
-// a non-virtual wrapper of it (Node 22 has V8 12.4): there the two slots
+// V8 11.4 added PostTaskOnWorkerThreadImpl, and by 12.2 CallOnWorkerThread
+// is a non-virtual wrapper of it (Node 22 has V8 12.4): there the two slots
 // below are not where V8's posts go. Only the V8 this was tested with (Node
 // 20, V8 11.3) is redirected; elsewhere the fork child's limit stands.
 constexpr bool kRedirectSupported = V8_MAJOR_VERSION * 100 + V8_MINOR_VERSION < 1104;
@@ -398,7 +399,7 @@ void InitPark(Napi::Env env, Napi::Object exports) {
   // Whether a fork child of this build, under this Node, gets its worker tasks redirected (see RedirectWorkerTasks).
   const napi_node_version* running = nullptr;
   const bool sameMajor = napi_get_node_version(env, &running) == napi_ok && running != nullptr && running->major == NODE_MAJOR_VERSION;
-  exports.Set("workerTaskRedirectSupported", Napi::Boolean::New(env, kRedirectSupported && sameMajor));
+  exports.Set("workerTaskRedirectSupported", Napi::Boolean::New(env, kRedirectSupported && HasPlainCalls<v8::Platform>::value && sameMajor));
 }
 
 }  // namespace multiproc

@@ -215,6 +215,21 @@ describe('codec', () => {
         shared.close();
       }
       expect(() => q.putSync(Object.assign(new Error('x'), { v }))).toThrow('it holds a SharedValue (a shared object) inside an instance of Error (at item.v)');
+      // Behind a big array of numbers and one of small objects: plain values do not use up the check's budget
+      // (a first version let the Lock through as {}).
+      class Holder {
+        samples: number[];
+        rows: { i: number }[];
+        lock: mp.Lock;
+        constructor(lock: mp.Lock) {
+          this.samples = Array.from({ length: 5000 }, (_, i) => i); // first in key order
+          this.rows = Array.from({ length: 1200 }, (_, i) => ({ i }));
+          this.lock = lock;
+        }
+      }
+      const lock = new mp.Lock();
+      expect(() => q.putSync(new Holder(lock))).toThrow('it holds a Lock (a shared object) inside an instance of Holder (at item.lock)');
+      lock.close();
       expect(q.qsize()).toBe(0);
       q.putSync({ inner: { v } }); // in plain objects it travels
       const got = (q.getSync() as { inner: { v: mp.SharedValue<'i'> } }).inner.v;
