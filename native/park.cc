@@ -24,6 +24,7 @@
 #include <node.h>
 #include <node_version.h>
 #pragma pop_macro("NAPI_VERSION")
+#include <pthread.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -35,7 +36,6 @@
 #include <map>
 #include <memory>
 #include <mutex>
-#include <thread>
 #include <type_traits>
 
 #include "platform.h"
@@ -249,6 +249,11 @@ void TaskThread(TaskPool* pool) {
   }
 }
 
+void* TaskThreadMain(void* pool) {
+  TaskThread(static_cast<TaskPool*>(pool));
+  return nullptr;
+}
+
 TaskPool* PoolHere() {
   const pid_t me = getpid();
   TaskPool* seen = __atomic_load_n(&g_pool, __ATOMIC_ACQUIRE);
@@ -271,8 +276,14 @@ void Enqueue(std::unique_ptr<v8::Task> task, double delayMs) {
     }
     if (!pool->running) {
       // Started on first use: a child that never posts pays for no thread.
-      pool->running = true;
-      std::thread(TaskThread, pool).detach();
+      // (No thread to be had, EAGAIN: the task waits, as it did in Node's
+      // queue, rather than an exception through V8's frames; the next post
+      // tries again.)
+      pthread_t thread;
+      if (pthread_create(&thread, nullptr, TaskThreadMain, pool) == 0) {
+        pthread_detach(thread);
+        pool->running = true;
+      }
     }
   }
   pool->cv.notify_all();
