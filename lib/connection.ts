@@ -201,7 +201,15 @@ class PipeCore {
     // (closing the child's copy of the parent's end, Python's idiom, closed
     // the pipe for both).
     if (this.gen !== forkGeneration()) return;
-    if (Atomics.sub(this.words, kOpen + end, 1) !== 1) return;
+    if (Atomics.sub(this.words, kOpen + end, 1) !== 1) {
+      // Others still hold the end. If this process is the one named as its
+      // holder, the name goes: left, it named a process that would soon be
+      // gone, and the peer took its exit for the end's (an end lent to a
+      // child that then exited: the reader saw EOF and lost the messages the
+      // parent sent later; helper-58). The peer then waits for the count.
+      if (this.#open[end] === 0) Atomics.compareExchange(this.idents, end, identOf(process.pid, selfStamp()), 0n);
+      return;
+    }
     const w = this.ringWrittenBy(end);
     if (w >= 0) this.rings[w]!.close(); // its reader drains, then EOF
     this.rings[end]?.wakeProducers(); // a writer blocked on a full ring sees the reader gone

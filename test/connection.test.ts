@@ -98,6 +98,13 @@ describe('Pipe between processes', () => {
     a.close();
   });
 
+  it('an end lent to a child that exits is still the lender\'s: its reader gets every message and EOF only when the lender closes', async () => {
+    const r = await runNode(fixture('pipe-lent-end.mjs'), [], { timeoutMs: 60_000 });
+    expect(r.stderr).toBe('');
+    // Before: the reader took the worker's exit for the end's ('work 0'-'work 2' only) and the parent's send failed.
+    expect(JSON.parse(r.stdout)).toEqual({ send: 'ok', received: ['work 0', 'work 1', 'work 2', 'from parent'] });
+  }, 70_000);
+
   it.runIf(process.platform === 'linux')('a peer whose pid went to an unrelated program (a recycled pid) counts as dead: recv rejects with EOFError', async () => {
     const [a, b] = mp.Pipe();
     const other = spawn('sleep', ['30'], { stdio: 'ignore' });
