@@ -485,6 +485,8 @@ function hiddenShared(item: unknown): string | null {
     let keys: string[];
     try {
       keys = Object.keys(v);
+      // An Error's cause is not enumerable, and structured clone carries it (a Queue there arrived as {}).
+      if (v instanceof Error && Object.hasOwn(v, 'cause')) keys.push('cause');
     } catch {
       return null; // a Proxy whose trap throws
     }

@@ -64,6 +64,14 @@ const kPollSliceMs = 200;
 /** Ring control word: the CPU its writer last sent from, plus one (0: not known). */
 const kWriterCpu = kOwnerWords;
 
+/** send(x, { timeout }) from habit: ignored before (helper-58), it waited as long as the pipe stayed full. */
+function sendTakesOne(method: string): TypeError {
+  return new TypeError(
+    `Connection.${method}() takes only the object to send (as Python's send()): it waits only while the pipe is full, until its reader takes some; ` +
+      'for more room give Pipe() a larger { capacityBytes }, or use a Queue, whose put() takes { timeout, signal }',
+  );
+}
+
 /** An end's identity word: the holder's pid and start stamp (see peerGone). */
 function identOf(pid: number, stamp: number): bigint {
   return (BigInt(pid) << 32n) | BigInt(stamp);
@@ -379,11 +387,13 @@ export class Connection<T = unknown> {
 
   /** Sends `obj`; resolves once it is in the pipe (waits while the pipe is full). */
   send(obj: T): Promise<void> {
+    if (arguments.length > 1) return Promise.reject(sendTakesOne('send'));
     return this.#send(() => this.#writer!.encode(obj));
   }
 
   /** send() that blocks this thread while the pipe is full. */
   sendSync(obj: T): void {
+    if (arguments.length > 1) throw sendTakesOne('sendSync');
     const ch = this.#writeChannel();
     publishCpu(ch.ring);
     ch.putSync(ch.encode(obj), Infinity);
@@ -471,7 +481,8 @@ export class Connection<T = unknown> {
       const seq = Atomics.load(ctl, kDataSeq);
       Atomics.or(ctl, kConsumersWaiting, kFutexSleeper);
       let res: WaitResult = WaitResult.NotEqual;
-      if (!ring.hasData()) res = await waitAsync(ring.buffer, ring.byteOffset(kDataSeq), seq, Math.min(kPollSliceMs, left), closed);
+      // unref() covers a pending poll() as it does a recv() (before, poll kept the process alive).
+      if (!ring.hasData()) res = await waitAsync(ring.buffer, ring.byteOffset(kDataSeq), seq, Math.min(kPollSliceMs, left), closed, ch.keepAlive);
       deep = res === WaitResult.TimedOut;
     }
   }

@@ -362,6 +362,11 @@ export class Queue<T = unknown> {
     return this;
   }
 
+  /** @internal Whether pending calls keep the process alive (see unref()). */
+  get keepsAlive(): boolean {
+    return this.#channel.keepAlive;
+  }
+
   /** Undoes unref(). */
   ref(): this {
     this.#channel.keepAlive = true;
@@ -403,7 +408,8 @@ export class Queue<T = unknown> {
       return h;
     }
     this.#segment.retain();
-    return { [kHandleTag]: this.constructor === JoinableQueue ? 'JoinableQueue' : 'Queue', name: this.#segment.name };
+    // instanceof: a subclass of JoinableQueue arrived as a plain Queue, without taskDone() (helper-58).
+    return { [kHandleTag]: this instanceof JoinableQueue ? 'JoinableQueue' : 'Queue', name: this.#segment.name };
   }
 
   /** @internal */
@@ -447,7 +453,8 @@ export class JoinableQueue<T = unknown> extends Queue<T> {
       Atomics.add(ctl, kJoinWaiters, 1);
       try {
         if (Atomics.load(ctl, kDoneCount) !== done) continue;
-        await waitAsync(ring.buffer, ring.byteOffset(kDoneCount), done, Math.min(kJoinSliceMs, remaining(deadline)), signal);
+        // unref() covers a pending join() as it does a get() (before, join kept the process alive for good).
+        await waitAsync(ring.buffer, ring.byteOffset(kDoneCount), done, Math.min(kJoinSliceMs, remaining(deadline)), signal, this.keepsAlive);
       } finally {
         // (Unmapped meanwhile: a taskDone() of this process ended the last task of a closed queue.)
         if (ctl.length > 0) Atomics.sub(ctl, kJoinWaiters, 1);
@@ -474,7 +481,16 @@ export class JoinableQueue<T = unknown> extends Queue<T> {
   }
 }
 
-/** An unbounded queue with only put, get, empty and close (CPython's SimpleQueue). */
+/** Python's SimpleQueue takes no timeouts either; a { timeout } passed from habit was ignored without a word (helper-58). */
+function simpleTakesNoOptions(method: string): TypeError {
+  return new TypeError(`SimpleQueue.${method}() takes no timeout or options (as Python's SimpleQueue): use a Queue, whose ${method.replace('Sync', '')}() takes { timeout, signal }${method.endsWith('Sync') ? ` and ${method}() a timeout` : ''}`);
+}
+
+/**
+ * A queue with only put, get, empty and close (CPython's SimpleQueue), and no
+ * timeouts. Unlike CPython's it is bounded, by its ring (1 MiB by default,
+ * { capacityBytes }), as a Queue is.
+ */
 export class SimpleQueue<T = unknown> {
   readonly #q: Queue<T>;
 
@@ -487,18 +503,22 @@ export class SimpleQueue<T = unknown> {
   }
 
   put(item: T): Promise<void> {
+    if (arguments.length > 1) return Promise.reject(simpleTakesNoOptions('put'));
     return this.#q.put(item);
   }
 
   putSync(item: T): void {
+    if (arguments.length > 1) throw simpleTakesNoOptions('putSync');
     this.#q.putSync(item);
   }
 
   get(): Promise<T> {
+    if (arguments.length > 0) return Promise.reject(simpleTakesNoOptions('get'));
     return this.#q.get();
   }
 
   getSync(): T {
+    if (arguments.length > 0) throw simpleTakesNoOptions('getSync');
     return this.#q.getSync();
   }
 

@@ -910,3 +910,52 @@ describe('a *Sync call that could only wait for ever', () => {
     empty.close();
   });
 });
+
+describe('what a trial of queues and pipes found (helper-58)', () => {
+  it('after unref(), a pending Connection.poll() or JoinableQueue.join() lets the process end (before: each kept it alive for good)', async () => {
+    for (const what of ['poll', 'join']) {
+      const r = await runNode(fixture('unref-pending.mjs'), [what], { timeoutMs: 20_000 });
+      expect([what, r.code, r.stdout.trim(), r.stderr]).toEqual([what, 0, 'end', '']);
+    }
+  }, 45_000);
+
+  it('a subclass of JoinableQueue travels as a JoinableQueue (before: as a plain Queue, without taskDone)', async () => {
+    class Jobs<T> extends mp.JoinableQueue<T> {}
+    const jq = new Jobs<number>();
+    for (let i = 0; i < 3; i++) await jq.put(i);
+    const r = collect(spawnChild(fixture('q-joinable.mjs'), [handle(jq), '3'])); // gets 3 and marks each done
+    await jq.join({ timeout: 10_000 }); // before: the child had no taskDone(), and this timed out
+    expect(jq.unfinishedTasks).toBe(0);
+    expect((await r).code).toBe(0);
+    jq.close();
+  }, 20_000);
+
+  it('options Python has no place for are refused, not ignored: SimpleQueue.get({ timeout }), Connection.send(x, { timeout })', async () => {
+    const s = new mp.SimpleQueue();
+    const [a, b] = mp.Pipe();
+    try {
+      await expect((s.get as (o: unknown) => Promise<unknown>)({ timeout: 100 })).rejects.toThrow('SimpleQueue.get() takes no timeout or options (as Python\'s SimpleQueue): use a Queue');
+      expect(() => (s.putSync as (x: unknown, o: unknown) => void)(1, { timeout: 1 })).toThrow(/SimpleQueue.putSync\(\) takes no timeout/);
+      await expect((a.send as (x: unknown, o: unknown) => Promise<void>)(1, { timeout: 100 })).rejects.toThrow(/Connection.send\(\) takes only the object to send/);
+      expect(s.empty()).toBe(true); // nothing was put
+      expect(await b.poll(0)).toBe(false);
+    } finally {
+      s.close();
+      a.close();
+      b.close();
+    }
+  });
+
+  it('a shared object in an Error\'s cause is refused, not sent as {} (structured clone carries the cause)', () => {
+    const q = new mp.Queue();
+    const lock = new mp.Lock();
+    try {
+      expect(() => q.putSync(new Error('e', { cause: { lock } }))).toThrow('it holds a Lock (a shared object) inside an instance of Error (at item.cause.lock)');
+      q.putSync(new Error('plain', { cause: 'why' }));
+      expect((q.getSync() as Error).cause).toBe('why');
+    } finally {
+      q.close();
+      lock.close();
+    }
+  });
+});
