@@ -107,6 +107,10 @@ function toIterable<T>(items: Iterable<T>): Iterable<T> {
 }
 
 function checkMaxItems(v: unknown): number {
+  if (typeof v === 'object' && v !== null) {
+    // getMany({ timeout }) from get()'s habit: the options come second.
+    throw new TypeError('Expected "maxItems" to be a number (or undefined for all that are ready): the options come second, getMany(maxItems, { timeout, signal })');
+  }
   return v === undefined || v === Infinity ? Infinity : checkInteger('maxItems', v, 1);
 }
 

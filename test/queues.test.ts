@@ -938,6 +938,9 @@ describe('what a trial of queues and pipes found (helper-58)', () => {
       expect(() => (s.putSync as (x: unknown, o: unknown) => void)(1, { timeout: 1 })).toThrow(/SimpleQueue.putSync\(\) takes no timeout/);
       await expect((a.send as (x: unknown, o: unknown) => Promise<void>)(1, { timeout: 100 })).rejects.toThrow(/Connection.send\(\) takes only the object to send/);
       expect(s.empty()).toBe(true); // nothing was put
+      const q = new mp.Queue();
+      await expect(q.getMany({ timeout: 10 } as unknown as number)).rejects.toThrow('the options come second, getMany(maxItems, { timeout, signal })');
+      q.close();
       expect(await b.poll(0)).toBe(false);
     } finally {
       s.close();
