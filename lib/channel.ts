@@ -564,7 +564,7 @@ export class Channel {
         if (r !== kBusy && deadline === Infinity && this.#hooks.soleHolder?.() === true) {
           this.#disarm(arm);
           throw new QueueFullError(
-            `The ${this.#words.holder} is full and no other process holds it: ${this.#words.put}Sync() would block this thread for ever, since only this thread could make room. ` +
+            `The ${this.#words.holder} is full and no other process holds it: ${job instanceof Batch ? 'putManySync' : `${this.#words.put}Sync`}() would block this thread for ever, since only this thread could make room. ` +
               'Start the consumer before filling it, make it larger ({ capacityBytes }), or use await put() with a consumer in this process.',
           );
         }

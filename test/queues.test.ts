@@ -889,6 +889,8 @@ describe('a *Sync call that could only wait for ever', () => {
     expect(full).toBeInstanceOf(mp.QueueFullError);
     expect((full as Error).message).toMatch(/no other process holds it.*Start the consumer before filling it/);
     expect(q.qsize()).toBe(n); // nothing lost, nothing half-put
+    expect(() => q.putManySync([1, 2])).toThrow(/: putManySync\(\) would block this thread for ever/); // before: it named putSync()
+    expect(q.qsize()).toBe(n);
     expect(q.getSync()).toBe(0);
     const empty = new mp.Queue<number>();
     expect(() => empty.getSync()).toThrow(mp.QueueEmptyError);
