@@ -615,6 +615,18 @@ export class Channel {
   }
 
   /**
+   * Another reader of this exclusive ring (two processes reading one pipe
+   * end) is asleep on its wake socket: the producer can wake only one
+   * registration, so this reader sleeps on the futex instead of taking that
+   * one's place (it would sleep out its whole slice otherwise).
+   */
+  #otherSocketSleeper(me: { pid: number; token: number }): boolean {
+    const ctl = this.ring.ctl;
+    if ((Atomics.load(ctl, kConsumersWaiting) & kSocketSleeper) === 0) return false;
+    return ctl[kReaderWakePid] !== me.pid || ctl[kReaderWakeToken] !== me.token || ctl[kReaderWakeId] !== this.#wakeId;
+  }
+
+  /**
    * Before sleeping on a lock word: count ourselves so the holder wakes us.
    * Before sleeping on a sequence word: read it, then raise the side's
    * "someone sleeps" flag (the other side clears it when it wakes everyone),
@@ -901,7 +913,8 @@ export class Channel {
           }
         }
         caught = false;
-        const target = v !== kBusyTake && ring.exclusive && Atomics.load(ring.ctl, kReaderWakeUnreachable) === 0 ? wakeTarget() : null;
+        let target = v !== kBusyTake && ring.exclusive && Atomics.load(ring.ctl, kReaderWakeUnreachable) === 0 ? wakeTarget() : null;
+        if (target !== null && this.#otherSocketSleeper(target)) target = null;
         if (target !== null) {
           // The one reader of this ring sleeps on its wake socket (one hop to
           // this loop, see wake-socket.ts): publish where to send the wake-up,

@@ -1,9 +1,10 @@
 /**
  * Pipe and Connection (CPython's multiprocessing.connection), over one ring
  * buffer per direction in one segment. Each direction has one writer end and
- * one reader end, so its ring runs without the producer/consumer locks
- * (`exclusive`): as in Python, two processes using the same end at the same
- * time corrupt the stream.
+ * one reader end (`exclusive`: its reader may sleep on the wake socket), but
+ * its ring still takes the producer/consumer locks: several processes may use
+ * one end at once (in Python that corrupts the stream; here, without the
+ * locks, two readers took the same message).
  *
  * Segment payload (Kind.Pipe; param0 = ring capacity, param1 = 1 if duplex):
  *

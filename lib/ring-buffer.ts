@@ -52,8 +52,9 @@
  * capacity a position names the same offset on every lap.
  *
  * The protocol, folly-style:
- * - Cardinality: many producers and many consumers (a Pipe direction is
- *   created with `exclusive` and skips both locks: one producer, one consumer).
+ * - Cardinality: many producers and many consumers, a Pipe direction's too
+ *   (created `exclusive`, which only says one reader may sleep on the wake
+ *   socket: the locks are taken, since processes may share a pipe end).
  * - Empty when head === tail; full when a record of n bytes (plus padding to
  *   the end of the area if it does not fit before it) would leave fewer than
  *   8 free bytes (tail - head > capacity - 8), or when maxsize > 0 and
@@ -204,6 +205,7 @@ export class Ring {
   readonly capacity: number;
   readonly controlOffset: number;
   readonly dataOffset: number;
+  /** A pipe direction: one reader, usually, which may sleep on its wake socket (channel.ts). Locks are taken all the same. */
   readonly exclusive: boolean;
   /** The segment the ring lives in: a pid found in a lock or record must map it to count as alive (liveness.ts). */
   readonly segmentName: string | undefined;
@@ -336,7 +338,7 @@ export class Ring {
     if (Atomics.load(ctl, kHead) !== ctl[kGetJournalHead]) ctl[kGetCount] = ctl[kGetJournalCount];
   }
 
-  /** Moves head from h to nh (the get lock held, or the ring exclusive), counting a record taken if `counted`. */
+  /** Moves head from h to nh (the get lock held), counting a record taken if `counted`. */
   #advanceHead(h: number, nh: number, counted: boolean): void {
     const ctl = this.ctl;
     const count = counted ? (ctl[kGetCount] + 1) | 0 : ctl[kGetCount];
@@ -394,7 +396,7 @@ export class Ring {
    * left only bytes beyond the frontier, which the next one writes over.
    */
   tryReserveMany(lens: ArrayLike<number>, from: number, max: number, offsets: number[]): number {
-    if (!this.exclusive && !this.#lock(kPutLock)) return kBusy;
+    if (!this.#lock(kPutLock)) return kBusy;
     try {
       const ctl = this.ctl;
       if (Atomics.load(ctl, kClosed) !== 0) return kClosedRing;
@@ -457,26 +459,22 @@ export class Ring {
         // x86: no fence needed for these (see kStoresInOrder): a full
         // barrier here stalled on the consumer's copy of the line, and the
         // three of them were ~20% of a producer's time (perf).
-        if (!this.exclusive) {
-          ctl[kPutJournalTail] = t0;
-          ctl[kPutJournalCount] = count;
-        }
+        ctl[kPutJournalTail] = t0;
+        ctl[kPutJournalCount] = count;
         ctl[kTail] = t;
         if (padAt >= 0) Atomics.store(d, padAt, padTag);
         ctl[kPutCount] = count;
       } else {
-        if (!this.exclusive) {
-          // The tail before the count (the atomic store orders them), both before tail moves: see #repairPutCount.
-          ctl[kPutJournalTail] = t0;
-          Atomics.store(ctl, kPutJournalCount, count);
-        }
+        // The tail before the count (the atomic store orders them), both before tail moves: see #repairPutCount.
+        ctl[kPutJournalTail] = t0;
+        Atomics.store(ctl, kPutJournalCount, count);
         Atomics.store(ctl, kTail, t);
         if (padAt >= 0) Atomics.store(d, padAt, padTag);
         Atomics.store(ctl, kPutCount, count);
       }
       return k;
     } finally {
-      if (!this.exclusive) this.#unlock(kPutLock);
+      this.#unlock(kPutLock);
     }
   }
 
@@ -521,11 +519,11 @@ export class Ring {
    * still consumed and the error propagates.
    */
   tryTake<T>(decode: Decode<T>): T | typeof kEmpty | typeof kWaitCommit | typeof kBusyTake {
-    if (!this.exclusive && !this.#lock(kGetLock)) return kBusyTake;
+    if (!this.#lock(kGetLock)) return kBusyTake;
     try {
       return this.#take(decode);
     } finally {
-      if (!this.exclusive) this.#unlock(kGetLock);
+      this.#unlock(kGetLock);
     }
   }
 
@@ -536,7 +534,7 @@ export class Ring {
    * in `out` and the error is appended to `failed` (the record that failed is consumed).
    */
   tryTakeMany<T>(decode: Decode<T>, max: number, out: T[], failed: unknown[]): number | typeof kEmpty | typeof kWaitCommit | typeof kBusyTake {
-    if (!this.exclusive && !this.#lock(kGetLock)) return kBusyTake;
+    if (!this.#lock(kGetLock)) return kBusyTake;
     let k = 0;
     try {
       for (; k < max; k++) {
@@ -550,7 +548,7 @@ export class Ring {
       failed.push(e);
       return k;
     } finally {
-      if (!this.exclusive) this.#unlock(kGetLock);
+      this.#unlock(kGetLock);
     }
   }
 
@@ -589,7 +587,7 @@ export class Ring {
         // first and must finish), so that getCount, and a JoinableQueue's
         // done mark, never run ahead of putCount (qsize() would read -1, a
         // done mark could be refused and join() never end).
-        if (!this.exclusive && !this.#holdPutLockOnce()) return kWaitCommit;
+        if (!this.#holdPutLockOnce()) return kWaitCommit;
         this.#advanceHead(h, (h + recordBytes(lenWord & kLenMask)) | 0, true);
         if (this.joinable) this.taskDone(); // nobody will ever get it, so nobody will call taskDone
         continue;

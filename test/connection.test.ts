@@ -105,6 +105,13 @@ describe('Pipe between processes', () => {
     expect(JSON.parse(r.stdout)).toEqual({ send: 'ok', received: ['work 0', 'work 1', 'work 2', 'from parent'] });
   }, 70_000);
 
+  it('2 processes reading one end and 3 writing the other get every message exactly once, each writer\'s in order', async () => {
+    const r = await runNode(fixture('pipe-shared-end.mjs'), [], { timeoutMs: 60_000 });
+    expect(r.stderr).toBe('');
+    // Before: ~2% of the messages came twice (the readers raced on the ring's head without its lock).
+    expect(JSON.parse(r.stdout)).toEqual({ received: 15000, distinct: 15000, dup: 0, outOfOrder: 0, exits: [0, 0, 0, 0, 0] });
+  }, 70_000);
+
   it.runIf(process.platform === 'linux')('a peer whose pid went to an unrelated program (a recycled pid) counts as dead: recv rejects with EOFError', async () => {
     const [a, b] = mp.Pipe();
     const other = spawn('sleep', ['30'], { stdio: 'ignore' });
