@@ -452,7 +452,7 @@ export class JoinableQueue<T = unknown> extends Queue<T> {
     for (;;) {
       if (this.#joinDone()) return;
       const done = Atomics.load(ctl, kDoneCount);
-      if (ring.unfinished() <= 0) return;
+      if (ring.unfinishedRepaired() <= 0) return;
       if (deadline !== Infinity && remaining(deadline) <= 0) throw new TimeoutError('join timed out: tasks still unfinished');
       Atomics.add(ctl, kJoinWaiters, 1);
       try {
@@ -474,7 +474,7 @@ export class JoinableQueue<T = unknown> extends Queue<T> {
     for (;;) {
       if (this.#joinDone()) return true;
       const done = Atomics.load(ctl, kDoneCount);
-      if (ring.unfinished() <= 0) return true;
+      if (ring.unfinishedRepaired() <= 0) return true;
       if (deadline !== Infinity && remaining(deadline) <= 0) return false;
       Atomics.add(ctl, kJoinWaiters, 1);
       if (Atomics.load(ctl, kDoneCount) === done) {

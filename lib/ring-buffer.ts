@@ -22,6 +22,8 @@
  *         19    getLockWaiters    consumers            consumers
  *         20    getJournalHead    consumers (in lock)  a consumer taking the lock over from a dead one
  *         21    getJournalCount   consumers (in lock)  likewise
+ *         22    skipCount         consumers (in lock)  JoinableQueue: records skipped because their producer died
+ *         23    getJournalSkip    consumers (in lock)  likewise (journaled with head: see #advanceHead)
  *   2     32    dataSeq           producers, close()   consumers sleep on it
  *         33    consumersWaiting  consumers set bits   producers after a commit (clear + wake):
  *                                                      1 = futex sleepers, 2 = a reader on its wake socket
@@ -34,7 +36,7 @@
  *   4     64    capacity          creator              everyone (checked on attach)
  *         65    maxsize           creator              producers
  *         66    closed            close()              everyone
- *         67    doneCount         JoinableQueue: taskDone (+1, by CAS); unfinished = putCount - doneCount
+ *         67    doneCount         JoinableQueue: taskDone (+1, by CAS); unfinished = putCount - doneCount - skipCount
  *         68    joinWaiters       JoinableQueue.join
  *   5     80..  owner words       free for the owner (Pipe: 80 = CPU its writer last sent from, + 1)
  *
@@ -141,6 +143,9 @@ export const kGetLock = 18;
 export const kGetLockWaiters = 19;
 export const kGetJournalHead = 20;
 export const kGetJournalCount = 21;
+/** JoinableQueue: records skipped (their producer died before committing), which nobody will ever mark done. */
+export const kSkipCount = 22;
+export const kGetJournalSkip = 23;
 export const kDataSeq = 32;
 export const kConsumersWaiting = 33;
 /** An exclusive ring's reader, asleep on its wake socket: where to send the wake-up (see wake-socket.ts). */
@@ -154,7 +159,11 @@ export const kProducersWaiting = 49;
 export const kCapacity = 64;
 export const kMaxsize = 65;
 export const kClosed = 66;
-/** JoinableQueue: items marked done. Unfinished tasks are putCount - doneCount, so the one count a producer's death could leave wrong is putCount, which the put journal repairs. */
+/**
+ * JoinableQueue: items marked done. Unfinished tasks are putCount - doneCount
+ * - skipCount; a death inside a reservation or a take can leave putCount or
+ * skipCount behind, and the journals repair both.
+ */
 export const kDoneCount = 67;
 export const kJoinWaiters = 68;
 export const kOwnerWords = 80;
@@ -335,15 +344,33 @@ export class Ring {
    */
   #repairGetCount(): void {
     const ctl = this.ctl;
-    if (Atomics.load(ctl, kHead) !== ctl[kGetJournalHead]) ctl[kGetCount] = ctl[kGetJournalCount];
+    if (Atomics.load(ctl, kHead) === ctl[kGetJournalHead]) return;
+    ctl[kGetCount] = ctl[kGetJournalCount];
+    if (this.joinable) ctl[kSkipCount] = ctl[kGetJournalSkip];
   }
 
-  /** Moves head from h to nh (the get lock held), counting a record taken if `counted`. */
-  #advanceHead(h: number, nh: number, counted: boolean): void {
+  /**
+   * Moves head from h to nh (the get lock held), counting a record taken if
+   * `counted`, and in a JoinableQueue a record skipped if `skipped` (its
+   * producer died: nobody will get it, so nobody will call taskDone). The
+   * skip is journaled with the take: a consumer killed between moving head
+   * and counting the skip left join() waiting for good (it was a taskDone()
+   * after the take).
+   */
+  #advanceHead(h: number, nh: number, counted: boolean, skipped = false): void {
     const ctl = this.ctl;
     const count = counted ? (ctl[kGetCount] + 1) | 0 : ctl[kGetCount];
     ctl[kGetJournalHead] = h;
     ctl[kGetJournalCount] = count;
+    if (this.joinable) {
+      const skips = skipped ? (ctl[kSkipCount] + 1) | 0 : ctl[kSkipCount];
+      ctl[kGetJournalSkip] = skips;
+      Atomics.store(ctl, kHead, nh);
+      ctl[kGetCount] = count;
+      Atomics.store(ctl, kSkipCount, skips);
+      if (skipped && Atomics.load(ctl, kJoinWaiters) > 0 && this.unfinished() <= 0) wake(this.buffer, this.byteOffset(kDoneCount), -1);
+      return;
+    }
     Atomics.store(ctl, kHead, nh);
     ctl[kGetCount] = count;
   }
@@ -588,8 +615,7 @@ export class Ring {
         // done mark, never run ahead of putCount (qsize() would read -1, a
         // done mark could be refused and join() never end).
         if (!this.#holdPutLockOnce()) return kWaitCommit;
-        this.#advanceHead(h, (h + recordBytes(lenWord & kLenMask)) | 0, true);
-        if (this.joinable) this.taskDone(); // nobody will ever get it, so nobody will call taskDone
+        this.#advanceHead(h, (h + recordBytes(lenWord & kLenMask)) | 0, true, true);
         continue;
       }
       if (state !== tag(h)) {
@@ -664,8 +690,20 @@ export class Ring {
    * than the count at the instant putCount was read (0 here means all done).
    */
   unfinished(): number {
-    const done = Atomics.load(this.ctl, kDoneCount);
-    return (Atomics.load(this.ctl, kPutCount) - done) | 0;
+    const ctl = this.ctl;
+    const done = (Atomics.load(ctl, kDoneCount) + Atomics.load(ctl, kSkipCount)) | 0;
+    return (Atomics.load(ctl, kPutCount) - done) | 0;
+  }
+
+  /**
+   * unfinished() for join(), which may be the only one left to look: first
+   * repair the counts a producer or consumer killed inside its lock left
+   * behind (before, a consumer killed while skipping a dead producer's
+   * record left join() waiting for good).
+   */
+  unfinishedRepaired(): number {
+    this.size();
+    return this.unfinished();
   }
 
   /** JoinableQueue: one task finished. Returns false (and changes nothing) when none was unfinished. */
@@ -673,7 +711,7 @@ export class Ring {
     const ctl = this.ctl;
     for (;;) {
       const done = Atomics.load(ctl, kDoneCount);
-      const left = (Atomics.load(ctl, kPutCount) - done) | 0;
+      const left = (Atomics.load(ctl, kPutCount) - done - Atomics.load(ctl, kSkipCount)) | 0;
       if (left <= 0) return false;
       if (Atomics.compareExchange(ctl, kDoneCount, done, (done + 1) | 0) !== done) continue;
       if (left === 1 && Atomics.load(ctl, kJoinWaiters) > 0) wake(this.buffer, this.byteOffset(kDoneCount), -1);

@@ -375,6 +375,13 @@ describe('Queue in one process', () => {
     expect(JSON.parse(r.stdout)).toEqual({ victim: -9, qsize: 1, full: false, putNowait: 'ok', rest: ['b', 'c'], after: 0 });
   });
 
+  it('JoinableQueue: a consumer killed while skipping a dead producer\'s record does not leave join() waiting (the skip is journaled)', async () => {
+    const r = await runNode(fixture('joinable-skip-kill.mjs'), [], { timeoutMs: 30_000 });
+    expect(r.stderr).toBe('');
+    // Before: joined false, unfinished 1 for good, and one taskDone() too many was accepted.
+    expect(JSON.parse(r.stdout)).toEqual({ producer: -9, unfinishedBefore: 1, consumer: -9, joined: true, unfinished: 0, next: 'next', joinedAgain: true, extraTaskDone: 'RangeError' });
+  });
+
   it('putNowait() while another producer is stopped holding the put lock throws QueueFullError instead of blocking the thread', async () => {
     const r = await runNode(fixture('queue-putnowait-stopped.mjs'), [], { timeoutMs: 30_000 });
     expect(r.stderr).toBe(''); // before: the fixture hung in putNowait, its timers with it
