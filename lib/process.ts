@@ -244,6 +244,8 @@ export class Process<A extends readonly unknown[] = never[]> {
   #args: readonly unknown[];
   #name: string;
   #daemon: boolean;
+  /** join() calls pending: each keeps the child ref()d, a daemon too, until the last is done. */
+  #joins = 0;
   #method: StartMethod | undefined;
   readonly #place: ChildPlace;
   readonly #chain: readonly number[];
@@ -518,7 +520,11 @@ export class Process<A extends readonly unknown[] = never[]> {
     const popen = this.#popen;
     if (popen === null) throw new ProcessError(`Cannot join ${this.#name}: it was never started`);
     if (popen.poll() !== null) return;
-    // While someone waits, even a daemon child keeps the loop alive.
+    // While someone waits, even a daemon child keeps the loop alive: until
+    // the last pending join() is done (before, a timed join() that returned
+    // first dropped the ref another join() still needed, and a daemon child
+    // was SIGTERMed at exit under a pending join: helper-60).
+    this.#joins++;
     popen.setRef(true);
     try {
       if (deadline === Infinity) {
@@ -532,7 +538,7 @@ export class Process<A extends readonly unknown[] = never[]> {
       ]);
       clearTimeout(timer);
     } finally {
-      popen.setRef(!this.#daemon && popen.returncode === null);
+      popen.setRef(--this.#joins > 0 || (!this.#daemon && popen.returncode === null));
     }
   }
 

@@ -675,6 +675,14 @@ describe('process.exit() in the parent', () => {
     expect(JSON.parse(r.stdout.trim())).toEqual({ slow: 0, daemon: -15, wrote: 1 });
   });
 
+  it('a daemon child under two join()s, the second timed: the first still keeps the loop alive until the child exits', async () => {
+    const r = await runNode(fixture('process-daemon-joins.mjs'), [], { timeoutMs: 20_000 });
+    expect(r.stderr).toBe('');
+    // Before: exit code 13 (an unsettled top-level await) and the daemon SIGTERMed (-15) at exit (helper-60).
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout)).toEqual({ early: null, exitCode: 0 });
+  });
+
   it.each([
     ['pool', 'an unclosed Pool of 4: its workers are SIGKILLed at once'],
     ['daemons', '4 daemons that ignore SIGTERM: one second for them all, not one each'],
