@@ -1,6 +1,6 @@
 // Loading the package where its addon cannot be found: the error says what
 // to do (node-gyp-build's own says only "No native build was found ...").
-// Each case is a copy of dist/cjs in a temporary directory, required by a
+// Each case is a copy of dist/cjs (and dist/esm) in a temporary directory, required by a
 // child process (no addon is loaded, so nothing is started).
 import { spawn } from 'node:child_process';
 import { cpSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -24,6 +24,7 @@ function copy(bundled: boolean): string {
   cpSync(join(root, 'dist', 'cjs'), join(dir, 'dist', 'cjs'), { recursive: true });
   mkdirSync(join(dir, 'node_modules'));
   symlinkSync(join(root, 'node_modules', 'node-gyp-build'), join(dir, 'node_modules', 'node-gyp-build'));
+  cpSync(join(root, 'dist', 'esm'), join(dir, 'dist', 'esm'), { recursive: true });
   if (!bundled) {
     cpSync(join(root, 'package.json'), join(dir, 'package.json'));
     cpSync(join(root, 'binding.gyp'), join(dir, 'binding.gyp'));
@@ -48,6 +49,17 @@ describe('loading the package without its addon', () => {
     expect(e.message).toContain('pnpm approve-builds');
     expect(e.message).toMatch(/python3, make and a C\+\+ compiler/);
     expect(e.cause).toMatch(/^No native build was found for platform=/);
+  });
+
+  it('an ES module that catches the import\'s NativeAddonError goes on (before, on Node 20, the error also ended the process)', async () => {
+    const dir = copy(false);
+    const script = `try { await import(${JSON.stringify(join(dir, 'dist', 'esm', 'index.mjs'))}); console.log('loaded'); }
+      catch (e) { console.log('caught', e.name); }
+      setTimeout(() => console.log('still running'), 50);`;
+    const r = await collect(spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, PREBUILDS_ONLY: '' } }));
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe('caught NativeAddonError\nstill running\n');
   });
 
   it('the multiproc command: --version works without the addon; doctor says how to build it', async () => {
