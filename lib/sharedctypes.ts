@@ -335,7 +335,13 @@ export function Value<C extends Typecode>(typecode: C, initial?: ElementOf<C>, o
 
 /** A number (or bigint) in shared memory with no lock. Called without `new`. */
 export function RawValue<C extends Typecode>(typecode: C, initial?: ElementOf<C>): SharedValue<C> {
+  if (arguments.length > 2) throw rawTakesNoOptions('RawValue', 'Value', 'initial');
   return createValue(typecode, initial, kNoLock);
+}
+
+/** Python's RawValue/RawArray take no lock argument either; a { lock } passed from habit was dropped without a word (helper-60). */
+function rawTakesNoOptions(raw: string, locked: string, second: string): TypeError {
+  return new TypeError(`${raw}(typecode, ${second}) takes no third argument: it has no lock. For one, use ${locked}(typecode, ${second}, { lock: true })`);
 }
 
 export class SharedArrayObject<C extends Typecode = Typecode> extends SharedCtype {
@@ -532,6 +538,7 @@ export function SharedArray<C extends Typecode>(
 
 /** A fixed-length typed array in shared memory with no lock. Called without `new`. */
 export function RawArray<C extends Typecode>(typecode: C, lengthOrValues: number | Iterable<ElementOf<C>>): SharedArray<C> {
+  if (arguments.length > 2) throw rawTakesNoOptions('RawArray', 'SharedArray', 'lengthOrValues');
   return createArray(typecode, lengthOrValues, () => kNoLock);
 }
 

@@ -60,6 +60,11 @@ describe('Value / RawValue', () => {
     for (const o of made) o.close();
   });
 
+  it('RawValue and RawArray given a third argument (a lock option from habit) throw instead of dropping it', () => {
+    expect(() => (mp.RawValue as (...a: unknown[]) => unknown)('i', 3, { lock: true })).toThrow('RawValue(typecode, initial) takes no third argument: it has no lock. For one, use Value(typecode, initial, { lock: true })');
+    expect(() => (mp.RawArray as (...a: unknown[]) => unknown)('i', 3, { lock: true })).toThrow('RawArray(typecode, lengthOrValues) takes no third argument: it has no lock. For one, use SharedArray(typecode, lengthOrValues, { lock: true })');
+  });
+
   it('rejects unknown typecodes listing the valid ones, and values of the wrong type', () => {
     expect(() => mp.RawValue('x' as 'i')).toThrow(TypeError);
     expect(() => mp.RawValue('x' as 'i')).toThrow(/'b', 'B'.*'float64'/);
