@@ -371,6 +371,17 @@ export class SharedArrayObject<C extends Typecode = Typecode> extends SharedCtyp
     (this.view as Float64Array)[i] = x as number;
   }
 
+  /** The element at i, counting back from the end when i < 0 (Python's a[-1]; a[-1] itself is a RangeError, as a[i] follows typed arrays). */
+  at(i: number): ElementOf<C> {
+    return this.get(Number.isInteger(i) && i < 0 ? this.length + i : i);
+  }
+
+  /** A plain JS array copy of elements [start, end), negative indices from the end: Python's a[start:end] (Array.prototype.slice's rules). */
+  slice(start?: number, end?: number): ElementOf<C>[] {
+    this.checkOpen();
+    return Array.from(this.view.slice(start, end) as unknown as ArrayLike<ElementOf<C>>);
+  }
+
   toTypedArray(): TypedArrayOf<C> {
     this.checkOpen();
     return this.view;

@@ -162,6 +162,12 @@ describe('SharedArray / RawArray', () => {
     expect(1 in a).toBe(true);
     expect(3 in a).toBe(false);
     expect(JSON.stringify(a)).toBe('[1,20,30]');
+    // Python's a[-1] and a[1:]: at() and slice() (copies), as on an array.
+    expect([a.at(-1), a.at(0), a.at(-3)]).toEqual([30, 1, 1]);
+    expect(() => a.at(-4)).toThrow(RangeError);
+    expect(a.slice(1)).toEqual([20, 30]);
+    expect(a.slice(-2, -1)).toEqual([20]);
+    expect(Array.isArray(a.slice())).toBe(true);
     const z = mp.RawArray('Q', 4);
     expect(z.toArray()).toEqual([0n, 0n, 0n, 0n]);
     expect(() => mp.RawArray('i', -1)).toThrow(RangeError);
