@@ -61,12 +61,29 @@ describe('Pipe between processes', () => {
     w.close();
   });
 
-  it('recv after the peer process is SIGKILLed rejects with EOFError within 2 s', async () => {
+  /** A pipe to a child that says 'ready' and then hangs: our end, the child, and its exit. */
+  async function hangingPeer(): Promise<{ mine: mp.Connection; kid: ReturnType<typeof spawnChild>; done: ReturnType<typeof collect> }> {
     const [mine, theirs] = mp.Pipe();
     const kid = spawnChild(fixture('q-pipe.mjs'), [handle(theirs), 'hang']);
     const done = collect(kid);
     theirs.close();
     expect(await mine.recv()).toBe('ready');
+    return { mine, kid, done };
+  }
+
+  /** Sends 1000-byte Buffers until a send fails: how many went, and the error. */
+  async function sendUntilRefused(conn: mp.Connection): Promise<{ sent: number; err: unknown }> {
+    let sent = 0;
+    try {
+      for (; sent < 100_000; sent++) await conn.send(Buffer.alloc(1000));
+    } catch (err) {
+      return { sent, err };
+    }
+    return { sent, err: undefined };
+  }
+
+  it('recv after the peer process is SIGKILLed rejects with EOFError within 2 s', async () => {
+    const { mine, kid, done } = await hangingPeer();
     const pending = mine.recv();
     kid.kill('SIGKILL');
     const t0 = performance.now();
@@ -76,35 +93,19 @@ describe('Pipe between processes', () => {
     // And a send to the dead peer fails at once: recv() here has seen the
     // death (before: sends were taken until the ring was full, ~1,000 of
     // these, and went nowhere; helper-60).
-    let sent = 0;
-    let sendErr: unknown;
-    try {
-      for (; sent < 100_000; sent++) await mine.send(Buffer.alloc(1000));
-    } catch (e) {
-      sendErr = e;
-    }
-    expect(sendErr).toBeInstanceOf(mp.BrokenPipeError);
-    expect((sendErr as Error).message).toMatch(/^The process at the other end of the pipe \(pid \d+\) died$/);
+    const { sent, err } = await sendUntilRefused(mine);
+    expect(err).toBeInstanceOf(mp.BrokenPipeError);
+    expect((err as Error).message).toMatch(/^The process at the other end of the pipe \(pid \d+\) died$/);
     expect(sent).toBe(0);
     mine.close();
   });
 
   it('a send to a peer SIGKILLed without a recv() here to notice: BrokenPipeError from the second message on', async () => {
-    const [mine, theirs] = mp.Pipe();
-    const kid = spawnChild(fixture('q-pipe.mjs'), [handle(theirs), 'hang']);
-    const done = collect(kid);
-    theirs.close();
-    expect(await mine.recv()).toBe('ready');
+    const { mine, kid, done } = await hangingPeer();
     kid.kill('SIGKILL');
     expect((await done).signal).toBe('SIGKILL');
-    let sent = 0;
-    let sendErr: unknown;
-    try {
-      for (; sent < 100_000; sent++) await mine.send(Buffer.alloc(1000));
-    } catch (e) {
-      sendErr = e;
-    }
-    expect(sendErr).toBeInstanceOf(mp.BrokenPipeError);
+    const { sent, err } = await sendUntilRefused(mine);
+    expect(err).toBeInstanceOf(mp.BrokenPipeError);
     // The first went into the ring (its reader had taken everything before): only a liveness check can tell, made once the reader stalls.
     expect(sent).toBe(1);
     mine.close();
