@@ -50,3 +50,30 @@ export function onAbort(signal: AbortSignal, cb: () => void): () => void {
     if (watchers.get(signal) === mine) watchers.delete(signal);
   };
 }
+
+/**
+ * The AbortErrors a SIGINT/SIGTERM made a busy pool's pending calls reject
+ * with, and the signal (pool.ts #onSignal). Such an error left unhandled, in
+ * a script or in a child's target, ends the process as the signal would
+ * have (before: a stack into the pool's code and exit code 1, or a child's
+ * terminate() that read as a failure with code 1 instead of -15).
+ */
+const signalAborts = new WeakMap<object, NodeJS.Signals>();
+
+export function markSignalAbort(err: Error, sig: NodeJS.Signals): void {
+  signalAborts.set(err, sig);
+}
+
+export function signalOfAbort(err: unknown): NodeJS.Signals | undefined {
+  return typeof err === 'object' && err !== null ? signalAborts.get(err) : undefined;
+}
+
+/**
+ * Dies of `sig` as Node does with no listener for it (the pool's own are
+ * removed by then), so that no exit hook runs: exiting normally instead
+ * joined every non-daemon child first, for ever if one waited on this
+ * process. With a listener of the program's own, the signal is left to it.
+ */
+export function reraise(sig: NodeJS.Signals): void {
+  if (process.listenerCount(sig) === 0) process.kill(process.pid, sig);
+}

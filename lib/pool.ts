@@ -36,14 +36,15 @@
  *   `maxWorkerMemoryMb` retires between tasks; `maxTasksPerChild` likewise.
  * - SIGINT/SIGTERM while calls are pending, when the user has no handler of
  *   their own: every pending call rejects with AbortError, the workers are
- *   killed quietly (they ignore the terminal's SIGINT), and nothing is left.
+ *   killed quietly (they ignore the terminal's SIGINT), and nothing is left;
+ *   a program still running a second later dies of the signal.
  *
  * Exports: Pool, PoolOptions, TaskRef, CallOptions, MapOptions, ImapOptions, ApplyOptions, PoolStats, WorkerStats.
  */
 import { availableParallelism, constants as osConstants } from 'node:os';
 import { join } from 'node:path';
 import { libDir } from './paths';
-import { noop, onAbort } from './abort';
+import { markSignalAbort, noop, onAbort, reraise, signalOfAbort } from './abort';
 import { AbortError, EOFError, ProcessError, TimeoutError, WorkerExitError } from './errors';
 import { checkForkedImport, describeTask, refuseWhileImportingTarget, type TaskTarget } from './task';
 import { checkInteger, checkOptionNames, checkSignal, describeValue, kMaxTimerMs } from './validate';
@@ -1558,14 +1559,29 @@ export class Pool<I extends readonly unknown[] = never[]> {
     const busy = busyOnSignal.has(sig);
     this.#state = 'terminated';
     const err = new AbortError(`Interrupted by ${sig}: the pool was stopped`);
-    signalAborts.add(err);
+    markSignalAbort(err, sig);
     if (busy) quietSignalAborts();
     this.#failAll(err);
     for (const w of this.#workers) this.#kill(w);
     this.#removeSignalHandlers();
     // An idle pool must not swallow Ctrl-C: do what Node would have done.
-    if (!busy && process.listenerCount(sig) === 0) process.kill(process.pid, sig);
-    else process.exitCode = 128 + (sig === 'SIGINT' ? 2 : 15);
+    if (!busy) reraise(sig);
+    else {
+      process.exitCode = 128 + (sig === 'SIGINT' ? 2 : 15);
+      // The pending calls reject now: a program that catches that has a
+      // grace to clean up and end on its own, with that exit code. One still
+      // running after it (a server, a timer, a loop of calls) dies of the
+      // signal, as it would have with no pool. Before, a busy pool swallowed
+      // the signal: a server kept serving after SIGTERM (docker stop) and
+      // only a second signal ended it (helper-59).
+      if (!reraiseScheduled.has(sig)) {
+        reraiseScheduled.add(sig);
+        setTimeout(() => {
+          reraiseScheduled.delete(sig);
+          reraise(sig);
+        }, kSignalGraceMs).unref();
+      }
+    }
   }
 
   #removeSignalHandlers(): void {
@@ -1586,16 +1602,19 @@ function countPoolHandlers(sig: NodeJS.Signals): number {
 const poolHandlerSet = new WeakSet<(...args: never[]) => unknown>();
 /** Signals whose current delivery a busy pool handled (see #onSignal). */
 const busyOnSignal = new Set<NodeJS.Signals>();
-/** The AbortErrors a signal made pending calls reject with. */
-const signalAborts = new WeakSet<Error>();
+/** Signals a busy pool will re-raise once the grace is over (see #onSignal). */
+const reraiseScheduled = new Set<NodeJS.Signals>();
+/** How long a program that caught a signal's AbortError has to end on its own before the signal is re-raised. */
+const kSignalGraceMs = 1000;
 let quietingSignalAborts = false;
 
 /**
  * Ctrl-C during `await pool.map(...)` at a script's top level: the call's
  * AbortError went uncaught, and Node printed its stack (into the pool's code)
  * and exited with 1. Once a signal has stopped a pool, such an error left
- * uncaught ends the process quietly, as the signal would have, with the
- * exit code set (130 / 143). Any other uncaught error still prints and exits
+ * uncaught ends the process quietly, as the signal would have: killed by it
+ * (exiting with 130 / 143 instead ran the exit hook, which joined non-daemon
+ * children for ever). Any other uncaught error still prints and exits
  * with 1, as Node does, unless the program listens for uncaught exceptions.
  * (A rejected top-level await, and an unhandled rejection with no listener of
  * its own, both arrive here.)
@@ -1606,7 +1625,11 @@ function quietSignalAborts(): void {
   const onUncaught = (err: unknown): void => {
     // Ended as the signal would have ended it (returning kept alive a process
     // with a server or a timer, and Ctrl-C did nothing more).
-    if (err instanceof Error && signalAborts.has(err)) process.exit();
+    const sig = signalOfAbort(err);
+    if (sig !== undefined) {
+      reraise(sig);
+      process.exit(); // the program listens for the signal itself now
+    }
     if (process.listenerCount('uncaughtException') > 1) return; // the program's own listener has it
     process.stderr.write(`${err instanceof Error && err.stack !== undefined ? err.stack : String(err)}\n`);
     process.exit(1);

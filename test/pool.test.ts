@@ -1432,6 +1432,29 @@ describe('Pool and signals', () => {
     });
   }
 
+  it('SIGTERM to a server whose busy pool\'s AbortError it catches: it dies of SIGTERM after the grace (before: it kept serving)', async () => {
+    const r = await runNode(fixture('pool-signal-reraise.mjs'), ['server'], { timeoutMs: 20_000 });
+    expect(r.stderr).toBe('');
+    expect(JSON.parse(r.stdout)).toEqual({ request: 'AbortError' });
+    expect(r.signal).toBe('SIGTERM');
+  });
+
+  it('terminate() of a child whose target runs a pool and catches each call\'s error: the child ends with -15 (before: it never ended)', async () => {
+    const r = await runNode(fixture('pool-signal-reraise.mjs'), ['terminate'], { timeoutMs: 20_000 });
+    expect(r.stderr).toBe('');
+    expect(JSON.parse(r.stdout)).toEqual({ exitCode: -15 });
+  });
+
+  it('SIGTERM with a busy pool and a non-daemon child waiting on the script: the uncaught AbortError ends it by the signal, child and all (before: the exit hook joined the child for ever)', async () => {
+    const r = await runNode(fixture('pool-signal-reraise.mjs'), ['nondaemon'], { timeoutMs: 20_000 });
+    expect(r.stderr).toBe('');
+    expect(r.signal).toBe('SIGTERM');
+    const { waiter } = JSON.parse(r.stdout) as { waiter: number };
+    const deadline = Date.now() + 3000;
+    while (alive(waiter) && Date.now() < deadline) await sleep(20);
+    expect(alive(waiter)).toBe(false);
+  });
+
   it.each(['caught', 'uncaught', 'keepalive'])('SIGINT during a big map (its AbortError %s) ends the script promptly, quietly, with no orphan', async (mode) => {
     const child = spawn(process.execPath, [fixture('pool-sigint.mjs'), mode], { stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
@@ -1447,7 +1470,9 @@ describe('Pool and signals', () => {
     child.kill('SIGINT');
     const r = await collect(child, 10_000);
     expect(Date.now() - t0).toBeLessThan(3000);
-    expect(r.code).toBe(130);
+    // Caught, the script ends on its own with 130; left uncaught, the AbortError ends it as the signal would have.
+    if (mode === 'caught') expect(r.code).toBe(130);
+    else expect(r.signal).toBe('SIGINT');
     if (mode === 'caught') {
       expect(r.stdout + out).toContain('AbortError');
       // One report from the parent, none from the workers.

@@ -19,6 +19,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { deserialize, serialize } from 'node:v8';
 import { native } from '../native';
+import { reraise, signalOfAbort } from '../abort';
 import { rehearseChannel } from '../channel';
 import { rehearsePoolWorker } from './pool-worker';
 import { rehearseWake, resetAfterFork } from '../wake-socket';
@@ -89,6 +90,16 @@ function isForkChildExit(err: unknown): boolean {
   return (err as { forkChild?: unknown } | null)?.forkChild === true;
 }
 
+/**
+ * A target that let the AbortError of a pool stopped by SIGTERM/SIGINT go
+ * (terminate() of a child running a Pool): the child dies of that signal, as
+ * with no pool, not of "an error" with code 1 and a stack (helper-59).
+ */
+function diesOfSignalAbort(err: unknown): void {
+  const sig = signalOfAbort(err);
+  if (sig !== undefined) reraise(sig);
+}
+
 function installErrorExit(name: string): void {
   process.on('uncaughtException', (err) => {
     if (isForkChildExit(err)) return; // ForkChildExit leaving the parent's code
@@ -123,6 +134,7 @@ async function runTarget(fn: (...args: unknown[]) => unknown, args: unknown[], n
     await fn(...args);
   } catch (err) {
     if (isForkChildExit(err)) return; // a fork grandchild leaving; its own runInForkChild ends it
+    diesOfSignalAbort(err);
     report(name, fromSource ? explainReferenceError(err, `Under the '${method}' start method a function target`) : err);
     process.exit(1);
   }
@@ -420,6 +432,7 @@ export function runInForkChild(
     // A grandchild this target forked, leaving our code: let it go on up
     // (sync) or go quiet (async); the grandchild's own call here ends it.
     if (isForkChildExit(e)) throw e;
+    diesOfSignalAbort(e);
     report(info.name, e);
     exit(1);
   };
