@@ -73,6 +73,26 @@ export function installForkedExit(beforeExit: () => void): void {
   });
 }
 
+/**
+ * A spawned child gives its args back after the target's own 'exit'
+ * listeners, as a forked one does (installForkedExit): registered first, the
+ * release ran before them, and a listener that used an arg (a Value) threw
+ * "closed" and turned the exit code to 1. process.exit() ends in
+ * reallyExit; a loop that drains emits 'beforeExit' first.
+ */
+function releaseAtExit(release: () => void): void {
+  const proc = process as unknown as { reallyExit(code?: number): never };
+  const real = proc.reallyExit;
+  proc.reallyExit = (code?: number): never => {
+    release();
+    return real.call(process, code);
+  };
+  process.on('beforeExit', () => {
+    process.removeListener('exit', release);
+    process.on('exit', release);
+  });
+}
+
 function report(name: string, err: unknown): void {
   const body = err instanceof Error ? (err.stack ?? `${err.name}: ${err.message}`) : String(err);
   let text = `Process ${name} (pid ${native.getpid()}) failed:\n${body}\n`;
@@ -147,7 +167,7 @@ export async function runSpec(spec: ChildSpec, forked: boolean): Promise<void> {
   let args: unknown[] = [];
   const release = argsReleaser(() => args);
   if (forked) installForkedExit(release);
-  else process.on('exit', release);
+  else releaseAtExit(release);
   let fn: (...args: unknown[]) => unknown;
   try {
     // A spawned child too: it starts where the parent was launched (paths.ts).
@@ -424,9 +444,12 @@ export function runInForkChild(
   };
   // Done: wait for its non-daemon children first, as Python's children do
   // (a grandchild was killed by its parent-death signal before it ran).
+  // process.exit(), not exit(0): process.exitCode and the target's own
+  // 'exit' listeners count, as under spawn and forkserver (process.reallyExit
+  // ends in exit(): installForkedExit). Before, a fork child always ended 0.
   const done = async (): Promise<void> => {
     for (const p of activeChildren()) if (!p.daemon) await p.join().catch(() => {});
-    exit(0);
+    process.exit();
   };
   const fail: (e: unknown) => never = (e) => {
     // A grandchild this target forked, leaving our code: let it go on up
@@ -446,7 +469,7 @@ export function runInForkChild(
     } catch (e) {
       fail(e);
     }
-    if (!isThenable(result) && activeChildren().length === 0) exit(0);
+    if (!isThenable(result) && activeChildren().length === 0) process.exit();
     void Promise.resolve(result).then(done, failAsync);
     return;
   }
