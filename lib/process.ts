@@ -611,6 +611,15 @@ Object.defineProperty(Process.prototype, kNotSendable, {
 function installExitHook(): void {
   if (exitHookInstalled) return;
   exitHookInstalled = true;
+  // Node prints an uncaught error only after the 'exit' listeners (a
+  // rejected top-level await in an ES module): while this hook joins a child
+  // that waits for the script (a consumer for its sentinel), the error went
+  // unseen, for good if the child never ended (helper-59).
+  let uncaught: unknown;
+  process.on('uncaughtExceptionMonitor', (err) => {
+    // Handled by a listener of the program's (the process goes on) or printed by one: not ours to tell.
+    if (process.listenerCount('uncaughtException') === 0) uncaught ??= err;
+  });
   process.on('exit', () => {
     // Python's _exit_function: terminate daemons, then join everyone. One
     // second for all the daemons together, not each (an unclosed Pool(16)
@@ -621,6 +630,13 @@ function installExitHook(): void {
         if (p[kKillAtExit]) p.kill();
         else p.terminate();
       }
+    }
+    const waitedFor = live.filter((p) => !p.daemon && p.isAlive());
+    if (uncaught !== undefined && waitedFor.length > 0) {
+      const what = uncaught instanceof Error ? `${uncaught.name}: ${uncaught.message}` : String(uncaught);
+      const who = waitedFor.map((p) => `${p.name} (pid ${p.pid})`).join(', ');
+      process.stderr.write(`multiproc: this process is ending on an uncaught error (${what}); it first waits for its non-daemon children to end, as Python does: ${who}. ` +
+        `The error's stack is printed once they have. Not to wait, make them daemon: true or terminate() them.\n`);
     }
     const deadline = performance.now() + 1000;
     for (const p of live) {

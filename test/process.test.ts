@@ -683,6 +683,26 @@ describe('process.exit() in the parent', () => {
     expect(JSON.parse(r.stdout.trim())).toEqual({ slow: 0, daemon: -15, wrote: 1 });
   });
 
+  it('an uncaught error while a non-daemon child runs: the exit says so and names the child before it waits (before: silence while it waited)', async () => {
+    const child = spawn(process.execPath, [fixture('exit-uncaught-waits.mjs')], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    const noted = new Promise<void>((resolve) => child.stderr!.on('data', (d: Buffer) => {
+      err += d.toString();
+      if (err.includes('\n')) resolve();
+    }));
+    const r = collect(child, 20_000);
+    await noted;
+    const { consumer } = JSON.parse(out) as { consumer: number };
+    expect(err).toMatch(new RegExp(`^multiproc: this process is ending on an uncaught error \\(Error: producer logic failed\\); it first waits for its non-daemon children to end, as Python does: Process-1 \\(pid ${consumer}\\)\\.`));
+    expect(alive(consumer)).toBe(true); // still waited for, as in Python
+    process.kill(consumer, 'SIGKILL');
+    const res = await r;
+    expect(res.code).toBe(1);
+    expect(res.stderr).toContain('producer logic failed'); // then Node's own report, with the stack
+  });
+
   it('a daemon child under two join()s, the second timed: the first still keeps the loop alive until the child exits', async () => {
     const r = await runNode(fixture('process-daemon-joins.mjs'), [], { timeoutMs: 20_000 });
     expect(r.stderr).toBe('');
