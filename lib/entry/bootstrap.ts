@@ -19,7 +19,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { deserialize, serialize } from 'node:v8';
 import { native } from '../native';
-import { reraise, signalOfAbort } from '../abort';
+import { noop, reraise, signalOfAbort } from '../abort';
 import { rehearseChannel } from '../channel';
 import { rehearsePoolWorker } from './pool-worker';
 import { rehearseWake, resetAfterFork } from '../wake-socket';
@@ -149,10 +149,29 @@ function argsReleaser(args: () => unknown): () => void {
   };
 }
 
+/**
+ * A target whose promise never settles, with nothing left to wait on (the
+ * event loop drained): exit code 13 and a line that says so, as Node gives an
+ * unsettled top-level await. Before, such a child ended 0, and a consumer
+ * that waited on nothing looked like a success (helper-59). Returns the
+ * function to call once the target settled.
+ */
+function watchUnsettled(name: string): () => void {
+  const onDrain = (): void => {
+    process.exitCode = 13;
+    process.stderr.write(`Process ${name} (pid ${native.getpid()}): its target returned a promise that never settled, with nothing left to wait on (the event loop is empty); exit code 13, as Node gives an unsettled top-level await\n`);
+  };
+  process.once('beforeExit', onDrain);
+  return () => process.removeListener('beforeExit', onDrain);
+}
+
 async function runTarget(fn: (...args: unknown[]) => unknown, args: unknown[], name: string, method: StartMethod, fromSource: boolean): Promise<void> {
+  const settled = watchUnsettled(name);
   try {
     await fn(...args);
+    settled();
   } catch (err) {
+    settled();
     if (isForkChildExit(err)) return; // a fork grandchild leaving; its own runInForkChild ends it
     diesOfSignalAbort(err);
     report(name, fromSource ? explainReferenceError(err, `Under the '${method}' start method a function target`) : err);
@@ -470,12 +489,26 @@ export function runInForkChild(
       fail(e);
     }
     if (!isThenable(result) && activeChildren().length === 0) process.exit();
-    void Promise.resolve(result).then(done, failAsync);
+    const settled = isThenable(result) ? watchUnsettled(info.name) : noop;
+    void Promise.resolve(result).then(() => {
+      settled();
+      return done();
+    }, (e: unknown) => {
+      settled();
+      failAsync(e);
+    });
     return;
   }
+  const settled = watchUnsettled(info.name);
   void loadTask(target, base)
     .then((fn) => fn(...args))
-    .then(done, failAsync);
+    .then(() => {
+      settled();
+      return done();
+    }, (e: unknown) => {
+      settled();
+      failAsync(e);
+    });
 }
 
 /** Reads n bytes from fd, blocking; at EOF the process ends with `eofCode`. */
