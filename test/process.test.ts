@@ -675,6 +675,17 @@ describe('process.exitCode in a child', () => {
   });
 });
 
+describe('Math.random() in children', () => {
+  it.each(['forkserver', 'spawn', 'fork'])('every %s child (and pool worker) draws its own numbers (before: forkserver children all drew the same)', async (method) => {
+    const r = await runNode(fixture('random-forked.mjs'), [method], { nodeArgs: method === 'fork' ? ['--single-threaded'] : [], timeoutMs: 30_000 });
+    expect(r.stderr).toBe('');
+    const out = JSON.parse(r.stdout) as { processes: number; distinct: number; inRange: boolean };
+    expect(out.processes).toBeGreaterThanOrEqual(method === 'fork' ? 3 : 4);
+    expect(out.distinct).toBe(out.processes);
+    expect(out.inRange).toBe(true);
+  });
+});
+
 describe('a target that never settles', () => {
   it('ends with 13 and says why when nothing is left to wait on, under every start method (before: 0, a silent success)', async () => {
     const r = await runNode(fixture('process-unsettled.mjs'), [], { nodeArgs: ['--single-threaded'], timeoutMs: 30_000 });

@@ -20,6 +20,7 @@ import { pathToFileURL } from 'node:url';
 import { deserialize, serialize } from 'node:v8';
 import { native } from '../native';
 import { noop, reraise, signalOfAbort } from '../abort';
+import { reseedMathRandom } from '../random';
 import { rehearseChannel } from '../channel';
 import { rehearsePoolWorker } from './pool-worker';
 import { rehearseWake, resetAfterFork } from '../wake-socket';
@@ -336,6 +337,7 @@ export async function warmUp(): Promise<void> {
 function forgetParent(adopt: boolean): void {
   resetAfterFork();
   forgetInheritedWaits();
+  reseedMathRandom(); // its state is the parent's: every child drew the same numbers
   if (adopt) {
     // 'fork': the parent counted a reference for us in everything it held
     // (duplicateForFork), as fork() duplicates file descriptors.
