@@ -209,6 +209,14 @@ describe('Lock across processes', () => {
 });
 
 describe('Lock takeover', () => {
+  it('a waiter asleep while the lock passes from one dead holder to the next (a crash-looping holder) gets it at its next look (before: never)', async () => {
+    const r = await runNode(fixture('lock-dead-holders-churn.mjs'), [], { timeoutMs: 30_000 });
+    expect(r.stderr).toBe('');
+    const out = JSON.parse(r.stdout) as { acquired: boolean; holders: number };
+    expect(out.acquired).toBe(true); // before: false after 75 crashing holders in 8 s
+    expect(out.holders).toBeLessThanOrEqual(6);
+  });
+
   it('while a worker thread takes a lock over from a dead main thread, this main thread does not take itself for the owner', async () => {
     const r = await runNode(fixture('lock-takeover-tid.mjs'), [], { timeoutMs: 30_000 });
     expect(r.stderr).toBe('');

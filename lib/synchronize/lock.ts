@@ -261,7 +261,17 @@ export class Mutex {
       }
       if (this.detached) throw closedError(this.#what, this.#name);
       Atomics.sub(w, SLEEPERS, 1);
-      if (r === WaitResult.TimedOut && this.#tookOver(c, me)) return this.#won(true);
+      if (r === WaitResult.TimedOut) {
+        if (this.#tookOver(c, me)) return this.#won(true);
+        // Another process took the lock over from the owner we slept on
+        // while we slept (a takeover wakes nobody): its new owner may be dead
+        // already too. Checked now, not after one more slice: otherwise a
+        // newcomer, whose tryAcquire() looks at once, always won, and with
+        // a crashing holder every ~100 ms this waiter never got in
+        // (helper-61: > 20 s).
+        const now = Atomics.load(w, STATE);
+        if (now !== c && now !== 0 && this.#tookOver(now, me)) return this.#won(true);
+      }
     }
   }
 
