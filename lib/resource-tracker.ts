@@ -12,14 +12,15 @@
  * well under PIPE_BUF so writes from many processes never interleave, with a
  * blocking write so that a segment is registered before create() returns.
  * When the last write end closes, i.e. every process of the tree is gone,
- * the tracker unlinks whatever is still registered and exits.
+ * the tracker unlinks whatever is still registered and exits. A tracker
+ * killed while the tree runs is replaced by the root (see send).
  *
  * Unlike CPython's tracker (cpython#82300), attaching never registers: only
  * the creator's tree owns a segment, so a foreign process that attached one
  * can never cause it to be unlinked under its owner.
  */
 import { spawn } from 'node:child_process';
-import { fstatSync, writeSync } from 'node:fs';
+import { existsSync, fstatSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { libDir, startCwd } from './paths';
 import { native } from './native';
@@ -36,6 +37,17 @@ export const kTrackerInoEnv = 'MULTIPROC_TRACKER_INO';
 
 let trackerFd = -1;
 let trackerPid = 0;
+/** The pid that started the tracker (the root of the tree; a 'fork' child copies this variable, not the role). */
+let startedBy = 0;
+/**
+ * What the root registered and has not unregistered, told again to a
+ * tracker started anew (see send). A segment the root made and another
+ * process unlinked (a big item a consumer read) stays here until a prune
+ * finds it gone (see remember).
+ */
+let registered: Map<string, TrackedType> | null = null;
+let pruneAt = 4096;
+let warnedGone = false;
 
 // The variables are meant for the process they were given to, and for its
 // worker threads (which share its fds and must share its tracker: a tracker
@@ -116,12 +128,39 @@ export function ensureRunning(): number {
   child.on('error', () => {});
   trackerPid = child.pid ?? 0;
   trackerFd = w;
+  startedBy = native.getpid();
+  registered ??= new Map();
+  pipeInode = -1;
   stampForThreads([String(w), String(trackerPid), String(trackerPipeInode())]);
   return w;
 }
 
 function send(line: string): void {
-  const fd = ensureRunning();
+  if (write(ensureRunning(), line)) return;
+  // The tracker is gone (SIGKILLed: it never exits while a write end is
+  // open). Before, nothing was ever tracked again: every segment made from
+  // then on leaked at a crash, and so did those made before (helper-61:
+  // 202 of 101 Values' segments after one run). As CPython's
+  // ensure_running() does, the process that started it starts another and
+  // tells it everything it has registered. A child cannot: a tracker of its
+  // own would unlink its segments when it exits, under the processes that
+  // still use them, so it says once that its segments are not tracked.
+  if (startedBy === native.getpid()) {
+    native.closeFd(trackerFd);
+    trackerFd = -1;
+    const fd = ensureRunning();
+    for (const [name, type] of registered ?? []) write(fd, `REGISTER:${name}:${type}\n`);
+    write(fd, line); // (a REGISTER of a name just told again is a no-op for the tracker)
+    return;
+  }
+  if (!warnedGone) {
+    warnedGone = true;
+    process.stderr.write(`multiproc: the resource tracker (pid ${trackerPid}) is gone: segments made or held by this process (pid ${process.pid}) are no longer unlinked after a crash\n`);
+  }
+}
+
+/** Writes the whole line; false if the tracker is gone. */
+function write(fd: number, line: string): boolean {
   const buf = Buffer.from(line);
   let off = 0;
   while (off < buf.length) {
@@ -129,9 +168,10 @@ function send(line: string): void {
       off += writeSync(fd, buf, off);
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
-      if (code !== 'EAGAIN' && code !== 'EINTR') return; // tracker gone: nothing left to tell
+      if (code !== 'EAGAIN' && code !== 'EINTR') return false;
     }
   }
+  return true;
 }
 
 function checkName(name: string): void {
@@ -143,11 +183,26 @@ function checkName(name: string): void {
 export function register(name: string, type: TrackedType): void {
   checkName(name);
   send(`REGISTER:${name}:${type}\n`);
+  remember(name, type);
 }
 
 export function unregister(name: string, type: TrackedType): void {
   checkName(name);
+  registered?.delete(name);
   send(`UNREGISTER:${name}:${type}\n`);
+}
+
+/** The root keeps its registrations (see `registered`), pruning the ones unlinked elsewhere as they pile up. */
+function remember(name: string, type: TrackedType): void {
+  if (registered === null || startedBy !== native.getpid()) return;
+  registered.set(name, type);
+  if (registered.size < pruneAt) return;
+  if (process.platform === 'linux') {
+    for (const n of registered.keys()) if (!existsSync(`/dev/shm/${n}`)) registered.delete(n);
+    pruneAt = Math.max(4096, registered.size * 2);
+  } else {
+    registered = null; // no listing to prune by (macOS): a new tracker then learns only what comes after
+  }
 }
 
 /**

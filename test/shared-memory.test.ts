@@ -1,6 +1,6 @@
 import { constants } from 'node:buffer';
 import { spawn } from 'node:child_process';
-import { readFileSync, rmSync, statSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import * as mp from 'multiproc';
 import { describe, expect, it } from 'vitest';
 import { attachedSize, collect, fixture, hasPython, isLinux, runNode, segmentExists, sleep } from './helpers';
@@ -213,6 +213,18 @@ b.close()
       left = still;
     }
     expect(left).toEqual([]);
+  });
+});
+
+describe('the resource tracker', () => {
+  it.runIf(isLinux).each(['crash', 'normal'])('SIGKILLed under its tree: the root starts another and tells it everything, so nothing leaks at the end (%s exit)', async (mode) => {
+    const prefix = `trk${mode[0]}${process.pid % 10000}`;
+    const r = await runNode(fixture('tracker-killed.mjs'), [mode], { env: { MULTIPROC_SHM_PREFIX: prefix }, timeoutMs: 30_000 });
+    expect(r.stderr).toBe('');
+    expect(JSON.parse(r.stdout)).toEqual({ restarted: true, child: 0 });
+    const left = (): string[] => readdirSync('/dev/shm').filter((n) => n.startsWith(`${prefix}-`));
+    for (let i = 0; i < 100 && left().length > 0; i++) await sleep(30);
+    expect(left()).toEqual([]); // before: 42 (21 Values and their locks), for good
   });
 });
 
