@@ -400,6 +400,12 @@ describe('Pool workers', () => {
     expect(JSON.parse(r.stdout)).toEqual({ after: [2, 3, 4], afterKills: 42 });
   }, 100_000);
 
+  it.runIf(process.platform === 'linux')('a SIGSTOPped forkserver: a child that ended is seen ended, a worker killed meanwhile fails the map (its replacement cannot start) and terminate() returns (before: all three waited for the whole stop)', async () => {
+    const r = await runNode(fixture('zygote-stopped.mjs'), [], { timeoutMs: 60_000 });
+    expect(r.stderr).toBe(''); // and no replacement worker forked once the zygote goes on
+    expect(JSON.parse(r.stdout)).toEqual({ join: 3, map: 'ProcessError', terminate: 'ok' });
+  }, 70_000);
+
   it('terminate() during a map of 1 MiB items leaves no big-item segment behind while the program runs (before: one per killed worker with a job waiting)', async () => {
     const r = await runNode(fixture('pool-terminate-blobs.mjs'), [], { env: { MULTIPROC_SHM_PREFIX: 'tBlob' }, timeoutMs: 60_000 });
     expect(r.stderr).toBe('');

@@ -18,7 +18,7 @@ import { pathToFileURL } from 'node:url';
 import { native, type FdWatcher } from '../native';
 import { waitSync, wake } from '../wait';
 import {
-  kBellRung, kBoardEnv, kPreloadEnv, kReady, kSparesEnv, kReplyPid, kReplySeq, kRingCapacity, kRingRead, kRingRecordInts, kRingStart, kRingWrite,
+  kBellRung, kBoardEnv, kCancelSeq, kPreloadEnv, kReady, kSparesEnv, kReplyPid, kReplySeq, kRingCapacity, kRingRead, kRingRecordInts, kRingStart, kRingWrite,
 } from '../popen/forkserver-layout';
 import { join } from 'node:path';
 import { dieWithParent, runForked, runSpare, warmUp } from './bootstrap';
@@ -178,6 +178,17 @@ function reply(seq: number, pid: number): void {
   wake(buffer, kReplySeq * 4);
 }
 
+/**
+ * A request the parent gave up on while this process was stopped (a pool
+ * worker's start: see Zygote#watchStopped): answered "no child", not forked
+ * (the worker would find its pipe gone and fail with a stack).
+ */
+function dropCancelled(seq: number): boolean {
+  if (Atomics.load(board, kCancelSeq) !== (seq | 0)) return false;
+  reply(seq, -1);
+  return true;
+}
+
 function forkOne(seq: number, spec: Uint8Array): void {
   const pid = fork(seq);
   if (pid === 0) {
@@ -322,7 +333,7 @@ function onData(chunk: Buffer): void {
   // fewer of the zygote's pages written, each a copy-on-write fault since
   // its spares share them (~30 µs each here).
   let handed = false;
-  while (queue.length > 0 && !scheduled && handToSpare(queue[0]!.seq, queue[0]!.spec)) {
+  while (queue.length > 0 && !scheduled && (dropCancelled(queue[0]!.seq) || handToSpare(queue[0]!.seq, queue[0]!.spec))) {
     queue.shift();
     handed = true;
   }
@@ -344,7 +355,7 @@ function forkQueued(): void {
   scheduled = false;
   while (queue.length > 0 && !isChild) {
     const { seq, spec } = queue.shift()!;
-    if (!handToSpare(seq, spec)) forkOne(seq, spec);
+    if (!dropCancelled(seq) && !handToSpare(seq, spec)) forkOne(seq, spec);
   }
   scheduleRefill();
 }

@@ -6,6 +6,7 @@
  *   0      replySeq     zygote  seq of the last request handled
  *   1      replyPid     zygote  pid forked for it (-1: fork failed)
  *   2      ready        zygote  1 once it serves requests (startForkserver() waits on it)
+ *   3      cancelSeq    parent  a request it gave up on (the zygote was stopped): not to be forked
  *   16     ringWrite    zygote  exit records written so far (own cache line)
  *   32     ringRead     parent  exit records consumed so far (own cache line)
  *   48     bellRung     both    1 while a doorbell byte is unread: the zygote
@@ -27,6 +28,7 @@
 export const kReplySeq = 0;
 export const kReplyPid = 1;
 export const kReady = 2;
+export const kCancelSeq = 3;
 export const kRingWrite = 16;
 export const kRingRead = 32;
 export const kBellRung = 48;

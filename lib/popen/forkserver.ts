@@ -27,9 +27,10 @@ import { native } from '../native';
 import { kTrackerFdEnv, kTrackerInoEnv, kTrackerPidEnv, register, trackerFdForChild, trackerPipeInode, trackerProcessId, unregister } from '../resource-tracker';
 import { createSegment, generateName, osName } from '../segment';
 import { checkInteger } from '../validate';
+import { processState } from '../liveness';
 import { waitAsync, waitSync, wake } from '../wait';
 import {
-  kBellRung, kBoardBytes, kBoardEnv, kPreloadEnv, kReady, kSparesEnv, kReplyPid, kReplySeq, kRingCapacity, kRingRead, kRingRecordInts, kRingStart, kRingWrite,
+  kBellRung, kBoardBytes, kBoardEnv, kCancelSeq, kPreloadEnv, kReady, kSparesEnv, kReplyPid, kReplySeq, kRingCapacity, kRingRead, kRingRecordInts, kRingStart, kRingWrite,
 } from './forkserver-layout';
 import { warnIfUnparkable } from './park';
 import { BasePopen, encodeSpec, exitCodeOf, type ChildSpec } from './popen';
@@ -89,6 +90,11 @@ class Zygote {
   #refs = 0;
   readonly popens = new Map<number, ForkserverPopen>();
   readonly #early = new Map<number, number>();
+  /** Children finished from their zombie's status while the zygote was stopped: its record for them, if it comes, is dropped. */
+  readonly #finishedHere = new Set<number>();
+  #stopWatch: NodeJS.Timeout | undefined;
+  /** When the zygote was first seen stopped (0: it was not, at the last look). */
+  #stoppedSince = 0;
   /** The async request written and not yet answered: at most one, as the board has one reply slot. */
   #outstanding: PendingRequest | null = null;
   /** Async requests not yet written, in call order. */
@@ -213,6 +219,7 @@ class Zygote {
     return new Promise<number>((resolve, reject) => {
       this.#waiting.push({ spec, seq: 0, resolve, reject });
       this.#pump();
+      this.#watch();
     });
   }
 
@@ -327,6 +334,7 @@ class Zygote {
   }
 
   #deliver(pid: number, code: number): void {
+    if (this.#finishedHere.delete(pid)) return;
     const p = this.popens.get(pid);
     if (p === undefined) {
       this.#early.set(pid, code);
@@ -362,6 +370,54 @@ class Zygote {
       return;
     }
     this.popens.set(pid, p);
+    this.#watch();
+  }
+
+  #watch(): void {
+    this.#stopWatch ??= setInterval(() => this.#watchStopped(), kStopWatchMs).unref();
+  }
+
+  /**
+   * Exits are learned from the zygote, which reaps its children: stopped
+   * (SIGSTOP, a debugger), it reports none, and a Pool's terminate() waited
+   * for its killed workers for the whole stop, a worker SIGKILLed meanwhile
+   * was never noticed, and a finished child read as running (helper-61).
+   * While it is stopped, a child of it that has ended is a zombie whose exit
+   * status /proc still shows: finished from that (Linux).
+   */
+  #watchStopped(): void {
+    const requests = this.#outstanding !== null || this.#waiting.length > 0;
+    if ((this.popens.size === 0 && !requests) || this.#dead) {
+      clearInterval(this.#stopWatch);
+      this.#stopWatch = undefined;
+      this.#stoppedSince = 0;
+      return;
+    }
+    const z = processState(this.pid);
+    if (z === null || (z.state !== 'T' && z.state !== 't')) {
+      this.#stoppedSince = 0;
+      return;
+    }
+    const now = performance.now();
+    if (this.#stoppedSince === 0) this.#stoppedSince = now;
+    else if (requests && now - this.#stoppedSince >= kStoppedFailMs) {
+      // A Pool's replacement workers: their start fails rather than waiting
+      // out the stop (its terminate() waited for them). A synchronous
+      // start() still waits (its target would run later, a run nobody
+      // asked for, if the zygote read the request before the cancel).
+      // The written request is marked cancelled (kCancelSeq): continued,
+      // the zygote forks nothing for it.
+      if (this.#outstanding !== null) Atomics.store(this.#board, kCancelSeq, this.#outstanding.seq | 0);
+      this.#failRequests(new ProcessError(`The forkserver process (pid ${this.pid}) is stopped (SIGSTOP, a debugger?) and cannot start a pool worker: send it SIGCONT, or use startMethod 'spawn'`));
+    }
+    this.drain();
+    for (const [pid, p] of this.popens) {
+      const st = processState(pid);
+      if (st === null || st.exitCode === null) continue;
+      this.popens.delete(pid);
+      this.#finishedHere.add(pid);
+      p.finish(st.exitCode);
+    }
   }
 
   ref(delta: number): void {
@@ -416,6 +472,10 @@ class Zygote {
 }
 
 let current: Zygote | null = null;
+/** How often a zygote with children or pending starts checks whether it is stopped (see #watchStopped). */
+const kStopWatchMs = 250;
+/** How long a stopped zygote may hold a pool worker's start before it fails. */
+const kStoppedFailMs = 1000;
 
 // Stopped from process.ts's exit hook, after the children were joined (the
 // zygote must outlive them: it reports their exits).
