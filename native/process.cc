@@ -128,7 +128,8 @@ Napi::Value Fork(const Napi::CallbackInfo& info) {
     seq = info[3].As<Napi::Number>().Int32Value();
   }
   int err = platform::PrepareFork();
-  if (err) return ThrowErrno(env, "madvise", err);
+  // (Reading /proc/self/maps: EMFILE under a small ulimit -n was reported as "madvise failed".)
+  if (err) return ThrowErrno(env, "fork: open /proc/self/maps", err);
   // In the zygote (its stop signals ignored, see ignoreStopSignals): a
   // SIGTERM sent to the child right after fork(), before it restored its
   // dispositions, was discarded, and terminate() did nothing. Blocked over

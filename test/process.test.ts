@@ -675,6 +675,22 @@ describe('process.exitCode in a child', () => {
   });
 });
 
+describe('the forkserver out of file descriptors', () => {
+  it.runIf(process.platform === 'linux')('under a small ulimit -n the zygote goes on without spares instead of dying with its children', async () => {
+    let ran = 0;
+    for (let n = 22; n <= 32; n++) {
+      const r = await collect(spawn('bash', ['-c', `ulimit -n ${n} && exec "${process.execPath}" "${fixture('zygote-emfile.mjs')}"`], { stdio: ['ignore', 'pipe', 'pipe'] }), 30_000);
+      // Before, at the first limit the script could run under: the zygote's uncaught EMFILE, its stack, and the child killed.
+      expect(r.stderr).not.toMatch(/forkserver-main\.js:\d+/);
+      if (r.stdout !== '') {
+        expect(r.stdout).toBe('exit code 0\n');
+        ran++;
+      }
+    }
+    expect(ran).toBeGreaterThan(0);
+  }, 120_000);
+});
+
 describe('Math.random() in children', () => {
   it.each(['forkserver', 'spawn', 'fork'])('every %s child (and pool worker) draws its own numbers (before: forkserver children all drew the same)', async (method) => {
     const r = await runNode(fixture('random-forked.mjs'), [method], { nodeArgs: method === 'fork' ? ['--single-threaded'] : [], timeoutMs: 30_000 });

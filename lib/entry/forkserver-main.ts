@@ -120,7 +120,7 @@ const spares: Spare[] = [];
 /** Spares closed before use (forked before the code move); their exits are not reported. */
 const retired = new Set<number>();
 let codeMoved = false;
-const targetSpares = Math.max(0, Math.min(64, Number(process.env[kSparesEnv] ?? 0) | 0));
+let targetSpares = Math.max(0, Math.min(64, Number(process.env[kSparesEnv] ?? 0) | 0));
 delete process.env[kSparesEnv];
 let refillTimer: NodeJS.Timeout | undefined;
 const kRefillDelayMs = 50;
@@ -238,7 +238,18 @@ function handToSpare(seq: number, spec: Uint8Array): boolean {
 }
 
 function forkSpare(): void {
-  const [r, w] = native.pipe();
+  let r: number;
+  let w: number;
+  try {
+    [r, w] = native.pipe();
+  } catch (e) {
+    // Out of file descriptors (ulimit -n): uncaught, this ended the zygote,
+    // and every forkserver child with it (helper-61). Spares are only a
+    // head start: go on without them.
+    process.stderr.write(`multiproc forkserver: cannot make a spare child (${(e as Error).message}); going on without spares\n`);
+    targetSpares = spares.length;
+    return;
+  }
   const pid = fork();
   if (pid === 0) {
     native.closeFd(w);
@@ -249,6 +260,7 @@ function forkSpare(): void {
   native.closeFd(r);
   if (pid < 0) {
     native.closeFd(w);
+    targetSpares = spares.length; // (fork() said why) not again every few ms
     return;
   }
   spares.push({ pid, specFd: w, codeMoved });
