@@ -744,6 +744,12 @@ describe('Pool workers', () => {
     await pool.terminate();
   });
 
+  it('an initializer whose promise never settles, with nothing left to wait on, fails the pool saying so (before: "keep dying ... exit code 0")', async () => {
+    const r = await runNode(fixture('pool-init-unsettled.mjs'), [], { timeoutMs: 60_000 });
+    expect(r.stderr).toBe('');
+    expect(JSON.parse(r.stdout)).toEqual({ apply: 'ProcessError: Pool initializer failed in 5 workers in a row: The pool initializer returned a promise that never settled, with nothing left for it to wait on (the worker\'s event loop is empty): it must resolve or reject for the worker to start' });
+  });
+
   it('never hangs when workers are killed during heavy traffic, again and again', async () => {
     const pool = new mp.Pool({ processes: 2 });
     let killed = 0;

@@ -77,7 +77,20 @@ export async function poolWorkerMain(conn: Connection, init: WorkerInit): Promis
   try {
     if (init.initializer !== undefined) {
       const f = await loadTask(init.initializer, taskBase);
-      await f(...init.initargs);
+      // An initializer whose promise never settles, with nothing left to
+      // wait on: before, the worker exited 0 and the pool failed with "keep
+      // dying ... exit code 0", which named nothing. Prepended and exiting,
+      // so the generic "target never settled" line (bootstrap.ts) does not follow.
+      const onDrain = (): void => {
+        conn.sendSync({ t: 'init-failed', error: wire(new Error('The pool initializer returned a promise that never settled, with nothing left for it to wait on (the worker\'s event loop is empty): it must resolve or reject for the worker to start')) });
+        process.exit(1);
+      };
+      process.prependOnceListener('beforeExit', onDrain);
+      try {
+        await f(...init.initargs);
+      } finally {
+        process.removeListener('beforeExit', onDrain);
+      }
     }
   } catch (e) {
     conn.send({ t: 'init-failed', error: wire(init.initializer?.kind === 'source' ? explainReferenceError(e, 'A pool task function') : e) });
