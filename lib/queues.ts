@@ -29,7 +29,7 @@ import { Channel } from './channel';
 import { QueueClosedError, TimeoutError } from './errors';
 import { Kind } from './layout';
 import { registerKind, type Handle } from './reduction';
-import { kControlBytes, kDoneCount, kJoinWaiters, Ring } from './ring-buffer';
+import { kControlBytes, kJoinSeq, kJoinWaiters, Ring } from './ring-buffer';
 import { attachShared, Segment } from './segment';
 import { kHandleTag, kToHandle } from './symbols';
 import { checkInteger, checkOptionNames, checkSignal, deadlineFrom, describeValue, kWaitOptionNames, remaining } from './validate';
@@ -448,17 +448,17 @@ export class JoinableQueue<T = unknown> extends Queue<T> {
     const { deadline, signal } = putOptions(opts, 'JoinableQueue.join()');
     const ring = this.ring;
     const ctl = ring.ctl;
-    // Sleeps on doneCount: the taskDone() that brings the count to 0 wakes joiners.
+    // Sleeps on the join sequence: the taskDone() (or skip) that brings the count to 0 bumps it and wakes joiners.
     for (;;) {
       if (this.#joinDone()) return;
-      const done = Atomics.load(ctl, kDoneCount);
+      const seq = Atomics.load(ctl, kJoinSeq);
       if (ring.unfinishedRepaired() <= 0) return;
       if (deadline !== Infinity && remaining(deadline) <= 0) throw new TimeoutError('join timed out: tasks still unfinished');
       Atomics.add(ctl, kJoinWaiters, 1);
       try {
-        if (Atomics.load(ctl, kDoneCount) !== done) continue;
+        if (Atomics.load(ctl, kJoinSeq) !== seq) continue;
         // unref() covers a pending join() as it does a get() (before, join kept the process alive for good).
-        await waitAsync(ring.buffer, ring.byteOffset(kDoneCount), done, Math.min(kJoinSliceMs, remaining(deadline)), signal, this.keepsAlive);
+        await waitAsync(ring.buffer, ring.byteOffset(kJoinSeq), seq, Math.min(kJoinSliceMs, remaining(deadline)), signal, this.keepsAlive);
       } finally {
         // (Unmapped meanwhile: a taskDone() of this process ended the last task of a closed queue.)
         if (ctl.length > 0) Atomics.sub(ctl, kJoinWaiters, 1);
@@ -473,12 +473,12 @@ export class JoinableQueue<T = unknown> extends Queue<T> {
     const ctl = ring.ctl;
     for (;;) {
       if (this.#joinDone()) return true;
-      const done = Atomics.load(ctl, kDoneCount);
+      const seq = Atomics.load(ctl, kJoinSeq);
       if (ring.unfinishedRepaired() <= 0) return true;
       if (deadline !== Infinity && remaining(deadline) <= 0) return false;
       Atomics.add(ctl, kJoinWaiters, 1);
-      if (Atomics.load(ctl, kDoneCount) === done) {
-        waitSync(ring.buffer, ring.byteOffset(kDoneCount), done, Math.min(kJoinSliceMs, remaining(deadline))) satisfies WaitResult;
+      if (Atomics.load(ctl, kJoinSeq) === seq) {
+        waitSync(ring.buffer, ring.byteOffset(kJoinSeq), seq, Math.min(kJoinSliceMs, remaining(deadline))) satisfies WaitResult;
       }
       Atomics.sub(ctl, kJoinWaiters, 1);
     }

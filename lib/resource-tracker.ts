@@ -145,18 +145,37 @@ function send(line: string): void {
   // tells it everything it has registered. A child cannot: a tracker of its
   // own would unlink its segments when it exits, under the processes that
   // still use them, so it says once that its segments are not tracked.
-  if (startedBy === native.getpid()) {
-    native.closeFd(trackerFd);
-    trackerFd = -1;
-    const fd = ensureRunning();
-    for (const [name, type] of registered ?? []) write(fd, `REGISTER:${name}:${type}\n`);
-    write(fd, line); // (a REGISTER of a name just told again is a no-op for the tracker)
+  if (restartIfGone()) {
+    write(trackerFd, line);
     return;
   }
   if (!warnedGone) {
     warnedGone = true;
     process.stderr.write(`multiproc: the resource tracker (pid ${trackerPid}) is gone: segments made or held by this process (pid ${process.pid}) are no longer unlinked after a crash\n`);
   }
+}
+
+/**
+ * In the root, a tracker found gone is replaced and told what the root
+ * registered (true). The old pipe's fd stays open, not closed: this
+ * process's worker threads still write to that number, which a later open()
+ * would reuse (their registrations went into a user's file: helper-62);
+ * writes to it just fail (EPIPE).
+ */
+function restartIfGone(): boolean {
+  if (startedBy !== native.getpid()) return false;
+  trackerFd = -1;
+  const fd = ensureRunning();
+  for (const [name, type] of registered ?? []) write(fd, `REGISTER:${name}:${type}\n`);
+  for (const cb of restartListeners) cb();
+  return true;
+}
+
+const restartListeners: (() => void)[] = [];
+
+/** Called after the root started a new tracker: holders of the old pipe (an idle forkserver) may be replaced. */
+export function onTrackerRestart(cb: () => void): void {
+  restartListeners.push(cb);
 }
 
 /** Writes the whole line; false if the tracker is gone. */
@@ -210,6 +229,9 @@ function remember(name: string, type: TrackedType): void {
  * find its number in MULTIPROC_TRACKER_FD (popen code sets both).
  */
 export function trackerFdForChild(): number {
+  // A child started after the tracker died and before the root's next
+  // registration was handed the dead pipe (helper-62): look first.
+  if (trackerFd >= 0 && trackerPid > 0 && !native.isAlive(trackerPid)) restartIfGone();
   return ensureRunning();
 }
 

@@ -38,6 +38,7 @@
  *         66    closed            close()              everyone
  *         67    doneCount         JoinableQueue: taskDone (+1, by CAS); unfinished = putCount - doneCount - skipCount
  *         68    joinWaiters       JoinableQueue.join
+ *         69    joinSeq           bumped when the unfinished count reaches 0; join() sleeps on it
  *   5     80..  owner words       free for the owner (Pipe: 80 = CPU its writer last sent from, + 1)
  *
  * Data area (`dataOffset`, `capacity` bytes, a power of two): records, each
@@ -166,6 +167,8 @@ export const kClosed = 66;
  */
 export const kDoneCount = 67;
 export const kJoinWaiters = 68;
+/** JoinableQueue: bumped when the last unfinished task is done or skipped; join() sleeps on it. */
+export const kJoinSeq = 69;
 export const kOwnerWords = 80;
 
 /** Bits of kConsumersWaiting: who sleeps (a futex waiter; a reader on its wake socket). */
@@ -368,7 +371,7 @@ export class Ring {
       Atomics.store(ctl, kHead, nh);
       ctl[kGetCount] = count;
       Atomics.store(ctl, kSkipCount, skips);
-      if (skipped && Atomics.load(ctl, kJoinWaiters) > 0 && this.unfinished() <= 0) wake(this.buffer, this.byteOffset(kDoneCount), -1);
+      if (skipped && this.unfinished() <= 0) this.#joinersMayGo();
       return;
     }
     Atomics.store(ctl, kHead, nh);
@@ -706,15 +709,29 @@ export class Ring {
     return this.unfinished();
   }
 
+  /**
+   * The last unfinished task is done (or skipped): bump the join sequence
+   * that join() sleeps on, then wake its sleepers. A sequence, not doneCount:
+   * a skip leaves doneCount as it is, so a joiner that read it just before
+   * could not tell, and slept out its whole slice (helper-62).
+   */
+  #joinersMayGo(): void {
+    Atomics.add(this.ctl, kJoinSeq, 1);
+    if (Atomics.load(this.ctl, kJoinWaiters) > 0) wake(this.buffer, this.byteOffset(kJoinSeq), -1);
+  }
+
   /** JoinableQueue: one task finished. Returns false (and changes nothing) when none was unfinished. */
   taskDone(): boolean {
     const ctl = this.ctl;
     for (;;) {
+      // done, then skip, then put (as unfinished()): put only grows, so a
+      // record put and skipped between the reads cannot make `left` too small.
       const done = Atomics.load(ctl, kDoneCount);
-      const left = (Atomics.load(ctl, kPutCount) - done - Atomics.load(ctl, kSkipCount)) | 0;
+      const skip = Atomics.load(ctl, kSkipCount);
+      const left = (Atomics.load(ctl, kPutCount) - done - skip) | 0;
       if (left <= 0) return false;
       if (Atomics.compareExchange(ctl, kDoneCount, done, (done + 1) | 0) !== done) continue;
-      if (left === 1 && Atomics.load(ctl, kJoinWaiters) > 0) wake(this.buffer, this.byteOffset(kDoneCount), -1);
+      if (left === 1) this.#joinersMayGo();
       return true;
     }
   }

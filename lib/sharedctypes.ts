@@ -335,7 +335,7 @@ export function Value<C extends Typecode>(typecode: C, initial?: ElementOf<C>, o
 
 /** A number (or bigint) in shared memory with no lock. Called without `new`. */
 export function RawValue<C extends Typecode>(typecode: C, initial?: ElementOf<C>): SharedValue<C> {
-  if (arguments.length > 2) throw rawTakesNoOptions('RawValue', 'Value', 'initial');
+  if (arguments.length > 2 && arguments[2] !== undefined) throw rawTakesNoOptions('RawValue', 'Value', 'initial');
   return createValue(typecode, initial, kNoLock);
 }
 
@@ -549,7 +549,7 @@ export function SharedArray<C extends Typecode>(
 
 /** A fixed-length typed array in shared memory with no lock. Called without `new`. */
 export function RawArray<C extends Typecode>(typecode: C, lengthOrValues: number | Iterable<ElementOf<C>>): SharedArray<C> {
-  if (arguments.length > 2) throw rawTakesNoOptions('RawArray', 'SharedArray', 'lengthOrValues');
+  if (arguments.length > 2 && arguments[2] !== undefined) throw rawTakesNoOptions('RawArray', 'SharedArray', 'lengthOrValues');
   return createArray(typecode, lengthOrValues, () => kNoLock);
 }
 

@@ -100,14 +100,17 @@ describe('Pipe between processes', () => {
     mine.close();
   });
 
-  it('a send to a peer SIGKILLed without a recv() here to notice: BrokenPipeError from the second message on', async () => {
+  it('a send to a peer SIGKILLed without a recv() here to notice: BrokenPipeError within 32 messages (before: only once the ring was full)', async () => {
     const { mine, kid, done } = await hangingPeer();
     kid.kill('SIGKILL');
     expect((await done).signal).toBe('SIGKILL');
     const { sent, err } = await sendUntilRefused(mine);
     expect(err).toBeInstanceOf(mp.BrokenPipeError);
-    // The first went into the ring (its reader had taken everything before): only a liveness check can tell, made once the reader stalls.
-    expect(sent).toBe(1);
+    // A few go into the ring: a send looks at its reader every 16 sends (a
+    // look at each cost a streaming pipe a cache miss per message), and
+    // checks its liveness once it took nothing between two looks.
+    expect(sent).toBeGreaterThan(0);
+    expect(sent).toBeLessThanOrEqual(32);
     mine.close();
   });
 

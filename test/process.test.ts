@@ -671,7 +671,7 @@ describe('process.exitCode in a child', () => {
   it('a target\'s process.exitCode and its own exit listeners count under every start method (before: a fork child ended 0, and a spawn child\'s exit listener found its args closed)', async () => {
     const r = await runNode(fixture('process-exitcode.mjs'), [], { nodeArgs: ['--single-threaded'], timeoutMs: 30_000 });
     expect(r.stderr).toBe('');
-    expect(JSON.parse(r.stdout)).toEqual({ forkserver: [5, 6, 1], spawn: [5, 6, 1], fork: [5, 6, 1] });
+    expect(JSON.parse(r.stdout)).toEqual({ forkserver: [5, 6, 1, 0], spawn: [5, 6, 1, 0], fork: [5, 6, 1, 0] });
   });
 });
 

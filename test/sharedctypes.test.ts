@@ -63,6 +63,10 @@ describe('Value / RawValue', () => {
   it('RawValue and RawArray given a third argument (a lock option from habit) throw instead of dropping it', () => {
     expect(() => (mp.RawValue as (...a: unknown[]) => unknown)('i', 3, { lock: true })).toThrow('RawValue(typecode, initial) takes no third argument: it has no lock. For one, use Value(typecode, initial, { lock: true })');
     expect(() => (mp.RawArray as (...a: unknown[]) => unknown)('i', 3, { lock: true })).toThrow('RawArray(typecode, lengthOrValues) takes no third argument: it has no lock. For one, use SharedArray(typecode, lengthOrValues, { lock: true })');
+    // An explicit undefined, as a wrapper passing its arguments on gives, is no option.
+    const v = (mp.RawValue as (...a: unknown[]) => mp.SharedValue<'i'>)('i', 3, undefined);
+    expect(v.value).toBe(3);
+    v.close();
   });
 
   it('rejects unknown typecodes listing the valid ones, and values of the wrong type', () => {

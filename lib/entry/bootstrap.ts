@@ -66,7 +66,8 @@ export function installForkedExit(beforeExit: () => void): void {
   };
   const onExit = (code: number): void => {
     beforeExit();
-    native.exitNow(typeof code === 'number' ? code : 0);
+    // process.exitCode as an earlier 'exit' listener left it (see watchUnsettled).
+    native.exitNow(typeof process.exitCode === 'number' ? process.exitCode : typeof code === 'number' ? code : 0);
   };
   process.on('beforeExit', () => {
     process.removeListener('exit', onExit);
@@ -158,12 +159,25 @@ function argsReleaser(args: () => unknown): () => void {
  * function to call once the target settled.
  */
 function watchUnsettled(name: string): () => void {
+  // Judged at 'exit', not at the first 'beforeExit': a listener of that may
+  // schedule the work that settles the target (a flush), and the loop goes
+  // on (helper-62). Only an exit that follows a drained loop counts: a
+  // process.exit() of the target's own is its own word.
+  let drained = false;
   const onDrain = (): void => {
+    drained = true;
+  };
+  const onExit = (): void => {
+    if (!drained) return;
     process.exitCode = 13;
     process.stderr.write(`Process ${name} (pid ${native.getpid()}): its target returned a promise that never settled, with nothing left to wait on (the event loop is empty); exit code 13, as Node gives an unsettled top-level await\n`);
   };
-  process.once('beforeExit', onDrain);
-  return () => process.removeListener('beforeExit', onDrain);
+  process.on('beforeExit', onDrain);
+  process.prependListener('exit', onExit);
+  return () => {
+    process.removeListener('beforeExit', onDrain);
+    process.removeListener('exit', onExit);
+  };
 }
 
 async function runTarget(fn: (...args: unknown[]) => unknown, args: unknown[], name: string, method: StartMethod, fromSource: boolean): Promise<void> {
@@ -433,6 +447,9 @@ export function runInForkChild(
   // Signal listeners stay (removing one can spin forever, see
   // forkserver-main.ts); lifecycle listeners are the parent's business.
   for (const ev of ['exit', 'beforeExit', 'uncaughtException', 'unhandledRejection']) process.removeAllListeners(ev);
+  // The parent's exit code is not the child's: a target that succeeds ends
+  // 0 even if the parent had set one (it ends through process.exit(), which reads it: helper-62).
+  process.exitCode = undefined;
   detachInheritedHandles();
   if (watchdogFd >= 0) watchParentFd(watchdogFd);
   const { env, cwd, ...who } = info;

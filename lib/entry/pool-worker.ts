@@ -81,15 +81,23 @@ export async function poolWorkerMain(conn: Connection, init: WorkerInit): Promis
       // wait on: before, the worker exited 0 and the pool failed with "keep
       // dying ... exit code 0", which named nothing. Prepended and exiting,
       // so the generic "target never settled" line (bootstrap.ts) does not follow.
+      // Judged at 'exit' after a drained loop (see bootstrap.ts watchUnsettled).
+      let drained = false;
       const onDrain = (): void => {
-        conn.sendSync({ t: 'init-failed', error: wire(new Error('The pool initializer returned a promise that never settled, with nothing left for it to wait on (the worker\'s event loop is empty): it must resolve or reject for the worker to start')) });
-        process.exit(1);
+        drained = true;
       };
-      process.prependOnceListener('beforeExit', onDrain);
+      const onExit = (): void => {
+        if (!drained) return;
+        conn.sendSync({ t: 'init-failed', error: wire(new Error('The pool initializer returned a promise that never settled, with nothing left for it to wait on (the worker\'s event loop is empty): it must resolve or reject for the worker to start')) });
+        process.exit(1); // within 'exit': ends now, before the generic line
+      };
+      process.on('beforeExit', onDrain);
+      process.prependListener('exit', onExit);
       try {
         await f(...init.initargs);
       } finally {
         process.removeListener('beforeExit', onDrain);
+        process.removeListener('exit', onExit);
       }
     }
   } catch (e) {

@@ -24,7 +24,7 @@ import { libDir, startCwd } from '../paths';
 import { ProcessError } from '../errors';
 import { resolveForChild } from '../task';
 import { native } from '../native';
-import { kTrackerFdEnv, kTrackerInoEnv, kTrackerPidEnv, register, trackerFdForChild, trackerPipeInode, trackerProcessId, unregister } from '../resource-tracker';
+import { kTrackerFdEnv, kTrackerInoEnv, kTrackerPidEnv, onTrackerRestart, register, trackerFdForChild, trackerPipeInode, trackerProcessId, unregister } from '../resource-tracker';
 import { createSegment, generateName, osName } from '../segment';
 import { checkInteger } from '../validate';
 import { processState } from '../liveness';
@@ -504,6 +504,14 @@ export function stopForkserver(): void {
   current?.shutdown();
   current = null;
 }
+
+// A zygote holds the tracker pipe it was started with, and so do the
+// children it forks: after the tracker died and the root started another,
+// an idle zygote is replaced at the next start (one with children runs on;
+// its later children are not tracked and say so once each: helper-62).
+onTrackerRestart(() => {
+  if (current !== null && current.popens.size === 0) stopForkserver();
+});
 
 /** In a fork child: the parent's zygote is not ours to use. */
 export function forgetForkserver(): void {
