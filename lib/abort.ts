@@ -75,5 +75,14 @@ export function signalOfAbort(err: unknown): NodeJS.Signals | undefined {
  * process. With a listener of the program's own, the signal is left to it.
  */
 export function reraise(sig: NodeJS.Signals): void {
-  if (process.listenerCount(sig) === 0) process.kill(process.pid, sig);
+  // A pool's handler is the library's, not the program's: a 'fork' child
+  // inherits its parent pool's, which does nothing there (helper-62: the
+  // signal was swallowed again). Removed, so that the signal kills.
+  const listeners = process.listeners(sig);
+  if (listeners.some((l) => !libraryHandlers.has(l))) return;
+  for (const l of listeners) process.removeListener(sig, l as (...args: unknown[]) => void);
+  process.kill(process.pid, sig);
 }
+
+/** Signal listeners of the library's own (a Pool's SIGINT/SIGTERM handler): not the program's own handling. */
+export const libraryHandlers = new WeakSet<(...args: never[]) => unknown>();

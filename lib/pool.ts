@@ -44,7 +44,7 @@
 import { availableParallelism, constants as osConstants } from 'node:os';
 import { join } from 'node:path';
 import { libDir } from './paths';
-import { markSignalAbort, noop, onAbort, reraise, signalOfAbort } from './abort';
+import { libraryHandlers, markSignalAbort, noop, onAbort, reraise, signalOfAbort } from './abort';
 import { AbortError, EOFError, ProcessError, TimeoutError, WorkerExitError } from './errors';
 import { checkForkedImport, describeTask, refuseWhileImportingTarget, type TaskTarget } from './task';
 import { checkInteger, checkOptionNames, checkSignal, describeValue, kMaxTimerMs } from './validate';
@@ -414,7 +414,7 @@ export class Pool<I extends readonly unknown[] = never[]> {
     for (let i = 0; i < this.#processes; i++) this.#startWorker(true);
     if (options.handleSignals !== false) {
       this.#signalHandler = (sig) => this.#onSignal(sig);
-      poolHandlerSet.add(this.#signalHandler);
+      libraryHandlers.add(this.#signalHandler);
       process.on('SIGINT', this.#signalHandler);
       process.on('SIGTERM', this.#signalHandler);
     }
@@ -1597,9 +1597,8 @@ Object.defineProperty(Pool.prototype, kNotSendable, {
 });
 
 function countPoolHandlers(sig: NodeJS.Signals): number {
-  return process.listeners(sig).filter((l) => poolHandlerSet.has(l)).length;
+  return process.listeners(sig).filter((l) => libraryHandlers.has(l)).length;
 }
-const poolHandlerSet = new WeakSet<(...args: never[]) => unknown>();
 /** Signals whose current delivery a busy pool handled (see #onSignal). */
 const busyOnSignal = new Set<NodeJS.Signals>();
 /** Signals a busy pool will re-raise once the grace is over (see #onSignal). */

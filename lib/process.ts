@@ -618,7 +618,7 @@ function installExitHook(): void {
   let uncaught: unknown;
   process.on('uncaughtExceptionMonitor', (err) => {
     // Handled by a listener of the program's (the process goes on) or printed by one: not ours to tell.
-    if (process.listenerCount('uncaughtException') === 0) uncaught ??= err;
+    if (process.listenerCount('uncaughtException') === 0 && !process.hasUncaughtExceptionCaptureCallback()) uncaught ??= err;
   });
   process.on('exit', () => {
     // Python's _exit_function: terminate daemons, then join everyone. One

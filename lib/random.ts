@@ -10,9 +10,22 @@
  * state (checked against a BigInt version) and cost 16 ns a call here
  * against V8's 18 ns.
  *
- * Exports: reseedMathRandom.
+ * crypto.randomUUID() has the same trouble: it draws from a cache of 128
+ * UUIDs' worth of random bytes filled in the parent, so three 'fork'
+ * children of a parent that had used it returned the same UUID (helper-62).
+ * freshUuidCache() goes once round that cache, which makes Node refill it
+ * from the OS in this process (~10 µs).
+ *
+ * Exports: reseedMathRandom, freshUuidCache.
  */
-import { randomFillSync } from 'node:crypto';
+import { randomFillSync, randomUUID } from 'node:crypto';
+
+/** Node's randomUUID() batch (lib/internal/crypto/random.js kBatchSize): the cache refills when its index wraps to 0. */
+const kUuidBatch = 128;
+
+export function freshUuidCache(): void {
+  for (let i = 0; i < kUuidBatch; i++) randomUUID();
+}
 
 const k2p32 = 4294967296;
 const k2p52 = 4503599627370496;

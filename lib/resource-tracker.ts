@@ -45,7 +45,7 @@ let startedBy = 0;
  * process unlinked (a big item a consumer read) stays here until a prune
  * finds it gone (see remember).
  */
-let registered: Map<string, TrackedType> | null = null;
+let registered: Map<string, { type: TrackedType; count: number }> | null = null;
 let pruneAt = 4096;
 let warnedGone = false;
 
@@ -166,7 +166,7 @@ function restartIfGone(): boolean {
   if (startedBy !== native.getpid()) return false;
   trackerFd = -1;
   const fd = ensureRunning();
-  for (const [name, type] of registered ?? []) write(fd, `REGISTER:${name}:${type}\n`);
+  for (const [name, { type, count }] of registered ?? []) for (let i = 0; i < count; i++) write(fd, `REGISTER:${name}:${type}\n`);
   for (const cb of restartListeners) cb();
   return true;
 }
@@ -207,14 +207,19 @@ export function register(name: string, type: TrackedType): void {
 
 export function unregister(name: string, type: TrackedType): void {
   checkName(name);
-  registered?.delete(name);
+  // Counted, as the tracker counts: a failed create (EEXIST) registers and
+  // unregisters a name an earlier create of ours may still hold.
+  const entry = registered?.get(name);
+  if (entry !== undefined && --entry.count <= 0) registered!.delete(name);
   send(`UNREGISTER:${name}:${type}\n`);
 }
 
 /** The root keeps its registrations (see `registered`), pruning the ones unlinked elsewhere as they pile up. */
 function remember(name: string, type: TrackedType): void {
   if (registered === null || startedBy !== native.getpid()) return;
-  registered.set(name, type);
+  const entry = registered.get(name);
+  if (entry !== undefined) entry.count++;
+  else registered.set(name, { type, count: 1 });
   if (registered.size < pruneAt) return;
   if (process.platform === 'linux') {
     for (const n of registered.keys()) if (!existsSync(`/dev/shm/${n}`)) registered.delete(n);

@@ -695,10 +695,11 @@ describe('Math.random() in children', () => {
   it.each(['forkserver', 'spawn', 'fork'])('every %s child (and pool worker) draws its own numbers (before: forkserver children all drew the same)', async (method) => {
     const r = await runNode(fixture('random-forked.mjs'), [method], { nodeArgs: method === 'fork' ? ['--single-threaded'] : [], timeoutMs: 30_000 });
     expect(r.stderr).toBe('');
-    const out = JSON.parse(r.stdout) as { processes: number; distinct: number; inRange: boolean };
+    const out = JSON.parse(r.stdout) as { processes: number; distinct: number; inRange: boolean; uuids: number };
     expect(out.processes).toBeGreaterThanOrEqual(method === 'fork' ? 3 : 4);
     expect(out.distinct).toBe(out.processes);
     expect(out.inRange).toBe(true);
+    expect(out.uuids).toBe(3);
   });
 });
 

@@ -20,7 +20,7 @@ import { pathToFileURL } from 'node:url';
 import { deserialize, serialize } from 'node:v8';
 import { native } from '../native';
 import { noop, reraise, signalOfAbort } from '../abort';
-import { reseedMathRandom } from '../random';
+import { freshUuidCache, reseedMathRandom } from '../random';
 import { rehearseChannel } from '../channel';
 import { rehearsePoolWorker } from './pool-worker';
 import { rehearseWake, resetAfterFork } from '../wake-socket';
@@ -352,6 +352,7 @@ function forgetParent(adopt: boolean): void {
   resetAfterFork();
   forgetInheritedWaits();
   reseedMathRandom(); // its state is the parent's: every child drew the same numbers
+  freshUuidCache(); // likewise crypto.randomUUID()'s cache
   if (adopt) {
     // 'fork': the parent counted a reference for us in everything it held
     // (duplicateForFork), as fork() duplicates file descriptors.

@@ -120,7 +120,11 @@ const spares: Spare[] = [];
 /** Spares closed before use (forked before the code move); their exits are not reported. */
 const retired = new Set<number>();
 let codeMoved = false;
-let targetSpares = Math.max(0, Math.min(64, Number(process.env[kSparesEnv] ?? 0) | 0));
+const targetSpares = Math.max(0, Math.min(64, Number(process.env[kSparesEnv] ?? 0) | 0));
+/** After a spare could not be made: none is tried before this (performance.now()), and the failure is told once. */
+let sparesPausedUntil = 0;
+let spareFailureTold = false;
+const kSparePauseMs = 10_000;
 delete process.env[kSparesEnv];
 let refillTimer: NodeJS.Timeout | undefined;
 const kRefillDelayMs = 50;
@@ -180,7 +184,7 @@ function reply(seq: number, pid: number): void {
 
 /**
  * A request the parent gave up on while this process was stopped (a pool
- * worker's start: see Zygote#watchStopped): answered "no child", not forked
+ * worker's start: see Zygote.watchStopped): answered "no child", not forked
  * (the worker would find its pipe gone and fail with a stack).
  */
 function dropCancelled(seq: number): boolean {
@@ -245,9 +249,9 @@ function forkSpare(): void {
   } catch (e) {
     // Out of file descriptors (ulimit -n): uncaught, this ended the zygote,
     // and every forkserver child with it (helper-61). Spares are only a
-    // head start: go on without them.
-    process.stderr.write(`multiproc forkserver: cannot make a spare child (${(e as Error).message}); going on without spares\n`);
-    targetSpares = spares.length;
+    // head start: go on without them for a while, then try again.
+    if (!spareFailureTold) process.stderr.write(`multiproc forkserver: cannot make a spare child (${(e as Error).message}); going on without spares for now\n`);
+    pauseSpares();
     return;
   }
   const pid = fork();
@@ -260,7 +264,7 @@ function forkSpare(): void {
   native.closeFd(r);
   if (pid < 0) {
     native.closeFd(w);
-    targetSpares = spares.length; // (fork() said why) not again every few ms
+    pauseSpares(); // (fork() said why) not again every few ms
     return;
   }
   spares.push({ pid, specFd: w, codeMoved });
@@ -286,10 +290,20 @@ function scheduleRefill(delayMs = kRefillDelayMs): void {
   refillTimer = setTimeout(refill, delayMs);
 }
 
+function pauseSpares(): void {
+  spareFailureTold = true;
+  sparesPausedUntil = performance.now() + kSparePauseMs;
+}
+
 /** One spare per timer, so a request that arrives meanwhile waits for one fork at most. */
 function refill(): void {
   refillTimer = undefined;
   if (isChild || queue.length > 0 || spares.length >= targetSpares || running.size >= cpus) return;
+  const wait = sparesPausedUntil - performance.now();
+  if (wait > 0) {
+    scheduleRefill(wait);
+    return;
+  }
   forkSpare();
   scheduleRefill(kNextSpareMs);
 }

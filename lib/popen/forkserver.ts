@@ -374,7 +374,7 @@ class Zygote {
   }
 
   #watch(): void {
-    this.#stopWatch ??= setInterval(() => this.#watchStopped(), kStopWatchMs).unref();
+    this.#stopWatch ??= setInterval(() => this.watchStopped(), kStopWatchMs).unref();
   }
 
   /**
@@ -385,7 +385,7 @@ class Zygote {
    * While it is stopped, a child of it that has ended is a zombie whose exit
    * status /proc still shows: finished from that (Linux).
    */
-  #watchStopped(): void {
+  watchStopped(): void {
     const requests = this.#outstanding !== null || this.#waiting.length > 0;
     if ((this.popens.size === 0 && !requests) || this.#dead) {
       clearInterval(this.#stopWatch);
@@ -472,7 +472,7 @@ class Zygote {
 }
 
 let current: Zygote | null = null;
-/** How often a zygote with children or pending starts checks whether it is stopped (see #watchStopped). */
+/** How often a zygote with children or pending starts checks whether it is stopped (see watchStopped). */
 const kStopWatchMs = 250;
 /** How long a stopped zygote may hold a pool worker's start before it fails. */
 const kStoppedFailMs = 1000;
@@ -578,6 +578,8 @@ export class ForkserverPopen extends BasePopen {
         break;
       }
       this.#zygote.waitForRecord(left);
+      // A blocked thread runs no timer: look here too (the exit hook's joinSync waited out a stopped zygote).
+      this.#zygote.watchStopped();
     }
     return this.returncode;
   }
