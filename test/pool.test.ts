@@ -407,7 +407,8 @@ describe('Pool workers', () => {
   }, 70_000);
 
   it('terminate() during a map of 1 MiB items leaves no big-item segment behind while the program runs (before: one per killed worker with a job waiting)', async () => {
-    const r = await runNode(fixture('pool-terminate-blobs.mjs'), [], { env: { MULTIPROC_SHM_PREFIX: 'tBlob' }, timeoutMs: 60_000 });
+    // A prefix of this run's own (at most 8 characters): a fixed one counted another run's segments too.
+    const r = await runNode(fixture('pool-terminate-blobs.mjs'), [], { env: { MULTIPROC_SHM_PREFIX: `tB${process.pid % 1_000_000}` }, timeoutMs: 60_000 });
     expect(r.stderr).toBe('');
     expect(JSON.parse(r.stdout)).toEqual({}); // before: {"Blob":4} or more
   }, 70_000);
