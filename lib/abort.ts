@@ -75,14 +75,21 @@ export function signalOfAbort(err: unknown): NodeJS.Signals | undefined {
  * process. With a listener of the program's own, the signal is left to it.
  */
 export function reraise(sig: NodeJS.Signals): void {
-  // A pool's handler is the library's, not the program's: a 'fork' child
-  // inherits its parent pool's, which does nothing there (helper-62: the
-  // signal was swallowed again). Removed, so that the signal kills.
+  // A pool's handler is the library's, not the program's. One of another
+  // pool of this process has the signal to handle still (the last pool
+  // re-raises: an idle pool made first killed the process before a busy
+  // one's calls could reject, helper-63). One inherited through fork() does
+  // nothing here (helper-62: the signal was swallowed): removed, so that
+  // the signal kills.
+  const me = process.pid;
   const listeners = process.listeners(sig);
-  if (listeners.some((l) => !libraryHandlers.has(l))) return;
+  for (const l of listeners) {
+    const owner = libraryHandlers.get(l);
+    if (owner === undefined || owner === me) return;
+  }
   for (const l of listeners) process.removeListener(sig, l as (...args: unknown[]) => void);
   process.kill(process.pid, sig);
 }
 
-/** Signal listeners of the library's own (a Pool's SIGINT/SIGTERM handler): not the program's own handling. */
-export const libraryHandlers = new WeakSet<(...args: never[]) => unknown>();
+/** Signal listeners of the library's own (a Pool's SIGINT/SIGTERM handler), with the pid that installed each: not the program's own handling. */
+export const libraryHandlers = new WeakMap<(...args: never[]) => unknown, number>();

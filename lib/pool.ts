@@ -414,7 +414,7 @@ export class Pool<I extends readonly unknown[] = never[]> {
     for (let i = 0; i < this.#processes; i++) this.#startWorker(true);
     if (options.handleSignals !== false) {
       this.#signalHandler = (sig) => this.#onSignal(sig);
-      libraryHandlers.add(this.#signalHandler);
+      libraryHandlers.set(this.#signalHandler, process.pid);
       process.on('SIGINT', this.#signalHandler);
       process.on('SIGTERM', this.#signalHandler);
     }
@@ -1546,7 +1546,13 @@ export class Pool<I extends readonly unknown[] = never[]> {
   }
 
   #onSignal(sig: NodeJS.Signals): void {
-    if (myPid() !== this.#owner) return; // a fork child's copy of the parent's handler
+    // A fork child's copy of the parent's handler: the signal is not ours,
+    // and it must not be swallowed either (terminate() of a 'fork' child
+    // whose parent had a pool did nothing: helper-63).
+    if (myPid() !== this.#owner) {
+      reraise(sig);
+      return;
+    }
     // Someone else listens too: the signal is theirs to handle.
     if (process.listenerCount(sig) > countPoolHandlers(sig)) return;
     // Busy if this pool, or a pool that handled this same delivery before it

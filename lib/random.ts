@@ -16,15 +16,26 @@
  * freshUuidCache() goes once round that cache, which makes Node refill it
  * from the OS in this process (~10 µs).
  *
- * Exports: reseedMathRandom, freshUuidCache.
+ * crypto.randomInt() keeps a cache too (6 KiB, 6 bytes a call): refreshed
+ * the same way in a 'fork' child (helper-63), whose parent is the user's
+ * program (a forkserver child's is the zygote, which draws none).
+ *
+ * Exports: reseedMathRandom, freshUuidCache, freshRandomIntCache.
  */
-import { randomFillSync, randomUUID } from 'node:crypto';
+import { randomFillSync, randomInt, randomUUID } from 'node:crypto';
 
 /** Node's randomUUID() batch (lib/internal/crypto/random.js kBatchSize): the cache refills when its index wraps to 0. */
 const kUuidBatch = 128;
 
 export function freshUuidCache(): void {
   for (let i = 0; i < kUuidBatch; i++) randomUUID();
+}
+
+/** Node's randomInt() cache: 6 * 1024 bytes, 6 a call; it refills once it is used up. */
+const kRandomIntCalls = 1024;
+
+export function freshRandomIntCache(): void {
+  for (let i = 0; i < kRandomIntCalls; i++) randomInt(2);
 }
 
 const k2p32 = 4294967296;

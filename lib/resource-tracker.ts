@@ -48,6 +48,12 @@ let startedBy = 0;
 let registered: Map<string, { type: TrackedType; count: number }> | null = null;
 let pruneAt = 4096;
 let warnedGone = false;
+let quietLoss = false;
+
+/** A forkserver spare's rehearsal (bootstrap.ts runSpare) makes and drops segments of its own: a lost tracker is not worth a line there. */
+export function quietTrackerLoss(quiet: boolean): void {
+  quietLoss = quiet;
+}
 
 // The variables are meant for the process they were given to, and for its
 // worker threads (which share its fds and must share its tracker: a tracker
@@ -149,7 +155,7 @@ function send(line: string): void {
     write(trackerFd, line);
     return;
   }
-  if (!warnedGone) {
+  if (!warnedGone && !quietLoss) {
     warnedGone = true;
     process.stderr.write(`multiproc: the resource tracker (pid ${trackerPid}) is gone: segments made or held by this process (pid ${process.pid}) are no longer unlinked after a crash\n`);
   }
@@ -207,11 +213,12 @@ export function register(name: string, type: TrackedType): void {
 
 export function unregister(name: string, type: TrackedType): void {
   checkName(name);
-  // Counted, as the tracker counts: a failed create (EEXIST) registers and
-  // unregisters a name an earlier create of ours may still hold.
+  // After the send: a send that finds the tracker gone re-registers the map
+  // first. Counted, as the tracker counts: a failed create (EEXIST)
+  // registers and unregisters a name an earlier create of ours may hold.
+  send(`UNREGISTER:${name}:${type}\n`);
   const entry = registered?.get(name);
   if (entry !== undefined && --entry.count <= 0) registered!.delete(name);
-  send(`UNREGISTER:${name}:${type}\n`);
 }
 
 /** The root keeps its registrations (see `registered`), pruning the ones unlinked elsewhere as they pile up. */
@@ -234,10 +241,17 @@ function remember(name: string, type: TrackedType): void {
  * find its number in MULTIPROC_TRACKER_FD (popen code sets both).
  */
 export function trackerFdForChild(): number {
-  // A child started after the tracker died and before the root's next
-  // registration was handed the dead pipe (helper-62): look first.
-  if (trackerFd >= 0 && trackerPid > 0 && !native.isAlive(trackerPid)) restartIfGone();
+  checkTracker();
   return ensureRunning();
+}
+
+/**
+ * In the root: a tracker found dead is replaced now. A child started after
+ * the tracker died and before the root's next registration was handed the
+ * dead pipe (helper-62), and an idle zygote kept it (helper-63): starts look first.
+ */
+export function checkTracker(): void {
+  if (trackerFd >= 0 && trackerPid > 0 && startedBy === native.getpid() && !native.isAlive(trackerPid)) restartIfGone();
 }
 
 /** pid of this process tree's tracker (0 if unknown: started by an older build). Starts the tracker if needed. */

@@ -731,7 +731,8 @@ export class Ring {
       const left = (Atomics.load(ctl, kPutCount) - done - skip) | 0;
       if (left <= 0) return false;
       if (Atomics.compareExchange(ctl, kDoneCount, done, (done + 1) | 0) !== done) continue;
-      if (left === 1) this.#joinersMayGo();
+      // (A skip between our reads and the swap may have made this the last one: helper-63.)
+      if (left === 1 || (Atomics.load(ctl, kSkipCount) !== skip && this.unfinished() <= 0)) this.#joinersMayGo();
       return true;
     }
   }

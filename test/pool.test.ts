@@ -1362,10 +1362,16 @@ describe('Pool lifetime', () => {
     expect(r.code).toBe(0); // before: the script never ended (the collect timeout)
   });
 
-  it('SIGINT with a busy pool made before an idle one: the call rejects with AbortError and the exit code is 130', async () => {
-    const r = await collect(spawn(process.execPath, [fixture('pool-sigint-two.mjs')], { stdio: ['ignore', 'pipe', 'pipe'] }), 10_000);
+  it.each(['busy-first', 'idle-first'])('SIGINT with a busy pool and an idle one (%s): the call rejects with AbortError and the exit code is 130', async (order) => {
+    const r = await collect(spawn(process.execPath, [fixture('pool-sigint-two.mjs'), order], { stdio: ['ignore', 'pipe', 'pipe'] }), 10_000);
     // Before: the idle pool's handler re-raised SIGINT first: no output, killed by the signal.
     expect(r.stdout.trim().split('\n')).toEqual(['AbortError', 'exit 130']);
+  });
+
+  it("terminate() of a 'fork' child whose parent has a pool: the child ends with -15 (before: the inherited handler swallowed SIGTERM)", async () => {
+    const r = await runNode(fixture('fork-terminate-pool-parent.mjs'), [], { nodeArgs: ['--single-threaded'], timeoutMs: 30_000 });
+    expect(r.stderr).toBe('');
+    expect(JSON.parse(r.stdout)).toEqual({ exitCode: -15 });
   });
 });
 

@@ -20,12 +20,12 @@ import { pathToFileURL } from 'node:url';
 import { deserialize, serialize } from 'node:v8';
 import { native } from '../native';
 import { noop, reraise, signalOfAbort } from '../abort';
-import { freshUuidCache, reseedMathRandom } from '../random';
+import { freshRandomIntCache, freshUuidCache, reseedMathRandom } from '../random';
 import { rehearseChannel } from '../channel';
 import { rehearsePoolWorker } from './pool-worker';
 import { rehearseWake, resetAfterFork } from '../wake-socket';
 import { forgetInheritedWaits } from '../wait';
-import { restampAfterFork } from '../resource-tracker';
+import { quietTrackerLoss, restampAfterFork } from '../resource-tracker';
 import { decodeSpec, type ChildSpec, type ChildTarget, type StartMethod } from '../popen/popen';
 import { disposeShared, forEachShared, rebuild, reduce } from '../reduction';
 import { adoptInheritedEnds, closeAllEnds, forgetInheritedEnds, Pipe, rehearseSleepingRecv } from '../connection';
@@ -168,7 +168,8 @@ function watchUnsettled(name: string): () => void {
     drained = true;
   };
   const onExit = (): void => {
-    if (!drained) return;
+    // As Node's own (exitCode ??= 13): a code the program set is its word.
+    if (!drained || process.exitCode !== undefined) return;
     process.exitCode = 13;
     process.stderr.write(`Process ${name} (pid ${native.getpid()}): its target returned a promise that never settled, with nothing left to wait on (the event loop is empty); exit code 13, as Node gives an unsettled top-level await\n`);
   };
@@ -353,6 +354,7 @@ function forgetParent(adopt: boolean): void {
   forgetInheritedWaits();
   reseedMathRandom(); // its state is the parent's: every child drew the same numbers
   freshUuidCache(); // likewise crypto.randomUUID()'s cache
+  if (adopt) freshRandomIntCache(); // and, in a 'fork' child of the user's program, randomInt()'s
   if (adopt) {
     // 'fork': the parent counted a reference for us in everything it held
     // (duplicateForFork), as fork() duplicates file descriptors.
@@ -388,7 +390,10 @@ export function runSpare(specFd: number, zygotePid: number, watchdogFd: number):
   // write), so running the child's code paths once here, before any request,
   // takes ~10 ms of that off the path of start() (measured: hand-off to exit
   // 20 -> 9 ms). warmUp() leaves nothing behind (it runs in the zygote too).
+  // (Spares an old zygote makes after the tracker died said so, one line each: helper-63.)
+  quietTrackerLoss(true);
   void warmUp().then(() => {
+    quietTrackerLoss(false);
     const len = readExactly(specFd, 4, 0).readUInt32LE(0);
     const spec = readExactly(specFd, len, 0);
     native.closeFd(specFd);

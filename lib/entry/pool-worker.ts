@@ -87,7 +87,7 @@ export async function poolWorkerMain(conn: Connection, init: WorkerInit): Promis
         drained = true;
       };
       const onExit = (): void => {
-        if (!drained) return;
+        if (!drained || process.exitCode !== undefined) return;
         conn.sendSync({ t: 'init-failed', error: wire(new Error('The pool initializer returned a promise that never settled, with nothing left for it to wait on (the worker\'s event loop is empty): it must resolve or reject for the worker to start')) });
         process.exit(1); // within 'exit': ends now, before the generic line
       };

@@ -24,7 +24,7 @@ import { libDir, startCwd } from '../paths';
 import { ProcessError } from '../errors';
 import { resolveForChild } from '../task';
 import { native } from '../native';
-import { kTrackerFdEnv, kTrackerInoEnv, kTrackerPidEnv, onTrackerRestart, register, trackerFdForChild, trackerPipeInode, trackerProcessId, unregister } from '../resource-tracker';
+import { checkTracker, kTrackerFdEnv, kTrackerInoEnv, kTrackerPidEnv, onTrackerRestart, register, trackerFdForChild, trackerPipeInode, trackerProcessId, unregister } from '../resource-tracker';
 import { createSegment, generateName, osName } from '../segment';
 import { checkInteger } from '../validate';
 import { processState } from '../liveness';
@@ -480,6 +480,7 @@ const kStoppedFailMs = 1000;
 // Stopped from process.ts's exit hook, after the children were joined (the
 // zygote must outlive them: it reports their exits).
 function zygote(): Zygote {
+  checkTracker(); // a zygote holding a dead tracker's pipe is replaced if idle (see onTrackerRestart below)
   if (current === null || !current.alive) current = new Zygote();
   return current;
 }
