@@ -113,6 +113,15 @@ export function mapsSegment(pid: number, name: string): boolean | null {
  * read: not Linux, or no such process.
  */
 export function startStamp(pid: number): number | null {
+  const fields = statFields(pid);
+  if (fields === null) return null;
+  const ticks = Number(fields[19]);
+  if (!Number.isFinite(ticks)) return null;
+  return (ticks % 0xffffffff) + 1;
+}
+
+/** /proc/PID/stat's fields from the 3rd on (fields[0] is the state), or null: not Linux, or no such process. */
+function statFields(pid: number): string[] | null {
   if (process.platform !== 'linux') return null;
   let stat: string;
   try {
@@ -121,9 +130,7 @@ export function startStamp(pid: number): number | null {
     return null;
   }
   // The command name (field 2) may hold spaces and parentheses: count from the last ')'.
-  const ticks = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]);
-  if (!Number.isFinite(ticks)) return null;
-  return (ticks % 0xffffffff) + 1;
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
 }
 
 /**
@@ -133,14 +140,8 @@ export function startStamp(pid: number): number | null {
  * 3.5+). Null where there is no /proc, or no such process.
  */
 export function processState(pid: number): { state: string; exitCode: number | null } | null {
-  if (process.platform !== 'linux') return null;
-  let stat: string;
-  try {
-    stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-  } catch {
-    return null;
-  }
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const fields = statFields(pid);
+  if (fields === null) return null;
   const state = fields[0] ?? '';
   const status = Number(fields[49]);
   if (state !== 'Z' || !Number.isInteger(status)) return { state, exitCode: null };

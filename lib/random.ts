@@ -5,51 +5,61 @@
  * Processes all returned 0.6814619...; helper-61), and pool workers running
  * a Monte Carlo map got correlated results. V8 has no API to reseed it, so a
  * forked child replaces Math.random with the same generator (xorshift128+,
- * V8's bit layout for the double) seeded from the OS (crypto), as Python
- * reseeds `random` after fork. It draws exactly what V8's would from that
- * state (checked against a BigInt version) and cost 16 ns a call here
- * against V8's 18 ns.
+ * V8's bit layout for the double) seeded anew, as Python reseeds `random`
+ * after fork. It draws exactly what V8's would from that state (checked
+ * against a BigInt version) and cost 16 ns a call here against V8's 18 ns.
+ * The seed mixes this process's pid, the time in ns and a draw of the
+ * parent's generator (distinct for every child, as V8's own seed is not
+ * secret either); seeding from crypto cost each forked child ~1.2 ms here
+ * (OpenSSL's first use after the fork), measured on a pool's start.
  *
  * crypto.randomUUID() has the same trouble: it draws from a cache of 128
  * UUIDs' worth of random bytes filled in the parent, so three 'fork'
  * children of a parent that had used it returned the same UUID (helper-62).
- * freshUuidCache() goes once round that cache, which makes Node refill it
- * from the OS in this process (~10 µs).
+ * crypto.randomInt() keeps a cache too (6 KiB, 6 bytes a call; helper-63).
+ * In a 'fork' child, whose parent is the user's program, freshCryptoCaches()
+ * goes once round both, which makes Node refill them from the OS here
+ * (~1 ms, on a start that costs tens). A forkserver child's parent is the
+ * zygote, which draws neither (unless a module preloaded into it does).
  *
- * crypto.randomInt() keeps a cache too (6 KiB, 6 bytes a call): refreshed
- * the same way in a 'fork' child (helper-63), whose parent is the user's
- * program (a forkserver child's is the zygote, which draws none).
- *
- * Exports: reseedMathRandom, freshUuidCache, freshRandomIntCache.
+ * Exports: reseedMathRandom, freshCryptoCaches.
  */
-import { randomFillSync, randomInt, randomUUID } from 'node:crypto';
+import { randomInt, randomUUID } from 'node:crypto';
 
 /** Node's randomUUID() batch (lib/internal/crypto/random.js kBatchSize): the cache refills when its index wraps to 0. */
 const kUuidBatch = 128;
 
-export function freshUuidCache(): void {
-  for (let i = 0; i < kUuidBatch; i++) randomUUID();
-}
-
 /** Node's randomInt() cache: 6 * 1024 bytes, 6 a call; it refills once it is used up. */
 const kRandomIntCalls = 1024;
 
-export function freshRandomIntCache(): void {
+export function freshCryptoCaches(): void {
+  for (let i = 0; i < kUuidBatch; i++) randomUUID();
   for (let i = 0; i < kRandomIntCalls; i++) randomInt(2);
+}
+
+/** murmur3's 32-bit finalizer: every input bit moves every output bit. */
+function fmix32(h: number): number {
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  return h ^ (h >>> 16);
 }
 
 const k2p32 = 4294967296;
 const k2p52 = 4503599627370496;
 
 export function reseedMathRandom(): void {
-  const seed = new Int32Array(4);
-  do randomFillSync(seed);
-  while (seed[0] === 0 && seed[1] === 0 && seed[2] === 0 && seed[3] === 0);
+  const ns = process.hrtime.bigint();
+  const pid = process.pid;
+  const tlo = Number(ns & 0xffffffffn) | 0;
+  const thi = Number((ns >> 32n) & 0xffffffffn) | 0;
+  const parent = (Math.random() * 4294967296) | 0;
   // state0 = (h0, l0), state1 = (h1, l1): 64-bit words as 32-bit halves.
-  let h0 = seed[0]!;
-  let l0 = seed[1]!;
-  let h1 = seed[2]!;
-  let l1 = seed[3]!;
+  let h0 = fmix32(pid ^ fmix32(tlo));
+  let l0 = fmix32((tlo + 0x9e3779b9) ^ fmix32(parent));
+  let h1 = fmix32(thi ^ fmix32(pid + 0x7f4a7c15));
+  let l1 = fmix32(parent ^ fmix32(tlo ^ 0x6a09e667)) | 1; // never the all-zero state
   const random = (): number => {
     // base::RandomNumberGenerator::XorShift128: s1 = state0, s0 = state1.
     let sh = h0;

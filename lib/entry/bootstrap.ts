@@ -20,7 +20,7 @@ import { pathToFileURL } from 'node:url';
 import { deserialize, serialize } from 'node:v8';
 import { native } from '../native';
 import { noop, reraise, signalOfAbort } from '../abort';
-import { freshRandomIntCache, freshUuidCache, reseedMathRandom } from '../random';
+import { freshCryptoCaches, reseedMathRandom } from '../random';
 import { rehearseChannel } from '../channel';
 import { rehearsePoolWorker } from './pool-worker';
 import { rehearseWake, resetAfterFork } from '../wake-socket';
@@ -353,8 +353,7 @@ function forgetParent(adopt: boolean): void {
   resetAfterFork();
   forgetInheritedWaits();
   reseedMathRandom(); // its state is the parent's: every child drew the same numbers
-  freshUuidCache(); // likewise crypto.randomUUID()'s cache
-  if (adopt) freshRandomIntCache(); // and, in a 'fork' child of the user's program, randomInt()'s
+  if (adopt) freshCryptoCaches(); // a 'fork' child of the user's program: randomUUID()'s and randomInt()'s caches too
   if (adopt) {
     // 'fork': the parent counted a reference for us in everything it held
     // (duplicateForFork), as fork() duplicates file descriptors.
