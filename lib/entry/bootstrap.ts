@@ -59,39 +59,40 @@ export function watchParentFd(fd: number): void {
  * 'beforeExit'), and uncaught errors (handled, then process.exit).
  */
 export function installForkedExit(beforeExit: () => void): void {
-  const proc = process as unknown as { reallyExit(code?: number): never };
-  proc.reallyExit = (code?: number): never => {
-    beforeExit();
-    native.exitNow(code ?? 0);
-  };
-  const onExit = (code: number): void => {
-    beforeExit();
-    // process.exitCode as an earlier 'exit' listener left it (see watchUnsettled).
-    native.exitNow(typeof process.exitCode === 'number' ? process.exitCode : typeof code === 'number' ? code : 0);
-  };
-  process.on('beforeExit', () => {
-    process.removeListener('exit', onExit);
-    process.on('exit', onExit);
-  });
+  lastAtExit(beforeExit, (code) => native.exitNow(code));
 }
 
 /**
  * A spawned child gives its args back after the target's own 'exit'
  * listeners, as a forked one does (installForkedExit): registered first, the
  * release ran before them, and a listener that used an arg (a Value) threw
- * "closed" and turned the exit code to 1. process.exit() ends in
- * reallyExit; a loop that drains emits 'beforeExit' first.
+ * "closed" and turned the exit code to 1.
  */
 function releaseAtExit(release: () => void): void {
   const proc = process as unknown as { reallyExit(code?: number): never };
   const real = proc.reallyExit;
+  lastAtExit(release, (code) => real.call(process, code));
+}
+
+/**
+ * Runs `last` after everything else on every way out, then `exit`:
+ * process.exit() ends in reallyExit; a loop that drains emits 'beforeExit'
+ * first, when the 'exit' listener is (re)appended, so that it runs last.
+ */
+function lastAtExit(last: () => void, exit: (code: number) => never): void {
+  const proc = process as unknown as { reallyExit(code?: number): never };
   proc.reallyExit = (code?: number): never => {
-    release();
-    return real.call(process, code);
+    last();
+    return exit(code ?? 0);
+  };
+  const onExit = (code: number): void => {
+    last();
+    // process.exitCode as an earlier 'exit' listener left it (see watchUnsettled).
+    exit(typeof process.exitCode === 'number' ? process.exitCode : typeof code === 'number' ? code : 0);
   };
   process.on('beforeExit', () => {
-    process.removeListener('exit', release);
-    process.on('exit', release);
+    process.removeListener('exit', onExit);
+    process.on('exit', onExit);
   });
 }
 
