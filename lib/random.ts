@@ -54,7 +54,7 @@ export function reseedMathRandom(): void {
   const pid = process.pid;
   const tlo = Number(ns & 0xffffffffn) | 0;
   const thi = Number((ns >> 32n) & 0xffffffffn) | 0;
-  const parent = (Math.random() * 4294967296) | 0;
+  const parent = (Math.random() * k2p32) | 0;
   // state0 = (h0, l0), state1 = (h1, l1): 64-bit words as 32-bit halves.
   let h0 = fmix32(pid ^ fmix32(tlo));
   let l0 = fmix32((tlo + 0x9e3779b9) ^ fmix32(parent));

@@ -21,6 +21,7 @@ import { deserialize, serialize } from 'node:v8';
 import { native } from '../native';
 import { noop, reraise, signalOfAbort } from '../abort';
 import { freshCryptoCaches, reseedMathRandom } from '../random';
+import { onUnsettledAtExit } from './unsettled';
 import { rehearseChannel } from '../channel';
 import { rehearsePoolWorker } from './pool-worker';
 import { rehearseWake, resetAfterFork } from '../wake-socket';
@@ -152,34 +153,12 @@ function argsReleaser(args: () => unknown): () => void {
   };
 }
 
-/**
- * A target whose promise never settles, with nothing left to wait on (the
- * event loop drained): exit code 13 and a line that says so, as Node gives an
- * unsettled top-level await. Before, such a child ended 0, and a consumer
- * that waited on nothing looked like a success (helper-59). Returns the
- * function to call once the target settled.
- */
+/** See unsettled.ts: exit code 13 and a line that says why. Returns the function to call once the target settled. */
 function watchUnsettled(name: string): () => void {
-  // Judged at 'exit', not at the first 'beforeExit': a listener of that may
-  // schedule the work that settles the target (a flush), and the loop goes
-  // on (helper-62). Only an exit that follows a drained loop counts: a
-  // process.exit() of the target's own is its own word.
-  let drained = false;
-  const onDrain = (): void => {
-    drained = true;
-  };
-  const onExit = (): void => {
-    // As Node's own (exitCode ??= 13): a code the program set is its word.
-    if (!drained || process.exitCode !== undefined) return;
+  return onUnsettledAtExit(() => {
     process.exitCode = 13;
     process.stderr.write(`Process ${name} (pid ${native.getpid()}): its target returned a promise that never settled, with nothing left to wait on (the event loop is empty); exit code 13, as Node gives an unsettled top-level await\n`);
-  };
-  process.on('beforeExit', onDrain);
-  process.prependListener('exit', onExit);
-  return () => {
-    process.removeListener('beforeExit', onDrain);
-    process.removeListener('exit', onExit);
-  };
+  });
 }
 
 async function runTarget(fn: (...args: unknown[]) => unknown, args: unknown[], name: string, method: StartMethod, fromSource: boolean): Promise<void> {

@@ -14,6 +14,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { attachCount } from '../segment';
 import { jobTag, kUserWord } from '../symbols';
+import { onUnsettledAtExit } from './unsettled';
 import { explainReferenceError, kProgressSink, kSignalSink, loadTask, type TaskTarget } from '../task';
 import { wire, type WireError } from '../wire-error';
 
@@ -81,23 +82,14 @@ export async function poolWorkerMain(conn: Connection, init: WorkerInit): Promis
       // wait on: before, the worker exited 0 and the pool failed with "keep
       // dying ... exit code 0", which named nothing. Prepended and exiting,
       // so the generic "target never settled" line (bootstrap.ts) does not follow.
-      // Judged at 'exit' after a drained loop (see bootstrap.ts watchUnsettled).
-      let drained = false;
-      const onDrain = (): void => {
-        drained = true;
-      };
-      const onExit = (): void => {
-        if (!drained || process.exitCode !== undefined) return;
+      const settled = onUnsettledAtExit(() => {
         conn.sendSync({ t: 'init-failed', error: wire(new Error('The pool initializer returned a promise that never settled, with nothing left for it to wait on (the worker\'s event loop is empty): it must resolve or reject for the worker to start')) });
         process.exit(1); // within 'exit': ends now, before the generic line
-      };
-      process.on('beforeExit', onDrain);
-      process.prependListener('exit', onExit);
+      });
       try {
         await f(...init.initargs);
       } finally {
-        process.removeListener('beforeExit', onDrain);
-        process.removeListener('exit', onExit);
+        settled();
       }
     }
   } catch (e) {
