@@ -1449,15 +1449,20 @@ export class Pool<I extends readonly unknown[] = never[]> {
       job.worker = undefined;
       this.#queue.unshift(job);
     }
-    // A crash loop is workers dying of what they run: while starting, in a
-    // job (its task module loads in it), or on an uncaught error or an exit
-    // of their own between jobs. Not one SIGKILLed idle from outside (a job
-    // waiting in its pipe not begun: a user, the OOM killer), nor
-    // those lost when the forkserver died (killed with it): before, a pool of
-    // 5 or more fresh workers took a zygote's death for a crash loop and
-    // failed for good (helper-55's chaos trial).
+    // A crash loop is workers dying of what they run: while starting, on an
+    // uncaught error (which may come from the initializer's own timers, in
+    // every worker alike), or on an exit of their own between jobs. Not a
+    // signal or an exit while running a job (SIGKILL, out of memory,
+    // process.exit in the task): that job fails with it, so the pool moves
+    // on, and five calls whose tasks kill their workers must not fail every
+    // other call too (they did: 94 of 100 applies). Not one SIGKILLed idle
+    // from outside (a job waiting in its pipe not begun: a user, the OOM
+    // killer), nor those lost when the forkserver died (killed with it):
+    // before, a pool of 5 or more fresh workers took a zygote's death for a
+    // crash loop and failed for good (helper-55's chaos trial).
     const fromOutside = w.proc[kLostWithServer] || (w.ready && running === undefined && fatal === undefined && code === -9);
-    if (!w.everFinishedJob && !w.retiring && !w.killed && !w.initFailed && !fromOutside && this.#state !== 'terminated') {
+    const diedInJob = running !== undefined && fatal === undefined;
+    if (!w.everFinishedJob && !diedInJob && !w.retiring && !w.killed && !w.initFailed && !fromOutside && this.#state !== 'terminated') {
       this.#crashes++;
       if (this.#crashes >= kCrashLoopLimit) {
         const last = fatal === undefined ? '' : `: the last on an uncaught error, ${errorLine(fatal.error)}`;

@@ -653,6 +653,26 @@ describe('Pool workers', () => {
     await pool.terminate();
   });
 
+  it('tasks that kill fresh workers fail only their own calls: six in a row at the start, and the other 94 resolve (before: a crash loop failed all 94)', async () => {
+    const pool = new mp.Pool({ processes: 2 });
+    try {
+      const calls = range(100).map((i) =>
+        pool.apply((n: number) => {
+          if (n < 6) process.kill(process.pid, 'SIGKILL');
+          return n * 2;
+        }, [i]),
+      );
+      const settled = await Promise.allSettled(calls);
+      const failed = settled.flatMap((s, i) => (s.status === 'rejected' ? [[i, (s.reason as Error).name]] : []));
+      expect(failed).toEqual(range(6).map((i) => [i, 'WorkerExitError']));
+      const values = settled.flatMap((s) => (s.status === 'fulfilled' ? [s.value] : []));
+      expect(values).toEqual(range(100).slice(6).map((i) => i * 2));
+      expect(await pool.apply((x: number) => x + 1, [41])).toBe(42);
+    } finally {
+      await pool.terminate();
+    }
+  });
+
   // Found by review: the worker died (the bootstrap's handler exits 1) and
   // the next task on it, an unrelated one, failed with a WorkerExitError
   // that said nothing of the error, which was only on the worker's stderr.
