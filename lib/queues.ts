@@ -26,7 +26,7 @@
  */
 import { type Encoded } from './codec';
 import { Channel } from './channel';
-import { QueueClosedError, TimeoutError } from './errors';
+import { ProcessError, QueueClosedError, TimeoutError } from './errors';
 import { Kind } from './layout';
 import { registerKind, type Handle } from './reduction';
 import { kControlBytes, kJoinSeq, kJoinWaiters, Ring } from './ring-buffer';
@@ -200,6 +200,11 @@ export class Queue<T = unknown> {
   /** @internal JoinableQueue: after a taskDone(). */
   protected afterTaskDone(): void {
     if (this.#ring.closed) this.#releaseIfDrained();
+  }
+
+  /** @internal JoinableQueue: whether no other process or thread holds the queue, nor a handle in flight. */
+  protected soleHolder(): boolean {
+    return this.#released === null && this.#segment.refcount() === 1;
   }
 
   /** @internal JoinableQueue: whether the mapping is gone, and why. */
@@ -476,6 +481,13 @@ export class JoinableQueue<T = unknown> extends Queue<T> {
       const seq = Atomics.load(ctl, kJoinSeq);
       if (ring.unfinishedRepaired() <= 0) return true;
       if (deadline !== Infinity && remaining(deadline) <= 0) return false;
+      if (deadline === Infinity && this.soleHolder()) {
+        // As getSync() on an empty queue nobody else holds: a hang for good.
+        throw new ProcessError(
+          `JoinableQueue.joinSync() would block this thread for ever: ${ring.unfinished()} task(s) are not done and no other process holds the queue, so only this thread could call taskDone(). ` +
+            'Start the consumers first (pass them the queue), or give a timeout.',
+        );
+      }
       Atomics.add(ctl, kJoinWaiters, 1);
       if (Atomics.load(ctl, kJoinSeq) === seq) {
         waitSync(ring.buffer, ring.byteOffset(kJoinSeq), seq, Math.min(kJoinSliceMs, remaining(deadline))) satisfies WaitResult;

@@ -918,6 +918,32 @@ describe('a *Sync call that could only wait for ever', () => {
     q.close();
     empty.close();
   });
+
+  it('JoinableQueue.joinSync() with tasks undone and no other holder fails at once (before: blocked for good); once a child has taken the queue it waits', async () => {
+    const j = new mp.JoinableQueue<number>();
+    expect(j.joinSync()).toBe(true); // nothing to wait for
+    j.putSync(1);
+    j.putSync(2);
+    expect(() => j.joinSync()).toThrow(/joinSync\(\) would block this thread for ever: 2 task\(s\) are not done and no other process holds the queue/);
+    expect(j.joinSync(30)).toBe(false); // a timeout is honoured as given
+    expect(j.unfinishedTasks).toBe(2);
+    const p = new mp.Process({
+      target: async (jj: mp.JoinableQueue<number>) => {
+        for (let i = 0; i < 2; i++) {
+          await jj.get();
+          await new Promise((r) => setTimeout(r, 50));
+          jj.taskDone();
+        }
+      },
+      args: [j],
+    });
+    p.start();
+    expect(j.joinSync()).toBe(true); // the handle in flight, then the child, hold it
+    expect(j.unfinishedTasks).toBe(0);
+    await p.join();
+    expect(p.exitCode).toBe(0);
+    j.close();
+  });
 });
 
 describe('what a trial of queues and pipes found (helper-58)', () => {
