@@ -21,6 +21,8 @@
  *   0x0f  Date                       float64 LE (time value)
  *   0x10  shared object              its handle, as a plain-object value
  *   0x11  plain object, short keys   u16 L, key list (L bytes: u8 n, n x (u8 len, latin1)), n values
+ *   0x12  Error                      a plain-object value { n: name, m: message, b: base class, s: stack,
+ *                                    p: own enumerable props, c?: cause, e?: AggregateError's errors }
  *   0xf0  (top level) structured clone: u8 hasHandles, then v8.serialize(reduce(item))
  *   0xf1  (top level) raw bytes from sendBytes: the rest is the bytes
  *   0xf2  (top level) big item in its own segment: u8 form, u32 n, n name bytes
@@ -28,7 +30,7 @@
  *         form 1: the segment holds an encoded item (this table)
  *
  * The fast encoder bails out to structured clone as soon as it meets anything
- * else (Map, Set, RegExp, Error, class instances, holes, DataView...) or an
+ * else (Map, Set, RegExp, class instances, holes, DataView...) or an
  * object it already visited (cycles and shared references, which structured
  * clone preserves). Functions and symbols make structured clone throw, which
  * becomes a TypeError before anything was written to the queue.
@@ -48,6 +50,7 @@ import { native } from './native';
 import { fromHandle, isShareable, notSendable, rebuild, reduce, releaseHandles, sharedBufferError, toHandle, type Handle } from './reduction';
 import { Segment } from './segment';
 import { describeValue } from './validate';
+import { completeError, errorFields, isError, makeError } from './wire-error';
 
 export const enum Tag {
   Undefined = 0x00,
@@ -68,6 +71,7 @@ export const enum Tag {
   Date = 0x0f,
   Shared = 0x10,
   Record = 0x11,
+  Error = 0x12,
   V8 = 0xf0,
   Bytes = 0xf1,
   Blob = 0xf2,
@@ -414,6 +418,19 @@ function writeObject(v: object): void {
     writeShared(v);
     return;
   }
+  if (isError(v)) {
+    // Structured clone keeps only name (of built-in classes), message, stack
+    // and cause: an fs error's `code` was lost on the way (see wire-error.ts).
+    visit(v);
+    const f = errorFields(v);
+    const w: Record<string, unknown> = { n: f.name, m: f.message, b: f.base, s: f.stack, p: f.props };
+    if (f.hasCause) w.c = f.cause;
+    if (f.errors !== undefined) w.e = f.errors;
+    ensure(1);
+    out[pos++] = Tag.Error;
+    writeValue(w);
+    return;
+  }
   notSendable(v); // a Pool, a Process, a SharedArrayBuffer: a TypeError that says why
   throw kBail;
 }
@@ -428,8 +445,8 @@ function writeShared(v: object): void {
 }
 
 /**
- * A shared object (Value, Queue, Lock...) inside a class instance, an Error
- * or another object that reduce() does not walk: structured clone then met
+ * A shared object (Value, Queue, Lock...) inside a class instance or
+ * another object that reduce() does not walk: structured clone then met
  * its internals, and said only "function Int32Array() could not be cloned".
  * Where it is, for the message; null when there is none (a bounded search).
  */
@@ -450,7 +467,8 @@ function hiddenShared(item: unknown): string | null {
       return holder === null ? null : `${/^[AEIOU]/.test(name) ? 'an' : 'a'} ${name} (a shared object) inside ${holder} (at item${path})`;
     }
     const proto = Object.getPrototypeOf(v);
-    const plain = proto === Object.prototype || proto === null || Array.isArray(v) || v instanceof Map || v instanceof Set;
+    // (Errors too: reduce() carries them whole, their shared objects as handles.)
+    const plain = proto === Object.prototype || proto === null || Array.isArray(v) || v instanceof Map || v instanceof Set || isError(v);
     const inner = holder ?? (plain ? null : `an instance of ${(proto?.constructor as { name?: string } | undefined)?.name || 'a class'}`);
     if (v instanceof Map) {
       for (const [k, x] of v) {
@@ -485,8 +503,11 @@ function hiddenShared(item: unknown): string | null {
     let keys: string[];
     try {
       keys = Object.keys(v);
-      // An Error's cause is not enumerable, and structured clone carries it (a Queue there arrived as {}).
-      if (v instanceof Error && Object.hasOwn(v, 'cause')) keys.push('cause');
+      // An Error's cause and errors are not enumerable, and travel.
+      if (isError(v)) {
+        if (Object.hasOwn(v, 'cause')) keys.push('cause');
+        if (v instanceof AggregateError) keys.push('errors');
+      }
     } catch {
       return null; // a Proxy whose trap throws
     }
@@ -1021,9 +1042,23 @@ function readValue(): unknown {
       return readRecord();
     case Tag.Shared:
       return fromHandle(readValue() as Handle);
+    case Tag.Error:
+      return readError();
     default:
       throw new Error(`multiproc codec: unknown tag 0x${t.toString(16)} at ${rpos - 1}`);
   }
+}
+
+function readError(): Error {
+  const at = rpos - 1;
+  const w = readValue() as Record<string, unknown> | null;
+  if (typeof w !== 'object' || w === null || typeof w.n !== 'string' || typeof w.m !== 'string' || typeof w.b !== 'string' ||
+    (w.s !== undefined && typeof w.s !== 'string') || typeof w.p !== 'object' || w.p === null || (w.e !== undefined && !Array.isArray(w.e))) {
+    throw new Error(`multiproc codec: bad error record at ${at}`);
+  }
+  const err = makeError(w.n, w.m, w.b, w.s as string | undefined);
+  completeError(err, w.p as Record<string, unknown>, Object.prototype.hasOwnProperty.call(w, 'c'), w.c, w.e as unknown[] | undefined);
+  return err;
 }
 
 /**

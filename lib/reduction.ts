@@ -10,11 +10,13 @@
  *
  * `reduce()` / `rebuild()` walk arrays, plain objects, Maps and Sets, so
  * shared objects may sit anywhere inside Process args, task arguments,
- * results or queue items.
+ * results or queue items. They also carry Errors whole (own properties, a
+ * subclass's name: see wire-error.ts), which structured clone would not.
  */
 import { collectFresh } from './segment';
 import { kHandleTag, kNotSendable, kToHandle } from './symbols';
 import { describeValue } from './validate';
+import { completeError, errorFields, isError, makeError } from './wire-error';
 
 export interface Handle {
   readonly [kHandleTag]: string;
@@ -145,10 +147,23 @@ export function reduce(value: unknown): unknown {
  * as { [kEscapeTag]: copy } (and so do objects with that key itself).
  */
 const kEscapeTag = '__multiproc_escaped__';
+/** An Error as reduce() carries it: { [kErrorTag]: { n, m, b, s, p, c?, e? } } (the codec's Tag.Error fields). */
+const kErrorTag = '__multiproc_error__';
 
 function needsEscape(value: object): boolean {
-  return Object.hasOwn(value, kHandleTag) || Object.hasOwn(value, kEscapeTag);
+  return Object.hasOwn(value, kHandleTag) || Object.hasOwn(value, kEscapeTag) || Object.hasOwn(value, kErrorTag);
 }
+
+interface ErrorMark {
+  [kErrorTag]: { n: string; m: string; b: string; s: string | undefined; p: Record<string, unknown>; c?: unknown; e?: unknown[] };
+}
+
+function isErrorMark(value: object): value is ErrorMark {
+  return Object.hasOwn(value, kErrorTag) && isPlainObject(value);
+}
+
+/** rebuild(): each mark's Error, made once (a cause may lead back to its error). */
+const builtErrors = new WeakMap<object, Error>();
 
 function isEscaped(value: object): value is Record<typeof kEscapeTag, Record<string, unknown>> {
   return Object.hasOwn(value, kEscapeTag) && isPlainObject(value);
@@ -184,6 +199,11 @@ function walkShared(value: unknown, visit: (shared: object) => boolean, escapes:
     return false;
   }
   if (isPlainObject(value)) return (escapes && needsEscape(value)) || Object.values(value).some(inner);
+  if (isError(value)) {
+    if (escapes) return true; // reduce() carries it whole
+    const f = errorFields(value);
+    return inner(f.cause) || Object.values(f.props).some(inner) || (f.errors ?? []).some(inner);
+  }
   // Only for reduce(): forEachShared also walks what a child received, and
   // whatever the child put in there since (a Process of its own) is no error.
   if (escapes) notSendable(value);
@@ -243,6 +263,16 @@ function copyReduced(value: unknown, seen: Map<object, unknown>, taken: Handle[]
     }
     return seen.get(value);
   }
+  if (isError(value)) {
+    const f = errorFields(value);
+    const fields: ErrorMark[typeof kErrorTag] = { n: f.name, m: f.message, b: f.base, s: f.stack, p: {} };
+    const mark: ErrorMark = { [kErrorTag]: fields };
+    seen.set(value, mark);
+    fields.p = copyReduced(f.props, seen, taken) as Record<string, unknown>;
+    if (f.hasCause) fields.c = copyReduced(f.cause, seen, taken);
+    if (f.errors !== undefined) fields.e = copyReduced(f.errors, seen, taken) as unknown[];
+    return mark;
+  }
   notSendable(value);
   return value;
 }
@@ -274,6 +304,17 @@ export function rebuild(value: unknown, seen = new Set<object>()): unknown {
       for (const key of Object.keys(inner)) inner[key] = rebuild(inner[key], seen);
     }
     return inner;
+  }
+  if (isErrorMark(value)) {
+    const done = builtErrors.get(value);
+    if (done !== undefined) return done;
+    const f = value[kErrorTag];
+    const err = makeError(String(f.n), String(f.m), String(f.b), typeof f.s === 'string' ? f.s : undefined);
+    builtErrors.set(value, err);
+    const props = rebuild(f.p, seen) as Record<string, unknown>;
+    const hasCause = Object.hasOwn(f, 'c');
+    completeError(err, typeof props === 'object' && props !== null ? props : {}, hasCause, hasCause ? rebuild(f.c, seen) : undefined, Array.isArray(f.e) ? (rebuild(f.e, seen) as unknown[]) : undefined);
+    return err;
   }
   if (isHandle(value)) return fromHandle(value);
   if (seen.has(value)) return value;

@@ -7,8 +7,13 @@
  * and the own primitive properties it carried (`code`, ...). This library's
  * own errors (SerializationError, ProcessError...) come back as their class.
  *
- * Exports: WireError, wire, unwire.
+ * Items of queues and pipes, and Process args, carry errors the same way
+ * (see errorFields; structured clone would drop a `code`, or a subclass's
+ * name).
+ *
+ * Exports: WireError, wire, unwire, isError, errorFields, makeError, completeError.
  */
+import { types } from 'node:util';
 import { serialize } from 'node:v8';
 import {
   AbortError, BrokenBarrierError, BrokenPipeError, ClosedError, EOFError, MultiprocError, ProcessError, QueueClosedError,
@@ -134,17 +139,64 @@ function unwireValue(v: WireValue): unknown {
 
 /** In the parent: the error rebuilt. */
 export function unwire(e: WireError): Error {
-  const options = e.cause === undefined ? undefined : { cause: unwireValue(e.cause) };
-  const base = e.base ?? e.name;
-  let err: Error;
-  if (base === 'AggregateError') {
-    err = new AggregateError((e.errors ?? []).map(unwireValue), e.message, options);
-  } else {
-    const Ctor = Object.prototype.hasOwnProperty.call(kBuiltins, base) ? kBuiltins[base]! : Object.prototype.hasOwnProperty.call(kOwn, base) ? kOwn[base]! : Error;
-    err = new Ctor(e.message, options);
-  }
-  if (err.name !== e.name) Object.defineProperty(err, 'name', { value: e.name, enumerable: false, configurable: true, writable: true });
-  if (e.stack !== undefined) err.stack = e.stack;
-  if (e.props) Object.assign(err, e.props);
+  const err = makeError(e.name, e.message, e.base ?? e.name, e.stack);
+  completeError(err, e.props ?? {}, e.cause !== undefined, e.cause === undefined ? undefined : unwireValue(e.cause), e.errors?.map(unwireValue));
   return err;
+}
+
+/** An Error of this realm, or of another (vm), or a subclass of either. */
+export function isError(v: object): v is Error {
+  return v instanceof Error || types.isNativeError(v);
+}
+
+/**
+ * What of an error travels inside an item: its name, message, stack, the
+ * class to rebuild it with, its own enumerable properties (any value the
+ * item's other values may be), an own `cause` and an AggregateError's errors.
+ */
+export interface ErrorFields {
+  name: string;
+  message: string;
+  base: string;
+  stack: string | undefined;
+  props: Record<string, unknown>;
+  hasCause: boolean;
+  cause: unknown;
+  errors: unknown[] | undefined;
+}
+
+export function errorFields(err: Error): ErrorFields {
+  const props: Record<string, unknown> = {};
+  for (const k of Object.keys(err)) {
+    if (k === 'cause' || k === 'errors' || k === '__proto__') continue; // carried apart, rebuilt
+    props[k] = (err as unknown as Record<string, unknown>)[k];
+  }
+  const hasCause = Object.prototype.hasOwnProperty.call(err, 'cause');
+  const errors = err instanceof AggregateError && Array.isArray(err.errors) ? [...(err.errors as unknown[])] : undefined;
+  return { name: String(err.name), message: String(err.message), base: baseOf(err), stack: typeof err.stack === 'string' ? err.stack : undefined, props, hasCause, cause: hasCause ? (err as { cause?: unknown }).cause : undefined, errors };
+}
+
+/** The error without its cause, errors and props (see completeError: a cause may be the error itself). */
+export function makeError(name: string, message: string, base: string, stack: string | undefined): Error {
+  let err: Error;
+  if (base === 'AggregateError') err = new AggregateError([], message);
+  else {
+    const Ctor = Object.prototype.hasOwnProperty.call(kBuiltins, base) ? kBuiltins[base]! : Object.prototype.hasOwnProperty.call(kOwn, base) ? kOwn[base]! : Error;
+    err = new Ctor(message);
+  }
+  if (err.name !== name) Object.defineProperty(err, 'name', { value: name, enumerable: false, configurable: true, writable: true });
+  if (stack !== undefined) err.stack = stack;
+  return err;
+}
+
+/** Sets what makeError() left out, as the constructors would (cause and errors own, not enumerable). */
+export function completeError(err: Error, props: Record<string, unknown>, hasCause: boolean, cause: unknown, errors: unknown[] | undefined): void {
+  if (hasCause) Object.defineProperty(err, 'cause', { value: cause, enumerable: false, configurable: true, writable: true });
+  if (errors !== undefined && err instanceof AggregateError) Object.defineProperty(err, 'errors', { value: errors, enumerable: false, configurable: true, writable: true });
+  for (const k of Object.keys(props)) {
+    // An own one (name, message, stack set again) keeps its attributes; the
+    // others are defined (a prop named like an accessor of Error.prototype stays data).
+    if (Object.prototype.hasOwnProperty.call(err, k)) (err as unknown as Record<string, unknown>)[k] = props[k];
+    else Object.defineProperty(err, k, { value: props[k], enumerable: true, configurable: true, writable: true });
+  }
 }

@@ -197,6 +197,61 @@ describe('codec', () => {
     expect(c.n).toBe(1);
   });
 
+  it("carries an Error whole, as a pool task's error travels: own properties (an fs error's code), a subclass's name, cause, AggregateError's errors; on both paths and through a child (before: structured clone dropped them)", async () => {
+    let fsErr: NodeJS.ErrnoException | undefined;
+    try {
+      execFileSync('/nonexistent-multiproc-binary');
+    } catch (e) {
+      fsErr = e as NodeJS.ErrnoException;
+    }
+    class MyError extends TypeError {
+      extra = { a: [1, 2n] };
+      constructor(m: string) {
+        super(m);
+        this.name = 'MyError';
+      }
+    }
+    const agg = new AggregateError([new RangeError('r1'), 'str'], 'many', { cause: fsErr });
+    const cyc = Object.assign(new Error('cyc'), { self: null as unknown });
+    cyc.self = cyc; // a cycle: the item goes through structured clone (reduce/rebuild)
+    const withMap = Object.assign(new Error('m'), { code: 'EX', m: new Map([[1, 2]]) }); // so does a Map
+    const describe = (e: unknown): unknown => {
+      const x = e as Error & Record<string, unknown>;
+      return { proto: Object.getPrototypeOf(x).constructor.name, name: x.name, message: x.message, stack: x.stack, own: Object.fromEntries(Object.entries(x)) };
+    };
+    const check = (got: unknown[]): void => {
+      const [fe, mine, ag, cy, wm] = got as (Error & Record<string, unknown>)[];
+      expect(describe(fe)).toEqual(describe(fsErr));
+      expect(fe!.code).toBe('ENOENT');
+      expect(mine).toBeInstanceOf(TypeError);
+      expect([mine!.name, mine!.message, mine!.extra]).toEqual(['MyError', 'mine', { a: [1, 2n] }]);
+      expect(ag).toBeInstanceOf(AggregateError);
+      expect(((ag as unknown as AggregateError).errors[0] as Error).name).toBe('RangeError');
+      expect((ag as unknown as AggregateError).errors[1]).toBe('str');
+      expect((ag!.cause as NodeJS.ErrnoException).code).toBe('ENOENT');
+      expect(Object.keys(ag!)).toEqual([]); // cause and errors own, not enumerable, as the constructor makes them
+      expect([cy!.message, cy!.self === cy]).toEqual(['cyc', true]);
+      expect([wm!.code, wm!.m]).toEqual(['EX', new Map([[1, 2]])]);
+    };
+    const errs = [fsErr, new MyError('mine'), agg, cyc, withMap];
+    check(errs.map(roundTrip));
+    const toChild = new mp.Queue<unknown>();
+    const back = new mp.Queue<unknown>();
+    const child = collect(spawnChild(fixture('q-producer.mjs'), [JSON.stringify(mp.toHandle(toChild)), 'echo', '0', JSON.stringify(mp.toHandle(back))]), 60_000);
+    try {
+      const got: unknown[] = [];
+      for (const e of errs) {
+        await toChild.put({ e }); // nested in an item
+        got.push(((await back.get({ timeout: 30_000 })) as { e: unknown }).e);
+      }
+      check(got);
+    } finally {
+      toChild.close();
+    }
+    const r = await child;
+    expect(r.code, r.stderr).toBe(0);
+  });
+
   it('a shared object inside a class instance is a TypeError that names it and where it is (before: "function Int32Array() { [native code] } could not be cloned")', () => {
     class Box {
       inner: { v: unknown };
@@ -214,7 +269,13 @@ describe('codec', () => {
         expect(() => q.putSync(new Box(shared))).toThrow(`it holds ${name} (a shared object) inside an instance of Box (at item.inner.v)`);
         shared.close();
       }
-      expect(() => q.putSync(Object.assign(new Error('x'), { v }))).toThrow('it holds a SharedValue (a shared object) inside an instance of Error (at item.v)');
+      // An Error travels whole, own properties included (before: refused, as structured clone drops them): the Value is shared.
+      q.putSync(Object.assign(new Error('x'), { v }));
+      const e = q.getSync() as Error & { v: { value: number } };
+      expect([e instanceof Error, e.message, e.v.value]).toEqual([true, 'x', 1]);
+      e.v.value = 7;
+      expect(v.value).toBe(7);
+      v.value = 1;
       // Behind a big array of numbers and one of small objects: plain values do not use up the check's budget
       // (a first version let the Lock through as {}).
       class Holder {
