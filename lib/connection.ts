@@ -9,19 +9,26 @@
  * Segment payload (Kind.Pipe; param0 = ring capacity, param1 = 1 if duplex):
  *
  *   offset         size   what
- *   0              64     end words: open[0], open[1], pid[0], pid[1]
+ *   0              64     end words: open[0], open[1], pid[0], pid[1], ident[0], ident[1], full[0], full[1]
  *   64             64     the user words (kUser; a pool worker's job mark and the last job it began), alone on their line
- *   128            384    ring 0 control  (end 0 reads it; end 1 writes it)
- *   512            C      ring 0 data
- *   512 + C        384    ring 1 control  (duplex only: end 1 reads, end 0 writes)
- *   896 + C        C      ring 1 data
+ *   128            128    holders[0], holders[1]: 8 identities each (pid and start stamp) of the processes holding the end
+ *   256            384    ring 0 control  (end 0 reads it; end 1 writes it)
+ *   640            C      ring 0 data
+ *   640 + C        384    ring 1 control  (duplex only: end 1 reads, end 0 writes)
+ *   1024 + C       C      ring 1 data
  *
  * open[e] counts the Connection objects for end e in every process plus its
  * handles in flight; when it reaches 0 the end is closed for good: the ring it
  * writes is closed (its reader drains, then gets EOFError) and a writer to the
- * ring it reads gets BrokenPipeError. pid[e] is the last process that attached
- * end e: a reader waiting on an empty ring checks every 200 ms whether that
- * process is still alive, so a peer killed by SIGKILL ends recv() with EOFError.
+ * ring it reads gets BrokenPipeError. holders[e] names every process that
+ * holds end e (each adds itself when it attaches or is sent the end, and
+ * takes itself off when it closes its last object for it): a reader waiting
+ * on an empty ring checks every 200 ms whether any of them is still alive,
+ * so a peer killed by SIGKILL ends recv() with EOFError, and one of two
+ * writers killed does not while the other lives (as an OS pipe gives EOF only
+ * when every write end is closed). pid[e] and ident[e] name the last process
+ * that attached end e: what is checked when the table is empty (a 'fork'
+ * child's inherited end) or full[e] says it overflowed.
  *
  * Exports: Pipe, Connection, PipeOptions.
  */
@@ -45,8 +52,8 @@ export interface PipeOptions {
 
 const kDefaultPipeCapacity = 256 * 1024;
 const kBlobThreshold = 256 * 1024;
-/** Bytes of the pipe's own words before its rings: two cache lines (see kUser). */
-const kWords = 128;
+/** Bytes of the pipe's own words before its rings: four cache lines (see kUser, kHoldersByte). */
+const kWords = 256;
 const kOpen = 0; // + end
 const kPid = 2; // + end
 /**
@@ -55,6 +62,11 @@ const kPid = 2; // + end
  * pairs one process's pid with another's start time.
  */
 const kIdentByte = 16;
+/** Word (+ end): the end's holder table overflowed once; it is then not trusted (see holdersGone). */
+const kHoldersFull = 8;
+/** Byte offset of the holder tables: kHolderSlots identities per end. */
+const kHoldersByte = 128;
+const kHolderSlots = 8;
 /**
  * Free for the pipe's user, both ends alike (see kUserWord), on a line of its
  * own: a pool worker swaps it twice per job, and kOpen, on the first line,
@@ -88,6 +100,7 @@ class PipeCore {
   readonly segment: Segment;
   readonly words: Int32Array;
   readonly idents: BigInt64Array;
+  readonly holders: BigInt64Array;
   readonly duplex: boolean;
   /** rings[e]: the ring end e reads. */
   readonly rings: (Ring | null)[];
@@ -112,6 +125,7 @@ class PipeCore {
     }
     this.words = new Int32Array(segment.buffer, segment.payloadOffset, kWords / 4);
     this.idents = new BigInt64Array(segment.buffer, segment.payloadOffset + kIdentByte, 2);
+    this.holders = new BigInt64Array(segment.buffer, segment.payloadOffset + kHoldersByte, 2 * kHolderSlots);
     this.rings = [];
     this.channels = [];
     for (let e = 0; e < 2; e++) {
@@ -162,6 +176,15 @@ class PipeCore {
   peerGone(peer: number, deep: boolean, Err: typeof EOFError = EOFError): Error | null {
     if (Atomics.load(this.words, kOpen + peer) <= 0) return new Err('The other end of the pipe was closed');
     if (deep) {
+      const gone = this.holdersGone(peer);
+      if (gone === 0) {
+        this.deadIdent[peer] = null;
+        return null;
+      }
+      if (gone > 0) {
+        this.deadIdent[peer] = identOf(gone, 0);
+        return new Err(`The process at the other end of the pipe (pid ${gone}) died`);
+      }
       // The identity names the last process that made a Connection for that
       // end, which may have handed the end on and closed its own: a live
       // process that no longer maps the segment is not a dead peer here,
@@ -198,16 +221,79 @@ class PipeCore {
   holdFor(end: number, pid: number, stamp: number): void {
     Atomics.store(this.words, kPid + end, pid);
     Atomics.store(this.idents, end, identOf(pid, stamp));
+    this.addHolder(end, identOf(pid, stamp));
   }
 
   /**
-   * holdFor(), only while this process is still named: the child may have
+   * A child was sent the end: it holds it from its start (see
+   * Connection[kSentTo]). It joins the holders; the last-attacher name moves
+   * to it only while this process is still named: the child may have
    * attached the end, handed it on and closed its own before we got here.
    */
   handOver(end: number, pid: number, stamp: number): void {
+    this.addHolder(end, identOf(pid, stamp));
     const mine = identOf(process.pid, selfStamp());
     if (Atomics.compareExchange(this.idents, end, mine, identOf(pid, stamp)) !== mine) return;
     Atomics.compareExchange(this.words, kPid + end, process.pid, pid);
+  }
+
+  /**
+   * Adds `ident` to end's holders: in a free slot, or in its own slot made
+   * by handOver() without a start stamp; when none is free, slots of dead
+   * processes are freed first; when still none, the table is marked full
+   * for good (then only the last attacher is checked, as before the table).
+   */
+  addHolder(end: number, ident: bigint): void {
+    const h = this.holders;
+    const base = end * kHolderSlots;
+    const pid = ident >> 32n;
+    for (let i = 0; i < kHolderSlots; i++) {
+      const v = Atomics.load(h, base + i);
+      if (v === ident) return;
+      if (v >> 32n === pid && (v & 0xffffffffn) === 0n && Atomics.compareExchange(h, base + i, v, ident) === v) return;
+    }
+    for (let pass = 0; pass < 2; pass++) {
+      for (let i = 0; i < kHolderSlots; i++) {
+        if (Atomics.load(h, base + i) === 0n && Atomics.compareExchange(h, base + i, 0n, ident) === 0n) return;
+      }
+      if (pass === 0) {
+        for (let i = 0; i < kHolderSlots; i++) {
+          const v = Atomics.load(h, base + i);
+          if (v !== 0n && !this.#runs(v)) Atomics.compareExchange(h, base + i, v, 0n);
+        }
+      }
+    }
+    Atomics.store(this.words, kHoldersFull + end, 1);
+  }
+
+  /** Takes `ident` off end's holders (its last object for the end is closed). */
+  removeHolder(end: number, ident: bigint): void {
+    const base = end * kHolderSlots;
+    for (let i = 0; i < kHolderSlots; i++) {
+      if (Atomics.load(this.holders, base + i) === ident) Atomics.compareExchange(this.holders, base + i, ident, 0n);
+    }
+  }
+
+  #runs(ident: bigint): boolean {
+    const pid = Number(ident >> 32n);
+    return pid === process.pid || sameProcessRuns(pid, Number(ident & 0xffffffffn));
+  }
+
+  /**
+   * Whether end's holders are all dead: the pid of one of them if so, 0 if
+   * one runs, -1 if the table cannot tell (empty, or it overflowed).
+   */
+  holdersGone(end: number): number {
+    if (Atomics.load(this.words, kHoldersFull + end) !== 0) return -1;
+    const base = end * kHolderSlots;
+    let dead = -1;
+    for (let i = 0; i < kHolderSlots; i++) {
+      const v = Atomics.load(this.holders, base + i);
+      if (v === 0n) continue;
+      if (this.#runs(v)) return 0;
+      dead = Number(v >> 32n);
+    }
+    return dead;
   }
 
   /** One reference to `end` is gone (close, GC, or a handle that was not needed). */
@@ -222,7 +308,11 @@ class PipeCore {
       // gone, and the peer took its exit for the end's (an end lent to a
       // child that then exited: the reader saw EOF and lost the messages the
       // parent sent later; helper-58). The peer then waits for the count.
-      if (this.#open[end] === 0) Atomics.compareExchange(this.idents, end, identOf(process.pid, selfStamp()), 0n);
+      if (this.#open[end] === 0) {
+        const mine = identOf(process.pid, selfStamp());
+        Atomics.compareExchange(this.idents, end, mine, 0n);
+        this.removeHolder(end, mine);
+      }
       return;
     }
     const w = this.ringWrittenBy(end);
@@ -273,6 +363,12 @@ class PipeCore {
     return [...this.#open];
   }
 
+  /** In a 'fork' child: the copies are this process's own, and it holds their ends. */
+  adopt(gen: number): void {
+    this.gen = gen;
+    for (let e = 0; e < 2; e++) if (this.#open[e]! > 0) this.addHolder(e, identOf(process.pid, selfStamp()));
+  }
+
   /**
    * Closes what this process still has open, at its exit: the Connection
    * objects alive, and the counts of those collected whose finalizer has not
@@ -309,7 +405,7 @@ export function duplicateEndsForFork(): () => void {
 /** In a 'fork' child: the ends it copied are its own (duplicateEndsForFork counted them for it). */
 export function adoptInheritedEnds(): void {
   const gen = forkGeneration();
-  for (const core of liveCores) core.gen = gen;
+  for (const core of liveCores) core.adopt(gen);
 }
 
 /** In a forkserver child: the ends it copied are the zygote's. */

@@ -142,14 +142,26 @@ describe('Pipe between processes', () => {
     expect(JSON.parse(r.stdout)).toEqual({ received: 15000, distinct: 15000, dup: 0, outOfOrder: 0, exits: [0, 0, 0, 0, 0] });
   }, 70_000);
 
+  it('an end shared by two processes, one SIGKILLed: the other goes on (before: the last to attach was taken for the end, EOFError after 1 of 8 messages)', async () => {
+    const r = await runNode(fixture('pipe-killed-sharer.mjs'), [], { timeoutMs: 60_000 });
+    expect(r.stderr).toBe('');
+    expect(JSON.parse(r.stdout)).toEqual({
+      writers: ['fast', ...Array.from({ length: 8 }, (_, i) => `slow ${i}`)],
+      writersEnd: 'EOFError',
+      send: 'ok',
+      readers: { sent: 100, received: 100 },
+    });
+  }, 70_000);
+
   it.runIf(process.platform === 'linux')('a peer whose pid went to an unrelated program (a recycled pid) counts as dead: recv rejects with EOFError', async () => {
     const [a, b] = mp.Pipe();
     const other = spawn('sleep', ['30'], { stdio: 'ignore' });
     try {
       const raw = mp.SharedMemory.attach((mp.toHandle(a) as unknown as { name: string }).name);
-      // The pipe's own words start the payload; end 1's identity (pid * 2^32
-      // + start time in clock ticks since boot) is the 64-bit word at byte 24.
-      const ident = new BigInt64Array(raw.buffer, kHeaderBytes + 24, 1);
+      // The pipe's own words start the payload; end 1's holders (each pid * 2^32
+      // + start time in clock ticks since boot) are the 64-bit words from byte
+      // 192 (connection.ts kHoldersByte), this process in the first.
+      const ident = new BigInt64Array(raw.buffer, kHeaderBytes + 192, 1);
       const stat = readFileSync(`/proc/${other.pid}/stat`, 'latin1');
       const ticks = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]);
       const outcome = async (ms: number) => Promise.race([a.recv().then(() => 'message', (e: Error) => e.name), sleep(ms).then(() => 'waiting')]);
@@ -184,10 +196,10 @@ describe('Pipe between processes', () => {
     expect(await a.recv()).toBe('ping');
     // The word the echo's send wrote: ring 0 (the one end 1 writes), its
     // first owner word = the writer's CPU + 1 (connection.ts kWriterCpu),
-    // behind the segment header and the pipe's own 128 bytes of words (connection.ts kWords).
+    // behind the segment header and the pipe's own 256 bytes of words (connection.ts kWords).
     const name = (JSON.parse(hb) as { name: string }).name;
     let word = -1;
-    if (process.platform === 'linux') word = readFileSync(`/dev/shm/${name.replace(/^\//, '')}`).readInt32LE(kHeaderBytes + 128 + kOwnerWords * 4);
+    if (process.platform === 'linux') word = readFileSync(`/dev/shm/${name.replace(/^\//, '')}`).readInt32LE(kHeaderBytes + 256 + kOwnerWords * 4);
     a.close();
     const r = await done;
     expect(r.code, r.stderr).toBe(0);
