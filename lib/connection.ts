@@ -429,6 +429,8 @@ export class Connection<T = unknown> {
   #sends = 0;
   #lastHead = -1;
   #peerCheckAt = 0;
+  /** When poll() next looks whether the writer lives (see #pollLooksDeep). */
+  #pollCheckAt = 0;
   readonly #rawDecode: ((offset: number, length: number) => unknown) | null;
 
   /** @internal use Pipe() */
@@ -603,13 +605,27 @@ export class Connection<T = unknown> {
   }
 
   /** Whether a message (or the end of the stream) is ready, waiting up to timeoutMs (default 0). */
+  /**
+   * Whether poll()'s first look checks that the writer lives (a system call):
+   * at once after a death was seen here, else at most once per slice. Only
+   * the looks after a timed-out slice did, so poll(0) never saw a SIGKILLed
+   * peer, and `while (!(await c.poll())) work()` spun for good (helper-66).
+   */
+  #pollLooksDeep(): boolean {
+    if (this.#core.deadIdent[this.#core.writerOf(this.#end)] !== null) return true;
+    const now = performance.now();
+    if (now < this.#pollCheckAt) return false;
+    this.#pollCheckAt = now + kPollSliceMs;
+    return true;
+  }
+
   async poll(timeoutMs = 0): Promise<boolean> {
     const ch = this.#readChannel();
     const deadline = deadlineFrom('timeoutMs', timeoutMs);
     const ring = ch.ring;
     const ctl = ring.ctl;
     const closed = ch.localClosed('get');
-    for (let deep = false; ; ) {
+    for (let deep = this.#pollLooksDeep(); ; ) {
       if (closed.aborted) throw closed.reason;
       if (ring.hasData() || ring.closed) return true;
       if (this.#core.peerGone(this.#core.writerOf(this.#end), deep) !== null) return true;

@@ -100,6 +100,22 @@ describe('Pipe between processes', () => {
     mine.close();
   });
 
+  it('poll(0) says true (EOF ready) once the peer is SIGKILLed: a loop of poll(0) ends, and at once after a recv() saw the death (before: false for good)', async () => {
+    const { mine, kid, done } = await hangingPeer();
+    expect(await mine.poll(0)).toBe(false); // alive, nothing sent
+    kid.kill('SIGKILL');
+    await done;
+    let ready = false;
+    for (const t0 = performance.now(); !ready && performance.now() - t0 < 5000; ) {
+      ready = await mine.poll(0);
+      if (!ready) await sleep(5);
+    }
+    expect(ready).toBe(true);
+    await expect(mine.recv()).rejects.toBeInstanceOf(mp.EOFError);
+    expect(await mine.poll(0)).toBe(true); // the death is known here: no wait for the next slice
+    mine.close();
+  });
+
   it('a send to a peer SIGKILLed without a recv() here to notice: BrokenPipeError within 32 messages (before: only once the ring was full)', async () => {
     const { mine, kid, done } = await hangingPeer();
     kid.kill('SIGKILL');
