@@ -752,7 +752,11 @@ function recvOptions(opts: unknown, method: 'recv' | 'recvBytes'): { deadline: n
 }
 
 export function Pipe<T = unknown>(duplex = true, options: PipeOptions = {}): [Connection<T>, Connection<T>] {
-  if (typeof duplex !== 'boolean') throw new TypeError(`Expected "duplex" to be a boolean, got ${describeValue(duplex)}`);
+  if (typeof duplex !== 'boolean') {
+    // Pipe({ capacityBytes }) from habit (Queue takes its options first): say where they go.
+    const hint = typeof duplex === 'object' && duplex !== null ? '; the options come second: Pipe(true, { capacityBytes })' : '';
+    throw new TypeError(`Expected "duplex" to be a boolean, got ${describeValue(duplex)}${hint}`);
+  }
   if (typeof options !== 'object' || options === null) {
     throw new TypeError(`Expected the Pipe options to be an object like { capacityBytes }, got ${describeValue(options)}`);
   }

@@ -372,6 +372,8 @@ describe('Pipe in one process', () => {
     // Before: "Cannot read properties of null".
     expect(() => made.push(...mp.Pipe(true, null as never))).toThrow('Expected the Pipe options to be an object like { capacityBytes }, got null');
     expect(() => made.push(...mp.Pipe(true, 5 as never))).toThrow('Expected the Pipe options to be an object like { capacityBytes }, got 5');
+    // Options first, as Queue takes them (helper-66): said where they go.
+    expect(() => made.push(...mp.Pipe({ capacityBytes: 4096 } as never))).toThrow(/^Expected "duplex" to be a boolean, got .*; the options come second: Pipe\(true, \{ capacityBytes \}\)$/);
     for (const c of made) c.close();
   });
 
