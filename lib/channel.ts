@@ -128,7 +128,7 @@ const enum Mode {
 let scratchBytes: Buffer = Buffer.allocUnsafeSlow(64 * 1024);
 /** Set while a batch is being encoded into the scratch (a getter that calls putMany gets its own buffer). */
 let scratchBusy = false;
-let scratchWords: Int32Array = new Int32Array(scratchBytes.buffer, scratchBytes.byteOffset, scratchBytes.length >> 2);
+let scratchWords: Int32Array = new Int32Array(scratchBytes.buffer, scratchBytes.byteOffset, scratchBytes.length >>> 2);
 
 /** What the put loops drive: one encoded item (OnePut) or a putMany batch (Batch). */
 interface PutJob {
@@ -259,10 +259,12 @@ export class Batch implements PutJob {
   }
 
   #grow(size: number, keep = 0): void {
-    const bigger = Buffer.allocUnsafeSlow((size + 4095) & ~4095);
+    // (No 32-bit arithmetic on sizes: 2 GiB and up went negative; see codec ensure().)
+    const bigger = Buffer.allocUnsafeSlow(Math.ceil(size / 4096) * 4096);
+    const words = new Int32Array(bigger.buffer, bigger.byteOffset, bigger.length >>> 2);
     if (keep > 0) this.#bytes.copy(bigger, 0, 0, keep);
     this.#bytes = bigger;
-    this.#words = new Int32Array(bigger.buffer, bigger.byteOffset, bigger.length >> 2);
+    this.#words = words;
     if (this.#shared) {
       scratchBytes = this.#bytes;
       scratchWords = this.#words;
@@ -281,10 +283,10 @@ export class Batch implements PutJob {
     if (!this.#shared) return this;
     this.#shared = false;
     const used = this.#used;
-    const mine = Buffer.allocUnsafeSlow(Math.max(4, (used + 3) & ~3));
+    const mine = Buffer.allocUnsafeSlow(Math.max(4, Math.ceil(used / 4) * 4));
     this.#bytes.copy(mine, 0, 0, used);
     this.#bytes = mine;
-    this.#words = new Int32Array(mine.buffer, mine.byteOffset, mine.length >> 2);
+    this.#words = new Int32Array(mine.buffer, mine.byteOffset, mine.length >>> 2);
     return this;
   }
 

@@ -114,7 +114,9 @@ const fast = (b: Buffer): FastBuffer => b as FastBuffer;
 
 let out = fast(Buffer.allocUnsafeSlow(64 * 1024));
 let outView = new DataView(out.buffer, out.byteOffset, out.byteLength);
-let out32 = new Int32Array(out.buffer, out.byteOffset, out.byteLength >> 2);
+let out32 = new Int32Array(out.buffer, out.byteOffset, out.byteLength >>> 2);
+/** A scratch buffer grown past this (an item with a big Buffer inside) is dropped at the next encode. */
+const kScratchKeep = 4 << 20;
 let pos = 0;
 let refs = false;
 const taken: Handle[] = [];
@@ -127,10 +129,25 @@ function ensure(n: number): void {
   let size = out.length * 2;
   while (size < pos + n) size *= 2;
   const bigger = fast(Buffer.allocUnsafeSlow(size));
+  // Every view made before any is swapped in: a throw here must leave the
+  // three consistent. (Before, `>> 2` of a 2 GiB length was negative: the
+  // Int32Array threw after `out` had grown, writeToRing then copied small
+  // records from the stale word view, and every later message of that
+  // thread was garbage: a pool worker that returned 1 GiB never ran another
+  // task; helper-65.)
+  const view = new DataView(bigger.buffer, bigger.byteOffset, bigger.byteLength);
+  const words = new Int32Array(bigger.buffer, bigger.byteOffset, bigger.byteLength >>> 2);
   out.copy(bigger, 0, 0, pos);
   out = bigger;
+  outView = view;
+  out32 = words;
+}
+
+/** Back to a small scratch buffer after a big item: the big one was kept for the thread's life. */
+function shrinkScratch(): void {
+  out = fast(Buffer.allocUnsafeSlow(64 * 1024));
   outView = new DataView(out.buffer, out.byteOffset, out.byteLength);
-  out32 = new Int32Array(out.buffer, out.byteOffset, out.byteLength >> 2);
+  out32 = new Int32Array(out.buffer, out.byteOffset, out.byteLength >>> 2);
 }
 
 function visit(o: object): void {
@@ -588,6 +605,8 @@ export function encode(item: unknown): Encoded {
 let encoding = false;
 
 function encodeOnce(item: unknown): Encoded {
+  // (The last encode's result, valid until this one, may still point into the big buffer: it is not reused.)
+  if (out.length > kScratchKeep) shrinkScratch();
   pos = 0;
   refs = false;
   // Top-level Buffers and typed arrays are not copied into the scratch buffer:

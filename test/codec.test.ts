@@ -5,7 +5,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import * as mp from 'multiproc';
 // The codec is internal; the built module is the one the package runs.
-import { decodeFrom, encode, writeTo } from '../dist/cjs/codec.js';
+import { decodeFrom, encode, writeTo, writeToRing } from '../dist/cjs/codec.js';
 import { collect, fixture } from './helpers';
 import { spawnChild } from './queue-helpers';
 
@@ -184,6 +184,19 @@ describe('codec', () => {
       expect(v.buffer).toBeInstanceOf(ArrayBuffer);
     }
     expect(Buffer.isBuffer(got.get('buf'))).toBe(true);
+  });
+
+  it('after an item of more than 1 GiB, the next small items are still written right (before: every later record was garbage, and a pool worker that returned 1 GiB never ran another task)', () => {
+    // The scratch buffer grew to 2 GiB, whose word view failed (a signed shift) after the buffer itself had been swapped in.
+    const big = encode({ b: Buffer.allocUnsafe(2 ** 30 + 16) });
+    expect(big.size).toBeGreaterThan(2 ** 30);
+    for (const item of [{ id: 1, name: 'after' }, [1, 'two', 3n], 'x'.repeat(100)]) {
+      const enc = encode(item);
+      const ring = new Int32Array(64);
+      const bytes = Buffer.from(ring.buffer);
+      writeToRing(enc, bytes, ring, 8);
+      expect(decodeFrom(bytes, 8, enc.size)).toEqual(item);
+    }
   });
 
   it('keeps shared references and cycles (through structured clone)', () => {
