@@ -319,6 +319,8 @@ const kAbortGraceMs = 1000;
 const kOverdueMs = 20;
 /** Consecutive worker deaths before any job finished: stop and report instead of looping. */
 const kCrashLoopLimit = 5;
+/** A timed job's worker that has still not begun it this long after its time ran out is killed (see #send). */
+const kStuckMs = 200;
 /** Workers that may die with one job first in their pipe, not begun, before that job fails (see #onExit). */
 const kDiedBeforeLimit = 3;
 
@@ -1082,6 +1084,18 @@ export class Pool<I extends readonly unknown[] = never[]> {
     if (job.timeoutMs !== Infinity) {
       job.timer = setTimeout(() => {
         const grace = job.call.graceMs ?? 0;
+        // Sent alone to an idle worker and not begun in its whole time: a
+        // worker that is only slow takes the cancel and answers soon; one
+        // still not on it kStuckMs later is busy with something no job runs
+        // (a timer an earlier task left spinning) and is killed. Before, only
+        // a worker on the job was ever killed: this one kept the job for good,
+        // and the pool lost it while the message said it was replaced (helper-65).
+        const notBegun = this.#stuckBefore(w, job);
+        if (notBegun) {
+          setTimeout(() => {
+            if (this.#stuckBefore(w, job)) this.#kill(w);
+          }, kStuckMs).unref();
+        }
         if (job.cancelled) {
           // Aborted (or its imap left) before its time ran out, with no kill
           // asked: its timeout still bounds how long it may hold the worker.
@@ -1089,11 +1103,20 @@ export class Pool<I extends readonly unknown[] = never[]> {
           return;
         }
         if (job.settled) return;
-        const then = grace === 0 ? 'was killed and replaced' : `was asked to stop (taskSignal() aborted) and is killed if still running ${grace} ms later`;
+        const then = notBegun
+          ? `had not begun it: the task is dropped, and the worker is killed and replaced if still busy ${kStuckMs} ms later (with something an earlier task left running, a timer perhaps)`
+          : grace === 0 ? 'was killed and replaced' : `was asked to stop (taskSignal() aborted) and is killed if still running ${grace} ms later`;
         this.#settleError(job, new TimeoutError(`Task did not finish within ${job.timeoutMs} ms; its worker (pid ${w.pid}) ${then}`));
         this.#cancelInWorkers(job.call, 'timeout', grace, job);
       }, job.timeoutMs);
     }
+  }
+
+  /** Whether `job`, alone on worker w (a timed job), is still not begun by it. */
+  #stuckBefore(w: Worker, job: Job): boolean {
+    if (w.dead || w.inflight.length !== 1 || w.inflight[0] !== job) return false;
+    const word = w.conn[kUserWord]();
+    return word.length > 1 && Atomics.load(word, 1) !== jobTag(job.id);
   }
 
   /**

@@ -819,6 +819,29 @@ describe('Pool workers', () => {
     await pool.terminate();
   });
 
+  it('a timed call on a worker busy with what an earlier task left spinning (a timer): the worker is killed and replaced, and the next calls run (before: kept for good, the pool one worker short)', async () => {
+    const pool = new mp.Pool({ processes: 1 });
+    try {
+      expect(await pool.apply(() => {
+        setTimeout(() => { for (;;); }, 20);
+        return 'left a spinning timer';
+      })).toBe('left a spinning timer');
+      await sleep(200);
+      const before = pool.stats().workers.map((w) => w.pid);
+      const err = (await pool.apply((x: number) => x + 1, [1], { timeout: 300 }).catch((e: unknown) => e)) as Error;
+      expect(err).toBeInstanceOf(mp.TimeoutError);
+      expect(err.message).toMatch(/its worker \(pid \d+\) had not begun it: the task is dropped, and the worker is killed and replaced if still busy 200 ms later/);
+      expect(await pool.apply((x: number) => x + 2, [1])).toBe(3); // hung before: the one worker never came back
+      const after = pool.stats().workers.map((w) => w.pid);
+      expect(after).toHaveLength(1);
+      expect(after[0]).not.toBe(before[0]);
+      pool.close();
+      await pool.join();
+    } finally {
+      await pool.terminate();
+    }
+  });
+
   it('a timeout so short that it fires before the task starts still stops it (20 in a row)', async () => {
     // The timer starts at send: it may fire before the worker has begun the
     // job, and its cancel may reach the worker just after the job began.
