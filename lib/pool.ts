@@ -150,6 +150,12 @@ export interface WorkerStats {
   rssBytes: number;
   /** ms from the worker's start to its 'ready' (its initializer included); null while it is starting. */
   startupMs: number | null;
+  /**
+   * Being replaced (maxTasksPerChild, maxWorkerMemoryMb): it finishes what it
+   * holds and exits, takes nothing more, and its replacement is listed too,
+   * so `workers` may briefly hold more than `processes`.
+   */
+  retiring: boolean;
 }
 export interface PoolStats {
   state: 'running' | 'closed' | 'terminated';
@@ -603,7 +609,7 @@ export class Pool<I extends readonly unknown[] = never[]> {
       // (before: 2 running + 38 cancelled + 2 done for a map of 40).
       for (const job of w.inflight) if (!job.tallied) running += job.items.length;
       if (w.pid === 0) continue; // a replacement still being started: listed once it has a pid
-      workers.push({ pid: w.pid, jobsInFlight: w.inflight.length, jobsDone: w.jobsDone, rssBytes: w.rss, startupMs: w.startupMs });
+      workers.push({ pid: w.pid, jobsInFlight: w.inflight.length, jobsDone: w.jobsDone, rssBytes: w.rss, startupMs: w.startupMs, retiring: w.retiring });
     }
     return {
       state: this.#state,
@@ -1426,7 +1432,9 @@ export class Pool<I extends readonly unknown[] = never[]> {
     const queued = started ? w.inflight.slice(1) : w.inflight;
     w.inflight = [];
     const signal = code !== null && code < 0 ? signalName(-code) : null;
-    const how = code !== null && code < 0 ? `was killed by signal ${-code}${signal ? ` (${signal})` : ''}` : `exited with code ${code}`;
+    // SIGABRT is how Node ends on "JavaScript heap out of memory" (its stderr says which).
+    const oom = signal === 'SIGABRT' ? ': Node aborts so when its JavaScript heap runs out of memory, see its stderr' : '';
+    const how = code !== null && code < 0 ? `was killed by signal ${-code}${signal ? ` (${signal}${oom})` : ''}` : `exited with code ${code}`;
     // A job that kills every worker it is sent to before it begins (its
     // arguments too big to decode in a worker's memory: SIGABRT) went back to
     // the queue without end; a few such deaths fail it.

@@ -357,6 +357,7 @@ describe('Pool', () => {
       expect(w.pid).toBeGreaterThan(0);
       expect(w.rssBytes).toBeGreaterThan(0);
       expect(w.startupMs).toBeGreaterThan(0);
+      expect(w.retiring).toBe(false);
     }
     expect(s.tasks.done).toBeGreaterThan(10_000);
   });
@@ -863,8 +864,15 @@ describe('Pool workers', () => {
       for (let i = 0; i < 25; i++) g.hog.push(Buffer.alloc(10 * 1024 * 1024, 1));
       return process.pid;
     });
+    // Listed as retiring beside its replacement until it has exited (helper-65 saw 3 workers for processes: 2).
+    expect(pool.stats().workers.find((w) => w.pid === first)?.retiring).toBe(true);
     const second = await pool.apply(() => process.pid);
     expect(second).not.toBe(first);
+    expect(pool.stats().workers.find((w) => w.pid === second)?.retiring).toBe(false);
+    // A worker that aborts, as Node does when its JavaScript heap runs out, says what that may mean.
+    const err = (await pool.apply(() => process.abort()).catch((e: unknown) => e)) as mp.WorkerExitError;
+    expect(err).toBeInstanceOf(mp.WorkerExitError);
+    expect(err.message).toMatch(/was killed by signal 6 \(SIGABRT: Node aborts so when its JavaScript heap runs out of memory, see its stderr\) while running item 0/);
     await pool.terminate();
   });
 
