@@ -18,6 +18,8 @@ import {
 import { forkGeneration, pollAsync, spinUntil, waitAsync, waitSync, WaitResult, type PollPeer } from './wait';
 import { noop, onAbort } from './abort';
 import { remaining } from './validate';
+import { disposeShared } from './reduction';
+import { collectFresh } from './segment';
 import { newWakeId, waitWake, wakeTarget } from './wake-socket';
 
 const kSliceMs = 200;
@@ -754,6 +756,27 @@ export class Channel {
     // An async get of this process waits ahead of this one and takes the next item first.
     if (this.#pendingGets > 0) throw new QueueEmptyError('The queue is empty (an earlier get of this process is waiting for the next item)');
     return this.#getLoop(Mode.Nowait, 0, undefined, this.#takeOne(decode));
+  }
+
+  /**
+   * For a ring nobody will read again (its last holder is letting it go, or
+   * its reader died): takes every record left and gives back what they hold,
+   * the big-item segments and the shared objects attached afresh for them.
+   * One this process already held (received earlier, and cached) is the
+   * user's, and stays open. Left there, a pipe end inside an item kept its
+   * peer from ever seeing EOF, and each segment lived until the tree ended.
+   */
+  giveBackUnread(): void {
+    for (;;) {
+      const fresh: object[] = [];
+      try {
+        collectFresh(fresh, () => this.getNowait());
+      } catch {
+        return; // empty (or a record that cannot be read: nothing more to give back from it)
+      } finally {
+        for (const obj of fresh) disposeShared(obj);
+      }
+    }
   }
 
   getSync(deadline: number, decode: Decoder = this.#decode): unknown {

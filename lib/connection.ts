@@ -332,6 +332,9 @@ class PipeCore {
   dropLocal(): void {
     if (--this.#local !== 0) return;
     liveCores.delete(this);
+    // The last holder anywhere (no other process, no handle in flight): what
+    // is still unread will never be, so what it holds is given back.
+    if (this.segment.refcount() === 1 && this.gen === forkGeneration()) for (const ch of this.channels) ch?.giveBackUnread();
     this.segment.close();
   }
 
@@ -695,18 +698,7 @@ export class Connection<T = unknown> {
     const w = this.#core.ringWrittenBy(this.#end);
     const ch = w < 0 ? null : this.#core.channels[w];
     if (ch === null || this.#closed) return;
-    for (;;) {
-      // Only the objects attached afresh for these records: one this process
-      // already held (received earlier, and cached) is the user's, and stays open.
-      const fresh: object[] = [];
-      try {
-        collectFresh(fresh, () => ch.getNowait());
-      } catch {
-        return; // empty (or a record that cannot be read: nothing more to give back from it)
-      } finally {
-        for (const obj of fresh) disposeShared(obj);
-      }
-    }
+    ch.giveBackUnread();
   }
 
   [kToHandle](): Handle {

@@ -194,6 +194,10 @@ export class Queue<T = unknown> {
       this.#channel.closeLocal('put', err());
     }
     this.#released = why;
+    // The last holder anywhere (no other process, no handle in flight): the
+    // items left will never be taken, so what they hold is given back (a
+    // pipe end in one kept its peer from ever seeing EOF; helper-66).
+    if (this.#segment.refcount() === 1) this.#channel.giveBackUnread();
     this.#segment.close();
   }
 

@@ -274,6 +274,27 @@ describe('Pipe in one process', () => {
     }
   });
 
+  it('a pipe end inside an item nobody will take (its queue or pipe let go by its last holder) is given back: its peer gets EOF (before: waited for good)', async () => {
+    // In a queue disposed with the item still in it (helper-66).
+    const [a, b] = mp.Pipe();
+    const q = new mp.Queue();
+    await q.put({ end: b });
+    b.close();
+    q.close();
+    q[Symbol.dispose]();
+    await expect(a.recv({ timeout: 5000 })).rejects.toThrow('The other end of the pipe was closed');
+    a.close();
+    // In a message of a pipe whose both ends are closed unread.
+    const [c, d] = mp.Pipe();
+    const [x, y] = mp.Pipe(false);
+    y.send({ end: d });
+    d.close();
+    x.close();
+    y.close();
+    await expect(c.recv({ timeout: 5000 })).rejects.toThrow('The other end of the pipe was closed');
+    c.close();
+  });
+
   it('closing a connection ends the recv(), poll() and send() calls still waiting on it with EOFError', async () => {
     const settle = (p: Promise<unknown>): Promise<unknown> => p.then(() => 'resolved', (e: unknown) => e);
     const [a, b] = mp.Pipe();
