@@ -607,7 +607,6 @@ export class Connection<T = unknown> {
     return ch.get(wait.deadline, wait.signal, this.#rawDecode!) as Promise<Buffer>;
   }
 
-  /** Whether a message (or the end of the stream) is ready, waiting up to timeoutMs (default 0). */
   /**
    * Whether poll()'s first look checks that the writer lives (a system call):
    * at once after a death was seen here, else at most once per slice. Only
@@ -622,6 +621,7 @@ export class Connection<T = unknown> {
     return true;
   }
 
+  /** Whether a message (or the end of the stream) is ready, waiting up to timeoutMs (default 0). */
   async poll(timeoutMs = 0): Promise<boolean> {
     const ch = this.#readChannel();
     const deadline = deadlineFrom('timeoutMs', timeoutMs);

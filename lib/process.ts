@@ -18,7 +18,7 @@ import { deserialize, serialize } from 'node:v8';
 import { ProcessError } from './errors';
 import { native } from './native';
 import type { ChildSpec, ChildTarget, Popen, StartMethod } from './popen/popen';
-import { forEachShared, reduce, releaseHandles } from './reduction';
+import { forEachShared, reduce, reduceForFork, releaseHandles } from './reduction';
 import { kKillAtExit, kLostWithServer, kNotSendable, kSentTo, kStartAsync } from './symbols';
 import { checkForkedImport, describeTask, refuseWhileImportingTarget } from './task';
 import { checkOptionNames, deadlineFrom, describeValue } from './validate';
@@ -472,7 +472,7 @@ export class Process<A extends readonly unknown[] = never[]> {
     // then holds references of its own (closing the parent's copy of a pipe
     // end right after start() ended the child's end too: the end's count
     // said one process) and gives them back when it ends.
-    const args = reduce([...this.#args]) as unknown[];
+    const args = reduceForFork([...this.#args]) as unknown[];
     // And a reference of the child's own in everything this process holds,
     // which the child copies (see duplicateForFork).
     const { duplicateForFork } = require('./segment') as typeof import('./segment');

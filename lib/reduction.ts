@@ -165,6 +165,23 @@ function isErrorMark(value: object): value is ErrorMark {
 /** rebuild(): each mark's Error, made once (a cause may lead back to its error). */
 const builtErrors = new WeakMap<object, Error>();
 
+/** Off while reduceForFork() runs: a 'fork' child gets the Errors themselves. */
+let carryErrors = true;
+
+/**
+ * reduce() for a 'fork' child's args: it copies this process's memory, so
+ * its Errors are the objects themselves (an instance of the user's class,
+ * its getters and all), only shared objects become handles.
+ */
+export function reduceForFork(value: unknown): unknown {
+  carryErrors = false;
+  try {
+    return reduce(value);
+  } finally {
+    carryErrors = true;
+  }
+}
+
 function isEscaped(value: object): value is Record<typeof kEscapeTag, Record<string, unknown>> {
   return Object.hasOwn(value, kEscapeTag) && isPlainObject(value);
 }
@@ -199,7 +216,7 @@ function walkShared(value: unknown, visit: (shared: object) => boolean, escapes:
     return false;
   }
   if (isPlainObject(value)) return (escapes && needsEscape(value)) || Object.values(value).some(inner);
-  if (isError(value)) {
+  if (carryErrors && isError(value)) {
     if (escapes) return true; // reduce() carries it whole
     const f = errorFields(value);
     return inner(f.cause) || Object.values(f.props).some(inner) || (f.errors ?? []).some(inner);
@@ -263,7 +280,7 @@ function copyReduced(value: unknown, seen: Map<object, unknown>, taken: Handle[]
     }
     return seen.get(value);
   }
-  if (isError(value)) {
+  if (carryErrors && isError(value)) {
     const f = errorFields(value);
     const fields: ErrorMark[typeof kErrorTag] = { n: f.name, m: f.message, b: f.base, s: f.stack, p: {} };
     const mark: ErrorMark = { [kErrorTag]: fields };

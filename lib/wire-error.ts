@@ -57,7 +57,7 @@ function baseOf(err: Error): string {
     chain.push(typeof ctor === 'function' ? ctor.name : '');
   }
   const own = chain.includes('MultiprocError') ? chain.find((n) => Object.prototype.hasOwnProperty.call(kOwn, n)) : undefined;
-  return own ?? chain.find((n) => n === 'AggregateError' || Object.prototype.hasOwnProperty.call(kBuiltins, n)) ?? 'Error';
+  return own ?? chain.find((n) => n === 'AggregateError' || n === 'DOMException' || Object.prototype.hasOwnProperty.call(kBuiltins, n)) ?? 'Error';
 }
 
 function wireValue(v: unknown, depth: number, seen: Set<object>): WireValue | undefined {
@@ -166,26 +166,52 @@ export interface ErrorFields {
 }
 
 export function errorFields(err: Error): ErrorFields {
+  const base = baseOf(err);
+  const aggregate = base === 'AggregateError';
   const props: Record<string, unknown> = {};
   for (const k of Object.keys(err)) {
-    if (k === 'cause' || k === 'errors' || k === '__proto__') continue; // carried apart, rebuilt
-    props[k] = (err as unknown as Record<string, unknown>)[k];
+    // Carried apart and rebuilt: cause, and an AggregateError's errors (another error's own `errors` is a prop).
+    if (k === 'cause' || (aggregate && k === 'errors') || k === '__proto__') continue;
+    let v: unknown;
+    try {
+      v = (err as unknown as Record<string, unknown>)[k];
+    } catch {
+      continue; // a getter that throws: structured clone never read it either
+    }
+    // What cannot travel (a function, an HTTP client's request object) is
+    // left out, as structured clone left every own property out: before,
+    // such an error was sent without its props; it must not now fail.
+    if (canTravel(v)) props[k] = v;
   }
   const hasCause = Object.prototype.hasOwnProperty.call(err, 'cause');
-  const errors = err instanceof AggregateError && Array.isArray(err.errors) ? [...(err.errors as unknown[])] : undefined;
-  return { name: String(err.name), message: String(err.message), base: baseOf(err), stack: typeof err.stack === 'string' ? err.stack : undefined, props, hasCause, cause: hasCause ? (err as { cause?: unknown }).cause : undefined, errors };
+  const list = aggregate ? (err as { errors?: unknown }).errors : undefined;
+  const errors = Array.isArray(list) ? [...(list as unknown[])] : undefined;
+  return { name: String(err.name), message: String(err.message), base, stack: typeof err.stack === 'string' ? err.stack : undefined, props, hasCause, cause: hasCause ? (err as { cause?: unknown }).cause : undefined, errors };
+}
+
+function canTravel(v: unknown): boolean {
+  if (typeof v === 'function' || typeof v === 'symbol') return false;
+  if (typeof v !== 'object' || v === null) return true;
+  try {
+    serialize(v);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** The error without its cause, errors and props (see completeError: a cause may be the error itself). */
 export function makeError(name: string, message: string, base: string, stack: string | undefined): Error {
   let err: Error;
   if (base === 'AggregateError') err = new AggregateError([], message);
+  else if (base === 'DOMException' && typeof DOMException === 'function') err = new DOMException(message, name); // its code follows from the name
   else {
     const Ctor = Object.prototype.hasOwnProperty.call(kBuiltins, base) ? kBuiltins[base]! : Object.prototype.hasOwnProperty.call(kOwn, base) ? kOwn[base]! : Error;
     err = new Ctor(message);
   }
   if (err.name !== name) Object.defineProperty(err, 'name', { value: name, enumerable: false, configurable: true, writable: true });
   if (stack !== undefined) err.stack = stack;
+  else delete err.stack; // not this function's
   return err;
 }
 

@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import * as mp from 'multiproc';
 // The codec is internal; the built module is the one the package runs.
 import { decodeFrom, encode, writeTo, writeToRing } from '../dist/cjs/codec.js';
-import { collect, fixture } from './helpers';
+import { collect, fixture, runNode } from './helpers';
 import { spawnChild } from './queue-helpers';
 
 /** assert's deepStrictEqual calls two Invalid Dates unequal; those are checked on their own below. */
@@ -248,6 +248,16 @@ describe('codec', () => {
     };
     const errs = [fsErr, new MyError('mine'), agg, cyc, withMap];
     check(errs.map(roundTrip));
+    // What cannot travel is left out, as structured clone left every own prop out (review: such an error must not fail the put).
+    const odd = Object.assign(new Error('odd'), { retry: () => 1, req: { send: () => 0 }, code: 'E1', errors: ['a field'] });
+    Object.defineProperty(odd, 'boom', { enumerable: true, get: () => { throw new Error('getter'); } });
+    const o = roundTrip({ odd }) as { odd: Error & Record<string, unknown> };
+    expect(Object.keys(o.odd).sort()).toEqual(['code', 'errors']); // another error's own `errors` is a prop
+    const dom = roundTrip(new DOMException('stopped', 'AbortError')) as DOMException;
+    expect([dom instanceof DOMException, dom.name, dom.code, dom.message]).toEqual([true, 'AbortError', 20, 'stopped']);
+    const bare = new Error('no stack');
+    delete bare.stack;
+    expect((roundTrip(bare) as Error).stack).toBeUndefined();
     const toChild = new mp.Queue<unknown>();
     const back = new mp.Queue<unknown>();
     const child = collect(spawnChild(fixture('q-producer.mjs'), [JSON.stringify(mp.toHandle(toChild)), 'echo', '0', JSON.stringify(mp.toHandle(back))]), 60_000);
@@ -263,7 +273,11 @@ describe('codec', () => {
     }
     const r = await child;
     expect(r.code, r.stderr).toBe(0);
-  });
+    // A 'fork' child gets its args in memory: an Error there is the object itself, not one rebuilt.
+    const f = await runNode(fixture('fork-args-error.mjs'), [], { nodeArgs: ['--single-threaded'], timeoutMs: 60_000 });
+    expect(f.stderr).toBe('');
+    expect(JSON.parse(f.stdout)).toEqual({ instance: true, retryable: true, onRetry: 'retry-cb', hidden: 'non-enumerable', same: true });
+  }, 90_000);
 
   it('a shared object inside a class instance is a TypeError that names it and where it is (before: "function Int32Array() { [native code] } could not be cloned")', () => {
     class Box {
