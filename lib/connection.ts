@@ -456,7 +456,7 @@ export class Connection<T = unknown> {
   /** @internal One word in the pipe's segment that both ends see: empty once the pipe is closed here. */
   [kUserWord](): Int32Array {
     const words = this.#core.words;
-    return words.length === 0 ? words : words.subarray(kUser, kUser + 2);
+    return words.length === 0 ? words : words.subarray(kUser, kUser + 3);
   }
 
   get readable(): boolean {

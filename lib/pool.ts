@@ -325,6 +325,8 @@ const kAbortGraceMs = 1000;
 const kOverdueMs = 20;
 /** Consecutive worker deaths before any job finished: stop and report instead of looping. */
 const kCrashLoopLimit = 5;
+/** Workers killed in a row by their tasks, none finishing anywhere between, that stop the pool (see #onExit). */
+const kJobDeathLimit = 16;
 /** A timed job's worker that has still not begun it this long after its time ran out is killed (see #send). */
 const kStuckMs = 200;
 /** Workers that may die with one job first in their pipe, not begun, before that job fails (see #onExit). */
@@ -366,6 +368,8 @@ export class Pool<I extends readonly unknown[] = never[]> {
   /** Measured ms per item, per task function (fnKey): the estimate for a new call's jobs. */
   readonly #fnItemMs = new Map<number, number>();
   #crashes = 0;
+  /** Fresh workers that died running a loaded task, since a task last finished (see #onExit). */
+  #jobDeaths = 0;
   #done = 0;
   #failed = 0;
   #cancelled = 0;
@@ -1311,6 +1315,7 @@ export class Pool<I extends readonly unknown[] = never[]> {
     w.lastDone = { start: job.start, count: job.items.length, call: new WeakRef(job.call) };
     w.everFinishedJob = true;
     this.#crashes = 0;
+    this.#jobDeaths = 0;
     if (msg.rss !== undefined) w.rss = msg.rss;
     // A cancelled job stopped early (or never ran): its time says nothing about the task.
     if (job.items.length > 0 && !(!msg.ok && msg.cancelled)) {
@@ -1403,6 +1408,7 @@ export class Pool<I extends readonly unknown[] = never[]> {
     // The last job it began (pool-worker.ts), read before the pipe is unmapped.
     const words = w.conn[kUserWord]();
     const begun = words.length > 1 ? Atomics.load(words, 1) : null;
+    const loaded = words.length > 2 ? Atomics.load(words, 2) : null;
     w.conn[kDrainUnread](); // its unread jobs' big items and shared args
     w.conn.close();
     // Nobody will attach this pipe again; a worker that died holding its end
@@ -1480,24 +1486,30 @@ export class Pool<I extends readonly unknown[] = never[]> {
       job.worker = undefined;
       this.#queue.unshift(job);
     }
-    // A crash loop is workers dying of what they run: while starting, on an
-    // uncaught error (which may come from the initializer's own timers, in
-    // every worker alike), or on an exit of their own between jobs. Not a
-    // signal or an exit while running a job (SIGKILL, out of memory,
-    // process.exit in the task): that job fails with it, so the pool moves
-    // on, and five calls whose tasks kill their workers must not fail every
-    // other call too (they did: 94 of 100 applies). Not one SIGKILLed idle
+    // A crash loop is workers dying of what they run: while starting (its
+    // task's module loading included), on an uncaught error (which may come
+    // from the initializer's own timers, in every worker alike), or on an
+    // exit of their own between jobs. A signal or an exit while a loaded
+    // task runs (SIGKILL, out of memory, process.exit in the task) fails
+    // that task, so the pool moves on: five calls whose tasks kill their
+    // workers must not fail every other call too (they did: 94 of 100
+    // applies); only kJobDeathLimit of them in a row, with no task finished
+    // anywhere between, stop the pool (a service whose calls all do so would
+    // start a worker per call for good). Not one SIGKILLed idle
     // from outside (a job waiting in its pipe not begun: a user, the OOM
     // killer), nor those lost when the forkserver died (killed with it):
     // before, a pool of 5 or more fresh workers took a zygote's death for a
     // crash loop and failed for good (helper-55's chaos trial).
     const fromOutside = w.proc[kLostWithServer] || (w.ready && running === undefined && fatal === undefined && code === -9);
-    const diedInJob = running !== undefined && fatal === undefined;
-    if (!w.everFinishedJob && !diedInJob && !w.retiring && !w.killed && !w.initFailed && !fromOutside && this.#state !== 'terminated') {
-      this.#crashes++;
-      if (this.#crashes >= kCrashLoopLimit) {
+    const diedInJob = running !== undefined && fatal === undefined && loaded === jobTag(running.id);
+    if (!w.everFinishedJob && !w.retiring && !w.killed && !w.initFailed && !fromOutside && this.#state !== 'terminated') {
+      if (diedInJob) this.#jobDeaths++;
+      else this.#crashes++;
+      if (this.#crashes >= kCrashLoopLimit || this.#jobDeaths >= kJobDeathLimit) {
+        const n = diedInJob ? this.#jobDeaths : this.#crashes;
+        const where = diedInJob ? 'in their tasks, none finishing' : 'before finishing any task';
         const last = fatal === undefined ? '' : `: the last on an uncaught error, ${errorLine(fatal.error)}`;
-        this.#fail(new ProcessError(`Pool workers keep dying before finishing any task (${this.#crashes} in a row, last exit code ${code}); see their stderr${last}`, fatal === undefined ? undefined : { cause: fatal.error }));
+        this.#fail(new ProcessError(`Pool workers keep dying ${where} (${n} in a row, last exit code ${code}); see their stderr${last}`, fatal === undefined ? undefined : { cause: fatal.error }));
       }
     }
     const replace = this.#state === 'terminated' || this.#fatal ? false : this.#state === 'running' || this.#queue.length > 0 || this.#busy();

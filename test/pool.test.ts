@@ -674,6 +674,29 @@ describe('Pool workers', () => {
     }
   });
 
+  it('the crash-loop breaker still stops a task module that exits at import (5 workers) and tasks that kill every fresh worker with none finishing (16)', async () => {
+    const mod = { module: fixture('task-exit-at-import.mjs'), export: 'work' };
+    const pool = new mp.Pool({ processes: 2 });
+    try {
+      const settled = await Promise.allSettled(range(12).map((i) => pool.apply(mod, [i])));
+      const names = settled.map((s) => (s.status === 'rejected' ? (s.reason as Error).name : 'ok'));
+      expect(names.filter((n) => n === 'WorkerExitError').length).toBeLessThanOrEqual(5); // loading the task is starting: counted as such
+      expect((settled.find((s) => s.status === 'rejected' && (s.reason as Error).name === 'ProcessError') as PromiseRejectedResult).reason.message)
+        .toMatch(/^Pool workers keep dying before finishing any task \(5 in a row, last exit code 7\)/);
+    } finally {
+      await pool.terminate();
+    }
+    // Dying in loaded tasks, none ever finishing (an initializer's timer that exits): the pool stops after 16, not never.
+    const pool2 = new mp.Pool({ processes: 2, initializer: () => { setTimeout(() => process.exit(3), 30); } });
+    try {
+      const settled = await Promise.allSettled(range(40).map((i) => pool2.apply(async (n: number) => { await new Promise((r) => setTimeout(r, 300)); return n; }, [i])));
+      const stop = settled.find((s) => s.status === 'rejected' && (s.reason as Error).name === 'ProcessError') as PromiseRejectedResult | undefined;
+      expect(stop?.reason.message).toMatch(/^Pool workers keep dying in their tasks, none finishing \(16 in a row, last exit code 3\)/);
+    } finally {
+      await pool2.terminate();
+    }
+  }, 60_000);
+
   // Found by review: the worker died (the bootstrap's handler exits 1) and
   // the next task on it, an unrelated one, failed with a WorkerExitError
   // that said nothing of the error, which was only on the worker's stderr.

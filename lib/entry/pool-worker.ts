@@ -370,6 +370,9 @@ async function serveJobs(conn: Connection, watch?: Watch): Promise<void> {
         }
         fns.set(msg.fn, entry);
       }
+      // Loaded: from here a death is the task's doing, not a start-up crash
+      // (a task module that exits at import must trip the crash-loop breaker).
+      if (jobWord.length > 2) Atomics.store(jobWord, 2, tag);
     } catch (e) {
       failed = { index: 0, error: wire(e) };
     }
