@@ -9,7 +9,7 @@
  * Segment payload (Kind.Pipe; param0 = ring capacity, param1 = 1 if duplex):
  *
  *   offset         size   what
- *   0              64     end words: open[0], open[1], pid[0], pid[1], ident[0], ident[1], full[0], full[1]
+ *   0              64     end words: open[0], open[1], pid[0], pid[1], ident[0], ident[1], full[0], full[1], inFlight[0], inFlight[1]
  *   64             64     the user words (kUser; a pool worker's job mark and the last job it began), alone on their line
  *   128            128    holders[0], holders[1]: 8 identities each (pid and start stamp) of the processes holding the end
  *   256            384    ring 0 control  (end 0 reads it; end 1 writes it)
@@ -64,6 +64,12 @@ const kPid = 2; // + end
 const kIdentByte = 16;
 /** Word (+ end): the end's holder table overflowed once; it is then not trusted (see holdersGone). */
 const kHoldersFull = 8;
+/**
+ * Word (+ end): handles of the end made and not yet received. Their
+ * receiver is not in the table yet, so while one travels (an end forwarded
+ * through a Queue item, its sender closed) the end is not taken for dead.
+ */
+const kInFlight = 10;
 /** Byte offset of the holder tables: kHolderSlots identities per end. */
 const kHoldersByte = 128;
 const kHolderSlots = 8;
@@ -232,6 +238,7 @@ class PipeCore {
    */
   handOver(end: number, pid: number, stamp: number): void {
     this.addHolder(end, identOf(pid, stamp));
+    this.received(end); // its handle's receiver is known: the table names it
     const mine = identOf(process.pid, selfStamp());
     if (Atomics.compareExchange(this.idents, end, mine, identOf(pid, stamp)) !== mine) return;
     Atomics.compareExchange(this.words, kPid + end, process.pid, pid);
@@ -266,6 +273,18 @@ class PipeCore {
     Atomics.store(this.words, kHoldersFull + end, 1);
   }
 
+  /**
+   * A handle of `end` arrived (or its receiver was named by handOver, whose
+   * child then receives it too: never below 0, so that second receipt may
+   * take another handle's count while both travel, a rare early EOF).
+   */
+  received(end: number): void {
+    for (;;) {
+      const n = Atomics.load(this.words, kInFlight + end);
+      if (n <= 0 || Atomics.compareExchange(this.words, kInFlight + end, n, n - 1) === n) return;
+    }
+  }
+
   /** Takes `ident` off end's holders (its last object for the end is closed). */
   removeHolder(end: number, ident: bigint): void {
     const base = end * kHolderSlots;
@@ -285,6 +304,7 @@ class PipeCore {
    */
   holdersGone(end: number): number {
     if (Atomics.load(this.words, kHoldersFull + end) !== 0) return -1;
+    if (Atomics.load(this.words, kInFlight + end) > 0) return 0; // its receiver will hold it
     const base = end * kHolderSlots;
     let dead = -1;
     for (let i = 0; i < kHolderSlots; i++) {
@@ -705,6 +725,7 @@ export class Connection<T = unknown> {
     this.#checkOpen();
     this.#core.segment.retain();
     Atomics.add(this.#core.words, kOpen + this.#end, 1);
+    Atomics.add(this.#core.words, kInFlight + this.#end, 1);
     return { [kHandleTag]: 'Connection', name: this.#core.segment.name, end: this.#end };
   }
 }
@@ -773,7 +794,9 @@ registerKind('Connection', (h) => {
   const end = h.end;
   if (end !== 0 && end !== 1) throw new TypeError(`Malformed Connection handle: ${end === undefined ? 'missing end' : `bad end ${describeValue(end)} (0 or 1)`}`);
   const core = attachShared(h.name, Kind.Pipe, (seg) => new PipeCore(seg));
-  return core.connection(end);
+  const c = core.connection(end);
+  core.received(end);
+  return c;
 });
 
 /**

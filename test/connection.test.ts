@@ -166,6 +166,8 @@ describe('Pipe between processes', () => {
       writersEnd: 'EOFError',
       send: 'ok',
       readers: { sent: 100, received: 100 },
+      forwarded: 'forwarded',
+      forwardedEnd: 'EOFError',
     });
   }, 70_000);
 
