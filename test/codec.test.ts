@@ -188,7 +188,9 @@ describe('codec', () => {
 
   it('after an item of more than 1 GiB, the next small items are still written right (before: every later record was garbage, and a pool worker that returned 1 GiB never ran another task)', () => {
     // The scratch buffer grew to 2 GiB, whose word view failed (a signed shift) after the buffer itself had been swapped in.
-    const big = encode({ b: Buffer.allocUnsafe(2 ** 30 + 16) });
+    // 1,100 views just under the size that gets a segment of its own, over one small buffer: 1.1 GiB to encode.
+    const backing = Buffer.alloc((1 << 20) - 1, 5);
+    const big = encode(Array.from({ length: 1100 }, () => backing.subarray(0)));
     expect(big.size).toBeGreaterThan(2 ** 30);
     for (const item of [{ id: 1, name: 'after' }, [1, 'two', 3n], 'x'.repeat(100)]) {
       const enc = encode(item);

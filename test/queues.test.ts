@@ -79,6 +79,14 @@ describe('Queue between processes', () => {
     expect(checksum).toBe((total * (total - 1)) / 2);
   });
 
+  it('big Buffers, typed arrays and ArrayBuffers inside items travel in segments of their own, through a queue, a pipe and a pool, and one made before a fallback to structured clone goes', async () => {
+    // A prefix of this run's own (at most 8 characters): only its segments are counted.
+    const r = await runNode(fixture('nested-big-views.mjs'), [], { env: { MULTIPROC_SHM_PREFIX: `tN${process.pid % 1_000_000}` }, timeoutMs: 60_000 });
+    expect(r.stderr).toBe('');
+    const views = (id: number) => ({ id, buf: [true, 2 << 20, id + 1, id + 1], f64: [true, 1 << 18, id + 0.5, id + 0.5], ab: [true, 1 << 20, 7], small: [id, id + 1] });
+    expect(JSON.parse(r.stdout)).toEqual({ queue: [views(0), views(1), views(2)], pipe: views(5), pool: views(7), fallback: [2 << 20, 9, 2], left: {} });
+  }, 70_000);
+
   it('4 MB and 64 MB Buffer items arrive intact', async () => {
     const q = new mp.Queue<Buffer>();
     const sizes = [4 << 20, 64 << 20, 1000];
