@@ -327,8 +327,10 @@ const kOverdueMs = 20;
 const kCrashLoopLimit = 5;
 /** Workers killed in a row by their tasks, none finishing anywhere between, that stop the pool (see #onExit). */
 const kJobDeathLimit = 16;
-/** A timed job's worker that has still not begun it this long after its time ran out is killed (see #send). */
+/** A timed job's worker that has still not begun it this long after its time ran out is killed (see #timedOut). */
 const kStuckMs = 200;
+/** How often a timed job whose time ran out before it began is looked at (see #timedOut). */
+const kBeginLookMs = 2;
 /** Workers that may die with one job first in their pipe, not begun, before that job fails (see #onExit). */
 const kDiedBeforeLimit = 3;
 
@@ -1091,35 +1093,47 @@ export class Pool<I extends readonly unknown[] = never[]> {
       this.#tally(job, 0, 0); // already settled by a cancel: no answer will ever come for it
       this.#dispatch();
     });
-    if (job.timeoutMs !== Infinity) {
-      job.timer = setTimeout(() => {
-        const grace = job.call.graceMs ?? 0;
-        // Sent alone to an idle worker and not begun in its whole time: a
-        // worker that is only slow takes the cancel and answers soon; one
-        // still not on it kStuckMs later is busy with something no job runs
-        // (a timer an earlier task left spinning) and is killed. Before, only
-        // a worker on the job was ever killed: this one kept the job for good,
-        // and the pool lost it while the message said it was replaced (helper-65).
-        const notBegun = this.#stuckBefore(w, job);
-        if (notBegun) {
-          setTimeout(() => {
-            if (this.#stuckBefore(w, job)) this.#kill(w);
-          }, kStuckMs).unref();
-        }
-        if (job.cancelled) {
-          // Aborted (or its imap left) before its time ran out, with no kill
-          // asked: its timeout still bounds how long it may hold the worker.
-          if (!w.dead && w.inflight.includes(job)) this.#killWhileOn(w, new Set([job.id]), grace);
-          return;
-        }
-        if (job.settled) return;
-        const then = notBegun
-          ? `had not begun it: the task is dropped, and the worker is killed and replaced if still busy ${kStuckMs} ms later (with something an earlier task left running, a timer perhaps)`
-          : grace === 0 ? 'was killed and replaced' : `was asked to stop (taskSignal() aborted) and is killed if still running ${grace} ms later`;
-        this.#settleError(job, new TimeoutError(`Task did not finish within ${job.timeoutMs} ms; its worker (pid ${w.pid}) ${then}`));
-        this.#cancelInWorkers(job.call, 'timeout', grace, job);
-      }, job.timeoutMs);
+    if (job.timeoutMs !== Infinity) job.timer = setTimeout(() => this.#timedOut(w, job, performance.now() + kStuckMs), job.timeoutMs);
+  }
+
+  /**
+   * A timed job's time ran out. Its clock runs from its start on the worker
+   * (an idle one: a timed job runs alone), so one not begun yet is watched
+   * until it begins, and then given its whole time again (before, it ran
+   * from the send: on an idle pool `{ timeout: 1 }` failed 3 times in 10;
+   * helper-68). One still not begun at `stuckAt` is behind something no job
+   * runs (a timer an earlier task left spinning): the worker is killed.
+   * Before, only a worker on the job was ever killed: that one kept the job
+   * for good, and the pool lost it while the message said it was replaced (helper-65).
+   */
+  #timedOut(w: Worker, job: Job, stuckAt: number): void {
+    if (w.dead || !w.inflight.includes(job)) return; // answered meanwhile (or skipped, once cancelled)
+    const grace = job.call.graceMs ?? 0;
+    if (this.#stuckBefore(w, job)) {
+      if (performance.now() < stuckAt) {
+        job.timer = setTimeout(() => {
+          if (this.#stuckBefore(w, job)) this.#timedOut(w, job, stuckAt);
+          else job.timer = setTimeout(() => this.#timedOut(w, job, Infinity), job.timeoutMs); // begun just now: its whole time
+        }, kBeginLookMs);
+        return;
+      }
+      this.#settleError(job, new TimeoutError(
+        `Task did not finish within ${job.timeoutMs} ms: its worker (pid ${w.pid}) had not even begun it ${kStuckMs} ms after its time (busy with something an earlier task left running, a timer perhaps), and was killed and replaced`,
+      ));
+      job.cancelled = true;
+      this.#kill(w);
+      return;
     }
+    if (job.cancelled) {
+      // Aborted (or its imap left) before its time ran out, with no kill
+      // asked: its timeout still bounds how long it may hold the worker.
+      this.#killWhileOn(w, new Set([job.id]), grace);
+      return;
+    }
+    if (job.settled) return;
+    const then = grace === 0 ? 'was killed and replaced' : `was asked to stop (taskSignal() aborted) and is killed if still running ${grace} ms later`;
+    this.#settleError(job, new TimeoutError(`Task did not finish within ${job.timeoutMs} ms; its worker (pid ${w.pid}) ${then}`));
+    this.#cancelInWorkers(job.call, 'timeout', grace, job);
   }
 
   /** Whether `job`, alone on worker w (a timed job), is still not begun by it. */

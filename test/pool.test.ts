@@ -854,13 +854,29 @@ describe('Pool workers', () => {
       const before = pool.stats().workers.map((w) => w.pid);
       const err = (await pool.apply((x: number) => x + 1, [1], { timeout: 300 }).catch((e: unknown) => e)) as Error;
       expect(err).toBeInstanceOf(mp.TimeoutError);
-      expect(err.message).toMatch(/its worker \(pid \d+\) had not begun it: the task is dropped, and the worker is killed and replaced if still busy 200 ms later/);
+      expect(err.message).toMatch(/^Task did not finish within 300 ms: its worker \(pid \d+\) had not even begun it 200 ms after its time \(busy with something an earlier task left running, a timer perhaps\), and was killed and replaced$/);
       expect(await pool.apply((x: number) => x + 2, [1])).toBe(3); // hung before: the one worker never came back
       const after = pool.stats().workers.map((w) => w.pid);
       expect(after).toHaveLength(1);
       expect(after[0]).not.toBe(before[0]);
       pool.close();
       await pool.join();
+    } finally {
+      await pool.terminate();
+    }
+  });
+
+  it('a timeout counts from the task\'s start on its worker, not from the send: a worker held up 300 ms by what an earlier task left (a busy timer) still gives a 100 ms task its whole time (before: TimeoutError)', async () => {
+    const pool = new mp.Pool({ processes: 1 });
+    try {
+      // Busy once the task has answered, before the worker reads its next job (a nextTick runs after the answer is sent).
+      await pool.apply(() => {
+        process.nextTick(() => { const t = Date.now(); while (Date.now() - t < 300); });
+        return 0;
+      });
+      const began = Date.now();
+      expect(await pool.apply(async (x: number) => { await new Promise((r) => setTimeout(r, 50)); return x + 1; }, [1], { timeout: 100 })).toBe(2);
+      expect(Date.now() - began).toBeGreaterThanOrEqual(250); // it did wait for the worker (the sanity of this test)
     } finally {
       await pool.terminate();
     }
