@@ -41,7 +41,7 @@ import { disposeShared, registerKind, type Handle } from './reduction';
 import { kConsumersWaiting, kControlBytes, kDataSeq, kFutexSleeper, kHead, kOwnerWords, Ring } from './ring-buffer';
 import { putOptions, roundCapacity, type GetOptions } from './queues';
 import { attachShared, collectFresh, Segment } from './segment';
-import { kDrainUnread, kHandleTag, kSentTo, kToHandle, kUnlinkNow, kUserWord } from './symbols';
+import { kDrainUnread, kHandleTag, kSentTo, kSentUnread, kToHandle, kUnlinkNow, kUserWord } from './symbols';
 import { checkInteger, checkOptionNames, deadlineFrom, describeValue, remaining } from './validate';
 import { currentCpu, forkGeneration, waitAsync, WaitResult } from './wait';
 
@@ -700,6 +700,11 @@ export class Connection<T = unknown> {
    */
   [kSentTo](pid: number): void {
     if (!this.#closed) this.#core.handOver(this.#end, pid, startStamp(pid) ?? 0);
+  }
+
+  [kSentUnread](): number {
+    const w = this.#writer;
+    return w === null || w.ring.ctl.length === 0 ? 0 : w.ring.usedBytes();
   }
 
   [kUnlinkNow](): void {

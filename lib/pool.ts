@@ -51,7 +51,7 @@ import { checkInteger, checkOptionNames, checkSignal, describeValue, kMaxTimerMs
 import { Pipe, type Connection } from './connection';
 import { checkChildPlace, Process, nextPoolName, type ArgsFor, type ChildPlace } from './process';
 import { unwire, type WireError } from './wire-error';
-import { jobTag, kDrainUnread, kKillAtExit, kLostWithServer, kNotSendable, kStartAsync, kUnlinkNow, kUserWord } from './symbols';
+import { jobTag, kDrainUnread, kKillAtExit, kLostWithServer, kNotSendable, kSentUnread, kStartAsync, kUnlinkNow, kUserWord } from './symbols';
 import { myPid } from './synchronize/common';
 import * as context from './context';
 import type { StartMethod } from './popen/popen';
@@ -327,10 +327,12 @@ const kOverdueMs = 20;
 const kCrashLoopLimit = 5;
 /** Workers killed in a row by their tasks, none finishing anywhere between, that stop the pool (see #onExit). */
 const kJobDeathLimit = 16;
-/** A timed job's worker that has still not begun it this long after its time ran out is killed (see #timedOut). */
-const kStuckMs = 200;
-/** How often a timed job whose time ran out before it began is looked at (see #timedOut). */
+/** A timed job's worker that has still not taken it from its pipe this long after its time ran out (or its cancelGraceMs, if longer) is killed (see #timedOut). */
+const kStuckMs = 1000;
+/** How often a timed job whose time ran out before it began is looked at (see #timedOut)... */
 const kBeginLookMs = 2;
+/** ...and once its worker has taken it (decoding its arguments). */
+const kTakenLookMs = 20;
 /** Workers that may die with one job first in their pipe, not begun, before that job fails (see #onExit). */
 const kDiedBeforeLimit = 3;
 
@@ -370,8 +372,9 @@ export class Pool<I extends readonly unknown[] = never[]> {
   /** Measured ms per item, per task function (fnKey): the estimate for a new call's jobs. */
   readonly #fnItemMs = new Map<number, number>();
   #crashes = 0;
-  /** Fresh workers that died running a loaded task, since a task last finished (see #onExit). */
+  /** Fresh workers that died running a loaded task, since a task last finished (see #onExit), and when the first of them died. */
   #jobDeaths = 0;
+  #jobDeathsFrom = 0;
   #done = 0;
   #failed = 0;
   #cancelled = 0;
@@ -1093,7 +1096,7 @@ export class Pool<I extends readonly unknown[] = never[]> {
       this.#tally(job, 0, 0); // already settled by a cancel: no answer will ever come for it
       this.#dispatch();
     });
-    if (job.timeoutMs !== Infinity) job.timer = setTimeout(() => this.#timedOut(w, job, performance.now() + kStuckMs), job.timeoutMs);
+    if (job.timeoutMs !== Infinity) job.timer = setTimeout(() => this.#timedOut(w, job, performance.now() + Math.max(kStuckMs, job.call.graceMs ?? 0)), job.timeoutMs);
   }
 
   /**
@@ -1101,8 +1104,10 @@ export class Pool<I extends readonly unknown[] = never[]> {
    * (an idle one: a timed job runs alone), so one not begun yet is watched
    * until it begins, and then given its whole time again (before, it ran
    * from the send: on an idle pool `{ timeout: 1 }` failed 3 times in 10;
-   * helper-68). One still not begun at `stuckAt` is behind something no job
-   * runs (a timer an earlier task left spinning): the worker is killed.
+   * helper-68). One its worker has not even taken from its pipe by `stuckAt`
+   * is behind something no job runs (a timer an earlier task left spinning):
+   * the worker is killed. (Taken and not begun is a worker decoding big
+   * arguments: it is waited for.)
    * Before, only a worker on the job was ever killed: that one kept the job
    * for good, and the pool lost it while the message said it was replaced (helper-65).
    */
@@ -1110,15 +1115,16 @@ export class Pool<I extends readonly unknown[] = never[]> {
     if (w.dead || !w.inflight.includes(job)) return; // answered meanwhile (or skipped, once cancelled)
     const grace = job.call.graceMs ?? 0;
     if (this.#stuckBefore(w, job)) {
-      if (performance.now() < stuckAt) {
+      const taken = w.conn[kSentUnread]() === 0;
+      if (taken || performance.now() < stuckAt) {
         job.timer = setTimeout(() => {
           if (this.#stuckBefore(w, job)) this.#timedOut(w, job, stuckAt);
           else job.timer = setTimeout(() => this.#timedOut(w, job, Infinity), job.timeoutMs); // begun just now: its whole time
-        }, kBeginLookMs);
+        }, taken ? kTakenLookMs : kBeginLookMs);
         return;
       }
       this.#settleError(job, new TimeoutError(
-        `Task did not finish within ${job.timeoutMs} ms: its worker (pid ${w.pid}) had not even begun it ${kStuckMs} ms after its time (busy with something an earlier task left running, a timer perhaps), and was killed and replaced`,
+        `Task did not finish within ${job.timeoutMs} ms: its worker (pid ${w.pid}) had not even taken it from its pipe ${Math.max(kStuckMs, grace)} ms after its time (busy with something an earlier task left running, a timer perhaps), and was killed and replaced`,
       ));
       job.cancelled = true;
       this.#kill(w);
@@ -1517,9 +1523,11 @@ export class Pool<I extends readonly unknown[] = never[]> {
     const fromOutside = w.proc[kLostWithServer] || (w.ready && running === undefined && fatal === undefined && code === -9);
     const diedInJob = running !== undefined && fatal === undefined && loaded === jobTag(running.id);
     if (!w.everFinishedJob && !w.retiring && !w.killed && !w.initFailed && !fromOutside && this.#state !== 'terminated') {
-      if (diedInJob) this.#jobDeaths++;
-      else this.#crashes++;
-      if (this.#crashes >= kCrashLoopLimit || this.#jobDeaths >= kJobDeathLimit) {
+      if (diedInJob && this.#jobDeaths++ === 0) this.#jobDeathsFrom = performance.now();
+      else if (!diedInJob) this.#crashes++;
+      // (A job begun before this run of deaths, still running elsewhere, may
+      // yet finish: a long task must not fail with them; review helper-69.)
+      if (this.#crashes >= kCrashLoopLimit || (this.#jobDeaths >= kJobDeathLimit && !this.#runningSince(this.#jobDeathsFrom))) {
         const n = diedInJob ? this.#jobDeaths : this.#crashes;
         const where = diedInJob ? 'in their tasks, none finishing' : 'before finishing any task';
         const last = fatal === undefined ? '' : `: the last on an uncaught error, ${errorLine(fatal.error)}`;
@@ -1533,6 +1541,12 @@ export class Pool<I extends readonly unknown[] = never[]> {
     if (replace && (!w.retiring || !this.#hasActiveWorker())) this.#startWorker();
     this.#dispatch();
     this.#maybeFinish();
+  }
+
+  /** Whether a live worker is on a job it was sent before `t`. */
+  #runningSince(t: number): boolean {
+    for (const w of this.#workers) if (!w.dead && w.inflight.length > 0 && (w.inflight[0]!.sentAt ?? Infinity) < t) return true;
+    return false;
   }
 
   #hasActiveWorker(): boolean {
