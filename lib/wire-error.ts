@@ -15,6 +15,7 @@
  */
 import { types } from 'node:util';
 import { serialize } from 'node:v8';
+import { kToHandle } from './symbols';
 import {
   AbortError, BrokenBarrierError, BrokenPipeError, ClosedError, EOFError, MultiprocError, ProcessError, QueueClosedError,
   QueueEmptyError, QueueFullError, SerializationError, TimeoutError,
@@ -189,14 +190,36 @@ export function errorFields(err: Error): ErrorFields {
   return { name: String(err.name), message: String(err.message), base, stack: typeof err.stack === 'string' ? err.stack : undefined, props, hasCause, cause: hasCause ? (err as { cause?: unknown }).cause : undefined, errors };
 }
 
-function canTravel(v: unknown): boolean {
+/**
+ * Whether an item may carry `v`, by the codec's rules (shared objects go as
+ * handles, bytes as bytes, errors by errorFields), looking for what
+ * structured clone refuses: a function, a symbol, a WeakMap, a Promise...
+ * (v8.serialize as the test refused a SharedArray, which travels, and cost a
+ * whole extra serialization: review helper-69.) Past `budget` objects it
+ * says yes: a real failure then fails the put, as before.
+ */
+function canTravel(v: unknown, seen = new Set<object>(), budget = { left: 10_000 }): boolean {
   if (typeof v === 'function' || typeof v === 'symbol') return false;
   if (typeof v !== 'object' || v === null) return true;
+  if (seen.has(v) || --budget.left < 0) return true;
+  seen.add(v);
+  if (typeof (v as { [kToHandle]?: unknown })[kToHandle] === 'function') return true; // a shared object
+  if (ArrayBuffer.isView(v)) return !(v.buffer instanceof SharedArrayBuffer);
+  if (v instanceof ArrayBuffer || v instanceof Date || v instanceof RegExp || isError(v)) return true;
+  if (v instanceof SharedArrayBuffer || v instanceof WeakMap || v instanceof WeakSet || v instanceof Promise) return false;
+  const inner = (x: unknown): boolean => canTravel(x, seen, budget);
   try {
-    serialize(v);
-    return true;
+    if (v instanceof Map) {
+      for (const [k, x] of v) if (!inner(k) || !inner(x)) return false;
+      return true;
+    }
+    if (v instanceof Set) {
+      for (const x of v) if (!inner(x)) return false;
+      return true;
+    }
+    return Object.values(v).every(inner);
   } catch {
-    return false;
+    return false; // a getter (or Proxy trap) that throws
   }
 }
 

@@ -1009,6 +1009,13 @@ describe('what a trial of queues and pipes found (helper-58)', () => {
       got[0]!.close(); // (one object per lock received in a process)
       q.putSync(new Error('plain', { cause: 'why' }));
       expect((q.getSync() as Error).cause).toBe('why');
+      // And in its own props: a SharedArray (structured clone refuses its internals; the codec sends a handle).
+      const arr = mp.RawArray('i', 2);
+      q.putSync(Object.assign(new Error('props'), { arr, n: 1 }));
+      const got2 = q.getSync() as Error & { arr: mp.SharedArray<'i'>; n: number };
+      got2.arr[1] = 42;
+      expect([got2.n, arr[1]]).toEqual([1, 42]);
+      arr.close();
     } finally {
       q.close();
       lock.close();
