@@ -9,7 +9,8 @@
  * Segment payload (Kind.Pipe; param0 = ring capacity, param1 = 1 if duplex):
  *
  *   offset         size   what
- *   0              64     end words: open[0], open[1], pid[0], pid[1], ident[0], ident[1], full[0], full[1], inFlight[0], inFlight[1]
+ *   0              64     end words: open[0], open[1], pid[0], pid[1], ident[0], ident[1], full[0], full[1], inFlight[0], inFlight[1],
+ *                         inFlightAt[0], inFlightAt[1]
  *   64             64     the user words (kUser; a pool worker's job mark and the last job it began), alone on their line
  *   128            128    holders[0], holders[1]: 8 identities each (pid and start stamp) of the processes holding the end
  *   256            384    ring 0 control  (end 0 reads it; end 1 writes it)
@@ -70,6 +71,17 @@ const kHoldersFull = 8;
  * through a Queue item, its sender closed) the end is not taken for dead.
  */
 const kInFlight = 10;
+/**
+ * Word (+ end): when the last handle of the end was made (s since
+ * kEpochSec). A handle counts for kInFlightSec after that: one whose record
+ * is lost (its consumer killed before taking it) would keep the end alive
+ * for good (review helper-69: EOFError before this table, a wait for ever
+ * after it).
+ */
+const kInFlightAt = 12;
+const kEpochSec = 1_700_000_000;
+const kInFlightSec = 10;
+const nowSec = (): number => Math.floor(Date.now() / 1000) - kEpochSec;
 /** Byte offset of the holder tables: kHolderSlots identities per end. */
 const kHoldersByte = 128;
 const kHolderSlots = 8;
@@ -304,7 +316,8 @@ class PipeCore {
    */
   holdersGone(end: number): number {
     if (Atomics.load(this.words, kHoldersFull + end) !== 0) return -1;
-    if (Atomics.load(this.words, kInFlight + end) > 0) return 0; // its receiver will hold it
+    // A handle on its way: its receiver will hold it (for a while: see kInFlightAt).
+    if (Atomics.load(this.words, kInFlight + end) > 0 && nowSec() - Atomics.load(this.words, kInFlightAt + end) < kInFlightSec) return 0;
     const base = end * kHolderSlots;
     let dead = -1;
     for (let i = 0; i < kHolderSlots; i++) {
@@ -731,6 +744,7 @@ export class Connection<T = unknown> {
     this.#core.segment.retain();
     Atomics.add(this.#core.words, kOpen + this.#end, 1);
     Atomics.add(this.#core.words, kInFlight + this.#end, 1);
+    Atomics.store(this.#core.words, kInFlightAt + this.#end, nowSec());
     return { [kHandleTag]: 'Connection', name: this.#core.segment.name, end: this.#end };
   }
 }
