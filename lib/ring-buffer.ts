@@ -169,6 +169,8 @@ export const kDoneCount = 67;
 export const kJoinWaiters = 68;
 /** JoinableQueue: bumped when the last unfinished task is done or skipped; join() sleeps on it. */
 export const kJoinSeq = 69;
+/** Set once a record holding references (shared objects, big-item segments) was written: see Channel.giveBackUnread. */
+export const kCarriedRefs = 70;
 export const kOwnerWords = 80;
 
 /** Bits of kConsumersWaiting: who sleeps (a futex waiter; a reader on its wake socket). */
@@ -289,6 +291,15 @@ export class Ring {
     if (Atomics.load(ctl, kGetLock) !== 0) this.#repairDeadLock(kGetLock);
     if (Atomics.load(ctl, kPutLock) !== 0) this.#repairDeadLock(kPutLock);
     return (Atomics.load(ctl, kPutCount) - Atomics.load(ctl, kGetCount)) | 0;
+  }
+
+  /** Before writing a record that holds references (once per ring: a load, then no store). */
+  noteRefs(): void {
+    if (this.ctl[kCarriedRefs] === 0) Atomics.store(this.ctl, kCarriedRefs, 1);
+  }
+
+  carriedRefs(): boolean {
+    return Atomics.load(this.ctl, kCarriedRefs) !== 0;
   }
 
   usedBytes(): number {
