@@ -130,6 +130,9 @@ const enum Mode {
 let scratchBytes: Buffer = Buffer.allocUnsafeSlow(64 * 1024);
 /** Set while a batch is being encoded into the scratch (a getter that calls putMany gets its own buffer). */
 let scratchBusy = false;
+/** A scratch buffer grown past this is dropped by the next batch, if the last one used little of it. */
+const kScratchKeep = 4 << 20;
+let lastBatchBytes = 0;
 let scratchWords: Int32Array = new Int32Array(scratchBytes.buffer, scratchBytes.byteOffset, scratchBytes.length >>> 2);
 
 /** What the put loops drive: one encoded item (OnePut) or a putMany batch (Batch). */
@@ -214,6 +217,11 @@ export class Batch implements PutJob {
     // than the ring writes (measured).
     this.#shared = !scratchBusy;
     if (this.#shared) {
+      if (scratchBytes.length > kScratchKeep && lastBatchBytes < scratchBytes.length >>> 2) {
+        // A batch that needed a big one is over: the thread does not keep it for life (review helper-69).
+        scratchBytes = Buffer.allocUnsafeSlow(64 * 1024);
+        scratchWords = new Int32Array(scratchBytes.buffer, scratchBytes.byteOffset, scratchBytes.length >>> 2);
+      }
       this.#bytes = scratchBytes;
       this.#words = scratchWords;
     } else {
@@ -242,6 +250,7 @@ export class Batch implements PutJob {
         }
         i++;
       }
+      if (this.#shared) lastBatchBytes = used;
       // A top-level Buffer's bytes are referenced, not copied, until the
       // write: a later item's getter may have detached (transferred) it.
       // Found now, before anything is reserved; at the write it would leave

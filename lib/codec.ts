@@ -129,6 +129,8 @@ let outView = new DataView(out.buffer, out.byteOffset, out.byteLength);
 let out32 = new Int32Array(out.buffer, out.byteOffset, out.byteLength >>> 2);
 /** A scratch buffer grown past this (an item with a big Buffer inside) is dropped at the next encode. */
 const kScratchKeep = 4 << 20;
+/** How much of the scratch buffer the last fast encode used. */
+let lastPos = 0;
 let pos = 0;
 let refs = false;
 const taken: Handle[] = [];
@@ -651,8 +653,10 @@ export function encode(item: unknown): Encoded {
 let encoding = false;
 
 function encodeOnce(item: unknown): Encoded {
-  // (The last encode's result, valid until this one, may still point into the big buffer: it is not reused.)
-  if (out.length > kScratchKeep) shrinkScratch();
+  // Dropped once an encode has used little of it (a run of big items keeps it:
+  // regrowing it each time cost them ~15%; review helper-69). The last
+  // encode's result, valid until this one, may point into it: not reused.
+  if (out.length > kScratchKeep && lastPos < out.length >>> 2) shrinkScratch();
   pos = 0;
   refs = false;
   // Top-level Buffers and typed arrays are not copied into the scratch buffer:
@@ -678,6 +682,7 @@ function encodeOnce(item: unknown): Encoded {
     if (nVisited !== 0) resetVisited();
     if (taken.length !== 0) taken.length = 0;
     if (madeBlobs.length !== 0) settleMadeBlobs(true);
+    lastPos = pos;
     return scratch(out, pos, null, pos, refs);
   } catch (e) {
     resetVisited();
