@@ -161,11 +161,28 @@ export class BaseContext {
 }
 
 let chosen: StartMethod | null = null;
+/** In a spawn or forkserver child: the start method its parent had set (see inheritStartMethod). */
+let inherited: StartMethod | null = null;
 const contexts = new Map<StartMethod, BaseContext>();
 let defaultContext: BaseContext | null = null; // lazy: process.ts and this module import each other
 
 export function getStartMethod(): StartMethod {
-  return chosen ?? defaultStartMethod();
+  return chosen ?? inherited ?? defaultStartMethod();
+}
+
+/**
+ * @internal In a child: the default start method its parent had set, as
+ * Python's children inherit it (before, a setStartMethod('spawn') program's
+ * children started theirs with the forkserver; helper-68). Only a default:
+ * the child may still set its own without { force: true }.
+ */
+export function inheritStartMethod(method: StartMethod | null | undefined): void {
+  inherited = method ?? null;
+}
+
+/** @internal What a child inherits: the start method set in this process, or inherited by it. */
+export function startMethodToInherit(): StartMethod | null {
+  return chosen ?? inherited;
 }
 
 /** Sets the default start method; a second call throws unless { force: true }, as in Python. */

@@ -403,6 +403,8 @@ export class Process<A extends readonly unknown[] = never[]> {
     // A fork-method child runs a function itself (the closure), so only a module target can hit this.
     checkForkedImport(this.#target.child, method !== 'spawn', `The target of ${this.#name}`);
     if (this.#place.cwd !== undefined) checkCwd(this.#place.cwd, this.#name);
+    // startMethod says how it was started, not the default of later (a setStartMethod after start() changed it).
+    this.#method = method;
     return method;
   }
 
@@ -435,6 +437,7 @@ export class Process<A extends readonly unknown[] = never[]> {
       parentName: identity.name,
       chain: this.#chain,
       startMethod: method,
+      defaultMethod: context.startMethodToInherit(),
       cwd: this.#place.cwd ?? process.cwd(),
       ...(this.#place.cwd !== undefined ? { base: process.cwd() } : {}),
       ...(this.#place.env !== undefined ? { env: this.#place.env } : {}),

@@ -350,6 +350,12 @@ describe('Process options and the context API', () => {
     expect(mp.cpuCount()).toBeGreaterThan(0);
   });
 
+  it('children inherit the start method their parent set, as in Python, and may set their own; startMethod says how a process was started (before: the forkserver default, and the default of later)', async () => {
+    const r = await runNode(fixture('start-method-inherited.mjs'), [], { timeoutMs: 60_000 });
+    expect(r.stderr).toBe('');
+    expect(JSON.parse(r.stdout)).toEqual({ child: 'spawn', inherited: 'spawn', grandchild: 'spawn', ownChoice: 'forkserver' });
+  }, 70_000);
+
   it('getContext(m).Process uses m; setStartMethod is set once unless forced', async () => {
     expect(mp.getAllStartMethods().sort()).toEqual(['fork', 'forkserver', 'spawn']);
     expect(mp.getAllStartMethods()[0]).toBe(mp.getStartMethod());

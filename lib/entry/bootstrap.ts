@@ -32,6 +32,7 @@ import { disposeShared, forEachShared, rebuild, reduce } from '../reduction';
 import { adoptInheritedEnds, closeAllEnds, forgetInheritedEnds, Pipe, rehearseSleepingRecv } from '../connection';
 import { explainReferenceError, loadTask, usesLoaderHooks } from '../task';
 import { activeChildren, enterChild } from '../process';
+import { inheritStartMethod } from '../context';
 import { adoptInheritedAttachments, attachPrivately, forgetInheritedAttachments, releaseAllAttachments } from '../segment';
 import '../index'; // registers every shareable kind, so handles in args rebuild
 
@@ -178,6 +179,7 @@ async function runTarget(fn: (...args: unknown[]) => unknown, args: unknown[], n
 /** Runs a decoded spec (spawn and forkserver children). */
 export async function runSpec(spec: ChildSpec, forked: boolean): Promise<void> {
   enterChild({ name: spec.name, daemon: spec.daemon, startMethod: spec.startMethod, parentPid: spec.parentPid, parentName: spec.parentName, chain: spec.chain });
+  inheritStartMethod(spec.defaultMethod);
   installErrorExit(spec.name);
   let args: unknown[] = [];
   const release = argsReleaser(() => args);

@@ -46,6 +46,8 @@ export interface ChildSpec {
   /** The child's identity chain (see Identity in process.ts). */
   chain: readonly number[];
   startMethod: StartMethod;
+  /** The parent's default start method, if it set one (see context.inheritStartMethod). */
+  defaultMethod?: StartMethod | null;
   cwd: string;
   /**
    * With a `cwd` of its own: the parent's directory at start(), where a
