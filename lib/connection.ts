@@ -747,6 +747,16 @@ export class Connection<T = unknown> {
     Atomics.store(this.#core.words, kInFlightAt + this.#end, nowSec());
     return { [kHandleTag]: 'Connection', name: this.#core.segment.name, end: this.#end };
   }
+
+  toString(): string {
+    const how = this.#reader !== null && this.#writer !== null ? 'duplex' : this.#reader !== null ? 'read end' : 'write end';
+    return `<Connection ${how}${this.#closed ? ' closed' : ''}>`;
+  }
+
+  /** console.log shows what toString() says (it showed {}; helper-68). */
+  [Symbol.for('nodejs.util.inspect.custom')](): string {
+    return this.toString();
+  }
 }
 
 /**

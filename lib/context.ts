@@ -16,7 +16,7 @@
  */
 import { SharedMemory } from './shared-memory';
 import { RawArray, RawValue, SharedArray, Value } from './sharedctypes';
-import { activeChildren, cpuCount, currentProcess, parentProcess, Process, type ProcessInfo, type ProcessOptions } from './process';
+import { activeChildren, cpuCount, currentProcess, parentProcess, Process, type CurrentProcessInfo, type ProcessInfo, type ProcessOptions } from './process';
 import { Pool, type PoolOptions } from './pool';
 import { Barrier, BoundedSemaphore, Condition, Event, Lock, RLock, Semaphore } from './synchronize';
 import { JoinableQueue, Queue, SimpleQueue } from './queues';
@@ -107,7 +107,7 @@ export class BaseContext {
     return cpuCount();
   }
 
-  currentProcess(): ProcessInfo {
+  currentProcess(): CurrentProcessInfo {
     return currentProcess();
   }
 

@@ -24,7 +24,7 @@ export {
 // @section process (issue 4)
 export {
   Process, currentProcess, parentProcess, activeChildren, cpuCount, ForkChildExit,
-  type ProcessOptions, type ProcessTarget, type ModuleTarget, type ProcessInfo, type ArgsFor,
+  type ProcessOptions, type ProcessTarget, type ModuleTarget, type ProcessInfo, type CurrentProcessInfo, type ArgsFor,
 } from './process';
 export {
   BaseContext, getContext, getAllStartMethods, getStartMethod, setStartMethod, setForkserverPreload, setForkserverSpares, startForkserver, type StartMethod,

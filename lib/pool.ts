@@ -1671,6 +1671,17 @@ export class Pool<I extends readonly unknown[] = never[]> {
     process.removeListener('SIGINT', this.#signalHandler);
     process.removeListener('SIGTERM', this.#signalHandler);
   }
+
+  toString(): string {
+    let live = 0;
+    for (const w of this.#workers) if (!w.dead) live++;
+    return `<Pool ${this.#state} processes=${this.#processes} workers=${live} queued=${this.#queue.length}>`;
+  }
+
+  /** console.log shows what toString() says (it showed {}; helper-68). */
+  [Symbol.for('nodejs.util.inspect.custom')](): string {
+    return this.toString();
+  }
 }
 
 // Python refuses to pickle a pool; structured clone would deliver {}.

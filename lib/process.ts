@@ -125,6 +125,11 @@ export interface ProcessInfo {
   isAlive(): boolean;
 }
 
+/** currentProcess(): as ProcessInfo, and its name may be set (Python's current_process().name = ...). */
+export interface CurrentProcessInfo extends ProcessInfo {
+  name: string;
+}
+
 interface Identity {
   name: string;
   daemon: boolean;
@@ -186,10 +191,18 @@ export function nextPoolName(): string {
   return `Pool-${chainName([...identity.chain, ++pools])}`;
 }
 
-export function currentProcess(): ProcessInfo {
+export function currentProcess(): CurrentProcessInfo {
   const me = identity;
   return Object.freeze({
-    name: me.name,
+    // Settable, as Python's current_process().name: what this process's
+    // children see as their parent's name (it threw "read only"; helper-68).
+    get name(): string {
+      return identity.name;
+    },
+    set name(v: string) {
+      if (typeof v !== 'string') throw new TypeError(`Expected "name" to be a string, got ${describeValue(v)}`);
+      identity.name = v;
+    },
     pid: native.getpid(),
     daemon: me.daemon,
     startMethod: me.startMethod,
@@ -603,6 +616,11 @@ export class Process<A extends readonly unknown[] = never[]> {
   toString(): string {
     const state = this.#popen === null ? 'initial' : this.#popen.returncode === null ? 'started' : `stopped exitcode=${this.#popen.returncode}`;
     return `<Process name='${this.#name}' ${state}${this.#daemon ? ' daemon' : ''}>`;
+  }
+
+  /** console.log shows what toString() says (it showed only an internal symbol; helper-68). */
+  [Symbol.for('nodejs.util.inspect.custom')](): string {
+    return this.toString();
   }
 }
 

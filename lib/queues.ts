@@ -114,7 +114,8 @@ function checkMaxItems(v: unknown): number {
   return v === undefined || v === Infinity ? Infinity : checkInteger('maxItems', v, 1);
 }
 
-const closedError = (): Error => new QueueClosedError('The queue is closed');
+// close() closes a queue for every process, unlike Python's (which only ends this process's puts): said here, where a port meets it (helper-68).
+const closedError = (): Error => new QueueClosedError('The queue is closed (close() closes it for every process: call it once, when every producer is done)');
 
 /** Set while a handle is being attached, so that the constructors adopt this segment. */
 let attaching: Segment | null = null;
@@ -428,6 +429,16 @@ export class Queue<T = unknown> {
   /** @internal */
   get ring(): Ring {
     return this.#ring;
+  }
+
+  toString(): string {
+    if (this.#released !== null) return `<${this.constructor.name} ${this.#released}>`;
+    return `<${this.constructor.name} size=${this.#ring.size()}${this.#maxsize > 0 ? `/${this.#maxsize}` : ''}${this.#ring.closed ? ' closed' : ''}>`;
+  }
+
+  /** console.log shows what toString() says (it showed {}; helper-68). */
+  [Symbol.for('nodejs.util.inspect.custom')](): string {
+    return this.toString();
   }
 }
 

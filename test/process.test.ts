@@ -350,6 +350,30 @@ describe('Process options and the context API', () => {
     expect(mp.cpuCount()).toBeGreaterThan(0);
   });
 
+  it('console.log shows a Process, Queue, Connection and Pool by what they are, and currentProcess().name can be set, as in Python (before: {}, and "read only")', async () => {
+    const { inspect } = await import('node:util');
+    const p = new mp.Process({ target: () => 0 });
+    const q = new mp.Queue<number>({ maxsize: 3 });
+    const [a, b] = mp.Pipe(false);
+    const pool = new mp.Pool({ processes: 1 });
+    try {
+      q.putSync(1);
+      expect([inspect(p), inspect(q), inspect(a), inspect(b), inspect(pool)]).toEqual([
+        `<Process name='${p.name}' initial>`, '<Queue size=1/3>', '<Connection read end>', '<Connection write end>', '<Pool running processes=1 workers=1 queued=0>',
+      ]);
+      const was = mp.currentProcess().name;
+      mp.currentProcess().name = 'Renamed';
+      expect(mp.currentProcess().name).toBe('Renamed');
+      mp.currentProcess().name = was;
+      expect(() => { (mp.currentProcess() as { name: unknown }).name = 5; }).toThrow(TypeError);
+    } finally {
+      await pool.terminate();
+      q.close();
+      a.close();
+      b.close();
+    }
+  });
+
   it('children inherit the start method their parent set, as in Python, and may set their own; startMethod says how a process was started (before: the forkserver default, and the default of later)', async () => {
     const r = await runNode(fixture('start-method-inherited.mjs'), [], { timeoutMs: 60_000 });
     expect(r.stderr).toBe('');
