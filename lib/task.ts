@@ -665,7 +665,9 @@ function explainUnsafe(err: unknown, how: string): unknown {
     `${err.message}. ${how} is sent to the child as source text, so it must be self-contained: ` +
       'it cannot use variables, imports or functions from outside its own body. ' +
       "Import what it needs inside the function (await import('...') or require('...')), pass values as arguments, " +
-      "or use a module target { module: import.meta.url, export: 'name' }.",
+      "or use a module target { module: import.meta.url, export: 'name' }. " +
+      // pool.apply(process.cwd), the port of Python's apply_async(os.getpid): Node's own function is not self-contained either (helper-68).
+      'A function of Node or of a library passed as the task itself (process.cwd) is not self-contained either: wrap the call, () => process.cwd().',
     { cause: err },
   );
 }

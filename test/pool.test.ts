@@ -182,6 +182,9 @@ describe('Pool', () => {
     const dir = await pool.apply(() => __dirname).catch((e: unknown) => e as Error);
     expect((dir as Error).message).toMatch(/self-contained/);
     expect((dir as Error).message).not.toMatch(/helper/);
+    // Node's own function as the task (Python's apply_async(os.getpid)): said how to wrap it.
+    const cwd = await pool.apply(process.cwd).catch((e: unknown) => e as Error);
+    expect((cwd as Error).message).toMatch(/wrap the call, \(\) => process\.cwd\(\)\.$/);
   });
 
   it("vitest's rewritten import() in a task function gets a message that says to use require() (before: 'compile for a newer target')", async () => {
