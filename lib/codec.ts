@@ -139,7 +139,10 @@ let nVisited = 0;
 let visitedSet: Set<object> | null = null;
 
 function ensure(n: number): void {
-  if (pos + n <= out.length) return;
+  if (pos + n > out.length) grow(n); // the rare path apart: ensure() stays small enough to inline
+}
+
+function grow(n: number): void {
   let size = out.length * 2;
   while (size < pos + n) size *= 2;
   const bigger = fast(Buffer.allocUnsafeSlow(size));
