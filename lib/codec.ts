@@ -127,7 +127,7 @@ const fast = (b: Buffer): FastBuffer => b as FastBuffer;
 let out = fast(Buffer.allocUnsafeSlow(64 * 1024));
 let outView = new DataView(out.buffer, out.byteOffset, out.byteLength);
 let out32 = new Int32Array(out.buffer, out.byteOffset, out.byteLength >>> 2);
-/** A scratch buffer grown past this (an item with a big Buffer inside) is dropped at the next encode. */
+/** A scratch buffer grown past this (an item of many small values) is dropped by an encode after one that used under a quarter of it. */
 const kScratchKeep = 4 << 20;
 /** How much of the scratch buffer the last fast encode used. */
 let lastPos = 0;
