@@ -783,10 +783,13 @@ export class Channel {
     // Nothing to give back from a ring that never carried a reference: its
     // items are not decoded for nothing (200k of them took a dispose 1 s; review helper-69).
     if (this.ring.ctl.length === 0 || !this.ring.carriedRefs()) return;
+    const take = this.#takeOne(this.#decode);
     for (;;) {
       const fresh: object[] = [];
       try {
-        collectFresh(fresh, () => this.getNowait());
+        // Not getNowait(): a get() of this process still pending (its promise
+        // rejected by the release, not yet settled) made it give back nothing.
+        collectFresh(fresh, () => this.#getLoop(Mode.Nowait, 0, undefined, take));
       } catch {
         return; // empty (or a record that cannot be read: nothing more to give back from it)
       } finally {
