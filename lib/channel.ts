@@ -433,7 +433,13 @@ export class Channel {
   encode(item: unknown, bytes?: Encoded): Encoded {
     this.#putsHere = true;
     const enc = bytes ?? encode(item);
-    return enc.size > this.maxInline ? toBlob(enc) : enc;
+    if (enc.size <= this.maxInline) return enc;
+    try {
+      return toBlob(enc);
+    } catch (e) {
+      discard(enc); // the big views' segments and shared objects it had taken (review helper-70)
+      throw e;
+    }
   }
 
   /**

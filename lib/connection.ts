@@ -39,10 +39,10 @@ import { BrokenPipeError, EOFError, noPublicConstructor } from './errors';
 import { Kind } from './layout';
 import { sameProcessRuns, selfStamp, startStamp } from './liveness';
 import { disposeShared, registerKind, type Handle } from './reduction';
-import { kConsumersWaiting, kControlBytes, kDataSeq, kFutexSleeper, kHead, kOwnerWords, Ring } from './ring-buffer';
+import { kConsumersWaiting, kControlBytes, kDataSeq, kFutexSleeper, kGetLock, kHead, kOwnerWords, Ring } from './ring-buffer';
 import { putOptions, roundCapacity, type GetOptions } from './queues';
 import { attachShared, collectFresh, Segment } from './segment';
-import { kDrainUnread, kHandleTag, kSentTo, kSentUnread, kToHandle, kUnlinkNow, kUserWord } from './symbols';
+import { kDrainUnread, kHandleTag, kSentTaken, kSentTo, kToHandle, kUnlinkNow, kUserWord } from './symbols';
 import { checkInteger, checkOptionNames, deadlineFrom, describeValue, remaining } from './validate';
 import { currentCpu, forkGeneration, waitAsync, WaitResult } from './wait';
 
@@ -76,11 +76,13 @@ const kInFlight = 10;
  * kEpochSec). A handle counts for kInFlightSec after that: one whose record
  * is lost (its consumer killed before taking it) would keep the end alive
  * for good (review helper-69: EOFError before this table, a wait for ever
- * after it).
+ * after it); one waiting longer in a queue, every other holder dead, gives
+ * its peer an early EOF (review helper-70: 10 s was too short for a backlog).
  */
 const kInFlightAt = 12;
 const kEpochSec = 1_700_000_000;
-const kInFlightSec = 10;
+// (MULTIPROC_INFLIGHT_SEC: for the test suite, which cannot wait a minute.)
+const kInFlightSec = Number(process.env.MULTIPROC_INFLIGHT_SEC) > 0 ? Number(process.env.MULTIPROC_INFLIGHT_SEC) : 60;
 const nowSec = (): number => Math.floor(Date.now() / 1000) - kEpochSec;
 /** Byte offset of the holder tables: kHolderSlots identities per end. */
 const kHoldersByte = 128;
@@ -715,9 +717,11 @@ export class Connection<T = unknown> {
     if (!this.#closed) this.#core.handOver(this.#end, pid, startStamp(pid) ?? 0);
   }
 
-  [kSentUnread](): number {
+  [kSentTaken](): boolean {
     const w = this.#writer;
-    return w === null || w.ring.ctl.length === 0 ? 0 : w.ring.usedBytes();
+    if (w === null || w.ring.ctl.length === 0) return true;
+    // A take holds the ring's get lock for its whole decode, and moves head only after it (review helper-70).
+    return w.ring.usedBytes() === 0 || Atomics.load(w.ring.ctl, kGetLock) !== 0;
   }
 
   [kUnlinkNow](): void {

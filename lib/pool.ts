@@ -51,7 +51,7 @@ import { checkInteger, checkOptionNames, checkSignal, describeValue, kMaxTimerMs
 import { Pipe, type Connection } from './connection';
 import { checkChildPlace, Process, nextPoolName, type ArgsFor, type ChildPlace } from './process';
 import { unwire, type WireError } from './wire-error';
-import { jobTag, kDrainUnread, kKillAtExit, kLostWithServer, kNotSendable, kSentUnread, kStartAsync, kUnlinkNow, kUserWord } from './symbols';
+import { jobTag, kDrainUnread, kKillAtExit, kLostWithServer, kNotSendable, kSentTaken, kStartAsync, kUnlinkNow, kUserWord } from './symbols';
 import { myPid } from './synchronize/common';
 import * as context from './context';
 import type { StartMethod } from './popen/popen';
@@ -1115,7 +1115,7 @@ export class Pool<I extends readonly unknown[] = never[]> {
     if (w.dead || !w.inflight.includes(job)) return; // answered meanwhile (or skipped, once cancelled)
     const grace = job.call.graceMs ?? 0;
     if (this.#stuckBefore(w, job)) {
-      const taken = w.conn[kSentUnread]() === 0;
+      const taken = w.conn[kSentTaken]();
       if (taken || performance.now() < stuckAt) {
         job.timer = setTimeout(() => {
           if (this.#stuckBefore(w, job)) this.#timedOut(w, job, stuckAt);

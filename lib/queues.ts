@@ -604,6 +604,15 @@ export class SimpleQueue<T = unknown> {
     const h = this.#q[kToHandle]();
     return { ...h, [kHandleTag]: 'SimpleQueue' };
   }
+
+  toString(): string {
+    return this.#q.toString().replace(/^<\w+/, '<SimpleQueue');
+  }
+
+  /** console.log shows what toString() says (it showed SimpleQueue {}; review helper-70). */
+  [Symbol.for('nodejs.util.inspect.custom')](): string {
+    return this.toString();
+  }
 }
 
 function attachQueue<Q extends object>(h: Handle, make: () => Q): Q {

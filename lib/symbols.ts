@@ -21,8 +21,8 @@ export const kNotSendable: unique symbol = Symbol('multiproc.notSendable');
 export const kUnlinkNow: unique symbol = Symbol('multiproc.unlinkNow');
 /** Connection: takes what a dead peer never read (see connection.ts). */
 export const kDrainUnread: unique symbol = Symbol('multiproc.drainUnread');
-/** Connection: bytes this end sent that its peer has not taken off the ring yet. */
-export const kSentUnread: unique symbol = Symbol('multiproc.sentUnread');
+/** Connection: whether the peer has taken (or is taking: decoding) everything this end sent. */
+export const kSentTaken: unique symbol = Symbol('multiproc.sentTaken');
 /** Process method: start() without blocking the event loop while a forkserver child is forked (a Pool's replacement workers). */
 export const kStartAsync: unique symbol = Symbol('multiproc.startAsync');
 /**

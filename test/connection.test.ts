@@ -159,7 +159,8 @@ describe('Pipe between processes', () => {
   }, 70_000);
 
   it('an end shared by two processes, one SIGKILLed: the other goes on (before: the last to attach was taken for the end, EOFError after 1 of 8 messages)', async () => {
-    const r = await runNode(fixture('pipe-killed-sharer.mjs'), [], { timeoutMs: 80_000 });
+    // A handle on its way counts for 60 s; 5 here, so that the lost one's case ends sooner.
+    const r = await runNode(fixture('pipe-killed-sharer.mjs'), [], { env: { MULTIPROC_INFLIGHT_SEC: '5' }, timeoutMs: 80_000 });
     expect(r.stderr).toBe('');
     expect(JSON.parse(r.stdout)).toEqual({
       writers: ['fast', ...Array.from({ length: 8 }, (_, i) => `slow ${i}`)],

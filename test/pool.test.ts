@@ -898,6 +898,19 @@ describe('Pool workers', () => {
     }
   });
 
+  it('a worker still decoding a timed call\'s big arguments when its time is up is waited for, not killed as stuck (review: killed 1 s after the time)', async () => {
+    const pool = new mp.Pool({ processes: 1 });
+    try {
+      await pool.apply(() => 1);
+      const big = Array.from({ length: 3_000_000 }, (_, i) => ({ a: i, b: `x${i}`, c: [i, i + 1] }));
+      const before = pool.stats().workers.map((w) => w.pid);
+      expect(await pool.apply((arr: unknown[]) => arr.length, [big], { timeout: 50 })).toBe(3_000_000);
+      expect(pool.stats().workers.map((w) => w.pid)).toEqual(before);
+    } finally {
+      await pool.terminate();
+    }
+  }, 60_000);
+
   it('a timeout so short that it fires before the task starts still stops it (20 in a row)', async () => {
     // The timer starts at send: it may fire before the worker has begun the
     // job, and its cancel may reach the worker just after the job began.

@@ -361,6 +361,9 @@ describe('Process options and the context API', () => {
       expect([inspect(p), inspect(q), inspect(a), inspect(b), inspect(pool)]).toEqual([
         `<Process name='${p.name}' initial>`, '<Queue size=1/3>', '<Connection read end>', '<Connection write end>', '<Pool running processes=1 workers=1 queued=0>',
       ]);
+      const prims = [new mp.Lock(), new mp.Event(), new mp.Barrier(2), new mp.SimpleQueue()] as const;
+      expect(prims.map((x) => inspect(x))).toEqual(['Lock(free)', 'Event(clear)', 'Barrier(parties=2, waiting=0)', '<SimpleQueue size=0>']);
+      for (const x of prims) x.close();
       const was = mp.currentProcess().name;
       mp.currentProcess().name = 'Renamed';
       expect(mp.currentProcess().name).toBe('Renamed');

@@ -712,6 +712,11 @@ export class Barrier {
   toString(): string {
     return this.#w.length === 0 ? 'Barrier(closed)' : `Barrier(parties=${this.parties}, waiting=${this.nWaiting}${this.broken ? ', broken' : ''})`;
   }
+
+  /** console.log shows what toString() says. */
+  [Symbol.for('nodejs.util.inspect.custom')](): string {
+    return this.toString();
+  }
 }
 
 registerKind('Barrier', (h) => {

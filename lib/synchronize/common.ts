@@ -293,6 +293,11 @@ export abstract class Acquirable {
       guard.release();
     }
   }
+
+  /** console.log shows what toString() says (a Lock printed Lock {}; review helper-70). */
+  [Symbol.for('nodejs.util.inspect.custom')](): string {
+    return this.toString();
+  }
 }
 
 /**

@@ -153,6 +153,11 @@ export class Event {
   toString(): string {
     return this.#w.length === 0 ? 'Event(closed)' : `Event(${this.isSet() ? 'set' : 'clear'})`;
   }
+
+  /** console.log shows what toString() says. */
+  [Symbol.for('nodejs.util.inspect.custom')](): string {
+    return this.toString();
+  }
 }
 
 registerKind('Event', (h) => attachShared(h.name, Kind.Event, (seg) => adopt(seg, () => new Event())));
