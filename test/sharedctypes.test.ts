@@ -405,7 +405,7 @@ describe('received objects are given back', () => {
   it.runIf(process.platform === 'linux')('by a child (every start method) and by a pool worker when done with them, not when the tree ends; a fork child\'s pipe end is its own', async () => {
     const prefix = `ro${process.pid % 100000}`;
     // --single-threaded: the fork start method too.
-    const r = await runNode(fixture('received-objects-leak.mjs'), [], { env: { MULTIPROC_SHM_PREFIX: prefix }, nodeArgs: ['--single-threaded'], timeoutMs: 60_000 });
+    const r = await runNode(fixture('received-objects-leak.mjs'), [], { env: { MULTIPROC_SHM_PREFIX: prefix }, nodeArgs: ['--single-threaded'], timeoutMs: 120_000 });
     expect(r.stderr).toBe('');
     // Before: the locks of a Value, a SharedArray and a Condition per child (3 each); in
     // the pool, every task argument and lock (70 segments for these 40 objects); a fork
@@ -415,5 +415,5 @@ describe('received objects are given back', () => {
       // One object for a handle that comes twice (a fork child made two).
       'same-forkserver': [true, true, true], 'same-spawn': [true, true, true], 'same-fork': [true, true, true],
     });
-  });
+  }, 150_000);
 });
