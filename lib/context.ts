@@ -180,9 +180,15 @@ export function inheritStartMethod(method: StartMethod | null | undefined): void
   inherited = method ?? null;
 }
 
-/** @internal What a child inherits: the start method set in this process, or inherited by it. */
+/**
+ * @internal What a spawn or forkserver child inherits: the start method set
+ * in this process, or inherited by it. Not 'fork', which such a child
+ * cannot use (it is not single-threaded): its processes would all refuse to
+ * start (helper-71). A 'fork' child copies this process's choice anyway.
+ */
 export function startMethodToInherit(): StartMethod | null {
-  return chosen ?? inherited;
+  const m = chosen ?? inherited;
+  return m === 'fork' ? null : m;
 }
 
 /** Sets the default start method; a second call throws unless { force: true }, as in Python. */

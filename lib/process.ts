@@ -207,6 +207,10 @@ export function currentProcess(): CurrentProcessInfo {
     daemon: me.daemon,
     startMethod: me.startMethod,
     isAlive: () => true,
+    // console.log showed name: [Getter/Setter] (helper-71).
+    [Symbol.for('nodejs.util.inspect.custom')](): string {
+      return `<CurrentProcess name='${identity.name}' pid=${native.getpid()}${me.daemon ? ' daemon' : ''}${me.startMethod === null ? '' : ` ${me.startMethod}`}>`;
+    },
   });
 }
 

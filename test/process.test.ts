@@ -368,6 +368,7 @@ describe('Process options and the context API', () => {
       mp.currentProcess().name = 'Renamed';
       expect(mp.currentProcess().name).toBe('Renamed');
       mp.currentProcess().name = was;
+      expect(inspect(mp.currentProcess())).toBe(`<CurrentProcess name='${was}' pid=${process.pid}>`);
       expect(() => { (mp.currentProcess() as { name: unknown }).name = 5; }).toThrow(TypeError);
     } finally {
       await pool.terminate();
@@ -381,6 +382,9 @@ describe('Process options and the context API', () => {
     const r = await runNode(fixture('start-method-inherited.mjs'), [], { timeoutMs: 60_000 });
     expect(r.stderr).toBe('');
     expect(JSON.parse(r.stdout)).toEqual({ child: 'spawn', inherited: 'spawn', grandchild: 'spawn', ownChoice: 'forkserver' });
+    const f = await runNode(fixture('start-method-inherited.mjs'), ['fork'], { nodeArgs: ['--single-threaded'], timeoutMs: 60_000 });
+    expect(f.stderr).toBe('');
+    expect(JSON.parse(f.stdout)).toEqual({ childDefault: 'forkserver' }); // not 'fork', which it could not use
   }, 70_000);
 
   it('getContext(m).Process uses m; setStartMethod is set once unless forced', async () => {
