@@ -378,6 +378,12 @@ describe('Process options and the context API', () => {
     }
   });
 
+  it("under 'fork', a module target naming the module that calls start() from its top level fails, saying why (before: the child did nothing and ended 0)", async () => {
+    const r = await runNode(fixture('fork-self-module.mjs'), [], { nodeArgs: ['--single-threaded'], timeoutMs: 60_000 });
+    expect(JSON.parse(r.stdout)).toEqual({ exitCode: 1, got: null });
+    expect(r.stderr).toContain("is the module whose top-level code called start(): under the 'fork' start method the child cannot import it again");
+  }, 70_000);
+
   it('children inherit the start method their parent set, as in Python, and may set their own; startMethod says how a process was started (before: the forkserver default, and the default of later)', async () => {
     const r = await runNode(fixture('start-method-inherited.mjs'), [], { timeoutMs: 60_000 });
     expect(r.stderr).toBe('');

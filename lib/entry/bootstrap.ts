@@ -22,6 +22,7 @@ import { native } from '../native';
 import { noop, reraise, signalOfAbort } from '../abort';
 import { freshCryptoCaches, reseedMathRandom } from '../random';
 import { onUnsettledAtExit } from './unsettled';
+import { ProcessError } from '../errors';
 import { rehearseChannel } from '../channel';
 import { rehearsePoolWorker } from './pool-worker';
 import { rehearseWake, resetAfterFork } from '../wake-socket';
@@ -507,7 +508,19 @@ export function runInForkChild(
   }
   const settled = watchUnsettled(info.name);
   void loadTask(target, base)
-    .then((fn) => fn(...args))
+    .then((fn) => fn(...args), (e: unknown) => {
+      // The module is the one that called start(), forked in its top-level
+      // code: its evaluation, copied here, ended with this fork's unwinding,
+      // and so did the import. The child did nothing and ended 0 (helper-71).
+      if (isForkChildExit(e) && target.kind === 'module') {
+        throw new ProcessError(
+          `The target module ${target.url} is the module whose top-level code called start(): under the 'fork' start method the child cannot import it again ` +
+            '(its evaluation was still running when it forked). Give a function target, call start() from a function run after the module has loaded, or use the forkserver or spawn start method.',
+          { cause: e },
+        );
+      }
+      throw e;
+    })
     .then(() => {
       settled();
       return done();
