@@ -52,7 +52,7 @@ import { native } from './native';
 import { fromHandle, isShareable, notSendable, rebuild, reduce, releaseHandles, sharedBufferError, toHandle, type Handle } from './reduction';
 import { Segment } from './segment';
 import { describeValue } from './validate';
-import { completeError, errorFields, isError, makeError } from './wire-error';
+import { errorFromRecord, errorRecord, isError, isErrorRecord } from './wire-error';
 
 export const enum Tag {
   Undefined = 0x00,
@@ -463,13 +463,10 @@ function writeObject(v: object): void {
     // Structured clone keeps only name (of built-in classes), message, stack
     // and cause: an fs error's `code` was lost on the way (see wire-error.ts).
     visit(v);
-    const f = errorFields(v);
-    const w: Record<string, unknown> = { n: f.name, m: f.message, b: f.base, s: f.stack, p: f.props };
-    if (f.hasCause) w.c = f.cause;
-    if (f.errors !== undefined) w.e = f.errors;
+    const r = errorRecord(v);
     ensure(1);
     out[pos++] = Tag.Error;
-    writeValue(w);
+    writeValue(r);
     return;
   }
   notSendable(v); // a Pool, a Process, a SharedArrayBuffer: a TypeError that says why
@@ -1139,14 +1136,9 @@ function readValue(): unknown {
 
 function readError(): Error {
   const at = rpos - 1;
-  const w = readValue() as Record<string, unknown> | null;
-  if (typeof w !== 'object' || w === null || typeof w.n !== 'string' || typeof w.m !== 'string' || typeof w.b !== 'string' ||
-    (w.s !== undefined && typeof w.s !== 'string') || typeof w.p !== 'object' || w.p === null || (w.e !== undefined && !Array.isArray(w.e))) {
-    throw new Error(`multiproc codec: bad error record at ${at}`);
-  }
-  const err = makeError(w.n, w.m, w.b, w.s as string | undefined);
-  completeError(err, w.p as Record<string, unknown>, Object.prototype.hasOwnProperty.call(w, 'c'), w.c, w.e as unknown[] | undefined);
-  return err;
+  const r = readValue();
+  if (!isErrorRecord(r)) throw new Error(`multiproc codec: bad error record at ${at}`);
+  return errorFromRecord(r);
 }
 
 /**

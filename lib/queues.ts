@@ -156,7 +156,7 @@ export class Queue<T = unknown> {
       queueMicrotask(() => this.#releaseIfDrained());
       return closedError();
     };
-    this.#channel = new Channel(this.#ring, { closedError: closed, soleHolder: () => seg.refcount() === 1 }, Math.min(kBlobThreshold, capacity / 4));
+    this.#channel = new Channel(this.#ring, { closedError: closed, soleHolder: () => this.soleHolder() }, Math.min(kBlobThreshold, capacity / 4));
     this.#maxsize = this.#ring.maxsize;
     this.#capacity = capacity;
     seg.bindTo(this);
@@ -207,7 +207,7 @@ export class Queue<T = unknown> {
     if (this.#ring.closed) this.#releaseIfDrained();
   }
 
-  /** @internal JoinableQueue: whether no other process or thread holds the queue, nor a handle in flight. */
+  /** @internal Whether no other process or thread holds the queue, nor a handle in flight (a *Sync wait would be for ever). */
   protected soleHolder(): boolean {
     return this.#released === null && this.#segment.refcount() === 1;
   }

@@ -16,7 +16,7 @@
 import { collectFresh } from './segment';
 import { kHandleTag, kNotSendable, kToHandle } from './symbols';
 import { describeValue } from './validate';
-import { completeError, errorFields, isError, makeError } from './wire-error';
+import { errorFields, errorFromRecord, errorRecord, isError, isErrorRecord, type ErrorRecord } from './wire-error';
 
 export interface Handle {
   readonly [kHandleTag]: string;
@@ -155,7 +155,7 @@ function needsEscape(value: object): boolean {
 }
 
 interface ErrorMark {
-  [kErrorTag]: { n: string; m: string; b: string; s: string | undefined; p: Record<string, unknown>; c?: unknown; e?: unknown[] };
+  [kErrorTag]: ErrorRecord;
 }
 
 function isErrorMark(value: object): value is ErrorMark {
@@ -281,13 +281,12 @@ function copyReduced(value: unknown, seen: Map<object, unknown>, taken: Handle[]
     return seen.get(value);
   }
   if (carryErrors && isError(value)) {
-    const f = errorFields(value);
-    const fields: ErrorMark[typeof kErrorTag] = { n: f.name, m: f.message, b: f.base, s: f.stack, p: {} };
-    const mark: ErrorMark = { [kErrorTag]: fields };
-    seen.set(value, mark);
-    fields.p = copyReduced(f.props, seen, taken) as Record<string, unknown>;
-    if (f.hasCause) fields.c = copyReduced(f.cause, seen, taken);
-    if (f.errors !== undefined) fields.e = copyReduced(f.errors, seen, taken) as unknown[];
+    const r = errorRecord(value);
+    const mark: ErrorMark = { [kErrorTag]: r };
+    seen.set(value, mark); // before its values: a cause may lead back to it
+    r.p = copyReduced(r.p, seen, taken) as Record<string, unknown>;
+    if (Object.hasOwn(r, 'c')) r.c = copyReduced(r.c, seen, taken);
+    if (r.e !== undefined) r.e = copyReduced(r.e, seen, taken) as unknown[];
     return mark;
   }
   notSendable(value);
@@ -322,16 +321,10 @@ export function rebuild(value: unknown, seen = new Set<object>()): unknown {
     }
     return inner;
   }
-  if (isErrorMark(value)) {
+  if (isErrorMark(value) && isErrorRecord(value[kErrorTag])) {
     const done = builtErrors.get(value);
     if (done !== undefined) return done;
-    const f = value[kErrorTag];
-    const err = makeError(String(f.n), String(f.m), String(f.b), typeof f.s === 'string' ? f.s : undefined);
-    builtErrors.set(value, err);
-    const props = rebuild(f.p, seen) as Record<string, unknown>;
-    const hasCause = Object.hasOwn(f, 'c');
-    completeError(err, typeof props === 'object' && props !== null ? props : {}, hasCause, hasCause ? rebuild(f.c, seen) : undefined, Array.isArray(f.e) ? (rebuild(f.e, seen) as unknown[]) : undefined);
-    return err;
+    return errorFromRecord(value[kErrorTag], (v) => rebuild(v, seen), (err) => builtErrors.set(value, err));
   }
   if (isHandle(value)) return fromHandle(value);
   if (seen.has(value)) return value;

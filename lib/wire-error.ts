@@ -11,7 +11,7 @@
  * (see errorFields; structured clone would drop a `code`, or a subclass's
  * name).
  *
- * Exports: WireError, wire, unwire, isError, errorFields, makeError, completeError.
+ * Exports: WireError, wire, unwire, isError, errorFields, ErrorRecord, errorRecord, isErrorRecord, errorFromRecord.
  */
 import { types } from 'node:util';
 import { serialize } from 'node:v8';
@@ -221,6 +221,46 @@ function canTravel(v: unknown, seen = new Set<object>(), budget = { left: 10_000
   } catch {
     return false; // a getter (or Proxy trap) that throws
   }
+}
+
+/**
+ * An error as an item carries it, a plain object whose values travel as the
+ * item's others do: the codec's Tag.Error value and reduce()'s mark.
+ */
+export interface ErrorRecord {
+  n: string;
+  m: string;
+  b: string;
+  s: string | undefined;
+  p: Record<string, unknown>;
+  /** Present if the error had an own cause (which may be undefined). */
+  c?: unknown;
+  e?: unknown[];
+}
+
+export function errorRecord(err: Error): ErrorRecord {
+  const f = errorFields(err);
+  const r: ErrorRecord = { n: f.name, m: f.message, b: f.base, s: f.stack, p: f.props };
+  if (f.hasCause) r.c = f.cause;
+  if (f.errors !== undefined) r.e = f.errors;
+  return r;
+}
+
+/** Whether a decoded value is a well-formed ErrorRecord (the other side is trusted no further). */
+export function isErrorRecord(w: unknown): w is ErrorRecord {
+  if (typeof w !== 'object' || w === null) return false;
+  const r = w as Record<string, unknown>;
+  return typeof r.n === 'string' && typeof r.m === 'string' && typeof r.b === 'string' && (r.s === undefined || typeof r.s === 'string') &&
+    typeof r.p === 'object' && r.p !== null && (r.e === undefined || Array.isArray(r.e));
+}
+
+/** The error of a record whose values are already rebuilt (`fill` rebuilds them after the error exists, for cycles). */
+export function errorFromRecord(r: ErrorRecord, fill: (v: unknown) => unknown = (v) => v, made?: (err: Error) => void): Error {
+  const err = makeError(r.n, r.m, r.b, r.s);
+  made?.(err);
+  const hasCause = Object.prototype.hasOwnProperty.call(r, 'c');
+  completeError(err, fill(r.p) as Record<string, unknown>, hasCause, hasCause ? fill(r.c) : undefined, r.e === undefined ? undefined : (fill(r.e) as unknown[]));
+  return err;
 }
 
 /** The error without its cause, errors and props (see completeError: a cause may be the error itself). */
