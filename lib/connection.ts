@@ -40,10 +40,10 @@ import { Kind } from './layout';
 import { sameProcessRuns, selfStamp, startStamp } from './liveness';
 import { disposeShared, registerKind, type Handle } from './reduction';
 import { kConsumersWaiting, kControlBytes, kDataSeq, kFutexSleeper, kGetLock, kHead, kOwnerWords, Ring } from './ring-buffer';
-import { putOptions, roundCapacity, type GetOptions } from './queues';
+import { roundCapacity, type GetOptions } from './queues';
 import { attachShared, collectFresh, Segment } from './segment';
 import { kDrainUnread, kHandleTag, kSentTaken, kSentTo, kToHandle, kUnlinkNow, kUserWord } from './symbols';
-import { checkInteger, checkOptionNames, deadlineFrom, describeValue, remaining } from './validate';
+import { checkInteger, checkOptionNames, deadlineFrom, describeValue, parseWait, remaining, type ParsedWait } from './validate';
 import { currentCpu, forkGeneration, waitAsync, WaitResult } from './wait';
 
 export interface PipeOptions {
@@ -612,7 +612,7 @@ export class Connection<T = unknown> {
    * it; `signal`: rejects with its reason (extras of ours: Python's recv()
    * takes neither).
    */
-  recv(opts?: GetOptions): Promise<T> {
+  recv(opts?: GetOptions | number): Promise<T> {
     let ch: Channel;
     let wait: { deadline: number; signal: AbortSignal | undefined };
     try {
@@ -787,14 +787,16 @@ function sliceBytes(buf: ArrayBufferView | ArrayBuffer, offset: number, size: nu
  * A connected pair. Duplex (default): both ends send and receive. Simplex:
  * `[readEnd, writeEnd]`, as Python's `Pipe(False)`.
  */
-/** recv()'s options; a number (Python's recv_bytes(maxlength), or a timeout) says what to write instead. */
-function recvOptions(opts: unknown, method: 'recv' | 'recvBytes'): { deadline: number; signal: AbortSignal | undefined } {
-  if (typeof opts === 'number') {
-    throw new TypeError(method === 'recv'
-      ? `Connection.recv() takes { timeout?, signal? }, not a number: recv({ timeout: ${opts} }) (or recvSync(${opts}), which blocks)`
-      : `Connection.recvBytes() takes { timeout?, signal? }, not a number: it has no maximum length (the whole message comes back: check its length); for a timeout, recvBytes({ timeout: ${opts} })`);
+/**
+ * recv()'s options: as every wait's (a number is a timeout). recvBytes()
+ * refuses a number: in Python it is recv_bytes(maxlength), which a porter
+ * would mean, and a timeout there would silently change what it does.
+ */
+function recvOptions(opts: unknown, method: 'recv' | 'recvBytes'): ParsedWait {
+  if (typeof opts === 'number' && method === 'recvBytes') {
+    throw new TypeError(`Connection.recvBytes() takes { timeout?, signal? }, not a number: it has no maximum length (the whole message comes back: check its length); for a timeout, recvBytes({ timeout: ${opts} })`);
   }
-  return putOptions(opts, `Connection.${method}()`);
+  return parseWait(opts, `Connection.${method}()`);
 }
 
 export function Pipe<T = unknown>(duplex = true, options: PipeOptions = {}): [Connection<T>, Connection<T>] {

@@ -32,7 +32,7 @@ import { registerKind, type Handle } from './reduction';
 import { kControlBytes, kJoinSeq, kJoinWaiters, Ring } from './ring-buffer';
 import { attachShared, Segment } from './segment';
 import { kHandleTag, kToHandle } from './symbols';
-import { checkInteger, checkOptionNames, checkSignal, deadlineFrom, describeValue, kWaitOptionNames, remaining } from './validate';
+import { checkInteger, checkOptionNames, deadlineFrom, describeValue, parseWait, remaining } from './validate';
 import { waitAsync, waitSync, WaitResult } from './wait';
 
 export interface QueueOptions {
@@ -43,7 +43,7 @@ export interface QueueOptions {
 }
 
 export interface PutOptions {
-  /** Milliseconds to wait for room; default: forever. */
+  /** Milliseconds to wait (for room, for an item); default: forever. A plain number in its place is the timeout too. */
   timeout?: number | undefined;
   signal?: AbortSignal | undefined;
 }
@@ -90,14 +90,6 @@ function parseOptions(arg: unknown, what: string): { maxsize: number; capacity: 
   return { maxsize, capacity: roundCapacity('capacityBytes', capacity, kDefaultCapacity) };
 }
 
-/** A wait's { timeout?, signal? } (Queue put/get, Connection recv); `what`: the call, for messages ("Queue.get()"). */
-export function putOptions(opts: unknown, what: string): { deadline: number; signal: AbortSignal | undefined } {
-  if (opts === undefined || opts === null) return { deadline: Infinity, signal: undefined };
-  if (typeof opts !== 'object') throw new TypeError(`Expected an options object { timeout?, signal? }, got ${describeValue(opts)}`);
-  checkOptionNames(opts, kWaitOptionNames, what);
-  const o = opts as PutOptions;
-  return { deadline: deadlineFrom('timeout', o.timeout), signal: checkSignal(o.signal) };
-}
 
 function toIterable<T>(items: Iterable<T>): Iterable<T> {
   if (items === null || typeof items !== 'object' || typeof (items as Iterable<T>)[Symbol.iterator] !== 'function') {
@@ -218,12 +210,12 @@ export class Queue<T = unknown> {
   }
 
   /** Waits for room (forever unless `timeout`), then adds `item`. Rejects TypeError for an uncloneable item. */
-  put(item: T, opts?: PutOptions): Promise<void> {
+  put(item: T, opts?: PutOptions | number): Promise<void> {
     let enc: Encoded;
     let deadline = Infinity;
     let signal: AbortSignal | undefined;
     try {
-      if (opts !== undefined) ({ deadline, signal } = putOptions(opts, 'Queue.put()'));
+      if (opts !== undefined) ({ deadline, signal } = parseWait(opts, 'Queue.put()'));
       enc = this.#ch().encode(item);
     } catch (e) {
       return Promise.reject(e);
@@ -255,9 +247,9 @@ export class Queue<T = unknown> {
    * rejects with the signal's own reason (not annotated: it may be shared);
    * items put before it stay put.
    */
-  putMany(items: Iterable<T>, opts?: PutOptions): Promise<void> {
+  putMany(items: Iterable<T>, opts?: PutOptions | number): Promise<void> {
     try {
-      const { deadline, signal } = putOptions(opts, 'Queue.putMany()');
+      const { deadline, signal } = parseWait(opts, 'Queue.putMany()');
       const ch = this.#ch();
       return ch.putMany(ch.encodeMany(toIterable(items)), deadline, signal);
     } catch (e) {
@@ -277,10 +269,10 @@ export class Queue<T = unknown> {
    * other item ready at that moment, up to `maxItems` (default: all), in
    * queue order, taken under one hold of the lock.
    */
-  getMany(maxItems?: number, opts?: GetOptions): Promise<T[]> {
+  getMany(maxItems?: number, opts?: GetOptions | number): Promise<T[]> {
     try {
       const max = checkMaxItems(maxItems);
-      const { deadline, signal } = putOptions(opts, 'Queue.getMany()');
+      const { deadline, signal } = parseWait(opts, 'Queue.getMany()');
       return this.#ch().getMany(max, deadline, signal) as Promise<T[]>;
     } catch (e) {
       return Promise.reject(e);
@@ -299,13 +291,13 @@ export class Queue<T = unknown> {
   }
 
   /** Waits for an item (forever unless `timeout`); rejects QueueClosedError once closed and drained. */
-  get(opts?: GetOptions): Promise<T> {
+  get(opts?: GetOptions | number): Promise<T> {
     if (this.#released !== null) return Promise.reject(this.#releasedError());
     if (opts === undefined) return this.#channel.get(Infinity, undefined) as Promise<T>;
     let deadline: number;
     let signal: AbortSignal | undefined;
     try {
-      ({ deadline, signal } = putOptions(opts, 'Queue.get()'));
+      ({ deadline, signal } = parseWait(opts, 'Queue.get()'));
     } catch (e) {
       return Promise.reject(e);
     }
@@ -464,8 +456,8 @@ export class JoinableQueue<T = unknown> extends Queue<T> {
   }
 
   /** Resolves once every item put has been marked done with taskDone() (by any process). */
-  async join(opts?: { timeout?: number; signal?: AbortSignal }): Promise<void> {
-    const { deadline, signal } = putOptions(opts, 'JoinableQueue.join()');
+  async join(opts?: PutOptions | number): Promise<void> {
+    const { deadline, signal } = parseWait(opts, 'JoinableQueue.join()');
     const ring = this.ring;
     const ctl = ring.ctl;
     // Sleeps on the join sequence: the taskDone() (or skip) that brings the count to 0 bumps it and wakes joiners.

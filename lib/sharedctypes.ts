@@ -15,7 +15,7 @@
  */
 import { ClosedError, noPublicConstructor } from './errors';
 import { Kind } from './layout';
-import type { AcquireOptions, LockGuard } from './synchronize/common';
+import type { LockGuard, WaitOptions } from './synchronize/common';
 import { isHandle, registerKind, type Handle } from './reduction';
 import { attachWithLock, Segment } from './segment';
 import { kHandleTag, kToHandle } from './symbols';
@@ -100,13 +100,13 @@ function coerce(info: TypeInfo, v: unknown, what: string): number | bigint {
  * of this library, with their idioms (`withLock`, `lock`, `lockSync`).
  */
 export interface LockLike {
-  acquire(options?: AcquireOptions): Promise<boolean>;
+  acquire(options?: WaitOptions): Promise<boolean>;
   acquireSync(timeoutMs?: number): boolean;
   tryAcquire(): boolean;
   release(): void;
-  lock(options?: AcquireOptions): Promise<LockGuard>;
+  lock(options?: WaitOptions): Promise<LockGuard>;
   lockSync(timeoutMs?: number): LockGuard;
-  withLock<T>(fn: () => T | PromiseLike<T>, options?: AcquireOptions): Promise<T>;
+  withLock<T>(fn: () => T | PromiseLike<T>, options?: WaitOptions): Promise<T>;
 }
 
 export interface SharedOptions {

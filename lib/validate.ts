@@ -86,6 +86,30 @@ function closestName(key: string, allowed: readonly string[]): string | undefine
 /** What the waits' options objects take: { timeout, signal } (acquire, Event/Condition wait, the queues' put/get/join). */
 export const kWaitOptionNames: readonly string[] = ['timeout', 'signal'];
 
+/** A wait's deadline (performance.now() based, or Infinity) and signal. */
+export interface ParsedWait {
+  deadline: number;
+  signal: AbortSignal | undefined;
+}
+
+/**
+ * Every wait (acquire, Event/Condition wait, the queues' put/get/join, recv)
+ * takes a number of milliseconds or { timeout?, signal? }: porters write
+ * `lock.acquire(100)` as they write `event.wait(100)` and `p.join(100)`, and
+ * one rule for all is easier to remember than which call takes which.
+ * `what` names the call for messages ("Queue.get()").
+ */
+export function parseWait(options: unknown, what: string): ParsedWait {
+  if (options === undefined || options === null) return { deadline: Infinity, signal: undefined };
+  if (typeof options === 'number') return { deadline: deadlineFrom('timeout', options), signal: undefined };
+  if (typeof options !== 'object') {
+    throw new TypeError(`${what} takes a timeout in milliseconds or { timeout?, signal? }, got ${show(options)}`);
+  }
+  checkOptionNames(options, kWaitOptionNames, what);
+  const o = options as { timeout?: unknown; signal?: unknown };
+  return { deadline: deadlineFrom('timeout', o.timeout), signal: checkSignal(o.signal) };
+}
+
 /**
  * Throws a TypeError for an own key of `options` that `allowed` does not
  * list, as Python does for an unexpected keyword argument: ignored, a

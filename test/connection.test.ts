@@ -371,7 +371,7 @@ describe('Pipe in one process', () => {
     b.close();
   });
 
-  it('recv() and recvBytes() take { timeout, signal }; a number is a TypeError that says what to write (before: ignored, and recv(100) waited for ever)', async () => {
+  it('recv() takes { timeout, signal } or a number of ms (as every wait); recvBytes(number) is a TypeError that says what to write (Python\'s recv_bytes(maxlength); before: ignored, and recv(100) waited for ever)', async () => {
     const [a, b] = mp.Pipe();
     try {
       await expect(b.recv({ timeout: 30 })).rejects.toThrow(mp.TimeoutError);
@@ -380,7 +380,8 @@ describe('Pipe in one process', () => {
       const pending = b.recv({ signal: ac.signal });
       ac.abort(new Error('stop'));
       await expect(pending).rejects.toThrow('stop');
-      await expect(b.recv(100 as never)).rejects.toThrow('Connection.recv() takes { timeout?, signal? }, not a number: recv({ timeout: 100 })');
+      await expect(b.recv(30)).rejects.toThrow(mp.TimeoutError);
+      await expect(b.recv('100' as never)).rejects.toThrow('Connection.recv() takes a timeout in milliseconds or { timeout?, signal? }, got "100"');
       await expect(b.recvBytes(3 as never)).rejects.toThrow(/has no maximum length/);
       await a.send('still in order');
       expect(await b.recv({ timeout: 5000 })).toBe('still in order');

@@ -648,6 +648,14 @@ describe('Queue in one process', () => {
     await expect(g).rejects.toBe(ac2.signal.reason);
     await q.put('d');
     expect(await q.get()).toBe('d');
+    // A number is the timeout, as in event.wait(ms) and p.join(ms) (before: a TypeError).
+    await expect(q.get(30)).rejects.toBeInstanceOf(mp.TimeoutError);
+    await q.put('e', 30);
+    await q.put('f', 30);
+    await expect(q.put('g', 30)).rejects.toBeInstanceOf(mp.TimeoutError);
+    expect(await q.getMany(5, 30)).toEqual(['e', 'f']);
+    await expect(q.get('30' as never)).rejects.toThrow('Queue.get() takes a timeout in milliseconds or { timeout?, signal? }, got "30"');
+    q.close();
   });
 
   it('a put waiting for room resumes when a get frees it; puts keep their order', async () => {

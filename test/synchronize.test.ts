@@ -1182,7 +1182,7 @@ describe('bad input', () => {
     expect(() => lock.acquireSync('10' as unknown as number)).toThrow(/milliseconds/);
     await expect(lock.acquire({ timeout: Number.NaN })).rejects.toThrow(/milliseconds/);
     await expect(lock.acquire({ signal: 'x' as unknown as AbortSignal })).rejects.toThrow(/AbortSignal/);
-    await expect(lock.acquire(5 as unknown as mp.AcquireOptions)).rejects.toThrow(/options/);
+    await expect(lock.acquire('5' as never)).rejects.toThrow('Lock.acquire() takes a timeout in milliseconds or { timeout?, signal? }, got "5"');
     const b = new mp.Barrier(2);
     await expect(b.wait(-1)).rejects.toThrow(TypeError);
     b.close();
@@ -1192,6 +1192,26 @@ describe('bad input', () => {
     expect(() => cond.notify(-1)).toThrow(RangeError);
     expect(() => cond.notify(1.5)).toThrow(TypeError);
     lock.close(); ev.close(); cond.close();
+  });
+
+  it('every async wait takes a number of milliseconds as its timeout, as event.wait(ms) does (before: a TypeError from acquire(ms), get(ms), put(x, ms), recv(ms))', async () => {
+    const lock = new mp.Lock();
+    const sem = new mp.Semaphore(1);
+    const cond = new mp.Condition();
+    try {
+      expect(await lock.acquire(5)).toBe(true);
+      // Two acquire()s of one process contend: the second times out.
+      expect(await lock.acquire(30)).toBe(false);
+      expect(await lock.withLock(() => 1, 5).catch((e: Error) => e.message)).toBe('Lock.lock(): not acquired within 5 ms');
+      lock.release();
+      expect(await sem.acquire(0)).toBe(true);
+      expect(await sem.acquire(20)).toBe(false);
+      await cond.acquire(10);
+      expect(await cond.wait(20)).toBe(false);
+      cond.release();
+    } finally {
+      lock.close(); sem.close(); cond.close();
+    }
   });
 
   it('a misspelled option is a TypeError naming the closest name (before: ignored, and { timout } waited without limit)', async () => {

@@ -9,7 +9,8 @@ import { ClosedError, TimeoutError } from '../errors';
 import type { Kind } from '../layout';
 import { native } from '../native';
 import { Segment } from '../segment';
-import { checkOptionNames, checkSignal, deadlineFrom, describeValue, kWaitOptionNames } from '../validate';
+import { describeValue, type ParsedWait } from '../validate';
+export type { ParsedWait } from '../validate';
 import { endWaitsOn, forkGeneration, waitAsync, waitSync, wake, type WaitResult } from '../wait';
 
 /** Owner pid bits of a lock word; Linux pids fit in 22 bits, macOS's in 17. */
@@ -133,21 +134,8 @@ export interface AcquireOptions {
   signal?: AbortSignal | undefined;
 }
 
-export interface ParsedWait {
-  deadline: number;
-  signal: AbortSignal | undefined;
-}
-
-/** `owner`: the class, for messages ("Lock"). */
-export function parseAcquireOptions(options: unknown, owner: string): ParsedWait {
-  if (options === undefined || options === null) return { deadline: Infinity, signal: undefined };
-  if (typeof options !== 'object') {
-    throw new TypeError(`Expected the options to be an object like { timeout, signal }, got ${describeValue(options)}`);
-  }
-  checkOptionNames(options, kWaitOptionNames, `${owner}.acquire()`);
-  const o = options as AcquireOptions;
-  return { deadline: deadlineFrom('timeout', o.timeout), signal: checkSignal(o.signal) };
-}
+/** What every wait takes: a number of milliseconds or { timeout, signal } (validate.ts's parseWait). */
+export type WaitOptions = number | AcquireOptions;
 
 /** The one segment a constructor should adopt instead of creating (set while attaching a handle). */
 let adopting: Segment | undefined;
@@ -261,16 +249,17 @@ function makeGuard(target: { release(): void }): LockGuard {
  *     { await using g = await lock.lock(); ... }
  */
 export abstract class Acquirable {
-  abstract acquire(options?: AcquireOptions): Promise<boolean>;
+  abstract acquire(options?: WaitOptions): Promise<boolean>;
   /** Blocks the calling thread (and so the event loop) until acquired or timed out. */
   abstract acquireSync(timeoutMs?: number): boolean;
   abstract tryAcquire(): boolean;
   abstract release(): void;
 
   /** Acquires and returns a guard that releases on dispose; rejects with TimeoutError if `timeout` passes. */
-  async lock(options?: AcquireOptions): Promise<LockGuard> {
+  async lock(options?: WaitOptions): Promise<LockGuard> {
     if (!(await this.acquire(options))) {
-      throw new TimeoutError(`${this.constructor.name}.lock(): not acquired within ${options?.timeout} ms`);
+      const ms = typeof options === 'number' ? options : options?.timeout;
+      throw new TimeoutError(`${this.constructor.name}.lock(): not acquired within ${ms} ms`);
     }
     return makeGuard(this);
   }
@@ -284,7 +273,7 @@ export abstract class Acquirable {
   }
 
   /** Runs `fn` holding this object and releases afterwards, whatever `fn` does. */
-  async withLock<T>(fn: () => T | PromiseLike<T>, options?: AcquireOptions): Promise<T> {
+  async withLock<T>(fn: () => T | PromiseLike<T>, options?: WaitOptions): Promise<T> {
     if (typeof fn !== 'function') throw new TypeError(`Expected withLock's argument to be a function, got ${describeValue(fn)}`);
     const guard = await this.lock(options);
     try {

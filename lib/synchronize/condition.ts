@@ -51,13 +51,12 @@ import { Kind } from '../layout';
 import { isHandle, registerKind, toHandle, type Handle } from '../reduction';
 import { attachWithLock, type Segment } from '../segment';
 import { kHandleTag, kToHandle } from '../symbols';
-import { checkInteger, checkOptionNames, describeValue, remaining } from '../validate';
+import { checkInteger, checkOptionNames, describeValue, parseWait, remaining } from '../validate';
 import { waitAsync, wake } from '../wait';
 import {
   Acquirable, adopt, closedError, closeWaking, isAdopting, kAcquireRestore, kIsMine, kReleaseSave, kTid, myPid, segmentFor,
-  type AcquireOptions,
+  type WaitOptions,
 } from './common';
-import { parseWaitOptions, type WaitOptions } from './event';
 import { Lock, RLock } from './lock';
 
 /** True while a Condition is built from a handle: its lock came with it, privately attached, and is its own. */
@@ -126,7 +125,7 @@ export class Condition extends Acquirable {
     return this.#lock;
   }
 
-  acquire(options?: AcquireOptions): Promise<boolean> {
+  acquire(options?: WaitOptions): Promise<boolean> {
     return this.#lock.acquire(options);
   }
 
@@ -229,7 +228,7 @@ export class Condition extends Acquirable {
    * the event loop. The lock must be held.
    */
   async wait(options?: WaitOptions): Promise<boolean> {
-    const { deadline, signal } = parseWaitOptions(options, 'Condition.wait()');
+    const { deadline, signal } = parseWait(options, 'Condition.wait()');
     const w = this.#words();
     this.#mustHold('wait');
     if (signal?.aborted) throw signal.reason;
@@ -277,7 +276,7 @@ export class Condition extends Acquirable {
    */
   async waitFor<T>(predicate: () => T | PromiseLike<T>, options?: WaitOptions): Promise<T> {
     if (typeof predicate !== 'function') throw new TypeError(`Expected waitFor's predicate to be a function, got ${describeValue(predicate)}`);
-    const { deadline, signal } = parseWaitOptions(options, 'Condition.waitFor()');
+    const { deadline, signal } = parseWait(options, 'Condition.waitFor()');
     let result = await predicate();
     while (!result) {
       const left = remaining(deadline);

@@ -26,29 +26,15 @@ import { Kind } from '../layout';
 import { registerKind, type Handle } from '../reduction';
 import { attachShared, type Segment } from '../segment';
 import { kHandleTag, kToHandle } from '../symbols';
-import { checkOptionNames, checkSignal, deadlineFrom, describeValue, kWaitOptionNames, remaining } from '../validate';
+import { deadlineFrom, parseWait, remaining } from '../validate';
 import { waitAsync, waitSync, wake } from '../wait';
-import { adopt, closedError, closeWaking, noArguments, segmentFor, type AcquireOptions, type ParsedWait } from './common';
+import { adopt, closedError, closeWaking, noArguments, segmentFor, type WaitOptions } from './common';
 
 const FLAG = 0;
 const WAITERS = 1;
 const GEN = 2;
 
-/** Event.wait and Condition.wait take a number of milliseconds or { timeout, signal }. */
-export type WaitOptions = number | AcquireOptions;
-
-/** `what`: the call, for messages ("Event.wait()"). */
-export function parseWaitOptions(options: unknown, what: string): ParsedWait {
-  if (options === undefined || options === null || typeof options === 'number') {
-    return { deadline: deadlineFrom('timeoutMs', options), signal: undefined };
-  }
-  if (typeof options !== 'object') {
-    throw new TypeError(`Expected a timeout in milliseconds or { timeout, signal }, got ${describeValue(options)}`);
-  }
-  checkOptionNames(options, kWaitOptionNames, what);
-  const o = options as AcquireOptions;
-  return { deadline: deadlineFrom('timeout', o.timeout), signal: checkSignal(o.signal) };
-}
+export type { WaitOptions } from './common';
 
 export class Event {
   readonly #segment: Segment;
@@ -94,7 +80,7 @@ export class Event {
    * { signal }, aborting rejects with signal.reason.
    */
   async wait(options?: WaitOptions): Promise<boolean> {
-    const { deadline, signal } = parseWaitOptions(options, 'Event.wait()');
+    const { deadline, signal } = parseWait(options, 'Event.wait()');
     if (signal?.aborted) throw signal.reason;
     const w = this.#words();
     const gen = Atomics.load(w, GEN);

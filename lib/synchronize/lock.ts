@@ -50,11 +50,11 @@ import { Kind } from '../layout';
 import { registerKind, type Handle } from '../reduction';
 import { attachShared, type Segment } from '../segment';
 import { kHandleTag, kToHandle } from '../symbols';
-import { deadlineFrom, remaining } from '../validate';
+import { deadlineFrom, parseWait, remaining } from '../validate';
 import { wake } from '../wait';
 import {
   Acquirable, acquireAsync, acquireBlocking, adopt, closedError, type AcquireSteps, closeWaking, kAcquireRestore, LocalQueue, kIsMine, kPidMask, kReleaseSave, kSliceMs, kTid,
-  myPid, noArguments, parseAcquireOptions, segmentFor, type AcquireOptions,
+  myPid, noArguments, segmentFor, type WaitOptions,
 } from './common';
 
 const STATE = 0;
@@ -361,9 +361,9 @@ abstract class MutexObject extends Acquirable {
   }
 
   /** Waits without blocking the event loop; false if `timeout` passed, rejects with signal.reason on abort. */
-  acquire(options?: AcquireOptions): Promise<boolean> {
+  acquire(options?: WaitOptions): Promise<boolean> {
     try {
-      const { deadline, signal } = parseAcquireOptions(options, this.#what);
+      const { deadline, signal } = parseWait(options, `${this.#what}.acquire()`);
       return this.#m().acquire(deadline, signal);
     } catch (e) {
       return Promise.reject(e);

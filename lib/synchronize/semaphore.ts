@@ -44,11 +44,11 @@ import { WaitResult } from '../native';
 import { registerKind, type Handle } from '../reduction';
 import { attachShared, type Segment } from '../segment';
 import { kHandleTag, kToHandle } from '../symbols';
-import { checkInteger, checkOptionNames, describeValue, remaining } from '../validate';
+import { checkInteger, checkOptionNames, describeValue, parseWait, remaining } from '../validate';
 import { wake } from '../wait';
 import { recentlyAlive } from '../liveness';
 import {
-  acquireAsync, acquireBlocking, type AcquireSteps, Acquirable, adopt, closedError, closeWaking, isAdopting, kSliceMs, LocalQueue, myPid, parseAcquireOptions, segmentFor, type AcquireOptions,
+  acquireAsync, acquireBlocking, type AcquireSteps, Acquirable, adopt, closedError, closeWaking, isAdopting, kSliceMs, LocalQueue, myPid, segmentFor, type WaitOptions,
 } from './common';
 
 const VALUE = 0;
@@ -230,8 +230,8 @@ export class Semaphore extends Acquirable {
   }
 
   /** Waits for a permit without blocking the event loop; false if `timeout` passed, rejects with signal.reason on abort. */
-  async acquire(options?: AcquireOptions): Promise<boolean> {
-    const { deadline, signal } = parseAcquireOptions(options, this.constructor.name);
+  async acquire(options?: WaitOptions): Promise<boolean> {
+    const { deadline, signal } = parseWait(options, `${this.constructor.name}.acquire()`);
     if (signal?.aborted) throw signal.reason;
     const w = this.#words();
     if (this.#local.empty && this.tryAcquire()) return true;
@@ -278,7 +278,7 @@ export class Semaphore extends Acquirable {
 
   /** Blocks the calling thread (and its event loop) until a permit is taken (true) or `timeoutMs` passes (false). */
   acquireSync(timeoutMs?: number): boolean {
-    const { deadline } = parseAcquireOptions({ timeout: timeoutMs }, this.constructor.name);
+    const { deadline } = parseWait({ timeout: timeoutMs }, `${this.constructor.name}.acquireSync()`);
     const w = this.#words();
     if (this.tryAcquire()) return true;
     return acquireBlocking(this.#contended(w, deadline), this.#buf, this.#off);
