@@ -33,14 +33,16 @@
  *
  * Exports: Pipe, Connection, PipeOptions.
  */
+import { onAbort } from './abort';
 import { encodeBytes, recordBytes, type Encoded } from './codec';
 import { Channel } from './channel';
-import { BrokenPipeError, EOFError, noPublicConstructor } from './errors';
+import { BrokenPipeError, EOFError, noPublicConstructor, ProcessError } from './errors';
 import { Kind } from './layout';
 import { sameProcessRuns, selfStamp, startStamp } from './liveness';
 import { disposeShared, registerKind, type Handle } from './reduction';
 import { kConsumersWaiting, kControlBytes, kDataSeq, kFutexSleeper, kGetLock, kHead, kOwnerWords, Ring } from './ring-buffer';
 import { roundCapacity, type GetOptions } from './queues';
+import { Process } from './process';
 import { attachShared, collectFresh, Segment } from './segment';
 import { kDrainUnread, kHandleTag, kSentTaken, kSentTo, kToHandle, kUnlinkNow, kUserWord } from './symbols';
 import { checkInteger, checkOptionNames, deadlineFrom, describeValue, parseWait, remaining, type ParsedWait } from './validate';
@@ -656,13 +658,30 @@ export class Connection<T = unknown> {
     return true;
   }
 
-  /** Whether a message (or the end of the stream) is ready, waiting up to timeoutMs (default 0). */
-  async poll(timeoutMs = 0): Promise<boolean> {
+  /**
+   * Whether a message (or the end of the stream) is ready, waiting up to
+   * `timeout` ms (default 0: just look). `{ signal }` ends the wait early
+   * with the signal's reason, as a recv()'s does.
+   */
+  async poll(options: GetOptions | number = 0): Promise<boolean> {
     const ch = this.#readChannel();
-    const deadline = deadlineFrom('timeoutMs', timeoutMs);
+    const { deadline, signal } = parseWait(options, 'Connection.poll()');
+    const local = ch.localClosed('get');
+    if (signal === undefined) return this.#poll(ch, deadline, local);
+    // One signal for the waits: this end's close, or the caller's (through
+    // abort.ts, which keeps one listener on a signal many polls share).
+    const either = new AbortController();
+    const stops = [onAbort(local, () => either.abort(local.reason)), onAbort(signal, () => either.abort(signal.reason))];
+    try {
+      return await this.#poll(ch, deadline, either.signal);
+    } finally {
+      for (const stop of stops) stop();
+    }
+  }
+
+  async #poll(ch: Channel, deadline: number, closed: AbortSignal): Promise<boolean> {
     const ring = ch.ring;
     const ctl = ring.ctl;
-    const closed = ch.localClosed('get');
     for (let deep = this.#pollLooksDeep(); ; ) {
       if (closed.aborted) throw closed.reason;
       if (ring.hasData() || ring.closed) return true;
@@ -797,6 +816,57 @@ function recvOptions(opts: unknown, method: 'recv' | 'recvBytes'): ParsedWait {
     throw new TypeError(`Connection.recvBytes() takes { timeout?, signal? }, not a number: it has no maximum length (the whole message comes back: check its length); for a timeout, recvBytes({ timeout: ${opts} })`);
   }
   return parseWait(opts, `Connection.${method}()`);
+}
+
+/**
+ * Python's multiprocessing.connection.wait(): resolves with those of
+ * `objects` that are ready, once one is or `timeoutMs` passes (then []). A
+ * Connection is ready when recv() would not wait (a message, or the end of
+ * the stream: recv() then throws EOFError); a Process when it has exited
+ * (Python's `sentinel`). In the order given. One reader serving many pipes
+ * and children waits on all at once instead of polling each in turn.
+ */
+export async function wait<T extends Connection<unknown> | Process>(objects: Iterable<T>, timeoutMs?: number): Promise<T[]> {
+  if (objects === null || typeof objects !== 'object' || typeof (objects as Iterable<T>)[Symbol.iterator] !== 'function') {
+    throw new TypeError(`wait() takes an array of Connections and Processes, got ${describeValue(objects)}`);
+  }
+  const list = [...objects];
+  for (const o of list) {
+    if (!(o instanceof Connection) && !(o instanceof Process)) {
+      throw new TypeError(`wait() watches Connections (a message to read) and Processes (their exit), got ${describeValue(o)}`);
+    }
+    if (o instanceof Process && o.pid === null) throw new ProcessError(`wait(): ${o.name} was never started`);
+  }
+  if (list.length === 0) throw new TypeError('wait() needs at least one Connection or Process to watch');
+  const deadline = deadlineFrom('timeoutMs', timeoutMs);
+  const readyNow = async (): Promise<T[]> => {
+    const out: T[] = [];
+    for (const o of list) if (o instanceof Process ? o.exitCode !== null : await o.poll(0)) out.push(o);
+    return out;
+  };
+  const first = await readyNow();
+  if (first.length > 0 || deadline !== Infinity && remaining(deadline) <= 0) return first;
+  const stop = new AbortController();
+  let timer: NodeJS.Timeout | undefined;
+  const polls: Promise<unknown>[] = [];
+  const others: Promise<unknown>[] = [];
+  for (const o of list) {
+    if (o instanceof Process) others.push(o.whenExited());
+    else polls.push(o.poll({ timeout: remaining(deadline), signal: stop.signal }));
+  }
+  if (deadline !== Infinity) others.push(new Promise<void>((r) => (timer = setTimeout(r, remaining(deadline)))));
+  try {
+    // The first to settle (a poll that saw data or timed out, an exit, the
+    // timer) ends the wait; an error (this end closed meanwhile) is thrown.
+    await Promise.race([...polls, ...others]);
+  } finally {
+    // The exits and the timer may stay pending (not awaited); the polls end
+    // at once (aborted): none is left to take a later message's wake-up.
+    clearTimeout(timer);
+    stop.abort();
+    await Promise.allSettled(polls);
+  }
+  return readyNow();
 }
 
 export function Pipe<T = unknown>(duplex = true, options: PipeOptions = {}): [Connection<T>, Connection<T>] {

@@ -31,7 +31,7 @@ export {
 } from './context';
 // @section queues (issue 5)
 export { Queue, JoinableQueue, SimpleQueue, type QueueOptions, type PutOptions, type GetOptions } from './queues';
-export { Pipe, Connection, type PipeOptions } from './connection';
+export { Pipe, Connection, wait, type PipeOptions } from './connection';
 export { BrokenPipeError } from './errors';
 // @section pool (issue 6)
 export { defineTask, reportProgress, taskSignal, type TaskHandle } from './task';

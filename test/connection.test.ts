@@ -229,6 +229,65 @@ describe('Pipe between processes', () => {
   });
 });
 
+describe('wait() on connections and processes', () => {
+  it('resolves with the pipes that have a message and the processes that have exited, in the order given, once one is ready (Python\'s connection.wait)', async () => {
+    const events = [new mp.Event(), new mp.Event(), new mp.Event()];
+    const [r1, w1] = mp.Pipe(false);
+    const [r2, w2] = mp.Pipe(false);
+    const sender = async (end: mp.Connection<string>, go: mp.Event, msg: string): Promise<void> => {
+      await go.wait();
+      await end.send(msg);
+    };
+    const p1 = new mp.Process({ target: sender, args: [w1, events[0], 'a'] });
+    const p2 = new mp.Process({ target: sender, args: [w2, events[1], 'b'] });
+    const p3 = new mp.Process({ target: async (go: mp.Event) => void (await go.wait()), args: [events[2]] });
+    try {
+      await Promise.all([p1.start(), p2.start(), p3.start()]);
+      w1.close();
+      w2.close();
+      expect(await mp.wait([r1, r2, p3], 50)).toEqual([]);
+      expect(await mp.wait([r1, r2, p3], 0)).toEqual([]);
+      events[1].set();
+      expect(await mp.wait([r1, r2, p3])).toEqual([r2]);
+      expect(await r2.recv()).toBe('b');
+      events[2].set();
+      expect(await mp.wait([r1, p3])).toEqual([p3]);
+      expect(p3.exitCode).toBe(0);
+      events[0].set();
+      expect(await mp.wait([r1])).toEqual([r1]);
+      expect(await r1.recv()).toBe('a');
+      await Promise.all([p1.join(), p2.join()]);
+      // The end of a stream is ready too (recv() would throw EOFError at once).
+      expect(await mp.wait([p1, r1, r2], 0)).toEqual([p1, r1, r2]);
+      await expect(r2.recv()).rejects.toBeInstanceOf(mp.EOFError);
+    } finally {
+      for (const o of [...events, r1, r2, w1, w2]) o.close();
+    }
+  }, 30_000);
+
+  it('a wait that ends leaves no poll behind: a later message is not taken; closing a watched end rejects; bad input is a clear error', async () => {
+    const [a, b] = mp.Pipe();
+    const [r, w] = mp.Pipe(false);
+    try {
+      expect(await mp.wait([a, b], 20)).toEqual([]);
+      await a.send(1);
+      expect(await mp.wait([a, b])).toEqual([b]);
+      expect(await b.recv()).toBe(1);
+      const pending = mp.wait([a, r]);
+      a.close();
+      await expect(pending).rejects.toBeInstanceOf(mp.EOFError);
+      await expect(mp.wait([])).rejects.toThrow('wait() needs at least one Connection or Process to watch');
+      await expect(mp.wait([{}] as never)).rejects.toThrow('wait() watches Connections (a message to read) and Processes (their exit), got an object');
+      await expect(mp.wait(b as never)).rejects.toThrow(/wait\(\) takes an array of Connections and Processes/);
+      await expect(mp.wait([new mp.Process({ target: () => {} })])).rejects.toThrow('wait(): Process-');
+      await expect(mp.wait([w])).rejects.toThrow(/write end of a simplex pipe/);
+      await expect(mp.wait([b], -1)).rejects.toBeInstanceOf(TypeError);
+    } finally {
+      for (const o of [a, b, r, w]) o.close();
+    }
+  });
+});
+
 describe('Pipe in one process', () => {
   it('recvBytes of a message that names shared objects does not keep their references for good', async () => {
     // Before, the references taken for the receiver were never dropped: the segments stayed until the tree ended.
