@@ -35,4 +35,5 @@ export { Pipe, Connection, wait, type PipeOptions } from './connection';
 export { BrokenPipeError } from './errors';
 // @section pool (issue 6)
 export { defineTask, reportProgress, taskSignal, type TaskHandle } from './task';
+export { AsyncResult, type AsyncCallbacks } from './async-result';
 export { Pool, type PoolOptions, type TaskRef, type MapOptions, type ImapOptions, type ApplyOptions, type PoolStats, type WorkerStats, type Submitted, type TaskError } from './pool';

@@ -45,6 +45,7 @@ import { availableParallelism, constants as osConstants } from 'node:os';
 import { join } from 'node:path';
 import { libDir } from './paths';
 import { libraryHandlers, markSignalAbort, noop, onAbort, reraise, signalOfAbort } from './abort';
+import { AsyncResult, takeCallbacks, type AsyncCallbacks } from './async-result';
 import { AbortError, EOFError, ProcessError, TimeoutError, WorkerExitError } from './errors';
 import { checkForkedImport, describeTask, refuseWhileImportingTarget, type TaskTarget } from './task';
 import { checkInteger, checkOptionNames, checkSignal, describeValue, kMaxTimerMs } from './validate';
@@ -473,6 +474,41 @@ export class Pool<I extends readonly unknown[] = never[]> {
 
   #runApply({ def, args, settings }: { def: TaskTarget; args: unknown[]; settings: CallSettings }): Promise<unknown> {
     return this.#collect(def, [args], true, 1, false, settings).then((r) => r[0]);
+  }
+
+  /**
+   * Python's apply_async: starts fn(...args) and returns an AsyncResult at
+   * once (ready(), successful(), get(timeoutMs), wait(timeoutMs)), calling
+   * `callback` with the result or `errorCallback` with the error. apply()'s
+   * promise is the Node way; this is for code ported from Python.
+   */
+  applyAsync<R>(fn: NoArgsTask<R>): AsyncResult<R>;
+  applyAsync<A extends unknown[], R>(fn: TaskRef<A, R>, args: A, options?: ApplyOptions & AsyncCallbacks<R>): AsyncResult<R>;
+  applyAsync<A extends unknown[], R>(fn: TaskRef<A, R>, args: A = [] as unknown as A, options?: ApplyOptions & AsyncCallbacks<R>): AsyncResult<R> {
+    return this.#async((rest) => this.apply(fn, args, rest), options, 'Pool.applyAsync()');
+  }
+
+  /** Python's map_async: map() returning an AsyncResult of the results (see applyAsync). */
+  mapAsync<T, R>(fn: TaskRef<[T], R>, iterable: Iterable<T>, options?: MapOptions & AsyncCallbacks<R[]>): AsyncResult<R[]> {
+    return this.#async((rest) => this.map(fn, iterable, rest), options, 'Pool.mapAsync()');
+  }
+
+  /** Python's starmap_async: starmap() returning an AsyncResult (see applyAsync). */
+  starmapAsync<A extends unknown[], R>(fn: TaskRef<A, R>, iterable: Iterable<Readonly<A>>, options?: MapOptions & AsyncCallbacks<R[]>): AsyncResult<R[]> {
+    return this.#async((rest) => this.starmap(fn, iterable, rest), options, 'Pool.starmapAsync()');
+  }
+
+  #async<O extends object, R>(run: (rest: O) => Promise<R>, options: (O & AsyncCallbacks<R>) | undefined, what: string): AsyncResult<R> {
+    let promise: Promise<R>;
+    let callbacks: AsyncCallbacks<R> = {};
+    try {
+      const taken = takeCallbacks(options, what);
+      callbacks = taken.callbacks;
+      promise = run(taken.rest ?? ({} as O));
+    } catch (e) {
+      promise = Promise.reject(e);
+    }
+    return AsyncResult.from(promise, callbacks);
   }
 
   /** Like map, lazily: reads the input as results are consumed, yields in input order. */

@@ -352,6 +352,52 @@ describe('Pool', () => {
     expect(pulled).toBe(after);
   });
 
+  it('applyAsync / mapAsync / starmapAsync return an AsyncResult, as Python\'s apply_async: ready(), successful(), get(timeout) that leaves the task running, wait(), callbacks', async () => {
+    const go = new mp.Event();
+    const seen: unknown[] = [];
+    try {
+      const r = pool.applyAsync((ev: mp.Event, x: number) => {
+        ev.waitSync();
+        return x * 2;
+      }, [go, 21], { callback: (v) => seen.push(['cb', v]) });
+      expect(r.ready()).toBe(false);
+      expect(() => r.successful()).toThrow('AsyncResult.successful(): the call has not finished yet');
+      await expect(r.get(30)).rejects.toBeInstanceOf(mp.TimeoutError);
+      await r.wait(10);
+      expect(r.ready()).toBe(false);
+      go.set();
+      expect(await r.get()).toBe(42);
+      expect([r.ready(), r.successful(), String(r)]).toEqual([true, true, '<AsyncResult ready>']);
+      expect(seen).toEqual([['cb', 42]]);
+
+      const errors: Error[] = [];
+      const bad = pool.applyAsync((x: number) => {
+        throw new RangeError(`bad ${x}`);
+      }, [1], { errorCallback: (e) => errors.push(e), timeout: 10_000 });
+      await bad.wait();
+      expect(bad.successful()).toBe(false);
+      await expect(bad.get()).rejects.toThrow('bad 1');
+      expect(errors.map((e) => e.name)).toEqual(['RangeError']);
+      // A failure nobody asks about is kept, not an unhandled rejection (which fails this run).
+      const ignored = pool.applyAsync(() => {
+        throw new Error('nobody asks');
+      }, []);
+      await ignored.wait();
+      expect(ignored.successful()).toBe(false);
+
+      const m = pool.mapAsync((x: number) => x + 1, [1, 2, 3], { chunksize: 1, callback: (v) => seen.push(v) });
+      expect(await m.get()).toEqual([2, 3, 4]);
+      expect(await pool.starmapAsync((a: number, b: number) => a * b, [[2, 3], [4, 5]]).get()).toEqual([6, 20]);
+      expect(seen).toEqual([['cb', 42], [2, 3, 4]]);
+      // Bad input reaches get() and the error callback, as apply()'s rejection.
+      await expect(pool.applyAsync(() => 1, [], { callback: 5 as never }).get()).rejects.toThrow('Expected "callback" of Pool.applyAsync() to be a function, got 5');
+      await expect(pool.mapAsync((x: number) => x, [1], { chunkSize: 1 } as never).get()).rejects.toThrow('Unknown option "chunkSize" for Pool.map()');
+      expect(() => new (mp.AsyncResult as unknown as new () => unknown)()).toThrow('AsyncResult has no public constructor');
+    } finally {
+      go.close();
+    }
+  });
+
   it('reports stats', async () => {
     const s = pool.stats();
     expect(s.state).toBe('running');

@@ -1,0 +1,126 @@
+/**
+ * AsyncResult: what Python's Pool.apply_async/map_async/starmap_async
+ * return, for code ported from them. Pool.apply()/map() already return
+ * promises, which is what a Node user awaits; this adds what a promise does
+ * not give: ready()/successful() to look without waiting, get(timeoutMs)
+ * that gives up waiting without cancelling the task, and the callbacks.
+ *
+ * Exports: AsyncResult, AsyncCallbacks.
+ */
+import { MultiprocError, noPublicConstructor, TimeoutError } from './errors';
+import { deadlineFrom, describeValue } from './validate';
+
+export interface AsyncCallbacks<R> {
+  /** Called with the result when the call succeeds (Python's `callback`). */
+  callback?: ((result: R) => void) | undefined;
+  /** Called with the error when it fails (Python's `error_callback`). */
+  errorCallback?: ((error: Error) => void) | undefined;
+}
+
+const kCallbackNames = ['callback', 'errorCallback'] as const;
+let constructing = false;
+
+/**
+ * Splits `options` into the call's own options and the callbacks; checks
+ * that a callback given is a function (before: nothing, it ran later and
+ * threw where nobody looked).
+ */
+export function takeCallbacks<O extends object, R>(options: (O & AsyncCallbacks<R>) | undefined, what: string): { rest: O; callbacks: AsyncCallbacks<R> } {
+  if (options === undefined || options === null || typeof options !== 'object') return { rest: options as unknown as O, callbacks: {} };
+  const rest = { ...options } as Record<string, unknown>;
+  const callbacks: AsyncCallbacks<R> = {};
+  for (const name of kCallbackNames) {
+    const fn = rest[name];
+    delete rest[name];
+    if (fn === undefined) continue;
+    if (typeof fn !== 'function') throw new TypeError(`Expected "${name}" of ${what} to be a function, got ${describeValue(fn)}`);
+    callbacks[name] = fn as never;
+  }
+  return { rest: rest as O, callbacks };
+}
+
+export class AsyncResult<R> {
+  #state: 'pending' | 'ok' | 'error' = 'pending';
+  #value: R | undefined;
+  #error: Error | undefined;
+  readonly #promise: Promise<R>;
+
+  /** @internal Made by Pool.applyAsync/mapAsync/starmapAsync. */
+  static from<R>(promise: Promise<R>, { callback, errorCallback }: AsyncCallbacks<R>): AsyncResult<R> {
+    constructing = true;
+    try {
+      return new AsyncResult(promise, callback, errorCallback);
+    } finally {
+      constructing = false;
+    }
+  }
+
+  private constructor(promise: Promise<R>, callback: AsyncCallbacks<R>['callback'], errorCallback: AsyncCallbacks<R>['errorCallback']) {
+    if (!constructing) throw noPublicConstructor('AsyncResult', 'pool.applyAsync(), mapAsync() and starmapAsync() return one');
+    // A failure nobody asks for is kept, not an unhandled rejection (as in
+    // Python, where it waits in the AsyncResult until get()).
+    this.#promise = promise.then(
+      (value) => {
+        this.#state = 'ok';
+        this.#value = value;
+        callback?.(value);
+        return value;
+      },
+      (err: unknown) => {
+        this.#state = 'error';
+        this.#error = err as Error;
+        errorCallback?.(err as Error);
+        throw err;
+      },
+    );
+    // A callback that throws is the caller's bug: it surfaces as an uncaught
+    // exception, as a throwing event listener does, not as this call's error.
+    this.#promise.catch((e: unknown) => {
+      if (e !== this.#error) queueMicrotask(() => {
+        throw e;
+      });
+    });
+  }
+
+  /** Whether the call has finished (succeeded or failed). */
+  ready(): boolean {
+    return this.#state !== 'pending';
+  }
+
+  /** Whether it finished without an error; throws if it has not finished yet (Python's ValueError). */
+  successful(): boolean {
+    if (this.#state === 'pending') throw new MultiprocError('AsyncResult.successful(): the call has not finished yet; check ready() first or await wait()');
+    return this.#state === 'ok';
+  }
+
+  /**
+   * The result, or the call's error; a TimeoutError if it is not ready
+   * within `timeoutMs` (the task goes on, and a later get() may still
+   * return it, as in Python).
+   */
+  async get(timeoutMs?: number): Promise<R> {
+    await this.wait(timeoutMs);
+    if (this.#state === 'pending') throw new TimeoutError(`AsyncResult.get(): not ready within ${timeoutMs} ms (the task goes on)`);
+    if (this.#state === 'error') throw this.#error;
+    return this.#value as R;
+  }
+
+  /** Resolves once the call has finished or `timeoutMs` has passed (check ready()); never rejects with the call's error. */
+  async wait(timeoutMs?: number): Promise<void> {
+    const deadline = deadlineFrom('timeoutMs', timeoutMs);
+    if (this.#state !== 'pending') return;
+    const settled = this.#promise.then(() => undefined, () => undefined);
+    if (deadline === Infinity) return settled;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([settled, new Promise<void>((r) => (timer = setTimeout(r, Math.max(0, deadline - performance.now()))))]);
+    clearTimeout(timer);
+  }
+
+  toString(): string {
+    return `<AsyncResult ${this.#state === 'pending' ? 'pending' : this.#state === 'ok' ? 'ready' : 'failed'}>`;
+  }
+
+  [Symbol.for('nodejs.util.inspect.custom')](): string {
+    return this.toString();
+  }
+}
