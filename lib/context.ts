@@ -67,7 +67,7 @@ export class BaseContext {
       }
     };
     this.Pool = class<I extends readonly unknown[] = never[]> extends Pool<I> {
-      constructor(options: PoolOptions<I> = {}) {
+      constructor(options: PoolOptions<I> = {} as PoolOptions<I>) {
         super(isObject(options) ? { ...options, startMethod: options.startMethod ?? ctx.getStartMethod() } : options);
       }
     };

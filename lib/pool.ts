@@ -76,12 +76,18 @@ type NoArgsTask<R> = ((...args: []) => R | Promise<R>) | { module: string | URL;
  * `I`: the initializer's parameters, inferred from `initializer` alone;
  * `initargs` is checked against them (a module initializer: unchecked).
  */
-export interface PoolOptions<I extends readonly unknown[] = never[]> {
+export type PoolOptions<I extends readonly unknown[] = never[]> = PoolBaseOptions<I> & InitargsOption<I>;
+
+/** `initargs`, required when the initializer needs arguments (as a Process's `args`). */
+export type InitargsOption<I extends readonly unknown[]> = [] extends I
+  ? { initargs?: NoInfer<ArgsFor<I>> | undefined }
+  : { initargs: NoInfer<ArgsFor<I>> };
+
+export interface PoolBaseOptions<I extends readonly unknown[] = never[]> {
   /** Number of workers; default cpuCount(). */
   processes?: number | undefined;
   /** Runs once in each worker before its first task, with initargs: `(lock: Lock) => ...`. */
   initializer?: ((...args: I) => unknown) | { module: string | URL; export?: string } | undefined;
-  initargs?: NoInfer<ArgsFor<I>> | undefined;
   /** Recycle a worker after this many jobs (CPython's maxtasksperchild). */
   maxTasksPerChild?: number | undefined;
   /** Recycle a worker (between tasks) whose resident memory exceeds this. */
@@ -402,7 +408,7 @@ export class Pool<I extends readonly unknown[] = never[]> {
   /** With a cwd for the workers: this process's directory when the pool was made, where function tasks' require() resolves from (as without one). */
   #base: string | undefined;
 
-  constructor(options: PoolOptions<I> = {}) {
+  constructor(options: PoolOptions<I> = {} as PoolOptions<I>) {
     if (typeof options !== 'object' || options === null) {
       // Python's Pool(4) habit.
       const hint = typeof options === 'number' ? `; did you mean new Pool({ processes: ${options} })?` : '';

@@ -47,13 +47,24 @@ export type ProcessTarget = ((...args: never[]) => unknown) | ModuleTarget;
 export type ArgsFor<A extends readonly unknown[]> = number extends A['length'] ? ([A] extends [readonly never[]] ? readonly unknown[] : Readonly<A>) : Readonly<A>;
 
 /**
+ * `args` for a target whose parameters are A: required when the target
+ * needs any (before, `{ target: (n: number) => ... }` without args compiled
+ * and the child failed on `undefined`; helper-73), optional when it needs
+ * none or is a module target (unchecked).
+ */
+export type ArgsOption<A extends readonly unknown[]> = [] extends A
+  ? { args?: NoInfer<ArgsFor<A>> | undefined }
+  : { args: NoInfer<ArgsFor<A>> };
+
+/**
  * `A`, the target's parameters, is inferred from `target` alone (`args` is
  * checked against it, NoInfer): `{ target: (n: number) => ..., args: ['x'] }`
  * does not compile. A module target leaves args unchecked.
  */
-export interface ProcessOptions<A extends readonly unknown[] = never[]> {
+export type ProcessOptions<A extends readonly unknown[] = never[]> = ProcessBaseOptions<A> & ArgsOption<A>;
+
+export interface ProcessBaseOptions<A extends readonly unknown[] = never[]> {
   target: ((...args: A) => unknown) | ModuleTarget;
-  args?: NoInfer<ArgsFor<A>> | undefined;
   name?: string | undefined;
   daemon?: boolean | undefined;
   startMethod?: StartMethod | undefined;

@@ -564,8 +564,15 @@ async function importTarget(url: string): Promise<unknown> {
 function explainImportError(url: string, e: unknown): unknown {
   const code = (e as NodeJS.ErrnoException | null)?.code;
   if (code === 'ERR_MODULE_NOT_FOUND' && url.startsWith('file:') && (e as Error).message.includes(fileURLToPath(url))) {
+    // require()'s habit: a path without its extension, which import() does
+    // not add (before: the message only blamed where the path was resolved).
+    const path = fileURLToPath(url);
+    const withExt = extname(path) === '' ? ['.js', '.mjs', '.cjs', '.ts', '.mts', '.cts'].find((x) => existsSync(path + x)) : undefined;
+    if (withExt !== undefined) {
+      return new ProcessError(`Cannot find the task or target module ${path}: module paths need their extension (import() adds none, as require() did): name '${basename(path)}${withExt}'`, { cause: e });
+    }
     return new ProcessError(
-      `Cannot find the task or target module ${fileURLToPath(url)}. A relative module path is resolved against the file that called ` +
+      `Cannot find the task or target module ${path}. A relative module path is resolved against the file that called ` +
         "Process/Pool (not the working directory, nor a helper module that passes it on): pass new URL('./file.mjs', import.meta.url) from the file " +
         'that knows where it is, or an absolute path',
       { cause: e },

@@ -198,6 +198,8 @@ describe('Pool', () => {
   it('module tasks (ESM and CJS) work', async () => {
     expect(await pool.map({ module: fixture('pool-tasks.mjs'), export: 'square' }, [1, 2, 3])).toEqual([1, 4, 9]);
     expect(await pool.apply({ module: fixture('pool-tasks.cjs'), export: 'greet' }, ['Ada'])).toBe('hello Ada');
+    // require()'s habit of leaving the extension out: the message says which file to name (before: only where the path was resolved).
+    await expect(pool.apply({ module: fixture('pool-tasks'), export: 'greet' }, ['Ada'])).rejects.toThrow(/Cannot find the task or target module .*pool-tasks: module paths need their extension \(import\(\) adds none, as require\(\) did\): name 'pool-tasks\.mjs'/);
   });
 
   it('runs tasks named with defineTask (module export, async, renamed export) and says when the export is missing', async () => {

@@ -14,4 +14,12 @@ describe('public types', () => {
     }
     expect(out).toBe('');
   });
+
+  it('the CommonJS build has a default export, as the ESM face: `import mp from \'multiproc\'` compiled to CommonJS reads require(\'multiproc\').default (before: undefined)', () => {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const cjs = require('multiproc') as typeof import('multiproc') & { default: typeof import('multiproc') };
+    expect(typeof cjs.default.Pool).toBe('function');
+    expect(cjs.default.Pool).toBe(cjs.Pool);
+    expect(cjs.default.wait).toBe(cjs.wait);
+  });
 });

@@ -155,3 +155,23 @@ export async function taskErrors(somePool: mp.Pool): Promise<number | undefined>
   }
   return undefined;
 }
+
+// A target or initializer that needs arguments needs args / initargs (before:
+// optional whatever the target needed, and the child failed on undefined).
+export function argsNeeded(): void {
+  // @ts-expect-error (n: number) needs args
+  void new mp.Process({ target: (n: number) => n });
+  void new mp.Process({ target: (n: number) => n, args: [1] });
+  void new mp.Process({ target: (n?: number) => n });
+  void new mp.Process({ target: () => 1 });
+  void new mp.Process({ target: { module: './x.mjs' } });
+  const ctx = mp.getContext('spawn');
+  // @ts-expect-error the context's Process too
+  void new ctx.Process({ target: (s: string) => s });
+  // @ts-expect-error (x: number) needs initargs
+  void new mp.Pool({ initializer: (x: number) => x });
+  void new mp.Pool({ initializer: (x: number) => x, initargs: [1] });
+  void new mp.Pool({ initializer: () => 0, processes: 1 });
+  void new mp.Pool();
+  void new ctx.Pool({ processes: 1 });
+}
