@@ -9,6 +9,7 @@ export {
 
 // Shared memory and shared values
 export { SharedMemory, type SharedMemoryOptions } from './shared-memory';
+export { ShareableList, type ShareableItem } from './shareable-list';
 export { inspectSegments, removeStale as removeStaleSegments, type InspectOptions, type RemoveResult, type SegmentReport } from './doctor';
 export {
   Value, RawValue, SharedArray, RawArray, typecodes, SharedValue, SharedArrayObject,

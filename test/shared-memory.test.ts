@@ -216,6 +216,96 @@ b.close()
   });
 });
 
+describe('ShareableList', () => {
+  it('holds numbers, bigints, booleans, strings, bytes and null; a child (Process arg) and another process (by name) read and write the same list', async () => {
+    const sl = mp.ShareableList.create([1, 2.5, 'héllo', Buffer.from([1, 2, 0, 3]), null, true, 2n ** 60n, -7]);
+    try {
+      expect(sl.length).toBe(8);
+      expect(sl.toArray()).toEqual([1, 2.5, 'héllo', Buffer.from([1, 2, 0, 3]), null, true, 2n ** 60n, -7]);
+      expect(sl.format).toBe('qd8s8sxxxxxx?xxxxxxxx?qq');
+      expect(sl.at(-1)).toBe(-7);
+      const p = new mp.Process({
+        target: (l: mp.ShareableList) => {
+          l.set(0, (l.get(0) as number) + 41);
+          l.set(1, 'abc'); // a number's slot takes a string of up to 8 bytes
+          l.set(4, 0.5);
+          l.set(5, false);
+        },
+        args: [sl],
+      });
+      await p.start();
+      await p.join();
+      expect(p.exitCode).toBe(0);
+      const script = 'const mp = require("multiproc"); const l = mp.ShareableList.attach(process.argv[1]); l.set(2, null); console.log(JSON.stringify(l.toArray().slice(0, 2))); l.close();';
+      const r = await collect(spawn(process.execPath, ['-e', script, sl.shm.name], { stdio: ['ignore', 'pipe', 'pipe'] }));
+      expect(r.stderr).toBe('');
+      expect(r.stdout.trim()).toBe('[42,"abc"]');
+      expect(sl.toArray()).toEqual([42, 'abc', null, Buffer.from([1, 2, 0, 3]), 0.5, false, 2n ** 60n, -7]);
+      expect([sl.count(false), sl.count(2n ** 60n), sl.index(null), sl.index(-7n)]).toEqual([1, 1, 2, 7]);
+      expect(String(sl)).toBe(`ShareableList([ 42, 'abc', null, <Buffer 01 02 00 03>, 0.5, false, 1152921504606846976n, -7 ], name="${sl.shm.name}")`);
+    } finally {
+      sl.close();
+      sl.unlink();
+    }
+  });
+
+  it('is Python\'s ShareableList, layout and all: Python attaches to ours and we attach to Python\'s', async () => {
+    expect(await hasPython()).toBe(true);
+    const ours = mp.ShareableList.create([1, 2.5, 'héllo', Buffer.from('by'), null, true, 2n ** 60n]);
+    const pyName = `${process.env.MULTIPROC_SHM_PREFIX}-pysl${process.pid}`;
+    try {
+      const py = `
+import sys
+from multiprocessing import shared_memory, resource_tracker
+sl = shared_memory.ShareableList(name=sys.argv[1])
+resource_tracker.unregister(sl.shm._name, "shared_memory")  # we do not own it
+print(repr(list(sl)))
+sl[0] = 42; sl[1] = "abc"; sl[4] = 3.25; sl[5] = False; sl[2] = None
+sl.shm.close()
+made = shared_memory.ShareableList([7, "py", b"\\x00b", None, 1.5, True, 2**62], name=sys.argv[2])
+resource_tracker.unregister(made.shm._name, "shared_memory")  # the JS side unlinks it
+made.shm.close()
+`;
+      const r = await collect(spawn('python3', ['-c', py, ours.shm.name, pyName], { stdio: ['ignore', 'pipe', 'pipe'] }));
+      expect(r.stderr).toBe('');
+      expect(r.stdout.trim()).toBe("[1, 2.5, 'héllo', b'by', None, True, 1152921504606846976]");
+      expect(ours.toArray()).toEqual([42, 'abc', null, Buffer.from('by'), 3.25, false, 2n ** 60n]);
+      const theirs = mp.ShareableList.attach(pyName);
+      expect(theirs.toArray()).toEqual([7, 'py', Buffer.from([0, 0x62]), null, 1.5, true, 2n ** 62n]);
+      expect(theirs.format).toBe('q8s8sxxxxxx?xdxxxxxxx?q');
+      theirs.close();
+      theirs.unlink();
+    } finally {
+      ours.close();
+      ours.unlink();
+    }
+  });
+
+  it('bad input is a clear error and changes nothing; a segment that holds no list is refused on attach', () => {
+    expect(() => mp.ShareableList.create([1, {}] as never)).toThrow("ShareableList items are numbers, bigints, booleans, strings, Buffers/Uint8Arrays or null (as Python's: int, float, bool, str, bytes, None); item 1 is an object");
+    expect(() => mp.ShareableList.create([2n ** 63n])).toThrow(RangeError);
+    expect(() => mp.ShareableList.create(5 as never)).toThrow(/takes an iterable of items/);
+    expect(() => new (mp.ShareableList as unknown as new () => unknown)()).toThrow('ShareableList has no public constructor');
+    const sl = mp.ShareableList.create(['abc', 1]);
+    const junk = mp.SharedMemory.create(64);
+    try {
+      expect(() => sl.set(0, 'this is more than 8 bytes')).toThrow('ShareableList item 0: 25 bytes do not fit its 8 (a slot keeps the room it was made with)');
+      expect(() => sl.set(2, 1)).toThrow(/index 2 is out of range \(length 2/);
+      expect(() => sl.get(0.5)).toThrow(TypeError);
+      expect(() => sl.set(1, (() => 1) as never)).toThrow(TypeError);
+      expect(() => sl.index('x')).toThrow(RangeError);
+      expect(sl.toArray()).toEqual(['abc', 1]);
+      new Uint8Array(junk.buffer).fill(0xff);
+      expect(() => mp.ShareableList.attach(junk.name)).toThrow(`Segment '${junk.name}' does not hold a ShareableList (bad item count -1)`);
+    } finally {
+      sl.close();
+      sl.unlink();
+      junk.close();
+      junk.unlink();
+    }
+  });
+});
+
 describe('the resource tracker', () => {
   it.runIf(isLinux).each(['crash', 'normal'])('SIGKILLed under its tree: the root starts another and tells it everything, so nothing leaks at the end (%s exit)', async (mode) => {
     const prefix = `trk${mode[0]}${process.pid % 10000}`;
