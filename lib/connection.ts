@@ -31,7 +31,7 @@
  * that attached end e: what is checked when the table is empty (a 'fork'
  * child's inherited end) or full[e] says it overflowed.
  *
- * Exports: Pipe, Connection, PipeOptions.
+ * Exports: Pipe, Connection, wait, PipeOptions.
  */
 import { onAbort } from './abort';
 import { encodeBytes, recordBytes, type Encoded } from './codec';
@@ -803,10 +803,6 @@ function sliceBytes(buf: ArrayBufferView | ArrayBuffer, offset: number, size: nu
 }
 
 /**
- * A connected pair. Duplex (default): both ends send and receive. Simplex:
- * `[readEnd, writeEnd]`, as Python's `Pipe(False)`.
- */
-/**
  * recv()'s options: as every wait's (a number is a timeout). recvBytes()
  * refuses a number: in Python it is recv_bytes(maxlength), which a porter
  * would mean, and a timeout there would silently change what it does.
@@ -869,6 +865,10 @@ export async function wait<T extends Connection<unknown> | Process>(objects: Ite
   return readyNow();
 }
 
+/**
+ * A connected pair. Duplex (default): both ends send and receive. Simplex:
+ * `[readEnd, writeEnd]`, as Python's `Pipe(False)`.
+ */
 export function Pipe<T = unknown>(duplex = true, options: PipeOptions = {}): [Connection<T>, Connection<T>] {
   if (typeof duplex !== 'boolean') {
     // Pipe({ capacityBytes }) from habit (Queue takes its options first): say where they go.
