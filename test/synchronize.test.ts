@@ -812,6 +812,43 @@ describe('Barrier: actions and timeouts across processes', () => {
     }
   });
 
+  it('a party SIGKILLed inside wait() leaves the round\'s indexes distinct, 0..parties-1 (before: [1, 1, 2], nobody got 0)', async () => {
+    const b = new mp.Barrier(3);
+    const idx = mp.RawArray('i', [-1, -1, -1]);
+    const party = (slot: number): mp.Process => new mp.Process({
+      target: async (bar: mp.Barrier, out: mp.SharedArray<'i'>, i: number) => {
+        out[i] = await bar.wait(20_000);
+      },
+      args: [b, idx, slot],
+    });
+    const until = async (n: number): Promise<void> => {
+      while (b.nWaiting !== n) await sleep(5);
+    };
+    try {
+      const a = party(0);
+      await a.start();
+      await until(1); // A arrives first: index 0 at arrival
+      const pb = party(1);
+      await pb.start();
+      await until(2);
+      a.kill();
+      await a.join();
+      await until(1); // the watch took A off
+      const pc = party(2);
+      await pc.start();
+      await until(2);
+      const mine = await b.wait(20_000);
+      await Promise.all([pb.join(), pc.join()]);
+      expect([pb.exitCode, pc.exitCode]).toEqual([0, 0]);
+      expect(mine).toBe(2); // the last to arrive, as in Python
+      expect([idx[1], idx[2], mine].sort()).toEqual([0, 1, 2]);
+      expect(idx[1]).toBe(0); // B came first among the living
+    } finally {
+      b.close();
+      idx.close();
+    }
+  }, 60_000);
+
   it('Barrier.wait(timeout) counts its timeout from entering the round, not while the previous round\'s action runs', async () => {
     const r = await runNode(fixture('barrier-deadline-drain.mjs'), [], { timeoutMs: 40_000 });
     expect(r.stderr).toBe('');

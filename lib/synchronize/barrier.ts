@@ -14,14 +14,18 @@
  *   9     36    SLEEPERS waiters sleeping or about to sleep on SEQ
  *   10    40    ACTOR    pid of the party running the action (while ACTING; -pid once it closed)
  *   11    44    LOOKED   when a process last looked for dead parties (Date.now(), low 32 bits)
- *   12-15 48    reserved
+ *   12    48    TICKET   the next arrival's ticket (with slots)
+ *   13-15 52    reserved
  *   16... 64    SLOTS    one word per party (up to kMaxTrackedParties): the pid of
  *                        each party inside wait(), 0 when free, -pid for a party
  *                        whose object was closed while counted (see close())
+ *   16+P  64+4P RANKS    one word per slot: the party's arrival ticket, then,
+ *                        once its round completes, its index (see #rank)
  *
  * A party arriving while the previous round drains (or a reset completes)
  * waits for COUNT to reach 0 first; its index is its arrival order in the
- * round, 0..parties-1. The last to arrive (index parties-1) runs the action
+ * round, 0..parties-1 (among the parties alive when it completes: a party
+ * killed inside wait() leaves no gap and no duplicate, see #rank). The last to arrive (index parties-1) runs the action
  * and moves the barrier to DRAINING, waking everyone. The action runs
  * without the mutex, in state ACTING (the round stays closed: arrivals wait,
  * the parties inside keep waiting and do not time out, as in Python, where
@@ -97,6 +101,7 @@ const PARTIES = SEQ + 3;
 const SLEEPERS = SEQ + 4;
 const ACTOR = SEQ + 5;
 const LOOKED = SEQ + 6;
+const TICKET = 12;
 const SLOTS = 16;
 /** Barriers up to this many parties track each party's pid (4 bytes a party). */
 const kMaxTrackedParties = 1024;
@@ -158,13 +163,13 @@ export class Barrier {
       deadlineFrom('timeout', timeout);
     }
     const slots = parties <= kMaxTrackedParties ? parties : 0;
-    const { segment, fresh } = segmentFor(Kind.Barrier, 64 + 4 * slots, [parties, 0]);
+    const { segment, fresh } = segmentFor(Kind.Barrier, 64 + 8 * slots, [parties, 0]);
     this.#segment = segment;
     this.#buf = segment.buffer;
     this.#off = segment.payloadOffset;
     this.#slots = slots;
     this.#countMask = slots > 0 ? kTrackedCountMask : 0x7fffffff;
-    this.#w = new Int32Array(segment.buffer, segment.payloadOffset, SLOTS + slots);
+    this.#w = new Int32Array(segment.buffer, segment.payloadOffset, SLOTS + 2 * slots);
     if (fresh) this.#w[PARTIES] = parties;
     this.#mutex = new Mutex(segment.buffer, segment.payloadOffset, false, 'Barrier', segment.name);
     this.action = action ?? undefined;
@@ -399,6 +404,25 @@ export class Barrier {
     return -1;
   }
 
+  /**
+   * The completing party (holding the mutex, before the release): turns
+   * each counted party's ticket into its index, its rank among them. COUNT
+   * gave indexes at arrival, and a party killed inside wait() taken off it
+   * made the next arrival's index one a live party held: with A killed,
+   * Barrier(3) gave [1, 1, 2] and nobody got 0 (`if (await b.wait() === 0)`
+   * then ran nowhere; helper-72).
+   */
+  #rank(w: Int32Array): void {
+    const ranks = SLOTS + this.#slots;
+    const next = Atomics.load(w, TICKET);
+    const counted: number[] = [];
+    for (let i = 0; i < this.#slots; i++) if (Atomics.load(w, SLOTS + i) !== 0) counted.push(i);
+    // Oldest first; (next - ticket) as unsigned survives the ticket's wrap.
+    const age = (i: number): number => (next - w[ranks + i]) >>> 0;
+    counted.sort((a, b) => age(b) - age(a));
+    counted.forEach((slot, rank) => Atomics.store(w, ranks + slot, rank));
+  }
+
   /** Frees a slot of pid; false if it has none (untracked, or #reapDead took it off already). */
   #freeSlotOf(w: Int32Array, pid: number): boolean {
     for (let i = 0; i < this.#slots; i++) {
@@ -495,7 +519,9 @@ export class Barrier {
       epoch = word & ~this.#countMask;
       counted = true;
       slot = this.#claimSlot(w);
+      if (slot >= 0) Atomics.store(w, SLOTS + this.#slots + slot, Atomics.add(w, TICKET, 1));
       if (index + 1 === w[PARTIES]) {
+        if (slot >= 0) this.#rank(w);
         await this.#complete(w);
         return index;
       }
@@ -505,7 +531,7 @@ export class Barrier {
         const s = await this.#sleepUntil(w, filling, deadline);
         if (s !== TIMED_OUT) {
           if (s < 0) throw new BrokenBarrierError('The barrier was broken (aborted, reset, or another party timed out) while waiting');
-          return index;
+          return slot >= 0 && w.length !== 0 ? Atomics.load(w, SLOTS + this.#slots + slot) : index;
         }
         this.#stillOpen(w);
         await this.#mutex.acquire(Infinity, undefined);
