@@ -15,7 +15,7 @@ import {
   kBusy, kBusyTake, kClosedRing, kConsumersWaiting, kDataSeq, kEmpty, kFull, kProducersWaiting, kSpaceSeq,
   kControlBytes, kFutexSleeper, kReaderWakeId, kReaderWakePid, kReaderWakeToken, kReaderWakeUnreachable, kSocketSleeper, kWaitCommit, Ring,
 } from './ring-buffer';
-import { forkGeneration, pollAsync, spinUntil, waitAsync, waitSync, WaitResult, type PollPeer } from './wait';
+import { forkGeneration, parentOnly, pollAsync, spinUntil, waitAsync, waitSync, WaitResult, type PollPeer } from './wait';
 import { noop, onAbort } from './abort';
 import { remaining } from './validate';
 import { disposeShared } from './reduction';
@@ -497,7 +497,7 @@ export class Channel {
         discard(enc);
         return Promise.reject(e);
       }
-      if (r === 0) return kResolved;
+      if (r === 0) return parentOnly(kResolved) as Promise<void>; // (a promise of it, in a process that can fork)
     }
     return this.#enqueuePut(new OnePut(this.ring, this.#data, detach(enc)), deadline, signal);
   }
@@ -517,7 +517,7 @@ export class Channel {
         batch.discard();
         return Promise.reject(batch.annotate(e));
       }
-      if (r === 0) return kResolved;
+      if (r === 0) return parentOnly(kResolved) as Promise<void>; // (a promise of it, in a process that can fork)
     }
     return this.#enqueuePut(batch.own(), deadline, signal);
   }
@@ -848,7 +848,7 @@ export class Channel {
       } catch (e) {
         return Promise.reject(e);
       }
-      if (v !== kEmpty && v !== kWaitCommit && v !== kBusyTake) return Promise.resolve(v);
+      if (v !== kEmpty && v !== kWaitCommit && v !== kBusyTake) return Promise.resolve(parentOnly(v));
     }
     return this.#enqueueGet(this.#takeOne(decode), deadline, signal);
   }
@@ -865,7 +865,7 @@ export class Channel {
       } catch (e) {
         return Promise.reject(e);
       }
-      if (v !== kEmpty && v !== kWaitCommit && v !== kBusyTake) return Promise.resolve(v as unknown[]);
+      if (v !== kEmpty && v !== kWaitCommit && v !== kBusyTake) return Promise.resolve(parentOnly(v as unknown[]));
     }
     return this.#enqueueGet(take, deadline, signal) as Promise<unknown[]>;
   }

@@ -18,6 +18,7 @@
  * Both waits may return early (spurious wake-ups): callers always re-check
  * their condition in a loop, as with any futex.
  */
+import { isMainThread } from 'node:worker_threads';
 import { onAbort } from './abort';
 import { native, WaitResult } from './native';
 
@@ -161,6 +162,42 @@ let generation = 0;
  */
 export function forkGeneration(): number {
   return generation;
+}
+
+/**
+ * Awaited by a call of the library (an acquire, a Barrier wait, a queue
+ * get) that finds, on resuming, that it began before a fork(): the parent
+ * made it, and this is the child's copy, resumed because its continuation
+ * was already queued when fork() copied the process (a wait that had just
+ * ended, a lock that was free). It never settles, and so never touches the
+ * shared state on the parent's behalf (a Semaphore's permit, a Barrier's
+ * count: helper-72's trial) nor runs the finally blocks that would.
+ */
+export const kInheritedCall: Promise<never> = new Promise<never>(() => {});
+
+/**
+ * Whether this process can fork() itself ('fork' start method: `node
+ * --single-threaded`, main thread only). Checked once: both are fixed.
+ */
+const kCanFork = process.platform !== 'win32' && isMainThread &&
+  (process.execArgv.includes('--single-threaded') || /(^|\s)--single-threaded(\s|$)/.test(process.env.NODE_OPTIONS ?? ''));
+
+/**
+ * What a call whose fast path took shared state at once (a free lock, a
+ * ready item) resolves with: the value itself, except in a process that can
+ * fork() itself, where a promise of it resolved a microtask later, and only
+ * if no fork() came in between. A `.then` the caller attached to an already-resolved promise is
+ * queued at once, and a fork() in the same tick copied it: the child ran
+ * the parent's critical section with the parent's lock, or handled its
+ * item (helper-72's trial). Attached to a pending one, it is queued only
+ * when the check passes, in the parent.
+ */
+export function parentOnly<T>(v: T): T | Promise<T> {
+  if (!kCanFork) return v;
+  const gen = generation;
+  return new Promise<T>((resolve) => queueMicrotask(() => {
+    if (generation === gen) resolve(v);
+  }));
 }
 
 /**

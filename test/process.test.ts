@@ -578,6 +578,13 @@ describe("'fork' children and the parent's pending waits", () => {
       closure: [0, 1, 2], closureEnd: 'EOFError', // an end the child copied is its own, as a file descriptor
       grandchild: 'from the grandchild', elderExit: 0 }); // a child waits for its non-daemon children
   });
+
+  it('calls begun in the tick of start() do not go on in the child: a free lock\'s critical section, a pending Semaphore acquire, a ready item, a Barrier wait (before: both processes ran them)', async () => {
+    const r = await runNode(fixture('fork-ghost-calls.mjs'), [], { nodeArgs: ['--single-threaded'], timeoutMs: 30_000 });
+    expect(r.stderr).toBe('');
+    // Before: {"semValue":0,"barrier":"completed","entered":[2,2,2]}, and the child's release() threw.
+    expect(JSON.parse(r.stdout)).toEqual({ semValue: 1, barrier: 'BrokenBarrierError', entered: [1, 1, 1] });
+  });
 });
 
 describe("'fork' children made while a GC cleanup was pending", () => {

@@ -90,7 +90,7 @@ import { kHandleTag, kToHandle } from '../symbols';
 import { kTrustMs, recentlyAlive } from '../liveness';
 import { native } from '../native';
 import { checkInteger, checkOptionNames, deadlineFrom, describeValue, remaining } from '../validate';
-import { forkGeneration, waitAsync, wake } from '../wait';
+import { forkGeneration, kInheritedCall, waitAsync, wake } from '../wait';
 import { adopt, closedError, closeWaking, isAdopting, myPid, segmentFor } from './common';
 import { kMutexWords, Mutex } from './lock';
 
@@ -483,7 +483,10 @@ export class Barrier {
     }
     const w = this.#words();
     let deadline = deadlineFrom('timeoutMs', timeoutMs ?? this.#timeout);
+    // After each await: a fork child's copy of this call stops there (see kInheritedCall).
+    const gen = forkGeneration();
     await this.#mutex.acquire(Infinity, undefined);
+    if (forkGeneration() !== gen) await kInheritedCall;
     this.#acquired(w);
     this.#stillOpen(w);
     // The timeout counts from here, as in Python (its wait() takes the lock
@@ -503,8 +506,10 @@ export class Barrier {
         this.#mutex.release();
         held = false;
         await this.#sleepUntil(w, leaving, Infinity);
+        if (forkGeneration() !== gen) await kInheritedCall;
         this.#stillOpen(w);
         await this.#mutex.acquire(Infinity, undefined);
+        if (forkGeneration() !== gen) await kInheritedCall;
         this.#acquired(w);
         this.#stillOpen(w);
         held = true;
@@ -523,18 +528,21 @@ export class Barrier {
       if (index + 1 === w[PARTIES]) {
         if (slot >= 0) this.#rank(w);
         await this.#complete(w);
+        if (forkGeneration() !== gen) await kInheritedCall;
         return index;
       }
       this.#mutex.release();
       held = false;
       for (;;) {
         const s = await this.#sleepUntil(w, filling, deadline);
+        if (forkGeneration() !== gen) await kInheritedCall;
         if (s !== TIMED_OUT) {
           if (s < 0) throw new BrokenBarrierError('The barrier was broken (aborted, reset, or another party timed out) while waiting');
           return slot >= 0 && w.length !== 0 ? Atomics.load(w, SLOTS + this.#slots + slot) : index;
         }
         this.#stillOpen(w);
         await this.#mutex.acquire(Infinity, undefined);
+        if (forkGeneration() !== gen) await kInheritedCall;
         this.#acquired(w);
         this.#stillOpen(w);
         held = true;
@@ -575,6 +583,7 @@ export class Barrier {
         if (before === 1) {
           if (!held) {
             await this.#mutex.acquire(Infinity, undefined);
+            if (forkGeneration() !== gen) await kInheritedCall;
             this.#acquired(w);
             held = true;
           }
@@ -622,6 +631,7 @@ export class Barrier {
     // there, with ACTOR left ours, stalled the round for good where another
     // object of this process still mapped the barrier).
     this.#acting = true;
+    const gen = forkGeneration();
     try {
       try {
         await action();
@@ -629,6 +639,8 @@ export class Barrier {
         failed = true;
         failure = e;
       }
+      // An action that forked (a Process started with 'fork'): the round is the parent's to release.
+      if (forkGeneration() !== gen) await kInheritedCall;
       // Closed meanwhile (by the action itself, say): the others see this party gone (#checkActor).
       this.#stillOpen(w);
       await this.#mutex.acquire(Infinity, undefined);

@@ -11,7 +11,7 @@ import { native } from '../native';
 import { Segment } from '../segment';
 import { describeValue, type ParsedWait } from '../validate';
 export type { ParsedWait } from '../validate';
-import { endWaitsOn, forkGeneration, waitAsync, waitSync, wake, type WaitResult } from '../wait';
+import { endWaitsOn, forkGeneration, kInheritedCall, waitAsync, waitSync, wake, type WaitResult } from '../wait';
 
 /** Owner pid bits of a lock word; Linux pids fit in 22 bits, macOS's in 17. */
 export const kPidMask = 0x3fffffff;
@@ -199,11 +199,13 @@ export function acquireBlocking(steps: AcquireSteps, buffer: ArrayBuffer, byteOf
 
 /** Runs the steps with async sleeps (the event loop runs meanwhile); an abort is thrown into them. */
 export async function acquireAsync(steps: AcquireSteps, buffer: ArrayBuffer, byteOffset: number, signal: AbortSignal | undefined): Promise<boolean> {
+  const gen = forkGeneration();
   let step = steps.next();
   while (!step.done) {
     let r: WaitResult;
     try {
       r = await waitAsync(buffer, byteOffset, step.value[0], step.value[1], signal);
+      if (forkGeneration() !== gen) await kInheritedCall;
     } catch (e) {
       step = steps.throw(e);
       continue;

@@ -52,7 +52,7 @@ import { isHandle, registerKind, toHandle, type Handle } from '../reduction';
 import { attachWithLock, type Segment } from '../segment';
 import { kHandleTag, kToHandle } from '../symbols';
 import { checkInteger, checkOptionNames, describeValue, parseWait, remaining } from '../validate';
-import { waitAsync, wake } from '../wait';
+import { forkGeneration, kInheritedCall, waitAsync, wake } from '../wait';
 import {
   Acquirable, adopt, closedError, closeWaking, isAdopting, kAcquireRestore, kIsMine, kReleaseSave, kTid, myPid, segmentFor,
   type WaitOptions,
@@ -234,6 +234,8 @@ export class Condition extends Acquirable {
     if (signal?.aborted) throw signal.reason;
     const at = this.#claim(w);
     const depth = this.#lock[kReleaseSave]();
+    // After each await: a fork child's copy of this call stops there (see kInheritedCall).
+    const gen = forkGeneration();
     let notified = false;
     let failure: { error: unknown } | undefined;
     try {
@@ -246,6 +248,7 @@ export class Condition extends Acquirable {
         const left = remaining(deadline);
         if (left === 0) break;
         await waitAsync(this.#buf, this.#off + SEQ * 4, seq, left, signal);
+        if (forkGeneration() !== gen) await kInheritedCall;
         if (w.length === 0) throw closedError('Condition', this.#segment.name);
       }
     } catch (error) {
@@ -262,6 +265,7 @@ export class Condition extends Acquirable {
       this.#free(w, at);
     }
     await this.#lock[kAcquireRestore](depth);
+    if (forkGeneration() !== gen) await kInheritedCall;
     if (failure !== undefined) {
       if (notified) this.#notify(w, 1);
       throw failure.error;

@@ -51,7 +51,7 @@ import { registerKind, type Handle } from '../reduction';
 import { attachShared, type Segment } from '../segment';
 import { kHandleTag, kToHandle } from '../symbols';
 import { deadlineFrom, parseWait, remaining } from '../validate';
-import { wake } from '../wait';
+import { forkGeneration, kInheritedCall, parentOnly, wake } from '../wait';
 import {
   Acquirable, acquireAsync, acquireBlocking, adopt, closedError, type AcquireSteps, closeWaking, kAcquireRestore, LocalQueue, kIsMine, kPidMask, kReleaseSave, kSliceMs, kTid,
   myPid, noArguments, segmentFor, type WaitOptions,
@@ -215,10 +215,13 @@ export class Mutex {
 
   async acquire(deadline: number, signal: AbortSignal | undefined): Promise<boolean> {
     if (signal?.aborted) throw signal.reason;
-    if (this.#local.empty && this.tryAcquire()) return true;
+    if (this.#local.empty && this.tryAcquire()) return parentOnly(true);
+    const gen = forkGeneration();
     const { turn, ready } = this.#local.enter(deadline, signal);
     try {
-      if (!(await ready)) return false;
+      const go = await ready;
+      if (forkGeneration() !== gen) await kInheritedCall;
+      if (!go) return false;
       if (this.detached) throw closedError(this.#what, this.#name);
       return await acquireAsync(this.#contended(deadline), this.#buf, this.#off, signal);
     } finally {

@@ -45,7 +45,7 @@ import { registerKind, type Handle } from '../reduction';
 import { attachShared, type Segment } from '../segment';
 import { kHandleTag, kToHandle } from '../symbols';
 import { checkInteger, checkOptionNames, describeValue, parseWait, remaining } from '../validate';
-import { wake } from '../wait';
+import { forkGeneration, kInheritedCall, parentOnly, wake } from '../wait';
 import { recentlyAlive } from '../liveness';
 import {
   acquireAsync, acquireBlocking, type AcquireSteps, Acquirable, adopt, closedError, closeWaking, isAdopting, kSliceMs, LocalQueue, myPid, segmentFor, type WaitOptions,
@@ -234,10 +234,13 @@ export class Semaphore extends Acquirable {
     const { deadline, signal } = parseWait(options, `${this.constructor.name}.acquire()`);
     if (signal?.aborted) throw signal.reason;
     const w = this.#words();
-    if (this.#local.empty && this.tryAcquire()) return true;
+    if (this.#local.empty && this.tryAcquire()) return parentOnly(true);
+    const gen = forkGeneration();
     const { turn, ready } = this.#local.enter(deadline, signal);
     try {
-      if (!(await ready)) return false;
+      const go = await ready;
+      if (forkGeneration() !== gen) await kInheritedCall;
+      if (!go) return false;
       return await acquireAsync(this.#contended(w, deadline), this.#buf, this.#off, signal);
     } finally {
       this.#local.leave(turn);
