@@ -24,6 +24,7 @@ import { Pipe } from './connection';
 import type { StartMethod } from './popen/popen';
 import { setForkserverPreload as setPreload, setForkserverSpares as setSpares, startForkserver as startZygote } from './popen/forkserver';
 import { checkOptionNames, describeValue } from './validate';
+import { mayForkSelf } from './wait';
 import { usesLoaderHooks } from './task';
 import {
   AbortError, BrokenBarrierError, BrokenPipeError, ClosedError, EOFError, MultiprocError, ProcessError, QueueClosedError,
@@ -38,6 +39,7 @@ export function checkStartMethod(m: unknown): StartMethod {
   if (typeof m !== 'string' || !(kMethods as readonly string[]).includes(m)) {
     throw new TypeError(`Expected a start method, one of 'spawn', 'forkserver', 'fork', got ${describeValue(m)}`);
   }
+  if (m === 'fork') mayForkSelf(true);
   return m as StartMethod;
 }
 

@@ -176,11 +176,19 @@ export function forkGeneration(): number {
 export const kInheritedCall: Promise<never> = new Promise<never>(() => {});
 
 /**
- * Whether this process can fork() itself ('fork' start method: `node
- * --single-threaded`, main thread only). Checked once: both are fixed.
+ * Whether this process may fork() itself (the 'fork' start method: `node
+ * --single-threaded`, main thread only). A forkserver zygote and its
+ * children run that way for the zygote's own forks, not for the user's:
+ * there it turns on only once 'fork' is named (checkStartMethod), so the
+ * pool workers' and children's puts and gets pay nothing for it.
  */
-const kCanFork = process.platform !== 'win32' && isMainThread &&
+let canFork = process.platform !== 'win32' && isMainThread &&
   (process.execArgv.includes('--single-threaded') || /(^|\s)--single-threaded(\s|$)/.test(process.env.NODE_OPTIONS ?? ''));
+
+/** See canFork: false in the forkserver zygote (and so its children), true once 'fork' is named. */
+export function mayForkSelf(yes: boolean): void {
+  canFork = yes && isMainThread;
+}
 
 /**
  * What a call whose fast path took shared state at once (a free lock, a
@@ -193,7 +201,7 @@ const kCanFork = process.platform !== 'win32' && isMainThread &&
  * when the check passes, in the parent.
  */
 export function parentOnly<T>(v: T): T | Promise<T> {
-  if (!kCanFork) return v;
+  if (!canFork) return v;
   const gen = generation;
   return new Promise<T>((resolve) => queueMicrotask(() => {
     if (generation === gen) resolve(v);

@@ -16,13 +16,16 @@ import { readSync, writeSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { pathToFileURL } from 'node:url';
 import { native, type FdWatcher } from '../native';
-import { waitSync, wake } from '../wait';
+import { mayForkSelf, waitSync, wake } from '../wait';
 import {
   kBellRung, kBoardEnv, kCancelSeq, kPreloadEnv, kReady, kSparesEnv, kReplyPid, kReplySeq, kRingCapacity, kRingRead, kRingRecordInts, kRingStart, kRingWrite,
 } from '../popen/forkserver-layout';
 import { join } from 'node:path';
 import { dieWithParent, runForked, runSpare, warmUp } from './bootstrap';
 import { parkWorkers, unparkWorkers } from '../popen/park';
+
+// The zygote's --single-threaded is for its own forks: its children's puts and gets need no guard against a fork of theirs (wait.ts canFork).
+mayForkSelf(false);
 
 const kRequestFd = 3;
 const kDoorbellFd = 4;
