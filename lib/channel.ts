@@ -9,7 +9,7 @@
  *
  * Exports: Channel (internal).
  */
-import { decodeFrom, detach, discard, encode, readBlobs, releaseReadBlobs, toBlob, writeToRing, type Encoded } from './codec';
+import { decodeFrom, detach, discard, encode, publishBlobs, readBlobs, releaseReadBlobs, toBlob, unmapBlobs, writeToRing, type Encoded } from './codec';
 import { QueueEmptyError, QueueFullError, TimeoutError } from './errors';
 import {
   kBusy, kBusyTake, kClosedRing, kConsumersWaiting, kDataSeq, kEmpty, kFull, kProducersWaiting, kSpaceSeq,
@@ -158,7 +158,12 @@ function writeOne(ring: Ring, data: Buffer, enc: Encoded): number {
   if (off < 0) return off;
   if (enc.refs) ring.noteRefs();
   writeToRing(enc, data, ring.data, off);
+  // Its blobs stop being this process's alone only now, right before the
+  // commit: a writer SIGKILLed earlier (while it made or filled one, or
+  // waited for room) leaves them pending, and the tracker unlinks them.
+  if (enc.blobs) publishBlobs(enc);
   ring.commit();
+  if (enc.blobs) unmapBlobs(enc);
   return 0;
 }
 
@@ -327,7 +332,15 @@ export class Batch implements PutJob {
           writeToRing(enc!, this.#data, dst, at);
         }
       }
+      for (let i = 0; i < k; i++) {
+        const enc = this.#encs[first + i];
+        if (enc?.blobs) publishBlobs(enc); // see writeOne
+      }
       ring.commitMany(k);
+      for (let i = 0; i < k; i++) {
+        const enc = this.#encs[first + i];
+        if (enc?.blobs) unmapBlobs(enc);
+      }
       this.#next = first + k;
     }
     return 0;

@@ -111,6 +111,13 @@ export interface Encoded {
   size: number;
   /** Holds references (handles, a blob segment) that must be released if never delivered. */
   refs: boolean;
+  /**
+   * The Blob segments this encoding made, still mapped here and pending
+   * (layout.ts kBlobPending) until the record is committed: the writer
+   * publishes them just before its commit (publishBlobs), and unmaps them
+   * after it (unmapBlobs), or discard() gives them back.
+   */
+  blobs?: Segment[] | null;
 }
 
 /** Buffer's undocumented single-encoding fast paths (no encoding lookup per call). */
@@ -489,15 +496,20 @@ function writeBlobRef(kind: number, bytes: Uint8Array): void {
   refs = true; // the reference create() gave travels with the record: a record never delivered gives it back (discard)
 }
 
-/** After an encode: its blobs' references travel with the record (ok), or go now (it failed, or fell back to structured clone). */
-function settleMadeBlobs(ok: boolean): void {
-  for (const seg of madeBlobs) {
-    if (ok) {
-      native.unmap(seg.buffer);
-      seg.forget();
-    } else seg.close(); // the last reference: unlinked
+/**
+ * After an encode: its blobs' references travel with the record (ok: they
+ * are returned, still mapped, for the writer to publish at its commit), or
+ * go now (it failed, or fell back to structured clone).
+ */
+function settleMadeBlobs(ok: boolean): Segment[] | null {
+  if (!ok) {
+    for (const seg of madeBlobs) seg.close(); // the last reference: unlinked
+    madeBlobs.length = 0;
+    return null;
   }
-  madeBlobs.length = 0;
+  const made = madeBlobs.splice(0);
+  for (const seg of made) seg.forget(); // not an attachment of this process: its reference is the record's
+  return made;
 }
 
 function writeShared(v: object): void {
@@ -618,15 +630,16 @@ function cloneError(item: unknown, cause: unknown): TypeError {
 
 // The common result of encode(), reused (one allocation less per item): like
 // the bytes it points to, it is valid until the next encode; detach() copies both.
-const scratchEnc: Encoded = { head: out, headLen: 0, body: null, size: 0, refs: false };
+const scratchEnc: Encoded = { head: out, headLen: 0, body: null, size: 0, refs: false, blobs: null };
 
-function scratch(head: Uint8Array, headLen: number, body: Uint8Array | null, size: number, hasRefs: boolean): Encoded {
+function scratch(head: Uint8Array, headLen: number, body: Uint8Array | null, size: number, hasRefs: boolean, blobs: Segment[] | null = null): Encoded {
   const e = scratchEnc;
   e.head = head;
   e.headLen = headLen;
   e.body = body;
   e.size = size;
   e.refs = hasRefs;
+  e.blobs = blobs;
   return e;
 }
 
@@ -681,9 +694,9 @@ function encodeOnce(item: unknown): Encoded {
     writeValue(item);
     if (nVisited !== 0) resetVisited();
     if (taken.length !== 0) taken.length = 0;
-    if (madeBlobs.length !== 0) settleMadeBlobs(true);
+    const blobs = madeBlobs.length !== 0 ? settleMadeBlobs(true) : null;
     lastPos = pos;
-    return scratch(out, pos, null, pos, refs);
+    return scratch(out, pos, null, pos, refs, blobs);
   } catch (e) {
     resetVisited();
     releaseTaken();
@@ -730,7 +743,7 @@ export function detach(enc: Encoded, copyBody = true): Encoded {
   // reservation and the commit, and the record would stay "being written").
   const body = copyBody && enc.body !== null ? Uint8Array.prototype.slice.call(enc.body) : enc.body;
   if (head === enc.head && body === enc.body && enc !== scratchEnc) return enc;
-  return { head, headLen: enc.headLen, body, size: enc.size, refs: enc.refs };
+  return { head, headLen: enc.headLen, body, size: enc.size, refs: enc.refs, blobs: enc.blobs };
 }
 
 /** Copies an encoded item to dst[offset...]. */
@@ -775,7 +788,27 @@ export function discard(enc: Encoded): void {
     // the references it could release are released
   } finally {
     releaseReadBlobs();
+    unmapBlobs(enc);
   }
+}
+
+/**
+ * The writer, its record written and about to be committed: the blobs it
+ * names are no longer this process's alone (kBlobPending cleared). Nothing
+ * may come between this and the commit: a death in between leaves them to
+ * the tracker at the end of the tree, as before there was a flag.
+ */
+export function publishBlobs(enc: Encoded): void {
+  const blobs = enc.blobs;
+  if (blobs) for (let i = 0; i < blobs.length; i++) blobs[i]!.publish();
+}
+
+/** After the commit (or a discard): this process's mappings of the blobs go now, not at GC. */
+export function unmapBlobs(enc: Encoded): void {
+  const blobs = enc.blobs;
+  if (!blobs) return;
+  enc.blobs = null;
+  for (const seg of blobs) native.unmap(seg.buffer);
 }
 
 function releaseTaken(): void {
@@ -799,17 +832,18 @@ export function toBlob(enc: Encoded): Encoded {
   const dst = new Uint8Array(seg.buffer, seg.payloadOffset, enc.size - skip);
   if (raw) dst.set(enc.body!, 0);
   else writeTo(enc, dst, 0);
-  // The reference create() gave us travels with the record; drop our mapping
-  // now (no one waits on a blob), not when the GC gets to it.
-  native.unmap(seg.buffer);
+  // The reference create() gave us travels with the record. Our mapping
+  // stays until the record is committed (the writer publishes the blob
+  // there, then unmaps it: see publishBlobs), not until the GC gets to it.
   seg.forget();
+  const blobs = enc.blobs ? [...enc.blobs, seg] : [seg];
   const name = Buffer.from(seg.name, 'latin1');
   const head = Buffer.allocUnsafe(6 + name.length);
   head[0] = Tag.Blob;
   head[1] = raw ? 0 : 1;
   head.writeUInt32LE(name.length, 2);
   name.copy(head, 6);
-  return { head, headLen: head.length, body: null, size: head.length, refs: true };
+  return { head, headLen: head.length, body: null, size: head.length, refs: true, blobs };
 }
 
 /**

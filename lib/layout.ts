@@ -9,7 +9,7 @@
  *   6       2     kind         Kind.* below; attaching a Lock as a Queue fails
  *   8       8     payloadBytes bytes after the header (u32 lo, u32 hi)
  *   16      4     refcount     live attachments + handles in flight (Atomics)
- *   20      4     flags        kind-specific
+ *   20      4     flags        kind-specific (Blob: kBlobPending)
  *   24      8     params       two kind-specific u32 (typecode, length, ...)
  *   32      4     trackerPid   the creating tree's resource tracker (0: unknown)
  *   36      4     trackerPipe  inode of that tracker's pipe, which every live
@@ -39,6 +39,17 @@ export const kParam0Index = 6;
 export const kParam1Index = 7;
 export const kTrackerPidIndex = 8;
 export const kTrackerPipeIndex = 9;
+
+/**
+ * Blob flag: the segment's one reference is still its creator's own (the
+ * record naming it is not yet in a ring). Set by Segment.create, cleared by
+ * the writer just before it commits the record (channel.ts writeOne). A
+ * creator that dies with it set (SIGKILLed mid-put: a pool worker killed by
+ * terminate() while it sent a big result) leaves a segment nobody can ever
+ * name: the resource tracker unlinks it then (tracker-main.ts), instead of
+ * when the whole process tree ends.
+ */
+export const kBlobPending = 1;
 
 export const enum Kind {
   Value = 1,

@@ -22,7 +22,7 @@
  * program given the same pid started later.
  *
  * Exports: recentlyAlive, holderAlive, mapsSegment, startStamp, selfStamp,
- * sameProcessRuns, processState, kTrustMs.
+ * sameProcessRuns, creatorGone, processState, kTrustMs.
  */
 import { readFileSync, statSync } from 'node:fs';
 import { native } from './native';
@@ -114,7 +114,10 @@ export function mapsSegment(pid: number, name: string): boolean | null {
  */
 export function startStamp(pid: number): number | null {
   const fields = statFields(pid);
-  if (fields === null) return null;
+  return fields === null ? null : stampOf(fields);
+}
+
+function stampOf(fields: string[]): number | null {
   const ticks = Number(fields[19]);
   if (!Number.isFinite(ticks)) return null;
   return (ticks % 0xffffffff) + 1;
@@ -154,6 +157,20 @@ let self: { pid: number; stamp: number } | null = null;
 export function selfStamp(): number {
   if (self === null || self.pid !== process.pid) self = { pid: process.pid, stamp: startStamp(process.pid) ?? 0 };
   return self.stamp;
+}
+
+/**
+ * Whether the process (pid, stamp) is gone for good: no such pid, another
+ * program's (a later start time), or a zombie waiting for its parent to
+ * reap it (it runs no more code). Uncached.
+ */
+export function creatorGone(pid: number, stamp: number): boolean {
+  if (!native.isAlive(pid)) return true;
+  const fields = statFields(pid);
+  if (fields === null) return false; // no /proc: alive as far as anyone can tell
+  if (fields[0] === 'Z') return true;
+  const now = stampOf(fields);
+  return stamp !== 0 && now !== null && now !== stamp;
 }
 
 /**

@@ -8,9 +8,12 @@
  * pipe's write end (its number travels in MULTIPROC_TRACKER_FD, checked
  * against the pipe's inode in MULTIPROC_TRACKER_INO; see ownValue for who
  * else may read them). Creators
- * write `REGISTER:<name>:<type>\n` / `UNREGISTER:<name>:<type>\n` lines, each
- * well under PIPE_BUF so writes from many processes never interleave, with a
- * blocking write so that a segment is registered before create() returns.
+ * write `REGISTER:<name>:<type>\n` / `UNREGISTER:<name>:<type>\n` lines (a
+ * Blob's REGISTER also names its creator, `:<pid>:<startStamp>`, whose death
+ * before it published the Blob makes the tracker unlink it at once: see
+ * tracker-main.ts), each well under PIPE_BUF so writes from many processes
+ * never interleave, with a blocking write so that a segment is registered
+ * before create() returns.
  * When the last write end closes, i.e. every process of the tree is gone,
  * the tracker unlinks whatever is still registered and exits. A tracker
  * killed while the tree runs is replaced by the root (see send).
@@ -205,9 +208,15 @@ function checkName(name: string): void {
   }
 }
 
-export function register(name: string, type: TrackedType): void {
+/**
+ * `creator`: the segment's only reference stays in the creating process
+ * (pid, startStamp) until it publishes it (a Blob: see layout.ts
+ * kBlobPending). The tracker watches that process, and unlinks the segment
+ * once it is gone if the segment's header still says pending.
+ */
+export function register(name: string, type: TrackedType, creator?: { pid: number; stamp: number }): void {
   checkName(name);
-  send(`REGISTER:${name}:${type}\n`);
+  send(creator === undefined ? `REGISTER:${name}:${type}\n` : `REGISTER:${name}:${type}:${creator.pid}:${creator.stamp}\n`);
   remember(name, type);
 }
 

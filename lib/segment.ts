@@ -16,9 +16,10 @@ import { randomBytes } from 'node:crypto';
 import { appendFileSync } from 'node:fs';
 import { ClosedError, shmError } from './errors';
 import {
-  Kind, kHeaderBytes, kindNames, kLayoutVersion, kMagic, kMagicIndex, kParam0Index, kParam1Index,
+  Kind, kBlobPending, kFlagsIndex, kHeaderBytes, kindNames, kLayoutVersion, kMagic, kMagicIndex, kParam0Index, kParam1Index,
   kPayloadHiIndex, kPayloadLoIndex, kRefcountIndex, kTrackerPidIndex, kTrackerPipeIndex, kVersionKindIndex,
 } from './layout';
+import { selfStamp } from './liveness';
 import { native } from './native';
 import { fromHandle, type Handle } from './reduction';
 import { register, trackerPipeInode, trackerProcessId, unregister } from './resource-tracker';
@@ -139,12 +140,18 @@ export class Segment {
     liveStates.add(this.#state);
   }
 
-  /** Creates a fresh segment with `payloadBytes` after the header; refcount 1. */
+  /**
+   * Creates a fresh segment with `payloadBytes` after the header; refcount 1.
+   * A Blob is made pending (kBlobPending): registered with this process as
+   * its creator, so that the tracker unlinks it if this process dies before
+   * publish() (see layout.ts).
+   */
   static create(kind: Kind, payloadBytes: number, params: [number, number] = [0, 0]): Segment {
     const name = generateName();
+    const pending = kind === Kind.Blob;
     // Registered before it exists: a process killed between the two would
     // otherwise leave a segment no tracker knows about.
-    register(osName(name), 'object');
+    register(osName(name), 'object', pending ? { pid: process.pid, stamp: selfStamp() } : undefined);
     let buffer: ArrayBuffer;
     try {
       buffer = createSegment(osName(name), kHeaderBytes + Math.max(payloadBytes, 0));
@@ -159,6 +166,7 @@ export class Segment {
     h[kPayloadHiIndex] = Math.floor(payloadBytes / 2 ** 32);
     h[kParam0Index] = params[0];
     h[kParam1Index] = params[1];
+    if (pending) h[kFlagsIndex] = kBlobPending;
     h[kTrackerPidIndex] = trackerProcessId();
     h[kTrackerPipeIndex] = trackerPipeInode();
     Atomics.store(h, kRefcountIndex, 1);
@@ -218,6 +226,15 @@ export class Segment {
   retain(): void {
     if (this.#state.released) throw new ClosedError(`${kindNames[this.kind]} '${this.name}' is closed`);
     Atomics.add(this.header, kRefcountIndex, 1);
+  }
+
+  /**
+   * A Blob's reference leaves this process's hands (the record naming it is
+   * about to be committed): from now on a death of its creator no longer
+   * makes it garbage (see kBlobPending).
+   */
+  publish(): void {
+    Atomics.store(this.header, kFlagsIndex, 0);
   }
 
   /** Drops a reference taken by retain() whose handle will never be received. */

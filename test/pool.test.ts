@@ -465,6 +465,22 @@ describe('Pool workers', () => {
     expect(JSON.parse(r.stdout)).toEqual({}); // before: {"Blob":4} or more
   }, 70_000);
 
+  it('a worker killed by terminate() after it made a big item\'s segment and before the record naming it was sent leaves no segment behind while the program runs, and the big items it did send stay readable (before: the segment stayed until the process tree ended)', async () => {
+    const r = await runNode(fixture('pool-killed-mid-send.mjs'), [], { env: { MULTIPROC_SHM_PREFIX: `tK${process.pid % 1_000_000}` }, timeoutMs: 90_000 });
+    expect(r.stderr).toBe('');
+    const item = (n: number) => [2 << 20, n, n, true];
+    expect(JSON.parse(r.stdout)).toEqual({
+      resultMade: true,
+      result: 'AbortError',
+      resultLeft: 0, // before: 1
+      queueMade: true,
+      queueKept: 4, // before: 5 (the one being put when the worker was killed stayed too)
+      queueItems: [item(1), item(2), item(3), item(4)],
+      queueEmpty: true,
+      queueLeft: 0, // before: 1
+    });
+  }, 100_000);
+
   it('stats().tasks adds up to the items given at every moment, right after terminate() too (before: running tasks counted twice, also as cancelled)', async () => {
     const pool = new mp.Pool({ processes: 2 });
     const total = (t: mp.PoolStats['tasks']): number => t.queued + t.running + t.done + t.failed + t.cancelled;

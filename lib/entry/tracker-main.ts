@@ -9,8 +9,20 @@
  * stderr when MULTIPROC_WARN_LEAKS=1, and in every case appended to the file
  * named by MULTIPROC_LEAK_REPORT (the test suite uses it). 'object' segments
  * (Value, Lock, Queue...) are the library's own and are cleaned silently.
+ *
+ * A Blob (a big item's segment) is registered with its creator's identity,
+ * and holds the creator's only reference until the creator publishes it,
+ * just before committing the record that names it (layout.ts
+ * kBlobPending). While such Blobs are registered, the tracker looks every
+ * kSweepMs whether their creators still run; a Blob whose creator is gone
+ * and whose header still says pending (or was never finished) can never be
+ * named by anyone, and is unlinked then, not when the tree ends: a pool
+ * worker killed by terminate() while it sent a big result left one for the
+ * pool's whole life.
  */
 import { appendFileSync } from 'node:fs';
+import { Kind, kBlobPending, kFlagsIndex, kHeaderBytes, kMagic, kMagicIndex, kVersionKindIndex } from '../layout';
+import { creatorGone } from '../liveness';
 import { native } from '../native';
 
 process.on('SIGINT', () => {});
@@ -20,6 +32,55 @@ process.on('SIGHUP', () => {});
 const live = new Map<string, { type: string; count: number }>();
 let pending = '';
 
+/** Blobs that may still be their creator's alone: name -> creator (pid, startStamp). */
+const unpublished = new Map<string, { pid: number; stamp: number }>();
+const kSweepMs = 100;
+let sweepTimer: NodeJS.Timeout | null = null;
+
+/** Whether the Blob `name`, its creator gone, was never published (or never finished): then nobody can ever name it. */
+function abandoned(name: string): boolean {
+  let buffer: ArrayBuffer;
+  try {
+    buffer = native.shmAttach(name);
+  } catch (e) {
+    // Empty (EINVAL): its creator died between shm_open and ftruncate. Else
+    // gone already (read and unlinked by its consumer), or not ours to judge.
+    return (e as { code?: string }).code === 'EINVAL';
+  }
+  try {
+    if (buffer.byteLength < kHeaderBytes) return true;
+    const h = new Int32Array(buffer, 0, kHeaderBytes / 4);
+    // No magic: its creator died inside create(), before anyone could attach it.
+    if (Atomics.load(h, kMagicIndex) !== kMagic) return true;
+    if (h[kVersionKindIndex]! >>> 16 !== Kind.Blob) return false;
+    return (Atomics.load(h, kFlagsIndex) & kBlobPending) !== 0;
+  } finally {
+    native.unmap(buffer);
+  }
+}
+
+function sweep(): void {
+  const gone = new Map<string, boolean>();
+  for (const [name, c] of unpublished) {
+    const key = `${c.pid}:${c.stamp}`;
+    let dead = gone.get(key);
+    if (dead === undefined) gone.set(key, (dead = creatorGone(c.pid, c.stamp)));
+    if (!dead) continue;
+    unpublished.delete(name);
+    if (!abandoned(name)) continue; // published: its record holds it, and its reader unlinks it
+    try {
+      native.shmUnlink(name);
+    } catch {
+      // gone meanwhile
+    }
+    live.delete(name);
+  }
+  if (unpublished.size === 0 && sweepTimer !== null) {
+    clearInterval(sweepTimer);
+    sweepTimer = null;
+  }
+}
+
 process.stdin.setEncoding('utf8');
 process.stdin.on('data', (chunk: string) => {
   pending += chunk;
@@ -27,15 +88,23 @@ process.stdin.on('data', (chunk: string) => {
   while ((nl = pending.indexOf('\n')) >= 0) {
     const line = pending.slice(0, nl);
     pending = pending.slice(nl + 1);
-    const [cmd, name, type] = line.split(':');
+    const [cmd, name, type, pid, stamp] = line.split(':');
     if (!name) continue;
     // Counted: a create that failed (EEXIST) registers and unregisters a name
     // that may belong to an earlier create, or to someone else.
     const entry = live.get(name);
-    if (cmd === 'REGISTER') live.set(name, { type: type ?? 'object', count: (entry?.count ?? 0) + 1 });
-    else if (cmd === 'UNREGISTER' && entry !== undefined) {
-      if (entry.count <= 1) live.delete(name);
-      else entry.count--;
+    if (cmd === 'REGISTER') {
+      live.set(name, { type: type ?? 'object', count: (entry?.count ?? 0) + 1 });
+      const p = Number(pid);
+      if (Number.isInteger(p) && p > 0) {
+        unpublished.set(name, { pid: p, stamp: Number(stamp) || 0 });
+        if (sweepTimer === null) (sweepTimer = setInterval(sweep, kSweepMs)).unref();
+      }
+    } else if (cmd === 'UNREGISTER' && entry !== undefined) {
+      if (entry.count <= 1) {
+        live.delete(name);
+        unpublished.delete(name);
+      } else entry.count--;
     }
   }
 });
