@@ -13,6 +13,19 @@ export class MultiprocError extends Error {
   }
 }
 
+/**
+ * A lock used out of turn: released by a thread that does not hold it, a
+ * Condition waited on or notified without its lock (code
+ * ERR_MULTIPROC_NOT_HELD), a BoundedSemaphore released past its value
+ * (ERR_MULTIPROC_RELEASED_TOO_MANY), an acquireSync() without a timeout of
+ * a Lock this thread holds (ERR_MULTIPROC_DEADLOCK). Python raises ValueError,
+ * AssertionError or RuntimeError for these; here they are the library's
+ * own errors (they were plain Errors: helper-72), told apart by `code`.
+ */
+export function misuseError(message: string, code: 'ERR_MULTIPROC_NOT_HELD' | 'ERR_MULTIPROC_RELEASED_TOO_MANY' | 'ERR_MULTIPROC_DEADLOCK'): MultiprocError {
+  return Object.assign(new MultiprocError(message), { code });
+}
+
 /** A non-blocking put on a full queue. */
 export class QueueFullError extends MultiprocError {}
 /** A non-blocking get on an empty queue. */
@@ -75,7 +88,7 @@ export function shmError(err: unknown, name: string, action: string): Error {
   const e = err as NodeJS.ErrnoException;
   switch (e?.code) {
     case 'ENOENT':
-      return Object.assign(new Error(`No shared memory segment named '${name}' exists (${action})`), { code: e.code, cause: err });
+      return Object.assign(new Error(`No shared memory segment named '${name}' exists (${action}): it was never made, or was unlinked already`), { code: e.code, cause: err });
     case 'EEXIST':
       return Object.assign(new Error(`A shared memory segment named '${name}' already exists; pick another name or attach to it`), { code: e.code, cause: err });
     case 'ENAMETOOLONG':

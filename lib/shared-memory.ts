@@ -122,7 +122,7 @@ export class SharedMemory {
     }
     this.#unlinked = true;
     if (this.#created) unregister(osName(this.name), 'shared_memory');
-    if (!existed) throw new Error(`No shared memory segment named '${this.name}' exists (already unlinked?)`);
+    if (!existed) throw Object.assign(new Error(`No shared memory segment named '${this.name}' exists (already unlinked by another process or object?)`), { code: 'ENOENT' });
   }
 
   [Symbol.dispose](): void {

@@ -137,6 +137,9 @@ function lockOption(options: unknown, what: string): SharedOptions['lock'] {
   return (options as SharedOptions).lock;
 }
 
+/** The kinds of object a Value/SharedArray's lock may be (what has acquire/release/withLock and a handle). */
+const kLockKinds: readonly string[] = ['Lock', 'RLock', 'Semaphore', 'BoundedSemaphore', 'Condition'];
+
 function resolveLock(lock: SharedOptions['lock'], what: string): ResolvedLock {
   if (lock === undefined || lock === true) {
     if (defaultLockFactory === undefined) {
@@ -146,8 +149,11 @@ function resolveLock(lock: SharedOptions['lock'], what: string): ResolvedLock {
     return { lock: own, own };
   }
   if (lock === false) return kNoLock;
-  if (typeof lock === 'object' && lock !== null && typeof lock.acquire === 'function' && typeof lock.release === 'function' && typeof lock.withLock === 'function') return { lock, own: null };
-  throw new TypeError(`Expected "lock" to be true, false or a Lock/RLock, got ${describeValue(lock)}`);
+  // One of the library's locks, which travel with the value (Python takes any object with acquire/release;
+  // a look-alike here could not be sent to another process, which is what a shared value is for).
+  if (typeof lock === 'object' && lock !== null && typeof lock.acquire === 'function' && typeof lock.release === 'function' && typeof lock.withLock === 'function' &&
+    kLockKinds.includes((lock as object).constructor?.name)) return { lock, own: null };
+  throw new TypeError(`Expected "lock" to be true, false or a Lock, RLock, Semaphore, BoundedSemaphore or Condition, got ${describeValue(lock)}`);
 }
 
 /** The data segment; a lock made for it is closed if that fails (it would have stayed mapped until GC). */
@@ -553,8 +559,6 @@ export function RawArray<C extends Typecode>(typecode: C, lengthOrValues: number
   return createArray(typecode, lengthOrValues, () => kNoLock);
 }
 
-/** The kinds of object a Value/SharedArray's lock may be (what has acquire/release/withLock and a handle). */
-const kLockKinds: readonly string[] = ['Lock', 'RLock', 'Semaphore', 'BoundedSemaphore', 'Condition'];
 
 /** Attaches what a Value/SharedArray handle names, its lock a mapping of its own (see attachWithLock). */
 function receive<T extends object>(h: Handle, kind: Kind, make: (seg: Segment, lock: OwnLock | null) => T): T {

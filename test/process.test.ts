@@ -212,6 +212,12 @@ describe.each<Method>(['spawn', 'forkserver'])('Process (%s)', (method) => {
     expect(() => p.pid).toThrow(/closed/);
     expect([typeof p.name, p.daemon, p.startMethod]).toEqual(['string', false, method]);
     p.close(); // again: a no-op
+    // A closed shared object in the args: a ClosedError, as under 'fork' and in Queue.put (before: a TypeError advising shared objects).
+    const closed = mp.Value('i', 1);
+    closed.close();
+    const q = new mp.Process({ target: (x: unknown) => x, args: [closed], startMethod: method });
+    await expect((async () => q.start())()).rejects.toThrow(/^The args of Process-.* hold a closed object: Value '.*' is closed; close it after start\(\), not before$/);
+    await expect((async () => q.start())()).rejects.toBeInstanceOf(mp.ClosedError);
   });
 });
 

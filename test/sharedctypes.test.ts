@@ -57,6 +57,11 @@ describe('Value / RawValue', () => {
     expect(() => made.push(mp.SharedArray('d', 3, { Lock: false } as never))).toThrow('Unknown option "Lock" for SharedArray() (did you mean "lock"?)');
     expect(() => made.push(mp.Value('i', 1, { synchronized: false } as never))).toThrow('Unknown option "synchronized" for Value(); the options are "lock"');
     expect(() => made.push(mp.Value('i', 1, 5 as never))).toThrow('Expected the Value options to be an object like { lock }, got 5');
+    // Any of the library's locks (a Semaphore too, as Python takes any lock); a look-alike that could not travel is refused here.
+    const sem = new mp.Semaphore(1);
+    made.push(sem, mp.Value('i', 1, { lock: sem }));
+    const fake = { acquire: async () => true, release: () => {}, withLock: async () => 1 };
+    expect(() => made.push(mp.Value('i', 1, { lock: fake as never }))).toThrow('Expected "lock" to be true, false or a Lock, RLock, Semaphore, BoundedSemaphore or Condition, got an object');
     for (const o of made) o.close();
   });
 

@@ -1231,6 +1231,35 @@ describe('bad input', () => {
     lock.close(); ev.close(); cond.close();
   });
 
+  it('a lock used out of turn throws the library\'s own error with a code (before: plain Errors, not instanceof MultiprocError)', async () => {
+    const lock = new mp.Lock();
+    const cond = new mp.Condition();
+    const bs = new mp.BoundedSemaphore(1);
+    const shm = mp.SharedMemory.create(16);
+    const codeOf = (f: () => unknown): unknown[] => {
+      try {
+        f();
+      } catch (e) {
+        return [e instanceof mp.MultiprocError, (e as { code?: string }).code];
+      }
+      return ['no error'];
+    };
+    try {
+      expect(codeOf(() => lock.release())).toEqual([true, 'ERR_MULTIPROC_NOT_HELD']);
+      expect(codeOf(() => cond.notify())).toEqual([true, 'ERR_MULTIPROC_NOT_HELD']);
+      expect(codeOf(() => bs.release())).toEqual([true, 'ERR_MULTIPROC_RELEASED_TOO_MANY']);
+      lock.acquireSync();
+      expect(codeOf(() => lock.acquireSync())).toEqual([true, 'ERR_MULTIPROC_DEADLOCK']);
+      lock.release();
+      const other = mp.SharedMemory.attach(shm.name);
+      other.unlink();
+      expect(codeOf(() => shm.unlink())).toEqual([false, 'ENOENT']); // as fs errors: an Error with its errno code
+      other.close();
+    } finally {
+      lock.close(); cond.close(); bs.close(); shm.close();
+    }
+  });
+
   it('every async wait takes a number of milliseconds as its timeout, as event.wait(ms) does (before: a TypeError from acquire(ms), get(ms), put(x, ms), recv(ms))', async () => {
     const lock = new mp.Lock();
     const sem = new mp.Semaphore(1);

@@ -518,7 +518,7 @@ export class Barrier {
         // spent here, it broke the next round the moment it began.
         deadline = deadlineFrom('timeoutMs', timeoutMs ?? this.#timeout);
       }
-      if (Atomics.load(w, STATE) < 0) throw new BrokenBarrierError('The barrier is broken');
+      if (Atomics.load(w, STATE) < 0) throw new BrokenBarrierError('The barrier is broken (a wait timed out, abort() was called or an action threw): reset() makes it usable again');
       const word = Atomics.add(w, COUNT, 1);
       const index = word & this.#countMask;
       epoch = word & ~this.#countMask;

@@ -47,6 +47,7 @@
  * holding the lock, so none can be in progress then).
  */
 import { holderAlive, recentlyAlive } from '../liveness';
+import { misuseError } from '../errors';
 import { Kind } from '../layout';
 import { isHandle, registerKind, toHandle, type Handle } from '../reduction';
 import { attachWithLock, type Segment } from '../segment';
@@ -143,7 +144,7 @@ export class Condition extends Acquirable {
 
   #mustHold(method: string): void {
     if (!this.#lock[kIsMine]()) {
-      throw new Error(`Condition.${method}(): the condition's lock is not held by this thread; acquire it first`);
+      throw misuseError(`Condition.${method}(): the condition's lock is not held by this thread; acquire it first`, 'ERR_MULTIPROC_NOT_HELD');
     }
   }
 

@@ -46,6 +46,7 @@
  */
 import { holderAlive } from '../liveness';
 import { WaitResult } from '../native';
+import { misuseError } from '../errors';
 import { Kind } from '../layout';
 import { registerKind, type Handle } from '../reduction';
 import { attachShared, type Segment } from '../segment';
@@ -203,7 +204,7 @@ export class Mutex {
 
   #deadlockCheck(deadline: number): void {
     if (!this.#recursive && deadline === Infinity && this.isMine()) {
-      throw new Error(`${this.#what}.acquireSync() would deadlock: this thread already holds it (use an RLock to re-enter)`);
+      throw misuseError(`${this.#what}.acquireSync() would deadlock: this thread already holds it (use an RLock to re-enter)`, 'ERR_MULTIPROC_DEADLOCK');
     }
   }
 
@@ -300,10 +301,10 @@ export class Mutex {
   }
 
   #notOwner(c: number): Error {
-    if (c === 0) return new Error(`${this.#what}.release(): the ${this.#what} is not held`);
+    if (c === 0) return misuseError(`${this.#what}.release(): the ${this.#what} is not held (release() once per acquire)`, 'ERR_MULTIPROC_NOT_HELD');
     const pid = c & kPidMask;
     const who = pid === myPid() ? `another thread of this process (threadId ${this.#w[TID] - 1})` : `process ${pid}`;
-    return new Error(`${this.#what}.release(): the ${this.#what} is held by ${who}, not by this thread; only the owner may release it`);
+    return misuseError(`${this.#what}.release(): the ${this.#what} is held by ${who}, not by this thread; only the owner may release it (a Semaphore(1) may be released by anyone)`, 'ERR_MULTIPROC_NOT_HELD');
   }
 
   /** Fully releases (whatever the recursion depth) and returns the depth to restore. */

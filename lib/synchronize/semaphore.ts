@@ -39,6 +39,7 @@
  * a slot at count 0 would race with another thread of the same process
  * counting into it); a full table first reclaims the slots of dead pids.
  */
+import { misuseError } from '../errors';
 import { Kind } from '../layout';
 import { WaitResult } from '../native';
 import { registerKind, type Handle } from '../reduction';
@@ -183,7 +184,7 @@ export class Semaphore extends Acquirable {
     for (;;) {
       if (c < n) {
         const held = c <= 0 ? 'no permit' : `only ${c} permit${c === 1 ? '' : 's'}`;
-        throw new Error(`${this.constructor.name}.${releaseCall(n)}: this process holds ${held} (the semaphore tracks its holders)`);
+        throw misuseError(`${this.constructor.name}.${releaseCall(n)}: this process holds ${held} (the semaphore tracks its holders)`, 'ERR_MULTIPROC_NOT_HELD');
       }
       const seen = Atomics.compareExchange(w, at + 1, c, c - n);
       if (seen === c) return;
@@ -320,7 +321,7 @@ export class Semaphore extends Acquirable {
   }
 
   #overRelease(v: number, n: number, max: number): Error {
-    return new Error(`BoundedSemaphore.${releaseCall(n)}: released too many times (its value is ${v}, and may not exceed ${max}, the value it was created with)`);
+    return misuseError(`BoundedSemaphore.${releaseCall(n)}: released too many times (its value is ${v}, and may not exceed ${max}, the value it was created with)`, 'ERR_MULTIPROC_RELEASED_TOO_MANY');
   }
 
   /** With trackHolders: permits given back so far (all processes) because their holder died. */
