@@ -39,6 +39,23 @@ export function takeCallbacks<O extends object, R>(options: (O & AsyncCallbacks<
   return { rest: rest as O, callbacks };
 }
 
+/**
+ * A callback that throws is the caller's bug: it surfaces as an uncaught
+ * exception, as a throwing event listener does, not as this call's error
+ * (an errorCallback that rethrew the call's own error was swallowed: review
+ * helper-75).
+ */
+function runCallback<T>(cb: ((v: T) => void) | undefined, v: T): void {
+  if (cb === undefined) return;
+  try {
+    cb(v);
+  } catch (e) {
+    queueMicrotask(() => {
+      throw e;
+    });
+  }
+}
+
 export class AsyncResult<R> {
   #state: 'pending' | 'ok' | 'error' = 'pending';
   #value: R | undefined;
@@ -63,23 +80,17 @@ export class AsyncResult<R> {
       (value) => {
         this.#state = 'ok';
         this.#value = value;
-        callback?.(value);
+        runCallback(callback, value);
         return value;
       },
       (err: unknown) => {
         this.#state = 'error';
         this.#error = err as Error;
-        errorCallback?.(err as Error);
+        runCallback(errorCallback, err as Error);
         throw err;
       },
     );
-    // A callback that throws is the caller's bug: it surfaces as an uncaught
-    // exception, as a throwing event listener does, not as this call's error.
-    this.#promise.catch((e: unknown) => {
-      if (e !== this.#error) queueMicrotask(() => {
-        throw e;
-      });
-    });
+    this.#promise.catch(() => {});
   }
 
   /** Whether the call has finished (succeeded or failed). */

@@ -45,7 +45,7 @@ import { roundCapacity, type GetOptions } from './queues';
 import { Process } from './process';
 import { attachShared, collectFresh, Segment } from './segment';
 import { kDrainUnread, kHandleTag, kSentTaken, kSentTo, kToHandle, kUnlinkNow, kUserWord } from './symbols';
-import { checkInteger, checkOptionNames, deadlineFrom, describeValue, parseWait, remaining, type ParsedWait } from './validate';
+import { checkInteger, checkOptionNames, deadlineFrom, describeValue, kMaxTimerMs, parseWait, remaining, type ParsedWait } from './validate';
 import { currentCpu, forkGeneration, waitAsync, WaitResult } from './wait';
 
 export interface PipeOptions {
@@ -660,12 +660,15 @@ export class Connection<T = unknown> {
 
   /**
    * Whether a message (or the end of the stream) is ready, waiting up to
-   * `timeout` ms (default 0: just look). `{ signal }` ends the wait early
-   * with the signal's reason, as a recv()'s does.
+   * `timeout` ms. poll() and poll(ms) default to 0 (just look), as Python's;
+   * an options object without a timeout waits for good, so that
+   * `poll({ signal })` waits until a message or the abort (which rejects
+   * with the signal's reason, as a recv()'s does).
    */
   async poll(options: GetOptions | number = 0): Promise<boolean> {
     const ch = this.#readChannel();
     const { deadline, signal } = parseWait(options, 'Connection.poll()');
+    if (signal?.aborted) throw signal.reason;
     const local = ch.localClosed('get');
     if (signal === undefined) return this.#poll(ch, deadline, local);
     // One signal for the waits: this end's close, or the caller's (through
@@ -814,6 +817,26 @@ function recvOptions(opts: unknown, method: 'recv' | 'recvBytes'): ParsedWait {
   return parseWait(opts, `Connection.${method}()`);
 }
 
+/** Callbacks waiting for a process's exit: one reaction on its exit promise, however many wait() calls watch it. */
+const exitWatchers = new WeakMap<Process, Set<() => void>>();
+
+function onExit(p: Process, cb: () => void): () => void {
+  let set = exitWatchers.get(p);
+  if (set === undefined) {
+    const mine = new Set<() => void>();
+    set = mine;
+    exitWatchers.set(p, mine);
+    const fire = (): void => {
+      for (const f of mine) f();
+      mine.clear();
+    };
+    p.whenExited().then(fire, fire);
+  }
+  const watchers = set;
+  watchers.add(cb);
+  return () => watchers.delete(cb);
+}
+
 /**
  * Python's multiprocessing.connection.wait(): resolves with those of
  * `objects` that are ready, once one is or `timeoutMs` passes (then []). A
@@ -843,22 +866,28 @@ export async function wait<T extends Connection<unknown> | Process>(objects: Ite
   const first = await readyNow();
   if (first.length > 0 || deadline !== Infinity && remaining(deadline) <= 0) return first;
   const stop = new AbortController();
-  let timer: NodeJS.Timeout | undefined;
   const polls: Promise<unknown>[] = [];
-  const others: Promise<unknown>[] = [];
-  for (const o of list) {
-    if (o instanceof Process) others.push(o.whenExited());
-    else polls.push(o.poll({ timeout: remaining(deadline), signal: stop.signal }));
-  }
-  if (deadline !== Infinity) others.push(new Promise<void>((r) => (timer = setTimeout(r, remaining(deadline)))));
+  for (const o of list) if (!(o instanceof Process)) polls.push(o.poll({ timeout: remaining(deadline), signal: stop.signal }));
+  let timer: NodeJS.Timeout | undefined;
+  let unwatch: (() => void)[] = [];
+  // A process's exit or the timeout. The timer (for good, without one) keeps
+  // the loop alive as join() would: an exit watch does not, and waiting on a
+  // daemon child alone let the script end, and the daemon be SIGTERMed
+  // (review helper-75).
+  const exitOrTime = new Promise<void>((resolve) => {
+    unwatch = list.filter((o) => o instanceof Process).map((p) => onExit(p, resolve));
+    timer = deadline === Infinity ? setInterval(() => {}, kMaxTimerMs) : setTimeout(resolve, remaining(deadline));
+  });
   try {
     // The first to settle (a poll that saw data or timed out, an exit, the
     // timer) ends the wait; an error (this end closed meanwhile) is thrown.
-    await Promise.race([...polls, ...others]);
+    await Promise.race([...polls, exitOrTime]);
   } finally {
-    // The exits and the timer may stay pending (not awaited); the polls end
-    // at once (aborted): none is left to take a later message's wake-up.
-    clearTimeout(timer);
+    // The polls end at once (aborted): none is left to take a later
+    // message's wake-up; the exit watches go (one reaction per call on the
+    // child's exit promise grew the heap ~300 bytes a wait: helper-75).
+    clearInterval(timer); // (either kind)
+    for (const off of unwatch) off();
     stop.abort();
     await Promise.allSettled(polls);
   }

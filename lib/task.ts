@@ -567,7 +567,8 @@ function explainImportError(url: string, e: unknown): unknown {
     // require()'s habit: a path without its extension, which import() does
     // not add (before: the message only blamed where the path was resolved).
     const path = fileURLToPath(url);
-    const withExt = extname(path) === '' ? ['.js', '.mjs', '.cjs', '.ts', '.mts', '.cts'].find((x) => existsSync(path + x)) : undefined;
+    // (Not only for a name without a dot: `./task.worker` names task.worker.mjs too; review helper-75.)
+    const withExt = existsSync(path) ? undefined : ['.js', '.mjs', '.cjs', '.ts', '.mts', '.cts'].find((x) => existsSync(path + x));
     if (withExt !== undefined) {
       return new ProcessError(`Cannot find the task or target module ${path}: module paths need their extension (import() adds none, as require() did): name '${basename(path)}${withExt}'`, { cause: e });
     }

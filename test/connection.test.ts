@@ -268,6 +268,8 @@ describe('wait() on connections and processes', () => {
   it('a wait that ends leaves no poll behind: a later message is not taken; closing a watched end rejects; bad input is a clear error', async () => {
     const [a, b] = mp.Pipe();
     const [r, w] = mp.Pipe(false);
+    const [a2, b2] = mp.Pipe();
+    const [a3, b3] = mp.Pipe();
     try {
       expect(await mp.wait([a, b], 20)).toEqual([]);
       await a.send(1);
@@ -282,9 +284,20 @@ describe('wait() on connections and processes', () => {
       await expect(mp.wait([new mp.Process({ target: () => {} })])).rejects.toThrow('wait(): Process-');
       await expect(mp.wait([w])).rejects.toThrow(/write end of a simplex pipe/);
       await expect(mp.wait([b], -1)).rejects.toBeInstanceOf(TypeError);
+      // An aborted signal rejects a poll at once, with a message ready or not (before: it answered).
+      await a2.send('x');
+      await expect(a3.poll({ signal: AbortSignal.abort(new Error('stop')) })).rejects.toThrow('stop');
+      await expect(b2.poll({ signal: AbortSignal.abort(new Error('stop')) })).rejects.toThrow('stop');
+      expect(await b2.poll()).toBe(true);
     } finally {
-      for (const o of [a, b, r, w]) o.close();
+      for (const o of [a, b, r, w, a2, b2, a3, b3]) o.close();
     }
+  });
+
+  it('waiting on a daemon child alone keeps the script alive until it exits (before: the script ended and the daemon was SIGTERMed)', async () => {
+    const r = await runNode(fixture('wait-edge-cases.mjs'), ['daemon'], { timeoutMs: 30_000 });
+    expect(r.stderr).toBe('');
+    expect(JSON.parse(r.stdout)).toEqual({ ready: 1, exitCode: 0 });
   });
 });
 

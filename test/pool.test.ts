@@ -200,6 +200,8 @@ describe('Pool', () => {
     expect(await pool.apply({ module: fixture('pool-tasks.cjs'), export: 'greet' }, ['Ada'])).toBe('hello Ada');
     // require()'s habit of leaving the extension out: the message says which file to name (before: only where the path was resolved).
     await expect(pool.apply({ module: fixture('pool-tasks'), export: 'greet' }, ['Ada'])).rejects.toThrow(/Cannot find the task or target module .*pool-tasks: module paths need their extension \(import\(\) adds none, as require\(\) did\): name 'pool-tasks\.mjs'/);
+    await expect(pool.apply({ module: fixture('tasks.worker'), export: 'triple' }, [2])).rejects.toThrow(/module paths need their extension .*: name 'tasks\.worker\.mjs'/);
+    expect(await pool.apply({ module: fixture('tasks.worker.mjs'), export: 'triple' }, [2])).toBe(6);
   });
 
   it('runs tasks named with defineTask (module export, async, renamed export) and says when the export is missing', async () => {
@@ -395,6 +397,9 @@ describe('Pool', () => {
       await expect(pool.applyAsync(() => 1, [], { callback: 5 as never }).get()).rejects.toThrow('Expected "callback" of Pool.applyAsync() to be a function, got 5');
       await expect(pool.mapAsync((x: number) => x, [1], { chunkSize: 1 } as never).get()).rejects.toThrow('Unknown option "chunkSize" for Pool.map()');
       expect(() => new (mp.AsyncResult as unknown as new () => unknown)()).toThrow('AsyncResult has no public constructor');
+      // An errorCallback that rethrows the call's own error: uncaught, as any throwing callback (before: swallowed).
+      const r2 = await runNode(fixture('wait-edge-cases.mjs'), ['callback'], { timeoutMs: 30_000 });
+      expect(JSON.parse(r2.stdout)).toEqual({ uncaught: 'task failed' });
     } finally {
       go.close();
     }

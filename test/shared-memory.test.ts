@@ -295,6 +295,19 @@ made.shm.close()
       expect(() => sl.set(1, (() => 1) as never)).toThrow(TypeError);
       expect(() => sl.index('x')).toThrow(RangeError);
       expect(sl.toArray()).toEqual(['abc', 1]);
+      // Numbers read back as they were written: -0 and integers past 2^53 are floats (before: 0, and a bigint).
+      const nums = mp.ShareableList.create([-0, 2 ** 53 + 2, 2 ** 70, 7]);
+      expect(nums.toArray()).toEqual([-0, 2 ** 53 + 2, 2 ** 70, 7]);
+      expect(Object.is(nums.get(0), -0)).toBe(true);
+      expect(nums.format).toBe('dddq');
+      nums.close();
+      nums.unlink();
+      expect(() => nums.get(0)).toThrow(mp.ClosedError);
+      expect(() => nums.format).toThrow(mp.ClosedError);
+      const tiny = mp.SharedMemory.create(4);
+      expect(() => mp.ShareableList.attach(tiny.name)).toThrow(`Segment '${tiny.name}' does not hold a ShareableList (4 bytes)`);
+      tiny.close();
+      tiny.unlink();
       new Uint8Array(junk.buffer).fill(0xff);
       expect(() => mp.ShareableList.attach(junk.name)).toThrow(`Segment '${junk.name}' does not hold a ShareableList (bad item count -1)`);
     } finally {
