@@ -20,7 +20,18 @@ writeFileSync(
     // also leaves an unhandled rejection, which ended the process even when
     // the caller caught the import's error (helper-60).
     `import { createRequire } from 'node:module';\n` +
-    `const cjs = createRequire(import.meta.url)('../cjs/index.js');\n` +
+    // Bundled (esbuild --format=esm): the relative require no longer finds
+    // the CommonJS build; say what the CommonJS face says when bundled
+    // (before: a bare "Cannot find module '../cjs/index.js'"; helper-73).
+    `let cjs;\n` +
+    `try {\n` +
+    `  cjs = createRequire(import.meta.url)('../cjs/index.js');\n` +
+    `} catch (e) {\n` +
+    `  if (e?.code !== 'MODULE_NOT_FOUND' || !String(e.message).includes('../cjs/index.js')) throw e;\n` +
+    `  const err = new Error("multiproc cannot be bundled: its ES module face loads its CommonJS build (dist/cjs), its native addon and its worker entry files from node_modules/multiproc. Mark it external in your bundler (esbuild: --external:multiproc; webpack: externals: { multiproc: 'commonjs multiproc' }; Rollup/Vite: external: ['multiproc']; Next.js: serverExternalPackages: ['multiproc']) and ship node_modules/multiproc with the bundle.", { cause: e });\n` +
+    `  Object.defineProperty(err, 'name', { value: 'NativeAddonError' });\n` +
+    `  throw err;\n` +
+    `}\n` +
     `export const { ${names.join(', ')} } = cjs;\n` +
     `export default cjs;\n`,
 );

@@ -89,4 +89,17 @@ describe('loading the package without its addon', () => {
     expect(e.message).toMatch(/cannot find the package root/);
     expect(e.message).toMatch(/Mark it external in your bundler \(esbuild: --external:multiproc/);
   });
+
+  it('its ES module face bundled without the CommonJS build beside it (esbuild --format=esm): says to mark multiproc external (before: "Cannot find module \'../cjs/index.js\'")', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'multiproc-esm-bundle-'));
+    dirs.push(dir);
+    cpSync(join(root, 'dist', 'esm', 'index.mjs'), join(dir, 'bundle.mjs'));
+    const script = `try { await import(${JSON.stringify(join(dir, 'bundle.mjs'))}); console.log('loaded'); }
+      catch (e) { console.log(JSON.stringify({ name: e.name, message: e.message })); }`;
+    const r = await collect(spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'pipe'] }));
+    expect(r.stderr).toBe('');
+    const e = JSON.parse(r.stdout) as { name: string; message: string };
+    expect(e.name).toBe('NativeAddonError');
+    expect(e.message).toMatch(/^multiproc cannot be bundled: .*Mark it external in your bundler \(esbuild: --external:multiproc/);
+  });
 });
