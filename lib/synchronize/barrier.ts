@@ -25,8 +25,9 @@
  * A party arriving while the previous round drains (or a reset completes)
  * waits for COUNT to reach 0 first; its index is its arrival order in the
  * round, 0..parties-1 (among the parties alive when it completes: a party
- * killed inside wait() leaves no gap and no duplicate, see #rank). The last to arrive (index parties-1) runs the action
- * and moves the barrier to DRAINING, waking everyone. The action runs
+ * killed inside wait() leaves no gap and no duplicate, see #rank). The last
+ * to arrive (index parties-1) runs the action and moves the barrier to
+ * DRAINING, waking everyone. The action runs
  * without the mutex, in state ACTING (the round stays closed: arrivals wait,
  * the parties inside keep waiting and do not time out, as in Python, where
  * the action holds the lock), so that abort() and reset() elsewhere, which
