@@ -32,9 +32,17 @@ process.on('SIGHUP', () => {});
 const live = new Map<string, { type: string; count: number }>();
 let pending = '';
 
-/** Blobs that may still be their creator's alone: name -> creator (pid, startStamp). */
-const unpublished = new Map<string, { pid: number; stamp: number }>();
+/** Blobs that may still be their creator's alone: name -> creator (pid, startStamp), and when to look whether it published them. */
+const unpublished = new Map<string, { pid: number; stamp: number; lookAt: number }>();
 const kSweepMs = 100;
+/**
+ * How old an entry of a living creator gets before the sweep looks whether
+ * the Blob was published, and then how often: a published one leaves the
+ * map, so the sweep walks only Blobs still being put (it walked every unread
+ * Blob for as long as its creator lived: 40k of them cost 10% of a core;
+ * review helper-77).
+ */
+const kPublishedLookMs = 1000;
 let sweepTimer: NodeJS.Timeout | null = null;
 
 /** Whether the Blob `name`, its creator gone, was never published (or never finished): then nobody can ever name it. */
@@ -59,13 +67,38 @@ function abandoned(name: string): boolean {
   }
 }
 
+/** Whether the Blob `name` of a living creator no longer needs watching: published (or unlinked, or not a Blob). */
+function settled(name: string): boolean {
+  let buffer: ArrayBuffer;
+  try {
+    buffer = native.shmAttach(name);
+  } catch (e) {
+    return (e as { code?: string }).code !== 'EINVAL'; // empty: still being made
+  }
+  try {
+    if (buffer.byteLength < kHeaderBytes) return false;
+    const h = new Int32Array(buffer, 0, kHeaderBytes / 4);
+    if (Atomics.load(h, kMagicIndex) !== kMagic) return false; // still being made
+    if (h[kVersionKindIndex]! >>> 16 !== Kind.Blob) return true;
+    return (Atomics.load(h, kFlagsIndex) & kBlobPending) === 0;
+  } finally {
+    native.unmap(buffer);
+  }
+}
+
 function sweep(): void {
   const gone = new Map<string, boolean>();
+  const now = Date.now();
   for (const [name, c] of unpublished) {
     const key = `${c.pid}:${c.stamp}`;
     let dead = gone.get(key);
     if (dead === undefined) gone.set(key, (dead = creatorGone(c.pid, c.stamp)));
-    if (!dead) continue;
+    if (!dead) {
+      if (now < c.lookAt) continue;
+      if (settled(name)) unpublished.delete(name);
+      else c.lookAt = now + kPublishedLookMs;
+      continue;
+    }
     unpublished.delete(name);
     if (!abandoned(name)) continue; // published: its record holds it, and its reader unlinks it
     try {
@@ -97,7 +130,7 @@ process.stdin.on('data', (chunk: string) => {
       live.set(name, { type: type ?? 'object', count: (entry?.count ?? 0) + 1 });
       const p = Number(pid);
       if (Number.isInteger(p) && p > 0) {
-        unpublished.set(name, { pid: p, stamp: Number(stamp) || 0 });
+        unpublished.set(name, { pid: p, stamp: Number(stamp) || 0, lookAt: Date.now() + kPublishedLookMs });
         if (sweepTimer === null) (sweepTimer = setInterval(sweep, kSweepMs)).unref();
       }
     } else if (cmd === 'UNREGISTER' && entry !== undefined) {
