@@ -44,7 +44,7 @@ import { kConsumersWaiting, kControlBytes, kDataSeq, kFutexSleeper, kGetLock, kH
 import { roundCapacity, type GetOptions } from './queues';
 import { Process } from './process';
 import { attachShared, collectFresh, Segment } from './segment';
-import { kDrainUnread, kHandleTag, kSentTaken, kSentTo, kToHandle, kUnlinkNow, kUserWord } from './symbols';
+import { kDrainUnread, kHandleTag, kOnExit, kSentTaken, kSentTo, kToHandle, kUnlinkNow, kUserWord } from './symbols';
 import { checkInteger, checkOptionNames, deadlineFrom, describeValue, kMaxTimerMs, parseWait, remaining, type ParsedWait } from './validate';
 import { currentCpu, forkGeneration, waitAsync, WaitResult } from './wait';
 
@@ -817,26 +817,6 @@ function recvOptions(opts: unknown, method: 'recv' | 'recvBytes'): ParsedWait {
   return parseWait(opts, `Connection.${method}()`);
 }
 
-/** Callbacks waiting for a process's exit: one reaction on its exit promise, however many wait() calls watch it. */
-const exitWatchers = new WeakMap<Process, Set<() => void>>();
-
-function onExit(p: Process, cb: () => void): () => void {
-  let set = exitWatchers.get(p);
-  if (set === undefined) {
-    const mine = new Set<() => void>();
-    set = mine;
-    exitWatchers.set(p, mine);
-    const fire = (): void => {
-      for (const f of mine) f();
-      mine.clear();
-    };
-    p.whenExited().then(fire, fire);
-  }
-  const watchers = set;
-  watchers.add(cb);
-  return () => watchers.delete(cb);
-}
-
 /**
  * Python's multiprocessing.connection.wait(): resolves with those of
  * `objects` that are ready, once one is or `timeoutMs` passes (then []). A
@@ -875,7 +855,7 @@ export async function wait<T extends Connection<unknown> | Process>(objects: Ite
   // daemon child alone let the script end, and the daemon be SIGTERMed
   // (review helper-75).
   const exitOrTime = new Promise<void>((resolve) => {
-    unwatch = list.filter((o) => o instanceof Process).map((p) => onExit(p, resolve));
+    unwatch = list.filter((o) => o instanceof Process).map((p) => p[kOnExit](resolve));
     timer = deadline === Infinity ? setInterval(() => {}, kMaxTimerMs) : setTimeout(resolve, remaining(deadline));
   });
   try {

@@ -19,7 +19,7 @@ import { ClosedError, ProcessError } from './errors';
 import { native } from './native';
 import type { ChildSpec, ChildTarget, Popen, StartMethod } from './popen/popen';
 import { forEachShared, reduce, reduceForFork, releaseHandles } from './reduction';
-import { kKillAtExit, kLostWithServer, kNotSendable, kSentTo, kStartAsync } from './symbols';
+import { kKillAtExit, kLostWithServer, kNotSendable, kOnExit, kSentTo, kStartAsync } from './symbols';
 import { checkForkedImport, describeTask, refuseWhileImportingTarget } from './task';
 import { checkOptionNames, deadlineFrom, describeValue } from './validate';
 import * as context from './context';
@@ -274,6 +274,9 @@ export class Process<A extends readonly unknown[] = never[]> {
   #daemon: boolean;
   /** join() calls pending: each keeps the child ref()d, a daemon too, until the last is done. */
   #joins = 0;
+  /** kOnExit's callbacks, and whether its one reaction on the exit is in place. */
+  readonly #exitWatchers = new Set<() => void>();
+  #exitWatched = false;
   #method: StartMethod | undefined;
   readonly #place: ChildPlace;
   readonly #chain: readonly number[];
@@ -546,6 +549,33 @@ export class Process<A extends readonly unknown[] = never[]> {
     return popen.exited;
   }
 
+  /**
+   * Runs `cb` once the process has exited; returns the function that stops
+   * watching. One reaction on the exit promise however many watch: a race
+   * against it per join(timeout) or wait() added one each, kept until the
+   * exit (a loop of join(1) on a live worker grew the heap ~300 bytes a
+   * call; helper-76, review helper-75).
+   */
+  [kOnExit](cb: () => void): () => void {
+    const popen = this.#popen;
+    if (popen === null) throw new ProcessError(`${this.#name} was never started`);
+    if (popen.returncode !== null) {
+      queueMicrotask(cb);
+      return () => {};
+    }
+    if (!this.#exitWatched) {
+      this.#exitWatched = true;
+      const fire = (): void => {
+        for (const f of this.#exitWatchers) f();
+        this.#exitWatchers.clear();
+      };
+      popen.exited.then(fire, fire);
+    }
+    const entry = (): void => cb(); // its own entry: one cb may watch twice
+    this.#exitWatchers.add(entry);
+    return () => this.#exitWatchers.delete(entry);
+  }
+
   /** Resolves when the process has exited, or when timeoutMs passes (check exitCode). */
   async join(timeoutMs?: number): Promise<void> {
     this.#check('join');
@@ -564,12 +594,15 @@ export class Process<A extends readonly unknown[] = never[]> {
         await popen.exited;
         return;
       }
-      let timer: NodeJS.Timeout | undefined;
-      await Promise.race([
-        popen.exited,
-        new Promise<void>((r) => (timer = setTimeout(r, Math.max(0, deadline - performance.now())))),
-      ]);
-      clearTimeout(timer);
+      await new Promise<void>((resolve) => {
+        const done = (): void => {
+          clearTimeout(timer);
+          off();
+          resolve();
+        };
+        const off = this[kOnExit](done);
+        const timer = setTimeout(done, Math.max(0, deadline - performance.now()));
+      });
     } finally {
       popen.setRef(--this.#joins > 0 || (!this.#daemon && popen.returncode === null));
     }

@@ -34,6 +34,8 @@ export const kKillAtExit: unique symbol = Symbol('multiproc.killAtExit');
 export const kLostWithServer: unique symbol = Symbol('multiproc.lostWithServer');
 /** Connection method: an Int32Array over the one pipe word free for its user (a pool worker's pipe: the job it is on). */
 export const kUserWord: unique symbol = Symbol('multiproc.userWord');
+/** Process: runs a callback once it has exited (join(timeout), wait()); one reaction on its exit however many watch. */
+export const kOnExit: unique symbol = Symbol('multiproc.onExit');
 
 /**
  * A pool job's id as that word holds it: positive and below 2^30 (ids grow
