@@ -14,6 +14,13 @@ describe('examples', () => {
     expect(r.stdout).toMatch(/hello, linus, from pid \d+/);
   });
 
+  it('python-interop.mjs: a ShareableList shared with python3, and a supervisor loop on mp.wait()', async () => {
+    const r = await runNode(example('python-interop.mjs'));
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toBe("python saw [41, 2.5, 'from py', None]\nnode saw [ 42, 2.5, 'from py', null ]\nreceived 6 messages from 3 workers; exit codes 0, 0, 0\n");
+  });
+
   it('pool-progress.mjs: imapUnordered drives a progress bar', async () => {
     const r = await runNode(example('pool-progress.mjs'));
     expect(r.code).toBe(0);
