@@ -585,6 +585,15 @@ describe("'fork' children and the parent's pending waits", () => {
       grandchild: 'from the grandchild', elderExit: 0 }); // a child waits for its non-daemon children
   });
 
+  it('a fork child that logged more than its stdout pipe holds keeps every line, and a rejection its async target left floating fails it (before: the tail lost and exit 0)', async () => {
+    const r = await runNode(fixture('fork-stdout-drain.mjs'), [], { nodeArgs: ['--single-threaded'], timeoutMs: 60_000 });
+    const out = r.stdout.trim().split('\n');
+    const count = (p: string): number => out.filter((l) => l.startsWith(p)).length;
+    expect(JSON.parse(out[out.length - 1]!)).toEqual({ lines: 20_000, codes: [0, 0, 1] });
+    expect([count('c0 '), count('c1 ')]).toEqual([20_000, 20_000]); // before: ~4,000 and ~5,500
+    expect(r.stderr).toContain('Error: left floating');
+  });
+
   it('calls begun in the tick of start() do not go on in the child: a free lock\'s critical section, a pending Semaphore acquire, a ready item, a Barrier wait (before: both processes ran them)', async () => {
     const r = await runNode(fixture('fork-ghost-calls.mjs'), [], { nodeArgs: ['--single-threaded'], timeoutMs: 30_000 });
     expect(r.stderr).toBe('');
