@@ -345,7 +345,9 @@ export class Process<A extends readonly unknown[] = never[]> {
 
   /** Throws after close(), as Python's pid/ident: the pid may belong to another process by then. */
   get pid(): number | null {
-    this.#check('read the pid of');
+    // Only closed() refuses: a fork child's copy reads it too (a number, no
+    // question to the OS), as Python's pid does (helper-78).
+    if (this.#closed) throw new ProcessError(`Cannot read the pid of ${this.#name}: the Process object is closed`);
     return this.#popen?.pid ?? null;
   }
 

@@ -580,7 +580,7 @@ describe("'fork' children and the parent's pending waits", () => {
     // And a child's own calls on those objects do not wait behind the parent's copies (before: timed out).
     expect(JSON.parse(r.stdout)).toEqual({ queue: n.map((i) => `q${i}`), pipe: n.map((i) => `p${i}`), childAcquired: true, bothGot: ['mine', 'other'], idiom: 'hello', idiomExit: 0,
       childPool: 'ProcessError', parentPool: 'parent', // a pool inherited through fork() is refused in the child
-      sibling: { joined: 'ProcessError: true', exitCode: null }, // so is waiting for a process it did not start
+      sibling: { joined: 'ProcessError: true', exitCode: null, pid: true }, // so is waiting for a process it did not start (its pid reads, as Python's; before: a ProcessError)
       closure: [0, 1, 2], closureEnd: 'EOFError', // an end the child copied is its own, as a file descriptor
       grandchild: 'from the grandchild', elderExit: 0 }); // a child waits for its non-daemon children
   });
