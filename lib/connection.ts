@@ -834,7 +834,12 @@ export async function wait<T extends Connection<unknown> | Process>(objects: Ite
     if (!(o instanceof Connection) && !(o instanceof Process)) {
       throw new TypeError(`wait() watches Connections (a message to read) and Processes (their exit), got ${describeValue(o)}`);
     }
-    if (o instanceof Process && o.pid === null) throw new ProcessError(`wait(): ${o.name} was never started`);
+    if (o instanceof Process) {
+      if (o.pid === null) throw new ProcessError(`wait(): ${o.name} was never started`);
+      // Only its parent can see it exit: a fork child's copy of a sibling threw
+      // nothing and read as never exiting (review helper-79). Throws then.
+      o.isAlive();
+    }
   }
   if (list.length === 0) throw new TypeError('wait() needs at least one Connection or Process to watch');
   const deadline = deadlineFrom('timeoutMs', timeoutMs);

@@ -15,7 +15,7 @@ import { statSync } from 'node:fs';
 import { availableParallelism, constants as osConstants } from 'node:os';
 import { resolve as resolvePath } from 'node:path';
 import { deserialize, serialize } from 'node:v8';
-import { ClosedError, ProcessError } from './errors';
+import { ClosedError, EOFError, ProcessError } from './errors';
 import { native } from './native';
 import type { ChildSpec, ChildTarget, Popen, StartMethod } from './popen/popen';
 import { forEachShared, reduce, reduceForFork, releaseHandles } from './reduction';
@@ -459,7 +459,8 @@ export class Process<A extends readonly unknown[] = never[]> {
     } catch (e) {
       if (reduced !== undefined && reduced !== this.#args) releaseHandles(reduced); // (the args themselves hold no handle: not touched)
       // A closed shared object is a ClosedError, as under 'fork' and in Queue.put (before: a TypeError advising shared objects; helper-72).
-      if (e instanceof ClosedError) throw new ClosedError(`The args of ${this.#name} hold a closed object: ${e.message}; close it after start(), not before`, { cause: e });
+      // (A closed pipe end says EOFError, as its own calls do: review helper-79.)
+      if (e instanceof ClosedError || e instanceof EOFError) throw new ClosedError(`The args of ${this.#name} hold a closed object: ${e.message}; close it after start(), not before`, { cause: e });
       throw new TypeError(`The args of ${this.#name} cannot be sent to another process (${(e as Error).message}); ` +
         'use values structured clone carries, or shared objects (Value, SharedArray, Lock, Queue...)', { cause: e });
     }

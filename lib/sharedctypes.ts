@@ -15,7 +15,7 @@
  */
 import { ClosedError, noPublicConstructor } from './errors';
 import { Kind } from './layout';
-import type { LockGuard, WaitOptions } from './synchronize/common';
+import { Acquirable, type LockGuard, type WaitOptions } from './synchronize/common';
 import { isHandle, registerKind, type Handle } from './reduction';
 import { attachWithLock, Segment } from './segment';
 import { kHandleTag, kToHandle } from './symbols';
@@ -137,9 +137,6 @@ function lockOption(options: unknown, what: string): SharedOptions['lock'] {
   return (options as SharedOptions).lock;
 }
 
-/** The kinds of object a Value/SharedArray's lock may be (what has acquire/release/withLock and a handle). */
-const kLockKinds: readonly string[] = ['Lock', 'RLock', 'Semaphore', 'BoundedSemaphore', 'Condition'];
-
 function resolveLock(lock: SharedOptions['lock'], what: string): ResolvedLock {
   if (lock === undefined || lock === true) {
     if (defaultLockFactory === undefined) {
@@ -149,10 +146,10 @@ function resolveLock(lock: SharedOptions['lock'], what: string): ResolvedLock {
     return { lock: own, own };
   }
   if (lock === false) return kNoLock;
-  // One of the library's locks, which travel with the value (Python takes any object with acquire/release;
-  // a look-alike here could not be sent to another process, which is what a shared value is for).
-  if (typeof lock === 'object' && lock !== null && typeof lock.acquire === 'function' && typeof lock.release === 'function' && typeof lock.withLock === 'function' &&
-    kLockKinds.includes((lock as object).constructor?.name)) return { lock, own: null };
+  // One of the library's locks (a subclass too), which travel with the value (Python takes any object
+  // with acquire/release; a look-alike here could not be sent to another process, which is what a
+  // shared value is for: it failed at start(); review helper-79).
+  if (lock instanceof Acquirable) return { lock: lock as unknown as LockLike, own: null };
   throw new TypeError(`Expected "lock" to be true, false or a Lock, RLock, Semaphore, BoundedSemaphore or Condition, got ${describeValue(lock)}`);
 }
 
@@ -559,6 +556,9 @@ export function RawArray<C extends Typecode>(typecode: C, lengthOrValues: number
   return createArray(typecode, lengthOrValues, () => kNoLock);
 }
 
+
+/** The kinds of object a Value/SharedArray's lock may be (by handle tag). */
+const kLockKinds: readonly string[] = ['Lock', 'RLock', 'Semaphore', 'BoundedSemaphore', 'Condition'];
 
 /** Attaches what a Value/SharedArray handle names, its lock a mapping of its own (see attachWithLock). */
 function receive<T extends object>(h: Handle, kind: Kind, make: (seg: Segment, lock: OwnLock | null) => T): T {

@@ -218,6 +218,10 @@ describe.each<Method>(['spawn', 'forkserver'])('Process (%s)', (method) => {
     const q = new mp.Process({ target: (x: unknown) => x, args: [closed], startMethod: method });
     await expect((async () => q.start())()).rejects.toThrow(/^The args of Process-.* hold a closed object: Value '.*' is closed; close it after start\(\), not before$/);
     await expect((async () => q.start())()).rejects.toBeInstanceOf(mp.ClosedError);
+    const [end, other] = mp.Pipe();
+    end.close();
+    await expect((async () => new mp.Process({ target: (x: unknown) => x, args: [end], startMethod: method }).start())()).rejects.toBeInstanceOf(mp.ClosedError);
+    other.close();
   });
 });
 
@@ -580,7 +584,7 @@ describe("'fork' children and the parent's pending waits", () => {
     // And a child's own calls on those objects do not wait behind the parent's copies (before: timed out).
     expect(JSON.parse(r.stdout)).toEqual({ queue: n.map((i) => `q${i}`), pipe: n.map((i) => `p${i}`), childAcquired: true, bothGot: ['mine', 'other'], idiom: 'hello', idiomExit: 0,
       childPool: 'ProcessError', parentPool: 'parent', // a pool inherited through fork() is refused in the child
-      sibling: { joined: 'ProcessError: true', exitCode: null, pid: true }, // so is waiting for a process it did not start (its pid reads, as Python's; before: a ProcessError)
+      sibling: { joined: 'ProcessError: true', exitCode: null, pid: true, waited: 'ProcessError: true' }, // so is waiting for a process it did not start (its pid reads, as Python's; before: a ProcessError)
       closure: [0, 1, 2], closureEnd: 'EOFError', // an end the child copied is its own, as a file descriptor
       grandchild: 'from the grandchild', elderExit: 0 }); // a child waits for its non-daemon children
   });
@@ -588,7 +592,7 @@ describe("'fork' children and the parent's pending waits", () => {
   it('a fork child that logged more than its stdout pipe holds keeps every line, and a rejection its async target left floating fails it (before: the tail lost and exit 0)', async () => {
     const r = await runNode(fixture('fork-stdout-drain.mjs'), [], { timeoutMs: 60_000 });
     expect(r.stderr).toBe('');
-    expect(JSON.parse(r.stdout)).toEqual({ c0: 20_000, c1: 20_000, codes: [0, 0, 1], floating: true });
+    expect(JSON.parse(r.stdout)).toEqual({ p: 5_000, c0: 20_000, c1: 20_000, codes: [0, 0, 1], floating: true, unwound: false });
   });
 
   it('calls begun in the tick of start() do not go on in the child: a free lock\'s critical section, a pending Semaphore acquire, a ready item, a Barrier wait (before: both processes ran them)', async () => {

@@ -60,7 +60,10 @@ describe('Value / RawValue', () => {
     // Any of the library's locks (a Semaphore too, as Python takes any lock); a look-alike that could not travel is refused here.
     const sem = new mp.Semaphore(1);
     made.push(sem, mp.Value('i', 1, { lock: sem }));
-    const fake = { acquire: async () => true, release: () => {}, withLock: async () => 1 };
+    class MyLock extends mp.Lock {}
+    const mine = new MyLock();
+    made.push(mine, mp.Value('i', 1, { lock: mine })); // a subclass of one is one (before: refused by its class name)
+    const fake = new (class Lock { acquire = async (): Promise<boolean> => true; release = (): void => {}; withLock = async (): Promise<number> => 1; })();
     expect(() => made.push(mp.Value('i', 1, { lock: fake as never }))).toThrow('Expected "lock" to be true, false or a Lock, RLock, Semaphore, BoundedSemaphore or Condition, got an object');
     for (const o of made) o.close();
   });

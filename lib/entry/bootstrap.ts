@@ -408,25 +408,6 @@ function detachInheritedHandles(): void {
   }
 }
 
-/** Whether stdout or stderr still queues writes (a pipe its reader has not emptied). */
-function stdioPending(): boolean {
-  return [process.stdout, process.stderr].some((s) => s.writableLength > 0);
-}
-
-/**
- * Resolves once what stdout and stderr queued is written (a fork child
- * ends in _exit, which would drop it, where Python's child flushes its
- * streams first). A reader that never reads keeps the child waiting, as a
- * blocking write would.
- */
-async function stdioDrained(): Promise<void> {
-  for (const s of [process.stdout, process.stderr]) {
-    if (s.writableLength === 0 || s.destroyed) continue;
-    // Written after everything queued before it; called with an error too (EPIPE).
-    await new Promise<void>((r) => s.write('', () => r()));
-  }
-}
-
 /** A forked child's environment becomes exactly `env` (a spawned child gets it from spawn()). */
 function replaceEnv(env: Record<string, string>): void {
   for (const k of Object.keys(process.env)) if (!Object.hasOwn(env, k)) delete process.env[k];
@@ -498,7 +479,6 @@ export function runInForkChild(
     // target left floating) is reported after the microtasks that made it,
     // and exiting in the same one ended 0 with nothing said (helper-78).
     await new Promise((r) => setImmediate(r));
-    await stdioDrained();
     process.exit();
   };
   const fail: (e: unknown) => never = (e) => {
@@ -519,11 +499,7 @@ export function runInForkChild(
     } catch (e) {
       fail(e);
     }
-    // Exits inside start() when nothing is left to finish; writes still
-    // queued on a stdout/stderr pipe (a slow reader) go the async way, below,
-    // which waits for them (before, _exit lost them: 21k of 80k lines through
-    // `| cat`, exit code 0; helper-78).
-    if (!isThenable(result) && activeChildren().length === 0 && !stdioPending()) process.exit();
+    if (!isThenable(result) && activeChildren().length === 0) process.exit();
     const settled = isThenable(result) ? watchUnsettled(info.name) : noop;
     void Promise.resolve(result).then(() => {
       settled();
