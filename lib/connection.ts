@@ -832,7 +832,7 @@ export async function wait<T extends Connection<unknown> | Process>(objects: Ite
   const list = [...objects];
   for (const o of list) {
     if (!(o instanceof Connection) && !(o instanceof Process)) {
-      throw new TypeError(`wait() watches Connections (a message to read) and Processes (their exit), got ${describeValue(o)}`);
+      throw new TypeError(`wait() watches Connections (a message to read) and Processes (their exit: pass the Process, or its sentinel), got ${describeValue(o)}`);
     }
     if (o instanceof Process) {
       if (o.pid === null) throw new ProcessError(`wait(): ${o.name} was never started`);
@@ -841,8 +841,13 @@ export async function wait<T extends Connection<unknown> | Process>(objects: Ite
       o.isAlive();
     }
   }
-  if (list.length === 0) throw new TypeError('wait() needs at least one Connection or Process to watch');
   const deadline = deadlineFrom('timeoutMs', timeoutMs);
+  if (list.length === 0) {
+    // As Python's: nothing becomes ready, so [] once the timeout passes; without one it would wait for good.
+    if (deadline === Infinity) throw new TypeError('wait() needs at least one Connection or Process to watch (or a timeout: then it resolves with [] when it passes)');
+    await new Promise((r) => setTimeout(r, remaining(deadline)));
+    return [];
+  }
   const readyNow = async (): Promise<T[]> => {
     const out: T[] = [];
     for (const o of list) if (o instanceof Process ? o.exitCode !== null : await o.poll(0)) out.push(o);

@@ -148,6 +148,9 @@ const kPoolOptionNames: readonly string[] = [
 const kCallOptionNames: readonly string[] = ['signal', 'timeout', 'onProgress', 'cancelGraceMs'];
 const kMapOptionNames: readonly string[] = [...kCallOptionNames, 'chunksize'];
 const kImapOptionNames: readonly string[] = [...kMapOptionNames, 'maxInFlight'];
+/** The *Async forms' options: their call's, and the callbacks (named in the message for a misspelt one). */
+const kAsyncCallOptionNames: readonly string[] = [...kCallOptionNames, 'callback', 'errorCallback'];
+const kAsyncMapOptionNames: readonly string[] = [...kMapOptionNames, 'callback', 'errorCallback'];
 
 /** A worker of stats(): a replacement is listed once its process has started (it has a pid). */
 export interface WorkerStats {
@@ -472,10 +475,10 @@ export class Pool<I extends readonly unknown[] = never[]> {
    * module resolves against the calling file, found from the stack, which a
    * submit() that waited for room no longer has.
    */
-  #applyCall(fn: TaskRef, args: unknown, options: ApplyOptions, what: 'apply' | 'submit'): { def: TaskTarget; args: unknown[]; settings: CallSettings } {
+  #applyCall(fn: TaskRef, args: unknown, options: ApplyOptions, what: string, allowed = kCallOptionNames): { def: TaskTarget; args: unknown[]; settings: CallSettings } {
     this.#checkOpen();
     if (!Array.isArray(args)) throw new TypeError(`Expected "args" to be an array, got ${describeValue(args)}`);
-    return { def: this.#describe(fn), args, settings: this.#callOptions(options, kCallOptionNames, `Pool.${what}()`) };
+    return { def: this.#describe(fn), args, settings: this.#callOptions(options, allowed, `Pool.${what}()`) };
   }
 
   #runApply({ def, args, settings }: { def: TaskTarget; args: unknown[]; settings: CallSettings }): Promise<unknown> {
@@ -491,30 +494,27 @@ export class Pool<I extends readonly unknown[] = never[]> {
   applyAsync<R>(fn: NoArgsTask<R>): AsyncResult<R>;
   applyAsync<A extends unknown[], R>(fn: TaskRef<A, R>, args: A, options?: ApplyOptions & AsyncCallbacks<R>): AsyncResult<R>;
   applyAsync<A extends unknown[], R>(fn: TaskRef<A, R>, args: A = [] as unknown as A, options?: ApplyOptions & AsyncCallbacks<R>): AsyncResult<R> {
-    return this.#async((rest) => this.apply(fn, args, rest), options, 'Pool.applyAsync()');
+    // What is wrong with the call itself (a misspelt option, a callback that
+    // is no function, a closed pool) throws here, as Python's apply_async
+    // raises: in an AsyncResult nobody asked, a ported fire-and-forget loop
+    // ran nothing and said nothing (helper-80).
+    const { rest, callbacks } = takeCallbacks<ApplyOptions, R>(options, 'Pool.applyAsync()');
+    const call = this.#applyCall(fn as TaskRef, args, rest ?? {}, 'applyAsync', kAsyncCallOptionNames);
+    return AsyncResult.from(this.#runApply(call) as Promise<R>, callbacks);
   }
 
-  /** Python's map_async: map() returning an AsyncResult of the results (see applyAsync). */
+  /** Python's map_async: map() returning an AsyncResult of the results (see applyAsync; its call's errors throw). */
   mapAsync<T, R>(fn: TaskRef<[T], R>, iterable: Iterable<T>, options?: MapOptions & AsyncCallbacks<R[]>): AsyncResult<R[]> {
-    return this.#async((rest) => this.map(fn, iterable, rest), options, 'Pool.mapAsync()');
+    const { rest, callbacks } = takeCallbacks<MapOptions, R[]>(options, 'Pool.mapAsync()');
+    const run = this.#mapCall(fn as TaskRef, iterable, false, rest ?? {}, 'mapAsync', kAsyncMapOptionNames);
+    return AsyncResult.from(run() as Promise<R[]>, callbacks);
   }
 
-  /** Python's starmap_async: starmap() returning an AsyncResult (see applyAsync). */
+  /** Python's starmap_async: starmap() returning an AsyncResult (see applyAsync; its call's errors throw). */
   starmapAsync<A extends unknown[], R>(fn: TaskRef<A, R>, iterable: Iterable<Readonly<A>>, options?: MapOptions & AsyncCallbacks<R[]>): AsyncResult<R[]> {
-    return this.#async((rest) => this.starmap(fn, iterable, rest), options, 'Pool.starmapAsync()');
-  }
-
-  #async<O extends object, R>(run: (rest: O) => Promise<R>, options: (O & AsyncCallbacks<R>) | undefined, what: string): AsyncResult<R> {
-    let promise: Promise<R>;
-    let callbacks: AsyncCallbacks<R> = {};
-    try {
-      const taken = takeCallbacks(options, what);
-      callbacks = taken.callbacks;
-      promise = run(taken.rest ?? ({} as O));
-    } catch (e) {
-      promise = Promise.reject(e);
-    }
-    return AsyncResult.from(promise, callbacks);
+    const { rest, callbacks } = takeCallbacks<MapOptions, R[]>(options, 'Pool.starmapAsync()');
+    const run = this.#mapCall(fn as TaskRef, iterable, true, rest ?? {}, 'starmapAsync', kAsyncMapOptionNames);
+    return AsyncResult.from(run() as Promise<R[]>, callbacks);
   }
 
   /** Like map, lazily: reads the input as results are consumed, yields in input order. */
@@ -726,20 +726,26 @@ export class Pool<I extends readonly unknown[] = never[]> {
 
   #mapLike(fn: TaskRef, iterable: Iterable<unknown>, star: boolean, options: MapOptions, what: string): Promise<unknown[]> {
     try {
-      this.#checkOpen();
-      const def = this.#describe(fn);
-      const items = Array.from(toArray(iterable, 'iterable'));
-      if (star) {
-        items.forEach((a, i) => {
-          if (!Array.isArray(a)) throw new TypeError(`${what}: item ${i} must be an array of arguments, got ${describeValue(a)}`);
-        });
-      }
-      const settings = this.#callOptions(options, kMapOptionNames, `Pool.${what}()`);
-      const guided = options.chunksize === undefined;
-      return this.#collect(def, items, star, this.#chunksize(options, items.length), guided, settings);
+      return this.#mapCall(fn, iterable, star, options, what)();
     } catch (e) {
       return Promise.reject(e);
     }
+  }
+
+  /** map()'s checks, which throw, and then the function that runs it. */
+  #mapCall(fn: TaskRef, iterable: Iterable<unknown>, star: boolean, options: MapOptions, what: string, allowed = kMapOptionNames): () => Promise<unknown[]> {
+    this.#checkOpen();
+    const def = this.#describe(fn);
+    const items = Array.from(toArray(iterable, 'iterable'));
+    if (star) {
+      items.forEach((a, i) => {
+        if (!Array.isArray(a)) throw new TypeError(`${what}: item ${i} must be an array of arguments, got ${describeValue(a)}`);
+      });
+    }
+    const settings = this.#callOptions(options, allowed, `Pool.${what}()`);
+    const guided = options.chunksize === undefined;
+    const chunksize = this.#chunksize(options, items.length);
+    return () => this.#collect(def, items, star, chunksize, guided, settings);
   }
 
   /**

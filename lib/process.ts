@@ -579,6 +579,15 @@ export class Process<A extends readonly unknown[] = never[]> {
     return () => this.#exitWatchers.delete(entry);
   }
 
+  /**
+   * What to give mp.wait() to wake when this process exits, as Python's
+   * `wait([p.sentinel])`: the Process itself (a porter's `p.sentinel` was
+   * undefined; helper-80).
+   */
+  get sentinel(): this {
+    return this;
+  }
+
   /** Resolves when the process has exited, or when timeoutMs passes (check exitCode). */
   async join(timeoutMs?: number): Promise<void> {
     this.#check('join');

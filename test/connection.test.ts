@@ -251,7 +251,7 @@ describe('wait() on connections and processes', () => {
       expect(await mp.wait([r1, r2, p3])).toEqual([r2]);
       expect(await r2.recv()).toBe('b');
       events[2].set();
-      expect(await mp.wait([r1, p3])).toEqual([p3]);
+      expect(await mp.wait([r1, p3.sentinel])).toEqual([p3]); // Python's p.sentinel is the Process here
       expect(p3.exitCode).toBe(0);
       events[0].set();
       expect(await mp.wait([r1])).toEqual([r1]);
@@ -278,8 +278,9 @@ describe('wait() on connections and processes', () => {
       const pending = mp.wait([a, r]);
       a.close();
       await expect(pending).rejects.toBeInstanceOf(mp.EOFError);
-      await expect(mp.wait([])).rejects.toThrow('wait() needs at least one Connection or Process to watch');
-      await expect(mp.wait([{}] as never)).rejects.toThrow('wait() watches Connections (a message to read) and Processes (their exit), got an object');
+      await expect(mp.wait([])).rejects.toThrow('wait() needs at least one Connection or Process to watch (or a timeout: then it resolves with [] when it passes)');
+      expect(await mp.wait([], 10)).toEqual([]); // as Python's wait([], 0.01) (before: a TypeError)
+      await expect(mp.wait([{}] as never)).rejects.toThrow('wait() watches Connections (a message to read) and Processes (their exit: pass the Process, or its sentinel), got an object');
       await expect(mp.wait(b as never)).rejects.toThrow(/wait\(\) takes an array of Connections and Processes/);
       await expect(mp.wait([new mp.Process({ target: () => {} })])).rejects.toThrow('wait(): Process-');
       await expect(mp.wait([w])).rejects.toThrow(/write end of a simplex pipe/);

@@ -393,9 +393,12 @@ describe('Pool', () => {
       expect(await m.get()).toEqual([2, 3, 4]);
       expect(await pool.starmapAsync((a: number, b: number) => a * b, [[2, 3], [4, 5]]).get()).toEqual([6, 20]);
       expect(seen).toEqual([['cb', 42], [2, 3, 4]]);
-      // Bad input reaches get() and the error callback, as apply()'s rejection.
-      await expect(pool.applyAsync(() => 1, [], { callback: 5 as never }).get()).rejects.toThrow('Expected "callback" of Pool.applyAsync() to be a function, got 5');
-      await expect(pool.mapAsync((x: number) => x, [1], { chunkSize: 1 } as never).get()).rejects.toThrow('Unknown option "chunkSize" for Pool.map()');
+      // What is wrong with the call throws at once, as Python's apply_async raises (before: kept in the
+      // AsyncResult, and a fire-and-forget loop ran nothing and said nothing; helper-80).
+      expect(() => pool.applyAsync(() => 1, [], { callback: 5 as never })).toThrow('Expected "callback" of Pool.applyAsync() to be a function, got 5');
+      expect(() => pool.mapAsync((x: number) => x, [1], { chunkSize: 1 } as never)).toThrow('Unknown option "chunkSize" for Pool.mapAsync() (did you mean "chunksize"?)');
+      expect(() => pool.applyAsync(() => 1, [], { callbak: () => {} } as never)).toThrow('Unknown option "callbak" for Pool.applyAsync() (did you mean "callback"?)');
+      expect(() => pool.starmapAsync((x: number) => x, [1] as never)).toThrow('starmapAsync: item 0 must be an array of arguments, got 1');
       expect(() => new (mp.AsyncResult as unknown as new () => unknown)()).toThrow('AsyncResult has no public constructor');
       // An errorCallback that rethrows the call's own error: uncaught, as any throwing callback (before: swallowed).
       const r2 = await runNode(fixture('wait-edge-cases.mjs'), ['callback'], { timeoutMs: 30_000 });
