@@ -188,33 +188,7 @@ let canFork = process.platform !== 'win32' && isMainThread && process.env.MULTIP
 /** See canFork: false in the forkserver zygote (and so its children), true once 'fork' is named. */
 export function mayForkSelf(yes: boolean): void {
   canFork = yes && isMainThread;
-  if (canFork) blockStdio();
 }
-
-/**
- * stdout and stderr pipes made blocking in a process that may fork itself
- * (Python flushes them before it forks). A non-blocking pipe queues what
- * its reader has not taken yet, and fork() copies that queue: a child that
- * _exits drops its own lines queued behind it (60-75% of a child's output
- * through `| cat`, exit code 0; helper-78; all of it when the parent had
- * lines queued), and one that waits for them writes the parent's queued
- * lines a second time (review helper-79). Blocking, nothing is queued: a
- * write waits for the reader, as to a file or a terminal. Done as early as
- * the process is known to fork (loading this module, or 'fork' named),
- * before anything is queued. The mode belongs to the open pipe, which the
- * process shares with its tree.
- */
-let stdioBlocking = false;
-
-export function blockStdio(): void {
-  if (stdioBlocking) return;
-  stdioBlocking = true;
-  for (const s of [process.stdout, process.stderr]) {
-    (s as unknown as { _handle?: { setBlocking?: (on: boolean) => number } })._handle?.setBlocking?.(true);
-  }
-}
-
-if (canFork) blockStdio();
 
 /**
  * What a call whose fast path took shared state at once (a free lock, a

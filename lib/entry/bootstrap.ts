@@ -408,6 +408,24 @@ function detachInheritedHandles(): void {
   }
 }
 
+/** Whether stdout or stderr queues writes (a pipe its reader has not emptied). */
+function stdioQueued(): boolean {
+  return [process.stdout, process.stderr].some((s) => s.writableLength > 0);
+}
+
+/**
+ * Resolves once what stdout and stderr queued is written (a fork child ends
+ * in _exit, which would drop it; Python's child flushes its streams). A
+ * reader that never reads keeps the child waiting, as a blocking write would.
+ */
+async function stdioDrained(): Promise<void> {
+  for (const s of [process.stdout, process.stderr]) {
+    if (s.writableLength === 0 || s.destroyed || s.writableEnded || s.errored) continue;
+    // Written after everything queued before it; called with an error too (EPIPE).
+    await new Promise<void>((r) => s.write('', () => r()));
+  }
+}
+
 /** A forked child's environment becomes exactly `env` (a spawned child gets it from spawn()). */
 function replaceEnv(env: Record<string, string>): void {
   for (const k of Object.keys(process.env)) if (!Object.hasOwn(env, k)) delete process.env[k];
@@ -463,6 +481,9 @@ export function runInForkChild(
   }
   const release = argsReleaser(() => args);
   installForkedExit(release);
+  // Lines the parent had queued on a stdout/stderr pipe when it forked:
+  // fork() copied that queue, and writing it out here would print them twice.
+  const inherited = stdioQueued();
   // Typed as `never` on the binding, so that the checker follows the calls.
   const exit: (code: number) => never = (code) => {
     release();
@@ -479,6 +500,11 @@ export function runInForkChild(
     // target left floating) is reported after the microtasks that made it,
     // and exiting in the same one ended 0 with nothing said (helper-78).
     await new Promise((r) => setImmediate(r));
+    // What this child queued on a pipe its reader has not emptied: _exit
+    // dropped it (60-75% of a child's lines through `| cat`, exit code 0;
+    // helper-78). Not when the parent's queue came along: that would print
+    // the parent's lines again (review helper-79).
+    if (!inherited) await stdioDrained();
     process.exit();
   };
   const fail: (e: unknown) => never = (e) => {

@@ -18,7 +18,6 @@ import { isMainThread } from 'node:worker_threads';
 import { native } from '../native';
 import { parkWorkers, unparkWorkers, warnIfUnparkable } from './park';
 import { BasePopen, exitCodeOf } from './popen';
-import { blockStdio } from '../wait';
 
 /** Why fork is not offered here, or null when it is. */
 export function forkUnavailableReason(): string | null {
@@ -79,7 +78,6 @@ export class ForkPopen extends BasePopen {
   constructor(inChild: (watchdogRead: number) => never) {
     super();
     const [r] = forkWatchdog();
-    blockStdio();
     // V8's worker threads are held for the fork only (see park.ts).
     warnIfUnparkable();
     parkWorkers(1000);
