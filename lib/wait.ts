@@ -182,12 +182,13 @@ export const kInheritedCall: Promise<never> = new Promise<never>(() => {});
  * there it turns on only once 'fork' is named (checkStartMethod), so the
  * pool workers' and children's puts and gets pay nothing for it.
  */
-let canFork = process.platform !== 'win32' && isMainThread && process.env.MULTIPROC_FORKSERVER_BOARD === undefined &&
+const kSingleThreaded = process.platform !== 'win32' && isMainThread &&
   (process.execArgv.includes('--single-threaded') || /(^|\s)--single-threaded(\s|$)/.test(process.env.NODE_OPTIONS ?? ''));
+let canFork = kSingleThreaded && process.env.MULTIPROC_FORKSERVER_BOARD === undefined;
 
-/** See canFork: false in the forkserver zygote (and so its children), true once 'fork' is named. */
+/** See canFork: false in the forkserver zygote (and so its children), true once 'fork' is named where it can start. */
 export function mayForkSelf(yes: boolean): void {
-  canFork = yes && isMainThread;
+  canFork = yes && kSingleThreaded;
 }
 
 /**
