@@ -25,7 +25,7 @@ export {
 // @section process (issue 4)
 export {
   Process, currentProcess, parentProcess, activeChildren, cpuCount, ForkChildExit,
-  type ProcessOptions, type ProcessTarget, type ModuleTarget, type ProcessInfo, type CurrentProcessInfo, type ArgsFor,
+  type ProcessOptions, type ProcessBaseOptions, type ArgsOption, type ProcessTarget, type ModuleTarget, type ProcessInfo, type CurrentProcessInfo, type ArgsFor,
 } from './process';
 export {
   BaseContext, getContext, getAllStartMethods, getStartMethod, setStartMethod, setForkserverPreload, setForkserverSpares, startForkserver, type StartMethod,
@@ -37,5 +37,5 @@ export { BrokenPipeError } from './errors';
 // @section pool (issue 6)
 export { defineTask, reportProgress, taskSignal, type TaskHandle } from './task';
 export { AsyncResult, type AsyncCallbacks } from './async-result';
-export { Pool, type PoolOptions, type TaskRef, type MapOptions, type ImapOptions, type ApplyOptions, type PoolStats, type WorkerStats, type Submitted, type TaskError } from './pool';
+export { Pool, type PoolOptions, type PoolBaseOptions, type InitargsOption, type TaskRef, type MapOptions, type ImapOptions, type ApplyOptions, type PoolStats, type WorkerStats, type Submitted, type TaskError } from './pool';
 

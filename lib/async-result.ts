@@ -5,7 +5,8 @@
  * not give: ready()/successful() to look without waiting, get(timeoutMs)
  * that gives up waiting without cancelling the task, and the callbacks.
  *
- * Exports: AsyncResult, AsyncCallbacks.
+ * Exports: AsyncResult, AsyncCallbacks; asyncResult and takeCallbacks for
+ * pool.ts (not re-exported by the package).
  */
 import { MultiprocError, noPublicConstructor, TimeoutError } from './errors';
 import { deadlineFrom, describeValue } from './validate';
@@ -18,7 +19,7 @@ export interface AsyncCallbacks<R> {
 }
 
 const kCallbackNames = ['callback', 'errorCallback'] as const;
-let constructing = false;
+const kNew: unique symbol = Symbol('multiproc.AsyncResult.new');
 
 /**
  * Splits `options` into the call's own options and the callbacks; checks
@@ -60,37 +61,42 @@ export class AsyncResult<R> {
   #state: 'pending' | 'ok' | 'error' = 'pending';
   #value: R | undefined;
   #error: Error | undefined;
-  readonly #promise: Promise<R>;
+  /**
+   * wait()s still waiting: woken when the call ends. A race against the
+   * call's promise per wait(ms) or get(ms) added a reaction each, kept until
+   * the call ended (~750 bytes a call in a polling loop; review helper-82,
+   * as join() had).
+   */
+  readonly #waiters = new Set<() => void>();
 
-  /** @internal Made by Pool.applyAsync/mapAsync/starmapAsync. */
-  static from<R>(promise: Promise<R>, { callback, errorCallback }: AsyncCallbacks<R>): AsyncResult<R> {
-    constructing = true;
-    try {
-      return new AsyncResult(promise, callback, errorCallback);
-    } finally {
-      constructing = false;
-    }
-  }
-
-  private constructor(promise: Promise<R>, callback: AsyncCallbacks<R>['callback'], errorCallback: AsyncCallbacks<R>['errorCallback']) {
-    if (!constructing) throw noPublicConstructor('AsyncResult', 'pool.applyAsync(), mapAsync() and starmapAsync() return one');
+  private constructor(token: typeof kNew, promise: Promise<R>, callbacks: AsyncCallbacks<R>) {
+    if (token !== kNew) throw noPublicConstructor('AsyncResult', 'pool.applyAsync(), mapAsync() and starmapAsync() return one');
+    const { callback, errorCallback } = callbacks;
+    const settle = (): void => {
+      for (const w of this.#waiters) w();
+      this.#waiters.clear();
+    };
     // A failure nobody asks for is kept, not an unhandled rejection (as in
     // Python, where it waits in the AsyncResult until get()).
-    this.#promise = promise.then(
+    promise.then(
       (value) => {
         this.#state = 'ok';
         this.#value = value;
+        settle();
         runCallback(callback, value);
-        return value;
       },
       (err: unknown) => {
         this.#state = 'error';
         this.#error = err as Error;
+        settle();
         runCallback(errorCallback, err as Error);
-        throw err;
       },
     );
-    this.#promise.catch(() => {});
+  }
+
+  /** @internal pool.ts's factory (asyncResult below); the constructor is private. */
+  static [kNew]<R>(promise: Promise<R>, callbacks: AsyncCallbacks<R>): AsyncResult<R> {
+    return new AsyncResult(kNew, promise, callbacks);
   }
 
   /** Whether the call has finished (succeeded or failed). */
@@ -120,11 +126,16 @@ export class AsyncResult<R> {
   async wait(timeoutMs?: number): Promise<void> {
     const deadline = deadlineFrom('timeoutMs', timeoutMs);
     if (this.#state !== 'pending') return;
-    const settled = this.#promise.then(() => undefined, () => undefined);
-    if (deadline === Infinity) return settled;
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([settled, new Promise<void>((r) => (timer = setTimeout(r, Math.max(0, deadline - performance.now()))))]);
-    clearTimeout(timer);
+    await new Promise<void>((resolve) => {
+      let timer: NodeJS.Timeout | undefined;
+      const done = (): void => {
+        clearTimeout(timer);
+        this.#waiters.delete(done);
+        resolve();
+      };
+      this.#waiters.add(done);
+      if (deadline !== Infinity) timer = setTimeout(done, Math.max(0, deadline - performance.now()));
+    });
   }
 
   toString(): string {
@@ -134,4 +145,9 @@ export class AsyncResult<R> {
   [Symbol.for('nodejs.util.inspect.custom')](): string {
     return this.toString();
   }
+}
+
+/** What pool.ts returns from applyAsync/mapAsync/starmapAsync. */
+export function asyncResult<R>(promise: Promise<R>, callbacks: AsyncCallbacks<R>): AsyncResult<R> {
+  return AsyncResult[kNew](promise, callbacks);
 }

@@ -15,7 +15,7 @@ import {
   kBusy, kBusyTake, kClosedRing, kConsumersWaiting, kDataSeq, kEmpty, kFull, kProducersWaiting, kSpaceSeq,
   kControlBytes, kFutexSleeper, kReaderWakeId, kReaderWakePid, kReaderWakeToken, kReaderWakeUnreachable, kSocketSleeper, kWaitCommit, Ring,
 } from './ring-buffer';
-import { forkGeneration, parentOnly, pollAsync, spinUntil, waitAsync, waitSync, WaitResult, type PollPeer } from './wait';
+import { forkGeneration, kInheritedCall, parentOnly, pollAsync, spinUntil, waitAsync, waitSync, WaitResult, type PollPeer } from './wait';
 import { noop, onAbort } from './abort';
 import { remaining } from './validate';
 import { disposeShared } from './reduction';
@@ -316,6 +316,7 @@ export class Batch implements PutJob {
       if (k < 0) return k;
       const dst = ring.data;
       const src = this.#words;
+      let blobs = false;
       for (let i = 0; i < k; i++) {
         const j = first + i;
         const enc = this.#encs[j];
@@ -329,18 +330,14 @@ export class Batch implements PutJob {
           for (let x = 0; x < w; x++) dst[to + x] = src[from + x]!;
         } else {
           if (enc!.refs) ring.noteRefs();
+          if (enc!.blobs) blobs = true;
           writeToRing(enc!, this.#data, dst, at);
         }
       }
-      for (let i = 0; i < k; i++) {
-        const enc = this.#encs[first + i];
-        if (enc?.blobs) publishBlobs(enc); // see writeOne
-      }
+      // (Only a run that carries big items' segments walks its items again.)
+      if (blobs) for (let i = 0; i < k; i++) if (this.#encs[first + i]?.blobs) publishBlobs(this.#encs[first + i]!); // see writeOne
       ring.commitMany(k);
-      for (let i = 0; i < k; i++) {
-        const enc = this.#encs[first + i];
-        if (enc?.blobs) unmapBlobs(enc);
-      }
+      if (blobs) for (let i = 0; i < k; i++) if (this.#encs[first + i]?.blobs) unmapBlobs(this.#encs[first + i]!);
       this.#next = first + k;
     }
     return 0;
@@ -940,10 +937,13 @@ export class Channel {
     this.#pendingGets++;
     waitingGets++;
     const closed = this.localClosed('get');
+    // After each await: a fork child's copy of this get stops there, before it takes the parent's item (see kInheritedCall).
+    const gen = forkGeneration();
     let sleepSignal: AbortSignal | undefined;
     try {
       if (prev !== null) {
         await turn(prev.then(noop, noop), signal, deadline, this.#words.get, this.keepAlive);
+        if (forkGeneration() !== gen) await kInheritedCall;
         if (this.#deferred.length > 0) this.#throwDeferred();
       }
       const ring = this.ring;
@@ -970,6 +970,7 @@ export class Channel {
             // (a pool's result readers), one spinning on its ring would hold up
             // the others' answers (measured: -8% pool throughput).
             const found = (spin > 0 && waitingGets === 1 && spinUntil(this.#readyFn, spin, writer)) || (await pollAsync(this.#readyFn, Math.min(this.#pollMs, remaining(deadline)), spin, writer));
+            if (forkGeneration() !== gen) await kInheritedCall;
             if (signal?.aborted) throw signal.reason;
             caught = found;
             continue;
@@ -995,6 +996,7 @@ export class Channel {
           }
           sleepSignal ??= either(signal, closed);
           const res = await waitWake(this.#wakeId, Math.min(kSliceMs, remaining(deadline)), sleepSignal, this.keepAlive);
+          if (forkGeneration() !== gen) await kInheritedCall;
           deep = res === WaitResult.TimedOut;
           continue;
         }
@@ -1011,6 +1013,7 @@ export class Channel {
         }
         sleepSignal ??= either(signal, closed);
         const res = await this.#sleep(arm, deadline, sleepSignal);
+        if (forkGeneration() !== gen) await kInheritedCall;
         deep = res === WaitResult.TimedOut;
       }
     } finally {

@@ -726,13 +726,13 @@ function encodeV8(item: unknown): Encoded {
   ensure(2);
   out[0] = Tag.V8;
   out[1] = hasRefs ? 1 : 0; // rebuild() only when needed: it would fill array holes
-  return { head: out, headLen: 2, body: bytes, size: 2 + bytes.length, refs: hasRefs };
+  return { head: out, headLen: 2, body: bytes, size: 2 + bytes.length, refs: hasRefs, blobs: null };
 }
 
 /** Raw bytes (sendBytes): delivered as a Buffer, never serialized. */
 export function encodeBytes(bytes: Uint8Array): Encoded {
   out[0] = Tag.Bytes;
-  return { head: out, headLen: 1, body: bytes, size: 1 + bytes.length, refs: false };
+  return { head: out, headLen: 1, body: bytes, size: 1 + bytes.length, refs: false, blobs: null };
 }
 
 /** A copy of `enc` that no later encode() overwrites and no change to the caller's buffers affects (for puts that must wait). */

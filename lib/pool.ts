@@ -39,13 +39,13 @@
  *   killed quietly (they ignore the terminal's SIGINT), and nothing is left;
  *   a program still running a second later dies of the signal.
  *
- * Exports: Pool, PoolOptions, TaskRef, CallOptions, MapOptions, ImapOptions, ApplyOptions, PoolStats, WorkerStats.
+ * Exports: Pool, PoolOptions (PoolBaseOptions, InitargsOption), TaskRef, CallOptions, MapOptions, ImapOptions, ApplyOptions, PoolStats, WorkerStats.
  */
 import { availableParallelism, constants as osConstants } from 'node:os';
 import { join } from 'node:path';
 import { libDir } from './paths';
 import { libraryHandlers, markSignalAbort, noop, onAbort, reraise, signalOfAbort } from './abort';
-import { AsyncResult, takeCallbacks, type AsyncCallbacks } from './async-result';
+import { asyncResult, takeCallbacks, type AsyncCallbacks, type AsyncResult } from './async-result';
 import { AbortError, EOFError, ProcessError, TimeoutError, WorkerExitError } from './errors';
 import { checkForkedImport, describeTask, refuseWhileImportingTarget, type TaskTarget } from './task';
 import { checkInteger, checkOptionNames, checkSignal, describeValue, kMaxTimerMs } from './validate';
@@ -500,21 +500,21 @@ export class Pool<I extends readonly unknown[] = never[]> {
     // ran nothing and said nothing (helper-80).
     const { rest, callbacks } = takeCallbacks<ApplyOptions, R>(options, 'Pool.applyAsync()');
     const call = this.#applyCall(fn as TaskRef, args, rest ?? {}, 'applyAsync', kAsyncCallOptionNames);
-    return AsyncResult.from(this.#runApply(call) as Promise<R>, callbacks);
+    return asyncResult(this.#runApply(call) as Promise<R>, callbacks);
   }
 
   /** Python's map_async: map() returning an AsyncResult of the results (see applyAsync; its call's errors throw). */
   mapAsync<T, R>(fn: TaskRef<[T], R>, iterable: Iterable<T>, options?: MapOptions & AsyncCallbacks<R[]>): AsyncResult<R[]> {
     const { rest, callbacks } = takeCallbacks<MapOptions, R[]>(options, 'Pool.mapAsync()');
     const run = this.#mapCall(fn as TaskRef, iterable, false, rest ?? {}, 'mapAsync', kAsyncMapOptionNames);
-    return AsyncResult.from(run() as Promise<R[]>, callbacks);
+    return asyncResult(run() as Promise<R[]>, callbacks);
   }
 
   /** Python's starmap_async: starmap() returning an AsyncResult (see applyAsync; its call's errors throw). */
   starmapAsync<A extends unknown[], R>(fn: TaskRef<A, R>, iterable: Iterable<Readonly<A>>, options?: MapOptions & AsyncCallbacks<R[]>): AsyncResult<R[]> {
     const { rest, callbacks } = takeCallbacks<MapOptions, R[]>(options, 'Pool.starmapAsync()');
     const run = this.#mapCall(fn as TaskRef, iterable, true, rest ?? {}, 'starmapAsync', kAsyncMapOptionNames);
-    return AsyncResult.from(run() as Promise<R[]>, callbacks);
+    return asyncResult(run() as Promise<R[]>, callbacks);
   }
 
   /** Like map, lazily: reads the input as results are consumed, yields in input order. */

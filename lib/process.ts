@@ -2,7 +2,7 @@
  * Process: a real OS process running a target, started by one of the three
  * start methods (lib/popen/*). CPython's process.py.
  *
- * Exports: Process, ProcessOptions, ProcessTarget, ModuleTarget, ProcessInfo, ArgsFor,
+ * Exports: Process, ProcessOptions (ProcessBaseOptions, ArgsOption), ProcessTarget, ModuleTarget, ProcessInfo, ArgsFor,
  * currentProcess, parentProcess, activeChildren, cpuCount.
  *
  * Lifetime rules (as in Python, said for Node): a non-daemon child keeps the
@@ -553,7 +553,7 @@ export class Process<A extends readonly unknown[] = never[]> {
   }
 
   /**
-   * Runs `cb` once the process has exited; returns the function that stops
+   * @internal Runs `cb` once the process has exited; returns the function that stops
    * watching. One reaction on the exit promise however many watch: a race
    * against it per join(timeout) or wait() added one each, kept until the
    * exit (a loop of join(1) on a live worker grew the heap ~300 bytes a

@@ -90,7 +90,6 @@ function parseOptions(arg: unknown, what: string): { maxsize: number; capacity: 
   return { maxsize, capacity: roundCapacity('capacityBytes', capacity, kDefaultCapacity) };
 }
 
-
 function toIterable<T>(items: Iterable<T>): Iterable<T> {
   if (items === null || typeof items !== 'object' || typeof (items as Iterable<T>)[Symbol.iterator] !== 'function') {
     throw new TypeError(`putMany expects an iterable of items (an array, a Set, a generator...), got ${describeValue(items)}`);

@@ -556,7 +556,6 @@ export function RawArray<C extends Typecode>(typecode: C, lengthOrValues: number
   return createArray(typecode, lengthOrValues, () => kNoLock);
 }
 
-
 /** The kinds of object a Value/SharedArray's lock may be (by handle tag). */
 const kLockKinds: readonly string[] = ['Lock', 'RLock', 'Semaphore', 'BoundedSemaphore', 'Condition'];
 

@@ -12,7 +12,7 @@
  *   condition.ts  Condition
  *   event.ts      Event
  *   barrier.ts    Barrier
- *   common.ts     owner identity, option parsing, guards, withLock
+ *   common.ts     owner identity, WaitOptions, guards, withLock
  *
  * Common design:
  * - Uncontended paths are Atomics on an Int32Array over the mapped segment:

@@ -84,13 +84,16 @@ function closestName(key: string, allowed: readonly string[]): string | undefine
 }
 
 /** What the waits' options objects take: { timeout, signal } (acquire, Event/Condition wait, the queues' put/get/join). */
-export const kWaitOptionNames: readonly string[] = ['timeout', 'signal'];
+const kWaitOptionNames: readonly string[] = ['timeout', 'signal'];
 
 /** A wait's deadline (performance.now() based, or Infinity) and signal. */
 export interface ParsedWait {
-  deadline: number;
-  signal: AbortSignal | undefined;
+  readonly deadline: number;
+  readonly signal: AbortSignal | undefined;
 }
+
+/** A wait without options (the hot calls test for it first, before building a message's name). */
+export const kForever: ParsedWait = Object.freeze({ deadline: Infinity, signal: undefined });
 
 /**
  * Every wait (acquire, Event/Condition wait, the queues' put/get/join, recv)
@@ -100,7 +103,7 @@ export interface ParsedWait {
  * `what` names the call for messages ("Queue.get()").
  */
 export function parseWait(options: unknown, what: string): ParsedWait {
-  if (options === undefined || options === null) return { deadline: Infinity, signal: undefined };
+  if (options === undefined || options === null) return kForever;
   if (typeof options === 'number') return { deadline: deadlineFrom('timeout', options), signal: undefined };
   if (typeof options !== 'object') {
     throw new TypeError(`${what} takes a timeout in milliseconds or { timeout?, signal? }, got ${show(options)}`);

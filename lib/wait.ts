@@ -182,8 +182,9 @@ export const kInheritedCall: Promise<never> = new Promise<never>(() => {});
  * there it turns on only once 'fork' is named (checkStartMethod), so the
  * pool workers' and children's puts and gets pay nothing for it.
  */
-const kSingleThreaded = process.platform !== 'win32' && isMainThread &&
-  (process.execArgv.includes('--single-threaded') || /(^|\s)--single-threaded(\s|$)/.test(process.env.NODE_OPTIONS ?? ''));
+/** Whether this process was started with `node --single-threaded` (in execArgv, or NODE_OPTIONS). */
+export const kStartedSingleThreaded = process.execArgv.includes('--single-threaded') || /(^|\s)--single-threaded(\s|$)/.test(process.env.NODE_OPTIONS ?? '');
+const kSingleThreaded = process.platform !== 'win32' && isMainThread && kStartedSingleThreaded;
 let canFork = kSingleThreaded && process.env.MULTIPROC_FORKSERVER_BOARD === undefined;
 
 /** See canFork: false in the forkserver zygote (and so its children), true once 'fork' is named where it can start. */

@@ -45,42 +45,25 @@ const kSweepMs = 100;
 const kPublishedLookMs = 1000;
 let sweepTimer: NodeJS.Timeout | null = null;
 
-/** Whether the Blob `name`, its creator gone, was never published (or never finished): then nobody can ever name it. */
-function abandoned(name: string): boolean {
+/**
+ * What the segment `name` is, as far as a Blob's creator goes: 'gone'
+ * (unlinked already: its reader took it), 'making' (empty, no header yet:
+ * its creator is between shm_open and its header), 'pending' (not yet
+ * published), 'published', or 'other' (not a Blob).
+ */
+function blobState(name: string): 'gone' | 'making' | 'pending' | 'published' | 'other' {
   let buffer: ArrayBuffer;
   try {
     buffer = native.shmAttach(name);
   } catch (e) {
-    // Empty (EINVAL): its creator died between shm_open and ftruncate. Else
-    // gone already (read and unlinked by its consumer), or not ours to judge.
-    return (e as { code?: string }).code === 'EINVAL';
+    return (e as { code?: string }).code === 'EINVAL' ? 'making' : 'gone'; // EINVAL: empty
   }
   try {
-    if (buffer.byteLength < kHeaderBytes) return true;
+    if (buffer.byteLength < kHeaderBytes) return 'making';
     const h = new Int32Array(buffer, 0, kHeaderBytes / 4);
-    // No magic: its creator died inside create(), before anyone could attach it.
-    if (Atomics.load(h, kMagicIndex) !== kMagic) return true;
-    if (h[kVersionKindIndex]! >>> 16 !== Kind.Blob) return false;
-    return (Atomics.load(h, kFlagsIndex) & kBlobPending) !== 0;
-  } finally {
-    native.unmap(buffer);
-  }
-}
-
-/** Whether the Blob `name` of a living creator no longer needs watching: published (or unlinked, or not a Blob). */
-function settled(name: string): boolean {
-  let buffer: ArrayBuffer;
-  try {
-    buffer = native.shmAttach(name);
-  } catch (e) {
-    return (e as { code?: string }).code !== 'EINVAL'; // empty: still being made
-  }
-  try {
-    if (buffer.byteLength < kHeaderBytes) return false;
-    const h = new Int32Array(buffer, 0, kHeaderBytes / 4);
-    if (Atomics.load(h, kMagicIndex) !== kMagic) return false; // still being made
-    if (h[kVersionKindIndex]! >>> 16 !== Kind.Blob) return true;
-    return (Atomics.load(h, kFlagsIndex) & kBlobPending) === 0;
+    if (Atomics.load(h, kMagicIndex) !== kMagic) return 'making';
+    if (h[kVersionKindIndex]! >>> 16 !== Kind.Blob) return 'other';
+    return (Atomics.load(h, kFlagsIndex) & kBlobPending) !== 0 ? 'pending' : 'published';
   } finally {
     native.unmap(buffer);
   }
@@ -95,12 +78,15 @@ function sweep(): void {
     if (dead === undefined) gone.set(key, (dead = creatorGone(c.pid, c.stamp)));
     if (!dead) {
       if (now < c.lookAt) continue;
-      if (settled(name)) unpublished.delete(name);
+      const state = blobState(name);
+      if (state !== 'pending' && state !== 'making') unpublished.delete(name); // published (or gone): its record holds it
       else c.lookAt = now + kPublishedLookMs;
       continue;
     }
     unpublished.delete(name);
-    if (!abandoned(name)) continue; // published: its record holds it, and its reader unlinks it
+    // A dead creator's Blob never published (or never finished: no header, or empty) can never be named.
+    const state = blobState(name);
+    if (state !== 'pending' && state !== 'making') continue; // published: its record holds it, and its reader unlinks it
     try {
       native.shmUnlink(name);
     } catch {

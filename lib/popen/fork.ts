@@ -18,13 +18,12 @@ import { isMainThread } from 'node:worker_threads';
 import { native } from '../native';
 import { parkWorkers, unparkWorkers, warnIfUnparkable } from './park';
 import { BasePopen, exitCodeOf } from './popen';
+import { kStartedSingleThreaded } from '../wait';
 
 /** Why fork is not offered here, or null when it is. */
 export function forkUnavailableReason(): string | null {
   if (process.platform === 'win32') return 'fork() does not exist on Windows';
-  const single = process.execArgv.includes('--single-threaded') ||
-    /(^|\s)--single-threaded(\s|$)/.test(process.env.NODE_OPTIONS ?? '');
-  if (!single) {
+  if (!kStartedSingleThreaded) {
     return 'this process was not started with `node --single-threaded`, and forking a Node process whose V8 has ' +
       'worker threads leaves the child without them (GC hangs or crashes). Use the \'forkserver\' start method, which ' +
       'forks from a single-threaded zygote, or start this program with `node --single-threaded`';

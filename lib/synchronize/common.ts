@@ -1,6 +1,6 @@
 /**
  * What every synchronization primitive shares: who "I" am (owner identity),
- * argument parsing, how an object adopts an attached segment, and the
+ * the wait options' type (parsed by validate.ts's parseWait), how an object adopts an attached segment, and the
  * acquire/release idioms (guards, withLock) built on acquire/release.
  */
 import { threadId } from 'node:worker_threads';
@@ -9,8 +9,7 @@ import { ClosedError, TimeoutError } from '../errors';
 import type { Kind } from '../layout';
 import { native } from '../native';
 import { Segment } from '../segment';
-import { describeValue, type ParsedWait } from '../validate';
-export type { ParsedWait } from '../validate';
+import { describeValue } from '../validate';
 import { endWaitsOn, forkGeneration, kInheritedCall, waitAsync, waitSync, wake, type WaitResult } from '../wait';
 
 /** Owner pid bits of a lock word; Linux pids fit in 22 bits, macOS's in 17. */

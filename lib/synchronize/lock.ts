@@ -51,7 +51,7 @@ import { Kind } from '../layout';
 import { registerKind, type Handle } from '../reduction';
 import { attachShared, type Segment } from '../segment';
 import { kHandleTag, kToHandle } from '../symbols';
-import { deadlineFrom, parseWait, remaining } from '../validate';
+import { deadlineFrom, kForever, parseWait, remaining } from '../validate';
 import { forkGeneration, kInheritedCall, parentOnly, wake } from '../wait';
 import {
   Acquirable, acquireAsync, acquireBlocking, adopt, closedError, type AcquireSteps, closeWaking, kAcquireRestore, LocalQueue, kIsMine, kPidMask, kReleaseSave, kSliceMs, kTid,
@@ -367,7 +367,7 @@ abstract class MutexObject extends Acquirable {
   /** Waits without blocking the event loop; false if `timeout` passed, rejects with signal.reason on abort. */
   acquire(options?: WaitOptions): Promise<boolean> {
     try {
-      const { deadline, signal } = parseWait(options, `${this.#what}.acquire()`);
+      const { deadline, signal } = options === undefined ? kForever : parseWait(options, `${this.#what}.acquire()`);
       return this.#m().acquire(deadline, signal);
     } catch (e) {
       return Promise.reject(e);

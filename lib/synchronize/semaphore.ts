@@ -45,7 +45,7 @@ import { WaitResult } from '../native';
 import { registerKind, type Handle } from '../reduction';
 import { attachShared, type Segment } from '../segment';
 import { kHandleTag, kToHandle } from '../symbols';
-import { checkInteger, checkOptionNames, describeValue, parseWait, remaining } from '../validate';
+import { checkInteger, checkOptionNames, deadlineFrom, describeValue, kForever, parseWait, remaining } from '../validate';
 import { forkGeneration, kInheritedCall, parentOnly, wake } from '../wait';
 import { recentlyAlive } from '../liveness';
 import {
@@ -232,7 +232,7 @@ export class Semaphore extends Acquirable {
 
   /** Waits for a permit without blocking the event loop; false if `timeout` passed, rejects with signal.reason on abort. */
   async acquire(options?: WaitOptions): Promise<boolean> {
-    const { deadline, signal } = parseWait(options, `${this.constructor.name}.acquire()`);
+    const { deadline, signal } = options === undefined ? kForever : parseWait(options, `${this.constructor.name}.acquire()`);
     if (signal?.aborted) throw signal.reason;
     const w = this.#words();
     if (this.#local.empty && this.tryAcquire()) return parentOnly(true);
@@ -282,7 +282,7 @@ export class Semaphore extends Acquirable {
 
   /** Blocks the calling thread (and its event loop) until a permit is taken (true) or `timeoutMs` passes (false). */
   acquireSync(timeoutMs?: number): boolean {
-    const { deadline } = parseWait({ timeout: timeoutMs }, `${this.constructor.name}.acquireSync()`);
+    const deadline = deadlineFrom('timeoutMs', timeoutMs);
     const w = this.#words();
     if (this.tryAcquire()) return true;
     return acquireBlocking(this.#contended(w, deadline), this.#buf, this.#off);
