@@ -955,10 +955,10 @@ export class Channel {
         let v = take();
         if (v !== kEmpty && v !== kWaitCommit && v !== kBusyTake) {
           if (start >= 0) this.#adaptPoll(start, caught);
-          return v;
+          return parentOnly(v);
         }
         const err = this.#getFailed(v, Mode.Async, deadline, deep);
-        if (err !== null) return this.#recheck(err, take);
+        if (err !== null) return parentOnly(this.#recheck(err, take));
         if (start < 0) {
           start = performance.now();
           if (v === kEmpty) {
@@ -992,7 +992,7 @@ export class Channel {
           v = take();
           if (v !== kEmpty && v !== kWaitCommit && v !== kBusyTake) {
             this.#adaptPoll(start, false);
-            return v;
+            return parentOnly(v);
           }
           sleepSignal ??= either(signal, closed);
           const res = await waitWake(this.#wakeId, Math.min(kSliceMs, remaining(deadline)), sleepSignal, this.keepAlive);
@@ -1007,7 +1007,7 @@ export class Channel {
           v = take();
           if (v !== kEmpty && v !== kWaitCommit && v !== kBusyTake) {
             this.#adaptPoll(start, false);
-            return v;
+            return parentOnly(v);
           }
           if (v === kBusyTake) arm = this.#armLock(); // see #getLoop
         }

@@ -593,7 +593,7 @@ describe("'fork' children and the parent's pending waits", () => {
     const r = await runNode(fixture('fork-stdout-drain.mjs'), [], { timeoutMs: 60_000 });
     expect(r.stderr).toBe('');
     // Before: c1 ~0-5,500 of 20,000, codes [0, 0, 0]; a first fix's drain made p 10,000 (the parent's copied queue written twice).
-    expect(JSON.parse(r.stdout)).toEqual({ c1: 20_000, codes: [0, 1, 0], floating: true, unwound: false, p: 5_000, inheritedCodes: [0] });
+    expect(JSON.parse(r.stdout)).toEqual({ c1: 20_000, c3: 20_000, codes: [0, 1, 0, 0], floating: true, unwound: false, p: 5_000, inheritedCodes: [0] });
   });
 
   it('calls begun in the tick of start() do not go on in the child: a free lock\'s critical section, a pending Semaphore acquire, a ready item, a Barrier wait (before: both processes ran them)', async () => {

@@ -420,9 +420,18 @@ function stdioQueued(): boolean {
  */
 async function stdioDrained(): Promise<void> {
   for (const s of [process.stdout, process.stderr]) {
-    if (s.writableLength === 0 || s.destroyed || s.writableEnded || s.errored) continue;
-    // Written after everything queued before it; called with an error too (EPIPE).
-    await new Promise<void>((r) => s.write('', () => r()));
+    if (s.writableLength === 0 || s.destroyed || s.errored) continue;
+    await new Promise<void>((r) => {
+      // Ended by the target (stdout.end()): its 'finish' comes once all is
+      // written (a write after end() throws; review helper-83).
+      if (s.writableEnded) {
+        s.once('finish', () => r());
+        s.once('error', () => r());
+        s.once('close', () => r());
+        return;
+      }
+      s.write('', () => r()); // written after everything queued before it; called with an error too (EPIPE)
+    });
   }
 }
 
