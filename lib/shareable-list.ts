@@ -65,8 +65,8 @@ export class ShareableList implements Iterable<ShareableItem> {
   readonly shm: SharedMemory;
   readonly length: number;
   readonly #offsets: number[];
-  #dv: DataView;
-  #bytes: Uint8Array;
+  readonly #dv: DataView;
+  readonly #bytes: Uint8Array;
 
   private constructor(token: typeof kNew, shm: SharedMemory) {
     if (token !== kNew) {
@@ -78,8 +78,7 @@ export class ShareableList implements Iterable<ShareableItem> {
     if (shm.size < 16) throw new TypeError(`Segment '${shm.name}' does not hold a ShareableList (${shm.size} bytes)`);
     const n = this.#dv.getBigInt64(0, true);
     // Validated on attach: a segment that is no ShareableList must not be read as one.
-    const fits = (count: number): boolean => count >= 0 && (count + 2) * 8 <= shm.size;
-    if (!fits(Number(n))) throw new TypeError(`Segment '${shm.name}' does not hold a ShareableList (bad item count ${n})`);
+    if (n < 0n || (Number(n) + 2) * 8 > shm.size) throw new TypeError(`Segment '${shm.name}' does not hold a ShareableList (bad item count ${n})`);
     this.length = Number(n);
     this.#offsets = [];
     for (let i = 0; i <= this.length; i++) this.#offsets.push(Number(this.#dv.getBigInt64(8 + i * 8, true)));
@@ -111,7 +110,7 @@ export class ShareableList implements Iterable<ShareableItem> {
     }
     const n = values.length;
     const size = 8 + (n + 1) * 8 + offsets[n] + n * 8 + n;
-    // Python refuses a zero-size segment (an empty list still has its count and one offset).
+    // (Never 0 bytes, which SharedMemory refuses: an empty list still has its count and one offset.)
     const shm = SharedMemory.create(size, options.name === undefined ? {} : { name: options.name });
     try {
       const dv = new DataView(shm.buffer);
