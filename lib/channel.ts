@@ -19,7 +19,7 @@ import { forkGeneration, kInheritedCall, parentOnly, pollAsync, spinUntil, waitA
 import { noop, onAbort } from './abort';
 import { remaining } from './validate';
 import { disposeShared } from './reduction';
-import { collectFresh } from './segment';
+import { collectFresh, deferAdoptions, endDeferAdoptions } from './segment';
 import { newWakeId, waitWake, wakeTarget } from './wake-socket';
 
 const kSliceMs = 200;
@@ -101,12 +101,18 @@ function turn(prev: Promise<void>, signal: AbortSignal | undefined, deadline: nu
   });
 }
 
-/** One take; the big-item segments it read are unlinked once it returns, the record consumed (see releaseReadBlobs). */
+/**
+ * One take; the big-item segments it read are unlinked once it returns, the
+ * record consumed (see releaseReadBlobs), and the shared objects it received
+ * become this process's holdings only then (see deferAdoptions).
+ */
 function takeOne(ring: Ring, decode: Decoder): unknown {
+  deferAdoptions();
   try {
     return ring.tryTake(decode);
   } finally {
     if (readBlobs.length !== 0) releaseReadBlobs();
+    endDeferAdoptions();
   }
 }
 
@@ -766,10 +772,12 @@ export class Channel {
     const failed = this.#deferred; // one stable FIFO: an error is never dropped or overwritten
     return () => {
       let r;
+      deferAdoptions();
       try {
         r = ring.tryTakeMany(decode, max, out, failed);
       } finally {
         if (readBlobs.length !== 0) releaseReadBlobs();
+        endDeferAdoptions();
       }
       return typeof r === 'number' ? out : r;
     };

@@ -860,10 +860,11 @@ export const readBlobs: { seg: Segment; unmap: boolean }[] = [];
 export function releaseReadBlobs(): void {
   if (readBlobs.length === 0) return;
   for (const { seg, unmap } of readBlobs.splice(0)) {
+    // Out of this process's holder slot before the reference goes (holders.ts).
+    seg.forget();
     try {
       seg.unretain(); // the last reference: unlinks the name
     } finally {
-      seg.forget();
       if (unmap) native.unmap(seg.buffer);
     }
   }

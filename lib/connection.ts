@@ -371,7 +371,7 @@ class PipeCore {
     liveCores.delete(this);
     // The last holder anywhere (no other process, no handle in flight): what
     // is still unread will never be, so what it holds is given back.
-    if (this.segment.refcount() === 1 && this.gen === forkGeneration()) for (const ch of this.channels) ch?.giveBackUnread();
+    if (this.segment.livingRefcount() === 1 && this.gen === forkGeneration()) for (const ch of this.channels) ch?.giveBackUnread();
     this.segment.close();
   }
 

@@ -16,17 +16,28 @@
  *                              process of the tree holds open (0: unknown);
  *                              `multiproc doctor` judges a leftover by it
  *   40      24    reserved     zero
- *   64      ...   payload      64-byte aligned, so it starts on its own cache line
+ *   64      192   holders      kHolderSlots x (pid, count): the references
+ *                              each process holds as attachments (see below)
+ *   256     ...   payload      64-byte aligned, so it starts on its own cache line
+ *
+ * Holders: the refcount alone cannot tell whose references it counts, so a
+ * process SIGKILLed while attached kept every segment it held until the
+ * whole tree ended (a killed consumer's 1 MiB queue ring, after everyone
+ * else had closed it). Each process also counts its attachments in a slot
+ * of its own; a slot whose process is gone is given back by whoever finds
+ * it (holders.ts). Handles in flight are in no slot: the refcount is
+ * always at least the sum of the slots, so giving back a dead slot never
+ * takes a live reference.
  */
 
 export const kMagic = 0x4f52504d; // bytes 'M' 'P' 'R' 'O'
 /**
- * 4: a Pipe's own words take two cache lines (128 bytes) before its rings;
+ * 6: the holder table (header 256 bytes); 4: a Pipe's own words take two cache lines (128 bytes) before its rings;
  * 3: a JoinableQueue counts done tasks (word 67), not unfinished ones; 2: the
  * ring frontier word and codec tag 0x11. An older build would misread them.
  */
-export const kLayoutVersion = 5;
-export const kHeaderBytes = 64;
+export const kLayoutVersion = 6;
+export const kHeaderBytes = 256;
 
 /** Int32 indices into the header (byte offset / 4). */
 export const kMagicIndex = 0;
@@ -39,6 +50,9 @@ export const kParam0Index = 6;
 export const kParam1Index = 7;
 export const kTrackerPidIndex = 8;
 export const kTrackerPipeIndex = 9;
+/** The holder table: slot i is words kHoldersIndex + 2i (pid; 0 free, -1 being given back) and + 2i + 1 (count). */
+export const kHoldersIndex = 16;
+export const kHolderSlots = 24;
 
 /**
  * Blob flag: the segment's one reference is still its creator's own (the

@@ -189,7 +189,7 @@ export class Queue<T = unknown> {
     // The last holder anywhere (no other process, no handle in flight): the
     // items left will never be taken, so what they hold is given back (a
     // pipe end in one kept its peer from ever seeing EOF; helper-66).
-    if (this.#segment.refcount() === 1) this.#channel.giveBackUnread();
+    if (this.#segment.livingRefcount() === 1) this.#channel.giveBackUnread();
     this.#segment.close();
   }
 
@@ -200,7 +200,7 @@ export class Queue<T = unknown> {
 
   /** @internal Whether no other process or thread holds the queue, nor a handle in flight (a *Sync wait would be for ever). */
   protected soleHolder(): boolean {
-    return this.#released === null && this.#segment.refcount() === 1;
+    return this.#released === null && this.#segment.livingRefcount() === 1;
   }
 
   /** @internal JoinableQueue: whether the mapping is gone, and why. */

@@ -220,6 +220,18 @@ export function register(name: string, type: TrackedType, creator?: { pid: numbe
   remember(name, type);
 }
 
+/**
+ * A child of this process died by a signal: the tracker looks for
+ * references the dead held in the tree's segments and gives them back
+ * (holders.ts), so that a segment everyone else had already closed goes
+ * now, not when the tree ends. The releases of the living do the same for
+ * the segments they close later.
+ */
+export function holderDied(): void {
+  if (trackerFd < 0 && inheritedFd() < 0) return; // no tracker: this process never made or held a segment
+  send('SWEEP:holders\n');
+}
+
 export function unregister(name: string, type: TrackedType): void {
   checkName(name);
   // After the send: a send that finds the tracker gone re-registers the map

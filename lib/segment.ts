@@ -7,9 +7,12 @@
  * attachments plus handles in flight. Turning an object into a handle (to put
  * it on a queue, pass it to a child...) adds one; attaching from that handle
  * adopts it instead of adding another. close() (or GC of the owning object)
- * subtracts one; whoever brings it to zero unlinks the name. A handle that is
- * never received, or a process killed before close(), leaves the count high:
- * then the tree's resource tracker unlinks the segment when the tree ends.
+ * subtracts one; whoever brings it to zero unlinks the name. Each process
+ * also counts its attachments in the header's holder table (holders.ts): the
+ * references of a process killed before close() are given back by the next
+ * process that releases one of its own, or by the tracker after a child is
+ * killed. A handle that is never received leaves the count high: then the
+ * tree's resource tracker unlinks the segment when the tree ends.
  */
 import { constants } from 'node:buffer';
 import { randomBytes } from 'node:crypto';
@@ -19,6 +22,7 @@ import {
   Kind, kBlobPending, kFlagsIndex, kHeaderBytes, kindNames, kLayoutVersion, kMagic, kMagicIndex, kParam0Index, kParam1Index,
   kPayloadHiIndex, kPayloadLoIndex, kRefcountIndex, kTrackerPidIndex, kTrackerPipeIndex, kVersionKindIndex,
 } from './layout';
+import { giveBackDead, holdSlot, unholdSlot } from './holders';
 import { selfStamp } from './liveness';
 import { native } from './native';
 import { fromHandle, type Handle } from './reduction';
@@ -92,6 +96,8 @@ interface SegmentState {
   released: boolean;
   /** The fork generation it was made in (see releaseState). */
   gen: number;
+  /** The holder-table count word this attachment is counted in (holders.ts), -1 for none. */
+  slot: number;
 }
 
 /** The attachments of this process not yet released (see releaseAllAttachments). */
@@ -99,10 +105,49 @@ let liveStates = new Set<SegmentState>();
 
 /** One reference fewer in the segment's header; the name goes with the last. */
 function unretainHeader(name: string, header: Int32Array): void {
-  if (Atomics.sub(header, kRefcountIndex, 1) === 1) {
-    native.shmUnlink(osName(name));
-    unregister(osName(name), 'object');
-  }
+  if (Atomics.sub(header, kRefcountIndex, 1) === 1) unlinkName(name);
+}
+
+function unlinkName(name: string): void {
+  native.shmUnlink(osName(name));
+  unregister(osName(name), 'object');
+}
+
+/** Counts the attachment in this process's holder slot (see holders.ts). */
+function hold(state: SegmentState): void {
+  if (state.slot < 0 && state.header.length > 0) state.slot = holdSlot(state.header);
+}
+
+/** Before its reference goes (given back, or handed on): out of the holder slot. */
+function unhold(state: SegmentState): void {
+  if (state.slot < 0) return;
+  unholdSlot(state.header, state.slot);
+  state.slot = -1;
+}
+
+/**
+ * Attachments taken over from handles during a ring take (see
+ * deferAdoptions), not yet counted in this process's holder slot.
+ */
+const unheld: SegmentState[] = [];
+let deferring = 0;
+
+/**
+ * Around a take from a ring: the handles of the record it decodes are
+ * counted as this process's attachments only once the take is done (the
+ * record consumed). A consumer killed between the decode and the move of
+ * head leaves the record, and its handles' references, to the next
+ * consumer: had the dead one counted them in its slot, they would be given
+ * back twice. Paired with endDeferAdoptions in a finally.
+ */
+export function deferAdoptions(): void {
+  deferring++;
+}
+
+/** After the take (the record consumed, or the take failed): the attachments it made are this process's. */
+export function endDeferAdoptions(): void {
+  if (--deferring !== 0 || unheld.length === 0) return;
+  for (const s of unheld.splice(0)) if (!s.released) hold(s);
 }
 
 function releaseState(state: SegmentState): void {
@@ -115,10 +160,11 @@ function releaseState(state: SegmentState): void {
   if (state.gen !== forkGeneration()) return;
   const header = state.header;
   if (header.length === 0) return; // already detached
-  if (Atomics.sub(header, kRefcountIndex, 1) === 1) {
-    native.shmUnlink(osName(state.name));
-    unregister(osName(state.name), 'object');
-  }
+  unhold(state);
+  // An attachment's end is when holders that died are looked for: not every
+  // unretain (a pool task's handle of an object its worker has already
+  // would pay a kill(pid, 0) per other holder).
+  if (Atomics.sub(header, kRefcountIndex, 1) === 1 || giveBackDead(header) === 'zero') unlinkName(state.name);
 }
 
 export class Segment {
@@ -126,7 +172,7 @@ export class Segment {
   readonly kind: Kind;
   readonly buffer: ArrayBuffer;
   readonly payloadBytes: number;
-  /** Int32 view over the 64-byte header. */
+  /** Int32 view over the header (kHeaderBytes). */
   readonly header: Int32Array;
   readonly #state: SegmentState;
 
@@ -136,7 +182,7 @@ export class Segment {
     this.buffer = buffer;
     this.payloadBytes = payloadBytes;
     this.header = new Int32Array(buffer, 0, kHeaderBytes / 4);
-    this.#state = { name, header: this.header, released: false, gen: forkGeneration() };
+    this.#state = { name, header: this.header, released: false, gen: forkGeneration(), slot: -1 };
     liveStates.add(this.#state);
   }
 
@@ -171,6 +217,7 @@ export class Segment {
     h[kTrackerPipeIndex] = trackerPipeInode();
     Atomics.store(h, kRefcountIndex, 1);
     Atomics.store(h, kMagicIndex, kMagic); // last: a half-made segment fails the magic check
+    hold(seg.#state);
     return seg;
   }
 
@@ -201,6 +248,8 @@ export class Segment {
     if (kHeaderBytes + payloadBytes > buffer.byteLength) fail(`truncated: header says ${payloadBytes} payload bytes, segment has ${buffer.byteLength - kHeaderBytes}`);
     const seg = new Segment(name, kind, buffer, payloadBytes);
     if (!adopt) Atomics.add(h, kRefcountIndex, 1);
+    if (adopt && deferring > 0) unheld.push(seg.#state);
+    else hold(seg.#state);
     return seg;
   }
 
@@ -220,6 +269,16 @@ export class Segment {
   /** Current reference count (attachments + handles in flight, all processes). */
   refcount(): number {
     return this.#state.released ? 0 : Atomics.load(this.header, kRefcountIndex);
+  }
+
+  /**
+   * refcount() once the references of holders that no longer exist are
+   * given back (holders.ts): what "is anyone else still there?" asks.
+   */
+  livingRefcount(): number {
+    if (this.#state.released) return 0;
+    giveBackDead(this.header); // never to 0: this process's own reference is counted
+    return Atomics.load(this.header, kRefcountIndex);
   }
 
   /** One more reference, for a handle about to travel to another process. */
@@ -250,6 +309,7 @@ export class Segment {
    * /dev/shm for 50 1 MB Buffers received.
    */
   forget(): void {
+    if (!this.#state.released && this.#state.gen === forkGeneration()) unhold(this.#state); // first: see holders.ts
     this.#state.released = true;
     liveStates.delete(this.#state);
   }
@@ -316,7 +376,13 @@ export function duplicateForFork(): () => void {
 /** In a 'fork' child: the attachments it copied are its own (duplicateForFork counted them for it). */
 export function adoptInheritedAttachments(): void {
   const gen = forkGeneration();
-  for (const s of liveStates) s.gen = gen;
+  for (const s of liveStates) {
+    s.gen = gen;
+    s.slot = -1; // the parent's slot: this process counts in its own
+    hold(s);
+  }
+  unheld.length = 0;
+  deferring = 0;
 }
 
 /**
@@ -325,6 +391,8 @@ export function adoptInheritedAttachments(): void {
  */
 export function forgetInheritedAttachments(): void {
   liveStates = new Set();
+  unheld.length = 0;
+  deferring = 0;
   attached.clear(); // received again here, an object is this process's own attachment
 }
 

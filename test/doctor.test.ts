@@ -6,6 +6,7 @@ import { basename } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import * as mp from 'multiproc';
+import { kHeaderBytes } from '../dist/cjs/layout.js';
 import { collect, fixture, isLinux } from './helpers';
 
 const cli = fileURLToPath(new URL('../dist/cjs/cli.js', import.meta.url));
@@ -123,7 +124,7 @@ describe('multiproc doctor', () => {
       try {
         const t = await collect(spawn(process.execPath, [cli, 'doctor', v.segmentName], { stdio: ['ignore', 'pipe', 'pipe'] }));
         expect(t.stdout).toMatch(/^NAME +KIND +SIZE +AGE +STATE\n/);
-        expect(t.stdout).toContain(`${v.segmentName}  Value  72 B`);
+        expect(t.stdout).toContain(`${v.segmentName}  Value  ${kHeaderBytes + 8} B`);
         expect(t.stdout).toMatch(new RegExp(`ok: in use by pid ${process.pid}\\n`));
       } finally {
         v.close();

@@ -1,6 +1,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import * as mp from 'multiproc';
+import { kHeaderBytes } from '../dist/cjs/layout.js';
 import { collect, fixture, runNode, segmentExists, sleep } from './helpers';
 import { pattern, sha, spawnChild } from './queue-helpers';
 
@@ -329,15 +330,15 @@ describe('Queue in one process', () => {
    * the put lock, just after reserving one 8-byte record at position 0 (it
    * journaled the tail it started from and the count it would publish, and
    * moved tail; the record says -pid): `counted` says whether it stored
-   * putCount before it died. Word offsets: the 64-byte header, the ring's
+   * putCount before it died. Word offsets: the header (kHeaderBytes), the ring's
    * control block (6 x 64 bytes), then the data area.
    */
   function leaveDeadProducer(q: mp.Queue<number>, counted: boolean): void {
     const dead = spawnSync('true').pid!; // a pid that has exited
     const raw = mp.SharedMemory.attach((mp.toHandle(q) as unknown as { name: string }).name);
     const w = new Int32Array(raw.buffer);
-    const ctl = 64 / 4;
-    const data = (64 + 6 * 64) / 4;
+    const ctl = kHeaderBytes / 4;
+    const data = (kHeaderBytes + 6 * 64) / 4;
     w[data] = -dead; // state: being written by `dead`
     w[data + 1] = 8; // payload bytes: the record spans 16 bytes
     w[ctl + 4] = 0; // journal: the tail it started from...
@@ -406,8 +407,8 @@ describe('Queue in one process', () => {
     const other = spawn('sleep', ['30'], { stdio: 'ignore' });
     try {
       const raw = mp.SharedMemory.attach((mp.toHandle(q) as unknown as { name: string }).name);
-      // The ring's put lock word: control block at the payload (64-byte header), word 2.
-      Atomics.store(new Int32Array(raw.buffer), 64 / 4 + 2, other.pid!);
+      // The ring's put lock word: control block at the payload (after the header), word 2.
+      Atomics.store(new Int32Array(raw.buffer), kHeaderBytes / 4 + 2, other.pid!);
       raw.close();
       if (process.platform === 'linux') {
         q.putSync(7, 2000); // that pid does not map the queue: not a producer, the lock is taken over

@@ -307,7 +307,7 @@ describe('across processes', () => {
       expect(() => mp.fromHandle({ __multiproc__: 'Value', name: raw.name, typecode: 'i', lock: null })).toThrow(/bad magic/);
       const tiny = mp.SharedMemory.create(10);
       // macOS rounds the segment up to a page of zeros: there it fails the magic check instead.
-      expect(() => mp.fromHandle({ __multiproc__: 'Value', name: tiny.name, typecode: 'i', lock: null })).toThrow(isDarwin ? /bad magic/ : /smaller than the 64-byte header/);
+      expect(() => mp.fromHandle({ __multiproc__: 'Value', name: tiny.name, typecode: 'i', lock: null })).toThrow(isDarwin ? /bad magic/ : /smaller than the 256-byte header/);
       tiny.close(); tiny.unlink();
       const arr = mp.RawArray('i', 3);
       const h = mp.toHandle(arr);

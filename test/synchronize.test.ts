@@ -4,6 +4,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { promises as fsp } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import * as mp from 'multiproc';
+import { kHeaderBytes } from '../dist/cjs/layout.js';
 import { describe, expect, it } from 'vitest';
 import { collect, fixture, runNode, sleep, type ChildResult } from './helpers';
 
@@ -104,7 +105,7 @@ describe('Lock across processes', () => {
     const other = spawn('sleep', ['30'], { stdio: 'ignore' });
     try {
       const raw = mp.SharedMemory.attach(lock.segmentName);
-      Atomics.store(new Int32Array(raw.buffer), 64 / 4, other.pid!); // the mutex's state word, after the 64-byte header
+      Atomics.store(new Int32Array(raw.buffer), kHeaderBytes / 4, other.pid!); // the mutex's state word, after the header
       raw.close();
       expect(lock.locked()).toBe(true);
       const got = lock.acquireSync(1500);
@@ -130,7 +131,7 @@ describe('Lock across processes', () => {
     const cond = new mp.Condition();
     try {
       let raw = mp.SharedMemory.attach(sem.segmentName);
-      const sw = new Int32Array(raw.buffer, 64); // the payload, after the 64-byte header
+      const sw = new Int32Array(raw.buffer, kHeaderBytes); // the payload, after the header
       sw[16] = other.pid!; // holder slot 0: pid, permits
       sw[17] = 1;
       raw.close();

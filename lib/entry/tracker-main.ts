@@ -19,9 +19,15 @@
  * named by anyone, and is unlinked then, not when the tree ends: a pool
  * worker killed by terminate() while it sent a big result left one for the
  * pool's whole life.
+ *
+ * A process that sees a child of its own die by a signal says so (SWEEP):
+ * the tracker then gives back, in every segment of the tree, the references
+ * held by processes that no longer exist (holders.ts), unlinking those
+ * that nobody else holds. At most one such sweep every kHolderSweepGapMs.
  */
 import { appendFileSync } from 'node:fs';
-import { Kind, kBlobPending, kFlagsIndex, kHeaderBytes, kMagic, kMagicIndex, kVersionKindIndex } from '../layout';
+import { giveBackDead } from '../holders';
+import { Kind, kBlobPending, kFlagsIndex, kHeaderBytes, kLayoutVersion, kMagic, kMagicIndex, kVersionKindIndex } from '../layout';
 import { creatorGone } from '../liveness';
 import { native } from '../native';
 
@@ -100,6 +106,47 @@ function sweep(): void {
   }
 }
 
+const kHolderSweepGapMs = 250;
+let holderSweepTimer: NodeJS.Timeout | null = null;
+let lastHolderSweep = -Infinity;
+
+function requestHolderSweep(): void {
+  if (holderSweepTimer !== null) return;
+  const wait = Math.max(0, lastHolderSweep + kHolderSweepGapMs - performance.now());
+  (holderSweepTimer = setTimeout(holderSweep, wait)).unref();
+}
+
+function holderSweep(): void {
+  holderSweepTimer = null;
+  lastHolderSweep = performance.now();
+  for (const [name, { type }] of live) {
+    if (type !== 'object') continue;
+    let buffer: ArrayBuffer;
+    try {
+      buffer = native.shmAttach(name);
+    } catch {
+      continue; // unlinked already, or still empty
+    }
+    let zero = false;
+    try {
+      if (buffer.byteLength < kHeaderBytes) continue;
+      const h = new Int32Array(buffer, 0, kHeaderBytes / 4);
+      if (Atomics.load(h, kMagicIndex) !== kMagic || (h[kVersionKindIndex]! & 0xffff) !== kLayoutVersion) continue;
+      zero = giveBackDead(h) === 'zero';
+    } finally {
+      native.unmap(buffer);
+    }
+    if (!zero) continue;
+    try {
+      native.shmUnlink(name);
+    } catch {
+      // gone meanwhile
+    }
+    live.delete(name);
+    unpublished.delete(name);
+  }
+}
+
 process.stdin.setEncoding('utf8');
 process.stdin.on('data', (chunk: string) => {
   pending += chunk;
@@ -108,6 +155,10 @@ process.stdin.on('data', (chunk: string) => {
     const line = pending.slice(0, nl);
     pending = pending.slice(nl + 1);
     const [cmd, name, type, pid, stamp] = line.split(':');
+    if (cmd === 'SWEEP') {
+      requestHolderSweep();
+      continue;
+    }
     if (!name) continue;
     // Counted: a create that failed (EEXIST) registers and unregisters a name
     // that may belong to an earlier create, or to someone else.

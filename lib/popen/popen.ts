@@ -8,6 +8,7 @@
  */
 import { constants } from 'node:os';
 import { deserialize, serialize } from 'node:v8';
+import { holderDied } from '../resource-tracker';
 
 export type StartMethod = 'spawn' | 'forkserver' | 'fork';
 
@@ -131,6 +132,8 @@ export abstract class BasePopen implements Popen {
   finish(code: number): void {
     if (this.#returncode !== null) return;
     this.#returncode = code;
+    // Killed: it gave back none of the segment references it held.
+    if (code < 0) holderDied();
     this.setRef(false);
     this.#resolve(code);
   }

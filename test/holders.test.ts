@@ -1,0 +1,140 @@
+// The references a process killed by a signal held: given back by the next
+// release of a living holder, or by the tracker once the dead is reaped
+// (lib/holders.ts). Before, every segment a SIGKILLed child had attached
+// stayed in /dev/shm until the whole process tree ended.
+import { describe, expect, it } from 'vitest';
+import * as mp from 'multiproc';
+import { fixture, runNode, segmentExists, sleep } from './helpers';
+
+/** The segment's name; the reference the handle took is given back (fromHandle of an object this process has). */
+function nameOf(o: unknown): string {
+  const h = mp.toHandle(o as Parameters<typeof mp.toHandle>[0]);
+  // A second object over the segment, holding the handle's reference: let go
+  // (a Queue's close() would close the queue for every process).
+  const twin = mp.fromHandle(h) as { close(): void; [Symbol.dispose]?: () => void };
+  if (twin[Symbol.dispose]) twin[Symbol.dispose]!();
+  else twin.close();
+  return (h as unknown as { name: string }).name;
+}
+
+/** Polls until the segment is gone, up to ms; whether it went. */
+async function goneWithin(name: string, ms: number): Promise<boolean> {
+  const t0 = Date.now();
+  while (Date.now() - t0 < ms) {
+    if (!(await segmentExists(name))) return true;
+    await sleep(20);
+  }
+  return !(await segmentExists(name));
+}
+
+/** A child that attaches what it is given, says so through `ready`, and waits to be killed. */
+async function startHolder(method: mp.StartMethod, args: unknown[], ready: mp.Value<'i'>): Promise<mp.Process> {
+  const ctx = mp.getContext(method);
+  const p = new ctx.Process({
+    target: async (r: mp.Value<'i'>, ...held: unknown[]) => {
+      r.value = held.length;
+      await new Promise(() => setInterval(() => {}, 1000));
+    },
+    args: [ready, ...args],
+  });
+  p.start();
+  const t0 = Date.now();
+  while (ready.value === 0 && Date.now() - t0 < 10_000) await sleep(5);
+  expect(ready.value).toBe(args.length);
+  return p;
+}
+
+describe('segments a killed process held', () => {
+  for (const method of ['forkserver', 'spawn'] as const) {
+    it(`${method}: the living keep them; the last living holder's close() unlinks them at once (before: until the tree ended)`, async () => {
+      const q = new mp.Queue<number>();
+      const v = new mp.Value('i', 0);
+      const ready = new mp.Value('i', 0);
+      const names = [nameOf(q), nameOf(v)];
+      const p = await startHolder(method, [q, v], ready);
+      p.kill();
+      await p.join();
+      expect(p.exitCode).toBe(-9);
+      await sleep(400); // the tracker's sweep after the kill has run: it must not take the parent's references
+      for (const n of names) expect(await segmentExists(n)).toBe(true);
+      await q.put(5);
+      expect(await q.get()).toBe(5);
+      v.value = 42;
+      expect(v.value).toBe(42);
+      q.close();
+      v.close();
+      for (const n of names) expect(await segmentExists(n)).toBe(false); // at once, not eventually
+      ready.close();
+    });
+  }
+
+  it('closed by the parent first, then the child killed: the tracker unlinks them once the child is reaped', async () => {
+    const q = new mp.Queue<number>();
+    const v = new mp.Value('i', 0);
+    const ready = new mp.Value('i', 0);
+    const names = [nameOf(q), nameOf(v)];
+    const p = await startHolder('forkserver', [q, v], ready);
+    q.close();
+    v.close();
+    for (const n of names) expect(await segmentExists(n)).toBe(true); // the child's references
+    p.kill();
+    await p.join();
+    for (const n of names) expect(await goneWithin(n, 3000)).toBe(true);
+    ready.close();
+  });
+
+  it('a Value a consumer received through a queue, the consumer then killed: the parent keeps it, and its close() unlinks it', async () => {
+    const q = new mp.Queue<mp.Value<'i'>>();
+    const ready = new mp.Value('i', 0);
+    const p = new mp.Process({
+      target: async (qq: mp.Queue<mp.Value<'i'>>, r: mp.Value<'i'>) => {
+        const got = await qq.get();
+        r.value = got.value;
+        await new Promise(() => setInterval(() => {}, 1000));
+      },
+      args: [q, ready],
+    });
+    p.start();
+    const v = new mp.Value('i', 7);
+    const name = nameOf(v);
+    await q.put(v);
+    const t0 = Date.now();
+    while (ready.value !== 7 && Date.now() - t0 < 10_000) await sleep(5);
+    expect(ready.value).toBe(7);
+    p.kill();
+    await p.join();
+    await sleep(400);
+    expect(await segmentExists(name)).toBe(true);
+    expect(v.value).toBe(7);
+    v.close();
+    expect(await segmentExists(name)).toBe(false);
+    q.close();
+    ready.close();
+  });
+
+  it('a pool worker killed by a call\'s timeout gives back the Value its task held when the caller closes it', async () => {
+    await using pool = new mp.Pool({ processes: 1 });
+    const v = new mp.Value('i', 0);
+    const name = nameOf(v);
+    const stuck = pool.apply(
+      (x: mp.Value<'i'>) => {
+        x.value = 1;
+        for (;;);
+      },
+      [v],
+      { timeout: 1000 },
+    );
+    await expect(stuck).rejects.toBeInstanceOf(mp.TimeoutError);
+    expect(v.value).toBe(1);
+    expect(await pool.apply((a: number) => a + 1, [1])).toBe(2); // its replacement
+    v.close();
+    expect(await goneWithin(name, 1000)).toBe(true);
+  });
+
+  it('getSync() without a timeout on an empty queue whose only other holder was killed throws instead of blocking for good', async () => {
+    const r = await runNode(fixture('dead-holder-getsync.mjs'), [], { timeoutMs: 20_000 });
+    expect(r.stderr).toBe('');
+    expect(r.stdout.trim().split('\n')).toEqual(['waits while the producer lives', 'QueueEmptyError: no other process holds it']);
+    expect(r.code).toBe(0);
+  });
+});
