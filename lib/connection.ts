@@ -290,9 +290,8 @@ class PipeCore {
   }
 
   /**
-   * A handle of `end` arrived (or its receiver was named by handOver, whose
-   * child then receives it too: never below 0, so that second receipt may
-   * take another handle's count while both travel, a rare early EOF).
+   * A handle of `end` arrived, or its receiver was named by handOver (whose
+   * child then does not count it again: see rebuildingArgs). Never below 0.
    */
   received(end: number): void {
     for (;;) {
@@ -914,12 +913,34 @@ export function Pipe<T = unknown>(duplex = true, options: PipeOptions = {}): [Co
   return [core.connection(0) as Connection<T>, core.connection(1) as Connection<T>];
 }
 
+/** While a child rebuilds its Process args (see rebuildingArgs). */
+let rebuildingChildArgs = 0;
+
+/**
+ * In a child, around the rebuild of its Process args: the pipe ends among
+ * them are not counted as received here, since the parent counts them when
+ * it names the child their holder (Connection[kSentTo], handOver). Counted
+ * by both, the second receipt took the count of another handle of the same
+ * end still on its way (a child that put its end in a Queue item and closed
+ * its own before the parent got to it) and the end's reader, its other
+ * holder dead, saw an EOFError that was not one (about one run in three of
+ * pipe-killed-sharer.mjs under load).
+ */
+export function rebuildingArgs<T>(rebuild: () => T): T {
+  rebuildingChildArgs++;
+  try {
+    return rebuild();
+  } finally {
+    rebuildingChildArgs--;
+  }
+}
+
 registerKind('Connection', (h) => {
   const end = h.end;
   if (end !== 0 && end !== 1) throw new TypeError(`Malformed Connection handle: ${end === undefined ? 'missing end' : `bad end ${describeValue(end)} (0 or 1)`}`);
   const core = attachShared(h.name, Kind.Pipe, (seg) => new PipeCore(seg));
   const c = core.connection(end);
-  core.received(end);
+  if (rebuildingChildArgs === 0) core.received(end);
   return c;
 });
 

@@ -158,6 +158,12 @@ describe('Pipe between processes', () => {
     expect(JSON.parse(r.stdout)).toEqual({ received: 15000, distinct: 15000, dup: 0, outOfOrder: 0, exits: [0, 0, 0, 0, 0] });
   }, 70_000);
 
+  it('a child that forwards its args\' end through a queue before the parent names it the holder: the reader waits for the forwarded message (before: EOFError, the flake of the test below)', async () => {
+    const r = await runNode(fixture('pipe-args-forwarded.mjs'), [], { timeoutMs: 30_000 });
+    expect(r.stderr).toBe('');
+    expect(JSON.parse(r.stdout)).toEqual({ childDoneBeforeHandOver: true, first: 'forwarded', then: 'EOFError' });
+  });
+
   it('an end shared by two processes, one SIGKILLed: the other goes on (before: the last to attach was taken for the end, EOFError after 1 of 8 messages)', async () => {
     // A handle on its way counts for 60 s; 5 here, so that the lost one's case ends sooner.
     const r = await runNode(fixture('pipe-killed-sharer.mjs'), [], { env: { MULTIPROC_INFLIGHT_SEC: '5' }, timeoutMs: 80_000 });

@@ -30,7 +30,7 @@ import { forgetInheritedWaits } from '../wait';
 import { quietTrackerLoss, restampAfterFork } from '../resource-tracker';
 import { decodeSpec, type ChildSpec, type ChildTarget, type StartMethod } from '../popen/popen';
 import { disposeShared, forEachShared, rebuild, reduce } from '../reduction';
-import { adoptInheritedEnds, closeAllEnds, forgetInheritedEnds, Pipe, rehearseSleepingRecv } from '../connection';
+import { adoptInheritedEnds, closeAllEnds, forgetInheritedEnds, Pipe, rebuildingArgs, rehearseSleepingRecv } from '../connection';
 import { explainReferenceError, loadTask, usesLoaderHooks } from '../task';
 import { activeChildren, enterChild } from '../process';
 import { inheritStartMethod } from '../context';
@@ -191,7 +191,7 @@ export async function runSpec(spec: ChildSpec, forked: boolean): Promise<void> {
     // A spawned child too: it starts where the parent was launched (paths.ts).
     if (process.cwd() !== spec.cwd) process.chdir(spec.cwd);
     if (forked && spec.env !== undefined) replaceEnv(spec.env);
-    args = rebuild(deserialize(spec.args)) as unknown[];
+    args = rebuildingArgs(() => rebuild(deserialize(spec.args))) as unknown[];
     fn = await loadTask(spec.target, spec.base ?? spec.cwd);
   } catch (err) {
     report(spec.name, err);
@@ -483,7 +483,7 @@ export function runInForkChild(
   // the parent's.
   let args: unknown[];
   try {
-    args = attachPrivately(() => rebuild(handles)) as unknown[];
+    args = attachPrivately(() => rebuildingArgs(() => rebuild(handles))) as unknown[];
   } catch (e) {
     report(info.name, e);
     native.exitNow(1);
