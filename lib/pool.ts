@@ -52,6 +52,8 @@ import { checkInteger, checkOptionNames, checkSignal, describeValue, kMaxTimerMs
 import { Pipe, type Connection } from './connection';
 import { checkChildPlace, Process, nextPoolName, type ArgsFor, type ChildPlace } from './process';
 import { unwire, type WireError } from './wire-error';
+import { disposeShared, forEachShared, rebuild, reduce } from './reduction';
+import { attachPrivately } from './segment';
 import { jobTag, kDrainUnread, kKillAtExit, kLostWithServer, kNotSendable, kSentTaken, kStartAsync, kUnlinkNow, kUserWord } from './symbols';
 import { myPid } from './synchronize/common';
 import * as context from './context';
@@ -367,12 +369,30 @@ function toArray<T>(iterable: Iterable<T> | AsyncIterable<T>, what: string): Ite
   return iterable as Iterable<T>;
 }
 
+/**
+ * initargs, with attachments of the pool's own in place of their shared
+ * objects (a Value, a Lock, a pipe end...): a worker started later (a
+ * replacement, maxTasksPerChild) is given those, so the caller may close its
+ * own copies once the pool exists, as it may a Process's args after start().
+ * Before, the next replacement failed ("The args of Pool-1-Worker-3 hold a
+ * closed object"), and with it the pool (helper-87). initargs without shared
+ * objects are used as they are.
+ */
+function ownShared(initargs: readonly unknown[]): readonly unknown[] {
+  const reduced = reduce(initargs);
+  if (reduced === initargs) return initargs;
+  return attachPrivately(() => rebuild(reduced)) as unknown[];
+}
+
 /** `I`: the initializer's parameters (see PoolOptions); a type of construction only, so every Pool<I> is a Pool. */
 export class Pool<I extends readonly unknown[] = never[]> {
   readonly #processes: number;
   /** The options, but the initializer (see #initializer), whose type depends on I. */
   readonly #options: Omit<PoolOptions, 'initializer' | 'initargs'> & { initargs?: readonly unknown[] };
   readonly #initializer: TaskTarget | undefined;
+  /** initargs with the pool's own attachments of their shared objects (see ownShared); given up by join(). */
+  readonly #initargs: readonly unknown[];
+  #initargsHeld = true;
   readonly #workers = new Set<Worker>();
   readonly #fnIds = new Map<string, number>();
   /** Workers asked to stop or killed, until their exit is seen (join() waits for them). */
@@ -438,6 +458,7 @@ export class Pool<I extends readonly unknown[] = never[]> {
     if (this.#place.cwd !== undefined) this.#base = process.cwd();
     this.#initializer = options.initializer === undefined ? undefined : describeTask(options.initializer, 'initializer');
     if (this.#initializer !== undefined) checkForkedImport(this.#initializer, this.#forked, 'The pool initializer');
+    this.#initargs = ownShared(options.initargs ?? []);
     for (let i = 0; i < this.#processes; i++) this.#startWorker(true);
     if (options.handleSignals !== false) {
       this.#signalHandler = (sig) => this.#onSignal(sig);
@@ -641,6 +662,10 @@ export class Pool<I extends readonly unknown[] = never[]> {
       await new Promise((r) => setImmediate(r)); // let #onExit run for each
     }
     this.#removeSignalHandlers();
+    if (this.#initargsHeld) {
+      this.#initargsHeld = false;
+      forEachShared(this.#initargs, disposeShared);
+    }
   }
 
   async [Symbol.asyncDispose](): Promise<void> {
@@ -1296,7 +1321,7 @@ export class Pool<I extends readonly unknown[] = never[]> {
     const [parentEnd, childEnd] = Pipe(true);
     const proc = new Process({
       target: { module: kWorkerEntry, export: 'poolWorkerMain' },
-      args: [childEnd, { initializer: this.#initializer, initargs: this.#options.initargs ?? [], ...(this.#base !== undefined ? { base: this.#base } : {}) }],
+      args: [childEnd, { initializer: this.#initializer, initargs: this.#initargs, ...(this.#base !== undefined ? { base: this.#base } : {}) }],
       name: `${this.#name}-Worker-${++this.#workerCount}`,
       daemon: true,
       startMethod: this.#options.startMethod,

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import * as mp from 'multiproc';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { alive, collect, fixture, runNode, sleep } from './helpers';
+import { alive, collect, fixture, runNode, segmentExists, sleep } from './helpers';
 
 const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
 
@@ -434,6 +434,25 @@ describe('Pool workers', () => {
     } finally {
       await pool.terminate();
     }
+  });
+
+  it('initargs: the caller may close its own shared objects once the pool exists; replacements still get them, and join() gives the pool\'s back (before: the next replacement failed, and the pool with it)', async () => {
+    const counters = mp.SharedArray('i', 1);
+    const name = counters.segmentName;
+    const pool = new mp.Pool({ processes: 1, maxTasksPerChild: 1, initializer: (c: mp.SharedArray<'i'>) => { (globalThis as { c?: mp.SharedArray<'i'> }).c = c; }, initargs: [counters] });
+    const bump = (): number => Atomics.add((globalThis as { c?: mp.SharedArray<'i'> }).c!.view, 0, 1) + 1;
+    expect(await pool.apply(bump, [])).toBe(1);
+    counters.close();
+    // Each call in a new worker (maxTasksPerChild: 1), each started after the close.
+    for (let i = 2; i <= 4; i++) expect(await pool.apply(bump, [])).toBe(i);
+    expect(pool.stats().tasks.failed).toBe(0);
+    expect(await segmentExists(name)).toBe(true);
+    pool.close();
+    await pool.join();
+    expect(await segmentExists(name)).toBe(false); // the pool's own attachment went with it
+    const closed = mp.SharedArray('i', 1);
+    closed.close();
+    expect(() => new mp.Pool({ processes: 1, initializer: (_c: mp.SharedArray<'i'>) => {}, initargs: [closed] })).toThrow(mp.ClosedError);
   });
 
   it("taking back a dead worker's unread jobs leaves the caller's own shared objects open", async () => {
