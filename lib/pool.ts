@@ -1321,7 +1321,11 @@ export class Pool<I extends readonly unknown[] = never[]> {
     const [parentEnd, childEnd] = Pipe(true);
     const proc = new Process({
       target: { module: kWorkerEntry, export: 'poolWorkerMain' },
-      args: [childEnd, { initializer: this.#initializer, initargs: this.#initargs, ...(this.#base !== undefined ? { base: this.#base } : {}) }],
+      args: [childEnd, {
+        initializer: this.#initializer,
+        initargs: this.#initargs,
+        ...(this.#options.maxWorkerMemoryMb !== undefined ? { maxRssBytes: this.#options.maxWorkerMemoryMb * 1024 * 1024 } : {}),
+        ...(this.#base !== undefined ? { base: this.#base } : {}) }],
       name: `${this.#name}-Worker-${++this.#workerCount}`,
       daemon: true,
       startMethod: this.#options.startMethod,
@@ -1537,7 +1541,11 @@ export class Pool<I extends readonly unknown[] = never[]> {
     // A job that kills every worker it is sent to before it begins (its
     // arguments too big to decode in a worker's memory: SIGABRT) went back to
     // the queue without end; a few such deaths fail it.
-    if (neverBegun && !head.settled && !w.killed && !w.proc[kLostWithServer] && (head.diedBefore = (head.diedBefore ?? 0) + 1) >= kDiedBeforeLimit) {
+    // A worker over the memory cap ends of itself, without beginning the job
+    // at the head of its pipe (pool-worker.ts serveJobs): no fault of that job's.
+    const cap = this.#options.maxWorkerMemoryMb;
+    const quitOverCap = w.retiring && code === 0 && cap !== undefined && w.rss > cap * 1024 * 1024;
+    if (neverBegun && !quitOverCap && !head.settled && !w.killed && !w.proc[kLostWithServer] && (head.diedBefore = (head.diedBefore ?? 0) + 1) >= kDiedBeforeLimit) {
       queued.shift();
       const n = head.items.length;
       this.#settleError(head, new WorkerExitError(

@@ -1015,6 +1015,26 @@ describe('Pool workers', () => {
     await pool.terminate();
   });
 
+  it('a worker over its memory cap after a task begins no other, even one already sent to it (before: it ran the next one too, 340 MB for a cap of 150)', async () => {
+    const pool = new mp.Pool({ processes: 1, maxWorkerMemoryMb: 150 });
+    // Each task keeps 100 MB more in its worker; chunksize 1 queues them all in its pipe at once.
+    const grow = (mb: number): [number, number] => {
+      const g = globalThis as { keep?: Buffer[] };
+      (g.keep ??= []).push(Buffer.alloc(mb * 1024 * 1024, 1));
+      return [process.pid, process.memoryUsage.rss() / 1048576];
+    };
+    const r = await pool.map(grow, [100, 100, 100, 100, 100, 100], { chunksize: 1 });
+    expect(r).toHaveLength(6);
+    for (let i = 1; i < r.length; i++) {
+      // A task ran after another in the same worker only if that worker was under the cap then (a little slack: the worker measures just after the task does).
+      if (r[i]![0] === r[i - 1]![0]) expect(r[i - 1]![1]).toBeLessThan(160);
+    }
+    expect(Math.max(...r.map((x) => x[1]))).toBeLessThan(290);
+    expect(pool.stats().tasks).toMatchObject({ done: 6, failed: 0 });
+    pool.close();
+    await pool.join();
+  });
+
   it('replaces a worker that grows past its memory cap', async () => {
     const pool = new mp.Pool({ processes: 1, maxWorkerMemoryMb: 150 });
     const first = await pool.apply(() => {

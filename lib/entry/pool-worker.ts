@@ -23,6 +23,8 @@ interface WorkerInit {
   initargs: unknown[];
   /** Where a function task's require() resolves from when the pool set the workers' cwd: the parent's directory (see ChildSpec.base). */
   base?: string;
+  /** maxWorkerMemoryMb, in bytes: over it after a job, the worker begins no other (see serveJobs). */
+  maxRssBytes?: number;
 }
 
 /** The base for function tasks (set once, by poolWorkerMain). */
@@ -97,7 +99,7 @@ export async function poolWorkerMain(conn: Connection, init: WorkerInit): Promis
     process.exit(1);
   }
   conn.send({ t: 'ready', pid: process.pid });
-  await serveJobs(conn, watch);
+  await serveJobs(conn, watch, init.maxRssBytes);
   conn.close();
   process.exit(0);
 }
@@ -306,10 +308,16 @@ function cancelError(kind: CancelKind): Error {
  * only while the pipe to the parent is full, and the parent never stops
  * reading); an answer that cannot be encoded throws here, where it is caught.
  */
-async function serveJobs(conn: Connection, watch?: Watch): Promise<void> {
+async function serveJobs(conn: Connection, watch?: Watch, maxRssBytes?: number): Promise<void> {
   const fns = new Map<number, { fn: (...args: unknown[]) => unknown; source: boolean }>();
   const loadFailures = new Map<number, { error: unknown }>();
   let lastRss = 0;
+  // Over the pool's memory cap after a job: this worker ends instead of
+  // beginning the next job already in its pipe, which the parent then gives
+  // to another worker, as it does the jobs of a worker that died before
+  // beginning them. Left to the parent, the cap was seen only once that job
+  // had run too: 340 MB for a cap of 150 (helper-87).
+  let overCap = false;
   let running: Running | null = null;
   if (watch !== undefined) watch.running = () => (running === null ? null : { id: running.id, index: running.index });
   const received = new ReceivedShared();
@@ -400,9 +408,10 @@ async function serveJobs(conn: Connection, watch?: Watch): Promise<void> {
     const now = performance.now();
     const ms = now - t0;
     let rss: number | undefined;
-    if (now - lastRss >= kRssEveryMs) {
+    if (maxRssBytes !== undefined || now - lastRss >= kRssEveryMs) {
       rss = process.memoryUsage.rss();
       lastRss = now;
+      if (maxRssBytes !== undefined && rss > maxRssBytes) overCap = true;
     }
     if (failed !== undefined) {
       conn.sendSync({ t: 'done', id: msg.id, ok: false, index: failed.index, error: failed.error, ms, rss, ...(job.cancelled ? { cancelled: true } : {}) });
@@ -428,6 +437,10 @@ async function serveJobs(conn: Connection, watch?: Watch): Promise<void> {
         else runJob(msg).then(serveNext, fail);
       };
       const serveNext = (): void => {
+        if (overCap) {
+          finished();
+          return;
+        }
         const msg = inbox.take();
         if (msg === undefined) void inbox.wait().then(handle);
         else handle(msg);
