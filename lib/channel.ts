@@ -9,7 +9,7 @@
  *
  * Exports: Channel (internal).
  */
-import { decodeFrom, detach, discard, encode, publishBlobs, readBlobs, releaseReadBlobs, toBlob, unmapBlobs, writeToRing, type Encoded } from './codec';
+import { decodeFrom, detach, discard, encode, publishBlobs, readBlobs, releaseReadBlobs, scratchWordsOf, toBlob, unmapBlobs, writeToRing, type Encoded } from './codec';
 import { QueueEmptyError, QueueFullError, TimeoutError } from './errors';
 import {
   kBusy, kBusyTake, kClosedRing, kConsumersWaiting, kDataSeq, kEmpty, kFull, kProducersWaiting, kSpaceSeq,
@@ -160,6 +160,8 @@ function either(user: AbortSignal | undefined, own: AbortSignal): AbortSignal {
 
 /** Reserves, writes and commits one encoded item: 0, or kFull / kClosedRing / kBusy. */
 function writeOne(ring: Ring, data: Buffer, enc: Encoded): number {
+  const words = scratchWordsOf(enc);
+  if (words !== null) return ring.tryPutWords(words, enc.size);
   const off = ring.tryReserve(enc.size);
   if (off < 0) return off;
   if (enc.refs) ring.noteRefs();

@@ -78,11 +78,18 @@
  *   copied OUTSIDE the lock (producers copy in parallel) and published by
  *   Atomics.store(state, tag(pos)): the store is sequentially consistent, so
  *   a consumer whose Atomics.load sees the tag also sees every payload byte.
+ *   A small record already encoded (at most 256 bytes, tryPutWords) is
+ *   copied and committed before the unlock instead: on x86 its commit is a
+ *   plain store (see kStoresInOrder: the consumer sees it after every
+ *   payload byte), and the unlock's atomic store is the one fence of the put.
+ *   A kill anywhere in it is one of the cases below: the record still says
+ *   -pid from before tail covers it until the tag replaces that.
  * - Consumers take under getLock by the state word at head alone; they read
  *   tail only to judge a dead producer's -pid (below tail: a record to skip;
  *   at tail: a reservation that never finished, i.e. empty). The consumer
- *   decodes the payload in place (copying out what it keeps), then
- *   Atomics.store(head, pos + n) frees the room, then releases the lock.
+ *   decodes the payload in place (copying out what it keeps), then a store
+ *   of head = pos + n frees the room (on x86 a plain one: see
+ *   kStoresInOrder), then releases the lock.
  * - Only the lock holder writes tail (head). Consumers do not read tail on
  *   the fast path and producers read head only when their cached copy says
  *   there is no room, so neither side pulls the other's hot line per record
@@ -90,8 +97,9 @@
  *   a cache miss).
  * - Sleeping: a side that must wait reads the sequence word, stores 1 in its
  *   "waiting" flag, re-checks, and only then futex-waits on the sequence word
- *   (expecting the value it read). The other side, after its own sequentially
- *   consistent store (commit / head), reads the flag; if set, it exchanges it
+ *   (expecting the value it read). The other side, after a sequentially
+ *   consistent store that follows its commit / head (the commit itself, or
+ *   the unlock after a plain one), reads the flag; if set, it exchanges it
  *   to 0, bumps the sequence and wakes every sleeper (Dekker: one of the two
  *   always sees the other). Clearing the flag makes that one syscall per
  *   sleep, not one per record while the sleeper is still waking up. Producers
@@ -187,7 +195,24 @@ export const kSocketSleeper = 2;
  * first) or reads them after an atomic load of a word stored later (a
  * commit). Elsewhere (arm64) Atomics.store gives the release ordering.
  */
-const kStoresInOrder = process.arch === 'x64' || process.arch === 'ia32';
+const kStoresInOrder = (process.arch === 'x64' || process.arch === 'ia32') && process.env.MULTIPROC_RING_ATOMIC !== '1';
+// (MULTIPROC_RING_ATOMIC=1, for tests only: every such store and load
+// atomic, as on other CPUs, so that a test can place a SIGKILL at one of
+// them by wrapping Atomics.store (test/fixtures/queue-consumer-kill.mjs).
+// The stores come in the same order either way, and crash safety rests on
+// that order.)
+
+/**
+ * Whether a plain typed-array read may stand for Atomics.load: on x86 every
+ * load is an acquire load in hardware, and V8 keeps a typed-array read after
+ * the calls and atomic operations before it (both are on its effect chain).
+ * Node 20's V8 makes Atomics.load a builtin call (~8 ns here, a plain read
+ * under 1), and a put and a get made four each. Only single reads use it: a
+ * read repeated in a loop (a spin, a poll) stays atomic, lest the compiler
+ * hoist it. (Reads of words that only the holder of a lock writes, made
+ * while holding it, need no atomic load on any CPU: the lock orders them.)
+ */
+const kPlainLoads = kStoresInOrder;
 
 const kPadFlag = 0x40000000;
 const kLenMask = 0x3fffffff;
@@ -385,7 +410,13 @@ export class Ring {
       if (skipped && this.unfinished() <= 0) this.#joinersMayGo();
       return;
     }
-    Atomics.store(ctl, kHead, nh);
+    // x86: a plain store (see kStoresInOrder), after the journal's and after
+    // the payload's loads (x86 never moves a store ahead of an earlier load),
+    // made visible by the unlock's atomic store; the producers' waiting flag
+    // is read after that unlock (tryTake), not here, where it could be read
+    // before head is visible (Dekker, see Sleeping).
+    if (kStoresInOrder) ctl[kHead] = nh;
+    else Atomics.store(ctl, kHead, nh);
     ctl[kGetCount] = count;
   }
 
@@ -403,8 +434,10 @@ export class Ring {
   }
 
   #unlock(word: number): void {
-    Atomics.store(this.ctl, word, 0);
-    if (Atomics.load(this.ctl, word + 1) > 0) wake(this.buffer, this.byteOffset(word), -1);
+    const ctl = this.ctl;
+    Atomics.store(ctl, word, 0);
+    // (After the store's full fence: a waiter counted before it is seen; see Sleeping.)
+    if ((kPlainLoads ? ctl[word + 1]! : Atomics.load(ctl, word + 1)) > 0) wake(this.buffer, this.byteOffset(word), -1);
   }
 
   // ---- producer side -----------------------------------------------------
@@ -439,84 +472,123 @@ export class Ring {
   tryReserveMany(lens: ArrayLike<number>, from: number, max: number, offsets: number[]): number {
     if (!this.#lock(kPutLock)) return kBusy;
     try {
-      const ctl = this.ctl;
-      if (Atomics.load(ctl, kClosed) !== 0) return kClosedRing;
-      const maxsize = this.#maxsize;
-      if (maxsize > 0) {
-        let room = maxsize - ((ctl[kPutCount] - Atomics.load(ctl, kGetCount)) | 0);
-        if (room <= 0) {
-          this.#repairDeadLock(kGetLock);
-          room = maxsize - ((ctl[kPutCount] - Atomics.load(ctl, kGetCount)) | 0);
-          if (room <= 0) return kFull;
-        }
-        if (max > room) max = room;
-      }
-      const cap = this.capacity;
-      const mask = this.#mask;
-      const d = this.data;
-      // myPid(), not a cached pid: under the 'fork' start method a child uses this very object.
-      const negPid = -myPid();
-      const t0 = Atomics.load(ctl, kTail);
-      if (t0 !== this.#lastTail || ctl[kPutCount] !== this.#lastCount) this.#cachedHead = Atomics.load(ctl, kHead);
-      let t = t0;
-      let padAt = -1;
-      let padTag = 0;
-      let k = 0;
-      for (; k < max; k++) {
-        const n = recordBytes(lens[from + k]!);
-        const off = t & mask;
-        const pad = n > cap - off ? cap - off : 0;
-        // kRecordHeader more than the record: the frontier word after it must lie in free space.
-        if (((t - this.#cachedHead) >>> 0) + pad + n + kRecordHeader > cap) {
-          this.#cachedHead = Atomics.load(ctl, kHead);
-          if (((t - this.#cachedHead) >>> 0) + pad + n + kRecordHeader > cap) break;
-        }
-        if (pad > 0) {
-          // Reserved like a record until tail covers the record after it: a
-          // consumer must not step over the pad before that record says -pid.
-          d[(off >> 2) + 1] = kPadFlag;
-          d[off >> 2] = negPid;
-          padAt = off >> 2;
-          padTag = tag(t);
-        }
-        const pos = (t + pad) | 0;
-        const s = (pos & mask) >> 2;
-        d[s + 1] = lens[from + k]!;
-        d[s] = negPid;
-        this.#runState[k] = s;
-        this.#runPos[k] = pos;
-        offsets[k] = (pos & mask) + kRecordHeader;
-        t = (pos + n) | 0;
-      }
-      if (k === 0) return kFull;
-      // The new frontier: consumers find 0 there until a producer reserves
-      // it. Plain stores up to here: no consumer reads past the record at
-      // head before that record's commit, an atomic store that follows them.
-      d[(t & mask) >> 2] = 0;
-      const count = (ctl[kPutCount] + k) | 0;
-      this.#lastTail = t;
-      this.#lastCount = count;
-      if (kStoresInOrder) {
-        // x86: no fence needed for these (see kStoresInOrder): a full
-        // barrier here stalled on the consumer's copy of the line, and the
-        // three of them were ~20% of a producer's time (perf).
-        ctl[kPutJournalTail] = t0;
-        ctl[kPutJournalCount] = count;
-        ctl[kTail] = t;
-        if (padAt >= 0) Atomics.store(d, padAt, padTag);
-        ctl[kPutCount] = count;
-      } else {
-        // The tail before the count (the atomic store orders them), both before tail moves: see #repairPutCount.
-        ctl[kPutJournalTail] = t0;
-        Atomics.store(ctl, kPutJournalCount, count);
-        Atomics.store(ctl, kTail, t);
-        if (padAt >= 0) Atomics.store(d, padAt, padTag);
-        Atomics.store(ctl, kPutCount, count);
-      }
-      return k;
+      return this.#reserve(lens, from, max, offsets);
     } finally {
       this.#unlock(kPutLock);
     }
+  }
+
+  /**
+   * A whole small record in one hold of the put lock: reserves `len` bytes,
+   * copies ceil(len / 4) words of `src` into the payload and commits it, all
+   * before the unlock. Returns 0, or kFull / kClosedRing / kBusy. For
+   * payloads of a few hundred bytes at most: the copy holds up other
+   * producers, but it saves the commit's own fence (on x86 the commit is a
+   * plain store, drained by the unlock's), a third of a put's atomic
+   * read-modify-writes. Crash safety is tryReserveMany's: the record says
+   * -pid from before tail covers it until its tag is stored.
+   */
+  tryPutWords(src: Int32Array, len: number): number {
+    if (!this.#lock(kPutLock)) return kBusy;
+    let k: number;
+    try {
+      this.#one[0] = len;
+      k = this.#reserve(this.#one, 0, 1, this.#oneOffset);
+      if (k === 1) {
+        const d = this.data;
+        const base = this.#oneOffset[0]! >> 2;
+        const w = (len + 3) >> 2;
+        for (let i = 0; i < w; i++) d[base + i] = src[i]!;
+        if (kStoresInOrder) d[this.#runState[0]!] = tag(this.#runPos[0]!);
+        else Atomics.store(d, this.#runState[0]!, tag(this.#runPos[0]!));
+      }
+    } finally {
+      this.#unlock(kPutLock);
+    }
+    if (k !== 1) return k;
+    // After the unlock's atomic store: the commit is visible before the flag is read (see Sleeping).
+    this.#signalCommit();
+    return 0;
+  }
+
+  /** tryReserveMany's work, the put lock held. */
+  #reserve(lens: ArrayLike<number>, from: number, max: number, offsets: number[]): number {
+    const ctl = this.ctl;
+    if ((kPlainLoads ? ctl[kClosed] : Atomics.load(ctl, kClosed)) !== 0) return kClosedRing;
+    const maxsize = this.#maxsize;
+    if (maxsize > 0) {
+      let room = maxsize - ((ctl[kPutCount] - Atomics.load(ctl, kGetCount)) | 0);
+      if (room <= 0) {
+        this.#repairDeadLock(kGetLock);
+        room = maxsize - ((ctl[kPutCount] - Atomics.load(ctl, kGetCount)) | 0);
+        if (room <= 0) return kFull;
+      }
+      if (max > room) max = room;
+    }
+    const cap = this.capacity;
+    const mask = this.#mask;
+    const d = this.data;
+    // myPid(), not a cached pid: under the 'fork' start method a child uses this very object.
+    const negPid = -myPid();
+    const t0 = ctl[kTail]!; // only the put lock's holder writes it
+    if (t0 !== this.#lastTail || ctl[kPutCount] !== this.#lastCount) this.#cachedHead = Atomics.load(ctl, kHead);
+    let t = t0;
+    let padAt = -1;
+    let padTag = 0;
+    let k = 0;
+    for (; k < max; k++) {
+      const n = recordBytes(lens[from + k]!);
+      const off = t & mask;
+      const pad = n > cap - off ? cap - off : 0;
+      // kRecordHeader more than the record: the frontier word after it must lie in free space.
+      if (((t - this.#cachedHead) >>> 0) + pad + n + kRecordHeader > cap) {
+        this.#cachedHead = Atomics.load(ctl, kHead);
+        if (((t - this.#cachedHead) >>> 0) + pad + n + kRecordHeader > cap) break;
+      }
+      if (pad > 0) {
+        // Reserved like a record until tail covers the record after it: a
+        // consumer must not step over the pad before that record says -pid.
+        d[(off >> 2) + 1] = kPadFlag;
+        d[off >> 2] = negPid;
+        padAt = off >> 2;
+        padTag = tag(t);
+      }
+      const pos = (t + pad) | 0;
+      const s = (pos & mask) >> 2;
+      d[s + 1] = lens[from + k]!;
+      d[s] = negPid;
+      this.#runState[k] = s;
+      this.#runPos[k] = pos;
+      offsets[k] = (pos & mask) + kRecordHeader;
+      t = (pos + n) | 0;
+    }
+    if (k === 0) return kFull;
+    // The new frontier: consumers find 0 there until a producer reserves
+    // it. Plain stores up to here: no consumer reads past the record at
+    // head before that record's commit, which follows them (an atomic
+    // store, or on x86 a plain one: see kStoresInOrder).
+    d[(t & mask) >> 2] = 0;
+    const count = (ctl[kPutCount] + k) | 0;
+    this.#lastTail = t;
+    this.#lastCount = count;
+    if (kStoresInOrder) {
+      // x86: no fence needed for these (see kStoresInOrder): a full
+      // barrier here stalled on the consumer's copy of the line, and the
+      // three of them were ~20% of a producer's time (perf).
+      ctl[kPutJournalTail] = t0;
+      ctl[kPutJournalCount] = count;
+      ctl[kTail] = t;
+      if (padAt >= 0) Atomics.store(d, padAt, padTag);
+      ctl[kPutCount] = count;
+    } else {
+      // The tail before the count (the atomic store orders them), both before tail moves: see #repairPutCount.
+      ctl[kPutJournalTail] = t0;
+      Atomics.store(ctl, kPutJournalCount, count);
+      Atomics.store(ctl, kTail, t);
+      if (padAt >= 0) Atomics.store(d, padAt, padTag);
+      Atomics.store(ctl, kPutCount, count);
+    }
+    return k;
   }
 
   /** Publishes the reserved record (its payload must be written). */
@@ -534,7 +606,8 @@ export class Ring {
 
   #signalCommit(): void {
     const ctl = this.ctl;
-    if (Atomics.load(ctl, kConsumersWaiting) === 0) return;
+    // (After the commit's or the unlock's full fence: see Sleeping.)
+    if ((kPlainLoads ? ctl[kConsumersWaiting] : Atomics.load(ctl, kConsumersWaiting)) === 0) return;
     const sleepers = Atomics.exchange(ctl, kConsumersWaiting, 0);
     if (sleepers === 0) return;
     Atomics.add(ctl, kDataSeq, 1);
@@ -565,6 +638,7 @@ export class Ring {
       return this.#take(decode);
     } finally {
       this.#unlock(kGetLock);
+      if ((kPlainLoads ? this.ctl[kProducersWaiting] : Atomics.load(this.ctl, kProducersWaiting)) !== 0) this.#maybeWakeProducers();
     }
   }
 
@@ -590,6 +664,7 @@ export class Ring {
       return k;
     } finally {
       this.#unlock(kGetLock);
+      if ((kPlainLoads ? this.ctl[kProducersWaiting] : Atomics.load(this.ctl, kProducersWaiting)) !== 0) this.#maybeWakeProducers();
     }
   }
 
@@ -598,12 +673,12 @@ export class Ring {
     const ctl = this.ctl;
     const d = this.data;
     for (;;) {
-      const h = Atomics.load(ctl, kHead);
+      const h = ctl[kHead]!; // only the get lock's holder writes it
       const off = h & this.#mask;
       const s = off >> 2;
       // The state word at head says it all (see "frontier" in the header):
       // tail, on the producers' line, is read only for a dead producer's record.
-      let state = Atomics.load(d, s);
+      let state = kPlainLoads ? d[s]! : Atomics.load(d, s);
       if (state === 0) return kEmpty;
       // Its producer is copying the payload right now (usually well under a µs).
       for (let i = 0; state < 0 && i < kSpins * 4; i++) state = Atomics.load(d, s);
@@ -643,9 +718,7 @@ export class Ring {
       try {
         return decode(off + kRecordHeader, lenWord);
       } finally {
-        const nh = (h + recordBytes(lenWord)) | 0;
-        this.#advanceHead(h, nh, true);
-        if (Atomics.load(ctl, kProducersWaiting) !== 0) this.#maybeWakeProducers(nh);
+        this.#advanceHead(h, (h + recordBytes(lenWord)) | 0, true);
       }
     }
   }
@@ -685,9 +758,9 @@ export class Ring {
     return state > 0 || (state < 0 && h !== Atomics.load(this.ctl, kTail));
   }
 
-  #maybeWakeProducers(head: number): void {
+  #maybeWakeProducers(): void {
     const ctl = this.ctl;
-    const used = (Atomics.load(ctl, kTail) - head) >>> 0;
+    const used = (Atomics.load(ctl, kTail) - Atomics.load(ctl, kHead)) >>> 0;
     const count = (ctl[kPutCount] - ctl[kGetCount]) | 0;
     // Batched: a producer is woken once half the ring is free (waking it per
     // record halves throughput). A small maxsize is a hand-off, where latency

@@ -87,6 +87,24 @@ describe('codec', () => {
     expect(Buffer.isBuffer(roundTrip(Buffer.from('b')))).toBe(true);
   });
 
+  it('round-trips latin1 strings of every length around the short-string cases, alone, in arrays and as record values', () => {
+    // shortLatin1 has a case per length up to kShortString, latin1Slice past it; key blocks are compared a word at a time, then by byte.
+    for (let n = 0; n <= 40; n++) {
+      for (const chars of ['abcdefgh', '\x00\x7f\x80\xff']) {
+        const s = Array.from({ length: n }, (_, i) => chars[(i * 7 + n) % chars.length]).join('');
+        expect(roundTrip(s)).toBe(s);
+        sameValue(roundTrip([s, s.slice(1), { [s.slice(0, 255) || 'k']: s }]), [s, s.slice(1), { [s.slice(0, 255) || 'k']: s }]);
+      }
+    }
+    // Key blocks that differ only in their last byte, or only inside a word, decode to their own keys.
+    for (const keys of [['abcd', 'efgh'], ['abcd', 'efgi'], ['abce', 'efgh'], ['abcd', 'efg'], ['abcd', 'efgh', 'x']]) {
+      const o = Object.fromEntries(keys.map((k, i) => [k, i]));
+      const got = roundTrip(o) as Record<string, unknown>;
+      expect(Object.keys(got)).toEqual(keys);
+      sameValue(got, o);
+    }
+  });
+
   it('round-trips objects of repeated key lists (the shape-cached record path) exactly (property)', () => {
     // A few key lists, used again and again with values of every kind: the
     // encoder's and decoder's shape caches are hit, missed, and shared between

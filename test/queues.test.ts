@@ -378,14 +378,16 @@ describe('Queue in one process', () => {
   });
 
   it('a consumer killed between moving head and counting its take leaves qsize() and maxsize right (the get journal)', async () => {
-    const r = await runNode(fixture('queue-consumer-kill.mjs'), [], { timeoutMs: 30_000 });
+    // The kill is placed at an Atomics.store: on x86 the ring makes those stores plain unless told (ring-buffer.ts kStoresInOrder).
+    const r = await runNode(fixture('queue-consumer-kill.mjs'), [], { timeoutMs: 30_000, env: { MULTIPROC_RING_ATOMIC: '1' } });
     expect(r.stderr).toBe('');
     // Before: qsize 2 with one item left, full() true, putNowait threw QueueFullError (maxsize 1: full while empty, for good).
     expect(JSON.parse(r.stdout)).toEqual({ victim: -9, qsize: 1, full: false, putNowait: 'ok', rest: ['b', 'c'], after: 0 });
   });
 
   it('JoinableQueue: a consumer killed while skipping a dead producer\'s record does not leave join() waiting (the skip is journaled)', async () => {
-    const r = await runNode(fixture('joinable-skip-kill.mjs'), [], { timeoutMs: 30_000 });
+    // The kill is placed at an Atomics.store: on x86 the ring makes those stores plain unless told (ring-buffer.ts kStoresInOrder).
+    const r = await runNode(fixture('joinable-skip-kill.mjs'), [], { timeoutMs: 30_000, env: { MULTIPROC_RING_ATOMIC: '1' } });
     expect(r.stderr).toBe('');
     // Before: joined false, unfinished 1 for good, and one taskDone() too many was accepted.
     expect(JSON.parse(r.stdout)).toEqual({ producer: -9, unfinishedBefore: 1, consumer: -9, joined: true, unfinished: 0, next: 'next', joinedAgain: true, extraTaskDone: 'RangeError' });
