@@ -177,7 +177,7 @@ describe('Queue between processes', () => {
     for (let i = 0; i < 100; i++) check(await q.get());
   });
 
-  for (const where of ['reserved', 'putlock', 'getlock', 'reserving', 'padreserved', 'counted', 'run']) {
+  for (const where of ['reserved', 'putlock', 'getlock', 'reserving', 'padreserved', 'counted', 'run', 'lockcommit']) {
     it(`a process SIGKILLed at a known point (${where}) does not wedge the queue; committed items stay readable`, async () => {
       const q = new mp.Queue<string>({ capacityBytes: 4096 });
       // padreserved: bring tail near the end of the ring, so the child's reservation pads.
@@ -192,6 +192,8 @@ describe('Queue between processes', () => {
       expect(await q.get({ timeout: 5000 })).toBe('before');
       // A putMany run: what was committed is read, the rest is skipped once its writer is known dead.
       if (where === 'run') expect(await q.get({ timeout: 5000 })).toBe('run0');
+      // A small put commits inside the put lock: its record is whole, and read, though its writer died holding the lock.
+      if (where === 'lockcommit') expect(await q.get({ timeout: 5000 })).toBe('held');
       // A consumer meets what the dead one left (an unfinished reservation at tail must read as empty)...
       expect(() => q.getNowait()).toThrow(mp.QueueEmptyError);
       // ...and so does the next producer.
