@@ -506,6 +506,39 @@ describe('Semaphore', () => {
     plain.close();
   });
 
+  it('with trackHolders, a process SIGKILLed just as it takes its first permit does not take the permit with it', async () => {
+    // A loop of kills, not a deterministic test (helper-89): each child raises the flag and at
+    // once takes its first permit; the parent sees the flag and kills it 0-750 µs later. Before
+    // the fix, a process's first take ran #count (lazily compiled, 0.1-0.3 ms) between the take
+    // of the permit and its count in the holder slot, and a kill in there lost the permit for
+    // good (a pool worker killed by its call's timeout, helper-87's trial): most runs of this
+    // loop lost it. Now only two adjacent atomics stand between the take and the count.
+    const sem = new mp.Semaphore(1, { trackHolders: true, maxHolders: 4 });
+    const flag = mp.RawValue('i', 0);
+    const f = flag.toTypedArray();
+    let lostAt = -1;
+    try {
+      for (let i = 0; i < 16 && lostAt < 0; i++) {
+        Atomics.store(f, 0, 0);
+        const { child, done } = start('sem-take-killed.mjs', { sem: mp.toHandle(sem), flag: mp.toHandle(flag), async: i % 2 === 1 });
+        // Spin, not sleep: the kill must follow the flag within microseconds.
+        const until = performance.now() + 20_000;
+        while (Atomics.load(f, 0) === 0 && performance.now() < until);
+        const killAt = performance.now() + ((i * 50) % 800) / 1000;
+        while (performance.now() < killAt);
+        child.kill('SIGKILL');
+        await done;
+        // The permit is back at once (never taken) or once this process finds the holder dead.
+        if (!(await sem.acquire({ timeout: 5000 }))) lostAt = i;
+        else sem.release();
+      }
+      expect(lostAt).toBe(-1);
+      expect(sem.getValue()).toBe(1);
+    } finally {
+      sem.close(); flag.close();
+    }
+  }, 120_000);
+
   it('release(3) from another process wakes exactly 3 of 5 waiting processes, at once', async () => {
     const sem = new mp.Semaphore(0);
     const go = new mp.Event();

@@ -32,12 +32,14 @@
  * With `{ trackHolders: true }` each process's permits are counted in a
  * holder slot (permit taken first, then counted; uncounted first, then
  * released: a death in between loses that one permit rather than making
- * one up). release() then requires this process to hold a permit, and a
- * waiter whose slice times out (or a failing tryAcquire, once per slice)
- * scans the slots: the count of a pid that no longer runs goes back into
- * VALUE and RECOVERED. Slots stay with their process until it dies (freeing
- * a slot at count 0 would race with another thread of the same process
- * counting into it); a full table first reclaims the slots of dead pids.
+ * one up; so each pair is two adjacent atomics, the slot being found or
+ * claimed before the take: see #holderSlot). release() then requires this
+ * process to hold a permit, and a waiter whose slice times out (or a
+ * failing tryAcquire, once per slice) scans the slots: the count of a pid
+ * that no longer runs goes back into VALUE and RECOVERED. Slots stay with
+ * their process until it dies (freeing a slot at count 0 would race with
+ * another thread of the same process counting into it); a full table
+ * first reclaims the slots of dead pids.
  */
 import { misuseError } from '../errors';
 import { Kind } from '../layout';
@@ -123,9 +125,17 @@ export class Semaphore extends Acquirable {
   tryAcquire(): boolean {
     const w = this.#w;
     const v = w.length === 0 ? 0 : Atomics.load(w, VALUE);
-    if (v > 0 && Atomics.compareExchange(w, VALUE, v, v - 1) === v) {
-      if (this.#tracked) this.#count(w);
-      return true;
+    if (v > 0) {
+      if (!this.#tracked) {
+        if (Atomics.compareExchange(w, VALUE, v, v - 1) === v) return true;
+      } else {
+        // The slot first, then the take and the count back to back (see #holderSlot).
+        const at = this.#holderSlot(w);
+        if (Atomics.compareExchange(w, VALUE, v, v - 1) === v) {
+          Atomics.add(w, at + 1, 1);
+          return true;
+        }
+      }
     }
     return this.#tryAcquireSlow();
   }
@@ -134,13 +144,16 @@ export class Semaphore extends Acquirable {
     const w = this.#words();
     for (let round = 0; round < 2; round++) {
       let v = Atomics.load(w, VALUE);
-      while (v > 0) {
-        const seen = Atomics.compareExchange(w, VALUE, v, v - 1);
-        if (seen === v) {
-          if (this.#tracked) this.#count(w);
-          return true;
+      if (v > 0) {
+        const at = this.#tracked ? this.#holderSlot(w) : -1;
+        while (v > 0) {
+          const seen = Atomics.compareExchange(w, VALUE, v, v - 1);
+          if (seen === v) {
+            if (at >= 0) Atomics.add(w, at + 1, 1); // nothing between the take and the count (see #holderSlot)
+            return true;
+          }
+          v = seen;
         }
-        v = seen;
       }
       if (!this.#tracked || this.#reclaimDead(w, false) === 0) return false;
     }
@@ -162,19 +175,32 @@ export class Semaphore extends Acquirable {
     return -1;
   }
 
-  /** Counts a permit just taken against this process. */
-  #count(w: Int32Array): void {
+  /**
+   * This process's holder slot, claimed (after reclaiming the slots of dead
+   * pids if the table is full) *before* a permit is taken, so that all that
+   * stands between the take (a CAS of VALUE) and its count is one
+   * Atomics.add in the same function: a process killed in between loses that
+   * permit for good (its slot is reclaimed at count 0), and the window must
+   * be as short as two adjacent atomic instructions. It was not: the count
+   * was a call of #count after the take, which looked up or claimed the slot
+   * first, and a process's first take ran #count, #slotOf and myPid for the
+   * first time (lazy compilation: 0.1-0.3 ms). A pool worker killed by its
+   * call's timeout (helper-87's trial: Semaphore(1, { trackHolders: true }),
+   * `timeout: 15`) is often killed just as its task takes its first permit,
+   * and SIGKILL lands up to ~0.5 ms after the parent sends it: the permit
+   * was lost for good in 3 of 10 runs of 40 such kills (helper-89). A slot claimed for a take
+   * that then finds no permit stays with its process at count 0, as any
+   * slot of a live process does.
+   */
+  #holderSlot(w: Int32Array): number {
     const me = myPid();
     let at = this.#slotOf(w, me, true);
     if (at < 0) {
       this.#reclaimDead(w, true);
       at = this.#slotOf(w, me, true);
     }
-    if (at < 0) {
-      this.#giveBack(w, 1);
-      throw new RangeError(`${this.constructor.name}: ${this.#nSlots} processes already hold permits; create it with a larger { maxHolders }`);
-    }
-    Atomics.add(w, at + 1, 1);
+    if (at < 0) throw new RangeError(`${this.constructor.name}: ${this.#nSlots} processes already hold permits; create it with a larger { maxHolders }`);
+    return at;
   }
 
   /** Uncounts `n` permits this process is about to release; throws (uncounting none) if it holds fewer. */
