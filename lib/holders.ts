@@ -19,13 +19,37 @@
  * Only a holder's death frees its slot: a live holder at count 0 keeps it
  * (freeing it would race with another thread of the same process adding).
  *
- * "Dead" is `kill(pid, 0)` failing with ESRCH: no process has the pid.
- * A zombie (killed, not yet reaped by its parent) or a recycled pid still
- * counts as a holder: its references stay, as they did before the table.
- * Every process of a tree shares one pid namespace.
+ * "Dead" is native.isAlive() saying no: no process has the pid, or it is a
+ * zombie (killed, not yet reaped: it runs no more code). A pid recycled
+ * since still counts as a holder: its references stay, as they did before
+ * the table. Pids mean something only within one pid namespace: the header
+ * records the creator's (kPidNsIndex), and a process of another one (a
+ * handle passed by hand into a container) neither counts in the table nor
+ * gives anything back (review helper-88: it took the creator's live pid for
+ * a dead one and unlinked the segment under it).
  */
-import { kHolderSlots, kHoldersIndex, kRefcountIndex } from './layout';
+import { statSync } from 'node:fs';
+import { kHolderSlots, kHoldersIndex, kPidNsIndex, kRefcountIndex } from './layout';
 import { native } from './native';
+
+let pidNs: number | undefined;
+
+/** This process's pid namespace (the inode of /proc/self/ns/pid, as a 32-bit number), 0 where there is none to tell. */
+export function pidNamespace(): number {
+  if (pidNs === undefined) {
+    try {
+      pidNs = process.platform === 'linux' ? statSync('/proc/self/ns/pid').ino | 0 : 0;
+    } catch {
+      pidNs = 0;
+    }
+  }
+  return pidNs;
+}
+
+/** Whether this process's pids mean the same as those in the table of `h`. */
+function sameNamespace(h: Int32Array): boolean {
+  return h[kPidNsIndex] === pidNamespace();
+}
 
 /**
  * Adds one to this process's slot in `h`, claiming a free one if it has
@@ -34,6 +58,7 @@ import { native } from './native';
  * dies holding it).
  */
 export function holdSlot(h: Int32Array): number {
+  if (!sameNamespace(h)) return -1;
   const me = process.pid;
   for (let round = 0; round < 2; round++) {
     let free = -1;
@@ -69,6 +94,7 @@ export function unholdSlot(h: Int32Array, countWord: number): void {
  * freed, 'none' otherwise. Costs a kill(pid, 0) per other holder.
  */
 export function giveBackDead(h: Int32Array): 'zero' | 'some' | 'none' {
+  if (!sameNamespace(h)) return 'none';
   const me = process.pid;
   let freed: 'some' | 'none' = 'none';
   for (let i = 0; i < kHolderSlots; i++) {
@@ -84,4 +110,35 @@ export function giveBackDead(h: Int32Array): 'zero' | 'some' | 'none' {
     if (c > 0 && Atomics.sub(h, kRefcountIndex, c) === c) return 'zero';
   }
   return freed;
+}
+
+/**
+ * After this process let a reference go: gives back the dead holders'
+ * references only when that unlinks the segment ('zero'), i.e. when every
+ * reference left is in the slot of a process that is gone. Most releases
+ * leave a live holder or a handle in flight: then it costs one pass over
+ * the table and at most one kill(pid, 0), not one per holder (review
+ * helper-88: 8 other holders made an attach + close of a Value 2x
+ * slower). The dead holders' references wait for a release that can end
+ * the segment, or for the tracker.
+ */
+export function giveBackIfAllDead(h: Int32Array): 'zero' | 'none' {
+  if (!sameNamespace(h)) return 'none';
+  const me = process.pid;
+  let others = 0;
+  for (let i = 0; i < kHolderSlots; i++) {
+    const w = kHoldersIndex + 2 * i;
+    const p = Atomics.load(h, w);
+    if (p > 0 && p !== me) others += Atomics.load(h, w + 1);
+  }
+  const rc = Atomics.load(h, kRefcountIndex);
+  // References in no other process's slot (this process's own, handles in
+  // flight, holders past the table): the segment stays whatever the slots say.
+  if (rc <= 0 || rc > others) return 'none';
+  for (let i = 0; i < kHolderSlots; i++) {
+    const w = kHoldersIndex + 2 * i;
+    const p = Atomics.load(h, w);
+    if (p > 0 && p !== me && Atomics.load(h, w + 1) > 0 && native.isAlive(p)) return 'none';
+  }
+  return giveBackDead(h) === 'zero' ? 'zero' : 'none';
 }

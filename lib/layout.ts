@@ -15,7 +15,10 @@
  *   36      4     trackerPipe  inode of that tracker's pipe, which every live
  *                              process of the tree holds open (0: unknown);
  *                              `multiproc doctor` judges a leftover by it
- *   40      24    reserved     zero
+ *   40      4     pidNs        the creator's pid namespace (inode of
+ *                              /proc/self/ns/pid; 0 where unknown): the
+ *                              holder table's pids are of that namespace
+ *   44      20    reserved     zero
  *   64      192   holders      kHolderSlots x (pid, count): the references
  *                              each process holds as attachments (see below)
  *   256     ...   payload      64-byte aligned, so it starts on its own cache line
@@ -50,6 +53,8 @@ export const kParam0Index = 6;
 export const kParam1Index = 7;
 export const kTrackerPidIndex = 8;
 export const kTrackerPipeIndex = 9;
+/** The creator's pid namespace (holders.ts pidNamespace): the holder table's pids are of that namespace. */
+export const kPidNsIndex = 10;
 /** The holder table: slot i is words kHoldersIndex + 2i (pid; 0 free, -1 being given back) and + 2i + 1 (count). */
 export const kHoldersIndex = 16;
 export const kHolderSlots = 24;

@@ -20,9 +20,9 @@ import { appendFileSync } from 'node:fs';
 import { ClosedError, shmError } from './errors';
 import {
   Kind, kBlobPending, kFlagsIndex, kHeaderBytes, kindNames, kLayoutVersion, kMagic, kMagicIndex, kParam0Index, kParam1Index,
-  kPayloadHiIndex, kPayloadLoIndex, kRefcountIndex, kTrackerPidIndex, kTrackerPipeIndex, kVersionKindIndex,
+  kPayloadHiIndex, kPayloadLoIndex, kPidNsIndex, kRefcountIndex, kTrackerPidIndex, kTrackerPipeIndex, kVersionKindIndex,
 } from './layout';
-import { giveBackDead, holdSlot, unholdSlot } from './holders';
+import { giveBackDead, giveBackIfAllDead, holdSlot, pidNamespace, unholdSlot } from './holders';
 import { selfStamp } from './liveness';
 import { native } from './native';
 import { fromHandle, type Handle } from './reduction';
@@ -146,8 +146,24 @@ export function deferAdoptions(): void {
 
 /** After the take (the record consumed, or the take failed): the attachments it made are this process's. */
 export function endDeferAdoptions(): void {
-  if (--deferring !== 0 || unheld.length === 0) return;
-  for (const s of unheld.splice(0)) if (!s.released) hold(s);
+  if (--deferring !== 0) return;
+  if (unheld.length !== 0) for (const s of unheld.splice(0)) if (!s.released) hold(s);
+  if (drops.length !== 0) for (const d of drops.splice(0)) d();
+}
+
+/**
+ * Handle references given back during a take (a handle of an object this
+ * process has already, or of one whose build failed): only once the record
+ * is consumed, as the adoptions are. A consumer killed before that leaves
+ * the record, and those references, to the next consumer, who gives them
+ * back or adopts them in its turn: given back at once, they were given back
+ * twice, and the segment was unlinked under its live holders (review
+ * helper-88: 22 of 30 consumers killed at random).
+ */
+const drops: (() => void)[] = [];
+function dropLater(fn: () => void): void {
+  if (deferring > 0) drops.push(fn);
+  else fn();
 }
 
 function releaseState(state: SegmentState): void {
@@ -164,7 +180,7 @@ function releaseState(state: SegmentState): void {
   // An attachment's end is when holders that died are looked for: not every
   // unretain (a pool task's handle of an object its worker has already
   // would pay a kill(pid, 0) per other holder).
-  if (Atomics.sub(header, kRefcountIndex, 1) === 1 || giveBackDead(header) === 'zero') unlinkName(state.name);
+  if (Atomics.sub(header, kRefcountIndex, 1) === 1 || giveBackIfAllDead(header) === 'zero') unlinkName(state.name);
 }
 
 export class Segment {
@@ -215,6 +231,7 @@ export class Segment {
     if (pending) h[kFlagsIndex] = kBlobPending;
     h[kTrackerPidIndex] = trackerProcessId();
     h[kTrackerPipeIndex] = trackerPipeInode();
+    h[kPidNsIndex] = pidNamespace();
     Atomics.store(h, kRefcountIndex, 1);
     Atomics.store(h, kMagicIndex, kMagic); // last: a half-made segment fails the magic check
     hold(seg.#state);
@@ -382,6 +399,7 @@ export function adoptInheritedAttachments(): void {
     hold(s);
   }
   unheld.length = 0;
+  drops.length = 0;
   deferring = 0;
 }
 
@@ -392,6 +410,7 @@ export function adoptInheritedAttachments(): void {
 export function forgetInheritedAttachments(): void {
   liveStates = new Set();
   unheld.length = 0;
+  drops.length = 0;
   deferring = 0;
   attached.clear(); // received again here, an object is this process's own attachment
 }
@@ -421,7 +440,8 @@ export function attachShared<T extends object>(name: string, kind: Kind, build: 
   const hit = cache.get(name);
   const obj = hit?.ref.deref();
   if (hit !== undefined && obj !== undefined && !hit.segment.closed) {
-    hit.segment.unretain();
+    const seg = hit.segment;
+    dropLater(() => seg.unretain());
     return obj as T;
   }
   let segment: Segment | undefined;
@@ -460,7 +480,7 @@ function attachOwn<T extends object>(name: string, kind: Kind, build: (segment: 
   try {
     made = build(segment);
   } catch (e) {
-    segment.close();
+    dropLater(() => segment.close()); // its handle's reference: as a cache hit's (see deferAdoptions)
     throw e;
   }
   attaches++;
@@ -502,7 +522,8 @@ export function attachWithLock<T extends object, L extends { close(): void }>(
     if (!made.used && lock !== null) dropHandleReference(lock);
     return obj;
   } catch (e) {
-    if (made.lock !== null) made.lock.close();
+    const own = made.lock;
+    if (own !== null) dropLater(() => own.close());
     else if (lock !== null) dropHandleReference(lock);
     throw e;
   }
@@ -512,12 +533,13 @@ export function attachWithLock<T extends object, L extends { close(): void }>(
 function dropHandleReference(h: Handle): void {
   for (const s of liveStates) {
     if (s.name === h.name && s.header.length > 0) {
-      unretainHeader(s.name, s.header);
+      const { name, header } = s;
+      dropLater(() => unretainHeader(name, header));
       return;
     }
   }
   const obj = attachPrivately(() => fromHandle(h)) as { close?: () => void };
-  obj.close?.();
+  dropLater(() => obj.close?.());
 }
 
 /** The cache attachShared() uses inside attachPrivately(), instead of the process's. */

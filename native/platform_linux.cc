@@ -65,10 +65,12 @@ bool ProcessAlive(int pid) {
   if (pid <= 0) return false;
   if (kill(pid, 0) != 0 && errno == ESRCH) return false;
   // A killed child that nobody has reaped yet is a zombie: dead for us.
+  // kill() said the pid exists: a /proc we cannot read it in (hidepid=2 for
+  // another user's process, or it exited just now) is no proof of death.
   char path[64];
   snprintf(path, sizeof path, "/proc/%d/stat", pid);
   FILE* f = fopen(path, "re");
-  if (f == nullptr) return errno != ENOENT;
+  if (f == nullptr) return true;
   char buf[512];
   size_t n = fread(buf, 1, sizeof buf - 1, f);
   fclose(f);

@@ -131,6 +131,14 @@ describe('segments a killed process held', () => {
     expect(await goneWithin(name, 1000)).toBe(true);
   });
 
+  for (const method of ['spawn', 'forkserver'] as const) {
+    it(`${method}: a consumer killed while it decodes a record naming an object it has already leaves that object's references right for the next consumer (before: unlinked under its live holders)`, async () => {
+      const r = await runNode(fixture('holder-decode-kill.mjs'), [method], { timeoutMs: 30_000 });
+      expect(r.stderr).toBe('');
+      expect(JSON.parse(r.stdout)).toEqual({ c1Exit: -9, c2Got: 7, existsWhileC2Holds: true, handedBack: 99, existsAfterAll: false });
+    });
+  }
+
   it('getSync() without a timeout on an empty queue whose only other holder was killed throws instead of blocking for good', async () => {
     const r = await runNode(fixture('dead-holder-getsync.mjs'), [], { timeoutMs: 20_000 });
     expect(r.stderr).toBe('');

@@ -1025,10 +1025,13 @@ describe('Pool workers', () => {
     };
     const r = await pool.map(grow, [100, 100, 100, 100, 100, 100], { chunksize: 1 });
     expect(r).toHaveLength(6);
-    for (let i = 1; i < r.length; i++) {
-      // A task ran after another in the same worker only if that worker was under the cap then (a little slack: the worker measures just after the task does).
-      if (r[i]![0] === r[i - 1]![0]) expect(r[i - 1]![1]).toBeLessThan(160);
-    }
+    // Per worker, in the order it ran them (each task adds 100 MB): at most
+    // one task left it over the cap, and that one was its last. (Items a
+    // worker never began go to the others, so the input order is not the
+    // order they ran in.)
+    const byPid = new Map<number, number[]>();
+    for (const [pid, mb] of r) byPid.set(pid, [...(byPid.get(pid) ?? []), mb]);
+    for (const mbs of byPid.values()) expect(mbs.filter((mb) => mb >= 160).length).toBeLessThanOrEqual(1);
     expect(Math.max(...r.map((x) => x[1]))).toBeLessThan(290);
     expect(pool.stats().tasks).toMatchObject({ done: 6, failed: 0 });
     pool.close();
