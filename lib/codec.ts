@@ -805,7 +805,7 @@ export function writeToRing(enc: Encoded, dst: Uint8Array, dst32: Int32Array, of
  * commit), for Ring.tryPutWords; else null. Valid until the next encode.
  */
 export function scratchWordsOf(enc: Encoded): Int32Array | null {
-  return enc.head === out && enc.body === null && !enc.refs && enc.headLen <= 256 ? out32 : null;
+  return enc.head === out && enc.body === null && !enc.refs && !enc.blobs && enc.headLen <= 256 ? out32 : null;
 }
 
 /** Releases what an encoded item holds when it will never be delivered. */
