@@ -576,6 +576,12 @@ describe('setForkserverPreload', () => {
 });
 
 describe("'fork' children and the parent's pending waits", () => {
+  it("a 'fork' child does not take the parent's forkserver children's exits (before: the parent, busy while they were killed, never learned of them)", async () => {
+    const r = await runNode(fixture('fork-child-forkserver-exits.mjs'), [], { nodeArgs: ['--single-threaded'], timeoutMs: 30_000 });
+    expect(r.stderr).toBe('');
+    expect(JSON.parse(r.stdout)).toEqual({ exitCodes: [-9, -9, -9, -9, -9] });
+  });
+
   it('a queue get and a pipe recv the parent awaits while it forks are not taken over by the children (every item reaches the parent), nor do they hold up the children\'s own calls', async () => {
     const r = await runNode(fixture('fork-inherited-waits.mjs'), [], { nodeArgs: ['--single-threaded'], timeoutMs: 30_000 });
     expect(r.stderr).toBe('');

@@ -87,6 +87,8 @@ class Zygote {
   #boardName: string | null;
   #seq = 0;
   #dead = false;
+  /** A fork child's copy (forgetInForkChild). */
+  #forgotten = false;
   #refs = 0;
   readonly popens = new Map<number, ForkserverPopen>();
   readonly #early = new Map<number, number>();
@@ -317,7 +319,7 @@ class Zygote {
 
   /** Delivers every exit record the zygote has written. */
   drain(): void {
-    if (this.#board.length === 0) return;
+    if (this.#board.length === 0 || this.#forgotten) return; // (a fork child's copy: the records are the parent's)
     let r = Atomics.load(this.#board, kRingRead);
     const w = Atomics.load(this.#board, kRingWrite);
     if (r === w) return;
@@ -456,6 +458,28 @@ class Zygote {
   }
 
   /** Closes the request pipe: the zygote exits (and its remaining children with it). */
+  /**
+   * In a child made by fork() ('fork' start method): this copy of the
+   * parent's zygote client lets go of what it shares with the parent's
+   * without touching it. Its copy of the doorbell pipe was still watched
+   * (uv_loop_fork re-registers every watcher): the child read the bell byte
+   * and drained the shared exit ring, and the parent never learned of its
+   * forkserver children's exits; join() without a timeout waited for good
+   * (helper-91). Closing the child's fd copies and dropping its timer leaves
+   * the parent's alone.
+   */
+  forgetInForkChild(): void {
+    this.#forgotten = true;
+    this.#dead = true;
+    this.#doorbell.destroy();
+    native.closeFd(this.#reqFd);
+    if (this.#stopWatch !== undefined) clearInterval(this.#stopWatch);
+    this.#stopWatch = undefined;
+    this.#outstanding = null;
+    this.#waiting.length = 0;
+    this.popens.clear();
+  }
+
   shutdown(): void {
     if (this.#dead) return;
     this.drain();
@@ -516,6 +540,7 @@ onTrackerRestart(() => {
 
 /** In a fork child: the parent's zygote is not ours to use. */
 export function forgetForkserver(): void {
+  current?.forgetInForkChild();
   current = null;
 }
 
