@@ -1173,16 +1173,6 @@ function readValue(): unknown {
     case Tag.Array: {
       const n = srcView.getUint32(rpos, true);
       rpos += 4;
-      // Short ones as literals: packed from the start (new Array(n) is holey,
-      // and a string stored into it changed its elements kind), a few ns less
-      // here and faster for whoever reads them.
-      switch (n) {
-        case 0: return [];
-        case 1: return [readValue()];
-        case 2: return [readValue(), readValue()];
-        case 3: return [readValue(), readValue(), readValue()];
-        case 4: return [readValue(), readValue(), readValue(), readValue()];
-      }
       const a = new Array(n);
       for (let i = 0; i < n; i++) a[i] = readValue();
       return a;

@@ -601,11 +601,7 @@ export class Ring {
   /** Publishes the first `count` records of a tryReserveMany run, in order. */
   commitMany(count: number): void {
     const d = this.data;
-    // x86: plain stores but the last (see kStoresInOrder), whose fence makes
-    // them all visible before #signalCommit reads the sleepers' flag.
-    const plain = kStoresInOrder ? count - 1 : 0;
-    for (let i = 0; i < plain; i++) d[this.#runState[i]!] = tag(this.#runPos[i]!);
-    for (let i = plain; i < count; i++) Atomics.store(d, this.#runState[i]!, tag(this.#runPos[i]!));
+    for (let i = 0; i < count; i++) Atomics.store(d, this.#runState[i]!, tag(this.#runPos[i]!));
     this.#signalCommit();
   }
 
