@@ -148,7 +148,16 @@ export function deferAdoptions(): void {
 export function endDeferAdoptions(): void {
   if (--deferring !== 0) return;
   if (unheld.length !== 0) for (const s of unheld.splice(0)) if (!s.released) hold(s);
-  if (drops.length !== 0) for (const d of drops.splice(0)) d();
+  if (drops.length !== 0) {
+    for (const d of drops.splice(0)) {
+      try {
+        d();
+      } catch {
+        // A give-back that failed (an unlink refused) leaks that reference;
+        // thrown here it lost the rest, and the item the take returned (review helper-92).
+      }
+    }
+  }
 }
 
 /**

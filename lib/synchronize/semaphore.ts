@@ -199,7 +199,11 @@ export class Semaphore extends Acquirable {
       this.#reclaimDead(w, true);
       at = this.#slotOf(w, me, true);
     }
-    if (at < 0) throw new RangeError(`${this.constructor.name}: ${this.#nSlots} processes already hold permits; create it with a larger { maxHolders }`);
+    if (at < 0) {
+      // A wake-up this process was given for a permit it cannot take goes on to another waiter (review helper-92).
+      this.#passOn(w);
+      throw new RangeError(`${this.constructor.name}: ${this.#nSlots} processes already hold permits; create it with a larger { maxHolders }`);
+    }
     return at;
   }
 
