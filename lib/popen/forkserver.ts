@@ -457,7 +457,6 @@ class Zygote {
     for (const r of reqs) r.reject(err);
   }
 
-  /** Closes the request pipe: the zygote exits (and its remaining children with it). */
   /**
    * In a child made by fork() ('fork' start method): this copy of the
    * parent's zygote client lets go of what it shares with the parent's
@@ -480,6 +479,7 @@ class Zygote {
     this.popens.clear();
   }
 
+  /** Closes the request pipe: the zygote exits (and its remaining children with it). */
   shutdown(): void {
     if (this.#dead) return;
     this.drain();
