@@ -142,3 +142,52 @@ export function giveBackIfAllDead(h: Int32Array): 'zero' | 'none' {
   }
   return giveBackDead(h) === 'zero' ? 'zero' : 'none';
 }
+
+/**
+ * Pending slots: the references a parent's handles carry to a child that
+ * does not exist yet (Process args). The parent fills a slot whose pid word
+ * is a token (a negative number below -1, never a pid) with their count
+ * before it starts the child; the child takes the whole slot over with one
+ * CAS of token -> its pid when it attaches the first of them. Whichever
+ * way a kill lands, every reference is then in exactly one slot: pending
+ * (the parent gives it back when it learns of the exit: reclaimPending in
+ * segment.ts) or the child's (given back as any dead holder's). Before,
+ * the args of a child killed before it attached them stayed in /dev/shm
+ * until the process tree ended. The other functions here skip pending
+ * slots (pid word <= 0).
+ */
+export function reservePendingSlot(h: Int32Array, count: number): { word: number; token: number } | null {
+  if (!sameNamespace(h)) return null;
+  const token = -2 - Math.floor(Math.random() * 0x7ffffff0);
+  for (let round = 0; round < 2; round++) {
+    for (let i = 0; i < kHolderSlots; i++) {
+      const w = kHoldersIndex + 2 * i;
+      if (Atomics.load(h, w) === 0 && Atomics.compareExchange(h, w, 0, token) === 0) {
+        Atomics.add(h, w + 1, count);
+        return { word: w + 1, token };
+      }
+    }
+    if (round === 0 && giveBackDead(h) === 'none') break;
+  }
+  return null;
+}
+
+/** In the child: takes the pending slot over (token -> this pid); false if it is not pending with that token. */
+export function claimPendingSlot(h: Int32Array, countWord: number, token: number): boolean {
+  if (!sameNamespace(h)) return false;
+  return Atomics.compareExchange(h, countWord - 1, token, process.pid) === token;
+}
+
+/**
+ * In the parent: empties a slot still pending with `token` and frees it;
+ * returns the count it held (0 if the child had taken it over), whose
+ * references the caller gives back, or not (a start that failed gives
+ * them back through the handles themselves).
+ */
+export function cancelPendingSlot(h: Int32Array, countWord: number, token: number): number {
+  // -1 first, as giveBackDead: a process claiming the slot once it reads 0 must find its count at 0.
+  if (Atomics.compareExchange(h, countWord - 1, token, -1) !== token) return 0;
+  const c = Atomics.exchange(h, countWord, 0);
+  Atomics.store(h, countWord - 1, 0);
+  return c;
+}

@@ -18,7 +18,8 @@ import { deserialize, serialize } from 'node:v8';
 import { ClosedError, EOFError, ProcessError } from './errors';
 import { native } from './native';
 import type { ChildSpec, ChildTarget, Popen, StartMethod } from './popen/popen';
-import { forEachShared, reduce, reduceForFork, releaseHandles } from './reduction';
+import { forEachShared, reduce, reduceForFork, releaseHandles, type Handle } from './reduction';
+import { cancelPending, duplicateForFork, forkDone, reservePending } from './segment';
 import { kKillAtExit, kLostWithServer, kNotSendable, kOnExit, kSentTo, kStartAsync } from './symbols';
 import { checkForkedImport, describeTask, refuseWhileImportingTarget } from './task';
 import { checkOptionNames, deadlineFrom, describeValue } from './validate';
@@ -267,6 +268,12 @@ export class ForkChildExit extends Error {
 }
 
 /** `A`: the target's parameters (see ProcessOptions); a type of construction only, so every Process<A> is a Process. */
+/** No child will receive the args of `spec` (its start failed): their pending slots emptied, their handles' references given back. */
+function unsent(spec: ChildSpec): void {
+  cancelPending(spec.pending);
+  releaseHandles(deserialize(spec.args));
+}
+
 export class Process<A extends readonly unknown[] = never[]> {
   #target: { fn?: (...args: unknown[]) => unknown; child: ChildTarget };
   #args: readonly unknown[];
@@ -415,9 +422,10 @@ export class Process<A extends readonly unknown[] = never[]> {
       try {
         const { ForkserverPopen } = require('./popen/forkserver') as typeof import('./popen/forkserver');
         popen = await ForkserverPopen.startAsync(spec);
+        popen.watchPending(spec.pending);
         this.#sentTo(popen.pid);
       } catch (e) {
-        releaseHandles(deserialize(spec.args));
+        unsent(spec);
         throw e;
       }
     } finally {
@@ -453,8 +461,9 @@ export class Process<A extends readonly unknown[] = never[]> {
   #spec(method: StartMethod): ChildSpec {
     let args: Uint8Array;
     let reduced: unknown;
+    const taken: Handle[] = [];
     try {
-      reduced = reduce(this.#args);
+      reduced = reduce(this.#args, taken);
       args = serialize(reduced);
     } catch (e) {
       if (reduced !== undefined && reduced !== this.#args) releaseHandles(reduced); // (the args themselves hold no handle: not touched)
@@ -477,6 +486,7 @@ export class Process<A extends readonly unknown[] = never[]> {
       cwd: this.#place.cwd ?? process.cwd(),
       ...(this.#place.cwd !== undefined ? { base: process.cwd() } : {}),
       ...(this.#place.env !== undefined ? { env: this.#place.env } : {}),
+      pending: reservePending(taken),
     };
   }
 
@@ -491,11 +501,11 @@ export class Process<A extends readonly unknown[] = never[]> {
         const { ForkserverPopen } = require('./popen/forkserver') as typeof import('./popen/forkserver');
         popen = ForkserverPopen.start(spec);
       }
+      popen.watchPending(spec.pending);
       this.#sentTo(popen.pid);
       return popen;
     } catch (e) {
-      // No child will receive the args: give back the references their handles took.
-      releaseHandles(deserialize(spec.args));
+      unsent(spec);
       throw e;
     }
   }
@@ -511,27 +521,33 @@ export class Process<A extends readonly unknown[] = never[]> {
     // then holds references of its own (closing the parent's copy of a pipe
     // end right after start() ended the child's end too: the end's count
     // said one process) and gives them back when it ends.
-    const args = reduceForFork([...this.#args]) as unknown[];
+    const taken: Handle[] = [];
+    const args = reduceForFork([...this.#args], taken) as unknown[];
+    const pending = reservePending(taken);
     // And a reference of the child's own in everything this process holds,
     // which the child copies (see duplicateForFork).
-    const { duplicateForFork } = require('./segment') as typeof import('./segment');
     const { duplicateEndsForFork } = require('./connection') as typeof import('./connection');
-    const undo = [duplicateForFork(), duplicateEndsForFork()];
+    const copies = duplicateForFork();
+    const undo = [copies.undo, duplicateEndsForFork()];
     let popen: Popen;
     try {
       popen = new fork.ForkPopen((watchdogRead) => {
         fork.forgetForkState();
         (require('./popen/forkserver') as typeof import('./popen/forkserver')).forgetForkserver();
-        runInForkChild(target.fn ?? target.child, args, info, watchdogRead);
+        runInForkChild(target.fn ?? target.child, args, pending, info, watchdogRead);
         throw new ForkChildExit();
       });
     } catch (e) {
       if (!(e instanceof ForkChildExit)) {
+        forkDone();
         for (const u of undo) u();
+        cancelPending(pending);
         releaseHandles(args);
       }
       throw e;
     }
+    forkDone();
+    popen.watchPending([...pending, ...copies.pending]);
     this.#sentTo(popen.pid);
     return popen;
   }

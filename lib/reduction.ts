@@ -94,6 +94,21 @@ export function fromHandle(h: Handle): unknown {
   return obj;
 }
 
+/**
+ * The segment names whose references `handles` (what reduce() took) carry,
+ * with how many each: a handle's own and those of the handles inside it
+ * (a Value's lock). Uncounted kinds carry none.
+ */
+export function referencesOf(handles: readonly Handle[]): Map<string, number> {
+  const counts = new Map<string, number>();
+  const visit = (h: Handle): void => {
+    if (!uncounted.has(h[kHandleTag])) counts.set(h.name, (counts.get(h.name) ?? 0) + 1);
+    for (const v of Object.values(h)) if (isHandle(v)) visit(v);
+  };
+  for (const h of handles) visit(h);
+  return counts;
+}
+
 /** Throws the TypeError of an object that must not travel: a Pool, a Process (see kNotSendable), a SharedArrayBuffer. */
 export function notSendable(v: object): void {
   const why = (v as { [kNotSendable]?: string })[kNotSendable];
@@ -126,17 +141,21 @@ function isPlainObject(v: object): boolean {
  * whole, each registered before its contents are, so that cycles and shared
  * references point at the copies as structured clone would see them.
  */
-export function reduce(value: unknown): unknown {
+export function reduce(value: unknown, taken: Handle[] = []): unknown {
   if (typeof value !== 'object' || value === null) return value;
-  if (isShareable(value)) return toHandle(value);
+  if (isShareable(value)) {
+    const h = toHandle(value);
+    taken.push(h);
+    return h;
+  }
   if (!reachesShared(value)) return value;
-  const taken: Handle[] = [];
+  const before = taken.length;
   try {
     return copyReduced(value, new Map(), taken);
   } catch (e) {
     // A shared object that cannot travel (closed, say): the handles taken
     // before it would hold their references until the process tree ends.
-    for (const h of taken) releaseHandles(h);
+    for (const h of taken.splice(before)) releaseHandles(h);
     throw e;
   }
 }
@@ -173,10 +192,10 @@ let carryErrors = true;
  * its Errors are the objects themselves (an instance of the user's class,
  * its getters and all), only shared objects become handles.
  */
-export function reduceForFork(value: unknown): unknown {
+export function reduceForFork(value: unknown, taken?: Handle[]): unknown {
   carryErrors = false;
   try {
-    return reduce(value);
+    return reduce(value, taken);
   } finally {
     carryErrors = true;
   }

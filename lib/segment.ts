@@ -22,10 +22,10 @@ import {
   Kind, kBlobPending, kFlagsIndex, kHeaderBytes, kindNames, kLayoutVersion, kMagic, kMagicIndex, kParam0Index, kParam1Index,
   kPayloadHiIndex, kPayloadLoIndex, kPidNsIndex, kRefcountIndex, kTrackerPidIndex, kTrackerPipeIndex, kVersionKindIndex,
 } from './layout';
-import { giveBackDead, giveBackIfAllDead, holdSlot, pidNamespace, unholdSlot } from './holders';
+import { cancelPendingSlot, claimPendingSlot, giveBackDead, giveBackIfAllDead, holdSlot, pidNamespace, reservePendingSlot, unholdSlot } from './holders';
 import { selfStamp } from './liveness';
 import { native } from './native';
-import { fromHandle, type Handle } from './reduction';
+import { fromHandle, referencesOf, type Handle } from './reduction';
 import { register, trackerPipeInode, trackerProcessId, unregister } from './resource-tracker';
 import { forkGeneration, nativeWaitsOn } from './wait';
 
@@ -274,7 +274,9 @@ export class Segment {
     if (kHeaderBytes + payloadBytes > buffer.byteLength) fail(`truncated: header says ${payloadBytes} payload bytes, segment has ${buffer.byteLength - kHeaderBytes}`);
     const seg = new Segment(name, kind, buffer, payloadBytes);
     if (!adopt) Atomics.add(h, kRefcountIndex, 1);
-    if (adopt && deferring > 0) unheld.push(seg.#state);
+    const pending = adopt ? pendingWord(name, h) : -1;
+    if (pending >= 0) seg.#state.slot = pending; // counted there by the parent (see adoptingArgs)
+    else if (adopt && deferring > 0) unheld.push(seg.#state);
     else hold(seg.#state);
     return seg;
   }
@@ -387,24 +389,67 @@ export function releaseAllAttachments(): void {
  * Before fork() ('fork' start method): one more reference for every segment
  * attached here, the child's own (it gives them back when it closes its
  * copies or ends), as fork() duplicates file descriptors: a Value the parent
- * closed was otherwise unlinked under a child still using it. Returns the
- * undo, for a fork that failed.
+ * closed was otherwise unlinked under a child still using it. They are
+ * counted in pending slots (see reservePending), which the child takes over
+ * in adoptInheritedAttachments: a child killed before that no longer keeps
+ * them until the tree ends. Returns those slots (for Popen.watchPending)
+ * and the undo, for a fork that failed.
  */
-export function duplicateForFork(): () => void {
+export function duplicateForFork(): { pending: PendingSlot[]; undo: () => void } {
   const gen = forkGeneration();
   const taken = [...liveStates].filter((s) => s.gen === gen && s.header.length > 0);
-  for (const s of taken) Atomics.add(s.header, kRefcountIndex, 1);
-  return () => {
-    for (const s of taken) unretainHeader(s.name, s.header);
+  const counts = new Map<string, { header: Int32Array; n: number }>();
+  for (const s of taken) {
+    Atomics.add(s.header, kRefcountIndex, 1);
+    const c = counts.get(s.name);
+    if (c === undefined) counts.set(s.name, { header: s.header, n: 1 });
+    else c.n++;
+  }
+  const pending: PendingSlot[] = [];
+  for (const [name, { header, n }] of counts) {
+    const r = reservePendingSlot(header, n);
+    if (r !== null) pending.push({ name, ...r });
+  }
+  // What the child (a copy of this memory) takes over; the parent forgets it once fork() returned.
+  forkCopies = { states: new Set(taken), pending };
+  return {
+    pending,
+    undo: () => {
+      cancelPending(pending);
+      for (const s of taken) unretainHeader(s.name, s.header);
+    },
   };
+}
+
+/** Between duplicateForFork and the fork (in the child: until adoptInheritedAttachments): what the child is to take over. */
+let forkCopies: { states: Set<SegmentState>; pending: PendingSlot[] } | null = null;
+
+/** In the parent, once fork() has returned (or failed). */
+export function forkDone(): void {
+  forkCopies = null;
 }
 
 /** In a 'fork' child: the attachments it copied are its own (duplicateForFork counted them for it). */
 export function adoptInheritedAttachments(): void {
   const gen = forkGeneration();
+  const copies = forkCopies;
+  forkCopies = null;
+  const words = new Map<string, number>();
   for (const s of liveStates) {
     s.gen = gen;
     s.slot = -1; // the parent's slot: this process counts in its own
+    if (copies?.states.has(s) === true) {
+      let w = words.get(s.name);
+      if (w === undefined) {
+        const p = copies.pending.find((x) => x.name === s.name);
+        w = p !== undefined && claimPendingSlot(s.header, p.word, p.token) ? p.word : -1;
+        words.set(s.name, w);
+      }
+      if (w >= 0) {
+        s.slot = w; // counted there by the parent
+        continue;
+      }
+    }
     hold(s);
   }
   unheld.length = 0;
@@ -450,7 +495,11 @@ export function attachShared<T extends object>(name: string, kind: Kind, build: 
   const obj = hit?.ref.deref();
   if (hit !== undefined && obj !== undefined && !hit.segment.closed) {
     const seg = hit.segment;
-    dropLater(() => seg.unretain());
+    const pending = pendingWord(name, seg.header);
+    dropLater(() => {
+      if (pending >= 0) unholdSlot(seg.header, pending);
+      seg.unretain();
+    });
     return obj as T;
   }
   let segment: Segment | undefined;
@@ -543,7 +592,11 @@ function dropHandleReference(h: Handle): void {
   for (const s of liveStates) {
     if (s.name === h.name && s.header.length > 0) {
       const { name, header } = s;
-      dropLater(() => unretainHeader(name, header));
+      const pending = pendingWord(name, header);
+      dropLater(() => {
+        if (pending >= 0) unholdSlot(header, pending);
+        unretainHeader(name, header);
+      });
       return;
     }
   }
@@ -573,4 +626,114 @@ export function attachPrivately<T>(attach: () => T): T {
   } finally {
     privateCache = outer;
   }
+}
+
+/**
+ * A holder slot the parent filled, before the child existed, with the
+ * references its args' handles carry (holders.ts reservePendingSlot): sent
+ * with the spec, taken over by the child as it attaches them, given back by
+ * the parent if the child ends without having done so.
+ */
+export interface PendingSlot {
+  readonly name: string;
+  /** The slot's count word. */
+  readonly word: number;
+  readonly token: number;
+}
+
+/** This process's live mapping of `name`'s header, if it has one. */
+function liveHeader(name: string): Int32Array | null {
+  const gen = forkGeneration();
+  for (const s of liveStates) if (s.name === name && s.gen === gen && s.header.length > 0) return s.header;
+  return null;
+}
+
+/**
+ * In the parent, for the handles reduce() took for a child's args: a
+ * pending slot per segment with their count. A segment whose table is full
+ * (or that this process has no mapping of) gets none: its references are
+ * then in no slot until the child attaches them, as before.
+ */
+export function reservePending(handles: readonly Handle[]): PendingSlot[] {
+  const slots: PendingSlot[] = [];
+  if (handles.length === 0) return slots;
+  for (const [name, count] of referencesOf(handles)) {
+    const header = liveHeader(name);
+    const r = header === null ? null : reservePendingSlot(header, count);
+    if (r !== null) slots.push({ name, ...r });
+  }
+  return slots;
+}
+
+/** A start that failed: the slots are emptied (the caller gives the handles' references back itself). */
+export function cancelPending(slots: readonly PendingSlot[] | undefined): void {
+  for (const s of slots ?? []) {
+    const header = liveHeader(s.name);
+    if (header !== null) cancelPendingSlot(header, s.word, s.token);
+  }
+}
+
+/**
+ * Once the child has exited: the references of every slot it never took
+ * over are given back (the segment unlinked at zero). Through this
+ * process's mapping, or a mapping made for the purpose if its own was
+ * closed since; a name already gone was given back in full.
+ */
+export function reclaimPending(slots: readonly PendingSlot[]): void {
+  for (const s of slots) {
+    let header = liveHeader(s.name);
+    let mapped: ArrayBuffer | null = null;
+    if (header === null) {
+      try {
+        mapped = native.shmAttach(osName(s.name));
+      } catch {
+        continue;
+      }
+      header = mapped.byteLength < kHeaderBytes ? null : new Int32Array(mapped, 0, kHeaderBytes / 4);
+      if (header === null || Atomics.load(header, kMagicIndex) !== kMagic) {
+        native.unmap(mapped);
+        continue;
+      }
+    }
+    try {
+      const c = cancelPendingSlot(header, s.word, s.token);
+      if (c > 0 && Atomics.sub(header, kRefcountIndex, c) === c) unlinkName(s.name);
+    } finally {
+      if (mapped !== null) native.unmap(mapped);
+    }
+  }
+}
+
+/** While a child attaches its args: their pending slots by segment name, and whether taken over yet. */
+let adopting: Map<string, { slot: PendingSlot; claimed: boolean }> | null = null;
+
+/**
+ * In a child, around the rebuild of its args: an attachment (or a dropped
+ * handle) of a segment with a pending slot takes that slot over, once, and
+ * counts in it instead of in a slot of its own; the parent already counted
+ * every reference the args carry there.
+ */
+export function adoptingArgs<T>(slots: readonly PendingSlot[] | undefined, fn: () => T): T {
+  if (slots === undefined || slots.length === 0) return fn();
+  const outer = adopting;
+  adopting = new Map(slots.map((slot) => [slot.name, { slot, claimed: false }]));
+  try {
+    return fn();
+  } finally {
+    adopting = outer;
+  }
+}
+
+/** The pending slot's count word an arg's reference of `name` counts in, or -1 (see adoptingArgs). */
+function pendingWord(name: string, header: Int32Array): number {
+  const e = adopting?.get(name);
+  if (e === undefined) return -1;
+  if (!e.claimed) {
+    e.claimed = claimPendingSlot(header, e.slot.word, e.slot.token);
+    if (!e.claimed) {
+      adopting!.delete(name); // not pending (cannot happen while the parent waits for this child): counted as usual
+      return -1;
+    }
+  }
+  return e.slot.word;
 }

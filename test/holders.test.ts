@@ -146,3 +146,64 @@ describe('segments a killed process held', () => {
     expect(r.code).toBe(0);
   });
 });
+
+describe("a child's args: counted in a pending slot until it takes them over", () => {
+  for (const method of ['spawn', 'forkserver'] as const) {
+    it(`${method}: a child killed right after start() (before it attached them, or after): the parent keeps them, and its close() unlinks them at once (before: until the tree ended)`, async () => {
+      const ctx = mp.getContext(method);
+      // A spawned child takes ~50 ms to boot: every kill lands first. A forkserver child attaches within
+      // a ms or so: the kills land on both sides of it, and neither may leak or unlink early.
+      for (let round = 0; round < (method === 'spawn' ? 3 : 8); round++) {
+        const q = new mp.Queue<number>();
+        const v = new mp.Value('i', 5);
+        const names = [nameOf(q), nameOf(v), nameOf(v.getLock())];
+        const p = new ctx.Process({ target: async () => new Promise(() => setInterval(() => {}, 1000)), args: [q, v, v, { q }] });
+        p.start();
+        if (round % 2 === 1) await sleep(round);
+        p.kill();
+        await p.join();
+        expect(p.exitCode).toBe(-9);
+        for (const n of names) expect(await segmentExists(n)).toBe(true);
+        v.value = 6;
+        expect(v.value).toBe(6);
+        q.close();
+        v.close();
+        for (const n of names) expect(await segmentExists(n)).toBe(false);
+      }
+    });
+  }
+
+  it('spawn: closed by the parent first, then the child killed before it attached them: unlinked once the parent learns of the exit', async () => {
+    const v = new mp.Value('i', 5);
+    const a = new mp.SharedArray('d', 8, { lock: false });
+    const names = [nameOf(v), nameOf(v.getLock()), nameOf(a)];
+    const p = new mp.Process({ target: async () => new Promise(() => setInterval(() => {}, 1000)), args: [v, a], startMethod: 'spawn' });
+    p.start();
+    v.close();
+    a.close();
+    for (const n of names) expect(await segmentExists(n)).toBe(true); // the child's references, still in flight
+    p.kill();
+    await p.join();
+    for (const n of names) expect(await segmentExists(n)).toBe(false);
+  });
+
+  it('a child that took its args over and ended normally gave them back: the parent keeps them, and its close() unlinks them', async () => {
+    const v = new mp.Value('i', 5);
+    const names = [nameOf(v), nameOf(v.getLock())];
+    const p = new mp.Process({ target: (x: mp.Value<'i'>, y: mp.Value<'i'>) => { x.value += y.value; }, args: [v, v] });
+    p.start();
+    await p.join();
+    expect(p.exitCode).toBe(0);
+    expect(v.value).toBe(10);
+    for (const n of names) expect(await segmentExists(n)).toBe(true);
+    v.close();
+    for (const n of names) expect(await segmentExists(n)).toBe(false);
+  });
+
+  it("'fork' (node --single-threaded): the args and the copies of everything the parent held, of a child killed right after start()", async () => {
+    const r = await runNode(fixture('fork-killed-args.mjs'), [], { nodeArgs: ['--single-threaded'], timeoutMs: 60_000 });
+    expect(r.stderr).toBe('');
+    expect(r.stdout.trim().split('\n')).toEqual(Array(8).fill('-9 kept=true usable=true gone=true'));
+  });
+});
+

@@ -34,7 +34,7 @@ import { adoptInheritedEnds, closeAllEnds, forgetInheritedEnds, Pipe, rebuilding
 import { explainReferenceError, loadTask, usesLoaderHooks } from '../task';
 import { activeChildren, enterChild } from '../process';
 import { inheritStartMethod } from '../context';
-import { adoptInheritedAttachments, attachPrivately, forgetInheritedAttachments, releaseAllAttachments } from '../segment';
+import { adoptInheritedAttachments, adoptingArgs, attachPrivately, forgetInheritedAttachments, releaseAllAttachments, type PendingSlot } from '../segment';
 import '../index'; // registers every shareable kind, so handles in args rebuild
 
 const kSigKill = 9;
@@ -191,7 +191,7 @@ export async function runSpec(spec: ChildSpec, forked: boolean): Promise<void> {
     // A spawned child too: it starts where the parent was launched (paths.ts).
     if (process.cwd() !== spec.cwd) process.chdir(spec.cwd);
     if (forked && spec.env !== undefined) replaceEnv(spec.env);
-    args = rebuildingArgs(() => rebuild(deserialize(spec.args))) as unknown[];
+    args = adoptingArgs(spec.pending, () => rebuildingArgs(() => rebuild(deserialize(spec.args)))) as unknown[];
     fn = await loadTask(spec.target, spec.base ?? spec.cwd);
   } catch (err) {
     report(spec.name, err);
@@ -453,6 +453,7 @@ function replaceEnv(env: Record<string, string>): void {
 export function runInForkChild(
   target: ((...args: unknown[]) => unknown) | ChildTarget,
   handles: unknown[],
+  pending: readonly PendingSlot[],
   info: { name: string; daemon: boolean; parentPid: number; parentName: string; env?: Record<string, string>; cwd?: string },
   watchdogFd: number,
 ): void {
@@ -483,7 +484,7 @@ export function runInForkChild(
   // the parent's.
   let args: unknown[];
   try {
-    args = attachPrivately(() => rebuildingArgs(() => rebuild(handles))) as unknown[];
+    args = attachPrivately(() => adoptingArgs(pending, () => rebuildingArgs(() => rebuild(handles)))) as unknown[];
   } catch (e) {
     report(info.name, e);
     native.exitNow(1);

@@ -9,6 +9,7 @@
 import { constants } from 'node:os';
 import { deserialize, serialize } from 'node:v8';
 import { holderDied } from '../resource-tracker';
+import { reclaimPending, type PendingSlot } from '../segment';
 
 export type StartMethod = 'spawn' | 'forkserver' | 'fork';
 
@@ -29,6 +30,8 @@ export interface Popen {
   setRef(ref: boolean): void;
   /** Releases parent-side resources (the child must have exited). */
   close(): void;
+  /** Gives back at the child's exit what it did not take over of its args' pending slots (see BasePopen). */
+  watchPending(slots: readonly PendingSlot[] | undefined): void;
 }
 
 /** What a child runs: a function's source text or a module export. */
@@ -58,6 +61,8 @@ export interface ChildSpec {
   base?: string;
   /** The child's whole environment, when Process was given `env` (see ProcessOptions.env). */
   env?: Record<string, string>;
+  /** The holder slots that count the args' references until the child takes them over (segment.ts adoptingArgs). */
+  pending?: PendingSlot[];
 }
 
 export function encodeSpec(spec: ChildSpec): Buffer {
@@ -118,6 +123,8 @@ export abstract class BasePopen implements Popen {
   readonly #resolve: (code: number) => void;
   /** Killed because the forkserver that started it died (a kill of the zygote, the OOM killer), not by anything it ran. */
   lostWithServer = false;
+  /** Its args' pending holder slots: what it never took over is given back at its exit (see reclaimPending). */
+  #pending: readonly PendingSlot[] = [];
 
   constructor() {
     const d = deferred<number>();
@@ -132,10 +139,19 @@ export abstract class BasePopen implements Popen {
   finish(code: number): void {
     if (this.#returncode !== null) return;
     this.#returncode = code;
+    if (this.#pending.length > 0) reclaimPending(this.#pending);
+    this.#pending = [];
     // Killed: it gave back none of the segment references it held.
     if (code < 0) holderDied();
     this.setRef(false);
     this.#resolve(code);
+  }
+
+  /** Hands over the pending slots of the args it was started with (once: right after the start). */
+  watchPending(slots: readonly PendingSlot[] | undefined): void {
+    if (slots === undefined || slots.length === 0) return;
+    if (this.#returncode !== null) reclaimPending(slots);
+    else this.#pending = slots;
   }
 
   /** Looks for the exit status without blocking; calls finish() when it finds one. */
