@@ -432,12 +432,23 @@ let liveCores = new Set<PipeCore>();
  * child used from its closure closed the pipe under the child, whose sends
  * then went nowhere. Returns the undo, for a fork that failed.
  */
-export function duplicateEndsForFork(): () => void {
+export function duplicateEndsForFork(): { undo: () => void; forkedAs: (pid: number) => void } {
   const taken = [...liveCores].map((core) => [core, core.duplicateOpen()] as const);
-  return () => {
-    for (const [core, counts] of taken) {
-      for (let e = 0; e < 2; e++) for (let i = 0; i < counts[e]!; i++) core.release(e);
-    }
+  return {
+    undo: () => {
+      for (const [core, counts] of taken) {
+        for (let e = 0; e < 2; e++) for (let i = 0; i < counts[e]!; i++) core.release(e);
+      }
+    },
+    // Once fork() returned: the child holds the ends it copied from its
+    // start, so it is named among their holders at once, as an args end is
+    // (handOver). Named only by its own adopt(), a child killed in its first
+    // ms was in no table: the parent's close() left the count it held and no
+    // holder to find dead, and the reader of the other end waited for good.
+    forkedAs: (pid) => {
+      const ident = identOf(pid, startStamp(pid) ?? 0);
+      for (const [core, counts] of taken) for (let e = 0; e < 2; e++) if (counts[e]! > 0) core.addHolder(e, ident);
+    },
   };
 }
 

@@ -528,7 +528,8 @@ export class Process<A extends readonly unknown[] = never[]> {
     // which the child copies (see duplicateForFork).
     const { duplicateEndsForFork } = require('./connection') as typeof import('./connection');
     const copies = duplicateForFork();
-    const undo = [copies.undo, duplicateEndsForFork()];
+    const ends = duplicateEndsForFork();
+    const undo = [copies.undo, ends.undo];
     let popen: Popen;
     try {
       popen = new fork.ForkPopen((watchdogRead) => {
@@ -547,6 +548,7 @@ export class Process<A extends readonly unknown[] = never[]> {
       throw e;
     }
     forkDone();
+    ends.forkedAs(popen.pid);
     popen.watchPending([...pending, ...copies.pending]);
     this.#sentTo(popen.pid);
     return popen;

@@ -503,6 +503,12 @@ describe('Pipe in one process', () => {
     expect(out.reads).toBeGreaterThan(3);
   });
 
+  it("a 'fork' child that copied the write end, killed right after start(): once the parent closes its own, the reader gets EOFError (before: it waited for good), and the pipe goes with the reader's close", async () => {
+    const r = await runNode(fixture('fork-killed-pipe-copy.mjs'), [], { nodeArgs: ['--single-threaded'], timeoutMs: 60_000 });
+    expect(r.stderr).toBe('');
+    expect(r.stdout.trim().split('\n')).toEqual(Array(4).fill('-9 EOFError left=0'));
+  });
+
   it('a recv asleep is woken through the wake socket; a fork child does not take its parent\'s wake-ups', async () => {
     const r = await runNode(fixture('q-wake.mjs'), [], { nodeArgs: ['--single-threaded'] }); // 'fork' needs it
     expect(r.code, r.stderr).toBe(0);
