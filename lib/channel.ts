@@ -19,7 +19,7 @@ import { forkGeneration, kInheritedCall, parentOnly, pollAsync, spinUntil, waitA
 import { noop, onAbort } from './abort';
 import { remaining } from './validate';
 import { disposeShared } from './reduction';
-import { collectFresh, deferAdoptions, endDeferAdoptions } from './segment';
+import { collectFresh, deferAdoptions, endDeferAdoptions, recordConsumed } from './segment';
 import { newWakeId, waitWake, wakeTarget } from './wake-socket';
 
 const kSliceMs = 200;
@@ -114,6 +114,12 @@ function takeOne(ring: Ring, decode: Decoder): unknown {
     if (readBlobs.length !== 0) releaseReadBlobs();
     endDeferAdoptions();
   }
+}
+
+/** After each record of a take of several: as takeOne does after its one (see recordConsumed). */
+function consumedOne(): void {
+  if (readBlobs.length !== 0) releaseReadBlobs();
+  recordConsumed();
 }
 
 interface Arm {
@@ -776,7 +782,7 @@ export class Channel {
       let r;
       deferAdoptions();
       try {
-        r = ring.tryTakeMany(decode, max, out, failed);
+        r = ring.tryTakeMany(decode, max, out, failed, consumedOne);
       } finally {
         if (readBlobs.length !== 0) releaseReadBlobs();
         endDeferAdoptions();

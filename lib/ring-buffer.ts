@@ -649,7 +649,7 @@ export class Ring {
    * kBusyTake when none. If decode throws after some were taken, those stay
    * in `out` and the error is appended to `failed` (the record that failed is consumed).
    */
-  tryTakeMany<T>(decode: Decode<T>, max: number, out: T[], failed: unknown[]): number | typeof kEmpty | typeof kWaitCommit | typeof kBusyTake {
+  tryTakeMany<T>(decode: Decode<T>, max: number, out: T[], failed: unknown[], consumed?: () => void): number | typeof kEmpty | typeof kWaitCommit | typeof kBusyTake {
     if (!this.#lock(kGetLock)) return kBusyTake;
     let k = 0;
     try {
@@ -657,6 +657,7 @@ export class Ring {
         const v = this.#take(decode);
         if (v === kEmpty || v === kWaitCommit) return k > 0 ? k : (v as typeof kEmpty | typeof kWaitCommit);
         out.push(v as T);
+        consumed?.(); // head is past its record
       }
       return k;
     } catch (e) {

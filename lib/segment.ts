@@ -147,6 +147,21 @@ export function deferAdoptions(): void {
 /** After the take (the record consumed, or the take failed): the attachments it made are this process's. */
 export function endDeferAdoptions(): void {
   if (--deferring !== 0) return;
+  adoptionsFinal();
+}
+
+/**
+ * Within a take of several records (getMany), after each one is consumed:
+ * what it adopted is this process's and what it dropped goes now, not when
+ * the whole batch is done. A consumer killed while it decoded a later record
+ * had the earlier ones' objects in no slot (consumed, so no other consumer
+ * would take them again), and they stayed until the tree ended.
+ */
+export function recordConsumed(): void {
+  if (deferring === 1) adoptionsFinal();
+}
+
+function adoptionsFinal(): void {
   if (unheld.length !== 0) for (const s of unheld.splice(0)) if (!s.released) hold(s);
   if (drops.length !== 0) {
     for (const d of drops.splice(0)) {

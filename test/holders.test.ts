@@ -139,6 +139,14 @@ describe('segments a killed process held', () => {
     });
   }
 
+  for (const method of ['spawn', 'forkserver'] as const) {
+    it(`${method}: a consumer killed in the middle of a getMany() gives back the objects of the records it had consumed (before: kept until the tree ended)`, async () => {
+      const r = await runNode(fixture('holder-takemany-kill.mjs'), [method], { timeoutMs: 30_000 });
+      expect(r.stderr).toBe('');
+      expect(JSON.parse(r.stdout)).toEqual({ exit: -9, drained: [2, 3], left: [false, false, false] });
+    });
+  }
+
   it('getSync() without a timeout on an empty queue whose only other holder was killed throws instead of blocking for good', async () => {
     const r = await runNode(fixture('dead-holder-getsync.mjs'), [], { timeoutMs: 20_000 });
     expect(r.stderr).toBe('');
