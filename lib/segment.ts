@@ -713,6 +713,9 @@ export function reclaimPending(slots: readonly PendingSlot[]): void {
     try {
       const c = cancelPendingSlot(header, s.word, s.token);
       if (c > 0 && Atomics.sub(header, kRefcountIndex, c) === c) unlinkName(s.name);
+    } catch {
+      // An unlink refused: that segment stays until the tree ends (called
+      // as the exit is recorded, which must not fail, nor skip the others).
     } finally {
       if (mapped !== null) native.unmap(mapped);
     }
