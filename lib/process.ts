@@ -523,11 +523,12 @@ export class Process<A extends readonly unknown[] = never[]> {
     // said one process) and gives them back when it ends.
     const taken: Handle[] = [];
     const args = reduceForFork([...this.#args], taken) as unknown[];
-    const pending = reservePending(taken);
     // And a reference of the child's own in everything this process holds,
-    // which the child copies (see duplicateForFork).
+    // which the child copies (see duplicateForFork), counted in one pending
+    // slot per segment with the args' references.
     const { duplicateEndsForFork } = require('./connection') as typeof import('./connection');
-    const copies = duplicateForFork();
+    const copies = duplicateForFork(taken);
+    const pending = copies.pending;
     const ends = duplicateEndsForFork();
     const undo = [copies.undo, ends.undo];
     let popen: Popen;
@@ -541,15 +542,14 @@ export class Process<A extends readonly unknown[] = never[]> {
     } catch (e) {
       if (!(e instanceof ForkChildExit)) {
         forkDone();
-        for (const u of undo) u();
-        cancelPending(pending);
+        for (const u of undo) u(); // the slots emptied, the copies' references given back
         releaseHandles(args);
       }
       throw e;
     }
     forkDone();
     ends.forkedAs(popen.pid);
-    popen.watchPending([...pending, ...copies.pending]);
+    popen.watchPending(pending);
     this.#sentTo(popen.pid);
     return popen;
   }

@@ -407,10 +407,15 @@ export function releaseAllAttachments(): void {
  * closed was otherwise unlinked under a child still using it. They are
  * counted in pending slots (see reservePending), which the child takes over
  * in adoptInheritedAttachments: a child killed before that no longer keeps
- * them until the tree ends. Returns those slots (for Popen.watchPending)
- * and the undo, for a fork that failed.
+ * them until the tree ends. The references of the child's args (`args`:
+ * the handles reduceForFork took) go in the same slot as the copies of
+ * their segment: one slot per segment and child, as before the pending
+ * slots (a slot each took two, and a table of 24 slots counted only 11
+ * such children). Returns those slots (for Popen.watchPending and the
+ * child's adoptingArgs) and the undo, for a fork that failed (which gives
+ * back the copies' references; the args' are the caller's to release).
  */
-export function duplicateForFork(): { pending: PendingSlot[]; undo: () => void } {
+export function duplicateForFork(args: readonly Handle[] = []): { pending: PendingSlot[]; undo: () => void } {
   const gen = forkGeneration();
   const taken = [...liveStates].filter((s) => s.gen === gen && s.header.length > 0);
   const counts = new Map<string, { header: Int32Array; n: number }>();
@@ -419,6 +424,12 @@ export function duplicateForFork(): { pending: PendingSlot[]; undo: () => void }
     const c = counts.get(s.name);
     if (c === undefined) counts.set(s.name, { header: s.header, n: 1 });
     else c.n++;
+  }
+  // A segment named by the args and not held here (no mapping of this
+  // process's) gets no slot, as in reservePending.
+  for (const [name, n] of args.length > 0 ? referencesOf(args) : []) {
+    const c = counts.get(name);
+    if (c !== undefined) c.n += n;
   }
   const pending: PendingSlot[] = [];
   for (const [name, { header, n }] of counts) {
@@ -436,6 +447,13 @@ export function duplicateForFork(): { pending: PendingSlot[]; undo: () => void }
   };
 }
 
+/**
+ * In a 'fork' child: the slots adoptInheritedAttachments took over, by
+ * segment name; its args count in them too (duplicateForFork), so
+ * adoptingArgs finds them taken over already (by this process).
+ */
+const forkClaimed = new Map<string, number>();
+
 /** Between duplicateForFork and the fork (in the child: until adoptInheritedAttachments): what the child is to take over. */
 let forkCopies: { states: Set<SegmentState>; pending: PendingSlot[] } | null = null;
 
@@ -450,15 +468,18 @@ export function adoptInheritedAttachments(): void {
   const copies = forkCopies;
   forkCopies = null;
   const words = new Map<string, number>();
+  const slots = new Map(copies?.pending.map((p) => [p.name, p]));
+  forkClaimed.clear();
   for (const s of liveStates) {
     s.gen = gen;
     s.slot = -1; // the parent's slot: this process counts in its own
     if (copies?.states.has(s) === true) {
       let w = words.get(s.name);
       if (w === undefined) {
-        const p = copies.pending.find((x) => x.name === s.name);
+        const p = slots.get(s.name);
         w = p !== undefined && claimPendingSlot(s.header, p.word, p.token) ? p.word : -1;
         words.set(s.name, w);
+        if (w >= 0) forkClaimed.set(s.name, w);
       }
       if (w >= 0) {
         s.slot = w; // counted there by the parent
@@ -680,12 +701,40 @@ export function reservePending(handles: readonly Handle[]): PendingSlot[] {
   return slots;
 }
 
-/** A start that failed: the slots are emptied (the caller gives the handles' references back itself). */
-export function cancelPending(slots: readonly PendingSlot[] | undefined): void {
-  for (const s of slots ?? []) {
-    const header = liveHeader(s.name);
-    if (header !== null) cancelPendingSlot(header, s.word, s.token);
+/**
+ * Runs fn with the header of `name`: this process's mapping, or a mapping
+ * made for the purpose if its own was closed since (unmapped after). Not
+ * run if the name is gone (its references were all given back).
+ */
+function withHeader(name: string, fn: (header: Int32Array) => void): void {
+  const own = liveHeader(name);
+  if (own !== null) {
+    fn(own);
+    return;
   }
+  let mapped: ArrayBuffer;
+  try {
+    mapped = native.shmAttach(osName(name));
+  } catch {
+    return;
+  }
+  try {
+    if (mapped.byteLength < kHeaderBytes) return;
+    const header = new Int32Array(mapped, 0, kHeaderBytes / 4);
+    if (Atomics.load(header, kMagicIndex) === kMagic) fn(header);
+  } finally {
+    native.unmap(mapped);
+  }
+}
+
+/**
+ * A start that failed: the slots are emptied (the caller gives the handles'
+ * references back itself). Through a mapping made for the purpose where this
+ * process closed its own meanwhile (an async start's await): left pending,
+ * a slot stayed taken, and the table one slot short, for the segment's life.
+ */
+export function cancelPending(slots: readonly PendingSlot[] | undefined): void {
+  for (const s of slots ?? []) withHeader(s.name, (header) => cancelPendingSlot(header, s.word, s.token));
 }
 
 /**
@@ -696,30 +745,51 @@ export function cancelPending(slots: readonly PendingSlot[] | undefined): void {
  */
 export function reclaimPending(slots: readonly PendingSlot[]): void {
   for (const s of slots) {
-    let header = liveHeader(s.name);
-    let mapped: ArrayBuffer | null = null;
-    if (header === null) {
-      try {
-        mapped = native.shmAttach(osName(s.name));
-      } catch {
-        continue;
-      }
-      header = mapped.byteLength < kHeaderBytes ? null : new Int32Array(mapped, 0, kHeaderBytes / 4);
-      if (header === null || Atomics.load(header, kMagicIndex) !== kMagic) {
-        native.unmap(mapped);
-        continue;
-      }
-    }
     try {
-      const c = cancelPendingSlot(header, s.word, s.token);
-      if (c > 0 && Atomics.sub(header, kRefcountIndex, c) === c) unlinkName(s.name);
+      withHeader(s.name, (header) => {
+        const c = cancelPendingSlot(header, s.word, s.token);
+        if (c > 0 && Atomics.sub(header, kRefcountIndex, c) === c) unlinkName(s.name);
+      });
     } catch {
-      // An unlink refused: that segment stays until the tree ends (called
-      // as the exit is recorded, which must not fail, nor skip the others).
-    } finally {
-      if (mapped !== null) native.unmap(mapped);
+      // An unlink refused: that segment stays until the tree ends (not a reason to skip the others).
     }
   }
+}
+
+/** How often, and how many times, reclaimPendingOnceGone looks again at a child that still runs. */
+const kReclaimPollMs = 20;
+const kReclaimPolls = 1500;
+
+/**
+ * reclaimPending() once `pid` no longer runs (gone, or a zombie). A Popen
+ * may be finished before its child is dead: a zygote's shutdown() or death
+ * finishes its children at -9 while the kernel has yet to kill them
+ * (PR_SET_PDEATHSIG fires only as the zygote exits; on macOS a thread of
+ * the child's sends it). Reclaimed then, a slot the child takes over a
+ * moment later is no longer pending: it counts its args in a slot of its
+ * own, and when it dies they are given back a second time (the segment
+ * unlinked under its living holders). So: at once if the pid is gone (every
+ * exit reaped by a waitpid), else looked at again until it is; a pid that
+ * seems to live for good (reused) keeps the references, until the tree ends.
+ */
+export function reclaimPendingOnceGone(pid: number, slots: readonly PendingSlot[]): void {
+  const gen = forkGeneration();
+  const attempt = (): boolean => {
+    if (forkGeneration() !== gen) return true; // a fork child's copy of the timer: the parent's business
+    if (native.isAlive(pid)) return false;
+    try {
+      reclaimPending(slots);
+    } catch {
+      // a give-back that failed (an unlink refused): that reference stays until the tree ends
+    }
+    return true;
+  };
+  if (attempt()) return;
+  let polls = 0;
+  const timer = setInterval(() => {
+    if (attempt() || ++polls >= kReclaimPolls) clearInterval(timer);
+  }, kReclaimPollMs);
+  timer.unref();
 }
 
 /** While a child attaches its args: their pending slots by segment name, and whether taken over yet. */
@@ -747,7 +817,7 @@ function pendingWord(name: string, header: Int32Array): number {
   const e = adopting?.get(name);
   if (e === undefined) return -1;
   if (!e.claimed) {
-    e.claimed = claimPendingSlot(header, e.slot.word, e.slot.token);
+    e.claimed = forkClaimed.get(name) === e.slot.word || claimPendingSlot(header, e.slot.word, e.slot.token);
     if (!e.claimed) {
       adopting!.delete(name); // not pending (cannot happen while the parent waits for this child): counted as usual
       return -1;

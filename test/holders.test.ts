@@ -215,3 +215,17 @@ describe("a child's args: counted in a pending slot until it takes them over", (
   });
 });
 
+
+describe('pending slots: review helper-94', () => {
+  it("forkserver: a child still running when its Popen is finished (the zygote stopped and shut down) takes its args over after: the parent's Value is not unlinked under it (before: given back twice once the child died)", async () => {
+    const r = await runNode(fixture('zygote-stopped-args.mjs'), [], { timeoutMs: 60_000 });
+    expect(r.stderr).toBe('');
+    expect(JSON.parse(r.stdout)).toEqual({ finishedEarly: true, keptWhileHeld: true, goneAfterClose: true });
+  });
+
+  it("'fork' (node --single-threaded): a child given a Value the parent holds takes one holder slot for its copy and its arg, so 16 children all fit the table and leave nothing when killed (before: two slots each, 12 fitted, 9 references kept until the tree ended)", async () => {
+    const r = await runNode(fixture('fork-args-slots.mjs'), [], { nodeArgs: ['--single-threaded'], timeoutMs: 60_000 });
+    expect(r.stderr).toBe('');
+    expect(JSON.parse(r.stdout)).toEqual({ childrenWithASlot: 16, slotsPerChild: 1, leftAfterKills: 0, goneAfterClose: true });
+  });
+});

@@ -9,7 +9,7 @@
 import { constants } from 'node:os';
 import { deserialize, serialize } from 'node:v8';
 import { holderDied } from '../resource-tracker';
-import { reclaimPending, type PendingSlot } from '../segment';
+import { reclaimPendingOnceGone, type PendingSlot } from '../segment';
 
 export type StartMethod = 'spawn' | 'forkserver' | 'fork';
 
@@ -139,8 +139,14 @@ export abstract class BasePopen implements Popen {
   finish(code: number): void {
     if (this.#returncode !== null) return;
     this.#returncode = code;
-    if (this.#pending.length > 0) reclaimPending(this.#pending);
+    // Not reclaimPending() at once: some finishes only assume the exit (the
+    // zygote's shutdown() or death finishes its children at -9 before the
+    // kernel has killed them), and a child that takes its slots over after
+    // they were given back counts its args in a slot of its own: the same
+    // references given back twice (see reclaimPendingOnceGone).
+    const pending = this.#pending;
     this.#pending = [];
+    if (pending.length > 0) reclaimPendingOnceGone(this.pid, pending);
     // Killed: it gave back none of the segment references it held.
     if (code < 0) holderDied();
     this.setRef(false);
@@ -150,7 +156,7 @@ export abstract class BasePopen implements Popen {
   /** Hands over the pending slots of the args it was started with (once: right after the start). */
   watchPending(slots: readonly PendingSlot[] | undefined): void {
     if (slots === undefined || slots.length === 0) return;
-    if (this.#returncode !== null) reclaimPending(slots);
+    if (this.#returncode !== null) reclaimPendingOnceGone(this.pid, slots);
     else this.#pending = slots;
   }
 
