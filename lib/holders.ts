@@ -179,7 +179,8 @@ export function claimPendingSlot(h: Int32Array, countWord: number, token: number
 }
 
 /**
- * In the parent: empties a slot still pending with `token` and frees it;
+ * In the parent: empties a slot still pending with `token` (or, given the
+ * pid of a child known to be gone, the slot that child took over) and frees it;
  * returns the count it held (0 if the child had taken it over), whose
  * references the caller gives back, or not (a start that failed gives
  * them back through the handles themselves).

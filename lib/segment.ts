@@ -743,11 +743,16 @@ export function cancelPending(slots: readonly PendingSlot[] | undefined): void {
  * process's mapping, or a mapping made for the purpose if its own was
  * closed since; a name already gone was given back in full.
  */
-export function reclaimPending(slots: readonly PendingSlot[]): void {
+export function reclaimPending(slots: readonly PendingSlot[], pid: number): void {
   for (const s of slots) {
     try {
       withHeader(s.name, (header) => {
-        const c = cancelPendingSlot(header, s.word, s.token);
+        // Still pending, or taken over by the child, now gone: as giveBackDead
+        // would for its slot, without waiting for a release or the tracker
+        // (an exit that gave back everything leaves a count of 0, and the slot
+        // is free again at once; one that gave back nothing, a 'fork' child
+        // whose args failed to attach, leaves its references).
+        const c = cancelPendingSlot(header, s.word, s.token) || cancelPendingSlot(header, s.word, pid);
         if (c > 0 && Atomics.sub(header, kRefcountIndex, c) === c) unlinkName(s.name);
       });
     } catch {
@@ -778,7 +783,7 @@ export function reclaimPendingOnceGone(pid: number, slots: readonly PendingSlot[
     if (forkGeneration() !== gen) return true; // a fork child's copy of the timer: the parent's business
     if (native.isAlive(pid)) return false;
     try {
-      reclaimPending(slots);
+      reclaimPending(slots, pid);
     } catch {
       // a give-back that failed (an unlink refused): that reference stays until the tree ends
     }
