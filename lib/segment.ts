@@ -288,8 +288,8 @@ export class Segment {
     const payloadBytes = (h[kPayloadLoIndex] >>> 0) + (h[kPayloadHiIndex] >>> 0) * 2 ** 32;
     if (kHeaderBytes + payloadBytes > buffer.byteLength) fail(`truncated: header says ${payloadBytes} payload bytes, segment has ${buffer.byteLength - kHeaderBytes}`);
     const seg = new Segment(name, kind, buffer, payloadBytes);
-    if (!adopt) Atomics.add(h, kRefcountIndex, 1);
     const pending = adopt ? pendingWord(name, h) : -1;
+    if (!adopt || pending === kGivenBack) Atomics.add(h, kRefcountIndex, 1);
     if (pending >= 0) seg.#state.slot = pending; // counted there by the parent (see adoptingArgs)
     else if (adopt && deferring > 0) unheld.push(seg.#state);
     else hold(seg.#state);
@@ -532,6 +532,7 @@ export function attachShared<T extends object>(name: string, kind: Kind, build: 
   if (hit !== undefined && obj !== undefined && !hit.segment.closed) {
     const seg = hit.segment;
     const pending = pendingWord(name, seg.header);
+    if (pending === kGivenBack) return obj as T; // the handle carries no reference any more
     dropLater(() => {
       if (pending >= 0) unholdSlot(seg.header, pending);
       seg.unretain();
@@ -629,6 +630,7 @@ function dropHandleReference(h: Handle): void {
     if (s.name === h.name && s.header.length > 0) {
       const { name, header } = s;
       const pending = pendingWord(name, header);
+      if (pending === kGivenBack) return; // the handle carries no reference any more
       dropLater(() => {
         if (pending >= 0) unholdSlot(header, pending);
         unretainHeader(name, header);
@@ -817,16 +819,26 @@ export function adoptingArgs<T>(slots: readonly PendingSlot[] | undefined, fn: (
   }
 }
 
-/** The pending slot's count word an arg's reference of `name` counts in, or -1 (see adoptingArgs). */
+/** pendingWord(): the slot was no longer pending, so the handle's reference was given back by another (see there). */
+const kGivenBack = -2;
+
+/**
+ * The pending slot's count word an arg's reference of `name` counts in, -1
+ * for none, or kGivenBack. A slot that is no longer pending when the child
+ * comes to take it over had its references given back by someone else: the
+ * parent, after a start it took for failed (a request cancelled, a zygote
+ * that died while it forked this child and was asked again), or the sweep
+ * of an earlier child of the same spec that took it over and died. The
+ * handles then carry no reference: an attach adds one of its own, a drop
+ * gives none back. Adopted as they were, they were given back twice, and
+ * the segment unlinked under its holders.
+ */
 function pendingWord(name: string, header: Int32Array): number {
   const e = adopting?.get(name);
   if (e === undefined) return -1;
   if (!e.claimed) {
-    e.claimed = forkClaimed.get(name) === e.slot.word || claimPendingSlot(header, e.slot.word, e.slot.token);
-    if (!e.claimed) {
-      adopting!.delete(name); // not pending (cannot happen while the parent waits for this child): counted as usual
-      return -1;
-    }
+    if (!(forkClaimed.get(name) === e.slot.word || claimPendingSlot(header, e.slot.word, e.slot.token))) return kGivenBack;
+    e.claimed = true;
   }
   return e.slot.word;
 }

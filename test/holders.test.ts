@@ -228,4 +228,12 @@ describe('pending slots: review helper-94', () => {
     expect(r.stderr).toBe('');
     expect(JSON.parse(r.stdout)).toEqual({ childrenWithASlot: 16, slotsPerChild: 1, leftAfterKills: 0, goneAfterClose: true });
   });
+
+  for (const method of ['forkserver', 'spawn'] as const) {
+    it(`${method}: a child whose args' pending slot was given back by another before it came to take it over adds references of its own (before: it adopted given-back ones, and its death unlinked the Value under the parent)`, async () => {
+      const r = await runNode(fixture('args-given-back.mjs'), [method], { timeoutMs: 60_000 });
+      expect(r.stderr).toBe('');
+      expect(JSON.parse(r.stdout)).toEqual({ given: 2, childSaw: 5, rcWhileChildHolds: 2, keptWhileHeld: true, value: 5, goneAfterClose: true });
+    });
+  }
 });
