@@ -757,15 +757,26 @@ export class Channel {
    * attached again in this process).
    */
   readonly #closedLocally = { get: new AbortController(), put: new AbortController() };
+  /** Whether the current signal of that side went to an op (localClosed): else nothing can be watching it. */
+  readonly #lent = { get: false, put: false };
 
   /** What a get ('get') or put ('put') that begins now watches for a local close. */
   localClosed(side: 'get' | 'put'): AbortSignal {
+    this.#lent[side] = true;
     return this.#closedLocally[side].signal;
   }
 
-  /** Rejects this process's pending gets ('get') or puts ('put') with err. */
-  closeLocal(side: 'get' | 'put', err: Error): void {
-    this.#closedLocally[side].abort(err);
+  /**
+   * Rejects this process's pending gets ('get') or puts ('put') with err().
+   * A side whose signal no op ever took is left as it is, and its error is
+   * never made: a Pool closes two Connections per worker (four sides), most
+   * of them never read or never blocked in a send, and each error's stack
+   * capture cost ~40 µs there (a CPU profile of bench/pool-start.mjs).
+   */
+  closeLocal(side: 'get' | 'put', err: () => Error): void {
+    if (!this.#lent[side]) return;
+    this.#lent[side] = false;
+    this.#closedLocally[side].abort(err());
     this.#closedLocally[side] = new AbortController();
   }
 
@@ -1083,6 +1094,10 @@ export async function rehearseChannel(): Promise<void> {
     { t: 'ready', pid: 1 },
     { t: 'job', id: 1, fn: 1, star: false, items: [1, 'a', { x: 1.5 }], def: { kind: 'source', source: 'x => x' } },
     { t: 'job', id: 2, fn: 1, star: false, items: [2] },
+    // A module task's definition (TaskTarget): its key list's decoder is
+    // compiled here once (codec compileBuild), not in each forked worker on
+    // its first job.
+    { t: 'job', id: 3, fn: 2, star: false, items: [3], def: { kind: 'module', url: 'file:///x.mjs', export: 'default' } },
     { t: 'done', id: 1, ok: true, values: [2, 'b', null], ms: 0.5, rss: 1 },
     { t: 'done', id: 2, ok: true, values: [4], ms: 0.5 },
     { t: 'stop' },

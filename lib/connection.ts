@@ -44,7 +44,7 @@ import { kConsumersWaiting, kControlBytes, kDataSeq, kFutexSleeper, kGetLock, kH
 import { roundCapacity, type GetOptions } from './queues';
 import { Process } from './process';
 import { attachShared, collectFresh, Segment } from './segment';
-import { kDrainUnread, kHandleTag, kOnExit, kSentTaken, kSentTo, kToHandle, kUnlinkNow, kUserWord } from './symbols';
+import { kDrainUnread, kHandleTag, kMaybeUnread, kOnExit, kSentTaken, kSentTo, kToHandle, kUnlinkNow, kUserWord } from './symbols';
 import { checkInteger, checkOptionNames, deadlineFrom, describeValue, kMaxTimerMs, parseWait, remaining, type ParsedWait } from './validate';
 import { currentCpu, forkGeneration, waitAsync, WaitResult } from './wait';
 
@@ -730,8 +730,8 @@ export class Connection<T = unknown> {
     if (this.#closed) return;
     this.#closed = true;
     // recv()/send() calls still waiting here end now, before the mapping goes.
-    this.#reader?.closeLocal('get', new EOFError('This connection was closed while a recv() or poll() waited on it'));
-    this.#writer?.closeLocal('put', new EOFError('This connection was closed while a send() waited for room'));
+    this.#reader?.closeLocal('get', () => new EOFError('This connection was closed while a recv() or poll() waited on it'));
+    this.#writer?.closeLocal('put', () => new EOFError('This connection was closed while a send() waited for room'));
     this.#core.unregister(this);
     this.#core.ended(this.#end);
   }
@@ -754,6 +754,16 @@ export class Connection<T = unknown> {
     if (w === null || w.ring.ctl.length === 0) return true;
     // A take holds the ring's get lock for its whole decode, and moves head only after it (review helper-70).
     return w.ring.usedBytes() === 0 || Atomics.load(w.ring.ctl, kGetLock) !== 0;
+  }
+
+  /**
+   * False only when the ring this end reads holds nothing at all (not even a
+   * record being written): then recvSync(0) would throw, and a caller that
+   * drains with it (a Pool's dead worker) need not build that error.
+   */
+  [kMaybeUnread](): boolean {
+    const r = this.#reader;
+    return r === null || this.#closed || r.ring.usedBytes() !== 0;
   }
 
   [kUnlinkNow](): void {

@@ -54,7 +54,7 @@ import { checkChildPlace, Process, nextPoolName, type ArgsFor, type ChildPlace }
 import { unwire, type WireError } from './wire-error';
 import { disposeShared, forEachShared, rebuild, reduce } from './reduction';
 import { attachPrivately } from './segment';
-import { jobTag, kDrainUnread, kKillAtExit, kLostWithServer, kNotSendable, kSentTaken, kStartAsync, kUnlinkNow, kUserWord } from './symbols';
+import { jobTag, kDrainUnread, kKillAtExit, kLostWithServer, kMaybeUnread, kNotSendable, kSentTaken, kStartAsync, kUnlinkNow, kUserWord } from './symbols';
 import { myPid } from './synchronize/common';
 import * as context from './context';
 import type { StartMethod } from './popen/popen';
@@ -1490,7 +1490,7 @@ export class Pool<I extends readonly unknown[] = never[]> {
     // Answers the worker sent before it died may still be in its pipe (this
     // process was busy): take them first, so that a job that answered is
     // not taken for the one it died running, nor run again.
-    for (;;) {
+    while (w.conn[kMaybeUnread]()) {
       let msg: FromWorker;
       try {
         msg = w.conn.recvSync(0) as FromWorker;

@@ -182,8 +182,8 @@ export class Queue<T = unknown> {
   #release(why: 'drained' | 'disposed', err: () => Error): void {
     if (this.#ring.ctl.length > 0) {
       // Calls still waiting here end now, before the mapping goes (an async iteration ends quietly).
-      this.#channel.closeLocal('get', err());
-      this.#channel.closeLocal('put', err());
+      this.#channel.closeLocal('get', err);
+      this.#channel.closeLocal('put', err);
     }
     this.#released = why;
     // The last holder anywhere (no other process, no handle in flight): the

@@ -98,6 +98,8 @@ interface SegmentState {
   gen: number;
   /** The holder-table count word this attachment is counted in (holders.ts), -1 for none. */
   slot: number;
+  /** This process unlinked the name (its release gave back the last reference, or unlinkNow). */
+  unlinked?: boolean;
 }
 
 /** The attachments of this process not yet released (see releaseAllAttachments). */
@@ -204,7 +206,10 @@ function releaseState(state: SegmentState): void {
   // An attachment's end is when holders that died are looked for: not every
   // unretain (a pool task's handle of an object its worker has already
   // would pay a kill(pid, 0) per other holder).
-  if (Atomics.sub(header, kRefcountIndex, 1) === 1 || giveBackIfAllDead(header) === 'zero') unlinkName(state.name);
+  if (Atomics.sub(header, kRefcountIndex, 1) === 1 || giveBackIfAllDead(header) === 'zero') {
+    unlinkName(state.name);
+    state.unlinked = true;
+  }
 }
 
 export class Segment {
@@ -363,8 +368,13 @@ export class Segment {
    * holding its reference, which would keep it until the tree ends).
    */
   unlinkNow(): void {
+    // Unlinked here already (a Pool's worker pipe, closed just before: its
+    // dead worker's reference given back): a second unlink and tracker
+    // message would only wake the tracker for nothing.
+    if (this.#state.unlinked === true) return;
     native.shmUnlink(osName(this.name));
     unregister(osName(this.name), 'object');
+    this.#state.unlinked = true;
   }
 
   /** Releases this attachment when `owner` is garbage collected. */

@@ -19,6 +19,8 @@ export const kSentTo: unique symbol = Symbol('multiproc.sentTo');
 export const kNotSendable: unique symbol = Symbol('multiproc.notSendable');
 /** Connection method: unlink the pipe's segment now (Segment.unlinkNow). */
 export const kUnlinkNow: unique symbol = Symbol('multiproc.unlinkNow');
+/** Connection: false when the ring it reads is empty (a recvSync(0) would throw), without making that error. */
+export const kMaybeUnread: unique symbol = Symbol('multiproc.maybeUnread');
 /** Connection: takes what a dead peer never read (see connection.ts). */
 export const kDrainUnread: unique symbol = Symbol('multiproc.drainUnread');
 /** Connection: whether the peer has taken (or is taking: decoding) everything this end sent. */

@@ -165,13 +165,21 @@ function callerFile(): string | null {
  * file, absolute path, URL) as the URL a child can import() from anywhere.
  */
 export function resolveForChild(spec: string | URL, what: string): string {
-  return resolveModule(spec, callerFile(), what);
+  return resolveModule(spec, callerFile, what);
 }
 
-function resolveModule(spec: string | URL, caller: string | null, what: string): string {
+/**
+ * `callerOrFind`: the calling file, or callerFile itself, then called only
+ * for a spec that needs it (relative, or a package name): its stack walk
+ * cost ~0.1 ms per Pool worker and per apply() of an absolute or URL module
+ * target, which never uses it. Called from here it still finds the user's
+ * frame (this library's are skipped).
+ */
+function resolveModule(spec: string | URL, callerOrFind: string | null | (() => string | null), what: string): string {
   if (spec instanceof URL) return spec.href;
   if (/^(file|data|node):/.test(spec)) return spec;
   if (isAbsolute(spec)) return pathToFileURL(spec).href;
+  const caller = typeof callerOrFind === 'function' ? callerOrFind() : callerOrFind;
   if (spec.startsWith('./') || spec.startsWith('../')) {
     if (caller === null) {
       throw new TypeError(`Cannot resolve the relative module in "${what}" (${JSON.stringify(spec)}): the calling file is unknown; pass an absolute path or a URL (new URL('${spec}', import.meta.url))`);
@@ -365,7 +373,7 @@ export function describeTask(target: unknown, what: string): TaskTarget {
     }
     const exp = t.export ?? 'default';
     if (typeof exp !== 'string' || exp === '') throw new TypeError(`Expected "${what}.export" to be an export name, got ${describeValue(t.export)}`);
-    return { kind: 'module', url: resolveModule(t.module as string | URL, callerFile(), what), export: exp };
+    return { kind: 'module', url: resolveModule(t.module as string | URL, callerFile, what), export: exp };
   }
   throw new TypeError(`Expected "${what}" to be a function or { module, export }, got ${describeValue(target)}`);
 }

@@ -271,9 +271,11 @@ export async function warmUp(): Promise<void> {
   // zygote has them loaded before it forks.
   void performance.now();
   // An import() through the ESM loader (a new module each time: the query
-  // string). Never under loader hooks: a forked child has no hooks thread
+  // string), by the path a module task takes (loadTask, importTarget: code
+  // that otherwise runs first, and is compiled, in each worker's first job).
+  // Never under loader hooks: a forked child has no hooks thread
   // and its import() would wait forever (see task.ts checkForkedImport).
-  if (!usesLoaderHooks()) await import(`${pathToFileURL(join(__dirname, 'rehearse.mjs')).href}?${++rehearsals}`);
+  if (!usesLoaderHooks()) await loadTask({ kind: 'module', url: `${pathToFileURL(join(__dirname, 'rehearse.mjs')).href}?${++rehearsals}`, export: 'default' });
   const [r, w] = native.pipe();
   const s = new Socket({ fd: r, readable: true, writable: false });
   const nop = (): void => {};

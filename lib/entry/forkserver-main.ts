@@ -12,6 +12,8 @@
  * The board (shared memory, layout in lib/popen/forkserver.ts) carries the
  * reply (pid) of each request and a ring of exit records.
  */
+// First: the library's modules imported below compile eagerly (see eager-compile.ts).
+import { endEagerCompile } from './eager-compile';
 import { readSync, writeSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { pathToFileURL } from 'node:url';
@@ -23,6 +25,8 @@ import {
 import { join } from 'node:path';
 import { dieWithParent, runForked, runSpare, warmUp } from './bootstrap';
 import { parkWorkers, unparkWorkers } from '../popen/park';
+
+endEagerCompile();
 
 // The zygote's --single-threaded is for its own forks: its children's puts and gets need no guard against a fork of theirs (wait.ts canFork).
 mayForkSelf(false);
@@ -60,6 +64,9 @@ function pushExit(pid: number, code: number | null, signal: number | null): void
   Atomics.store(board, kRingWrite, ++w);
 }
 
+/** The doorbell's byte (reap). */
+const bellByte = Buffer.from([1]);
+
 function reap(): void {
   if (isChild) return; // a fork child keeps this listener, see forkOne
   let any = false;
@@ -85,16 +92,17 @@ function reap(): void {
     any = true;
   }
   if (any) {
-    scheduleRefill();
     wake(buffer, kRingWrite * 4);
     // One unread byte at most (see kBellRung): the socket never fills.
     if (Atomics.compareExchange(board, kBellRung, 0, 1) === 0) {
       try {
-        writeSync(kDoorbellFd, Buffer.from([1]));
+        writeSync(kDoorbellFd, bellByte);
       } catch {
         // parent gone: we exit on EOF anyway
       }
     }
+    // After the parent is told: a Pool's terminate() waits for these exits.
+    scheduleRefill();
   }
 }
 let isChild = false;
