@@ -674,6 +674,23 @@ describe('where a child finds its modules and flags', () => {
     expect(JSON.parse(r.stdout)).toEqual({ limited: 8, name: 'own-name-child' });
   });
 
+  it("the user's own lazy-compilation flag, in any of V8's spellings, stays in force in forkserver children (the zygote's eager compilation sets lazy compilation back only where the user gave no such flag)", async () => {
+    const tmp = mkdtempSync(join(tmpdir(), 'mp-lazy-'));
+    try {
+      for (const flag of ['--no-lazy', '--nolazy', '--no_lazy']) {
+        const cache = join(tmp, `cache${flag}`);
+        const made = await runNode(fixture('eager-compile-flags.mjs'), ['produce', cache], { nodeArgs: [flag], env: { MULTIPROC_FORKSERVER_EAGER_COMPILE: '0' } });
+        expect(made.stderr).toBe('');
+        expect(JSON.parse(made.stdout)).toEqual({ produced: true });
+        const r = await runNode(fixture('eager-compile-flags.mjs'), ['consume', cache], { nodeArgs: [flag] });
+        expect(r.stderr).toBe('');
+        expect([flag, JSON.parse(r.stdout)]).toEqual([flag, { rejected: false }]); // before, for --nolazy: rejected (the zygote turned lazy compilation back on for every child)
+      }
+    } finally {
+      rmSync(tmp, { recursive: true, force: true });
+    }
+  }, 90_000);
+
   it('under --preserve-symlinks with the package linked into node_modules, pool workers and children load the one copy of the library', async () => {
     const app = mkdtempSync(join(tmpdir(), 'mp-link-'));
     try {

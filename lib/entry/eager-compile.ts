@@ -22,7 +22,9 @@
 import { setFlagsFromString } from 'node:v8';
 
 const flags = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)];
-const eager = process.env.MULTIPROC_FORKSERVER_EAGER_COMPILE !== '0' && !process.env.NODE_COMPILE_CACHE && !flags.some((f) => /^--(no[-_])?lazy(=|$)/.test(f));
+// V8 takes --no-lazy, --no_lazy and --nolazy alike (and - and _ anywhere in a name):
+// one missed here was overridden by endEagerCompile for the zygote and every child.
+const eager = process.env.MULTIPROC_FORKSERVER_EAGER_COMPILE !== '0' && !process.env.NODE_COMPILE_CACHE && !flags.some((f) => /^--(no[-_]?)?lazy(=|$)/.test(f));
 
 if (eager) {
   for (const m of ['buffer', 'child_process', 'crypto', 'fs', 'module', 'net', 'os', 'path', 'stream', 'url', 'util', 'vm', 'worker_threads']) {
