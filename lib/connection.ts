@@ -43,7 +43,7 @@ import { disposeShared, registerKind, type Handle } from './reduction';
 import { kConsumersWaiting, kControlBytes, kDataSeq, kFutexSleeper, kGetLock, kHead, kOwnerWords, Ring } from './ring-buffer';
 import { roundCapacity, type GetOptions } from './queues';
 import { Process } from './process';
-import { attachShared, collectFresh, Segment } from './segment';
+import { argsGivenBack, attachShared, collectFresh, Segment } from './segment';
 import { kDrainUnread, kHandleTag, kMaybeUnread, kOnExit, kSentTaken, kSentTo, kToHandle, kUnlinkNow, kUserWord } from './symbols';
 import { checkInteger, checkOptionNames, deadlineFrom, describeValue, kMaxTimerMs, parseWait, remaining, type ParsedWait } from './validate';
 import { currentCpu, forkGeneration, waitAsync, WaitResult } from './wait';
@@ -960,6 +960,12 @@ registerKind('Connection', (h) => {
   const end = h.end;
   if (end !== 0 && end !== 1) throw new TypeError(`Malformed Connection handle: ${end === undefined ? 'missing end' : `bad end ${describeValue(end)} (0 or 1)`}`);
   const core = attachShared(h.name, Kind.Pipe, (seg) => new PipeCore(seg));
+  // An arg whose references the parent gave back (a start it took for
+  // failed while this child ran: see segment.ts pendingWord) carries no
+  // count of the end either: the count connection() takes over (or drops as
+  // surplus) is made anew. Used as it was, this child's close took the
+  // count of another holder, and the end was closed under it.
+  if (rebuildingChildArgs !== 0 && argsGivenBack(h.name)) Atomics.add(core.words, kOpen + end, 1);
   const c = core.connection(end);
   if (rebuildingChildArgs === 0) core.received(end);
   return c;

@@ -810,7 +810,7 @@ export function reclaimPendingOnceGone(pid: number, slots: readonly PendingSlot[
 }
 
 /** While a child attaches its args: their pending slots by segment name, and whether taken over yet. */
-let adopting: Map<string, { slot: PendingSlot; claimed: boolean }> | null = null;
+let adopting: Map<string, { slot: PendingSlot; claimed: boolean; givenBack?: boolean }> | null = null;
 
 /**
  * In a child, around the rebuild of its args: an attachment (or a dropped
@@ -827,6 +827,17 @@ export function adoptingArgs<T>(slots: readonly PendingSlot[] | undefined, fn: (
   } finally {
     adopting = outer;
   }
+}
+
+/**
+ * In a child rebuilding its args (adoptingArgs), once the handle of `name`
+ * is attached: whether its pending slot had been given back (pendingWord),
+ * so that a kind whose handle carries a count of its own besides the
+ * segment's reference (a pipe end's holder count) counts itself anew too:
+ * that count was given back with the rest.
+ */
+export function argsGivenBack(name: string): boolean {
+  return adopting?.get(name)?.givenBack === true;
 }
 
 /** pendingWord(): the slot was no longer pending, so the handle's reference was given back by another (see there). */
@@ -847,7 +858,10 @@ function pendingWord(name: string, header: Int32Array): number {
   const e = adopting?.get(name);
   if (e === undefined) return -1;
   if (!e.claimed) {
-    if (!(forkClaimed.get(name) === e.slot.word || claimPendingSlot(header, e.slot.word, e.slot.token))) return kGivenBack;
+    if (!(forkClaimed.get(name) === e.slot.word || claimPendingSlot(header, e.slot.word, e.slot.token))) {
+      e.givenBack = true;
+      return kGivenBack;
+    }
     e.claimed = true;
   }
   return e.slot.word;

@@ -236,4 +236,20 @@ describe('pending slots: review helper-94', () => {
       expect(JSON.parse(r.stdout)).toEqual({ given: 2, childSaw: 5, rcWhileChildHolds: 2, keptWhileHeld: true, value: 5, goneAfterClose: true });
     });
   }
+
+  for (const method of ['forkserver', 'spawn'] as const) {
+    it(`${method}: a child whose pipe end arg was given back before it took it over counts itself among the end's holders anew (before: it ended with the parent's count, closing the end under the parent)`, async () => {
+      const r = await runNode(fixture('pipe-args-given-back.mjs'), [method], { timeoutMs: 60_000 });
+      expect(r.stderr).toBe('');
+      expect(JSON.parse(r.stdout)).toEqual({
+        cancelled: 1,
+        childSent: true,
+        exit: 0,
+        fromChild: 'from the child',
+        later: 'from the parent, after the child ended', // before: EOFError
+        end: 'EOFError',
+        goneAfterClose: true,
+      });
+    });
+  }
 });
