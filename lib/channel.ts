@@ -775,8 +775,9 @@ export class Channel {
    */
   closeLocal(side: 'get' | 'put', err: () => Error): void {
     if (!this.#lent[side]) return;
+    const reason = err(); // first: had it thrown with the flag cleared, the waiters would never be woken
     this.#lent[side] = false;
-    this.#closedLocally[side].abort(err());
+    this.#closedLocally[side].abort(reason);
     this.#closedLocally[side] = new AbortController();
   }
 
