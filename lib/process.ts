@@ -267,13 +267,13 @@ export class ForkChildExit extends Error {
   }
 }
 
-/** `A`: the target's parameters (see ProcessOptions); a type of construction only, so every Process<A> is a Process. */
 /** No child will receive the args of `spec` (its start failed): their pending slots emptied, their handles' references given back. */
 function unsent(spec: ChildSpec): void {
   cancelPending(spec.pending);
   releaseHandles(deserialize(spec.args));
 }
 
+/** `A`: the target's parameters (see ProcessOptions); a type of construction only, so every Process<A> is a Process. */
 export class Process<A extends readonly unknown[] = never[]> {
   #target: { fn?: (...args: unknown[]) => unknown; child: ChildTarget };
   #args: readonly unknown[];

@@ -139,7 +139,9 @@ function isPlainObject(v: object): boolean {
  * `value` itself when it holds none (the common case: nothing is copied).
  * Otherwise the containers (arrays, Maps, Sets, plain objects) are copied
  * whole, each registered before its contents are, so that cycles and shared
- * references point at the copies as structured clone would see them.
+ * references point at the copies as structured clone would see them. The
+ * handles made are appended to `taken` (a start's pending slots count them:
+ * see segment.ts reservePending).
  */
 export function reduce(value: unknown, taken: Handle[] = []): unknown {
   if (typeof value !== 'object' || value === null) return value;
