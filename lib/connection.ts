@@ -12,11 +12,11 @@
  *   0              64     end words: open[0], open[1], pid[0], pid[1], ident[0], ident[1], full[0], full[1], inFlight[0], inFlight[1],
  *                         inFlightAt[0], inFlightAt[1]
  *   64             64     the user words (kUser; a pool worker's job mark and the last job it began), alone on their line
- *   128            128    holders[0], holders[1]: 8 identities each (pid and start stamp) of the processes holding the end
- *   256            384    ring 0 control  (end 0 reads it; end 1 writes it)
- *   640            C      ring 0 data
- *   640 + C        384    ring 1 control  (duplex only: end 1 reads, end 0 writes)
- *   1024 + C       C      ring 1 data
+ *   128            384    holders[0], holders[1]: 24 identities each (pid and start stamp) of the processes holding the end
+ *   512            384    ring 0 control  (end 0 reads it; end 1 writes it)
+ *   896            C      ring 0 data
+ *   896 + C        384    ring 1 control  (duplex only: end 1 reads, end 0 writes)
+ *   1280 + C       C      ring 1 data
  *
  * open[e] counts the Connection objects for end e in every process plus its
  * handles in flight; when it reaches 0 the end is closed for good: the ring it
@@ -55,8 +55,8 @@ export interface PipeOptions {
 
 const kDefaultPipeCapacity = 256 * 1024;
 const kBlobThreshold = 256 * 1024;
-/** Bytes of the pipe's own words before its rings: four cache lines (see kUser, kHoldersByte). */
-const kWords = 256;
+/** Bytes of the pipe's own words before its rings: eight cache lines (see kUser, kHoldersByte). */
+const kWords = 512;
 const kOpen = 0; // + end
 const kPid = 2; // + end
 /**
@@ -86,9 +86,14 @@ const kEpochSec = 1_700_000_000;
 // (MULTIPROC_INFLIGHT_SEC: for the test suite, which cannot wait a minute.)
 const kInFlightSec = Number(process.env.MULTIPROC_INFLIGHT_SEC) > 0 ? Number(process.env.MULTIPROC_INFLIGHT_SEC) : 60;
 const nowSec = (): number => Math.floor(Date.now() / 1000) - kEpochSec;
-/** Byte offset of the holder tables: kHolderSlots identities per end. */
+/**
+ * Byte offset of the holder tables: kHolderSlots identities per end. 24, as
+ * a segment's holder table (layout.ts): with 8, nine 'fork' children that
+ * copied a write end overflowed it, and once they were all killed and the
+ * parent closed its own, the reader waited for good (review helper-95).
+ */
 const kHoldersByte = 128;
-const kHolderSlots = 8;
+const kHolderSlots = 24;
 /**
  * Free for the pipe's user, both ends alike (see kUserWord), on a line of its
  * own: a pool worker swaps it twice per job, and kOpen, on the first line,

@@ -186,8 +186,8 @@ describe('Pipe between processes', () => {
       const raw = mp.SharedMemory.attach((mp.toHandle(a) as unknown as { name: string }).name);
       // The pipe's own words start the payload; end 1's holders (each pid * 2^32
       // + start time in clock ticks since boot) are the 64-bit words from byte
-      // 192 (connection.ts kHoldersByte), this process in the first.
-      const ident = new BigInt64Array(raw.buffer, kHeaderBytes + 192, 1);
+      // 320 (connection.ts kHoldersByte + 24 * 8), this process in the first.
+      const ident = new BigInt64Array(raw.buffer, kHeaderBytes + 320, 1);
       const stat = readFileSync(`/proc/${other.pid}/stat`, 'latin1');
       const ticks = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]);
       const outcome = async (ms: number) => Promise.race([a.recv().then(() => 'message', (e: Error) => e.name), sleep(ms).then(() => 'waiting')]);
@@ -222,10 +222,10 @@ describe('Pipe between processes', () => {
     expect(await a.recv()).toBe('ping');
     // The word the echo's send wrote: ring 0 (the one end 1 writes), its
     // first owner word = the writer's CPU + 1 (connection.ts kWriterCpu),
-    // behind the segment header and the pipe's own 256 bytes of words (connection.ts kWords).
+    // behind the segment header and the pipe's own 512 bytes of words (connection.ts kWords).
     const name = (JSON.parse(hb) as { name: string }).name;
     let word = -1;
-    if (process.platform === 'linux') word = readFileSync(`/dev/shm/${name.replace(/^\//, '')}`).readInt32LE(kHeaderBytes + 256 + kOwnerWords * 4);
+    if (process.platform === 'linux') word = readFileSync(`/dev/shm/${name.replace(/^\//, '')}`).readInt32LE(kHeaderBytes + 512 + kOwnerWords * 4);
     a.close();
     const r = await done;
     expect(r.code, r.stderr).toBe(0);
@@ -507,6 +507,12 @@ describe('Pipe in one process', () => {
     const r = await runNode(fixture('fork-killed-pipe-copy.mjs'), [], { nodeArgs: ['--single-threaded'], timeoutMs: 60_000 });
     expect(r.stderr).toBe('');
     expect(r.stdout.trim().split('\n')).toEqual(Array(4).fill('-9 EOFError left=0'));
+  });
+
+  it("ten 'fork' children that copied the write end, all killed: once the parent closes its own, the reader gets EOFError (before: the 8-slot holder table overflowed and it waited for good)", async () => {
+    const r = await runNode(fixture('fork-many-pipe-copies.mjs'), [], { nodeArgs: ['--single-threaded'], timeoutMs: 60_000 });
+    expect(r.stderr).toBe('');
+    expect(r.stdout.trim()).toBe(`10 ${Array(10).fill('-9').join(',')} EOFError`);
   });
 
   it('a recv asleep is woken through the wake socket; a fork child does not take its parent\'s wake-ups', async () => {
