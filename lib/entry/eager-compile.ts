@@ -10,9 +10,12 @@
  * and ~1.5 MB of bytecode, shared by its children.
  *
  * Node's own modules that the library needs are loaded first, lazily as
- * always: under --no-lazy their code cache is refused (its flag hash
- * differs) and they compile from source, several times slower. One missing
- * from this list is only compiled eagerly too.
+ * always: under --no-lazy every function of theirs would be compiled, used or
+ * not (the zygote's --single-threaded already makes V8 refuse Node's code
+ * cache, so they compile from source either way: review helper-95). One
+ * missing from this list is only compiled eagerly too. The bytecode compiled
+ * here but never run in the zygote may be flushed after ~19 of its major GCs
+ * (helper-95; a zygote runs ~2 in 150 starts): then a child compiles it again.
  *
  * Not when the user's own flags name lazy compilation (theirs is kept), nor
  * under NODE_COMPILE_CACHE (Node 22+: the library's cached code would be
