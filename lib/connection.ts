@@ -970,7 +970,9 @@ registerKind('Connection', (h) => {
   // count of the end either: the count connection() takes over (or drops as
   // surplus) is made anew. Used as it was, this child's close took the
   // count of another holder, and the end was closed under it.
-  if (rebuildingChildArgs !== 0 && argsGivenBack(h.name)) Atomics.add(core.words, kOpen + end, 1);
+  // (The parent too, releasing the handles of a start it took for failed
+  // while the child ran and took the slot over: segment.ts releasingUnsent.)
+  if (argsGivenBack(h.name)) Atomics.add(core.words, kOpen + end, 1);
   const c = core.connection(end);
   if (rebuildingChildArgs === 0) core.received(end);
   return c;

@@ -186,8 +186,13 @@ export function claimPendingSlot(h: Int32Array, countWord: number, token: number
  * them back through the handles themselves).
  */
 export function cancelPendingSlot(h: Int32Array, countWord: number, token: number): number {
+  return Math.max(0, takePendingSlot(h, countWord, token));
+}
+
+/** cancelPendingSlot(), but -1 when the slot was not pending with `token` (taken over, or given back already). */
+export function takePendingSlot(h: Int32Array, countWord: number, token: number): number {
   // -1 first, as giveBackDead: a process claiming the slot once it reads 0 must find its count at 0.
-  if (Atomics.compareExchange(h, countWord - 1, token, -1) !== token) return 0;
+  if (Atomics.compareExchange(h, countWord - 1, token, -1) !== token) return -1;
   const c = Atomics.exchange(h, countWord, 0);
   Atomics.store(h, countWord - 1, 0);
   return c;

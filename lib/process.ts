@@ -19,7 +19,7 @@ import { ClosedError, EOFError, ProcessError } from './errors';
 import { native } from './native';
 import type { ChildSpec, ChildTarget, Popen, StartMethod } from './popen/popen';
 import { forEachShared, reduce, reduceForFork, releaseHandles, type Handle } from './reduction';
-import { cancelPending, duplicateForFork, forkDone, reservePending } from './segment';
+import { cancelPending, duplicateForFork, forkDone, releasingUnsent, reservePending } from './segment';
 import { kKillAtExit, kLostWithServer, kNotSendable, kOnExit, kSentTo, kStartAsync } from './symbols';
 import { checkForkedImport, describeTask, refuseWhileImportingTarget } from './task';
 import { checkOptionNames, deadlineFrom, describeValue } from './validate';
@@ -268,9 +268,10 @@ export class ForkChildExit extends Error {
 }
 
 /** No child will receive the args of `spec` (its start failed): their pending slots emptied, their handles' references given back. */
-function unsent(spec: ChildSpec): void {
-  cancelPending(spec.pending);
-  releaseHandles(deserialize(spec.args));
+export function unsent(spec: Pick<ChildSpec, 'args' | 'pending'>): void {
+  const lost = cancelPending(spec.pending);
+  if (lost.length === 0) releaseHandles(deserialize(spec.args));
+  else releasingUnsent(lost, () => releaseHandles(deserialize(spec.args)));
 }
 
 /** `A`: the target's parameters (see ProcessOptions); a type of construction only, so every Process<A> is a Process. */

@@ -22,7 +22,7 @@ import {
   Kind, kBlobPending, kFlagsIndex, kHeaderBytes, kindNames, kLayoutVersion, kMagic, kMagicIndex, kParam0Index, kParam1Index,
   kPayloadHiIndex, kPayloadLoIndex, kPidNsIndex, kRefcountIndex, kTrackerPidIndex, kTrackerPipeIndex, kVersionKindIndex,
 } from './layout';
-import { cancelPendingSlot, claimPendingSlot, giveBackDead, giveBackIfAllDead, holdSlot, pidNamespace, reservePendingSlot, unholdSlot } from './holders';
+import { cancelPendingSlot, claimPendingSlot, giveBackDead, giveBackIfAllDead, holdSlot, pidNamespace, reservePendingSlot, takePendingSlot, unholdSlot } from './holders';
 import { selfStamp } from './liveness';
 import { native } from './native';
 import { fromHandle, referencesOf, type Handle } from './reduction';
@@ -745,8 +745,29 @@ function withHeader(name: string, fn: (header: Int32Array) => void): void {
  * process closed its own meanwhile (an async start's await): left pending,
  * a slot stayed taken, and the table one slot short, for the segment's life.
  */
-export function cancelPending(slots: readonly PendingSlot[] | undefined): void {
-  for (const s of slots ?? []) withHeader(s.name, (header) => cancelPendingSlot(header, s.word, s.token));
+export function cancelPending(slots: readonly PendingSlot[] | undefined): PendingSlot[] {
+  const lost: PendingSlot[] = [];
+  for (const s of slots ?? []) {
+    withHeader(s.name, (header) => {
+      if (takePendingSlot(header, s.word, s.token) < 0) lost.push(s);
+    });
+  }
+  return lost;
+}
+
+/**
+ * A start that failed while its child in fact ran (a zygote that died, or
+ * was stopped, after its fork and before its reply): the child may have
+ * taken some slots over, counting their references as its own, given back
+ * when it dies. `fn` releases the args' handles; those of a segment whose
+ * slot is in `lost` are treated as carrying no reference (as a child treats
+ * the handles of a slot given back before it came: see pendingWord). Given
+ * back by the parent too, they were given back twice, and the segment was
+ * unlinked under its holders.
+ */
+export function releasingUnsent(lost: readonly PendingSlot[], fn: () => void): void {
+  // Their tokens are gone from the slots: every claim fails, so pendingWord says kGivenBack.
+  adoptingArgs(lost, fn);
 }
 
 /**

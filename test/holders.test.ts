@@ -237,6 +237,12 @@ describe('pending slots: review helper-94', () => {
     });
   }
 
+  it("a start taken for failed while its child ran and took its args' slots over gives back only what the child did not take (before: the Value and the pipe were unlinked under the parent once the child was killed)", async () => {
+    const r = await runNode(fixture('unsent-claimed.mjs'), [], { timeoutMs: 60_000 });
+    expect(r.stderr).toBe('');
+    expect(JSON.parse(r.stdout)).toEqual({ ready: 'ready 5', valueKept: true, pipeKept: true, pipeWorks: true, valueGone: true, pipeGone: true });
+  });
+
   for (const method of ['forkserver', 'spawn'] as const) {
     it(`${method}: a child whose pipe end arg was given back before it took it over counts itself among the end's holders anew (before: it ended with the parent's count, closing the end under the parent)`, async () => {
       const r = await runNode(fixture('pipe-args-given-back.mjs'), [method], { timeoutMs: 60_000 });
