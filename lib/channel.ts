@@ -19,7 +19,7 @@ import { forkGeneration, kInheritedCall, parentOnly, pollAsync, spinUntil, waitA
 import { noop, onAbort } from './abort';
 import { remaining } from './validate';
 import { disposeShared } from './reduction';
-import { collectFresh, deferAdoptions, endDeferAdoptions, recordConsumed, takeHooks } from './segment';
+import { collectFresh, deferAdoptions, endDeferAdoptions, recordConsumed } from './segment';
 import { newWakeId, waitWake, wakeTarget } from './wake-socket';
 
 const kSliceMs = 200;
@@ -104,13 +104,12 @@ function turn(prev: Promise<void>, signal: AbortSignal | undefined, deadline: nu
 /**
  * One take; the big-item segments it read are unlinked once it returns, the
  * record consumed (see releaseReadBlobs), and the shared objects it received
- * become this process's holdings as it completes, before head moves past
- * their record (see segment.ts takeHooks).
+ * become this process's holdings only then (see deferAdoptions).
  */
 function takeOne(ring: Ring, decode: Decoder): unknown {
   deferAdoptions();
   try {
-    return ring.tryTake(decode, takeHooks);
+    return ring.tryTake(decode);
   } finally {
     if (readBlobs.length !== 0) releaseReadBlobs();
     endDeferAdoptions();
@@ -795,7 +794,7 @@ export class Channel {
       let r;
       deferAdoptions();
       try {
-        r = ring.tryTakeMany(decode, max, out, failed, consumedOne, takeHooks);
+        r = ring.tryTakeMany(decode, max, out, failed, consumedOne);
       } finally {
         if (readBlobs.length !== 0) releaseReadBlobs();
         endDeferAdoptions();

@@ -13,7 +13,7 @@
  * results or queue items. They also carry Errors whole (own properties, a
  * subclass's name: see wire-error.ts), which structured clone would not.
  */
-import { collectFresh, enterHandle, leaveHandle } from './segment';
+import { collectFresh } from './segment';
 import { kHandleTag, kNotSendable, kToHandle } from './symbols';
 import { describeValue } from './validate';
 import { errorFields, errorFromRecord, errorRecord, isError, isErrorRecord, type ErrorRecord } from './wire-error';
@@ -89,14 +89,7 @@ export function fromHandle(h: Handle): unknown {
       `This ${kind} handle was already received: a handle carries one reference, for one receiver. Call toHandle() once per receiver (or pass the object itself).`,
     );
   }
-  // One unit of a ring take's references, a Value's lock with its Value (see segment.ts takeHooks).
-  const depth = enterHandle();
-  let obj: unknown;
-  try {
-    obj = rebuild(h);
-  } finally {
-    leaveHandle(depth);
-  }
+  const obj = rebuild(h);
   received.add(h);
   return obj;
 }

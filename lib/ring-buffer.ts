@@ -24,9 +24,6 @@
  *         21    getJournalCount   consumers (in lock)  likewise
  *         22    skipCount         consumers (in lock)  JoinableQueue: records skipped because their producer died
  *         23    getJournalSkip    consumers (in lock)  likewise (journaled with head: see #advanceHead)
- *         24    takeJournalHead   consumers (in lock)  the next consumer: the record whose shared objects a
- *         25    takeJournalPid                         consumer killed before it moved head had begun to count,
- *         26    takeJournalUnits                       and how many of their units (see journalTake)
  *   2     32    dataSeq           producers, close()   consumers sleep on it
  *         33    consumersWaiting  consumers set bits   producers after a commit (clear + wake):
  *                                                      1 = futex sleepers, 2 = a reader on its wake socket
@@ -158,10 +155,6 @@ export const kGetJournalCount = 21;
 /** JoinableQueue: records skipped (their producer died before committing), which nobody will ever mark done. */
 export const kSkipCount = 22;
 export const kGetJournalSkip = 23;
-/** The take journal: see Ring.journalTake. */
-export const kTakeJournalHead = 24;
-export const kTakeJournalPid = 25;
-export const kTakeJournalUnits = 26;
 export const kDataSeq = 32;
 export const kConsumersWaiting = 33;
 /** An exclusive ring's reader, asleep on its wake socket: where to send the wake-up (see wake-socket.ts). */
@@ -243,18 +236,6 @@ export function recordBytes(len: number): number {
 }
 
 export type Decode<T> = (offset: number, length: number) => T;
-
-/**
- * What a take tells the process's adoption bookkeeping (segment.ts
- * takeHooks): before the decode, how many units of the record's shared
- * objects a consumer killed in its take had counted already; after it, and
- * before head moves, to count what the decode adopted (journaling through
- * journalTake).
- */
-export interface TakeHooks {
-  begin(given: number): void;
-  settle(ring: Ring, given: number): void;
-}
 
 export class Ring {
   readonly buffer: ArrayBuffer;
@@ -652,10 +633,10 @@ export class Ring {
    * consumer holds the lock; see busyWord). If decode throws, the record is
    * still consumed and the error propagates.
    */
-  tryTake<T>(decode: Decode<T>, hooks?: TakeHooks): T | typeof kEmpty | typeof kWaitCommit | typeof kBusyTake {
+  tryTake<T>(decode: Decode<T>): T | typeof kEmpty | typeof kWaitCommit | typeof kBusyTake {
     if (!this.#lock(kGetLock)) return kBusyTake;
     try {
-      return this.#take(decode, hooks);
+      return this.#take(decode);
     } finally {
       this.#unlock(kGetLock);
       if ((kPlainLoads ? this.ctl[kProducersWaiting] : Atomics.load(this.ctl, kProducersWaiting)) !== 0) this.#maybeWakeProducers();
@@ -668,12 +649,12 @@ export class Ring {
    * kBusyTake when none. If decode throws after some were taken, those stay
    * in `out` and the error is appended to `failed` (the record that failed is consumed).
    */
-  tryTakeMany<T>(decode: Decode<T>, max: number, out: T[], failed: unknown[], consumed?: () => void, hooks?: TakeHooks): number | typeof kEmpty | typeof kWaitCommit | typeof kBusyTake {
+  tryTakeMany<T>(decode: Decode<T>, max: number, out: T[], failed: unknown[], consumed?: () => void): number | typeof kEmpty | typeof kWaitCommit | typeof kBusyTake {
     if (!this.#lock(kGetLock)) return kBusyTake;
     let k = 0;
     try {
       for (; k < max; k++) {
-        const v = this.#take(decode, hooks);
+        const v = this.#take(decode);
         if (v === kEmpty || v === kWaitCommit) return k > 0 ? k : (v as typeof kEmpty | typeof kWaitCommit);
         out.push(v as T);
         consumed?.(); // head is past its record
@@ -690,7 +671,7 @@ export class Ring {
   }
 
   /** One take (the lock held). */
-  #take<T>(decode: Decode<T>, hooks: TakeHooks | undefined): T | typeof kEmpty | typeof kWaitCommit {
+  #take<T>(decode: Decode<T>): T | typeof kEmpty | typeof kWaitCommit {
     const ctl = this.ctl;
     const d = this.data;
     for (;;) {
@@ -736,62 +717,12 @@ export class Ring {
         this.#advanceHead(h, (h + this.capacity - off) | 0, false);
         continue;
       }
-      if (hooks === undefined) {
-        try {
-          return decode(off + kRecordHeader, lenWord);
-        } finally {
-          this.#advanceHead(h, (h + recordBytes(lenWord)) | 0, true);
-        }
-      }
-      // A consumer that died in its take of this very record had counted this many units of its shared objects.
-      const given = ctl[kTakeJournalPid] !== 0 && ctl[kTakeJournalHead] === h ? ctl[kTakeJournalUnits]! : 0;
-      hooks.begin(given);
       try {
         return decode(off + kRecordHeader, lenWord);
       } finally {
-        this.#takingAt = h;
-        try {
-          hooks.settle(this, given);
-        } finally {
-          this.#advanceHead(h, (h + recordBytes(lenWord)) | 0, true);
-          if (this.#journaled || given > 0) this.#store(kTakeJournalPid, 0); // (after head: see journalTake)
-          this.#journaled = false;
-        }
+        this.#advanceHead(h, (h + recordBytes(lenWord)) | 0, true);
       }
     }
-  }
-
-  /** The take being settled: its record's position, and whether the take journal names it. */
-  #takingAt = 0;
-  #journaled = false;
-
-  /**
-   * During a take's settle (see TakeHooks), before the first step of each
-   * unit: journals that `units` units of the record at head have begun to be
-   * counted by this process. A consumer that finds the journal naming the
-   * record at head (its writer died before it moved head and cleared it)
-   * treats those units as carrying no reference. Cleared only after head
-   * moves: a consumer killed between the two leaves a journal naming a
-   * record behind head, which no one reads.
-   */
-  journalTake(units: number): void {
-    if (!this.#journaled) {
-      this.#store(kTakeJournalHead, this.#takingAt);
-      this.#store(kTakeJournalPid, myPid());
-      this.#journaled = true;
-    }
-    this.#store(kTakeJournalUnits, units);
-  }
-
-  /**
-   * A store to a word that only the get lock's holder writes and only the
-   * next holder reads: the lock orders them, and a holder that died has
-   * published everything it stored. Atomic only under MULTIPROC_RING_ATOMIC,
-   * so that a test can place a kill at it.
-   */
-  #store(word: number, value: number): void {
-    if (kStoresInOrder) this.ctl[word] = value;
-    else Atomics.store(this.ctl, word, value);
   }
 
   /**

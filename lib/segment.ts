@@ -128,136 +128,67 @@ function unhold(state: SegmentState): void {
 }
 
 /**
- * What a ring take's decode did to references, not yet done: attachments
- * taken over from handles, to count in this process's holder slot, and
- * handle references to give back (a handle of an object this process has
- * already, or of one whose build failed). Each is tagged with its unit: the
- * top-level handle of the record it came from (a Value's lock belongs to
- * its Value's unit), numbered in decode order, which is the same in every
- * consumer of those bytes.
+ * Attachments taken over from handles during a ring take (see
+ * deferAdoptions), not yet counted in this process's holder slot.
  */
-interface Deferred {
-  unit: number;
-  /** A taken-over attachment to count, or a reference to give back. */
-  state: SegmentState | null;
-  drop: (() => void) | null;
-}
-const deferred: Deferred[] = [];
+const unheld: SegmentState[] = [];
 let deferring = 0;
-/** Handle units of the record being decoded: the next one's number, the current one, and the fromHandle depth. */
-let nextUnit = 0;
-let curUnit = -1;
-let unitDepth = 0;
-/** Units of the record being decoded that a consumer killed in its take had counted already (see takeHooks.begin). */
-let givenBackUnits = 0;
 
 /**
  * Around a take from a ring: the handles of the record it decodes are
- * counted as this process's attachments only as the take completes (see
- * takeHooks). A consumer killed between the decode and the move of head
- * leaves the record, and its handles' references, to the next consumer:
- * had the dead one counted them as it decoded, they would be given back
- * twice. Paired with endDeferAdoptions in a finally.
+ * counted as this process's attachments only once the take is done (the
+ * record consumed). A consumer killed between the decode and the move of
+ * head leaves the record, and its handles' references, to the next
+ * consumer: had the dead one counted them in its slot, they would be given
+ * back twice. Paired with endDeferAdoptions in a finally.
  */
 export function deferAdoptions(): void {
   deferring++;
 }
 
-/** After the take (the record consumed, or the take failed): what it deferred and no hook settled is done now. */
+/** After the take (the record consumed, or the take failed): the attachments it made are this process's. */
 export function endDeferAdoptions(): void {
   if (--deferring !== 0) return;
-  givenBackUnits = 0;
-  settle(null);
-}
-
-/** What a ring needs of the process whose take settles: see Ring.journalTake. */
-export interface TakeJournal {
-  journalTake(units: number): void;
+  adoptionsFinal();
 }
 
 /**
- * The hooks a ring's take calls (ring-buffer.ts #take), which close the
- * window in which a consumer killed mid-take left references in no slot
- * until the tree ended (4–8% of kills of busy consumers, review helper-95):
- * - begin(given), before the record at head is decoded: `given` units of it
- *   were counted by a consumer that died before moving head (the ring's take
- *   journal says so). Their handles carry no reference any more: an attach
- *   adds one of its own, a drop gives none (as for a child's args given
- *   back: see pendingWord).
- * - settle(ring, given), after the decode and BEFORE head moves: counts what
- *   the decode deferred, unit by unit, journaling in the ring the number of
- *   units begun before each unit's first step. Killed anywhere, each
- *   reference is in one place: in the record (units not begun, which the
- *   next consumer adopts), or counted (units begun: given back as a dead
- *   holder's). Only a kill inside one unit's own steps (between the journal
- *   store and the count, or between a Value's and its lock's) can leave one
- *   in no slot.
+ * Within a take of several records (getMany), after each one is consumed:
+ * what it adopted is this process's and what it dropped goes now, not when
+ * the whole batch is done. A consumer killed while it decoded a later record
+ * had the earlier ones' objects in no slot (consumed, so no other consumer
+ * would take them again), and they stayed until the tree ended.
  */
-export const takeHooks = {
-  begin(given: number): void {
-    givenBackUnits = given;
-    nextUnit = 0;
-    curUnit = -1;
-  },
-  settle(ring: TakeJournal, given: number): void {
-    givenBackUnits = 0;
-    if (deferred.length !== 0) settle(ring, given);
-  },
-};
-
-/**
- * Within fromHandle (reduction.ts), around the rebuild of one handle: the
- * top-level ones open a new unit. Returns the depth to restore.
- */
-export function enterHandle(): number {
-  if (unitDepth++ === 0) curUnit = nextUnit++;
-  return unitDepth - 1;
+export function recordConsumed(): void {
+  if (deferring === 1) adoptionsFinal();
 }
 
-export function leaveHandle(depth: number): void {
-  unitDepth = depth;
-}
-
-/** Whether the handle being rebuilt belongs to a unit a dead consumer counted already (see takeHooks). */
-function inGivenBackUnit(): boolean {
-  return deferring > 0 && unitDepth > 0 && curUnit < givenBackUnits;
-}
-
-function settle(ring: TakeJournal | null, given = 0): void {
-  if (deferred.length === 0) return;
-  let unit = -1;
-  for (const d of deferred.splice(0)) {
-    // Never below `given`: those units stay given back whatever happens next.
-    if (ring !== null && d.unit !== unit) ring.journalTake(Math.max((unit = d.unit) + 1, given));
-    try {
-      if (d.state !== null) {
-        if (!d.state.released) hold(d.state);
-      } else d.drop!();
-    } catch {
-      // A give-back that failed (an unlink refused) leaks that reference;
-      // thrown here it lost the rest, and the item the take returned (review helper-92).
+function adoptionsFinal(): void {
+  if (unheld.length !== 0) for (const s of unheld.splice(0)) if (!s.released) hold(s);
+  if (drops.length !== 0) {
+    for (const d of drops.splice(0)) {
+      try {
+        d();
+      } catch {
+        // A give-back that failed (an unlink refused) leaks that reference;
+        // thrown here it lost the rest, and the item the take returned (review helper-92).
+      }
     }
   }
 }
 
 /**
- * Within a take of several records (getMany), after each one is consumed:
- * whatever its take left unsettled is done now, not when the whole batch is.
+ * Handle references given back during a take (a handle of an object this
+ * process has already, or of one whose build failed): only once the record
+ * is consumed, as the adoptions are. A consumer killed before that leaves
+ * the record, and those references, to the next consumer, who gives them
+ * back or adopts them in its turn: given back at once, they were given back
+ * twice, and the segment was unlinked under its live holders (review
+ * helper-88: 22 of 30 consumers killed at random).
  */
-export function recordConsumed(): void {
-  if (deferring === 1) settle(null);
-}
-
-/**
- * Handle references given back during a take: only once the record is
- * consumed, as the adoptions are (see takeHooks). Given back at once, a
- * consumer killed before the record was consumed left them to the next
- * consumer, who gave them back a second time, and the segment was unlinked
- * under its live holders (review helper-88: 22 of 30 consumers killed at
- * random).
- */
+const drops: (() => void)[] = [];
 function dropLater(fn: () => void): void {
-  if (deferring > 0) deferred.push({ unit: curUnit, state: null, drop: fn });
+  if (deferring > 0) drops.push(fn);
   else fn();
 }
 
@@ -365,7 +296,7 @@ export class Segment {
     const pending = adopt ? pendingWord(name, h) : -1;
     if (!adopt || pending === kGivenBack) Atomics.add(h, kRefcountIndex, 1);
     if (pending >= 0) seg.#state.slot = pending; // counted there by the parent (see adoptingArgs)
-    else if (adopt && deferring > 0 && pending === -1) deferred.push({ unit: curUnit, state: seg.#state, drop: null });
+    else if (adopt && deferring > 0) unheld.push(seg.#state);
     else hold(seg.#state);
     return seg;
   }
@@ -567,7 +498,8 @@ export function adoptInheritedAttachments(): void {
     }
     hold(s);
   }
-  deferred.length = 0;
+  unheld.length = 0;
+  drops.length = 0;
   deferring = 0;
 }
 
@@ -577,7 +509,8 @@ export function adoptInheritedAttachments(): void {
  */
 export function forgetInheritedAttachments(): void {
   liveStates = new Set();
-  deferred.length = 0;
+  unheld.length = 0;
+  drops.length = 0;
   deferring = 0;
   attached.clear(); // received again here, an object is this process's own attachment
 }
@@ -943,7 +876,6 @@ const kGivenBack = -2;
  * the segment unlinked under its holders.
  */
 function pendingWord(name: string, header: Int32Array): number {
-  if (inGivenBackUnit()) return kGivenBack;
   const e = adopting?.get(name);
   if (e === undefined) return -1;
   if (!e.claimed) {

@@ -237,20 +237,6 @@ describe('pending slots: review helper-94', () => {
     });
   }
 
-  for (const how of ['get', 'getMany'] as const) {
-    it(`${how}: a consumer killed just after moving head past an item holding shared objects had counted them already (the take journal; before: they were in no slot and stayed after every holder closed them, until the tree ended)`, async () => {
-      const r = await runNode(fixture('take-journal-kill.mjs'), ['after-head', ...(how === 'getMany' ? ['many'] : [])], { timeoutMs: 60_000, env: { MULTIPROC_RING_ATOMIC: '1' } });
-      expect(r.stderr).toBe('');
-      expect(JSON.parse(r.stdout)).toEqual({ victim: -9, left: 0, keptWhileHeld: [true, true, true], leftAfterClose: 0 });
-    });
-
-    it(`${how}: the next consumer of an item whose consumer was killed after counting its shared objects and before moving head treats their references as given back (without the journal: given back twice, unlinked under their holder)`, async () => {
-      const r = await runNode(fixture('take-journal-kill.mjs'), ['before-head', ...(how === 'getMany' ? ['many'] : [])], { timeoutMs: 60_000, env: { MULTIPROC_RING_ATOMIC: '1' } });
-      expect(r.stderr).toBe('');
-      expect(JSON.parse(r.stdout)).toEqual({ victim: -9, got: [7, 1.5], left: 0, keptWhileHeld: [true, true, true], leftAfterClose: 0 });
-    });
-  }
-
   it("a start taken for failed while its child ran and took its args' slots over gives back only what the child did not take (before: the Value and the pipe were unlinked under the parent once the child was killed)", async () => {
     const r = await runNode(fixture('unsent-claimed.mjs'), [], { timeoutMs: 60_000 });
     expect(r.stderr).toBe('');
