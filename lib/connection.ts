@@ -337,6 +337,12 @@ class PipeCore {
     return dead;
   }
 
+  /** Whether another PipeCore of this process, of the same pipe, has a Connection of `end` open. */
+  #heldByOtherCore(end: number): boolean {
+    for (const c of liveCores) if (c !== this && c.segment.name === this.segment.name && c.#open[end]! > 0) return true;
+    return false;
+  }
+
   /** One reference to `end` is gone (close, GC, or a handle that was not needed). */
   release(end: number): void {
     // A copy a child made by fork() inherited: the count is the parent's
@@ -349,7 +355,12 @@ class PipeCore {
       // gone, and the peer took its exit for the end's (an end lent to a
       // child that then exited: the reader saw EOF and lost the messages the
       // parent sent later; helper-58). The peer then waits for the count.
-      if (this.#open[end] === 0) {
+      // (Not while another core of this process holds the end: a handle of
+      // a pipe made here by Pipe(), which is in no attach cache, given back
+      // through a core of its own (a failed start's unsent(), a failed
+      // send), dropped this process from the holders of the end it still
+      // held, and its peer read EOF once the others died; review helper-96.)
+      if (this.#open[end] === 0 && !this.#heldByOtherCore(end)) {
         const mine = identOf(process.pid, selfStamp());
         Atomics.compareExchange(this.idents, end, mine, 0n);
         this.removeHolder(end, mine);

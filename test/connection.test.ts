@@ -151,6 +151,12 @@ describe('Pipe between processes', () => {
     expect(JSON.parse(r.stdout)).toEqual({ send: 'ok', received: ['work 0', 'work 1', 'work 2', 'from parent'] });
   }, 70_000);
 
+  it('a failed put that had taken a handle of a pipe end this process still holds leaves this process among its holders (before: a recv on the other end read EOF once the child that also held it was killed)', async () => {
+    const r = await runNode(fixture('pipe-failed-send-holder.mjs'), [], { timeoutMs: 60_000 });
+    expect(r.stderr).toBe('');
+    expect(JSON.parse(r.stdout)).toEqual({ failed: 'TypeError', exit: -9, idle: 'TimeoutError' });
+  }, 70_000);
+
   it('2 processes reading one end and 3 writing the other get every message exactly once, each writer\'s in order', async () => {
     const r = await runNode(fixture('pipe-shared-end.mjs'), [], { timeoutMs: 60_000 });
     expect(r.stderr).toBe('');

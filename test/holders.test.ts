@@ -237,10 +237,10 @@ describe('pending slots: review helper-94', () => {
     });
   }
 
-  it("a start taken for failed while its child ran and took its args' slots over gives back only what the child did not take (before: the Value and the pipe were unlinked under the parent once the child was killed)", async () => {
+  it("a start taken for failed while its child ran and took its args' slots over gives back only what the child did not take (before: the Value and the pipe were unlinked under the parent once the child was killed, and the parent's reader saw EOF)", async () => {
     const r = await runNode(fixture('unsent-claimed.mjs'), [], { timeoutMs: 60_000 });
     expect(r.stderr).toBe('');
-    expect(JSON.parse(r.stdout)).toEqual({ ready: 'ready 5', valueKept: true, pipeKept: true, pipeWorks: true, valueGone: true, pipeGone: true });
+    expect(JSON.parse(r.stdout)).toEqual({ ready: 'ready 5', valueKept: true, pipeKept: true, idle: 'TimeoutError', pipeWorks: true, valueGone: true, pipeGone: true });
   });
 
   for (const method of ['forkserver', 'spawn'] as const) {
