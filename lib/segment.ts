@@ -104,6 +104,30 @@ interface SegmentState {
 
 /** The attachments of this process not yet released (see releaseAllAttachments). */
 let liveStates = new Set<SegmentState>();
+/**
+ * The same, by segment name: a handle's reference given back through a
+ * mapping this process has (dropHandleReference), or a child's args'
+ * pending slots (liveHeader), found without a walk of every attachment (a
+ * process holding 10,000 segments took 238 us to receive a Value it had
+ * already, 12 us with none).
+ */
+let liveByName = new Map<string, SegmentState[]>();
+
+function addLive(state: SegmentState): void {
+  liveStates.add(state);
+  const list = liveByName.get(state.name);
+  if (list === undefined) liveByName.set(state.name, [state]);
+  else list.push(state);
+}
+
+function deleteLive(state: SegmentState): void {
+  if (!liveStates.delete(state)) return;
+  const list = liveByName.get(state.name);
+  if (list === undefined) return;
+  const i = list.indexOf(state);
+  if (i >= 0) list.splice(i, 1);
+  if (list.length === 0) liveByName.delete(state.name);
+}
 
 /** One reference fewer in the segment's header; the name goes with the last. */
 function unretainHeader(name: string, header: Int32Array): void {
@@ -195,7 +219,7 @@ function dropLater(fn: () => void): void {
 function releaseState(state: SegmentState): void {
   if (state.released) return;
   state.released = true;
-  liveStates.delete(state);
+  deleteLive(state);
   // An object a child made by fork() inherited: its reference is the
   // parent's, and closing (or collecting) the child's copy must not give it
   // back, as closing a copied file descriptor leaves the parent's open.
@@ -228,7 +252,7 @@ export class Segment {
     this.payloadBytes = payloadBytes;
     this.header = new Int32Array(buffer, 0, kHeaderBytes / 4);
     this.#state = { name, header: this.header, released: false, gen: forkGeneration(), slot: -1 };
-    liveStates.add(this.#state);
+    addLive(this.#state);
   }
 
   /**
@@ -359,7 +383,7 @@ export class Segment {
   forget(): void {
     if (!this.#state.released && this.#state.gen === forkGeneration()) unhold(this.#state); // first: see holders.ts
     this.#state.released = true;
-    liveStates.delete(this.#state);
+    deleteLive(this.#state);
   }
 
   /**
@@ -509,6 +533,7 @@ export function adoptInheritedAttachments(): void {
  */
 export function forgetInheritedAttachments(): void {
   liveStates = new Set();
+  liveByName = new Map();
   unheld.length = 0;
   drops.length = 0;
   deferring = 0;
@@ -636,8 +661,8 @@ export function attachWithLock<T extends object, L extends { close(): void }>(
 
 /** Gives back the reference a handle carried, through a live mapping of its segment if this process has one. */
 function dropHandleReference(h: Handle): void {
-  for (const s of liveStates) {
-    if (s.name === h.name && s.header.length > 0) {
+  for (const s of liveByName.get(h.name) ?? []) {
+    if (s.header.length > 0) {
       const { name, header } = s;
       const pending = pendingWord(name, header);
       if (pending === kGivenBack) return; // the handle carries no reference any more
@@ -692,7 +717,7 @@ export interface PendingSlot {
 /** This process's live mapping of `name`'s header, if it has one. */
 function liveHeader(name: string): Int32Array | null {
   const gen = forkGeneration();
-  for (const s of liveStates) if (s.name === name && s.gen === gen && s.header.length > 0) return s.header;
+  for (const s of liveByName.get(name) ?? []) if (s.gen === gen && s.header.length > 0) return s.header;
   return null;
 }
 
