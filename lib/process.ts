@@ -267,7 +267,11 @@ export class ForkChildExit extends Error {
   }
 }
 
-/** No child will receive the args of `spec` (its start failed): their pending slots emptied, their handles' references given back. */
+/**
+ * No child will receive the args of `spec` (its start failed): their pending
+ * slots emptied, their handles' references given back, but for the slots a
+ * child took over all the same (see segment.ts releasingUnsent).
+ */
 export function unsent(spec: Pick<ChildSpec, 'args' | 'pending'>): void {
   const lost = cancelPending(spec.pending);
   if (lost.length === 0) releaseHandles(deserialize(spec.args));
