@@ -111,22 +111,21 @@ let liveStates = new Set<SegmentState>();
  * (bench/receive-held.mjs: a process holding 10,000 other segments took
  * ~250 us to receive a Value it had already, ~10 us with none).
  */
-let liveByName = new Map<string, SegmentState[]>();
+// (Sets: many Values sharing one Lock each attach it, and closing them in
+// turn made an array's indexOf + splice quadratic: review helper-97.)
+let liveByName = new Map<string, Set<SegmentState>>();
 
 function addLive(state: SegmentState): void {
   liveStates.add(state);
-  const list = liveByName.get(state.name);
-  if (list === undefined) liveByName.set(state.name, [state]);
-  else list.push(state);
+  const set = liveByName.get(state.name);
+  if (set === undefined) liveByName.set(state.name, new Set([state]));
+  else set.add(state);
 }
 
 function deleteLive(state: SegmentState): void {
   if (!liveStates.delete(state)) return;
-  const list = liveByName.get(state.name);
-  if (list === undefined) return;
-  const i = list.indexOf(state);
-  if (i >= 0) list.splice(i, 1);
-  if (list.length === 0) liveByName.delete(state.name);
+  const set = liveByName.get(state.name);
+  if (set !== undefined && set.delete(state) && set.size === 0) liveByName.delete(state.name);
 }
 
 /** One reference fewer in the segment's header; the name goes with the last. */
