@@ -1,3 +1,6 @@
+/// <reference types="node" preserve="true" />
+// (Kept in the declarations: TypeScript 6+ loads no @types package unless
+// asked, and these types name Node's: Buffer, NodeJS.Signals, Symbol.dispose.)
 /**
  * multiproc: Python's multiprocessing for Node.js. See README.md and docs/*.md.
  *
