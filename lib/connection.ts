@@ -337,7 +337,12 @@ class PipeCore {
     return dead;
   }
 
-  /** Whether another PipeCore of this process, of the same pipe, has a Connection of `end` open. */
+  /**
+   * Whether another PipeCore of this thread, of the same pipe, has a
+   * Connection of `end` open. (Of this thread only: liveCores is per thread,
+   * holders per process; a worker thread's close still takes the process off,
+   * see docs/queues.md.)
+   */
   #heldByOtherCore(end: number): boolean {
     for (const c of liveCores) if (c !== this && c.segment.name === this.segment.name && c.#open[end]! > 0) return true;
     return false;
