@@ -1,6 +1,6 @@
 // The other process of bench/queues.bench.mjs: node queues-peer.mjs <transport> <role> <kind> <n> [handle]
 //   transport: queue | pipe | ipc (child_process) ; worker_threads peers run from the same file
-//   role: produce (send n items) | produce-many (queue only: putMany in batches of 256) | echo / echosync (send back what arrives, n times) | big (put n items of <kind> bytes)
+//   role: produce (send n items) | produce-many (queue only: putMany in batches of 256) | produce-sync (queue only: putSync) | echo / echosync (send back what arrives, n times) | big (put n items of <kind> bytes)
 import { isMainThread, parentPort, workerData } from 'node:worker_threads';
 import * as mp from 'multiproc';
 
@@ -27,6 +27,7 @@ if (transport === 'queue' || transport === 'pipe') {
       await ch.putMany(batch);
     }
   }
+  else if (role === 'produce-sync') for (let i = 0; i < n; i++) ch.putSync(make(i));
   else if (role === 'echo') for (let i = 0; i < n; i++) await put(await get());
   else if (role === 'echosync') for (let i = 0; i < n; i++) ch.sendSync(ch.recvSync());
   else if (role === 'big') {

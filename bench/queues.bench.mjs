@@ -41,21 +41,28 @@ const warmItems = (n) => Math.floor(n / 5);
 
 /**
  * items/s seen by the receiver (see warmItems).
- * batched: the producer uses putMany (256 a call) and the receiver getMany.
+ * mode 'async': `await put` / `await get` (send/recv for a pipe);
+ * 'batched': the producer uses putMany (256 a call) and the receiver getMany;
+ * 'sync': putSync / getSync, the blocking calls Python's put() and get() are
+ * (this process's event loop stands still while it reads).
  */
-async function oneWayMultiproc(transport, kind, n, batched = false) {
+async function oneWayMultiproc(transport, kind, n, mode = 'async') {
   const { rx, tx, obj, done2 } = transportPair(transport);
-  const role = batched ? 'produce-many' : 'produce';
+  const batched = mode === 'batched';
+  const sync = mode === 'sync';
+  const role = batched ? 'produce-many' : sync ? 'produce-sync' : 'produce';
   const child = spawn(process.execPath, [peer, transport, role, kind, String(n), JSON.stringify(Array.isArray(tx) ? tx.map((x) => mp.toHandle(x)) : mp.toHandle(tx))], { stdio: 'inherit' });
   const done = exited(child);
   if (transport === 'pipe') tx.close();
   const warm = warmItems(n);
   let got = 0;
   if (batched) while (got < warm) got += (await obj.getMany()).length;
+  else if (sync) for (; got < warm; got++) obj.getSync();
   else for (; got < warm; got++) await rx();
   const from = got;
   const t0 = performance.now();
   if (batched) while (got < n) got += (await obj.getMany()).length;
+  else if (sync) for (; got < n; got++) obj.getSync();
   else for (; got < n; got++) await rx();
   const dt = performance.now() - t0;
   if (transport === 'queue') await done2.put('done');
@@ -243,7 +250,7 @@ async function fresh(which, ...args) {
 }
 
 const oneWay = {
-  multiproc: (transport, kind, n, batched) => oneWayMultiproc(transport, kind, Number(n), batched === 'true'),
+  multiproc: (transport, kind, n, mode) => oneWayMultiproc(transport, kind, Number(n), mode),
   ipc: (kind, n) => oneWayIpc(kind, Number(n)),
   worker: (kind, n) => oneWayWorker(kind, Number(n)),
 };
@@ -287,26 +294,34 @@ export async function run(ctx) {
   if (py) rows.push({ group: small, name: 'Python multiprocessing.Queue', value: py.queue_small, unit: 'items/s', better: 'higher' });
   if (py) rows.push({ group: small, name: 'Python multiprocessing.Pipe', value: py.pipe_small, unit: 'items/s', better: 'higher' });
   rows.push({
-    group: small, name: 'multiproc Queue', ...(await rate('oneWayMultiproc queue, obj, n', () => fresh('multiproc', 'queue', 'obj', n, false))), unit: 'items/s', better: 'higher',
+    group: small, name: 'multiproc Queue', ...(await rate('oneWayMultiproc queue, obj, n', () => fresh('multiproc', 'queue', 'obj', n, 'async'))), unit: 'items/s', better: 'higher',
     target: py ? { ratio: 10, vs: 'Python multiprocessing.Queue' } : { min: 2.3e6, text: '>= 2.3M items/s' },
   });
   rows.push({
-    group: small, name: 'multiproc Queue putMany/getMany (256 a batch)', ...(await rate('oneWayMultiproc queue, obj, n, batched', () => fresh('multiproc', 'queue', 'obj', n, true))), unit: 'items/s', better: 'higher',
+    group: small, name: 'multiproc Queue putMany/getMany (256 a batch)', ...(await rate('oneWayMultiproc queue, obj, n, batched', () => fresh('multiproc', 'queue', 'obj', n, 'batched'))), unit: 'items/s', better: 'higher',
     target: { min: 2.3e6, text: '>= 2.3M items/s' },
   });
-  rows.push({ group: small, name: 'multiproc Pipe', ...(await rate('oneWayMultiproc pipe, obj, n', () => fresh('multiproc', 'pipe', 'obj', n, false))), unit: 'items/s', better: 'higher' });
+  rows.push({
+    group: small, name: 'multiproc Queue putSync/getSync (blocking, as Python\'s put/get)', ...(await rate('oneWayMultiproc queue, obj, n, sync', () => fresh('multiproc', 'queue', 'obj', n, 'sync'))), unit: 'items/s', better: 'higher',
+    target: py ? { ratio: 10, vs: 'Python multiprocessing.Queue' } : { min: 2.3e6, text: '>= 2.3M items/s' },
+  });
+  rows.push({ group: small, name: 'multiproc Pipe', ...(await rate('oneWayMultiproc pipe, obj, n', () => fresh('multiproc', 'pipe', 'obj', n, 'async'))), unit: 'items/s', better: 'higher' });
 
   ctx.log?.('queues: 1 KB buffers');
   rows.push({ group: kb, name: 'child_process IPC (advanced)', ...(await rate('oneWayIpc buf, n', () => fresh('ipc', 'buf', n))), unit: 'items/s', better: 'higher', baseline: true });
   rows.push({ group: kb, name: 'worker_threads postMessage', ...(await rate('oneWayWorker buf, n', () => fresh('worker', 'buf', n))), unit: 'items/s', better: 'higher' });
   if (py) rows.push({ group: kb, name: 'Python multiprocessing.Queue', value: py.queue_buf, unit: 'items/s', better: 'higher' });
   if (py) rows.push({ group: kb, name: 'Python multiprocessing.Pipe', value: py.pipe_buf, unit: 'items/s', better: 'higher' });
-  rows.push({ group: kb, name: 'multiproc Queue', ...(await rate('oneWayMultiproc queue, buf, n', () => fresh('multiproc', 'queue', 'buf', n, false))), unit: 'items/s', better: 'higher', target: { min: 1e6, text: '>= 1M items/s' } });
+  rows.push({ group: kb, name: 'multiproc Queue', ...(await rate('oneWayMultiproc queue, buf, n', () => fresh('multiproc', 'queue', 'buf', n, 'async'))), unit: 'items/s', better: 'higher', target: { min: 1e6, text: '>= 1M items/s' } });
   rows.push({
-    group: kb, name: 'multiproc Queue putMany/getMany (256 a batch)', ...(await rate('oneWayMultiproc queue, buf, n, batched', () => fresh('multiproc', 'queue', 'buf', n, true))), unit: 'items/s', better: 'higher',
+    group: kb, name: 'multiproc Queue putMany/getMany (256 a batch)', ...(await rate('oneWayMultiproc queue, buf, n, batched', () => fresh('multiproc', 'queue', 'buf', n, 'batched'))), unit: 'items/s', better: 'higher',
     target: { min: 1e6, text: '>= 1M items/s' },
   });
-  rows.push({ group: kb, name: 'multiproc Pipe', ...(await rate('oneWayMultiproc pipe, buf, n', () => fresh('multiproc', 'pipe', 'buf', n, false))), unit: 'items/s', better: 'higher' });
+  rows.push({
+    group: kb, name: 'multiproc Queue putSync/getSync (blocking, as Python\'s put/get)', ...(await rate('oneWayMultiproc queue, buf, n, sync', () => fresh('multiproc', 'queue', 'buf', n, 'sync'))), unit: 'items/s', better: 'higher',
+    target: { min: 1e6, text: '>= 1M items/s' },
+  });
+  rows.push({ group: kb, name: 'multiproc Pipe', ...(await rate('oneWayMultiproc pipe, buf, n', () => fresh('multiproc', 'pipe', 'buf', n, 'async'))), unit: 'items/s', better: 'higher' });
 
   ctx.log?.('queues: round trips');
   const rttMedG = 'Pipe round trip, small message, median trip (µs)';
