@@ -38,6 +38,7 @@ import { encodeBytes, recordBytes, type Encoded } from './codec';
 import { Channel } from './channel';
 import { BrokenPipeError, EOFError, noPublicConstructor, ProcessError } from './errors';
 import { Kind } from './layout';
+import { native } from './native';
 import { sameProcessRuns, selfStamp, startStamp } from './liveness';
 import { disposeShared, registerKind, type Handle } from './reduction';
 import { kConsumersWaiting, kControlBytes, kDataSeq, kFutexSleeper, kGetLock, kHead, kOwnerWords, Ring } from './ring-buffer';
@@ -137,6 +138,8 @@ class PipeCore {
   #local = 0;
   /** Of those, per end: closed or finalized ones are taken off (see ended()). */
   readonly #open = [0, 0];
+  /** Per end: the key of the process-wide count of such objects, every thread's (see release()). */
+  readonly #countKeys: readonly [string, string];
   /** The fork generation this process attached it in, or adopted it in (see release()). */
   gen = forkGeneration();
   /** Per end: the identity found dead by peerGone(), until the end names another process (sends check it). */
@@ -153,6 +156,7 @@ class PipeCore {
     this.words = new Int32Array(segment.buffer, segment.payloadOffset, kWords / 4);
     this.idents = new BigInt64Array(segment.buffer, segment.payloadOffset + kIdentByte, 2);
     this.holders = new BigInt64Array(segment.buffer, segment.payloadOffset + kHoldersByte, 2 * kHolderSlots);
+    this.#countKeys = [`pipe-end:${segment.name}:0`, `pipe-end:${segment.name}:1`];
     this.rings = [];
     this.channels = [];
     for (let e = 0; e < 2; e++) {
@@ -237,6 +241,7 @@ class PipeCore {
     this.holdFor(end, process.pid, selfStamp());
     this.#local++;
     this.#open[end]!++;
+    native.processCount(this.#countKeys[end]!, 1);
     liveCores.add(this);
     const c = new Connection(this, end);
     this.conns[end] = new WeakRef(c);
@@ -337,17 +342,6 @@ class PipeCore {
     return dead;
   }
 
-  /**
-   * Whether another PipeCore of this thread, of the same pipe, has a
-   * Connection of `end` open. (Of this thread only: liveCores is per thread,
-   * holders per process; a worker thread's close still takes the process off,
-   * see docs/queues.md.)
-   */
-  #heldByOtherCore(end: number): boolean {
-    for (const c of liveCores) if (c !== this && c.segment.name === this.segment.name && c.#open[end]! > 0) return true;
-    return false;
-  }
-
   /** One reference to `end` is gone (close, GC, or a handle that was not needed). */
   release(end: number): void {
     // A copy a child made by fork() inherited: the count is the parent's
@@ -364,8 +358,11 @@ class PipeCore {
       // a pipe made here by Pipe(), which is in no attach cache, given back
       // through a core of its own (a failed start's unsent(), a failed
       // send), dropped this process from the holders of the end it still
-      // held, and its peer read EOF once the others died; review helper-96.)
-      if (this.#open[end] === 0 && !this.#heldByOtherCore(end)) {
+      // held, and its peer read EOF once the others died; review helper-96.
+      // Nor while another thread of it does: holders are processes, and a
+      // worker thread's close took the process off while the main thread
+      // held the end; helper-97. Hence a count of every thread's objects.)
+      if (native.processCount(this.#countKeys[end]!, 0) === 0) {
         const mine = identOf(process.pid, selfStamp());
         Atomics.compareExchange(this.idents, end, mine, 0n);
         this.removeHolder(end, mine);
@@ -408,6 +405,7 @@ class PipeCore {
   /** A Connection object of `end` is closed or collected: its count and this process's hold go. */
   ended(end: number): void {
     this.#open[end]!--;
+    native.processCount(this.#countKeys[end]!, -1);
     this.release(end);
     this.dropLocal();
   }
@@ -426,7 +424,11 @@ class PipeCore {
   /** In a 'fork' child: the copies are this process's own, and it holds their ends. */
   adopt(gen: number): void {
     this.gen = gen;
-    for (let e = 0; e < 2; e++) if (this.#open[e]! > 0) this.addHolder(e, identOf(process.pid, selfStamp()));
+    for (let e = 0; e < 2; e++) {
+      if (this.#open[e]! === 0) continue;
+      native.processCount(this.#countKeys[e]!, this.#open[e]!); // (the child's counts start empty)
+      this.addHolder(e, identOf(process.pid, selfStamp()));
+    }
   }
 
   /**

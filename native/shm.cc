@@ -13,7 +13,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <pthread.h>
+
 #include <mutex>
+#include <new>
+#include <string>
 #include <unordered_map>
 
 #include "platform.h"
@@ -194,9 +198,54 @@ Napi::Value Unmap(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// Counts shared by every thread of the process, worker_threads included:
+// holders of a pipe end are processes, and only a process-wide count tells
+// whether another thread still has an object for the end (connection.ts).
+// Keys are the JS side's. Never freed (a thread may call during exit). The
+// atfork handlers keep the mutex whole across fork(); a child starts with no
+// counts, and its JS counts again what it inherited.
+std::mutex g_countsMu;
+std::unordered_map<std::string, int64_t>* g_counts = new std::unordered_map<std::string, int64_t>();
+
+void CountsPrepare() { g_countsMu.lock(); }
+void CountsParent() { g_countsMu.unlock(); }
+void CountsChild() {
+  new (&g_countsMu) std::mutex();  // the parent's thread that locked it does not exist here
+  g_counts->clear();
+}
+
+// processCount(key, delta) -> the count after adding delta (0 reads it); never below 0.
+Napi::Value ProcessCount(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsString() || !info[1].IsNumber()) {
+    Napi::TypeError::New(env, "processCount(key: string, delta: number)").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  std::string key = info[0].As<Napi::String>().Utf8Value();
+  int64_t delta = info[1].As<Napi::Number>().Int64Value();
+  int64_t v;
+  {
+    std::lock_guard<std::mutex> lock(g_countsMu);
+    auto it = g_counts->find(key);
+    v = (it == g_counts->end() ? 0 : it->second) + delta;
+    if (v <= 0) {
+      v = 0;
+      if (it != g_counts->end()) g_counts->erase(it);
+    } else if (it != g_counts->end()) {
+      it->second = v;
+    } else {
+      g_counts->emplace(std::move(key), v);
+    }
+  }
+  return Napi::Number::New(env, static_cast<double>(v));
+}
+
 }  // namespace
 
 void InitShm(Napi::Env env, Napi::Object exports) {
+  static std::once_flag once;
+  std::call_once(once, [] { pthread_atfork(CountsPrepare, CountsParent, CountsChild); });
+  exports.Set("processCount", Napi::Function::New(env, ProcessCount, "processCount"));
   exports.Set("shmCreate", Napi::Function::New(env, ShmCreate, "shmCreate"));
   exports.Set("shmAttach", Napi::Function::New(env, ShmAttach, "shmAttach"));
   exports.Set("shmUnlink", Napi::Function::New(env, ShmUnlink, "shmUnlink"));

@@ -157,6 +157,12 @@ describe('Pipe between processes', () => {
     expect(JSON.parse(r.stdout)).toEqual({ failed: 'TypeError', exit: -9, idle: 'TimeoutError' });
   }, 70_000);
 
+  it('a worker thread that closes its object for an end the main thread still holds leaves this process among its holders (before: EOFError once the child that also held it was killed)', async () => {
+    const r = await runNode(fixture('pipe-worker-thread-holder.mjs'), [], { timeoutMs: 60_000 });
+    expect(r.stderr).toBe('');
+    expect(JSON.parse(r.stdout)).toEqual({ worker: 'closed', first: 'from the worker', idle: 'TimeoutError', last: 'from main', end: 'EOFError' });
+  }, 70_000);
+
   it('2 processes reading one end and 3 writing the other get every message exactly once, each writer\'s in order', async () => {
     const r = await runNode(fixture('pipe-shared-end.mjs'), [], { timeoutMs: 60_000 });
     expect(r.stderr).toBe('');
