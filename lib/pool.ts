@@ -232,6 +232,8 @@ interface Call {
   single: boolean;
   onProgress?: (value: unknown, index: number) => void;
   graceMs?: number;
+  /** Whether it may still queue jobs (an imap reading its input); a map's are all queued when it starts. */
+  mayQueue(): boolean;
 }
 
 interface CallSettings {
@@ -459,7 +461,7 @@ export class Pool<I extends readonly unknown[] = never[]> {
     this.#initializer = options.initializer === undefined ? undefined : describeTask(options.initializer, 'initializer');
     if (this.#initializer !== undefined) checkForkedImport(this.#initializer, this.#forked, 'The pool initializer');
     this.#initargs = ownShared(options.initargs ?? []);
-    for (let i = 0; i < this.#processes; i++) this.#startWorker(true);
+    for (let i = 0; i < this.#processes && this.#fatal === undefined; i++) this.#startWorker(true);
     if (options.handleSignals !== false) {
       this.#signalHandler = (sig) => this.#onSignal(sig);
       libraryHandlers.set(this.#signalHandler, process.pid);
@@ -625,8 +627,8 @@ export class Pool<I extends readonly unknown[] = never[]> {
   }
 
   /** Waiting submit() calls reject: the pool takes no more calls. drained() waiters wait on (the work still pending finishes, or is failed). */
-  #failRoomWaiters(): void {
-    const err = this.#fatal ?? new ProcessError(`Pool is ${this.#state}; create a new Pool to run more tasks`);
+  #failRoomWaiters(why?: Error): void {
+    const err = why ?? this.#fatal ?? new ProcessError(`Pool is ${this.#state}; create a new Pool to run more tasks`);
     const waiters = this.#roomWaiters;
     this.#roomWaiters = waiters.filter((w) => w.fail === undefined);
     for (const w of waiters) w.fail?.(err);
@@ -644,7 +646,13 @@ export class Pool<I extends readonly unknown[] = never[]> {
   /** Stops now: pending calls reject, workers are killed. Resolves when they are gone. */
   async terminate(): Promise<void> {
     this.#checkOwner('terminate');
-    if (this.#state === 'terminated') return this.join();
+    if (this.#state === 'terminated') {
+      // Terminated by a failure (a start that failed, a crash loop), or by a
+      // signal: whatever is left still goes (review helper-98: workers
+      // started after a failed one outlived it, and this waited for them).
+      for (const w of this.#workers) this.#kill(w);
+      return this.join();
+    }
     this.#state = 'terminated';
     this.#failAll(new AbortError('The pool was terminated'));
     this.#failRoomWaiters();
@@ -661,6 +669,11 @@ export class Pool<I extends readonly unknown[] = never[]> {
       await Promise.all([...this.#workers].map((w) => w.started.then(() => w.proc.join()).catch(() => {})));
       await new Promise((r) => setImmediate(r)); // let #onExit run for each
     }
+    this.#letGo();
+  }
+
+  /** Once no worker is left, nor will be: the signal handlers and the initargs' shared objects go. */
+  #letGo(): void {
     this.#removeSignalHandlers();
     if (this.#initargsHeld) {
       this.#initargsHeld = false;
@@ -792,14 +805,22 @@ export class Pool<I extends readonly unknown[] = never[]> {
     return new Promise((resolve, reject) => {
       const results = new Array<unknown>(items.length);
       let left = items.length;
-      let firstError: Error | undefined;
+      // A flag of its own: an abort's reason may be any value, null or 0 too
+      // (a falsy one resolved the map with holes; review helper-98).
+      let failed = false;
+      let firstError: unknown;
+      const failWith = (err: unknown): void => {
+        if (failed) return;
+        failed = true;
+        firstError = err;
+      };
       const jobs: Job[] = [];
       const finish = (): void => {
         if (call.done) return;
         call.done = true;
         this.#removeCall(call);
         off();
-        if (firstError) reject(firstError);
+        if (failed) reject(firstError);
         else resolve(results);
       };
       const call: Call = {
@@ -814,15 +835,16 @@ export class Pool<I extends readonly unknown[] = never[]> {
           if (left === 0) finish();
         },
         onError: (job, err) => {
-          firstError ??= err;
+          failWith(err);
           left -= job.items.length;
           if (left === 0) finish();
         },
         fail: (err) => {
-          firstError ??= err;
+          failWith(err);
           this.#dropQueued(call);
           finish();
         },
+        mayQueue: () => false,
       };
       let off = noop;
       if (items.length === 0) {
@@ -834,7 +856,8 @@ export class Pool<I extends readonly unknown[] = never[]> {
         off = onAbort(signal, () => {
           this.#dropQueued(call);
           this.#cancelInWorkers(call, 'abort', graceMs ?? kAbortGraceMs);
-          firstError = signal.reason as Error;
+          failed = false;
+          failWith(signal.reason);
           left = 0;
           finish();
         });
@@ -872,7 +895,14 @@ export class Pool<I extends readonly unknown[] = never[]> {
     let outstanding = 0; // jobs made and not yet yielded: what bounds memory
     let exhausted = false;
     let stopped = false;
-    let failure: Error | undefined;
+    // What next() throws, once: a flag of its own, since an abort's reason may be falsy (see #collect).
+    let failed = false;
+    let failure: unknown;
+    const failWith = (err: unknown): void => {
+      if (failed) return;
+      failed = true;
+      failure = err;
+    };
     // Every next() waiting (a consumer may call next() again before the last settled).
     let wakers: (() => void)[] = [];
     let pending: unknown[] = [];
@@ -908,16 +938,18 @@ export class Pool<I extends readonly unknown[] = never[]> {
         notify();
       },
       fail: (err) => {
-        failure ??= err;
+        failWith(err);
         stop();
         notify();
       },
+      mayQueue: () => !stopped && !exhausted,
     };
     this.#addCall(call);
     // Whether this call keeps the process alive (see #hold).
     const busy = (): void => pool.#hold(call, !stopped && (reading || inFlight > 0));
     const off = signal === undefined ? noop : onAbort(signal, () => {
-      failure = signal.reason as Error;
+      failed = false;
+      failWith(signal.reason);
       stop();
       notify();
     });
@@ -963,7 +995,7 @@ export class Pool<I extends readonly unknown[] = never[]> {
           }
         }
       } catch (e) {
-        failure ??= e as Error;
+        failWith(e);
         stop();
       } finally {
         reading = false;
@@ -971,7 +1003,11 @@ export class Pool<I extends readonly unknown[] = never[]> {
         // A next() waiting now may have nothing more to wait for: the input
         // ended (empty, or its end came after the last result was taken).
         // Only then: each notify makes a waiting next() call fill() again.
-        if (exhausted && !wasExhausted) notify();
+        // And a closed pool whose only call this was may let its workers go.
+        if (exhausted && !wasExhausted) {
+          notify();
+          pool.#maybeFinish();
+        }
       }
     };
 
@@ -996,8 +1032,9 @@ export class Pool<I extends readonly unknown[] = never[]> {
             buffered[bufferedAt++] = undefined; // yielded: not kept alive by the rest of its chunk
             return { value, done: false };
           }
-          if (failure) {
+          if (failed) {
             const f = failure;
+            failed = false;
             failure = undefined;
             stop();
             throw f;
@@ -1113,6 +1150,9 @@ export class Pool<I extends readonly unknown[] = never[]> {
 
   #dispatch(): void {
     if (this.#queue.length === 0) return;
+    // Jobs with no worker left to take them (a closed pool's last worker
+    // recycled or killed while an imap read on): one starts.
+    if (this.#fatal === undefined && this.#state !== 'terminated' && !this.#hasActiveWorker()) this.#startWorker();
     const now = performance.now();
     const max = this.#options.maxTasksPerChild ?? Infinity;
     const workers: Worker[] = [];
@@ -1240,8 +1280,10 @@ export class Pool<I extends readonly unknown[] = never[]> {
         ids.add(job.id);
         // Settled: if this worker dies, these do not go back to the queue.
         job.settled = true;
-        // An abort that does not kill leaves the job's own timeout running (see #send).
-        if (job.timer && !(kind === 'abort' && graceMs === undefined)) clearTimeout(job.timer);
+        // An abort leaves the job's own timeout running (see #timedOut): an
+        // abort's grace longer than it let a stuck task outlive its timeout
+        // (review helper-98).
+        if (job.timer && kind !== 'abort') clearTimeout(job.timer);
       }
       if (ids.size === 0) continue;
       for (const id of ids) w.conn.send({ t: 'cancel', id, kind } satisfies ToWorker).catch(() => {});
@@ -1466,7 +1508,7 @@ export class Pool<I extends readonly unknown[] = never[]> {
   #retire(w: Worker): void {
     if (w.retiring) return;
     w.retiring = true;
-    if (this.#state === 'running' || this.#queue.length > 0) this.#startWorker();
+    if (this.#state === 'running' || this.#queue.length > 0 || this.#mayQueueMore()) this.#startWorker();
     if (w.inflight.length === 0) this.#stopWorker(w);
   }
 
@@ -1615,13 +1657,19 @@ export class Pool<I extends readonly unknown[] = never[]> {
         this.#fail(new ProcessError(`Pool workers keep dying ${where} (${n} in a row, last exit code ${code}); see their stderr${last}`, fatal === undefined ? undefined : { cause: fatal.error }));
       }
     }
-    const replace = this.#state === 'terminated' || this.#fatal ? false : this.#state === 'running' || this.#queue.length > 0 || this.#busy();
+    // (After close(), an imap still reading its input will queue more: its
+    // jobs found no worker left, and the loop waited for good; helper-98.)
+    const replace = this.#state === 'terminated' || this.#fatal ? false : this.#state === 'running' || this.#queue.length > 0 || this.#busy() || this.#mayQueueMore();
     // A retiring worker was replaced when it retired, unless the pool was
     // closed and idle then: if it died holding jobs (now queued), nobody
     // else may be left to run them.
     if (replace && (!w.retiring || !this.#hasActiveWorker())) this.#startWorker();
     this.#dispatch();
     this.#maybeFinish();
+    // A pool closed (or terminated) and not joined lets go once its last
+    // worker is gone: its signal handlers kept it, and every such pool
+    // added two listeners for the process's life (review helper-98).
+    if (this.#state !== 'running' && this.#workers.size === 0 && this.#queue.length === 0 && !this.#mayQueueMore()) this.#letGo();
   }
 
   /** Whether a live worker is on a job it was sent before `t`. */
@@ -1644,13 +1692,22 @@ export class Pool<I extends readonly unknown[] = never[]> {
   #maybeFinish(): void {
     // An imap still reading its input after close() will queue more jobs:
     // its call keeps the workers (join() waits for it, as for queued work).
-    if (this.#state !== 'closed' || this.#queue.length > 0 || this.#calls.size > 0) return;
+    // One that has read it all does not, its results taken or not (before,
+    // any call not yet ended held them, and join() waited for good on an
+    // imap whose consumer had left; review helper-98).
+    if (this.#state !== 'closed' || this.#queue.length > 0 || this.#mayQueueMore()) return;
     for (const w of this.#workers) {
       if (!w.dead && w.inflight.length === 0 && !w.retiring) {
         w.retiring = true;
         this.#stopWorker(w);
       }
     }
+  }
+
+  /** Whether a call of this pool may still queue jobs (see Call.mayQueue). */
+  #mayQueueMore(): boolean {
+    for (const call of this.#calls) if (call.mayQueue()) return true;
+    return false;
   }
 
   /** A pool that cannot go on (crash loop, start failure): fail everything. */
@@ -1687,7 +1744,7 @@ export class Pool<I extends readonly unknown[] = never[]> {
   #removeCall(call: Call): void {
     this.#calls.delete(call);
     this.#hold(call, false);
-    if (this.#calls.size === 0) queueMicrotask(() => this.#maybeFinish()); // after close(), workers waited for the calls
+    queueMicrotask(() => this.#maybeFinish()); // after close(), workers may have waited for this call
   }
 
   readonly #holding = new Set<Call>();
@@ -1725,6 +1782,10 @@ export class Pool<I extends readonly unknown[] = never[]> {
     markSignalAbort(err, sig);
     if (busy) quietSignalAborts();
     this.#failAll(err);
+    // A submit() waiting for room rejects with the same error: a plain
+    // "Pool is terminated" was no signal's abort, so it was printed, and the
+    // script exited 1 instead of 130 (review helper-98).
+    this.#failRoomWaiters(err);
     for (const w of this.#workers) this.#kill(w);
     this.#removeSignalHandlers();
     // An idle pool must not swallow Ctrl-C: do what Node would have done.

@@ -8,6 +8,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { alive, collect, fixture, runNode, segmentExists, sleep } from './helpers';
 
 const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
+const collectAsync = async (it: AsyncIterable<unknown>): Promise<unknown[]> => {
+  const out: unknown[] = [];
+  for await (const v of it) out.push(v);
+  return out;
+};
 
 describe('Pool', () => {
   let pool: mp.Pool;
@@ -309,6 +314,27 @@ describe('Pool', () => {
     }, range(200), { chunksize: 1, signal: ac.signal });
     setTimeout(() => ac.abort(new Error('stop it')), 50);
     await expect(p).rejects.toThrow('stop it');
+    expect(await pool.map((x: number) => -x, [1, 2])).toEqual([-1, -2]);
+  });
+
+  it('an abort whose reason is falsy (null, 0, \'\', false) still rejects map and throws from imap, with that reason (before: map resolved with holes, imap ended as if complete)', async () => {
+    const slow = (x: number) => new Promise((r) => setTimeout(() => r(x), 200));
+    for (const reason of [null, 0, '', false]) {
+      const ac = new AbortController();
+      setTimeout(() => ac.abort(reason), 50);
+      const map = await pool.map(slow, range(6), { signal: ac.signal, chunksize: 1 }).then((v) => ({ resolved: v }), (e: unknown) => ({ rejected: e }));
+      expect(map).toEqual({ rejected: reason });
+      const ac2 = new AbortController();
+      setTimeout(() => ac2.abort(reason), 50);
+      const got: unknown[] = [];
+      let thrown: unknown = 'nothing';
+      try {
+        for await (const v of pool.imap(slow, range(6), { signal: ac2.signal })) got.push(v);
+      } catch (e) {
+        thrown = e;
+      }
+      expect({ got, thrown }).toEqual({ got: [], thrown: reason });
+    }
     expect(await pool.map((x: number) => -x, [1, 2])).toEqual([-1, -2]);
   });
 
@@ -1174,6 +1200,55 @@ describe('Pool workers', () => {
     expect(await Promise.race([join.then(() => 'joined'), sleep(5000).then(() => 'hung')])).toBe('joined');
   });
 
+  it('close() with an imap whose results are never taken: join() ends, and the results can still be read (before: join() waited for good)', async () => {
+    const pool = new mp.Pool({ processes: 2 });
+    const it = pool.imap((x: number) => x * 2, [1, 2, 3]);
+    pool.close();
+    expect(await Promise.race([pool.join().then(() => 'joined'), sleep(10_000).then(() => 'hung')])).toBe('joined');
+    expect(await collectAsync(it)).toEqual([2, 4, 6]);
+  });
+
+  it('after close(), an imap still reading its input gets a worker when its last one is recycled or killed, and completes (before: its jobs found no worker, for good)', async () => {
+    async function* slow() {
+      for (let i = 0; i < 4; i++) {
+        await sleep(200);
+        yield i;
+      }
+    }
+    const recycled = new mp.Pool({ processes: 1, maxTasksPerChild: 1 });
+    const it = recycled.imap((x: number) => x * 10, slow());
+    recycled.close();
+    expect(await Promise.race([collectAsync(it), sleep(10_000).then(() => 'hung')])).toEqual([0, 10, 20, 30]);
+    await recycled.join();
+    const killed = new mp.Pool({ processes: 1 });
+    const it2 = killed.imap((x: number) => x * 10, slow());
+    killed.close();
+    const first = await it2.next();
+    process.kill(killed.stats().workers[0]!.pid, 'SIGKILL'); // idle, waiting for the next input item
+    const rest = await Promise.race([collectAsync(it2), sleep(10_000).then(() => 'hung')]);
+    expect([first.value, ...(rest as number[])]).toEqual([0, 10, 20, 30]);
+    await killed.join();
+  });
+
+  it('a pool closed and not joined lets go of its SIGINT/SIGTERM listeners once its workers are gone (before: two per pool for the process\'s life, and a MaxListenersExceededWarning)', async () => {
+    const before = [process.listenerCount('SIGINT'), process.listenerCount('SIGTERM')];
+    for (let i = 0; i < 3; i++) {
+      const p = new mp.Pool({ processes: 1 });
+      expect(await p.apply((x: number) => x, [i])).toBe(i);
+      p.close();
+      for (let t = 0; t < 200 && p.stats().workers.length > 0; t++) await sleep(25);
+      expect(p.stats().workers).toEqual([]);
+    }
+    await sleep(50);
+    expect([process.listenerCount('SIGINT'), process.listenerCount('SIGTERM')]).toEqual(before);
+  });
+
+  it('a worker that fails to start in new Pool() leaves no worker behind, and terminate() ends (before: the workers started after it lived on, and terminate() waited for them)', async () => {
+    const r = await runNode(fixture('pool-start-fails.mjs'), [], { timeoutMs: 30_000 });
+    expect(r.stderr).toBe('');
+    expect(JSON.parse(r.stdout)).toEqual({ starts: 2, state: 'terminated', apply: 'Pool could not start a worker: simulated EAGAIN', alive: 0 });
+  });
+
   it('await using disposes the pool and its workers', async () => {
     let pids: number[];
     {
@@ -1237,6 +1312,23 @@ describe('Pool cancellation', () => {
       }
       pool.close();
       expect(await Promise.race([pool.join().then(() => 'joined'), sleep(5000).then(() => 'still waiting')])).toBe('joined');
+    } finally {
+      await pool.terminate();
+    }
+  });
+
+  it('an abort before a timed call\'s timeout leaves the timeout in charge: a stuck task is killed at its timeout, not at the abort\'s grace (before: 1 s after the abort)', async () => {
+    const pool = new mp.Pool({ processes: 1 });
+    try {
+      await pool.apply(() => 0);
+      const pid = pool.stats().workers[0]!.pid;
+      const ac = new AbortController();
+      const stuck = pool.apply(() => { for (;;); }, [], { timeout: 300, signal: ac.signal }).catch((e: Error) => e.name);
+      setTimeout(() => ac.abort(), 50);
+      expect(await stuck).toBe('AbortError');
+      // 950 ms after the call: past its 300 ms timeout, before the default abort grace (1 s after the abort) ends.
+      await sleep(900);
+      expect(pool.stats().workers.map((w) => w.pid)).not.toContain(pid);
     } finally {
       await pool.terminate();
     }
@@ -1599,6 +1691,12 @@ describe('Pool lifetime', () => {
     const r = await collect(spawn(process.execPath, [fixture('pool-sigint-two.mjs'), order], { stdio: ['ignore', 'pipe', 'pipe'] }), 10_000);
     // Before: the idle pool's handler re-raised SIGINT first: no output, killed by the signal.
     expect(r.stdout.trim().split('\n')).toEqual(['AbortError', 'exit 130']);
+  });
+
+  it('SIGINT while a submit() loop waits for room (maxPending): the script dies of it quietly (before: a ProcessError with its stack, exit code 1)', async () => {
+    const r = await collect(spawn(process.execPath, [fixture('pool-sigint-submit.mjs')], { stdio: ['ignore', 'pipe', 'pipe'] }), 20_000);
+    // Its AbortError is uncaught (the loop's await): the script dies of the signal, as with no pool.
+    expect({ signal: r.signal, stdout: r.stdout, stderr: r.stderr }).toEqual({ signal: 'SIGINT', stdout: '', stderr: '' });
   });
 
   it("terminate() of a 'fork' child whose parent has a pool: the child ends with -15 (before: the inherited handler swallowed SIGTERM)", async () => {
