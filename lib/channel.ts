@@ -399,6 +399,10 @@ export class Channel {
   #putsHere = false;
   #putTail: Promise<void> = kResolved;
   #pendingGets = 0;
+  /** Whether an async call of this process waits here (a get, or a put for room). */
+  get waiting(): boolean {
+    return this.#pendingGets > 0 || this.#pendingPuts > 0;
+  }
   /** The last async get (it may reject: the next one waits for it to settle). */
   #getTail: Promise<unknown> = kResolved;
   /** The fork generation the pending counts and tails above belong to. */

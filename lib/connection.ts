@@ -445,6 +445,29 @@ class PipeCore {
   }
 }
 
+/**
+ * Connections with a recv() or send() still waiting, and how many: such a
+ * call waits in its Channel, which holds the pipe's core but not the
+ * Connection, so a Connection the caller no longer referenced (a helper that
+ * returns `conn.recv()`) was collected under the call: its finalizer closed
+ * the end (the peer saw EOF) and unmapped the pipe, and the call failed on
+ * a detached buffer (review helper-99). A poll() holds its Connection itself.
+ */
+const waitingOn = new Map<Connection, number>();
+
+/** Keeps `c` reachable until `p` settles, if the call waits (a call done at once costs nothing). */
+function pinWhileWaiting<T>(c: Connection, ch: Channel, p: Promise<T>): Promise<T> {
+  if (!ch.waiting) return p;
+  waitingOn.set(c, (waitingOn.get(c) ?? 0) + 1);
+  const unpin = (): void => {
+    const n = waitingOn.get(c)! - 1;
+    if (n === 0) waitingOn.delete(c);
+    else waitingOn.set(c, n);
+  };
+  p.then(unpin, unpin);
+  return p;
+}
+
 /** Pipes with a Connection open in this process (what a fork() duplicates, as it does file descriptors). */
 let liveCores = new Set<PipeCore>();
 
@@ -477,6 +500,7 @@ export function duplicateEndsForFork(): { undo: () => void; forkedAs: (pid: numb
 
 /** In a 'fork' child: the ends it copied are its own (duplicateEndsForFork counted them for it). */
 export function adoptInheritedEnds(): void {
+  waitingOn.clear(); // the parent's calls, dropped in the child (wait.ts forgetInheritedWaits)
   const gen = forkGeneration();
   for (const core of liveCores) core.adopt(gen);
 }
@@ -484,6 +508,7 @@ export function adoptInheritedEnds(): void {
 /** In a forkserver child: the ends it copied are the zygote's. */
 export function forgetInheritedEnds(): void {
   liveCores = new Set();
+  waitingOn.clear();
 }
 
 /** A child ending: every end still open here is closed, so that its peer sees EOF now. */
@@ -594,7 +619,7 @@ export class Connection<T = unknown> {
     } catch (err) {
       return Promise.reject(err);
     }
-    return ch.put(e, Infinity, undefined);
+    return pinWhileWaiting(this, ch, ch.put(e, Infinity, undefined));
   }
 
   /** Sends `obj`; resolves once it is in the pipe (waits while the pipe is full). */
@@ -656,7 +681,7 @@ export class Connection<T = unknown> {
     } catch (e) {
       return Promise.reject(e);
     }
-    return ch.get(wait.deadline, wait.signal) as Promise<T>;
+    return pinWhileWaiting(this, ch, ch.get(wait.deadline, wait.signal) as Promise<T>);
   }
 
   /** recv() that blocks this thread; TimeoutError if timeoutMs passes. */
@@ -674,7 +699,7 @@ export class Connection<T = unknown> {
     } catch (e) {
       return Promise.reject(e);
     }
-    return ch.get(wait.deadline, wait.signal, this.#rawDecode!) as Promise<Buffer>;
+    return pinWhileWaiting(this, ch, ch.get(wait.deadline, wait.signal, this.#rawDecode!) as Promise<Buffer>);
   }
 
   /**

@@ -157,6 +157,12 @@ describe('Pipe between processes', () => {
     expect(JSON.parse(r.stdout)).toEqual({ failed: 'TypeError', exit: -9, idle: 'TimeoutError' });
   }, 70_000);
 
+  it('a recv() or send() that waits keeps its Connection while GC runs, though the caller no longer holds it (before: the end was closed and unmapped under the call)', async () => {
+    const r = await runNode(fixture('pipe-gc-pending.mjs'), [], { nodeArgs: ['--expose-gc'], timeoutMs: 60_000 });
+    expect(r.stderr).toBe('');
+    expect(JSON.parse(r.stdout)).toEqual({ recv: 'hello', replierExit: 0, sends: Array(10).fill('ok'), reader: { n: 10, end: 'EOFError' } });
+  }, 70_000);
+
   it('a worker thread that closes its object for an end the main thread still holds leaves this process among its holders (before: EOFError once the child that also held it was killed)', async () => {
     const r = await runNode(fixture('pipe-worker-thread-holder.mjs'), [], { timeoutMs: 60_000 });
     expect(r.stderr).toBe('');
