@@ -752,10 +752,16 @@ function encodeV8(item: unknown): Encoded {
   return { head: out, headLen: 2, body: bytes, size: 2 + bytes.length, refs: hasRefs, blobs: null };
 }
 
+/**
+ * Its own head, not the scratch buffer: a sendBytes() from a getter of an
+ * item being encoded wrote its tag over that item's first byte, which then
+ * arrived as a Buffer of garbage (review helper-99).
+ */
+const kBytesHead = Uint8Array.of(Tag.Bytes);
+
 /** Raw bytes (sendBytes): delivered as a Buffer, never serialized. */
 export function encodeBytes(bytes: Uint8Array): Encoded {
-  out[0] = Tag.Bytes;
-  return { head: out, headLen: 1, body: bytes, size: 1 + bytes.length, refs: false, blobs: null };
+  return { head: kBytesHead, headLen: 1, body: bytes, size: 1 + bytes.length, refs: false, blobs: null };
 }
 
 /** A copy of `enc` that no later encode() overwrites and no change to the caller's buffers affects (for puts that must wait). */

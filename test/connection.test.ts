@@ -41,6 +41,15 @@ describe('Pipe between processes', () => {
     expect((await child).code).toBe(0);
   });
 
+  it('a sendBytes() from a getter of an item being sent leaves that item whole: the bytes arrive first, then the item (before: the item arrived as a Buffer of garbage)', async () => {
+    const [a, b] = mp.Pipe();
+    const item = { x: 1, get y() { void a.sendBytes(Buffer.from('zz')); return 2; } };
+    await a.send(item);
+    expect([await b.recv({ timeout: 5000 }), await b.recv({ timeout: 5000 })]).toEqual([Buffer.from('zz'), { x: 1, y: 2 }]);
+    a.close();
+    b.close();
+  });
+
   it('simplex: [readEnd, writeEnd]; the wrong operation is rejected, here and in a child', async () => {
     const [r, w] = mp.Pipe(false);
     expect(r.readable && !r.writable).toBe(true);
