@@ -464,8 +464,10 @@ function pinWhileWaiting<T>(c: Connection, ch: Channel, p: Promise<T>): Promise<
     if (n === 0) waitingOn.delete(c);
     else waitingOn.set(c, n);
   };
-  p.then(unpin, unpin);
-  return p;
+  // A promise of its own for the caller: a handler on p itself would make an
+  // unawaited call that fails (its end closed under it) a silent loss, not
+  // an unhandled rejection.
+  return p.finally(unpin);
 }
 
 /** Pipes with a Connection open in this process (what a fork() duplicates, as it does file descriptors). */
