@@ -498,13 +498,33 @@ export class Channel {
 
   putSync(enc: Encoded, deadline: number): void {
     this.#checkFork();
+    this.#refuseOvertaking(enc, 'Sync');
     if (this.#tryPut(enc) === 0) return;
     this.#putLoop(new OnePut(this.ring, this.#data, enc), Mode.Sync, deadline, undefined) as void;
   }
 
   putManySync(batch: Batch, deadline: number): void {
     this.#checkFork();
+    this.#refuseOvertaking(batch, 'ManySync');
     this.#putLoop(batch, Mode.Sync, deadline, undefined) as void;
+  }
+
+  /**
+   * A blocking put while an async put of this process waits for room would
+   * go first (the waiting one needs this event loop to run), and one
+   * producer's items would arrive out of call order (review helper-99): the
+   * blocking call is refused instead, as putNowait() is. Sync gets are not:
+   * they take the next item ahead of this process's waiting get() calls,
+   * which get the ones after it (docs/queues.md).
+   */
+  #refuseOvertaking(job: Encoded | Batch, form: string): void {
+    if (this.#pendingPuts === 0) return;
+    if (job instanceof Batch) job.discard();
+    else discard(job);
+    const w = this.#words;
+    throw new QueueFullError(
+      `The ${w.holder} is full: an earlier ${w.put}() of this process is waiting for room, and ${w.put === 'put' ? `put${form}` : `${w.put}${form}`}() would overtake it (the items of one producer keep their order). Await that ${w.put}() first`,
+    );
   }
 
   /**

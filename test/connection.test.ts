@@ -50,6 +50,21 @@ describe('Pipe between processes', () => {
     b.close();
   });
 
+  it('sendSync() while a send() of this process waits for room is refused, and the messages keep their order (before: the later sendSync() arrived first)', async () => {
+    const [a, b] = mp.Pipe(true, { capacityBytes: 4096 });
+    const sends: Promise<void>[] = [];
+    for (let i = 0; i < 8; i++) sends.push(a.send(`${i}`.padEnd(800, '.'))); // the later ones wait for room
+    expect(() => a.sendSync('late')).toThrow(/an earlier send\(\) of this process is waiting for room, and sendSync\(\) would overtake it/);
+    const got: string[] = [];
+    for (let i = 0; i < 8; i++) got.push(((await b.recv({ timeout: 5000 })) as string)[0]!);
+    await Promise.all(sends);
+    a.sendSync('late');
+    got.push((await b.recv({ timeout: 5000 })) as string);
+    expect(got).toEqual(['0', '1', '2', '3', '4', '5', '6', '7', 'late']);
+    a.close();
+    b.close();
+  });
+
   it('simplex: [readEnd, writeEnd]; the wrong operation is rejected, here and in a child', async () => {
     const [r, w] = mp.Pipe(false);
     expect(r.readable && !r.writable).toBe(true);

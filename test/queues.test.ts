@@ -687,6 +687,10 @@ describe('Queue in one process', () => {
     expect(q.getSync()).toBe('x');
     // A nowait put behind a waiting one finds the queue full: 'a' goes first.
     expect(() => q.putNowait('n')).toThrow(/an earlier put of this process is waiting/);
+    // So does a blocking put: it would go first, the waiting put needing this event loop (before: x, n, a; review helper-99).
+    expect(() => q.putSync('n')).toThrow(mp.QueueFullError);
+    expect(() => q.putManySync(['n', 'm'])).toThrow(/an earlier put\(\) of this process is waiting for room, and putManySync\(\) would overtake it/);
+    expect(q.qsize()).toBe(0);
     const pc = q.put('c');
     await Promise.race([pa, pc]);
     expect(q.getSync(1000)).toBe('a');
