@@ -144,6 +144,15 @@ const taken: Handle[] = [];
 const visited: object[] = [];
 let nVisited = 0;
 let visitedSet: Set<object> | null = null;
+/**
+ * Arrays and plain objects the fast encoder is inside of. Past kMaxDepth it
+ * bails out to structured clone, which carries the item or refuses it at
+ * put(): the decoder recurses too, with more stack a level, and an item the
+ * encoder took (2,000 nested objects) overflowed the consumer's stack at
+ * get(), after its record was consumed: lost (review helper-99).
+ */
+let depth = 0;
+const kMaxDepth = 256;
 
 function ensure(n: number): void {
   if (pos + n > out.length) grow(n); // the rare path apart: ensure() stays small enough to inline
@@ -398,6 +407,7 @@ function writeScalar(v: unknown): void {
 }
 
 function writeArray(a: unknown[]): void {
+  if (++depth > kMaxDepth) throw kBail;
   visit(a);
   const n = a.length;
   ensure(5);
@@ -409,6 +419,7 @@ function writeArray(a: unknown[]): void {
     if (x === undefined && !(i in a)) throw kBail; // a hole
     writeValue(x);
   }
+  depth--;
 }
 
 /** An object whose prototype is Object.prototype or null. */
@@ -417,6 +428,7 @@ function writePlain(v: object): void {
     writeShared(v);
     return;
   }
+  if (++depth > kMaxDepth) throw kBail;
   visit(v);
   const keys = Object.keys(v);
   const n = keys.length;
@@ -433,6 +445,7 @@ function writePlain(v: object): void {
     for (let i = w * 4; i < hn; i++) out[p + i] = head[i]!;
     pos = p + hn;
     shape.write(v, writeValue);
+    depth--;
     return;
   }
   ensure(5);
@@ -444,6 +457,7 @@ function writePlain(v: object): void {
     writeString(k);
     writeValue((v as Record<string, unknown>)[k]);
   }
+  depth--;
 }
 
 /** Any other object: bytes, a Date, a shared object, an Error, or a bail-out to structured clone. */
@@ -642,6 +656,9 @@ function hiddenSharedError(hidden: string, cause: unknown): TypeError {
 function cloneError(item: unknown, cause: unknown): TypeError {
   const hidden = hiddenShared(item);
   if (hidden !== null) return hiddenSharedError(hidden, cause);
+  if (cause instanceof RangeError) {
+    return new TypeError(`Cannot send a value to another process: it is nested too deeply to be serialized (${cause.message}). Flatten it, or send its parts as separate items`, { cause });
+  }
   const what = typeof item === 'function' || typeof item === 'symbol' ? describeValue(item) : 'a value';
   return new TypeError(
     `Cannot send ${what} to another process: it is not structured-cloneable (functions, symbols, and objects holding them cannot travel). ${
@@ -695,6 +712,7 @@ function encodeOnce(item: unknown): Encoded {
   if (out.length > kScratchKeep && lastPos < out.length >>> 2) shrinkScratch();
   pos = 0;
   refs = false;
+  depth = 0;
   // Top-level Buffers and typed arrays are not copied into the scratch buffer:
   // the record is a 5/6-byte head plus the caller's bytes.
   if (typeof item === 'object' && item !== null && ArrayBuffer.isView(item)) {
@@ -733,9 +751,17 @@ function encodeV8(item: unknown): Encoded {
   // Checked first, not only when structured clone fails: a shared object
   // whose fields clone (a Lock, an Event, a Queue: #private state, nothing
   // enumerable) arrived as {} without a word.
-  const hidden = hiddenShared(item);
+  let hidden: ReturnType<typeof hiddenShared>;
+  let reduced: unknown;
+  try {
+    hidden = hiddenShared(item);
+    if (hidden === null) reduced = reduce(item);
+  } catch (e) {
+    // Too deep for their walks: a TypeError at put() like structured clone's refusal (it was a RangeError).
+    if (e instanceof RangeError) throw cloneError(item, e);
+    throw e;
+  }
   if (hidden !== null) throw hiddenSharedError(hidden, undefined);
-  const reduced = reduce(item);
   const hasRefs = reduced !== item;
   let bytes: Buffer;
   try {

@@ -370,6 +370,41 @@ describe('holes through the structured-clone path', () => {
   });
 });
 
+describe('deeply nested items', () => {
+  it('either travel whole or are refused at put() with a TypeError, the queue unchanged; never taken and then lost at get() (before: 2,000 nested objects were put, and get() threw RangeError with the record consumed)', async () => {
+    const q = new mp.Queue<unknown>({ capacityBytes: 4 << 20 });
+    const nest = (d: number, arr: boolean): unknown => {
+      let o: unknown = arr ? [] : { a: 1 };
+      for (let i = 0; i < d; i++) o = arr ? [o] : { o };
+      return o;
+    };
+    const seen: string[] = [];
+    for (const arr of [false, true]) {
+      for (const d of [100, 300, 1000, 2000, 3500, 10_000]) {
+        const item = nest(d, arr);
+        let put = true;
+        try {
+          await q.put(item);
+        } catch (e) {
+          expect(e).toBeInstanceOf(TypeError);
+          expect((e as Error).message).toMatch(/nested too deeply/);
+          put = false;
+        }
+        if (!put) {
+          expect(q.qsize()).toBe(0);
+          seen.push('refused');
+          continue;
+        }
+        deepStrictEqual(await q.get({ timeout: 5000 }), item);
+        seen.push('whole');
+      }
+    }
+    expect(seen.slice(0, 3)).toEqual(['whole', 'whole', 'whole']); // within the fast path, and past it through structured clone
+    expect(seen[5]).toBe('refused');
+    q.close();
+  });
+});
+
 describe('codec between processes', () => {
   it('random items of random shapes and sizes round-trip through a queue and a child (property)', async () => {
     const toChild = new mp.Queue<unknown>({ capacityBytes: 64 * 1024 });
