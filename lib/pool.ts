@@ -236,6 +236,35 @@ interface Call {
   mayQueue(): boolean;
 }
 
+/**
+ * A call's error: a flag of its own, since an abort's reason may be any
+ * value, null or 0 too (a falsy one resolved a map with holes, and ended an
+ * imap as if complete; review helper-98).
+ */
+class Failure {
+  failed = false;
+  error: unknown = undefined;
+
+  /** Keeps the first error. */
+  first(e: unknown): void {
+    if (!this.failed) this.set(e);
+  }
+
+  /** This error, whatever came before (an abort's reason). */
+  set(e: unknown): void {
+    this.failed = true;
+    this.error = e;
+  }
+
+  /** The error, once: cleared. */
+  take(): unknown {
+    const e = this.error;
+    this.failed = false;
+    this.error = undefined;
+    return e;
+  }
+}
+
 interface CallSettings {
   signal: AbortSignal | undefined;
   timeoutMs: number;
@@ -805,22 +834,14 @@ export class Pool<I extends readonly unknown[] = never[]> {
     return new Promise((resolve, reject) => {
       const results = new Array<unknown>(items.length);
       let left = items.length;
-      // A flag of its own: an abort's reason may be any value, null or 0 too
-      // (a falsy one resolved the map with holes; review helper-98).
-      let failed = false;
-      let firstError: unknown;
-      const failWith = (err: unknown): void => {
-        if (failed) return;
-        failed = true;
-        firstError = err;
-      };
+      const failure = new Failure();
       const jobs: Job[] = [];
       const finish = (): void => {
         if (call.done) return;
         call.done = true;
         this.#removeCall(call);
         off();
-        if (failed) reject(firstError);
+        if (failure.failed) reject(failure.error);
         else resolve(results);
       };
       const call: Call = {
@@ -835,12 +856,12 @@ export class Pool<I extends readonly unknown[] = never[]> {
           if (left === 0) finish();
         },
         onError: (job, err) => {
-          failWith(err);
+          failure.first(err);
           left -= job.items.length;
           if (left === 0) finish();
         },
         fail: (err) => {
-          failWith(err);
+          failure.first(err);
           this.#dropQueued(call);
           finish();
         },
@@ -856,8 +877,7 @@ export class Pool<I extends readonly unknown[] = never[]> {
         off = onAbort(signal, () => {
           this.#dropQueued(call);
           this.#cancelInWorkers(call, 'abort', graceMs ?? kAbortGraceMs);
-          failed = false;
-          failWith(signal.reason);
+          failure.set(signal.reason);
           left = 0;
           finish();
         });
@@ -895,14 +915,8 @@ export class Pool<I extends readonly unknown[] = never[]> {
     let outstanding = 0; // jobs made and not yet yielded: what bounds memory
     let exhausted = false;
     let stopped = false;
-    // What next() throws, once: a flag of its own, since an abort's reason may be falsy (see #collect).
-    let failed = false;
-    let failure: unknown;
-    const failWith = (err: unknown): void => {
-      if (failed) return;
-      failed = true;
-      failure = err;
-    };
+    // What next() throws, once.
+    const failure = new Failure();
     // Every next() waiting (a consumer may call next() again before the last settled).
     let wakers: (() => void)[] = [];
     let pending: unknown[] = [];
@@ -938,7 +952,7 @@ export class Pool<I extends readonly unknown[] = never[]> {
         notify();
       },
       fail: (err) => {
-        failWith(err);
+        failure.first(err);
         stop();
         notify();
       },
@@ -948,8 +962,7 @@ export class Pool<I extends readonly unknown[] = never[]> {
     // Whether this call keeps the process alive (see #hold).
     const busy = (): void => pool.#hold(call, !stopped && (reading || inFlight > 0));
     const off = signal === undefined ? noop : onAbort(signal, () => {
-      failed = false;
-      failWith(signal.reason);
+      failure.set(signal.reason);
       stop();
       notify();
     });
@@ -995,7 +1008,7 @@ export class Pool<I extends readonly unknown[] = never[]> {
           }
         }
       } catch (e) {
-        failWith(e);
+        failure.first(e);
         stop();
       } finally {
         reading = false;
@@ -1032,10 +1045,8 @@ export class Pool<I extends readonly unknown[] = never[]> {
             buffered[bufferedAt++] = undefined; // yielded: not kept alive by the rest of its chunk
             return { value, done: false };
           }
-          if (failed) {
-            const f = failure;
-            failed = false;
-            failure = undefined;
+          if (failure.failed) {
+            const f = failure.take();
             stop();
             throw f;
           }
