@@ -63,14 +63,19 @@ export class BaseContext {
     // says what is wrong with it: spread, it would be {} (ctx.Pool(4) would
     // start cpuCount() workers).
     const isObject = (o: unknown): o is object => typeof o === 'object' && o !== null;
+    // Only a bound context fixes the method here: the default one's classes
+    // are the package's, which read the default at start(), as Python's
+    // get_context() does (they took the default at construction: a
+    // setStartMethod() between new and start() was ignored; review helper-102).
+    const bound = method;
     this.Process = class<A extends readonly unknown[] = never[]> extends Process<A> {
       constructor(options: ProcessOptions<A>) {
-        super(isObject(options) ? { ...options, startMethod: options.startMethod ?? ctx.getStartMethod() } : options);
+        super(isObject(options) && bound !== null ? { ...options, startMethod: options.startMethod ?? bound } : options);
       }
     };
     this.Pool = class<I extends readonly unknown[] = never[]> extends Pool<I> {
       constructor(options: PoolOptions<I> = {} as PoolOptions<I>) {
-        super(isObject(options) ? { ...options, startMethod: options.startMethod ?? ctx.getStartMethod() } : options);
+        super(isObject(options) && bound !== null ? { ...options, startMethod: options.startMethod ?? bound } : options);
       }
     };
   }

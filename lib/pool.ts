@@ -457,6 +457,8 @@ export class Pool<I extends readonly unknown[] = never[]> {
   #keepAlive: NodeJS.Timeout | undefined;
   /** Whether workers are forked (forkserver/fork), which limits module tasks under loader hooks. */
   #forked = false;
+  /** Every worker's, replacements' too: the default read once, at new Pool() (a later setStartMethod() does not mix methods in one pool). */
+  #method: StartMethod = 'forkserver';
   /** env and cwd for every worker (checked once). */
   #place: ChildPlace = {};
   /** With a cwd for the workers: this process's directory when the pool was made, where function tasks' require() resolves from (as without one). */
@@ -484,6 +486,7 @@ export class Pool<I extends readonly unknown[] = never[]> {
       // pipes instead of attaching their own; measured: 4 maps in 20 hung.
       throw new ProcessError("A Pool cannot use the 'fork' start method yet (its workers' pipes are not reliable there): use 'forkserver' (the default, also copy-on-write) or 'spawn'");
     }
+    this.#method = method;
     this.#forked = method !== 'spawn';
     this.#place = checkChildPlace(options.env, options.cwd);
     if (this.#place.cwd !== undefined) this.#base = process.cwd();
@@ -1381,7 +1384,7 @@ export class Pool<I extends readonly unknown[] = never[]> {
         ...(this.#base !== undefined ? { base: this.#base } : {}) }],
       name: `${this.#name}-Worker-${++this.#workerCount}`,
       daemon: true,
-      startMethod: this.#options.startMethod,
+      startMethod: this.#method,
       ...this.#place,
     });
     proc[kKillAtExit] = true;

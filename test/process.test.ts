@@ -424,11 +424,15 @@ describe('Process options and the context API', () => {
     const pool = new ctx.Pool({ processes: 1 });
     expect(await pool.apply(() => require('multiproc').currentProcess().startMethod)).toBe('spawn');
     await pool.terminate();
+    const defaultCtx = mp.getContext();
+    const early = new defaultCtx.Process({ target: () => {} });
     const before = mp.getStartMethod();
     mp.setStartMethod('spawn', { force: true });
     try {
       expect(() => mp.setStartMethod('forkserver')).toThrow(/already set/);
       expect(new mp.Process({ target: () => {} }).startMethod).toBe('spawn');
+      // The default context's Process reads the default when it starts, as the package's does (before: the one at construction; review helper-102).
+      expect(early.startMethod).toBe('spawn');
       expect(mp.getContext().getStartMethod()).toBe('spawn');
     } finally {
       mp.setStartMethod(null, { force: true });
