@@ -494,7 +494,8 @@ export class Pool<I extends readonly unknown[] = never[]> {
     if (this.#initializer !== undefined) checkForkedImport(this.#initializer, this.#forked, 'The pool initializer');
     this.#initargs = ownShared(options.initargs ?? []);
     for (let i = 0; i < this.#processes && this.#fatal === undefined; i++) this.#startWorker(true);
-    if (options.handleSignals !== false) {
+    // (Not for a pool that failed to start: nothing of it runs, nor will.)
+    if (options.handleSignals !== false && this.#fatal === undefined) {
       this.#signalHandler = (sig) => this.#onSignal(sig);
       libraryHandlers.set(this.#signalHandler, process.pid);
       process.on('SIGINT', this.#signalHandler);
@@ -1165,8 +1166,10 @@ export class Pool<I extends readonly unknown[] = never[]> {
   #dispatch(): void {
     if (this.#queue.length === 0) return;
     // Jobs with no worker left to take them (a closed pool's last worker
-    // recycled or killed while an imap read on): one starts.
-    if (this.#fatal === undefined && this.#state !== 'terminated' && !this.#hasActiveWorker()) this.#startWorker();
+    // recycled or killed while an imap read on): one starts. (Not while an
+    // exit is handled: an answer drained from the dead worker's pipe comes
+    // here, and the exit starts its own replacement.)
+    if (this.#exiting === 0 && this.#fatal === undefined && this.#state !== 'terminated' && !this.#hasActiveWorker()) this.#startWorker();
     const now = performance.now();
     const max = this.#options.maxTasksPerChild ?? Infinity;
     const workers: Worker[] = [];
@@ -1413,6 +1416,7 @@ export class Pool<I extends readonly unknown[] = never[]> {
     this.#workers.delete(w);
     w.conn.close();
     childEnd.close();
+    this.#letGoIfDone();
   }
 
   #workerStarted(w: Worker, childEnd: Connection): void {
@@ -1543,6 +1547,21 @@ export class Pool<I extends readonly unknown[] = never[]> {
   #onExit(w: Worker): void {
     if (w.dead) return;
     w.dead = true;
+    this.#exiting++;
+    try {
+      this.#handleExit(w);
+    } finally {
+      this.#exiting--;
+    }
+    this.#dispatch();
+    this.#maybeFinish();
+    this.#letGoIfDone();
+  }
+
+  /** While a worker's exit is handled: it decides on a replacement itself (see #dispatch). */
+  #exiting = 0;
+
+  #handleExit(w: Worker): void {
     // Answers the worker sent before it died may still be in its pipe (this
     // process was busy): take them first, so that a job that answered is
     // not taken for the one it died running, nor run again.
@@ -1589,6 +1608,11 @@ export class Pool<I extends readonly unknown[] = never[]> {
     const started = w.ready && (fatal === undefined || fatal.running !== null) && !neverBegun;
     const running = started ? w.inflight[0] : undefined;
     const queued = started ? w.inflight.slice(1) : w.inflight;
+    // None of them will answer on this worker: their timers go (an aborted
+    // job's kept timer held the process for its whole timeout after the
+    // worker was killed; review helper-100). Jobs that go back to the queue
+    // get new ones when they are sent again.
+    for (const job of w.inflight) if (job.timer) clearTimeout(job.timer);
     w.inflight = [];
     const signal = code !== null && code < 0 ? signalName(-code) : null;
     // SIGABRT is how Node ends on "JavaScript heap out of memory" (its stderr says which).
@@ -1678,11 +1702,14 @@ export class Pool<I extends readonly unknown[] = never[]> {
     // closed and idle then: if it died holding jobs (now queued), nobody
     // else may be left to run them.
     if (replace && (!w.retiring || !this.#hasActiveWorker())) this.#startWorker();
-    this.#dispatch();
-    this.#maybeFinish();
-    // A pool closed (or terminated) and not joined lets go once its last
-    // worker is gone: its signal handlers kept it, and every such pool
-    // added two listeners for the process's life (review helper-98).
+  }
+
+  /**
+   * A pool closed (or terminated, or failed) and not joined lets go once no
+   * worker is left, nor will be: its signal handlers kept it, and every
+   * such pool added two listeners for the process's life (review helper-98).
+   */
+  #letGoIfDone(): void {
     if (this.#state !== 'running' && this.#workers.size === 0 && this.#queue.length === 0 && !this.#mayQueueMore()) this.#letGo();
   }
 

@@ -1246,7 +1246,7 @@ describe('Pool workers', () => {
   it('a worker that fails to start in new Pool() leaves no worker behind, and terminate() ends (before: the workers started after it lived on, and terminate() waited for them)', async () => {
     const r = await runNode(fixture('pool-start-fails.mjs'), [], { timeoutMs: 30_000 });
     expect(r.stderr).toBe('');
-    expect(JSON.parse(r.stdout)).toEqual({ starts: 2, state: 'terminated', apply: 'Pool could not start a worker: simulated EAGAIN', alive: 0 });
+    expect(JSON.parse(r.stdout)).toEqual({ starts: 2, state: 'terminated', sigintListeners: 0, apply: 'Pool could not start a worker: simulated EAGAIN', alive: 0 });
   });
 
   it('await using disposes the pool and its workers', async () => {
@@ -1333,6 +1333,13 @@ describe('Pool cancellation', () => {
       await pool.terminate();
     }
   });
+
+  it('an aborted call\'s timeout no longer holds the process once its worker is killed: a script ends when its pool is joined (before: for the whole timeout)', async () => {
+    const r = await runNode(fixture('pool-abort-timer.mjs'), [], { timeoutMs: 30_000 });
+    expect(r.stderr).toBe('');
+    expect(r.stdout.trim()).toBe('joined');
+    expect(r.code).toBe(0);
+  }, 40_000);
 
   it('a signal\'s one abort listener goes when its last watch ends (Node keeps AbortSignal.any()/timeout() alive while one is attached)', async () => {
     const { getEventListeners } = await import('node:events');
