@@ -653,12 +653,22 @@ function hiddenSharedError(hidden: string, cause: unknown): TypeError {
   );
 }
 
+/**
+ * V8's stack overflow, not any RangeError: a getter's own (a port out of
+ * range) must reach the caller as it is, not as "nested too deeply"
+ * (review helper-100).
+ */
+function isStackOverflow(e: unknown): boolean {
+  return e instanceof RangeError && e.message === 'Maximum call stack size exceeded';
+}
+
 function cloneError(item: unknown, cause: unknown): TypeError {
+  // First: the walk below would overflow again on such an item.
+  if (isStackOverflow(cause)) {
+    return new TypeError(`Cannot send a value to another process: it is nested too deeply to be serialized (${(cause as Error).message}). Flatten it, or send its parts as separate items`, { cause });
+  }
   const hidden = hiddenShared(item);
   if (hidden !== null) return hiddenSharedError(hidden, cause);
-  if (cause instanceof RangeError) {
-    return new TypeError(`Cannot send a value to another process: it is nested too deeply to be serialized (${cause.message}). Flatten it, or send its parts as separate items`, { cause });
-  }
   const what = typeof item === 'function' || typeof item === 'symbol' ? describeValue(item) : 'a value';
   return new TypeError(
     `Cannot send ${what} to another process: it is not structured-cloneable (functions, symbols, and objects holding them cannot travel). ${
@@ -742,7 +752,7 @@ function encodeOnce(item: unknown): Encoded {
     resetVisited();
     releaseTaken();
     settleMadeBlobs(false);
-    if (e !== kBail && !(e instanceof RangeError)) throw e; // RangeError: too deep for the fast path
+    if (e !== kBail && !isStackOverflow(e)) throw e; // too deep for the fast path
   }
   return encodeV8(item);
 }
@@ -758,7 +768,7 @@ function encodeV8(item: unknown): Encoded {
     if (hidden === null) reduced = reduce(item);
   } catch (e) {
     // Too deep for their walks: a TypeError at put() like structured clone's refusal (it was a RangeError).
-    if (e instanceof RangeError) throw cloneError(item, e);
+    if (isStackOverflow(e)) throw cloneError(item, e);
     throw e;
   }
   if (hidden !== null) throw hiddenSharedError(hidden, undefined);

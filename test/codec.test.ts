@@ -401,6 +401,9 @@ describe('deeply nested items', () => {
     }
     expect(seen.slice(0, 3)).toEqual(['whole', 'whole', 'whole']); // within the fast path, and past it through structured clone
     expect(seen[5]).toBe('refused');
+    // A getter's own RangeError is not taken for depth: it reaches the caller as it is (review helper-100).
+    await expect(q.put({ get x(): number { throw new RangeError('invalid port 70000'); } })).rejects.toThrow(new RangeError('invalid port 70000'));
+    expect(q.qsize()).toBe(0);
     q.close();
   });
 });
