@@ -510,10 +510,12 @@ export class Channel {
   }
 
   /**
-   * A blocking put while an async put of this process waits for room would
-   * go first (the waiting one needs this event loop to run), and one
-   * producer's items would arrive out of call order (review helper-99): the
-   * blocking call is refused instead, as putNowait() is. Sync gets are not:
+   * A blocking put while an async put of this process waits (for room, or
+   * for the lock another producer holds) would go first (the waiting one
+   * needs this event loop to run), and one producer's items would arrive out
+   * of call order (review helper-99): the blocking call is refused instead,
+   * with QueueFullError as putNowait() is (it cannot put now, in turn; the
+   * queue need not be full: review helper-100). Sync gets are not:
    * they take the next item ahead of this process's waiting get() calls,
    * which get the ones after it (docs/queues.md).
    */
@@ -523,7 +525,7 @@ export class Channel {
     else discard(job);
     const w = this.#words;
     throw new QueueFullError(
-      `The ${w.holder} is full: an earlier ${w.put}() of this process is waiting for room, and ${w.put === 'put' ? `put${form}` : `${w.put}${form}`}() would overtake it (the items of one producer keep their order). Await that ${w.put}() first`,
+      `An earlier ${w.put}() of this process is still waiting (for room, or for the ${w.holder}'s lock, held by another process), and ${w.put}${form}() would overtake it: the items of one producer keep their order. Await that ${w.put}() first`,
     );
   }
 

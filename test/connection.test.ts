@@ -54,7 +54,7 @@ describe('Pipe between processes', () => {
     const [a, b] = mp.Pipe(true, { capacityBytes: 4096 });
     const sends: Promise<void>[] = [];
     for (let i = 0; i < 8; i++) sends.push(a.send(`${i}`.padEnd(800, '.'))); // the later ones wait for room
-    expect(() => a.sendSync('late')).toThrow(/an earlier send\(\) of this process is waiting for room, and sendSync\(\) would overtake it/);
+    expect(() => a.sendSync('late')).toThrow(/An earlier send\(\) of this process is still waiting \(for room, or for the pipe's lock, held by another process\), and sendSync\(\) would overtake it/);
     const got: string[] = [];
     for (let i = 0; i < 8; i++) got.push(((await b.recv({ timeout: 5000 })) as string)[0]!);
     await Promise.all(sends);

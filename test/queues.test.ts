@@ -689,7 +689,7 @@ describe('Queue in one process', () => {
     expect(() => q.putNowait('n')).toThrow(/an earlier put of this process is waiting/);
     // So does a blocking put: it would go first, the waiting put needing this event loop (before: x, n, a; review helper-99).
     expect(() => q.putSync('n')).toThrow(mp.QueueFullError);
-    expect(() => q.putManySync(['n', 'm'])).toThrow(/an earlier put\(\) of this process is waiting for room, and putManySync\(\) would overtake it/);
+    expect(() => q.putManySync(['n', 'm'])).toThrow(/An earlier put\(\) of this process is still waiting \(for room, or for the queue's lock, held by another process\), and putManySync\(\) would overtake it/);
     expect(q.qsize()).toBe(0);
     const pc = q.put('c');
     await Promise.race([pa, pc]);
