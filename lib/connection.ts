@@ -238,10 +238,13 @@ class PipeCore {
       Atomics.sub(this.words, kOpen + end, 1); // one object per end per process: the handle's count is surplus
       return existing;
     }
+    // Counted before it names this process: a close in another thread that
+    // read the count as 0 just before then takes the name off, and looks
+    // again (see release()).
+    native.processCount(this.#countKeys[end]!, 1);
     this.holdFor(end, process.pid, selfStamp());
     this.#local++;
     this.#open[end]!++;
-    native.processCount(this.#countKeys[end]!, 1);
     liveCores.add(this);
     const c = new Connection(this, end);
     this.conns[end] = new WeakRef(c);
@@ -366,6 +369,9 @@ class PipeCore {
         const mine = identOf(process.pid, selfStamp());
         Atomics.compareExchange(this.idents, end, mine, 0n);
         this.removeHolder(end, mine);
+        // Another thread opened an object for the end meanwhile, and found
+        // this process still named (review helper-100): named again.
+        if (native.processCount(this.#countKeys[end]!, 0) > 0) this.addHolder(end, mine);
       }
       return;
     }
