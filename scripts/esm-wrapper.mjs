@@ -1,4 +1,5 @@
-// Writes dist/esm/index.mjs: an ES module that re-exports the CommonJS build.
+// Writes dist/esm/index.mjs: an ES module that re-exports the CommonJS build
+// (and dist/cjs/package.json, which says the build is CommonJS).
 // One copy of the library's state (start method, tracker, caches) serves both
 // `import` and `require`, so there is no dual-package hazard.
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -7,6 +8,11 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+// The CommonJS build says so itself: child processes run its entry files by
+// their real path, and where that is outside node_modules (npm link, a
+// workspace) `node --experimental-default-type=module`, which children
+// inherit, made them ES modules: "exports is not defined" (review helper-102).
+writeFileSync(join(root, 'dist/cjs/package.json'), '{ "type": "commonjs" }\n');
 const require = createRequire(import.meta.url);
 const cjs = require(join(root, 'dist/cjs/index.js'));
 const names = Object.keys(cjs).filter((n) => n !== 'default' && n !== '__esModule').sort();
