@@ -75,3 +75,12 @@ describe('children of a program run with --require tsx/cjs', () => {
     });
   }
 });
+
+describe('children of a program run with --experimental-default-type=module', () => {
+  it('load the library\'s CommonJS entry files all the same, from outside node_modules (before: the forkserver died, spawn exited 1)', async () => {
+    const child = spawn(process.execPath, ['--experimental-default-type=module', fixture('default-type-module.mjs')], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+    const r = await collect(child, 30_000);
+    expect(r.stderr.replace(/^.*ExperimentalWarning.*\n|^\(Use `node --trace-warnings.*\n/gm, '')).toBe('');
+    expect(r.stdout.trim().split('\n')).toEqual(['forkserver 0', 'spawn 0']);
+  });
+});
