@@ -106,6 +106,14 @@ export class ShareableList implements Iterable<ShareableItem> {
     for (const d of described) {
       const room = d.bytes === undefined ? kAlign : kAlign * (Math.floor(d.bytes.length / kAlign) + 1);
       if (d.bytes !== undefined) d.fmt = `${room}s`;
+      // Python's layout gives a format 8 bytes: past them the 's' was cut
+      // off, and the item could not be read back, here or in Python (review
+      // helper-101). Python refuses such an item too.
+      if (d.fmt.length > 8) {
+        throw new RangeError(
+          `ShareableList item ${described.indexOf(d)} is ${d.bytes!.length} bytes: its format "${d.fmt}" is longer than the 8 bytes the layout gives a format (at most 9,999,991 bytes an item); keep big data in a SharedMemory of its own`,
+        );
+      }
       offsets.push(offsets[offsets.length - 1] + room);
     }
     const n = values.length;
@@ -275,15 +283,21 @@ export class ShareableList implements Iterable<ShareableItem> {
   }
 }
 
+/**
+ * Python's `==` for count() and index(): True == 1 and False == 0, 5 == 5n
+ * (one Python int), 1.0 == 1, -0.0 == 0, and NaN equals nothing (before:
+ * booleans and numbers were kept apart, and NaN counted; review helper-101).
+ */
 function same(a: ShareableItem, b: ShareableItem): boolean {
   if (a instanceof Uint8Array && b instanceof Uint8Array) return Buffer.compare(a, b) === 0;
-  // 5 and 5n are one Python int.
-  if (typeof a === 'bigint' || typeof b === 'bigint') {
-    const asInt = (v: ShareableItem): bigint | undefined => (typeof v === 'bigint' ? v : typeof v === 'number' && Number.isInteger(v) ? BigInt(v) : undefined);
-    const x = asInt(a);
-    return x !== undefined && x === asInt(b);
+  const x = typeof a === 'boolean' ? (a ? 1 : 0) : a;
+  const y = typeof b === 'boolean' ? (b ? 1 : 0) : b;
+  if (typeof x === 'bigint' || typeof y === 'bigint') {
+    const asInt = (v: unknown): bigint | undefined => (typeof v === 'bigint' ? v : typeof v === 'number' && Number.isInteger(v) ? BigInt(v) : undefined);
+    const i = asInt(x);
+    return i !== undefined && i === asInt(y);
   }
-  return Object.is(a, b) || a === b;
+  return x === y;
 }
 
 registerKind('ShareableList', (h) => ShareableList.attach(h.name), { counted: false });

@@ -295,6 +295,17 @@ made.shm.close()
       expect(() => sl.set(1, (() => 1) as never)).toThrow(TypeError);
       expect(() => sl.index('x')).toThrow(RangeError);
       expect(sl.toArray()).toEqual(['abc', 1]);
+      // An item whose format would not fit the layout's 8 bytes is refused, as Python refuses it (before: stored unreadable; review helper-101).
+      expect(() => mp.ShareableList.create([Buffer.alloc(9_999_992)])).toThrow(/item 0 is 9999992 bytes: its format "10000000s" is longer than the 8 bytes/);
+      const big = mp.ShareableList.create([Buffer.alloc(9_999_991, 1)]);
+      expect([big.format, (big.get(0) as Buffer).length]).toEqual(['9999992s', 9_999_991]);
+      big.close();
+      big.unlink();
+      // count() and index() compare as Python's == does: True == 1 == 1.0, False == 0, NaN equals nothing (review helper-101).
+      const mixed = mp.ShareableList.create([1, true, 1.5, 0, false, null, Number.NaN, 5n]);
+      expect([mixed.count(1), mixed.index(true), mixed.count(0), mixed.index(false), mixed.count(Number.NaN), mixed.count(5), mixed.count(null)]).toEqual([2, 0, 2, 3, 0, 1, 1]);
+      mixed.close();
+      mixed.unlink();
       // Numbers read back as they were written: -0 and integers past 2^53 are floats (before: 0, and a bigint).
       const nums = mp.ShareableList.create([-0, 2 ** 53 + 2, 2 ** 70, 7]);
       expect(nums.toArray()).toEqual([-0, 2 ** 53 + 2, 2 ** 70, 7]);
