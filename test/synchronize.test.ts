@@ -1094,6 +1094,30 @@ describe('Barrier: actions and timeouts across processes', () => {
 });
 
 describe('Condition', () => {
+  it('over an RLock, wait() gives back its depth on top of what another task of the thread holds meanwhile (before: it overwrote it, and that task\'s balanced release() threw)', async () => {
+    const r = new mp.RLock();
+    const c = new mp.Condition(r);
+    const log: string[] = [];
+    const a = (async () => {
+      await c.acquire();
+      await c.acquire(); // depth 2
+      log.push(`A woke ${await c.wait(5000)} depth ${r.depth}`);
+      c.release();
+      c.release();
+    })();
+    await sleep(50);
+    await c.acquire(); // B, the same thread: the RLock re-enters
+    c.notify();
+    await sleep(50);
+    log.push(`B depth ${r.depth}`);
+    c.release(); // before: ERR_MULTIPROC_NOT_HELD
+    await a;
+    expect(log).toEqual(['A woke true depth 3', 'B depth 1']);
+    expect(r.locked()).toBe(false);
+    c.close();
+    r.close();
+  });
+
   it('producer/consumer across processes: every item consumed exactly once', async () => {
     const lock = new mp.Lock();
     const notEmpty = new mp.Condition(lock);

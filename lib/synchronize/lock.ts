@@ -320,7 +320,10 @@ export class Mutex {
 
   async acquireRestore(depth: number): Promise<void> {
     await this.acquire(Infinity, undefined);
-    if (this.#recursive) this.#w[COUNT] = depth;
+    // Added to, not set: another task of this thread may hold it meanwhile
+    // (an RLock does not keep a thread's tasks apart), and its level was
+    // lost, its balanced release() then refused (review helper-101).
+    if (this.#recursive) this.#w[COUNT] += depth - 1;
   }
 
   /** Recursion depth held by this thread (0 if not the owner). */
