@@ -511,6 +511,12 @@ const proxyHandler: ProxyHandler<SharedArrayObject> = {
     }
     return Reflect.getOwnPropertyDescriptor(target, p);
   },
+  // Kept extensible: a non-extensible target made every later Object.keys()
+  // or descriptor lookup break the Proxy's invariants (its elements are not
+  // the target's own properties; review helper-101).
+  preventExtensions() {
+    throw new TypeError('A SharedArray cannot be made non-extensible (Object.preventExtensions, seal or freeze): its elements live in shared memory that other processes write');
+  },
   ownKeys(target) {
     const keys: (string | symbol)[] = [];
     for (let i = 0; i < target.length; i++) keys.push(String(i));

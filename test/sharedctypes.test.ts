@@ -205,6 +205,11 @@ describe('SharedArray / RawArray', () => {
       expect({ ...a }).toEqual({ 0: 7, 1: 2, 2: 3, typecode: 'i', view: a.view, length: 3 });
       expect(Object.keys(v)).toEqual(['typecode']);
       expect(JSON.stringify({ v, a })).toBe('{"v":1.5,"a":[7,2,3]}'); // before: v's segment, buffer and lock
+      // It cannot be made non-extensible (before: preventExtensions succeeded, and Object.keys() then broke the Proxy's invariants; review helper-101).
+      expect(() => Object.preventExtensions(a)).toThrow(/cannot be made non-extensible/);
+      expect(() => Object.seal(a)).toThrow(TypeError);
+      expect(Object.isExtensible(a)).toBe(true);
+      expect(Object.keys(a)).toEqual(['0', '1', '2', 'typecode', 'view', 'length']);
     } finally {
       a.close(); v.close();
     }
