@@ -33,6 +33,7 @@
  *
  * Exports: Pipe, Connection, wait, PipeOptions.
  */
+import { isMainThread } from 'node:worker_threads';
 import { onAbort } from './abort';
 import { encodeBytes, recordBytes, type Encoded } from './codec';
 import { Channel } from './channel';
@@ -44,7 +45,7 @@ import { disposeShared, registerKind, type Handle } from './reduction';
 import { kConsumersWaiting, kControlBytes, kDataSeq, kFutexSleeper, kGetLock, kHead, kOwnerWords, Ring } from './ring-buffer';
 import { roundCapacity, type GetOptions } from './queues';
 import { Process } from './process';
-import { argsGivenBack, attachShared, collectFresh, Segment } from './segment';
+import { argsGivenBack, attachShared, collectFresh, releaseAllAttachments, Segment } from './segment';
 import { kDrainUnread, kHandleTag, kMaybeUnread, kOnExit, kSentTaken, kSentTo, kToHandle, kUnlinkNow, kUserWord } from './symbols';
 import { checkInteger, checkOptionNames, deadlineFrom, describeValue, kMaxTimerMs, parseWait, remaining, type ParsedWait } from './validate';
 import { currentCpu, forkGeneration, waitAsync, WaitResult } from './wait';
@@ -522,6 +523,19 @@ export function forgetInheritedEnds(): void {
 /** A child ending: every end still open here is closed, so that its peer sees EOF now. */
 export function closeAllEnds(): void {
   for (const core of [...liveCores]) core.closeAll();
+}
+
+// A worker thread that ends gives back what it still holds, as a child
+// process does at its exit (bootstrap.ts): its objects' finalizers never run
+// when its isolate goes, and every segment it had attached stayed until the
+// whole process tree ended, a pipe end it held open until then too (review
+// helper-101). Its pipe ends first: closing them drops their segments'
+// references. (A worker ended by terminate() runs no JS: not covered.)
+if (!isMainThread) {
+  process.on('exit', () => {
+    closeAllEnds();
+    releaseAllAttachments();
+  });
 }
 
 export class Connection<T = unknown> {

@@ -330,6 +330,14 @@ made.shm.close()
   });
 });
 
+describe('worker threads', () => {
+  it('a worker thread that ends without closing what it attached gives it back: the segments go once this thread closes its own, and its pipe end closes (before: both stayed until the process tree ended)', async () => {
+    const r = await runNode(fixture('worker-thread-release.mjs'), [], { timeoutMs: 30_000 });
+    expect(r.stderr).toBe('');
+    expect(JSON.parse(r.stdout)).toEqual({ value: 6, event: true, msg: 'from the worker', end: 'EOFError', left: 0 });
+  });
+});
+
 describe('the resource tracker', () => {
   it.runIf(isLinux).each(['crash', 'normal'])('SIGKILLed under its tree: the root starts another and tells it everything, so nothing leaks at the end (%s exit)', async (mode) => {
     const prefix = `trk${mode[0]}${process.pid % 10000}`;
