@@ -629,6 +629,24 @@ describe('a forkserver child and what it inherits from the zygote', () => {
     // Before: 1, 0, -1 (each child gave back the zygote's reference), and the send failed (unlinked).
     expect(JSON.parse(r.stdout)).toEqual({ rc: [1, 1, 1], value: 3 });
   });
+
+  it("the zygote's own flags (--single-threaded --v8-pool-size=1) do not reach what a forkserver child starts (before: a spawn grandchild ran with them)", async () => {
+    const q = new mp.Queue<string[]>();
+    const p = new mp.Process({
+      startMethod: 'forkserver',
+      args: [q],
+      target: async (q: mp.Queue<string[]>) => {
+        const g = new (require('multiproc') as typeof mp).Process({ startMethod: 'spawn', args: [q], target: async (q: mp.Queue<string[]>) => q.put(process.execArgv) });
+        g.start();
+        await g.join();
+      },
+    });
+    p.start();
+    const grandchild = await q.get({ timeout: 20_000 });
+    await p.join();
+    q.close();
+    expect(grandchild.filter((a) => a === '--v8-pool-size=1' || a === '--single-threaded')).toEqual(process.execArgv.filter((a) => a === '--v8-pool-size=1' || a === '--single-threaded'));
+  });
 });
 
 describe('package names and relative paths resolve from the calling file, under import() conditions', () => {

@@ -25,11 +25,13 @@ import {
 import { join } from 'node:path';
 import { dieWithParent, runForked, runSpare, warmUp } from './bootstrap';
 import { parkWorkers, unparkWorkers } from '../popen/park';
+import { inZygote } from '../popen/spawn';
 
 endEagerCompile();
 
 // The zygote's --single-threaded is for its own forks: its children's puts and gets need no guard against a fork of theirs (wait.ts canFork).
 mayForkSelf(false);
+inZygote();
 
 const kRequestFd = 3;
 const kDoorbellFd = 4;

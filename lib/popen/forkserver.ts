@@ -34,7 +34,7 @@ import {
 } from './forkserver-layout';
 import { warnIfUnparkable } from './park';
 import { BasePopen, encodeSpec, exitCodeOf, type ChildSpec } from './popen';
-import { childExecArgv } from './spawn';
+import { childExecArgv, kZygoteFlags } from './spawn';
 
 let preload: string[] = [];
 let spareCount = Math.min(4, availableParallelism());
@@ -122,7 +122,7 @@ class Zygote {
     try {
       // One V8 worker thread (Node's least): the zygote runs V8 single-threaded
       // and parks its workers around each fork (popen/park.ts); fewer to park.
-      child = spawnChild(process.execPath, ['--single-threaded', '--v8-pool-size=1', ...childExecArgv(), main], {
+      child = spawnChild(process.execPath, [...kZygoteFlags, ...childExecArgv(), main], {
         stdio: ['ignore', 'inherit', 'inherit', r, 'pipe', trackerFdForChild()],
         // Where its execArgv resolves as the parent's did (paths.ts); each child changes to its own cwd.
         cwd: startCwd(process.cwd()),

@@ -29,11 +29,25 @@ const kTrackerFd = 4;
 const kDropWithValue = new Set(['-e', '--eval', '-p', '--print', '-pe', '-ep', '--input-type', '--inspect-port', '--debug-port', '--inspect-publish-uid']);
 const kDrop = /^(-i|--interactive|-c|--check|--test|--test-.*|--watch|--watch-path=.*|--watch-preserve-output|--inspect(-brk|-port|-publish-uid)?(=.*)?|--debug-port(=.*)?|--eval=.*|--print=.*|--input-type=.*)$/;
 
+/** What the forkserver puts before the parent's execArgv for its zygote: see forkserver.ts. */
+export const kZygoteFlags: readonly string[] = ['--single-threaded', '--v8-pool-size=1'];
+let zygoteFlags = 0;
+
+/**
+ * Called in the zygote: its execArgv begins with kZygoteFlags, not the
+ * user's, and so does every child it forks. They passed on to what those
+ * children started in turn (a spawn grandchild, a spawn pool's workers: no
+ * V8 worker threads, and 'fork' allowed; review helper-102).
+ */
+export function inZygote(): void {
+  zygoteFlags = kZygoteFlags.length;
+}
+
 /** execArgv for children: the parent's (loaders such as `--import tsx` carry over), minus the flags above. */
 export function childExecArgv(): string[] {
   const out: string[] = [];
   const argv = process.execArgv;
-  for (let i = 0; i < argv.length; i++) {
+  for (let i = zygoteFlags; i < argv.length; i++) {
     const a = argv[i];
     if (kDropWithValue.has(a)) {
       i++; // and its value
