@@ -157,10 +157,16 @@ interface Identity {
 }
 
 let identity: Identity = { name: 'MainProcess', daemon: false, startMethod: null, parentPid: 0, parentName: '', chain: [] };
-/** Children (Process objects) this process has made; each takes the next number, named or not (as Python). */
-let counter = 0;
-/** Pools this process has made (see nextPoolName). */
-let pools = 0;
+/**
+ * The next number of a Process (each takes one, named or not, as Python's)
+ * or a Pool this process makes: counted in the addon, which every thread of
+ * the process shares (each worker thread had its own count, and two threads'
+ * first children were both Process-1; review helper-102). A fork()ed child
+ * starts from 0 (the addon empties its counts in a child).
+ */
+function nextNumber(of: 'Process' | 'Pool'): number {
+  return native.processCount(`next-${of}`, 1);
+}
 /**
  * The chain of the Process being started with 'fork', for the fork child's
  * enterChild: it runs on the parent's copy of this module, inside start().
@@ -173,8 +179,6 @@ let exitHookInstalled = false;
 export function enterChild(info: Omit<Identity, 'chain'> & { chain?: readonly number[] }): void {
   identity = { ...info, chain: info.chain ?? forkingChain ?? [] };
   forkingChain = null;
-  counter = 0;
-  pools = 0;
   children.clear();
   exitHookInstalled = false; // a fork child dropped the parent's 'exit' listeners
 }
@@ -200,7 +204,7 @@ function chainName(chain: readonly number[]): string {
 
 /** A name for a new Pool, distinct across the process tree: `Pool-1`, and in Process-1 `Pool-1:1`. */
 export function nextPoolName(): string {
-  return `Pool-${chainName([...identity.chain, ++pools])}`;
+  return `Pool-${chainName([...identity.chain, nextNumber('Pool')])}`;
 }
 
 export function currentProcess(): CurrentProcessInfo {
@@ -321,7 +325,7 @@ export class Process<A extends readonly unknown[] = never[]> {
     if (options.name !== undefined && typeof options.name !== 'string') {
       throw new TypeError(`Expected "name" to be a string, got ${describeValue(options.name)}`);
     }
-    this.#chain = [...identity.chain, ++counter];
+    this.#chain = [...identity.chain, nextNumber('Process')];
     this.#name = options.name ?? `Process-${chainName(this.#chain)}`;
     if (options.daemon !== undefined && typeof options.daemon !== 'boolean') {
       throw new TypeError(`Expected "daemon" to be a boolean, got ${describeValue(options.daemon)}`);

@@ -226,6 +226,24 @@ describe.each<Method>(['spawn', 'forkserver'])('Process (%s)', (method) => {
 });
 
 describe('Process options and the context API', () => {
+  it('default names are distinct across the threads of a process: a worker thread\'s first Process and Pool are not the main thread\'s (before: Process-1 in both)', async () => {
+    const { Worker } = await import('node:worker_threads');
+    const lib = fileURLToPath(new URL('../dist/cjs/index.js', import.meta.url));
+    const here = [new mp.Process({ target: () => {} }).name];
+    const w = new Worker(
+      `const mp = require(${JSON.stringify(lib)});
+       const { parentPort } = require('node:worker_threads');
+       parentPort.postMessage([new mp.Process({ target: () => {} }).name, new mp.Process({ target: () => {} }).name]);`,
+      { eval: true },
+    );
+    const there = await new Promise<string[]>((res) => w.once('message', res));
+    await w.terminate();
+    here.push(new mp.Process({ target: () => {} }).name);
+    const all = [...here, ...there];
+    expect(new Set(all).size).toBe(4);
+    for (const n of all) expect(n).toMatch(/^Process-\d+$/);
+  });
+
   it('rejects bad env and cwd options when the Process is made', () => {
     const t = (): void => {};
     expect(() => new mp.Process({ target: t, env: 'A=1' as never })).toThrow(/Expected "env" to be an object of strings/);
