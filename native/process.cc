@@ -1,6 +1,7 @@
 // Process primitives: pids, liveness, parent-death signal, pipes, fork.
 // Which of them to use, and when, is decided in lib/ (popen/*, process.ts).
 #include <fcntl.h>
+#include <sys/socket.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -57,6 +58,39 @@ Napi::Value CloseFd(const Napi::CallbackInfo& info) {
   MP_REQUIRE(info.Length() >= 1 && info[0].IsNumber(), "closeFd(fd)");
   close(info[0].As<Napi::Number>().Int32Value());
   return env.Undefined();
+}
+
+// devNullOver(fd): /dev/null in place of fd (dup2), so that this process's
+// copy no longer reads what another process's copy should (a fork child's
+// stdin, as Python's forked child gets). Returns whether it was done.
+Napi::Value DevNullOver(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  MP_REQUIRE(info.Length() >= 1 && info[0].IsNumber(), "devNullOver(fd)");
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+  if (null < 0) return Napi::Boolean::New(env, false);
+  bool ok = null == fd || dup2(null, fd) >= 0;
+  if (null != fd) close(null);
+  return Napi::Boolean::New(env, ok);
+}
+
+// quietFd(fd): in place of fd, one end of a fresh socket pair, non-blocking,
+// whose other end stays open here: reads find nothing (no data, no EOF) and
+// writes go nowhere. For a fork child's copy of the parent's IPC channel,
+// whose watcher the child's event loop keeps: /dev/null there read as EOF,
+// and Node aborted closing the channel. Returns whether it was done.
+Napi::Value QuietFd(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  MP_REQUIRE(info.Length() >= 1 && info[0].IsNumber(), "quietFd(fd)");
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0) return Napi::Boolean::New(env, false);
+  fcntl(sv[0], F_SETFL, fcntl(sv[0], F_GETFL) | O_NONBLOCK);
+  fcntl(sv[1], F_SETFD, FD_CLOEXEC);
+  bool ok = dup2(sv[0], fd) >= 0;
+  close(sv[0]);
+  if (!ok) close(sv[1]);
+  return Napi::Boolean::New(env, ok);
 }
 
 // setCloexec(fd, on)
@@ -268,6 +302,8 @@ void InitProcess(Napi::Env env, Napi::Object exports) {
   exports.Set("exitNow", Napi::Function::New(env, ExitNow, "exitNow"));
   exports.Set("pipe", Napi::Function::New(env, Pipe, "pipe"));
   exports.Set("closeFd", Napi::Function::New(env, CloseFd, "closeFd"));
+  exports.Set("devNullOver", Napi::Function::New(env, DevNullOver, "devNullOver"));
+  exports.Set("quietFd", Napi::Function::New(env, QuietFd, "quietFd"));
   exports.Set("setCloexec", Napi::Function::New(env, SetCloexec, "setCloexec"));
   exports.Set("fork", Napi::Function::New(env, Fork, "fork"));
   exports.Set("waitpid", Napi::Function::New(env, WaitPid, "waitpid"));

@@ -597,6 +597,14 @@ describe('setForkserverPreload', () => {
   });
 });
 
+describe("'fork' children and the parent's handles", () => {
+  it("leave the parent's stdin, TCP server and IPC messages to the parent while their target runs (before: the child took a share of each, with the parent's handlers)", async () => {
+    const r = await runNode(fixture('fork-inherited-handles.mjs'), [], { timeoutMs: 60_000 });
+    expect(r.stderr).toBe('');
+    expect(JSON.parse(r.stdout)).toEqual({ lines: 20, http: { parent: 20, other: 0 }, exit: 0, echoes: { parent: 20, other: 0 } });
+  }, 70_000);
+});
+
 describe("'fork' children and the parent's pending waits", () => {
   it("a 'fork' child does not take the parent's forkserver children's exits (before: the parent, busy while they were killed, never learned of them)", async () => {
     const r = await runNode(fixture('fork-child-forkserver-exits.mjs'), [], { nodeArgs: ['--single-threaded'], timeoutMs: 30_000 });
