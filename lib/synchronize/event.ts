@@ -6,7 +6,7 @@
  *   word  byte  field    meaning
  *   0     0     FLAG     0 clear, 1 set
  *   1     4     WAITERS  threads sleeping or about to sleep on GEN
- *   2     8     GEN      bumped by every set() that changed FLAG; waiters sleep on this word
+ *   2     8     GEN      bumped by every set() that found FLAG clear; waiters sleep on this word
  *   3-15  12    reserved
  *
  * A waiter notes GEN, and returns true once FLAG is 1 or GEN has moved: a
@@ -15,12 +15,17 @@
  * back to sleep when they found it cleared again: they missed the pulse and
  * slept until their timeout, or for ever.
  *
- * set() bumps GEN and wakes every sleeper only if WAITERS > 0, so an Event
- * nobody waits on never calls native code. A waiter bumps WAITERS, then
- * reads GEN, and the kernel re-checks GEN before sleeping; set() bumps GEN
- * before reading WAITERS (sequentially consistent Atomics on both sides):
- * either the waiter sees the new GEN or set() sees the waiter. A wake-all
- * cannot be absorbed by a waiter that leaves, so waits need no slicing.
+ * set() bumps GEN, then stores FLAG, and wakes every sleeper only if
+ * WAITERS > 0, so an Event nobody waits on never calls native code. A waiter
+ * bumps WAITERS, then reads FLAG and GEN, and the kernel re-checks GEN before
+ * sleeping; set() stores FLAG before reading WAITERS (sequentially
+ * consistent Atomics on both sides): either the waiter sees the flag or
+ * set() sees the waiter. A wake-all cannot be absorbed by a waiter that
+ * leaves, so waits need no slicing. GEN goes first: a setter killed between
+ * the two leaves GEN moved (its waiters wake, as for a pulse), where FLAG
+ * first left FLAG set and GEN still, waiters asleep on GEN for good and
+ * every later set() returning early (review helper-101; reasoning, the
+ * window is two instructions).
  */
 import { Kind } from '../layout';
 import { registerKind, type Handle } from '../reduction';
@@ -65,8 +70,9 @@ export class Event {
   /** Sets the flag and wakes every waiter in every process. */
   set(): void {
     const w = this.#words();
-    if (Atomics.exchange(w, FLAG, 1) === 1) return;
+    if (Atomics.load(w, FLAG) === 1) return;
     Atomics.add(w, GEN, 1);
+    Atomics.store(w, FLAG, 1);
     if (Atomics.load(w, WAITERS) > 0) wake(this.#buf, this.#off + GEN * 4, -1);
   }
 
