@@ -437,19 +437,22 @@ const setElement = SharedArrayObject.prototype.set;
 /** SharedArray elements are reachable as `a[i]`. */
 export type SharedArray<C extends Typecode = Typecode> = SharedArrayObject<C> & { [index: number]: ElementOf<C> };
 
-/** indexOf's answer for a key that is not a canonical numeric string (never an integer, unlike -2 before: a[-2] read undefined). */
-const kNotIndex = 0.5;
-
-/** The integer a canonical numeric key names (in range or not), else kNotIndex. */
-function indexOf(p: string): number {
+/**
+ * The number a canonical numeric key names (in range or not, an integer or
+ * not), else undefined (unlike -2 before: a[-2] read undefined). As in a
+ * typed array, such a key is never an ordinary property: a['1.5'] = 3 added
+ * one to the target (review helper-101); it is an index error now, as a[-1].
+ */
+function indexOf(p: string): number | undefined {
   const c = p.charCodeAt(0);
-  if (!(c >= 48 && c <= 57) && c !== 45 /* - */) return kNotIndex;
+  if (!(c >= 48 && c <= 57) && c !== 45 /* - */ && p !== 'Infinity' && p !== 'NaN') return undefined;
   const n = Number(p);
-  return Number.isInteger(n) && String(n) === p ? n : kNotIndex;
+  if (p === '-0') return Number.NaN; // canonical, and never an index (a[-0] is not a[0])
+  return String(n) === p ? n : undefined;
 }
 
 function inRange(target: SharedArrayObject, i: number): boolean {
-  return i >= 0 && i < target.length;
+  return Number.isInteger(i) && i >= 0 && i < target.length;
 }
 
 /**
@@ -463,14 +466,14 @@ const proxyHandler: ProxyHandler<SharedArrayObject> = {
   get(target, p) {
     if (typeof p === 'string') {
       const i = indexOf(p);
-      if (i !== kNotIndex) return getElement.call(target, i);
+      if (i !== undefined) return getElement.call(target, i);
     }
     return Reflect.get(target, p, target);
   },
   set(target, p, value) {
     if (typeof p === 'string') {
       const i = indexOf(p);
-      if (i !== kNotIndex) {
+      if (i !== undefined) {
         setElement.call(target, i, value as never);
         return true;
       }
@@ -480,14 +483,14 @@ const proxyHandler: ProxyHandler<SharedArrayObject> = {
   has(target, p) {
     if (typeof p === 'string') {
       const i = indexOf(p);
-      if (i !== kNotIndex) return inRange(target, i);
+      if (i !== undefined) return inRange(target, i);
     }
     return Reflect.has(target, p);
   },
   defineProperty(target, p, desc) {
     if (typeof p === 'string') {
       const i = indexOf(p);
-      if (i !== kNotIndex) {
+      if (i !== undefined) {
         // As a typed array: only a plain data write to an element in range (false: a TypeError from defineProperty).
         if (!inRange(target, i) || desc.get !== undefined || desc.set !== undefined) return false;
         if (desc.configurable === false || desc.enumerable === false || desc.writable === false) return false;
@@ -500,14 +503,14 @@ const proxyHandler: ProxyHandler<SharedArrayObject> = {
   deleteProperty(target, p) {
     if (typeof p === 'string') {
       const i = indexOf(p);
-      if (i !== kNotIndex) return !inRange(target, i); // an element cannot be deleted (strict code: a TypeError)
+      if (i !== undefined) return !inRange(target, i); // an element cannot be deleted (strict code: a TypeError)
     }
     return Reflect.deleteProperty(target, p);
   },
   getOwnPropertyDescriptor(target, p) {
     if (typeof p === 'string') {
       const i = indexOf(p);
-      if (i !== kNotIndex) return inRange(target, i) ? { value: getElement.call(target, i), writable: true, enumerable: true, configurable: true } : undefined;
+      if (i !== undefined) return inRange(target, i) ? { value: getElement.call(target, i), writable: true, enumerable: true, configurable: true } : undefined;
     }
     return Reflect.getOwnPropertyDescriptor(target, p);
   },

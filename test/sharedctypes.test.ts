@@ -209,7 +209,13 @@ describe('SharedArray / RawArray', () => {
       expect(() => Object.preventExtensions(a)).toThrow(/cannot be made non-extensible/);
       expect(() => Object.seal(a)).toThrow(TypeError);
       expect(Object.isExtensible(a)).toBe(true);
-      expect(Object.keys(a)).toEqual(['0', '1', '2', 'typecode', 'view', 'length']);
+      // Canonical numeric keys that are not indexes are never ordinary properties (before: a['1.5'] = 3 added one; review helper-101).
+      const r = a as unknown as Record<string, unknown>;
+      expect(() => (r['1.5'] = 3)).toThrow(RangeError);
+      expect(() => r['-0']).toThrow(RangeError);
+      expect('1.5' in a).toBe(false);
+      r['01'] = 4; // not canonical: an ordinary property, as on a typed array
+      expect(Object.keys(a)).toEqual(['0', '1', '2', 'typecode', 'view', 'length', '01']);
     } finally {
       a.close(); v.close();
     }
