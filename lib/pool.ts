@@ -1785,7 +1785,7 @@ export class Pool<I extends readonly unknown[] = never[]> {
   #removeCall(call: Call): void {
     this.#calls.delete(call);
     this.#hold(call, false);
-    queueMicrotask(() => this.#maybeFinish()); // after close(), workers may have waited for this call
+    if (this.#state === 'closed') queueMicrotask(() => this.#maybeFinish()); // workers may have waited for this call
   }
 
   readonly #holding = new Set<Call>();
