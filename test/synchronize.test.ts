@@ -1094,6 +1094,12 @@ describe('Barrier: actions and timeouts across processes', () => {
 });
 
 describe('Condition', () => {
+  it('closing an object with a wait() pending frees that wait\'s slot: a later notify(1) wakes another process\'s waiter (before: the closed wait\'s slot took it, under a live pid)', async () => {
+    const r = await runNode(fixture('condition-closed-waiter.mjs'), [], { timeoutMs: 40_000 });
+    expect(r.stderr).toBe('');
+    expect(JSON.parse(r.stdout)).toEqual({ closed: 'ClosedError', first: 'waiting', woke: true });
+  }, 50_000);
+
   it('over an RLock, wait() gives back its depth on top of what another task of the thread holds meanwhile (before: it overwrote it, and that task\'s balanced release() threw)', async () => {
     const r = new mp.RLock();
     const c = new mp.Condition(r);

@@ -234,6 +234,7 @@ export class Condition extends Acquirable {
     this.#mustHold('wait');
     if (signal?.aborted) throw signal.reason;
     const at = this.#claim(w);
+    this.#pending.add(at);
     const depth = this.#lock[kReleaseSave]();
     // After each await: a fork child's copy of this call stops there (see kInheritedCall).
     const gen = forkGeneration();
@@ -255,6 +256,7 @@ export class Condition extends Acquirable {
     } catch (error) {
       failure = { error };
     }
+    this.#pending.delete(at);
     if (w.length === 0) {
       await this.#lock[kAcquireRestore](depth);
       throw closedError('Condition', this.#segment.name);
@@ -341,8 +343,23 @@ export class Condition extends Acquirable {
     return this.#segment.name;
   }
 
+  /** Slots of this object's wait() calls still pending (see close()). */
+  readonly #pending = new Set<number>();
+
   /** Releases this process's mapping (and of the lock, if the condition made its own). */
   close(): void {
+    if (!this.#segment.closed) {
+      // The slots of this object's pending waits are freed first: left
+      // WAITING under a live pid, each took a later notify() for good, and
+      // another process's waiter slept on (review helper-101). The waits
+      // reject with ClosedError.
+      const w = this.#w;
+      for (const at of this.#pending) {
+        const st = Atomics.load(w, at + S_STATE);
+        if ((st === WAITING || st === NOTIFIED) && Atomics.compareExchange(w, at + S_STATE, st, FREE) === st) Atomics.sub(w, USED, 1);
+      }
+      this.#pending.clear();
+    }
     closeWaking(this.#segment, [SEQ]);
     if (this.#ownsLock) this.#lock.close();
   }
