@@ -6,7 +6,7 @@
  *   word  byte  field    meaning
  *   0     0     FLAG     0 clear, 1 set
  *   1     4     WAITERS  threads sleeping or about to sleep on GEN
- *   2     8     GEN      bumped by every set() that found FLAG clear; waiters sleep on this word
+ *   2     8     GEN      bumped by every set() that changed FLAG, or found waiters; waiters sleep on this word
  *   3-15  12    reserved
  *
  * A waiter notes GEN, and returns true once FLAG is 1 or GEN has moved: a
@@ -15,17 +15,15 @@
  * back to sleep when they found it cleared again: they missed the pulse and
  * slept until their timeout, or for ever.
  *
- * set() bumps GEN, then stores FLAG, and wakes every sleeper only if
- * WAITERS > 0, so an Event nobody waits on never calls native code. A waiter
- * bumps WAITERS, then reads FLAG and GEN, and the kernel re-checks GEN before
- * sleeping; set() stores FLAG before reading WAITERS (sequentially
- * consistent Atomics on both sides): either the waiter sees the flag or
- * set() sees the waiter. A wake-all cannot be absorbed by a waiter that
- * leaves, so waits need no slicing. GEN goes first: a setter killed between
- * the two leaves GEN moved (its waiters wake, as for a pulse), where FLAG
- * first left FLAG set and GEN still, waiters asleep on GEN for good and
- * every later set() returning early (review helper-101; reasoning, the
- * window is two instructions).
+ * set() stores FLAG, bumps GEN and wakes every sleeper only if WAITERS > 0,
+ * so an Event nobody waits on never calls native code. A waiter bumps
+ * WAITERS, then reads GEN, and the kernel re-checks GEN before sleeping;
+ * set() bumps GEN before reading WAITERS (sequentially consistent Atomics on
+ * both sides): either the waiter sees the new GEN or set() sees the waiter.
+ * A wake-all cannot be absorbed by a waiter that leaves, so waits need no
+ * slicing. A set() that finds FLAG set already still bumps GEN when someone
+ * waits: a setter killed between its FLAG and its GEN left waiters asleep
+ * with FLAG set (review helper-101; the window is two instructions).
  */
 import { Kind } from '../layout';
 import { registerKind, type Handle } from '../reduction';
@@ -70,9 +68,14 @@ export class Event {
   /** Sets the flag and wakes every waiter in every process. */
   set(): void {
     const w = this.#words();
-    if (Atomics.load(w, FLAG) === 1) return;
+    // FLAG first, then GEN: the futex word must change after the flag, or a
+    // waiter that read the new GEN and the old FLAG slept on a GEN that no
+    // longer moves (GEN first lost that wake-up; review helper-103). With
+    // FLAG already set, GEN still moves if anyone waits: a setter killed
+    // between the two left them asleep for good, and every later set()
+    // returned early (review helper-101).
+    if (Atomics.exchange(w, FLAG, 1) === 1 && Atomics.load(w, WAITERS) === 0) return;
     Atomics.add(w, GEN, 1);
-    Atomics.store(w, FLAG, 1);
     if (Atomics.load(w, WAITERS) > 0) wake(this.#buf, this.#off + GEN * 4, -1);
   }
 
