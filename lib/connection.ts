@@ -531,10 +531,25 @@ export function closeAllEnds(): void {
 // whole process tree ended, a pipe end it held open until then too (review
 // helper-101). Its pipe ends first: closing them drops their segments'
 // references. (A worker ended by terminate() runs no JS: not covered.)
+// Last among the thread's 'exit' listeners: its own may still use them
+// (registered at load, this ran first, and a worker's goodbye sendSync()
+// found its end closed; review helper-103). Moved to the end after each
+// listener added (a microtask later: 'newListener' comes before the add).
 if (!isMainThread) {
-  process.on('exit', () => {
+  const release = (): void => {
     closeAllEnds();
     releaseAllAttachments();
+  };
+  let moving = false;
+  process.on('exit', release);
+  process.on('newListener', (event) => {
+    if (event !== 'exit' || moving) return;
+    queueMicrotask(() => {
+      moving = true;
+      process.removeListener('exit', release);
+      process.on('exit', release);
+      moving = false;
+    });
   });
 }
 

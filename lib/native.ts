@@ -56,10 +56,8 @@ export interface NativeBinding {
   exitNow(code: number): never;
   pipe(): [number, number];
   closeFd(fd: number): void;
-  /** dup2 of /dev/null over fd; false if it could not be done. */
-  devNullOver(fd: number): boolean;
-  /** One end of a fresh non-blocking socket pair over fd (reads find nothing, writes go nowhere); false if it could not be done. */
-  quietFd(fd: number): boolean;
+  /** One end of a fresh non-blocking socket pair over fd: reads give end-of-file (eof) or find nothing, writes go nowhere; false if it could not be done. */
+  quietFd(fd: number, eof: boolean): boolean;
   setCloexec(fd: number, on: boolean): void;
   /** With a board: also publishes the pid, then seq, there (and wakes seq's waiters) before returning in the parent. */
   fork(board?: ArrayBuffer, pidOffset?: number, seqOffset?: number, seq?: number): number;

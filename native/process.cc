@@ -60,36 +60,31 @@ Napi::Value CloseFd(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-// devNullOver(fd): /dev/null in place of fd (dup2), so that this process's
-// copy no longer reads what another process's copy should (a fork child's
-// stdin, as Python's forked child gets). Returns whether it was done.
-Napi::Value DevNullOver(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  MP_REQUIRE(info.Length() >= 1 && info[0].IsNumber(), "devNullOver(fd)");
-  int fd = info[0].As<Napi::Number>().Int32Value();
-  int null = open("/dev/null", O_RDWR | O_CLOEXEC);
-  if (null < 0) return Napi::Boolean::New(env, false);
-  bool ok = null == fd || dup2(null, fd) >= 0;
-  if (null != fd) close(null);
-  return Napi::Boolean::New(env, ok);
-}
-
-// quietFd(fd): in place of fd, one end of a fresh socket pair, non-blocking,
-// whose other end stays open here: reads find nothing (no data, no EOF) and
-// writes go nowhere. For a fork child's copy of the parent's IPC channel,
-// whose watcher the child's event loop keeps: /dev/null there read as EOF,
-// and Node aborted closing the channel. Returns whether it was done.
+// quietFd(fd, eof): in place of fd, one end of a fresh socket pair,
+// non-blocking (what libuv expects), so that this process's copy no longer
+// reads what another process's copy of fd should. eof: its other end is
+// closed, and reads give end-of-file (a fork child's stdin: Python's gets
+// /dev/null, but epoll refuses /dev/null, and libuv aborted when the
+// target read process.stdin); else it stays open here, and reads find
+// nothing (a fork child's copy of the parent's IPC channel, whose watcher
+// its event loop keeps). Writes go nowhere. Returns whether it was done.
 Napi::Value QuietFd(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  MP_REQUIRE(info.Length() >= 1 && info[0].IsNumber(), "quietFd(fd)");
+  MP_REQUIRE(info.Length() >= 2 && info[0].IsNumber() && info[1].IsBoolean(), "quietFd(fd, eof)");
   int fd = info[0].As<Napi::Number>().Int32Value();
+  bool eof = info[1].As<Napi::Boolean>().Value();
   int sv[2];
   if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0) return Napi::Boolean::New(env, false);
   fcntl(sv[0], F_SETFL, fcntl(sv[0], F_GETFL) | O_NONBLOCK);
-  fcntl(sv[1], F_SETFD, FD_CLOEXEC);
+  if (eof) {
+    close(sv[1]);
+    sv[1] = -1;
+  } else {
+    fcntl(sv[1], F_SETFD, FD_CLOEXEC);
+  }
   bool ok = dup2(sv[0], fd) >= 0;
   close(sv[0]);
-  if (!ok) close(sv[1]);
+  if (!ok && sv[1] >= 0) close(sv[1]);
   return Napi::Boolean::New(env, ok);
 }
 
@@ -302,7 +297,6 @@ void InitProcess(Napi::Env env, Napi::Object exports) {
   exports.Set("exitNow", Napi::Function::New(env, ExitNow, "exitNow"));
   exports.Set("pipe", Napi::Function::New(env, Pipe, "pipe"));
   exports.Set("closeFd", Napi::Function::New(env, CloseFd, "closeFd"));
-  exports.Set("devNullOver", Napi::Function::New(env, DevNullOver, "devNullOver"));
   exports.Set("quietFd", Napi::Function::New(env, QuietFd, "quietFd"));
   exports.Set("setCloexec", Napi::Function::New(env, SetCloexec, "setCloexec"));
   exports.Set("fork", Napi::Function::New(env, Fork, "fork"));

@@ -601,7 +601,7 @@ describe("'fork' children and the parent's handles", () => {
   it("leave the parent's stdin, TCP server and IPC messages to the parent while their target runs (before: the child took a share of each, with the parent's handlers)", async () => {
     const r = await runNode(fixture('fork-inherited-handles.mjs'), [], { timeoutMs: 60_000 });
     expect(r.stderr).toBe('');
-    expect(JSON.parse(r.stdout)).toEqual({ lines: 20, http: { parent: 20, other: 0 }, exit: 0, echoes: { parent: 20, other: 0 } });
+    expect(JSON.parse(r.stdout)).toEqual({ lines: 20, http: { parent: 20, other: 0 }, exit: 0, childStdin: 'EOF', closeInChild: 0, echoes: { parent: 20, other: 0 } });
   }, 70_000);
 });
 

@@ -334,7 +334,7 @@ describe('worker threads', () => {
   it('a worker thread that ends without closing what it attached gives it back: the segments go once this thread closes its own, and its pipe end closes (before: both stayed until the process tree ended)', async () => {
     const r = await runNode(fixture('worker-thread-release.mjs'), [], { timeoutMs: 30_000 });
     expect(r.stderr).toBe('');
-    expect(JSON.parse(r.stdout)).toEqual({ value: 6, event: true, msg: 'from the worker', end: 'EOFError', left: 0 });
+    expect(JSON.parse(r.stdout)).toEqual({ value: 6, event: true, msg: 'from the worker', goodbye: 'goodbye', end: 'EOFError', left: 0 });
   });
 });
 

@@ -408,21 +408,39 @@ interface InheritedHandle {
  * server's connections and answered its IPC messages with the parent's
  * handlers while the target ran (review helper-102: 14 of 20 stdin lines,
  * 19 of 30 HTTP requests, 24 of 30 messages). So: the parent's stdin stops
- * being read here and fd 0 becomes /dev/null (as in a Python forked child),
+ * being read here and fd 0 reads end-of-file (a Python forked child gets
+ * /dev/null; epoll refuses that, and libuv aborted when the target read
+ * stdin: review helper-103),
  * sockets are closed (only this copy), a TCP server's copy of its listening
  * socket is closed, the IPC channel stops being read, and the rest stops
  * keeping the loop alive. A unix-socket server is only unref'd: closing it
  * would unlink its path for the parent (docs/process.md).
  */
 function detachInheritedHandles(): void {
+  let stdinTaken = false;
   const getHandles = (process as unknown as { _getActiveHandles?: () => object[] })._getActiveHandles;
   for (const h of (getHandles?.call(process) ?? []) as (InheritedHandle & object)[]) {
     if (h === process.stdout || h === process.stderr) continue;
     const fd = h.fd ?? h._handle?.fd;
     if (fd === 0) {
-      h._handle?.readStop?.(); // no read, and no 'end' that would run the parent's listeners here
+      // The parent's stdin stream: its handle is closed here (this copy of
+      // the fd goes, no event reaches the parent's listeners), and the
+      // target gets a fresh process.stdin (below).
+      const handle = h._handle;
       h.unref?.();
-    } else if (h instanceof Socket && typeof h.destroy === 'function') h.destroy();
+      if (handle?.close !== undefined) {
+        handle.readStop?.();
+        handle.close();
+        h._handle = null;
+        stdinTaken = true;
+      }
+    } else if (h instanceof Socket && typeof h.destroy === 'function') {
+      // Not counted off its server: a server with no handle and no
+      // connection left emits 'close', and the parent's listeners ran here
+      // (review helper-103).
+      (h as { _server?: unknown })._server = null;
+      h.destroy();
+    }
     else if (h instanceof Server) {
       const handle = (h as InheritedHandle)._handle;
       if (isTcp(handle)) {
@@ -439,10 +457,23 @@ function detachInheritedHandles(): void {
   if (channel?.fd !== undefined) {
     process.removeAllListeners('message');
     process.removeAllListeners('disconnect');
-    native.quietFd(channel.fd);
+    native.quietFd(channel.fd, false);
     channel.unref?.();
   }
-  native.devNullOver(0);
+  native.quietFd(0, true);
+  if (stdinTaken) {
+    // The parent's stream object is dead here: the target's process.stdin
+    // is a fresh one on the new fd 0, which reads end-of-file at once.
+    Object.defineProperty(process, 'stdin', {
+      configurable: true,
+      enumerable: true,
+      get() {
+        const stdin = new Socket({ fd: 0, readable: true, writable: false });
+        Object.defineProperty(process, 'stdin', { configurable: true, enumerable: true, writable: false, value: stdin });
+        return stdin;
+      },
+    });
+  }
 }
 
 function isTcp(h: InheritedHandle['_handle']): h is { close: () => void } {
