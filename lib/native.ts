@@ -40,6 +40,8 @@ export interface NativeBinding {
   waiterThreads(): number;
   /** A count shared by every thread of this process under `key`: adds delta (0 reads), returns the new count, never below 0; a fork()ed child starts with none. */
   processCount(key: string, delta: number): number;
+  /** This process's identity (JSON), shared by its threads: stores it when given, else returns it (null if none was stored). */
+  processIdentity(json?: string): string | null | undefined;
   /** 4 bytes holding this process's pid, refreshed in a fork()ed child: read it without a call. */
   pidCell(): ArrayBuffer;
   /** The calling thread's current-CPU word (Int32, kept current by the kernel), or null where there is none. */

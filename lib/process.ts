@@ -15,6 +15,7 @@ import { statSync } from 'node:fs';
 import { availableParallelism, constants as osConstants } from 'node:os';
 import { resolve as resolvePath } from 'node:path';
 import { deserialize, serialize } from 'node:v8';
+import { isMainThread } from 'node:worker_threads';
 import { ClosedError, EOFError, ProcessError } from './errors';
 import { native } from './native';
 import type { ChildSpec, ChildTarget, Popen, StartMethod } from './popen/popen';
@@ -156,7 +157,19 @@ interface Identity {
   chain: readonly number[];
 }
 
-let identity: Identity = { name: 'MainProcess', daemon: false, startMethod: null, parentPid: 0, parentName: '', chain: [] };
+/**
+ * A worker thread is its process: a child's threads take the identity its
+ * main thread stored in the addon as it started (before, a child's worker
+ * thread was 'MainProcess', and its first Process was named as a sibling
+ * of the child; review helper-103).
+ */
+function inheritedIdentity(): Identity | null {
+  if (isMainThread) return null;
+  const json = native.processIdentity();
+  return typeof json === 'string' ? (JSON.parse(json) as Identity) : null;
+}
+
+let identity: Identity = inheritedIdentity() ?? { name: 'MainProcess', daemon: false, startMethod: null, parentPid: 0, parentName: '', chain: [] };
 /**
  * The next number of a Process (each takes one, named or not, as Python's)
  * or a Pool this process makes: counted in the addon, which every thread of
@@ -178,6 +191,7 @@ let exitHookInstalled = false;
 /** Called by the child bootstrap: this process is now a child. */
 export function enterChild(info: Omit<Identity, 'chain'> & { chain?: readonly number[] }): void {
   identity = { ...info, chain: info.chain ?? forkingChain ?? [] };
+  native.processIdentity(JSON.stringify(identity));
   forkingChain = null;
   children.clear();
   exitHookInstalled = false; // a fork child dropped the parent's 'exit' listeners

@@ -240,9 +240,28 @@ Napi::Value ProcessCount(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, static_cast<double>(v));
 }
 
+// processIdentity(json?) -> the identity last stored (a string) or null;
+// with an argument, stores it. One per process, shared by its threads: a
+// child's worker threads are that child (named as it, numbering under it).
+// Kept across fork(): the child stores its own as it starts.
+std::string* g_identity = nullptr;
+
+Napi::Value ProcessIdentity(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  std::lock_guard<std::mutex> lock(g_countsMu);
+  if (info.Length() >= 1 && info[0].IsString()) {
+    if (g_identity == nullptr) g_identity = new std::string();
+    *g_identity = info[0].As<Napi::String>().Utf8Value();
+    return env.Undefined();
+  }
+  if (g_identity == nullptr) return env.Null();
+  return Napi::String::New(env, *g_identity);
+}
+
 }  // namespace
 
 void InitShm(Napi::Env env, Napi::Object exports) {
+  exports.Set("processIdentity", Napi::Function::New(env, ProcessIdentity, "processIdentity"));
   static std::once_flag once;
   std::call_once(once, [] { pthread_atfork(CountsPrepare, CountsParent, CountsChild); });
   exports.Set("processCount", Napi::Function::New(env, ProcessCount, "processCount"));

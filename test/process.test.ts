@@ -244,6 +244,24 @@ describe('Process options and the context API', () => {
     for (const n of all) expect(n).toMatch(/^Process-\d+$/);
   });
 
+  it('a child\'s worker thread is that child: currentProcess() is the child, and its children are numbered under it (before: MainProcess, and a sibling\'s name)', async () => {
+    const q = new mp.Queue<Record<string, string>>();
+    const p = new mp.Process({ startMethod: 'spawn', args: [q], target: async (q: mp.Queue<Record<string, string>>) => {
+      const mp = require('multiproc');
+      const { Worker } = require('node:worker_threads');
+      const mine = new mp.Process({ target: () => {} }).name;
+      const w = new Worker(`const mp = require(${JSON.stringify(require.resolve('multiproc'))}); require('node:worker_threads').parentPort.postMessage([mp.currentProcess().name, new mp.Process({ target: () => {} }).name])`, { eval: true });
+      const there = await new Promise<string[]>((r) => w.once('message', r));
+      await w.terminate();
+      await q.put({ child: mp.currentProcess().name, mine, workerSaysItIs: there[0]!, workerChild: there[1]! });
+    } });
+    p.start();
+    const got = await q.get({ timeout: 20_000 });
+    await p.join();
+    q.close();
+    expect(got).toEqual({ child: p.name, mine: `${p.name}:1`, workerSaysItIs: p.name, workerChild: `${p.name}:2` });
+  });
+
   it('rejects bad env and cwd options when the Process is made', () => {
     const t = (): void => {};
     expect(() => new mp.Process({ target: t, env: 'A=1' as never })).toThrow(/Expected "env" to be an object of strings/);
