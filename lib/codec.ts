@@ -752,7 +752,10 @@ function encodeOnce(item: unknown): Encoded {
     resetVisited();
     releaseTaken();
     settleMadeBlobs(false);
-    if (e !== kBail && !isStackOverflow(e)) throw e; // too deep for the fast path
+    // A RangeError: too deep for the fast path, or a scratch buffer it could
+    // not grow; structured clone tries (a getter's own RangeError comes
+    // back from its walk as it is).
+    if (e !== kBail && !(e instanceof RangeError)) throw e;
   }
   return encodeV8(item);
 }
