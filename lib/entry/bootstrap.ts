@@ -440,8 +440,7 @@ function detachInheritedHandles(): void {
       // (review helper-103).
       (h as { _server?: unknown })._server = null;
       h.destroy();
-    }
-    else if (h instanceof Server) {
+    } else if (h instanceof Server) {
       const handle = (h as InheritedHandle)._handle;
       if (isTcp(handle)) {
         handle.close();
