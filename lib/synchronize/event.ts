@@ -6,7 +6,7 @@
  *   word  byte  field    meaning
  *   0     0     FLAG     0 clear, 1 set
  *   1     4     WAITERS  threads sleeping or about to sleep on GEN
- *   2     8     GEN      bumped by every set() that changed FLAG, or found waiters; waiters sleep on this word
+ *   2     8     GEN      bumped by every set() that changed FLAG; waiters sleep on this word
  *   3-15  12    reserved
  *
  * A waiter notes GEN, and returns true once FLAG is 1 or GEN has moved: a
@@ -21,9 +21,8 @@
  * set() bumps GEN before reading WAITERS (sequentially consistent Atomics on
  * both sides): either the waiter sees the new GEN or set() sees the waiter.
  * A wake-all cannot be absorbed by a waiter that leaves, so waits need no
- * slicing. A set() that finds FLAG set already still bumps GEN when someone
- * waits: a setter killed between its FLAG and its GEN left waiters asleep
- * with FLAG set (review helper-101; the window is two instructions).
+ * slicing. A setter killed between its FLAG and its GEN (two instructions)
+ * leaves its waiters asleep with FLAG set: see set().
  */
 import { Kind } from '../layout';
 import { registerKind, type Handle } from '../reduction';
@@ -70,11 +69,13 @@ export class Event {
     const w = this.#words();
     // FLAG first, then GEN: the futex word must change after the flag, or a
     // waiter that read the new GEN and the old FLAG slept on a GEN that no
-    // longer moves (GEN first lost that wake-up; review helper-103). With
-    // FLAG already set, GEN still moves if anyone waits: a setter killed
-    // between the two left them asleep for good, and every later set()
-    // returned early (review helper-101).
-    if (Atomics.exchange(w, FLAG, 1) === 1 && Atomics.load(w, WAITERS) === 0) return;
+    // longer moves (GEN first lost that wake-up; review helper-103). A
+    // setter killed between the two leaves FLAG set and GEN still: its
+    // waiters sleep on (review helper-101). Bumping GEN in a later set() that
+    // finds FLAG set woke waiters that came after a clear() (review
+    // helper-104): the real fix is FLAG and GEN in one word, a layout change
+    // not made (docs/synchronize.md).
+    if (Atomics.exchange(w, FLAG, 1) === 1) return;
     Atomics.add(w, GEN, 1);
     if (Atomics.load(w, WAITERS) > 0) wake(this.#buf, this.#off + GEN * 4, -1);
   }
