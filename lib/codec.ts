@@ -161,7 +161,13 @@ function ensure(n: number): void {
 function grow(n: number): void {
   let size = out.length * 2;
   while (size < pos + n) size *= 2;
-  const bigger = fast(Buffer.allocUnsafeSlow(size));
+  let bigger: FastBuffer;
+  try {
+    bigger = fast(Buffer.allocUnsafeSlow(size));
+  } catch (e) {
+    if (e instanceof RangeError) throw kBail; // too big for a scratch buffer: structured clone tries
+    throw e;
+  }
   // Every view made before any is swapped in: a throw here must leave the
   // three consistent. (Before, `>> 2` of a 2 GiB length was negative: the
   // Int32Array threw after `out` had grown, writeToRing then copied small
@@ -752,10 +758,11 @@ function encodeOnce(item: unknown): Encoded {
     resetVisited();
     releaseTaken();
     settleMadeBlobs(false);
-    // A RangeError: too deep for the fast path, or a scratch buffer it could
-    // not grow; structured clone tries (a getter's own RangeError comes
-    // back from its walk as it is).
-    if (e !== kBail && !(e instanceof RangeError)) throw e;
+    // Too deep for the fast path (or a scratch buffer it could not grow,
+    // see grow()): structured clone tries. Anything else is the item's own
+    // (a getter's RangeError too: falling back ran the getter again, and one
+    // that failed only once was swallowed; review helper-104).
+    if (e !== kBail && !isStackOverflow(e)) throw e;
   }
   return encodeV8(item);
 }
