@@ -531,26 +531,21 @@ export function closeAllEnds(): void {
 // whole process tree ended, a pipe end it held open until then too (review
 // helper-101). Its pipe ends first: closing them drops their segments'
 // references. (A worker ended by terminate() runs no JS: not covered.)
-// Last among the thread's 'exit' listeners: its own may still use them
+// After all the thread's 'exit' listeners: its own may still use them
 // (registered at load, this ran first, and a worker's goodbye sendSync()
-// found its end closed; review helper-103). Moved to the end after each
-// listener added (a microtask later: 'newListener' comes before the add).
+// found its end closed; review helper-103), also when the worker calls
+// process.exit() right after adding one (review helper-104): so it runs
+// from process.emit itself, once the listeners are done.
 if (!isMainThread) {
-  const release = (): void => {
-    closeAllEnds();
-    releaseAllAttachments();
-  };
-  let moving = false;
-  process.on('exit', release);
-  process.on('newListener', (event) => {
-    if (event !== 'exit' || moving) return;
-    queueMicrotask(() => {
-      moving = true;
-      process.removeListener('exit', release);
-      process.on('exit', release);
-      moving = false;
-    });
-  });
+  const emit = process.emit;
+  process.emit = function (this: NodeJS.Process, event: string | symbol, ...args: unknown[]): boolean {
+    const had = (emit as (this: NodeJS.Process, event: string | symbol, ...args: unknown[]) => boolean).call(this, event, ...args);
+    if (event === 'exit') {
+      closeAllEnds();
+      releaseAllAttachments();
+    }
+    return had;
+  } as typeof process.emit;
 }
 
 export class Connection<T = unknown> {
