@@ -45,8 +45,19 @@ Napi::Value Pipe(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fds[2];
   if (pipe(fds) != 0) return ThrowErrno(env, "pipe", errno);
-  fcntl(fds[0], F_SETFD, FD_CLOEXEC);
-  fcntl(fds[1], F_SETFD, FD_CLOEXEC);
+  for (int& fd : fds) {
+    // Never 0-2: a parent that closed its stdin would lend fd 0 to a fork
+    // child's watchdog, which the child then took for the parent's stdin and
+    // replaced, and died at once of a false EOF (review helper-104).
+    if (fd <= 2) {
+      int moved = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+      if (moved >= 0) {
+        close(fd);
+        fd = moved;
+      }
+    }
+    fcntl(fd, F_SETFD, FD_CLOEXEC);
+  }
   Napi::Array a = Napi::Array::New(env, 2);
   a.Set(0u, Napi::Number::New(env, fds[0]));
   a.Set(1u, Napi::Number::New(env, fds[1]));

@@ -621,6 +621,12 @@ describe("'fork' children and the parent's handles", () => {
     expect(r.stderr).toBe('');
     expect(JSON.parse(r.stdout)).toEqual({ lines: 20, http: { parent: 20, other: 0 }, exit: 0, childStdin: 'EOF', closeInChild: 0, echoes: { parent: 20, other: 0 } });
   }, 70_000);
+
+  it('a parent that closed its stdin: the child runs (before: its watchdog got fd 0, was taken for stdin and replaced, and the child died at once)', async () => {
+    const r = await runNode(fixture('fork-stdin-closed.mjs'), [], { nodeArgs: ['--single-threaded'], timeoutMs: 30_000 });
+    expect(r.stderr).toBe('');
+    expect(JSON.parse(r.stdout)).toEqual({ got: 'target finished', exit: 0 });
+  });
 });
 
 describe("'fork' children and the parent's pending waits", () => {
