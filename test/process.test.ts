@@ -622,6 +622,12 @@ describe("'fork' children and the parent's handles", () => {
     expect(JSON.parse(r.stdout)).toEqual({ lines: 20, http: { parent: 20, other: 0 }, exit: 0, childStdin: 'EOF', closeInChild: 0, echoes: { parent: 20, other: 0 } });
   }, 70_000);
 
+  it('a parent reading a /dev/null stdin: its listeners never run in the child, whose target sees end-of-file (before: the parent\'s \'close\' and \'end\' listeners ran there)', async () => {
+    const r = await runNode(fixture('fork-stdin-untouched-listeners.mjs'), [], { nodeArgs: ['--single-threaded'], timeoutMs: 30_000 });
+    expect(r.stderr).toBe('');
+    expect(JSON.parse(r.stdout)).toEqual({ child: 'EOF', exit: 0, parentListenersInChild: 0 });
+  });
+
   it('a parent that closed its stdin: the child runs (before: its watchdog got fd 0, was taken for stdin and replaced, and the child died at once)', async () => {
     const r = await runNode(fixture('fork-stdin-closed.mjs'), [], { nodeArgs: ['--single-threaded'], timeoutMs: 30_000 });
     expect(r.stderr).toBe('');

@@ -417,24 +417,12 @@ interface InheritedHandle {
  * would unlink its path for the parent (docs/process.md).
  */
 function detachInheritedHandles(): void {
-  let stdinTaken = false;
   const getHandles = (process as unknown as { _getActiveHandles?: () => object[] })._getActiveHandles;
   for (const h of (getHandles?.call(process) ?? []) as (InheritedHandle & object)[]) {
     if (h === process.stdout || h === process.stderr) continue;
     const fd = h.fd ?? h._handle?.fd;
-    if (fd === 0) {
-      // The parent's stdin stream: its handle is closed here (this copy of
-      // the fd goes, no event reaches the parent's listeners), and the
-      // target gets a fresh process.stdin (below).
-      const handle = h._handle;
-      h.unref?.();
-      if (handle?.close !== undefined) {
-        handle.readStop?.();
-        handle.close();
-        h._handle = null;
-        stdinTaken = true;
-      }
-    } else if (h instanceof Socket && typeof h.destroy === 'function') {
+    if (fd === 0) continue; // the parent's stdin: below
+    if (h instanceof Socket && typeof h.destroy === 'function') {
       // Not counted off its server: a server with no handle and no
       // connection left emits 'close', and the parent's listeners ran here
       // (review helper-103).
@@ -459,20 +447,38 @@ function detachInheritedHandles(): void {
     native.quietFd(channel.fd, false);
     channel.unref?.();
   }
-  native.quietFd(0, true);
-  if (stdinTaken) {
-    // The parent's stream object is dead here: the target's process.stdin
-    // is a fresh one on the new fd 0, which reads end-of-file at once.
-    Object.defineProperty(process, 'stdin', {
-      configurable: true,
-      enumerable: true,
-      get() {
-        const stdin = new Socket({ fd: 0, readable: true, writable: false });
-        Object.defineProperty(process, 'stdin', { configurable: true, enumerable: true, writable: false, value: stdin });
-        return stdin;
-      },
-    });
+  // The parent's stdin, whatever it was (a pipe, a TTY, a file read through
+  // fs, 'ignore', or never touched, in which case it is made now on the
+  // parent's fd 0): its listeners go, its handle or fd is let go without
+  // an event, and fd 0 reads end-of-file. Found only among the loop's
+  // active handles, an unref'd, paused or file stdin stayed the parent's
+  // object here, whose listeners then ran (review helper-104).
+  const parentStdin = process.stdin as unknown as InheritedHandle & { removeAllListeners(): void; autoClose?: boolean; destroy?: () => void };
+  parentStdin.removeAllListeners();
+  const handle = parentStdin._handle;
+  if (handle?.close !== undefined) {
+    handle.readStop?.();
+    handle.close();
+    parentStdin._handle = null;
+  } else if (parentStdin.autoClose !== undefined) {
+    parentStdin.autoClose = false; // an fs stream: fd 0 must not be closed later, under the new one
+    parentStdin.destroy?.();
   }
+  native.quietFd(0, true);
+  // The target's process.stdin: a fresh stream on the new fd 0, made when
+  // first used, that reads only once read from (as Node's own), so a target
+  // that looks at it and reads later still sees its end (review helper-104).
+  Object.defineProperty(process, 'stdin', {
+    configurable: true,
+    enumerable: true,
+    get() {
+      const stdin = new Socket({ fd: 0, readable: true, writable: false, manualStart: true } as ConstructorParameters<typeof Socket>[0]);
+      (stdin as unknown as { fd: number }).fd = 0;
+      stdin.on('pause', () => (stdin as unknown as InheritedHandle)._handle?.readStop?.());
+      Object.defineProperty(process, 'stdin', { configurable: true, enumerable: true, writable: false, value: stdin });
+      return stdin;
+    },
+  });
 }
 
 function isTcp(h: InheritedHandle['_handle']): h is { close: () => void } {
