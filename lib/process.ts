@@ -169,6 +169,12 @@ function inheritedIdentity(): Identity | null {
   return typeof json === 'string' ? (JSON.parse(json) as Identity) : null;
 }
 
+/** This process's name: a worker thread reads it from the addon, where a rename in any thread puts it. */
+function processName(): string {
+  if (!isMainThread) identity.name = inheritedIdentity()?.name ?? identity.name;
+  return identity.name;
+}
+
 let identity: Identity = inheritedIdentity() ?? { name: 'MainProcess', daemon: false, startMethod: null, parentPid: 0, parentName: '', chain: [] };
 /**
  * The next number of a Process (each takes one, named or not, as Python's)
@@ -227,11 +233,13 @@ export function currentProcess(): CurrentProcessInfo {
     // Settable, as Python's current_process().name: what this process's
     // children see as their parent's name (it threw "read only"; helper-68).
     get name(): string {
-      return identity.name;
+      return processName();
     },
     set name(v: string) {
       if (typeof v !== 'string') throw new TypeError(`Expected "name" to be a string, got ${describeValue(v)}`);
       identity.name = v;
+      // The process's name, every thread's (review helper-104).
+      native.processIdentity(JSON.stringify(identity));
     },
     pid: native.getpid(),
     daemon: me.daemon,
@@ -239,7 +247,7 @@ export function currentProcess(): CurrentProcessInfo {
     isAlive: () => true,
     // console.log showed name: [Getter/Setter] (helper-71).
     [Symbol.for('nodejs.util.inspect.custom')](): string {
-      return `<CurrentProcess name='${identity.name}' pid=${native.getpid()}${me.daemon ? ' daemon' : ''}${me.startMethod === null ? '' : ` ${me.startMethod}`}>`;
+      return `<CurrentProcess name='${processName()}' pid=${native.getpid()}${me.daemon ? ' daemon' : ''}${me.startMethod === null ? '' : ` ${me.startMethod}`}>`;
     },
   });
 }
@@ -502,7 +510,7 @@ export class Process<A extends readonly unknown[] = never[]> {
       name: this.#name,
       daemon: this.#daemon,
       parentPid: native.getpid(),
-      parentName: identity.name,
+      parentName: processName(),
       chain: this.#chain,
       startMethod: method,
       defaultMethod: context.startMethodToInherit(),
@@ -538,7 +546,7 @@ export class Process<A extends readonly unknown[] = never[]> {
     const reason = fork.forkUnavailableReason();
     if (reason !== null) throw new ProcessError(`The 'fork' start method is not available: ${reason}`);
     const { runInForkChild } = require('./entry/bootstrap') as typeof import('./entry/bootstrap');
-    const info = { name: this.#name, daemon: this.#daemon, parentPid: native.getpid(), parentName: identity.name, ...this.#place };
+    const info = { name: this.#name, daemon: this.#daemon, parentPid: native.getpid(), parentName: processName(), ...this.#place };
     const target = this.#target;
     // Handles, as for a spawned child, not the objects themselves: the child
     // then holds references of its own (closing the parent's copy of a pipe

@@ -250,6 +250,7 @@ describe('Process options and the context API', () => {
       const mp = require('multiproc');
       const { Worker } = require('node:worker_threads');
       const mine = new mp.Process({ target: () => {} }).name;
+      mp.currentProcess().name = 'Renamed'; // the process's name, its worker threads' too (review helper-104)
       const w = new Worker(`const mp = require(${JSON.stringify(require.resolve('multiproc'))}); require('node:worker_threads').parentPort.postMessage([mp.currentProcess().name, new mp.Process({ target: () => {} }).name])`, { eval: true });
       const there = await new Promise<string[]>((r) => w.once('message', r));
       await w.terminate();
@@ -259,7 +260,7 @@ describe('Process options and the context API', () => {
     const got = await q.get({ timeout: 20_000 });
     await p.join();
     q.close();
-    expect(got).toEqual({ child: p.name, mine: `${p.name}:1`, workerSaysItIs: p.name, workerChild: `${p.name}:2` });
+    expect(got).toEqual({ child: 'Renamed', mine: `${p.name}:1`, workerSaysItIs: 'Renamed', workerChild: `${p.name}:2` });
   });
 
   it('rejects bad env and cwd options when the Process is made', () => {
