@@ -536,16 +536,32 @@ export function closeAllEnds(): void {
 // found its end closed; review helper-103), also when the worker calls
 // process.exit() right after adding one (review helper-104): so it runs
 // from process.emit itself, once the listeners are done.
+// A library that puts its own process.emit in place from a copy taken
+// before ours (signal-exit) drops the wrapper: then a plain 'exit' listener
+// does it, early but not never (review helper-105).
 if (!isMainThread) {
-  const emit = process.emit;
+  let released = false;
+  let inWrapper = false;
+  const release = (): void => {
+    if (released) return;
+    released = true;
+    closeAllEnds();
+    releaseAllAttachments();
+  };
+  const emit = process.emit as (this: NodeJS.Process, event: string | symbol, ...args: unknown[]) => boolean;
   process.emit = function (this: NodeJS.Process, event: string | symbol, ...args: unknown[]): boolean {
-    const had = (emit as (this: NodeJS.Process, event: string | symbol, ...args: unknown[]) => boolean).call(this, event, ...args);
-    if (event === 'exit') {
-      closeAllEnds();
-      releaseAllAttachments();
+    if (event !== 'exit') return emit.call(this, event, ...args);
+    inWrapper = true;
+    try {
+      return emit.call(this, event, ...args);
+    } finally {
+      inWrapper = false;
+      release();
     }
-    return had;
   } as typeof process.emit;
+  process.on('exit', () => {
+    if (!inWrapper) release();
+  });
 }
 
 export class Connection<T = unknown> {

@@ -164,14 +164,46 @@ interface Identity {
  * of the child; review helper-103).
  */
 function inheritedIdentity(): Identity | null {
-  if (isMainThread) return null;
+  return isMainThread ? null : storedIdentity();
+}
+
+function storedIdentity(): Identity | null {
   const json = native.processIdentity();
   return typeof json === 'string' ? (JSON.parse(json) as Identity) : null;
 }
 
-/** This process's name: a worker thread reads it from the addon, where a rename in any thread puts it. */
+/**
+ * This process's process.stdin once it was made, seen through its getter,
+ * wrapped when the library loads: a 'fork' child lets it go without making
+ * one (bootstrap.ts detachInheritedHandles; making it cost every child ~1.5
+ * ms, review helper-105). One made before the library loaded is seen there
+ * only if it reads (an active handle on fd 0).
+ */
+let madeStdin: unknown = null;
+{
+  const desc = Object.getOwnPropertyDescriptor(process, 'stdin');
+  const get = desc?.get;
+  if (get !== undefined && desc!.configurable === true) {
+    Object.defineProperty(process, 'stdin', {
+      configurable: true,
+      enumerable: desc!.enumerable ?? true,
+      get(): unknown {
+        const stdin: unknown = get.call(process);
+        madeStdin = stdin;
+        return stdin;
+      },
+    });
+  }
+}
+
+/** @internal See madeStdin. */
+export function stdinMade(): unknown {
+  return madeStdin;
+}
+
+/** This process's name, read from the addon, where a rename in any thread puts it (a worker's was not the main thread's; review helper-105). */
 function processName(): string {
-  if (!isMainThread) identity.name = inheritedIdentity()?.name ?? identity.name;
+  identity.name = storedIdentity()?.name ?? identity.name;
   return identity.name;
 }
 

@@ -32,7 +32,7 @@ import { decodeSpec, type ChildSpec, type ChildTarget, type StartMethod } from '
 import { disposeShared, forEachShared, rebuild, reduce } from '../reduction';
 import { adoptInheritedEnds, closeAllEnds, forgetInheritedEnds, Pipe, rebuildingArgs, rehearseSleepingRecv } from '../connection';
 import { explainReferenceError, loadTask, usesLoaderHooks } from '../task';
-import { activeChildren, enterChild } from '../process';
+import { activeChildren, enterChild, stdinMade } from '../process';
 import { inheritStartMethod } from '../context';
 import { adoptInheritedAttachments, adoptingArgs, attachPrivately, forgetInheritedAttachments, releaseAllAttachments, type PendingSlot } from '../segment';
 import '../index'; // registers every shareable kind, so handles in args rebuild
@@ -418,10 +418,20 @@ interface InheritedHandle {
  */
 function detachInheritedHandles(): void {
   const getHandles = (process as unknown as { _getActiveHandles?: () => object[] })._getActiveHandles;
+  const madeStdin = stdinMade() as (InheritedHandle & { removeAllListeners(): void; autoClose?: boolean; destroy?: () => void }) | null;
+  // Whether fd 0 is something of the parent's other than its stdin, which this child could not let go of.
+  let fd0Kept = false;
   for (const h of (getHandles?.call(process) ?? []) as (InheritedHandle & object)[]) {
     if (h === process.stdout || h === process.stderr) continue;
     const fd = h.fd ?? h._handle?.fd;
-    if (fd === 0) continue; // the parent's stdin: below
+    if (fd === 0) {
+      if (h === madeStdin) continue; // below
+      // A stdin made before this library loaded, or whatever else holds fd
+      // 0 (an inetd-style listening socket, a connection that took a closed
+      // fd 0): this copy goes without an event (review helper-105: a
+      // stdin made here on top of it failed with EEXIST).
+      (h as unknown as { removeAllListeners?: () => void }).removeAllListeners?.();
+    }
     if (h instanceof Socket && typeof h.destroy === 'function') {
       // Not counted off its server: a server with no handle and no
       // connection left emits 'close', and the parent's listeners ran here
@@ -433,7 +443,10 @@ function detachInheritedHandles(): void {
       if (isTcp(handle)) {
         handle.close();
         (h as InheritedHandle)._handle = null;
-      } else h.unref();
+      } else {
+        h.unref();
+        if (fd === 0) fd0Kept = true; // a unix-socket server: closing would unlink its path
+      }
     } else h.unref?.();
   }
   // The IPC channel to the process that started the parent: the parent's
@@ -446,28 +459,32 @@ function detachInheritedHandles(): void {
     process.removeAllListeners('disconnect');
     native.quietFd(channel.fd, false);
     channel.unref?.();
+    if (channel.fd === 0) fd0Kept = true;
   }
-  // The parent's stdin, whatever it was (a pipe, a TTY, a file read through
-  // fs, 'ignore', or never touched, in which case it is made now on the
-  // parent's fd 0): its listeners go, its handle or fd is let go without
-  // an event, and fd 0 reads end-of-file. Found only among the loop's
+  if (fd0Kept) return;
+  // The parent's stdin stream, if it made one since this library loaded
+  // (a pipe, a TTY, a file read through fs, touched or read): its listeners
+  // go, its handle or fd is let go without an event. Found only among the
   // active handles, an unref'd, paused or file stdin stayed the parent's
-  // object here, whose listeners then ran (review helper-104).
-  const parentStdin = process.stdin as unknown as InheritedHandle & { removeAllListeners(): void; autoClose?: boolean; destroy?: () => void };
-  parentStdin.removeAllListeners();
-  const handle = parentStdin._handle;
-  if (handle?.close !== undefined) {
-    handle.readStop?.();
-    handle.close();
-    parentStdin._handle = null;
-  } else if (parentStdin.autoClose !== undefined) {
-    parentStdin.autoClose = false; // an fs stream: fd 0 must not be closed later, under the new one
-    parentStdin.destroy?.();
+  // object here, whose listeners then ran (review helper-104). One never
+  // made is not made here: that cost every fork child ~1.5 ms (helper-105).
+  if (madeStdin !== null) {
+    madeStdin.removeAllListeners();
+    const handle = madeStdin._handle;
+    if (handle?.close !== undefined) {
+      handle.readStop?.();
+      handle.close();
+      madeStdin._handle = null;
+    } else if (madeStdin.autoClose !== undefined) {
+      madeStdin.autoClose = false; // an fs stream: fd 0 must not be closed later, under the new one
+      madeStdin.destroy?.();
+    }
   }
+  // fd 0 reads end-of-file, and the target's process.stdin is a fresh
+  // stream on it, made when first used, that reads only once read from (as
+  // Node's own), so a target that looks at it and reads later still sees
+  // its end (review helper-104).
   native.quietFd(0, true);
-  // The target's process.stdin: a fresh stream on the new fd 0, made when
-  // first used, that reads only once read from (as Node's own), so a target
-  // that looks at it and reads later still sees its end (review helper-104).
   Object.defineProperty(process, 'stdin', {
     configurable: true,
     enumerable: true,
@@ -543,7 +560,13 @@ export function runInForkChild(
   // The parent's exit code is not the child's: a target that succeeds ends
   // 0 even if the parent had set one (it ends through process.exit(), which reads it: helper-62).
   process.exitCode = undefined;
-  detachInheritedHandles();
+  try {
+    detachInheritedHandles();
+  } catch (e) {
+    // Before the child's own error handling: say what failed, and end (it died of a signal; review helper-105).
+    report(info.name, e);
+    native.exitNow(1);
+  }
   if (watchdogFd >= 0) watchParentFd(watchdogFd);
   const { env, cwd, ...who } = info;
   const base = process.cwd(); // a module target's require base stays the parent's (see ChildSpec.base)
