@@ -629,6 +629,12 @@ describe("'fork' children and the parent's handles", () => {
     expect(JSON.parse(r.stdout)).toEqual({ child: 'EOF', exit: 0, parentListenersInChild: 0 });
   });
 
+  it('a parent whose fd 0 is a client socket: the child lets it go as any other handle, and runs (before: it died making a stdin on top of it)', async () => {
+    const r = await runNode(fixture('fork-fd0-socket.mjs'), [], { nodeArgs: ['--single-threaded'], timeoutMs: 30_000 });
+    expect(r.stderr).toBe('');
+    expect(JSON.parse(r.stdout)).toEqual({ clientFd: 0, exit: 0, parentListenerRanInChild: 0 });
+  });
+
   it('a parent that closed its stdin: the child runs (before: its watchdog got fd 0, was taken for stdin and replaced, and the child died at once)', async () => {
     const r = await runNode(fixture('fork-stdin-closed.mjs'), [], { nodeArgs: ['--single-threaded'], timeoutMs: 30_000 });
     expect(r.stderr).toBe('');
