@@ -562,6 +562,17 @@ if (!isMainThread) {
   process.on('exit', () => {
     if (!inWrapper) release();
   });
+  // A process.exit() inside an 'exit' listener ends the thread there, with
+  // the wrapper's finally never run (review helper-106): its way out
+  // releases first.
+  const proc = process as unknown as { reallyExit?: (...args: unknown[]) => unknown };
+  const reallyExit = proc.reallyExit;
+  if (typeof reallyExit === 'function') {
+    proc.reallyExit = function (this: unknown, ...args: unknown[]): unknown {
+      release();
+      return reallyExit.apply(this, args);
+    };
+  }
 }
 
 export class Connection<T = unknown> {

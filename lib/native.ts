@@ -60,6 +60,8 @@ export interface NativeBinding {
   closeFd(fd: number): void;
   /** One end of a fresh non-blocking socket pair over fd: reads give end-of-file (eof) or find nothing, writes go nowhere; false if it could not be done. */
   quietFd(fd: number, eof: boolean): boolean;
+  /** A new fd (3 or above) whose reads give end-of-file; -1 if it could not be made. */
+  eofFd(): number;
   setCloexec(fd: number, on: boolean): void;
   /** With a board: also publishes the pid, then seq, there (and wakes seq's waiters) before returning in the parent. */
   fork(board?: ArrayBuffer, pidOffset?: number, seqOffset?: number, seq?: number): number;

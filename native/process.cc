@@ -99,6 +99,20 @@ Napi::Value QuietFd(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(env, ok);
 }
 
+// eofFd() -> a new fd (3 or above, close-on-exec, non-blocking) whose reads
+// give end-of-file: a 'fork' child's stdin when its fd 0 is the parent's
+// and must stay (review helper-106). -1 if it could not be made.
+Napi::Value EofFd(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0) return Napi::Number::New(env, -1);
+  close(sv[1]);
+  int fd = fcntl(sv[0], F_DUPFD_CLOEXEC, 3);
+  close(sv[0]);
+  if (fd >= 0) fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+  return Napi::Number::New(env, fd);
+}
+
 // setCloexec(fd, on)
 Napi::Value SetCloexec(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -309,6 +323,7 @@ void InitProcess(Napi::Env env, Napi::Object exports) {
   exports.Set("pipe", Napi::Function::New(env, Pipe, "pipe"));
   exports.Set("closeFd", Napi::Function::New(env, CloseFd, "closeFd"));
   exports.Set("quietFd", Napi::Function::New(env, QuietFd, "quietFd"));
+  exports.Set("eofFd", Napi::Function::New(env, EofFd, "eofFd"));
   exports.Set("setCloexec", Napi::Function::New(env, SetCloexec, "setCloexec"));
   exports.Set("fork", Napi::Function::New(env, Fork, "fork"));
   exports.Set("waitpid", Napi::Function::New(env, WaitPid, "waitpid"));

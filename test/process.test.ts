@@ -635,6 +635,12 @@ describe("'fork' children and the parent's handles", () => {
     expect(JSON.parse(r.stdout)).toEqual({ clientFd: 0, exit: 0, parentListenerRanInChild: 0 });
   });
 
+  it('a parent whose fd 0 is its IPC channel: the target\'s stdin reads end-of-file from an fd of its own, and the parent\'s listener does not run in the child (before: making the stdin failed)', async () => {
+    const r = await runNode(fixture('fork-ipc-fd0.mjs'), [], { timeoutMs: 30_000 });
+    expect(r.stderr).toBe('');
+    expect(JSON.parse(r.stdout)).toEqual({ child: 'EOF', exit: 0, inChild: 0 });
+  });
+
   it('a parent that closed its stdin: the child runs (before: its watchdog got fd 0, was taken for stdin and replaced, and the child died at once)', async () => {
     const r = await runNode(fixture('fork-stdin-closed.mjs'), [], { nodeArgs: ['--single-threaded'], timeoutMs: 30_000 });
     expect(r.stderr).toBe('');

@@ -461,7 +461,13 @@ function detachInheritedHandles(): void {
     channel.unref?.();
     if (channel.fd === 0) fd0Kept = true;
   }
-  if (fd0Kept) return;
+  // fd 0 kept (the parent's unix-socket server or IPC channel on it): the
+  // target's stdin reads end-of-file from an fd of its own (Node's would be
+  // made on top of fd 0, and failed: EEXIST; review helper-106).
+  if (fd0Kept) {
+    freshStdin(native.eofFd());
+    return;
+  }
   // The parent's stdin stream, if it made one since this library loaded
   // (a pipe, a TTY, a file read through fs, touched or read): its listeners
   // go, its handle or fd is let go without an event. Found only among the
@@ -485,12 +491,18 @@ function detachInheritedHandles(): void {
   // Node's own), so a target that looks at it and reads later still sees
   // its end (review helper-104).
   native.quietFd(0, true);
+  freshStdin(0);
+}
+
+/** process.stdin from now on: a stream on fd, made when first used, that reads only once read from (as Node's own). */
+function freshStdin(fd: number): void {
+  if (fd < 0) return;
   Object.defineProperty(process, 'stdin', {
     configurable: true,
     enumerable: true,
     get() {
-      const stdin = new Socket({ fd: 0, readable: true, writable: false, manualStart: true } as ConstructorParameters<typeof Socket>[0]);
-      (stdin as unknown as { fd: number }).fd = 0;
+      const stdin = new Socket({ fd, readable: true, writable: false, manualStart: true } as ConstructorParameters<typeof Socket>[0]);
+      (stdin as unknown as { fd: number }).fd = fd;
       stdin.on('pause', () => (stdin as unknown as InheritedHandle)._handle?.readStop?.());
       Object.defineProperty(process, 'stdin', { configurable: true, enumerable: true, writable: false, value: stdin });
       return stdin;
