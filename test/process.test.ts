@@ -641,6 +641,12 @@ describe("'fork' children and the parent's handles", () => {
     expect(JSON.parse(r.stdout)).toEqual({ child: 'EOF', exit: 0, inChild: 0 });
   });
 
+  it("leave a unix-socket server's connections and a UDP socket's datagrams to the parent, and the socket's path in place (before: only unref'd, the child took most connections and half the datagrams, and reading the UDP socket's fd printed DEP0112)", async () => {
+    const r = await runNode(fixture('fork-unix-udp.mjs'), [], { nodeArgs: ['--single-threaded'], timeoutMs: 30_000 });
+    expect(r.stderr).toBe('');
+    expect(JSON.parse(r.stdout)).toEqual({ http: { parent: 20, other: 0 }, datagrams: 20, inChild: 0, pathKept: true, exit: 0 });
+  });
+
   it('a parent that closed its stdin: the child runs (before: its watchdog got fd 0, was taken for stdin and replaced, and the child died at once)', async () => {
     const r = await runNode(fixture('fork-stdin-closed.mjs'), [], { nodeArgs: ['--single-threaded'], timeoutMs: 30_000 });
     expect(r.stderr).toBe('');
