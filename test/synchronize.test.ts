@@ -4,7 +4,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { promises as fsp } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import * as mp from 'multiproc';
-import { kHeaderBytes } from '../dist/cjs/layout.js';
+import { kHeaderBytes, kLayoutVersion, kVersionKindIndex } from '../dist/cjs/layout.js';
 import { describe, expect, it } from 'vitest';
 import { collect, fixture, runNode, sleep, type ChildResult } from './helpers';
 
@@ -680,6 +680,70 @@ describe('Event', () => {
     expect(event.waitSync(20)).toBe(false); // a later wait waits for the next set()
     event.close();
   }, 20_000);
+
+  /**
+   * A sync waiter in a child and an async one here, both asleep (60 s
+   * timeouts), and a setter child SIGKILLed inside set() right after its
+   * first atomic write. `woken` is what they returned, or 'asleep' if they
+   * had not both returned within `withinMs` (the child is then killed).
+   */
+  async function killedSetter(): Promise<{ event: mp.Event; woken: (withinMs: number) => Promise<[boolean, string] | 'asleep'>; armedAt: number }> {
+    const go = new mp.Event();
+    const event = new mp.Event();
+    const sleeper = start('sync-event-pulse.mjs', { event: mp.toHandle(event), mode: 'sync', timeoutMs: 60_000 });
+    const setter = start('event-setter-killed.mjs', { go: mp.toHandle(go), event: mp.toHandle(event) });
+    await stdoutHas(sleeper.child, 'waiting;');
+    const armedAt = performance.now();
+    const here = event.wait(60_000);
+    here.catch(() => {}); // left pending when the test fails: rejected by close()
+    await sleep(300); // both asleep in the kernel
+    go.set();
+    const r = await setter.done;
+    go.close();
+    expect(r.stdout).toBe('');
+    expect(r.signal).toBe('SIGKILL');
+    expect(event.isSet()).toBe(true);
+    const both = Promise.all([here, sleeper.done.then((d) => d.stdout)]);
+    const woken = async (withinMs: number): Promise<[boolean, string] | 'asleep'> => {
+      const got = await Promise.race([both, sleep(withinMs).then(() => 'asleep' as const)]);
+      if (got === 'asleep') sleeper.child.kill('SIGKILL');
+      return got;
+    };
+    return { event, woken, armedAt };
+  }
+
+  it('a setter SIGKILLed inside set() leaves no waiter asleep: they wake at their next look at the word, within 5 s (before: only at their timeout, here 60 s)', async () => {
+    const { event, woken } = await killedSetter();
+    expect(await woken(15_000)).toEqual([true, 'waiting;true']);
+    event.close();
+  }, 30_000);
+
+  it('a set() after a setter SIGKILLed inside set() wakes its waiters at once (before: it found the flag set and returned; they slept on until their timeout)', async () => {
+    const { event, woken, armedAt } = await killedSetter();
+    const rescueAt = performance.now();
+    event.set();
+    expect(await woken(1500)).toEqual([true, 'waiting;true']);
+    // Sooner than their 5 s look could have woken them.
+    expect(rescueAt - armedAt).toBeLessThan(3000);
+    event.close();
+  }, 20_000);
+
+  it('an Event whose header says layout 7 (flag and generation in two words) is refused by a process that attaches it, not misread', async () => {
+    expect(kLayoutVersion).toBe(9);
+    const event = new mp.Event();
+    const h = mp.toHandle(event);
+    const raw = mp.SharedMemory.attach(event.segmentName);
+    const header = new Int32Array(raw.buffer, 0, kHeaderBytes / 4);
+    const was = header[kVersionKindIndex]!;
+    header[kVersionKindIndex] = (was & ~0xffff) | 7;
+    const r = await start('sync-event-pulse.mjs', { event: h, mode: 'sync' }).done;
+    header[kVersionKindIndex] = was;
+    raw.close();
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toMatch(/is not a multiproc Event: layout version 7, this build reads version 9 \(mixed multiproc versions\?\)/);
+    mp.fromHandle(h); // takes back the reference the handle carried
+    event.close();
+  });
 });
 
 describe('Barrier', () => {

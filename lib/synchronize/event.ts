@@ -4,25 +4,41 @@
  * Payload (Int32 words from the segment's payload offset; 64 bytes):
  *
  *   word  byte  field    meaning
- *   0     0     FLAG     0 clear, 1 set
- *   1     4     WAITERS  threads sleeping or about to sleep on GEN
- *   2     8     GEN      bumped by every set() that changed FLAG; waiters sleep on this word
- *   3-15  12    reserved
+ *   0     0     STATE    gen << 1 | flag: flag 1 set, 0 clear; gen (31 bits,
+ *                        wrapping) bumped by every set() that sets the flag.
+ *                        Waiters sleep on this word
+ *   1     4     WAITERS  threads sleeping or about to sleep on STATE
+ *   2-15  8     reserved
  *
- * A waiter notes GEN, and returns true once FLAG is 1 or GEN has moved: a
- * set() followed at once by clear() (a pulse) wakes every waiter that was
- * there, as Python's Event does. Before GEN, waiters slept on FLAG and went
- * back to sleep when they found it cleared again: they missed the pulse and
- * slept until their timeout, or for ever.
+ * A waiter notes STATE, and returns true once STATE is no longer what it
+ * noted. It sleeps only on a value whose flag is clear, and the flag is set
+ * only together with a new gen, so STATE moves exactly when some set() has
+ * happened since: a set() followed at once by clear() (a pulse) wakes every
+ * waiter that was there, as Python's Event does. clear() leaves gen alone:
+ * it only has to make later waiters wait, and they note STATE afresh.
  *
- * set() stores FLAG, bumps GEN and wakes every sleeper only if WAITERS > 0,
- * so an Event nobody waits on never calls native code. A waiter bumps
- * WAITERS, then reads GEN, and the kernel re-checks GEN before sleeping;
- * set() bumps GEN before reading WAITERS (sequentially consistent Atomics on
- * both sides): either the waiter sees the new GEN or set() sees the waiter.
- * A wake-all cannot be absorbed by a waiter that leaves, so waits need no
- * slicing. A setter killed between its FLAG and its GEN (two instructions)
- * leaves its waiters asleep with FLAG set: see set().
+ * Flag and gen share one word so that set() is one compare-and-swap, from
+ * gen << 1 to (gen + 1) << 1 | 1: a setter killed at any point has set the
+ * flag and moved the word its waiters compare, or done neither. With two
+ * words (layout 7), a setter killed between storing the flag and bumping the
+ * generation left the flag set and its waiters asleep on a word that never
+ * moved again, since every later set() found the flag set and returned.
+ * A setter can still die after its swap and before its wake: its waiters'
+ * word has moved, so each finds it when its thread next looks (waitAsync's
+ * thread re-arms every 5 s, waitSync sleeps in kRecheckMs slices), and any
+ * later set() wakes them at once (see set()).
+ *
+ * The gen wraps after 2^31 sets. A waiter is fooled (sleeps on) only if a
+ * multiple of 2^31 set()-clear() pairs pass between two of its looks at
+ * STATE; asleep and counted, it is woken by the first of them and looks
+ * again at once.
+ *
+ * set() wakes the sleepers only if WAITERS > 0, so an Event nobody waits on
+ * never calls native code. A waiter bumps WAITERS, then reads STATE, and the
+ * kernel re-checks STATE before sleeping; set() swaps STATE before reading
+ * WAITERS (sequentially consistent Atomics on both sides): either the
+ * waiter sees the new STATE or set() sees the waiter. A wake-all cannot be
+ * absorbed by a waiter that leaves.
  */
 import { Kind } from '../layout';
 import { registerKind, type Handle } from '../reduction';
@@ -32,9 +48,17 @@ import { deadlineFrom, parseWait, remaining } from '../validate';
 import { waitAsync, waitSync, wake } from '../wait';
 import { adopt, closedError, closeWaking, noArguments, segmentFor, type WaitOptions } from './common';
 
-const FLAG = 0;
+const STATE = 0;
 const WAITERS = 1;
-const GEN = 2;
+/** STATE's flag bit; the rest is the generation. */
+const SET = 1;
+/**
+ * Longest single sleep of waitSync(): a setter killed between its swap and
+ * its wake leaves nobody to wake the sleepers, who then see the moved STATE
+ * only when they look again. The async waits' threads look every 5 s
+ * (native/futex.cc kRearmMs); this makes the blocking ones do the same.
+ */
+const kRecheckMs = 5000;
 
 export type { WaitOptions } from './common';
 
@@ -61,27 +85,30 @@ export class Event {
   }
 
   isSet(): boolean {
-    return Atomics.load(this.#words(), FLAG) === 1;
+    return (Atomics.load(this.#words(), STATE) & SET) !== 0;
   }
 
   /** Sets the flag and wakes every waiter in every process. */
   set(): void {
     const w = this.#words();
-    // FLAG first, then GEN: the futex word must change after the flag, or a
-    // waiter that read the new GEN and the old FLAG slept on a GEN that no
-    // longer moves (GEN first lost that wake-up; review helper-103). A
-    // setter killed between the two leaves FLAG set and GEN still: its
-    // waiters sleep on (review helper-101). Bumping GEN in a later set() that
-    // finds FLAG set woke waiters that came after a clear() (review
-    // helper-104): the real fix is FLAG and GEN in one word, a layout change
-    // not made (docs/synchronize.md).
-    if (Atomics.exchange(w, FLAG, 1) === 1) return;
-    Atomics.add(w, GEN, 1);
-    if (Atomics.load(w, WAITERS) > 0) wake(this.#buf, this.#off + GEN * 4, -1);
+    let s = Atomics.load(w, STATE);
+    while ((s & SET) === 0) {
+      // Flag and generation in one swap: a setter killed anywhere in this
+      // loop leaves either both or neither (see the header).
+      const seen = Atomics.compareExchange(w, STATE, s, (s + 2) | SET);
+      if (seen === s) break;
+      s = seen;
+    }
+    // Also when the flag was set already: nobody sleeps on a STATE whose
+    // flag is set, so a sleeper counted now noted an older STATE and is
+    // owed a wake-up its setter may have died before giving. A waiter that
+    // came after a clear() and sleeps on the current STATE wakes only to
+    // look and sleep again.
+    if (Atomics.load(w, WAITERS) > 0) wake(this.#buf, this.#off + STATE * 4, -1);
   }
 
   clear(): void {
-    Atomics.store(this.#words(), FLAG, 0);
+    Atomics.and(this.#words(), STATE, ~SET);
   }
 
   /**
@@ -93,15 +120,15 @@ export class Event {
     const { deadline, signal } = parseWait(options, 'Event.wait()');
     if (signal?.aborted) throw signal.reason;
     const w = this.#words();
-    const gen = Atomics.load(w, GEN);
-    if (Atomics.load(w, FLAG) === 1) return true;
+    const s = Atomics.load(w, STATE);
+    if ((s & SET) !== 0) return true;
     Atomics.add(w, WAITERS, 1);
     try {
       for (;;) {
-        if (Atomics.load(w, FLAG) === 1 || Atomics.load(w, GEN) !== gen) return true;
+        if (Atomics.load(w, STATE) !== s) return true;
         const left = remaining(deadline);
         if (left === 0) return false;
-        await waitAsync(this.#buf, this.#off + GEN * 4, gen, left, signal);
+        await waitAsync(this.#buf, this.#off + STATE * 4, s, left, signal);
         if (w.length === 0) throw closedError('Event', this.#segment.name);
       }
     } finally {
@@ -113,15 +140,15 @@ export class Event {
   waitSync(timeoutMs?: number): boolean {
     const deadline = deadlineFrom('timeoutMs', timeoutMs);
     const w = this.#words();
-    const gen = Atomics.load(w, GEN);
-    if (Atomics.load(w, FLAG) === 1) return true;
+    const s = Atomics.load(w, STATE);
+    if ((s & SET) !== 0) return true;
     Atomics.add(w, WAITERS, 1);
     try {
       for (;;) {
-        if (Atomics.load(w, FLAG) === 1 || Atomics.load(w, GEN) !== gen) return true;
+        if (Atomics.load(w, STATE) !== s) return true;
         const left = remaining(deadline);
         if (left === 0) return false;
-        waitSync(this.#buf, this.#off + GEN * 4, gen, left);
+        waitSync(this.#buf, this.#off + STATE * 4, s, Math.min(left, kRecheckMs));
       }
     } finally {
       Atomics.sub(w, WAITERS, 1);
@@ -134,7 +161,7 @@ export class Event {
 
   /** Releases this process's mapping; pending wait()s here reject. */
   close(): void {
-    closeWaking(this.#segment, [GEN]);
+    closeWaking(this.#segment, [STATE]);
   }
 
   [Symbol.dispose](): void {
