@@ -728,6 +728,25 @@ describe('Event', () => {
     event.close();
   }, 20_000);
 
+  it('a pulse wakes waiters as the 31-bit generation crosses the sign bit and wraps to 0', async () => {
+    const event = new mp.Event();
+    const raw = mp.SharedMemory.attach(event.segmentName);
+    const state = new Int32Array(raw.buffer, kHeaderBytes, 1); // payload word 0: gen << 1 | flag
+    for (const [at, after] of [[0x7ffffffe, 0x80000000 | 0], [-2, 0]] as const) {
+      Atomics.store(state, 0, at);
+      const waiting = [event.wait(10_000), event.wait()];
+      event.set();
+      expect(event.isSet()).toBe(true);
+      event.clear();
+      expect(await Promise.all(waiting)).toEqual([true, true]);
+      expect(Atomics.load(state, 0)).toBe(after);
+      expect(event.isSet()).toBe(false);
+      expect(event.waitSync(20)).toBe(false);
+    }
+    raw.close();
+    event.close();
+  });
+
   it('an Event whose header says layout 7 (flag and generation in two words) is refused by a process that attaches it, not misread', async () => {
     expect(kLayoutVersion).toBe(9);
     const event = new mp.Event();
