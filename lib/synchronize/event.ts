@@ -14,7 +14,7 @@
  * noted. It sleeps only on a value whose flag is clear, and the flag is set
  * only together with a new gen, so STATE moves exactly when some set() has
  * happened since: a set() followed at once by clear() (a pulse) wakes every
- * waiter that was there, as Python's Event does. clear() leaves gen alone:
+ * waiter that was there, as Python's threading.Event does. clear() leaves gen alone:
  * it only has to make later waiters wait, and they note STATE afresh.
  *
  * Flag and gen share one word so that set() is one compare-and-swap, from
@@ -112,8 +112,9 @@ export class Event {
   }
 
   /**
-   * Resolves true once the flag is set, false if the timeout passes first
-   * (Python's wait returns the flag). Never blocks the event loop; with
+   * Resolves true once the flag is set (or was set since the call began:
+   * a pulse), false if the timeout passes first, as Python's
+   * threading.Event.wait does. Never blocks the event loop; with
    * { signal }, aborting rejects with signal.reason.
    */
   async wait(options?: WaitOptions): Promise<boolean> {
