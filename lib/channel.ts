@@ -751,11 +751,40 @@ export class Channel {
     }
   }
 
-  /** Why a get that found nothing must end now, if it must. */
+  /**
+   * After an attempt found no item (r): throws if the get must end now, else
+   * returns what to wait for (kEmpty / kWaitCommit / kBusyTake), or an item
+   * that landed meanwhile.
+   */
+  #noItem(r: unknown, take: Take, mode: Mode, deadline: number, deep: boolean): unknown {
+    if (r === kEmpty && (this.#hooks.readerClosed?.() ?? this.ring.closed)) {
+      r = this.#afterClosed(take);
+      if (r !== kWaitCommit && r !== kBusyTake) return r;
+    }
+    const err = this.#getFailed(r, mode, deadline, deep);
+    return err === null ? r : this.#recheck(err, take);
+  }
+
+  /**
+   * The ring was found empty, then closed: the get ends only if a take made
+   * once every put begun before the close has reserved (see
+   * Ring.putsSettled) still finds nothing. Before, a put past its check of
+   * `closed` could commit after a consumer had ended (an async iteration
+   * over, get() rejected): that item was never read, its put had succeeded.
+   * Otherwise what to wait for (the put lock's holder, or a record still
+   * being written: the end is not known yet, so a nowait get says empty),
+   * or an item.
+   */
+  #afterClosed(take: Take): unknown {
+    if (!this.ring.putsSettled()) return kBusyTake; // busyWord: the put lock (see #armLock)
+    const v = take();
+    if (v === kEmpty) throw this.#hooks.closedError();
+    return v;
+  }
+
+  /** Why a get that found nothing (and not the end of a closed ring: see #noItem) must end now, if it must. */
   #getFailed(r: unknown, mode: Mode, deadline: number, deep: boolean): Error | null {
     if (r === kEmpty) {
-      const closed = this.#hooks.readerClosed?.() ?? this.ring.closed;
-      if (closed) return this.#hooks.closedError();
       const idle = this.#hooks.readerIdle?.(deep) ?? null;
       if (idle !== null) return idle;
     }
@@ -888,10 +917,10 @@ export class Channel {
     this.#checkFork();
     if (this.#deferred.length > 0) this.#throwDeferred();
     if (this.#pendingGets > 0) return []; // see getNowait
-    const v = this.#takeMany(max, this.#decode)();
-    if (Array.isArray(v)) return v;
-    if (v === kEmpty && (this.#hooks.readerClosed?.() ?? this.ring.closed)) throw this.#hooks.closedError();
-    return [];
+    const take = this.#takeMany(max, this.#decode);
+    let v = take();
+    if (v === kEmpty && (this.#hooks.readerClosed?.() ?? this.ring.closed)) v = this.#afterClosed(take);
+    return Array.isArray(v) ? v : [];
   }
 
   /** Async gets of one process are served in call order (see put). */
@@ -955,8 +984,8 @@ export class Channel {
     for (;;) {
       let v = this.#tryGet(take);
       if (v !== kEmpty && v !== kWaitCommit && v !== kBusyTake) return v;
-      const err = this.#getFailed(v, mode, deadline, deep);
-      if (err !== null) return this.#recheck(err, take);
+      v = this.#noItem(v, take, mode, deadline, deep);
+      if (v !== kEmpty && v !== kWaitCommit && v !== kBusyTake) return v;
       let arm: Arm;
       if (v === kBusyTake) arm = this.#armLock();
       else {
@@ -1011,8 +1040,8 @@ export class Channel {
           if (start >= 0) this.#adaptPoll(start, caught);
           return parentOnly(v);
         }
-        const err = this.#getFailed(v, Mode.Async, deadline, deep);
-        if (err !== null) return parentOnly(this.#recheck(err, take));
+        v = this.#noItem(v, take, Mode.Async, deadline, deep);
+        if (v !== kEmpty && v !== kWaitCommit && v !== kBusyTake) return parentOnly(v);
         if (start < 0) {
           start = performance.now();
           if (v === kEmpty) {

@@ -175,6 +175,8 @@ export class Queue<T = unknown> {
    */
   #releaseIfDrained(): void {
     if (this.#released !== null || this.#ring.ctl.length === 0 || !this.#ring.closed) return;
+    // A put begun before the close may not be counted yet (see Ring.putsSettled): the mapping stays then.
+    if (!this.#ring.putsSettled()) return;
     if (this.#ring.size() !== 0 || (this.#ring.joinable && this.#ring.unfinished() > 0)) return;
     this.#release('drained', closedError);
   }

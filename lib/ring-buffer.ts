@@ -105,6 +105,11 @@
  *   sleep, not one per record while the sleeper is still waking up. Producers
  *   are woken once half the ring (or half of maxsize) is free, not per freed
  *   record: waking per record halves throughput (NATIVE-NOTES).
+ * - Closing: close() stores `closed` without the put lock, and producers
+ *   check it under the lock, in the hold that reserves. A consumer that
+ *   found the ring empty and then closed reports the end only once no live
+ *   process holds the put lock (putsSettled), by a take made after that:
+ *   a put that read `closed` before the close has then reserved, below tail.
  *
  * Crash safety (a process SIGKILLed at any instruction):
  * - in putLock after tail moved, before putCount: the next producer to take
@@ -758,6 +763,31 @@ export class Ring {
     const h = Atomics.load(this.ctl, kHead);
     const state = Atomics.load(this.data, (h & this.#mask) >> 2);
     return state > 0 || (state < 0 && h !== Atomics.load(this.ctl, kTail));
+  }
+
+  /**
+   * A consumer that found the ring empty and then closed: whether it may
+   * report the end, i.e. no put that began before the close can still add
+   * a record. A producer checks `closed` under the put lock and reserves in
+   * the same hold, so once closed was seen, only the holder of that lock
+   * may still add one; while it lives this answers false, with
+   * busyWord/busyValue naming the lock, and the caller waits for its
+   * unlock and takes again (the record is then below tail). Read after
+   * `closed`, before that take, the order this rests on.
+   *
+   * Why here and not in close(): close() taking the put lock would have to
+   * wait for a holder that is stopped (SIGSTOP, a debugger) for as long as
+   * it is, or give up and let the race through. A consumer waits for such a
+   * holder as it already waits for a stopped producer's record (kWaitCommit),
+   * within its timeout; and the put path is unchanged.
+   */
+  putsSettled(): boolean {
+    const held = Atomics.load(this.ctl, kPutLock);
+    // A dead holder's reservation is at or beyond tail, or below it and skipped (see Crash safety).
+    if (held === 0 || !recentlyAlive(held, this.segmentName)) return true;
+    this.busyWord = kPutLock;
+    this.busyValue = held;
+    return false;
   }
 
   #maybeWakeProducers(): void {

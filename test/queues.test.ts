@@ -116,6 +116,41 @@ describe('Queue between processes', () => {
     expect((await child).code).toBe(0);
   });
 
+  // Items of 8 bytes are committed inside the put lock, items of 1000 bytes after it (a consumer may find them still being written).
+  for (const [size, drain] of [[0, 'async iteration'], [1000, 'getSync']] as const) {
+    it(`close() racing puts in other processes (${size === 0 ? 'small items' : `${size}-byte items`}, ${drain}): every put that succeeded is received before the end (before: a put past its check of closed committed after the end, its item lost)`, async () => {
+      const q = new mp.Queue<number | string>();
+      // Each producer holds still 20 ms after its put read `closed`, under the put lock: the close lands in that window.
+      const kids = [0, 1, 2].map(() => collect(spawnChild(fixture('q-close-race.mjs'), [handle(q), '20', String(size)])));
+      let received = 0;
+      while (received < 10) {
+        await q.get({ timeout: 10_000 });
+        received++;
+      }
+      await sleep(5); // (a put's window is open nearly all the time, but not at the hand-over of the lock)
+      q.close();
+      if (drain === 'async iteration') {
+        for await (const _ of q) received++;
+      } else {
+        for (;;) {
+          try {
+            q.getSync(10_000);
+          } catch (e) {
+            expect(e).toBeInstanceOf(mp.QueueClosedError);
+            break;
+          }
+          received++;
+        }
+      }
+      let put = 0;
+      for (const r of await Promise.all(kids)) {
+        expect(r.code, r.stderr).toBe(0);
+        put += (JSON.parse(r.stdout) as { ok: number }).ok;
+      }
+      expect(received).toBe(put);
+    });
+  }
+
   it('JoinableQueue.join waits for taskDone from a child', async () => {
     const q = new mp.JoinableQueue<number>();
     for (let i = 0; i < 20; i++) await q.put(i);
