@@ -1122,7 +1122,7 @@ export class Channel {
     else this.#pollMs = Math.max(kPollMinMs, this.#pollMs / 2);
   }
 
-  /** Whether a get would find something (or the end) right now; no state changes. */
+  /** Whether a get would find an item right now (see Ring.hasData: a dead writer's record at head is skipped). */
   ready(): boolean {
     return this.ring.hasData();
   }

@@ -677,6 +677,32 @@ export class Ring {
 
   /** One take (the lock held). */
   #take<T>(decode: Decode<T>): T | typeof kEmpty | typeof kWaitCommit {
+    const d = this.data;
+    let h = this.ctl[kHead]!; // only the get lock's holder writes it
+    let s = (h & this.#mask) >> 2;
+    // A committed record at head is taken here; the rest (empty, padding, a
+    // record being written or left by a dead producer) in #settleHead, a
+    // call the common case does not pay (~6 ns of a ~60 ns getSync).
+    if ((kPlainLoads ? d[s]! : Atomics.load(d, s)) !== tag(h) || (d[s + 1]! & kPadFlag) !== 0) {
+      const at = this.#settleHead();
+      if (at === kEmpty || at === kWaitCommit) return at;
+      h = at;
+      s = (h & this.#mask) >> 2;
+    }
+    const lenWord = d[s + 1]!;
+    try {
+      return decode((h & this.#mask) + kRecordHeader, lenWord);
+    } finally {
+      this.#advanceHead(h, (h + recordBytes(lenWord)) | 0, true);
+    }
+  }
+
+  /**
+   * Moves head past what no take returns (padding, a dead producer's
+   * unfinished record) and returns it once a committed record is there, or
+   * kEmpty / kWaitCommit (the get lock held).
+   */
+  #settleHead(): number | typeof kEmpty | typeof kWaitCommit {
     const ctl = this.ctl;
     const d = this.data;
     for (;;) {
@@ -698,7 +724,7 @@ export class Ring {
         const t = Atomics.load(ctl, kTail);
         if (t === h) return kEmpty;
         if (Atomics.load(d, s) !== state) continue;
-        const lenWord = d[s + 1];
+        const lenWord = d[s + 1]!;
         if ((lenWord & kPadFlag) !== 0) {
           this.#advanceHead(h, (h + this.capacity - off) | 0, false);
           continue;
@@ -717,16 +743,11 @@ export class Ring {
       if (state !== tag(h)) {
         throw new Error(`multiproc: ring buffer corrupted at position ${h >>> 0} (state ${state}, expected ${tag(h)})`);
       }
-      const lenWord = d[s + 1];
-      if ((lenWord & kPadFlag) !== 0) {
+      if ((d[s + 1]! & kPadFlag) !== 0) {
         this.#advanceHead(h, (h + this.capacity - off) | 0, false);
         continue;
       }
-      try {
-        return decode(off + kRecordHeader, lenWord);
-      } finally {
-        this.#advanceHead(h, (h + recordBytes(lenWord)) | 0, true);
-      }
+      return h;
     }
   }
 
@@ -758,11 +779,25 @@ export class Ring {
     return Atomics.load(this.data, (Atomics.load(this.ctl, kHead) & this.#mask) >> 2) > 0;
   }
 
-  /** Whether a record is ready at head (for poll); no lock taken, no state changed. */
+  /**
+   * Whether a take would return a record now (poll, wait()). A record at
+   * head that is not committed is looked at as a take would: one a dead
+   * writer left is skipped (under the get lock) and the answer is what lies
+   * behind it; one a live writer is still writing answers false, since a
+   * take would wait for it. Before, both answered true while recv() waited,
+   * and a writer killed mid-send left poll() saying true for good.
+   */
   hasData(): boolean {
-    const h = Atomics.load(this.ctl, kHead);
-    const state = Atomics.load(this.data, (h & this.#mask) >> 2);
-    return state > 0 || (state < 0 && h !== Atomics.load(this.ctl, kTail));
+    const state = Atomics.load(this.data, (Atomics.load(this.ctl, kHead) & this.#mask) >> 2);
+    if (state >= 0) return state > 0;
+    // Another reader holds the lock: that take settles head, not this look.
+    if (!this.#lock(kGetLock)) return false;
+    try {
+      return typeof this.#settleHead() === 'number';
+    } finally {
+      this.#unlock(kGetLock);
+      if (Atomics.load(this.ctl, kProducersWaiting) !== 0) this.#maybeWakeProducers();
+    }
   }
 
   /**

@@ -140,6 +140,51 @@ describe('Pipe between processes', () => {
     mine.close();
   });
 
+  it('poll() and wait() agree with recv() when a writer sharing an end was SIGKILLed mid-send: not ready while recv() would wait (before: poll() true for good, until a recv() skipped the dead record)', async () => {
+    const [r, w] = mp.Pipe(false);
+    // The child reserves a record in a send and dies before committing it;
+    // this process holds the write end too, so the end lives on (no EOF).
+    const kid = await collect(spawnChild(fixture('pipe-writer-killed.mjs'), [handle(w)]));
+    expect(kid.signal).toBe('SIGKILL');
+    expect(kid.stdout).toBe('armed\n');
+    await sleep(250); // past kTrustMs: its pid reads as dead (within it, the record reads as still being written: not ready either)
+    expect(await r.poll(0)).toBe(false);
+    expect(await r.poll(50)).toBe(false);
+    expect(await mp.wait([r], 50)).toEqual([]);
+    await expect(r.recv({ timeout: 100 })).rejects.toBeInstanceOf(mp.TimeoutError);
+    // A message behind such a record is ready, and is what recv() gets.
+    const [r2, w2] = mp.Pipe(false);
+    expect((await collect(spawnChild(fixture('pipe-writer-killed.mjs'), [handle(w2)]))).signal).toBe('SIGKILL');
+    await w2.send('after');
+    await sleep(250);
+    expect(await r2.poll(0)).toBe(true);
+    expect(await r2.recv({ timeout: 1000 })).toBe('after');
+    expect(await r2.poll(0)).toBe(false);
+    for (const c of [r, w, r2, w2]) c.close();
+  });
+
+  it('poll() says false while a writer stopped mid-send holds its message unfinished, as recv() waits for it; true once it is sent (before: true at once, while recv() waited)', async () => {
+    const [r, w] = mp.Pipe(false);
+    const kid = spawnChild(fixture('pipe-writer-killed.mjs'), [handle(w), 'SIGSTOP']);
+    const done = collect(kid);
+    try {
+      await new Promise<void>((resolve) => kid.stdout!.on('data', (b: Buffer) => b.toString().includes('armed') && resolve()));
+      await sleep(50); // (it prints, then stops itself)
+      expect(await r.poll(0)).toBe(false);
+      await expect(r.recv({ timeout: 100 })).rejects.toBeInstanceOf(mp.TimeoutError);
+      kid.kill('SIGCONT');
+      expect(await r.poll(5000)).toBe(true);
+      expect(await r.recv({ timeout: 1000 })).toBe('x'.repeat(1000));
+      const res = await done;
+      expect(res.code, res.stderr).toBe(0);
+      expect(res.stdout).toBe('armed\nsent\n');
+    } finally {
+      kid.kill('SIGKILL');
+      await done;
+      for (const c of [r, w]) c.close();
+    }
+  });
+
   it('a send to a peer SIGKILLed without a recv() here to notice: BrokenPipeError within 32 messages (before: only once the ring was full)', async () => {
     const { mine, kid, done } = await hangingPeer();
     kid.kill('SIGKILL');
