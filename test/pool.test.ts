@@ -1129,6 +1129,37 @@ describe('Pool workers', () => {
     await pool.terminate();
   });
 
+  it('an initializer that throws, with calls already sent to its workers before their \'ready\': always, every call settles once with its error and no worker starts after the crash-loop stop; only in the first worker, every call completes on the others', async () => {
+    const starts = mp.RawArray('i', 2);
+    const failing = new mp.Pool({ processes: 2, initializer: (a: mp.SharedArray<'i'>) => { Atomics.add(a.view, 0, 1); throw new Error('init boom'); }, initargs: [starts] });
+    const applies = range(6).map((i) => failing.apply((x: number) => x, [i]).then(() => 'resolved', (e: Error) => e.message));
+    const mapped = failing.map((x: number) => x, range(10), { chunksize: 1 }).then(() => 'resolved', (e: Error) => e.message);
+    for (const m of [...(await Promise.all(applies)), await mapped]) expect(m).toBe('Pool initializer failed in 5 workers in a row: init boom');
+    // Each item counted once (a job settled twice, or run again, would show here).
+    expect(failing.stats().tasks).toEqual({ queued: 0, running: 0, done: 0, failed: 0, cancelled: 16 });
+    expect(failing.pending).toBe(0);
+    await failing.join();
+    const started = starts[0];
+    expect(started).toBeGreaterThanOrEqual(5);
+    expect(started).toBeLessThanOrEqual(6); // a replacement already on its way when the 5th failed
+    await sleep(300);
+    expect(starts[0]).toBe(started);
+    expect(failing.stats().workers).toEqual([]);
+
+    const once = new mp.Pool({ processes: 2, initializer: (a: mp.SharedArray<'i'>) => { if (Atomics.add(a.view, 1, 1) === 0) throw new Error('init boom once'); }, initargs: [starts] });
+    try {
+      const calls = range(6).map((i) => once.apply((x: number) => x * 3, [i]));
+      const all = once.map((x: number) => x + 1, range(20), { chunksize: 1 });
+      expect(await Promise.all(calls)).toEqual(range(6).map((i) => i * 3));
+      expect(await all).toEqual(range(20).map((x) => x + 1));
+      expect(once.stats().tasks).toEqual({ queued: 0, running: 0, done: 26, failed: 0, cancelled: 0 });
+      expect(starts[1]).toBe(3); // the two first, and one replacement
+    } finally {
+      await once.terminate();
+      starts.close();
+    }
+  });
+
   it('an initializer that fails is counted once per worker by the crash-loop breaker (5 workers, as documented)', async () => {
     const starts = mp.RawArray('i', 1);
     const pool = new mp.Pool({ processes: 1, initializer: (a: mp.SharedArray<'i'>) => { Atomics.add(a.view, 0, 1); throw new Error('init boom'); }, initargs: [starts] });
