@@ -1267,8 +1267,27 @@ export class Pool<I extends readonly unknown[] = never[]> {
       return;
     }
     if (job.settled) return;
-    const then = grace === 0 ? 'was killed and replaced' : `was asked to stop (taskSignal() aborted) and is killed if still running ${grace} ms later`;
-    this.#settleError(job, new TimeoutError(`Task did not finish within ${job.timeoutMs} ms; its worker (pid ${w.pid}) ${then}`));
+    // The worker clears its word before it answers (pool-worker.ts runJob):
+    // one that has finished the task, its answer in its pipe or on its way
+    // (this process, busy, read it only after the deadline). That answer
+    // settles the call: before, it was dropped for a TimeoutError saying the
+    // worker "was killed", and the worker lived on. Looked at again until it
+    // is read (also covers the instant between the worker's two stores as a
+    // job begins). With no grace, the swap that claims the job for the kill
+    // is the look itself: the worker then never answers, so "killed" is true.
+    const word = w.conn[kUserWord]();
+    const tag = jobTag(job.id);
+    if (word.length > 0 && (grace === 0 ? Atomics.compareExchange(word, 0, tag, -tag) : Atomics.load(word, 0)) !== tag) {
+      job.timer = setTimeout(() => this.#timedOut(w, job, stuckAt), kTakenLookMs);
+      return;
+    }
+    if (grace === 0) {
+      this.#settleError(job, new TimeoutError(`Task did not finish within ${job.timeoutMs} ms; its worker (pid ${w.pid}) was killed and replaced`));
+      job.cancelled = true;
+      this.#kill(w);
+      return;
+    }
+    this.#settleError(job, new TimeoutError(`Task did not finish within ${job.timeoutMs} ms; its worker (pid ${w.pid}) was asked to stop (taskSignal() aborted) and is killed if still running ${grace} ms later`));
     this.#cancelInWorkers(job.call, 'timeout', grace, job);
   }
 

@@ -999,6 +999,31 @@ describe('Pool workers', () => {
     }
   });
 
+  it('a timed call whose answer is already in its worker\'s pipe when its time runs out (this process was busy) resolves with it, and the worker lives on; a task still running is killed, as its TimeoutError says (before: TimeoutError "was killed and replaced", the worker alive and its answer dropped)', async () => {
+    const pool = new mp.Pool({ processes: 1 });
+    try {
+      await pool.apply(() => 0);
+      const [pid] = pool.stats().workers.map((w) => w.pid);
+      for (const cancelGraceMs of [undefined, 500]) {
+        // The pool's reader asleep (as after any pause), and this call made in a turn after which the
+        // next to run are timers (a call made after a result came is one too, at times).
+        await sleep(50);
+        await new Promise((r) => setImmediate(r));
+        const call = pool.apply((x: number) => x * 2, [21], { timeout: 100, cancelGraceMs });
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 500); // the task answers at once; its answer is read only after its time
+        expect(await call.catch((e: Error) => `${e.name}: ${e.message}`)).toBe(42);
+      }
+      expect(pool.stats().workers.map((w) => w.pid)).toEqual([pid]);
+      const err = (await pool.apply(() => { for (;;); }, [], { timeout: 100 }).catch((e: unknown) => e)) as Error;
+      expect(err).toBeInstanceOf(mp.TimeoutError);
+      expect(err.message).toBe(`Task did not finish within 100 ms; its worker (pid ${pid}) was killed and replaced`);
+      expect(await pool.apply(() => 'next')).toBe('next');
+      expect(pool.stats().workers.map((w) => w.pid)).not.toContain(pid);
+    } finally {
+      await pool.terminate();
+    }
+  });
+
   it('a timeout counts from the task\'s start on its worker, not from the send: a worker held up 300 ms by what an earlier task left (a busy timer) still gives a 100 ms task its whole time (before: TimeoutError)', async () => {
     const pool = new mp.Pool({ processes: 1 });
     try {
