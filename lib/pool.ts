@@ -378,6 +378,8 @@ const kBeginLookMs = 2;
 const kTakenLookMs = 20;
 /** Workers that may die with one job first in their pipe, not begun, before that job fails (see #onExit). */
 const kDiedBeforeLimit = 3;
+/** Signals a process gets from what it runs (a fault, abort(): Node's on a full heap, a resource limit), not from someone else. */
+const kOwnFaults: ReadonlySet<string> = new Set(['SIGABRT', 'SIGSEGV', 'SIGBUS', 'SIGILL', 'SIGFPE', 'SIGTRAP', 'SIGSYS', 'SIGXCPU', 'SIGXFSZ']);
 
 /**
  * What a task's own error is rebuilt as (see docs/pool.md): its class (the
@@ -1695,12 +1697,15 @@ export class Pool<I extends readonly unknown[] = never[]> {
     // workers must not fail every other call too (they did: 94 of 100
     // applies); only kJobDeathLimit of them in a row, with no task finished
     // anywhere between, stop the pool (a service whose calls all do so would
-    // start a worker per call for good). Not one SIGKILLed idle
-    // from outside (a job waiting in its pipe not begun: a user, the OOM
-    // killer), nor those lost when the forkserver died (killed with it):
+    // start a worker per call for good). Not one that had started and was
+    // killed idle (a job waiting in its pipe not begun) by a signal from
+    // outside: SIGKILL from a user or the OOM killer, SIGHUP from a closing
+    // terminal (before, only SIGKILL was spared, and five SIGHUPs failed the
+    // pool for good); a signal of its own fault (SIGSEGV, SIGABRT...) still
+    // counts. Nor those lost when the forkserver died (killed with it):
     // before, a pool of 5 or more fresh workers took a zygote's death for a
     // crash loop and failed for good (helper-55's chaos trial).
-    const fromOutside = w.proc[kLostWithServer] || (w.ready && running === undefined && fatal === undefined && code === -9);
+    const fromOutside = w.proc[kLostWithServer] || (w.ready && running === undefined && fatal === undefined && code !== null && code < 0 && !(signal !== null && kOwnFaults.has(signal)));
     const diedInJob = running !== undefined && fatal === undefined && loaded === jobTag(running.id);
     if (!w.everFinishedJob && !w.retiring && !w.killed && !w.initFailed && !fromOutside && this.#state !== 'terminated') {
       if (diedInJob && this.#jobDeaths++ === 0) this.#jobDeathsFrom = performance.now();

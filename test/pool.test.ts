@@ -505,6 +505,34 @@ describe('Pool workers', () => {
     expect(JSON.parse(r.stdout)).toEqual({ after: [2, 3, 4], afterKills: 42 });
   }, 100_000);
 
+  it('idle workers killed from outside by another signal than SIGKILL (SIGHUP: a terminal closing) are replaced, not counted as a crash loop: 7 such deaths and the pool still maps (before: failed for good at the 5th); SIGTERM leaves them alive', async () => {
+    const pool = new mp.Pool({ processes: 2 });
+    try {
+      const ready = (): boolean => {
+        const ws = pool.stats().workers;
+        return ws.length === 2 && ws.every((w) => w.startupMs !== null);
+      };
+      const waitReady = async (): Promise<void> => {
+        for (const t0 = Date.now(); !ready() && Date.now() - t0 < 20_000;) await sleep(20);
+      };
+      for (let i = 0; i < 7; i++) {
+        await waitReady();
+        const { pid } = pool.stats().workers[i % 2]!;
+        process.kill(pid, 'SIGHUP');
+        for (const t0 = Date.now(); pool.stats().workers.some((w) => w.pid === pid) && Date.now() - t0 < 20_000;) await sleep(10);
+        expect(pool.stats().state).toBe('running');
+      }
+      await waitReady();
+      const pids = pool.stats().workers.map((w) => w.pid);
+      for (const pid of pids) process.kill(pid, 'SIGTERM'); // workers ignore it: the parent decides (docs/pool.md)
+      await sleep(200);
+      expect(pool.stats().workers.map((w) => w.pid)).toEqual(pids);
+      expect(await pool.map((x: number) => x + 1, range(10), { chunksize: 1 })).toEqual(range(10).map((x) => x + 1));
+    } finally {
+      await pool.terminate();
+    }
+  }, 60_000);
+
   it.runIf(process.platform === 'linux')('a SIGSTOPped forkserver: a child that ended is seen ended, a worker killed meanwhile fails the map (its replacement cannot start) and terminate() returns (before: all three waited for the whole stop)', async () => {
     const r = await runNode(fixture('zygote-stopped.mjs'), [], { timeoutMs: 60_000 });
     expect(r.stderr).toBe(''); // and no replacement worker forked once the zygote goes on
