@@ -788,8 +788,11 @@ export class Ring {
    * and a writer killed mid-send left poll() saying true for good.
    */
   hasData(): boolean {
-    const state = Atomics.load(this.data, (Atomics.load(this.ctl, kHead) & this.#mask) >> 2);
-    if (state >= 0) return state > 0;
+    const s = (Atomics.load(this.ctl, kHead) & this.#mask) >> 2;
+    const state = Atomics.load(this.data, s);
+    if (state === 0) return false;
+    // Committed padding: the record behind it may be unfinished, or a dead writer's (a take looks past it).
+    if (state > 0 && (this.data[s + 1]! & kPadFlag) === 0) return true;
     // Another reader holds the lock: that take settles head, not this look.
     if (!this.#lock(kGetLock)) return false;
     try {

@@ -163,6 +163,33 @@ describe('Pipe between processes', () => {
     for (const c of [r, w, r2, w2]) c.close();
   });
 
+  it('poll() agrees with recv() when the dead writer\'s record wrapped: padding committed at head, the record behind it unfinished (before: poll() true for good)', async () => {
+    const [r, w] = mp.Pipe(false, { capacityBytes: 4096 });
+    const raw = mp.SharedMemory.attach((mp.toHandle(r) as unknown as { name: string }).name);
+    const ctl = new Int32Array(raw.buffer, kHeaderBytes + 512, 96); // the ring's control block (after the pipe's own 512 bytes)
+    const data = new Int32Array(raw.buffer, kHeaderBytes + 512 + 384, 1024);
+    // head (= tail) near the end of the area: the child's 1000-byte record
+    // does not fit before it, so its reservation pads to the end and commits
+    // the padding; the child dies at the record's own commit (skip 1).
+    while ((Atomics.load(ctl, 16) & 4095) < 3400) {
+      w.sendSync('a');
+      expect(r.recvSync(1000)).toBe('a');
+    }
+    const kid = await collect(spawnChild(fixture('pipe-writer-killed.mjs'), [handle(w), 'SIGKILL', '1']));
+    expect(kid.signal).toBe('SIGKILL');
+    expect(kid.stdout).toBe('armed\n');
+    expect(Atomics.load(data, (Atomics.load(ctl, 16) & 4095) >> 2)).toBeGreaterThan(0); // the padding, committed
+    await sleep(250); // past kTrustMs
+    expect(await r.poll(0)).toBe(false);
+    expect(await mp.wait([r], 50)).toEqual([]);
+    await expect(r.recv({ timeout: 100 })).rejects.toBeInstanceOf(mp.TimeoutError);
+    await w.send('after');
+    expect(await r.poll(0)).toBe(true);
+    expect(await r.recv({ timeout: 1000 })).toBe('after');
+    raw.close();
+    for (const c of [r, w]) c.close();
+  });
+
   it('poll() says false while a writer stopped mid-send holds its message unfinished, as recv() waits for it; true once it is sent (before: true at once, while recv() waited)', async () => {
     const [r, w] = mp.Pipe(false);
     const kid = spawnChild(fixture('pipe-writer-killed.mjs'), [handle(w), 'SIGSTOP']);
