@@ -647,6 +647,12 @@ describe("'fork' children and the parent's handles", () => {
     expect(JSON.parse(r.stdout)).toEqual({ http: { parent: 20, other: 0 }, datagrams: 20, inChild: 0, pathKept: true, exit: 0 });
   });
 
+  it("let a target send through the parent's UDP sockets, connected or not, while their datagrams stay the parent's (before: the fd was a quiet socket pair: a connected send vanished, an addressed one failed with EISCONN)", async () => {
+    const r = await runNode(fixture('fork-udp-send.mjs'), [], { nodeArgs: ['--single-threaded'], timeoutMs: 30_000 });
+    expect(r.stderr).toBe('');
+    expect(JSON.parse(r.stdout)).toEqual({ got: ['bound', 'connected'], exit: 0, parentGot: 5, inChild: 0 });
+  });
+
   it('a parent that closed its stdin: the child runs (before: its watchdog got fd 0, was taken for stdin and replaced, and the child died at once)', async () => {
     const r = await runNode(fixture('fork-stdin-closed.mjs'), [], { nodeArgs: ['--single-threaded'], timeoutMs: 30_000 });
     expect(r.stderr).toBe('');

@@ -413,11 +413,11 @@ interface InheritedHandle {
  * stdin: review helper-103),
  * sockets are closed (only this copy), a TCP server's copy of its listening
  * socket is closed, the IPC channel stops being read, and the rest stops
- * keeping the loop alive. A unix-socket server and a UDP socket keep their
- * handle (closing a unix-socket server's would unlink its path for the
- * parent), but their fd becomes a socket that never has data: only
- * unref'd, they took 16 of 20 connections and ~half the datagrams with the
- * parent's handlers (docs/process.md).
+ * keeping the loop alive. A unix-socket server keeps its handle (closing
+ * it would unlink its path for the parent), but its fd becomes a socket
+ * that never has data; a UDP socket's copy stops reading (it can still
+ * send): only unref'd, they took 16 of 20 connections and ~half the
+ * datagrams with the parent's handlers (docs/process.md).
  */
 function detachInheritedHandles(): void {
   const getHandles = (process as unknown as { _getActiveHandles?: () => object[] })._getActiveHandles;
@@ -428,9 +428,13 @@ function detachInheritedHandles(): void {
     if (h === process.stdout || h === process.stderr) continue;
     const udp = udpHandle(h);
     if (udp !== undefined) {
-      if (udp?.fd !== undefined && udp.fd >= 0) native.quietFd(udp.fd, false);
+      // Its copy stops reading here (this loop only): the fd stays the
+      // socket, so a target can still send through it, as from a Python
+      // forked child (a quiet socket pair in its place lost what went
+      // through a connected one, and failed the rest with EISCONN).
+      udp?.recvStop?.();
       h.unref?.();
-      if (udp?.fd === 0) fd0Kept = true;
+      if (udp?.fd === 0) fd0Kept = true; // (stdin then gets an fd of its own)
       continue;
     }
     const fd = h.fd ?? h._handle?.fd;
@@ -528,12 +532,12 @@ function freshStdin(fd: number): void {
  * and reading it printed DEP0112 in every 'fork' child of a parent with a
  * UDP socket.
  */
-function udpHandle(h: object): { fd?: number } | null | undefined {
+function udpHandle(h: object): { fd?: number; recvStop?: () => number } | null | undefined {
   if (typeof (h as { addMembership?: unknown }).addMembership !== 'function') return undefined;
   for (const sym of Object.getOwnPropertySymbols(h)) {
     const state = (h as Record<symbol, unknown>)[sym];
     if (typeof state === 'object' && state !== null && 'bindState' in state && 'handle' in state) {
-      return (state as { handle: { fd?: number } | null }).handle;
+      return (state as { handle: { fd?: number; recvStop?: () => number } | null }).handle;
     }
   }
   return null;
