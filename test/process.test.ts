@@ -653,6 +653,12 @@ describe("'fork' children and the parent's handles", () => {
     expect(JSON.parse(r.stdout)).toEqual({ got: ['bound', 'connected'], exit: 0, parentGot: 5, inChild: 0 });
   });
 
+  it("a cluster worker's 'fork' child lets go of the worker's shared listening socket without telling the primary: a later worker can listen on the port (before: EADDRINUSE, the primary had dropped the shared handle)", async () => {
+    const r = await runNode(fixture('fork-cluster-shared.mjs'), [], { timeoutMs: 30_000 });
+    expect(r.stderr).toBe('');
+    expect(JSON.parse(r.stdout)).toEqual({ one: 'listening, child exit 0', two: 'listening', answers: ['ok'] });
+  });
+
   it('a parent that closed its stdin: the child runs (before: its watchdog got fd 0, was taken for stdin and replaced, and the child died at once)', async () => {
     const r = await runNode(fixture('fork-stdin-closed.mjs'), [], { nodeArgs: ['--single-threaded'], timeoutMs: 30_000 });
     expect(r.stderr).toBe('');

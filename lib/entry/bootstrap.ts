@@ -455,7 +455,12 @@ function detachInheritedHandles(): void {
     } else if (h instanceof Server) {
       const handle = (h as InheritedHandle)._handle;
       if (isTcp(handle)) {
-        handle.close();
+        // The handle's own close(), not an own property that a cluster
+        // worker's shared handle has in its place: that one also tells the
+        // primary the worker closed it (through the IPC channel, still the
+        // parent's here), and the primary let the port go while the parent
+        // listened on: the next worker's listen() failed with EADDRINUSE.
+        (Object.getPrototypeOf(handle) as { close: () => void }).close.call(handle);
         (h as InheritedHandle)._handle = null;
       } else {
         // A unix-socket server: closing would unlink its path.
