@@ -33,6 +33,16 @@ bool ProcessAlive(int pid);
 // V8 marks its heap MADV_DONTFORK (see NATIVE-NOTES.md). Returns 0 or errno.
 int PrepareFork();
 
+// In a fork child, before it starts any thread: fork() leaves the stacks of
+// the parent's other threads free for the child's new threads, while what
+// the parent had queued to join them (Node's Worker::JoinThread, queued by a
+// worker thread that ended just before the fork) still runs in the child.
+// Each such stack is taken here by a thread that ends at once and is never
+// joined, so that a copied join finds an ended thread, never one the child
+// started on that stack. Returns how many stacks were taken (0 where the
+// thread library gives a child no such stacks, or was not measured).
+int ClaimCopiedThreadStacks();
+
 // Copies the executable's code (the 2 MB-aligned part of its text mapping
 // that holds `inside`) to anonymous memory on transparent huge pages and
 // swaps it in place with one mremap(), so that fork() children inherit it

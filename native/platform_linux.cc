@@ -4,6 +4,7 @@
 #include <dlfcn.h>
 #include <fcntl.h>
 #include <linux/futex.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
@@ -19,8 +20,10 @@
 #include <cstring>
 #include <cstdint>
 
+#include <algorithm>
 #include <atomic>
 #include <cstddef>
+#include <vector>
 
 #include "platform.h"
 
@@ -138,6 +141,90 @@ int PrepareFork() {
   fclose(f);
   return 0;
 }
+
+// glibc's fork() puts every other thread's stack in its cache of free stacks
+// in the child (__reclaim_stacks), the thread's descriptor at its top as it
+// was. A pthread_join there of one of those threads finds it ended and
+// returns 0 while its stack stays in the cache; but the next thread the child
+// starts with a stack of that size is given it, and the join then waits for
+// that thread and frees its stack, whose own join then fails with ESRCH
+// (measured: a 'fork' child that started a Worker while the join of its
+// parent's ending Worker was queued aborted in Node's JoinThread assertion;
+// test/fixtures/fork-worker-ending.mjs). A thread that takes such a stack and
+// ends at once, never joined, leaves it as any ended joinable thread's: out
+// of the cache, neither given out again nor unmapped when the cache is
+// trimmed, and a join finds it ended. The cache gives the smallest free stack
+// at least the size asked for (up to four times it), so asking for each size
+// of stack /proc/self/maps shows (a rw-p anonymous mapping right above its
+// ---p guard) until a fresh one comes back takes every cached stack.
+#if defined(__GLIBC__)
+namespace {
+
+void* EndAtOnce(void*) { return nullptr; }
+
+struct Mapping {
+  uintptr_t start, end;
+};
+
+bool InAny(const std::vector<Mapping>& maps, uintptr_t at) {
+  for (const Mapping& m : maps) {
+    if (at >= m.start && at < m.end) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+int ClaimCopiedThreadStacks() {
+  std::vector<Mapping> maps;
+  std::vector<size_t> sizes;
+  FILE* f = fopen("/proc/self/maps", "re");
+  if (f == nullptr) return 0;
+  char line[4096];
+  uintptr_t guardEnd = 0;
+  while (fgets(line, sizeof line, f) != nullptr) {
+    unsigned long start, end;
+    char perms[5];
+    if (sscanf(line, "%lx-%lx %4s", &start, &end, perms) != 3) continue;
+    maps.push_back({start, end});
+    // Anonymous: no path, no [name] (the main thread's [stack] included).
+    bool anonymous = strchr(line, '/') == nullptr && strchr(line, '[') == nullptr;
+    if (anonymous && start == guardEnd && strcmp(perms, "rw-p") == 0) sizes.push_back(end - start);
+    guardEnd = strcmp(perms, "---p") == 0 ? end : 0;
+  }
+  fclose(f);
+  std::sort(sizes.begin(), sizes.end());
+  sizes.erase(std::unique(sizes.begin(), sizes.end()), sizes.end());
+  // Signals blocked in these threads: a process-directed one must find a thread that lives on.
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  int claimed = 0;
+  for (size_t size : sizes) {
+    if (size < static_cast<size_t>(PTHREAD_STACK_MIN)) continue;
+    pthread_attr_t attr;
+    if (pthread_attr_init(&attr) != 0) break;
+    bool ok = pthread_attr_setstacksize(&attr, size) == 0;
+    // Bounded by the mappings there are: each round takes a cached stack or ends the size.
+    for (size_t i = 0; ok && i <= maps.size(); i++) {
+      pthread_t t;
+      if (pthread_create(&t, &attr, EndAtOnce, nullptr) != 0) break;
+      // pthread_t is the descriptor, inside the stack: a fresh stack is a new
+      // mapping. Left unjoined too (a few pages of it touched): joined or
+      // detached, it would go to the cache, whose trimming could unmap a
+      // cached stack not yet taken, under its copied descriptor.
+      bool cached = InAny(maps, static_cast<uintptr_t>(t));
+      if (!cached) break;
+      claimed++;
+    }
+    pthread_attr_destroy(&attr);
+  }
+  pthread_sigmask(SIG_SETMASK, &old, nullptr);
+  return claimed;
+}
+#else
+int ClaimCopiedThreadStacks() { return 0; }  // musl and others: no stack cache of glibc's kind (not measured)
+#endif
 
 namespace {
 

@@ -1,5 +1,6 @@
 // Process primitives: pids, liveness, parent-death signal, pipes, fork.
 // Which of them to use, and when, is decided in lib/ (popen/*, process.ts).
+#include <dlfcn.h>
 #include <fcntl.h>
 #include <sys/socket.h>
 #include <pthread.h>
@@ -9,6 +10,8 @@
 #include <uv.h>
 
 #include <atomic>
+#include <cstddef>
+#include <cstdint>
 
 #include "platform.h"
 #include "util.h"
@@ -159,6 +162,67 @@ Napi::Value RestoreStopSignals(const Napi::CallbackInfo& info) {
 }
 
 
+// A worker_threads Worker's thread that ends queues its join for the main
+// thread (Worker::JoinThread, a native immediate) and wakes it through the
+// Environment's task_queues_async_, both under one lock. A process forked
+// before the main thread took that up copies the queue, and the child runs
+// the join in its first check phase, on a thread the child does not have:
+// its stack must not be given to a thread of the child first (see
+// platform::ClaimCopiedThreadStacks, ~20-40 us a thread, so only when that
+// async is pending). It is the UV_ASYNC handle Node embeds right after the
+// immediate check handle (whose callback, Environment::CheckImmediate, Node
+// exports; 480 bytes apart in Node 20). Not found (another build of Node):
+// any pending async counts, MessagePorts' too, which costs the same work
+// for nothing now and then.
+const uv_async_t* g_taskQueuesAsync = nullptr;
+const uv_loop_t* g_taskQueuesLoop = nullptr;
+constexpr uintptr_t kTaskQueuesAsyncWithin = 1024;
+
+// Reads the loop's handle list without uv_walk, which relinks every handle
+// as it goes: in a fork child that wrote to every page holding one (~50 us
+// of copy-on-write faults measured).
+template <typename Fn>
+void ForEachHandle(uv_loop_t* loop, Fn fn) {
+  const struct uv__queue* head = &loop->handle_queue;
+  for (const struct uv__queue* q = head->next; q != head; q = q->next) {
+    fn(reinterpret_cast<const uv_handle_t*>(reinterpret_cast<const char*>(q) - offsetof(uv_handle_t, handle_queue)));
+  }
+}
+
+// In the parent, before fork(): where the main thread's task_queues_async_ is (once per loop).
+void FindTaskQueuesAsync(uv_loop_t* loop) {
+  if (g_taskQueuesLoop == loop) return;
+  g_taskQueuesLoop = loop;
+  g_taskQueuesAsync = nullptr;
+  void* checkImmediate = dlsym(RTLD_DEFAULT, "_ZN4node11Environment14CheckImmediateEP10uv_check_s");
+  if (checkImmediate == nullptr) return;
+  uintptr_t check = 0;
+  ForEachHandle(loop, [&](const uv_handle_t* h) {
+    if (h->type == UV_CHECK && reinterpret_cast<void*>(reinterpret_cast<const uv_check_t*>(h)->check_cb) == checkImmediate) {
+      check = reinterpret_cast<uintptr_t>(h);
+    }
+  });
+  if (check == 0) return;
+  uintptr_t best = 0;
+  ForEachHandle(loop, [&](const uv_handle_t* h) {
+    uintptr_t at = reinterpret_cast<uintptr_t>(h);
+    if (h->type == UV_ASYNC && at > check && at - check < kTaskQueuesAsyncWithin && (best == 0 || at < best)) best = at;
+  });
+  g_taskQueuesAsync = reinterpret_cast<const uv_async_t*>(best);
+}
+
+bool Pending(const uv_async_t* a) { return __atomic_load_n(&a->pending, __ATOMIC_ACQUIRE) != 0; }
+
+// In the child, before uv_loop_fork (which may clear it): whether a join of the parent's may be queued.
+bool JoinMayBeQueued(uv_loop_t* loop) {
+  if (g_taskQueuesAsync != nullptr) return Pending(g_taskQueuesAsync);
+  bool any = false;
+  ForEachHandle(loop, [&](const uv_handle_t* h) {
+    if (h->type == UV_ASYNC && Pending(reinterpret_cast<const uv_async_t*>(h))) any = true;
+  });
+  return any;
+}
+
 // fork(board?, pidOffset?, seqOffset?, seq?) -> pid in the parent, 0 in the
 // child. Only safe in a process whose V8 runs single-threaded (the forkserver
 // zygote); see lib/popen/fork.ts.
@@ -181,6 +245,9 @@ Napi::Value Fork(const Napi::CallbackInfo& info) {
     MP_REQUIRE(info[3].IsNumber(), "fork(board, pidOffset, seqOffset, seq): seq must be a number");
     seq = info[3].As<Napi::Number>().Int32Value();
   }
+  uv_loop_t* parentLoop = nullptr;
+  napi_get_uv_event_loop(env, &parentLoop);
+  if (parentLoop != nullptr) FindTaskQueuesAsync(parentLoop);
   int err = platform::PrepareFork();
   // (Reading /proc/self/maps: EMFILE under a small ulimit -n was reported as "madvise failed".)
   if (err) return ThrowErrno(env, "fork: open /proc/self/maps", err);
@@ -210,9 +277,11 @@ Napi::Value Fork(const Napi::CallbackInfo& info) {
   }
   if (pid == 0) {
     MarkForkChild();
-    RedirectWorkerTasks(env);
     uv_loop_t* loop = nullptr;
     napi_get_uv_event_loop(env, &loop);
+    // Before anything here starts a thread.
+    if (loop != nullptr && JoinMayBeQueued(loop)) platform::ClaimCopiedThreadStacks();
+    RedirectWorkerTasks(env);
     if (loop != nullptr) uv_loop_fork(loop);
   }
   return Napi::Number::New(env, pid);
