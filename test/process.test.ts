@@ -709,6 +709,17 @@ describe("'fork' children made while a GC cleanup was pending", () => {
   });
 });
 
+describe("'fork' children started while a worker thread of the parent is ending", () => {
+  it.runIf(isLinux)("start a Worker of their own and exit 0 (before: Node's Worker::JoinThread assertion, exit -6 and no item, or a child hung for good)", async () => {
+    const r = await runNode(fixture('fork-worker-ending.mjs'), ['20'], { nodeArgs: ['--single-threaded'], timeoutMs: 120_000 });
+    expect(r.stderr).toBe('');
+    const out = JSON.parse(r.stdout) as { results: { got: unknown; exitCode: number | null }[]; forkedWhileEnding: number };
+    // The fixture forks once the Worker's thread has left, before its join is taken up: every round is the case.
+    expect(out.forkedWhileEnding).toBe(20);
+    expect(out.results).toEqual(Array.from({ length: 20 }, (_, i) => ({ got: [i, 0], exitCode: 0 })));
+  }, 130_000);
+});
+
 describe('a forkserver child and what it inherits from the zygote', () => {
   it('a Value a preloaded module made keeps its reference count when children end, and a child can send it on', async () => {
     const r = await runNode(fixture('preload-shared.mjs'), [], { timeoutMs: 60_000 });
