@@ -1244,6 +1244,10 @@ export class Pool<I extends readonly unknown[] = never[]> {
    * for good, and the pool lost it while the message said it was replaced (helper-65).
    */
   #timedOut(w: Worker, job: Job, stuckAt: number): void {
+    // A copy in a 'fork' child (its timers came along): the job's word is
+    // shared with the parent, and a swap made here left the parent's own
+    // timeout looking at it for ever (the call never settled, the worker never killed).
+    if (myPid() !== this.#owner) return;
     if (w.dead || !w.inflight.includes(job)) return; // answered meanwhile (or skipped, once cancelled)
     const grace = job.call.graceMs ?? 0;
     if (this.#stuckBefore(w, job)) {
@@ -1343,7 +1347,7 @@ export class Pool<I extends readonly unknown[] = never[]> {
     const tags = new Set([...ids].map(jobTag));
     let again = 5;
     const check = (): void => {
-      if (w.dead || word.length === 0) return;
+      if (w.dead || word.length === 0 || myPid() !== this.#owner) return; // (a copy in a 'fork' child: see #timedOut)
       const on = Atomics.load(word, 0);
       if (on > 0 && tags.has(on) && w.inflight.some((j) => jobTag(j.id) === on)) {
         if (Atomics.compareExchange(word, 0, on, -on) === on) this.#kill(w);

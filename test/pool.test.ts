@@ -1795,6 +1795,12 @@ describe('Pool lifetime', () => {
     expect(r.stderr).toBe('');
     expect(JSON.parse(r.stdout)).toEqual({ exitCode: -15 });
   });
+
+  it("a timed call whose task never ends, pending as a 'fork' child starts, still rejects with its TimeoutError and its worker is killed (before: the child's copy of its timer claimed the job's word first; the call never settled and the worker ran on)", async () => {
+    const r = await runNode(fixture('pool-timeout-fork-child.mjs'), [], { nodeArgs: ['--single-threaded'], timeoutMs: 30_000 });
+    expect(r.stderr).toBe('');
+    expect(JSON.parse(r.stdout)).toEqual({ out: expect.stringMatching(/^TimeoutError: Task did not finish within 300 ms; its worker \(pid \d+\) was killed and replaced$/), workerKilled: true, inTime: true });
+  });
 });
 
 describe('Pool with fork workers', () => {
