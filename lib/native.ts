@@ -62,6 +62,8 @@ export interface NativeBinding {
   quietFd(fd: number, eof: boolean): boolean;
   /** A new fd (3 or above) whose reads give end-of-file; -1 if it could not be made. */
   eofFd(): number;
+  /** on: refs every unref'd TCP, UDP and pipe handle of this loop, so that process._getActiveHandles() lists them; off: unrefs those again. */
+  refSockets?(on: boolean): void;
   setCloexec(fd: number, on: boolean): void;
   /** With a board: also publishes the pid, then seq, there (and wakes seq's waiters) before returning in the parent. */
   fork(board?: ArrayBuffer, pidOffset?: number, seqOffset?: number, seq?: number): number;

@@ -12,6 +12,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 #include "platform.h"
 #include "util.h"
@@ -379,6 +380,33 @@ Napi::Value LoopAlive(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(env, alive);
 }
 
+// refSockets(on): on, refs every unref'd TCP, UDP and pipe handle of this
+// loop (not closing), so that process._getActiveHandles(), which lists only
+// ref'd ones, lists them too; off, unrefs again those it ref'd. A 'fork'
+// child looks for the parent's sockets that way (lib/entry/bootstrap.ts
+// detachInheritedHandles): an unref'd one (an HTTP agent's free keep-alive
+// socket, a server or UDP socket the parent unref'd) was not seen, and the
+// child's loop read from it (review helper-112).
+std::vector<uv_handle_t*> g_refSockets;
+Napi::Value RefSockets(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  uv_loop_t* loop = nullptr;
+  napi_get_uv_event_loop(env, &loop);
+  if (!BoolArg(info[0])) {
+    for (uv_handle_t* h : g_refSockets) if (!uv_is_closing(h)) uv_unref(h);
+    g_refSockets.clear();
+    return env.Undefined();
+  }
+  if (loop == nullptr) return env.Undefined();
+  uv_walk(loop, [](uv_handle_t* h, void*) {
+    if ((h->type == UV_TCP || h->type == UV_UDP || h->type == UV_NAMED_PIPE) && !uv_is_closing(h) && !uv_has_ref(h)) {
+      uv_ref(h);
+      g_refSockets.push_back(h);
+    }
+  }, nullptr);
+  return env.Undefined();
+}
+
 }  // namespace
 
 void InitProcess(Napi::Env env, Napi::Object exports) {
@@ -395,6 +423,7 @@ void InitProcess(Napi::Env env, Napi::Object exports) {
   exports.Set("closeFd", Napi::Function::New(env, CloseFd, "closeFd"));
   exports.Set("quietFd", Napi::Function::New(env, QuietFd, "quietFd"));
   exports.Set("eofFd", Napi::Function::New(env, EofFd, "eofFd"));
+  exports.Set("refSockets", Napi::Function::New(env, RefSockets, "refSockets"));
   exports.Set("setCloexec", Napi::Function::New(env, SetCloexec, "setCloexec"));
   exports.Set("fork", Napi::Function::New(env, Fork, "fork"));
   exports.Set("waitpid", Napi::Function::New(env, WaitPid, "waitpid"));

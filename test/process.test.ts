@@ -653,6 +653,12 @@ describe("'fork' children and the parent's handles", () => {
     expect(JSON.parse(r.stdout)).toEqual({ got: ['bound', 'connected'], exit: 0, parentGot: 5, inChild: 0 });
   });
 
+  it("leave sockets the parent unref'd to the parent too: an HTTP agent's free keep-alive socket, a TCP server, a UDP socket (before: not among the active handles, the child's loop read them: the parent's next request on the keep-alive socket got no response, and the child took most connections and datagrams)", async () => {
+    const r = await runNode(fixture('fork-unref-sockets.mjs'), [], { nodeArgs: ['--single-threaded'], timeoutMs: 30_000 });
+    expect(r.stderr).toBe('');
+    expect(JSON.parse(r.stdout)).toEqual({ http: ['hello /a', 'hello /b'], datagrams: 20, conns: 20, inChild: [0, 0], exit: 0 });
+  });
+
   it("a cluster worker's 'fork' child lets go of the worker's shared listening socket without telling the primary: a later worker can listen on the port (before: EADDRINUSE, the primary had dropped the shared handle)", async () => {
     const r = await runNode(fixture('fork-cluster-shared.mjs'), [], { timeoutMs: 30_000 });
     expect(r.stderr).toBe('');

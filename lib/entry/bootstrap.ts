@@ -424,7 +424,18 @@ function detachInheritedHandles(): void {
   const madeStdin = stdinMade() as (InheritedHandle & { removeAllListeners(): void; autoClose?: boolean; destroy?: () => void }) | null;
   // Whether fd 0 is something of the parent's other than its stdin, which this child could not let go of.
   let fd0Kept = false;
-  for (const h of (getHandles?.call(process) ?? []) as (InheritedHandle & object)[]) {
+  // Unref'd sockets too (an HTTP agent's free keep-alive socket, a server or
+  // UDP socket the parent unref'd): _getActiveHandles() lists only ref'd
+  // handles, and this loop read from those (a response meant for the
+  // parent's next request on that keep-alive socket, datagrams, connections).
+  let handles: (InheritedHandle & object)[];
+  native.refSockets?.(true);
+  try {
+    handles = (getHandles?.call(process) ?? []) as (InheritedHandle & object)[];
+  } finally {
+    native.refSockets?.(false);
+  }
+  for (const h of handles) {
     if (h === process.stdout || h === process.stderr) continue;
     const udp = udpHandle(h);
     if (udp !== undefined) {
