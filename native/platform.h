@@ -43,6 +43,14 @@ int PrepareFork();
 // thread library gives a child no such stacks, or was not measured).
 int ClaimCopiedThreadStacks();
 
+// Whether the calling thread is the process's main thread and its stack, from
+// the caller's frame up, holds a word that points into the exported function
+// `symbol` (a return address: that function is running below the caller).
+// Stale words in live frames can make it true for nothing, never false while
+// the function runs. False where not known (symbol or its size not found,
+// not glibc, not the main thread).
+bool MainStackReturnsInto(const char* symbol);
+
 // Copies the executable's code (the 2 MB-aligned part of its text mapping
 // that holds `inside`) to anonymous memory on transparent huge pages and
 // swaps it in place with one mremap(), so that fork() children inherit it

@@ -120,6 +120,8 @@ int PrepareFork() { return 0; }
 // Not measured on macOS (what its libpthread does with the stacks of threads a fork left behind): nothing done.
 int ClaimCopiedThreadStacks() { return 0; }
 
+bool MainStackReturnsInto(const char* symbol) { return false; }  // only ClaimCopiedThreadStacks needs it
+
 int MoveCodeToHugePages(const void* inside) { return ENOSYS; }
 
 // No abstract socket names on macOS (a socket file would need unlinking

@@ -3,6 +3,7 @@
 // PR_SET_PDEATHSIG and /proc.
 #include <dlfcn.h>
 #include <fcntl.h>
+#include <link.h>
 #include <linux/futex.h>
 #include <pthread.h>
 #include <signal.h>
@@ -222,8 +223,44 @@ int ClaimCopiedThreadStacks() {
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
   return claimed;
 }
+
+// The main thread's stack ends (at its top) just above __libc_stack_end, the
+// stack pointer glibc saw at start-up: every frame lies below it.
+extern "C" void* __libc_stack_end;
+
+bool MainStackReturnsInto(const char* symbol) {
+  // One symbol per process (the caller names a constant): looked up once.
+  static const char* looked = nullptr;
+  static uintptr_t from = 0, size = 0;
+  if (looked != symbol) {
+    looked = symbol;
+    from = size = 0;
+    void* at = dlsym(RTLD_DEFAULT, symbol);
+    Dl_info info;
+    void* entry = nullptr;
+    if (at != nullptr && dladdr1(at, &info, &entry, RTLD_DL_SYMENT) != 0 && entry != nullptr) {
+      from = reinterpret_cast<uintptr_t>(at);
+      size = static_cast<const ElfW(Sym)*>(entry)->st_size;
+    }
+  }
+  if (size == 0) return false;
+  // Another thread's stack is a mapping of its own, below: the walk up to
+  // __libc_stack_end would cross unmapped memory.
+  if (getpid() != static_cast<pid_t>(syscall(SYS_gettid))) return false;
+  uintptr_t here = reinterpret_cast<uintptr_t>(__builtin_frame_address(0)) & ~(sizeof(uintptr_t) - 1);
+  uintptr_t end = reinterpret_cast<uintptr_t>(__libc_stack_end);
+  // On another stack (a coroutine's, a stack switched to), maybe below
+  // unmapped memory: the kernel puts mappings at least 128 MB below the
+  // main stack's top, so a frame within 64 MB of it is on that stack.
+  if (here >= end || end - here > (uintptr_t{64} << 20)) return false;
+  for (uintptr_t at = here; at < end; at += sizeof(uintptr_t)) {
+    if (*reinterpret_cast<const uintptr_t*>(at) - from < size) return true;
+  }
+  return false;
+}
 #else
 int ClaimCopiedThreadStacks() { return 0; }  // musl and others: no stack cache of glibc's kind (not measured)
+bool MainStackReturnsInto(const char* symbol) { return false; }
 #endif
 
 namespace {

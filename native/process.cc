@@ -216,6 +216,18 @@ void FindTaskQueuesAsync(uv_loop_t* loop) {
 
 bool Pending(const uv_async_t* a) { return __atomic_load_n(&a->pending, __ATOMIC_ACQUIRE) != 0; }
 
+// In the parent, before fork(): whether this fork is made from inside a
+// Worker's join (its 'exit' listeners run there, from Node's drain of its
+// immediates). That drain took every join queued with it off the queue
+// before the first ran, task_queues_async_ no longer pending; the ones after
+// this Worker's run when the listener returns, in the child too (a 'fork'
+// child started from an 'exit' listener while a second Worker's join was
+// queued aborted in Node's JoinThread assertion, every time:
+// test/fixtures/fork-worker-exit-listener.mjs). A scan of the main thread's
+// stack for a return address into Worker::JoinThread, a few us; only ever
+// true in a process that has joined a Worker.
+bool InsideWorkerJoin() { return platform::MainStackReturnsInto("_ZN4node6worker6Worker10JoinThreadEv"); }
+
 // In the child, before uv_loop_fork (which may clear it): whether a join of the parent's may be queued.
 bool JoinMayBeQueued(uv_loop_t* loop) {
   if (g_taskQueuesAsync != nullptr) return Pending(g_taskQueuesAsync);
@@ -251,6 +263,7 @@ Napi::Value Fork(const Napi::CallbackInfo& info) {
   uv_loop_t* parentLoop = nullptr;
   napi_get_uv_event_loop(env, &parentLoop);
   if (parentLoop != nullptr) FindTaskQueuesAsync(parentLoop);
+  const bool insideJoin = InsideWorkerJoin();
   int err = platform::PrepareFork();
   // (Reading /proc/self/maps: EMFILE under a small ulimit -n was reported as "madvise failed".)
   if (err) return ThrowErrno(env, "fork: open /proc/self/maps", err);
@@ -283,7 +296,7 @@ Napi::Value Fork(const Napi::CallbackInfo& info) {
     uv_loop_t* loop = nullptr;
     napi_get_uv_event_loop(env, &loop);
     // Before anything here starts a thread.
-    if (loop != nullptr && JoinMayBeQueued(loop)) platform::ClaimCopiedThreadStacks();
+    if (insideJoin || (loop != nullptr && JoinMayBeQueued(loop))) platform::ClaimCopiedThreadStacks();
     RedirectWorkerTasks(env);
     if (loop != nullptr) uv_loop_fork(loop);
   }

@@ -724,6 +724,13 @@ describe("'fork' children started while a worker thread of the parent is ending"
     expect(out.forkedWhileEnding).toBe(20);
     expect(out.results).toEqual(Array.from({ length: 20 }, (_, i) => ({ got: [i, 0], exitCode: 0 })));
   }, 130_000);
+
+  it.runIf(isLinux)("started from a Worker's 'exit' listener while a second Worker's join is queued behind it, start a Worker of their own and exit 0 (before: exit -6 in round 0, the queue no longer pending)", async () => {
+    const r = await runNode(fixture('fork-worker-exit-listener.mjs'), ['10'], { nodeArgs: ['--single-threaded'], timeoutMs: 120_000 });
+    expect(r.stderr).toBe('');
+    const out = JSON.parse(r.stdout) as { results: { got: unknown; exitCode: number | null }[] };
+    expect(out.results).toEqual(Array.from({ length: 10 }, (_, i) => ({ got: [i, 0], exitCode: 0 })));
+  }, 130_000);
 });
 
 describe('a forkserver child and what it inherits from the zygote', () => {
