@@ -155,9 +155,14 @@ int PrepareFork() {
 // ends at once, never joined, leaves it as any ended joinable thread's: out
 // of the cache, neither given out again nor unmapped when the cache is
 // trimmed, and a join finds it ended. The cache gives the smallest free stack
-// at least the size asked for (up to four times it), so asking for each size
-// of stack /proc/self/maps shows (a rw-p anonymous mapping right above its
-// ---p guard) until a fresh one comes back takes every cached stack.
+// at least the size asked for (up to four times it), so asking for sizes four
+// times apart, from the smallest stack there can be up to the largest
+// anonymous rw-p mapping, each until a fresh stack comes back, takes every
+// cached stack. Not the sizes of the stacks /proc/self/maps shows: glibc 2.42
+// on Linux 6.13 and later guards a stack with MADV_GUARD_INSTALL inside its
+// own rw-p mapping, without the ---p mapping below it that told a stack from
+// other memory (review helper-113: such a stack was not taken, and the
+// child's thread got it, as before 1d88d87).
 #if defined(__GLIBC__)
 namespace {
 
@@ -174,51 +179,67 @@ bool InAny(const std::vector<Mapping>& maps, uintptr_t at) {
   return false;
 }
 
+// Asked for at most (a cached stack up to four times it is taken): thread
+// stacks of 256 MB and more are left to chance.
+constexpr size_t kLargestAsked = size_t{64} << 20;
+
 }  // namespace
 
 int ClaimCopiedThreadStacks() {
   std::vector<Mapping> maps;
-  std::vector<size_t> sizes;
+  size_t largest = 0;
   FILE* f = fopen("/proc/self/maps", "re");
   if (f == nullptr) return 0;
   char line[4096];
-  uintptr_t guardEnd = 0;
   while (fgets(line, sizeof line, f) != nullptr) {
     unsigned long start, end;
     char perms[5];
     if (sscanf(line, "%lx-%lx %4s", &start, &end, perms) != 3) continue;
     maps.push_back({start, end});
-    // Anonymous: no path, no [name] (the main thread's [stack] included).
-    bool anonymous = strchr(line, '/') == nullptr && strchr(line, '[') == nullptr;
-    if (anonymous && start == guardEnd && strcmp(perms, "rw-p") == 0) sizes.push_back(end - start);
-    guardEnd = strcmp(perms, "---p") == 0 ? end : 0;
+    // Not file-backed (a stack may be named, "[anon: glibc: pthread stack: ...]").
+    if (strcmp(perms, "rw-p") == 0 && strchr(line, '/') == nullptr && end - start > largest) largest = end - start;
   }
   fclose(f);
-  std::sort(sizes.begin(), sizes.end());
-  sizes.erase(std::unique(sizes.begin(), sizes.end()), sizes.end());
+  if (largest > kLargestAsked) largest = kLargestAsked;
   // Signals blocked in these threads: a process-directed one must find a thread that lives on.
   sigset_t all, old;
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);
   int claimed = 0;
-  for (size_t size : sizes) {
-    if (size < static_cast<size_t>(PTHREAD_STACK_MIN)) continue;
+  std::vector<pthread_t> fresh;
+  bool complete = true;  // every size asked for until a fresh stack came back
+  for (size_t size = static_cast<size_t>(PTHREAD_STACK_MIN); size > 0; size *= 4) {
     pthread_attr_t attr;
-    if (pthread_attr_init(&attr) != 0) break;
+    if (pthread_attr_init(&attr) != 0) {
+      complete = false;
+      break;
+    }
     bool ok = pthread_attr_setstacksize(&attr, size) == 0;
+    complete = complete && ok;
     // Bounded by the mappings there are: each round takes a cached stack or ends the size.
     for (size_t i = 0; ok && i <= maps.size(); i++) {
       pthread_t t;
-      if (pthread_create(&t, &attr, EndAtOnce, nullptr) != 0) break;
+      if (pthread_create(&t, &attr, EndAtOnce, nullptr) != 0) {
+        complete = false;  // EAGAIN: RLIMIT_NPROC, or no memory for a fresh stack
+        break;
+      }
       // pthread_t is the descriptor, inside the stack: a fresh stack is a new
-      // mapping. Left unjoined too (a few pages of it touched): joined or
-      // detached, it would go to the cache, whose trimming could unmap a
-      // cached stack not yet taken, under its copied descriptor.
-      bool cached = InAny(maps, static_cast<uintptr_t>(t));
-      if (!cached) break;
+      // mapping. A claimed one is left unjoined; a fresh one is joined once
+      // every size was asked for: joined earlier, its stack would go to the
+      // cache, whose trimming (past 40 MB) could unmap a cached stack not yet
+      // taken, under its copied descriptor.
+      if (!InAny(maps, static_cast<uintptr_t>(t))) {
+        fresh.push_back(t);
+        break;
+      }
       claimed++;
     }
     pthread_attr_destroy(&attr);
+    if (size >= largest) break;
+  }
+  // Not when a size was left (a thread could not be made): copied stacks may still be in the cache.
+  if (complete) {
+    for (pthread_t t : fresh) pthread_join(t, nullptr);
   }
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
   return claimed;
