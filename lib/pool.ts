@@ -291,6 +291,8 @@ interface Worker {
   killed: boolean;
   /** Its initializer failed: counted once as a crash then, not again at its exit. */
   initFailed?: boolean;
+  /** An answer of its that this process could not read (see #readLoop): it was killed for it. */
+  unreadable?: Error;
   /** The uncaught error it reported before it exited (see #onExit). */
   fatal?: { error: Error; rejection: boolean; running: { id: number; index: number } | null };
   /** The last job it answered: an uncaught error may come from that task (a floating rejection, a timer). */
@@ -1463,8 +1465,18 @@ export class Pool<I extends readonly unknown[] = never[]> {
       let msg: FromWorker;
       try {
         msg = (await w.conn.recv()) as FromWorker;
-      } catch {
-        return; // EOF: the worker is gone; #onExit handles its jobs
+      } catch (e) {
+        // EOF: the worker is gone; #onExit handles its jobs. Anything else is
+        // an answer that could not be read (a shared object in it unlinked
+        // before this process attached it): its job would never settle, nor
+        // would any later one sent to this worker, so the worker goes and
+        // #handleExit fails that job with this error (before, this loop just
+        // stopped: the call and every later one on that worker hung).
+        if (!(e instanceof EOFError) && !w.dead && this.#state !== 'terminated') {
+          w.unreadable = e as Error;
+          this.#kill(w);
+        }
+        return;
       }
       if (msg.t === 'done') this.#onDone(w, msg);
       else if (msg.t === 'progress') this.#onProgress(w, msg);
@@ -1666,7 +1678,8 @@ export class Pool<I extends readonly unknown[] = never[]> {
       if (n > 1 && fatal?.running?.id === running.id) what += ` (at item ${running.start + fatal.running.index})`;
       const mem = w.rss > 0 ? `; it last reported ${(w.rss / 1048576).toFixed(0)} MB resident` : '';
       const [why, from] = fatal === undefined ? ['', ''] : describeFatal(fatal.rejection, running.call, w.lastDone);
-      const said = fatal === undefined ? '' : `: ${errorLine(fatal.error)}`;
+      const said = fatal !== undefined ? `: ${errorLine(fatal.error)}` : w.unreadable !== undefined ? `; it was killed because an answer of its could not be read: ${errorLine(w.unreadable)}` : '';
+      const cause = fatal?.error ?? w.unreadable;
       this.#settleError(
         running,
         new WorkerExitError(`Pool worker (pid ${w.pid}) ${how}${why} while running ${what} of its call${from}${mem}${said}`, {
@@ -1676,7 +1689,7 @@ export class Pool<I extends readonly unknown[] = never[]> {
           index: running.start,
           count: n,
           rssBytes: w.rss > 0 ? w.rss : undefined,
-        }, fatal === undefined ? undefined : { cause: fatal.error }),
+        }, cause === undefined ? undefined : { cause }),
       );
     }
     // Cancelled jobs it was running or holding end here.

@@ -449,6 +449,26 @@ describe('Pool', () => {
 });
 
 describe('Pool workers', () => {
+  it("an answer this process cannot read (a shared object in it unlinked before it was attached) fails its call with the cause, and the pool goes on with a new worker (before: the call and every later one on that worker hung)", async () => {
+    const pool = new mp.Pool({ processes: 1 });
+    const tasks = fixture('pool-tasks.mjs');
+    try {
+      expect(await pool.apply({ module: tasks, export: 'square' }, [3])).toBe(9);
+      const first = pool.apply({ module: tasks, export: 'goneSegment' }, []).then(() => null, (e: Error) => e);
+      const pid = pool.stats().workers[0]!.pid;
+      const until = Date.now() + 300; // busy: the answer is read after the segment's name is gone
+      while (Date.now() < until);
+      const err = await first;
+      expect(err).toBeInstanceOf(mp.WorkerExitError);
+      expect(err!.message).toMatch(new RegExp(`Pool worker \\(pid ${pid}\\) was killed .* while running item 0 of its call.*; it was killed because an answer of its could not be read: `));
+      expect(err!.cause).toBeInstanceOf(Error);
+      expect(await pool.apply({ module: tasks, export: 'square' }, [7])).toBe(49);
+      expect(pool.stats().workers.map((w) => w.pid)).not.toContain(pid);
+    } finally {
+      await pool.terminate();
+    }
+  });
+
   it('a queue in initargs closed when empty still reaches every replacement worker, as a closed queue (a review: workers could not start after the close)', async () => {
     const stop = new mp.Queue();
     const pool = new mp.Pool({ processes: 1, maxTasksPerChild: 1, initializer: (q: mp.Queue) => { (globalThis as { stopQ?: mp.Queue }).stopQ = q; }, initargs: [stop] });
