@@ -293,6 +293,8 @@ interface Worker {
   initFailed?: boolean;
   /** An answer of its that this process could not read (see #readLoop): it was killed for it. */
   unreadable?: Error;
+  /** The job at the head of its pipe when that answer could not be read: the answer was that job's (#handleExit fails it). */
+  unreadableJob?: Job;
   /** The uncaught error it reported before it exited (see #onExit). */
   fatal?: { error: Error; rejection: boolean; running: { id: number; index: number } | null };
   /** The last job it answered: an uncaught error may come from that task (a floating rejection, a timer). */
@@ -1474,6 +1476,7 @@ export class Pool<I extends readonly unknown[] = never[]> {
         // stopped: the call and every later one on that worker hung).
         if (!(e instanceof EOFError) && !w.dead && this.#state !== 'terminated') {
           w.unreadable = e as Error;
+          w.unreadableJob = w.inflight[0];
           this.#kill(w);
         }
         return;
@@ -1502,8 +1505,14 @@ export class Pool<I extends readonly unknown[] = never[]> {
   }
 
   #onDone(w: Worker, msg: Extract<FromWorker, { t: 'done' }>): void {
-    const job = w.inflight.shift();
-    if (job === undefined || job.id !== msg.id) return; // cannot happen: the ring is ordered
+    // In order (the ring is), but for a job whose answer could not be read
+    // (see #readLoop): #handleExit's drain then reads the answers of the
+    // jobs after it, which must not shift it off in their place (review
+    // helper-114: that job's call hung, and the next one failed for it).
+    let at = w.inflight[0]?.id === msg.id ? 0 : -1;
+    if (at < 0 && w.unreadable !== undefined) at = w.inflight.findIndex((j) => j.id === msg.id);
+    if (at < 0) return;
+    const job = at === 0 ? w.inflight.shift()! : w.inflight.splice(at, 1)[0]!;
     w.exclusive = false;
     w.jobsDone++;
     w.lastDone = { start: job.start, count: job.items.length, call: new WeakRef(job.call) };
@@ -1643,8 +1652,13 @@ export class Pool<I extends readonly unknown[] = never[]> {
     const head = w.inflight[0];
     const neverBegun = w.ready && head !== undefined && begun !== null && begun !== jobTag(head.id);
     const started = w.ready && (fatal === undefined || fatal.running !== null) && !neverBegun;
-    const running = started ? w.inflight[0] : undefined;
-    const queued = started ? w.inflight.slice(1) : w.inflight;
+    // Killed for an answer that could not be read (see #readLoop): that
+    // answer's job fails, whatever the worker began since (before, one begun
+    // after it was blamed, or it went back to the queue and ran again); the
+    // others go back to the queue.
+    const lost = w.unreadable !== undefined && head !== undefined && head === w.unreadableJob;
+    const running = lost ? head : started && w.unreadable === undefined ? w.inflight[0] : undefined;
+    const queued = running !== undefined ? w.inflight.slice(1) : w.inflight;
     // None of them will answer on this worker: their timers go (an aborted
     // job's kept timer held the process for its whole timeout after the
     // worker was killed; review helper-100). Jobs that go back to the queue

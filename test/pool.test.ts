@@ -469,6 +469,31 @@ describe('Pool workers', () => {
     }
   });
 
+  it('an unreadable answer fails the job it answers, also with later jobs stacked behind it on that worker: they settle with their own answers, and the job whose answer was lost does not run again (a review: it was lost, its call hung)', async () => {
+    const pool = new mp.Pool({ processes: 1 });
+    const tasks = fixture('pool-tasks.mjs');
+    const runs = mp.SharedArray('i', 1);
+    try {
+      // Read at once: fine; the pool now knows the task is short (later jobs stack behind it).
+      (await pool.apply({ module: tasks, export: 'goneSegment' }, [runs])).close();
+      expect(await pool.apply({ module: tasks, export: 'square' }, [3])).toBe(9);
+      const first = pool.apply({ module: tasks, export: 'goneSegment' }, [runs]).then(() => null, (e: Error) => e);
+      const second = pool.apply({ module: tasks, export: 'square' }, [4]);
+      expect(pool.stats().workers[0]!.jobsInFlight).toBe(2);
+      const until = Date.now() + 300; // busy: the answer is read after the segment's name is gone
+      while (Date.now() < until);
+      const err = await Promise.race([first, sleep(5000).then(() => 'hung')]);
+      expect(err).toBeInstanceOf(mp.WorkerExitError);
+      expect((err as Error).message).toMatch(/an answer of its could not be read/);
+      expect(await Promise.race([second, sleep(5000).then(() => 'hung')])).toBe(16);
+      expect(await pool.apply({ module: tasks, export: 'square' }, [7])).toBe(49);
+      expect(runs.view[0]).toBe(2);
+    } finally {
+      await pool.terminate();
+      runs.close();
+    }
+  });
+
   it('a queue in initargs closed when empty still reaches every replacement worker, as a closed queue (a review: workers could not start after the close)', async () => {
     const stop = new mp.Queue();
     const pool = new mp.Pool({ processes: 1, maxTasksPerChild: 1, initializer: (q: mp.Queue) => { (globalThis as { stopQ?: mp.Queue }).stopQ = q; }, initargs: [stop] });
