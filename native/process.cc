@@ -188,7 +188,7 @@ template <typename Fn>
 void ForEachHandle(uv_loop_t* loop, Fn fn) {
   void* const* head = reinterpret_cast<void* const*>(&loop->handle_queue);
   for (void* const* q = static_cast<void* const*>(head[0]); q != head; q = static_cast<void* const*>(q[0])) {
-    fn(reinterpret_cast<const uv_handle_t*>(reinterpret_cast<const char*>(q) - offsetof(uv_handle_t, handle_queue)));
+    fn(reinterpret_cast<uv_handle_t*>(reinterpret_cast<char*>(const_cast<void**>(q)) - offsetof(uv_handle_t, handle_queue)));
   }
 }
 
@@ -411,12 +411,14 @@ Napi::Value RefSockets(const Napi::CallbackInfo& info) {
     return env.Undefined();
   }
   if (loop == nullptr) return env.Undefined();
-  uv_walk(loop, [](uv_handle_t* h, void*) {
+  // ForEachHandle, not uv_walk: this runs in every 'fork' child, and uv_walk
+  // relinks each handle (copy-on-write faults on every page holding one).
+  ForEachHandle(loop, [](uv_handle_t* h) {
     if ((h->type == UV_TCP || h->type == UV_UDP || h->type == UV_NAMED_PIPE) && !uv_is_closing(h) && !uv_has_ref(h)) {
       uv_ref(h);
       g_refSockets.push_back(h);
     }
-  }, nullptr);
+  });
   return env.Undefined();
 }
 
