@@ -643,8 +643,7 @@ export class Ring {
     try {
       return this.#take(decode);
     } finally {
-      this.#unlock(kGetLock);
-      if ((kPlainLoads ? this.ctl[kProducersWaiting] : Atomics.load(this.ctl, kProducersWaiting)) !== 0) this.#maybeWakeProducers();
+      this.#unlockGet();
     }
   }
 
@@ -670,8 +669,7 @@ export class Ring {
       failed.push(e);
       return k;
     } finally {
-      this.#unlock(kGetLock);
-      if ((kPlainLoads ? this.ctl[kProducersWaiting] : Atomics.load(this.ctl, kProducersWaiting)) !== 0) this.#maybeWakeProducers();
+      this.#unlockGet();
     }
   }
 
@@ -798,8 +796,7 @@ export class Ring {
     try {
       return typeof this.#settleHead() === 'number';
     } finally {
-      this.#unlock(kGetLock);
-      if (Atomics.load(this.ctl, kProducersWaiting) !== 0) this.#maybeWakeProducers();
+      this.#unlockGet();
     }
   }
 
@@ -826,6 +823,12 @@ export class Ring {
     this.busyWord = kPutLock;
     this.busyValue = held;
     return false;
+  }
+
+  /** Lets the get lock go, then wakes producers waiting for the room a take made (after the unlock: see Sleeping). */
+  #unlockGet(): void {
+    this.#unlock(kGetLock);
+    if ((kPlainLoads ? this.ctl[kProducersWaiting] : Atomics.load(this.ctl, kProducersWaiting)) !== 0) this.#maybeWakeProducers();
   }
 
   #maybeWakeProducers(): void {
