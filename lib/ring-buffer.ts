@@ -135,7 +135,7 @@
  * it returns (as Python's). empty()/full() are as approximate.
  */
 import { recentlyAlive } from './liveness';
-import { myPid } from './synchronize/common';
+import { myRingOwner } from './synchronize/common';
 import { wake } from './wait';
 import { sendWake } from './wake-socket';
 
@@ -345,7 +345,7 @@ export class Ring {
    */
   #lock(word: number): boolean {
     const ctl = this.ctl;
-    const pid = myPid();
+    const pid = myRingOwner();
     for (let i = 0; ; i++) {
       const held = Atomics.compareExchange(ctl, word, 0, pid);
       if (held === 0) return true;
@@ -434,7 +434,7 @@ export class Ring {
    */
   #repairDeadLock(word: typeof kGetLock | typeof kPutLock): void {
     const held = Atomics.load(this.ctl, word);
-    if (held === 0 || held === myPid() || recentlyAlive(held, this.segmentName)) return;
+    if (held === 0 || held === myRingOwner() || recentlyAlive(held, this.segmentName)) return;
     if (this.#lock(word)) this.#unlock(word);
   }
 
@@ -534,8 +534,8 @@ export class Ring {
     const cap = this.capacity;
     const mask = this.#mask;
     const d = this.data;
-    // myPid(), not a cached pid: under the 'fork' start method a child uses this very object.
-    const negPid = -myPid();
+    // Not a cached pid: under the 'fork' start method a child uses this very object.
+    const negPid = -myRingOwner();
     const t0 = ctl[kTail]!; // only the put lock's holder writes it
     if (t0 !== this.#lastTail || ctl[kPutCount] !== this.#lastCount) this.#cachedHead = Atomics.load(ctl, kHead);
     let t = t0;

@@ -2,7 +2,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import * as mp from 'multiproc';
 import { kHeaderBytes } from '../dist/cjs/layout.js';
-import { collect, fixture, runNode, segmentExists, sleep } from './helpers';
+import { collect, fixture, isLinux, runNode, segmentExists, sleep } from './helpers';
 import { pattern, sha, spawnChild } from './queue-helpers';
 
 const handle = (q: object): string => JSON.stringify(mp.toHandle(q as mp.Shareable));
@@ -246,6 +246,15 @@ describe('Queue between processes', () => {
       }
     });
   }
+
+  it.runIf(isLinux)('worker threads ended by terminate() in the middle of puts and gets leave the queue usable (before: the lock or record they left named the live process, and the queue waited until the timeout, within a few rounds)', async () => {
+    const r = await runNode(fixture('queue-thread-terminate.mjs'), ['150'], { timeoutMs: 90_000 });
+    expect(r.code, r.stderr).toBe(0);
+    const out = JSON.parse(r.stdout) as { rounds: number; stuck: number; got: number; bad: number };
+    expect(out).toMatchObject({ rounds: 150, stuck: 0, bad: 0 });
+    expect(out.got).toBeGreaterThan(150); // the threads' items too, not only the marks
+    expect(r.stderr).not.toMatch(/worker error/);
+  });
 
   it('a queue travels as an item of another queue', async () => {
     const outer = new mp.Queue<mp.Queue<number>>();

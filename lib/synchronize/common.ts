@@ -3,7 +3,8 @@
  * the wait options' type (parsed by validate.ts's parseWait), how an object adopts an attached segment, and the
  * acquire/release idioms (guards, withLock) built on acquire/release.
  */
-import { threadId } from 'node:worker_threads';
+import { readlinkSync } from 'node:fs';
+import { isMainThread, threadId } from 'node:worker_threads';
 import { onAbort } from '../abort';
 import { ClosedError, TimeoutError } from '../errors';
 import type { Kind } from '../layout';
@@ -39,6 +40,31 @@ const pidCell: Int32Array | null = typeof native.pidCell === 'function' ? new In
 export const myPid: () => number = pidCell !== null
   ? () => pidCell[0]
   : () => process.pid; // an addon built before pidCell existed: slower, still right after fork (the fork code patches process.pid)
+
+/**
+ * Who holds a ring's lock or writes its uncommitted record (ring-buffer.ts):
+ * this process's pid on its main thread, and on Linux a worker thread's
+ * kernel thread id. Others tell a dead holder by asking whether that id
+ * still runs, and a worker_threads thread ended by `worker.terminate()`
+ * runs no code: inside a put or get it left the lock (or its record) under
+ * its live process's pid, and every other producer or consumer of that
+ * queue waited until its timeout, for good (review helper-111). A kernel
+ * thread id is in the pids' number space (kill(tid, 0), /proc/TID/maps and
+ * /proc/TID/stat answer for the thread), and ends with its thread. Not on
+ * macOS, whose thread ids are not pids: there a thread keeps its process's
+ * pid, as before. A worker thread never forks, so its id is read once.
+ */
+export const myRingOwner: () => number = isMainThread ? myPid : ((tid) => () => tid)(kernelThreadId() ?? process.pid);
+
+function kernelThreadId(): number | null {
+  if (process.platform !== 'linux') return null;
+  try {
+    const tid = Number(readlinkSync('/proc/thread-self').split('/')[2]); // "PID/task/TID"
+    return Number.isInteger(tid) && tid > 0 && tid <= kPidMask ? tid : null;
+  } catch {
+    return null; // a /proc without thread-self (Linux before 3.17): the pid, as before
+  }
+}
 
 interface Turn {
   prev: Turn | undefined;
