@@ -97,7 +97,12 @@ Napi::Value QuietFd(const Napi::CallbackInfo& info) {
   } else {
     fcntl(sv[1], F_SETFD, FD_CLOEXEC);
   }
+  // dup2 clears close-on-exec: keep the flag the fd had (libuv's sockets and
+  // the IPC channel have it; stdin has not), or every program the child
+  // spawned inherited the quiet socket.
+  int fdFlags = fcntl(fd, F_GETFD);
   bool ok = dup2(sv[0], fd) >= 0;
+  if (ok && fdFlags >= 0 && (fdFlags & FD_CLOEXEC) != 0) fcntl(fd, F_SETFD, FD_CLOEXEC);
   close(sv[0]);
   if (!ok && sv[1] >= 0) close(sv[1]);
   return Napi::Boolean::New(env, ok);
