@@ -135,7 +135,7 @@
  * it returns (as Python's). empty()/full() are as approximate.
  */
 import { recentlyAlive } from './liveness';
-import { myRingOwner } from './synchronize/common';
+import { myOwnerId } from './synchronize/common';
 import { wake } from './wait';
 import { sendWake } from './wake-socket';
 
@@ -345,7 +345,7 @@ export class Ring {
    */
   #lock(word: number): boolean {
     const ctl = this.ctl;
-    const pid = myRingOwner();
+    const pid = myOwnerId();
     for (let i = 0; ; i++) {
       const held = Atomics.compareExchange(ctl, word, 0, pid);
       if (held === 0) return true;
@@ -434,7 +434,7 @@ export class Ring {
    */
   #repairDeadLock(word: typeof kGetLock | typeof kPutLock): void {
     const held = Atomics.load(this.ctl, word);
-    if (held === 0 || held === myRingOwner() || recentlyAlive(held, this.segmentName)) return;
+    if (held === 0 || held === myOwnerId() || recentlyAlive(held, this.segmentName)) return;
     if (this.#lock(word)) this.#unlock(word);
   }
 
@@ -535,7 +535,7 @@ export class Ring {
     const mask = this.#mask;
     const d = this.data;
     // Not a cached pid: under the 'fork' start method a child uses this very object.
-    const negPid = -myRingOwner();
+    const negPid = -myOwnerId();
     const t0 = ctl[kTail]!; // only the put lock's holder writes it
     if (t0 !== this.#lastTail || ctl[kPutCount] !== this.#lastCount) this.#cachedHead = Atomics.load(ctl, kHead);
     let t = t0;

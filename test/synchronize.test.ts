@@ -6,7 +6,7 @@ import { Worker } from 'node:worker_threads';
 import * as mp from 'multiproc';
 import { kHeaderBytes, kLayoutVersion, kVersionKindIndex } from '../dist/cjs/layout.js';
 import { describe, expect, it } from 'vitest';
-import { collect, fixture, runNode, sleep, type ChildResult } from './helpers';
+import { collect, fixture, isLinux, runNode, sleep, type ChildResult } from './helpers';
 
 const json = (v: unknown): string => JSON.stringify(v);
 
@@ -324,6 +324,28 @@ describe('Lock and RLock in one process', () => {
     expect(done.depth).toBe(2);
     expect(r.locked()).toBe(false);
     r.close();
+  });
+
+  it('a Lock held by a worker thread: its release() is refused to the main thread, and once the thread is terminated holding it the next acquire takes it over with ownerDied, on Linux (before: held for good, the process being alive)', async () => {
+    for (const lock of [new mp.Lock(), new mp.RLock()]) {
+      const worker = new Worker(fixture('lock-thread-hold.mjs'), { workerData: { lock: mp.toHandle(lock) } });
+      await new Promise((resolve, reject) => worker.once('message', resolve).once('error', reject));
+      expect(lock.tryAcquire()).toBe(false);
+      expect(() => lock.release()).toThrow(/another thread of this process/);
+      expect(await lock.acquire({ timeout: 300 })).toBe(false); // alive: a slice's liveness check leaves it be
+      await worker.terminate();
+      if (isLinux) {
+        expect(await lock.acquire({ timeout: 5000 })).toBe(true);
+        expect(lock.ownerDied).toBe(true);
+        lock.release();
+        expect(lock.tryAcquire()).toBe(true);
+        expect(lock.ownerDied).toBe(false);
+        lock.release();
+      } else {
+        expect(await lock.acquire({ timeout: 300 })).toBe(false); // macOS: the word names the process (docs/synchronize.md)
+      }
+      lock.close();
+    }
   });
 
   it('500 concurrent acquire() calls all complete and fs stays responsive', async () => {

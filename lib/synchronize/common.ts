@@ -3,7 +3,7 @@
  * the wait options' type (parsed by validate.ts's parseWait), how an object adopts an attached segment, and the
  * acquire/release idioms (guards, withLock) built on acquire/release.
  */
-import { readlinkSync } from 'node:fs';
+import { readlinkSync, statSync } from 'node:fs';
 import { isMainThread, threadId } from 'node:worker_threads';
 import { onAbort } from '../abort';
 import { ClosedError, TimeoutError } from '../errors';
@@ -42,19 +42,31 @@ export const myPid: () => number = pidCell !== null
   : () => process.pid; // an addon built before pidCell existed: slower, still right after fork (the fork code patches process.pid)
 
 /**
- * Who holds a ring's lock or writes its uncommitted record (ring-buffer.ts):
- * this process's pid on its main thread, and on Linux a worker thread's
- * kernel thread id. Others tell a dead holder by asking whether that id
- * still runs, and a worker_threads thread ended by `worker.terminate()`
- * runs no code: inside a put or get it left the lock (or its record) under
- * its live process's pid, and every other producer or consumer of that
- * queue waited until its timeout, for good (review helper-111). A kernel
- * thread id is in the pids' number space (kill(tid, 0), /proc/TID/maps and
- * /proc/TID/stat answer for the thread), and ends with its thread. Not on
- * macOS, whose thread ids are not pids: there a thread keeps its process's
- * pid, as before. A worker thread never forks, so its id is read once.
+ * Who holds a ring's lock or writes its uncommitted record (ring-buffer.ts),
+ * or owns a Lock/RLock (lock.ts): this process's pid on its main thread,
+ * and on Linux a worker thread's kernel thread id. Others tell a dead holder
+ * by asking whether that id still runs, and a worker_threads thread ended
+ * by `worker.terminate()` runs no code: inside a put or get it left the
+ * ring's lock (or its record) under its live process's pid, and every other
+ * producer or consumer of that queue waited until its timeout, for good
+ * (review helper-111); a Lock it held stayed held. A kernel thread id is in
+ * the pids' number space (kill(tid, 0), /proc/TID/maps and /proc/TID/stat
+ * answer for the thread) and ends with its thread. Not on macOS, whose
+ * thread ids are not pids: there a thread keeps its process's pid, as
+ * before. A worker thread never forks, so its id is read once.
  */
-export const myRingOwner: () => number = isMainThread ? myPid : ((tid) => () => tid)(kernelThreadId() ?? process.pid);
+export const myOwnerId: () => number = isMainThread ? myPid : ((tid) => () => tid)(kernelThreadId() ?? process.pid);
+
+/** Whether an id from myOwnerId() names a thread of this process (its main thread, or on Linux another of its threads). */
+export function ofThisProcess(id: number): boolean {
+  if (id === myPid()) return true;
+  if (process.platform !== 'linux') return false;
+  try {
+    return statSync(`/proc/self/task/${id}`, { throwIfNoEntry: false }) !== undefined;
+  } catch {
+    return false;
+  }
+}
 
 function kernelThreadId(): number | null {
   if (process.platform !== 'linux') return null;

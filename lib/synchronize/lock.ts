@@ -4,8 +4,10 @@
  * Payload (Int32 words from the segment's payload offset; 64 bytes):
  *
  *   word  byte  field     meaning
- *   0     0     STATE     0 = free; else the owner's pid (< 2^30), with kTakingOver
- *                          (2^30) beside it while a takeover writes TID
+ *   0     0     STATE     0 = free; else the owner's id (< 2^30): its pid, or on
+ *                          Linux a worker thread's kernel thread id (common.ts
+ *                          myOwnerId), with kTakingOver (2^30) beside it while
+ *                          a takeover writes TID
  *   1     4     TID       owner's worker_threads threadId + 1 (0 while free)
  *   2     8     COUNT     RLock recursion depth (owner-only; unused by Lock)
  *   3     12    SLEEPERS  threads sleeping, or about to sleep, on STATE
@@ -40,9 +42,10 @@
  * holder died and the OS gave its number to another program) is told apart
  * on Linux: a live pid that does not map this lock's segment is not its
  * holder (liveness.ts). Limits: on macOS a recycled pid looks alive (pid
- * reuse within a lock's lifetime is rare but possible); a worker thread that
- * exits holding the lock while its process lives is not detected (the
- * process is alive).
+ * reuse within a lock's lifetime is rare but possible). A worker thread that
+ * ends holding the lock (worker.terminate(), or its code done) while its
+ * process lives is detected on Linux, where the word names the thread's
+ * kernel thread id; not on macOS, where it names the process.
  */
 import { holderAlive } from '../liveness';
 import { WaitResult } from '../native';
@@ -55,7 +58,7 @@ import { deadlineFrom, kForever, parseWait, remaining } from '../validate';
 import { forkGeneration, kInheritedCall, parentOnly, wake } from '../wait';
 import {
   Acquirable, acquireAsync, acquireBlocking, adopt, closedError, type AcquireSteps, closeWaking, kAcquireRestore, LocalQueue, kIsMine, kPidMask, kReleaseSave, kSliceMs, kTid,
-  myPid, noArguments, segmentFor, type WaitOptions,
+  myOwnerId, noArguments, ofThisProcess, segmentFor, type WaitOptions,
 } from './common';
 
 const STATE = 0;
@@ -112,7 +115,7 @@ export class Mutex {
 
   tryAcquire(): boolean {
     const w = this.#w;
-    if (Atomics.compareExchange(w, STATE, 0, myPid()) === 0) {
+    if (Atomics.compareExchange(w, STATE, 0, myOwnerId()) === 0) {
       w[TID] = kTid;
       if (this.#recursive) w[COUNT] = 1;
       if (this.ownerDied) this.ownerDied = false;
@@ -124,7 +127,7 @@ export class Mutex {
 
   #tryAcquireSlow(): boolean {
     const w = this.#w;
-    const me = myPid();
+    const me = myOwnerId();
     const c = Atomics.load(w, STATE);
     if (c === 0) return Atomics.compareExchange(w, STATE, 0, me) === 0 && this.#won(false);
     if (this.#recursive && c === me && w[TID] === kTid) {
@@ -152,7 +155,7 @@ export class Mutex {
     this.ownerDied = died;
     this.#heldHere = true;
     if (died) {
-      Atomics.store(w, STATE, myPid());
+      Atomics.store(w, STATE, myOwnerId());
       Atomics.add(w, DEATHS, 1);
     }
     return true;
@@ -178,7 +181,7 @@ export class Mutex {
   /** Owned by this process and thread. */
   isMine(): boolean {
     const w = this.#w;
-    return Atomics.load(w, STATE) === myPid() && w[TID] === kTid;
+    return Atomics.load(w, STATE) === myOwnerId() && w[TID] === kTid;
   }
 
   /** Takes the lock if it is free (-1), else returns the word to sleep on (the owner's pid). */
@@ -237,7 +240,7 @@ export class Mutex {
    * async form runs only at the head of this process's local queue.
    */
   *#contended(deadline: number): AcquireSteps {
-    const me = myPid();
+    const me = myOwnerId();
     const w = this.#w;
     for (;;) {
       if (this.#recursive && this.isMine()) {
@@ -283,7 +286,7 @@ export class Mutex {
     const w = this.#w;
     // A plain read is enough: if the word holds our pid, only we can change it.
     const c = w[STATE];
-    if (c !== myPid() || w[TID] !== kTid) throw this.#notOwner(c);
+    if (c !== myOwnerId() || w[TID] !== kTid) throw this.#notOwner(c);
     if (this.#recursive) {
       const depth = w[COUNT] - 1;
       if (depth > 0) {
@@ -303,7 +306,7 @@ export class Mutex {
   #notOwner(c: number): Error {
     if (c === 0) return misuseError(`${this.#what}.release(): the ${this.#what} is not held (release() once per acquire)`, 'ERR_MULTIPROC_NOT_HELD');
     const pid = c & kPidMask;
-    const who = pid === myPid() ? `another thread of this process (threadId ${this.#w[TID] - 1})` : `process ${pid}`;
+    const who = ofThisProcess(pid) ? `another thread of this process (threadId ${this.#w[TID] - 1})` : `process ${pid}`;
     return misuseError(`${this.#what}.release(): the ${this.#what} is held by ${who}, not by this thread; only the owner may release it (a Semaphore(1) may be released by anyone)`, 'ERR_MULTIPROC_NOT_HELD');
   }
 
@@ -311,7 +314,7 @@ export class Mutex {
   releaseSave(): number {
     const w = this.#w;
     const c = Atomics.load(w, STATE);
-    if (c !== myPid() || w[TID] !== kTid) throw this.#notOwner(c);
+    if (c !== myOwnerId() || w[TID] !== kTid) throw this.#notOwner(c);
     const depth = this.#recursive ? w[COUNT] : 1;
     if (this.#recursive) w[COUNT] = 1;
     this.release();
