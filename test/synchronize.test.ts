@@ -348,6 +348,30 @@ describe('Lock and RLock in one process', () => {
     }
   });
 
+  it('a Condition waiter thread terminated in its wait does not take the next notify(1) from a live waiter, on Linux (before: its slot named the live process, and the notification went to the ghost)', async () => {
+    const cond = new mp.Condition();
+    const start = async (): Promise<Worker> => {
+      const w = new Worker(fixture('cond-thread-wait.mjs'), { workerData: { cond: mp.toHandle(cond) } });
+      await new Promise((resolve, reject) => w.once('message', resolve).once('error', reject));
+      await cond.acquire(); // free once the thread's wait() has claimed its slot and released the lock
+      cond.release();
+      return w;
+    };
+    const ghost = await start();
+    const live = await start();
+    const woke = new Promise((resolve) => live.on('message', resolve));
+    await ghost.terminate();
+    await sleep(300); // past the liveness cache's trust of an earlier "alive"
+    await cond.acquire();
+    cond.notify(1);
+    cond.release();
+    const r = await Promise.race([woke, sleep(isLinux ? 8000 : 1000).then(() => 'not woken')]);
+    if (isLinux) expect(r).toEqual({ woke: true });
+    else expect(r).toBe('not woken'); // macOS: the slot names the process (docs/synchronize.md)
+    await live.terminate();
+    cond.close();
+  });
+
   it('500 concurrent acquire() calls all complete and fs stays responsive', async () => {
     const lock = new mp.Lock();
     lock.acquireSync();

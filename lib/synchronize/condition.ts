@@ -17,7 +17,10 @@
  *   3           12          HIGH     1 + highest slot index ever claimed (bounds notify's scan)
  *   4-15        16          reserved
  *   16 + 4k     64 + 16k    slot k   STATE (FREE 0 | WAITING 1 | NOTIFIED 2 | CLAIMING 3),
- *                                    TICKET, PID, TID of the waiter using it
+ *                                    TICKET, PID, TID of the waiter using it (PID: its
+ *                                    common.ts myOwnerId, the pid or on Linux a worker
+ *                                    thread's kernel thread id: a thread terminated in
+ *                                    its wait is a dead waiter, as a killed process is)
  *
  * maxWaiters slots (segment param 0, default 1024) bound how many waits may
  * be pending at once over all processes.
@@ -55,7 +58,7 @@ import { kHandleTag, kToHandle } from '../symbols';
 import { checkInteger, checkOptionNames, describeValue, parseWait, remaining } from '../validate';
 import { forkGeneration, kInheritedCall, waitAsync, wake } from '../wait';
 import {
-  Acquirable, adopt, closedError, closeWaking, isAdopting, kAcquireRestore, kIsMine, kReleaseSave, kTid, myPid, segmentFor,
+  Acquirable, adopt, closedError, closeWaking, isAdopting, kAcquireRestore, kIsMine, kReleaseSave, kTid, myOwnerId, segmentFor,
   type WaitOptions,
 } from './common';
 import { Lock, RLock } from './lock';
@@ -162,7 +165,7 @@ export class Condition extends Acquirable {
   }
 
   #reclaimDead(w: Int32Array): number {
-    const me = myPid();
+    const me = myOwnerId();
     // Uncached (recentlyAlive trusts a "yes" for 200 ms, and a notify has
     // just asked about these very pids), once per pid.
     const alive = new Map<number, boolean>();
@@ -202,7 +205,7 @@ export class Condition extends Acquirable {
       if (Atomics.load(w, at + S_STATE) !== FREE) continue;
       if (Atomics.compareExchange(w, at + S_STATE, FREE, CLAIMING) !== FREE) continue;
       w[at + S_TICKET] = Atomics.add(w, NEXT, 1);
-      w[at + S_PID] = myPid();
+      w[at + S_PID] = myOwnerId();
       w[at + S_TID] = kTid;
       Atomics.add(w, USED, 1);
       let high = Atomics.load(w, HIGH);
@@ -319,7 +322,7 @@ export class Condition extends Acquirable {
       if (Atomics.load(w, at + S_STATE) === WAITING) waiting.push({ at, age: (w[at + S_TICKET] - next) | 0 });
     }
     if (n < waiting.length) waiting.sort((a, b) => a.age - b.age);
-    const me = myPid();
+    const me = myOwnerId();
     let marked = 0;
     for (const { at } of waiting) {
       if (marked >= n) break;
