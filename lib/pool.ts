@@ -382,6 +382,15 @@ const kBeginLookMs = 2;
 const kTakenLookMs = 20;
 /** Workers that may die with one job first in their pipe, not begun, before that job fails (see #onExit). */
 const kDiedBeforeLimit = 3;
+/**
+ * Workers killed idle by a signal from outside (as far as waitpid can tell)
+ * in a run with no task finished anywhere between that are replaced at once:
+ * this many, or the pool's size if larger; each later one waits
+ * kIdleKillBaseMs, then twice as long each time, up to kIdleKillMaxMs (see #handleExit).
+ */
+const kIdleKillsAtOnce = 2;
+const kIdleKillBaseMs = 50;
+const kIdleKillMaxMs = 2000;
 /** Signals a process gets from what it runs (a fault, abort(): Node's on a full heap, a resource limit), not from someone else. */
 const kOwnFaults: ReadonlySet<string> = new Set(['SIGABRT', 'SIGSEGV', 'SIGBUS', 'SIGILL', 'SIGFPE', 'SIGTRAP', 'SIGSYS', 'SIGXCPU', 'SIGXFSZ']);
 
@@ -442,6 +451,11 @@ export class Pool<I extends readonly unknown[] = never[]> {
   /** Fresh workers that died running a loaded task, since a task last finished (see #onExit), and when the first of them died. */
   #jobDeaths = 0;
   #jobDeathsFrom = 0;
+  /** Workers killed idle from outside since a task last finished (see #handleExit). */
+  #idleKills = 0;
+  /** Replacements waiting out their delay (see #startWorkerLater), and join() calls waiting for one while no worker is left. */
+  readonly #delayed = new Set<NodeJS.Timeout>();
+  #delayedWaiters: (() => void)[] = [];
   #done = 0;
   #failed = 0;
   #cancelled = 0;
@@ -689,10 +703,12 @@ export class Pool<I extends readonly unknown[] = never[]> {
       // Terminated by a failure (a start that failed, a crash loop), or by a
       // signal: whatever is left still goes (review helper-98: workers
       // started after a failed one outlived it, and this waited for them).
+      this.#cancelDelayed();
       for (const w of this.#workers) this.#kill(w);
       return this.join();
     }
     this.#state = 'terminated';
+    this.#cancelDelayed();
     this.#failAll(new AbortError('The pool was terminated'));
     this.#failRoomWaiters();
     for (const w of this.#workers) this.#kill(w);
@@ -703,7 +719,14 @@ export class Pool<I extends readonly unknown[] = never[]> {
   async join(): Promise<void> {
     this.#checkOwner('join');
     if (this.#state === 'running') throw new ProcessError('Pool.join() needs close() or terminate() first');
-    while (this.#workers.size > 0) {
+    while (this.#workers.size > 0 || this.#delayed.size > 0) {
+      // None left, and a replacement waits out its delay (see #handleExit):
+      // only while work is queued for it (close() with none cancels it), and
+      // that work's calls keep the process alive.
+      if (this.#workers.size === 0) {
+        await new Promise<void>((r) => this.#delayedWaiters.push(r));
+        continue;
+      }
       // join(), not whenExited(): waiting for the workers must keep the process alive.
       await Promise.all([...this.#workers].map((w) => w.started.then(() => w.proc.join()).catch(() => {})));
       await new Promise((r) => setImmediate(r)); // let #onExit run for each
@@ -1175,7 +1198,8 @@ export class Pool<I extends readonly unknown[] = never[]> {
     // recycled or killed while an imap read on): one starts. (Not while an
     // exit is handled: an answer drained from the dead worker's pipe comes
     // here, and the exit starts its own replacement.)
-    if (this.#exiting === 0 && this.#fatal === undefined && this.#state !== 'terminated' && !this.#hasActiveWorker()) this.#startWorker();
+    // (Nor while a replacement waits out its delay: it is the one.)
+    if (this.#exiting === 0 && this.#fatal === undefined && this.#state !== 'terminated' && this.#delayed.size === 0 && !this.#hasActiveWorker()) this.#startWorker();
     const now = performance.now();
     const max = this.#options.maxTasksPerChild ?? Infinity;
     const workers: Worker[] = [];
@@ -1519,6 +1543,7 @@ export class Pool<I extends readonly unknown[] = never[]> {
     w.everFinishedJob = true;
     this.#crashes = 0;
     this.#jobDeaths = 0;
+    this.#idleKills = 0;
     if (msg.rss !== undefined) w.rss = msg.rss;
     // A cancelled job stopped early (or never ran): its time says nothing about the task.
     if (job.items.length > 0 && !(!msg.ok && msg.cancelled)) {
@@ -1736,6 +1761,20 @@ export class Pool<I extends readonly unknown[] = never[]> {
     // counts. Nor those lost when the forkserver died (killed with it):
     // before, a pool of 5 or more fresh workers took a zygote's death for a
     // crash loop and failed for good (helper-55's chaos trial).
+    // But waitpid cannot tell who sent a signal: a worker that sends one to
+    // itself while idle (an initializer's timer doing process.kill(
+    // process.pid, 'SIGHUP'), or one a task left behind) looks killed from
+    // outside too, and was replaced at once, for ever: a hot fork loop
+    // (in 2 s, 72 workers started by a pool of one, 144 by a pool of two, on
+    // a loaded 2-core VM). Failing the pool for it would fail it
+    // for a user's kills too, so instead such deaths in a run with no task
+    // finished anywhere between are replaced at once only as many as the
+    // pool has workers (2 at least: a whole pool killed at once, or a
+    // zygote's death, comes back at once); each later one waits 50 ms, then
+    // twice as long as the one before, up to 2 s. That bounds the forks to a
+    // handful, then about one per 2 s per worker, and a kill between tasks costs
+    // nothing; a task that finishes anywhere ends the run. Kills of the
+    // pool's own (timeouts, terminate) and retired workers do not count.
     const fromOutside = w.proc[kLostWithServer] || (w.ready && running === undefined && fatal === undefined && code !== null && code < 0 && !(signal !== null && kOwnFaults.has(signal)));
     const diedInJob = running !== undefined && fatal === undefined && loaded === jobTag(running.id);
     if (!w.everFinishedJob && !w.retiring && !w.killed && !w.initFailed && !fromOutside && this.#state !== 'terminated') {
@@ -1752,11 +1791,62 @@ export class Pool<I extends readonly unknown[] = never[]> {
     }
     // (After close(), an imap still reading its input will queue more: its
     // jobs found no worker left, and the loop waited for good; helper-98.)
-    const replace = this.#state === 'terminated' || this.#fatal ? false : this.#state === 'running' || this.#queue.length > 0 || this.#busy() || this.#mayQueueMore();
+    const replace = this.#state === 'terminated' || this.#fatal ? false : this.#needsWorker();
+    const delay = fromOutside && !w.killed && !w.retiring ? this.#idleKillDelayMs() : 0;
     // A retiring worker was replaced when it retired, unless the pool was
     // closed and idle then: if it died holding jobs (now queued), nobody
     // else may be left to run them.
-    if (replace && (!w.retiring || !this.#hasActiveWorker())) this.#startWorker();
+    if (replace && (!w.retiring || !this.#hasActiveWorker())) {
+      if (delay > 0) this.#startWorkerLater(delay);
+      else this.#startWorker();
+    }
+  }
+
+  /** Whether a dead worker is to be replaced: the pool takes calls, or has work that may need it. */
+  #needsWorker(): boolean {
+    return this.#state === 'running' || this.#queue.length > 0 || this.#busy() || this.#mayQueueMore();
+  }
+
+  /** Counts a worker killed idle from outside; how long its replacement waits (see #handleExit). */
+  #idleKillDelayMs(): number {
+    const late = ++this.#idleKills - Math.max(kIdleKillsAtOnce, this.#processes);
+    return late <= 0 ? 0 : Math.min(kIdleKillMaxMs, kIdleKillBaseMs * 2 ** Math.min(late - 1, 30));
+  }
+
+  /**
+   * A replacement started after `ms` (see #handleExit). Unref'd: an idle
+   * pool must not keep the process alive for it (calls with work under way
+   * do, see #hold). terminate(), a failure, a signal and close() with no
+   * work left cancel it; meanwhile #dispatch starts no other in its place.
+   */
+  #startWorkerLater(ms: number): void {
+    const timer = setTimeout(() => {
+      this.#delayed.delete(timer);
+      this.#wakeDelayedWaiters();
+      // A copy in a 'fork' child (its timers came along): not its worker to start.
+      if (myPid() !== this.#owner) return;
+      if (this.#state === 'terminated' || this.#fatal !== undefined) return;
+      if (this.#needsWorker()) this.#startWorker();
+      this.#dispatch();
+      this.#maybeFinish();
+      this.#letGoIfDone();
+    }, ms);
+    timer.unref();
+    this.#delayed.add(timer);
+  }
+
+  /** Replacements waiting out their delay are not started. */
+  #cancelDelayed(): void {
+    if (this.#delayed.size === 0) return;
+    for (const t of this.#delayed) clearTimeout(t);
+    this.#delayed.clear();
+    this.#wakeDelayedWaiters();
+  }
+
+  #wakeDelayedWaiters(): void {
+    const waiters = this.#delayedWaiters;
+    this.#delayedWaiters = [];
+    for (const r of waiters) r();
   }
 
   /**
@@ -1765,7 +1855,7 @@ export class Pool<I extends readonly unknown[] = never[]> {
    * such pool added two listeners for the process's life (review helper-98).
    */
   #letGoIfDone(): void {
-    if (this.#state !== 'running' && this.#workers.size === 0 && this.#queue.length === 0 && !this.#mayQueueMore()) this.#letGo();
+    if (this.#state !== 'running' && this.#workers.size === 0 && this.#delayed.size === 0 && this.#queue.length === 0 && !this.#mayQueueMore()) this.#letGo();
   }
 
   /** Whether a live worker is on a job it was sent before `t`. */
@@ -1792,6 +1882,7 @@ export class Pool<I extends readonly unknown[] = never[]> {
     // any call not yet ended held them, and join() waited for good on an
     // imap whose consumer had left; review helper-98).
     if (this.#state !== 'closed' || this.#queue.length > 0 || this.#mayQueueMore()) return;
+    this.#cancelDelayed(); // no work left for a replacement
     for (const w of this.#workers) {
       if (!w.dead && w.inflight.length === 0 && !w.retiring) {
         w.retiring = true;
@@ -1811,6 +1902,7 @@ export class Pool<I extends readonly unknown[] = never[]> {
     if (this.#fatal) return;
     this.#fatal = err;
     this.#state = 'terminated';
+    this.#cancelDelayed();
     this.#failAll(err);
     this.#failRoomWaiters();
     for (const w of this.#workers) this.#kill(w);
@@ -1874,6 +1966,7 @@ export class Pool<I extends readonly unknown[] = never[]> {
     }
     const busy = busyOnSignal.has(sig);
     this.#state = 'terminated';
+    this.#cancelDelayed();
     const err = new AbortError(`Interrupted by ${sig}: the pool was stopped`);
     markSignalAbort(err, sig);
     if (busy) quietSignalAborts();
