@@ -1288,7 +1288,7 @@ export class Pool<I extends readonly unknown[] = never[]> {
         return;
       }
       this.#settleError(job, new TimeoutError(
-        `Task did not finish within ${job.timeoutMs} ms: its worker (pid ${w.pid}) had not even taken it from its pipe ${Math.max(kStuckMs, grace)} ms after its time (busy with something an earlier task left running, a timer perhaps), and was killed and replaced`,
+        `Task did not finish within ${job.timeoutMs} ms: its worker (pid ${w.pid}) had not even taken it from its pipe ${Math.max(kStuckMs, grace)} ms after its time (busy with something an earlier task left running, a timer perhaps), and ${this.#killedFor(w)}`,
       ));
       job.cancelled = true;
       this.#kill(w);
@@ -1316,13 +1316,26 @@ export class Pool<I extends readonly unknown[] = never[]> {
       return;
     }
     if (grace === 0) {
-      this.#settleError(job, new TimeoutError(`Task did not finish within ${job.timeoutMs} ms; its worker (pid ${w.pid}) was killed and replaced`));
+      this.#settleError(job, new TimeoutError(`Task did not finish within ${job.timeoutMs} ms; its worker (pid ${w.pid}) ${this.#killedFor(w)}`));
       job.cancelled = true;
       this.#kill(w);
       return;
     }
     this.#settleError(job, new TimeoutError(`Task did not finish within ${job.timeoutMs} ms; its worker (pid ${w.pid}) was asked to stop (taskSignal() aborted) and is killed if still running ${grace} ms later`));
     this.#cancelInWorkers(job.call, 'timeout', grace, job);
+  }
+
+  /**
+   * "was killed", and "and replaced" if its exit is to start a replacement
+   * as things stand (#needsWorker, w aside: a running pool, or a closed one
+   * with work left). Before, a closed pool with no work left said so too,
+   * and none started. (A close() between this and the exit, with nothing
+   * left, still spares it: a worker started only to stop would slow join().)
+   */
+  #killedFor(w: Worker): string {
+    if (this.#state === 'terminated' || this.#fatal !== undefined) return 'was killed';
+    const needed = this.#state === 'running' || this.#queue.length > 0 || this.#mayQueueMore() || [...this.#workers].some((o) => o !== w && !o.dead && o.inflight.length > 0);
+    return needed ? 'was killed and replaced' : 'was killed';
   }
 
   /** Whether `job`, alone on worker w (a timed job), is still not begun by it. */

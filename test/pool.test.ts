@@ -1158,6 +1158,32 @@ describe('Pool workers', () => {
     }
   });
 
+  it('a timed call whose worker is killed after close(), with no work left, says its worker "was killed", not "killed and replaced", and no replacement starts; with work left, it says replaced and one does (before: "was killed and replaced" either way)', async () => {
+    const starts = mp.RawArray('i', 2);
+    const count = (a: mp.SharedArray<'i'>, i: number): void => { Atomics.add(a.view, i, 1); };
+    // [0]: a closed pool whose one call, running for ever, times out; [1]: one with another call queued behind it.
+    const idle = new mp.Pool({ processes: 1, initializer: count, initargs: [starts, 0] });
+    const busy = new mp.Pool({ processes: 1, initializer: count, initargs: [starts, 1] });
+    try {
+      const a = idle.apply(() => { for (;;); }, [], { timeout: 300 }).catch((e: Error) => e);
+      const b = busy.apply(() => { for (;;); }, [], { timeout: 300 }).catch((e: Error) => e);
+      const next = busy.apply(() => 'next');
+      idle.close();
+      busy.close();
+      const [ea, eb] = (await Promise.all([a, b])) as Error[];
+      expect(ea).toBeInstanceOf(mp.TimeoutError);
+      expect(ea!.message).toMatch(/^Task did not finish within 300 ms; its worker \(pid \d+\) was killed$/);
+      expect(eb!.message).toMatch(/^Task did not finish within 300 ms; its worker \(pid \d+\) was killed and replaced$/);
+      expect(await next).toBe('next');
+      await Promise.all([idle.join(), busy.join()]);
+      expect([starts[0], starts[1]]).toEqual([1, 2]);
+    } finally {
+      await idle.terminate();
+      await busy.terminate();
+      starts.close();
+    }
+  });
+
   it('a timeout counts from the task\'s start on its worker, not from the send: a worker held up 300 ms by what an earlier task left (a busy timer) still gives a 100 ms task its whole time (before: TimeoutError)', async () => {
     const pool = new mp.Pool({ processes: 1 });
     try {
