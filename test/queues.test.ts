@@ -254,7 +254,7 @@ describe('Queue between processes', () => {
     expect(out).toMatchObject({ rounds: 150, stuck: 0, bad: 0 });
     expect(out.got).toBeGreaterThan(150); // the threads' items too, not only the marks
     expect(r.stderr).not.toMatch(/worker error/);
-  });
+  }, 100_000); // (runNode's 90 s, not vitest's 60 s test timeout, bounds it)
 
   it('a queue travels as an item of another queue', async () => {
     const outer = new mp.Queue<mp.Queue<number>>();
