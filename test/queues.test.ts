@@ -256,6 +256,15 @@ describe('Queue between processes', () => {
     expect(r.stderr).not.toMatch(/worker error/);
   }, 100_000); // (runNode's 90 s, not vitest's 60 s test timeout, bounds it)
 
+  // unshare -Urpf without --mount-proc: a pid namespace whose /proc is the outer one (a user namespace: no privilege needed where the kernel allows them).
+  const canUnshare = isLinux && spawnSync('unshare', ['-Urpf', 'true'], { stdio: 'ignore' }).status === 0;
+  it.runIf(canUnshare)("a worker thread in a pid namespace whose /proc is not its own: the main thread of its process still sees it alive and waits for the lock it holds (before: /proc/thread-self's outer id looked dead, and the main thread took the worker's lock: items taken twice, or 'ring buffer corrupted')", async () => {
+    const child = spawn('unshare', ['-Urpf', process.execPath, fixture('queue-thread-pidns.mjs'), '20000'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const r = await collect(child, 30_000);
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toEqual({ pid: 1, seenDead: false, dup: 0, missing: 0, errors: [] });
+  });
+
   it('a queue travels as an item of another queue', async () => {
     const outer = new mp.Queue<mp.Queue<number>>();
     const inner = new mp.Queue<number>();

@@ -71,7 +71,13 @@ export function ofThisProcess(id: number): boolean {
 function kernelThreadId(): number | null {
   if (process.platform !== 'linux') return null;
   try {
-    const tid = Number(readlinkSync('/proc/thread-self').split('/')[2]); // "PID/task/TID"
+    const [pid, , id] = readlinkSync('/proc/thread-self').split('/'); // "PID/task/TID"
+    // A /proc of another pid namespace (unshare --pid without --mount-proc):
+    // its numbers are not the ones kill() and /proc/PID answer to here, and
+    // the main thread of this very process took the lock this thread held
+    // for a dead one's (queue-thread-pidns.mjs). The pid, as before, then.
+    if (Number(pid) !== process.pid) return null;
+    const tid = Number(id);
     return Number.isInteger(tid) && tid > 0 && tid <= kPidMask ? tid : null;
   } catch {
     return null; // a /proc without thread-self (Linux before 3.17): the pid, as before
