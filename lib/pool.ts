@@ -1808,8 +1808,11 @@ export class Pool<I extends readonly unknown[] = never[]> {
     const delay = fromOutside && !w.killed && !w.retiring ? this.#idleKillDelayMs() : 0;
     // A retiring worker was replaced when it retired, unless the pool was
     // closed and idle then: if it died holding jobs (now queued), nobody
-    // else may be left to run them.
-    if (replace && (!w.retiring || !this.#hasActiveWorker())) {
+    // else may be left to run them. Its replacement may since have been
+    // killed idle and wait out its delay (#startWorkerLater): that one is
+    // to come, and starting another here too left a pool of one with two
+    // workers for good (review helper-118).
+    if (replace && (!w.retiring || (!this.#hasActiveWorker() && this.#delayed.size === 0))) {
       if (delay > 0) this.#startWorkerLater(delay);
       else this.#startWorker();
     }

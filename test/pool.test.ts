@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { realpathSync, rmSync } from 'node:fs';
+import { realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -636,6 +636,47 @@ describe('Pool workers', () => {
     } finally {
       await pool.terminate();
       starts.close();
+    }
+  }, 60_000);
+
+  it('a retiring worker (maxTasksPerChild) that goes while its replacement, killed idle from outside, waits out its delay starts no second replacement: a pool of 1 keeps 1 worker (before: 2, for good)', async () => {
+    // The task leaves an exit hook that waits for this file: its worker, retired after this one task, goes when told.
+    const flag = join(tmpdir(), `mp-retire-flag-${process.pid}-${Date.now()}`);
+    const pool = new mp.Pool({ processes: 1, maxTasksPerChild: 1 });
+    try {
+      const retiring = await pool.apply((f: string) => {
+        process.on('exit', () => {
+          // eslint-disable-next-line @typescript-eslint/no-require-imports
+          const fs = require('node:fs') as typeof import('node:fs');
+          while (!fs.existsSync(f));
+        });
+        return process.pid;
+      }, [flag]);
+      // Its replacement, and each one after, killed idle with no task finished between: the 3rd and later wait
+      // 50, 100 ... 800 ms before they start (the 7th's replacement waits 800 ms).
+      const killed = new Set([retiring]);
+      for (let i = 0; i < 7; i++) {
+        let w: mp.WorkerStats | undefined;
+        for (const t0 = performance.now(); w === undefined && performance.now() - t0 < 20_000; await sleep(5)) {
+          w = pool.stats().workers.find((x) => !killed.has(x.pid) && !x.retiring);
+        }
+        expect(w).toBeDefined();
+        await sleep(150); // ready: killed idle
+        killed.add(w!.pid);
+        process.kill(w!.pid, 'SIGHUP');
+        for (const t0 = performance.now(); pool.stats().workers.some((x) => x.pid === w!.pid) && performance.now() - t0 < 20_000;) await sleep(2);
+      }
+      expect(pool.stats().workers.map((x) => x.pid)).toEqual([retiring]); // only the retiring one, and a replacement due
+      writeFileSync(flag, ''); // the retiring worker goes now, while that replacement waits
+      for (const t0 = performance.now(); alive(retiring) && performance.now() - t0 < 20_000;) await sleep(5);
+      expect(alive(retiring)).toBe(false);
+      await sleep(2500); // longer than the longest delay: a replacement still due has started by now
+      expect(pool.stats().workers).toHaveLength(1);
+      expect(await pool.apply(() => 'served')).toBe('served');
+    } finally {
+      writeFileSync(flag, '');
+      await pool.terminate();
+      rmSync(flag, { force: true });
     }
   }, 60_000);
 
