@@ -196,6 +196,24 @@ describe('Lock across processes', () => {
     lock.close();
   });
 
+  it.runIf(isLinux)('a Lock held by a worker thread is described as that thread of its process, in another process\'s release() error and in toString() (before: its kernel thread id printed as a pid, "held by process TID")', async () => {
+    const lock = new mp.Lock();
+    const worker = new Worker(fixture('lock-thread-hold.mjs'), { workerData: { lock: mp.toHandle(lock) } });
+    try {
+      await new Promise((resolve, reject) => worker.once('message', resolve).once('error', reject));
+      const held = new RegExp(`held by thread (\\d+) of process ${process.pid}\\b`);
+      expect(String(lock)).toMatch(held);
+      expect(Number(held.exec(String(lock))![1])).not.toBe(process.pid);
+      const r = await runNode(fixture('sync-holder.mjs'), [json({ lock: mp.toHandle(lock), release: true })]);
+      const out = JSON.parse(r.stdout);
+      expect(out.error).toMatch(new RegExp(`held by thread \\d+ of process ${process.pid}, not by this thread`));
+      expect(out.tryAcquire).toBe(false);
+    } finally {
+      await worker.terminate();
+      lock.close();
+    }
+  });
+
   it('release() by another process throws and leaves the lock held', async () => {
     const lock = new mp.Lock();
     expect(lock.tryAcquire()).toBe(true);

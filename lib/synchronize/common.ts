@@ -3,7 +3,7 @@
  * the wait options' type (parsed by validate.ts's parseWait), how an object adopts an attached segment, and the
  * acquire/release idioms (guards, withLock) built on acquire/release.
  */
-import { readlinkSync, statSync } from 'node:fs';
+import { readFileSync, readlinkSync, statSync } from 'node:fs';
 import { isMainThread, threadId } from 'node:worker_threads';
 import { onAbort } from '../abort';
 import { ClosedError, TimeoutError } from '../errors';
@@ -66,6 +66,26 @@ export function ofThisProcess(id: number): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * Names the holder an id from myOwnerId() stands for, for messages and
+ * toString(): "process PID", or on Linux, where the id is a worker thread's
+ * kernel thread id, "thread TID of process PID" (its thread group, from
+ * /proc/ID/status). Before, a thread id was printed as a pid: a number that
+ * ps and kill do not list as a process.
+ */
+export function describeOwnerId(id: number): string {
+  if (process.platform === 'linux' && id !== myPid()) {
+    try {
+      const m = /^Tgid:\s*(\d+)/m.exec(readFileSync(`/proc/${id}/status`, 'latin1'));
+      const tgid = m === null ? 0 : Number(m[1]);
+      if (tgid > 0 && tgid !== id) return `thread ${id} of process ${tgid}`;
+    } catch {
+      // gone, or not ours to read: the number as it is
+    }
+  }
+  return `process ${id}`;
 }
 
 function kernelThreadId(): number | null {

@@ -58,7 +58,7 @@ import { deadlineFrom, kForever, parseWait, remaining } from '../validate';
 import { forkGeneration, kInheritedCall, parentOnly, wake } from '../wait';
 import {
   Acquirable, acquireAsync, acquireBlocking, adopt, closedError, type AcquireSteps, closeWaking, kAcquireRestore, LocalQueue, kIsMine, kPidMask, kReleaseSave, kSliceMs, kTid,
-  myOwnerId, noArguments, ofThisProcess, segmentFor, type WaitOptions,
+  describeOwnerId, myOwnerId, noArguments, ofThisProcess, segmentFor, type WaitOptions,
 } from './common';
 
 const STATE = 0;
@@ -306,7 +306,7 @@ export class Mutex {
   #notOwner(c: number): Error {
     if (c === 0) return misuseError(`${this.#what}.release(): the ${this.#what} is not held (release() once per acquire)`, 'ERR_MULTIPROC_NOT_HELD');
     const pid = c & kPidMask;
-    const who = ofThisProcess(pid) ? `another thread of this process (threadId ${this.#w[TID] - 1})` : `process ${pid}`;
+    const who = ofThisProcess(pid) ? `another thread of this process (threadId ${this.#w[TID] - 1})` : describeOwnerId(pid);
     return misuseError(`${this.#what}.release(): the ${this.#what} is held by ${who}, not by this thread; only the owner may release it (a Semaphore(1) may be released by anyone)`, 'ERR_MULTIPROC_NOT_HELD');
   }
 
@@ -469,7 +469,7 @@ abstract class MutexObject extends Acquirable {
 
   override toString(): string {
     const m = this.#mutex;
-    return m.detached ? `${this.#what}(closed)` : `${this.#what}(${m.locked() ? `held by pid ${m.ownerPid()}` : 'free'})`;
+    return m.detached ? `${this.#what}(closed)` : `${this.#what}(${m.locked() ? `held by ${describeOwnerId(m.ownerPid())}` : 'free'})`;
   }
 }
 
