@@ -978,6 +978,31 @@ describe('Condition: waiters that die', () => {
   });
 });
 
+describe('Barrier and worker threads', () => {
+  it.runIf(isLinux)('a party thread terminated inside wait() is taken off, as a killed process is: the next two live parties complete a round together (before: the ghost counted, the first live party completed with it and the second waited alone)', async () => {
+    const b = new mp.Barrier(2);
+    const thread = (): { w: Worker; result: Promise<unknown> } => {
+      const w = new Worker(fixture('barrier-thread-wait.mjs'), { workerData: { barrier: mp.toHandle(b) } });
+      const result = new Promise((resolve, reject) => {
+        w.on('message', (m) => { if (m !== 'waiting') resolve(m); }).once('error', reject);
+      });
+      return { w, result };
+    };
+    const ghost = thread();
+    for (const t0 = performance.now(); b.nWaiting < 1 && performance.now() - t0 < 10_000;) await sleep(10);
+    expect(b.nWaiting).toBe(1);
+    await ghost.w.terminate();
+    const live = thread();
+    for (const t0 = performance.now(); b.nWaiting < 1 && performance.now() - t0 < 10_000;) await sleep(10);
+    await sleep(100);
+    const mine = await b.wait({ timeout: 5000 }).then((i) => ({ index: i }), (e: Error) => ({ error: e.name }));
+    const theirs = await live.result;
+    expect([mine, theirs].map((r) => (r as { index?: number }).index).sort()).toEqual([0, 1]);
+    await live.w.terminate();
+    b.close();
+  });
+});
+
 describe('Barrier: actions and timeouts across processes', () => {
   it('a wait(0) that finds the previous round still leaving does not break that round', async () => {
     const b = new mp.Barrier(2);

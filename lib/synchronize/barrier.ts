@@ -18,7 +18,11 @@
  *   13-15 52    reserved
  *   16... 64    SLOTS    one word per party (up to kMaxTrackedParties): the pid of
  *                        each party inside wait(), 0 when free, -pid for a party
- *                        whose object was closed while counted (see close())
+ *                        whose object was closed while counted (see close()).
+ *                        "pid" here and in ACTOR: common.ts myOwnerId, on Linux a
+ *                        worker thread's kernel thread id, so a party thread
+ *                        terminated inside wait() is a dead party, as a killed
+ *                        process is
  *   16+P  64+4P RANKS    one word per slot: the party's arrival ticket, then,
  *                        once its round completes, its index (see #rank)
  *
@@ -92,7 +96,7 @@ import { kTrustMs, recentlyAlive } from '../liveness';
 import { native } from '../native';
 import { checkInteger, checkOptionNames, deadlineFrom, describeValue, remaining } from '../validate';
 import { forkGeneration, kInheritedCall, waitAsync, wake } from '../wait';
-import { adopt, closedError, closeWaking, isAdopting, myPid, segmentFor } from './common';
+import { adopt, closedError, closeWaking, isAdopting, myOwnerId, segmentFor } from './common';
 import { kMutexWords, Mutex } from './lock';
 
 const SEQ = kMutexWords;
@@ -313,7 +317,7 @@ export class Barrier {
 
   /** Without the mutex: whether a party in a slot, the one running the action, or the mutex's holder has died. */
   #someoneDied(w: Int32Array): boolean {
-    const me = myPid();
+    const me = myOwnerId();
     // (A holder that died inside wait() between its count and its slot is named nowhere else: see #acquired.)
     const holder = this.#mutex.ownerPid();
     if (holder !== 0 && holder !== me && !native.isAlive(holder)) return true;
@@ -397,7 +401,7 @@ export class Barrier {
   #claimSlot(w: Int32Array): number {
     for (let i = 0; i < this.#slots; i++) {
       if (w[SLOTS + i] === 0) {
-        Atomics.store(w, SLOTS + i, myPid());
+        Atomics.store(w, SLOTS + i, myOwnerId());
         this.#mySlots.add(i);
         return i;
       }
@@ -441,7 +445,7 @@ export class Barrier {
    * of a draining or resetting round makes it fresh.
    */
   #reapDead(w: Int32Array): void {
-    const me = myPid();
+    const me = myOwnerId();
     // Each distinct pid is checked once (kill 0 only: a look at each party's
     // mappings, under the mutex, on every entry, would cost a round
     // O(parties^2) reads).
@@ -623,7 +627,7 @@ export class Barrier {
       this.#release(w);
       return;
     }
-    w[ACTOR] = myPid();
+    w[ACTOR] = myOwnerId();
     Atomics.store(w, STATE, ACTING);
     this.#mutex.release();
     let failed = false;
@@ -726,7 +730,7 @@ export class Barrier {
   close(): void {
     const w = this.#w;
     if (w.length !== 0) {
-      const me = myPid();
+      const me = myOwnerId();
       for (const i of this.#mySlots) Atomics.compareExchange(w, SLOTS + i, me, -me);
       this.#mySlots.clear();
       if (this.#acting && Atomics.load(w, STATE) === ACTING) Atomics.compareExchange(w, ACTOR, me, -me);
