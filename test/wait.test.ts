@@ -52,7 +52,13 @@ describe('wait / wake', () => {
       wait.wake(shm.buffer, k * 4);
     }
     const results = await Promise.all(waits);
-    expect(results.every((r) => r === 0)).toBe(true);
+    // Each ended on its word's change: Woken (0), or NotEqual (2) when its
+    // native thread, on a loaded machine, had not reached its futex call yet
+    // when the word was stored (a full suite under load saw this once;
+    // submitting and storing with no pause gives mostly 2s). Both mean "may
+    // have changed" (waitAsync); a wake from another process is checked
+    // strictly, Woken, in the test above.
+    expect(results.filter((r) => r !== 0 && r !== 2)).toEqual([]);
     shm.close(); shm.unlink();
   });
 
