@@ -771,7 +771,10 @@ describe('Queue in one process', () => {
     // A get with a timeout behind a waiting one times out (before, it waited as long as that one).
     await expect(q.get({ timeout: 100 })).rejects.toThrow(mp.TimeoutError);
     q.putSync('1');
-    await sleep(30);
+    // One of the waiting gets takes it, through this event loop (its waiter thread's wake-up): wait for that,
+    // bounded, before the next put, which finds the queue (maxsize 1) full until then. (A fixed 30 ms here:
+    // a loaded full run saw putSync('2') throw QueueFullError.)
+    for (const t0 = performance.now(); order.length === 0 && performance.now() - t0 < 10_000;) await sleep(5);
     q.putSync('2');
     await Promise.all([g1, g3]);
     expect(order).toEqual(['g1:1', 'g3:2']);
