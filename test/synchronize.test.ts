@@ -1286,7 +1286,9 @@ describe('Condition', () => {
     await sleep(50);
     await c.acquire(); // B, the same thread: the RLock re-enters
     c.notify();
-    await sleep(50);
+    // A wakes (its waiter thread's wake-up reaches this event loop) and re-enters on top of B: wait for it,
+    // bounded, instead of a fixed 50 ms, which a loaded machine can outlast (A then woke after B's release).
+    for (const t0 = performance.now(); log.length === 0 && performance.now() - t0 < 10_000;) await sleep(5);
     log.push(`B depth ${r.depth}`);
     c.release(); // before: ERR_MULTIPROC_NOT_HELD
     await a;
@@ -1331,6 +1333,9 @@ describe('Condition', () => {
     cond.acquireSync();
     cond.notify(1);
     cond.release();
+    // The notified waiter wakes through its waiter thread and this event loop: wait for it, bounded (a fixed
+    // 80 ms can be outlasted on a loaded machine), then give a wrongly woken second one the same 80 ms to show.
+    for (const t0 = performance.now(); woke.length === 0 && performance.now() - t0 < 10_000;) await sleep(5);
     await sleep(80);
     expect(woke).toEqual([0]);
     await cond.withLock(() => cond.notifyAll());
