@@ -15,6 +15,7 @@ import {
   kBusy, kBusyTake, kClosedRing, kConsumersWaiting, kDataSeq, kEmpty, kFull, kProducersWaiting, kSpaceSeq,
   kControlBytes, kFutexSleeper, kReaderWakeId, kReaderWakePid, kReaderWakeToken, kReaderWakeUnreachable, kSocketSleeper, kWaitCommit, Ring,
 } from './ring-buffer';
+import { describeOwnerId } from './synchronize/common';
 import { forkGeneration, kInheritedCall, parentOnly, pollAsync, spinUntil, waitAsync, waitSync, WaitResult, type PollPeer } from './wait';
 import { noop, onAbort } from './abort';
 import { remaining } from './validate';
@@ -606,7 +607,7 @@ export class Channel {
     if (idle !== null) return idle;
     if (mode === Mode.Nowait && r === kFull) return new QueueFullError('The queue is full');
     if (mode === Mode.Nowait && remaining(deadline) <= 0) {
-      return new QueueFullError(`The queue could not take the item without waiting: another producer (pid ${this.ring.busyValue}) has held its put lock for ${kNowaitLockMs} ms (stopped or descheduled?)`);
+      return new QueueFullError(`The queue could not take the item without waiting: another producer (${describeOwnerId(this.ring.busyValue)}) has held its put lock for ${kNowaitLockMs} ms (stopped or descheduled?)`);
     }
     if (deadline !== Infinity && remaining(deadline) <= 0) {
       return new TimeoutError(`${this.#words.put} timed out: the ${this.#words.holder} stayed full (${job.pendingBytes()} bytes to write)`);

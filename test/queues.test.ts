@@ -453,7 +453,7 @@ describe('Queue in one process', () => {
     expect(r.stderr).toBe(''); // before: the fixture hung in putNowait, its timers with it
     expect(JSON.parse(r.stdout)).toEqual({
       held: true,
-      putNowait: 'QueueFullError: The queue could not take the item without waiting: another producer (pid N) has held its put lock for 50 ms (stopped or descheduled?)',
+      putNowait: 'QueueFullError: The queue could not take the item without waiting: another producer (process N) has held its put lock for 50 ms (stopped or descheduled?)',
       ticked: true,
       afterKill: 'z',
     });

@@ -43,7 +43,8 @@ export const myPid: () => number = pidCell !== null
 
 /**
  * Who holds a ring's lock or writes its uncommitted record (ring-buffer.ts),
- * or owns a Lock/RLock (lock.ts): this process's pid on its main thread,
+ * owns a Lock/RLock (lock.ts), waits in a Condition slot or a Barrier party
+ * slot: this process's pid on its main thread,
  * and on Linux a worker thread's kernel thread id. Others tell a dead holder
  * by asking whether that id still runs, and a worker_threads thread ended
  * by `worker.terminate()` runs no code: inside a put or get it left the
