@@ -41,6 +41,11 @@
  *         69    joinSeq           bumped when the unfinished count reaches 0; join() sleeps on it
  *   5     80..  owner words       free for the owner (Pipe: 80 = CPU its writer last sent from, + 1)
  *
+ * "pid" below, in the lock words and in a record's -pid, is the writer's
+ * synchronize/common.ts myOwnerId(): its process's pid, or on Linux a worker
+ * thread's kernel thread id, so a thread ended by worker.terminate() in the
+ * middle of a put or get is a dead writer as a killed process is.
+ *
  * Data area (`dataOffset`, `capacity` bytes, a power of two): records, each
  * 8-byte aligned, never split across the end of the area:
  *
