@@ -474,8 +474,16 @@ describe('Pool workers', () => {
     const tasks = fixture('pool-tasks.mjs');
     const runs = mp.SharedArray('i', 1);
     try {
-      // Read at once: fine; the pool now knows the task is short (later jobs stack behind it).
-      (await pool.apply({ module: tasks, export: 'goneSegment' }, [runs])).close();
+      // The module loaded by another of its tasks first: the times below are goneSegment's and square's
+      // own, without the import's (under load that made one of them over 100 ms, a long task, and the
+      // second call below waited in the pool's queue: jobsInFlight 1 in a loaded full run).
+      expect(await pool.apply({ module: tasks, export: 'steps' }, [0])).toEqual([]);
+      // Read at once: fine; the pool now knows the task is short (later jobs stack behind it). Its
+      // segment kept 60 s, not 20 ms, and unlinked here: a stall of this process between the answer
+      // and its read fails the read otherwise (seen in a trial of this sequence under load).
+      const warm = (await pool.apply({ module: tasks, export: 'goneSegment' }, [runs, 60_000])) as mp.SharedMemory;
+      warm.unlink();
+      warm.close();
       expect(await pool.apply({ module: tasks, export: 'square' }, [3])).toBe(9);
       const first = pool.apply({ module: tasks, export: 'goneSegment' }, [runs]).then(() => null, (e: Error) => e);
       const second = pool.apply({ module: tasks, export: 'square' }, [4]);
