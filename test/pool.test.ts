@@ -1437,13 +1437,21 @@ describe('Pool workers', () => {
     await sleep(20);
     await it3.return!();
     expect(await Promise.race([pendingNext, sleep(3000).then(() => 'hung')])).toEqual({ value: undefined, done: true });
-    await sleep(600); // its task runs to its end (an abort does not kill by default)
-    // stats().tasks counts items everywhere, running included.
-    const map = pool.map(async (x: number) => { await new Promise((r) => setTimeout(r, 300)); return x; }, range(40), { chunksize: 10 });
-    await sleep(150);
+    // Its task runs to its end (an abort does not kill by default), counted as running until it answers:
+    // wait for that, bounded (a fixed 600 ms can be outlasted on a loaded machine: 41 below).
+    for (const t0 = performance.now(); pool.stats().tasks.running > 0 && performance.now() - t0 < 10_000;) await sleep(20);
+    // stats().tasks counts items everywhere, running included. The items wait for a gate, so that none
+    // has finished when they are counted (300 ms tasks counted after a fixed 150 ms: a stall of this
+    // process could let some finish first).
+    const gate = mp.RawArray('i', 1);
+    const gated = { module: fixture('pool-tasks.mjs'), export: 'gated' };
+    const map = pool.starmap(gated, range(40).map((i) => [gate, i]), { chunksize: 10 });
+    for (const t0 = performance.now(); pool.stats().tasks.running === 0 && performance.now() - t0 < 10_000;) await sleep(5);
     const t = pool.stats().tasks;
     expect(t.queued + t.running).toBe(40); // before: 20 + 2 (running counted chunks)
-    await map;
+    Atomics.store(gate.view, 0, 1);
+    expect(await map).toEqual(range(40));
+    gate.close();
     await pool.terminate();
   });
 
