@@ -26,6 +26,8 @@ export const title = 'Pool';
 
 const WORKERS = 2;
 const taskModule = fileURLToPath(new URL('./peers/task-double.mjs', import.meta.url));
+/** piscina's copy of the task, as CommonJS (see peers/task-double.cjs: Node aborted in its require() of the .mjs). */
+const piscinaTask = fileURLToPath(new URL('./peers/task-double.cjs', import.meta.url));
 const workerpoolScript = fileURLToPath(new URL('./peers/task-double.workerpool.cjs', import.meta.url));
 
 /** Group names: the multiproc rows must use the same ones. */
@@ -45,7 +47,7 @@ export const contenders = [
     name: 'piscina',
     baseline: true,
     async create() {
-      const pool = new Piscina({ filename: taskModule, minThreads: WORKERS, maxThreads: WORKERS });
+      const pool = new Piscina({ filename: piscinaTask, minThreads: WORKERS, maxThreads: WORKERS });
       return { run: (x) => pool.run(x), close: () => pool.destroy() };
     },
   },
