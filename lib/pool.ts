@@ -1334,8 +1334,7 @@ export class Pool<I extends readonly unknown[] = never[]> {
    */
   #killedFor(w: Worker): string {
     if (this.#state === 'terminated' || this.#fatal !== undefined) return 'was killed';
-    const needed = this.#state === 'running' || this.#queue.length > 0 || this.#mayQueueMore() || [...this.#workers].some((o) => o !== w && !o.dead && o.inflight.length > 0);
-    return needed ? 'was killed and replaced' : 'was killed';
+    return this.#needsWorker(w) ? 'was killed and replaced' : 'was killed';
   }
 
   /** Whether `job`, alone on worker w (a timed job), is still not begun by it. */
@@ -1818,9 +1817,9 @@ export class Pool<I extends readonly unknown[] = never[]> {
     }
   }
 
-  /** Whether a dead worker is to be replaced: the pool takes calls, or has work that may need it. */
-  #needsWorker(): boolean {
-    return this.#state === 'running' || this.#queue.length > 0 || this.#busy() || this.#mayQueueMore();
+  /** Whether a dead worker is to be replaced: the pool takes calls, or has work that may need it (`except`'s own aside). */
+  #needsWorker(except?: Worker): boolean {
+    return this.#state === 'running' || this.#queue.length > 0 || this.#busy(except) || this.#mayQueueMore();
   }
 
   /** Counts a worker killed idle from outside; how long its replacement waits (see #handleExit). */
@@ -1885,8 +1884,8 @@ export class Pool<I extends readonly unknown[] = never[]> {
     return false;
   }
 
-  #busy(): boolean {
-    for (const w of this.#workers) if (!w.dead && w.inflight.length > 0) return true;
+  #busy(except?: Worker): boolean {
+    for (const w of this.#workers) if (w !== except && !w.dead && w.inflight.length > 0) return true;
     return false;
   }
 
