@@ -74,6 +74,24 @@ describe('Pool', () => {
     expect(out).toEqual([1.5, 2.5, 3.5]);
   });
 
+  it('one chunk mixing plain values, promises and a thenable keeps input order; a rejection after an await fails the call', async () => {
+    // A worker runs a chunk's plain results in one loop and awaits each thenable between runs of it.
+    const mixed = (x: number): unknown => {
+      if (x % 3 === 1) return Promise.resolve(x * 10);
+      if (x === 5) return { then: (ok: (v: number) => void) => ok(-5) };
+      return x;
+    };
+    expect(await pool.map(mixed, range(12), { chunksize: 12 })).toEqual([0, 10, 2, 3, 40, -5, 6, 70, 8, 9, 100, 11]);
+    const err = await pool
+      .map(async (x: number) => {
+        if (x === 4) throw new TypeError(`late ${x}`);
+        return x;
+      }, range(9), { chunksize: 9 })
+      .catch((e: unknown) => e as Error);
+    expect([(err as Error).name, (err as Error).message]).toEqual(['TypeError', 'late 4']);
+    expect(await pool.starmap((a: number, b: number) => (a === 2 ? Promise.resolve(a * b) : a + b), [[1, 2], [2, 3], [3, 4]], { chunksize: 3 })).toEqual([3, 6, 7]);
+  });
+
   it('a throwing task rejects with its name, message and stack; the pool goes on', async () => {
     const err = await pool
       .map((x: number) => {

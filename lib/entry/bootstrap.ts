@@ -261,9 +261,11 @@ let rehearsals = 0;
  * has compiled them before the fork: code compiled lazily in a child is
  * compiled again in every child (measured: destroying the inherited request
  * socket cost ~20-50 ms per child cold, ~2 ms warm). No side effects remain.
- * Each forkserver spare runs it again, for the page first-touches.
+ * Each forkserver spare runs it again, for the page first-touches; only the
+ * zygote (`inZygote`) rehearses a big map too, whose optimized code the
+ * spares inherit.
  */
-export async function warmUp(): Promise<void> {
+export async function warmUp(inZygote = false): Promise<void> {
   // Node defines some globals lazily: the first read of `performance` loads
   // and compiles perf_hooks' modules. In a forked child that took 10–12 ms of
   // copy-on-write faults (a trace of a pool's first task: between its job's
@@ -310,7 +312,7 @@ export async function warmUp(): Promise<void> {
   explainReferenceError(new ReferenceError('x'), 'forkserver');
   await rehearseChannel();
   try {
-    await rehearsePoolWorker();
+    await rehearsePoolWorker(inZygote);
     await rehearseSleepingRecv();
   } catch {
     // no segment could be made (/dev/shm full): the workers compile it themselves

@@ -443,7 +443,7 @@ async function main(): Promise<void> {
       process.stderr.write(`multiproc forkserver: preloading ${m} failed: ${(e as Error).message}\n`);
     }
   }
-  await warmUp();
+  await warmUp(true);
   // A native watcher, not a net.Socket: each fork child must close it, and
   // destroying a stream there cost ~5 ms of copy-on-write faults per child.
   requests = native.watchFd(kRequestFd, readRequests, true);

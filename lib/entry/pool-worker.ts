@@ -10,6 +10,7 @@
  */
 import { Pipe, type Connection } from '../connection';
 import { AbortError, SerializationError, TimeoutError } from '../errors';
+import { noop } from '../abort';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { attachCount } from '../segment';
@@ -302,6 +303,52 @@ function cancelError(kind: CancelKind): Error {
     : new AbortError('The pool call was aborted; this task was asked to stop (taskSignal() aborted)');
 }
 
+/** Why runItems stopped before the end of its items. */
+const enum Stop {
+  Cancelled,
+  /** The item's result is a thenable (in stopValue) to await. */
+  Thenable,
+  /** The item threw (stopValue). */
+  Threw,
+}
+let stop = Stop.Cancelled;
+let stopValue: unknown;
+
+/**
+ * Runs items[from], items[from + 1]... while their results are plain values,
+ * pushing those to values. Returns items.length, or the index of the item it
+ * stopped at (why in stop and stopValue). Kept apart from runJob and small
+ * because a forked worker has no compiler threads: V8 optimizes hot code on
+ * the main thread, in the middle of the job that made it hot. With the loop
+ * in runJob, a fresh pool's first big map paid for compiling all of runJob
+ * in each worker, 19-26 ms (--trace-opt), and again after a deopt on one of
+ * its rare paths; this loop compiles in well under a millisecond.
+ */
+function runItems(fn: (...args: unknown[]) => unknown, items: unknown[], star: boolean, values: unknown[], job: Running, from: number): number {
+  for (let i = from; i < items.length; i++) {
+    if (job.cancelled !== null) {
+      stop = Stop.Cancelled;
+      return i;
+    }
+    job.index = i;
+    let r: unknown;
+    try {
+      r = star ? fn(...(items[i] as unknown[])) : fn(items[i]);
+    } catch (e) {
+      stop = Stop.Threw;
+      stopValue = e;
+      return i;
+    }
+    if (r !== null && typeof r === 'object' && typeof (r as PromiseLike<unknown>).then === 'function') {
+      stop = Stop.Thenable;
+      stopValue = r;
+      return i;
+    }
+    values.push(r);
+  }
+  return items.length;
+}
+
 /**
  * Runs the jobs that arrive on conn, in order, until 'stop' or EOF. Answers
  * go back with sendSync, in order with reportProgress()'s messages (it blocks
@@ -386,21 +433,25 @@ async function serveJobs(conn: Connection, watch?: Watch, maxRssBytes?: number):
     }
     if (entry !== undefined && failed === undefined) {
       const { fn, source } = entry;
-      for (let i = 0; i < msg.items.length; i++) {
-        if (job.cancelled !== null) {
+      const items = msg.items;
+      for (let i = 0; i < items.length; ) {
+        i = runItems(fn, items, msg.star, values, job, i);
+        if (i === items.length) break;
+        if (stop === Stop.Cancelled) {
           // The rest of the chunk is not run; the parent discards this job's answer.
           failed = { index: i, error: wire(job.cancelled) };
           break;
         }
-        job.index = i;
+        const value = stopValue;
+        stopValue = undefined;
         try {
-          let r = msg.star ? fn(...(msg.items[i] as unknown[])) : fn(msg.items[i]);
-          if (r !== null && typeof r === 'object' && typeof (r as PromiseLike<unknown>).then === 'function') r = await r;
-          values.push(r);
+          if (stop === Stop.Threw) throw value;
+          values.push(await (value as PromiseLike<unknown>));
         } catch (e) {
           failed = { index: i, error: wire(source ? explainReferenceError(e, 'A pool task function') : e) };
           break;
         }
+        i++;
       }
     }
     running = null;
@@ -460,16 +511,41 @@ async function serveJobs(conn: Connection, watch?: Watch, maxRssBytes?: number):
  * task (copy-on-write faults and lazy compiles were most of the time between
  * a first job's arrival and its result).
  */
-export async function rehearsePoolWorker(): Promise<void> {
+export async function rehearsePoolWorker(bigMap: boolean): Promise<void> {
   const [parent, worker] = Pipe();
   try {
-    await parent.send({ t: 'job', id: 1, fn: 1, star: false, items: [1, 'a', { x: 1.5 }], def: { kind: 'source', source: '(x) => x' } } satisfies JobMsg);
+    const served = serveJobs(worker);
+    // A worker side that failed must not leave the zygote waiting for an answer for ever.
+    const ended = served.then(() => {
+      throw new Error('the rehearsal worker stopped before it answered');
+    });
+    ended.catch(noop);
+    let id = 0;
+    const job = async (fn: number, items: unknown[], star = false, def?: TaskTarget): Promise<void> => {
+      await parent.send({ t: 'job', id: ++id, fn, star, items, ...(def && { def }) } satisfies JobMsg);
+      const answer = parent.recv();
+      answer.catch(noop); // rejected by the close below when `ended` came first
+      await Promise.race([answer, ended]);
+    };
+    await job(1, [1, 'a', { x: 1.5 }], false, { kind: 'source', source: '(x) => x' });
+    await job(2, [[1, 2]], true, { kind: 'source', source: '(a, b) => a + b' });
+    // Chunks of a big map, each of another function, until V8 has optimized
+    // the item loop (runItems) and the codec's array paths here, where every
+    // forked worker inherits them: a worker has no compiler threads, and
+    // compiled them in its first big chunk (2-8 ms each, --trace-opt). Five
+    // functions make the loop's call site megamorphic, so a user's task is
+    // called without a check on which function it is (one that failed
+    // deoptimized the loop in every worker).
+    const big = Array.from({ length: kRehearseChunk }, (_, i) => i);
+    if (bigMap) for (let f = 3; f < 8; f++) await job(f, big, false, { kind: 'source', source: `(x) => x + ${f}` });
     await parent.send({ t: 'stop' });
-    await serveJobs(worker);
-    await parent.recv();
+    await served;
   } finally {
     parent.close();
     worker.close();
   }
 }
+
+/** Items per chunk of rehearsePoolWorker's map (five chunks). */
+const kRehearseChunk = 5000;
 
