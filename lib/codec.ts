@@ -75,6 +75,10 @@ export const enum Tag {
   Record = 0x11,
   Error = 0x12,
   BlobRef = 0x13,
+  /** An array of int32 numbers (no -0), packed: u32 n, then n little-endian int32s. */
+  Int32s = 0x14,
+  /** An array of numbers, packed: u32 n, then n little-endian float64s. */
+  Float64s = 0x15,
   V8 = 0xf0,
   Bytes = 0xf1,
   Blob = 0xf2,
@@ -416,16 +420,107 @@ function writeArray(a: unknown[]): void {
   if (++depth > kMaxDepth) throw kBail;
   visit(a);
   const n = a.length;
-  ensure(5);
-  out[pos] = Tag.Array;
-  outView.setUint32(pos + 1, n, true);
-  pos += 5;
-  for (let i = 0; i < n; i++) {
-    const x = a[i];
+  let i = 0;
+  // Element i when it has been read already: every element is read once (a
+  // getter or a Proxy trap runs once, as in structured clone).
+  let next: unknown;
+  let haveNext = false;
+  if (n >= kPackedMin) {
+    next = a[0];
+    haveNext = true;
+    if (typeof next === 'number') {
+      i = writeNumbers(a, n, next);
+      if (i === n) {
+        depth--;
+        return;
+      }
+      next = stoppedAt;
+      stoppedAt = undefined;
+    }
+  }
+  if (i === 0) {
+    ensure(5);
+    out[pos] = Tag.Array;
+    outView.setUint32(pos + 1, n, true);
+    pos += 5;
+  }
+  for (; i < n; i++) {
+    let x: unknown;
+    if (haveNext) {
+      x = next;
+      haveNext = false;
+    } else x = a[i];
     if (x === undefined && !(i in a)) throw kBail; // a hole
     writeValue(x);
   }
   depth--;
+}
+
+/**
+ * Arrays of at least this many numbers are written packed (Tag.Int32s,
+ * Tag.Float64s): a map's chunks of numbers and its results, encoded and
+ * decoded a number at a time with a tag each, took most of a Pool(2) map's
+ * time in the parent.
+ */
+const kPackedMin = 16;
+/** The element writeNumbers stopped at (see there). */
+let stoppedAt: unknown;
+
+/**
+ * Writes a's elements packed while they are numbers (`first` is a[0],
+ * already read): as int32s while they all are int32s (and not -0), then as
+ * float64s. Returns n once all were
+ * (the array is written), or the index of the first element that is not a
+ * number: the array is then written as a Tag.Array of the elements before
+ * it, and that element, already read, is left in stoppedAt for writeArray
+ * to go on from. Each element is read once.
+ */
+function writeNumbers(a: unknown[], n: number, first: number): number {
+  ensure(5 + 4 * n);
+  const head = pos;
+  let view = outView;
+  out[head] = Tag.Int32s;
+  view.setUint32(head + 1, n, true);
+  let p = head + 5;
+  let i = 0;
+  let x: unknown = first;
+  for (; i < n; i++) {
+    if (i > 0) x = a[i];
+    if (typeof x !== 'number' || (x | 0) !== x || (x === 0 && 1 / x < 0)) break;
+    view.setInt32(p, x, true);
+    p += 4;
+  }
+  let wide = false;
+  if (i < n && typeof x === 'number') {
+    // A number that is not an int32: the ones before it become float64s (from the last, each
+    // read before its wider slot is written), and so do the rest.
+    ensure(5 + 8 * n);
+    view = outView;
+    for (let j = i - 1; j >= 0; j--) view.setFloat64(head + 5 + 8 * j, view.getInt32(head + 5 + 4 * j, true), true);
+    out[head] = Tag.Float64s;
+    wide = true;
+    p = head + 5 + 8 * i;
+    view.setFloat64(p, x, true);
+    p += 8;
+    for (i++; i < n; i++) {
+      x = a[i];
+      if (typeof x !== 'number') break;
+      view.setFloat64(p, x, true);
+      p += 8;
+    }
+  }
+  if (i === n) {
+    pos = p;
+    return n;
+  }
+  // Element i is not a number (or is a hole): the numbers before it become ordinary values.
+  const before = wide ? new Float64Array(i) : new Int32Array(i);
+  for (let j = 0; j < i; j++) before[j] = wide ? view.getFloat64(head + 5 + 8 * j, true) : view.getInt32(head + 5 + 4 * j, true);
+  out[head] = Tag.Array;
+  pos = head + 5;
+  for (let j = 0; j < i; j++) writeValue(before[j]);
+  stoppedAt = x;
+  return i;
 }
 
 /** An object whose prototype is Object.prototype or null. */
@@ -1186,6 +1281,18 @@ function copyOut(n: number): ArrayBuffer {
   return ab;
 }
 
+/**
+ * Every decoded array comes from this one allocation site: V8 then gives
+ * arrays of numbers the same map whether they came packed or not (an array
+ * site that has held a string starts its arrays as generic ones, another
+ * would start them as small-integer ones), and code that receives both (a
+ * pool worker's item loop: one-item jobs and big chunks) is not
+ * deoptimized by the second kind.
+ */
+function newArray(n: number): unknown[] {
+  return new Array(n);
+}
+
 function readValue(): unknown {
   const t = src[rpos++];
   switch (t) {
@@ -1225,8 +1332,26 @@ function readValue(): unknown {
     case Tag.Array: {
       const n = srcView.getUint32(rpos, true);
       rpos += 4;
-      const a = new Array(n);
+      const a = newArray(n);
       for (let i = 0; i < n; i++) a[i] = readValue();
+      return a;
+    }
+    case Tag.Int32s: {
+      const n = srcView.getUint32(rpos, true);
+      const view = srcView;
+      const at = rpos + 4;
+      rpos = at + 4 * n;
+      const a = newArray(n);
+      for (let i = 0; i < n; i++) a[i] = view.getInt32(at + 4 * i, true);
+      return a;
+    }
+    case Tag.Float64s: {
+      const n = srcView.getUint32(rpos, true);
+      const view = srcView;
+      const at = rpos + 4;
+      rpos = at + 8 * n;
+      const a = newArray(n);
+      for (let i = 0; i < n; i++) a[i] = view.getFloat64(at + 8 * i, true);
       return a;
     }
     case Tag.Object: {

@@ -35,14 +35,14 @@
 
 export const kMagic = 0x4f52504d; // bytes 'M' 'P' 'R' 'O'
 /**
- * 9: an Event's flag and generation share one word (8 is skipped: builds of
+ * 10: codec tags 0x14 and 0x15 (arrays of numbers, packed); 9: an Event's flag and generation share one word (8 is skipped: builds of
  * the reverted take journal wrote it, with the old Event); 7: a Pipe's
  * holder tables take 24 identities per end (its own words 512 bytes);
  * 6: the holder table (header 256 bytes); 4: a Pipe's own words take two cache lines (128 bytes) before its rings;
  * 3: a JoinableQueue counts done tasks (word 67), not unfinished ones; 2: the
  * ring frontier word and codec tag 0x11. An older build would misread them.
  */
-export const kLayoutVersion = 9;
+export const kLayoutVersion = 10;
 export const kHeaderBytes = 256;
 
 /** Int32 indices into the header (byte offset / 4). */

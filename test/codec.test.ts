@@ -87,6 +87,52 @@ describe('codec', () => {
     expect(Buffer.isBuffer(roundTrip(Buffer.from('b')))).toBe(true);
   });
 
+  it('packs arrays of 16 or more numbers (int32s, then float64s) and falls back at the first element that is not a number, reading each element once', () => {
+    const ints = Array.from({ length: 40 }, (_, i) => (i % 2 ? -i : i * 1000));
+    const edge = [2 ** 31 - 1, -(2 ** 31), 0, ...ints];
+    const floats = [...ints.slice(0, 20), 0.5, ...ints.slice(0, 5), -0, NaN, Infinity, -Infinity, 2 ** 31, 2 ** 53 + 2];
+    const cases: unknown[] = [
+      ints, edge, floats, [-0, ...ints], [0.25, ...ints],
+      [...ints, 'x', 1, 2], [...floats, null, { a: [1.5, ...ints] }], [...ints, ...floats, [ints]],
+      { values: ints, ms: 0.5 }, [ints, floats, ints], new Array(16).fill(7),
+      [...ints.slice(0, 16), , 3], // eslint-disable-line no-sparse-arrays -- a hole after the numbers
+      Array.from({ length: 100_000 }, (_, i) => i * 2),
+    ];
+    for (const v of cases) deepStrictEqual(roundTrip(v), expected(v));
+    const back = roundTrip(floats) as number[];
+    expect(Object.is(back[26], -0)).toBe(true);
+    expect(Number.isNaN(back[27])).toBe(true);
+    expect(Object.is((roundTrip([-0, ...ints]) as number[])[0], -0)).toBe(true);
+    // The encoding is packed: 4 bytes an int32, 8 a float64, instead of 5 and 9 with a tag each.
+    expect(encode(ints).size).toBe(5 + 4 * ints.length);
+    expect(encode(floats).size).toBe(5 + 8 * floats.length);
+    // Getters and Proxy traps run once per element, on the packed path and when it falls back.
+    for (const tail of [[], ['s'], [0.5], [0.5, 's']]) {
+      const reads = new Map<PropertyKey, number>();
+      const target = [...ints.slice(0, 20), ...tail];
+      const proxy = new Proxy(target, {
+        get(t, k, r) {
+          reads.set(k, (reads.get(k) ?? 0) + 1);
+          return Reflect.get(t, k, r);
+        },
+      });
+      deepStrictEqual(roundTrip(proxy), target);
+      for (let i = 0; i < target.length; i++) expect(reads.get(String(i))).toBe(1);
+    }
+  });
+
+  it('round-trips arrays of 16 or more numbers mixed with other values exactly (property)', () => {
+    const num = fc.oneof(fc.integer({ min: -(2 ** 31), max: 2 ** 31 - 1 }), fc.double(), fc.constantFrom(-0, 2 ** 31, -(2 ** 31) - 1));
+    fc.assert(
+      fc.property(fc.array(num, { minLength: 16, maxLength: 60 }), fc.array(fc.oneof(num, fc.string(), fc.constant(null)), { maxLength: 5 }), (nums, tail) => {
+        const v = [...nums, ...tail];
+        sameValue(roundTrip(v), expected(v));
+        sameValue(roundTrip({ a: v, b: [v] }), expected({ a: v, b: [v] }));
+      }),
+      { numRuns: 500 },
+    );
+  });
+
   it('round-trips latin1 strings of every length around the short-string cases, alone, in arrays and as record values', () => {
     // shortLatin1 has a case per length up to kShortString, latin1Slice past it; key blocks are compared a word at a time, then by byte.
     for (let n = 0; n <= 40; n++) {
