@@ -527,17 +527,29 @@ export async function rehearsePoolWorker(bigMap: boolean): Promise<void> {
       answer.catch(noop); // rejected by the close below when `ended` came first
       await Promise.race([answer, ended]);
     };
-    await job(1, [1, 'a', { x: 1.5 }], false, { kind: 'source', source: '(x) => x' });
-    await job(2, [[1, 2]], true, { kind: 'source', source: '(a, b) => a + b' });
-    // Chunks of a big map, each of another function, until V8 has optimized
-    // the item loop (runItems) and the codec's array paths here, where every
-    // forked worker inherits them: a worker has no compiler threads, and
-    // compiled them in its first big chunk (2-8 ms each, --trace-opt). Five
-    // functions make the loop's call site megamorphic, so a user's task is
-    // called without a check on which function it is (one that failed
-    // deoptimized the loop in every worker).
-    const big = Array.from({ length: kRehearseChunk }, (_, i) => i);
-    if (bigMap) for (let f = 3; f < 8; f++) await job(f, big, false, { kind: 'source', source: `(x) => x + ${f}` });
+    const source = (f: number): TaskTarget => ({ kind: 'source', source: f === 2 ? '(a, b) => a + b' : `(x) => x + ${f}` });
+    if (!bigMap) {
+      // A spare: each path once, with small-integer results (a string or an
+      // object would deoptimize the item loop the spare inherited optimized).
+      await job(1, [1, 2, 3], false, source(1));
+      await job(2, [[1, 2]], true, source(2));
+    } else {
+      // The zygote: V8 optimizes the item loop (runItems) and the codec's
+      // array paths here, and every forked worker inherits them (a worker has
+      // no compiler threads, and compiled each in its first big chunk, 2-8 ms,
+      // --trace-opt). So, in this order: small jobs of six functions, which
+      // give the loop its feedback vector (V8 allocates it only after a few
+      // calls: what ran before had left no feedback, and the optimized loop
+      // deoptimized on a string result or a starmap) and make its call site
+      // megamorphic (a user's task is then called with no check on which
+      // function it is; one that failed deoptimized the loop in every worker);
+      // then mixed results and a starmap; then big chunks.
+      for (let f = 1; f < 8; f++) if (f !== 2) await job(f, [1, 2, 3], false, source(f));
+      await job(1, [1, 'a', { x: 1.5 }, 2.5]);
+      await job(2, [[1, 2], [3, 4]], true, source(2));
+      const big = Array.from({ length: kRehearseChunk }, (_, i) => i);
+      for (let f = 3; f < 8; f++) await job(f, big);
+    }
     await parent.send({ t: 'stop' });
     await served;
   } finally {
