@@ -1154,7 +1154,9 @@ export async function rehearseChannel(): Promise<void> {
     // A module task's definition (TaskTarget): its key list's decoder is
     // compiled here once (codec compileBuild), not in each forked worker on
     // its first job.
-    { t: 'job', id: 3, fn: 2, star: false, items: [3], def: { kind: 'module', url: 'file:///x.mjs', export: 'default' } },
+    // (A URL as long as real ones: strings over 20 bytes take another decoder
+    // path, which a worker's first job otherwise deoptimized readValue on.)
+    { t: 'job', id: 3, fn: 2, star: false, items: [3], def: { kind: 'module', url: 'file:///home/user/project/lib/tasks.mjs', export: 'default' } },
     { t: 'done', id: 1, ok: true, values: [2, 'b', null], ms: 0.5, rss: 1 },
     { t: 'done', id: 2, ok: true, values: [4], ms: 0.5 },
     { t: 'stop' },
