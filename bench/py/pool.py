@@ -3,8 +3,10 @@
 Prints one JSON object:
   {"python": version, "tasks": N,
    "throughput": {"chunksize_1": {...}, "chunksize_auto": {...}},   # tasks/s, median of the runs
+   "first_map": {...},                                                # tasks/s, a fresh Pool(2)'s first map (automatic chunksize)
    "startup": {"fork": {...}, "forkserver": {...}, "spawn": {...}}}  # ms, Pool(2) start + first result + shutdown
-Throughput is measured on a started, warmed pool (Pool(2) with the platform's default start method:
+Throughput is measured on a started, warmed pool (one untimed map first, then the median of the runs;
+Pool(2) with the platform's default start method:
 fork on Linux with Python < 3.14). Start-up is `with ctx.Pool(2) as p: p.apply(double, (1,))`: the `with`
 block ends with terminate(), which also joins the workers. One untimed warm-up first (it starts the
 forkserver, fills the page cache).
@@ -16,7 +18,7 @@ import time
 
 QUICK = "--quick" in sys.argv
 TASKS = 20_000 if QUICK else 100_000
-THROUGHPUT_RUNS = 1 if QUICK else 3
+THROUGHPUT_RUNS = 1 if QUICK else 5
 STARTUP_RUNS = 3 if QUICK else 7
 
 
@@ -35,6 +37,7 @@ def summary(samples):
 def throughput(pool, chunksize):
     rates = []
     items = range(TASKS)
+    pool.map(double, items, chunksize=chunksize)  # untimed, as bench/pool.bench.mjs does for every contender
     for _ in range(THROUGHPUT_RUNS):
         t = time.perf_counter()
         out = pool.map(double, items, chunksize=chunksize)
@@ -59,12 +62,28 @@ def startup(method):
     return {"value": med, "spread": spread, "runs": STARTUP_RUNS}
 
 
+def first_map(runs):
+    """Tasks/s of the first map (automatic chunksize) of fresh Pool(2)s, after one apply."""
+    rates = []
+    for _ in range(runs):
+        with mp.Pool(2) as pool:
+            pool.apply(double, (1,))
+            t = time.perf_counter()
+            out = pool.map(double, range(TASKS))
+            dt = time.perf_counter() - t
+            assert out[-1] == 2 * (TASKS - 1)
+            rates.append(TASKS / dt)
+    med, spread = summary(rates)
+    return {"value": med, "spread": spread, "runs": runs}
+
+
 def main():
     result = {"python": sys.version.split()[0], "tasks": TASKS, "default_method": mp.get_start_method(), "throughput": {}, "startup": {}}
     with mp.Pool(2) as pool:
         pool.map(double, range(1000), chunksize=1)  # workers up and warm
         result["throughput"]["chunksize_1"] = throughput(pool, 1)
         result["throughput"]["chunksize_auto"] = throughput(pool, None)
+    result["first_map"] = first_map(1 if QUICK else 5)
     for method in ("fork", "forkserver", "spawn"):
         if method in mp.get_all_start_methods():
             result["startup"][method] = startup(method)
