@@ -493,8 +493,13 @@ function writeNumbers(a: unknown[], n: number, first: number): number {
   let wide = false;
   if (i < n && typeof x === 'number') {
     // A number that is not an int32: the ones before it become float64s (from the last, each
-    // read before its wider slot is written), and so do the rest.
-    ensure(5 + 8 * n);
+    // read before its wider slot is written), and so do the rest. pos first
+    // covers the int32s written: grow() keeps only the bytes before pos (it
+    // was still at head, and an array whose float64s outgrew the scratch
+    // buffer here arrived with a garbage length and values).
+    pos = p;
+    ensure(8 * n - 4 * i);
+    pos = head;
     view = outView;
     for (let j = i - 1; j >= 0; j--) view.setFloat64(head + 5 + 8 * j, view.getInt32(head + 5 + 4 * j, true), true);
     out[head] = Tag.Float64s;

@@ -121,6 +121,19 @@ describe('codec', () => {
     }
   });
 
+  it('keeps a packed array whose switch from int32s to float64s grows the scratch buffer', () => {
+    // The int32s fit the scratch buffer, their float64s do not: it grows
+    // in the middle of the array. One size per scratch size from 64 KiB up
+    // (whatever size earlier encodes left it at, one of them grows it).
+    for (let s = 64 * 1024; s <= 8 << 20; s *= 2) {
+      const n = (3 * s) / 16;
+      const ints = Array.from({ length: n }, (_, i) => i - 5);
+      for (const v of [[...ints, 0.5], [...ints, -0, 'x'], { a: 1, b: [...ints, NaN, 2] }]) {
+        deepStrictEqual(roundTrip(v), expected(v));
+      }
+    }
+  });
+
   it('round-trips arrays of 16 or more numbers mixed with other values exactly (property)', () => {
     const num = fc.oneof(fc.integer({ min: -(2 ** 31), max: 2 ** 31 - 1 }), fc.double(), fc.constantFrom(-0, 2 ** 31, -(2 ** 31) - 1));
     fc.assert(
