@@ -92,6 +92,30 @@ describe('Pool', () => {
     expect(await pool.starmap((a: number, b: number) => (a === 2 ? Promise.resolve(a * b) : a + b), [[1, 2], [2, 3], [3, 4]], { chunksize: 3 })).toEqual([3, 6, 7]);
   });
 
+  it('a result whose `then` cannot be read fails its call with that error; the worker goes on', async () => {
+    // Reading `then` (to tell a thenable) is the task's result's own doing, like a throw in the task
+    // (before: the worker exited, and the call failed with a WorkerExitError).
+    const err = await pool
+      .map((x: number) => {
+        if (x < 3) return x;
+        const { proxy, revoke } = Proxy.revocable({}, {});
+        revoke();
+        return x === 3 ? { get then(): never { throw new RangeError('no then') } } : proxy;
+      }, range(5), { chunksize: 5 })
+      .catch((e: unknown) => e as Error);
+    expect([(err as Error).name, (err as Error).message]).toEqual(['RangeError', 'no then']);
+    const err2 = await pool
+      .apply(() => {
+        const { proxy, revoke } = Proxy.revocable({}, {});
+        revoke();
+        return proxy;
+      })
+      .catch((e: unknown) => e as Error);
+    expect((err2 as Error).name).toBe('TypeError');
+    expect((err2 as Error).message).toMatch(/revoked/);
+    expect(await pool.map((x: number) => x + 1, range(20), { chunksize: 10 })).toEqual(range(20).map((x) => x + 1));
+  });
+
   it('a throwing task rejects with its name, message and stack; the pool goes on', async () => {
     const err = await pool
       .map((x: number) => {

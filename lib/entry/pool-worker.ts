@@ -334,14 +334,17 @@ function runItems(fn: (...args: unknown[]) => unknown, items: unknown[], star: b
     let r: unknown;
     try {
       r = star ? fn(...(items[i] as unknown[])) : fn(items[i]);
+      // Inside the try: reading `then` runs the result's getter or Proxy
+      // trap, whose throw is the item's (out here, it rejected serveJobs and
+      // the worker exited with code 1: WorkerExitError, not the task's error).
+      if (r !== null && typeof r === 'object' && typeof (r as PromiseLike<unknown>).then === 'function') {
+        stop = Stop.Thenable;
+        stopValue = r;
+        return i;
+      }
     } catch (e) {
       stop = Stop.Threw;
       stopValue = e;
-      return i;
-    }
-    if (r !== null && typeof r === 'object' && typeof (r as PromiseLike<unknown>).then === 'function') {
-      stop = Stop.Thenable;
-      stopValue = r;
       return i;
     }
     values.push(r);
