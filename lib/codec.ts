@@ -420,6 +420,8 @@ function writeArray(a: unknown[]): void {
   if (++depth > kMaxDepth) throw kBail;
   visit(a);
   const n = a.length;
+  // Not a length an array can have (a Proxy's trap said so): structured clone decides (it refuses a Proxy).
+  if (n >>> 0 !== n) throw kBail;
   let i = 0;
   // Element i when it has been read already: every element is read once (a
   // getter or a Proxy trap runs once, as in structured clone).
@@ -463,6 +465,8 @@ function writeArray(a: unknown[]): void {
  * time in the parent.
  */
 const kPackedMin = 16;
+/** Elements writeNumbers reserves room for at a time. */
+const kNumbersBlock = 4096;
 /** The element writeNumbers stopped at (see there). */
 let stoppedAt: unknown;
 
@@ -476,9 +480,16 @@ let stoppedAt: unknown;
  * to go on from. Each element is read once.
  */
 function writeNumbers(a: unknown[], n: number, first: number): number {
-  ensure(5 + 4 * n);
+  // Room is reserved a block at a time, not for all n up front: a sparse
+  // array of a huge length (`a = [1]; a.length = 2 ** 28`) reserved 1 GiB
+  // before its hole at index 1 sent it to structured clone (review helper-120).
+  // grow() keeps the bytes before pos: pos covers what is written before each
+  // reservation (it did not once, and a switch to float64s that grew the
+  // buffer lost the int32s: helper-120).
   const head = pos;
+  ensure(5 + 4 * Math.min(n, kNumbersBlock));
   let view = outView;
+  let end = out.length;
   out[head] = Tag.Int32s;
   view.setUint32(head + 1, n, true);
   let p = head + 5;
@@ -487,20 +498,24 @@ function writeNumbers(a: unknown[], n: number, first: number): number {
   for (; i < n; i++) {
     if (i > 0) x = a[i];
     if (typeof x !== 'number' || (x | 0) !== x || (x === 0 && 1 / x < 0)) break;
+    if (p + 4 > end) {
+      pos = p;
+      ensure(4 * Math.min(n - i, kNumbersBlock));
+      view = outView;
+      end = out.length;
+    }
     view.setInt32(p, x, true);
     p += 4;
   }
   let wide = false;
   if (i < n && typeof x === 'number') {
-    // A number that is not an int32: the ones before it become float64s (from the last, each
-    // read before its wider slot is written), and so do the rest. pos first
-    // covers the int32s written: grow() keeps only the bytes before pos (it
-    // was still at head, and an array whose float64s outgrew the scratch
-    // buffer here arrived with a garbage length and values).
+    // A number that is not an int32: the ones before it become float64s
+    // (from the last, each read before its wider slot is written), and so do
+    // the rest.
     pos = p;
-    ensure(8 * n - 4 * i);
-    pos = head;
+    ensure(4 * i + 8 * Math.min(n - i, kNumbersBlock));
     view = outView;
+    end = out.length;
     for (let j = i - 1; j >= 0; j--) view.setFloat64(head + 5 + 8 * j, view.getInt32(head + 5 + 4 * j, true), true);
     out[head] = Tag.Float64s;
     wide = true;
@@ -510,6 +525,12 @@ function writeNumbers(a: unknown[], n: number, first: number): number {
     for (i++; i < n; i++) {
       x = a[i];
       if (typeof x !== 'number') break;
+      if (p + 8 > end) {
+        pos = p;
+        ensure(8 * Math.min(n - i, kNumbersBlock));
+        view = outView;
+        end = out.length;
+      }
       view.setFloat64(p, x, true);
       p += 8;
     }

@@ -134,6 +134,24 @@ describe('codec', () => {
     }
   });
 
+  it('a sparse array of a huge length goes to structured clone without a scratch buffer the size of its length; a Proxy whose length is no array length is refused, not garbled', () => {
+    const sparse: number[] = [1];
+    sparse.length = 2 ** 26;
+    sparse[5] = 2;
+    const before = process.memoryUsage().arrayBuffers;
+    const enc = encode(sparse);
+    const grew = process.memoryUsage().arrayBuffers - before;
+    expect(enc.size).toBeLessThan(1024); // structured clone's sparse form
+    expect(grew).toBeLessThan(16 << 20); // before: 4 bytes per element reserved up front (256 MiB here)
+    const back = roundTrip(sparse) as number[];
+    expect([back.length, back[0], back[5], 3 in back]).toEqual([2 ** 26, 1, 2, false]);
+    encode(1); // lets the scratch buffer shrink again
+    for (const length of [16.5, -1, NaN, '20']) {
+      const p = new Proxy(Array.from({ length: 20 }, (_, i) => i), { get: (t, k, r) => (k === 'length' ? length : Reflect.get(t, k, r)) });
+      expect(() => encode(p)).toThrow(TypeError);
+    }
+  });
+
   it('round-trips arrays of 16 or more numbers mixed with other values exactly (property)', () => {
     const num = fc.oneof(fc.integer({ min: -(2 ** 31), max: 2 ** 31 - 1 }), fc.double(), fc.constantFrom(-0, 2 ** 31, -(2 ** 31) - 1));
     fc.assert(
