@@ -832,6 +832,26 @@ describe('Pool workers', () => {
     expect(() => new mp.Pool({ processes: 1, env: { A: 1 } as never })).toThrow(/Expected env.A to be a string/);
   });
 
+  it('a pool ended before its workers have pids (terminate, or close + join, right after new Pool()) leaves no process, and a call made at once still runs', async () => {
+    const before = new Set(mp.activeChildren().map((p) => p.pid));
+    const a = new mp.Pool({ processes: 3 });
+    expect(a.stats().workers).toEqual([]); // still starting
+    await a.terminate();
+    const b = new mp.Pool({ processes: 3 });
+    b.close();
+    await b.join();
+    const c = new mp.Pool({ processes: 2 });
+    const r = c.apply((x: number) => x + 1, [41]); // sent to a worker still starting
+    expect(await r).toBe(42);
+    await c.started();
+    const pids = c.stats().workers.map((w) => w.pid);
+    expect(pids).toHaveLength(2);
+    await c.terminate();
+    for (const pid of pids) expect(alive(pid)).toBe(false);
+    expect(mp.activeChildren().filter((p) => !before.has(p.pid))).toEqual([]);
+    await expect(a.started()).resolves.toBeUndefined(); // ended by terminate(), not a failed start
+  });
+
   it('starts 20 workers at once, each with the pid the pool reports for it', async () => {
     // More workers than CPUs and forkserver spares: most are forked on demand.
     const n = 20;
