@@ -28,7 +28,7 @@ import { checkTracker, kTrackerFdEnv, kTrackerInoEnv, kTrackerPidEnv, onTrackerR
 import { createSegment, generateName, osName } from '../segment';
 import { checkInteger } from '../validate';
 import { processState } from '../liveness';
-import { waitAsync, waitSync, wake } from '../wait';
+import { forkGeneration, kInheritedCall, waitAsync, waitSync, wake } from '../wait';
 import {
   kBellRung, kBoardBytes, kBoardEnv, kCancelSeq, kPreloadEnv, kReady, kSparesEnv, kReplyPid, kReplySeq, kRingCapacity, kRingRead, kRingRecordInts, kRingStart, kRingWrite,
 } from './forkserver-layout';
@@ -573,17 +573,28 @@ export class ForkserverPopen extends BasePopen {
     return new ForkserverPopen(z, pid);
   }
 
-  /** start() without blocking the event loop while the zygote forks (a Pool's replacement workers). */
+  /** start() without blocking the event loop while the zygote forks (a Pool's workers). */
   static async startAsync(spec: ChildSpec): Promise<ForkserverPopen> {
+    // A 'fork' child copies this start's continuation when its reply was
+    // settled just before the fork (a synchronous start() reads it for us, see
+    // request()): the child is not that worker's parent. Before, the child's
+    // copy of the Pool took it for its own, found it dead (the zygote is not
+    // the child's), read and closed its pipe and started a replacement of its
+    // own (a zygote and a worker that ran the initializer). A new Pool's
+    // starts are pending after new Pool() returns, so a start() and a fork in
+    // one block after it did so every time.
+    const gen = forkGeneration();
     let z = zygote();
     let pid: number;
     try {
       pid = await z.requestAsync(spec);
     } catch (e) {
+      if (forkGeneration() !== gen) await kInheritedCall;
       if (z.alive) throw e;
       z = zygote();
       pid = await z.requestAsync(spec);
     }
+    if (forkGeneration() !== gen) await kInheritedCall;
     return new ForkserverPopen(z, pid);
   }
 
