@@ -1207,7 +1207,9 @@ describe('Pool workers', () => {
     };
     const a = pool.apply(spin).catch((e: unknown) => e);
     const b = pool.apply(spin).catch((e: unknown) => e);
+    await pool.started(); // read at once, the pids were none yet (new Pool() does not wait for them): the check below checked nothing
     const pids = pool.stats().workers.map((w) => w.pid);
+    expect(pids).toHaveLength(2);
     await sleep(300);
     const t0 = Date.now();
     await pool.terminate();
@@ -1598,7 +1600,9 @@ describe('Pool workers', () => {
     {
       await using pool = new mp.Pool({ processes: 2 });
       expect(await pool.apply(() => 7)).toBe(7);
+      await pool.started(); // the worker the call did not go to may have no pid yet
       pids = pool.stats().workers.map((w) => w.pid);
+      expect(pids).toHaveLength(2);
     }
     for (const pid of pids) expect(alive(pid)).toBe(false);
   });
