@@ -1496,6 +1496,7 @@ export class Pool<I extends readonly unknown[] = never[]> {
   }
 
   #startFailed(w: Worker, childEnd: Connection, e: unknown): void {
+    if (myPid() !== this.#owner) return; // a fork child's copy of a start that was settling: the parent's (see #workerStarted)
     // Before w leaves the set: a job already sent to it fails with the rest.
     if (this.#state !== 'terminated') this.#fail(new ProcessError(`Pool could not start a worker: ${(e as Error).message}`, { cause: e }));
     this.#workers.delete(w);
@@ -1505,6 +1506,11 @@ export class Pool<I extends readonly unknown[] = never[]> {
   }
 
   #workerStarted(w: Worker, childEnd: Connection): void {
+    // A 'fork' child made while this was queued (the start's last step; see
+    // Process[kStartAsync] for the steps before) copied it: the worker and
+    // its pipe are the parent's. Run there, the child's copy of the pool
+    // listed the worker and read its answers off the parent's pipe.
+    if (myPid() !== this.#owner) return;
     const proc = w.proc;
     childEnd.close(); // the child holds its own attachment now
     w.pid = proc.pid ?? 0;

@@ -24,6 +24,7 @@ import { cancelPending, duplicateForFork, forkDone, releasingUnsent, reservePend
 import { kKillAtExit, kLostWithServer, kNotSendable, kOnExit, kSentTo, kStartAsync } from './symbols';
 import { checkForkedImport, describeTask, refuseWhileImportingTarget } from './task';
 import { checkOptionNames, deadlineFrom, describeValue } from './validate';
+import { forkGeneration, kInheritedCall } from './wait';
 import * as context from './context';
 
 export type { StartMethod };
@@ -480,14 +481,23 @@ export class Process<A extends readonly unknown[] = never[]> {
     }
     this.#starting = true;
     let popen: Popen;
+    // A 'fork' child copies this continuation if it forked while it was
+    // queued (a new Pool's starts are pending after new Pool() returns): the
+    // child is not this child's parent, and the pending slots of its args are
+    // the parent's. Before, the child took the parent's pool worker for a
+    // child of its own, and its exit hook SIGKILLed it (the pool replaced
+    // it). See also ForkserverPopen.startAsync.
+    const gen = forkGeneration();
     try {
       const spec = this.#spec(method);
       try {
         const { ForkserverPopen } = require('./popen/forkserver') as typeof import('./popen/forkserver');
         popen = await ForkserverPopen.startAsync(spec);
+        if (forkGeneration() !== gen) await kInheritedCall;
         popen.watchPending(spec.pending);
         this.#sentTo(popen.pid);
       } catch (e) {
+        if (forkGeneration() !== gen) await kInheritedCall;
         unsent(spec);
         throw e;
       }
