@@ -154,7 +154,7 @@ const kImapOptionNames: readonly string[] = [...kMapOptionNames, 'maxInFlight'];
 const kAsyncCallOptionNames: readonly string[] = [...kCallOptionNames, 'callback', 'errorCallback'];
 const kAsyncMapOptionNames: readonly string[] = [...kMapOptionNames, 'callback', 'errorCallback'];
 
-/** A worker of stats(): a replacement is listed once its process has started (it has a pid). */
+/** A worker of stats(): listed once its process has started (it has a pid; see Pool.started()). */
 export interface WorkerStats {
   pid: number;
   jobsInFlight: number;
@@ -761,8 +761,9 @@ export class Pool<I extends readonly unknown[] = never[]> {
   /**
    * Resolves once every worker asked for so far has its process (stats()
    * lists it with its pid): new Pool() does not wait for them. Rejects with
-   * the reason when the pool could not start one. A call need not wait for
-   * this: it goes to a worker still starting (see docs/pool.md).
+   * the pool's error once it has failed (a worker that could not start, a
+   * crash loop). A call need not wait for this: it goes to a worker still
+   * starting (see docs/pool.md).
    */
   async started(): Promise<void> {
     await Promise.all([...this.#workers].map((w) => w.started));
@@ -1454,12 +1455,12 @@ export class Pool<I extends readonly unknown[] = never[]> {
   }
 
   /**
-   * Starts a worker. The first ones (`sync`, from the constructor) are
-   * started before it returns, so stats() lists them at once; replacements
-   * (recycling, timeouts, memory caps, crashes) start without blocking the
-   * event loop while the forkserver forks them, which under load took tens
-   * of ms each. Until then the worker may already be sent a job (into its
-   * pipe, see #dispatch) or a stop, but has no pid.
+   * Starts a worker. Under 'forkserver' every one, the constructor's too,
+   * starts without blocking the event loop while the zygote forks it (under
+   * load tens of ms each); `sync` (the constructor's, under 'spawn') starts
+   * it before this returns. Until then the worker may already be sent a job
+   * (into its pipe, see #dispatch) or a stop, but has no pid (stats() does
+   * not list it; started() waits for it).
    */
   #startWorker(sync = false): void {
     const [parentEnd, childEnd] = Pipe(true);

@@ -467,7 +467,7 @@ export class Process<A extends readonly unknown[] = never[]> {
   }
 
   /**
-   * start() for a Pool's replacement workers: with 'forkserver' the event
+   * start() for a Pool's workers: with 'forkserver' the event
    * loop turns while the zygote forks (tens of ms under load, each one a
    * stall when start() waited for it). pid is null until it resolves.
    * 'spawn' starts as start() does: that time is Node's own spawn (libuv

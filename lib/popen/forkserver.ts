@@ -6,7 +6,7 @@
  * Protocol and shared board: see forkserver-layout.ts. A request is written
  * with a blocking write to a pipe only we hold the write end of, and the pid
  * comes back through the board, so start() is synchronous like Python's.
- * A Pool's replacement workers use startAsync(), which waits for the reply
+ * A Pool's workers use startAsync(), which waits for the reply
  * without blocking the event loop; the board has one reply slot, so the
  * requests go one at a time (see Zygote.request and requestAsync).
  * Exits come back as ring records; the zygote is the children's parent and
@@ -403,8 +403,8 @@ class Zygote {
     const now = performance.now();
     if (this.#stoppedSince === 0) this.#stoppedSince = now;
     else if (requests && now - this.#stoppedSince >= kStoppedFailMs) {
-      // A Pool's replacement workers: their start fails rather than waiting
-      // out the stop (its terminate() waited for them). A synchronous
+      // A Pool's workers (a new pool's first ones too): their start fails
+      // rather than waiting out the stop (its terminate() waited for them). A synchronous
       // start() still waits (its target would run later, a run nobody
       // asked for, if the zygote read the request before the cancel).
       // The written request is marked cancelled (kCancelSeq): continued,
