@@ -766,6 +766,8 @@ export class Pool<I extends readonly unknown[] = never[]> {
    * starting (see docs/pool.md).
    */
   async started(): Promise<void> {
+    // In a 'fork' child, a copy of a start still pending never settles there (the start is the parent's).
+    this.#checkOwner('wait for the workers of');
     await Promise.all([...this.#workers].map((w) => w.started));
     if (this.#fatal !== undefined) throw this.#fatal;
   }
