@@ -1,14 +1,16 @@
 // A pool made on demand: constructor, first result, terminate (ms), one pool
-// every ~150 ms so that forkserver spares are ready; prints each run and the
-// median total. Standalone, not a bench topic: node bench/pool-start.mjs [runs]
+// every ~150 ms so that forkserver spares are ready (or every gapMs; 0: back
+// to back, when the zygote forks each worker); prints each run and the
+// median total. Standalone, not a bench topic: node bench/pool-start.mjs [runs] [gapMs]
 import { fileURLToPath } from 'node:url';
 import * as mp from 'multiproc';
 
 const double = { module: fileURLToPath(new URL('./peers/task-double.mjs', import.meta.url)), export: 'default' };
 const runs = Number(process.argv[2] ?? 7);
+const gapMs = Number(process.argv[3] ?? 150);
 const totals = [];
 for (let r = -1; r < runs; r++) {
-  await new Promise((res) => setTimeout(res, 150));
+  if (gapMs > 0) await new Promise((res) => setTimeout(res, gapMs));
   const t0 = performance.now();
   const pool = new mp.Pool({ processes: 2 });
   const t1 = performance.now();

@@ -516,9 +516,10 @@ export class Pool<I extends readonly unknown[] = never[]> {
     // Forkserver workers start without blocking: the zygote forks (or hands
     // over a spare) while this thread goes on, and a call made meanwhile
     // waits in a starting worker's pipe (#dispatch). Blocking for each pid in
-    // turn put every worker's start before the first job: measured, 40 pools
-    // made, used once and terminated back to back, median 10.5-11.7 ms ->
-    // 8.7-10.3 ms. Until its pid is in, stats() does not list a worker.
+    // turn put every worker's start before the first job: `node
+    // bench/pool-start.mjs 60 0` (back to back), three A/B rounds, median
+    // 9.95-10.25 ms -> 8.80-10.00 ms. Until its pid is in, stats() does not
+    // list a worker.
     // 'spawn' has no async start (libuv's spawn waits for the exec).
     const sync = this.#method !== 'forkserver';
     for (let i = 0; i < this.#processes && this.#fatal === undefined; i++) this.#startWorker(sync);
