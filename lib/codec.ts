@@ -49,7 +49,8 @@
 import * as v8 from 'node:v8';
 import { Kind } from './layout';
 import { native } from './native';
-import { fromHandle, isShareable, notSendable, rebuild, reduce, releaseHandles, sharedBufferError, toHandle, type Handle } from './reduction';
+import { fromHandle, isShareable, notSendable, rebuild, reduce, releaseHandles, sharedBufferError, toHandle, type Handle, type Shareable } from './reduction';
+import { kToHandle } from './symbols';
 import { Segment } from './segment';
 import { describeValue } from './validate';
 import { errorFromRecord, errorRecord, isError, isErrorRecord } from './wire-error';
@@ -376,9 +377,26 @@ function writeValue(v: unknown): void {
       out[pos++] = Tag.Null;
       return;
     }
+    // Each getPrototypeOf comes after a read that makes V8 check v's map
+    // (an array's length; the shared-object symbol): optimized code then
+    // folds it into a constant for the maps it has seen, instead of calling
+    // into the runtime (~8 ns each, two per {id, name, tags} item). Neither
+    // read runs user code on an array or a plain object.
+    if (Array.isArray(v)) {
+      const n = v.length;
+      const proto: unknown = Object.getPrototypeOf(v);
+      if (proto === Array.prototype) writeArray(v, n);
+      else writeObject(v, proto);
+      return;
+    }
+    // (isShareable's test written out: as a call it was not always inlined,
+    // and its map check then did not reach the getPrototypeOf below.)
+    if (typeof (v as Partial<Shareable>)[kToHandle] === 'function') {
+      writeShared(v);
+      return;
+    }
     const proto: unknown = Object.getPrototypeOf(v);
-    if (proto === Array.prototype) writeArray(v as unknown[]);
-    else if (proto === Object.prototype || proto === null) writePlain(v);
+    if (proto === Object.prototype || proto === null) writePlain(v);
     else writeObject(v, proto);
     return;
   }
@@ -416,10 +434,13 @@ function writeScalar(v: unknown): void {
   }
 }
 
-function writeArray(a: unknown[]): void {
-  if (++depth > kMaxDepth) throw kBail;
-  visit(a);
-  const n = a.length;
+/** `n` is a.length, read once by the caller. */
+function writeArray(a: unknown[], n: number): void {
+  // The item itself is not recorded in visited (a write barrier and a scan
+  // saved): it can only recur through a cycle, and its first recurrence is
+  // recorded, so the second bails out as any cycle does.
+  if (++depth > 1) visit(a);
+  if (depth > kMaxDepth) throw kBail;
   // Not a length an array can have (a Proxy's trap said so): structured clone decides (it refuses a Proxy).
   if (n >>> 0 !== n) throw kBail;
   let i = 0;
@@ -551,12 +572,8 @@ function writeNumbers(a: unknown[], n: number, first: number): number {
 
 /** An object whose prototype is Object.prototype or null. */
 function writePlain(v: object): void {
-  if (isShareable(v)) {
-    writeShared(v);
-    return;
-  }
-  if (++depth > kMaxDepth) throw kBail;
-  visit(v);
+  if (++depth > 1) visit(v); // (not the item itself: see writeArray)
+  if (depth > kMaxDepth) throw kBail;
   const keys = Object.keys(v);
   const n = keys.length;
   const shape = n !== 0 ? shapeOf(keys) : null;
@@ -1145,12 +1162,48 @@ function shortLatin1(p: number, n: number): string {
 
 const kShortString = 20;
 
+// Short string values repeat (tags, states, names of things): up to 8 bytes,
+// a string is known exactly by its length and two int32 reads of its bytes,
+// and a direct-mapped cache returns the string decoded last time instead of
+// allocating one (measured: ~12 ns less a hit, and less garbage). Strings
+// are values: which copy a get returns cannot be told apart.
+const kCachedString = 8;
+const kStrSlots = 1024;
+const strW0 = new Int32Array(kStrSlots);
+const strW1 = new Int32Array(kStrSlots);
+/** 0: an empty slot (n >= 1 here). */
+const strLen = new Uint8Array(kStrSlots);
+const strVal: string[] = new Array<string>(kStrSlots).fill('');
+
+/** The latin1 string of src[p, p + n), 1 <= n <= kCachedString. */
+function cachedLatin1(p: number, n: number): string {
+  let w0: number;
+  let w1 = 0;
+  if (n >= 4) {
+    // Bytes [p, p + 4) and [p + n - 4, p + n): every byte, none past the string.
+    w0 = srcView.getInt32(p, true);
+    w1 = srcView.getInt32(p + n - 4, true);
+  } else {
+    const b = src;
+    w0 = n === 1 ? b[p]! : n === 2 ? b[p]! | (b[p + 1]! << 8) : b[p]! | (b[p + 1]! << 8) | (b[p + 2]! << 16);
+  }
+  const slot = Math.imul(w0 ^ Math.imul(w1 ^ n, 0x9e3779b1), 0x85ebca6b) >>> 22; // kStrSlots = 2 ** 10
+  if (strLen[slot] === n && strW0[slot] === w0 && strW1[slot] === w1) return strVal[slot]!;
+  const s = shortLatin1(p, n);
+  strLen[slot] = n;
+  strW0[slot] = w0;
+  strW1[slot] = w1;
+  strVal[slot] = s;
+  return s;
+}
+
 function readString(t: number): string {
   const n = srcView.getUint32(rpos, true);
   rpos += 4;
   if (t === Tag.Latin1) {
     const start = rpos;
     rpos += n;
+    if (n <= kCachedString) return n === 0 ? '' : cachedLatin1(start, n);
     return n <= kShortString ? shortLatin1(start, n) : src.latin1Slice(start, rpos);
   }
   const start = rpos;

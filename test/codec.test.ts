@@ -307,6 +307,48 @@ describe('codec', () => {
     expect(c.n).toBe(1);
   });
 
+  it('finds a cycle back to the item itself (not recorded as visited) through arrays, objects and several levels, and shared references under an array', () => {
+    const arr: unknown[] = [1, 'a'];
+    arr.push(arr);
+    const a = roundTrip(arr) as unknown[];
+    expect(a[2]).toBe(a);
+    expect(a.slice(0, 2)).toEqual([1, 'a']);
+    const deep: { x: { y: unknown[] }; n: number } = { x: { y: [] }, n: 2 };
+    deep.x.y.push(deep, deep);
+    const d = roundTrip(deep) as typeof deep;
+    expect(d.x.y[0]).toBe(d);
+    expect(d.x.y[1]).toBe(d);
+    // Many edges back to the item: bails at the second, not after walking them all.
+    const fan: Record<string, unknown> = {};
+    for (let i = 0; i < 64; i++) fan[`k${i}`] = fan;
+    const f = roundTrip(fan) as Record<string, unknown>;
+    expect(Object.values(f).every((x) => x === f)).toBe(true);
+    const inner = { s: 'x' };
+    const under = roundTrip([inner, [inner]]) as [object, object[]];
+    expect(under[1][0]).toBe(under[0]);
+  });
+
+  it('decodes short strings (1 to 8 bytes, every latin1 byte) through its string cache exactly, also colliding ones and ones that end the buffer', () => {
+    const rnd = fc.sample(fc.array(fc.integer({ min: 0, max: 255 }), { minLength: 1, maxLength: 8 }), { numRuns: 5000, seed: 28 });
+    const strs = rnd.map((codes) => String.fromCharCode(...codes));
+    // Thousands sharing their first four bytes (and length): many share a cache slot, told apart by the rest.
+    for (const tail of fc.sample(fc.array(fc.integer({ min: 0, max: 255 }), { minLength: 1, maxLength: 4 }), { numRuns: 3000, seed: 29 })) strs.push(`abcd${String.fromCharCode(...tail)}`);
+    // Strings that differ in one byte only, at every position and length.
+    for (let n = 1; n <= 8; n++) for (let i = 0; i < n; i++) for (const c of [0, 1, 0x7f, 0x80, 0xff]) strs.push('abcdefgh'.slice(0, n).slice(0, i) + String.fromCharCode(c) + 'abcdefgh'.slice(i + 1, n));
+    for (let round = 0; round < 3; round++) {
+      for (const s of strs) {
+        expect(roundTrip(s)).toBe(s);
+        expect(roundTrip([s, { s }])).toEqual([s, { s }]);
+        // The string's last byte is the buffer's last byte: nothing past it is read.
+        const enc = encode(s);
+        const exact = Buffer.alloc(enc.size);
+        writeTo(enc, exact, 0);
+        expect(decodeFrom(exact, 0, enc.size)).toBe(s);
+      }
+      strs.reverse();
+    }
+  });
+
   it("carries an Error whole, as a pool task's error travels: own properties (an fs error's code), a subclass's name, cause, AggregateError's errors; on both paths and through a child (before: structured clone dropped them)", async () => {
     let fsErr: NodeJS.ErrnoException | undefined;
     try {
