@@ -80,6 +80,10 @@ export const enum Tag {
   Int32s = 0x14,
   /** An array of numbers, packed: u32 n, then n little-endian float64s. */
   Float64s = 0x15,
+  /** A latin1 string of under 64 characters: u8 n, then n bytes. */
+  ShortLatin1 = 0x16,
+  /** An array of under 256 elements (not packed): u8 n, then the n values. */
+  ShortArray = 0x17,
   V8 = 0xf0,
   Bytes = 0xf1,
   Blob = 0xf2,
@@ -216,7 +220,8 @@ function writeString(s: string): void {
   ensure(5 + n * 2);
   const start = pos;
   if (n < 64) {
-    let p = start + 5;
+    // Tag.ShortLatin1: a one-byte length (3 bytes less a string, and a store less).
+    let p = start + 2;
     for (let i = 0; i < n; i++) {
       const c = s.charCodeAt(i);
       if (c > 0xff) {
@@ -226,8 +231,8 @@ function writeString(s: string): void {
       out[p++] = c;
     }
     if (p >= 0) {
-      out[start] = Tag.Latin1;
-      outView.setUint32(start + 1, n, true);
+      out[start] = Tag.ShortLatin1;
+      out[start + 1] = n;
       pos = p;
       return;
     }
@@ -463,9 +468,15 @@ function writeArray(a: unknown[], n: number): void {
   }
   if (i === 0) {
     ensure(5);
-    out[pos] = Tag.Array;
-    outView.setUint32(pos + 1, n, true);
-    pos += 5;
+    if (n < 256) {
+      out[pos] = Tag.ShortArray;
+      out[pos + 1] = n;
+      pos += 2;
+    } else {
+      out[pos] = Tag.Array;
+      outView.setUint32(pos + 1, n, true);
+      pos += 5;
+    }
   }
   for (; i < n; i++) {
     let x: unknown;
@@ -1175,6 +1186,12 @@ const strW1 = new Int32Array(kStrSlots);
 const strLen = new Uint8Array(kStrSlots);
 const strVal: string[] = new Array<string>(kStrSlots).fill('');
 
+/** The latin1 string of src[p, p + n). */
+function latin1At(p: number, n: number): string {
+  if (n <= kCachedString) return n === 0 ? '' : cachedLatin1(p, n);
+  return n <= kShortString ? shortLatin1(p, n) : src.latin1Slice(p, p + n);
+}
+
 /** The latin1 string of src[p, p + n), 1 <= n <= kCachedString. */
 function cachedLatin1(p: number, n: number): string {
   let w0: number;
@@ -1203,8 +1220,7 @@ function readString(t: number): string {
   if (t === Tag.Latin1) {
     const start = rpos;
     rpos += n;
-    if (n <= kCachedString) return n === 0 ? '' : cachedLatin1(start, n);
-    return n <= kShortString ? shortLatin1(start, n) : src.latin1Slice(start, rpos);
+    return latin1At(start, n);
   }
   const start = rpos;
   rpos += n * 2;
@@ -1218,10 +1234,11 @@ const keyCache: (string | undefined)[] = new Array(kKeyCacheSize);
 
 function readKey(): string {
   const t = src[rpos];
-  if (t === Tag.Latin1) {
-    const n = srcView.getUint32(rpos + 1, true);
+  if (t === Tag.ShortLatin1 || t === Tag.Latin1) {
+    const short = t === Tag.ShortLatin1;
+    const n = short ? src[rpos + 1]! : srcView.getUint32(rpos + 1, true);
     if (n > 0 && n <= 24) {
-      const start = rpos + 5;
+      const start = rpos + (short ? 2 : 5);
       let h = n;
       for (let i = 0; i < n; i++) h = (Math.imul(h, 31) + src[start + i]) | 0;
       const slot = (h ^ (h >>> 15)) & (kKeyCacheSize - 1);
@@ -1239,13 +1256,18 @@ function readKey(): string {
           return hit;
         }
       }
-      rpos++;
-      const k = readString(Tag.Latin1);
+      rpos = start + n;
+      const k = latin1At(start, n);
       keyCache[slot] = k;
       return k;
     }
   }
   rpos++;
+  if (t === Tag.ShortLatin1) {
+    const n = src[rpos]!;
+    rpos += 1 + n;
+    return latin1At(rpos - n, n);
+  }
   if (t !== Tag.Latin1 && t !== Tag.Utf16) throw new Error(`multiproc codec: bad key tag ${t}`);
   return readString(t);
 }
@@ -1405,9 +1427,21 @@ function readValue(): unknown {
       rpos += 5 + n;
       return neg ? -mag : mag;
     }
+    case Tag.ShortLatin1: {
+      const n = src[rpos]!;
+      const start = rpos + 1;
+      rpos = start + n;
+      return latin1At(start, n);
+    }
     case Tag.Latin1:
     case Tag.Utf16:
       return readString(t);
+    case Tag.ShortArray: {
+      const n = src[rpos++]!;
+      const a = newArray(n);
+      for (let i = 0; i < n; i++) a[i] = readValue();
+      return a;
+    }
     case Tag.Array: {
       const n = srcView.getUint32(rpos, true);
       rpos += 4;

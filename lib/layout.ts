@@ -35,6 +35,7 @@
 
 export const kMagic = 0x4f52504d; // bytes 'M' 'P' 'R' 'O'
 /**
+ * 11: codec tags 0x16 and 0x17 (short strings and arrays, one-byte counts);
  * 10: codec tags 0x14 and 0x15 (arrays of numbers, packed); 9: an Event's flag and generation share one word (8 is skipped: builds of
  * the reverted take journal wrote it, with the old Event); 7: a Pipe's
  * holder tables take 24 identities per end (its own words 512 bytes);
@@ -42,7 +43,7 @@ export const kMagic = 0x4f52504d; // bytes 'M' 'P' 'R' 'O'
  * 3: a JoinableQueue counts done tasks (word 67), not unfinished ones; 2: the
  * ring frontier word and codec tag 0x11. An older build would misread them.
  */
-export const kLayoutVersion = 10;
+export const kLayoutVersion = 11;
 export const kHeaderBytes = 256;
 
 /** Int32 indices into the header (byte offset / 4). */

@@ -349,6 +349,24 @@ describe('codec', () => {
     }
   });
 
+  it('round-trips the short forms (strings under 64 latin1 characters, arrays under 256 elements) at their bounds, also as keys of objects that are not records', () => {
+    const str = (n: number, c = 'x') => c.repeat(n);
+    const cases: unknown[] = [
+      ['', str(1), str(63), str(64), str(63, 'é'), str(64, 'ÿ'), str(63, 'Ω'), str(200)],
+      Array.from({ length: 255 }, (_, i) => (i % 2 ? 's' : null)),
+      Array.from({ length: 256 }, (_, i) => (i % 2 ? 's' : null)),
+      Array.from({ length: 300 }, (_, i) => `v${i}`),
+      Object.fromEntries(Array.from({ length: 70 }, (_, i) => [`k${i}`, i])), // over 64 keys: not a record
+      { ['w\u2603']: 1, a: 'b', [str(63)]: 2, [str(64)]: 3, [str(300)]: 4 }, // a wide key: not a record
+      JSON.parse('{"__proto__": {"x": 1}, "y": "z"}') as unknown, // __proto__ as an own key: not a record
+    ];
+    for (const v of cases) sameValue(roundTrip(v), expected(v));
+    // Shorter than before: 2 bytes of head instead of 5.
+    expect(encode('abc').size).toBe(2 + 3);
+    expect(encode(['a', 'b']).size).toBe(2 + 2 * 3);
+    expect(encode(str(64)).size).toBe(5 + 64);
+  });
+
   it("carries an Error whole, as a pool task's error travels: own properties (an fs error's code), a subclass's name, cause, AggregateError's errors; on both paths and through a child (before: structured clone dropped them)", async () => {
     let fsErr: NodeJS.ErrnoException | undefined;
     try {

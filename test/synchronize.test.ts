@@ -812,7 +812,7 @@ describe('Event', () => {
   });
 
   it('an Event whose header says layout 7 (flag and generation in two words) is refused by a process that attaches it, not misread', async () => {
-    expect(kLayoutVersion).toBe(10);
+    expect(kLayoutVersion).toBe(11);
     const event = new mp.Event();
     const h = mp.toHandle(event);
     const raw = mp.SharedMemory.attach(event.segmentName);
@@ -823,7 +823,7 @@ describe('Event', () => {
     header[kVersionKindIndex] = was;
     raw.close();
     expect(r.stdout).toBe('');
-    expect(r.stderr).toMatch(/is not a multiproc Event: layout version 7, this build reads version 10 \(mixed multiproc versions\?\)/);
+    expect(r.stderr).toMatch(/is not a multiproc Event: layout version 7, this build reads version 11 \(mixed multiproc versions\?\)/);
     mp.fromHandle(h); // takes back the reference the handle carried
     event.close();
   });
