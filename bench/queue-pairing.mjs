@@ -7,7 +7,7 @@
 //   lagged: gets them starting 60 ms late (the same ring, ~150k items behind).
 // Eight rounds of each, interleaved; medians. On this 2-vCPU VM: idle ~390,
 // other ~400, paired ~485, lagged ~395 ns: only a consumer close behind the
-// producer slows it, by reading the cache lines it has just written.
+// producer slows it (apparently by reading the lines it has just written).
 // Standalone, not a bench topic: node bench/queue-pairing.mjs [rounds]
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
