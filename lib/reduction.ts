@@ -207,6 +207,8 @@ function isEscaped(value: object): value is Record<typeof kEscapeTag, Record<str
   return Object.hasOwn(value, kEscapeTag) && isPlainObject(value);
 }
 
+const arraySome = Array.prototype.some as (this: unknown[], fn: (v: unknown) => boolean) => boolean;
+
 function reachesShared(value: object): boolean {
   return walkShared(value, () => true, true, new Set());
 }
@@ -227,7 +229,11 @@ function walkShared(value: unknown, visit: (shared: object) => boolean, escapes:
   if (visited.has(value)) return false;
   visited.add(value);
   const inner = (v: unknown): boolean => walkShared(v, visit, escapes, visited);
-  if (Array.isArray(value)) return value.some(inner);
+  // Array.prototype's some(), not value.some(): an array's prototype need not
+  // be Array.prototype (null, Object.prototype, a subclass's own some()), and
+  // the codec sends every such array here (structured clone carries it as a
+  // plain array); "value.some is not a function" was thrown at put.
+  if (Array.isArray(value)) return arraySome.call(value, inner);
   if (value instanceof Map) {
     for (const [k, v] of value) if (inner(k) || inner(v)) return true;
     return false;

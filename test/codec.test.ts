@@ -367,6 +367,29 @@ describe('codec', () => {
     expect(encode(str(64)).size).toBe(5 + 64);
   });
 
+  it('round-trips arrays whose prototype is not Array.prototype (null, Object.prototype, a plain object) as the plain arrays structured clone gives, also nested, with holes and beside a shared object (before: "value.some is not a function" at put)', () => {
+    const withProto = (proto: object | null, a: unknown[]): unknown[] => Object.setPrototypeOf(a, proto) as unknown[];
+    const cases: unknown[] = [
+      withProto(null, [1, 'a']),
+      withProto(Object.prototype, [1, 'a']),
+      withProto({ x: 1 }, [1, 'a']),
+      { a: withProto(null, [{ b: 2 }, 'c']) },
+      [withProto(Object.prototype, Array.from({ length: 20 }, (_, i) => i))],
+      withProto(null, [1, , 3]), // eslint-disable-line no-sparse-arrays
+    ];
+    for (const v of cases) sameValue(roundTrip(v), expected(v));
+    const value = mp.Value('i', 7);
+    try {
+      const got = roundTrip(withProto(null, [value, 'x'])) as [{ value: number; close(): void }, string];
+      expect(Array.isArray(got)).toBe(true);
+      expect(got[0].value).toBe(7);
+      expect(got[1]).toBe('x');
+      got[0].close();
+    } finally {
+      value.close();
+    }
+  });
+
   it("carries an Error whole, as a pool task's error travels: own properties (an fs error's code), a subclass's name, cause, AggregateError's errors; on both paths and through a child (before: structured clone dropped them)", async () => {
     let fsErr: NodeJS.ErrnoException | undefined;
     try {
