@@ -25,6 +25,11 @@
  *                                    p: own enumerable props, c?: cause, e?: AggregateError's errors }
  *   0x13  big Buffer / typed array / ArrayBuffer inside an item: u32 n, n name bytes of its own
  *         segment (Kind.Blob, its raw bytes; param0 the kind), as a top-level big one travels
+ *   0x14  array of int32 numbers (no -0), packed: u32 n, n int32 LE
+ *   0x15  array of numbers, packed: u32 n, n float64 LE
+ *   0x16  string of under 64 chars, all < 256: u8 n, n latin1 bytes (0x08 is written for 64 and more)
+ *   0x17  array of under 256 elements (not packed): u8 n, n values (0x0a for 256 and more, and for
+ *         an array of 16+ numbers whose packing stopped at an element that is not a number)
  *   0xf0  (top level) structured clone: u8 hasHandles, then v8.serialize(reduce(item))
  *   0xf1  (top level) raw bytes from sendBytes: the rest is the bytes
  *   0xf2  (top level) big item in its own segment: u8 form, u32 n, n name bytes
