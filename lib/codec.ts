@@ -620,7 +620,7 @@ function writePlain(v: object): void {
   depth--;
 }
 
-/** Any other object: bytes, a Date, a shared object, an Error, or a bail-out to structured clone. */
+/** Any other object: bytes, a Date, an Error, or a bail-out to structured clone. */
 function writeObject(v: object, proto: unknown): void {
   if (ArrayBuffer.isView(v)) {
     visit(v);
@@ -659,10 +659,9 @@ function writeObject(v: object, proto: unknown): void {
     pos += 9;
     return;
   }
-  if (isShareable(v)) {
-    writeShared(v);
-    return;
-  }
+  // (Shared objects never get here: writeValue sends them to writeShared
+  // first; an array whose prototype is not Array.prototype comes here
+  // unchecked, and no shared class is an array.)
   if (isError(v)) {
     // Structured clone keeps only name (of built-in classes), message, stack
     // and cause: an fs error's `code` was lost on the way (see wire-error.ts).
