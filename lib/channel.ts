@@ -36,6 +36,20 @@ const kNowaitLockMs = 50;
 /** How long a poll may spin per event-loop turn when the writer is another process (ms). */
 const kPollSpinMs = 0.01;
 const kResolved = Promise.resolve();
+/**
+ * Reading behind a fast writer (see Channel.#readBehind): records left
+ * between this reader and the newest, the backlog that starts it, and how
+ * long a get waits for the writer to get that far ahead before it takes what
+ * there is and stops reading behind (ms).
+ */
+const kBehindRecords = 16;
+const kBehindEnter = 64;
+const kBehindWaitMs = 0.05;
+/** Gets between two looks at the backlog while not reading behind (a power of two). */
+const kBehindSample = 64;
+
+/** How often gets of this process started reading behind a writer (tests). */
+export const readBehindStats = { spells: 0 };
 
 export interface ChannelHooks {
   /** The error for a put on a closed ring, or a get on a closed and drained one. */
@@ -63,6 +77,12 @@ export interface ChannelHooks {
   soleHolder?(): boolean;
   /** How timeout errors name the calls and what holds the items: a queue's get/put/queue (the default), a pipe's recv/send/pipe. */
   words?: { get: string; put: string; holder: string };
+  /**
+   * Whether get() and getSync() may read behind a fast writer (see
+   * Channel.#readBehind): a queue's. Not a pipe's: a pool's workers talk
+   * through pipes, and there a reply is awaited as soon as it is written.
+   */
+  readBehind?: boolean;
 }
 
 const kQueueWords = { get: 'get', put: 'put', holder: 'queue' };
@@ -408,6 +428,11 @@ export class Channel {
   #getTail: Promise<unknown> = kResolved;
   /** The fork generation the pending counts and tails above belong to. */
   #gen = forkGeneration();
+  readonly #mayReadBehind: boolean;
+  /** Whether gets read behind the writer now, how many may go before the backlog is looked at again, and a count of gets (see #readBehind). */
+  #behind = false;
+  #behindBudget = 0;
+  #behindTick = 0;
 
   /** Whether a pending async put/get keeps the process alive (Connection.unref() clears it). */
   keepAlive = true;
@@ -422,6 +447,7 @@ export class Channel {
     const view = this.#view;
     this.#decode = (offset, length) => decodeFrom(data, offset, length, view);
     this.maxInline = Math.min(ring.maxPayload, blobThreshold);
+    this.#mayReadBehind = hooks.readBehind === true;
     // Ready once the record at head is committed (its state word > 0): one
     // still being written is not worth a take, which would spin on it and
     // then ask whether its writer lives (and trust a "yes" for a while, so a
@@ -898,9 +924,53 @@ export class Channel {
     }
   }
 
+  /**
+   * Before a get() or getSync() takes: a reader that keeps up with a fast
+   * writer reads each record just after it is written, and so keeps pulling
+   * the lines the writer is about to write (its next record, the word past
+   * it) to its own CPU. The writer then waits for them at each put: 15–25% of
+   * its time in a one-way stream, whatever the fences (BENCHMARKS.md,
+   * twenty-ninth session). So once a get finds a backlog of kBehindEnter
+   * records (a look every kBehindSample gets, at the writer's line), this
+   * reader stays kBehindRecords behind the newest record: it takes
+   * the backlog less that many without looking again, then waits (a spin of
+   * at most kBehindWaitMs, the deadline's if sooner, reading only the
+   * counts) for the writer to get twice that far ahead. A writer that does
+   * not, or a close, ends it: the get takes what there is. An item is so
+   * held back at most kBehindWaitMs; a round trip or an occasional item
+   * never builds the backlog, and is read at once.
+   */
+  #readBehind(deadline: number): void {
+    const ring = this.ring;
+    if (!this.#behind) {
+      if ((++this.#behindTick & (kBehindSample - 1)) !== 0 || ring.backlog() < kBehindEnter) return;
+      this.#behind = true;
+      readBehindStats.spells++;
+    } else if (this.#behindBudget > 0) {
+      this.#behindBudget--;
+      return;
+    }
+    const until = Math.min(performance.now() + kBehindWaitMs, deadline);
+    for (;;) {
+      const n = ring.backlog();
+      if (n >= 2 * kBehindRecords) {
+        this.#behindBudget = n - kBehindRecords - 1; // this get takes one of them
+        return;
+      }
+      if (ring.closed || performance.now() >= until) {
+        this.#behind = false;
+        return;
+      }
+      // A µs between looks: each one reads the line the writer stores its counts in.
+      const next = performance.now() + 0.001;
+      while (performance.now() < next);
+    }
+  }
+
   getSync(deadline: number, decode: Decoder = this.#decode): unknown {
     this.#checkFork();
     if (this.#deferred.length > 0) this.#throwDeferred();
+    if (this.#mayReadBehind) this.#readBehind(deadline);
     const v = takeOne(this.ring, decode);
     if (v !== kEmpty && v !== kWaitCommit && v !== kBusyTake) return v;
     return this.#getLoop(Mode.Sync, deadline, undefined, this.#takeOne(decode));
@@ -936,6 +1006,8 @@ export class Channel {
           return Promise.reject(e);
         }
       }
+      // (Its wait blocks this event loop for at most kBehindWaitMs.)
+      if (this.#mayReadBehind) this.#readBehind(deadline);
       let v: unknown;
       try {
         v = takeOne(this.ring, decode);

@@ -147,7 +147,7 @@ export class Queue<T = unknown> {
       queueMicrotask(() => this.#releaseIfDrained());
       return closedError();
     };
-    this.#channel = new Channel(this.#ring, { closedError: closed, soleHolder: () => this.soleHolder() }, Math.min(kBlobThreshold, capacity / 4));
+    this.#channel = new Channel(this.#ring, { closedError: closed, soleHolder: () => this.soleHolder(), readBehind: true }, Math.min(kBlobThreshold, capacity / 4));
     this.#maxsize = this.#ring.maxsize;
     this.#capacity = capacity;
     seg.bindTo(this);

@@ -1,6 +1,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import * as mp from 'multiproc';
+import { readBehindStats } from '../dist/cjs/channel.js';
 import { kHeaderBytes } from '../dist/cjs/layout.js';
 import { collect, fixture, isLinux, runNode, segmentExists, sleep } from './helpers';
 import { pattern, sha, spawnChild } from './queue-helpers';
@@ -898,6 +899,74 @@ describe('Queue in one process', () => {
     expect(await q.get()).toEqual({ a: 1 });
     q.close();
     await expect(q.get()).rejects.toBeInstanceOf(mp.QueueClosedError);
+  });
+});
+
+describe('reading behind a fast producer', () => {
+  // A consumer that finds a backlog keeps a few records between itself and
+  // the newest (its reads slowed the producer down: channel.ts #readBehind).
+  // These check that it engages, and that it never holds an item back for
+  // good: the last records of a stream, a close, a pipe.
+  const n = 1000;
+  const fill = (q: mp.Queue<number>) => {
+    for (let i = 0; i < n; i++) q.putSync(i);
+  };
+
+  it('get(): engages on a backlog, every item arrives once and in order, the last ones too', async () => {
+    const q = new mp.Queue<number>();
+    fill(q);
+    const before = readBehindStats.spells;
+    const got: number[] = [];
+    for (let i = 0; i < n; i++) got.push(await q.get());
+    expect(readBehindStats.spells).toBeGreaterThan(before);
+    expect(got).toEqual(Array.from({ length: n }, (_, i) => i));
+    expect(q.qsize()).toBe(0);
+    q.close();
+  });
+
+  it('getSync(): likewise', () => {
+    const q = new mp.Queue<number>();
+    fill(q);
+    const before = readBehindStats.spells;
+    const got: number[] = [];
+    for (let i = 0; i < n; i++) got.push(q.getSync());
+    expect(readBehindStats.spells).toBeGreaterThan(before);
+    expect(got).toEqual(Array.from({ length: n }, (_, i) => i));
+    q.close();
+  });
+
+  it('a close while reading behind: the rest is read, then the iteration ends', async () => {
+    const q = new mp.Queue<number>();
+    fill(q);
+    const before = readBehindStats.spells;
+    const got: number[] = [];
+    for (let i = 0; i < 100; i++) got.push(await q.get());
+    expect(readBehindStats.spells).toBeGreaterThan(before);
+    q.close();
+    for await (const v of q) got.push(v);
+    expect(got).toEqual(Array.from({ length: n }, (_, i) => i));
+  });
+
+  it('a stream from another process with pauses: every item arrives once and in order', async () => {
+    const q = new mp.Queue<number>();
+    // Bursts of 5000 items with 50 ms between them: a consumer reading behind meets the end of each burst.
+    const child = collect(spawnChild(fixture('q-producer.mjs'), [handle(q), 'bursts', '4', '5000,50']));
+    const got: number[] = [];
+    for (let i = 0; i < 20_000; i++) got.push(await q.get({ timeout: 10_000 }));
+    expect(got).toEqual(Array.from({ length: 20_000 }, (_, i) => i));
+    const r = await child;
+    expect(r.code, r.stderr).toBe(0);
+    q.close();
+  });
+
+  it('a pipe never reads behind (a pool talks to its workers through pipes: a reply is read as soon as it is written)', async () => {
+    const [a, b] = mp.Pipe();
+    for (let i = 0; i < n; i++) b.sendSync(i);
+    const before = readBehindStats.spells;
+    for (let i = 0; i < n; i++) expect(await a.recv()).toBe(i);
+    expect(readBehindStats.spells).toBe(before);
+    a.close();
+    b.close();
   });
 });
 
