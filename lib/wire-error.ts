@@ -17,8 +17,8 @@ import { types } from 'node:util';
 import { serialize } from 'node:v8';
 import { kToHandle } from './symbols';
 import {
-  AbortError, BrokenBarrierError, BrokenPipeError, ClosedError, EOFError, MultiprocError, ProcessError, QueueClosedError,
-  QueueEmptyError, QueueFullError, SerializationError, TimeoutError,
+  AbortError, BrokenBarrierError, BrokenPipeError, ClosedError, EOFError, MultiprocError, NativeAddonError, ProcessError, QueueClosedError,
+  QueueEmptyError, QueueFullError, SerializationError, TimeoutError, WorkerExitError,
 } from './errors';
 
 /** Serialized error from a worker. */
@@ -46,7 +46,13 @@ const kBuiltins: Record<string, ErrorClass> = {
 /** This library's errors whose constructor is (message, options): found by name, so any copy of the library counts. */
 const kOwn: Record<string, ErrorClass> = {
   MultiprocError, QueueFullError, QueueEmptyError, QueueClosedError, ClosedError, TimeoutError, BrokenBarrierError,
-  EOFError, BrokenPipeError, SerializationError, ProcessError, AbortError,
+  EOFError, BrokenPipeError, SerializationError, ProcessError, AbortError, NativeAddonError,
+  // Its constructor takes (message, info): its pid, exitCode... come back as
+  // props. Missing here, it came back a MultiprocError (a nested pool's, or
+  // one put on a queue), not instanceof WorkerExitError (review helper-124).
+  WorkerExitError: function (message: string) {
+    return new WorkerExitError(message, {});
+  } as unknown as ErrorClass,
 };
 /** Causes nested deeper than this are dropped (a chain may also loop back on itself). */
 const kMaxDepth = 16;

@@ -206,6 +206,12 @@ describe('Pool', () => {
       }
     }).catch((e: unknown) => e as Error);
     expect(q).toBeInstanceOf(mp.QueueEmptyError);
+    // WorkerExitError too (a nested pool's), with its fields: it came back a MultiprocError.
+    const w = await pool.apply(() => {
+      throw new (require('multiproc') as typeof mp).WorkerExitError('inner worker died', { pid: 7, exitCode: 3, index: 1, count: 2 });
+    }).catch((e: unknown) => e as mp.WorkerExitError);
+    expect(w).toBeInstanceOf(mp.WorkerExitError);
+    expect([w.name, w.message, w.pid, w.exitCode, w.index, w.count]).toEqual(['WorkerExitError', 'inner worker died', 7, 3, 1, 2]);
     const l = await pool.apply(() => {
       const e = new Error('loop') as Error & { cause?: unknown };
       e.cause = e;
