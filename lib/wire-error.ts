@@ -68,7 +68,7 @@ function baseOf(err: Error): string {
 }
 
 function wireValue(v: unknown, depth: number, seen: Set<object>): WireValue | undefined {
-  if (v instanceof Error) {
+  if (typeof v === 'object' && v !== null && isError(v)) {
     if (depth >= kMaxDepth || seen.has(v)) return undefined;
     return { error: wireError(v, depth + 1, seen) };
   }
@@ -97,13 +97,15 @@ function wireFields(err: Error, depth: number, seen: Set<object>): WireError {
     // (Pipes carry bigints and undefined exactly: both were dropped before.)
     if (v === null || ['string', 'number', 'boolean', 'bigint', 'undefined'].includes(typeof v)) props[k] = v;
   }
-  const out: WireError = { name: err.name, message: err.message, base: baseOf(err), stack: err.stack, props };
+  const base = baseOf(err);
+  const out: WireError = { name: err.name, message: err.message, base, stack: err.stack, props };
   if (Object.prototype.hasOwnProperty.call(err, 'cause')) {
     const cause = wireValue((err as { cause?: unknown }).cause, depth, seen);
     if (cause !== undefined) out.cause = cause;
   }
-  if (err instanceof AggregateError && Array.isArray(err.errors)) {
-    out.errors = err.errors.map((e) => wireValue(e, depth, seen) ?? { value: String(e) });
+  const errors = base === 'AggregateError' ? (err as AggregateError).errors : undefined;
+  if (Array.isArray(errors)) {
+    out.errors = errors.map((e) => wireValue(e, depth, seen) ?? { value: String(e) });
   }
   return out;
 }
@@ -131,7 +133,10 @@ function safeTag(v: unknown): string {
 }
 
 function wireUnsafe(err: unknown): WireError {
-  if (!(err instanceof Error)) {
+  // An error of another realm (a task that runs code with node:vm) is an
+  // error too, as queue items take it (errorFields): it came back "A
+  // non-Error value was thrown" (review helper-124).
+  if (typeof err !== 'object' || err === null || !isError(err)) {
     const out: WireError = { name: 'Error', message: `A non-Error value was thrown: ${String(err)}` };
     const value = wireValue(err, 0, new Set());
     if (value !== undefined) out.cause = value;

@@ -212,6 +212,12 @@ describe('Pool', () => {
     }).catch((e: unknown) => e as mp.WorkerExitError);
     expect(w).toBeInstanceOf(mp.WorkerExitError);
     expect([w.name, w.message, w.pid, w.exitCode, w.index, w.count]).toEqual(['WorkerExitError', 'inner worker died', 7, 3, 1, 2]);
+    // An error of another realm (node:vm) is an error too, an AggregateError's errors with it (before: "A non-Error value was thrown").
+    const v = await pool.apply(() => {
+      throw (require('node:vm') as typeof import('node:vm')).runInNewContext('new AggregateError([new TypeError("a")], "from vm", { cause: new RangeError("c") })');
+    }).catch((e: unknown) => e as AggregateError);
+    expect(v).toBeInstanceOf(AggregateError);
+    expect([v.message, v.errors[0] instanceof TypeError, (v.errors[0] as Error).message, v.cause instanceof RangeError]).toEqual(['from vm', true, 'a', true]);
     const l = await pool.apply(() => {
       const e = new Error('loop') as Error & { cause?: unknown };
       e.cause = e;
