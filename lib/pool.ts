@@ -560,10 +560,10 @@ export class Pool<I extends readonly unknown[] = never[]> {
    * module resolves against the calling file, found from the stack, which a
    * submit() that waited for room no longer has.
    */
-  #applyCall(fn: TaskRef, args: unknown, options: ApplyOptions, what: string, allowed = kCallOptionNames): { def: TaskTarget; args: unknown[]; settings: CallSettings } {
+  #applyCall(fn: TaskRef, args: unknown, options: ApplyOptions, what: string, allowed = kCallOptionNames, abortThrows = true): { def: TaskTarget; args: unknown[]; settings: CallSettings } {
     this.#checkOpen();
     if (!Array.isArray(args)) throw new TypeError(`Expected "args" to be an array, got ${describeValue(args)}`);
-    return { def: this.#describe(fn), args, settings: this.#callOptions(options, allowed, `Pool.${what}()`) };
+    return { def: this.#describe(fn), args, settings: this.#callOptions(options, allowed, `Pool.${what}()`, abortThrows) };
   }
 
   #runApply({ def, args, settings }: { def: TaskTarget; args: unknown[]; settings: CallSettings }): Promise<unknown> {
@@ -584,22 +584,22 @@ export class Pool<I extends readonly unknown[] = never[]> {
     // raises: in an AsyncResult nobody asked, a ported fire-and-forget loop
     // ran nothing and said nothing (helper-80).
     const { rest, callbacks } = takeCallbacks<ApplyOptions, R>(options, 'Pool.applyAsync()');
-    const call = this.#applyCall(fn as TaskRef, args, rest ?? {}, 'applyAsync', kAsyncCallOptionNames);
-    return asyncResult(this.#runApply(call) as Promise<R>, callbacks);
+    const call = this.#applyCall(fn as TaskRef, args, rest ?? {}, 'applyAsync', kAsyncCallOptionNames, false);
+    return asyncResult(abortedCall(call.settings.signal) ?? (this.#runApply(call) as Promise<R>), callbacks);
   }
 
   /** Python's map_async: map() returning an AsyncResult of the results (see applyAsync; its call's errors throw). */
   mapAsync<T, R>(fn: TaskRef<[T], R>, iterable: Iterable<T>, options?: MapOptions & AsyncCallbacks<R[]>): AsyncResult<R[]> {
     const { rest, callbacks } = takeCallbacks<MapOptions, R[]>(options, 'Pool.mapAsync()');
-    const run = this.#mapCall(fn as TaskRef, iterable, false, rest ?? {}, 'mapAsync', kAsyncMapOptionNames);
-    return asyncResult(run() as Promise<R[]>, callbacks);
+    const run = this.#mapCall(fn as TaskRef, iterable, false, rest ?? {}, 'mapAsync', kAsyncMapOptionNames, false);
+    return asyncResult(abortedCall(rest?.signal) ?? (run() as Promise<R[]>), callbacks);
   }
 
   /** Python's starmap_async: starmap() returning an AsyncResult (see applyAsync; its call's errors throw). */
   starmapAsync<A extends unknown[], R>(fn: TaskRef<A, R>, iterable: Iterable<Readonly<A>>, options?: MapOptions & AsyncCallbacks<R[]>): AsyncResult<R[]> {
     const { rest, callbacks } = takeCallbacks<MapOptions, R[]>(options, 'Pool.starmapAsync()');
-    const run = this.#mapCall(fn as TaskRef, iterable, true, rest ?? {}, 'starmapAsync', kAsyncMapOptionNames);
-    return asyncResult(run() as Promise<R[]>, callbacks);
+    const run = this.#mapCall(fn as TaskRef, iterable, true, rest ?? {}, 'starmapAsync', kAsyncMapOptionNames, false);
+    return asyncResult(abortedCall(rest?.signal) ?? (run() as Promise<R[]>), callbacks);
   }
 
   /** Like map, lazily: reads the input as results are consumed, yields in input order. */
@@ -815,7 +815,7 @@ export class Pool<I extends readonly unknown[] = never[]> {
   }
 
   /** `allowed`: the names the call takes; `what`: the call, for messages ("Pool.map()"). */
-  #callOptions(options: CallOptions, allowed: readonly string[], what: string): CallSettings {
+  #callOptions(options: CallOptions, allowed: readonly string[], what: string, abortThrows = true): CallSettings {
     if (typeof options !== 'object' || options === null) throw new TypeError(`Expected options to be an object, got ${describeValue(options)}`);
     checkOptionNames(options, allowed, what);
     const signal = checkSignal(options.signal);
@@ -835,7 +835,7 @@ export class Pool<I extends readonly unknown[] = never[]> {
     if (graceMs !== undefined && !(typeof graceMs === 'number' && graceMs >= 0)) {
       throw new TypeError(`Expected "cancelGraceMs" to be a number of milliseconds >= 0 (Infinity: never kill), got ${describeValue(graceMs)}`);
     }
-    signal?.throwIfAborted();
+    if (abortThrows) signal?.throwIfAborted();
     return { signal, timeoutMs, onProgress, graceMs };
   }
 
@@ -857,7 +857,7 @@ export class Pool<I extends readonly unknown[] = never[]> {
   }
 
   /** map()'s checks, which throw, and then the function that runs it. */
-  #mapCall(fn: TaskRef, iterable: Iterable<unknown>, star: boolean, options: MapOptions, what: string, allowed = kMapOptionNames): () => Promise<unknown[]> {
+  #mapCall(fn: TaskRef, iterable: Iterable<unknown>, star: boolean, options: MapOptions, what: string, allowed = kMapOptionNames, abortThrows = true): () => Promise<unknown[]> {
     this.#checkOpen();
     const def = this.#describe(fn);
     const items = Array.from(toArray(iterable, 'iterable'));
@@ -866,7 +866,7 @@ export class Pool<I extends readonly unknown[] = never[]> {
         if (!Array.isArray(a)) throw new TypeError(`${what}: item ${i} must be an array of arguments, got ${describeValue(a)}`);
       });
     }
-    const settings = this.#callOptions(options, allowed, `Pool.${what}()`);
+    const settings = this.#callOptions(options, allowed, `Pool.${what}()`, abortThrows);
     const guided = options.chunksize === undefined;
     const chunksize = this.#chunksize(options, items.length);
     return () => this.#collect(def, items, star, chunksize, guided, settings);
@@ -2111,6 +2111,16 @@ function quietSignalAborts(): void {
  * running or from one it ran before (a timer it left, a rejection settled
  * later).
  */
+/**
+ * The *Async forms' outcome for a signal aborted before the call: its
+ * AsyncResult fails with the reason (and errorCallback runs), as after any
+ * abort. It threw at the call, which the docs keep for faults of the call
+ * itself; a loop of applyAsync's stopped midway (review helper-124).
+ */
+function abortedCall(signal: AbortSignal | undefined): Promise<never> | undefined {
+  return signal?.aborted === true ? Promise.reject(signal.reason) : undefined;
+}
+
 function describeFatal(rejection: boolean, call: Call, lastDone: Worker['lastDone']): [why: string, from: string] {
   const why = rejection
     ? ' on an unhandled rejection (a promise that nothing awaited or caught, outside any task\'s own promise)'

@@ -480,6 +480,17 @@ describe('Pool', () => {
       expect(() => pool.applyAsync(() => 1, [], { callbak: () => {} } as never)).toThrow('Unknown option "callbak" for Pool.applyAsync() (did you mean "callback"?)');
       expect(() => pool.starmapAsync((x: number) => x, [1] as never)).toThrow('starmapAsync: item 0 must be an array of arguments, got 1');
       expect(() => new (mp.AsyncResult as unknown as new () => unknown)()).toThrow('AsyncResult has no public constructor');
+      // A signal aborted before the call is its outcome, not a fault of the call: the AsyncResult fails with
+      // the reason and errorCallback runs, as after a later abort (before: the call threw the reason).
+      const reason = new Error('no longer wanted');
+      const aborted: unknown[] = [];
+      const results = [
+        pool.applyAsync((x: number) => x, [1], { signal: AbortSignal.abort(reason), errorCallback: (e) => aborted.push(e) }),
+        pool.mapAsync((x: number) => x, [1], { signal: AbortSignal.abort(reason) }),
+        pool.starmapAsync((x: number) => x, [[1]], { signal: AbortSignal.abort(reason) }),
+      ];
+      for (const a of results) await expect(a.get()).rejects.toBe(reason);
+      expect(aborted).toEqual([reason]);
       // An errorCallback that rethrows the call's own error: uncaught, as any throwing callback (before: swallowed).
       const r2 = await runNode(fixture('wait-edge-cases.mjs'), ['callback'], { timeoutMs: 30_000 });
       expect(JSON.parse(r2.stdout)).toEqual({ uncaught: 'task failed' });
