@@ -1034,8 +1034,30 @@ export class Pool<I extends readonly unknown[] = never[]> {
       off();
       buffered = []; // the rest of a chunk already taken is not yielded after break/return()
       bufferedAt = 0;
-      void source.return?.();
+      // Not awaited behind a read still pending: an input that waits for data
+      // (a stream, an endless feed) would hold the consumer's break for good.
+      const closing = closeSource();
+      sourceClosed = readPending ? Promise.resolve() : closing;
       notify(); // a next() waiting now ends (done, or the failure that stopped it)
+    };
+
+    // The input's own return() may throw or reject (a generator whose finally
+    // throws). It must not escape stop(), which terminate() and a failing
+    // call run: thrown there, terminate() threw it and left every other call
+    // and this imap's next() pending for good; and a rejection was unhandled.
+    // The consumer's return() (a break) reports it, as a for await over the
+    // input itself does (review helper-124).
+    let sourceClosed: Promise<void> = Promise.resolve();
+    let readPending = false;
+    const closeSource = (): Promise<void> => {
+      let closing: Promise<void>;
+      try {
+        closing = Promise.resolve(source.return?.()).then(noop);
+      } catch (e) {
+        closing = Promise.reject(e);
+      }
+      closing.catch(noop);
+      return closing;
     };
 
     // Reads input while fewer than maxInFlight jobs of this call are out.
@@ -1046,7 +1068,15 @@ export class Pool<I extends readonly unknown[] = never[]> {
       busy();
       try {
         while (!stopped && !exhausted && outstanding < maxInFlight) {
-          const r = await source.next();
+          const step = source.next();
+          // An async input's return() waits behind a next() still pending (see stop()).
+          readPending = typeof (step as { then?: unknown } | null)?.then === 'function';
+          let r: IteratorResult<unknown>;
+          try {
+            r = await step;
+          } finally {
+            readPending = false;
+          }
           if (stopped) break;
           if (r.done) {
             exhausted = true;
@@ -1128,7 +1158,9 @@ export class Pool<I extends readonly unknown[] = never[]> {
         }
       },
       async return(): Promise<IteratorResult<unknown>> {
+        const wasStopped = stopped;
         stop();
+        if (!wasStopped) await sourceClosed;
         return { value: undefined, done: true };
       },
       [Symbol.asyncIterator]() {

@@ -1546,6 +1546,51 @@ describe('Pool workers', () => {
     await pool.terminate();
   });
 
+  it('an imap input whose return() throws (a generator whose finally throws): terminate() still fails every call, a break reports a sync input\'s error, an async one\'s is no unhandled rejection, and a break never waits on a pending read (before: terminate() threw it and left the calls pending for good)', async () => {
+    const pool = new mp.Pool({ processes: 2 });
+    function* syncInput(): Generator<number> {
+      try {
+        for (let i = 0; i < 100; i++) yield i;
+      } finally {
+        throw new Error('sync finally throws');
+      }
+    }
+    async function* asyncInput(): AsyncGenerator<number> {
+      try {
+        for (let i = 0; i < 100; i++) yield i;
+      } finally {
+        throw new Error('async finally throws');
+      }
+    }
+    const leave = async (input: Iterable<number> | AsyncIterable<number>): Promise<void> => {
+      for await (const v of pool.imap((x: number) => x, input)) if (v === 2) break;
+    };
+    // A break reports a sync input's error, as a for await over the input itself does.
+    await expect(leave(syncInput())).rejects.toThrow('sync finally throws');
+    // An async input's return() runs behind the read the imap has pending: not waited for (nor an
+    // unhandled rejection, which fails this run: it was one before); an input that waits for data
+    // must not hold the break for good.
+    await leave(asyncInput());
+    let feed = (): void => {};
+    async function* stalled(): AsyncGenerator<number> {
+      yield 1;
+      yield 2;
+      await new Promise<void>((r) => (feed = r));
+      yield 3;
+    }
+    expect(await Promise.race([leave(stalled()).then(() => 'left'), sleep(3000).then(() => 'hung')])).toBe('left');
+    feed();
+    const reading = pool.imap((x: number) => new Promise((r) => setTimeout(() => r(x), 200)), syncInput());
+    const first = reading.next();
+    const other = pool.map((x: number) => new Promise((r) => setTimeout(() => r(x), 5000)), [1, 2]);
+    first.catch(() => {});
+    other.catch(() => {});
+    await sleep(100);
+    await pool.terminate();
+    const settled = (p: Promise<unknown>): Promise<unknown> => Promise.race([p.then(() => 'resolved', (e: Error) => e.name), sleep(3000).then(() => 'pending')]);
+    expect([await settled(first), await settled(other)]).toEqual(['AbortError', 'AbortError']);
+  });
+
   it('close() while an imap still reads its input: join() waits for it, and the imap completes', async () => {
     const pool = new mp.Pool({ processes: 1 });
     async function* slow() {
