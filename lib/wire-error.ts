@@ -92,8 +92,16 @@ function wireError(err: Error, depth: number, seen: Set<object>): WireError {
 
 function wireFields(err: Error, depth: number, seen: Set<object>): WireError {
   const props: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(err)) {
+  for (const k of Object.keys(err)) {
     if (k === 'cause' || k === 'errors') continue; // carried below, rebuilt
+    let v: unknown;
+    try {
+      v = (err as unknown as Record<string, unknown>)[k];
+    } catch {
+      // A getter that throws: that prop is left out, as errorFields does (the
+      // whole error became "cannot be described", its message and stack lost).
+      continue;
+    }
     // (Pipes carry bigints and undefined exactly: both were dropped before.)
     if (v === null || ['string', 'number', 'boolean', 'bigint', 'undefined'].includes(typeof v)) props[k] = v;
   }

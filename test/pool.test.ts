@@ -212,6 +212,11 @@ describe('Pool', () => {
     }).catch((e: unknown) => e as mp.WorkerExitError);
     expect(w).toBeInstanceOf(mp.WorkerExitError);
     expect([w.name, w.message, w.pid, w.exitCode, w.index, w.count]).toEqual(['WorkerExitError', 'inner worker died', 7, 3, 1, 2]);
+    // An own getter that throws leaves only that prop out (before: the error "cannot be described", message and stack lost).
+    const g = await pool.apply(() => {
+      throw Object.defineProperty(Object.assign(new RangeError('getter'), { code: 'E_G' }), 'bad', { get() { throw new Error('no'); }, enumerable: true });
+    }).catch((e: unknown) => e as Error & { code?: string });
+    expect([g instanceof RangeError, g.message, g.code, 'bad' in g, /getter/.test(g.stack ?? '')]).toEqual([true, 'getter', 'E_G', false, true]);
     // An error of another realm (node:vm) is an error too, an AggregateError's errors with it (before: "A non-Error value was thrown").
     const v = await pool.apply(() => {
       throw (require('node:vm') as typeof import('node:vm')).runInNewContext('new AggregateError([new TypeError("a")], "from vm", { cause: new RangeError("c") })');
