@@ -2138,12 +2138,6 @@ function quietSignalAborts(): void {
 }
 
 /**
- * Why a worker that reported an uncaught error died, for its WorkerExitError:
- * such an error has no task of its own, and may come from the task it was
- * running or from one it ran before (a timer it left, a rejection settled
- * later).
- */
-/**
  * The *Async forms' outcome for a signal aborted before the call: its
  * AsyncResult fails with the reason (and errorCallback runs), as after any
  * abort. It threw at the call, which the docs keep for faults of the call
@@ -2153,6 +2147,12 @@ function abortedCall(signal: AbortSignal | undefined): Promise<never> | undefine
   return signal?.aborted === true ? Promise.reject(signal.reason) : undefined;
 }
 
+/**
+ * Why a worker that reported an uncaught error died, for its WorkerExitError:
+ * such an error has no task of its own, and may come from the task it was
+ * running or from one it ran before (a timer it left, a rejection settled
+ * later).
+ */
 function describeFatal(rejection: boolean, call: Call, lastDone: Worker['lastDone']): [why: string, from: string] {
   const why = rejection
     ? ' on an unhandled rejection (a promise that nothing awaited or caught, outside any task\'s own promise)'
