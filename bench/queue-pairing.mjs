@@ -3,11 +3,13 @@
 // reports its ns per put, while this process
 //   idle:   waits (drains the queue afterwards),
 //   other:  drains a queue of its own (the other CPU busy, no ring shared),
-//   paired: gets the items as they come (the consumer just behind the producer),
+//   paired: gets the items as they come (since the twenty-ninth session it
+//           reads 16 records behind once it finds a backlog: channel.ts #readBehind),
 //   lagged: gets them starting 60 ms late (the same ring, ~150k items behind).
 // Eight rounds of each, interleaved; medians. On this 2-vCPU VM: idle ~390,
-// other ~400, paired ~485, lagged ~395 ns: only a consumer close behind the
-// producer slows it (apparently by reading the lines it has just written).
+// other ~400, paired ~485 before reading behind and ~420 with it, lagged
+// ~395 ns: a consumer close behind the producer slows it (by reading the
+// lines it has just written).
 // Standalone, not a bench topic: node bench/queue-pairing.mjs [rounds]
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
