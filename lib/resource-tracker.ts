@@ -203,8 +203,9 @@ function write(fd: number, line: string): boolean {
 }
 
 function checkName(name: string): void {
-  if (name.includes('\n') || name.includes(':') || name.length > 255) {
-    throw new RangeError(`Segment name ${JSON.stringify(name)} cannot be tracked (no ':' or newlines, at most 255 characters)`);
+  // An OS name: '/' and up to NAME_MAX (255) characters.
+  if (name.includes('\n') || name.includes(':') || name.length > 256) {
+    throw new RangeError(`Segment name ${JSON.stringify(name)} cannot be tracked (no ':' or newlines, at most 255 characters after the '/')`);
   }
 }
 

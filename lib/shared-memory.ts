@@ -27,7 +27,9 @@ function checkName(name: unknown): string {
   if (bare.includes('\0') || bare.includes('\n') || bare.includes(':')) {
     throw new TypeError(`Shared memory names cannot contain NUL, newline or ':', got ${JSON.stringify(name)}`);
   }
-  if (bare.length > 254) throw new RangeError(`Shared memory names are at most 255 characters with the leading '/', got ${bare.length + 1}`);
+  // Linux's limit is NAME_MAX (255) for the name in /dev/shm, without the leading '/' (Python makes
+  // such names: 254 refused its segments of 255 characters at attach).
+  if (bare.length > 255) throw new RangeError(`Shared memory names are at most 255 characters without the leading '/', got ${bare.length}`);
   return name;
 }
 

@@ -55,6 +55,22 @@ describe('SharedMemory', () => {
     expect(() => mp.SharedMemory.attach(name)).toThrow(/No shared memory segment named/);
   });
 
+  it.runIf(isLinux)('takes names up to Linux\'s NAME_MAX, 255 characters without the leading \'/\', as Python makes them (before: 254, and a Python segment of 255 was refused at attach)', () => {
+    const name = `${process.env.MULTIPROC_SHM_PREFIX}-`.padEnd(255, 'n');
+    const shm = mp.SharedMemory.create(16, { name });
+    try {
+      expect(shm.name).toBe(name);
+      const again = mp.SharedMemory.attach(name);
+      expect(again.size).toBe(16);
+      again.close();
+      expect(mp.SharedMemory.attach(`/${name}`).size).toBe(16);
+    } finally {
+      shm.close();
+      shm.unlink();
+    }
+    expect(() => mp.SharedMemory.create(16, { name: `${name}x` })).toThrow(/at most 255 characters without the leading '\/', got 256/);
+  });
+
   it('a MULTIPROC_SHM_PREFIX that is not 1-8 of [A-Za-z0-9_] is named in a warning, once, and "mp" is used', async () => {
     const saved = process.env.MULTIPROC_SHM_PREFIX;
     const warnings: Error[] = [];
