@@ -24,6 +24,9 @@ function checkName(name: unknown): string {
   const bare = name.startsWith('/') ? name.slice(1) : name;
   if (bare.length === 0) throw new TypeError('Expected "name" to be a non-empty string');
   if (bare.includes('/')) throw new TypeError(`Shared memory names cannot contain '/' after the first character, got ${JSON.stringify(name)}`);
+  // '/.' and '/..' are /dev/shm itself and its parent: create() said the name "already exists, attach to
+  // it", and attach() that the segment "cannot be mapped (is it empty?)".
+  if (bare === '.' || bare === '..') throw new TypeError(`Shared memory names cannot be '.' or '..' (they name the directory of the segments, not a segment), got ${JSON.stringify(name)}`);
   if (bare.includes('\0') || bare.includes('\n') || bare.includes(':')) {
     throw new TypeError(`Shared memory names cannot contain NUL, newline or ':', got ${JSON.stringify(name)}`);
   }

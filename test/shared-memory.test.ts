@@ -106,6 +106,12 @@ describe('SharedMemory', () => {
     expect(() => made.push(mp.SharedMemory.create(10, { nmae: 'fxopt-x' } as never))).toThrow('Unknown option "nmae" for SharedMemory.create() (did you mean "name"?)');
     for (const m of made) (m.unlink(), m.close());
     expect(() => mp.SharedMemory.attach('')).toThrow(TypeError);
+    // Before: create said "already exists; pick another name or attach to it", attach "cannot be mapped (is it empty?)".
+    for (const name of ['.', '..', '/.', '/..']) {
+      expect(() => mp.SharedMemory.create(10, { name })).toThrow(/cannot be '\.' or '\.\.'/);
+      expect(() => mp.SharedMemory.attach(name)).toThrow(/cannot be '\.' or '\.\.'/);
+    }
+    expect(() => mp.ShareableList.create([1], { name: '.' })).toThrow(TypeError);
     expect(() => mp.SharedMemory.attach('mp-does-not-exist-xyz')).toThrow(/No shared memory segment named 'mp-does-not-exist-xyz'/);
   });
 
