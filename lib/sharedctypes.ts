@@ -81,16 +81,21 @@ function typeInfo(typecode: unknown): TypeInfo {
   return kinds.find((k) => k.name === name)!;
 }
 
+/** "an int32", "a uint8", "a float64": the kind with its article, for messages. */
+function kindName(info: TypeInfo): string {
+  return `${info.name.startsWith('i') ? 'an' : 'a'} ${info.name}`;
+}
+
 /** Converts and checks one element value for the given kind. */
 function coerce(info: TypeInfo, v: unknown, what: string): number | bigint {
   if (info.bigint) {
     if (typeof v === 'bigint') return v;
     if (typeof v === 'number' && Number.isSafeInteger(v)) return BigInt(v);
-    throw new TypeError(`${what} of a ${info.name} must be a bigint (or a safe integer number), got ${describeValue(v)}`);
+    throw new TypeError(`${what} of ${kindName(info)} must be a bigint (or a safe integer number), got ${describeValue(v)}`);
   }
-  if (typeof v !== 'number') throw new TypeError(`${what} of a ${info.name} must be a number, got ${describeValue(v)}`);
+  if (typeof v !== 'number') throw new TypeError(`${what} of ${kindName(info)} must be a number, got ${describeValue(v)}`);
   // As ctypes: an integer kind refuses 1.5, NaN and Infinity (a typed array would store 1, 0, 0); out of range wraps.
-  if (info.atomic && !Number.isInteger(v)) throw new TypeError(`${what} of a ${info.name} must be an integer, got ${describeValue(v)}; round it first (Math.trunc, Math.round) or use a float typecode ('f', 'd')`);
+  if (info.atomic && !Number.isInteger(v)) throw new TypeError(`${what} of ${kindName(info)} must be an integer, got ${describeValue(v)}; round it first (Math.trunc, Math.round) or use a float typecode ('f', 'd')`);
   return v;
 }
 

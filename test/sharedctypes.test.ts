@@ -89,7 +89,7 @@ describe('Value / RawValue', () => {
     for (const bad of [2.7, NaN, Infinity]) expect(() => { v.value = bad; }).toThrow(/must be an integer/);
     expect(v.value).toBe(3);
     expect(() => mp.RawValue('B', 1.5)).toThrow(/must be an integer/);
-    expect(() => mp.RawArray('h', [1, 2.5])).toThrow(/Element 1 of a int16 must be an integer/);
+    expect(() => mp.RawArray('h', [1, 2.5])).toThrow(/Element 1 of an int16 must be an integer/);
     const wrap = mp.RawArray('B', [300]);
     expect(wrap[0]).toBe(44); // out of range wraps, as ctypes
     wrap[0] = -1;
