@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import * as mp from 'multiproc';
 import { readBehindStats } from '../dist/cjs/channel.js';
 import { kHeaderBytes } from '../dist/cjs/layout.js';
@@ -956,6 +956,54 @@ describe('reading behind a fast producer', () => {
     expect(got).toEqual(Array.from({ length: 20_000 }, (_, i) => i));
     const r = await child;
     expect(r.code, r.stderr).toBe(0);
+    q.close();
+  });
+
+  it('the 16 records left after a wait are not waited for a whole 50 µs again: an item is held back 50 µs at most, not two waits of 50 µs', () => {
+    const q = new mp.Queue<number>();
+    for (let i = 0; i < 215; i++) q.putSync(i);
+    // The 64th get finds 152 and reads behind: the gets take all but the 16 newest.
+    for (let i = 0; i < 199; i++) expect(q.getSync()).toBe(i);
+    expect(q.qsize()).toBe(16);
+    for (let i = 215; i < 230; i++) q.putSync(i); // 31 left, 229 the newest
+    // A clock that moves 1 µs a look, and a producer that runs in it: 45 µs
+    // into the first wait it puts a 32nd record (the wait ends, the get takes
+    // 16, and 229 is among the 16 left), 45 µs into the next one 16 more.
+    let t = performance.now();
+    const t0 = t;
+    let phase = 0;
+    let since = 0;
+    let inside = false;
+    const spy = vi.spyOn(performance, 'now').mockImplementation(() => {
+      t += 0.001;
+      if (inside) return t;
+      inside = true;
+      if (phase === 0 && t - t0 >= 0.045) {
+        q.putSync(230);
+        phase = 1;
+      } else if (phase === 1 && q.qsize() <= 16) {
+        since = t;
+        phase = 2;
+      } else if (phase === 2 && t - since >= 0.045) {
+        for (let i = 231; i < 247; i++) q.putSync(i);
+        phase = 3;
+      }
+      inside = false;
+      return t;
+    });
+    let heldMs: number;
+    try {
+      for (let i = 199; ; i++) {
+        expect(q.getSync()).toBe(i);
+        if (i === 229) break;
+      }
+      heldMs = t - t0;
+    } finally {
+      spy.mockRestore();
+    }
+    // 229 was there all along: without reading behind it comes at once.
+    expect(heldMs).toBeLessThan(0.06);
+    while (q.qsize() > 0) q.getSync();
     q.close();
   });
 
