@@ -548,19 +548,24 @@ export class SimpleQueue<T = unknown> {
 
   /** See Queue.putMany. */
   putMany(items: Iterable<T>): Promise<void> {
+    // As put(): Queue.putMany() would have taken a timeout given here, and waited for good instead.
+    if (arguments.length > 1) return Promise.reject(simpleTakesNoOptions('putMany'));
     return this.#q.putMany(items);
   }
 
   putManySync(items: Iterable<T>): void {
+    if (arguments.length > 1) throw simpleTakesNoOptions('putManySync');
     this.#q.putManySync(items);
   }
 
   /** See Queue.getMany. */
   getMany(maxItems?: number): Promise<T[]> {
+    if (arguments.length > 1) return Promise.reject(simpleTakesNoOptions('getMany'));
     return this.#q.getMany(maxItems);
   }
 
   getManySync(maxItems?: number): T[] {
+    if (arguments.length > 1) throw simpleTakesNoOptions('getManySync');
     return this.#q.getManySync(maxItems);
   }
 

@@ -1182,6 +1182,23 @@ describe('what a trial of queues and pipes found (helper-58)', () => {
     }
   });
 
+  it('SimpleQueue.putMany/getMany (and their Sync forms) refuse a timeout as put/get do (before: ignored, and getMany(5, 10) on an empty queue waited for good)', async () => {
+    const s = new mp.SimpleQueue<number>();
+    try {
+      type Many = (a: unknown, o: unknown) => unknown;
+      await expect((s.getMany as Many)(5, { timeout: 10 }) as Promise<unknown>).rejects.toThrow(/SimpleQueue.getMany\(\) takes no timeout or options/);
+      await expect((s.getMany as Many)(5, 10) as Promise<unknown>).rejects.toThrow(/SimpleQueue.getMany\(\) takes no timeout/);
+      expect(() => (s.getManySync as Many)(5, 10)).toThrow(/SimpleQueue.getManySync\(\) takes no timeout/);
+      await expect((s.putMany as Many)([1], { timeout: 10 }) as Promise<unknown>).rejects.toThrow(/SimpleQueue.putMany\(\) takes no timeout/);
+      expect(() => (s.putManySync as Many)([1], 10)).toThrow(/SimpleQueue.putManySync\(\) takes no timeout/);
+      expect(s.empty()).toBe(true); // nothing was put
+      await s.putMany([1, 2]);
+      expect(s.getManySync(5)).toEqual([1, 2]);
+    } finally {
+      s.close();
+    }
+  });
+
   it('a shared object in an Error\'s cause travels as itself, not as {} (before: refused; structured clone carries the cause)', () => {
     const q = new mp.Queue();
     const lock = new mp.Lock();
