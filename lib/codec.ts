@@ -54,9 +54,9 @@
 import * as v8 from 'node:v8';
 import { Kind } from './layout';
 import { native } from './native';
-import { fromHandle, isShareable, notSendable, rebuild, reduce, releaseHandles, sharedBufferError, toHandle, type Handle, type Shareable } from './reduction';
+import { disposeShared, fromHandle, isShareable, notSendable, rebuild, reduce, releaseHandles, sharedBufferError, toHandle, type Handle, type Shareable } from './reduction';
 import { kToHandle } from './symbols';
-import { Segment } from './segment';
+import { collectFresh, Segment } from './segment';
 import { describeValue } from './validate';
 import { errorFromRecord, errorRecord, isError, isErrorRecord } from './wire-error';
 
@@ -1019,13 +1019,18 @@ export function discard(enc: Encoded): void {
   enc.refs = false; // once
   const buf = Buffer.alloc(enc.size);
   writeTo(enc, buf, 0);
+  const fresh: object[] = [];
   try {
-    decodeFrom(buf, 0, buf.length); // receiving it ourselves adopts and drops every reference
+    collectFresh(fresh, () => decodeFrom(buf, 0, buf.length)); // receiving it ourselves adopts and drops every reference
   } catch {
     // the references it could release are released
   } finally {
     releaseReadBlobs();
     unmapBlobs(enc);
+    // Attached only to drop the references, as releaseHandles() does: left to
+    // GC, a pipe end in an item whose put() failed stayed open after its user
+    // closed it (the peer's recv() never saw EOF), and a closed queue's segment stayed.
+    for (const obj of fresh) disposeShared(obj);
   }
 }
 

@@ -1199,6 +1199,27 @@ describe('what a trial of queues and pipes found (helper-58)', () => {
     }
   });
 
+  it('a pipe end in an item whose put() failed is given back at once: closing it then ends the peer\'s recv() (before: held until a GC, the recv waited)', async () => {
+    const q = new mp.Queue({ maxsize: 1 });
+    q.putSync(0);
+    const ends = [mp.Pipe(), mp.Pipe(), mp.Pipe()];
+    try {
+      await expect(q.put({ end: ends[0]![0] }, 10)).rejects.toThrow(mp.TimeoutError);
+      expect(() => q.putNowait({ end: ends[1]![0] })).toThrow(mp.QueueFullError);
+      await expect(q.putMany([{ end: ends[2]![0] }, () => 1])).rejects.toThrow(TypeError);
+      for (const [a, b] of ends) {
+        a.close();
+        await expect(b.recv({ timeout: 2000 })).rejects.toThrow(mp.EOFError);
+      }
+    } finally {
+      for (const [a, b] of ends) {
+        a.close();
+        b.close();
+      }
+      q.close();
+    }
+  });
+
   it('a shared object in an Error\'s cause travels as itself, not as {} (before: refused; structured clone carries the cause)', () => {
     const q = new mp.Queue();
     const lock = new mp.Lock();
