@@ -989,7 +989,7 @@ export class Channel {
   getManySync(max: number, deadline: number): unknown[] {
     this.#checkFork();
     if (this.#deferred.length > 0) this.#throwDeferred();
-    return this.#getLoop(Mode.Sync, deadline, undefined, this.#takeMany(max, this.#decode)) as unknown[];
+    return this.#getLoop(Mode.Sync, deadline, undefined, this.#takeMany(max, this.#decode), 'getManySync') as unknown[];
   }
 
   /** Up to `max` items ready now; [] when none is (QueueClosedError-like once closed and drained). */
@@ -1060,7 +1060,8 @@ export class Channel {
     return p;
   }
 
-  #getLoop(mode: Mode.Sync | Mode.Nowait, deadline: number, signal: AbortSignal | undefined, take: Take): unknown {
+  /** `form`: the call, for the error that refuses to block for ever (getManySync() was named getSync() there). */
+  #getLoop(mode: Mode.Sync | Mode.Nowait, deadline: number, signal: AbortSignal | undefined, take: Take, form = `${this.#words.get}Sync`): unknown {
     const ring = this.ring;
     let deep = false;
     for (;;) {
@@ -1081,7 +1082,7 @@ export class Channel {
       if (v === kEmpty && mode === Mode.Sync && deadline === Infinity && this.#hooks.soleHolder?.() === true) {
         this.#disarm(arm);
         throw new QueueEmptyError(
-          `The ${this.#words.holder} is empty and no other process holds it: ${this.#words.get}Sync() would block this thread for ever, since only this thread could add an item. ` +
+          `The ${this.#words.holder} is empty and no other process holds it: ${form}() would block this thread for ever, since only this thread could add an item. ` +
             'Pass the queue to the producer first, or give a timeout.',
         );
       }

@@ -1100,6 +1100,7 @@ describe('a *Sync call that could only wait for ever', () => {
     const empty = new mp.Queue<number>();
     expect(() => empty.getSync()).toThrow(mp.QueueEmptyError);
     expect(() => empty.getSync()).toThrow(/no other process holds it/);
+    expect(() => empty.getManySync()).toThrow(/: getManySync\(\) would block this thread for ever/); // before: it named getSync()
     expect(() => empty.getSync(50)).toThrow(mp.TimeoutError); // a timeout is honoured as given
     // With a consumer holding the queue, the same putSync waits for room.
     const p = new mp.Process({
