@@ -818,17 +818,22 @@ export class Connection<T = unknown> {
   }
 
   /**
-   * A pending recv() no longer keeps the process alive (like socket.unref()):
-   * for background readers that should not stop a script from ending.
+   * A pending recv() or poll(), or a send() waiting for room, no longer keeps
+   * the process alive (like socket.unref()): for background readers that
+   * should not stop a script from ending. (A send() was left out: a write
+   * end's unref() did nothing, and its send() waiting on a full pipe kept
+   * the process alive for good.)
    */
   unref(): this {
     if (this.#reader !== null) this.#reader.keepAlive = false;
+    if (this.#writer !== null) this.#writer.keepAlive = false;
     return this;
   }
 
   /** Undoes unref(). */
   ref(): this {
     if (this.#reader !== null) this.#reader.keepAlive = true;
+    if (this.#writer !== null) this.#writer.keepAlive = true;
     return this;
   }
 

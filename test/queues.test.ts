@@ -1146,8 +1146,8 @@ describe('a *Sync call that could only wait for ever', () => {
 });
 
 describe('what a trial of queues and pipes found (helper-58)', () => {
-  it('after unref(), a pending Connection.poll() or JoinableQueue.join() lets the process end (before: each kept it alive for good)', async () => {
-    for (const what of ['poll', 'join']) {
+  it('after unref(), a pending Connection.poll(), JoinableQueue.join() or a write end\'s send() waiting for room lets the process end (before: each kept it alive for good)', async () => {
+    for (const what of ['poll', 'join', 'send']) {
       const r = await runNode(fixture('unref-pending.mjs'), [what], { timeoutMs: 20_000 });
       expect([what, r.code, r.stdout.trim(), r.stderr]).toEqual([what, 0, 'end', '']);
     }
