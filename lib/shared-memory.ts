@@ -33,6 +33,10 @@ function checkName(name: unknown): string {
   // Linux's limit is NAME_MAX (255) for the name in /dev/shm, without the leading '/' (Python makes
   // such names: 254 refused its segments of 255 characters at attach).
   if (bare.length > 255) throw new RangeError(`Shared memory names are at most 255 characters without the leading '/', got ${bare.length}`);
+  // NAME_MAX counts bytes, and the name reaches the OS as UTF-8: 200 'é' passed the check above, and
+  // shm_open's EINVAL then said the segment "cannot be mapped (is it empty?)".
+  const bytes = Buffer.byteLength(bare, 'utf8');
+  if (bytes > 255) throw new RangeError(`Shared memory names are at most 255 bytes of UTF-8 without the leading '/', got ${bytes} bytes (${bare.length} characters)`);
   return name;
 }
 
