@@ -381,7 +381,8 @@ export class SharedArrayObject<C extends Typecode = Typecode> extends SharedCtyp
 
   /** The element at i, counting back from the end when i < 0 (Python's a[-1]; a[-1] itself is a RangeError, as a[i] follows typed arrays). */
   at(i: number): ElementOf<C> {
-    return this.get(Number.isInteger(i) && i < 0 ? this.length + i : i);
+    // Only an index that lands in range is moved: moved too, -4 of 3 elements was reported as "Index -1".
+    return this.get(Number.isInteger(i) && i < 0 && i >= -this.length ? this.length + i : i);
   }
 
   /** A plain JS array copy of elements [start, end), negative indices from the end: Python's a[start:end] (Array.prototype.slice's rules). */

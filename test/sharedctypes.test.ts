@@ -177,6 +177,7 @@ describe('SharedArray / RawArray', () => {
     // Python's a[-1] and a[1:]: at() and slice() (copies), as on an array.
     expect([a.at(-1), a.at(0), a.at(-3)]).toEqual([30, 1, 1]);
     expect(() => a.at(-4)).toThrow(RangeError);
+    expect(() => a.at(-4)).toThrow('Index -4 is out of range for a SharedArray of length 3'); // before: "Index -1"
     expect(a.slice(1)).toEqual([20, 30]);
     expect(a.slice(-2, -1)).toEqual([20]);
     expect(Array.isArray(a.slice())).toBe(true);
