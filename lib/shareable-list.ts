@@ -166,7 +166,11 @@ export class ShareableList implements Iterable<ShareableItem> {
 
   /** Item i (Python's sl[i]); a string or bytes loses its trailing NULs, as in Python. */
   get(i: number): ShareableItem {
-    this.#index(i, 'get');
+    return this.#get(i, 'get');
+  }
+
+  #get(i: number, what: string): ShareableItem {
+    this.#index(i, what);
     const fmt = this.#format(i);
     const code = this.#bytes[this.#formatsAt() + this.length * 8 + i];
     const at = 8 + (this.length + 1) * 8 + this.#offsets[i];
@@ -189,7 +193,8 @@ export class ShareableList implements Iterable<ShareableItem> {
 
   /** Item i counted from the end when negative (Python's sl[-1]). */
   at(i: number): ShareableItem {
-    return this.get(i < 0 ? i + this.length : i);
+    // Only an index that lands in range is moved: moved too, -15 of 14 items was reported as "index -1".
+    return this.#get(Number.isInteger(i) && i < 0 && i >= -this.length ? i + this.length : i, 'at');
   }
 
   /**

@@ -330,6 +330,9 @@ made.shm.close()
     try {
       expect(() => sl.set(0, 'this is more than 8 bytes')).toThrow('ShareableList item 0: 25 bytes do not fit its 8 (a slot keeps the room it was made with)');
       expect(() => sl.set(2, 1)).toThrow(/index 2 is out of range \(length 2/);
+      // at() names the index it was given (before: at(-3) of 2 items said "ShareableList.get(): index -1").
+      expect([sl.at(-2), sl.at(-1)]).toEqual(['abc', 1]);
+      expect(() => sl.at(-3)).toThrow(/^ShareableList\.at\(\): index -3 is out of range \(length 2/);
       expect(() => sl.get(0.5)).toThrow(TypeError);
       expect(() => sl.set(1, (() => 1) as never)).toThrow(TypeError);
       expect(() => sl.index('x')).toThrow(RangeError);
