@@ -570,6 +570,34 @@ describe('Semaphore', () => {
     plain.close();
   });
 
+  it('with trackHolders, a process keeps its holder slot once its permits are back, and the full table\'s RangeError says that (before: "1 processes already hold permits", with none held)', async () => {
+    const sem = new mp.Semaphore(2, { trackHolders: true, maxHolders: 1 });
+    const q = new mp.Queue<string>();
+    try {
+      sem.acquireSync();
+      sem.release();
+      expect(sem.getValue()).toBe(2);
+      const p = new mp.Process({
+        target: async (s: mp.Semaphore, out: mp.Queue<string>) => {
+          try {
+            await out.put(String(s.tryAcquire()));
+          } catch (e) {
+            await out.put(`${(e as Error).name}: ${(e as Error).message}`);
+          }
+        },
+        args: [sem, q],
+      });
+      p.start();
+      const said = await q.get({ timeout: 10_000 });
+      await p.join();
+      expect(said).toMatch(/^RangeError: Semaphore: all 1 holder slots are taken by running processes that have taken permits \(a process keeps its slot from its first permit until it exits/);
+      expect(sem.getValue()).toBe(2);
+    } finally {
+      q.close();
+      sem.close();
+    }
+  });
+
   it('with trackHolders, a process SIGKILLed just as it takes its first permit does not take the permit with it', async () => {
     // A loop of kills, not a deterministic test (helper-89): each child raises the flag and at
     // once takes its first permit; the parent sees the flag and kills it 0-750 µs later. Before

@@ -71,7 +71,7 @@ export interface SemaphoreOptions {
    * from a process that holds a permit.
    */
   trackHolders?: boolean | undefined;
-  /** With trackHolders: how many processes may hold permits at once (default 64). */
+  /** With trackHolders: how many running processes may have taken permits (each keeps its slot until it exits; default 64). */
   maxHolders?: number | undefined;
 }
 
@@ -202,7 +202,8 @@ export class Semaphore extends Acquirable {
     if (at < 0) {
       // A wake-up this process was given for a permit it cannot take goes on to another waiter (review helper-92).
       this.#passOn(w);
-      throw new RangeError(`${this.constructor.name}: ${this.#nSlots} processes already hold permits; create it with a larger { maxHolders }`);
+      // Not "N processes hold permits": a slot stays with its process, holding permits or none, until it exits (see the module comment).
+      throw new RangeError(`${this.constructor.name}: all ${this.#nSlots} holder slots are taken by running processes that have taken permits (a process keeps its slot from its first permit until it exits, even once it has given them back); create it with a larger { maxHolders }`);
     }
     return at;
   }
