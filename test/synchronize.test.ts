@@ -1294,6 +1294,85 @@ describe('Barrier: actions and timeouts across processes', () => {
 });
 
 describe('Condition', () => {
+  it('a waiter that read SEQ after notify\'s bump and its slot before the mark is not left asleep (before: the wake-up came before it slept, SEQ did not move again, and it slept on for good)', async () => {
+    // The interleaving, forced: the waiter (a child) is held before its first
+    // read of SEQ until the notifier (here) has bumped SEQ, then held after
+    // reading its slot (WAITING) until notify() has marked it and woken nobody.
+    const cond = new mp.Condition(new mp.Lock(), { maxWaiters: 3 }); // its words: 16 + 3 x 4 = 28
+    const flags = mp.RawArray('i', 8); // 0: waiter before SEQ, 1: go on, 2: waiter after its slot, 3: go on, 4: waiter's result
+    const waiter = new mp.Process({
+      target: async (c: mp.Condition, f: mp.SharedArray<'i'>) => {
+        const v = f.view;
+        const spinUntil = (i: number): void => {
+          while (Atomics.load(v, i) === 0); // a busy wait: the views are not SharedArrayBuffers
+        };
+        const load = Atomics.load;
+        let seqRead = false;
+        let held = false;
+        (Atomics as { load: typeof Atomics.load }).load = ((a: Int32Array, i: number) => {
+          if (a.length !== 28 || held) return load(a, i);
+          if (i === 0 && !seqRead) {
+            seqRead = true;
+            Atomics.store(v, 0, 1);
+            spinUntil(1);
+            return load(a, i);
+          }
+          const r = load(a, i);
+          if (i === 16 && seqRead) {
+            held = true;
+            Atomics.store(v, 2, 1);
+            spinUntil(3);
+          }
+          return r;
+        }) as typeof Atomics.load;
+        await c.acquire();
+        const notified = await c.wait();
+        c.release();
+        Atomics.store(v, 4, notified ? 1 : 2);
+      },
+      args: [cond, flags],
+    });
+    const v = flags.view;
+    const until = async (i: number, ms: number): Promise<boolean> => {
+      for (const t0 = Date.now(); Atomics.load(v, i) === 0;) {
+        if (Date.now() - t0 > ms) return false;
+        await sleep(2);
+      }
+      return true;
+    };
+    const cas = Atomics.compareExchange;
+    try {
+      waiter.start();
+      expect(await until(0, 10_000)).toBe(true);
+      await cond.acquire();
+      (Atomics as { compareExchange: typeof Atomics.compareExchange }).compareExchange = ((a: Int32Array, i: number, e: number, r: number) => {
+        if (a.length === 28 && i === 16 && e === 1 && r === 2) {
+          // notify() has bumped SEQ and is about to mark the waiter: let it read both now.
+          Atomics.store(v, 1, 1);
+          for (const t0 = Date.now(); Atomics.load(v, 2) === 0 && Date.now() - t0 < 10_000;);
+        }
+        return cas(a, i, e, r);
+      }) as typeof Atomics.compareExchange;
+      try {
+        cond.notify();
+      } finally {
+        (Atomics as { compareExchange: typeof Atomics.compareExchange }).compareExchange = cas;
+      }
+      cond.release();
+      Atomics.store(v, 3, 1); // the waiter goes to sleep on the SEQ it read, the wake-up already spent
+      expect(await until(4, 3000)).toBe(true);
+      expect(v[4]).toBe(1);
+      await waiter.join();
+      expect(waiter.exitCode).toBe(0);
+    } finally {
+      (Atomics as { compareExchange: typeof Atomics.compareExchange }).compareExchange = cas;
+      if (waiter.exitCode === null) waiter.kill();
+      await waiter.join();
+      cond.close();
+      flags.close();
+    }
+  });
+
   it('closing an object with a wait() pending frees that wait\'s slot: a later notify(1) wakes another process\'s waiter (before: the closed wait\'s slot took it, under a live pid)', async () => {
     const r = await runNode(fixture('condition-closed-waiter.mjs'), [], { timeoutMs: 40_000 });
     expect(r.stderr).toBe('');

@@ -339,7 +339,13 @@ export class Condition extends Acquirable {
       Atomics.add(w, SEQ, 1);
       if (Atomics.compareExchange(w, at + S_STATE, WAITING, NOTIFIED) === WAITING) marked++;
     }
-    if (marked > 0) wake(this.#buf, this.#off + SEQ * 4, -1);
+    // And once more after the marks: a waiter that read SEQ after a bump above
+    // and its slot before that bump's mark would sleep on that very value, and
+    // if it got to sleep only after the wake below, nothing moved SEQ again.
+    if (marked > 0) {
+      Atomics.add(w, SEQ, 1);
+      wake(this.#buf, this.#off + SEQ * 4, -1);
+    }
   }
 
   get segmentName(): string {
