@@ -570,6 +570,15 @@ describe('Semaphore', () => {
     plain.close();
   });
 
+  it('trackHolders must be a boolean, and maxHolders is checked and needs trackHolders (before: { maxHolders: -5 } and a maxHolders alone were ignored, trackHolders: \'no\' turned tracking on)', () => {
+    expect(() => new mp.Semaphore(1, { maxHolders: -5 })).toThrow(RangeError);
+    expect(() => new mp.Semaphore(1, { maxHolders: 'x' as never })).toThrow(TypeError);
+    expect(() => new mp.BoundedSemaphore(1, { maxHolders: 4 })).toThrow('BoundedSemaphore(): "maxHolders" sizes the holder table of { trackHolders: true }, which is not set');
+    expect(() => new mp.Semaphore(1, { trackHolders: false, maxHolders: 4 })).toThrow(TypeError);
+    expect(() => new mp.Semaphore(1, { trackHolders: 'no' as never })).toThrow('Expected "trackHolders" to be a boolean, got "no"');
+    for (const s of [new mp.Semaphore(1, { trackHolders: true, maxHolders: 4 }), new mp.Semaphore(1, { trackHolders: false }), new mp.Semaphore(1, {})]) s.close();
+  });
+
   it('with trackHolders, a process keeps its holder slot once its permits are back, and the full table\'s RangeError says that (before: "1 processes already hold permits", with none held)', async () => {
     const sem = new mp.Semaphore(2, { trackHolders: true, maxHolders: 1 });
     const q = new mp.Queue<string>();

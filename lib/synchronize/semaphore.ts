@@ -96,7 +96,15 @@ export class Semaphore extends Acquirable {
       checkInteger(`${kind} value`, value, 0, kMaxValue);
       if (options === null || typeof options !== 'object') throw new TypeError(`Expected the ${kind} options to be an object, got ${describeValue(options)}`);
       checkOptionNames(options, ['trackHolders', 'maxHolders'], `${kind}()`);
-      if (options.trackHolders) nSlots = options.maxHolders === undefined ? 64 : checkInteger('maxHolders', options.maxHolders, 1, 1 << 16);
+      // Checked whether or not tracking is on: { maxHolders: -5 } or a maxHolders without trackHolders was ignored without a word.
+      if (options.trackHolders !== undefined && typeof options.trackHolders !== 'boolean') {
+        throw new TypeError(`Expected "trackHolders" to be a boolean, got ${describeValue(options.trackHolders)}`);
+      }
+      const max = options.maxHolders === undefined ? 64 : checkInteger('maxHolders', options.maxHolders, 1, 1 << 16);
+      if (options.maxHolders !== undefined && !options.trackHolders) {
+        throw new TypeError(`${kind}(): "maxHolders" sizes the holder table of { trackHolders: true }, which is not set; add it, or drop maxHolders`);
+      }
+      if (options.trackHolders) nSlots = max;
     }
     const { segment, fresh } = segmentFor(Kind.Semaphore, 64 + nSlots * 8, [nSlots, 0]);
     this.#segment = segment;
