@@ -1,6 +1,8 @@
 """Python multiprocessing peers for bench/queues.bench.mjs; prints one JSON object.
 
-usage: python3 queues.py <n_items> <n_roundtrips> [runs]
+usage: python3 queues.py <n_items> <n_roundtrips> [runs] [queue_small]
+With queue_small, only that row is measured (queues.bench.mjs alternates
+such runs with its own Queue runs).
 """
 import json
 import multiprocessing as mp
@@ -91,6 +93,9 @@ if __name__ == "__main__":
         xs = sorted(f(*args) for _ in range(runs))
         return xs[len(xs) // 2]
 
+    if len(sys.argv) > 4 and sys.argv[4] == "queue_small":
+        print(json.dumps({"queue_small": med(one_way_queue, "obj", n)}))
+        sys.exit(0)
     print(json.dumps({
         "queue_small": med(one_way_queue, "obj", n),
         "queue_buf": med(one_way_queue, "buf", n),
