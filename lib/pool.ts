@@ -82,19 +82,26 @@ export type PoolOptions<I extends readonly unknown[] = never[]> = PoolBaseOption
 
 /** `initargs`, required when the initializer needs arguments (as a Process's `args`). */
 export type InitargsOption<I extends readonly unknown[]> = [] extends I
-  ? { initargs?: NoInfer<ArgsFor<I>> | undefined }
+  ? { initargs?: NoInfer<ArgsFor<I>> | null | undefined } // null: none, as left out
   : { initargs: NoInfer<ArgsFor<I>> };
 
+/**
+ * `null`, as Python's `None`, means the same as leaving an option out where
+ * Python's Pool takes None: `processes` (cpuCount()), `initializer` (none),
+ * `initargs` (no arguments), `maxTasksPerChild` (no limit), `startMethod`
+ * (the default, as Python's context=None).
+ */
 export interface PoolBaseOptions<I extends readonly unknown[] = never[]> {
-  /** Number of workers; default cpuCount(). */
-  processes?: number | undefined;
-  /** Runs once in each worker before its first task, with initargs: `(lock: Lock) => ...`. */
-  initializer?: ((...args: I) => unknown) | { module: string | URL; export?: string } | undefined;
-  /** Recycle a worker after this many jobs (CPython's maxtasksperchild). */
-  maxTasksPerChild?: number | undefined;
+  /** Number of workers; default (or null, Python's None) cpuCount(). */
+  processes?: number | null | undefined;
+  /** Runs once in each worker before its first task, with initargs: `(lock: Lock) => ...`. null: none. */
+  initializer?: ((...args: I) => unknown) | { module: string | URL; export?: string } | null | undefined;
+  /** Recycle a worker after this many jobs (CPython's maxtasksperchild); default (or null, Python's None): no limit. */
+  maxTasksPerChild?: number | null | undefined;
   /** Recycle a worker (between tasks) whose resident memory exceeds this. */
   maxWorkerMemoryMb?: number | undefined;
-  startMethod?: StartMethod | undefined;
+  /** null: the default (Python's context=None). */
+  startMethod?: StartMethod | null | undefined;
   /** Turn SIGINT/SIGTERM into AbortError for pending calls (default true; skipped if you have your own handler). */
   handleSignals?: boolean | undefined;
   /**
@@ -406,6 +413,18 @@ function remoteError(e: WireError, pid: number): TaskError {
   return Object.assign(unwire(e), { workerPid: pid });
 }
 
+/**
+ * A whole-number option where null, as Python's None, means the same as
+ * leaving it out (undefined back; `none` says what that is, for the message).
+ */
+function optionalInteger(name: string, v: unknown, min: number, max: number, none: string): number | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'number' || !Number.isInteger(v)) {
+    throw new TypeError(`Expected "${name}" to be an integer (or null: ${none}), got ${describeValue(v)}`);
+  }
+  return checkInteger(name, v, min, max);
+}
+
 function toArray<T>(iterable: Iterable<T> | AsyncIterable<T>, what: string): Iterable<T> {
   if (iterable === null || typeof iterable !== 'object' || typeof (iterable as Iterable<T>)[Symbol.iterator] !== 'function') {
     // A string is iterable, but a map over its characters is more often a slip than a wish (Python maps them).
@@ -433,8 +452,10 @@ function ownShared(initargs: readonly unknown[]): readonly unknown[] {
 /** `I`: the initializer's parameters (see PoolOptions); a type of construction only, so every Pool<I> is a Pool. */
 export class Pool<I extends readonly unknown[] = never[]> {
   readonly #processes: number;
-  /** The options, but the initializer (see #initializer), whose type depends on I. */
-  readonly #options: Omit<PoolOptions, 'initializer' | 'initargs'> & { initargs?: readonly unknown[] };
+  /** The options read after the constructor. */
+  readonly #options: Pick<PoolBaseOptions, 'maxWorkerMemoryMb'>;
+  /** maxTasksPerChild, Infinity for none (left out, or null as Python's None). */
+  readonly #maxTasksPerChild: number;
   readonly #initializer: TaskTarget | undefined;
   /** initargs with the pool's own attachments of their shared objects (see ownShared); given up by join(). */
   readonly #initargs: readonly unknown[];
@@ -493,12 +514,16 @@ export class Pool<I extends readonly unknown[] = never[]> {
     checkOptionNames(options, kPoolOptionNames, 'Pool()');
     refuseWhileImportingTarget('new Pool()');
     this.#options = options;
-    this.#processes = options.processes === undefined ? availableParallelism() : checkInteger('processes', options.processes, 1, 4096);
-    if (options.maxTasksPerChild !== undefined) checkInteger('maxTasksPerChild', options.maxTasksPerChild, 1);
+    // null is Python's None: as left out (see PoolBaseOptions).
+    this.#processes = optionalInteger('processes', options.processes, 1, 4096, 'cpuCount()') ?? availableParallelism();
+    this.#maxTasksPerChild = optionalInteger('maxTasksPerChild', options.maxTasksPerChild, 1, Number.MAX_SAFE_INTEGER, 'no limit') ?? Infinity;
     if (options.maxWorkerMemoryMb !== undefined && !(typeof options.maxWorkerMemoryMb === 'number' && options.maxWorkerMemoryMb > 0)) {
       throw new RangeError(`Expected "maxWorkerMemoryMb" to be a positive number, got ${describeValue(options.maxWorkerMemoryMb)}`);
     }
-    if (options.initargs !== undefined && !Array.isArray(options.initargs)) throw new TypeError('Expected "initargs" to be an array');
+    const initargs: unknown = options.initargs;
+    if (initargs !== undefined && initargs !== null && !Array.isArray(initargs)) {
+      throw new TypeError(`Expected "initargs" to be an array of the initializer's arguments (or null: none), got ${describeValue(initargs)}`);
+    }
     this.#maxPending = options.maxPending === undefined ? 4 * this.#processes : checkInteger('maxPending', options.maxPending, 1);
     const method = options.startMethod ?? context.getStartMethod();
     if (method === 'fork') {
@@ -510,9 +535,9 @@ export class Pool<I extends readonly unknown[] = never[]> {
     this.#forked = method !== 'spawn';
     this.#place = checkChildPlace(options.env, options.cwd);
     if (this.#place.cwd !== undefined) this.#base = process.cwd();
-    this.#initializer = options.initializer === undefined ? undefined : describeTask(options.initializer, 'initializer');
+    this.#initializer = options.initializer === undefined || options.initializer === null ? undefined : describeTask(options.initializer, 'initializer');
     if (this.#initializer !== undefined) checkForkedImport(this.#initializer, this.#forked, 'The pool initializer');
-    this.#initargs = ownShared(options.initargs ?? []);
+    this.#initargs = ownShared((initargs ?? []) as readonly unknown[]);
     // Forkserver workers start without blocking: the zygote forks (or hands
     // over a spare) while this thread goes on, and a call made meanwhile
     // waits in a starting worker's pipe (#dispatch). Blocking for each pid in
@@ -1257,7 +1282,7 @@ export class Pool<I extends readonly unknown[] = never[]> {
     // (Nor while a replacement waits out its delay: it is the one.)
     if (this.#exiting === 0 && this.#fatal === undefined && this.#state !== 'terminated' && this.#delayed.size === 0 && !this.#hasActiveWorker()) this.#startWorker();
     const now = performance.now();
-    const max = this.#options.maxTasksPerChild ?? Infinity;
+    const max = this.#maxTasksPerChild;
     const workers: Worker[] = [];
     // A worker still starting takes one job: it waits in its pipe, so the
     // first job does not wait for a 'ready' round trip (a pool's first result
@@ -1637,14 +1662,14 @@ export class Pool<I extends readonly unknown[] = never[]> {
         if (!job.call.done) job.call.onResult(job, msg.values);
       } else if (!job.call.done) job.call.onError(job, remoteError(msg.error, w.pid));
     }
-    const max = this.#options.maxTasksPerChild;
+    const max = this.#maxTasksPerChild;
     const cap = this.#options.maxWorkerMemoryMb;
     // A retiring worker stops once its last job answered, whatever its RSS
     // still says (before: over the cap it was "retired" again, a no-op, and
     // never stopped: it lived on beside its replacement and join() hung).
     if (w.retiring) {
       if (w.inflight.length === 0) this.#stopWorker(w);
-    } else if ((max !== undefined && w.jobsDone >= max) || (cap !== undefined && w.rss > cap * 1024 * 1024)) this.#retire(w);
+    } else if (w.jobsDone >= max || (cap !== undefined && w.rss > cap * 1024 * 1024)) this.#retire(w);
     this.#dispatch();
     this.#maybeFinish();
   }

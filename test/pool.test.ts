@@ -909,6 +909,27 @@ describe('Pool workers', () => {
     for (const c of counts.values()) expect(c).toBe(2);
   });
 
+  it('null options mean what Python\'s None means: no maxTasksPerChild limit, cpuCount() processes, no initializer or initargs (before: TypeErrors)', async () => {
+    const pool = new mp.Pool({ processes: 1, maxTasksPerChild: null, initializer: null, initargs: null, startMethod: null });
+    const pids = await pool.map(() => process.pid, range(6), { chunksize: 1 });
+    expect(new Set(pids).size).toBe(1); // one worker ran all six: never recycled
+    expect(pool.stats().workers.map((w) => [w.jobsDone, w.retiring])).toEqual([[6, false]]);
+    await pool.terminate();
+    const counted = new mp.Pool({ processes: 1, initializer: (...a: unknown[]) => { (globalThis as { nInit?: number }).nInit = a.length; }, initargs: null });
+    expect(await counted.apply(() => (globalThis as { nInit?: number }).nInit)).toBe(0); // initargs: null is none
+    await counted.terminate();
+    const byCpu = new mp.Pool({ processes: null });
+    expect(byCpu.stats().processes).toBe(mp.cpuCount());
+    await byCpu.terminate();
+    // Other values are still refused, saying what the option takes.
+    const bad = (o: object): never => o as never;
+    expect(() => new mp.Pool(bad({ processes: 1, maxTasksPerChild: '5' }))).toThrow(new TypeError('Expected "maxTasksPerChild" to be an integer (or null: no limit), got "5"'));
+    expect(() => new mp.Pool(bad({ processes: 1, maxTasksPerChild: 0 }))).toThrow(RangeError);
+    expect(() => new mp.Pool(bad({ processes: '2' }))).toThrow(new TypeError('Expected "processes" to be an integer (or null: cpuCount()), got "2"'));
+    expect(() => new mp.Pool(bad({ processes: 1, initializer: 5 }))).toThrow(new TypeError('Expected "initializer" to be a function or { module, export }, got 5'));
+    expect(() => new mp.Pool(bad({ processes: 1, initargs: 5 }))).toThrow(new TypeError('Expected "initargs" to be an array of the initializer\'s arguments (or null: none), got 5'));
+  });
+
   it('the event loop turns while a recycled worker\'s replacement is started (20 replacements)', async () => {
     // Before, #onDone started the replacement with start(), which waited for
     // the forkserver's fork with the loop blocked (2-3 s of a 4 s run of 40

@@ -143,6 +143,11 @@ export function undefinedOptions(somePool: mp.Pool): void {
   void somePool.apply(fib, [1], { timeout: unset, signal: sig, cancelGraceMs: unset, onProgress: undefined });
   void somePool.map(fib, [1], { chunksize: unset });
   new mp.Pool({ processes: unset, maxTasksPerChild: unset, startMethod: undefined, cwd: undefined });
+  // null where Python's Pool takes None: as left out
+  new mp.Pool({ processes: null, maxTasksPerChild: null, initializer: null, initargs: null, startMethod: null });
+  new mp.Pool({ initializer: () => 0, initargs: null });
+  // @ts-expect-error an initializer that needs arguments needs its initargs, not null
+  new mp.Pool({ initializer: (n: number) => n, initargs: null });
   new mp.Process({ target: () => 0, name: undefined, daemon: undefined });
   void new mp.Lock().acquire({ timeout: unset });
 }
