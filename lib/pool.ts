@@ -46,7 +46,7 @@ import { join } from 'node:path';
 import { libDir } from './paths';
 import { libraryHandlers, markSignalAbort, noop, onAbort, reraise, signalOfAbort } from './abort';
 import { asyncResult, takeCallbacks, type AsyncCallbacks, type AsyncResult } from './async-result';
-import { AbortError, EOFError, ProcessError, TimeoutError, WorkerExitError } from './errors';
+import { AbortError, EOFError, ProcessError, SerializationError, TimeoutError, WorkerExitError } from './errors';
 import { checkForkedImport, describeTask, refuseWhileImportingTarget, type TaskTarget } from './task';
 import { checkInteger, checkOptionNames, checkSignal, describeValue, kMaxTimerMs } from './validate';
 import { Pipe, type Connection } from './connection';
@@ -196,7 +196,12 @@ type ToWorker =
 type FromWorker =
   | { t: 'ready'; pid: number }
   | { t: 'done'; id: number; ok: true; values: unknown[]; ms: number; rss?: number }
-  | { t: 'done'; id: number; ok: false; index: number; error: WireError; ms: number; rss?: number; cancelled?: true }
+  /**
+   * `unsent`: the answer could not be encoded (a result that cannot travel);
+   * `error` is the encoder's. 'item': items[index]'s result is one the codec
+   * refuses; 'chunk': none alone is (index 0). See unsentError.
+   */
+  | { t: 'done'; id: number; ok: false; index: number; error: WireError; ms: number; rss?: number; cancelled?: true; unsent?: 'item' | 'chunk' }
   | { t: 'progress'; id: number; index: number; value: unknown }
   | { t: 'init-failed'; error: WireError }
   /** An uncaught error is ending the worker (pool-worker.ts reportFatal); `running`: the job it was on. */
@@ -423,6 +428,19 @@ function optionalInteger(name: string, v: unknown, min: number, max: number, non
     throw new TypeError(`Expected "${name}" to be an integer (or null: ${none}), got ${describeValue(v)}`);
   }
   return checkInteger(name, v, min, max);
+}
+
+/**
+ * A job's answer that its worker could not send: a SerializationError that
+ * names the item whose result could not travel by its index in the call's
+ * input, as WorkerExitError's messages and onProgress do (the worker knows
+ * only its place in the chunk); the encoder's error is its cause.
+ */
+function unsentError(e: WireError, unsent: 'item' | 'chunk', index: number, job: Job, pid: number): TaskError {
+  const cause = remoteError(e, pid);
+  const n = job.items.length;
+  const what = unsent === 'item' || n === 1 ? `item ${job.start + index}` : `one of items ${job.start}-${job.start + n - 1}`;
+  return Object.assign(new SerializationError(`A task's result could not be sent back to the parent (${what} of its call): ${cause.message}`, { cause }), { workerPid: pid });
 }
 
 function toArray<T>(iterable: Iterable<T> | AsyncIterable<T>, what: string): Iterable<T> {
@@ -1660,7 +1678,7 @@ export class Pool<I extends readonly unknown[] = never[]> {
       job.settled = true;
       if (msg.ok) {
         if (!job.call.done) job.call.onResult(job, msg.values);
-      } else if (!job.call.done) job.call.onError(job, remoteError(msg.error, w.pid));
+      } else if (!job.call.done) job.call.onError(job, msg.unsent === undefined ? remoteError(msg.error, w.pid) : unsentError(msg.error, msg.unsent, msg.index, job, w.pid));
     }
     const max = this.#maxTasksPerChild;
     const cap = this.#options.maxWorkerMemoryMb;

@@ -1994,6 +1994,34 @@ describe('Pool cancellation', () => {
     await pool.terminate();
   });
 
+  it('a result in a chunk that cannot be sent back names its item by its index in the call\'s input (before: no item, and stats() counted the whole chunk failed, as if item 0 had)', async () => {
+    const pool = new mp.Pool({ processes: 1 });
+    try {
+      const err = await pool.map((x: number) => (x === 6 ? { f: () => x } : x), range(8), { chunksize: 4 }).catch((e: Error) => e);
+      expect(err).toBeInstanceOf(mp.SerializationError);
+      expect((err as Error).message).toMatch(/^A task's result could not be sent back to the parent \(item 6 of its call\): Cannot send a value to another process/);
+      expect((err as mp.TaskError).workerPid).toBe(pool.stats().workers[0]!.pid);
+      // Counted as a task that throws at item 6 is: items 4 and 5 done, 6 and 7 failed.
+      expect(pool.stats().tasks).toMatchObject({ done: 6, failed: 2 });
+      const thrown = await pool.map((x: number) => { if (x === 6) throw new Error('six'); return x; }, range(8), { chunksize: 4 }).catch((e: Error) => e);
+      expect((thrown as Error).message).toBe('six');
+      expect(pool.stats().tasks).toMatchObject({ done: 12, failed: 4 });
+      // starmap, and a symbol deep in a result.
+      const star = await pool.starmap((a: number, b: number) => (a === 9 ? { deep: [Symbol(String(b))] } : a + b), range(12).map((i) => [i, 1] as [number, number]), { chunksize: 5 }).catch((e: Error) => e);
+      expect((star as Error).message).toMatch(/^A task's result could not be sent back to the parent \(item 9 of its call\): /);
+      // imap: the same index, for the item its next() fails at.
+      const seen: unknown[] = [];
+      const imapErr = await (async () => {
+        for await (const v of pool.imap((x: number) => (x === 7 ? () => x : x), range(10), { chunksize: 3 })) seen.push(v);
+      })().catch((e: Error) => e);
+      expect(seen).toEqual([0, 1, 2, 3, 4, 5]);
+      expect((imapErr as Error).message).toMatch(/\(item 7 of its call\)/);
+      expect(await pool.map((x: number) => x * 2, [1, 2, 3], { chunksize: 3 })).toEqual([2, 4, 6]);
+    } finally {
+      await pool.terminate();
+    }
+  });
+
   it('leaving an imap early asks its running tasks to stop', async () => {
     const pool = new mp.Pool({ processes: 2 });
     const log = mp.RawArray('i', 3);

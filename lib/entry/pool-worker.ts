@@ -9,7 +9,8 @@
  * never see a stack trace from every child (CPython's bpo-8296).
  */
 import { Pipe, type Connection } from '../connection';
-import { AbortError, SerializationError, TimeoutError } from '../errors';
+import { AbortError, TimeoutError } from '../errors';
+import { discard, encode } from '../codec';
 import { noop } from '../abort';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -353,6 +354,24 @@ function runItems(fn: (...args: unknown[]) => unknown, items: unknown[], star: b
 }
 
 /**
+ * Which of a chunk's results made its answer fail to encode: the first the
+ * codec refuses on its own (each is encoded again, and what an encode takes
+ * is given back), or -1 if none does (the answer failed as a whole: no room
+ * for it in /dev/shm, a getter that threw only once). Run only on that
+ * failure, never on the way of a good answer.
+ */
+function unsendableAt(values: unknown[]): number {
+  for (let i = 0; i < values.length; i++) {
+    try {
+      discard(encode(values[i]));
+    } catch {
+      return i;
+    }
+  }
+  return -1;
+}
+
+/**
  * Runs the jobs that arrive on conn, in order, until 'stop' or EOF. Answers
  * go back with sendSync, in order with reportProgress()'s messages (it blocks
  * only while the pipe to the parent is full, and the parent never stops
@@ -473,8 +492,12 @@ async function serveJobs(conn: Connection, watch?: Watch, maxRssBytes?: number):
       try {
         conn.sendSync({ t: 'done', id: msg.id, ok: true, values, ms, rss });
       } catch (e) {
-        const err = new SerializationError(`A task's result could not be sent back to the parent: ${(e as Error).message}`, { cause: e });
-        conn.sendSync({ t: 'done', id: msg.id, ok: false, index: 0, error: wire(err), ms, rss });
+        // The parent makes the SerializationError: it names the item by its
+        // index in the call's input, which only the parent knows (before, the
+        // worker made it, naming none, and a chunk's answer said item 0
+        // failed whichever did: stats() counted the items before it failed).
+        const at = values.length === 1 ? 0 : unsendableAt(values);
+        conn.sendSync({ t: 'done', id: msg.id, ok: false, index: Math.max(at, 0), error: wire(e), unsent: at >= 0 ? 'item' : 'chunk', ms, rss });
       }
     }
     received.arrived();
