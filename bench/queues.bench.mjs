@@ -261,10 +261,10 @@ export async function run(ctx) {
     ctx.log?.(`  ${what}`);
     return p();
   };
-  /** One-way rates: median of 3 fresh runs (each its own producer process), 1 with --quick. */
-  const rate = async (what, fn) => {
+  /** One-way rates: median of 3 fresh runs (each its own producer process; `runs` if given), 1 with --quick. */
+  const rate = async (what, fn, runs = 3) => {
     const xs = [];
-    for (let r = 0; r < (ctx.quick ? 1 : 3); r++) xs.push(await step(what, fn));
+    for (let r = 0; r < (ctx.quick ? 1 : runs); r++) xs.push(await step(what, fn));
     return xs.length >= 3 ? { value: median(xs), spread: spreadOf(xs) } : { value: xs[0] };
   };
   // A million items per one-way run: over the first few hundred thousand a
@@ -293,15 +293,15 @@ export async function run(ctx) {
   rows.push({ group: small, name: 'child_process IPC (advanced)', ...(await rate('oneWayIpc obj, n', () => fresh('ipc', 'obj', n))), unit: 'items/s', better: 'higher', baseline: true });
   rows.push({ group: small, name: 'worker_threads postMessage', ...(await rate('oneWayWorker obj, n', () => fresh('worker', 'obj', n))), unit: 'items/s', better: 'higher' });
   // The Queue row's target is a ratio to Python's Queue: the two are
-  // measured in alternation (Python, ours, Python, ours...), so that a change
-  // in this VM's speed over the topic's minutes (the same loop of pure JS
-  // took 43 to 74 ms within one session) moves both sides of the ratio alike.
-  // Python's other rows come from the one run above.
+  // measured in alternation (Python, ours, Python, ours...), five runs each,
+  // so that a change in this VM's speed over the topic's minutes (the same
+  // loop of pure JS took 43 to 74 ms within one session) moves both sides of
+  // the ratio alike. Python's other rows come from the one run above.
   const pySmall = [];
   const queueSmall = await rate('oneWayMultiproc queue, obj, n', async () => {
     if (py) pySmall.push((await step('python Queue, obj', () => python(ctx, pyN, rt, 'queue_small'))).queue_small);
     return fresh('multiproc', 'queue', 'obj', n, 'async');
-  });
+  }, 5);
   const pyQueueSmall = pySmall.length >= 3 ? { value: median(pySmall), spread: spreadOf(pySmall) } : { value: pySmall[0] };
   if (py) rows.push({ group: small, name: 'Python multiprocessing.Queue', ...pyQueueSmall, unit: 'items/s', better: 'higher' });
   if (py) rows.push({ group: small, name: 'Python multiprocessing.Pipe', value: py.pipe_small, unit: 'items/s', better: 'higher' });
