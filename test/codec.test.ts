@@ -152,6 +152,88 @@ describe('codec', () => {
     }
   });
 
+  it('short arrays (under 16 elements, writeShortArray): a Proxy whose length is no array length is refused, not garbled (before: a length of 2.5 wrote a count of 2 and 3 elements, "3" or true travelled as 3 or 1 elements); a Proxy of a real length travels, each element read once', () => {
+    for (const length of [2.5, 0.5, 15.5, '3', '0', '', true, false, null, [3], { valueOf: () => 2 }]) {
+      const p = new Proxy(['a', 1, 'b', null], { get: (t, k, r) => (k === 'length' ? length : Reflect.get(t, k, r)) });
+      expect(() => encode(p), String(length)).toThrow(TypeError);
+    }
+    expect(roundTrip(new Proxy(['a'], { get: (t, k, r) => (k === 'length' ? -0 : Reflect.get(t, k, r)) }))).toEqual([]); // -0 is a length (0)
+    for (let n = 0; n < 16; n++) {
+      const target = Array.from({ length: n }, (_, i) => (i % 3 === 0 ? `s${i}` : i % 3 === 1 ? i : { i }));
+      const reads = new Map<PropertyKey, number>();
+      const proxy = new Proxy(target, {
+        get(t, k, r) {
+          reads.set(k, (reads.get(k) ?? 0) + 1);
+          return Reflect.get(t, k, r);
+        },
+      });
+      deepStrictEqual(roundTrip({ id: n, tags: proxy }), { id: n, tags: target });
+      for (let i = 0; i < n; i++) expect(reads.get(String(i)), `${n}: ${i}`).toBe(1);
+      // Getters on indices too (strings, which skip writeValue, and other values).
+      const counts = new Array<number>(n).fill(0);
+      const withGetters: unknown[] = [];
+      for (let i = 0; i < n; i++) Object.defineProperty(withGetters, i, { enumerable: true, get: () => (counts[i]++, target[i]) });
+      deepStrictEqual(roundTrip([withGetters]), [target]);
+      expect(counts).toEqual(new Array<number>(n).fill(1));
+    }
+  });
+
+  it('short arrays keep the general path\'s behaviours and bytes: holes, repeated references and cycles, the depth limit, a getter that throws or puts', () => {
+    // The bytes, as before writeShortArray: tag 0x17, a count byte, the values.
+    const bytes = (v: unknown): string => {
+      const enc = encode(v);
+      const b = Buffer.alloc(enc.size);
+      writeTo(enc, b, 0);
+      return b.toString('hex');
+    };
+    expect(bytes([])).toBe('1700');
+    expect(bytes(['a', 1, -0, NaN, null, undefined, true, 'é', '\u20ac', 2n, [], ['b']])).toBe(
+      '170c160161040100000005000000000000008005000000000000f87f0100031601e90901000000ac2006020000000000000017001701160162',
+    );
+    // Holes anywhere in a short array: structured clone, which keeps them.
+    for (let n = 1; n < 16; n++) {
+      for (const at of [0, n >> 1, n - 1]) {
+        const a: unknown[] = Array.from({ length: n }, (_, i) => `v${i}`);
+        delete a[at];
+        for (const v of [a, { a }, [1, a]]) sameValue(roundTrip(v), expected(v));
+        expect(at in (roundTrip(a) as unknown[])).toBe(false);
+      }
+      const empty = roundTrip([new Array(n)]) as unknown[][];
+      expect([empty[0].length, 0 in empty[0]]).toEqual([n, false]);
+    }
+    // The same short array twice, and a cycle through one: one object on the other side.
+    const s = ['x', 1];
+    const twice = roundTrip([s, s]) as unknown[][];
+    expect(twice[0]).toBe(twice[1]);
+    const inObj = roundTrip({ a: s, b: [s] }) as { a: unknown[]; b: unknown[][] };
+    expect(inObj.b[0]).toBe(inObj.a);
+    const many = Array.from({ length: 40 }, (_, i) => [i]); // past the visited list's 32 (its Set form)
+    const far = roundTrip([...many.slice(0, 15), [many.slice(15), many[3]]]) as unknown[];
+    expect((far[15] as unknown[][])[1]).toBe(far[3]);
+    const cyc: unknown[] = ['c'];
+    cyc.push([cyc]);
+    const c = roundTrip({ cyc }) as { cyc: unknown[][] };
+    expect(c.cyc[1][0]).toBe(c.cyc);
+    // The depth limit: 256 nested short arrays take the fast path, 257 structured clone.
+    let deep: unknown[] = [];
+    for (let i = 1; i < 256; i++) deep = [deep];
+    expect(encode(deep).head[0]).toBe(0x17);
+    sameValue(roundTrip([deep]), [deep]);
+    expect(encode([deep]).head[0]).toBe(0xf0);
+    // A getter that throws: its error, and the encoder's state is reset (the deepest item still fast, the arrays met before not "visited").
+    const seen = [['a'], ['b']];
+    const bad: unknown[] = [1];
+    Object.defineProperty(bad, 1, { enumerable: true, get: () => { throw new SyntaxError('getter'); } });
+    expect(() => encode([seen[0], [seen[1], bad]])).toThrow(new SyntaxError('getter'));
+    expect(encode(deep).head[0]).toBe(0x17);
+    expect(encode([seen[0], [seen[1]]]).head[0]).toBe(0x17);
+    // A getter that puts (encodes) while its item is being encoded: refused, and nothing left behind.
+    const sneaky: unknown[] = ['a'];
+    Object.defineProperty(sneaky, 1, { enumerable: true, get: () => (encode(['other']), 'b') });
+    expect(() => encode([seen[0], sneaky])).toThrow(/inside a getter/);
+    deepStrictEqual(roundTrip([seen[0], [seen[1]], 'z']), [['a'], [['b']], 'z']);
+  });
+
   it('round-trips arrays of 16 or more numbers mixed with other values exactly (property)', () => {
     const num = fc.oneof(fc.integer({ min: -(2 ** 31), max: 2 ** 31 - 1 }), fc.double(), fc.constantFrom(-0, 2 ** 31, -(2 ** 31) - 1));
     fc.assert(
