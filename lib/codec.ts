@@ -226,6 +226,8 @@ function writeString(s: string): void {
   const start = pos;
   if (n < 64) {
     // Tag.ShortLatin1: a one-byte length (3 bytes less a string, and a store less).
+    // (`out` read once: a module-level let, it was loaded again for each byte.)
+    const o = out;
     let p = start + 2;
     for (let i = 0; i < n; i++) {
       const c = s.charCodeAt(i);
@@ -233,11 +235,11 @@ function writeString(s: string): void {
         p = -1;
         break;
       }
-      out[p++] = c;
+      o[p++] = c;
     }
     if (p >= 0) {
-      out[start] = Tag.ShortLatin1;
-      out[start + 1] = n;
+      o[start] = Tag.ShortLatin1;
+      o[start + 1] = n;
       pos = p;
       return;
     }
