@@ -233,7 +233,13 @@ function walkShared(value: unknown, visit: (shared: object) => boolean, escapes:
   // be Array.prototype (null, Object.prototype, a subclass's own some()), and
   // the codec sends every such array here (structured clone carries it as a
   // plain array); "value.some is not a function" was thrown at put.
-  if (Array.isArray(value)) return arraySome.call(value, inner);
+  if (Array.isArray(value)) {
+    // Only a Proxy reports a length no array has (Infinity, 2.5): structured
+    // clone refuses every Proxy, so nothing in it travels. Walked by index,
+    // a length of Infinity ran for ever at put (review helper-129).
+    if (value.length >>> 0 !== value.length) return false;
+    return arraySome.call(value, inner);
+  }
   if (value instanceof Map) {
     for (const [k, v] of value) if (inner(k) || inner(v)) return true;
     return false;
@@ -278,6 +284,7 @@ function copyReduced(value: unknown, seen: Map<object, unknown>, taken: Handle[]
   }
   if (seen.has(value)) return seen.get(value);
   if (Array.isArray(value)) {
+    if (value.length >>> 0 !== value.length) return value; // a Proxy (see walkShared): structured clone refuses it
     const out: unknown[] = new Array(value.length);
     seen.set(value, out);
     for (let i = 0; i < value.length; i++) {
@@ -357,6 +364,7 @@ export function rebuild(value: unknown, seen = new Set<object>()): unknown {
   if (seen.has(value)) return value;
   seen.add(value);
   if (Array.isArray(value)) {
+    if (value.length >>> 0 !== value.length) return value; // a Proxy copyReduced left as it was: nothing of ours in it
     for (let i = 0; i < value.length; i++) {
       if (i in value) value[i] = rebuild(value[i], seen); // a hole stays a hole
     }

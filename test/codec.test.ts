@@ -150,6 +150,18 @@ describe('codec', () => {
       const p = new Proxy(Array.from({ length: 20 }, (_, i) => i), { get: (t, k, r) => (k === 'length' ? length : Reflect.get(t, k, r)) });
       expect(() => encode(p)).toThrow(TypeError);
     }
+    // Refused at once, alone or beside a shared object (before: the walk for
+    // shared objects went index by index up to the length, for ever; review helper-129).
+    const ev = new mp.Event();
+    try {
+      for (const length of [Infinity, 2 ** 53 - 1, 2 ** 40]) {
+        const p = new Proxy(['a'], { get: (t, k, r) => (k === 'length' ? length : Reflect.get(t, k, r)) });
+        expect(() => encode(p), String(length)).toThrow(TypeError);
+        expect(() => encode({ p, ev, again: { p } }), String(length)).toThrow(TypeError);
+      }
+    } finally {
+      ev.close();
+    }
   });
 
   it('short arrays (under 16 elements, writeShortArray): a Proxy whose length is no array length is refused, not garbled (before: a length of 2.5 wrote a count of 2 and 3 elements, "3" or true travelled as 3 or 1 elements); a Proxy of a real length travels, each element read once', () => {
