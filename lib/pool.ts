@@ -470,8 +470,8 @@ function ownShared(initargs: readonly unknown[]): readonly unknown[] {
 /** `I`: the initializer's parameters (see PoolOptions); a type of construction only, so every Pool<I> is a Pool. */
 export class Pool<I extends readonly unknown[] = never[]> {
   readonly #processes: number;
-  /** The options read after the constructor. */
-  readonly #options: Pick<PoolBaseOptions, 'maxWorkerMemoryMb'>;
+  /** maxWorkerMemoryMb, read once (a change to the caller's options object after the constructor changes nothing). */
+  readonly #maxWorkerMemoryMb: number | undefined;
   /** maxTasksPerChild, Infinity for none (left out, or null as Python's None). */
   readonly #maxTasksPerChild: number;
   readonly #initializer: TaskTarget | undefined;
@@ -531,13 +531,13 @@ export class Pool<I extends readonly unknown[] = never[]> {
     }
     checkOptionNames(options, kPoolOptionNames, 'Pool()');
     refuseWhileImportingTarget('new Pool()');
-    this.#options = options;
     // null is Python's None: as left out (see PoolBaseOptions).
     this.#processes = optionalInteger('processes', options.processes, 1, 4096, 'cpuCount()') ?? availableParallelism();
     this.#maxTasksPerChild = optionalInteger('maxTasksPerChild', options.maxTasksPerChild, 1, Number.MAX_SAFE_INTEGER, 'no limit') ?? Infinity;
     if (options.maxWorkerMemoryMb !== undefined && !(typeof options.maxWorkerMemoryMb === 'number' && options.maxWorkerMemoryMb > 0)) {
       throw new RangeError(`Expected "maxWorkerMemoryMb" to be a positive number, got ${describeValue(options.maxWorkerMemoryMb)}`);
     }
+    this.#maxWorkerMemoryMb = options.maxWorkerMemoryMb;
     const initargs: unknown = options.initargs;
     if (initargs !== undefined && initargs !== null && !Array.isArray(initargs)) {
       throw new TypeError(`Expected "initargs" to be an array of the initializer's arguments (or null: none), got ${describeValue(initargs)}`);
@@ -1547,7 +1547,7 @@ export class Pool<I extends readonly unknown[] = never[]> {
       args: [childEnd, {
         initializer: this.#initializer,
         initargs: this.#initargs,
-        ...(this.#options.maxWorkerMemoryMb !== undefined ? { maxRssBytes: this.#options.maxWorkerMemoryMb * 1024 * 1024 } : {}),
+        ...(this.#maxWorkerMemoryMb !== undefined ? { maxRssBytes: this.#maxWorkerMemoryMb * 1024 * 1024 } : {}),
         ...(this.#base !== undefined ? { base: this.#base } : {}) }],
       name: `${this.#name}-Worker-${++this.#workerCount}`,
       daemon: true,
@@ -1681,7 +1681,7 @@ export class Pool<I extends readonly unknown[] = never[]> {
       } else if (!job.call.done) job.call.onError(job, msg.unsent === undefined ? remoteError(msg.error, w.pid) : unsentError(msg.error, msg.unsent, msg.index, job, w.pid));
     }
     const max = this.#maxTasksPerChild;
-    const cap = this.#options.maxWorkerMemoryMb;
+    const cap = this.#maxWorkerMemoryMb;
     // A retiring worker stops once its last job answered, whatever its RSS
     // still says (before: over the cap it was "retired" again, a no-op, and
     // never stopped: it lived on beside its replacement and join() hung).
@@ -1816,7 +1816,7 @@ export class Pool<I extends readonly unknown[] = never[]> {
     // the queue without end; a few such deaths fail it.
     // A worker over the memory cap ends of itself, without beginning the job
     // at the head of its pipe (pool-worker.ts serveJobs): no fault of that job's.
-    const cap = this.#options.maxWorkerMemoryMb;
+    const cap = this.#maxWorkerMemoryMb;
     const quitOverCap = w.retiring && code === 0 && cap !== undefined && w.rss > cap * 1024 * 1024;
     if (neverBegun && !quitOverCap && !head.settled && !w.killed && !w.proc[kLostWithServer] && (head.diedBefore = (head.diedBefore ?? 0) + 1) >= kDiedBeforeLimit) {
       queued.shift();
