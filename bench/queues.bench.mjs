@@ -286,6 +286,7 @@ export async function run(ctx) {
   // JSON.stringify + await 657, 574, 604, 553 ns: V8's, every Node row's),
   // so a clock started at 200k measured part of the climb, and its rate moved
   // with how far each process had got (1.66-2.43M items/s for one build).
+  // `node bench/queue-warmup.mjs put|encode|json` shows the climb.
   const n = ctx.quick ? 50_000 : 2_000_000;
   const rt = ctx.quick ? 2_000 : 10_000;
   const pyN = ctx.quick ? 20_000 : 100_000;

@@ -466,21 +466,18 @@ function writeArray(a: unknown[], n: number): void {
   if (depth > kMaxDepth) throw kBail;
   let i = 0;
   // Element i when it has been read already: every element is read once (a
-  // getter or a Proxy trap runs once, as in structured clone).
-  let next: unknown;
-  let haveNext = false;
-  if (n >= kPackedMin) {
-    next = a[0];
-    haveNext = true;
-    if (typeof next === 'number') {
-      i = writeNumbers(a, n, next);
-      if (i === n) {
-        depth--;
-        return;
-      }
-      next = stoppedAt;
-      stoppedAt = undefined;
+  // getter or a Proxy trap runs once, as in structured clone). Here n >=
+  // kPackedMin: element 0 is read first, to see whether to pack numbers.
+  let next: unknown = a[0];
+  let haveNext = true;
+  if (typeof next === 'number') {
+    i = writeNumbers(a, n, next);
+    if (i === n) {
+      depth--;
+      return;
     }
+    next = stoppedAt;
+    stoppedAt = undefined;
   }
   if (i === 0) {
     ensure(5);

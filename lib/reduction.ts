@@ -219,6 +219,16 @@ export function forEachShared(value: unknown, fn: (shared: object) => void): voi
 }
 
 /**
+ * Whether an array's length is one no array has (Infinity, 2.5): only a Proxy
+ * reports such a length, and structured clone refuses every Proxy, so nothing
+ * in it travels. Walked by index, a length of Infinity ran for ever at put
+ * (review helper-129).
+ */
+function lengthOfProxy(a: unknown[]): boolean {
+  return a.length >>> 0 !== a.length;
+}
+
+/**
  * Walks the containers reduce() walks, calling visit() on each shared object
  * it meets; stops, returning true, as soon as visit() does, or (with
  * `escapes`) at a plain object that reduce() must escape.
@@ -234,10 +244,7 @@ function walkShared(value: unknown, visit: (shared: object) => boolean, escapes:
   // the codec sends every such array here (structured clone carries it as a
   // plain array); "value.some is not a function" was thrown at put.
   if (Array.isArray(value)) {
-    // Only a Proxy reports a length no array has (Infinity, 2.5): structured
-    // clone refuses every Proxy, so nothing in it travels. Walked by index,
-    // a length of Infinity ran for ever at put (review helper-129).
-    if (value.length >>> 0 !== value.length) return false;
+    if (lengthOfProxy(value)) return false;
     return arraySome.call(value, inner);
   }
   if (value instanceof Map) {
@@ -284,7 +291,7 @@ function copyReduced(value: unknown, seen: Map<object, unknown>, taken: Handle[]
   }
   if (seen.has(value)) return seen.get(value);
   if (Array.isArray(value)) {
-    if (value.length >>> 0 !== value.length) return value; // a Proxy (see walkShared): structured clone refuses it
+    if (lengthOfProxy(value)) return value; // structured clone refuses it (see lengthOfProxy)
     const out: unknown[] = new Array(value.length);
     seen.set(value, out);
     for (let i = 0; i < value.length; i++) {
@@ -364,7 +371,7 @@ export function rebuild(value: unknown, seen = new Set<object>()): unknown {
   if (seen.has(value)) return value;
   seen.add(value);
   if (Array.isArray(value)) {
-    if (value.length >>> 0 !== value.length) return value; // a Proxy copyReduced left as it was: nothing of ours in it
+    if (lengthOfProxy(value)) return value; // left as it was by copyReduced: nothing of ours in it
     for (let i = 0; i < value.length; i++) {
       if (i in value) value[i] = rebuild(value[i], seen); // a hole stays a hole
     }
