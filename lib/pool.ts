@@ -98,18 +98,18 @@ export interface PoolBaseOptions<I extends readonly unknown[] = never[]> {
   initializer?: ((...args: I) => unknown) | { module: string | URL; export?: string } | null | undefined;
   /** Recycle a worker after this many jobs (CPython's maxtasksperchild); default (or null, Python's None): no limit. */
   maxTasksPerChild?: number | null | undefined;
-  /** Recycle a worker (between tasks) whose resident memory exceeds this. */
-  maxWorkerMemoryMb?: number | undefined;
+  /** Recycle a worker (between tasks) whose resident memory exceeds this many MiB; default (or null): no limit. */
+  maxWorkerMemoryMb?: number | null | undefined;
   /** null: the default (Python's context=None). */
   startMethod?: StartMethod | null | undefined;
-  /** Turn SIGINT/SIGTERM into AbortError for pending calls (default true; skipped if you have your own handler). */
-  handleSignals?: boolean | undefined;
+  /** Turn SIGINT/SIGTERM into AbortError for pending calls (default, or null, true; skipped if you have your own handler). */
+  handleSignals?: boolean | null | undefined;
   /**
    * Backpressure: once this many tasks are pending (submitted, not yet
    * finished), `needsDrain` is true and `submit()` waits. Default 4 per
-   * worker. map/apply/imap are not limited by it (imap has maxInFlight).
+   * worker (also for null). map/apply/imap are not limited by it (imap has maxInFlight).
    */
-  maxPending?: number | undefined;
+  maxPending?: number | null | undefined;
   /** Every worker's whole environment (as Process's `env`: by default a forkserver worker has the zygote's). */
   env?: Readonly<Record<string, string | undefined>>;
   /** Every worker's working directory (as Process's `cwd`). */
@@ -411,7 +411,11 @@ const kOwnFaults: ReadonlySet<string> = new Set(['SIGABRT', 'SIGSEGV', 'SIGBUS',
  * nearest built-in one), message, stack, cause and own primitive properties,
  * and the pid of the worker that threw it: `(e as TaskError).workerPid`.
  */
-export type TaskError = Error & { workerPid?: number };
+export type TaskError = Error & {
+  workerPid?: number;
+  /** On a SerializationError for a result that could not be sent back: the item's index in the call's input, when the worker could tell which (absent when only its chunk is known). */
+  index?: number;
+};
 
 /** A worker's error, rebuilt (see wire-error.ts), saying which worker threw it. */
 function remoteError(e: WireError, pid: number): TaskError {
@@ -430,6 +434,14 @@ function optionalInteger(name: string, v: unknown, min: number, max: number, non
   return checkInteger(name, v, min, max);
 }
 
+/** maxWorkerMemoryMb: a positive number of MiB, or undefined (left out, or null as Python's None: no limit). */
+function optionalMegabytes(v: unknown): number | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'number') throw new TypeError(`Expected "maxWorkerMemoryMb" to be a number of MiB (or null: no limit), got ${describeValue(v)}`);
+  if (!(v > 0)) throw new RangeError(`Expected "maxWorkerMemoryMb" to be a positive number of MiB, got ${describeValue(v)}`);
+  return v;
+}
+
 /**
  * A job's answer that its worker could not send: a SerializationError that
  * names the item whose result could not travel by its index in the call's
@@ -439,8 +451,11 @@ function optionalInteger(name: string, v: unknown, min: number, max: number, non
 function unsentError(e: WireError, unsent: 'item' | 'chunk', index: number, job: Job, pid: number): TaskError {
   const cause = remoteError(e, pid);
   const n = job.items.length;
-  const what = unsent === 'item' || n === 1 ? `item ${job.start + index}` : `one of items ${job.start}-${job.start + n - 1}`;
-  return Object.assign(new SerializationError(`A task's result could not be sent back to the parent (${what} of its call): ${cause.message}`, { cause }), { workerPid: pid });
+  const known = unsent === 'item' || n === 1;
+  const what = known ? `item ${job.start + index}` : `one of items ${job.start}-${job.start + n - 1}`;
+  const err: TaskError = Object.assign(new SerializationError(`A task's result could not be sent back to the parent (${what} of its call): ${cause.message}`, { cause }), { workerPid: pid });
+  if (known) err.index = job.start + index;
+  return err;
 }
 
 function toArray<T>(iterable: Iterable<T> | AsyncIterable<T>, what: string): Iterable<T> {
@@ -534,15 +549,16 @@ export class Pool<I extends readonly unknown[] = never[]> {
     // null is Python's None: as left out (see PoolBaseOptions).
     this.#processes = optionalInteger('processes', options.processes, 1, 4096, 'cpuCount()') ?? availableParallelism();
     this.#maxTasksPerChild = optionalInteger('maxTasksPerChild', options.maxTasksPerChild, 1, Number.MAX_SAFE_INTEGER, 'no limit') ?? Infinity;
-    if (options.maxWorkerMemoryMb !== undefined && !(typeof options.maxWorkerMemoryMb === 'number' && options.maxWorkerMemoryMb > 0)) {
-      throw new RangeError(`Expected "maxWorkerMemoryMb" to be a positive number, got ${describeValue(options.maxWorkerMemoryMb)}`);
-    }
-    this.#maxWorkerMemoryMb = options.maxWorkerMemoryMb;
+    this.#maxWorkerMemoryMb = optionalMegabytes(options.maxWorkerMemoryMb);
     const initargs: unknown = options.initargs;
     if (initargs !== undefined && initargs !== null && !Array.isArray(initargs)) {
       throw new TypeError(`Expected "initargs" to be an array of the initializer's arguments (or null: none), got ${describeValue(initargs)}`);
     }
-    this.#maxPending = options.maxPending === undefined ? 4 * this.#processes : checkInteger('maxPending', options.maxPending, 1);
+    this.#maxPending = optionalInteger('maxPending', options.maxPending, 1, Number.MAX_SAFE_INTEGER, '4 per worker') ?? 4 * this.#processes;
+    const handleSignals = options.handleSignals ?? true;
+    if (typeof handleSignals !== 'boolean') {
+      throw new TypeError(`Expected "handleSignals" to be true or false (or null: true), got ${describeValue(options.handleSignals)}`);
+    }
     const method = options.startMethod ?? context.getStartMethod();
     if (method === 'fork') {
       // Workers that are copies of this process share its copies of their
@@ -567,7 +583,7 @@ export class Pool<I extends readonly unknown[] = never[]> {
     const sync = this.#method !== 'forkserver';
     for (let i = 0; i < this.#processes && this.#fatal === undefined; i++) this.#startWorker(sync);
     // (Not for a pool that failed to start: nothing of it runs, nor will.)
-    if (options.handleSignals !== false && this.#fatal === undefined) {
+    if (handleSignals && this.#fatal === undefined) {
       this.#signalHandler = (sig) => this.#onSignal(sig);
       libraryHandlers.set(this.#signalHandler, process.pid);
       process.on('SIGINT', this.#signalHandler);

@@ -30,6 +30,9 @@ function checkName(name: unknown): string {
   if (bare.includes('\0') || bare.includes('\n') || bare.includes(':')) {
     throw new TypeError(`Shared memory names cannot contain NUL, newline or ':', got ${JSON.stringify(name)}`);
   }
+  // A lone surrogate has no UTF-8 form: it reached the OS as U+FFFD, so '\ud800' and '\udc00' named
+  // the same segment (Python's str.encode refuses such a name too).
+  if (!bare.isWellFormed()) throw new TypeError(`Shared memory names must be well-formed Unicode (no lone surrogates), got ${JSON.stringify(name)}`);
   // Linux's limit is NAME_MAX (255) for the name in /dev/shm, without the leading '/' (Python makes
   // such names: 254 refused its segments of 255 characters at attach).
   if (bare.length > 255) throw new RangeError(`Shared memory names are at most 255 characters without the leading '/', got ${bare.length}`);

@@ -930,6 +930,33 @@ describe('Pool workers', () => {
     expect(() => new mp.Pool(bad({ processes: 1, initargs: 5 }))).toThrow(new TypeError('Expected "initargs" to be an array of the initializer\'s arguments (or null: none), got 5'));
   });
 
+  it('maxWorkerMemoryMb, maxPending and handleSignals take null as their default too (before: a RangeError, a TypeError, and any value but false meant true)', async () => {
+    const sigints = process.listenerCount('SIGINT');
+    const pool = new mp.Pool({ processes: 1, maxWorkerMemoryMb: null, maxPending: null, handleSignals: null });
+    try {
+      expect(process.listenerCount('SIGINT')).toBe(sigints + 1); // handleSignals: null is the default, true
+      const gate = new mp.Event();
+      const held: Promise<unknown>[] = [];
+      for (let i = 0; i < 3; i++) held.push((await pool.submit((e: mp.Event) => e.waitSync(), [gate])).result);
+      expect(pool.needsDrain).toBe(false); // maxPending: null is the default, 4 per worker
+      held.push((await pool.submit((e: mp.Event) => e.waitSync(), [gate])).result);
+      expect(pool.needsDrain).toBe(true);
+      gate.set();
+      expect(await Promise.all(held)).toEqual([true, true, true, true]);
+      gate.close();
+      expect(pool.stats().workers.map((w) => w.retiring)).toEqual([false]); // maxWorkerMemoryMb: null, no limit
+    } finally {
+      await pool.terminate();
+    }
+    expect(process.listenerCount('SIGINT')).toBe(sigints);
+    const bad = (o: object): never => o as never;
+    expect(() => new mp.Pool(bad({ processes: 1, maxWorkerMemoryMb: '150' }))).toThrow(new TypeError('Expected "maxWorkerMemoryMb" to be a number of MiB (or null: no limit), got "150"'));
+    expect(() => new mp.Pool(bad({ processes: 1, maxWorkerMemoryMb: 0 }))).toThrow(new RangeError('Expected "maxWorkerMemoryMb" to be a positive number of MiB, got 0'));
+    expect(() => new mp.Pool(bad({ processes: 1, maxPending: '8' }))).toThrow(new TypeError('Expected "maxPending" to be an integer (or null: 4 per worker), got "8"'));
+    expect(() => new mp.Pool(bad({ processes: 1, handleSignals: 'no' }))).toThrow(new TypeError('Expected "handleSignals" to be true or false (or null: true), got "no"'));
+    expect(process.listenerCount('SIGINT')).toBe(sigints); // a refused pool installs no handler
+  });
+
   it('the event loop turns while a recycled worker\'s replacement is started (20 replacements)', async () => {
     // Before, #onDone started the replacement with start(), which waited for
     // the forkserver's fork with the loop blocked (2-3 s of a 4 s run of 40
@@ -2001,6 +2028,7 @@ describe('Pool cancellation', () => {
       expect(err).toBeInstanceOf(mp.SerializationError);
       expect((err as Error).message).toMatch(/^A task's result could not be sent back to the parent \(item 6 of its call\): Cannot send a value to another process/);
       expect((err as mp.TaskError).workerPid).toBe(pool.stats().workers[0]!.pid);
+      expect((err as mp.TaskError).index).toBe(6); // the index as a field too, not only in the message
       // Counted as a task that throws at item 6 is: items 4 and 5 done, 6 and 7 failed.
       expect(pool.stats().tasks).toMatchObject({ done: 6, failed: 2 });
       const thrown = await pool.map((x: number) => { if (x === 6) throw new Error('six'); return x; }, range(8), { chunksize: 4 }).catch((e: Error) => e);
@@ -2009,6 +2037,7 @@ describe('Pool cancellation', () => {
       // starmap, and a symbol deep in a result.
       const star = await pool.starmap((a: number, b: number) => (a === 9 ? { deep: [Symbol(String(b))] } : a + b), range(12).map((i) => [i, 1] as [number, number]), { chunksize: 5 }).catch((e: Error) => e);
       expect((star as Error).message).toMatch(/^A task's result could not be sent back to the parent \(item 9 of its call\): /);
+      expect((star as mp.TaskError).index).toBe(9);
       // imap: the same index, for the item its next() fails at.
       const seen: unknown[] = [];
       const imapErr = await (async () => {
@@ -2016,6 +2045,7 @@ describe('Pool cancellation', () => {
       })().catch((e: Error) => e);
       expect(seen).toEqual([0, 1, 2, 3, 4, 5]);
       expect((imapErr as Error).message).toMatch(/\(item 7 of its call\)/);
+      expect((imapErr as mp.TaskError).index).toBe(7);
       expect(await pool.map((x: number) => x * 2, [1, 2, 3], { chunksize: 3 })).toEqual([2, 4, 6]);
     } finally {
       await pool.terminate();

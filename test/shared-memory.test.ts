@@ -88,6 +88,26 @@ describe('SharedMemory', () => {
     }
   });
 
+  it('refuses a name with a lone surrogate (before: it reached the OS as U+FFFD, and \'\\ud800\' attached to the segment made as \'\\udc00\')', () => {
+    const prefix = `${process.env.MULTIPROC_SHM_PREFIX}-`;
+    for (const name of [`${prefix}\ud800`, `${prefix}a\udc00b`, `/${prefix}\udfff`]) {
+      for (const call of [() => mp.SharedMemory.create(16, { name }), () => mp.SharedMemory.attach(name)]) {
+        expect(call).toThrow(new TypeError(`Shared memory names must be well-formed Unicode (no lone surrogates), got ${JSON.stringify(name)}`));
+      }
+    }
+    // A surrogate pair is one character, and fine.
+    const pair = `${prefix}\ud83d\ude00`;
+    const shm = mp.SharedMemory.create(16, { name: pair });
+    try {
+      const again = mp.SharedMemory.attach(pair);
+      expect(again.size).toBe(16);
+      again.close();
+    } finally {
+      shm.close();
+      shm.unlink();
+    }
+  });
+
   it('a MULTIPROC_SHM_PREFIX that is not 1-8 of [A-Za-z0-9_] is named in a warning, once, and "mp" is used', async () => {
     const saved = process.env.MULTIPROC_SHM_PREFIX;
     const warnings: Error[] = [];
