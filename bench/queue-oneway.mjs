@@ -4,6 +4,9 @@
 // producers (each with a fresh consumer process, as the queues topic runs
 // them). Shows how far into a run a fresh pair reaches its steady rate (V8's
 // warm-up), which is what the topic's clock (warmItems) must leave out.
+// (Until the thirty-first session it printed one rate a pair, from the first
+// fifth of its items to the last, with the consumer in this process: the
+// figures BENCHMARKS.md's older sections quote from it.)
 // Standalone, not a bench topic: node bench/queue-oneway.mjs [items, default 3000000] [window, default 500000]
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';

@@ -275,7 +275,7 @@ export async function run(ctx) {
   // slowed every Node row; measured for multiproc's Queue, three fresh runs
   // each of 300k / 1M / 2M items: 1.11-1.27M, 1.38-1.48M, 1.50-1.59M items/s,
   // and 1.03-1.17M, 1.12-1.37M, 1.34-1.57M in a later run of
-  // `node bench/queue-oneway.mjs <items>`.
+  // `node bench/queue-oneway.mjs <items>` (as it then measured: one rate a run).
   // Python has no such phase (75-97k items/s at 100k, 77-80k at 300k, one
   // check): it keeps pyN.
   // Since the thirtieth session: two million, the clock started after the
