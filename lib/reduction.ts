@@ -207,7 +207,39 @@ function isEscaped(value: object): value is Record<typeof kEscapeTag, Record<str
   return Object.hasOwn(value, kEscapeTag) && isPlainObject(value);
 }
 
-const arraySome = Array.prototype.some as (this: unknown[], fn: (v: unknown) => boolean) => boolean;
+/** Arrays at least this long are looked at for holes before they are walked index by index (see someIndex). */
+const kSparseCheckMin = 1 << 16;
+/** How many evenly spaced indices of such an array are looked at. */
+const kSparseSamples = 64;
+
+/**
+ * Calls fn(i) for each index i of `a` that holds an element (a hole is
+ * skipped, as Array.prototype.some skips it) until one returns true. A long
+ * array with a hole among kSparseSamples spread indices is walked by its own
+ * index keys instead of by every index below its length: walked by index, an
+ * array with one element at 2 ** 32 - 2 took ~110 s at put, with the event
+ * loop stopped (review helper-129). (Its own keys only: a hole that reads
+ * an Array.prototype index is not visited there; nothing travels from it.)
+ */
+function someIndex(a: unknown[], fn: (i: number) => boolean): boolean {
+  const n = a.length;
+  if (n >= kSparseCheckMin && hasSampledHole(a, n)) {
+    // An array's own keys list its indices first, ascending, then its named properties.
+    for (const k of Object.keys(a)) {
+      const i = Number(k);
+      if (!(i < n)) break;
+      if (fn(i)) return true;
+    }
+    return false;
+  }
+  for (let i = 0; i < n; i++) if (i in a && fn(i)) return true;
+  return false;
+}
+
+function hasSampledHole(a: unknown[], n: number): boolean {
+  for (let j = 0; j < kSparseSamples; j++) if (!(Math.floor((j * (n - 1)) / (kSparseSamples - 1)) in a)) return true;
+  return false;
+}
 
 function reachesShared(value: object): boolean {
   return walkShared(value, () => true, true, new Set());
@@ -239,13 +271,14 @@ function walkShared(value: unknown, visit: (shared: object) => boolean, escapes:
   if (visited.has(value)) return false;
   visited.add(value);
   const inner = (v: unknown): boolean => walkShared(v, visit, escapes, visited);
-  // Array.prototype's some(), not value.some(): an array's prototype need not
-  // be Array.prototype (null, Object.prototype, a subclass's own some()), and
-  // the codec sends every such array here (structured clone carries it as a
-  // plain array); "value.some is not a function" was thrown at put.
+  // Not value.some(): an array's prototype need not be Array.prototype
+  // (null, Object.prototype, a subclass's own some()), and the codec sends
+  // every such array here (structured clone carries it as a plain array);
+  // "value.some is not a function" was thrown at put.
   if (Array.isArray(value)) {
     if (lengthOfProxy(value)) return false;
-    return arraySome.call(value, inner);
+    const a = value;
+    return someIndex(a, (i) => inner(a[i]));
   }
   if (value instanceof Map) {
     for (const [k, v] of value) if (inner(k) || inner(v)) return true;
@@ -292,11 +325,10 @@ function copyReduced(value: unknown, seen: Map<object, unknown>, taken: Handle[]
   if (seen.has(value)) return seen.get(value);
   if (Array.isArray(value)) {
     if (lengthOfProxy(value)) return value; // structured clone refuses it (see lengthOfProxy)
-    const out: unknown[] = new Array(value.length);
-    seen.set(value, out);
-    for (let i = 0; i < value.length; i++) {
-      if (i in value) out[i] = copyReduced(value[i], seen, taken); // a hole stays a hole
-    }
+    const a = value;
+    const out: unknown[] = new Array(a.length);
+    seen.set(a, out);
+    someIndex(a, (i) => ((out[i] = copyReduced(a[i], seen, taken)), false)); // a hole stays a hole
     return out;
   }
   if (value instanceof Map) {
@@ -372,9 +404,8 @@ export function rebuild(value: unknown, seen = new Set<object>()): unknown {
   seen.add(value);
   if (Array.isArray(value)) {
     if (lengthOfProxy(value)) return value; // left as it was by copyReduced: nothing of ours in it
-    for (let i = 0; i < value.length; i++) {
-      if (i in value) value[i] = rebuild(value[i], seen); // a hole stays a hole
-    }
+    const a = value;
+    someIndex(a, (i) => ((a[i] = rebuild(a[i], seen)), false)); // a hole stays a hole
   } else if (value instanceof Map) {
     const entries = [...value];
     value.clear();
