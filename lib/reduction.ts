@@ -13,6 +13,7 @@
  * results or queue items. They also carry Errors whole (own properties, a
  * subclass's name: see wire-error.ts), which structured clone would not.
  */
+import { types } from 'node:util';
 import { collectFresh } from './segment';
 import { kHandleTag, kNotSendable, kToHandle } from './symbols';
 import { describeValue } from './validate';
@@ -207,37 +208,64 @@ function isEscaped(value: object): value is Record<typeof kEscapeTag, Record<str
   return Object.hasOwn(value, kEscapeTag) && isPlainObject(value);
 }
 
-/** Arrays at least this long are looked at for holes before they are walked index by index (see someIndex). */
-const kSparseCheckMin = 1 << 16;
-/** How many evenly spaced indices of such an array are looked at. */
-const kSparseSamples = 64;
+/** Holes an array's walk by index meets before it looks at the rest of the array (again at each doubling; see someIndex). */
+const kHolesBeforeKeys = 1 << 16;
+/** How many evenly spaced indices of the rest are looked at then. */
+const kRestSamples = 64;
 
 /**
  * Calls fn(i) for each index i of `a` that holds an element (a hole is
- * skipped, as Array.prototype.some skips it) until one returns true. A long
- * array with a hole among kSparseSamples spread indices is walked by its own
- * index keys instead of by every index below its length: walked by index, an
- * array with one element at 2 ** 32 - 2 took ~110 s at put, with the event
- * loop stopped (review helper-129). (Its own keys only: a hole that reads
- * an Array.prototype index is not visited there; nothing travels from it.)
+ * skipped, as Array.prototype.some skips it) until one returns true. By
+ * index, as long as that is cheap; after kHolesBeforeKeys holes (and again
+ * at each doubling of them), when the walk has met more holes than elements
+ * and fewer than 1 in 16 of kRestSamples evenly spaced indices of the rest
+ * hold one, it goes on by the array's own keys: a long sparse array then
+ * costs its elements, not its length (one element at 2 ** 32 - 2 took ~110 s
+ * at put by index, with the event loop stopped; review helper-129). Only
+ * then: a key list costs ~30 times a step by index per element, and a 10M
+ * array with 1% holes, or 100,000 of them before its elements, took 3-5 s
+ * at put (0.8 s by index) and ~300 MB more when its keys were listed as
+ * soon as 64 indices sampled over the whole array met a hole (review
+ * helper-130). A Proxy is walked by index only: its elements are what its
+ * has and get traps say, which its ownKeys need not list.
  */
 function someIndex(a: unknown[], fn: (i: number) => boolean): boolean {
   const n = a.length;
-  if (n >= kSparseCheckMin && hasSampledHole(a, n)) {
-    // An array's own keys list its indices first, ascending, then its named properties.
-    for (const k of Object.keys(a)) {
-      const i = Number(k);
-      if (!(i < n)) break;
+  let holes = 0;
+  let check = kHolesBeforeKeys;
+  for (let i = 0; i < n; i++) {
+    if (i in a) {
       if (fn(i)) return true;
+    } else if (++holes === check) {
+      check *= 2;
+      if (2 * holes > i + 1 && !types.isProxy(a) && sparseRest(a, i + 1, n)) return someKeyAbove(a, i, n, fn);
     }
-    return false;
   }
-  for (let i = 0; i < n; i++) if (i in a && fn(i)) return true;
   return false;
 }
 
-function hasSampledHole(a: unknown[], n: number): boolean {
-  for (let j = 0; j < kSparseSamples; j++) if (!(Math.floor((j * (n - 1)) / (kSparseSamples - 1)) in a)) return true;
+/** Whether fewer than 1 in 16 of kRestSamples evenly spaced indices of [from, n) hold an element (false when that range is short: walked by index, it costs little). */
+function sparseRest(a: unknown[], from: number, n: number): boolean {
+  const span = n - from;
+  if (span < kHolesBeforeKeys) return false;
+  let held = 0;
+  for (let j = 0; j < kRestSamples; j++) if (from + Math.floor((j * (span - 1)) / (kRestSamples - 1)) in a) held++;
+  return 16 * held < kRestSamples;
+}
+
+/**
+ * someIndex() from index i + 1 on, by the array's own keys (an array's list
+ * its indices first, ascending, then its named properties). A named key is
+ * no index even if Number() reads one in it ('01', '', ' 1', '1e3', '1.5'):
+ * taken for one, it made a hole arrive as undefined, or a named property
+ * travel (review helper-130).
+ */
+function someKeyAbove(a: unknown[], i: number, n: number, fn: (i: number) => boolean): boolean {
+  for (const k of Object.keys(a)) {
+    const j = Number(k);
+    if (!(Number.isInteger(j) && j < n && String(j) === k)) break; // the named properties
+    if (j > i && j in a && fn(j)) return true; // (in: a getter may have deleted it since)
+  }
   return false;
 }
 

@@ -198,6 +198,45 @@ describe('codec', () => {
     }
   });
 
+  it('a long sparse array holding a shared object: a named property that Number() reads as an index ("01", "", "1e3", "1.5") is no index (before: "01" made the hole at 1 arrive as undefined, "1.5" travelled); elements at the 64 indices once sampled, and a Proxy\'s elements that its ownKeys does not list, travel too', async () => {
+    const q = new mp.Queue();
+    const lock = new mp.Lock();
+    const n = 2 ** 32 - 1;
+    try {
+      const a: unknown[] = [];
+      a[2] = 'two';
+      a[2 ** 31] = lock;
+      a[n - 1] = 'last';
+      for (const k of ['01', '', ' 1', '-0', '1e3', '0x10', '1.5', '4294967295', 'tag']) (a as unknown as Record<string, string>)[k] = 'named';
+      await q.put(a);
+      const b = (await q.get()) as unknown[];
+      expect([b.length, Object.keys(b)]).toEqual([n, ['2', String(2 ** 31), String(n - 1)]]);
+      expect(b[2 ** 31]).toBeInstanceOf(mp.Lock);
+      (b[2 ** 31] as mp.Lock).close();
+      // One element at each of the 64 evenly spaced indices that were looked
+      // at for a hole (and none between): walked by index, ~3 min at put.
+      const spread: unknown[] = [];
+      for (let j = 0; j < 64; j++) spread[Math.floor((j * (n - 1)) / 63)] = j;
+      spread[5] = lock;
+      await q.put(spread);
+      const c = (await q.get()) as unknown[];
+      expect([c.length, Object.keys(c).length, c[Math.floor((n - 1) / 63)], c[n - 1], c[5] instanceof mp.Lock]).toEqual([n, 65, 1, 63, true]);
+      (c[5] as mp.Lock).close();
+      // A Proxy is sent by what its traps say (its ownKeys lists only the target's keys).
+      const target: unknown[] = [];
+      target[9] = lock;
+      target[2 ** 20] = 'last';
+      const p = new Proxy(target, { has: (t, k) => k === '100000' || Reflect.has(t, k), get: (t, k, r) => (k === '100000' ? 'virtual' : Reflect.get(t, k, r)) });
+      await q.put(p);
+      const d = (await q.get()) as unknown[];
+      expect([d.length, Object.keys(d), d[100_000], d[9] instanceof mp.Lock]).toEqual([2 ** 20 + 1, ['9', '100000', String(2 ** 20)], 'virtual', true]);
+      (d[9] as mp.Lock).close();
+    } finally {
+      q.close();
+      lock.close();
+    }
+  });
+
   it('short arrays (under 16 elements, writeShortArray): a Proxy whose length is no array length is refused, not garbled (before: a length of 2.5 wrote a count of 2 and 3 elements, "3" or true travelled as 3 or 1 elements); a Proxy of a real length travels, each element read once', () => {
     for (const length of [2.5, 0.5, 15.5, '3', '0', '', true, false, null, [3], { valueOf: () => 2 }]) {
       const p = new Proxy(['a', 1, 'b', null], { get: (t, k, r) => (k === 'length' ? length : Reflect.get(t, k, r)) });
