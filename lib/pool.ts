@@ -434,12 +434,12 @@ function optionalInteger(name: string, v: unknown, min: number, max: number, non
   return checkInteger(name, v, min, max);
 }
 
-/** maxWorkerMemoryMb: a positive number of MiB, or undefined (left out, or null as Python's None: no limit). */
-function optionalMegabytes(v: unknown): number | undefined {
-  if (v === undefined || v === null) return undefined;
+/** maxWorkerMemoryMb (a positive number of MiB) in bytes; Infinity when left out, or null as Python's None: no limit. */
+function maxRssBytes(v: unknown): number {
+  if (v === undefined || v === null) return Infinity;
   if (typeof v !== 'number') throw new TypeError(`Expected "maxWorkerMemoryMb" to be a number of MiB (or null: no limit), got ${describeValue(v)}`);
   if (!(v > 0)) throw new RangeError(`Expected "maxWorkerMemoryMb" to be a positive number of MiB, got ${describeValue(v)}`);
-  return v;
+  return v * 1024 * 1024;
 }
 
 /**
@@ -485,8 +485,8 @@ function ownShared(initargs: readonly unknown[]): readonly unknown[] {
 /** `I`: the initializer's parameters (see PoolOptions); a type of construction only, so every Pool<I> is a Pool. */
 export class Pool<I extends readonly unknown[] = never[]> {
   readonly #processes: number;
-  /** maxWorkerMemoryMb, read once (a change to the caller's options object after the constructor changes nothing). */
-  readonly #maxWorkerMemoryMb: number | undefined;
+  /** maxWorkerMemoryMb in bytes, Infinity for none; read once (a change to the caller's options object after the constructor changes nothing). */
+  readonly #maxRssBytes: number;
   /** maxTasksPerChild, Infinity for none (left out, or null as Python's None). */
   readonly #maxTasksPerChild: number;
   readonly #initializer: TaskTarget | undefined;
@@ -549,7 +549,7 @@ export class Pool<I extends readonly unknown[] = never[]> {
     // null is Python's None: as left out (see PoolBaseOptions).
     this.#processes = optionalInteger('processes', options.processes, 1, 4096, 'cpuCount()') ?? availableParallelism();
     this.#maxTasksPerChild = optionalInteger('maxTasksPerChild', options.maxTasksPerChild, 1, Number.MAX_SAFE_INTEGER, 'no limit') ?? Infinity;
-    this.#maxWorkerMemoryMb = optionalMegabytes(options.maxWorkerMemoryMb);
+    this.#maxRssBytes = maxRssBytes(options.maxWorkerMemoryMb);
     const initargs: unknown = options.initargs;
     if (initargs !== undefined && initargs !== null && !Array.isArray(initargs)) {
       throw new TypeError(`Expected "initargs" to be an array of the initializer's arguments (or null: none), got ${describeValue(initargs)}`);
@@ -1563,7 +1563,7 @@ export class Pool<I extends readonly unknown[] = never[]> {
       args: [childEnd, {
         initializer: this.#initializer,
         initargs: this.#initargs,
-        ...(this.#maxWorkerMemoryMb !== undefined ? { maxRssBytes: this.#maxWorkerMemoryMb * 1024 * 1024 } : {}),
+        ...(this.#maxRssBytes !== Infinity ? { maxRssBytes: this.#maxRssBytes } : {}),
         ...(this.#base !== undefined ? { base: this.#base } : {}) }],
       name: `${this.#name}-Worker-${++this.#workerCount}`,
       daemon: true,
@@ -1697,13 +1697,12 @@ export class Pool<I extends readonly unknown[] = never[]> {
       } else if (!job.call.done) job.call.onError(job, msg.unsent === undefined ? remoteError(msg.error, w.pid) : unsentError(msg.error, msg.unsent, msg.index, job, w.pid));
     }
     const max = this.#maxTasksPerChild;
-    const cap = this.#maxWorkerMemoryMb;
     // A retiring worker stops once its last job answered, whatever its RSS
     // still says (before: over the cap it was "retired" again, a no-op, and
     // never stopped: it lived on beside its replacement and join() hung).
     if (w.retiring) {
       if (w.inflight.length === 0) this.#stopWorker(w);
-    } else if (w.jobsDone >= max || (cap !== undefined && w.rss > cap * 1024 * 1024)) this.#retire(w);
+    } else if (w.jobsDone >= max || w.rss > this.#maxRssBytes) this.#retire(w);
     this.#dispatch();
     this.#maybeFinish();
   }
@@ -1832,8 +1831,7 @@ export class Pool<I extends readonly unknown[] = never[]> {
     // the queue without end; a few such deaths fail it.
     // A worker over the memory cap ends of itself, without beginning the job
     // at the head of its pipe (pool-worker.ts serveJobs): no fault of that job's.
-    const cap = this.#maxWorkerMemoryMb;
-    const quitOverCap = w.retiring && code === 0 && cap !== undefined && w.rss > cap * 1024 * 1024;
+    const quitOverCap = w.retiring && code === 0 && w.rss > this.#maxRssBytes;
     if (neverBegun && !quitOverCap && !head.settled && !w.killed && !w.proc[kLostWithServer] && (head.diedBefore = (head.diedBefore ?? 0) + 1) >= kDiedBeforeLimit) {
       queued.shift();
       const n = head.items.length;
